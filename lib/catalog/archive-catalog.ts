@@ -1,0 +1,121 @@
+import type { Database, Statement } from "bun:sqlite";
+import { BlaineError, ExitCode } from "../errors.ts";
+import { CatalogLock } from "./lock.ts";
+import { hostDrizzle, openCatalogDatabase, type HostDatabase } from "./open.ts";
+import type { FileRecord, HostFileRow } from "./records.ts";
+
+const FILE_COLUMNS =
+  "path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
+
+export interface OpenArchiveCatalogOptions {
+  readonly readonly?: boolean;
+  readonly create?: boolean;
+  /** Take the single-writer lock (every command that writes does). */
+  readonly lock?: boolean;
+}
+
+/**
+ * The host catalog, opened for one command. Hot lookups are prepared
+ * statements; everything else goes through drizzle (`db`).
+ */
+export class ArchiveCatalog {
+  readonly path: string;
+  readonly sqlite: Database;
+  readonly db: HostDatabase;
+  readonly readonly: boolean;
+  #lock: CatalogLock | undefined;
+  #byPath: Statement;
+  #byInode: Statement;
+  #sizeExists: Statement;
+
+  private constructor(path: string, sqlite: Database, readonly: boolean, lock: CatalogLock | undefined) {
+    this.path = path;
+    this.sqlite = sqlite;
+    this.readonly = readonly;
+    this.db = hostDrizzle(sqlite);
+    this.#lock = lock;
+    this.#byPath = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE path = ?`);
+    this.#byInode = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE dev = ? AND ino = ? LIMIT 16`);
+    this.#sizeExists = sqlite.prepare("SELECT 1 FROM main.files WHERE size = ? AND kind = 'file' LIMIT 1");
+  }
+
+  static open(path: string, options: OpenArchiveCatalogOptions = {}): ArchiveCatalog {
+    // The lock comes first: a migration is a write too.
+    const lock = options.lock && !options.readonly ? CatalogLock.acquire(path) : undefined;
+    try {
+      const sqlite = openCatalogDatabase(path, "host", options);
+      return new ArchiveCatalog(path, sqlite, options.readonly ?? false, lock);
+    } catch (error) {
+      lock?.release();
+      throw error;
+    }
+  }
+
+  /** The archive this catalog describes, created on first use. */
+  archiveId(create = false): string | undefined {
+    const row = this.sqlite.query("SELECT id FROM archive LIMIT 1").get() as { id: string } | null;
+    if (row) return row.id;
+    if (!create) return undefined;
+    const id = crypto.randomUUID();
+    this.sqlite.query("INSERT INTO archive (id, created_at) VALUES (?, ?)").run(id, Date.now());
+    return id;
+  }
+
+  requireArchiveId(): string {
+    const id = this.archiveId();
+    if (!id) throw new BlaineError(`catalog ${this.path} has no archive yet: run "blaine disk init" first`, ExitCode.usage);
+    return id;
+  }
+
+  fileByPath(path: string): HostFileRow | undefined {
+    return (this.#byPath.get(path) as HostFileRow | null) ?? undefined;
+  }
+
+  filesByInode(dev: number, ino: number): HostFileRow[] {
+    return this.#byInode.all(dev, ino) as HostFileRow[];
+  }
+
+  /** Whether any archived file has this size: only then can new content be a duplicate. */
+  hasContentOfSize(size: number): boolean {
+    return this.#sizeExists.get(size) !== null;
+  }
+
+  countFiles(): number {
+    return (this.sqlite.query("SELECT count(*) AS n FROM main.files").get() as { n: number }).n;
+  }
+
+  /** Attaches a disk catalog under `alias` so one transaction can cover both. */
+  attach(alias: string, diskCatalogPath: string): void {
+    this.sqlite.query(`ATTACH DATABASE ? AS ${alias}`).run(diskCatalogPath);
+  }
+
+  detach(alias: string): void {
+    this.sqlite.exec(`DETACH DATABASE ${alias}`);
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.sqlite.transaction(fn)();
+  }
+
+  close(): void {
+    try {
+      this.sqlite.close();
+    } finally {
+      this.#lock?.release();
+    }
+  }
+}
+
+export function toRecord(row: FileRecord): FileRecord {
+  return {
+    path: row.path,
+    kind: row.kind,
+    size: row.size,
+    mtimeMs: row.mtimeMs,
+    mode: row.mode,
+    dev: row.dev,
+    ino: row.ino,
+    hash: row.hash,
+    linkTarget: row.linkTarget,
+  };
+}

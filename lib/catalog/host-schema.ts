@@ -1,0 +1,80 @@
+import { index, integer, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/**
+ * The host catalog: the whole archive's state, across every disk, online or
+ * not. SQL names are snake_case, TS fields camelCase.
+ */
+
+/** One row: the archive this catalog belongs to. */
+export const archive = sqliteTable("archive", {
+  id: text("id").primaryKey(),
+  createdAt: integer("created_at").notNull(),
+});
+
+/** A logical archive disk (label "A", "B", …). Its physical drives are copies. */
+export const disks = sqliteTable(
+  "disks",
+  {
+    id: text("id").primaryKey(),
+    label: text("label").notNull(),
+    /** Bytes the user allows on it; null means the file system's size. */
+    capacity: integer("capacity"),
+    /** open: receives new data; full: only changes; retired: gone. */
+    state: text("state", { enum: ["open", "full", "retired"] }).notNull().default("open"),
+    createdAt: integer("created_at").notNull(),
+    lastSeenAt: integer("last_seen_at"),
+  },
+  (table) => [uniqueIndex("disks_label_idx").on(table.label)],
+);
+
+/** A physical drive holding a disk's data (a disk and its twin are two copies). */
+export const diskCopies = sqliteTable(
+  "disk_copies",
+  {
+    id: text("id").primaryKey(),
+    diskId: text("disk_id")
+      .notNull()
+      .references(() => disks.id),
+    createdAt: integer("created_at").notNull(),
+    lastSeenAt: integer("last_seen_at"),
+    lastMountPath: text("last_mount_path"),
+  },
+  (table) => [index("disk_copies_disk_idx").on(table.diskId)],
+);
+
+/** Every archived path (absolute source path), and where its data lives. */
+export const files = sqliteTable(
+  "files",
+  {
+    path: text("path").primaryKey(),
+    kind: text("kind", { enum: ["file", "symlink"] }).notNull(),
+    size: integer("size").notNull(),
+    mtimeMs: real("mtime_ms").notNull(),
+    mode: integer("mode").notNull(),
+    /** Source device and inode: unchanged and renamed files are found by them. */
+    dev: integer("dev").notNull(),
+    ino: integer("ino").notNull(),
+    /** "sha1:<hex>" or "sha256:<hex>"; for symlinks, of the target text. */
+    hash: text("hash").notNull(),
+    linkTarget: text("link_target"),
+    diskId: text("disk_id")
+      .notNull()
+      .references(() => disks.id),
+    archivedAt: integer("archived_at").notNull(),
+  },
+  (table) => [
+    index("files_inode_idx").on(table.dev, table.ino),
+    index("files_hash_idx").on(table.hash, table.size),
+    index("files_size_idx").on(table.size),
+    index("files_disk_idx").on(table.diskId),
+  ],
+);
+
+/** One row per `blaine run`, with its summary, so `status` can tell the history. */
+export const runs = sqliteTable("runs", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  startedAt: integer("started_at").notNull(),
+  finishedAt: integer("finished_at"),
+  exitCode: integer("exit_code"),
+  summary: text("summary"),
+});

@@ -1,0 +1,81 @@
+import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { BlaineError, ExitCode, errnoCode } from "../errors.ts";
+
+/**
+ * One writer per catalog: a lock file next to it holding the writer's pid.
+ * It is created with link(2), which fails if the file exists, so two runs
+ * cannot both win; a lock whose pid is gone (kill -9) is taken over.
+ */
+export class CatalogLock {
+  readonly path: string;
+  #held = false;
+
+  private constructor(path: string) {
+    this.path = path;
+  }
+
+  static acquire(catalogPath: string): CatalogLock {
+    const lock = new CatalogLock(`${catalogPath}.lock`);
+    lock.#take();
+    return lock;
+  }
+
+  #take(): void {
+    const temp = `${this.path}.${process.pid}`;
+    const fd = openSync(temp, "w", 0o644);
+    writeSync(fd, `${process.pid}\n`);
+    closeSync(fd);
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          linkSync(temp, this.path);
+          this.#held = true;
+          return;
+        } catch (error) {
+          if (errnoCode(error) !== "EEXIST") throw error;
+        }
+        const holder = this.#holder();
+        if (holder !== undefined && holder !== process.pid && isAlive(holder)) {
+          throw new BlaineError(`catalog is locked by pid ${holder} (${this.path})`, ExitCode.failure);
+        }
+        // Stale: its writer died. Remove it and try again.
+        try {
+          unlinkSync(this.path);
+        } catch (error) {
+          if (errnoCode(error) !== "ENOENT") throw error;
+        }
+      }
+      throw new BlaineError(`could not take the catalog lock ${this.path}`);
+    } finally {
+      unlinkSync(temp);
+    }
+  }
+
+  #holder(): number | undefined {
+    try {
+      const pid = Number.parseInt(readFileSync(this.path, "utf8"), 10);
+      return Number.isFinite(pid) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    try {
+      if (this.#holder() === process.pid) unlinkSync(this.path);
+    } catch {
+      // Already gone: nothing to release.
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === "EPERM";
+  }
+}

@@ -1,0 +1,104 @@
+import { Database } from "bun:sqlite";
+import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
+import { migrate } from "drizzle-orm/bun-sqlite/migrator";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BlaineError, ExitCode, errorMessage } from "../errors.ts";
+import * as diskSchema from "./disk-schema.ts";
+import * as hostSchema from "./host-schema.ts";
+
+const MIGRATIONS = join(import.meta.dir, "migrations");
+
+export type CatalogKind = "host" | "disk";
+export type HostDatabase = BunSQLiteDatabase<typeof hostSchema>;
+export type DiskDatabase = BunSQLiteDatabase<typeof diskSchema>;
+
+export interface OpenCatalogOptions {
+  /** Open without writing anything: no migration, no creation. */
+  readonly readonly?: boolean;
+  /** Create the file when it does not exist (otherwise that is an error). */
+  readonly create?: boolean;
+}
+
+/**
+ * Opens a catalog file and brings its schema up to date with drizzle-kit's
+ * migrations. An older catalog is upgraded in place; a newer one (written by
+ * a later Blaine) or a file that is not a catalog is refused, never recreated.
+ */
+export function openCatalogDatabase(path: string, kind: CatalogKind, options: OpenCatalogOptions = {}): Database {
+  if (!existsSync(path) && !options.create) {
+    throw new BlaineError(`${kind} catalog ${path} does not exist`, ExitCode.usage);
+  }
+  let sqlite: Database;
+  try {
+    sqlite = options.readonly ? new Database(path, { readonly: true }) : new Database(path, { create: true });
+  } catch (error) {
+    throw new BlaineError(`cannot open ${kind} catalog ${path}: ${errorMessage(error)}`, ExitCode.failure);
+  }
+  try {
+    sqlite.exec("PRAGMA busy_timeout = 5000");
+    if (!options.readonly) {
+      // A rollback journal (not WAL) so that one transaction over the host
+      // catalog and an attached disk catalog commits atomically in both.
+      sqlite.exec("PRAGMA journal_mode = DELETE");
+      sqlite.exec("PRAGMA synchronous = FULL");
+    }
+    sqlite.exec("PRAGMA foreign_keys = ON");
+    checkSchemaVersion(sqlite, path, kind, options.readonly ?? false);
+    if (!options.readonly) migrate(drizzle(sqlite), { migrationsFolder: join(MIGRATIONS, kind) });
+    return sqlite;
+  } catch (error) {
+    sqlite.close();
+    if (error instanceof BlaineError) throw error;
+    throw new BlaineError(`${kind} catalog ${path} is damaged or not a Blaine catalog: ${errorMessage(error)}`);
+  }
+}
+
+interface JournalFile {
+  entries: { idx: number; tag: string; when: number }[];
+}
+
+function knownMigrations(kind: CatalogKind): JournalFile["entries"] {
+  const journal = JSON.parse(readFileSync(join(MIGRATIONS, kind, "meta", "_journal.json"), "utf8")) as JournalFile;
+  return journal.entries;
+}
+
+/** Refuses catalogs written by a newer Blaine, whose schema this one does not know. */
+function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, readonly: boolean): void {
+  const hasTable = sqlite
+    .query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'")
+    .get();
+  const known = knownMigrations(kind);
+  if (!hasTable) {
+    const anyTable = sqlite.query("SELECT name FROM sqlite_master WHERE type = 'table' LIMIT 1").get();
+    if (anyTable) throw new BlaineError(`${path} is an SQLite file but not a Blaine ${kind} catalog`);
+    if (readonly) throw new BlaineError(`${kind} catalog ${path} is empty`);
+    return;
+  }
+  const applied = sqlite.query("SELECT created_at AS createdAt FROM __drizzle_migrations").all() as {
+    createdAt: number;
+  }[];
+  const knownTimes = new Set(known.map((entry) => entry.when));
+  if (applied.some((row) => !knownTimes.has(Number(row.createdAt)))) {
+    throw new BlaineError(`${kind} catalog ${path} was written by a newer version of Blaine; upgrade Blaine to use it`);
+  }
+  if (readonly && applied.length < known.length) {
+    throw new BlaineError(
+      `${kind} catalog ${path} is from an older version of Blaine; run any writing command (e.g. blaine run) to upgrade it`,
+    );
+  }
+}
+
+export function hostDrizzle(sqlite: Database): HostDatabase {
+  return drizzle(sqlite, { schema: hostSchema });
+}
+
+export function diskDrizzle(sqlite: Database): DiskDatabase {
+  return drizzle(sqlite, { schema: diskSchema });
+}
+
+/** `PRAGMA integrity_check` in words: "ok" or the problems SQLite lists. */
+export function integrityCheck(sqlite: Database): string {
+  const rows = sqlite.query("PRAGMA integrity_check").all() as { integrity_check: string }[];
+  return rows.map((row) => row.integrity_check).join("; ");
+}

@@ -1,0 +1,143 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { BlaineError, ExitCode, UsageError, errorMessage } from "./errors.ts";
+import { HASH_ALGORITHMS, type HashAlgorithm } from "./hashing.ts";
+import { parseSize, parseSizeOrPercent, type SizeOrPercent } from "./size.ts";
+import { MATCH_MODES, type MatchMode } from "./stages/differ.ts";
+
+/** The file looked for in the working directory when --config is not given. */
+export const CONFIG_FILE = "blaine.toml";
+
+/**
+ * Every setting, after blaine.toml and flags are merged (flags win). Config
+ * keys are the flag names: `max-delete = "5%"` is `--max-delete 5%`.
+ */
+export interface Settings {
+  readonly configFile: string | undefined;
+  readonly db: string | undefined;
+  readonly dest: readonly string[];
+  readonly sources: readonly string[];
+  readonly exclude: readonly string[];
+  readonly snapraidConf: string | undefined;
+  readonly match: MatchMode;
+  readonly hash: HashAlgorithm;
+  readonly copier: "builtin" | "dc3dd";
+  readonly reserve: SizeOrPercent;
+  readonly capacity: number | undefined;
+  /** A count or a percentage of the archived files; undefined: 10 % or 1000, whichever is smaller. */
+  readonly maxDelete: { readonly count: number } | { readonly percent: number } | undefined;
+  readonly keepDeleted: boolean;
+  readonly dryRun: boolean;
+  readonly json: boolean;
+}
+
+/** Flags as cac parses them (kebab-case keys are camelCased by cac). */
+export type Flags = Record<string, unknown>;
+
+const KNOWN_KEYS = new Set([
+  "db", "dest", "sources", "source", "exclude", "snapraid-conf", "match", "hash", "copier",
+  "reserve", "capacity", "max-delete", "keep-deleted", "disks",
+]);
+
+function camel(key: string): string {
+  return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function list(value: unknown): string[] {
+  if (value === undefined || value === null || value === false) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+/** Reads blaine.toml (or --config FILE) and merges flags over it. */
+export function loadSettings(flags: Flags, positionalSources: readonly string[] = [], cwd = process.cwd()): Settings {
+  const explicit = flags.config as string | undefined;
+  const configFile = explicit ? resolve(cwd, explicit) : existsSync(resolve(cwd, CONFIG_FILE)) ? resolve(cwd, CONFIG_FILE) : undefined;
+  let config: Record<string, unknown> = {};
+  if (configFile) {
+    if (!existsSync(configFile)) throw new UsageError(`--config ${explicit}: no such file`);
+    try {
+      config = Bun.TOML.parse(readFileSync(configFile, "utf8")) as Record<string, unknown>;
+    } catch (error) {
+      throw new BlaineError(`${configFile}: not valid TOML: ${errorMessage(error)}`, ExitCode.usage);
+    }
+    for (const key of Object.keys(config)) {
+      if (!KNOWN_KEYS.has(key) && !key.startsWith("x-")) throw new UsageError(`${configFile}: unknown key "${key}"`);
+    }
+  }
+  const configDir = configFile ? dirname(configFile) : cwd;
+  const fromConfig = (key: string) => config[key];
+  const pick = (key: string) => (flags[camel(key)] !== undefined ? flags[camel(key)] : fromConfig(key));
+  // Paths from the config file are relative to it; paths from flags to the working directory.
+  const pathOf = (key: string): string[] => {
+    const flagValue = flags[camel(key)];
+    if (flagValue !== undefined) return list(flagValue).map((path) => resolve(cwd, path));
+    return list(fromConfig(key)).map((path) => (isAbsolute(path) ? path : resolve(configDir, path)));
+  };
+
+  const sources = positionalSources.length > 0
+    ? positionalSources.map((path) => resolve(cwd, path))
+    : [...pathOf("sources"), ...pathOf("source")];
+  const match = String(pick("match") ?? "inode");
+  if (!MATCH_MODES.includes(match as MatchMode)) throw new UsageError(`--match: "${match}" is not one of ${MATCH_MODES.join(", ")}`);
+  const hash = String(pick("hash") ?? "sha1");
+  if (!HASH_ALGORITHMS.includes(hash as HashAlgorithm)) throw new UsageError(`--hash: "${hash}" is not one of ${HASH_ALGORITHMS.join(", ")}`);
+  const copier = String(pick("copier") ?? "builtin");
+  if (copier !== "builtin" && copier !== "dc3dd") throw new UsageError(`--copier: "${copier}" is not builtin or dc3dd`);
+  const capacity = pick("capacity");
+  const snapraid = pathOf("snapraid-conf")[0];
+
+  return {
+    configFile,
+    db: pathOf("db")[0],
+    dest: [...pathOf("dest"), ...pathOf("disks")],
+    sources: sources.map((source) => (source.length > 1 && source.endsWith("/") ? source.slice(0, -1) : source)),
+    exclude: [...list(fromConfig("exclude")), ...list(flags.exclude)],
+    snapraidConf: snapraid,
+    match: match as MatchMode,
+    hash: hash as HashAlgorithm,
+    copier,
+    reserve: parseSizeOrPercent((pick("reserve") as string | number | undefined) ?? "1%", "--reserve"),
+    capacity: capacity === undefined ? undefined : parseSize(capacity as string, "--capacity"),
+    maxDelete: parseMaxDelete(pick("max-delete")),
+    keepDeleted: Boolean(pick("keep-deleted") ?? false),
+    dryRun: Boolean(flags.dryRun ?? false),
+    json: Boolean(flags.json ?? false),
+  };
+}
+
+function parseMaxDelete(value: unknown): Settings["maxDelete"] {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(text);
+  if (percent) return { percent: Number(percent[1]) };
+  if (/^\d+$/.test(text)) return { count: Number(text) };
+  throw new UsageError(`--max-delete: "${text}" is not a count or a percentage`);
+}
+
+export function requireDb(settings: Settings): string {
+  if (!settings.db) throw new UsageError(`no catalog: give --db FILE or set db in ${CONFIG_FILE}`);
+  return settings.db;
+}
+
+export function requireDest(settings: Settings): readonly string[] {
+  if (settings.dest.length === 0) throw new UsageError(`no archive disk: give --dest DIR or set dest in ${CONFIG_FILE}`);
+  return settings.dest;
+}
+
+/** Exclude patterns from flags, config and the SnapRAID configuration. */
+export function excludePatterns(settings: Settings): string[] {
+  const patterns = [...settings.exclude];
+  if (settings.snapraidConf) {
+    let text: string;
+    try {
+      text = readFileSync(settings.snapraidConf, "utf8");
+    } catch (error) {
+      throw new UsageError(`--snapraid-conf ${settings.snapraidConf}: ${errorMessage(error)}`);
+    }
+    for (const line of text.split("\n")) {
+      const match = /^\s*exclude\s+(.+?)\s*$/.exec(line);
+      if (match) patterns.push(match[1]);
+    }
+  }
+  return patterns;
+}

@@ -1,0 +1,115 @@
+import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, write, writeSync, type Stats } from "node:fs";
+import { CHUNK_SIZE, formatHash, type HashAlgorithm } from "../hashing.ts";
+
+export interface CopyResult {
+  readonly hash: string;
+  readonly size: number;
+  /** The source's stat after the copy: the caller compares it with the walk to catch changing files. */
+  readonly sourceAfter: Stats;
+}
+
+export interface CopyRequest {
+  readonly source: string;
+  readonly target: string;
+  readonly algorithm: HashAlgorithm;
+  readonly mode: number;
+  readonly mtimeMs: number;
+  readonly signal?: AbortSignal;
+}
+
+/** Below this a file is copied with one read and one write: small files are latency-bound. */
+const SMALL_FILE = 256 * 1024;
+
+/**
+ * Copies and hashes in one pass. For large files the hash of chunk n runs on
+ * this thread while chunk n-1 is written by the I/O thread pool, so copying
+ * uses both cores. The target gets the source's mode and mtime; durability
+ * comes later from one syncfs per batch (see DiskWriter).
+ */
+export async function copyWithHash(request: CopyRequest): Promise<CopyResult> {
+  const source = openSync(request.source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  let target: number | undefined;
+  try {
+    target = openSync(request.target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    const hasher = new Bun.CryptoHasher(request.algorithm);
+    const size = fstatSync(source).size;
+    const copied =
+      size <= SMALL_FILE ? copySmall(source, target, hasher, size) : await copyLarge(source, target, hasher, request.signal);
+    fchmodSync(target, request.mode);
+    const seconds = request.mtimeMs / 1000;
+    futimesSync(target, seconds, seconds);
+    return { hash: formatHash(request.algorithm, hasher), size: copied, sourceAfter: fstatSync(source) };
+  } finally {
+    closeSync(source);
+    if (target !== undefined) closeSync(target);
+  }
+}
+
+function copySmall(source: number, target: number, hasher: Bun.CryptoHasher, size: number): number {
+  // One byte more than stat said, so a file that grew is read to its end.
+  const buffer = Buffer.allocUnsafe(size + 1);
+  let total = 0;
+  for (;;) {
+    const read = readSync(source, buffer, total, buffer.length - total, null);
+    if (read === 0) break;
+    total += read;
+    if (total === buffer.length) {
+      hasher.update(buffer);
+      writeAll(target, buffer);
+      return total + copyRestSync(source, target, hasher);
+    }
+  }
+  const data = buffer.subarray(0, total);
+  hasher.update(data);
+  writeAll(target, data);
+  return total;
+}
+
+function copyRestSync(source: number, target: number, hasher: Bun.CryptoHasher): number {
+  const buffer = Buffer.allocUnsafe(CHUNK_SIZE);
+  let total = 0;
+  for (;;) {
+    const read = readSync(source, buffer, 0, buffer.length, null);
+    if (read === 0) return total;
+    hasher.update(buffer.subarray(0, read));
+    writeAll(target, buffer.subarray(0, read));
+    total += read;
+  }
+}
+
+async function copyLarge(source: number, target: number, hasher: Bun.CryptoHasher, signal?: AbortSignal): Promise<number> {
+  const buffers = [Buffer.allocUnsafe(CHUNK_SIZE), Buffer.allocUnsafe(CHUNK_SIZE)];
+  let writing: Promise<void> | undefined;
+  let total = 0;
+  for (let turn = 0; ; turn++) {
+    signal?.throwIfAborted();
+    // This buffer's previous write was awaited one turn ago.
+    const buffer = buffers[turn & 1];
+    const read = readSync(source, buffer, 0, buffer.length, null);
+    if (read === 0) break;
+    const chunk = buffer.subarray(0, read);
+    hasher.update(chunk);
+    if (writing) await writing;
+    writing = writeAllAsync(target, chunk);
+    total += read;
+  }
+  if (writing) await writing;
+  return total;
+}
+
+function writeAll(fd: number, data: Uint8Array): void {
+  let offset = 0;
+  while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
+}
+
+async function writeAllAsync(fd: number, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) offset += await writeFd(fd, data, offset);
+}
+
+/** fs/promises' write wants a FileHandle; the callback API takes the raw fd. */
+function writeFd(fd: number, data: Uint8Array, offset: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    write(fd, data, offset, data.length - offset, null, (error, written) => (error ? reject(error) : resolve(written)));
+  });
+}

@@ -1,0 +1,343 @@
+import type { Statement } from "bun:sqlite";
+import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmdirSync, symlinkSync, unlinkSync, lutimesSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { FileRecord } from "../catalog/records.ts";
+import { errnoCode, errorMessage } from "../errors.ts";
+import { syncFileSystem } from "../fs/atomic.ts";
+import type { MountedDisk } from "./mounted-disk.ts";
+
+/** One change to a mounted disk's data tree, and the catalog rows that follow it. */
+export type DiskChange =
+  /** A copied file waiting in .blaine/tmp as `tempName`. */
+  | { readonly op: "place"; readonly record: FileRecord; readonly tempName: string }
+  /** Content the disk already holds: stored as a hardlink to it. */
+  | { readonly op: "link"; readonly record: FileRecord }
+  | { readonly op: "symlink"; readonly record: FileRecord }
+  | { readonly op: "rename"; readonly fromPath: string; readonly record: FileRecord }
+  | { readonly op: "delete"; readonly path: string };
+
+export interface ChangeOutcome {
+  readonly change: DiskChange;
+  readonly ok: boolean;
+  /** Why it failed, for the run's error list. */
+  readonly error?: string;
+  /** The disk no longer holds what a link or rename needed: copy the data instead. */
+  readonly needsCopy?: boolean;
+}
+
+interface PreparedChange {
+  readonly change: DiskChange;
+  /** The intent's op: link and symlink are made in tmp first, then placed. */
+  readonly intentOp: "place" | "rename" | "delete";
+  readonly tempName?: string;
+  intentId?: number;
+  outcome?: ChangeOutcome;
+}
+
+const contentKey = (hash: string, size: number) => `${hash}/${size}`;
+
+/**
+ * Applies batches of changes to one mounted disk so that a kill -9 at any
+ * moment leaves the catalogs and the disk in agreement (after recovery):
+ *
+ *   temps made durable (syncfs) → intents committed → renames/unlinks →
+ *   syncfs → one transaction: host rows + disk rows + intents removed.
+ *
+ * Every file-system step is atomic (rename, link, unlink), and recovery
+ * tells from the file system which intents happened.
+ */
+export class DiskWriter {
+  readonly disk: MountedDisk;
+  readonly #catalog: ArchiveCatalog;
+  #tempCounter = 0;
+  readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}`;
+  readonly #statements: ReturnType<typeof prepareStatements>;
+
+  constructor(catalog: ArchiveCatalog, disk: MountedDisk) {
+    this.#catalog = catalog;
+    this.disk = disk;
+    this.#statements = prepareStatements(catalog, disk.alias);
+  }
+
+  /** A fresh temp path on the disk for the copier to write into. */
+  newTempName(): string {
+    return `${this.#tempPrefix}-${(this.#tempCounter++).toString(36)}`;
+  }
+
+  tempPath(name: string): string {
+    return join(this.disk.layout.tmp, name);
+  }
+
+  /** Paths on this disk that hold content `hash`/`size` now (catalog = disk between batches). */
+  holdersOf(hash: string, size: number): string[] {
+    return (this.#statements.holders.all(hash, size) as { path: string }[]).map((row) => row.path);
+  }
+
+  entryHash(path: string): string | undefined {
+    return (this.#statements.entryHash.get(path) as { hash: string } | null)?.hash;
+  }
+
+  async commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]> {
+    if (changes.length === 0) return [];
+    const root = this.disk.root;
+    const prepared = this.#prepare(changes);
+    // Copied temps must be on disk before an intent can say "rename it".
+    if (changes.some((change) => change.op !== "delete")) syncFileSystem(root);
+
+    const live = prepared.filter((item) => !item.outcome);
+    this.#catalog.transaction(() => {
+      const now = Date.now();
+      for (const item of live) {
+        const change = item.change;
+        const record = "record" in change ? JSON.stringify(change.record) : null;
+        const path = change.op === "delete" ? change.path : change.record.path;
+        const fromPath = change.op === "rename" ? change.fromPath : null;
+        const row = this.#statements.insertIntent.get(item.intentOp, path, fromPath, item.tempName ?? null, record, now) as { id: number };
+        item.intentId = row.id;
+      }
+    });
+
+    for (const item of live) item.outcome = this.#execute(item);
+    syncFileSystem(root);
+
+    this.#catalog.transaction(() => {
+      const now = Date.now();
+      for (const item of live) {
+        if (item.outcome?.ok) this.#apply(item.change, now);
+        this.#statements.deleteIntent.run(item.intentId!);
+      }
+    });
+    return prepared.map((item) => item.outcome!);
+  }
+
+  /** Makes link and symlink temps before any intent exists, so "temp exists" means "not placed yet". */
+  #prepare(changes: readonly DiskChange[]): PreparedChange[] {
+    const touched = new Set<string>();
+    const placedInBatch = new Map<string, string>();
+    const prepared: PreparedChange[] = [];
+    for (const change of changes) {
+      try {
+        prepared.push(this.#prepareOne(change, touched, placedInBatch));
+      } catch (error) {
+        prepared.push({ change, intentOp: "delete", outcome: { change, ok: false, error: errorMessage(error) } });
+      }
+      const path = change.op === "delete" ? change.path : change.record.path;
+      touched.add(path);
+      if (change.op === "rename") touched.add(change.fromPath);
+    }
+    return prepared;
+  }
+
+  #prepareOne(change: DiskChange, touched: Set<string>, placedInBatch: Map<string, string>): PreparedChange {
+    const layout = this.disk.layout;
+    switch (change.op) {
+      case "place":
+        placedInBatch.set(contentKey(change.record.hash, change.record.size), change.tempName);
+        return { change, intentOp: "place", tempName: change.tempName };
+      case "delete":
+        return { change, intentOp: "delete" };
+      case "symlink": {
+        const tempName = this.newTempName();
+        symlinkSync(change.record.linkTarget ?? "", this.tempPath(tempName));
+        lutimesSync(this.tempPath(tempName), change.record.mtimeMs / 1000, change.record.mtimeMs / 1000);
+        return { change, intentOp: "place", tempName };
+      }
+      case "link": {
+        const { hash, size } = change.record;
+        const tempName = this.newTempName();
+        const sameBatch = placedInBatch.get(contentKey(hash, size));
+        const candidates = [
+          ...(sameBatch ? [this.tempPath(sameBatch)] : []),
+          ...this.holdersOf(hash, size)
+            .filter((path) => !touched.has(path))
+            .map((path) => layout.dataPath(path)),
+        ];
+        for (const candidate of candidates) {
+          try {
+            linkSync(candidate, this.tempPath(tempName));
+            return { change, intentOp: "place", tempName };
+          } catch (error) {
+            if (errnoCode(error) !== "ENOENT") throw error;
+          }
+        }
+        return { change, intentOp: "place", outcome: { change, ok: false, needsCopy: true } };
+      }
+      case "rename": {
+        const held = !touched.has(change.fromPath) && this.entryHash(change.fromPath) === change.record.hash;
+        if (!held || !existsSync(layout.dataPath(change.fromPath))) {
+          return { change, intentOp: "rename", outcome: { change, ok: false, needsCopy: true } };
+        }
+        return { change, intentOp: "rename" };
+      }
+    }
+  }
+
+  #execute(item: PreparedChange): ChangeOutcome {
+    const { change } = item;
+    const layout = this.disk.layout;
+    try {
+      switch (change.op) {
+        case "delete":
+          removeData(layout.root, change.path);
+          break;
+        case "rename": {
+          const target = layout.dataPath(change.record.path);
+          mkdirSync(dirname(target), { recursive: true });
+          renameSync(layout.dataPath(change.fromPath), target);
+          pruneEmptyParents(layout.root, change.fromPath);
+          break;
+        }
+        default: {
+          const target = layout.dataPath(change.record.path);
+          mkdirSync(dirname(target), { recursive: true });
+          renameSync(this.tempPath(item.tempName!), target);
+        }
+      }
+      return { change, ok: true };
+    } catch (error) {
+      if (item.tempName) rmQuiet(this.tempPath(item.tempName));
+      return { change, ok: false, error: describeFsError(error) };
+    }
+  }
+
+  #apply(change: DiskChange, now: number): void {
+    const s = this.#statements;
+    if (change.op === "delete") {
+      s.deleteFile.run(change.path);
+      s.deleteEntry.run(change.path);
+      return;
+    }
+    if (change.op === "rename") {
+      s.deleteFile.run(change.fromPath);
+      s.deleteEntry.run(change.fromPath);
+    }
+    applyRecord(s, change.record, this.disk.label.diskId, now);
+  }
+}
+
+function applyRecord(s: ReturnType<typeof prepareStatements>, r: FileRecord, diskId: string, now: number): void {
+  s.upsertFile.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, diskId, now);
+  s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.hash, r.linkTarget, now);
+}
+
+function prepareStatements(catalog: ArchiveCatalog, alias: string) {
+  const db = catalog.sqlite;
+  return {
+    insertIntent: db.prepare(
+      `INSERT INTO ${alias}.intents (op, path, from_path, temp_name, record, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+    ),
+    deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
+    holders: db.prepare(`SELECT path FROM ${alias}.entries WHERE hash = ? AND size = ? AND kind = 'file' LIMIT 8`),
+    entryHash: db.prepare(`SELECT hash FROM ${alias}.entries WHERE path = ?`),
+    upsertFile: db.prepare(
+      `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
+         mode = excluded.mode, dev = excluded.dev, ino = excluded.ino, hash = excluded.hash,
+         link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
+    ),
+    upsertEntry: db.prepare(
+      `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mode, hash, link_target, archived_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
+         mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
+    ),
+    deleteFile: db.prepare("DELETE FROM main.files WHERE path = ?"),
+    deleteEntry: db.prepare(`DELETE FROM ${alias}.entries WHERE path = ?`),
+  } satisfies Record<string, Statement>;
+}
+
+interface IntentRow {
+  id: number;
+  op: "place" | "rename" | "delete";
+  path: string;
+  fromPath: string | null;
+  tempName: string | null;
+  record: string | null;
+}
+
+/**
+ * Finishes or drops what a killed run left in the intents table, deciding
+ * from the file system alone, then clears stray temps. Safe to repeat.
+ * Returns how many intents were found.
+ */
+export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number {
+  const layout = disk.layout;
+  const statements = prepareStatements(catalog, disk.alias);
+  const intents = catalog.sqlite
+    .query(`SELECT id, op, path, from_path AS fromPath, temp_name AS tempName, record FROM ${disk.alias}.intents ORDER BY id`)
+    .all() as IntentRow[];
+  catalog.transaction(() => {
+    const now = Date.now();
+    for (const intent of intents) {
+      const record = intent.record ? (JSON.parse(intent.record) as FileRecord) : undefined;
+      const exists = (path: string) => lstatQuiet(layout.dataPath(path));
+      let done = false;
+      if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
+      else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
+      else done = !exists(intent.path);
+      if (done) {
+        if (intent.op === "delete") applyDelete(statements, intent.path);
+        else {
+          if (intent.op === "rename" && intent.fromPath) applyDelete(statements, intent.fromPath);
+          applyRecord(statements, record!, disk.label.diskId, now);
+        }
+      }
+      statements.deleteIntent.run(intent.id);
+    }
+  });
+  disk.clearTemps(new Set());
+  return intents.length;
+}
+
+function applyDelete(s: ReturnType<typeof prepareStatements>, path: string): void {
+  s.deleteFile.run(path);
+  s.deleteEntry.run(path);
+}
+
+function lstatQuiet(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function rmQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Nothing to clean.
+  }
+}
+
+/** Removes an archived path's data and the directories it leaves empty. */
+export function removeData(root: string, path: string): void {
+  try {
+    unlinkSync(join(root, path));
+  } catch (error) {
+    if (errnoCode(error) !== "ENOENT") throw error;
+  }
+  pruneEmptyParents(root, path);
+}
+
+/** Removes now-empty directories above `path`, never the disk root itself. */
+function pruneEmptyParents(root: string, path: string): void {
+  let dir = dirname(path);
+  while (dir !== "/" && dir !== ".") {
+    try {
+      rmdirSync(join(root, dir));
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}
+
+function describeFsError(error: unknown): string {
+  const code = errnoCode(error);
+  if (code === "ENOSPC") return "the archive disk is full";
+  return errorMessage(error);
+}

@@ -1,0 +1,102 @@
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { openCatalogDatabase } from "../catalog/open.ts";
+import { BlaineError, ExitCode } from "../errors.ts";
+import { readDiskLabel, type DiskLabel } from "./disk-label.ts";
+import { diskLayout, type DiskLayout } from "./layout.ts";
+
+export interface DiskRow {
+  readonly id: string;
+  readonly label: string;
+  readonly capacity: number | null;
+  readonly state: "open" | "full" | "retired";
+}
+
+/**
+ * An archive disk that is mounted now, recognised by its disk.json and
+ * attached to the host catalog connection under `alias`.
+ */
+export class MountedDisk {
+  readonly layout: DiskLayout;
+  readonly label: DiskLabel;
+  readonly alias: string;
+  readonly row: DiskRow;
+
+  private constructor(layout: DiskLayout, label: DiskLabel, alias: string, row: DiskRow) {
+    this.layout = layout;
+    this.label = label;
+    this.alias = alias;
+    this.row = row;
+  }
+
+  get root(): string {
+    return this.layout.root;
+  }
+
+  /**
+   * Recognises `dir` as a disk of the catalog's archive, brings its catalog
+   * schema up to date and attaches it. Refuses directories of other archives.
+   */
+  static open(catalog: ArchiveCatalog, dir: string, alias: string, options: { readonly?: boolean } = {}): MountedDisk {
+    const root = resolve(dir);
+    if (!existsSync(root) || !statSync(root).isDirectory()) {
+      throw new BlaineError(`--dest ${dir}: no such directory (is the disk mounted?)`, ExitCode.usage);
+    }
+    const label = readDiskLabel(root);
+    if (!label) {
+      throw new BlaineError(`--dest ${dir} is not an archive disk (no .blaine/disk.json): run "blaine disk init ${dir} --label NAME"`, ExitCode.usage);
+    }
+    const archiveId = catalog.archiveId();
+    if (label.archiveId !== archiveId) {
+      throw new BlaineError(
+        `${dir} belongs to another archive (${label.archiveId}), not to the one in catalog ${catalog.path} (${archiveId ?? "none"})`,
+        ExitCode.usage,
+      );
+    }
+    const row = catalog.sqlite
+      .query("SELECT id, label, capacity, state FROM disks WHERE id = ?")
+      .get(label.diskId) as DiskRow | null;
+    if (!row) {
+      throw new BlaineError(`${dir} claims disk "${label.label}" (${label.diskId}), which catalog ${catalog.path} does not know`, ExitCode.usage);
+    }
+    const layout = diskLayout(root);
+    // Migrate on a connection of its own: the migrator works on "main".
+    openCatalogDatabase(layout.catalog, "disk", { readonly: options.readonly, create: !options.readonly }).close();
+    catalog.attach(alias, layout.catalog);
+    if (!options.readonly) {
+      mkdirSync(layout.tmp, { recursive: true });
+      catalog.sqlite
+        .query("UPDATE disk_copies SET last_seen_at = ?, last_mount_path = ? WHERE id = ?")
+        .run(Date.now(), root, label.copyId);
+      catalog.sqlite.query("UPDATE disks SET last_seen_at = ? WHERE id = ?").run(Date.now(), label.diskId);
+    }
+    return new MountedDisk(layout, label, alias, row);
+  }
+
+  /** Bytes of distinct content stored (hardlinks counted once). */
+  usedBytes(catalog: ArchiveCatalog): number {
+    const row = catalog.sqlite
+      .query(`SELECT coalesce(sum(size), 0) AS used FROM (SELECT DISTINCT hash, size FROM ${this.alias}.entries WHERE kind = 'file')`)
+      .get() as { used: number };
+    return row.used;
+  }
+
+  fileCount(catalog: ArchiveCatalog): number {
+    return (catalog.sqlite.query(`SELECT count(*) AS n FROM ${this.alias}.entries`).get() as { n: number }).n;
+  }
+
+  /** Free bytes on the file system and its total size, as statfs says now. */
+  fileSystemSpace(): { free: number; total: number } {
+    const stats = statfsSync(this.root);
+    return { free: stats.bavail * stats.bsize, total: stats.blocks * stats.bsize };
+  }
+
+  /** Removes temp files no intent refers to (left by a run that was killed). */
+  clearTemps(keep: ReadonlySet<string>): void {
+    if (!existsSync(this.layout.tmp)) return;
+    for (const name of readdirSync(this.layout.tmp)) {
+      if (!keep.has(name)) rmSync(`${this.layout.tmp}/${name}`, { force: true, recursive: true });
+    }
+  }
+}

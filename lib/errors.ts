@@ -1,0 +1,45 @@
+/**
+ * Exit codes are part of Blaine's contract with scripts: each one means one
+ * thing, so a cron job can tell "try again with more disks" from "data damaged".
+ */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  /** Bad usage, bad configuration, or a safety stop that refused to act. */
+  usage: 2,
+  /** The work is not complete: not enough space, or other disks are needed. */
+  incomplete: 3,
+  /** verify or restore found damaged or missing data. */
+  damage: 4,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An error meant for the user: its message names the file or option at fault. */
+export class BlaineError extends Error {
+  readonly exitCode: ExitCode;
+  constructor(message: string, exitCode: ExitCode = ExitCode.failure, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BlaineError";
+    this.exitCode = exitCode;
+  }
+}
+
+export class UsageError extends BlaineError {
+  constructor(message: string) {
+    super(message, ExitCode.usage);
+    this.name = "UsageError";
+  }
+}
+
+/** Message of any thrown value, without stack noise. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** The errno code of a Node/Bun fs error (`ENOENT`, `ENOSPC`, …), if any. */
+export function errnoCode(error: unknown): string | undefined {
+  return typeof error === "object" && error !== null && "code" in error
+    ? String((error as { code: unknown }).code)
+    : undefined;
+}

@@ -1,0 +1,55 @@
+import { dlopen, FFIType } from "bun:ffi";
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { dirname, basename, join } from "node:path";
+import { errnoCode } from "../errors.ts";
+
+/**
+ * syncfs(2) flushes a whole file system in one call. Batches of small files
+ * are made durable with one syncfs instead of one fsync each: the same
+ * guarantee, and thousands of times fewer flushes on a spinning disk.
+ */
+const libc = (() => {
+  try {
+    return dlopen("libc.so.6", { syncfs: { args: [FFIType.i32], returns: FFIType.i32 } });
+  } catch {
+    return undefined;
+  }
+})();
+
+/** Makes everything written on the file system holding `path` durable. */
+export function syncFileSystem(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    if (!libc || libc.symbols.syncfs(fd) !== 0) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function fsyncDirectory(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } catch (error) {
+    // Some file systems (and FUSE layers) refuse fsync on directories.
+    if (errnoCode(error) !== "EINVAL") throw error;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes a file so that readers see either the old or the new content, never a part. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const fd = openSync(temp, "w", 0o644);
+  try {
+    const bytes = typeof data === "string" ? Buffer.from(data) : data;
+    let offset = 0;
+    while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
+  fsyncDirectory(dirname(path));
+}

@@ -1,0 +1,42 @@
+import { closeSync, constants, openSync, readSync } from "node:fs";
+
+export type HashAlgorithm = "sha1" | "sha256";
+export const HASH_ALGORITHMS: readonly HashAlgorithm[] = ["sha1", "sha256"];
+
+/** Large enough to amortise syscalls, small enough to stay in cache while hashed. */
+export const CHUNK_SIZE = 1 << 20;
+
+export function formatHash(algorithm: HashAlgorithm, hasher: Bun.CryptoHasher): string {
+  return `${algorithm}:${hasher.digest("hex")}`;
+}
+
+export function hashText(algorithm: HashAlgorithm, text: string): string {
+  const hasher = new Bun.CryptoHasher(algorithm);
+  hasher.update(text);
+  return formatHash(algorithm, hasher);
+}
+
+/** The algorithm part of a stored hash ("sha1:ab…" → "sha1"). */
+export function hashAlgorithmOf(hash: string): HashAlgorithm {
+  const algorithm = hash.slice(0, hash.indexOf(":"));
+  if (algorithm !== "sha1" && algorithm !== "sha256") throw new Error(`unknown hash "${hash}"`);
+  return algorithm;
+}
+
+/** Reads a file once and returns its hash and length. Does not follow symlinks. */
+export function hashFile(path: string, algorithm: HashAlgorithm, buffer = Buffer.allocUnsafe(CHUNK_SIZE)): { hash: string; size: number } {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const hasher = new Bun.CryptoHasher(algorithm);
+    let size = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, 0, buffer.length, null);
+      if (read === 0) break;
+      hasher.update(buffer.subarray(0, read));
+      size += read;
+    }
+    return { hash: formatHash(algorithm, hasher), size };
+  } finally {
+    closeSync(fd);
+  }
+}

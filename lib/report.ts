@@ -1,0 +1,74 @@
+/** The counts `blaine run --json` reports; every file lands in exactly one of the first five. */
+export interface RunCounts {
+  new: number;
+  modified: number;
+  renamed: number;
+  unchanged: number;
+  skipped: number;
+  deleted: number;
+  /** Of the new and modified files, how many were stored as hardlinks to content already on the disk. */
+  deduplicated: number;
+  bytesCopied: number;
+}
+
+export interface RunError {
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface ProgressSnapshot {
+  readonly files: number;
+  readonly bytes: number;
+  readonly plannedFiles: number;
+  readonly plannedBytes: number;
+  readonly startedAt: number;
+}
+
+/**
+ * What a run did, gathered by the stages as they go. Stages report through
+ * it instead of throwing, so one bad file never aborts a run.
+ */
+export class RunReport {
+  readonly counts: RunCounts = {
+    new: 0,
+    modified: 0,
+    renamed: 0,
+    unchanged: 0,
+    skipped: 0,
+    deleted: 0,
+    deduplicated: 0,
+    bytesCopied: 0,
+  };
+  readonly errors: RunError[] = [];
+  readonly warnings: RunError[] = [];
+  /** Files not archived for lack of space, and their bytes. */
+  readonly notStored = { files: 0, bytes: 0 };
+  /** Set when a safety stop refused to act; the run then exits 2. */
+  safetyStop: string | undefined;
+  /** Lines a dry run prints: what it would do. */
+  readonly plan: string[] = [];
+  readonly startedAt = Date.now();
+  readonly progress = { files: 0, bytes: 0, plannedFiles: 0, plannedBytes: 0 };
+
+  error(path: string, message: string): void {
+    this.errors.push({ path, message });
+  }
+
+  warn(path: string, message: string): void {
+    this.warnings.push({ path, message });
+  }
+
+  planned(bytes: number): void {
+    this.progress.plannedFiles++;
+    this.progress.plannedBytes += bytes;
+  }
+
+  done(bytes: number): void {
+    this.progress.files++;
+    this.progress.bytes += bytes;
+  }
+
+  snapshot(): ProgressSnapshot {
+    return { ...this.progress, startedAt: this.startedAt };
+  }
+}

@@ -1,0 +1,106 @@
+import { lstatSync, unlinkSync } from "node:fs";
+import { copyWithHash, type CopyRequest, type CopyResult } from "../copy/builtin-copy.ts";
+import type { SpaceBudget } from "../disk/space-budget.ts";
+import { errnoCode, errorMessage } from "../errors.ts";
+import type { HashAlgorithm } from "../hashing.ts";
+import { mapBounded } from "../pipeline/bounded.ts";
+import type { PlannedFile, StoredFile } from "../pipeline/types.ts";
+import type { RunReport } from "../report.ts";
+import { formatBytes } from "../size.ts";
+
+export type CopyFunction = (request: CopyRequest) => Promise<CopyResult>;
+
+export interface CopierOptions {
+  readonly algorithm: HashAlgorithm;
+  readonly space: SpaceBudget;
+  readonly report: RunReport;
+  /** A fresh temp path on the target disk. */
+  readonly newTemp: () => { name: string; path: string };
+  /** The built-in copier by default; dc3dd is the alternative. */
+  readonly copy?: CopyFunction;
+  readonly concurrency?: number;
+  readonly dryRun?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Copies new and modified files into temp files on the disk, hashing as it
+ * copies. Links, symlinks and renames pass through: they carry no data.
+ */
+export async function* copier(items: AsyncIterable<PlannedFile>, options: CopierOptions): AsyncGenerator<StoredFile> {
+  const work = async (item: PlannedFile): Promise<StoredFile | undefined> => {
+    if (item.action !== "copy") return { ...item, action: item.action ?? "copy", hash: item.hash ?? "", bytesCopied: 0 };
+    if (options.dryRun) {
+      options.report.plan.push(`copy ${item.path} (${formatBytes(item.size)})`);
+      return { ...item, action: "copy", hash: item.hash ?? "", bytesCopied: item.size };
+    }
+    return copyOne(item, options);
+  };
+  for await (const stored of mapBounded(items, work, { concurrency: options.concurrency ?? 8, signal: options.signal })) {
+    if (stored) yield stored;
+  }
+}
+
+/** Copies one file, retrying once if it changed during the copy. Reports failures; never throws for a file. */
+export async function copyOne(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined> {
+  const { report, space } = options;
+  const copy = options.copy ?? copyWithHash;
+  let current: PlannedFile = item;
+  for (let attempt = 1; attempt <= 2; attempt++) {
+    if (!space.tryReserve(current.size)) {
+      report.notStored.files++;
+      report.notStored.bytes += current.size;
+      report.counts.skipped++;
+      report.warn(current.path, `not stored: ${formatBytes(current.size)} does not fit on the disk`);
+      return undefined;
+    }
+    const temp = options.newTemp();
+    const reserved = current.size;
+    let written = false;
+    try {
+      const result = await copy({
+        source: current.path,
+        target: temp.path,
+        algorithm: options.algorithm,
+        mode: current.mode,
+        mtimeMs: current.mtimeMs,
+        signal: options.signal,
+      });
+      written = true;
+      const after = result.sourceAfter;
+      if (result.size === current.size && after.size === current.size && after.mtimeMs === current.mtimeMs) {
+        report.done(result.size);
+        return { ...current, action: "copy", hash: result.hash, tempName: temp.name, bytesCopied: result.size };
+      }
+      unlinkQuiet(temp.path);
+      written = false;
+      if (attempt === 2) break;
+      // It changed while we copied: take its new state and try once more.
+      const stats = lstatSync(current.path);
+      if (!stats.isFile()) break;
+      current = { ...current, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, ino: stats.ino, dev: stats.dev, hash: undefined };
+    } catch (error) {
+      unlinkQuiet(temp.path);
+      options.signal?.throwIfAborted();
+      report.counts.skipped++;
+      const code = errnoCode(error);
+      if (code === "ENOENT") report.error(current.path, "vanished before it could be copied");
+      else if (code === "ENOSPC") report.error(current.path, "the archive disk is full");
+      else report.error(current.path, errorMessage(error));
+      return undefined;
+    } finally {
+      space.release(reserved, written);
+    }
+  }
+  report.counts.skipped++;
+  report.error(current.path, "changed while being copied (twice); it will be archived by a later run");
+  return undefined;
+}
+
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone.
+  }
+}

@@ -1,0 +1,99 @@
+import { lstatSync } from "node:fs";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { toRecord } from "../catalog/archive-catalog.ts";
+import type { HostFileRow } from "../catalog/records.ts";
+import type { SeenPaths } from "../catalog/seen-paths.ts";
+import type { FileEntry, PlannedFile } from "../pipeline/types.ts";
+import type { RunReport } from "../report.ts";
+
+/**
+ * How unchanged files are recognised without reading them. "inode" (the
+ * default) also finds renames by inode; pools whose inodes are not stable
+ * (MergerFS) use "path-size-mtime", or "size-mtime" to also find renames by
+ * size and mtime.
+ */
+export type MatchMode = "inode" | "path-size-mtime" | "size-mtime";
+export const MATCH_MODES: readonly MatchMode[] = ["inode", "path-size-mtime", "size-mtime"];
+
+export interface DiffOptions {
+  readonly catalog: ArchiveCatalog;
+  readonly match: MatchMode;
+  readonly seen: SeenPaths;
+  readonly report: RunReport;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Compares each walked entry with the catalog. Unchanged files stop here
+ * (counted, never read); new, modified and renamed ones go on.
+ */
+export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOptions): AsyncGenerator<PlannedFile> {
+  const { catalog, match, seen, report } = options;
+  for await (const entry of entries) {
+    seen.add(entry.path);
+    const previous = catalog.fileByPath(entry.path);
+    if (previous && isUnchanged(previous, entry, match)) {
+      report.counts.unchanged++;
+      continue;
+    }
+    if (previous) {
+      report.planned(entry.size);
+      yield { ...entry, change: "modified", previous: toRecord(previous) };
+      continue;
+    }
+    const moved = findRenameSource(entry, catalog, match);
+    if (moved?.renamed) {
+      yield { ...entry, change: "renamed", renameFrom: moved.row.path, hash: moved.row.hash, action: "rename" };
+      continue;
+    }
+    report.planned(entry.size);
+    // A second name of an archived inode: same content, known hash, stored as a hardlink.
+    yield moved ? { ...entry, change: "new", hash: moved.row.hash } : { ...entry, change: "new" };
+  }
+  seen.flush();
+}
+
+function isUnchanged(previous: HostFileRow, entry: FileEntry, match: MatchMode): boolean {
+  if (previous.kind !== entry.kind || previous.size !== entry.size || previous.mtimeMs !== entry.mtimeMs) return false;
+  if (entry.kind === "symlink" && previous.linkTarget !== entry.linkTarget) return false;
+  if (previous.mode !== entry.mode) return false;
+  return match !== "inode" || (previous.dev === entry.dev && previous.ino === entry.ino);
+}
+
+/**
+ * An archived row this new path may have come from. `renamed` when that
+ * row's path is gone (a rename or move); otherwise the path is a new
+ * hardlink of an archived inode.
+ */
+function findRenameSource(
+  entry: FileEntry,
+  catalog: ArchiveCatalog,
+  match: MatchMode,
+): { row: HostFileRow; renamed: boolean } | undefined {
+  if (match === "path-size-mtime") return undefined;
+  const candidates =
+    match === "inode"
+      ? catalog.filesByInode(entry.dev, entry.ino)
+      : (catalog.sqlite
+          .query("SELECT path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId FROM main.files WHERE size = ? AND mtime_ms = ? LIMIT 16")
+          .all(entry.size, entry.mtimeMs) as HostFileRow[]);
+  let sibling: HostFileRow | undefined;
+  for (const row of candidates) {
+    if (row.kind !== entry.kind || row.size !== entry.size || row.mtimeMs !== entry.mtimeMs) continue;
+    if (entry.kind === "symlink" && row.linkTarget !== entry.linkTarget) continue;
+    const now = statQuiet(row.path);
+    const sameFile = now !== undefined && (match !== "inode" || (now.ino === entry.ino && now.dev === entry.dev));
+    if (!now) return { row, renamed: true };
+    if (match === "inode" && sameFile) sibling = row;
+  }
+  return sibling ? { row: sibling, renamed: false } : undefined;
+}
+
+function statQuiet(path: string): { ino: number; dev: number } | undefined {
+  try {
+    const stats = lstatSync(path);
+    return { ino: stats.ino, dev: stats.dev };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,47 @@
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { errorMessage } from "../errors.ts";
+import { hashFile, hashText, type HashAlgorithm } from "../hashing.ts";
+import { mapBounded } from "../pipeline/bounded.ts";
+import type { PlannedFile } from "../pipeline/types.ts";
+import type { RunReport } from "../report.ts";
+
+export interface HashOptions {
+  readonly catalog: ArchiveCatalog;
+  readonly algorithm: HashAlgorithm;
+  readonly report: RunReport;
+  /** Files hashed at once (reads are latency-bound for small files). */
+  readonly concurrency?: number;
+  /** Dry runs read nothing. */
+  readonly dryRun?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Hashes a file before it is copied only when the archive already holds
+ * content of the same size, i.e. when it may be a duplicate or a rename by
+ * content: then dedup can store a hardlink and nothing is copied. Every
+ * other file is hashed by the copier in the same pass as the copy.
+ */
+export async function* hashWhereDuplicatePossible(
+  items: AsyncIterable<PlannedFile>,
+  options: HashOptions,
+): AsyncGenerator<PlannedFile> {
+  const { catalog, algorithm, report } = options;
+  const work = async (item: PlannedFile): Promise<PlannedFile | undefined> => {
+    if (item.hash) return item;
+    if (item.kind === "symlink") return { ...item, hash: hashText(algorithm, item.linkTarget ?? "") };
+    if (options.dryRun || !catalog.hasContentOfSize(item.size)) return item;
+    try {
+      const { hash, size } = hashFile(item.path, algorithm);
+      // A size that differs from the walk means the file is changing: let the copier deal with it.
+      return size === item.size ? { ...item, hash } : item;
+    } catch (error) {
+      report.error(item.path, errorMessage(error));
+      report.counts.skipped++;
+      return undefined;
+    }
+  };
+  for await (const item of mapBounded(items, work, { concurrency: options.concurrency ?? 4, signal: options.signal })) {
+    if (item) yield item;
+  }
+}

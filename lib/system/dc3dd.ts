@@ -1,0 +1,36 @@
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { CopyRequest, CopyResult } from "../copy/builtin-copy.ts";
+import { BlaineError } from "../errors.ts";
+import { $ } from "./exec.ts";
+
+/**
+ * Copies with dc3dd (the forensic dd) and reads the hash from its hash log,
+ * for users who want a second, independent implementation doing the copy.
+ * The catalog entry is the same as the built-in copier's.
+ */
+export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
+  const logDir = mkdtempSync(join(tmpdir(), "blaine-dc3dd-"));
+  const hashLog = join(logDir, "hash.log");
+  try {
+    const result = await $`dc3dd if=${request.source} of=${request.target} hash=${request.algorithm} hlog=${hashLog} nwspc=on`.nothrow();
+    if (result.exitCode !== 0) {
+      throw new BlaineError(`dc3dd failed copying ${request.source}: ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
+    }
+    const hex = parseDc3ddHashLog(readFileSync(hashLog, "utf8"), request.algorithm);
+    chmodSync(request.target, request.mode);
+    utimesSync(request.target, request.mtimeMs / 1000, request.mtimeMs / 1000);
+    return { hash: `${request.algorithm}:${hex}`, size: statSync(request.target).size, sourceAfter: statSync(request.source) };
+  } finally {
+    rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
+/** The input file's hash from a dc3dd hash log ("   <hex> (sha1)" under "input results"). */
+export function parseDc3ddHashLog(log: string, algorithm: string): string {
+  const input = log.slice(log.indexOf("input results"));
+  const match = new RegExp(`^\\s*([0-9a-f]+) \\(${algorithm}\\)`, "m").exec(input);
+  if (!match) throw new BlaineError(`dc3dd's hash log has no ${algorithm} of the input`);
+  return match[1];
+}
