@@ -32,7 +32,7 @@ export function resolveSizeOrPercent(value: SizeOrPercent, whole: number): numbe
 
 /** Human-readable bytes, powers of 1024, as the rest of the CLI speaks. */
 export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024) return `${Math.round(bytes)} B`;
   const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
   let value = bytes / 1024;
   let unit = 0;

@@ -24,6 +24,8 @@ export interface ChangeOutcome {
   readonly error?: string;
   /** The disk no longer holds what a link or rename needed: copy the data instead. */
   readonly needsCopy?: boolean;
+  /** Stored as a hardlink to content the disk already held (a copy became a link). */
+  readonly storedAsLink?: boolean;
 }
 
 interface PreparedChange {
@@ -31,6 +33,7 @@ interface PreparedChange {
   /** The intent's op: link and symlink are made in tmp first, then placed. */
   readonly intentOp: "place" | "rename" | "delete";
   readonly tempName?: string;
+  readonly storedAsLink?: boolean;
   intentId?: number;
   outcome?: ChangeOutcome;
 }
@@ -132,9 +135,17 @@ export class DiskWriter {
   #prepareOne(change: DiskChange, touched: Set<string>, placedInBatch: Map<string, string>): PreparedChange {
     const layout = this.disk.layout;
     switch (change.op) {
-      case "place":
+      case "place": {
+        // Content that arrived twice in one run (hardlinked or identical
+        // sources copied at the same time): keep one copy, link the other.
+        const linked = change.record.kind === "file" && this.#linkToHolder(change.record, touched, placedInBatch);
+        if (linked) {
+          rmQuiet(this.tempPath(change.tempName));
+          return { change, intentOp: "place", tempName: linked, storedAsLink: true };
+        }
         placedInBatch.set(contentKey(change.record.hash, change.record.size), change.tempName);
         return { change, intentOp: "place", tempName: change.tempName };
+      }
       case "delete":
         return { change, intentOp: "delete" };
       case "symlink": {
@@ -144,23 +155,8 @@ export class DiskWriter {
         return { change, intentOp: "place", tempName };
       }
       case "link": {
-        const { hash, size } = change.record;
-        const tempName = this.newTempName();
-        const sameBatch = placedInBatch.get(contentKey(hash, size));
-        const candidates = [
-          ...(sameBatch ? [this.tempPath(sameBatch)] : []),
-          ...this.holdersOf(hash, size)
-            .filter((path) => !touched.has(path))
-            .map((path) => layout.dataPath(path)),
-        ];
-        for (const candidate of candidates) {
-          try {
-            linkSync(candidate, this.tempPath(tempName));
-            return { change, intentOp: "place", tempName };
-          } catch (error) {
-            if (errnoCode(error) !== "ENOENT") throw error;
-          }
-        }
+        const tempName = this.#linkToHolder(change.record, touched, placedInBatch);
+        if (tempName) return { change, intentOp: "place", tempName, storedAsLink: true };
         return { change, intentOp: "place", outcome: { change, ok: false, needsCopy: true } };
       }
       case "rename": {
@@ -171,6 +167,31 @@ export class DiskWriter {
         return { change, intentOp: "rename" };
       }
     }
+  }
+
+  /**
+   * Hardlinks content the disk holds (or this batch places) into a new temp;
+   * returns its name, or undefined when no holder is left.
+   */
+  #linkToHolder(record: FileRecord, touched: Set<string>, placedInBatch: Map<string, string>): string | undefined {
+    const { hash, size } = record;
+    const sameBatch = placedInBatch.get(contentKey(hash, size));
+    const candidates = [
+      ...(sameBatch ? [this.tempPath(sameBatch)] : []),
+      ...this.holdersOf(hash, size)
+        .filter((path) => !touched.has(path))
+        .map((path) => this.disk.layout.dataPath(path)),
+    ];
+    const tempName = this.newTempName();
+    for (const candidate of candidates) {
+      try {
+        linkSync(candidate, this.tempPath(tempName));
+        return tempName;
+      } catch (error) {
+        if (errnoCode(error) !== "ENOENT") throw error;
+      }
+    }
+    return undefined;
   }
 
   #execute(item: PreparedChange): ChangeOutcome {
@@ -194,7 +215,7 @@ export class DiskWriter {
           renameSync(this.tempPath(item.tempName!), target);
         }
       }
-      return { change, ok: true };
+      return { change, ok: true, storedAsLink: item.storedAsLink };
     } catch (error) {
       if (item.tempName) rmQuiet(this.tempPath(item.tempName));
       return { change, ok: false, error: describeFsError(error) };

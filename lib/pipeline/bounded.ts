@@ -38,7 +38,7 @@ export async function* mapBounded<T, R>(
         const id = nextId++;
         const item = next.value;
         const task = queue
-          .add(() => fn(item, signal), { throwOnTimeout: true })
+          .add(() => fn(item, signal))
           .then(
             (value): Settled<R> => ({ id, ok: true, value: value as R }),
             (error): Settled<R> => ({ id, ok: false, error }),

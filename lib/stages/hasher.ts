@@ -45,3 +45,29 @@ export async function* hashWhereDuplicatePossible(
     if (item) yield item;
   }
 }
+
+export interface HashEachOptions {
+  readonly algorithm: HashAlgorithm;
+  readonly concurrency?: number;
+  readonly signal?: AbortSignal;
+  readonly onError?: (path: string, message: string) => void;
+}
+
+/** Hashes every file (symlinks: their target text), for pipelines that only take inventory. */
+export async function* hashEach<T extends { path: string; kind: "file" | "symlink"; linkTarget: string | null }>(
+  items: AsyncIterable<T>,
+  options: HashEachOptions,
+): AsyncGenerator<T & { hash: string }> {
+  const work = async (item: T): Promise<(T & { hash: string }) | undefined> => {
+    try {
+      const hash = item.kind === "symlink" ? hashText(options.algorithm, item.linkTarget ?? "") : hashFile(item.path, options.algorithm).hash;
+      return { ...item, hash };
+    } catch (error) {
+      options.onError?.(item.path, errorMessage(error));
+      return undefined;
+    }
+  };
+  for await (const item of mapBounded(items, work, { concurrency: options.concurrency ?? 4, signal: options.signal })) {
+    if (item) yield item;
+  }
+}

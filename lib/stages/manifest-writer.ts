@@ -49,9 +49,10 @@ export async function* writeManifest(items: AsyncIterable<StoredFile>, options: 
         const item = pending[i];
         const outcome = outcomes[i];
         if (outcome.ok) {
-          count(item, report);
-          if (item.action === "link" && item.change !== "renamed") options.runLinks?.add(item.hash, item.size, item.change);
-          yield item;
+          const stored: StoredFile = outcome.storedAsLink && item.action === "copy" ? { ...item, action: "link", bytesCopied: 0 } : item;
+          count(stored, report);
+          if (stored.action === "link" && stored.change !== "renamed") options.runLinks?.add(stored.hash, stored.size, stored.change);
+          yield stored;
         } else if (outcome.needsCopy && round === 0) {
           const copied = await options.copyAgain({ ...item, action: "copy", change: item.change === "renamed" ? "new" : item.change });
           if (copied) again.push(copied);

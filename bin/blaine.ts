@@ -1,0 +1,114 @@
+#!/usr/bin/env bun
+/**
+ * The `blaine` command line. Parsing and dispatch only: each command is a
+ * function in lib/commands, so scripts can do everything the CLI does.
+ */
+import { cac } from "cac";
+import { loadSettings } from "../lib/config.ts";
+import { BlaineError, ExitCode, errorMessage } from "../lib/errors.ts";
+import { initDisk } from "../lib/commands/disk-init.ts";
+import { listFiles } from "../lib/commands/ls.ts";
+import { createOutput } from "../lib/commands/output.ts";
+import { restoreFiles } from "../lib/commands/restore.ts";
+import { isPipelineArgument, runPipeline } from "../lib/commands/run.ts";
+import { archiveStatus } from "../lib/commands/status.ts";
+import { verifyDisks } from "../lib/commands/verify.ts";
+
+const cli = cac("blaine");
+type Flags = Record<string, unknown>;
+
+/** Options every command accepts. */
+function common<T extends ReturnType<typeof cli.command>>(command: T): T {
+  return command
+    .option("--config <file>", "Settings file (default: ./blaine.toml)")
+    .option("--db <file>", "Host catalog (SQLite)")
+    .option("--dest <dir>", "Mounted archive disk (repeatable)")
+    .option("--json", "Machine-readable output on stdout") as T;
+}
+
+common(cli.command("run [...args]", "Archive the sources (or run a pipeline script: blaine run ./my-pipeline.ts)"))
+  .option("--dry-run", "Change nothing; print what would be done")
+  .option("--exclude <glob>", "Exclude a name or path glob; a trailing / means a directory (repeatable)")
+  .option("--snapraid-conf <file>", "Also exclude what a SnapRAID config excludes")
+  .option("--match <mode>", "Unchanged-file test: inode | path-size-mtime | size-mtime (default inode)")
+  .option("--hash <algorithm>", "sha1 (default) or sha256")
+  .option("--copier <name>", "builtin (default) or dc3dd")
+  .option("--reserve <size>", "Space always left free on the disk: SIZE or PERCENT (default 1%)")
+  .option("--capacity <size>", "Most data this disk may hold")
+  .option("--max-delete <n>", "Safety stop above this many deletions: COUNT or PERCENT (default 10% or 1000)")
+  .option("--keep-deleted", "Keep files deleted from the sources in the archive")
+  .action(async (args: string[], flags: Flags) => {
+    const pipeline = args.length > 0 && isPipelineArgument(args[0]) ? args[0] : undefined;
+    const sources = pipeline ? args.slice(1) : args;
+    const settings = loadSettings(flags, sources);
+    return runPipeline(pipeline, settings, createOutput(settings.json));
+  });
+
+common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE]"))
+  .option("--label <name>", "Disk label (disk init)")
+  .option("--capacity <size>", "Most data the disk may hold (disk init)")
+  .action(async (action: string, args: string[], flags: Flags) => {
+    const settings = loadSettings(flags);
+    const output = createOutput(settings.json);
+    if (action === "init") {
+      if (args.length !== 1) throw new BlaineError("usage: blaine disk init DIR --label NAME [--capacity SIZE]", ExitCode.usage);
+      initDisk(settings, { dir: args[0], label: flags.label as string, capacity: flags.capacity as string | undefined }, output);
+      return ExitCode.ok;
+    }
+    throw new BlaineError(`unknown disk action "${action}" (known: init)`, ExitCode.usage);
+  });
+
+common(cli.command("status", "Show the archive, its disks and the last run")).action(async (flags: Flags) => {
+  const settings = loadSettings(flags);
+  return archiveStatus(settings, createOutput(settings.json)).exitCode;
+});
+
+common(cli.command("ls [...globs]", "List archived files (all, or matching paths/globs)")).action(async (globs: string[], flags: Flags) => {
+  const settings = loadSettings(flags);
+  return listFiles(settings, globs, createOutput(settings.json));
+});
+
+common(cli.command("verify", "Re-read every file on the mounted disks and check it against the catalog")).action(async (flags: Flags) => {
+  const settings = loadSettings(flags);
+  return (await verifyDisks(settings, createOutput(settings.json))).exitCode;
+});
+
+common(cli.command("restore [...paths]", "Restore archived paths, directories or globs under --to DIR"))
+  .option("--to <dir>", "Where to restore (files come back at DIR/<absolute path>)")
+  .option("--overwrite", "Replace existing files")
+  .action(async (paths: string[], flags: Flags) => {
+    const settings = loadSettings(flags);
+    const result = await restoreFiles(settings, { paths, to: flags.to as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
+    return result.exitCode;
+  });
+
+cli.help();
+cli.version("0.1.0");
+
+async function main(): Promise<number> {
+  try {
+    cli.parse(process.argv, { run: false });
+    if (!cli.matchedCommand) {
+      if (cli.options.help || cli.options.version) return ExitCode.ok;
+      const name = cli.args[0];
+      process.stderr.write(name ? `blaine: unknown command "${name}"\n` : "blaine: no command given\n");
+      cli.outputHelp();
+      return ExitCode.usage;
+    }
+    const code = await cli.runMatchedCommand();
+    return typeof code === "number" ? code : ExitCode.ok;
+  } catch (error) {
+    if (error instanceof BlaineError) {
+      process.stderr.write(`blaine: ${error.message}\n`);
+      return error.exitCode;
+    }
+    if (error instanceof Error && error.name === "CACError") {
+      process.stderr.write(`blaine: ${error.message}\n`);
+      return ExitCode.usage;
+    }
+    process.stderr.write(`blaine: ${errorMessage(error)}\n${error instanceof Error && process.env.BLAINE_DEBUG ? error.stack : ""}`);
+    return ExitCode.failure;
+  }
+}
+
+process.exitCode = await main();

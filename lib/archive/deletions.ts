@@ -1,0 +1,57 @@
+import type { DiskChange } from "../disk/disk-writer.ts";
+import type { ArchiveRun } from "./run-context.ts";
+
+/** The default limit: 10 % of the archived files, or 1000, whichever is smaller. */
+export function deletionLimit(run: ArchiveRun, archivedFiles: number): number {
+  const setting = run.settings.maxDelete;
+  if (setting && "count" in setting) return setting.count;
+  const percent = setting?.percent ?? 10;
+  const limit = Math.ceil((archivedFiles * percent) / 100);
+  return setting ? limit : Math.min(limit, 1000);
+}
+
+/**
+ * Removes from the disk and the catalogs the archived files this run did not
+ * see. A path whose content this run stored again under another name was a
+ * rename by content, and is counted as one. When more would go than the
+ * limit allows (typically: a pool branch is not mounted), nothing is deleted
+ * and the run ends with a safety stop.
+ */
+export async function applyDeletions(run: ArchiveRun): Promise<void> {
+  const { report, catalog, writer } = run;
+  const vanished = [...run.seen.unseen(run.sources, [run.disk.label.diskId])];
+  if (vanished.length === 0) return;
+  if (run.settings.keepDeleted) {
+    report.warn(run.sources[0], `${vanished.length} deleted files kept in the archive (--keep-deleted)`);
+    return;
+  }
+  const renamedByContent = vanished.filter((file) => run.runLinks.claimNew(file.hash, file.size));
+  const deletions = vanished.length - renamedByContent.length;
+  const limit = deletionLimit(run, catalog.countFiles());
+  if (deletions > limit) {
+    report.safetyStop =
+      `safety stop: this run would delete ${deletions} archived files, more than the limit of ${limit} ` +
+      `(--max-delete). Nothing was deleted. Is a source or pool branch not mounted? ` +
+      `If the deletions are real, run again with --max-delete ${deletions}.`;
+    return;
+  }
+  for (const _ of renamedByContent) {
+    report.counts.new--;
+    report.counts.deduplicated--;
+    report.counts.renamed++;
+  }
+  if (run.settings.dryRun) {
+    for (const file of vanished) report.plan.push(`delete ${file.path}`);
+    report.counts.deleted += deletions;
+    return;
+  }
+  const changes: DiskChange[] = vanished.map((file) => ({ op: "delete", path: file.path }));
+  for (let start = 0; start < changes.length; start += 1000) {
+    run.signal.throwIfAborted();
+    const outcomes = await writer.commit(changes.slice(start, start + 1000));
+    for (const outcome of outcomes) {
+      if (!outcome.ok) report.error((outcome.change as { path: string }).path, outcome.error ?? "could not be deleted");
+    }
+  }
+  report.counts.deleted += deletions;
+}

@@ -1,0 +1,47 @@
+import { resolve } from "node:path";
+import { UsageError } from "../errors.ts";
+import { globToRegExp, hasGlobMagic } from "../glob.ts";
+import type { ArchiveCatalog } from "./archive-catalog.ts";
+import type { HostFileRow } from "./records.ts";
+
+const COLUMNS =
+  "path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
+
+/**
+ * Archived files matching PATH arguments, in path order: an exact archived
+ * path, a directory (everything under it), or a glob (`*` within a name,
+ * `**` across directories). No arguments means everything.
+ */
+export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[]): Generator<HostFileRow> {
+  if (patterns.length === 0) {
+    yield* catalog.sqlite.query(`SELECT ${COLUMNS} FROM main.files ORDER BY path`).iterate() as Iterable<HostFileRow>;
+    return;
+  }
+  const globs: RegExp[] = [];
+  const prefixes: string[] = [];
+  for (const pattern of patterns) {
+    if (pattern === "") throw new UsageError("an empty PATH matches nothing");
+    const absolute = pattern.startsWith("/") || pattern.startsWith("*") ? pattern : resolve(pattern);
+    if (hasGlobMagic(absolute)) globs.push(globToRegExp(absolute));
+    else prefixes.push(absolute.length > 1 && absolute.endsWith("/") ? absolute.slice(0, -1) : absolute);
+  }
+  const byPrefix = catalog.sqlite.prepare(
+    `SELECT ${COLUMNS} FROM main.files WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2 ORDER BY path`,
+  );
+  const emitted = new Set<string>();
+  for (const prefix of prefixes) {
+    for (const row of byPrefix.iterate(prefix, prefix === "/" ? "/" : `${prefix}/`) as Iterable<HostFileRow>) {
+      if (patterns.length > 1) {
+        if (emitted.has(row.path)) continue;
+        emitted.add(row.path);
+      }
+      yield row;
+    }
+  }
+  if (globs.length === 0) return;
+  for (const row of catalog.sqlite.query(`SELECT ${COLUMNS} FROM main.files ORDER BY path`).iterate() as Iterable<HostFileRow>) {
+    if (!globs.some((glob) => glob.test(row.path)) || emitted.has(row.path)) continue;
+    // A glob that names a directory means everything under it, like a plain path.
+    yield row;
+  }
+}

@@ -1,0 +1,76 @@
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { openCatalogDatabase } from "../catalog/open.ts";
+import { requireDb, type Settings } from "../config.ts";
+import { readDiskLabel, writeDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
+import { diskLayout } from "../disk/layout.ts";
+import { BlaineError, ExitCode, UsageError } from "../errors.ts";
+import { formatBytes, parseSize } from "../size.ts";
+import type { Output } from "./output.ts";
+
+export interface DiskInitOptions {
+  readonly dir: string;
+  readonly label: string;
+  readonly capacity?: string | number;
+}
+
+/**
+ * Prepares DIR as a new archive disk and registers it in the host catalog
+ * (created when new). The disk side is written first, so a run killed half
+ * way is finished by running the same command again.
+ */
+export function initDisk(settings: Settings, options: DiskInitOptions, output?: Output): DiskLabel {
+  const db = requireDb(settings);
+  const label = String(options.label ?? "").trim();
+  if (!label) throw new UsageError("disk init: --label NAME is required");
+  if (!/^[\w.+-]+$/u.test(label)) throw new UsageError(`--label "${label}": use letters, digits, ".", "_", "+" or "-"`);
+  const capacity = options.capacity === undefined ? null : parseSize(options.capacity, "--capacity");
+  const root = resolve(options.dir);
+  if (existsSync(root) && !statSync(root).isDirectory()) throw new UsageError(`${options.dir} is not a directory`);
+  mkdirSync(root, { recursive: true });
+
+  const catalog = ArchiveCatalog.open(db, { create: true, lock: true });
+  try {
+    const archiveId = catalog.archiveId(true)!;
+    const existing = readDiskLabel(root);
+    const known = existing && catalog.sqlite.query("SELECT 1 FROM disks WHERE id = ?").get(existing.diskId);
+    if (existing && (existing.archiveId !== archiveId || known)) {
+      throw new BlaineError(
+        `${options.dir} already belongs to an archive (${existing.archiveId}, disk "${existing.label}"); refusing to initialise it again`,
+        ExitCode.usage,
+      );
+    }
+    const taken = catalog.sqlite.query("SELECT 1 FROM disks WHERE label = ?").get(label);
+    if (taken) throw new UsageError(`--label ${label}: the archive already has a disk with that label`);
+
+    const diskLabel: DiskLabel = existing ?? {
+      format: 1,
+      archiveId,
+      diskId: crypto.randomUUID(),
+      copyId: crypto.randomUUID(),
+      label,
+      created: new Date().toISOString(),
+    };
+    const layout = diskLayout(root);
+    mkdirSync(layout.tmp, { recursive: true });
+    openCatalogDatabase(layout.catalog, "disk", { create: true }).close();
+    writeDiskLabel(root, diskLabel);
+    catalog.transaction(() => {
+      const now = Date.now();
+      catalog.sqlite
+        .query("INSERT INTO disks (id, label, capacity, state, created_at, last_seen_at) VALUES (?, ?, ?, 'open', ?, ?)")
+        .run(diskLabel.diskId, diskLabel.label, capacity, now, now);
+      catalog.sqlite
+        .query("INSERT INTO disk_copies (id, disk_id, created_at, last_seen_at, last_mount_path) VALUES (?, ?, ?, ?, ?)")
+        .run(diskLabel.copyId, diskLabel.diskId, now, now, root);
+    });
+    output?.say(
+      `Initialised ${root} as archive disk "${diskLabel.label}"${capacity !== null ? ` (capacity ${formatBytes(capacity)})` : ""} of archive ${archiveId} (catalog ${db}).`,
+    );
+    output?.result({ ...diskLabel, root, capacity, db });
+    return diskLabel;
+  } finally {
+    catalog.close();
+  }
+}

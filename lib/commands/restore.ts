@@ -1,0 +1,174 @@
+import { existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, renameSync, rmSync, symlinkSync, type Stats } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { HostFileRow } from "../catalog/records.ts";
+import { selectFiles } from "../catalog/select-files.ts";
+import type { Settings } from "../config.ts";
+import { copyWithHash } from "../copy/builtin-copy.ts";
+import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { hashAlgorithmOf } from "../hashing.ts";
+import type { RunError } from "../report.ts";
+import { formatBytes } from "../size.ts";
+import { openArchive } from "./open-disks.ts";
+import type { Output } from "./output.ts";
+
+export interface RestoreOptions {
+  readonly paths: readonly string[];
+  readonly to: string;
+  readonly overwrite?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+export interface RestoreResult {
+  readonly exitCode: ExitCodeValue;
+  readonly restored: number;
+  /** Already present from an earlier restore (same size and mtime): not redone. */
+  readonly skipped: number;
+  readonly bytes: number;
+  /** Restored, but the bytes read do not match the archived hash. */
+  readonly damaged: readonly RunError[];
+  readonly errors: readonly RunError[];
+  /** Disks that hold matching files but are not mounted. */
+  readonly disksNeeded: readonly { label: string; files: number; bytes: number }[];
+}
+
+/**
+ * Copies archived files from the mounted disks back under `to`, at their
+ * absolute paths, checking every hash as it reads. Hardlinked sources come
+ * back hardlinked; mtime, mode and symlinks are restored.
+ */
+export async function restoreFiles(settings: Settings, options: RestoreOptions, output?: Output): Promise<RestoreResult> {
+  if (!options.to) throw new UsageError("restore: --to DIR is required");
+  if (options.paths.length === 0) throw new UsageError("restore: name at least one PATH (an archived path, a directory or a glob)");
+  const to = resolve(options.to);
+  const archive = openArchive(settings, { write: false });
+  const damaged: RunError[] = [];
+  const errors: RunError[] = [];
+  const needed = new Map<string, { files: number; bytes: number }>();
+  let restored = 0;
+  let skipped = 0;
+  let bytes = 0;
+  let matched = 0;
+  try {
+    const mounted = new Map(archive.disks.map((disk) => [disk.label.diskId, disk]));
+    const sharedInodes = new Set(
+      (archive.catalog.sqlite.query("SELECT dev || ':' || ino AS key FROM main.files GROUP BY dev, ino HAVING count(*) > 1").all() as { key: string }[]).map(
+        (row) => row.key,
+      ),
+    );
+    const firstOfInode = new Map<string, string>();
+    for (const file of selectFiles(archive.catalog, options.paths)) {
+      options.signal?.throwIfAborted();
+      matched++;
+      const disk = mounted.get(file.diskId);
+      if (!disk) {
+        const entry = needed.get(file.diskId) ?? { files: 0, bytes: 0 };
+        entry.files++;
+        entry.bytes += file.size;
+        needed.set(file.diskId, entry);
+        continue;
+      }
+      const target = join(to, file.path);
+      try {
+        const existing = options.overwrite ? undefined : lstatQuiet(target);
+        if (existing) {
+          // Restored by an earlier, interrupted or partial restore: not redone.
+          if (alreadyRestored(existing, file)) {
+            skipped++;
+            continue;
+          }
+          errors.push({ path: target, message: "exists; use --overwrite to replace it" });
+          continue;
+        }
+        mkdirSync(dirname(target), { recursive: true });
+        const inodeKey = `${file.dev}:${file.ino}`;
+        const linkTo = file.kind === "file" && sharedInodes.has(inodeKey) ? firstOfInode.get(inodeKey) : undefined;
+        if (linkTo) {
+          replaceWith(target, (temp) => linkSync(linkTo, temp));
+        } else if (file.kind === "symlink") {
+          replaceWith(target, (temp) => {
+            symlinkSync(file.linkTarget ?? "", temp);
+            lutimesSync(temp, file.mtimeMs / 1000, file.mtimeMs / 1000);
+          });
+        } else {
+          const ok = await restoreFile(file, disk.layout.dataPath(file.path), target, options.signal);
+          if (!ok.matches) damaged.push({ path: file.path, message: `hash mismatch: archived ${file.hash}, read ${ok.hash}` });
+          bytes += file.size;
+          if (sharedInodes.has(inodeKey)) firstOfInode.set(inodeKey, target);
+        }
+        restored++;
+      } catch (error) {
+        const code = errnoCode(error);
+        errors.push({ path: file.path, message: code === "ENOENT" ? `missing on disk "${disk.label.label}"` : errorMessage(error) });
+      }
+    }
+    if (matched === 0) throw new UsageError(`nothing archived matches ${options.paths.join(" ")}`);
+    const labels = new Map(
+      (archive.catalog.sqlite.query("SELECT id, label FROM disks").all() as { id: string; label: string }[]).map((row) => [row.id, row.label]),
+    );
+    const disksNeeded = [...needed].map(([id, entry]) => ({ label: labels.get(id) ?? id, ...entry }));
+    const exitCode = damaged.length > 0 ? ExitCode.damage : disksNeeded.length > 0 ? ExitCode.incomplete : errors.length > 0 ? ExitCode.failure : ExitCode.ok;
+    const result: RestoreResult = { exitCode, restored, skipped, bytes, damaged, errors, disksNeeded };
+    if (output) printRestore(result, to, output);
+    return result;
+  } finally {
+    archive.close();
+  }
+}
+
+async function restoreFile(file: HostFileRow, source: string, target: string, signal?: AbortSignal) {
+  let hash = "";
+  replaceWithSync(target);
+  const temp = tempBeside(target);
+  try {
+    const copied = await copyWithHash({ source, target: temp, algorithm: hashAlgorithmOf(file.hash), mode: file.mode, mtimeMs: file.mtimeMs, signal });
+    hash = copied.hash;
+    renameSync(temp, target);
+  } finally {
+    rmSync(temp, { force: true });
+  }
+  return { matches: hash === file.hash, hash };
+}
+
+function tempBeside(target: string): string {
+  return join(dirname(target), `.blaine-restore-${process.pid}-${Math.random().toString(36).slice(2)}`);
+}
+
+/** Makes `target` by building it under a temp name, then renaming over. */
+function replaceWith(target: string, make: (temp: string) => void): void {
+  const temp = tempBeside(target);
+  try {
+    make(temp);
+    renameSync(temp, target);
+  } finally {
+    rmSync(temp, { force: true });
+  }
+}
+
+/** A directory in the way of a file cannot be renamed over: only empty ones are removed. */
+function replaceWithSync(target: string): void {
+  if (existsSync(target) && lstatSync(target).isDirectory()) rmSync(target);
+}
+
+function lstatQuiet(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function alreadyRestored(existing: Stats, file: HostFileRow): boolean {
+  if (file.kind === "symlink") return existing.isSymbolicLink();
+  return existing.isFile() && existing.size === file.size && Math.abs(existing.mtimeMs - file.mtimeMs) < 1;
+}
+
+function printRestore(result: RestoreResult, to: string, output: Output): void {
+  for (const error of result.errors) output.say(`error: ${JSON.stringify(error.path)}: ${error.message}`);
+  for (const item of result.damaged) output.say(`DAMAGED: ${JSON.stringify(item.path)}: ${item.message}`);
+  output.say(`Restored ${result.restored} files (${formatBytes(result.bytes)}) under ${to}${result.skipped ? ` (${result.skipped} already there)` : ""}; ${result.damaged.length} damaged, ${result.errors.length} errors.`);
+  if (result.disksNeeded.length > 0) {
+    output.say("Still needed (mount these and run the same command again):");
+    for (const disk of result.disksNeeded) output.say(`  disk "${disk.label}": ${disk.files} files, ${formatBytes(disk.bytes)}`);
+  }
+  output.result(result);
+}

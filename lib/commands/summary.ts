@@ -1,0 +1,28 @@
+import type { RunResult } from "../archive/finish-run.ts";
+import { formatBytes, formatDuration } from "../size.ts";
+
+/** The one-paragraph summary printed at the end of every run. */
+export function formatRunSummary(result: RunResult): string {
+  const seconds = Math.max(result.durationMs, 1) / 1000;
+  const lines: string[] = [];
+  const verb = result.dryRun ? "Dry run (nothing changed) for" : "Archived to";
+  lines.push(
+    `${verb} disk "${result.disk}" in ${formatDuration(result.durationMs)}: ${result.new} new, ${result.modified} modified, ` +
+      `${result.renamed} renamed, ${result.deleted} deleted, ${result.unchanged} unchanged, ${result.skipped} skipped; ` +
+      `${result.deduplicated} stored as hardlinks; ${formatBytes(result.bytesCopied)} ${result.dryRun ? "to copy" : `copied (${formatBytes(result.bytesCopied / seconds)}/s)`}.`,
+  );
+  if (result.recovered > 0) lines.push(`Settled ${result.recovered} operations left by an interrupted run.`);
+  if (result.errors.length > 0) {
+    lines.push(`${result.errors.length} file(s) failed:`);
+    for (const error of result.errors.slice(0, 20)) lines.push(`  ${JSON.stringify(error.path)}: ${error.message}`);
+    if (result.errors.length > 20) lines.push(`  … and ${result.errors.length - 20} more (use --json for all)`);
+  }
+  if (result.notStored.files > 0) {
+    lines.push(
+      `Incomplete: ${result.notStored.files} file(s), ${formatBytes(result.notStored.bytes)}, did not fit; ` +
+        `${formatBytes(result.bytesAvailable)} is left on the disk. A new disk is needed: blaine disk init DIR --label NAME.`,
+    );
+  }
+  if (result.safetyStop) lines.push(result.safetyStop);
+  return lines.join("\n");
+}

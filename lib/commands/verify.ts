@@ -1,0 +1,147 @@
+import { lstatSync, readlinkSync } from "node:fs";
+import { errorMessage, ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { hashAlgorithmOf, hashFile, hashText, CHUNK_SIZE } from "../hashing.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { Settings } from "../config.ts";
+import { BLAINE_DIR } from "../disk/layout.ts";
+import { walk } from "../stages/walker.ts";
+import { formatBytes } from "../size.ts";
+import { openArchive } from "./open-disks.ts";
+import type { Output } from "./output.ts";
+import { UsageError } from "../errors.ts";
+
+export interface DiskVerification {
+  readonly label: string;
+  readonly root: string;
+  readonly files: number;
+  readonly bytesRead: number;
+  readonly missing: readonly string[];
+  readonly corrupt: readonly { path: string; message: string }[];
+  /** On the disk but in no catalog. */
+  readonly unexpected: readonly string[];
+  /** Host and disk catalogs disagree about these paths. */
+  readonly catalogMismatch: readonly string[];
+}
+
+export interface VerifyResult {
+  readonly exitCode: ExitCodeValue;
+  readonly disks: readonly DiskVerification[];
+}
+
+interface EntryRow {
+  path: string;
+  kind: "file" | "symlink";
+  size: number;
+  hash: string;
+  linkTarget: string | null;
+}
+
+/**
+ * Re-reads every file on the mounted disks and compares it with the disk
+ * catalog; lists missing, corrupt and unexpected files, and any disagreement
+ * between the host and disk catalogs. Hardlinked data is read once.
+ */
+export async function verifyDisks(settings: Settings, output?: Output, signal?: AbortSignal): Promise<VerifyResult> {
+  if (settings.dest.length === 0) throw new UsageError("verify: give the mounted disks with --dest DIR (or dest in blaine.toml)");
+  const archive = openArchive(settings, { write: true });
+  try {
+    const disks: DiskVerification[] = [];
+    for (const disk of archive.disks) disks.push(await verifyDisk(archive.catalog, disk, signal));
+    const damaged = disks.some((d) => d.missing.length + d.corrupt.length + d.unexpected.length + d.catalogMismatch.length > 0);
+    const result: VerifyResult = { exitCode: damaged ? ExitCode.damage : ExitCode.ok, disks };
+    if (output) printVerify(result, output);
+    return result;
+  } finally {
+    archive.close();
+  }
+}
+
+async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: AbortSignal): Promise<DiskVerification> {
+  const missing: string[] = [];
+  const corrupt: { path: string; message: string }[] = [];
+  const hashByInode = new Map<number, string>();
+  const buffer = Buffer.allocUnsafe(CHUNK_SIZE);
+  let files = 0;
+  let bytesRead = 0;
+  const entries = catalog.sqlite
+    .query(`SELECT path, kind, size, hash, link_target AS linkTarget FROM ${disk.alias}.entries ORDER BY path`)
+    .iterate() as Iterable<EntryRow>;
+  for (const entry of entries) {
+    signal?.throwIfAborted();
+    files++;
+    const location = disk.layout.dataPath(entry.path);
+    let stats;
+    try {
+      stats = lstatSync(location);
+    } catch {
+      missing.push(entry.path);
+      continue;
+    }
+    try {
+      if (entry.kind === "symlink") {
+        if (!stats.isSymbolicLink()) corrupt.push({ path: entry.path, message: "should be a symlink" });
+        else if (hashText(hashAlgorithmOf(entry.hash), readlinkSync(location)) !== entry.hash) corrupt.push({ path: entry.path, message: "symlink target differs" });
+        continue;
+      }
+      if (!stats.isFile()) {
+        corrupt.push({ path: entry.path, message: "is not a regular file" });
+        continue;
+      }
+      let hash = hashByInode.get(stats.ino);
+      if (hash === undefined || !hash.startsWith(`${hashAlgorithmOf(entry.hash)}:`)) {
+        hash = hashFile(location, hashAlgorithmOf(entry.hash), buffer).hash;
+        bytesRead += stats.size;
+        if (stats.nlink > 1) hashByInode.set(stats.ino, hash);
+      }
+      if (stats.size !== entry.size) corrupt.push({ path: entry.path, message: `size ${stats.size}, catalog says ${entry.size}` });
+      else if (hash !== entry.hash) corrupt.push({ path: entry.path, message: `hash ${hash}, catalog says ${entry.hash}` });
+    } catch (error) {
+      corrupt.push({ path: entry.path, message: errorMessage(error) });
+    }
+  }
+
+  const inCatalog = catalog.sqlite.prepare(`SELECT 1 FROM ${disk.alias}.entries WHERE path = ?`);
+  const unexpected: string[] = [];
+  const root = disk.root;
+  for await (const found of walk([root], { skipPaths: new Set([`${root}/${BLAINE_DIR}`]), signal })) {
+    const path = found.path.slice(root.length) || "/";
+    if (!inCatalog.get(path)) unexpected.push(path);
+  }
+
+  const mismatch = catalog.sqlite
+    .query(
+      `SELECT f.path AS path FROM main.files f LEFT JOIN ${disk.alias}.entries e ON e.path = f.path
+         WHERE f.disk_id = ?1 AND (e.path IS NULL OR e.hash != f.hash)
+       UNION
+       SELECT e.path FROM ${disk.alias}.entries e LEFT JOIN main.files f ON f.path = e.path AND f.disk_id = ?1
+         WHERE f.path IS NULL
+       LIMIT 1000`,
+    )
+    .all(disk.label.diskId) as { path: string }[];
+  return {
+    label: disk.label.label,
+    root,
+    files,
+    bytesRead,
+    missing,
+    corrupt,
+    unexpected,
+    catalogMismatch: mismatch.map((row) => row.path),
+  };
+}
+
+function printVerify(result: VerifyResult, output: Output): void {
+  for (const disk of result.disks) {
+    for (const path of disk.missing) output.say(`MISSING ${JSON.stringify(path)} on disk "${disk.label}"`);
+    for (const item of disk.corrupt) output.say(`CORRUPT ${JSON.stringify(item.path)} on disk "${disk.label}": ${item.message}`);
+    for (const path of disk.unexpected) output.say(`UNEXPECTED ${JSON.stringify(path)} on disk "${disk.label}" (in no catalog)`);
+    for (const path of disk.catalogMismatch) output.say(`CATALOG MISMATCH ${JSON.stringify(path)}: host and disk catalogs disagree`);
+    const problems = disk.missing.length + disk.corrupt.length + disk.unexpected.length + disk.catalogMismatch.length;
+    output.say(
+      `Disk "${disk.label}" (${disk.root}): ${disk.files} files checked, ${formatBytes(disk.bytesRead)} read; ` +
+        (problems === 0 ? "all intact." : `${disk.missing.length} missing, ${disk.corrupt.length} corrupt, ${disk.unexpected.length} unexpected, ${disk.catalogMismatch.length} catalog mismatches.`),
+    );
+  }
+  output.result(result);
+}

@@ -1,0 +1,45 @@
+/**
+ * Blaine's public surface: what pipeline scripts and other programs import.
+ * Everything not exported here is internal and may change.
+ */
+
+// Stages, in pipeline order.
+export { walk, type WalkOptions } from "./stages/walker.ts";
+export { diff, MATCH_MODES, type DiffOptions, type MatchMode } from "./stages/differ.ts";
+export { hashEach, hashWhereDuplicatePossible, type HashOptions } from "./stages/hasher.ts";
+export { dedup, type DedupOptions } from "./stages/dedup.ts";
+export { copier, type CopierOptions, type CopyFunction } from "./stages/copier.ts";
+export { writeManifest, type ManifestWriterOptions } from "./stages/manifest-writer.ts";
+
+// Composing them.
+export { mapBounded, batches, type MapBoundedOptions } from "./pipeline/bounded.ts";
+export { drain } from "./pipeline/pipe.ts";
+export type { FileEntry, PlannedFile, StoredFile, Change } from "./pipeline/types.ts";
+export type { Pipeline, PipelineContext } from "./pipeline/context.ts";
+
+// A run of the archive pipeline.
+export { openArchiveRun, type ArchiveRun } from "./archive/run-context.ts";
+export { applyDeletions } from "./archive/deletions.ts";
+export { finishRun, type RunResult } from "./archive/finish-run.ts";
+export { RunReport, type RunCounts, type RunError } from "./report.ts";
+
+// Catalogs and disks.
+export { ArchiveCatalog } from "./catalog/archive-catalog.ts";
+export type { FileRecord, HostFileRow } from "./catalog/records.ts";
+export { MountedDisk } from "./disk/mounted-disk.ts";
+export { readDiskLabel, type DiskLabel } from "./disk/disk-label.ts";
+export { diskLayout, BLAINE_DIR } from "./disk/layout.ts";
+
+// Commands as functions.
+export { initDisk } from "./commands/disk-init.ts";
+export { restoreFiles, type RestoreResult } from "./commands/restore.ts";
+export { verifyDisks, type VerifyResult } from "./commands/verify.ts";
+
+// Settings and helpers.
+export { loadSettings, type Settings } from "./config.ts";
+export { BlaineError, ExitCode } from "./errors.ts";
+export { hashFile, type HashAlgorithm } from "./hashing.ts";
+export { copyWithHash } from "./copy/builtin-copy.ts";
+export { parseSize, formatBytes } from "./size.ts";
+export { globToRegExp } from "./glob.ts";
+export { writeFileAtomic } from "./fs/atomic.ts";

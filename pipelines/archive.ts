@@ -1,0 +1,34 @@
+/**
+ * The archive pipeline, what `blaine run` runs by default:
+ * walker → differ → hasher → dedup → copier → manifest writer, then the
+ * deletions and the end-of-run bookkeeping. Composition only.
+ */
+import {
+  applyDeletions,
+  copier,
+  dedup,
+  diff,
+  drain,
+  finishRun,
+  hashWhereDuplicatePossible,
+  walk,
+  writeManifest,
+  type PipelineContext,
+  type RunResult,
+} from "../lib/index.ts";
+
+export default async function archive(context: PipelineContext): Promise<RunResult> {
+  const run = context.openArchiveRun();
+  try {
+    const entries = walk(run.sources, run.walk);
+    const changed = diff(entries, run.diff);
+    const hashed = hashWhereDuplicatePossible(changed, run.hash);
+    const routed = dedup(hashed, run.dedup);
+    const stored = copier(routed, run.copier);
+    await drain(writeManifest(stored, run.manifest));
+    await applyDeletions(run);
+    return finishRun(run);
+  } finally {
+    run.close();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Example pipeline: a hash-only inventory of the sources, no copy. Writes
+ * `inventory.<hash>` (in `sha1sum -c` format, so stock tools can check it)
+ * into the first --dest directory, or the working directory.
+ *
+ *   blaine run pipelines/inventory.ts /data/photos --dest /tmp/inv
+ */
+import { join } from "node:path";
+import { hashEach, walk, writeFileAtomic, type PipelineContext } from "../lib/index.ts";
+
+export default async function inventory(context: PipelineContext): Promise<number> {
+  const { settings, report, output } = context;
+  const algorithm = settings.hash;
+  const lines: string[] = [];
+  const onError = (path: string, message: string) => report.error(path, message);
+  const files = walk(settings.sources, { signal: context.signal, onError });
+  for await (const file of hashEach(files, { algorithm, signal: context.signal, onError })) {
+    if (file.kind !== "file") continue;
+    // sha1sum escapes names with a backslash or newline, and marks the line with a leading "\".
+    const escaped = /[\\\n]/.test(file.path);
+    const name = escaped ? file.path.replaceAll("\\", "\\\\").replaceAll("\n", "\\n") : file.path;
+    lines.push(`${escaped ? "\\" : ""}${file.hash.slice(algorithm.length + 1)}  ${name}`);
+    report.done(file.size);
+  }
+  const target = join(settings.dest[0] ?? process.cwd(), `inventory.${algorithm}`);
+  writeFileAtomic(target, lines.length > 0 ? `${lines.join("\n")}\n` : "");
+  output.say(`Inventory of ${lines.length} files written to ${target}; ${report.errors.length} errors.`);
+  output.result({ files: lines.length, inventory: target, errors: report.errors });
+  return report.errors.length > 0 ? 1 : 0;
+}
