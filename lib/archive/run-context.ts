@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { RunLinks } from "../catalog/run-links.ts";
@@ -87,7 +88,7 @@ export function openArchiveRun(settings: Settings, options: OpenRunOptions = {})
     const runLinks = new RunLinks(catalog);
     const runId = dryRun
       ? undefined
-      : (catalog.sqlite.query("INSERT INTO runs (started_at) VALUES (?) RETURNING id").get(report.startedAt) as { id: number }).id;
+      : (catalog.sqlite.query("INSERT INTO runs (started_at, hostname) VALUES (?, ?) RETURNING id").get(report.startedAt, hostname()) as { id: number }).id;
 
     const copy = settings.copier === "dc3dd" ? copyWithDc3dd : copyWithHash;
     const copierOptions: CopierOptions = {

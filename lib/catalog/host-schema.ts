@@ -77,4 +77,6 @@ export const runs = sqliteTable("runs", {
   finishedAt: integer("finished_at"),
   exitCode: integer("exit_code"),
   summary: text("summary"),
+  /** The machine that ran it: a host catalog rebuilt from disks tells whose runs it saw. */
+  hostname: text("hostname"),
 });

@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
+import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
@@ -87,6 +88,7 @@ export class DiskWriter {
     const prepared = this.#prepare(changes);
     // Copied temps must be on disk before an intent can say "rename it".
     if (changes.some((change) => change.op !== "delete")) syncFileSystem(root);
+    crashPoint("before-intents");
 
     const live = prepared.filter((item) => !item.outcome);
     this.#catalog.transaction(() => {
@@ -101,8 +103,13 @@ export class DiskWriter {
       }
     });
 
-    for (const item of live) item.outcome = this.#execute(item);
+    crashPoint("after-intents");
+    for (const item of live) {
+      item.outcome = this.#execute(item);
+      crashPoint("mid-placement");
+    }
     syncFileSystem(root);
+    crashPoint("before-commit");
 
     this.#catalog.transaction(() => {
       const now = Date.now();
@@ -111,6 +118,7 @@ export class DiskWriter {
         this.#statements.deleteIntent.run(item.intentId!);
       }
     });
+    crashPoint("after-commit");
     return prepared.map((item) => item.outcome!);
   }
 

@@ -1,5 +1,6 @@
 import { lstatSync, unlinkSync } from "node:fs";
 import { copyWithHash, type CopyRequest, type CopyResult } from "../copy/builtin-copy.ts";
+import { crashPoint } from "../crash-point.ts";
 import type { SpaceBudget } from "../disk/space-budget.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import type { HashAlgorithm } from "../hashing.ts";
@@ -69,6 +70,7 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
       written = true;
       const after = result.sourceAfter;
       if (result.size === current.size && after.size === current.size && after.mtimeMs === current.mtimeMs) {
+        crashPoint("after-copy");
         report.done(result.size);
         return { ...current, action: "copy", hash: result.hash, tempName: temp.name, bytesCopied: result.size };
       }
