@@ -85,9 +85,25 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
 cli.help();
 cli.version("0.1.0");
 
+/**
+ * cac camelCases option names before its parser sees them, so a dashed
+ * boolean flag (`--dry-run`) would swallow the next argument as its value.
+ * Writing such flags as `--flag=true` keeps positional arguments intact.
+ */
+function normaliseBooleanFlags(argv: readonly string[]): string[] {
+  const dashedBooleans = new Set<string>();
+  for (const command of [cli.globalCommand, ...cli.commands]) {
+    for (const option of command.options) {
+      const flag = option.rawName.split(/[ ,]/)[0];
+      if (option.isBoolean && /^--\w+-/.test(flag)) dashedBooleans.add(flag);
+    }
+  }
+  return argv.map((arg) => (dashedBooleans.has(arg) ? `${arg}=true` : arg));
+}
+
 async function main(): Promise<number> {
   try {
-    cli.parse(process.argv, { run: false });
+    cli.parse(normaliseBooleanFlags(process.argv), { run: false });
     if (!cli.matchedCommand) {
       if (cli.options.help || cli.options.version) return ExitCode.ok;
       const name = cli.args[0];

@@ -19,15 +19,18 @@ export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[
   }
   const globs: RegExp[] = [];
   const prefixes: string[] = [];
-  for (const pattern of patterns) {
-    if (pattern === "") throw new UsageError("an empty PATH matches nothing");
-    const absolute = pattern.startsWith("/") || pattern.startsWith("*") ? pattern : resolve(pattern);
-    if (hasGlobMagic(absolute)) globs.push(globToRegExp(absolute));
-    else prefixes.push(absolute.length > 1 && absolute.endsWith("/") ? absolute.slice(0, -1) : absolute);
-  }
   const byPrefix = catalog.sqlite.prepare(
     `SELECT ${COLUMNS} FROM main.files WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2 ORDER BY path`,
   );
+  const anyUnder = catalog.sqlite.prepare("SELECT 1 FROM main.files WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2 LIMIT 1");
+  for (const pattern of patterns) {
+    if (pattern === "") throw new UsageError("an empty PATH matches nothing");
+    const absolute = pattern.startsWith("/") || pattern.startsWith("*") ? pattern : resolve(pattern);
+    const literal = absolute.length > 1 && absolute.endsWith("/") ? absolute.slice(0, -1) : absolute;
+    // A name may really contain "*" or "[": an archived path is taken literally first.
+    if (hasGlobMagic(absolute) && !anyUnder.get(literal, `${literal}/`)) globs.push(globToRegExp(absolute));
+    else prefixes.push(literal);
+  }
   const emitted = new Set<string>();
   for (const prefix of prefixes) {
     for (const row of byPrefix.iterate(prefix, prefix === "/" ? "/" : `${prefix}/`) as Iterable<HostFileRow>) {

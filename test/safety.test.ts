@@ -1,0 +1,114 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
+import { spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
+import { canMount, mountTmpfs } from "./helpers/mounts.ts";
+
+let env: ArchiveEnv | undefined;
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+  env?.cleanup();
+  env = undefined;
+});
+
+function manyFiles(count: number, bytes = 2000): TreeSpec {
+  const tree: TreeSpec = {};
+  for (let i = 0; i < count; i++) tree[`f${String(i).padStart(4, "0")}`] = { bytes, seed: i + 1 };
+  return tree;
+}
+
+describe("deletion safety stop", () => {
+  test("more deletions than the default limit: nothing deleted, exit 2, says why", async () => {
+    env = await archiveEnv(manyFiles(30, 10));
+    await env.run();
+    for (let i = 0; i < 10; i++) rmSync(join(env.source, `f${String(i).padStart(4, "0")}`));
+    const stopped = await env.run();
+    expect(stopped.exitCode).toBe(2);
+    expect(stopped.json.deleted).toBe(0);
+    expect(stopped.json.safetyStop).toMatch(/would delete 10 archived files, more than the limit of 3/);
+    expect(existsSync(env.onDisk("f0000"))).toBe(true);
+    expect((await env.cli("ls", "--json")).json).toHaveLength(30);
+    const kept = await env.run("--keep-deleted");
+    expect(kept.exitCode).toBe(0);
+    expect(existsSync(env.onDisk("f0000"))).toBe(true);
+    const allowed = await env.run("--max-delete", "10");
+    expect(allowed.exitCode).toBe(0);
+    expect(allowed.json.deleted).toBe(10);
+    expect(existsSync(env.onDisk("f0000"))).toBe(false);
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+});
+
+describe("one writer at a time", () => {
+  test("a second run on a locked catalog exits 1 naming the holder's pid", async () => {
+    env = await archiveEnv({ f: "1" });
+    const holder = Bun.spawn(["sleep", "30"]);
+    cleanups.push(() => holder.kill());
+    writeFileSync(`${env.db}.lock`, `${holder.pid}\n`);
+    const result = await env.run();
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain(`catalog is locked by pid ${holder.pid}`);
+  });
+
+  test("a lock left by a killed run is taken over", async () => {
+    env = await archiveEnv({ f: "1" });
+    const dead = Bun.spawn(["true"]);
+    await dead.exited;
+    writeFileSync(`${env.db}.lock`, `${dead.pid}\n`);
+    const result = await env.run();
+    expect(result.exitCode).toBe(0);
+    expect(existsSync(`${env.db}.lock`)).toBe(false);
+  });
+
+  test("two real runs at once: one waits for nothing and fails with the lock message", async () => {
+    env = await archiveEnv(manyFiles(400, 20_000));
+    const first = spawnBlaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "" } });
+    await waitFor(() => existsSync(`${env!.db}.lock`), 20_000, "the first run's lock");
+    const second = await env.run();
+    await first.exited;
+    if (second.exitCode === 0) {
+      // The first run was already done: nothing to contend for on this machine.
+      console.log("lock contention test: the first run finished before the second started");
+    } else {
+      expect(second.exitCode).toBe(1);
+      expect(second.stderr).toMatch(/catalog is locked by pid \d+/);
+    }
+    expect(await first.exited).toBe(0);
+  });
+});
+
+describe("a disk that fills up", () => {
+  test.skipIf(!canMount())("a size-limited tmpfs: what fits is stored, the rest is not started, exit 3 says how much is left", async () => {
+    const dir = join("/tmp", `blaine-full-${process.pid}`);
+    cleanups.push(mountTmpfs(dir, "3m"));
+    env = await archiveEnv({ ...manyFiles(12, 400_000) }, { disk: dir });
+    const run = await env.run("--reserve", "0");
+    expect(run.exitCode).toBe(3);
+    expect(run.json.notStored.files).toBeGreaterThan(0);
+    expect(run.json.new).toBeGreaterThan(3);
+    expect(run.json.new + run.json.notStored.files).toBe(12);
+    expect(run.stderr).toMatch(/did not fit/);
+    expect(run.stderr).toMatch(/A new disk is needed/);
+    // What was stored is complete and verified; no temp files are left behind.
+    expect((await env.verify()).exitCode).toBe(0);
+    expect(readdirSync(join(dir, ".blaine", "tmp"))).toEqual([]);
+  });
+  if (!canMount()) console.log("skipped tmpfs test: needs root and mount permission; the --capacity test covers the logic");
+
+  test("--capacity limits a plain directory the same way", async () => {
+    env = await archiveEnv(manyFiles(10, 100_000));
+    const run = await env.run("--capacity", "450K");
+    expect(run.exitCode).toBe(3);
+    expect(run.json.new).toBe(4);
+    expect(run.json.notStored).toEqual({ files: 6, bytes: 600_000 });
+    const more = await env.run("--capacity", "2M");
+    expect(more.exitCode).toBe(0);
+    expect(more.json.new).toBe(6);
+    const to = join(env.root, "r");
+    expect((await env.restore(to)).exitCode).toBe(0);
+    expect(filesOf(snapshotTree(join(to, env.source)))).toEqual(filesOf(snapshotTree(env.source)));
+  });
+});
