@@ -5,6 +5,7 @@
  *
  *   blaine run pipelines/inventory.ts /data/photos --dest /tmp/inv
  */
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { hashEach, walk, writeFileAtomic, type PipelineContext } from "../lib/index.ts";
 
@@ -22,7 +23,9 @@ export default async function inventory(context: PipelineContext): Promise<numbe
     lines.push(`${escaped ? "\\" : ""}${file.hash.slice(algorithm.length + 1)}  ${name}`);
     report.done(file.size);
   }
-  const target = join(settings.dest[0] ?? process.cwd(), `inventory.${algorithm}`);
+  const outDir = settings.dest[0] ?? process.cwd();
+  mkdirSync(outDir, { recursive: true });
+  const target = join(outDir, `inventory.${algorithm}`);
   writeFileAtomic(target, lines.length > 0 ? `${lines.join("\n")}\n` : "");
   output.say(`Inventory of ${lines.length} files written to ${target}; ${report.errors.length} errors.`);
   output.result({ files: lines.length, inventory: target, errors: report.errors });

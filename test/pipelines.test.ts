@@ -1,0 +1,140 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { appendFileSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import * as blaineLib from "../lib/index.ts";
+import { copier, copyWithHash, dedup, diff, drain, finishRun, hashWhereDuplicatePossible, loadSettings, openArchiveRun, walk, writeManifest, applyDeletions, type PlannedFile } from "../lib/index.ts";
+import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
+import { blaine } from "./helpers/cli.ts";
+
+let env: ArchiveEnv | undefined;
+afterEach(() => {
+  env?.cleanup();
+  env = undefined;
+});
+
+describe("pipeline scripts", () => {
+  test("the inventory example writes a manifest that sha1sum -c accepts", async () => {
+    env = await archiveEnv({ a: "alpha", dir: { "b c": "beta", "new\nline": "odd" } });
+    const out = join(env.root, "inv");
+    const result = await blaine(["run", join(import.meta.dir, "..", "pipelines", "inventory.ts"), "--dest", out, "--json", env.source]);
+    expect(result.exitCode).toBe(0);
+    expect(result.json.files).toBe(3);
+    const check = Bun.spawnSync(["sha1sum", "-c", "--quiet", join(out, "inventory.sha1")]);
+    expect(check.stderr.toString()).toBe("");
+    expect(check.exitCode).toBe(0);
+  });
+
+  test("a user's own pipeline script runs through blaine run and can add a stage", async () => {
+    env = await archiveEnv({ "keep.mkv": "k", "skip.sample.mkv": "s" });
+    const script = join(env.root, "my-pipeline.ts");
+    const lib = join(import.meta.dir, "..", "lib", "index.ts");
+    writeFileSync(
+      script,
+      `import { walk, diff, hashWhereDuplicatePossible, dedup, copier, writeManifest, drain, applyDeletions, finishRun } from ${JSON.stringify(lib)};
+async function* noSamples(items) { for await (const item of items) if (!item.path.includes(".sample.")) yield item; }
+export default async function (context) {
+  const run = context.openArchiveRun();
+  try {
+    await drain(writeManifest(copier(dedup(hashWhereDuplicatePossible(diff(noSamples(walk(run.sources, run.walk)), run.diff), run.hash), run.dedup), run.copier), run.manifest));
+    await applyDeletions(run);
+    return finishRun(run);
+  } finally { run.close(); }
+}
+`,
+    );
+    const result = await blaine(["run", script, "--db", env.db, "--dest", env.disk, "--json", env.source]);
+    expect(result.exitCode).toBe(0);
+    expect(result.json.new).toBe(1);
+    expect((await env.cli("ls", "--json")).json.map((r: any) => r.path)).toEqual([join(env.source, "keep.mkv")]);
+  });
+
+  test("a script without a default export is refused with its name", async () => {
+    env = await archiveEnv({});
+    const script = join(env.root, "bad.ts");
+    writeFileSync(script, "export const x = 1;\n");
+    const result = await blaine(["run", script, "--db", env.db, "--dest", env.disk, env.source]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("bad.ts");
+  });
+});
+
+/** Runs the archive pipeline in-process with an extra stage between differ and hasher: fault injection by composition. */
+async function runWith(e: ArchiveEnv, inject: (item: PlannedFile) => void, copy?: typeof copyWithHash) {
+  const settings = loadSettings({ db: e.db, dest: e.disk }, [e.source]);
+  const run = openArchiveRun(settings);
+  try {
+    const copierOptions = copy ? { ...run.copier, copy } : run.copier;
+    async function* tap(items: AsyncIterable<PlannedFile>) {
+      for await (const item of items) {
+        inject(item);
+        yield item;
+      }
+    }
+    await drain(writeManifest(copier(dedup(hashWhereDuplicatePossible(tap(diff(walk(run.sources, run.walk), run.diff)), run.hash), run.dedup), copierOptions), run.manifest));
+    await applyDeletions(run);
+    return finishRun(run);
+  } finally {
+    run.close();
+  }
+}
+
+describe("files that vanish or change during a run", () => {
+  test("a file that vanishes after the walk is reported in errors; the run goes on", async () => {
+    env = await archiveEnv({ a: "1", b: "2", c: "3" });
+    const result = await runWith(env, (item) => {
+      if (item.path.endsWith("/b")) unlinkSync(item.path);
+    });
+    expect(result.new).toBe(2);
+    expect(result.errors).toEqual([{ path: join(env.source, "b"), message: "vanished before it could be copied" }]);
+    expect(result.exitCode).toBe(1);
+  });
+
+  test("a file that changes while copied is retried once and then archived as it is", async () => {
+    env = await archiveEnv({ grow: { bytes: 10_000, seed: 1 } });
+    let calls = 0;
+    const result = await runWith(env, () => {}, async (request) => {
+      const copied = await copyWithHash(request);
+      if (++calls === 1) appendFileSync(request.source, "more");
+      return { ...copied, sourceAfter: (await import("node:fs")).statSync(request.source) };
+    });
+    expect(calls).toBe(2);
+    expect(result.errors).toEqual([]);
+    expect(result.new).toBe(1);
+    expect(readFileSync(env.onDisk("grow"))).toEqual(readFileSync(join(env.source, "grow")));
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test("a file that keeps changing is reported after the retry, nothing half-copied is left", async () => {
+    env = await archiveEnv({ busy: "x", calm: "y" });
+    const result = await runWith(env, () => {}, async (request) => {
+      const copied = await copyWithHash(request);
+      if (request.source.endsWith("busy")) appendFileSync(request.source, "z");
+      return { ...copied, sourceAfter: (await import("node:fs")).statSync(request.source) };
+    });
+    expect(result.new).toBe(1);
+    expect(result.errors.map((e) => e.path)).toEqual([join(env.source, "busy")]);
+    expect(result.errors[0].message).toMatch(/changed while being copied/);
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test("an unreadable directory is reported and the rest is archived", async () => {
+    env = await archiveEnv({ ok: "1", locked: { inside: "2" } });
+    rmSync(join(env.source, "locked"), { recursive: true });
+    writeFileSync(join(env.source, "locked"), "now a file");
+    const result = await runWith(env, () => {});
+    expect(result.exitCode).toBe(0);
+    expect(result.new).toBe(2);
+  });
+});
+
+describe("public surface", () => {
+  test("lib/index.ts exports exactly this", () => {
+    expect(Object.keys(blaineLib).sort()).toEqual([
+      "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "MATCH_MODES", "MountedDisk", "RunReport",
+      "applyDeletions", "batches", "copier", "copyWithHash", "dedup", "diff", "diskLayout", "drain", "finishRun",
+      "formatBytes", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "loadSettings",
+      "mapBounded", "openArchiveRun", "parseSize", "readDiskLabel", "restoreFiles", "verifyDisks", "walk",
+      "writeFileAtomic", "writeManifest",
+    ]);
+  });
+});
