@@ -23,8 +23,13 @@ export function hashAlgorithmOf(hash: string): HashAlgorithm {
   return algorithm;
 }
 
+/** One read buffer for all of hashFile's calls: it is synchronous, so they never overlap. */
+let sharedBuffer: Buffer | undefined;
+
 /** Reads a file once and returns its hash and length. Does not follow symlinks. */
-export function hashFile(path: string, algorithm: HashAlgorithm, buffer = Buffer.allocUnsafe(CHUNK_SIZE)): { hash: string; size: number } {
+export function hashFile(path: string, algorithm: HashAlgorithm): { hash: string; size: number } {
+  sharedBuffer ??= Buffer.allocUnsafe(CHUNK_SIZE);
+  const buffer = sharedBuffer;
   const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const hasher = new Bun.CryptoHasher(algorithm);

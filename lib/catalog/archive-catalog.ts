@@ -43,7 +43,7 @@ export class ArchiveCatalog {
     // The lock comes first: a migration is a write too.
     const lock = options.lock && !options.readonly ? CatalogLock.acquire(path) : undefined;
     try {
-      const sqlite = openCatalogDatabase(path, "host", options);
+      const sqlite = openCatalogDatabase(path, "host", { ...options, exclusive: Boolean(lock) });
       return new ArchiveCatalog(path, sqlite, options.readonly ?? false, lock);
     } catch (error) {
       lock?.release();

@@ -21,20 +21,17 @@ export const entries = sqliteTable(
 );
 
 /**
- * Write-ahead intents: each change to the disk's file system is recorded here
- * before it is made, and removed in the transaction that records its result.
- * After a kill -9, what is left here is finished or undone by looking at the
- * file system, so the catalogs always end up agreeing with the disk.
+ * Write-ahead intents: each batch of changes to the disk's file system is
+ * recorded here before it is made, and removed in the transaction that
+ * records its results. After a kill -9, what is left here is finished or
+ * undone by looking at the file system, so the catalogs always end up
+ * agreeing with the disk. One row per batch (not per file): intents are
+ * written for every change, and a row per file cost more than the copy of
+ * a small file.
  */
 export const intents = sqliteTable("intents", {
   id: integer("id").primaryKey({ autoIncrement: true }),
-  /** place: temp file → path; link: existing path → path; rename: fromPath → path; delete: path. */
-  op: text("op", { enum: ["place", "link", "rename", "delete"] }).notNull(),
-  path: text("path").notNull(),
-  fromPath: text("from_path"),
-  /** The temp file (below .blaine/tmp) that "place" renames into the data tree. */
-  tempName: text("temp_name"),
-  /** The host catalog row this change produces, as JSON (null for deletes). */
-  record: text("record"),
+  /** JSON array of IntentChange (see disk-writer.ts), in the order they are carried out. */
+  changes: text("changes").notNull(),
   createdAt: integer("created_at").notNull(),
 });

@@ -1,6 +1,6 @@
 import { lstatSync, readlinkSync } from "node:fs";
 import { errorMessage, ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
-import { hashAlgorithmOf, hashFile, hashText, CHUNK_SIZE } from "../hashing.ts";
+import { hashAlgorithmOf, hashFile, hashText } from "../hashing.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import type { Settings } from "../config.ts";
@@ -61,7 +61,6 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
   const missing: string[] = [];
   const corrupt: { path: string; message: string }[] = [];
   const hashByInode = new Map<number, string>();
-  const buffer = Buffer.allocUnsafe(CHUNK_SIZE);
   let files = 0;
   let bytesRead = 0;
   const entries = catalog.sqlite
@@ -90,7 +89,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
       }
       let hash = hashByInode.get(stats.ino);
       if (hash === undefined || !hash.startsWith(`${hashAlgorithmOf(entry.hash)}:`)) {
-        hash = hashFile(location, hashAlgorithmOf(entry.hash), buffer).hash;
+        hash = hashFile(location, hashAlgorithmOf(entry.hash)).hash;
         bytesRead += stats.size;
         if (stats.nlink > 1) hashByInode.set(stats.ino, hash);
       }

@@ -35,7 +35,6 @@ interface PreparedChange {
   readonly intentOp: "place" | "rename" | "delete";
   readonly tempName?: string;
   readonly storedAsLink?: boolean;
-  intentId?: number;
   outcome?: ChangeOutcome;
 }
 
@@ -55,6 +54,8 @@ export class DiskWriter {
   readonly disk: MountedDisk;
   readonly #catalog: ArchiveCatalog;
   #tempCounter = 0;
+  /** Data directories known to exist, so most placements skip mkdir; forgotten when anything is removed. */
+  readonly #knownDirectories = new Set<string>();
   readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}`;
   readonly #statements: ReturnType<typeof prepareStatements>;
 
@@ -91,18 +92,17 @@ export class DiskWriter {
     crashPoint("before-intents");
 
     const live = prepared.filter((item) => !item.outcome);
-    this.#catalog.transaction(() => {
-      const now = Date.now();
-      for (const item of live) {
-        const change = item.change;
-        const record = "record" in change ? JSON.stringify(change.record) : null;
-        const path = change.op === "delete" ? change.path : change.record.path;
-        const fromPath = change.op === "rename" ? change.fromPath : null;
-        const row = this.#statements.insertIntent.get(item.intentOp, path, fromPath, item.tempName ?? null, record, now) as { id: number };
-        item.intentId = row.id;
-      }
+    const intentChanges: IntentChange[] = live.map((item) => {
+      const change = item.change;
+      return {
+        op: item.intentOp,
+        path: change.op === "delete" ? change.path : change.record.path,
+        fromPath: change.op === "rename" ? change.fromPath : undefined,
+        tempName: item.tempName,
+        record: "record" in change ? change.record : undefined,
+      };
     });
-
+    const intentId = (this.#statements.insertIntent.get(JSON.stringify(intentChanges), Date.now()) as { id: number }).id;
     crashPoint("after-intents");
     for (const item of live) {
       item.outcome = this.#execute(item);
@@ -113,10 +113,8 @@ export class DiskWriter {
 
     this.#catalog.transaction(() => {
       const now = Date.now();
-      for (const item of live) {
-        if (item.outcome?.ok) this.#apply(item.change, now);
-        this.#statements.deleteIntent.run(item.intentId!);
-      }
+      for (const item of live) if (item.outcome?.ok) this.#apply(item.change, now);
+      this.#statements.deleteIntent.run(intentId);
     });
     crashPoint("after-commit");
     return prepared.map((item) => item.outcome!);
@@ -208,18 +206,20 @@ export class DiskWriter {
     try {
       switch (change.op) {
         case "delete":
+          this.#knownDirectories.clear();
           removeData(layout.root, change.path);
           break;
         case "rename": {
           const target = layout.dataPath(change.record.path);
-          mkdirSync(dirname(target), { recursive: true });
+          this.#ensureDirectory(dirname(target));
           renameSync(layout.dataPath(change.fromPath), target);
+          this.#knownDirectories.clear();
           pruneEmptyParents(layout.root, change.fromPath);
           break;
         }
         default: {
           const target = layout.dataPath(change.record.path);
-          mkdirSync(dirname(target), { recursive: true });
+          this.#ensureDirectory(dirname(target));
           renameSync(this.tempPath(item.tempName!), target);
         }
       }
@@ -228,6 +228,13 @@ export class DiskWriter {
       if (item.tempName) rmQuiet(this.tempPath(item.tempName));
       return { change, ok: false, error: describeFsError(error) };
     }
+  }
+
+  #ensureDirectory(dir: string): void {
+    if (this.#knownDirectories.has(dir)) return;
+    mkdirSync(dir, { recursive: true });
+    if (this.#knownDirectories.size > 10_000) this.#knownDirectories.clear();
+    this.#knownDirectories.add(dir);
   }
 
   #apply(change: DiskChange, now: number): void {
@@ -253,9 +260,7 @@ function applyRecord(s: ReturnType<typeof prepareStatements>, r: FileRecord, dis
 function prepareStatements(catalog: ArchiveCatalog, alias: string) {
   const db = catalog.sqlite;
   return {
-    insertIntent: db.prepare(
-      `INSERT INTO ${alias}.intents (op, path, from_path, temp_name, record, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
-    ),
+    insertIntent: db.prepare(`INSERT INTO ${alias}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
     deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
     holders: db.prepare(`SELECT path FROM ${alias}.entries WHERE hash = ? AND size = ? AND kind = 'file' LIMIT 8`),
     entryHash: db.prepare(`SELECT hash FROM ${alias}.entries WHERE path = ?`),
@@ -277,47 +282,48 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
   } satisfies Record<string, Statement>;
 }
 
-interface IntentRow {
-  id: number;
-  op: "place" | "rename" | "delete";
-  path: string;
-  fromPath: string | null;
-  tempName: string | null;
-  record: string | null;
+/** One change as recorded in an intents row, enough to tell later whether it happened. */
+interface IntentChange {
+  readonly op: "place" | "rename" | "delete";
+  readonly path: string;
+  readonly fromPath?: string;
+  readonly tempName?: string;
+  readonly record?: FileRecord;
 }
 
 /**
  * Finishes or drops what a killed run left in the intents table, deciding
  * from the file system alone, then clears stray temps. Safe to repeat.
- * Returns how many intents were found.
+ * Returns how many changes were settled.
  */
 export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number {
   const layout = disk.layout;
   const statements = prepareStatements(catalog, disk.alias);
-  const intents = catalog.sqlite
-    .query(`SELECT id, op, path, from_path AS fromPath, temp_name AS tempName, record FROM ${disk.alias}.intents ORDER BY id`)
-    .all() as IntentRow[];
+  const rows = catalog.sqlite.query(`SELECT id, changes FROM ${disk.alias}.intents ORDER BY id`).all() as { id: number; changes: string }[];
+  let settled = 0;
   catalog.transaction(() => {
     const now = Date.now();
-    for (const intent of intents) {
-      const record = intent.record ? (JSON.parse(intent.record) as FileRecord) : undefined;
-      const exists = (path: string) => lstatQuiet(layout.dataPath(path));
-      let done = false;
-      if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
-      else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
-      else done = !exists(intent.path);
-      if (done) {
+    const exists = (path: string) => lstatQuiet(layout.dataPath(path));
+    for (const row of rows) {
+      for (const intent of JSON.parse(row.changes) as IntentChange[]) {
+        settled++;
+        let done: boolean;
+        // A temp that still exists was not placed; a rename whose source is gone happened.
+        if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
+        else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
+        else done = !exists(intent.path);
+        if (!done) continue;
         if (intent.op === "delete") applyDelete(statements, intent.path);
         else {
           if (intent.op === "rename" && intent.fromPath) applyDelete(statements, intent.fromPath);
-          applyRecord(statements, record!, disk.label.diskId, now);
+          applyRecord(statements, intent.record!, disk.label.diskId, now);
         }
       }
-      statements.deleteIntent.run(intent.id);
+      statements.deleteIntent.run(row.id);
     }
   });
   disk.clearTemps(new Set());
-  return intents.length;
+  return settled;
 }
 
 function applyDelete(s: ReturnType<typeof prepareStatements>, path: string): void {

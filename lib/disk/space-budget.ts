@@ -25,13 +25,33 @@ export class SpaceBudget {
     this.#options = options;
   }
 
+  #freeAtCheck = 0;
+  #checkedAt = Number.NEGATIVE_INFINITY;
+  #reservedSinceCheck = 0;
+
+  /**
+   * Bytes a new copy may use. statfs is asked at most every 100 ms (it was
+   * a tenth of a small-file run), and again whenever the cached answer says
+   * no, so near a full disk the answer is always fresh. Conservative: copies
+   * in flight count in full even when partly written.
+   */
+  #room(fresh: boolean): number {
+    const now = performance.now();
+    if (fresh || now - this.#checkedAt > 100) {
+      this.#freeAtCheck = this.#disk.fileSystemSpace().free - this.#inFlight;
+      this.#checkedAt = now;
+      this.#reservedSinceCheck = 0;
+    }
+    return this.#freeAtCheck - this.#reservedSinceCheck - this.#options.reserve;
+  }
+
   /** Reserves `bytes` for a copy; false when they do not fit. */
   tryReserve(bytes: number): boolean {
-    const { free } = this.#disk.fileSystemSpace();
-    if (free - this.#options.reserve - this.#inFlight < bytes) return false;
+    if (this.#room(false) < bytes && this.#room(true) < bytes) return false;
     const capacity = this.#options.capacity;
     if (capacity !== null && this.#options.usedAtStart + this.#addedThisRun + this.#inFlight + bytes > capacity) return false;
     this.#inFlight += bytes;
+    this.#reservedSinceCheck += bytes;
     return true;
   }
 

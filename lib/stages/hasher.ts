@@ -9,40 +9,48 @@ export interface HashOptions {
   readonly catalog: ArchiveCatalog;
   readonly algorithm: HashAlgorithm;
   readonly report: RunReport;
-  /** Files hashed at once (reads are latency-bound for small files). */
-  readonly concurrency?: number;
   /** Dry runs read nothing. */
   readonly dryRun?: boolean;
   readonly signal?: AbortSignal;
 }
 
 /**
+ * Below this, reading a file twice costs more than copying a duplicate that
+ * the disk writer then turns into a hardlink anyway (small files' sizes
+ * collide all the time, so nearly all would be read twice).
+ */
+const PREHASH_MIN_SIZE = 1024 * 1024;
+
+/**
  * Hashes a file before it is copied only when the archive already holds
  * content of the same size, i.e. when it may be a duplicate or a rename by
  * content: then dedup can store a hardlink and nothing is copied. Every
- * other file is hashed by the copier in the same pass as the copy.
+ * other file is hashed by the copier in the same pass as the copy; small
+ * duplicates are found when they are committed (see DiskWriter).
  */
 export async function* hashWhereDuplicatePossible(
   items: AsyncIterable<PlannedFile>,
   options: HashOptions,
 ): AsyncGenerator<PlannedFile> {
   const { catalog, algorithm, report } = options;
-  const work = async (item: PlannedFile): Promise<PlannedFile | undefined> => {
-    if (item.hash) return item;
-    if (item.kind === "symlink") return { ...item, hash: hashText(algorithm, item.linkTarget ?? "") };
-    if (options.dryRun || !catalog.hasContentOfSize(item.size)) return item;
-    try {
-      const { hash, size } = hashFile(item.path, algorithm);
-      // A size that differs from the walk means the file is changing: let the copier deal with it.
-      return size === item.size ? { ...item, hash } : item;
-    } catch (error) {
-      report.error(item.path, errorMessage(error));
-      report.counts.skipped++;
-      return undefined;
+  // Sequential on purpose: only files of 1 MiB and more are read here, and
+  // those are throughput-bound; a plain loop also keeps per-item overhead
+  // off the many small files that just pass through.
+  for await (const item of items) {
+    options.signal?.throwIfAborted();
+    if (item.hash) yield item;
+    else if (item.kind === "symlink") yield { ...item, hash: hashText(algorithm, item.linkTarget ?? "") };
+    else if (options.dryRun || item.size < PREHASH_MIN_SIZE || !catalog.hasContentOfSize(item.size)) yield item;
+    else {
+      try {
+        const { hash, size } = hashFile(item.path, algorithm);
+        // A size that differs from the walk means the file is changing: let the copier deal with it.
+        yield size === item.size ? { ...item, hash } : item;
+      } catch (error) {
+        report.error(item.path, errorMessage(error));
+        report.counts.skipped++;
+      }
     }
-  };
-  for await (const item of mapBounded(items, work, { concurrency: options.concurrency ?? 4, signal: options.signal })) {
-    if (item) yield item;
   }
 }
 

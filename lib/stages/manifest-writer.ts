@@ -25,7 +25,7 @@ export interface ManifestWriterOptions {
 export async function* writeManifest(items: AsyncIterable<StoredFile>, options: ManifestWriterOptions): AsyncGenerator<StoredFile> {
   const { writer, report } = options;
   const batchOptions = {
-    size: options.batchSize ?? 500,
+    size: options.batchSize ?? 2000,
     weight: (item: StoredFile) => item.bytesCopied,
     maxWeight: 512 * 1024 * 1024,
     maxWaitMs: 2000,

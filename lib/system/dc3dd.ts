@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CopyRequest, CopyResult } from "../copy/builtin-copy.ts";
 import { BlaineError } from "../errors.ts";
-import { $ } from "./exec.ts";
+import { zx } from "./exec.ts";
 
 /**
  * Copies with dc3dd (the forensic dd) and reads the hash from its hash log,
@@ -14,6 +14,7 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
   const logDir = mkdtempSync(join(tmpdir(), "blaine-dc3dd-"));
   const hashLog = join(logDir, "hash.log");
   try {
+    const $ = await zx();
     const result = await $`dc3dd if=${request.source} of=${request.target} hash=${request.algorithm} hlog=${hashLog} nwspc=on`.nothrow();
     if (result.exitCode !== 0) {
       throw new BlaineError(`dc3dd failed copying ${request.source}: ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);

@@ -46,7 +46,7 @@ export function makeTree(root: string, spec: TreeSpec): void {
         else writeFileSync(path, seededBytes(child.bytes, child.seed));
       } else {
         mkdirSync(path, { recursive: true });
-        visit(path, child);
+        visit(path, child as TreeSpec);
       }
     }
   };

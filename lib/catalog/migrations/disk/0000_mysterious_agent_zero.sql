@@ -12,10 +12,6 @@ CREATE TABLE `entries` (
 CREATE INDEX `entries_hash_idx` ON `entries` (`hash`,`size`);--> statement-breakpoint
 CREATE TABLE `intents` (
 	`id` integer PRIMARY KEY AUTOINCREMENT NOT NULL,
-	`op` text NOT NULL,
-	`path` text NOT NULL,
-	`from_path` text,
-	`temp_name` text,
-	`record` text,
+	`changes` text NOT NULL,
 	`created_at` integer NOT NULL
 );
