@@ -1,4 +1,4 @@
-import { renameSync, rmSync } from "node:fs";
+import { existsSync, renameSync, rmSync } from "node:fs";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { fsyncDirectory, syncFileSystem } from "../fs/atomic.ts";
 import type { RunCounts, RunError } from "../report.ts";
@@ -53,7 +53,9 @@ export function finishRun(run: ArchiveRun): RunResult {
   catalog.sqlite
     .query("UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE id = ?")
     .run(Date.now(), exitCode, JSON.stringify({ ...summary, errorCount: report.errors.length }), run.runId ?? null);
-  copyHostCatalogToDisk(run);
+  // Nothing changed: the copy on the disk already tells what the archive holds.
+  const changed = report.counts.new + report.counts.modified + report.counts.renamed + report.counts.deleted > 0;
+  if (changed || run.recovered > 0 || !existsSync(run.disk.layout.hostCatalogCopy)) copyHostCatalogToDisk(run);
   return result;
 }
 
