@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { drizzle } from "drizzle-orm/bun-sqlite";
 import { migrate } from "drizzle-orm/bun-sqlite/migrator";
@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/fixture.ts";
+
+// These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
+setDefaultTimeout(120_000);
 
 const MIGRATIONS = join(import.meta.dir, "..", "lib", "catalog", "migrations", "host");
 

@@ -1,9 +1,12 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
+
+// These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
+setDefaultTimeout(120_000);
 
 let env: ArchiveEnv | undefined;
 afterEach(() => {

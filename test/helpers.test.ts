@@ -1,6 +1,9 @@
-import { describe, expect, test } from "bun:test";
+import { setDefaultTimeout, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { filesOf, makeTree, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
+
+// These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
+setDefaultTimeout(120_000);
 
 describe("test harness", () => {
   test("makeTree builds files, dirs, symlinks and hardlinks; snapshotTree reads them back", () => {

@@ -1,10 +1,13 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { appendFileSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as blaineLib from "../lib/index.ts";
 import { copier, copyWithHash, dedup, diff, drain, finishRun, hashWhereDuplicatePossible, loadSettings, openArchiveRun, walk, writeManifest, applyDeletions, type PlannedFile } from "../lib/index.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
+
+// These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
+setDefaultTimeout(120_000);
 
 let env: ArchiveEnv | undefined;
 afterEach(() => {

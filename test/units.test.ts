@@ -1,8 +1,11 @@
-import { describe, expect, test } from "bun:test";
+import { setDefaultTimeout, describe, expect, test } from "bun:test";
 import { batches, mapBounded } from "../lib/pipeline/bounded.ts";
 import { globToRegExp, isExcluded, parseExclude } from "../lib/glob.ts";
 import { formatBytes, parseSize } from "../lib/size.ts";
 import { parseDc3ddHashLog } from "../lib/system/dc3dd.ts";
+
+// These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
+setDefaultTimeout(120_000);
 
 describe("parseSize", () => {
   test.each([

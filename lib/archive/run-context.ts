@@ -5,7 +5,7 @@ import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { RunLinks } from "../catalog/run-links.ts";
 import { SeenPaths } from "../catalog/seen-paths.ts";
 import { excludePatterns, requireDb, requireDest, type Settings } from "../config.ts";
-import { copyWithHash } from "../copy/builtin-copy.ts";
+import { CopyPool } from "../copy/copy-pool.ts";
 import { DiskWriter, recoverDisk } from "../disk/disk-writer.ts";
 import { MountedDisk } from "../disk/mounted-disk.ts";
 import { SpaceBudget } from "../disk/space-budget.ts";
@@ -14,7 +14,7 @@ import { parseExclude } from "../glob.ts";
 import type { PlannedFile, StoredFile } from "../pipeline/types.ts";
 import { RunReport } from "../report.ts";
 import { resolveSizeOrPercent } from "../size.ts";
-import { copyOne, type CopierOptions } from "../stages/copier.ts";
+import { copyOne, type CopierOptions, type CopyFunction } from "../stages/copier.ts";
 import type { DedupOptions } from "../stages/dedup.ts";
 import type { DiffOptions } from "../stages/differ.ts";
 import type { HashOptions } from "../stages/hasher.ts";
@@ -90,7 +90,8 @@ export function openArchiveRun(settings: Settings, options: OpenRunOptions = {})
       ? undefined
       : (catalog.sqlite.query("INSERT INTO runs (started_at, hostname) VALUES (?, ?) RETURNING id").get(report.startedAt, hostname()) as { id: number }).id;
 
-    const copy = settings.copier === "dc3dd" ? copyWithDc3dd : copyWithHash;
+    const pool = new CopyPool();
+    const copy: CopyFunction = settings.copier === "dc3dd" ? copyWithDc3dd : (request) => pool.copy(request);
     const copierOptions: CopierOptions = {
       algorithm: settings.hash,
       space,
@@ -143,6 +144,7 @@ export function openArchiveRun(settings: Settings, options: OpenRunOptions = {})
         copyAgain: (item: PlannedFile): Promise<StoredFile | undefined> => copyOne(item, copierOptions),
       },
       close: () => {
+        pool.close();
         for (const mounted of disks) catalog.detach(mounted.alias);
         catalog.close();
       },

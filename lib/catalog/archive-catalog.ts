@@ -36,7 +36,8 @@ export class ArchiveCatalog {
     this.#lock = lock;
     this.#byPath = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE path = ?`);
     this.#byInode = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE dev = ? AND ino = ? LIMIT 16`);
-    this.#sizeExists = sqlite.prepare("SELECT 1 FROM main.files WHERE size = ? AND kind = 'file' LIMIT 1");
+    // "size >= 1048576" lets SQLite use the partial index on large sizes.
+    this.#sizeExists = sqlite.prepare("SELECT 1 FROM main.files WHERE size = ?1 AND size >= 1048576 AND kind = 'file' LIMIT 1");
   }
 
   static open(path: string, options: OpenArchiveCatalogOptions = {}): ArchiveCatalog {
@@ -75,7 +76,7 @@ export class ArchiveCatalog {
     return this.#byInode.all(dev, ino) as HostFileRow[];
   }
 
-  /** Whether any archived file has this size: only then can new content be a duplicate. */
+  /** Whether any archived file of 1 MiB or more has this size: only then can new large content be a duplicate. */
   hasContentOfSize(size: number): boolean {
     return this.#sizeExists.get(size) !== null;
   }

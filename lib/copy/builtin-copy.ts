@@ -1,11 +1,11 @@
-import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, write, writeSync, type Stats } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, write, writeSync } from "node:fs";
 import { CHUNK_SIZE, formatHash, type HashAlgorithm } from "../hashing.ts";
 
 export interface CopyResult {
   readonly hash: string;
   readonly size: number;
-  /** The source's stat after the copy: the caller compares it with the walk to catch changing files. */
-  readonly sourceAfter: Stats;
+  /** The source's size and mtime after the copy: compared with the walk to catch changing files. */
+  readonly sourceAfter: { readonly size: number; readonly mtimeMs: number };
 }
 
 export interface CopyRequest {
@@ -21,7 +21,8 @@ export interface CopyRequest {
 const SMALL_FILE = 256 * 1024;
 
 /**
- * Copies and hashes in one pass. For large files the hash of chunk n runs on
+ * Copies and hashes in one pass on the calling thread (restore uses it; a
+ * run copies through the CopyPool's worker threads). For large files the hash of chunk n runs on
  * this thread while chunk n-1 is written by the I/O thread pool, so copying
  * uses both cores. The target gets the source's mode and mtime; durability
  * comes later from one syncfs per batch (see DiskWriter).
@@ -38,7 +39,8 @@ export async function copyWithHash(request: CopyRequest): Promise<CopyResult> {
     fchmodSync(target, request.mode);
     const seconds = request.mtimeMs / 1000;
     futimesSync(target, seconds, seconds);
-    return { hash: formatHash(request.algorithm, hasher), size: copied, sourceAfter: fstatSync(source) };
+    const after = fstatSync(source);
+    return { hash: formatHash(request.algorithm, hasher), size: copied, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {
     closeSync(source);
     if (target !== undefined) closeSync(target);

@@ -6,13 +6,15 @@ export interface MapBoundedOptions {
   readonly signal?: AbortSignal;
 }
 
-type Settled<R> = { readonly id: number; readonly ok: true; readonly value: R } | { readonly id: number; readonly ok: false; readonly error: unknown };
+type Settled<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: unknown };
 
 /**
  * Maps an async iterable with bounded concurrency, yielding results as they
  * complete. It pulls a new item only when fewer than `concurrency` are in
  * flight, so the pull chain's backpressure holds: a slow consumer stops the
- * producer, and memory stays bounded whatever the input size.
+ * producer, and memory stays bounded whatever the input size. Completed
+ * results wait in a queue (not a Promise.race over everything in flight),
+ * so a wide window costs nothing per item.
  */
 export async function* mapBounded<T, R>(
   source: AsyncIterable<T>,
@@ -21,13 +23,22 @@ export async function* mapBounded<T, R>(
 ): AsyncGenerator<R> {
   const { concurrency, signal } = options;
   const queue = new PQueue({ concurrency });
-  const inFlight = new Map<number, Promise<Settled<R>>>();
   const iterator = source[Symbol.asyncIterator]();
-  let nextId = 0;
+  const completed: Settled<R>[] = [];
+  let completedHead = 0;
+  let inFlight = 0;
   let exhausted = false;
+  let wake: (() => void) | undefined;
+  // An item counts as in flight until it is yielded, not just until its
+  // work is done: otherwise finished results pile up while the consumer is slow.
+  const settle = (result: Settled<R>) => {
+    completed.push(result);
+    wake?.();
+    wake = undefined;
+  };
   try {
     for (;;) {
-      while (!exhausted && inFlight.size < concurrency) {
+      while (!exhausted && inFlight < concurrency) {
         signal?.throwIfAborted();
         await queue.onSizeLessThan(concurrency);
         const next = await iterator.next();
@@ -35,25 +46,30 @@ export async function* mapBounded<T, R>(
           exhausted = true;
           break;
         }
-        const id = nextId++;
+        inFlight++;
         const item = next.value;
-        const task = queue
-          .add(() => fn(item, signal))
-          .then(
-            (value): Settled<R> => ({ id, ok: true, value: value as R }),
-            (error): Settled<R> => ({ id, ok: false, error }),
-          );
-        inFlight.set(id, task);
+        queue.add(() => fn(item, signal)).then(
+          (value) => settle({ ok: true, value: value as R }),
+          (error) => settle({ ok: false, error }),
+        );
       }
-      if (inFlight.size === 0) return;
-      const settled = await Promise.race(inFlight.values());
-      inFlight.delete(settled.id);
-      if (!settled.ok) throw settled.error;
-      yield settled.value;
+      if (completedHead === completed.length) {
+        if (inFlight === 0) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        continue;
+      }
+      const result = completed[completedHead++];
+      inFlight--;
+      if (completedHead > 1024) {
+        completed.splice(0, completedHead);
+        completedHead = 0;
+      }
+      if (!result.ok) throw result.error;
+      yield result.value;
     }
   } finally {
     queue.clear();
-    await Promise.allSettled(inFlight.values());
+    await queue.onIdle();
     await iterator.return?.();
   }
 }

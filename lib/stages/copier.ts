@@ -5,6 +5,7 @@ import type { SpaceBudget } from "../disk/space-budget.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import type { HashAlgorithm } from "../hashing.ts";
 import { mapBounded } from "../pipeline/bounded.ts";
+import { ByteBudget } from "../pipeline/byte-budget.ts";
 import type { PlannedFile, StoredFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
 import { formatBytes } from "../size.ts";
@@ -19,7 +20,10 @@ export interface CopierOptions {
   readonly newTemp: () => { name: string; path: string };
   /** The built-in copier by default; dc3dd is the alternative. */
   readonly copy?: CopyFunction;
+  /** Files in flight at once (default 1024: small files are latency-bound). */
   readonly concurrency?: number;
+  /** Bytes of copies in flight at once (default 256 MiB). */
+  readonly bytesInFlight?: number;
   readonly dryRun?: boolean;
   readonly signal?: AbortSignal;
 }
@@ -37,7 +41,20 @@ export async function* copier(items: AsyncIterable<PlannedFile>, options: Copier
     }
     return copyOne(item, options);
   };
-  for await (const stored of mapBounded(items, work, { concurrency: options.concurrency ?? 8, signal: options.signal })) {
+  // Enough in flight to keep every copy worker busy with small files.
+  // Many small files in flight keep the copy workers busy while the main
+  // thread commits a batch; the byte budget keeps large files from piling up.
+  const budget = new ByteBudget(options.bytesInFlight ?? 256 * 1024 * 1024);
+  const gated = async (item: PlannedFile): Promise<StoredFile | undefined> => {
+    if (item.action !== "copy" || options.dryRun) return work(item);
+    const granted = await budget.acquire(item.size + 4096);
+    try {
+      return await work(item);
+    } finally {
+      budget.release(granted);
+    }
+  };
+  for await (const stored of mapBounded(items, gated, { concurrency: options.concurrency ?? 1024, signal: options.signal })) {
     if (stored) yield stored;
   }
 }

@@ -22,7 +22,8 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
     const hex = parseDc3ddHashLog(readFileSync(hashLog, "utf8"), request.algorithm);
     chmodSync(request.target, request.mode);
     utimesSync(request.target, request.mtimeMs / 1000, request.mtimeMs / 1000);
-    return { hash: `${request.algorithm}:${hex}`, size: statSync(request.target).size, sourceAfter: statSync(request.source) };
+    const after = statSync(request.source);
+    return { hash: `${request.algorithm}:${hex}`, size: statSync(request.target).size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {
     rmSync(logDir, { recursive: true, force: true });
   }

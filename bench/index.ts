@@ -1,0 +1,40 @@
+/**
+ * `bun run bench [--quick]`: every benchmark, side by side with its peer
+ * tool in one run, printed as one table of ratios. Exit 1 if a target is missed.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { benchArchive } from "./archive.ts";
+import { printRows, type BenchRow } from "./measure.ts";
+
+const quick = process.argv.includes("--quick");
+const only = process.argv.find((arg) => arg.startsWith("--only="))?.slice(7);
+
+/** A tmpfs when root (the tools, not this VM's disk, are measured), else a temp dir. */
+function workArea(): { dir: string; cleanup: () => void; kind: string } {
+  const dir = mkdtempSync("/tmp/blaine-bench-");
+  if (process.getuid?.() === 0) {
+    const mounted = Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=12g", "tmpfs", dir]).exitCode === 0;
+    if (mounted) return { dir, kind: "tmpfs", cleanup: () => { Bun.spawnSync(["umount", "-l", dir]); rmSync(dir, { recursive: true, force: true }); } };
+  }
+  return { dir, kind: "directory on the root file system", cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const area = workArea();
+console.log(`Benchmarks${quick ? " (quick)" : ""} in ${area.dir} (${area.kind})\n`);
+const rows: BenchRow[] = [];
+try {
+  if (!only || only === "archive") rows.push(...(await benchArchive({ workDir: join(area.dir, "archive"), quick })));
+  const par2Bench = join(import.meta.dir, "par2.ts");
+  if ((!only || only === "par2") && existsSync(par2Bench)) {
+    const { benchPar2 } = await import(par2Bench);
+    const dir = join(area.dir, "par2");
+    mkdirSync(dir, { recursive: true });
+    rows.push(...(await benchPar2({ workDir: dir, quick })));
+  }
+} finally {
+  area.cleanup();
+}
+console.log("");
+printRows(rows);
+process.exitCode = rows.every((row) => row.pass) ? 0 : 1;

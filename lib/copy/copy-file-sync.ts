@@ -1,0 +1,51 @@
+import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, writeSync } from "node:fs";
+import { CHUNK_SIZE, type HashAlgorithm } from "../hashing.ts";
+
+export interface CopyJob {
+  readonly source: string;
+  readonly target: string;
+  readonly algorithm: HashAlgorithm;
+  readonly mode: number;
+  readonly mtimeMs: number;
+}
+
+export interface CopyOutcome {
+  readonly hash: string;
+  readonly size: number;
+  /** The source's size and mtime after the copy, to catch files that changed meanwhile. */
+  readonly sourceAfter: { readonly size: number; readonly mtimeMs: number };
+}
+
+/**
+ * Copies and hashes in one pass with plain synchronous calls: what a copy
+ * worker thread runs (a thread of its own, so blocking is what we want).
+ * The target is created exclusively, gets the source's mode and mtime, and
+ * is made durable later by the batch's syncfs.
+ */
+export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
+  const source = openSync(job.source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  let target: number | undefined;
+  try {
+    target = openSync(job.target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    const hasher = new Bun.CryptoHasher(job.algorithm);
+    let size = 0;
+    for (;;) {
+      const read = readSync(source, buffer, 0, buffer.length, null);
+      if (read === 0) break;
+      const chunk = buffer.subarray(0, read);
+      hasher.update(chunk);
+      let written = 0;
+      while (written < read) written += writeSync(target, chunk, written, read - written);
+      size += read;
+    }
+    fchmodSync(target, job.mode);
+    futimesSync(target, job.mtimeMs / 1000, job.mtimeMs / 1000);
+    const after = fstatSync(source);
+    return { hash: `${job.algorithm}:${hasher.digest("hex")}`, size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
+  } finally {
+    closeSync(source);
+    if (target !== undefined) closeSync(target);
+  }
+}
+
+export const COPY_BUFFER_SIZE = CHUNK_SIZE;

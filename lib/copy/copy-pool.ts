@@ -1,0 +1,108 @@
+import { availableParallelism } from "node:os";
+import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
+
+type Reply = { id: number; ok: true; outcome: CopyOutcome } | { id: number; ok: false; message: string; code?: string };
+
+interface PendingCopy {
+  resolve: (outcome: CopyOutcome) => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Worker threads that copy files, so copying uses every core while the
+ * main thread walks, diffs and writes catalogs. Jobs queued in the same
+ * tick travel in one message per worker (small files are latency-bound:
+ * a message per file would cost more than the copy). Workers start on the
+ * first job and never keep the process alive.
+ */
+export class CopyPool {
+  readonly #size: number;
+  readonly #workers: Worker[] = [];
+  readonly #load: number[] = [];
+  readonly #pending = new Map<number, PendingCopy>();
+  #outbox: { id: number; job: CopyJob }[][] = [];
+  #flushScheduled = false;
+  #nextId = 0;
+
+  /** @param size Worker threads; default: the number of cores. */
+  constructor(size = availableParallelism()) {
+    this.#size = Math.max(1, size);
+  }
+
+  copy(request: CopyJob): Promise<CopyOutcome> {
+    this.#start();
+    // Only plain data crosses threads (a request may carry an AbortSignal).
+    const job: CopyJob = { source: request.source, target: request.target, algorithm: request.algorithm, mode: request.mode, mtimeMs: request.mtimeMs };
+    const id = this.#nextId++;
+    const worker = this.#leastLoaded();
+    this.#load[worker]++;
+    (this.#outbox[worker] ??= []).push({ id, job });
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => this.#flush());
+    }
+    return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+  }
+
+  close(): void {
+    for (const worker of this.#workers) worker.terminate();
+    this.#workers.length = 0;
+    for (const pending of this.#pending.values()) pending.reject(new Error("copy pool closed"));
+    this.#pending.clear();
+  }
+
+  #start(): void {
+    if (this.#workers.length > 0) return;
+    for (let i = 0; i < this.#size; i++) {
+      const worker = new Worker(new URL("./copy-worker.ts", import.meta.url));
+      worker.unref();
+      worker.onmessage = (event: MessageEvent<string>) => this.#receive(i, JSON.parse(event.data) as Reply[]);
+      worker.onerror = (event) => this.#failAll(new Error(`copy worker failed: ${event.message}`));
+      this.#workers.push(worker);
+      this.#load.push(0);
+    }
+  }
+
+  #leastLoaded(): number {
+    let best = 0;
+    for (let i = 1; i < this.#load.length; i++) if (this.#load[i] < this.#load[best]) best = i;
+    return best;
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const outbox = this.#outbox;
+    this.#outbox = [];
+    outbox.forEach((jobs, worker) => {
+      if (!jobs || jobs.length === 0) return;
+      try {
+        // One JSON string per message: far cheaper to pass than cloning many small objects.
+        this.#workers[worker].postMessage(JSON.stringify(jobs));
+      } catch (error) {
+        for (const { id } of jobs) this.#settleWithError(worker, id, error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+
+  #settleWithError(worker: number, id: number, error: Error): void {
+    this.#load[worker]--;
+    this.#pending.get(id)?.reject(error);
+    this.#pending.delete(id);
+  }
+
+  #receive(worker: number, replies: Reply[]): void {
+    for (const reply of replies) {
+      this.#load[worker]--;
+      const pending = this.#pending.get(reply.id);
+      if (!pending) continue;
+      this.#pending.delete(reply.id);
+      if (reply.ok) pending.resolve(reply.outcome);
+      else pending.reject(Object.assign(new Error(reply.message), { code: reply.code }));
+    }
+  }
+
+  #failAll(error: Error): void {
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+  }
+}
