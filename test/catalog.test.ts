@@ -50,6 +50,8 @@ describe("catalog versions", () => {
       expect(run.json.unchanged).toBe(2);
       const upgraded = new Database(env.db, { readonly: true });
       expect(upgraded.query("SELECT count(*) AS n FROM pragma_table_info('runs') WHERE name = 'hostname'").get()).toEqual({ n: 1 });
+      // Later migrations too: the queue of deferred actions (issue 3) exists, empty.
+      expect(upgraded.query("SELECT count(*) AS n FROM deferred_actions").get()).toEqual({ n: 0 });
       upgraded.close();
     } finally {
       old.cleanup();

@@ -72,6 +72,39 @@ export const files = sqliteTable(
   ],
 );
 
+/**
+ * Changes a physical copy of a disk still has to receive, in order (by id):
+ * queued when the change concerns a copy that is not mounted (an offline
+ * disk, or the twin that is away), applied before anything else touches
+ * that copy when it is next mounted. The host `files` rows already show the
+ * result; these rows only say how to bring the copy there without copying
+ * data (rename, hardlink, delete), or, for a twin catching up, which content
+ * to copy from the sources or another copy.
+ */
+export const deferredActions = sqliteTable(
+  "deferred_actions",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    copyId: text("copy_id")
+      .notNull()
+      .references(() => diskCopies.id),
+    /**
+     * rename: fromPath → path; delete: path; link: hardlink path to content
+     * the copy already holds (record.hash); symlink: make path a symlink;
+     * copy: store record's content at path (twin catch-up only).
+     */
+    op: text("op", { enum: ["rename", "delete", "link", "symlink", "copy"] }).notNull(),
+    path: text("path").notNull(),
+    fromPath: text("from_path"),
+    /** JSON FileRecord of what path holds afterwards (all ops but delete). */
+    record: text("record"),
+    createdAt: integer("created_at").notNull(),
+    /** Why the last attempt to apply it failed (it stays queued until it succeeds). */
+    lastError: text("last_error"),
+  },
+  (table) => [index("deferred_actions_copy_idx").on(table.copyId, table.id)],
+);
+
 /** One row per `blaine run`, with its summary, so `status` can tell the history. */
 export const runs = sqliteTable("runs", {
   id: integer("id").primaryKey({ autoIncrement: true }),
