@@ -51,6 +51,10 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
       // (about 8× faster lookups). Also applies to catalogs attached later.
       sqlite.exec("PRAGMA locking_mode = EXCLUSIVE");
     }
+    // SQLite's default page cache (2 MB) makes every lookup of a large
+    // catalog a read from the OS: 64 MB (a ceiling, filled only as used)
+    // keeps the catalog of a few hundred thousand files in memory.
+    sqlite.exec("PRAGMA cache_size = -65536");
     sqlite.exec("PRAGMA foreign_keys = ON");
     checkSchemaVersion(sqlite, path, kind, options.readonly ?? false);
     if (!options.readonly) migrate(drizzle(sqlite), { migrationsFolder: join(MIGRATIONS, kind) });
