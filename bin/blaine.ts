@@ -7,12 +7,14 @@ import { cac } from "cac";
 import { loadSettings } from "../lib/config.ts";
 import { BlaineError, ExitCode, errorMessage } from "../lib/errors.ts";
 import { initDisk } from "../lib/commands/disk-init.ts";
+import { runDoctor } from "../lib/commands/doctor.ts";
 import { listFiles } from "../lib/commands/ls.ts";
 import { createOutput } from "../lib/commands/output.ts";
 import { restoreFiles } from "../lib/commands/restore.ts";
 import { isPipelineArgument, runPipeline } from "../lib/commands/run.ts";
 import { archiveStatus } from "../lib/commands/status.ts";
 import { verifyDisks } from "../lib/commands/verify.ts";
+import { releaseDiskMounts } from "../lib/disk/unlock.ts";
 
 const cli = cac("blaine");
 type Flags = Record<string, unknown>;
@@ -23,6 +25,7 @@ function common<T extends ReturnType<typeof cli.command>>(command: T): T {
     .option("--config <file>", "Settings file (default: ./blaine.toml)")
     .option("--db <file>", "Host catalog (SQLite)")
     .option("--dest <dir>", "Mounted archive disk (repeatable)")
+    .option("--keyfile <file>", "Key file of encrypted disks: its first line is the password (repeatable; or BLAINE_PASSWORD)")
     .option("--json", "Machine-readable output on stdout") as T;
 }
 
@@ -82,6 +85,11 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
     return result.exitCode;
   });
 
+common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {
+  const settings = loadSettings(flags);
+  return (await runDoctor(settings, createOutput(settings.json))).exitCode;
+});
+
 cli.help();
 cli.version("0.1.0");
 
@@ -112,8 +120,11 @@ async function main(): Promise<number> {
       return ExitCode.usage;
     }
     const code = await cli.runMatchedCommand();
+    // Encrypted disks are unmounted here, after the command has closed its catalogs.
+    await releaseDiskMounts();
     return typeof code === "number" ? code : ExitCode.ok;
   } catch (error) {
+    await releaseDiskMounts().catch((unmountError) => process.stderr.write(`blaine: ${errorMessage(unmountError)}\n`));
     if (error instanceof BlaineError) {
       process.stderr.write(`blaine: ${error.message}\n`);
       return error.exitCode;

@@ -27,6 +27,8 @@ export interface Settings {
   /** A count or a percentage of the archived files; undefined: 10 % or 1000, whichever is smaller. */
   readonly maxDelete: { readonly count: number } | { readonly percent: number } | undefined;
   readonly keepDeleted: boolean;
+  /** Key files of encrypted disks (`--keyfile`, repeatable): each disk opens with the first that fits. */
+  readonly keyfiles: readonly string[];
   readonly dryRun: boolean;
   readonly json: boolean;
 }
@@ -36,7 +38,7 @@ export type Flags = Record<string, unknown>;
 
 const KNOWN_KEYS = new Set([
   "db", "dest", "sources", "source", "exclude", "snapraid-conf", "match", "hash", "copier",
-  "reserve", "capacity", "max-delete", "keep-deleted", "disks",
+  "reserve", "capacity", "max-delete", "keep-deleted", "disks", "keyfile",
 ]);
 
 function camel(key: string): string {
@@ -100,6 +102,7 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
     capacity: capacity === undefined ? undefined : parseSize(capacity as string, "--capacity"),
     maxDelete: parseMaxDelete(pick("max-delete")),
     keepDeleted: Boolean(pick("keep-deleted") ?? false),
+    keyfiles: pathOf("keyfile"),
     dryRun: Boolean(flags.dryRun ?? false),
     json: Boolean(flags.json ?? false),
   };

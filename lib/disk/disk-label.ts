@@ -16,6 +16,8 @@ export interface DiskLabel {
   readonly copyId: string;
   readonly label: string;
   readonly created: string;
+  /** Set on an encrypted disk: the tool whose cipher directory (`DIR/encrypted/`) holds everything else. */
+  readonly cipher?: "gocryptfs" | "securefs";
 }
 
 export function readDiskLabel(root: string): DiskLabel | undefined {
@@ -32,6 +34,9 @@ export function readDiskLabel(root: string): DiskLabel | undefined {
     if (typeof label[key] !== "string" || label[key] === "") {
       throw new BlaineError(`${path} is damaged: "${key}" is missing`, ExitCode.failure);
     }
+  }
+  if (label.cipher !== undefined && label.cipher !== "gocryptfs" && label.cipher !== "securefs") {
+    throw new BlaineError(`${path}: unknown cipher "${String(label.cipher)}" (this Blaine knows gocryptfs and securefs)`, ExitCode.failure);
   }
   return label as DiskLabel;
 }

@@ -1,0 +1,159 @@
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { openCatalogDatabase } from "../catalog/open.ts";
+import type { Settings } from "../config.ts";
+import { readDiskLabel } from "../disk/disk-label.ts";
+import { diskLayout } from "../disk/layout.ts";
+import { cipherTool, releaseDiskMounts, unlockDisk } from "../disk/unlock.ts";
+import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { generatePassword, KeySource } from "../secrets/key-source.ts";
+import { hasProgram } from "../system/exec.ts";
+import { unmountFuse, waitUntilMounted } from "../system/fuse-mount.ts";
+import { cleanStaleMounts } from "../system/mount-records.ts";
+import { EXTERNAL_TOOLS } from "../system/tool-versions.ts";
+import type { Output } from "./output.ts";
+
+export interface DoctorResult {
+  readonly exitCode: ExitCodeValue;
+  readonly tools: readonly { name: string; installed: boolean; version: string | null; disables: string | null; install: string }[];
+  readonly fuse: { readonly device: boolean; readonly mountWorks: boolean; readonly message: string };
+  readonly deviceMapper: { readonly present: boolean; readonly message: string };
+  readonly staleMountsCleaned: readonly string[];
+  readonly catalog: { readonly path: string; readonly ok: boolean; readonly message: string } | null;
+  readonly disks: readonly { readonly dir: string; readonly label: string | null; readonly encrypted: boolean; readonly ok: boolean; readonly message: string }[];
+  /** Things that stop the configured archive from working (exit 1 when any). */
+  readonly problems: readonly string[];
+}
+
+/**
+ * `blaine doctor`: what this machine can do for Blaine. External tools and
+ * their versions, whether a FUSE file system really mounts, device-mapper,
+ * stale mounts of killed runs (cleaned), and the configured catalog and
+ * disks (reachable, SQLite integrity). A missing optional tool only
+ * disables a feature; exit 1 only when the configuration cannot work.
+ */
+export async function runDoctor(settings: Settings, output: Output): Promise<DoctorResult> {
+  const problems: string[] = [];
+  const tools = [];
+  for (const tool of EXTERNAL_TOOLS) {
+    const version = await tool.version();
+    tools.push({ name: tool.name, installed: version !== undefined, version: version ?? null, disables: version === undefined ? tool.disables : null, install: tool.install });
+  }
+  if (settings.copier === "dc3dd" && !hasProgram("dc3dd")) problems.push("copier = dc3dd is configured but dc3dd is not installed");
+
+  const fuse = await probeFuse();
+  const deviceMapper = existsSync("/dev/mapper/control")
+    ? { present: true, message: "present (not needed: Blaine encrypts with gocryptfs or securefs)" }
+    : { present: false, message: "absent: whole-disk dm-crypt/LUKS is unavailable here; Blaine's own encryption (gocryptfs, securefs over FUSE) does not need it" };
+  const staleMountsCleaned = (await cleanStaleMounts()).map((record) => `${record.mountpoint} (disk "${record.label}", pid ${record.pid})`);
+
+  const catalog = settings.db ? checkCatalog(settings.db, "host") : null;
+  if (catalog && !catalog.ok) problems.push(`catalog ${catalog.path}: ${catalog.message}`);
+  const disks: DoctorResult["disks"][number][] = [];
+  const keys = new KeySource(settings.keyfiles, { interactive: false });
+  for (const dest of settings.dest) {
+    const disk = await checkDisk(resolve(dest), keys, fuse.mountWorks);
+    if (!disk.ok) problems.push(`disk ${disk.dir}: ${disk.message}`);
+    if (disk.encrypted && disk.label && !tools.find((tool) => tool.name === disk.cipher)?.installed) {
+      problems.push(`disk "${disk.label}" is encrypted with ${disk.cipher}, which is not installed`);
+    }
+    disks.push({ dir: disk.dir, label: disk.label, encrypted: disk.encrypted, ok: disk.ok, message: disk.message });
+  }
+  await releaseDiskMounts();
+
+  const result: DoctorResult = {
+    exitCode: problems.length > 0 ? ExitCode.failure : ExitCode.ok,
+    tools,
+    fuse,
+    deviceMapper,
+    staleMountsCleaned,
+    catalog,
+    disks,
+    problems,
+  };
+  printDoctor(result, output);
+  return result;
+}
+
+/** Mounts a throwaway encrypted directory for real: the only proof that FUSE works here. */
+async function probeFuse(): Promise<DoctorResult["fuse"]> {
+  const device = existsSync("/dev/fuse");
+  if (!device) return { device, mountWorks: false, message: "/dev/fuse is missing: encrypted disks cannot be used (in Docker: --device /dev/fuse --cap-add SYS_ADMIN)" };
+  try {
+    accessSync("/dev/fuse", constants.R_OK | constants.W_OK);
+  } catch {
+    return { device, mountWorks: false, message: "/dev/fuse is not readable and writable by this user: encrypted disks cannot be used" };
+  }
+  const tool = [cipherTool("gocryptfs"), cipherTool("securefs")].find((candidate) => hasProgram(candidate.program));
+  if (!tool) return { device, mountWorks: false, message: "no FUSE file system to try (install gocryptfs or securefs)" };
+  const dir = mkdtempSync(join(tmpdir(), "blaine-doctor-"));
+  const cipherDir = join(dir, "cipher");
+  const mountpoint = join(dir, "plain");
+  try {
+    mkdirSync(cipherDir);
+    mkdirSync(mountpoint);
+    const password = generatePassword();
+    await tool.init(cipherDir, password);
+    const outcome = await tool.mount(cipherDir, mountpoint, password, { readonly: false, fsname: "blaine:doctor" });
+    if (outcome !== "mounted") return { device, mountWorks: false, message: `${tool.name} refused its own new password` };
+    await waitUntilMounted(mountpoint, 15_000);
+    await unmountFuse(mountpoint, { lazy: true });
+    return { device, mountWorks: true, message: `a ${tool.name} file system mounted and unmounted` };
+  } catch (error) {
+    await unmountFuse(mountpoint, { lazy: true }).catch(() => undefined);
+    return { device, mountWorks: false, message: `FUSE mount failed: ${errorMessage(error)}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function checkCatalog(path: string, kind: "host" | "disk"): { path: string; ok: boolean; message: string } {
+  if (!existsSync(path)) return { path, ok: false, message: "does not exist" };
+  try {
+    const sqlite = openCatalogDatabase(path, kind, { readonly: true });
+    try {
+      const rows = sqlite.query("PRAGMA integrity_check").all() as { integrity_check: string }[];
+      const verdict = rows.map((row) => row.integrity_check).join("; ");
+      return { path, ok: verdict === "ok", message: verdict === "ok" ? "integrity check ok" : `integrity check: ${verdict}` };
+    } finally {
+      sqlite.close();
+    }
+  } catch (error) {
+    return { path, ok: false, message: errorMessage(error) };
+  }
+}
+
+async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean) {
+  const base = { dir, label: null as string | null, encrypted: false, cipher: undefined as string | undefined };
+  if (!existsSync(dir)) return { ...base, ok: false, message: "not reachable (not mounted?)" };
+  try {
+    const label = readDiskLabel(dir);
+    if (!label) return { ...base, ok: false, message: "not an archive disk (no .blaine/disk.json)" };
+    const known = { ...base, label: label.label, encrypted: Boolean(label.cipher), cipher: label.cipher };
+    if (label.cipher) {
+      if (!fuseWorks) return { ...known, ok: false, message: `encrypted with ${label.cipher}, but FUSE mounts do not work here` };
+      if (keys.known().length === 0) return { ...known, ok: true, message: `encrypted with ${label.cipher}; give --keyfile (or BLAINE_PASSWORD) to check its catalog` };
+    }
+    const root = await unlockDisk(dir, label, { readonly: true, keys });
+    const catalog = checkCatalog(diskLayout(root).catalog, "disk");
+    return { ...known, ok: catalog.ok, message: `${label.cipher ? `encrypted with ${label.cipher}, unlocked; ` : ""}disk catalog ${catalog.message}` };
+  } catch (error) {
+    return { ...base, ok: false, message: errorMessage(error) };
+  }
+}
+
+function printDoctor(result: DoctorResult, output: Output): void {
+  output.say("External tools:");
+  for (const tool of result.tools) {
+    output.say(tool.installed ? `  ok       ${tool.name} ${tool.version}` : `  MISSING  ${tool.name}: disables ${tool.disables} (${tool.install})`);
+  }
+  output.say(`FUSE: ${result.fuse.mountWorks ? "ok" : "NOT WORKING"}: ${result.fuse.message}`);
+  output.say(`device-mapper: ${result.deviceMapper.message}`);
+  if (result.staleMountsCleaned.length > 0) output.say(`Cleaned stale mounts left by killed runs: ${result.staleMountsCleaned.join(", ")}`);
+  if (result.catalog) output.say(`Catalog ${result.catalog.path}: ${result.catalog.ok ? "ok" : "PROBLEM"}: ${result.catalog.message}`);
+  else output.say("Catalog: none configured (--db FILE or db in blaine.toml)");
+  for (const disk of result.disks) output.say(`Disk ${disk.label ? `"${disk.label}" ` : ""}${disk.dir}: ${disk.ok ? "ok" : "PROBLEM"}: ${disk.message}`);
+  output.say(result.problems.length === 0 ? "Everything configured can work here." : `${result.problems.length} problem(s): ${result.problems.join("; ")}`);
+  output.result(result);
+}

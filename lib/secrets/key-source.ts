@@ -1,0 +1,102 @@
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
+
+/** A password Blaine may try on an encrypted disk, and where it came from (for messages; never the password). */
+export interface KeyCandidate {
+  readonly origin: string;
+  readonly password: string;
+}
+
+/** The environment variable holding a password (removed from every child's environment). */
+export const PASSWORD_VARIABLE = "BLAINE_PASSWORD";
+
+/**
+ * Where keys come from, in order: each `--keyfile FILE` (its first line is
+ * the password, as gocryptfs' -passfile and `securefs < FILE` read it), then
+ * BLAINE_PASSWORD, then a hidden prompt when stdin and stderr are a
+ * terminal. Several key files are allowed because a twin may have a key of
+ * its own: each disk is opened with the first key that fits.
+ */
+export class KeySource {
+  readonly #keyfiles: readonly string[];
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #interactive: boolean;
+  /** Passwords typed at a prompt during this command, tried on the next disk too. */
+  readonly #typed: KeyCandidate[] = [];
+
+  constructor(keyfiles: readonly string[] = [], options: { env?: Readonly<Record<string, string | undefined>>; interactive?: boolean } = {}) {
+    this.#keyfiles = keyfiles.map((file) => resolve(file));
+    this.#env = options.env ?? process.env;
+    this.#interactive = options.interactive ?? (Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY));
+  }
+
+  /** Whether a hidden prompt can be shown. */
+  get interactive(): boolean {
+    return this.#interactive;
+  }
+
+  /** Every key given without asking, in the order to try them. */
+  known(): KeyCandidate[] {
+    const candidates = this.#keyfiles.map((file) => ({ origin: `--keyfile ${file}`, password: readKeyFile(file) }));
+    const fromEnv = this.#env[PASSWORD_VARIABLE];
+    if (fromEnv) candidates.push({ origin: PASSWORD_VARIABLE, password: fromEnv });
+    return [...candidates, ...this.#typed];
+  }
+
+  /** Asks for the password of a disk on the terminal; undefined when there is no terminal. */
+  async ask(message: string): Promise<KeyCandidate | undefined> {
+    if (!this.#interactive) return undefined;
+    const password = await promptHidden(message);
+    const candidate = { origin: "the password typed", password };
+    this.#typed.push(candidate);
+    return candidate;
+  }
+
+  /**
+   * The key for a new encrypted disk: the first key file, else
+   * BLAINE_PASSWORD, else typed twice on the terminal.
+   */
+  async forNewDisk(label: string): Promise<KeyCandidate> {
+    const [first] = this.known();
+    if (first) return first;
+    if (!this.#interactive) {
+      throw new UsageError(`disk "${label}" is to be encrypted but no key was given: use --keyfile FILE or set ${PASSWORD_VARIABLE}`);
+    }
+    for (;;) {
+      const password = await promptHidden(`Password for the new disk "${label}" (a lost password loses the archive)`);
+      const again = await promptHidden("The same password again");
+      if (password === again) {
+        const candidate = { origin: "the password typed", password };
+        this.#typed.push(candidate);
+        return candidate;
+      }
+      process.stderr.write("The two passwords differ; try again.\n");
+    }
+  }
+}
+
+/** The password in a key file: its first line, which must not be empty. */
+export function readKeyFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new UsageError(`--keyfile ${file}: ${errorMessage(error)}`);
+  }
+  const password = text.split("\n")[0].replace(/\r$/, "");
+  if (!password) throw new UsageError(`--keyfile ${file}: the first line (the password) is empty`);
+  return password;
+}
+
+/** A new random password (base64 of 32 random bytes) for a key file. */
+export function generatePassword(): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64");
+}
+
+async function promptHidden(message: string): Promise<string> {
+  const { password, isCancel } = await import("@clack/prompts");
+  const answer = await password({ message, output: process.stderr, validate: (value) => (value ? undefined : "The password cannot be empty") });
+  if (isCancel(answer)) throw new BlaineError("cancelled at the password prompt", ExitCode.usage);
+  return answer;
+}

@@ -1,0 +1,72 @@
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
+import { blaine } from "./helpers/cli.ts";
+import { tempDir } from "./helpers/fixture.ts";
+
+setDefaultTimeout(120_000);
+
+const TOOLS = ["dc3dd", "par2", "parpar", "gocryptfs", "securefs", "fusermount", "rsync"];
+let env: ArchiveEnv | undefined;
+afterEach(() => env?.cleanup());
+
+describe("blaine doctor", () => {
+  test("--json lists every external tool as this machine has it, FUSE, device-mapper", async () => {
+    const result = await blaine(["doctor", "--json"]);
+    expect(result.exitCode).toBe(0);
+    const report = result.json;
+    expect(report.tools.map((tool: any) => tool.name)).toEqual(TOOLS);
+    for (const tool of report.tools) {
+      const program = tool.name === "fusermount" ? (Bun.which("fusermount3") ? "fusermount3" : "fusermount") : tool.name;
+      expect({ name: tool.name, installed: tool.installed }).toEqual({ name: tool.name, installed: Bun.which(program) !== null });
+      if (tool.installed) expect(tool.version).toMatch(/\d/);
+      else expect(tool.disables).toBeString();
+    }
+    expect(report.deviceMapper.present).toBe(existsSync("/dev/mapper/control"));
+    const fuseExpected = existsSync("/dev/fuse") && (Bun.which("gocryptfs") !== null || Bun.which("securefs") !== null);
+    expect(report.fuse.mountWorks).toBe(fuseExpected);
+    expect(report.catalog).toBeNull();
+  });
+
+  test("a missing tool is reported with what it disables", async () => {
+    const bin = tempDir();
+    try {
+      // A PATH holding bun and nothing else: every external tool is missing.
+      mkdirSync(join(bin.path, "bin"));
+      symlinkSync(Bun.which("bun")!, join(bin.path, "bin", "bun"));
+      const result = await blaine(["doctor"], { env: { PATH: join(bin.path, "bin") } });
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toContain("MISSING  gocryptfs: disables encrypted disks with --encrypt gocryptfs");
+      expect(result.stdout).toContain("MISSING  dc3dd: disables --copier dc3dd");
+      expect(result.stdout).toContain("FUSE: NOT WORKING");
+    } finally {
+      bin.cleanup();
+    }
+  });
+
+  test("a healthy catalog and disk pass the integrity check", async () => {
+    env = await archiveEnv({ "a.txt": "hello" });
+    const result = await env.cli("doctor", "--json");
+    expect(result.exitCode).toBe(0);
+    expect(result.json.catalog).toEqual({ path: env.db, ok: true, message: "integrity check ok" });
+    expect(result.json.disks).toEqual([{ dir: env.disk, label: "A", encrypted: false, ok: true, message: "disk catalog integrity check ok" }]);
+  });
+
+  test("a damaged catalog and an unreachable disk are problems (exit 1), named by path", async () => {
+    const dir = tempDir();
+    try {
+      const db = join(dir.path, "catalog.db");
+      writeFileSync(db, "this is not SQLite at all, just some text long enough to look like a header.....");
+      const missing = join(dir.path, "not-mounted");
+      const result = await blaine(["doctor", "--json", "--db", db, "--dest", missing]);
+      expect(result.exitCode).toBe(1);
+      expect(result.json.catalog.ok).toBe(false);
+      expect(result.json.disks).toEqual([{ dir: missing, label: null, encrypted: false, ok: false, message: "not reachable (not mounted?)" }]);
+      expect(result.json.problems.join("\n")).toContain(db);
+      expect(result.json.problems.join("\n")).toContain(missing);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
