@@ -21,8 +21,8 @@ export interface OpenArchiveCatalogOptions {
 export class ArchiveCatalog {
   readonly path: string;
   readonly sqlite: Database;
-  readonly db: HostDatabase;
   readonly readonly: boolean;
+  #db: HostDatabase | undefined;
   #lock: CatalogLock | undefined;
   #byPath: Statement;
   #byInode: Statement;
@@ -32,12 +32,16 @@ export class ArchiveCatalog {
     this.path = path;
     this.sqlite = sqlite;
     this.readonly = readonly;
-    this.db = hostDrizzle(sqlite);
     this.#lock = lock;
     this.#byPath = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE path = ?`);
     this.#byInode = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE dev = ? AND ino = ? LIMIT 16`);
     // "size >= 1048576" lets SQLite use the partial index on large sizes.
     this.#sizeExists = sqlite.prepare("SELECT 1 FROM main.files WHERE size = ?1 AND size >= 1048576 AND kind = 'file' LIMIT 1");
+  }
+
+  /** drizzle over the same connection, made on first use (see hostDrizzle). */
+  get db(): HostDatabase {
+    return (this.#db ??= hostDrizzle(this.sqlite));
   }
 
   static open(path: string, options: OpenArchiveCatalogOptions = {}): ArchiveCatalog {

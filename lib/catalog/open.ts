@@ -1,11 +1,10 @@
 import { Database } from "bun:sqlite";
-import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
-import { migrate } from "drizzle-orm/bun-sqlite/migrator";
+import type { BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError, ExitCode, errorMessage } from "../errors.ts";
-import * as diskSchema from "./disk-schema.ts";
-import * as hostSchema from "./host-schema.ts";
+import type * as diskSchema from "./disk-schema.ts";
+import type * as hostSchema from "./host-schema.ts";
 
 const MIGRATIONS = join(import.meta.dir, "migrations");
 
@@ -56,8 +55,8 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
     // keeps the catalog of a few hundred thousand files in memory.
     sqlite.exec("PRAGMA cache_size = -65536");
     sqlite.exec("PRAGMA foreign_keys = ON");
-    checkSchemaVersion(sqlite, path, kind, options.readonly ?? false);
-    if (!options.readonly) migrate(drizzle(sqlite), { migrationsFolder: join(MIGRATIONS, kind) });
+    const pending = checkSchemaVersion(sqlite, path, kind, options.readonly ?? false);
+    if (!options.readonly && pending) applyMigrations(sqlite, kind);
     return sqlite;
   } catch (error) {
     sqlite.close();
@@ -78,8 +77,22 @@ function knownMigrations(kind: CatalogKind): JournalFile["entries"] {
   return journal.entries;
 }
 
-/** Refuses catalogs written by a newer Blaine, whose schema this one does not know. */
-function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, readonly: boolean): void {
+/**
+ * drizzle-kit's migrations, applied by drizzle's migrator. Loaded only when
+ * a catalog needs them: drizzle's modules take longer to load than a whole
+ * unchanged re-run of a small tree spends on anything else.
+ */
+function applyMigrations(sqlite: Database, kind: CatalogKind): void {
+  const { drizzle } = require("drizzle-orm/bun-sqlite") as typeof import("drizzle-orm/bun-sqlite");
+  const { migrate } = require("drizzle-orm/bun-sqlite/migrator") as typeof import("drizzle-orm/bun-sqlite/migrator");
+  migrate(drizzle(sqlite), { migrationsFolder: join(MIGRATIONS, kind) });
+}
+
+/**
+ * Refuses catalogs written by a newer Blaine, whose schema this one does not
+ * know. Returns whether migrations are pending (a new or older catalog).
+ */
+function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, readonly: boolean): boolean {
   const hasTable = sqlite
     .query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'")
     .get();
@@ -88,7 +101,7 @@ function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, r
     const anyTable = sqlite.query("SELECT name FROM sqlite_master WHERE type = 'table' LIMIT 1").get();
     if (anyTable) throw new BlaineError(`${path} is an SQLite file but not a Blaine ${kind} catalog`);
     if (readonly) throw new BlaineError(`${kind} catalog ${path} is empty`);
-    return;
+    return true;
   }
   const applied = sqlite.query("SELECT created_at AS createdAt FROM __drizzle_migrations").all() as {
     createdAt: number;
@@ -102,14 +115,19 @@ function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, r
       `${kind} catalog ${path} is from an older version of Blaine; run any writing command (e.g. blaine run) to upgrade it`,
     );
   }
+  return applied.length < known.length;
 }
 
+/** A drizzle query builder over the host catalog (drizzle is loaded on first use). */
 export function hostDrizzle(sqlite: Database): HostDatabase {
-  return drizzle(sqlite, { schema: hostSchema });
+  const { drizzle } = require("drizzle-orm/bun-sqlite") as typeof import("drizzle-orm/bun-sqlite");
+  return drizzle(sqlite, { schema: require("./host-schema.ts") as typeof hostSchema });
 }
 
+/** A drizzle query builder over a disk catalog (drizzle is loaded on first use). */
 export function diskDrizzle(sqlite: Database): DiskDatabase {
-  return drizzle(sqlite, { schema: diskSchema });
+  const { drizzle } = require("drizzle-orm/bun-sqlite") as typeof import("drizzle-orm/bun-sqlite");
+  return drizzle(sqlite, { schema: require("./disk-schema.ts") as typeof diskSchema });
 }
 
 /** `PRAGMA integrity_check` in words: "ok" or the problems SQLite lists. */
