@@ -10,6 +10,7 @@ import { initDisk } from "../lib/commands/disk-init.ts";
 import { runDoctor } from "../lib/commands/doctor.ts";
 import { listFiles } from "../lib/commands/ls.ts";
 import { createOutput } from "../lib/commands/output.ts";
+import { mountDiskForBrowsing, unmountBrowsing } from "../lib/commands/mount.ts";
 import { restoreFiles } from "../lib/commands/restore.ts";
 import { isPipelineArgument, runPipeline } from "../lib/commands/run.ts";
 import { archiveStatus } from "../lib/commands/status.ts";
@@ -47,15 +48,17 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
     return runPipeline(pipeline, settings, createOutput(settings.json));
   });
 
-common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE]"))
+common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]"))
   .option("--label <name>", "Disk label (disk init)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
+  .option("--encrypt <cipher>", "Encrypt the disk with gocryptfs or securefs (disk init; key from --keyfile, BLAINE_PASSWORD or a prompt)")
   .action(async (action: string, args: string[], flags: Flags) => {
     const settings = loadSettings(flags);
     const output = createOutput(settings.json);
     if (action === "init") {
       if (args.length !== 1) throw new BlaineError("usage: blaine disk init DIR --label NAME [--capacity SIZE]", ExitCode.usage);
-      initDisk(settings, { dir: args[0], label: flags.label as string, capacity: flags.capacity as string | undefined }, output);
+      const encrypt = flags.encrypt as string | undefined;
+      await initDisk(settings, { dir: args[0], label: flags.label as string, capacity: flags.capacity as string | undefined, encrypt }, output);
       return ExitCode.ok;
     }
     throw new BlaineError(`unknown disk action "${action}" (known: init)`, ExitCode.usage);
@@ -89,6 +92,21 @@ common(cli.command("doctor", "Check this machine: external tools, FUSE, device-m
   const settings = loadSettings(flags);
   return (await runDoctor(settings, createOutput(settings.json))).exitCode;
 });
+
+common(cli.command("mount <label> <mountpoint>", "Mount an encrypted disk read-only to browse it (LABEL or the disk's DIR)")).action(
+  async (label: string, mountpoint: string, flags: Flags) => {
+    const settings = loadSettings(flags);
+    await mountDiskForBrowsing(settings, label, mountpoint, createOutput(settings.json));
+    return ExitCode.ok;
+  },
+);
+
+cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount").option("--json", "Machine-readable output on stdout").action(
+  async (mountpoint: string, flags: Flags) => {
+    await unmountBrowsing(mountpoint, createOutput(Boolean(flags.json)));
+    return ExitCode.ok;
+  },
+);
 
 cli.help();
 cli.version("0.1.0");

@@ -5,7 +5,9 @@ import { openCatalogDatabase } from "../catalog/open.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { readDiskLabel, writeDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
+import { createEncryptedDisk, requireCipherTool } from "../disk/unlock.ts";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
+import { KeySource } from "../secrets/key-source.ts";
 import { formatBytes, parseSize } from "../size.ts";
 import type { Output } from "./output.ts";
 
@@ -13,6 +15,8 @@ export interface DiskInitOptions {
   readonly dir: string;
   readonly label: string;
   readonly capacity?: string | number;
+  /** gocryptfs or securefs: everything but disk.json goes into an encrypted directory. */
+  readonly encrypt?: string;
 }
 
 /**
@@ -20,13 +24,14 @@ export interface DiskInitOptions {
  * (created when new). The disk side is written first, so a run killed half
  * way is finished by running the same command again.
  */
-export function initDisk(settings: Settings, options: DiskInitOptions, output?: Output): DiskLabel {
+export async function initDisk(settings: Settings, options: DiskInitOptions, output?: Output): Promise<DiskLabel> {
   const db = requireDb(settings);
   const label = String(options.label ?? "").trim();
   if (!label) throw new UsageError("disk init: --label NAME is required");
   if (!/^[\w.+-]+$/u.test(label)) throw new UsageError(`--label "${label}": use letters, digits, ".", "_", "+" or "-"`);
   const capacity = options.capacity === undefined ? null : parseSize(options.capacity, "--capacity");
   const root = resolve(options.dir);
+  if (options.encrypt !== undefined) requireCipherTool(options.encrypt, "--encrypt");
   if (existsSync(root) && !statSync(root).isDirectory()) throw new UsageError(`${options.dir} is not a directory`);
   mkdirSync(root, { recursive: true });
 
@@ -51,9 +56,16 @@ export function initDisk(settings: Settings, options: DiskInitOptions, output?: 
       copyId: crypto.randomUUID(),
       label,
       created: new Date().toISOString(),
+      ...(options.encrypt ? { cipher: options.encrypt as DiskLabel["cipher"] } : {}),
     };
-    const layout = diskLayout(root);
+    if (existing && (existing.cipher ?? "") !== (options.encrypt ?? "")) {
+      throw new UsageError(`${options.dir} was begun as a disk ${existing.cipher ? `encrypted with ${existing.cipher}` : "without encryption"}; give the same --encrypt as the first time`);
+    }
+    // An encrypted disk's catalog and data live behind its mount; only disk.json stays in the clear.
+    const dataRoot = diskLabel.cipher ? await createEncryptedDisk(root, diskLabel, new KeySource(settings.keyfiles)) : root;
+    const layout = diskLayout(dataRoot);
     mkdirSync(layout.tmp, { recursive: true });
+    mkdirSync(diskLayout(root).meta, { recursive: true });
     openCatalogDatabase(layout.catalog, "disk", { create: true }).close();
     writeDiskLabel(root, diskLabel);
     catalog.transaction(() => {
@@ -66,7 +78,7 @@ export function initDisk(settings: Settings, options: DiskInitOptions, output?: 
         .run(diskLabel.copyId, diskLabel.diskId, now, now, root);
     });
     output?.say(
-      `Initialised ${root} as archive disk "${diskLabel.label}"${capacity !== null ? ` (capacity ${formatBytes(capacity)})` : ""} of archive ${archiveId} (catalog ${db}).`,
+      `Initialised ${root} as ${diskLabel.cipher ? `an encrypted (${diskLabel.cipher}) ` : ""}archive disk "${diskLabel.label}"${capacity !== null ? ` (capacity ${formatBytes(capacity)})` : ""} of archive ${archiveId} (catalog ${db}).`,
     );
     output?.result({ ...diskLabel, root, capacity, db });
     return diskLabel;
