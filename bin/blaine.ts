@@ -12,6 +12,7 @@ import { listFiles } from "../lib/commands/ls.ts";
 import { createOutput } from "../lib/commands/output.ts";
 import { mountDiskForBrowsing, unmountBrowsing } from "../lib/commands/mount.ts";
 import { restoreFiles } from "../lib/commands/restore.ts";
+import { par2Command } from "../lib/commands/par2.ts";
 import { isPipelineArgument, runPipeline } from "../lib/commands/run.ts";
 import { archiveStatus } from "../lib/commands/status.ts";
 import { verifyDisks } from "../lib/commands/verify.ts";
@@ -86,6 +87,15 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
     const settings = loadSettings(flags);
     const result = await restoreFiles(settings, { paths, to: flags.to as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
     return result.exitCode;
+  });
+
+// par2cmdline's short options (-r10, -s 4096) are parsed by the command itself, from the raw arguments.
+cli
+  .command("par2 [action] [...args]", "PAR2 recovery sets: par2 create|verify|repair SET.par2 [FILE…] (par2cmdline's options)")
+  .allowUnknownOptions()
+  .action(async (action: string | undefined) => {
+    const raw = process.argv.slice(2);
+    return par2Command(action, raw.slice(raw.indexOf("par2") + 2), createOutput);
   });
 
 common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {

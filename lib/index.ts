@@ -35,6 +35,12 @@ export { initDisk } from "./commands/disk-init.ts";
 export { restoreFiles, type RestoreResult } from "./commands/restore.ts";
 export { verifyDisks, type VerifyResult } from "./commands/verify.ts";
 
+// PAR2 recovery sets (the built-in engine).
+export { buildRecoverySet, type BuiltSet, type CreateOptions } from "./par2/create.ts";
+export { writeRecoverySet } from "./par2/write-set.ts";
+export { verifyRecoverySet, type SetCheck } from "./par2/verify.ts";
+export { repairRecoverySet, type RepairResult } from "./par2/repair.ts";
+
 // Settings and helpers.
 export { loadSettings, type Settings } from "./config.ts";
 export { BlaineError, ExitCode } from "./errors.ts";

@@ -134,7 +134,7 @@ describe("public surface", () => {
   test("lib/index.ts exports exactly this", () => {
     expect(Object.keys(blaineLib).sort()).toEqual([
       "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "MATCH_MODES", "MountedDisk", "RunReport",
-      "applyDeletions", "batches", "copier", "copyWithHash", "dedup", "diff", "diskLayout", "drain", "finishRun",
+      "applyDeletions", "batches", "buildRecoverySet", "copier", "copyWithHash", "dedup", "diff", "diskLayout", "drain", "finishRun",
       "formatBytes", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "loadSettings",
       "mapBounded", "openArchiveRun", "parseSize", "readDiskLabel", "restoreFiles", "verifyDisks", "walk",
       "writeFileAtomic", "writeManifest",

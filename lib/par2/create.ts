@@ -1,0 +1,213 @@
+/**
+ * Creates a PAR2 2.0 recovery set: hashes every slice (MD5 + CRC32, the last
+ * one zero-padded), computes the recovery slices (slice-multiply.ts) while
+ * the hashing runs, and lays out the index file and vol files as par2cmdline
+ * does. Building (in memory) and writing (atomically) are separate, so the
+ * parity stage can place the files under its own commit protocol.
+ */
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
+import type { KernelName } from "./kernel.ts";
+import {
+  creatorBody, fileDescriptionBody, fileIdOf, mainBody, md5, packet, PacketType, recoveryPrefix, sliceChecksumsBody,
+  type FileDescription, type SliceChecksum,
+} from "./packets.ts";
+import { multiplySlices } from "./slice-multiply.ts";
+import { chooseSliceSize, MAX_RECOVERY_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "./sizing.ts";
+import type { SliceSource } from "./slice-accumulator.ts";
+
+export const CREATOR = "Blaine 0.1.0 (built-in PAR2 engine)";
+
+export interface SetFile {
+  /** Where to read the file now. */
+  readonly path: string;
+  /** The name stored in the set: relative to the set's directory, `/`-separated. */
+  readonly name: string;
+}
+
+export interface CreateOptions {
+  readonly files: readonly SetFile[];
+  /** -s: slice ("block") size in bytes, a multiple of 4. */
+  readonly sliceSize?: number;
+  /** -b: most input slices (default 2000). */
+  readonly blockCount?: number;
+  /** -r: redundancy in percent of the input slices (default 5). */
+  readonly redundancy?: number;
+  /** -c: recovery slices, instead of -r. */
+  readonly recoveryCount?: number;
+  /** -n: recovery (vol) files; default 1, 2, 4, … slices per file. */
+  readonly recoveryFileCount?: number;
+  /** -f: first recovery exponent. */
+  readonly firstExponent?: number;
+  readonly kernel?: KernelName | "auto";
+  readonly threads?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A built set: each file of it as chunks to write, named by its suffix after the base (".par2", ".vol00+01.par2"). */
+export interface BuiltSet {
+  readonly setId: Uint8Array;
+  readonly sliceSize: number;
+  readonly inputSlices: number;
+  readonly recoveryCount: number;
+  readonly files: readonly { readonly suffix: string; readonly chunks: readonly Uint8Array[] }[];
+  /** Files left out because they are empty (an empty file has no slices to protect). */
+  readonly skippedEmpty: readonly string[];
+}
+
+/** Byte order par2cmdline sorts file IDs in (as 128-bit little-endian numbers); the order numbers the slices. */
+function compareFileIds(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 15; i >= 0; i--) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
+function firstBytesMd5(path: string, length: number): Uint8Array {
+  const head = new Uint8Array(Math.min(16384, length));
+  const fd = openSync(path, "r");
+  try {
+    let got = 0;
+    while (got < head.length) {
+      const n = readSync(fd, head, got, head.length - got, got);
+      if (n === 0) throw new Error(`${path} is shorter than its ${length} bytes`);
+      got += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return md5(head);
+}
+
+interface PlannedFile extends SetFile {
+  readonly length: number;
+  readonly md5First16k: Uint8Array;
+  readonly fileId: Uint8Array;
+  readonly firstSlice: number;
+}
+
+export async function buildRecoverySet(options: CreateOptions): Promise<BuiltSet> {
+  const sized = options.files.map((file) => ({ ...file, length: statSync(file.path).size }));
+  const skippedEmpty = sized.filter((f) => f.length === 0).map((f) => f.name);
+  const nonEmpty = sized.filter((f) => f.length > 0);
+  if (nonEmpty.length === 0) throw new RangeError("nothing to protect: every file is empty");
+  const names = new Set<string>();
+  for (const file of nonEmpty) {
+    if (names.has(file.name)) throw new RangeError(`${file.name} is given twice`);
+    names.add(file.name);
+  }
+
+  const sliceSize = chooseSliceSize(nonEmpty.map((f) => f.length), options);
+  const inputSlices = sliceCountFor(nonEmpty.map((f) => f.length), sliceSize);
+  const recoveryCount = options.recoveryCount ?? recoveryCountFor(inputSlices, options.redundancy ?? 5);
+  const firstExponent = options.firstExponent ?? 0;
+  if (!Number.isInteger(recoveryCount) || recoveryCount < 0 || firstExponent < 0 || firstExponent + recoveryCount > MAX_RECOVERY_SLICES) {
+    throw new RangeError(`recovery blocks ${firstExponent}..${firstExponent + recoveryCount - 1} exceed PAR2's limit of ${MAX_RECOVERY_SLICES}`);
+  }
+
+  const identified = nonEmpty
+    .map((file) => {
+      const md5First16k = firstBytesMd5(file.path, file.length);
+      return { ...file, md5First16k, fileId: fileIdOf(md5First16k, file.length, file.name) };
+    })
+    .sort((a, b) => compareFileIds(a.fileId, b.fileId));
+  let nextSlice = 0;
+  const planned: PlannedFile[] = identified.map((file) => {
+    const firstSlice = nextSlice;
+    nextSlice += Math.ceil(file.length / sliceSize);
+    return { ...file, firstSlice };
+  });
+
+  const sources: SliceSource[] = [];
+  for (const file of planned) {
+    for (let offset = 0; offset < file.length; offset += sliceSize) sources.push({ path: file.path, offset, length: Math.min(sliceSize, file.length - offset) });
+  }
+  const constantLogs = inputConstantLogs(inputSlices);
+  const recovery = multiplySlices({
+    sliceSize,
+    outputCount: recoveryCount,
+    inputs: sources,
+    coefficient: (output, input) => recoveryCoefficient(constantLogs[input], firstExponent + output),
+    kernel: options.kernel,
+    threads: options.threads,
+    signal: options.signal,
+  });
+  // Hashing runs here while the workers compute; both read the page cache.
+  let hashed: { description: FileDescription; checksums: SliceChecksum[] }[];
+  try {
+    hashed = [];
+    for (const file of planned) hashed.push(await hashFileSlices(file, sliceSize, options.signal));
+  } catch (error) {
+    recovery.catch(() => {});
+    throw error;
+  }
+  const recoverySlices = await recovery;
+
+  const main = mainBody({ sliceSize, fileIds: planned.map((f) => f.fileId), nonRecoveryFileIds: [] });
+  const setId = md5(main);
+  const critical: Uint8Array[] = [
+    ...packet(setId, PacketType.main, main),
+    ...hashed.flatMap(({ description, checksums }) => [
+      ...packet(setId, PacketType.fileDescription, fileDescriptionBody(description)),
+      ...packet(setId, PacketType.sliceChecksums, sliceChecksumsBody(description.fileId, checksums)),
+    ]),
+  ];
+  const creator = packet(setId, PacketType.creator, creatorBody(CREATOR));
+
+  const files: { suffix: string; chunks: Uint8Array[] }[] = [{ suffix: ".par2", chunks: [...critical, ...creator] }];
+  const sizes = recoveryFileSizes(recoveryCount, options.recoveryFileCount);
+  const volumeSuffixes = volumeNames("", firstExponent, sizes);
+  let output = 0;
+  sizes.forEach((size, i) => {
+    const chunks: Uint8Array[] = [];
+    for (let k = 0; k < size; k++, output++) {
+      chunks.push(...packet(setId, PacketType.recoverySlice, recoveryPrefix(firstExponent + output), recoverySlices[output]));
+    }
+    // Each vol file carries the critical packets too, so any one file can start a repair.
+    chunks.push(...critical, ...creator);
+    files.push({ suffix: volumeSuffixes[i], chunks });
+  });
+  return { setId, sliceSize, inputSlices, recoveryCount, files, skippedEmpty };
+}
+
+/** One pass over a file: its MD5, and each slice's MD5 and CRC32 (zero-padded to the slice size). */
+async function hashFileSlices(file: PlannedFile, sliceSize: number, signal?: AbortSignal): Promise<{ description: FileDescription; checksums: SliceChecksum[] }> {
+  const slicesPerRead = Math.max(1, Math.min(Math.ceil(file.length / sliceSize), Math.floor((4 * 1024 * 1024) / sliceSize)));
+  const buffer = new Uint8Array(slicesPerRead * sliceSize);
+  const whole = new Bun.CryptoHasher("md5");
+  const checksums: SliceChecksum[] = [];
+  const handle = await open(file.path, "r");
+  try {
+    let position = 0;
+    while (position < file.length) {
+      signal?.throwIfAborted();
+      const wanted = Math.min(buffer.length, file.length - position);
+      let got = 0;
+      while (got < wanted) {
+        const { bytesRead } = await handle.read(buffer, got, wanted - got, position + got);
+        if (bytesRead === 0) throw new Error(`${file.path} changed while read: shorter than ${file.length} bytes`);
+        got += bytesRead;
+      }
+      whole.update(buffer.subarray(0, got));
+      for (let at = 0; at < got; at += sliceSize) {
+        let slice = buffer.subarray(at, Math.min(got, at + sliceSize));
+        if (slice.length < sliceSize) {
+          const padded = new Uint8Array(sliceSize);
+          padded.set(slice);
+          slice = padded;
+        }
+        checksums.push({ md5: md5(slice), crc32: Bun.hash.crc32(slice) >>> 0 });
+      }
+      position += got;
+    }
+  } finally {
+    await handle.close();
+  }
+  const description: FileDescription = {
+    fileId: file.fileId,
+    md5: new Uint8Array(whole.digest().buffer),
+    md5First16k: file.md5First16k,
+    length: file.length,
+    name: file.name,
+  };
+  return { description, checksums };
+}

@@ -1,0 +1,123 @@
+/**
+ * Arithmetic in GF(2^16) as PAR2 2.0 defines it: polynomial 0x1100B,
+ * generator 2. Products go through log/antilog tables (128 KiB each,
+ * built once); the bulk multiply-accumulate over slices lives in the kernels.
+ */
+
+/** PAR2's field polynomial: x^16 + x^12 + x^3 + x + 1. */
+export const GF_POLYNOMIAL = 0x1100b;
+/** The order of the multiplicative group (2^16 - 1). */
+export const GF_ORDER = 65535;
+
+const antilog = new Uint16Array(GF_ORDER * 2);
+const log = new Uint32Array(65536);
+{
+  let value = 1;
+  for (let exponent = 0; exponent < GF_ORDER; exponent++) {
+    antilog[exponent] = value;
+    // A second copy lets a sum of two logs index the table without a modulo.
+    antilog[exponent + GF_ORDER] = value;
+    log[value] = exponent;
+    value <<= 1;
+    if (value & 0x10000) value ^= GF_POLYNOMIAL;
+  }
+}
+
+export function gfMultiply(a: number, b: number): number {
+  if (a === 0 || b === 0) return 0;
+  return antilog[log[a] + log[b]];
+}
+
+export function gfDivide(a: number, b: number): number {
+  if (b === 0) throw new RangeError("GF(2^16) division by zero");
+  if (a === 0) return 0;
+  return antilog[log[a] + GF_ORDER - log[b]];
+}
+
+/** 2 raised to `exponent` (any non-negative integer). */
+export function gfPowerOfTwo(exponent: number): number {
+  return antilog[exponent % GF_ORDER];
+}
+
+/**
+ * The base logs of the first `count` input-slice constants: the spec gives
+ * input slice i the constant 2^n_i, where n_i is the i-th positive integer
+ * sharing no factor with 65535 = 3 · 5 · 17 · 257.
+ */
+export function inputConstantLogs(count: number): Uint32Array {
+  const logs = new Uint32Array(count);
+  let candidate = 1;
+  for (let index = 0; index < count; index++) {
+    while (candidate % 3 === 0 || candidate % 5 === 0 || candidate % 17 === 0 || candidate % 257 === 0) candidate++;
+    if (candidate >= GF_ORDER) throw new RangeError(`PAR2 allows at most 32768 input slices, asked for ${count}`);
+    logs[index] = candidate++;
+  }
+  return logs;
+}
+
+/** The coefficient of input slice i (constant 2^logs[i]) in the recovery slice with `exponent`: (2^n_i)^exponent. */
+export function recoveryCoefficient(constantLog: number, exponent: number): number {
+  return antilog[(constantLog * exponent) % GF_ORDER];
+}
+
+/**
+ * Inverts a square matrix over GF(2^16) (row-major, n × n) by Gauss-Jordan
+ * elimination; returns undefined when it is singular (PAR2's constants make
+ * that rare but not impossible, so callers try another recovery slice).
+ */
+export function gfInvertMatrix(matrix: Uint16Array, n: number): Uint16Array | undefined {
+  const work = Uint16Array.from(matrix);
+  const inverse = new Uint16Array(n * n);
+  for (let i = 0; i < n; i++) inverse[i * n + i] = 1;
+  for (let column = 0; column < n; column++) {
+    let pivot = column;
+    while (pivot < n && work[pivot * n + column] === 0) pivot++;
+    if (pivot === n) return undefined;
+    if (pivot !== column) {
+      for (let k = 0; k < n; k++) {
+        [work[pivot * n + k], work[column * n + k]] = [work[column * n + k], work[pivot * n + k]];
+        [inverse[pivot * n + k], inverse[column * n + k]] = [inverse[column * n + k], inverse[pivot * n + k]];
+      }
+    }
+    const scale = gfDivide(1, work[column * n + column]);
+    for (let k = 0; k < n; k++) {
+      work[column * n + k] = gfMultiply(work[column * n + k], scale);
+      inverse[column * n + k] = gfMultiply(inverse[column * n + k], scale);
+    }
+    for (let row = 0; row < n; row++) {
+      const factor = row === column ? 0 : work[row * n + column];
+      if (factor === 0) continue;
+      for (let k = 0; k < n; k++) {
+        work[row * n + k] ^= gfMultiply(factor, work[column * n + k]);
+        inverse[row * n + k] ^= gfMultiply(factor, inverse[column * n + k]);
+      }
+    }
+  }
+  return inverse;
+}
+
+/**
+ * The products c·(n << 4k) for every nibble value n and nibble position k,
+ * split into low and high bytes: eight 16-byte tables, the layout both
+ * kernels use (the SIMD one looks them up with i8x16.swizzle).
+ */
+export function writeNibbleTables(coefficient: number, into: Uint8Array, at: number): void {
+  // c·2^j for j = 0..15, by doubling; every product is an XOR of these.
+  const basis = new Uint16Array(16);
+  let value = coefficient;
+  for (let bit = 0; bit < 16; bit++) {
+    basis[bit] = value;
+    value <<= 1;
+    if (value & 0x10000) value ^= GF_POLYNOMIAL;
+  }
+  for (let position = 0; position < 4; position++) {
+    const low = at + position * 32;
+    const high = low + 16;
+    for (let nibble = 0; nibble < 16; nibble++) {
+      let product = 0;
+      for (let bit = 0; bit < 4; bit++) if (nibble & (1 << bit)) product ^= basis[position * 4 + bit];
+      into[low + nibble] = product & 0xff;
+      into[high + nibble] = product >>> 8;
+    }
+  }
+}

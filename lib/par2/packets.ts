@@ -1,0 +1,214 @@
+/**
+ * PAR2 2.0 packets: layout, serialisation and parsing. Every packet is a
+ * 64-byte header (magic, length, MD5 of the rest from the set ID on, set ID,
+ * type) and a body padded to a multiple of 4; integers are little-endian.
+ */
+
+export const MAGIC = new TextEncoder().encode("PAR2\0PKT");
+export const HEADER_BYTES = 64;
+
+function typeId(text: string): Uint8Array {
+  const bytes = new Uint8Array(16);
+  bytes.set(new TextEncoder().encode(text));
+  return bytes;
+}
+
+export const PacketType = {
+  main: typeId("PAR 2.0\0Main"),
+  fileDescription: typeId("PAR 2.0\0FileDesc"),
+  sliceChecksums: typeId("PAR 2.0\0IFSC"),
+  recoverySlice: typeId("PAR 2.0\0RecvSlic"),
+  creator: typeId("PAR 2.0\0Creator"),
+} as const;
+
+export function md5(...parts: Uint8Array[]): Uint8Array {
+  const hasher = new Bun.CryptoHasher("md5");
+  for (const part of parts) hasher.update(part);
+  return new Uint8Array(hasher.digest().buffer);
+}
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+function padTo4(length: number): number {
+  return Math.ceil(length / 4) * 4;
+}
+
+/**
+ * A packet as chunks to write: the header and body prefix in one buffer, the
+ * bulk (a recovery slice) separate so it is never copied.
+ */
+export function packet(setId: Uint8Array, type: Uint8Array, body: Uint8Array, bulk?: Uint8Array): Uint8Array[] {
+  const bodyLength = padTo4(body.length + (bulk?.length ?? 0));
+  if (bulk && body.length % 4 !== 0) throw new RangeError("packet body prefix must be a multiple of 4 bytes before bulk data");
+  const head = new Uint8Array(HEADER_BYTES + (bulk ? body.length : bodyLength));
+  const view = new DataView(head.buffer);
+  head.set(MAGIC, 0);
+  view.setBigUint64(8, BigInt(HEADER_BYTES + bodyLength), true);
+  head.set(setId, 32);
+  head.set(type, 48);
+  head.set(body, HEADER_BYTES);
+  const tail = bulk && bulk.length % 4 !== 0 ? new Uint8Array(4 - (bulk.length % 4)) : undefined;
+  const hashed = [head.subarray(32), ...(bulk ? [bulk] : []), ...(tail ? [tail] : [])];
+  head.set(md5(...hashed), 16);
+  return [head, ...(bulk ? [bulk] : []), ...(tail ? [tail] : [])];
+}
+
+export interface MainPacket {
+  readonly sliceSize: number;
+  /** File IDs of the recovery set, in the order that numbers their slices. */
+  readonly fileIds: readonly Uint8Array[];
+  readonly nonRecoveryFileIds: readonly Uint8Array[];
+}
+
+export function mainBody(main: MainPacket): Uint8Array {
+  const body = new Uint8Array(12 + 16 * (main.fileIds.length + main.nonRecoveryFileIds.length));
+  const view = new DataView(body.buffer);
+  view.setBigUint64(0, BigInt(main.sliceSize), true);
+  view.setUint32(8, main.fileIds.length, true);
+  [...main.fileIds, ...main.nonRecoveryFileIds].forEach((id, i) => body.set(id, 12 + 16 * i));
+  return body;
+}
+
+export interface FileDescription {
+  readonly fileId: Uint8Array;
+  readonly md5: Uint8Array;
+  /** MD5 of the first 16 KiB (the whole file when shorter). */
+  readonly md5First16k: Uint8Array;
+  readonly length: number;
+  readonly name: string;
+}
+
+/** The spec's file ID: MD5 of the 16k hash, the length (8 bytes) and the name (unpadded). */
+export function fileIdOf(md5First16k: Uint8Array, length: number, name: string): Uint8Array {
+  const lengthBytes = new Uint8Array(8);
+  new DataView(lengthBytes.buffer).setBigUint64(0, BigInt(length), true);
+  return md5(md5First16k, lengthBytes, new TextEncoder().encode(name));
+}
+
+export function fileDescriptionBody(file: FileDescription): Uint8Array {
+  const name = new TextEncoder().encode(file.name);
+  const body = new Uint8Array(56 + padTo4(name.length));
+  body.set(file.fileId, 0);
+  body.set(file.md5, 16);
+  body.set(file.md5First16k, 32);
+  new DataView(body.buffer).setBigUint64(48, BigInt(file.length), true);
+  body.set(name, 56);
+  return body;
+}
+
+export interface SliceChecksum {
+  readonly md5: Uint8Array;
+  readonly crc32: number;
+}
+
+export function sliceChecksumsBody(fileId: Uint8Array, checksums: readonly SliceChecksum[]): Uint8Array {
+  const body = new Uint8Array(16 + 20 * checksums.length);
+  const view = new DataView(body.buffer);
+  body.set(fileId, 0);
+  checksums.forEach((checksum, i) => {
+    body.set(checksum.md5, 16 + 20 * i);
+    view.setUint32(32 + 20 * i, checksum.crc32, true);
+  });
+  return body;
+}
+
+export function recoveryPrefix(exponent: number): Uint8Array {
+  const prefix = new Uint8Array(4);
+  new DataView(prefix.buffer).setUint32(0, exponent, true);
+  return prefix;
+}
+
+export function creatorBody(client: string): Uint8Array {
+  const text = new TextEncoder().encode(client);
+  const body = new Uint8Array(padTo4(text.length));
+  body.set(text);
+  return body;
+}
+
+/** A packet found in a file whose MD5 checked out. */
+export interface FoundPacket {
+  readonly setId: Uint8Array;
+  readonly type: Uint8Array;
+  /** Where the body starts in the file, and its length. */
+  readonly bodyOffset: number;
+  readonly bodyLength: number;
+  /** The body, except for recovery slices (only their 4-byte exponent). */
+  readonly body: Uint8Array;
+}
+
+/**
+ * Every intact packet in a PAR2 file. Packets are found by their magic, so
+ * damage to one packet (its MD5 fails) loses only that packet.
+ */
+export function parsePackets(data: Uint8Array): FoundPacket[] {
+  const found: FoundPacket[] = [];
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  while (at + HEADER_BYTES <= data.length) {
+    const next = findMagic(data, at);
+    if (next < 0 || next + HEADER_BYTES > data.length) break;
+    const length = Number(view.getBigUint64(next + 8, true));
+    if (length < HEADER_BYTES || length % 4 !== 0 || next + length > data.length) {
+      at = next + 8;
+      continue;
+    }
+    const expected = data.subarray(next + 16, next + 32);
+    if (!equalBytes(md5(data.subarray(next + 32, next + length)), expected)) {
+      at = next + 8;
+      continue;
+    }
+    const type = data.slice(next + 48, next + 64);
+    const isRecovery = equalBytes(type, PacketType.recoverySlice);
+    found.push({
+      setId: data.slice(next + 32, next + 48),
+      type,
+      bodyOffset: next + HEADER_BYTES,
+      bodyLength: length - HEADER_BYTES,
+      body: data.slice(next + HEADER_BYTES, next + (isRecovery ? HEADER_BYTES + 4 : length)),
+    });
+    at = next + length;
+  }
+  return found;
+}
+
+function findMagic(data: Uint8Array, from: number): number {
+  const index = Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(Buffer.from(MAGIC), from);
+  return index;
+}
+
+export function readMain(body: Uint8Array): MainPacket {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const sliceSize = Number(view.getBigUint64(0, true));
+  const recoveryCount = view.getUint32(8, true);
+  const ids: Uint8Array[] = [];
+  for (let at = 12; at + 16 <= body.length; at += 16) ids.push(body.slice(at, at + 16));
+  return { sliceSize, fileIds: ids.slice(0, recoveryCount), nonRecoveryFileIds: ids.slice(recoveryCount) };
+}
+
+export function readFileDescription(body: Uint8Array): FileDescription {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let end = body.length;
+  while (end > 56 && body[end - 1] === 0) end--;
+  return {
+    fileId: body.slice(0, 16),
+    md5: body.slice(16, 32),
+    md5First16k: body.slice(32, 48),
+    length: Number(view.getBigUint64(48, true)),
+    name: new TextDecoder().decode(body.subarray(56, end)),
+  };
+}
+
+export function readSliceChecksums(body: Uint8Array): { fileId: Uint8Array; checksums: SliceChecksum[] } {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const checksums: SliceChecksum[] = [];
+  for (let at = 16; at + 20 <= body.length; at += 20) checksums.push({ md5: body.slice(at, at + 16), crc32: view.getUint32(at + 16, true) });
+  return { fileId: body.slice(0, 16), checksums };
+}

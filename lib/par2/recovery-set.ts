@@ -1,0 +1,122 @@
+/**
+ * Loads a PAR2 recovery set from SET.par2 and its vol files: the main
+ * packet, each file's description and slice checksums, and where every
+ * intact recovery slice lies. Damaged packets are skipped (each file repeats
+ * the critical packets), and what the vol file names promise but is not
+ * found is counted, so damaged parity shows.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import {
+  equalBytes, hex, PacketType, parsePackets, readFileDescription, readMain, readSliceChecksums,
+  type FileDescription, type FoundPacket, type MainPacket, type SliceChecksum,
+} from "./packets.ts";
+import { setBase } from "./write-set.ts";
+
+export interface SetEntry {
+  readonly description: FileDescription;
+  readonly checksums: readonly SliceChecksum[];
+  /** Index of this file's first slice in the set (slices are numbered across files in main-packet order). */
+  readonly firstSlice: number;
+}
+
+export interface RecoverySliceLocation {
+  readonly exponent: number;
+  readonly path: string;
+  /** Where the slice's data starts in that file. */
+  readonly offset: number;
+}
+
+export interface RecoverySet {
+  readonly setPath: string;
+  readonly setId: Uint8Array;
+  readonly sliceSize: number;
+  readonly entries: readonly SetEntry[];
+  readonly inputSlices: number;
+  /** One location per exponent, in exponent order. */
+  readonly recovery: readonly RecoverySliceLocation[];
+  /** The set's files on disk (index and vol files). */
+  readonly parFiles: readonly string[];
+  /** Recovery slices the vol file names promise that were not found intact. */
+  readonly recoveryDamaged: number;
+}
+
+export class RecoverySetError extends Error {
+  override readonly name = "RecoverySetError";
+}
+
+/** The index file and every `BASE.*.par2` next to it. */
+export function setFiles(setPath: string): string[] {
+  const directory = dirname(setPath) || ".";
+  const base = basename(setBase(setPath));
+  const others = readdirSync(directory)
+    .filter((name) => name !== basename(setPath) && name.startsWith(`${base}.`) && /\.par2$/i.test(name) && !name.startsWith("."))
+    .sort()
+    .map((name) => join(directory, name));
+  return [setPath, ...others];
+}
+
+export function loadRecoverySet(setPath: string): RecoverySet {
+  const parFiles = setFiles(setPath);
+  const found: { path: string; packet: FoundPacket }[] = [];
+  for (const path of parFiles) {
+    let data: Uint8Array;
+    try {
+      data = readFileSync(path);
+    } catch (error) {
+      if (path === setPath) throw new RecoverySetError(`${setPath}: cannot read (${(error as Error).message})`);
+      continue;
+    }
+    for (const packet of parsePackets(data)) found.push({ path, packet });
+  }
+  const mains = found.filter((f) => equalBytes(f.packet.type, PacketType.main));
+  if (mains.length === 0) throw new RecoverySetError(`${setPath}: no intact main packet in the set's files; not a PAR2 set or too damaged`);
+  const preferred = mains.find((m) => m.path === setPath) ?? mains[0];
+  const setId = preferred.packet.setId;
+  const main: MainPacket = readMain(preferred.packet.body);
+  const ofSet = found.filter((f) => equalBytes(f.packet.setId, setId));
+
+  const descriptions = new Map<string, FileDescription>();
+  const checksums = new Map<string, SliceChecksum[]>();
+  const recovery = new Map<number, RecoverySliceLocation>();
+  for (const { path, packet } of ofSet) {
+    if (equalBytes(packet.type, PacketType.fileDescription)) {
+      const description = readFileDescription(packet.body);
+      descriptions.set(hex(description.fileId), description);
+    } else if (equalBytes(packet.type, PacketType.sliceChecksums)) {
+      const read = readSliceChecksums(packet.body);
+      checksums.set(hex(read.fileId), read.checksums);
+    } else if (equalBytes(packet.type, PacketType.recoverySlice) && packet.bodyLength - 4 === main.sliceSize) {
+      const exponent = new DataView(packet.body.buffer, packet.body.byteOffset).getUint32(0, true);
+      if (!recovery.has(exponent)) recovery.set(exponent, { exponent, path, offset: packet.bodyOffset + 4 });
+    }
+  }
+
+  let firstSlice = 0;
+  const entries: SetEntry[] = main.fileIds.map((fileId, index) => {
+    const key = hex(fileId);
+    const description = descriptions.get(key);
+    const sums = checksums.get(key);
+    if (!description || !sums) throw new RecoverySetError(`${setPath}: the description or checksums of file ${index + 1} of the set are missing or damaged in every copy`);
+    if (sums.length !== Math.ceil(description.length / main.sliceSize)) throw new RecoverySetError(`${setPath}: ${description.name} has ${sums.length} slice checksums, expected ${Math.ceil(description.length / main.sliceSize)}`);
+    const entry = { description, checksums: sums, firstSlice };
+    firstSlice += sums.length;
+    return entry;
+  });
+
+  let promised = 0;
+  for (const path of parFiles) {
+    const match = /\.vol(\d+)\+(\d+)\.par2$/i.exec(path);
+    if (match) promised += Number(match[2]);
+  }
+  return {
+    setPath,
+    setId,
+    sliceSize: main.sliceSize,
+    entries,
+    inputSlices: firstSlice,
+    recovery: [...recovery.values()].sort((a, b) => a.exponent - b.exponent),
+    parFiles,
+    recoveryDamaged: Math.max(0, promised - recovery.size),
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Accumulates outputs[o] ^= Σ coefficient(o, k) · input[k] over one byte range
+ * ("part") of every slice, in a kernel's memory: the shared core of encoding
+ * (outputs are recovery slices) and repair (outputs are the missing slices).
+ * Used directly for small jobs and inside each worker thread for large ones.
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import type { Kernel } from "./kernel.ts";
+
+/** One input slice: a file range (read by whoever accumulates) or bytes; shorter than the slice means zero padding. */
+export interface SliceSource {
+  readonly path?: string;
+  readonly bytes?: Uint8Array;
+  readonly offset: number;
+  readonly length: number;
+}
+
+export interface AccumulatorShape {
+  /** Where this part starts within a slice, and its length (a multiple of 32). */
+  readonly partOffset: number;
+  readonly partLength: number;
+  readonly outputs: number;
+  /** Most inputs per batch. */
+  readonly batchCapacity: number;
+}
+
+/**
+ * Bytes of each output processed against every input of a batch before
+ * moving on: the output chunk stays in L1 and the batch's input chunks in L2.
+ */
+const CHUNK = 16384;
+
+export class SliceAccumulator {
+  readonly #kernel: Kernel;
+  readonly #shape: AccumulatorShape;
+  readonly #inputsAt: number;
+  readonly #outputsAt: number;
+  readonly #files = new Map<string, number>();
+
+  constructor(kernel: Kernel, shape: AccumulatorShape) {
+    if (shape.partLength % 32 !== 0) throw new RangeError(`part length ${shape.partLength} is not a multiple of 32`);
+    this.#kernel = kernel;
+    this.#shape = shape;
+    const tablesEnd = shape.outputs * shape.batchCapacity * kernel.tableBytes;
+    this.#inputsAt = Math.ceil(tablesEnd / 64) * 64;
+    this.#outputsAt = this.#inputsAt + shape.batchCapacity * shape.partLength;
+    const total = this.#outputsAt + shape.outputs * shape.partLength;
+    kernel.reserve(total);
+    kernel.bytes().fill(0, this.#outputsAt, total);
+  }
+
+  /** coefficients: outputs × sources.length, row by output. */
+  addBatch(sources: readonly SliceSource[], coefficients: Uint16Array): void {
+    const { partOffset, partLength, outputs } = this.#shape;
+    const count = sources.length;
+    if (count === 0) return;
+    if (count > this.#shape.batchCapacity) throw new RangeError(`batch of ${count} exceeds capacity ${this.#shape.batchCapacity}`);
+    const kernel = this.#kernel;
+    const memory = kernel.bytes();
+    for (let k = 0; k < count; k++) {
+      const slot = memory.subarray(this.#inputsAt + k * partLength, this.#inputsAt + (k + 1) * partLength);
+      const wanted = Math.max(0, Math.min(partLength, sources[k].length - partOffset));
+      const got = wanted > 0 ? this.#read(sources[k], slot, wanted) : 0;
+      slot.fill(0, got);
+    }
+    kernel.split(this.#inputsAt, this.#inputsAt, count * partLength);
+    kernel.writeTables(coefficients, 0);
+    const tableBytes = kernel.tableBytes;
+    for (let chunk = 0; chunk < partLength; chunk += CHUNK) {
+      const length = Math.min(CHUNK, partLength - chunk);
+      for (let output = 0; output < outputs; output++) {
+        kernel.mulAddBatch(
+          this.#inputsAt + chunk, partLength, count,
+          this.#outputsAt + output * partLength + chunk, length,
+          output * count * tableBytes, tableBytes,
+        );
+      }
+    }
+  }
+
+  /** The outputs' parts, outputs × partLength bytes, as PAR2 words. */
+  result(): Uint8Array {
+    const total = this.#shape.outputs * this.#shape.partLength;
+    this.#kernel.join(this.#outputsAt, this.#outputsAt, total);
+    return this.#kernel.bytes().slice(this.#outputsAt, this.#outputsAt + total);
+  }
+
+  close(): void {
+    for (const fd of this.#files.values()) closeSync(fd);
+    this.#files.clear();
+  }
+
+  #read(source: SliceSource, into: Uint8Array, wanted: number): number {
+    const start = source.offset + this.#shape.partOffset;
+    if (source.bytes) {
+      const part = source.bytes.subarray(start, start + wanted);
+      into.set(part);
+      return part.length;
+    }
+    if (!source.path) throw new Error("slice source has neither path nor bytes");
+    let fd = this.#files.get(source.path);
+    if (fd === undefined) {
+      fd = openSync(source.path, "r");
+      this.#files.set(source.path, fd);
+    }
+    let got = 0;
+    while (got < wanted) {
+      const n = readSync(fd, into, got, wanted - got, start + got);
+      if (n === 0) break; // a file shorter than its slice reads as zeros
+      got += n;
+    }
+    return got;
+  }
+}

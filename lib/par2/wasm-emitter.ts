@@ -1,0 +1,104 @@
+/**
+ * A tiny WebAssembly assembler: just the module sections and the opcodes the
+ * SIMD kernel needs. There is no WASM toolchain on the build machines, and a
+ * few dozen readable lines beat a checked-in binary blob.
+ */
+
+export function unsignedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  do {
+    let byte = value & 0x7f;
+    value >>>= 7;
+    if (value !== 0) byte |= 0x80;
+    bytes.push(byte);
+  } while (value !== 0);
+  return bytes;
+}
+
+export function signedLeb(value: number): number[] {
+  const bytes: number[] = [];
+  for (;;) {
+    const byte = value & 0x7f;
+    value >>= 7;
+    const done = (value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0);
+    bytes.push(done ? byte : byte | 0x80);
+    if (done) return bytes;
+  }
+}
+
+const I32 = 0x7f;
+const V128 = 0x7b;
+
+/** Instruction builders: each returns the bytes of one instruction. */
+export const op = {
+  localGet: (index: number) => [0x20, ...unsignedLeb(index)],
+  localSet: (index: number) => [0x21, ...unsignedLeb(index)],
+  i32Const: (value: number) => [0x41, ...signedLeb(value)],
+  i32Add: [0x6a],
+  i32Mul: [0x6c],
+  i32GeU: [0x4f],
+  i32Eqz: [0x45],
+  block: [0x02, 0x40],
+  loop: [0x03, 0x40],
+  br: (depth: number) => [0x0c, ...unsignedLeb(depth)],
+  brIf: (depth: number) => [0x0d, ...unsignedLeb(depth)],
+  end: [0x0b],
+  call: (index: number) => [0x10, ...unsignedLeb(index)],
+  v128Load: (offset = 0) => [0xfd, 0x00, 0x04, ...unsignedLeb(offset)],
+  v128Store: (offset = 0) => [0xfd, 0x0b, 0x04, ...unsignedLeb(offset)],
+  i8x16Shuffle: (lanes: readonly number[]) => [0xfd, 0x0d, ...lanes],
+  i8x16Swizzle: [0xfd, 0x0e],
+  i8x16Splat: [0xfd, 0x0f],
+  v128And: [0xfd, 0x4e],
+  v128Xor: [0xfd, 0x51],
+  i8x16ShrU: [0xfd, 0x6d],
+} as const;
+
+export interface FunctionDefinition {
+  readonly name: string;
+  readonly params: number;
+  /** Extra locals beyond the parameters. */
+  readonly i32Locals: number;
+  readonly v128Locals: number;
+  readonly body: readonly (readonly number[])[];
+}
+
+function section(id: number, content: number[]): number[] {
+  return [id, ...unsignedLeb(content.length), ...content];
+}
+
+function vector(items: number[][]): number[] {
+  return [...unsignedLeb(items.length), ...items.flat()];
+}
+
+function name(text: string): number[] {
+  const bytes = [...new TextEncoder().encode(text)];
+  return [...unsignedLeb(bytes.length), ...bytes];
+}
+
+/**
+ * A module importing its memory as env.memory (so the host can size and
+ * grow it) and exporting every function; all parameters are i32, no results.
+ */
+export function assembleModule(functions: readonly FunctionDefinition[]): Uint8Array {
+  const arities = [...new Set(functions.map((f) => f.params))];
+  const types = arities.map((params) => [0x60, ...unsignedLeb(params), ...Array(params).fill(I32), 0x00]);
+  const imports = [[...name("env"), ...name("memory"), 0x02, 0x00, 0x01]];
+  const functionTypes = functions.map((f) => unsignedLeb(arities.indexOf(f.params)));
+  const exports = functions.map((f, index) => [...name(f.name), 0x00, ...unsignedLeb(index)]);
+  const bodies = functions.map((f) => {
+    const locals: number[][] = [];
+    if (f.i32Locals > 0) locals.push([...unsignedLeb(f.i32Locals), I32]);
+    if (f.v128Locals > 0) locals.push([...unsignedLeb(f.v128Locals), V128]);
+    const code = [...vector(locals), ...f.body.flat(), ...op.end];
+    return [...unsignedLeb(code.length), ...code];
+  });
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vector(types)),
+    ...section(2, vector(imports)),
+    ...section(3, vector(functionTypes)),
+    ...section(7, vector(exports)),
+    ...section(10, vector(bodies)),
+  ]);
+}

@@ -1,0 +1,221 @@
+/**
+ * The PAR2 engine in-process: field arithmetic, the two kernels (identical
+ * bytes, and equal to a word-by-word reference), sizing limits, packets,
+ * and repair of damage by the built-in solver.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync, truncateSync, rmSync, openSync, writeSync, closeSync } from "node:fs";
+import { join } from "node:path";
+import { gfDivide, gfInvertMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient } from "../lib/par2/gf16.ts";
+import { createKernel, type KernelName } from "../lib/par2/kernel.ts";
+import { simdSupported } from "../lib/par2/kernel-simd.ts";
+import { SliceAccumulator } from "../lib/par2/slice-accumulator.ts";
+import { multiplySlices } from "../lib/par2/slice-multiply.ts";
+import { buildRecoverySet } from "../lib/par2/create.ts";
+import { writeRecoverySet } from "../lib/par2/write-set.ts";
+import { verifyRecoverySet } from "../lib/par2/verify.ts";
+import { repairRecoverySet } from "../lib/par2/repair.ts";
+import { chooseSliceSize, MAX_INPUT_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "../lib/par2/sizing.ts";
+import { parsePackets, PacketType, equalBytes } from "../lib/par2/packets.ts";
+import { seededBytes, tempDir } from "./helpers/fixture.ts";
+
+/** Word-by-word reference: Σ c(o,k)·word, with the log tables only. */
+function referenceProducts(inputs: Uint8Array[], sliceSize: number, outputs: number, coefficient: (o: number, k: number) => number): Uint8Array[] {
+  return Array.from({ length: outputs }, (_, o) => {
+    const out = new Uint8Array(sliceSize);
+    inputs.forEach((input, k) => {
+      const padded = new Uint8Array(sliceSize);
+      padded.set(input.subarray(0, sliceSize));
+      const c = coefficient(o, k);
+      for (let w = 0; w < sliceSize; w += 2) {
+        const product = gfMultiply(padded[w] | (padded[w + 1] << 8), c);
+        out[w] ^= product & 0xff;
+        out[w + 1] ^= product >>> 8;
+      }
+    });
+    return out;
+  });
+}
+
+describe("GF(2^16)", () => {
+  test("multiplication is invertible and 2 generates the field", () => {
+    for (const [a, b] of [[1, 1], [2, 0x8000], [0x1234, 0xfedc], [65535, 65535], [7, 3]]) {
+      const product = gfMultiply(a, b);
+      expect(gfDivide(product, b)).toBe(a);
+      expect(gfMultiply(b, a)).toBe(product);
+    }
+    // x^16 = x^12 + x^3 + x + 1 under the polynomial 0x1100B.
+    expect(gfMultiply(0x8000, 2)).toBe(0x100b);
+    expect(gfMultiply(0, 1234)).toBe(0);
+  });
+
+  test("input-slice constants: logs coprime to 65535, the first ones as in the spec, 32768 in all", () => {
+    expect([...inputConstantLogs(10)]).toEqual([1, 2, 4, 7, 8, 11, 13, 14, 16, 19]);
+    const all = inputConstantLogs(MAX_INPUT_SLICES);
+    expect(all.length).toBe(32768);
+    expect(() => inputConstantLogs(MAX_INPUT_SLICES + 1)).toThrow(/32768/);
+  });
+
+  test("matrix inverse times matrix is the identity", () => {
+    const n = 6;
+    const logs = inputConstantLogs(n);
+    const matrix = new Uint16Array(n * n);
+    for (let r = 0; r < n; r++) for (let j = 0; j < n; j++) matrix[r * n + j] = recoveryCoefficient(logs[j], r + 3);
+    const inverse = gfInvertMatrix(matrix, n)!;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let k = 0; k < n; k++) sum ^= gfMultiply(inverse[i * n + k], matrix[k * n + j]);
+        expect(sum).toBe(i === j ? 1 : 0);
+      }
+    }
+    expect(gfInvertMatrix(new Uint16Array([1, 2, 1, 2]), 2)).toBeUndefined();
+  });
+});
+
+describe("kernels", () => {
+  const kernels: KernelName[] = simdSupported() ? ["simd", "plain"] : ["plain"];
+  if (!simdSupported()) console.log("skipped SIMD kernel checks: this runtime has no WebAssembly SIMD");
+
+  test.each(kernels)("%s kernel equals the word-by-word reference", (name) => {
+    const sliceSize = 4096 + 64;
+    const inputs = Array.from({ length: 20 }, (_, k) => seededBytes(sliceSize - (k === 19 ? 100 : 0), k + 1));
+    const coefficient = (o: number, k: number) => (o * 7919 + k * 104729 + 1) & 0xffff;
+    const accumulator = new SliceAccumulator(createKernel(name), { partOffset: 0, partLength: sliceSize, outputs: 3, batchCapacity: 16 });
+    for (let start = 0; start < inputs.length; start += 16) {
+      const group = inputs.slice(start, start + 16);
+      const coefficients = new Uint16Array(3 * group.length);
+      for (let o = 0; o < 3; o++) group.forEach((_, k) => (coefficients[o * group.length + k] = coefficient(o, start + k)));
+      accumulator.addBatch(group.map((bytes) => ({ bytes, offset: 0, length: bytes.length })), coefficients);
+    }
+    const result = accumulator.result();
+    const expected = referenceProducts(inputs, sliceSize, 3, coefficient);
+    for (let o = 0; o < 3; o++) expect(equalBytes(result.subarray(o * sliceSize, (o + 1) * sliceSize), expected[o])).toBe(true);
+  });
+
+  test.skipIf(!simdSupported())("SIMD and plain kernels give identical recovery slices, in threads and in-process", async () => {
+    const sliceSize = 10_000; // not a multiple of 32: the padded tail must not leak
+    const data = seededBytes(sliceSize * 37 + 123, 99);
+    const inputs = Array.from({ length: 38 }, (_, i) => ({ bytes: data, offset: i * sliceSize, length: Math.min(sliceSize, data.length - i * sliceSize) }));
+    const logs = inputConstantLogs(38);
+    const run = (kernel: KernelName, threads?: number) =>
+      multiplySlices({ sliceSize, outputCount: 5, inputs, coefficient: (o, k) => recoveryCoefficient(logs[k], o + 1), kernel, threads });
+    const simd = await run("simd");
+    const plain = await run("plain");
+    const simdThreads = await run("simd", 2);
+    const plainThreads = await run("plain", 2);
+    for (let o = 0; o < 5; o++) {
+      expect(equalBytes(simd[o], plain[o])).toBe(true);
+      expect(equalBytes(simd[o], simdThreads[o])).toBe(true);
+      expect(equalBytes(simd[o], plainThreads[o])).toBe(true);
+    }
+    const reference = referenceProducts(inputs.map((i) => data.subarray(i.offset, i.offset + i.length)), sliceSize, 5, (o, k) => recoveryCoefficient(logs[k], o + 1));
+    for (let o = 0; o < 5; o++) expect(equalBytes(simd[o], reference[o])).toBe(true);
+  }, 30_000);
+});
+
+describe("sizing", () => {
+  test("slice size: multiple of 4, within the block count, at most 32768 slices, small files get small slices", () => {
+    const sizes = [1_000_003, 5000, 1];
+    const size = chooseSliceSize(sizes);
+    expect(size % 4).toBe(0);
+    expect(sliceCountFor(sizes, size)).toBeLessThanOrEqual(2000);
+    expect(chooseSliceSize([10])).toBe(12); // one slice, 2 bytes of padding
+    expect(chooseSliceSize([10_000])).toBe(1024);
+    const huge = [2 ** 40];
+    expect(sliceCountFor(huge, chooseSliceSize(huge, { blockCount: 32768 }))).toBeLessThanOrEqual(32768);
+    expect(() => chooseSliceSize([1_000_000], { sliceSize: 4 })).toThrow(/32768/);
+    expect(() => chooseSliceSize([100], { sliceSize: 6 })).toThrow(/multiple of 4/);
+    expect(() => chooseSliceSize([100], { blockCount: 40000 })).toThrow(/32768/);
+    expect(() => chooseSliceSize(Array(32769).fill(1))).toThrow(/32768/);
+  });
+
+  test("recovery counts and vol files follow par2cmdline", () => {
+    expect(recoveryCountFor(1000, 10)).toBe(100);
+    expect(recoveryCountFor(3, 10)).toBe(1);
+    expect(recoveryCountFor(3, 0)).toBe(0);
+    expect(recoveryCountFor(40000, 200)).toBe(65535);
+    expect(recoveryFileSizes(7)).toEqual([1, 2, 4]);
+    expect(recoveryFileSizes(10, 3)).toEqual([4, 3, 3]);
+    expect(volumeNames("set", 0, [1, 2, 4])).toEqual(["set.vol00+01.par2", "set.vol01+02.par2", "set.vol03+04.par2"]);
+  });
+});
+
+describe("create, verify, repair in-process", () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ path: dir, cleanup } = tempDir("blaine-par2-")));
+  afterEach(() => cleanup());
+
+  async function makeSet(files: Record<string, Uint8Array>, options: { sliceSize?: number; recoveryCount?: number } = {}) {
+    for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
+    const built = await buildRecoverySet({ files: Object.keys(files).map((name) => ({ path: join(dir, name), name })), redundancy: 10, ...options });
+    writeRecoverySet(join(dir, "set.par2"), built);
+    return built;
+  }
+
+  test("packets: each file of the set parses, with one main, descriptions, checksums and the recovery slices", async () => {
+    const built = await makeSet({ "a.bin": seededBytes(50_000, 1), "b.bin": seededBytes(7, 2) }, { sliceSize: 1024, recoveryCount: 6 });
+    const index = parsePackets(readFileSync(join(dir, "set.par2")));
+    const types = index.map((p) => new TextDecoder().decode(p.type).replace(/\0+$/, ""));
+    expect(types.filter((t) => t.endsWith("Main")).length).toBe(1);
+    expect(types.filter((t) => t.endsWith("FileDesc")).length).toBe(2);
+    expect(types.filter((t) => t.endsWith("IFSC")).length).toBe(2);
+    expect(index.every((p) => equalBytes(p.setId, built.setId))).toBe(true);
+    const recovery = built.files.slice(1).flatMap((f) => parsePackets(readFileSync(join(dir, `set${f.suffix}`)))).filter((p) => equalBytes(p.type, PacketType.recoverySlice));
+    expect(recovery.length).toBe(6);
+  });
+
+  test("flipped bytes, a zeroed range and truncation are repaired to the original bytes", async () => {
+    const original = seededBytes(300_000, 3);
+    await makeSet({ "film.mkv": original }, { sliceSize: 4096, recoveryCount: 12 });
+    const path = join(dir, "film.mkv");
+    const fd = openSync(path, "r+");
+    writeSync(fd, new Uint8Array([original[10] ^ 0xff]), 0, 1, 10);
+    writeSync(fd, new Uint8Array(9000), 0, 9000, 100_000);
+    closeSync(fd);
+    truncateSync(path, 290_000);
+    const check = await verifyRecoverySet(join(dir, "set.par2"));
+    expect(check.files[0].status).toBe("damaged");
+    expect(check.badSlices).toBe(1 + 3 + 4); // one flip; 9000 zeroed bytes over slices 24-26; the cut at 290000 falls in slice 70 of 0-73
+    const result = await repairRecoverySet(join(dir, "set.par2"));
+    expect(result.failure).toBeUndefined();
+    expect(equalBytes(readFileSync(path), original)).toBe(true);
+    expect((await verifyRecoverySet(join(dir, "set.par2"))).files[0].status).toBe("intact");
+  });
+
+  test("a missing file and a damaged vol file: repaired from what is left", async () => {
+    const files = { "a.bin": seededBytes(20_000, 4), "b.bin": seededBytes(3000, 5) };
+    const built = await makeSet(files, { sliceSize: 1000, recoveryCount: 10 });
+    rmSync(join(dir, "b.bin"));
+    const firstVol = join(dir, `set${built.files[1].suffix}`); // holds exponent 0
+    const bytes = readFileSync(firstVol);
+    bytes[100] ^= 1;
+    writeFileSync(firstVol, bytes);
+    const check = await verifyRecoverySet(join(dir, "set.par2"));
+    expect(check.files.map((f) => f.status)).toEqual(expect.arrayContaining(["missing", "intact"]));
+    expect(check.set.recoveryDamaged).toBe(1);
+    expect(check.recoveryAvailable).toBe(9);
+    const result = await repairRecoverySet(join(dir, "set.par2"));
+    expect(result.failure).toBeUndefined();
+    expect(equalBytes(readFileSync(join(dir, "b.bin")), files["b.bin"])).toBe(true);
+  });
+
+  test("more damage than recovery: nothing is written and the shortfall is named", async () => {
+    const original = seededBytes(10_000, 6);
+    await makeSet({ "x.bin": original }, { sliceSize: 1000, recoveryCount: 2 });
+    const damaged = Uint8Array.from(original);
+    damaged.fill(0, 0, 3000);
+    writeFileSync(join(dir, "x.bin"), damaged);
+    const result = await repairRecoverySet(join(dir, "set.par2"));
+    expect(result.failure).toMatch(/3 slices are damaged but only 2 recovery slices/);
+    expect(equalBytes(readFileSync(join(dir, "x.bin")), damaged)).toBe(true);
+  });
+
+  test("an empty file needs no parity and is left out of the set", async () => {
+    const built = await makeSet({ "empty": new Uint8Array(0), "data": seededBytes(100, 7) });
+    expect(built.skippedEmpty).toEqual(["empty"]);
+    expect(built.inputSlices).toBe(1);
+    await expect(buildRecoverySet({ files: [{ path: join(dir, "empty"), name: "empty" }] })).rejects.toThrow(/empty/);
+  });
+});
