@@ -5,9 +5,11 @@
  */
 import { cac } from "cac";
 import { loadSettings } from "../lib/config.ts";
-import { BlaineError, ExitCode, errorMessage } from "../lib/errors.ts";
+import { BlaineError, ExitCode, UsageError, errorMessage } from "../lib/errors.ts";
 import { initDisk } from "../lib/commands/disk-init.ts";
 import { runDoctor } from "../lib/commands/doctor.ts";
+import { missingForRun, runInit } from "../lib/commands/init.ts";
+import { offerInit } from "../lib/commands/init-prompts.ts";
 import { listFiles } from "../lib/commands/ls.ts";
 import { createOutput } from "../lib/commands/output.ts";
 import { mountDiskForBrowsing, unmountBrowsing } from "../lib/commands/mount.ts";
@@ -46,6 +48,13 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
     const pipeline = args.length > 0 && isPipelineArgument(args[0]) ? args[0] : undefined;
     const sources = pipeline ? args.slice(1) : args;
     const settings = loadSettings(flags, sources);
+    const missing = pipeline ? undefined : missingForRun(settings);
+    if (missing) {
+      // No configuration at all: a person at a terminal is offered the set-up; a script is told what is missing.
+      if (!process.stdin.isTTY || !process.stdout.isTTY) throw new UsageError(`nothing to run with: ${missing}; run blaine init (or give the flags)`);
+      if (await offerInit(missing)) return (await runInit({}, createOutput(false))).exitCode;
+      return ExitCode.usage;
+    }
     return runPipeline(pipeline, settings, createOutput(settings.json));
   });
 
@@ -117,6 +126,40 @@ cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount").
     return ExitCode.ok;
   },
 );
+
+common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {
+  const settings = loadSettings(flags);
+  return (await runDoctor(settings, createOutput(settings.json))).exitCode;
+});
+
+common(cli.command("mount <label> <mountpoint>", "Mount an encrypted disk read-only to browse it (LABEL or the disk's DIR)")).action(
+  async (label: string, mountpoint: string, flags: Flags) => {
+    const settings = loadSettings(flags);
+    await mountDiskForBrowsing(settings, label, mountpoint, createOutput(settings.json));
+    return ExitCode.ok;
+  },
+);
+
+cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount").option("--json", "Machine-readable output on stdout").action(
+  async (mountpoint: string, flags: Flags) => {
+    await unmountBrowsing(mountpoint, createOutput(Boolean(flags.json)));
+    return ExitCode.ok;
+  },
+);
+
+common(cli.command("init", "Set up an archive: questions on a terminal, or --yes with flags; writes blaine.toml"))
+  .option("--yes", "Ask nothing: every answer from flags")
+  .option("--source <dir>", "A directory to archive (repeatable)")
+  .option("--exclude <glob>", "Exclude pattern (repeatable)")
+  .option("--snapraid-conf <file>", "Also exclude what this SnapRAID config excludes")
+  .option("--disk <dir>", "The first archive disk's directory")
+  .option("--label <name>", "The first disk's label")
+  .option("--encrypt <cipher>", "gocryptfs or securefs (with --keyfile FILE, created when missing)")
+  .option("--parity <percent>", "PAR2 parity as a share of the data, or off (default off with --yes)")
+  .option("--parity-engine <name>", "par2 (default) or parpar")
+  .option("--copier <name>", "builtin (default) or dc3dd")
+  .option("--force", "Replace an existing blaine.toml (--yes)")
+  .action(async (flags: Flags) => (await runInit(flags, createOutput(Boolean(flags.json)))).exitCode);
 
 cli.help();
 cli.version("0.1.0");

@@ -41,6 +41,11 @@ const KNOWN_KEYS = new Set([
   "reserve", "capacity", "max-delete", "keep-deleted", "disks", "keyfile",
 ]);
 
+/** Whether blaine.toml may hold `key` (blaine init writes only keys this Blaine reads). */
+export function isConfigKey(key: string): boolean {
+  return KNOWN_KEYS.has(key);
+}
+
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }

@@ -39,9 +39,10 @@ export function fsyncDirectory(path: string): void {
 }
 
 /** Writes a file so that readers see either the old or the new content, never a part. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(temp, "w", 0o644);
+  // A private file (a key) is private from its first byte: the mode is set at creation.
+  const fd = openSync(temp, "w", mode);
   try {
     const bytes = typeof data === "string" ? Buffer.from(data) : data;
     let offset = 0;

@@ -1,0 +1,103 @@
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { blaine } from "./helpers/cli.ts";
+import { makeTree, tempDir } from "./helpers/fixture.ts";
+
+setDefaultTimeout(120_000);
+
+let dir: ReturnType<typeof tempDir> | undefined;
+afterEach(() => dir?.cleanup());
+
+/** A working directory with a source tree, as a new user would have. */
+function workplace() {
+  dir = tempDir();
+  const source = join(dir.path, "media");
+  makeTree(source, { "film.mkv": "frames", music: { "song.flac": "notes" } });
+  return { root: dir.path, source, cwd: dir.path };
+}
+
+describe("blaine init --yes", () => {
+  test("initialises the disk and writes blaine.toml; a plain blaine run there then works", async () => {
+    const place = workplace();
+    const init = await blaine(["init", "--yes", "--source", place.source, "--db", "state/catalog.db", "--disk", "disk1", "--label", "A1", "--exclude", "*.part", "--json"], { cwd: place.cwd });
+    expect(init.exitCode).toBe(0);
+    const toml = readFileSync(join(place.root, "blaine.toml"), "utf8");
+    expect(toml).toContain(`sources = [${JSON.stringify(place.source)}]`);
+    expect(toml).toContain(`db = ${JSON.stringify(join(place.root, "state/catalog.db"))}`);
+    expect(toml).toContain(`exclude = ["*.part"]`);
+    expect(toml).toMatch(/^# .*\n/);
+    expect(JSON.parse(readFileSync(join(place.root, "disk1/.blaine/disk.json"), "utf8")).label).toBe("A1");
+
+    const run = await blaine(["run", "--json"], { cwd: place.cwd });
+    expect(run.exitCode).toBe(0);
+    expect(run.json.new).toBe(2);
+    expect(readFileSync(join(place.root, "disk1", place.source, "music/song.flac"), "utf8")).toBe("notes");
+  });
+
+  test("with --encrypt and a missing --keyfile, a random key file (mode 600) is made and written into blaine.toml", async () => {
+    const place = workplace();
+    const keyfile = join(place.root, "keys/blaine.key");
+    const init = await blaine(["init", "--yes", "--source", place.source, "--db", "c.db", "--disk", "disk1", "--label", "E1", "--encrypt", "gocryptfs", "--keyfile", keyfile], { cwd: place.cwd });
+    if (!existsSync("/dev/fuse") || !Bun.which("gocryptfs")) {
+      console.log("skipped: encrypted init needs /dev/fuse and gocryptfs");
+      return;
+    }
+    expect(init.exitCode).toBe(0);
+    expect(statSync(keyfile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(keyfile, "utf8")).toMatch(/^[A-Za-z0-9+/=]{40,}\n$/);
+    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toContain(`keyfile = ${JSON.stringify(keyfile)}`);
+    expect(readdirSync(join(place.root, "disk1")).sort()).toEqual([".blaine", "encrypted"]);
+    expect(init.stdout + init.stderr).not.toContain(readFileSync(keyfile, "utf8").trim());
+  });
+
+  test("parity is written to blaine.toml (commented out while blaine run does not take it)", async () => {
+    const place = workplace();
+    const init = await blaine(["init", "--yes", "--source", place.source, "--db", "c.db", "--disk", "d", "--label", "P", "--parity", "10%"], { cwd: place.cwd });
+    expect(init.exitCode).toBe(0);
+    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toMatch(/^(# )?parity = "10%"$/m);
+    // Whatever the parity support, the file loads.
+    expect((await blaine(["status"], { cwd: place.cwd })).exitCode).toBe(0);
+  });
+
+  test.each([
+    [["--db", "c.db", "--disk", "d", "--label", "A"], "needs --source DIR"],
+    [["--source", "nowhere", "--db", "c.db", "--disk", "d", "--label", "A"], "--source"],
+    [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "bad label"], "--label"],
+    [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--encrypt", "rot13"], "--encrypt"],
+    [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--parity", "lots"], "--parity"],
+    [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--copier", "cat"], "--copier"],
+  ])("bad answers are refused with the flag named, and nothing is written: %p", async (args, flag) => {
+    const place = workplace();
+    const init = await blaine(["init", "--yes", ...args], { cwd: place.cwd });
+    expect(init.exitCode).toBe(2);
+    expect(init.stderr).toContain(flag);
+    expect(readdirSync(place.root).sort()).toEqual(["media"]);
+  });
+
+  test("an existing blaine.toml is not replaced without --force", async () => {
+    const place = workplace();
+    const args = ["init", "--yes", "--source", place.source, "--db", "c.db", "--disk", "d", "--label", "A"];
+    expect((await blaine(args, { cwd: place.cwd })).exitCode).toBe(0);
+    const again = await blaine([...args.slice(0, -4), "--disk", "d2", "--label", "B"], { cwd: place.cwd });
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toContain("blaine.toml exists");
+  });
+});
+
+describe("without a terminal", () => {
+  test("blaine init without --yes says how to run it without one (exit 2)", async () => {
+    const place = workplace();
+    const init = await blaine(["init"], { cwd: place.cwd });
+    expect(init.exitCode).toBe(2);
+    expect(init.stderr).toContain("blaine init --yes --source DIR");
+  });
+
+  test("blaine run with no configuration prints what is missing and exits 2", async () => {
+    const place = workplace();
+    const run = await blaine(["run"], { cwd: place.cwd });
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain("no catalog (--db FILE), no archive disk (--dest DIR), no sources (SOURCE…) and no blaine.toml");
+    expect(run.stderr).toContain("blaine init");
+  });
+});
