@@ -15,7 +15,10 @@ export const CONFIG_FILE = "blaine.toml";
 export interface Settings {
   readonly configFile: string | undefined;
   readonly db: string | undefined;
+  /** Mounted archive disks that must be there (--dest, `dest =`); globs allowed. */
   readonly dest: readonly string[];
+  /** Directories or globs where archive disks may be mounted (`disks = [...]`): whichever are mounted are used. */
+  readonly disks: readonly string[];
   readonly sources: readonly string[];
   readonly exclude: readonly string[];
   readonly snapraidConf: string | undefined;
@@ -96,7 +99,8 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
   return {
     configFile,
     db: pathOf("db")[0],
-    dest: [...pathOf("dest"), ...pathOf("disks")],
+    dest: pathOf("dest"),
+    disks: pathOf("disks"),
     sources: sources.map((source) => (source.length > 1 && source.endsWith("/") ? source.slice(0, -1) : source)),
     exclude: [...list(fromConfig("exclude")), ...list(flags.exclude)],
     snapraidConf: snapraid,
@@ -128,8 +132,10 @@ export function requireDb(settings: Settings): string {
 }
 
 export function requireDest(settings: Settings): readonly string[] {
-  if (settings.dest.length === 0) throw new UsageError(`no archive disk: give --dest DIR or set dest in ${CONFIG_FILE}`);
-  return settings.dest;
+  if (settings.dest.length === 0 && settings.disks.length === 0) {
+    throw new UsageError(`no archive disk: give --dest DIR or set dest (or disks) in ${CONFIG_FILE}`);
+  }
+  return [...settings.dest, ...settings.disks];
 }
 
 /** Exclude patterns from flags, config and the SnapRAID configuration. */

@@ -18,7 +18,7 @@ import {
 } from "../lib/index.ts";
 
 export default async function archive(context: PipelineContext): Promise<RunResult> {
-  const run = context.openArchiveRun();
+  const run = await context.openArchiveRun();
   try {
     const entries = walk(run.sources, run.walk);
     const changed = diff(entries, run.diff);
@@ -27,7 +27,7 @@ export default async function archive(context: PipelineContext): Promise<RunResu
     const stored = copier(routed, run.copier);
     await drain(writeManifest(stored, run.manifest));
     await applyDeletions(run);
-    return finishRun(run);
+    return await finishRun(run);
   } finally {
     run.close();
   }

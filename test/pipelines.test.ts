@@ -36,11 +36,11 @@ describe("pipeline scripts", () => {
       `import { walk, diff, hashWhereDuplicatePossible, dedup, copier, writeManifest, drain, applyDeletions, finishRun } from ${JSON.stringify(lib)};
 async function* noSamples(items) { for await (const item of items) if (!item.path.includes(".sample.")) yield item; }
 export default async function (context) {
-  const run = context.openArchiveRun();
+  const run = await context.openArchiveRun();
   try {
     await drain(writeManifest(copier(dedup(hashWhereDuplicatePossible(diff(noSamples(walk(run.sources, run.walk)), run.diff), run.hash), run.dedup), run.copier), run.manifest));
     await applyDeletions(run);
-    return finishRun(run);
+    return await finishRun(run);
   } finally { run.close(); }
 }
 `,
@@ -64,7 +64,7 @@ export default async function (context) {
 /** Runs the archive pipeline in-process with an extra stage between differ and hasher: fault injection by composition. */
 async function runWith(e: ArchiveEnv, inject: (item: PlannedFile) => void, copy?: typeof copyWithHash) {
   const settings = loadSettings({ db: e.db, dest: e.disk }, [e.source]);
-  const run = openArchiveRun(settings);
+  const run = await openArchiveRun(settings);
   try {
     const copierOptions = copy ? { ...run.copier, copy } : run.copier;
     async function* tap(items: AsyncIterable<PlannedFile>) {
@@ -75,7 +75,7 @@ async function runWith(e: ArchiveEnv, inject: (item: PlannedFile) => void, copy?
     }
     await drain(writeManifest(copier(dedup(hashWhereDuplicatePossible(tap(diff(walk(run.sources, run.walk), run.diff)), run.hash), run.dedup), copierOptions), run.manifest));
     await applyDeletions(run);
-    return finishRun(run);
+    return await finishRun(run);
   } finally {
     run.close();
   }
@@ -136,8 +136,8 @@ describe("public surface", () => {
       "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "MATCH_MODES", "MountedDisk", "RunReport",
       "applyDeletions", "batches", "buildRecoverySet", "copier", "copyWithHash", "dedup", "diff", "diskLayout", "drain", "finishRun",
       "formatBytes", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "loadSettings",
-      "mapBounded", "openArchiveRun", "parseSize", "readDiskLabel", "restoreFiles", "verifyDisks", "walk",
-      "writeFileAtomic", "writeManifest",
+      "mapBounded", "openArchiveRun", "parseSize", "readDiskLabel", "repairRecoverySet", "restoreFiles", "verifyDisks",
+      "verifyRecoverySet", "walk", "writeFileAtomic", "writeManifest", "writeRecoverySet",
     ]);
   });
 });

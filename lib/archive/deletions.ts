@@ -19,7 +19,9 @@ export function deletionLimit(run: ArchiveRun, archivedFiles: number): number {
  */
 export async function applyDeletions(run: ArchiveRun): Promise<void> {
   const { report, catalog, writer } = run;
-  const vanished = [...run.seen.unseen(run.sources, [run.disk.label.diskId])];
+  // Files on every disk, mounted or not: a deletion on an offline disk is deferred (see ArchiveWriter).
+  const diskIds = (catalog.sqlite.query("SELECT id FROM disks").all() as { id: string }[]).map((row) => row.id);
+  const vanished = [...run.seen.unseen(run.sources, diskIds)];
   if (vanished.length === 0) return;
   if (run.settings.keepDeleted) {
     report.warn(run.sources[0], `${vanished.length} deleted files kept in the archive (--keep-deleted)`);

@@ -1,4 +1,8 @@
 import { existsSync, renameSync, rmSync } from "node:fs";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { fsyncDirectory, syncFileSystem } from "../fs/atomic.ts";
 import type { RunCounts, RunError } from "../report.ts";
@@ -8,7 +12,12 @@ import type { ArchiveRun } from "./run-context.ts";
 export interface RunResult extends RunCounts {
   readonly exitCode: ExitCodeValue;
   readonly dryRun: boolean;
+  /** The disk new data went to last. */
   readonly disk: string;
+  /** Disks that filled up during the run (marked full; the run went on with the next one). */
+  readonly filledUp: readonly string[];
+  /** Deferred actions: queued by this run for disks or copies that are not mounted, applied to mounted ones, still queued in all. */
+  readonly deferred: { readonly queued: number; readonly applied: number; readonly remaining: number };
   readonly errors: readonly RunError[];
   readonly warnings: readonly RunError[];
   readonly notStored: { readonly files: number; readonly bytes: number };
@@ -24,6 +33,8 @@ export function exitCodeOf(run: ArchiveRun): ExitCodeValue {
   if (report.safetyStop) return ExitCode.usage;
   if (report.notStored.files > 0) return ExitCode.incomplete;
   if (report.errors.length > 0) return ExitCode.failure;
+  // A twin that could not fully catch up needs its other copy mounted.
+  if ([...run.deferredAtOpen].some((result) => result.blocked.length > 0)) return ExitCode.incomplete;
   return ExitCode.ok;
 }
 
@@ -31,14 +42,28 @@ export function exitCodeOf(run: ArchiveRun): ExitCodeValue {
  * Ends a run: records it, and leaves a copy of the host catalog on the disk
  * (written atomically) so the disk alone can tell what the archive held.
  */
-export function finishRun(run: ArchiveRun): RunResult {
+export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   const { report, catalog } = run;
+  let applied = run.deferredAtOpen.reduce((sum, result) => sum + result.applied, 0);
+  if (!run.settings.dryRun) {
+    // What this run queued for mounted disks it did not write directly (a
+    // full disk's renames, the other mounted copy of a twin) is applied now.
+    const atEnd = await applyToMounted(catalog, run.disks, run.signal);
+    applied += atEnd.reduce((sum, result) => sum + result.applied, 0);
+    reportDeferred(run, [...run.deferredAtOpen, ...atEnd]);
+  } else reportDeferred(run, run.deferredAtOpen);
   const exitCode = exitCodeOf(run);
   const result: RunResult = {
     ...report.counts,
     exitCode,
     dryRun: run.settings.dryRun,
     disk: run.disk.label.label,
+    filledUp: run.filledUp.map((disk) => disk.label.label),
+    deferred: {
+      queued: run.writer.queued,
+      applied,
+      remaining: (catalog.sqlite.query("SELECT count(*) AS n FROM deferred_actions").get() as { n: number }).n,
+    },
     errors: report.errors,
     warnings: report.warnings,
     notStored: report.notStored,
@@ -54,18 +79,43 @@ export function finishRun(run: ArchiveRun): RunResult {
     .query("UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE id = ?")
     .run(Date.now(), exitCode, JSON.stringify({ ...summary, errorCount: report.errors.length }), run.runId ?? null);
   // Nothing changed: the copy on the disk already tells what the archive holds.
-  const changed = report.counts.new + report.counts.modified + report.counts.renamed + report.counts.deleted > 0;
-  if (changed || run.recovered > 0 || !existsSync(run.disk.layout.hostCatalogCopy)) copyHostCatalogToDisk(run);
+  const changed = report.counts.new + report.counts.modified + report.counts.renamed + report.counts.deleted + applied > 0;
+  for (const disk of run.disks) {
+    if (changed || run.recovered > 0 || !existsSync(disk.layout.hostCatalogCopy)) copyHostCatalogToDisk(catalog, disk);
+  }
   return result;
 }
 
-export function copyHostCatalogToDisk(run: ArchiveRun): void {
-  const target = run.disk.layout.hostCatalogCopy;
+async function applyToMounted(catalog: ArchiveCatalog, disks: readonly MountedDisk[], signal: AbortSignal): Promise<ApplyDeferredResult[]> {
+  const queue = new DeferredQueue(catalog);
+  const results: ApplyDeferredResult[] = [];
+  for (const disk of disks) {
+    if (queue.count(disk.label.copyId) === 0) continue;
+    const otherCopies = disks.filter((other) => other !== disk && other.label.diskId === disk.label.diskId);
+    results.push(await applyDeferred(catalog, disk, { otherCopies, signal }));
+  }
+  return results;
+}
+
+/** Deferred actions that could not be applied are the run's errors (stopped) or warnings (a twin not caught up). */
+function reportDeferred(run: ArchiveRun, results: readonly ApplyDeferredResult[]): void {
+  for (const result of results) {
+    if (result.stopped) run.report.error(result.stopped.path, `deferred ${result.stopped.op} on disk "${result.disk}" (${result.root}) could not be applied: ${result.stopped.message}`);
+    for (const item of result.blocked) run.report.warn(item.path, `disk "${result.disk}" (${result.root}) not caught up (${item.op}): ${item.message}`);
+  }
+}
+
+/**
+ * Leaves a copy of the host catalog on a disk (written atomically), so the
+ * disk alone can tell what the archive held: `blaine catalog rebuild` starts from it.
+ */
+export function copyHostCatalogToDisk(catalog: ArchiveCatalog, disk: MountedDisk): void {
+  const target = disk.layout.hostCatalogCopy;
   const temp = `${target}.tmp`;
   rmSync(temp, { force: true });
   // VACUUM INTO writes a consistent snapshot of the main database only.
-  run.catalog.sqlite.query("VACUUM main INTO ?").run(temp);
+  catalog.sqlite.query("VACUUM main INTO ?").run(temp);
   syncFileSystem(temp);
   renameSync(temp, target);
-  fsyncDirectory(run.disk.layout.meta);
+  fsyncDirectory(disk.layout.meta);
 }

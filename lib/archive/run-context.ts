@@ -6,8 +6,11 @@ import { RunLinks } from "../catalog/run-links.ts";
 import { SeenPaths } from "../catalog/seen-paths.ts";
 import { excludePatterns, requireDb, requireDest, type Settings } from "../config.ts";
 import { CopyPool } from "../copy/copy-pool.ts";
-import { DiskWriter, recoverDisk } from "../disk/disk-writer.ts";
-import { MountedDisk } from "../disk/mounted-disk.ts";
+import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { DiskWriter } from "../disk/disk-writer.ts";
+import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { SpaceBudget } from "../disk/space-budget.ts";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { parseExclude } from "../glob.ts";
@@ -21,19 +24,29 @@ import type { HashOptions } from "../stages/hasher.ts";
 import type { ManifestWriterOptions } from "../stages/manifest-writer.ts";
 import type { WalkOptions } from "../stages/walker.ts";
 import { copyWithDc3dd } from "../system/dc3dd.ts";
+import { ArchiveWriter } from "./archive-writer.ts";
 
 /**
  * Everything one archive run needs, opened and wired: the catalog (locked),
- * the target disk (recovered from any killed run), and each stage's options.
- * Pipelines compose stages over this; they hold no logic of their own.
+ * the mounted disks (recovered from any killed run, deferred actions
+ * applied), the space budget that spans new data over the open disks, and
+ * each stage's options. Pipelines compose stages over this; they hold no
+ * logic of their own.
  */
 export interface ArchiveRun {
   readonly settings: Settings;
   readonly report: RunReport;
   readonly signal: AbortSignal;
   readonly catalog: ArchiveCatalog;
+  /** The disk new data goes to now (changes when one fills up and the run spans onto the next). */
   readonly disk: MountedDisk;
-  readonly writer: DiskWriter;
+  /** Every mounted disk of the archive, in the order given. */
+  readonly disks: readonly MountedDisk[];
+  /** Open disks that filled up during this run (marked full), in order. */
+  readonly filledUp: readonly MountedDisk[];
+  /** What applying the mounted copies' deferred actions did when they were opened. */
+  readonly deferredAtOpen: readonly ApplyDeferredResult[];
+  readonly writer: ArchiveWriter;
   readonly seen: SeenPaths;
   readonly runLinks: RunLinks;
   readonly space: SpaceBudget;
@@ -55,12 +68,12 @@ export interface OpenRunOptions {
   readonly signal?: AbortSignal;
 }
 
-export function openArchiveRun(settings: Settings, options: OpenRunOptions = {}): ArchiveRun {
+export async function openArchiveRun(settings: Settings, options: OpenRunOptions = {}): Promise<ArchiveRun> {
   const report = options.report ?? new RunReport();
   const signal = options.signal ?? new AbortController().signal;
   const dryRun = settings.dryRun;
   const db = requireDb(settings);
-  const dests = requireDest(settings);
+  requireDest(settings);
   if (settings.sources.length === 0) throw new UsageError("nothing to archive: give SOURCE… or set sources in blaine.toml");
   for (const source of settings.sources) {
     // A missing source would look like "everything was deleted".
@@ -70,20 +83,44 @@ export function openArchiveRun(settings: Settings, options: OpenRunOptions = {})
   const catalog = ArchiveCatalog.open(db, { readonly: dryRun, lock: !dryRun });
   try {
     catalog.requireArchiveId();
-    const disks = dests.map((dest, index) => MountedDisk.open(catalog, dest, `disk${index}`, { readonly: dryRun }));
-    let recovered = 0;
-    if (!dryRun) for (const disk of disks) recovered += recoverDisk(catalog, disk);
-    const disk = disks.find((candidate) => candidate.row.state === "open");
-    if (!disk) {
-      throw new BlaineError(`no open archive disk among ${dests.join(", ")}: all are full; run "blaine disk init DIR --label NAME" for a new one`, ExitCode.incomplete);
+    const mounted = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { write: !dryRun, signal });
+    const { disks, recovered } = mounted;
+    // One writer per disk: its first mounted copy that has caught up (an
+    // unapplied queue means that copy is behind; nothing new goes onto it).
+    const queue = new DeferredQueue(catalog);
+    const writable = new Map<string, MountedDisk>();
+    for (const disk of disks) {
+      if (!writable.has(disk.label.diskId) && (dryRun || queue.count(disk.label.copyId) === 0)) writable.set(disk.label.diskId, disk);
     }
-    const { total } = disk.fileSystemSpace();
-    const space = new SpaceBudget(disk, {
-      reserve: resolveSizeOrPercent(settings.reserve, total),
-      capacity: settings.capacity ?? disk.row.capacity,
-      usedAtStart: disk.usedBytes(catalog),
-    });
-    const writer = new DiskWriter(catalog, disk);
+    const open = [...writable.values()].filter((disk) => disk.row.state === "open");
+    if (open.length === 0) {
+      const behind = disks.filter((disk) => !writable.has(disk.label.diskId) && disk.row.state === "open");
+      throw new BlaineError(
+        behind.length > 0
+          ? `no mounted open archive disk can take new data: ${behind.map((disk) => `"${disk.label.label}" (${disk.root})`).join(", ")} still has deferred actions it could not apply (see blaine pending); mount its other copy too`
+          : `no open archive disk among ${disks.map((disk) => disk.root).join(", ") || "the given directories"}: all are full; run "blaine disk init DIR --label NAME" for a new one`,
+        ExitCode.incomplete,
+      );
+    }
+    const filledUp: MountedDisk[] = [];
+    const space = new SpaceBudget(
+      open.map((disk) => ({
+        disk,
+        options: {
+          reserve: resolveSizeOrPercent(settings.reserve, disk.fileSystemSpace().total),
+          capacity: settings.capacity ?? disk.row.capacity,
+          usedAtStart: disk.usedBytes(catalog),
+        },
+      })),
+      {
+        onFull: (full, next) => {
+          filledUp.push(full);
+          if (!dryRun) catalog.sqlite.query("UPDATE disks SET state = 'full' WHERE id = ?").run(full.label.diskId);
+          report.warn(full.root, `disk "${full.label.label}" is full; new data continues on disk "${next.label.label}" (${next.root})`);
+        },
+      },
+    );
+    const writer = new ArchiveWriter(catalog, [...writable.values()].map((disk) => new DiskWriter(catalog, disk)), space);
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);
     const runId = dryRun
@@ -99,10 +136,7 @@ export function openArchiveRun(settings: Settings, options: OpenRunOptions = {})
       copy,
       dryRun,
       signal,
-      newTemp: () => {
-        const name = writer.newTempName();
-        return { name, path: writer.tempPath(name) };
-      },
+      newTemp: () => writer.newTemp(),
     };
     const skipPaths = new Set<string>([...disks.map((d) => d.root), resolve(db), `${resolve(db)}.lock`, `${resolve(db)}-journal`]);
     return {
@@ -110,7 +144,12 @@ export function openArchiveRun(settings: Settings, options: OpenRunOptions = {})
       report,
       signal,
       catalog,
-      disk,
+      get disk() {
+        return space.current;
+      },
+      disks,
+      filledUp,
+      deferredAtOpen: mounted.deferred,
       writer,
       seen,
       runLinks,

@@ -1,27 +1,31 @@
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../config.ts";
-import { recoverDisk } from "../disk/disk-writer.ts";
-import { MountedDisk } from "../disk/mounted-disk.ts";
+import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
+import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
 
 export interface OpenedArchive {
   readonly catalog: ArchiveCatalog;
   readonly disks: readonly MountedDisk[];
+  /** What applying the mounted copies' deferred actions did (writing opens only). */
+  readonly deferred: readonly ApplyDeferredResult[];
   close(): void;
 }
 
 /**
- * Opens the catalog and the mounted disks named by --dest for a command.
- * A writing open takes the lock and settles what a killed run left behind.
+ * Opens the catalog and the mounted disks (--dest, and `disks` globs) for a
+ * command. A writing open takes the lock, settles what a killed run left
+ * behind and applies each disk's deferred actions first.
  */
-export function openArchive(settings: Settings, options: { readonly write: boolean }): OpenedArchive {
+export async function openArchive(settings: Settings, options: { readonly write: boolean; readonly signal?: AbortSignal }): Promise<OpenedArchive> {
   const catalog = ArchiveCatalog.open(requireDb(settings), { readonly: !options.write, lock: options.write });
   try {
     catalog.requireArchiveId();
-    const disks = settings.dest.map((dest, index) => MountedDisk.open(catalog, dest, `disk${index}`, { readonly: !options.write }));
-    if (options.write) for (const disk of disks) recoverDisk(catalog, disk);
+    const { disks, deferred } = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), options);
     return {
       catalog,
       disks,
+      deferred,
       close: () => {
         for (const disk of disks) catalog.detach(disk.alias);
         catalog.close();

@@ -43,8 +43,8 @@ interface EntryRow {
  * between the host and disk catalogs. Hardlinked data is read once.
  */
 export async function verifyDisks(settings: Settings, output?: Output, signal?: AbortSignal): Promise<VerifyResult> {
-  if (settings.dest.length === 0) throw new UsageError("verify: give the mounted disks with --dest DIR (or dest in blaine.toml)");
-  const archive = openArchive(settings, { write: true });
+  if (settings.dest.length === 0 && settings.disks.length === 0) throw new UsageError("verify: give the mounted disks with --dest DIR (or dest or disks in blaine.toml)");
+  const archive = await openArchive(settings, { write: true, signal });
   try {
     const disks: DiskVerification[] = [];
     for (const disk of archive.disks) disks.push(await verifyDisk(archive.catalog, disk, signal));

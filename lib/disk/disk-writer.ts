@@ -6,17 +6,30 @@ import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
+import { DeferredQueue } from "./deferred-queue.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
-/** One change to a mounted disk's data tree, and the catalog rows that follow it. */
-export type DiskChange =
+/**
+ * One change to a mounted disk's data tree, and the catalog rows that follow
+ * it. A change of the archive (`diskOnly` unset) also updates the host
+ * catalog's files and is queued for the disk's other copies; a `diskOnly`
+ * change brings one copy to what the host catalog already says (applying
+ * deferred actions, catching up a twin) and touches only its disk catalog.
+ */
+export type DiskChange = (
   /** A copied file waiting in .blaine/tmp as `tempName`. */
   | { readonly op: "place"; readonly record: FileRecord; readonly tempName: string }
   /** Content the disk already holds: stored as a hardlink to it. */
   | { readonly op: "link"; readonly record: FileRecord }
   | { readonly op: "symlink"; readonly record: FileRecord }
   | { readonly op: "rename"; readonly fromPath: string; readonly record: FileRecord }
-  | { readonly op: "delete"; readonly path: string };
+  | { readonly op: "delete"; readonly path: string }
+) & { readonly diskOnly?: boolean };
+
+/** What the manifest writer needs of a writer: one disk's DiskWriter, or a run's ArchiveWriter over several. */
+export interface ChangeWriter {
+  commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]>;
+}
 
 export interface ChangeOutcome {
   readonly change: DiskChange;
@@ -50,24 +63,31 @@ const contentKey = (hash: string, size: number) => `${hash}/${size}`;
  * Every file-system step is atomic (rename, link, unlink), and recovery
  * tells from the file system which intents happened.
  */
-export class DiskWriter {
+export class DiskWriter implements ChangeWriter {
   readonly disk: MountedDisk;
   readonly #catalog: ArchiveCatalog;
   #tempCounter = 0;
   /** Data directories known to exist, so most placements skip mkdir; forgotten when anything is removed. */
   readonly #knownDirectories = new Set<string>();
-  readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}`;
+  readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   readonly #statements: ReturnType<typeof prepareStatements>;
+  readonly #queue: DeferredQueue;
 
   constructor(catalog: ArchiveCatalog, disk: MountedDisk) {
     this.#catalog = catalog;
     this.disk = disk;
     this.#statements = prepareStatements(catalog, disk.alias);
+    this.#queue = new DeferredQueue(catalog);
   }
 
   /** A fresh temp path on the disk for the copier to write into. */
   newTempName(): string {
     return `${this.#tempPrefix}-${(this.#tempCounter++).toString(36)}`;
+  }
+
+  /** Whether a temp name was handed out by this writer (so its file is on this disk). */
+  ownsTemp(name: string): boolean {
+    return name.startsWith(`${this.#tempPrefix}-`);
   }
 
   tempPath(name: string): string {
@@ -83,7 +103,12 @@ export class DiskWriter {
     return (this.#statements.entryHash.get(path) as { hash: string } | null)?.hash;
   }
 
-  async commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]> {
+  /**
+   * `inTransaction` runs inside the final transaction with the outcomes, so
+   * a caller's own bookkeeping (removing applied deferred actions) commits
+   * together with the changes.
+   */
+  async commit(changes: readonly DiskChange[], options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void } = {}): Promise<ChangeOutcome[]> {
     if (changes.length === 0) return [];
     const root = this.disk.root;
     const prepared = this.#prepare(changes);
@@ -100,6 +125,7 @@ export class DiskWriter {
         fromPath: change.op === "rename" ? change.fromPath : undefined,
         tempName: item.tempName,
         record: "record" in change ? change.record : undefined,
+        ...(change.diskOnly ? { diskOnly: true } : {}),
       };
     });
     const intentId = (this.#statements.insertIntent.get(JSON.stringify(intentChanges), Date.now()) as { id: number }).id;
@@ -111,13 +137,15 @@ export class DiskWriter {
     syncFileSystem(root);
     crashPoint("before-commit");
 
+    const outcomes = prepared.map((item) => item.outcome!);
     this.#catalog.transaction(() => {
       const now = Date.now();
       for (const item of live) if (item.outcome?.ok) this.#apply(item.change, now);
       this.#statements.deleteIntent.run(intentId);
+      options.inTransaction?.(outcomes);
     });
     crashPoint("after-commit");
-    return prepared.map((item) => item.outcome!);
+    return outcomes;
   }
 
   /** Makes link and symlink temps before any intent exists, so "temp exists" means "not placed yet". */
@@ -238,23 +266,46 @@ export class DiskWriter {
   }
 
   #apply(change: DiskChange, now: number): void {
-    const s = this.#statements;
-    if (change.op === "delete") {
-      s.deleteFile.run(change.path);
-      s.deleteEntry.run(change.path);
-      return;
-    }
-    if (change.op === "rename") {
-      s.deleteFile.run(change.fromPath);
-      s.deleteEntry.run(change.fromPath);
-    }
-    applyRecord(s, change.record, this.disk.label.diskId, now);
+    recordChange(this.#statements, this.#queue, this.disk, toIntentChange(change), now);
   }
 }
 
-function applyRecord(s: ReturnType<typeof prepareStatements>, r: FileRecord, diskId: string, now: number): void {
-  s.upsertFile.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, diskId, now);
-  s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.hash, r.linkTarget, now);
+function toIntentChange(change: DiskChange): IntentChange {
+  const op = change.op === "delete" || change.op === "rename" ? change.op : "place";
+  return {
+    op,
+    path: change.op === "delete" ? change.path : change.record.path,
+    fromPath: change.op === "rename" ? change.fromPath : undefined,
+    record: "record" in change ? change.record : undefined,
+    diskOnly: change.diskOnly,
+  };
+}
+
+/**
+ * The catalog rows that follow one change carried out on `disk`: its disk
+ * catalog always; for a change of the archive also the host's files, the
+ * old copy of a path that lived on another disk (queued for deletion
+ * there), and the same change queued for this disk's other copies.
+ */
+function recordChange(s: ReturnType<typeof prepareStatements>, queue: DeferredQueue, disk: MountedDisk, change: IntentChange, now: number): void {
+  const { diskId, copyId } = disk.label;
+  if (change.op === "delete" || change.op === "rename") {
+    const gone = change.op === "delete" ? change.path : change.fromPath!;
+    s.deleteEntry.run(gone);
+    if (!change.diskOnly) s.deleteFile.run(gone);
+  }
+  if (change.op !== "delete") {
+    const r = change.record!;
+    if (!change.diskOnly) {
+      queue.evictElsewhere(r.path, diskId);
+      s.upsertFile.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, diskId, now);
+    }
+    s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.hash, r.linkTarget, now);
+  }
+  if (change.diskOnly) return;
+  // The twin that is away gets the same change when it is next mounted.
+  if (change.op === "place") queue.queue(diskId, { op: change.record!.kind === "symlink" ? "symlink" : "copy", path: change.path, record: change.record }, copyId);
+  else queue.queue(diskId, { op: change.op, path: change.path, fromPath: change.fromPath, record: change.record }, copyId);
 }
 
 function prepareStatements(catalog: ArchiveCatalog, alias: string) {
@@ -289,6 +340,8 @@ interface IntentChange {
   readonly fromPath?: string;
   readonly tempName?: string;
   readonly record?: FileRecord;
+  /** Brings one copy to the host catalog's state; the host's files are not touched (see DiskChange). */
+  readonly diskOnly?: boolean;
 }
 
 /**
@@ -299,6 +352,7 @@ interface IntentChange {
 export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number {
   const layout = disk.layout;
   const statements = prepareStatements(catalog, disk.alias);
+  const queue = new DeferredQueue(catalog);
   const rows = catalog.sqlite.query(`SELECT id, changes FROM ${disk.alias}.intents ORDER BY id`).all() as { id: number; changes: string }[];
   let settled = 0;
   catalog.transaction(() => {
@@ -312,23 +366,13 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
         if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
         else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
         else done = !exists(intent.path);
-        if (!done) continue;
-        if (intent.op === "delete") applyDelete(statements, intent.path);
-        else {
-          if (intent.op === "rename" && intent.fromPath) applyDelete(statements, intent.fromPath);
-          applyRecord(statements, intent.record!, disk.label.diskId, now);
-        }
+        if (done) recordChange(statements, queue, disk, intent, now);
       }
       statements.deleteIntent.run(row.id);
     }
   });
   disk.clearTemps(new Set());
   return settled;
-}
-
-function applyDelete(s: ReturnType<typeof prepareStatements>, path: string): void {
-  s.deleteFile.run(path);
-  s.deleteEntry.run(path);
 }
 
 function lstatQuiet(path: string): boolean {

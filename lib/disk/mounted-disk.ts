@@ -36,9 +36,11 @@ export class MountedDisk {
 
   /**
    * Recognises `dir` as a disk of the catalog's archive, brings its catalog
-   * schema up to date and attaches it. Refuses directories of other archives.
+   * schema up to date and attaches it. Refuses directories of other archives
+   * and copies the catalog does not know. The one place a directory becomes
+   * a MountedDisk (async so that unlocking an encrypted disk can go here).
    */
-  static open(catalog: ArchiveCatalog, dir: string, alias: string, options: { readonly?: boolean } = {}): MountedDisk {
+  static async open(catalog: ArchiveCatalog, dir: string, alias: string, options: { readonly?: boolean } = {}): Promise<MountedDisk> {
     const root = resolve(dir);
     if (!existsSync(root) || !statSync(root).isDirectory()) {
       throw new BlaineError(`--dest ${dir}: no such directory (is the disk mounted?)`, ExitCode.usage);
@@ -59,6 +61,13 @@ export class MountedDisk {
       .get(label.diskId) as DiskRow | null;
     if (!row) {
       throw new BlaineError(`${dir} claims disk "${label.label}" (${label.diskId}), which catalog ${catalog.path} does not know`, ExitCode.usage);
+    }
+    const copy = catalog.sqlite.query("SELECT disk_id AS diskId FROM disk_copies WHERE id = ?").get(label.copyId) as { diskId: string } | null;
+    if (!copy || copy.diskId !== label.diskId) {
+      throw new BlaineError(
+        `${dir} claims to be a copy (${label.copyId}) of disk "${row.label}" that catalog ${catalog.path} does not know: was it cloned with another catalog?`,
+        ExitCode.usage,
+      );
     }
     const layout = diskLayout(root);
     // Migrate on a connection of its own: the migrator works on "main".

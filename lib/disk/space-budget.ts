@@ -9,25 +9,20 @@ export interface SpaceBudgetOptions {
   readonly usedAtStart: number;
 }
 
-/**
- * Decides whether a file fits before it is started: free space less the
- * reserve and less what copies in flight will still write, and under the
- * disk's capacity. A file that does not fit is never started.
- */
-export class SpaceBudget {
-  readonly #disk: MountedDisk;
+/** One disk's room: free space less reserve and in-flight copies, and its capacity. */
+class DiskRoom {
+  readonly disk: MountedDisk;
   readonly #options: SpaceBudgetOptions;
   #inFlight = 0;
   #addedThisRun = 0;
-
-  constructor(disk: MountedDisk, options: SpaceBudgetOptions) {
-    this.#disk = disk;
-    this.#options = options;
-  }
-
   #freeAtCheck = 0;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #reservedSinceCheck = 0;
+
+  constructor(disk: MountedDisk, options: SpaceBudgetOptions) {
+    this.disk = disk;
+    this.#options = options;
+  }
 
   /**
    * Bytes a new copy may use. statfs is asked at most every 100 ms (it was
@@ -38,14 +33,13 @@ export class SpaceBudget {
   #room(fresh: boolean): number {
     const now = performance.now();
     if (fresh || now - this.#checkedAt > 100) {
-      this.#freeAtCheck = this.#disk.fileSystemSpace().free - this.#inFlight;
+      this.#freeAtCheck = this.disk.fileSystemSpace().free - this.#inFlight;
       this.#checkedAt = now;
       this.#reservedSinceCheck = 0;
     }
     return this.#freeAtCheck - this.#reservedSinceCheck - this.#options.reserve;
   }
 
-  /** Reserves `bytes` for a copy; false when they do not fit. */
   tryReserve(bytes: number): boolean {
     if (this.#room(false) < bytes && this.#room(true) < bytes) return false;
     const capacity = this.#options.capacity;
@@ -55,18 +49,96 @@ export class SpaceBudget {
     return true;
   }
 
-  /** The copy finished (its bytes now show in statfs) or was abandoned. */
   release(bytes: number, written: boolean): void {
     this.#inFlight -= bytes;
     if (written) this.#addedThisRun += bytes;
   }
 
-  /** Bytes that can still be stored now. */
+  /** The most one file could ever take on this disk (empty, less the reserve, within capacity). */
+  wholeDisk(): number {
+    const total = this.disk.fileSystemSpace().total - this.#options.reserve;
+    return this.#options.capacity === null ? total : Math.min(total, this.#options.capacity);
+  }
+
   available(): number {
-    const { free } = this.#disk.fileSystemSpace();
+    const { free } = this.disk.fileSystemSpace();
     let room = free - this.#options.reserve - this.#inFlight;
     const capacity = this.#options.capacity;
     if (capacity !== null) room = Math.min(room, capacity - this.#options.usedAtStart - this.#addedThisRun - this.#inFlight);
     return Math.max(0, room);
+  }
+}
+
+export interface SpanningHooks {
+  /** `full` took no more: new data goes to `next` from now on (the run marks `full` full). */
+  readonly onFull?: (full: MountedDisk, next: MountedDisk) => void;
+}
+
+/**
+ * Decides where a file goes before it is started: onto the current open
+ * disk if it fits (free space less the reserve and less what copies in
+ * flight will still write, and under the disk's capacity); when it does not,
+ * the disk is done and new data spans onto the next mounted open disk. A
+ * file is never split, and one that fits on no disk is never started.
+ */
+export class SpaceBudget {
+  readonly #rooms: DiskRoom[];
+  readonly #hooks: SpanningHooks;
+  #current = 0;
+  /** Which disk each copy in flight reserved its bytes on (by temp name). */
+  readonly #roomOfTemp = new Map<string, DiskRoom>();
+  #lastReserved: DiskRoom | undefined;
+
+  constructor(targets: readonly { disk: MountedDisk; options: SpaceBudgetOptions }[], hooks: SpanningHooks = {}) {
+    if (targets.length === 0) throw new Error("SpaceBudget needs at least one disk");
+    this.#rooms = targets.map((target) => new DiskRoom(target.disk, target.options));
+    this.#hooks = hooks;
+  }
+
+  /** The disk new data goes to now. */
+  get current(): MountedDisk {
+    return this.#rooms[this.#current].disk;
+  }
+
+  /** Reserves `bytes` for a copy, moving on to the next disk when the current one cannot take it; false when none can. */
+  tryReserve(bytes: number): boolean {
+    if (this.largerThanAnyDisk(bytes)) return false;
+    for (;;) {
+      const room = this.#rooms[this.#current];
+      if (room.tryReserve(bytes)) {
+        this.#lastReserved = room;
+        return true;
+      }
+      if (this.#current + 1 >= this.#rooms.length) return false;
+      this.#current++;
+      this.#hooks.onFull?.(room.disk, this.#rooms[this.#current].disk);
+    }
+  }
+
+  /** The disk the last successful reservation was made on: the copy's temp file goes there. */
+  reservedDisk(): MountedDisk {
+    return (this.#lastReserved ?? this.#rooms[this.#current]).disk;
+  }
+
+  /** Ties a temp file to the disk its bytes were reserved on. */
+  noteTemp(name: string): void {
+    if (this.#lastReserved) this.#roomOfTemp.set(name, this.#lastReserved);
+  }
+
+  /** The copy finished (its bytes now show in statfs) or was abandoned. */
+  release(bytes: number, written: boolean, tempName?: string): void {
+    const room = (tempName && this.#roomOfTemp.get(tempName)) || this.#rooms[this.#current];
+    if (tempName) this.#roomOfTemp.delete(tempName);
+    room.release(bytes, written);
+  }
+
+  /** No mounted open disk could hold this file even empty: an error for that file, not a full disk. */
+  largerThanAnyDisk(bytes: number): boolean {
+    return this.#rooms.every((room) => room.wholeDisk() < bytes);
+  }
+
+  /** Bytes that can still be stored now (on the current disk and those after it). */
+  available(): number {
+    return this.#rooms.slice(this.#current).reduce((sum, room) => sum + room.available(), 0);
   }
 }

@@ -14,7 +14,7 @@ export interface PipelineContext {
   readonly report: RunReport;
   readonly signal: AbortSignal;
   readonly output: Output;
-  openArchiveRun(): ArchiveRun;
+  openArchiveRun(): Promise<ArchiveRun>;
 }
 
 /**

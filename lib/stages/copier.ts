@@ -77,6 +77,12 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
   let current: PlannedFile = item;
   for (let attempt = 1; attempt <= 2; attempt++) {
     if (!space.tryReserve(current.size)) {
+      if (space.largerThanAnyDisk(current.size)) {
+        // Not a full disk: no disk could ever hold it (files are never split).
+        report.counts.skipped++;
+        report.error(current.path, `${formatBytes(current.size)} is larger than any mounted archive disk can hold; it is not archived`);
+        return undefined;
+      }
       report.notStored.files++;
       report.notStored.bytes += current.size;
       report.counts.skipped++;
@@ -119,7 +125,7 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
       else report.error(current.path, errorMessage(error));
       return undefined;
     } finally {
-      space.release(reserved, written);
+      space.release(reserved, written, temp.name);
     }
   }
   report.counts.skipped++;

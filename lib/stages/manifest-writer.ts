@@ -1,12 +1,12 @@
 import type { FileRecord } from "../catalog/records.ts";
 import type { RunLinks } from "../catalog/run-links.ts";
-import type { DiskChange, DiskWriter } from "../disk/disk-writer.ts";
+import type { ChangeWriter, DiskChange } from "../disk/disk-writer.ts";
 import { batches } from "../pipeline/bounded.ts";
 import { toFileRecord, type PlannedFile, type StoredFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
 
 export interface ManifestWriterOptions {
-  readonly writer: DiskWriter;
+  readonly writer: ChangeWriter;
   readonly report: RunReport;
   readonly runLinks?: RunLinks;
   /** Copies a file whose planned link or rename could not be made after all. */

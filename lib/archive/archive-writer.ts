@@ -1,0 +1,178 @@
+import type { Statement } from "bun:sqlite";
+import { rmSync } from "node:fs";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { FileRecord } from "../catalog/records.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
+import type { ChangeOutcome, ChangeWriter, DiskChange, DiskWriter } from "../disk/disk-writer.ts";
+import type { SpaceBudget } from "../disk/space-budget.ts";
+
+/** A change that goes to a disk nobody writes now: recorded in the host catalog and queued for its copies. */
+type DeferredChange =
+  | { readonly op: "link"; readonly diskId: string; readonly record: FileRecord; readonly tempName?: string }
+  | { readonly op: "rename"; readonly diskId: string; readonly fromPath: string; readonly record: FileRecord }
+  | { readonly op: "delete"; readonly diskId: string; readonly path: string };
+
+/**
+ * A run's writer over every disk of the archive. Each change goes where the
+ * data is: new data to the open disk the space budget chose (spanning), a
+ * rename or deletion to the disk that holds the path, content some disk
+ * already holds to a hardlink there. Disks mounted and writable now get the
+ * change at once through their DiskWriter; every other disk (offline, or a
+ * copy still catching up) gets it as a deferred action, recorded in one
+ * transaction with the host catalog rows, so the host catalog always tells
+ * the archive as it will be once every queue is applied.
+ */
+export class ArchiveWriter implements ChangeWriter {
+  readonly #catalog: ArchiveCatalog;
+  readonly #space: SpaceBudget;
+  /** One writer per disk mounted and caught up (its first such copy). */
+  readonly #writers: Map<string, DiskWriter>;
+  readonly #queue: DeferredQueue;
+  readonly #hostHolder: Statement;
+  readonly #hostRow: Statement;
+  readonly #upsertFile: Statement;
+  readonly #deleteFile: Statement;
+  /** Deferred actions queued by this writer (one per change, whatever the number of copies). */
+  queued = 0;
+
+  constructor(catalog: ArchiveCatalog, writers: readonly DiskWriter[], space: SpaceBudget) {
+    this.#catalog = catalog;
+    this.#space = space;
+    this.#writers = new Map(writers.map((writer) => [writer.disk.label.diskId, writer]));
+    this.#queue = new DeferredQueue(catalog);
+    const db = catalog.sqlite;
+    this.#hostHolder = db.prepare(
+      `SELECT f.path, f.disk_id AS diskId FROM main.files f JOIN main.disks d ON d.id = f.disk_id
+       WHERE f.hash = ? AND f.size = ? AND f.kind = 'file' AND d.state != 'retired' LIMIT 1`,
+    );
+    this.#hostRow = db.prepare("SELECT disk_id AS diskId, hash FROM main.files WHERE path = ?");
+    this.#upsertFile = db.prepare(
+      `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
+         mode = excluded.mode, dev = excluded.dev, ino = excluded.ino, hash = excluded.hash,
+         link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
+    );
+    this.#deleteFile = db.prepare("DELETE FROM main.files WHERE path = ?");
+  }
+
+  /** The writer of the disk new data goes to now. */
+  get target(): DiskWriter {
+    return this.#writers.get(this.#space.current.label.diskId)!;
+  }
+
+  /** Paths holding this content: on the target disk, else anywhere in the archive (dedup then plans a link). */
+  holdersOf(hash: string, size: number): string[] {
+    const local = this.target.holdersOf(hash, size);
+    if (local.length > 0) return local;
+    const row = this.#hostHolder.get(hash, size) as { path: string } | null;
+    return row ? [row.path] : [];
+  }
+
+  /** A temp file for a copy, on the disk its bytes were just reserved on. */
+  newTemp(): { name: string; path: string } {
+    const writer = this.#writers.get(this.#space.reservedDisk().label.diskId)!;
+    const name = writer.newTempName();
+    this.#space.noteTemp(name);
+    return { name, path: writer.tempPath(name) };
+  }
+
+  async commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]> {
+    const outcomes: ChangeOutcome[] = new Array(changes.length);
+    const direct = new Map<DiskWriter, { index: number; change: DiskChange }[]>();
+    const deferred: { index: number; change: DiskChange; deferred: DeferredChange }[] = [];
+    const toWriter = (writer: DiskWriter, index: number, change: DiskChange) => {
+      const list = direct.get(writer) ?? [];
+      list.push({ index, change });
+      direct.set(writer, list);
+    };
+    changes.forEach((change, index) => {
+      const route = this.#route(change);
+      if (route === "needs-copy") outcomes[index] = { change, ok: false, needsCopy: true };
+      else if ("deferred" in route) deferred.push({ index, change, deferred: route.deferred });
+      else toWriter(route.writer, index, route.change);
+    });
+    if (deferred.length > 0) {
+      this.#catalog.transaction(() => {
+        const now = Date.now();
+        for (const item of deferred) this.#recordDeferred(item.deferred, now);
+      });
+      this.queued += deferred.length;
+      for (const item of deferred) {
+        const tempName = item.deferred.op === "link" ? item.deferred.tempName : undefined;
+        // The copy turned out to be content another disk holds: its temp is not needed.
+        if (tempName && item.change.op === "place") rmSync(this.#writerOfTemp(tempName)?.tempPath(tempName) ?? "", { force: true });
+        outcomes[item.index] = { change: item.change, ok: true, storedAsLink: item.deferred.op === "link" };
+      }
+    }
+    for (const [writer, list] of direct) {
+      const results = await writer.commit(list.map((item) => item.change));
+      list.forEach((item, i) => {
+        outcomes[item.index] = { ...results[i], change: changes[item.index] };
+      });
+    }
+    return outcomes;
+  }
+
+  #route(change: DiskChange): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
+    switch (change.op) {
+      case "place": {
+        const writer = this.#writerOfTemp(change.tempName) ?? this.target;
+        const { record } = change;
+        if (record.kind === "file" && writer.holdersOf(record.hash, record.size).length === 0) {
+          const elsewhere = this.#linkElsewhere(record, writer);
+          if (elsewhere && "writer" in elsewhere) return elsewhere;
+          if (elsewhere) return { deferred: { op: "link", diskId: elsewhere.deferred.diskId, record, tempName: change.tempName } };
+        }
+        return { writer, change };
+      }
+      case "symlink":
+        return { writer: this.target, change };
+      case "link": {
+        if (this.target.holdersOf(change.record.hash, change.record.size).length > 0) return { writer: this.target, change };
+        return this.#linkElsewhere(change.record, this.target) ?? "needs-copy";
+      }
+      case "rename": {
+        const from = this.#hostRow.get(change.fromPath) as { diskId: string; hash: string } | null;
+        if (!from) return "needs-copy";
+        const writer = this.#writers.get(from.diskId);
+        if (writer) return { writer, change };
+        return { deferred: { op: "rename", diskId: from.diskId, fromPath: change.fromPath, record: change.record } };
+      }
+      case "delete": {
+        const row = this.#hostRow.get(change.path) as { diskId: string } | null;
+        if (!row) return { writer: this.target, change };
+        const writer = this.#writers.get(row.diskId);
+        if (writer) return { writer, change };
+        return { deferred: { op: "delete", diskId: row.diskId, path: change.path } };
+      }
+    }
+  }
+
+  /** Content held by another disk: a hardlink there (now if it is mounted, else deferred); no second copy of the data. */
+  #linkElsewhere(record: FileRecord, except: DiskWriter): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | undefined {
+    const holder = this.#hostHolder.get(record.hash, record.size) as { path: string; diskId: string } | null;
+    if (!holder || holder.diskId === except.disk.label.diskId) return undefined;
+    const writer = this.#writers.get(holder.diskId);
+    if (writer) return writer.holdersOf(record.hash, record.size).length > 0 ? { writer, change: { op: "link", record } } : undefined;
+    return { deferred: { op: "link", diskId: holder.diskId, record } };
+  }
+
+  #writerOfTemp(tempName: string): DiskWriter | undefined {
+    for (const writer of this.#writers.values()) if (writer.ownsTemp(tempName)) return writer;
+    return undefined;
+  }
+
+  #recordDeferred(change: DeferredChange, now: number): void {
+    if (change.op === "delete") {
+      this.#deleteFile.run(change.path);
+      this.#queue.queue(change.diskId, { op: "delete", path: change.path });
+      return;
+    }
+    if (change.op === "rename") this.#deleteFile.run(change.fromPath);
+    const r = change.record;
+    this.#queue.evictElsewhere(r.path, change.diskId);
+    this.#upsertFile.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, change.diskId, now);
+    this.#queue.queue(change.diskId, change.op === "rename" ? { op: "rename", path: r.path, fromPath: change.fromPath, record: r } : { op: "link", path: r.path, record: r });
+  }
+}

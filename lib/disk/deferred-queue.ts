@@ -1,0 +1,124 @@
+import type { Statement } from "bun:sqlite";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { FileRecord } from "../catalog/records.ts";
+
+/** What a copy of a disk still has to do (one row of the host catalog's `deferred_actions`). */
+export type DeferredOp = "rename" | "delete" | "link" | "symlink" | "copy";
+
+export interface DeferredAction {
+  readonly op: DeferredOp;
+  readonly path: string;
+  readonly fromPath?: string;
+  /** What `path` holds afterwards (every op but delete). */
+  readonly record?: FileRecord;
+}
+
+export interface QueuedAction extends DeferredAction {
+  readonly id: number;
+  readonly copyId: string;
+  readonly createdAt: number;
+  readonly lastError: string | null;
+}
+
+interface QueueRow {
+  id: number;
+  copyId: string;
+  op: DeferredOp;
+  path: string;
+  fromPath: string | null;
+  record: string | null;
+  createdAt: number;
+  lastError: string | null;
+}
+
+const ROW_COLUMNS = "id, copy_id AS copyId, op, path, from_path AS fromPath, record, created_at AS createdAt, last_error AS lastError";
+
+function toQueued(row: QueueRow): QueuedAction {
+  return {
+    id: row.id,
+    copyId: row.copyId,
+    op: row.op,
+    path: row.path,
+    fromPath: row.fromPath ?? undefined,
+    record: row.record ? (JSON.parse(row.record) as FileRecord) : undefined,
+    createdAt: row.createdAt,
+    lastError: row.lastError,
+  };
+}
+
+/**
+ * The host catalog's queue of deferred actions, one row per physical copy.
+ * Every change to a disk is queued for each copy of it that does not receive
+ * it at once (offline disks, the twin that is away); callers run these
+ * inside the transaction that records the change, so a change is never
+ * recorded without its queue entries.
+ */
+export class DeferredQueue {
+  readonly #catalog: ArchiveCatalog;
+  readonly #insertForCopies: Statement;
+  readonly #diskOfPath: Statement;
+  readonly #delete: Statement;
+
+  constructor(catalog: ArchiveCatalog) {
+    this.#catalog = catalog;
+    const db = catalog.sqlite;
+    this.#insertForCopies = db.prepare(
+      `INSERT INTO main.deferred_actions (copy_id, op, path, from_path, record, created_at)
+       SELECT id, ?2, ?3, ?4, ?5, ?6 FROM main.disk_copies WHERE disk_id = ?1 AND id IS NOT ?7 ORDER BY id`,
+    );
+    this.#diskOfPath = db.prepare("SELECT disk_id AS diskId FROM main.files WHERE path = ?");
+    this.#delete = db.prepare("DELETE FROM main.deferred_actions WHERE id = ?");
+  }
+
+  /** Queues `action` for every copy of disk `diskId` except `exceptCopyId` (the copy that already has it). */
+  queue(diskId: string, action: DeferredAction, exceptCopyId: string | null = null): void {
+    this.#insertForCopies.run(
+      diskId,
+      action.op,
+      action.path,
+      action.fromPath ?? null,
+      action.record ? JSON.stringify(action.record) : null,
+      Date.now(),
+      exceptCopyId,
+    );
+  }
+
+  /**
+   * `path` is about to be recorded on disk `diskId`: if the host catalog
+   * has it on another disk (a modified file whose old copy is elsewhere),
+   * that old copy is queued for deletion there.
+   */
+  evictElsewhere(path: string, diskId: string): void {
+    const row = this.#diskOfPath.get(path) as { diskId: string } | null;
+    if (row && row.diskId !== diskId) this.queue(row.diskId, { op: "delete", path });
+  }
+
+  remove(id: number): void {
+    this.#delete.run(id);
+  }
+
+  /** The queue of one copy, oldest first. */
+  forCopy(copyId: string): QueuedAction[] {
+    return (this.#catalog.sqlite.query(`SELECT ${ROW_COLUMNS} FROM main.deferred_actions WHERE copy_id = ? ORDER BY id`).all(copyId) as QueueRow[]).map(toQueued);
+  }
+
+  count(copyId: string): number {
+    return (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.deferred_actions WHERE copy_id = ?").get(copyId) as { n: number }).n;
+  }
+
+  setError(id: number, message: string | null): void {
+    this.#catalog.sqlite.query("UPDATE main.deferred_actions SET last_error = ? WHERE id = ?").run(message, id);
+  }
+}
+
+/** Every queued action (optionally of one disk's copies), oldest first, with the disk label. */
+export function listDeferred(catalog: ArchiveCatalog, diskLabel?: string): (QueuedAction & { disk: string })[] {
+  const rows = catalog.sqlite
+    .query(
+      `SELECT ${ROW_COLUMNS.replace(/(^|, )(\w+)/g, "$1a.$2")}, d.label AS disk FROM main.deferred_actions a
+         JOIN main.disk_copies c ON c.id = a.copy_id JOIN main.disks d ON d.id = c.disk_id
+       WHERE ?1 IS NULL OR d.label = ?1 ORDER BY a.id`,
+    )
+    .all(diskLabel ?? null) as (QueueRow & { disk: string })[];
+  return rows.map((row) => ({ ...toQueued(row), disk: row.disk }));
+}

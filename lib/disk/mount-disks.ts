@@ -1,0 +1,136 @@
+import { existsSync, realpathSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { BlaineError, ExitCode } from "../errors.ts";
+import { hasGlobMagic } from "../glob.ts";
+import { applyDeferred, type ApplyDeferredResult } from "./apply-deferred.ts";
+import { readDiskLabel } from "./disk-label.ts";
+import { recoverDisk } from "./disk-writer.ts";
+import { diskLayout } from "./layout.ts";
+import { MountedDisk } from "./mounted-disk.ts";
+
+export interface DiskDirectories {
+  /** Named with --dest or `dest =`: each must be a mounted archive disk. */
+  readonly required: readonly string[];
+  /** From `disks = [...]` and globs: used when mounted (a disk.json is there), skipped otherwise. */
+  readonly optional: readonly string[];
+}
+
+export interface MountedDisks {
+  readonly disks: readonly MountedDisk[];
+  /** Operations of killed runs settled while opening. */
+  readonly recovered: number;
+  /** What applying each copy's deferred actions did (only copies that had any). */
+  readonly deferred: readonly ApplyDeferredResult[];
+}
+
+/** Expands globs (`/mnt/archive*`) into the directories that exist now. */
+export function expandDiskDirectories(required: readonly string[], optional: readonly string[]): DiskDirectories {
+  const literal: string[] = [];
+  const found: string[] = [...optional.filter((dir) => !hasGlobMagic(dir))];
+  for (const dir of [...required, ...optional]) {
+    if (!hasGlobMagic(dir)) {
+      if (required.includes(dir)) literal.push(dir);
+      continue;
+    }
+    found.push(...expandGlob(dir));
+  }
+  return { required: literal, optional: found.filter((dir) => !literal.includes(dir)) };
+}
+
+function expandGlob(pattern: string): string[] {
+  const absolute = resolve(pattern);
+  const parts = absolute.split("/");
+  const firstMagic = parts.findIndex((part) => hasGlobMagic(part));
+  const base = parts.slice(0, firstMagic).join("/") || "/";
+  const rest = parts.slice(firstMagic).join("/");
+  if (!existsSync(base)) return [];
+  const matches: string[] = [];
+  for (const match of new Bun.Glob(rest).scanSync({ cwd: base, onlyFiles: false, dot: false })) {
+    const path = join(base, match);
+    try {
+      if (statSync(path).isDirectory()) matches.push(path);
+    } catch {
+      // Vanished or unreadable mount point: not mounted.
+    }
+  }
+  return matches.sort();
+}
+
+/**
+ * Opens every mounted archive disk a command names, in order: required
+ * directories must be disks of this archive; optional ones are used when a
+ * disk.json is there. The same copy seen through two directories is refused.
+ * A writing open then settles what killed runs left (recovery) and applies
+ * each copy's deferred actions before anything else touches it.
+ */
+export async function mountDisks(
+  catalog: ArchiveCatalog,
+  directories: DiskDirectories,
+  options: { readonly write: boolean; readonly signal?: AbortSignal },
+): Promise<MountedDisks> {
+  const candidates = [
+    ...directories.required.map((dir) => ({ dir, required: true })),
+    ...directories.optional.filter((dir) => existsSync(diskLayout(resolve(dir)).label)).map((dir) => ({ dir, required: false })),
+  ];
+  const disks: MountedDisk[] = [];
+  const byCopy = new Map<string, { dir: string; real: string }>();
+  try {
+    for (const { dir } of candidates) {
+      const real = existsSync(dir) ? realpathSync(dir) : resolve(dir);
+      const label = existsSync(dir) ? readDiskLabel(real) : undefined;
+      if (label) {
+        const seen = byCopy.get(label.copyId);
+        if (seen?.real === real) continue;
+        if (seen) {
+          throw new BlaineError(
+            `${seen.dir} and ${dir} both claim to be the same copy (${label.copyId}) of disk "${label.label}": one of them was copied by hand; ` +
+              `make a twin with "blaine disk clone ${label.label} DIR" instead`,
+            ExitCode.usage,
+          );
+        }
+        byCopy.set(label.copyId, { dir, real });
+      }
+      const disk = await MountedDisk.open(catalog, dir, `disk${disks.length}`, { readonly: !options.write });
+      disks.push(disk);
+      if (disk.row.state === "retired") {
+        throw new BlaineError(`${dir} is disk "${disk.row.label}", which is retired; unmount it or give another disk`, ExitCode.usage);
+      }
+    }
+    let recovered = 0;
+    const deferred: ApplyDeferredResult[] = [];
+    if (options.write) {
+      for (const disk of disks) recovered += recoverDisk(catalog, disk);
+      for (const disk of disks) {
+        const otherCopies = disks.filter((other) => other !== disk && other.label.diskId === disk.label.diskId);
+        const result = await applyDeferred(catalog, disk, { otherCopies, signal: options.signal });
+        if (result.applied > 0 || result.remaining > 0) deferred.push(result);
+      }
+      // A twin may have been the data source of an earlier one and have caught up since: try those again.
+      for (const [index, result] of deferred.entries()) {
+        if (result.blocked.length === 0) continue;
+        const disk = disks.find((candidate) => candidate.root === result.root)!;
+        const otherCopies = disks.filter((other) => other !== disk && other.label.diskId === disk.label.diskId);
+        if (otherCopies.length > 0) deferred[index] = await applyDeferred(catalog, disk, { otherCopies, signal: options.signal });
+      }
+    }
+    return { disks, recovered, deferred };
+  } catch (error) {
+    for (const disk of disks) catalog.detach(disk.alias);
+    throw error;
+  }
+}
+
+/** Lines for people about what applying deferred actions did and what is left. */
+export function describeDeferred(results: readonly ApplyDeferredResult[]): string[] {
+  const lines: string[] = [];
+  for (const result of results) {
+    if (result.applied > 0) lines.push(`Applied ${result.applied} deferred action(s) to disk "${result.disk}" (${result.root}).`);
+    for (const item of result.blocked) lines.push(`not caught up on disk "${result.disk}": ${item.op} ${JSON.stringify(item.path)}: ${item.message}`);
+    if (result.stopped) {
+      lines.push(`deferred actions of disk "${result.disk}" stopped at ${result.stopped.op} ${JSON.stringify(result.stopped.path)}: ${result.stopped.message}`);
+    }
+    if (result.remaining > 0) lines.push(`${result.remaining} deferred action(s) still queued for disk "${result.disk}" (${result.root}): see blaine pending`);
+  }
+  return lines;
+}
