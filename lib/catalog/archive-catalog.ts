@@ -72,6 +72,11 @@ export class ArchiveCatalog {
     return id;
   }
 
+  /** The columns of a `HostFileRow`, for queries of other modules. */
+  get fileColumns(): string {
+    return FILE_COLUMNS;
+  }
+
   fileByPath(path: string): HostFileRow | undefined {
     return (this.#byPath.get(path) as HostFileRow | null) ?? undefined;
   }

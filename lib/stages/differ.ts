@@ -1,6 +1,7 @@
 import { lstatSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { toRecord } from "../catalog/archive-catalog.ts";
+import { CatalogLookahead } from "../catalog/catalog-lookahead.ts";
 import type { HostFileRow } from "../catalog/records.ts";
 import type { SeenPaths } from "../catalog/seen-paths.ts";
 import type { FileEntry, PlannedFile } from "../pipeline/types.ts";
@@ -29,9 +30,10 @@ export interface DiffOptions {
  */
 export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOptions): AsyncGenerator<PlannedFile> {
   const { catalog, match, seen, report } = options;
+  const archived = new CatalogLookahead(catalog);
   for await (const entry of entries) {
     seen.add(entry.path);
-    const previous = catalog.fileByPath(entry.path);
+    const previous = archived.get(entry.path);
     if (previous && isUnchanged(previous, entry, match)) {
       report.counts.unchanged++;
       continue;

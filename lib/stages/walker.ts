@@ -1,5 +1,6 @@
 import { lstatSync, readdirSync, readlinkSync, type Stats } from "node:fs";
 import { errorMessage } from "../errors.ts";
+import { comparePaths } from "../catalog/path-order.ts";
 import { isExcluded, type ExcludeRule } from "../glob.ts";
 import type { FileEntry } from "../pipeline/types.ts";
 
@@ -14,17 +15,26 @@ export interface WalkOptions {
   readonly onSkip?: (path: string, reason: string) => void;
 }
 
+/** A directory entry, lstat'ed when its directory was listed (or why that failed). */
+interface Listed {
+  readonly name: string;
+  readonly stats?: Stats;
+  readonly error?: string;
+}
+
 interface Frame {
   readonly dir: string;
   readonly relative: string;
-  readonly names: string[];
+  readonly entries: Listed[];
   index: number;
 }
 
 /**
- * Walks the sources depth-first in name order, yielding files and symlinks.
- * Memory is the listings along the current path, whatever the tree's size;
- * an explicit stack, so deep trees cannot overflow the call stack.
+ * Walks the sources depth-first, yielding files and symlinks in the order
+ * of their paths' bytes (the catalog's order: see CatalogLookahead), the
+ * same on every machine. Memory is the listings along the current path,
+ * whatever the tree's size; an explicit stack, so deep trees cannot
+ * overflow the call stack.
  */
 export async function* walk(sources: readonly string[], options: WalkOptions = {}): AsyncGenerator<FileEntry> {
   const excludes = options.excludes ?? [];
@@ -36,24 +46,26 @@ export async function* walk(sources: readonly string[], options: WalkOptions = {
       if (entry) yield entry;
       continue;
     }
-    const stack: Frame[] = [{ dir: source, relative: "", names: listOrReport(source, options), index: 0 }];
+    const stack: Frame[] = [{ dir: source, relative: "", entries: listOrReport(source, options), index: 0 }];
     while (stack.length > 0) {
       options.signal?.throwIfAborted();
       const frame = stack[stack.length - 1];
-      if (frame.index >= frame.names.length) {
+      if (frame.index >= frame.entries.length) {
         stack.pop();
         continue;
       }
-      const name = frame.names[frame.index++];
+      const { name, stats, error } = frame.entries[frame.index++];
       const path = frame.dir === "/" ? `/${name}` : `${frame.dir}/${name}`;
       const relative = frame.relative ? `${frame.relative}/${name}` : name;
       if (options.skipPaths?.has(path)) continue;
-      const stats = lstatOrReport(path, options);
-      if (!stats) continue;
+      if (!stats) {
+        options.onError?.(path, error ?? "cannot be read");
+        continue;
+      }
       const isDirectory = stats.isDirectory();
       if (isExcluded(excludes, path, relative, isDirectory)) continue;
       if (isDirectory) {
-        stack.push({ dir: path, relative, names: listOrReport(path, options), index: 0 });
+        stack.push({ dir: path, relative, entries: listOrReport(path, options), index: 0 });
         continue;
       }
       const entry = toEntry(path, stats, options);
@@ -107,13 +119,29 @@ function lstatOrReport(path: string, options: WalkOptions): Stats | undefined {
   }
 }
 
-function listOrReport(dir: string, options: WalkOptions): string[] {
+/**
+ * A directory's entries, lstat'ed, in the order that makes the walk's paths
+ * come out in byte order: a directory sorts as its name plus "/", so
+ * "b.txt" comes before the contents of "b/", as in the catalog.
+ */
+function listOrReport(dir: string, options: WalkOptions): Listed[] {
+  let names: string[];
   try {
-    // Sorted by bytes, not locale: the same order on every machine.
-    return readdirSync(dir).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    names = readdirSync(dir);
   } catch (error) {
     options.onError?.(dir, errorMessage(error));
     return [];
   }
+  const keyed = names.map((name) => {
+    try {
+      const stats = lstatSync(dir === "/" ? `/${name}` : `${dir}/${name}`);
+      return { key: stats.isDirectory() ? `${name}/` : name, listed: { name, stats } };
+    } catch (error) {
+      // Vanished or unreadable since readdir: reported when the walk gets there.
+      return { key: name, listed: { name, error: errorMessage(error) } };
+    }
+  });
+  keyed.sort((a, b) => comparePaths(a.key, b.key));
+  return keyed.map((entry) => entry.listed);
 }
 
