@@ -12,6 +12,7 @@ import { DiskWriter } from "../disk/disk-writer.ts";
 import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { SpaceBudget } from "../disk/space-budget.ts";
+import { KeySource } from "../secrets/key-source.ts";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { parseExclude } from "../glob.ts";
 import type { PlannedFile, StoredFile } from "../pipeline/types.ts";
@@ -83,7 +84,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
   const catalog = ArchiveCatalog.open(db, { readonly: dryRun, lock: !dryRun });
   try {
     catalog.requireArchiveId();
-    const mounted = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { write: !dryRun, signal });
+    const keys = new KeySource(settings.keyfiles);
+    const mounted = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { write: !dryRun, signal, keys });
     const { disks, recovered } = mounted;
     // One writer per disk: its first mounted copy that has caught up (an
     // unapplied queue means that copy is behind; nothing new goes onto it).

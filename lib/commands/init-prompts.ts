@@ -34,8 +34,11 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
     }
     return value as Exclude<T, symbol>;
   };
-  const text = (message: string, check: (value: string) => string | undefined, initialValue?: string, placeholder?: string) =>
-    ask(clack.text({ message, initialValue, placeholder, validate: (value) => check(value ?? "") })).then((value) => String(value).trim());
+  // An empty answer takes the default (shown as the placeholder), so a default is accepted with Enter alone.
+  const text = (message: string, check: (value: string) => string | undefined, defaultValue?: string, placeholder?: string) =>
+    ask(clack.text({ message, defaultValue, placeholder: placeholder ?? defaultValue, validate: (value) => check(value || defaultValue || "") })).then((value) =>
+      String(value || defaultValue || "").trim(),
+    );
 
   clack.intro("blaine init: set up an archive");
   if (existsSync(configFile)) {

@@ -2,11 +2,12 @@ import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs"
 import { dirname, resolve } from "node:path";
 import { CONFIG_FILE, isConfigKey, loadSettings, type Flags } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
-import { requireCipherTool } from "../disk/unlock.ts";
+import { releaseDiskMounts, requireCipherTool } from "../disk/unlock.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { writeFileAtomic } from "../fs/atomic.ts";
 import { generatePassword, readKeyFile } from "../secrets/key-source.ts";
 import { isCipherName } from "../system/cipher-tool.ts";
+import { runBlaineChild } from "../system/blaine-child.ts";
 import { hasProgram } from "../system/exec.ts";
 import { initDisk } from "./disk-init.ts";
 import type { Output } from "./output.ts";
@@ -279,8 +280,9 @@ export async function runInit(flags: Flags, output: Output): Promise<InitResult>
   }
   const result = await applyInit(answers, configFile, output);
   if (!flags.yes && (await prompts.offerDryRun())) {
-    const { runPipeline } = await import("./run.ts");
-    await runPipeline(undefined, loadSettings({ config: configFile, dryRun: true }), output);
+    // The dry run is a command of its own: it opens the new disk as any later run will.
+    await releaseDiskMounts();
+    await runBlaineChild(["run", "--dry-run", "--config", configFile]);
   }
   output.result(result);
   return result;

@@ -3,6 +3,7 @@ import { requireDb, type Settings } from "../config.ts";
 import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
+import { KeySource } from "../secrets/key-source.ts";
 
 export interface OpenedArchive {
   readonly catalog: ArchiveCatalog;
@@ -21,7 +22,8 @@ export async function openArchive(settings: Settings, options: { readonly write:
   const catalog = ArchiveCatalog.open(requireDb(settings), { readonly: !options.write, lock: options.write });
   try {
     catalog.requireArchiveId();
-    const { disks, deferred } = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), options);
+    const keys = new KeySource(settings.keyfiles);
+    const { disks, deferred } = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { ...options, keys });
     return {
       catalog,
       disks,

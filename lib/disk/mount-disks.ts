@@ -8,6 +8,7 @@ import { readDiskLabel } from "./disk-label.ts";
 import { recoverDisk } from "./disk-writer.ts";
 import { diskLayout } from "./layout.ts";
 import { MountedDisk } from "./mounted-disk.ts";
+import type { KeySource } from "../secrets/key-source.ts";
 
 export interface DiskDirectories {
   /** Named with --dest or `dest =`: each must be a mounted archive disk. */
@@ -67,7 +68,7 @@ function expandGlob(pattern: string): string[] {
 export async function mountDisks(
   catalog: ArchiveCatalog,
   directories: DiskDirectories,
-  options: { readonly write: boolean; readonly signal?: AbortSignal },
+  options: { readonly write: boolean; readonly signal?: AbortSignal; readonly keys?: KeySource },
 ): Promise<MountedDisks> {
   const candidates = [
     ...directories.required.map((dir) => ({ dir, required: true })),
@@ -91,7 +92,7 @@ export async function mountDisks(
         }
         byCopy.set(label.copyId, { dir, real });
       }
-      const disk = await MountedDisk.open(catalog, dir, `disk${disks.length}`, { readonly: !options.write });
+      const disk = await MountedDisk.open(catalog, dir, `disk${disks.length}`, { readonly: !options.write, keys: options.keys });
       disks.push(disk);
       if (disk.row.state === "retired") {
         throw new BlaineError(`${dir} is disk "${disk.row.label}", which is retired; unmount it or give another disk`, ExitCode.usage);

@@ -5,6 +5,8 @@ import { openCatalogDatabase } from "../catalog/open.ts";
 import { BlaineError, ExitCode } from "../errors.ts";
 import { readDiskLabel, type DiskLabel } from "./disk-label.ts";
 import { diskLayout, type DiskLayout } from "./layout.ts";
+import { KeySource } from "../secrets/key-source.ts";
+import { unlockDisk } from "./unlock.ts";
 
 export interface DiskRow {
   readonly id: string;
@@ -39,8 +41,15 @@ export class MountedDisk {
    * schema up to date and attaches it. Refuses directories of other archives
    * and copies the catalog does not know. The one place a directory becomes
    * a MountedDisk (async so that unlocking an encrypted disk can go here).
+   * An encrypted disk is mounted at a private mountpoint (read-only when
+   * `readonly`), which becomes its root; `dir` keeps only disk.json.
    */
-  static async open(catalog: ArchiveCatalog, dir: string, alias: string, options: { readonly?: boolean } = {}): Promise<MountedDisk> {
+  static async open(
+    catalog: ArchiveCatalog,
+    dir: string,
+    alias: string,
+    options: { readonly?: boolean; keys?: KeySource } = {},
+  ): Promise<MountedDisk> {
     const root = resolve(dir);
     if (!existsSync(root) || !statSync(root).isDirectory()) {
       throw new BlaineError(`--dest ${dir}: no such directory (is the disk mounted?)`, ExitCode.usage);
@@ -69,7 +78,8 @@ export class MountedDisk {
         ExitCode.usage,
       );
     }
-    const layout = diskLayout(root);
+    const dataRoot = await unlockDisk(root, label, { readonly: options.readonly ?? false, keys: options.keys ?? new KeySource() });
+    const layout = diskLayout(dataRoot);
     // Migrate on a connection of its own: the migrator works on "main".
     openCatalogDatabase(layout.catalog, "disk", { readonly: options.readonly, create: !options.readonly }).close();
     catalog.attach(alias, layout.catalog);

@@ -1,0 +1,161 @@
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { waitFor } from "./helpers/cli.ts";
+import { makeTree, tempDir } from "./helpers/fixture.ts";
+
+setDefaultTimeout(120_000);
+
+const BIN = join(import.meta.dir, "..", "bin", "blaine.ts");
+const haveTmux = Bun.which("tmux") !== null;
+if (!haveTmux) console.log("skipped: the interactive blaine init tests drive a terminal with tmux, which is not installed");
+
+/**
+ * A real terminal: blaine runs in a tmux pane (a pseudo-terminal of its
+ * own); the test types with send-keys and reads the screen with
+ * capture-pane, as a person would.
+ */
+class Terminal {
+  readonly socket = `blaine-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  readonly exitFile: string;
+
+  constructor(readonly cwd: string, args: readonly string[]) {
+    this.exitFile = join(cwd, ".exit-code");
+    const command = `bun ${BIN} ${args.join(" ")}; echo $? > ${this.exitFile}; sleep 300`;
+    this.tmux("new-session", "-d", "-s", "main", "-x", "150", "-y", "50", "-c", cwd, "bash", "-c", command);
+  }
+
+  tmux(...args: string[]): string {
+    const result = Bun.spawnSync(["tmux", "-L", this.socket, ...args], { stdout: "pipe", stderr: "pipe" });
+    if (result.exitCode !== 0) throw new Error(`tmux ${args[0]} failed: ${result.stderr.toString()}`);
+    return result.stdout.toString();
+  }
+
+  screen(): string {
+    return this.tmux("capture-pane", "-p", "-J", "-t", "main", "-S", "-200");
+  }
+
+  async waitForText(text: string): Promise<void> {
+    await waitFor(() => this.screen().includes(text), 30_000, `"${text}" on the screen`).catch((error) => {
+      throw new Error(`${error.message}; the screen:\n${this.screen()}`);
+    });
+  }
+
+  /** Types text literally, then presses the named keys (Enter, Down, C-c, …). */
+  type(text: string, ...keys: string[]): void {
+    if (text) this.tmux("send-keys", "-t", "main", "-l", text);
+    if (keys.length > 0) this.tmux("send-keys", "-t", "main", ...keys);
+  }
+
+  async answer(prompt: string, text: string, ...keys: string[]): Promise<void> {
+    await this.waitForText(prompt);
+    this.type(text, ...keys);
+  }
+
+  async exitCode(): Promise<number> {
+    await waitFor(() => existsSync(this.exitFile), 60_000, "blaine to exit").catch((error) => {
+      throw new Error(`${error.message}; the screen:\n${this.screen()}`);
+    });
+    return Number(readFileSync(this.exitFile, "utf8").trim());
+  }
+
+  close(): void {
+    Bun.spawnSync(["tmux", "-L", this.socket, "kill-server"]);
+  }
+}
+
+let dir: ReturnType<typeof tempDir> | undefined;
+let terminal: Terminal | undefined;
+afterEach(() => {
+  terminal?.close();
+  terminal = undefined;
+  dir?.cleanup();
+});
+
+function workplace() {
+  dir = tempDir();
+  const source = join(dir.path, "media");
+  makeTree(source, { "film.mkv": "frames", "film.part": "half", music: { "song.flac": "notes" } });
+  return { root: dir.path, source };
+}
+
+const canEncrypt = existsSync("/dev/fuse") && Bun.which("gocryptfs") !== null;
+
+describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
+  test("every question answered at the prompts: disk initialised (encrypted), blaine.toml written, dry run offered and run", async () => {
+    if (!canEncrypt) console.log("note: gocryptfs or /dev/fuse missing: the disk is left unencrypted in this run");
+    const place = workplace();
+    terminal = new Terminal(place.root, ["init"]);
+    const t = terminal;
+    await t.answer("A directory to archive", place.source, "Enter");
+    await t.answer("Add another directory to archive?", "", "Enter");
+    await t.answer("Exclude patterns", "*.part", "Enter");
+    await t.answer("Where to keep the catalog", join(place.root, "catalog.db"), "Enter");
+    await t.answer("The first archive disk", join(place.root, "disk1"), "Enter");
+    await t.answer("A label for this disk", "T1", "Enter");
+    await t.waitForText("Encrypt the disk?");
+    if (canEncrypt) {
+      t.type("", "Down", "Enter");
+      await t.waitForText("A lost key loses the archive");
+      await t.answer("Key file", "", "Enter");
+    } else t.type("", "Enter");
+    await t.answer("Parity (PAR2", "", "Enter");
+    await t.answer("Parity engine", "", "Enter");
+    await t.answer("Copier", "", "Enter");
+    await t.answer("Initialise disk", "", "Enter");
+    await t.answer("Run a dry run now", "", "Enter");
+    await t.waitForText("Dry run (nothing changed)");
+    expect(await t.exitCode()).toBe(0);
+
+    const toml = readFileSync(join(place.root, "blaine.toml"), "utf8");
+    expect(toml).toContain(`sources = [${JSON.stringify(place.source)}]`);
+    expect(toml).toContain('exclude = ["*.part"]');
+    expect(toml).toMatch(/^(# )?parity = "10%"$/m);
+    const label = JSON.parse(readFileSync(join(place.root, "disk1/.blaine/disk.json"), "utf8"));
+    expect(label.label).toBe("T1");
+    if (canEncrypt) {
+      expect(label.cipher).toBe("gocryptfs");
+      expect(toml).toContain(`keyfile = ${JSON.stringify(join(place.root, "blaine.key"))}`);
+      expect(t.screen()).not.toContain(readFileSync(join(place.root, "blaine.key"), "utf8").trim());
+    }
+    // The dry run saw the two files the excludes leave.
+    expect(t.screen()).toMatch(/2 new/);
+  });
+
+  test("Ctrl-C at a prompt leaves nothing written", async () => {
+    const place = workplace();
+    terminal = new Terminal(place.root, ["init"]);
+    const t = terminal;
+    await t.answer("A directory to archive", place.source, "Enter");
+    await t.answer("Add another directory to archive?", "", "Enter");
+    await t.answer("Exclude patterns", "", "Enter");
+    await t.answer("Where to keep the catalog", join(place.root, "catalog.db"), "Enter");
+    await t.answer("The first archive disk", join(place.root, "disk1"), "Enter");
+    await t.answer("A label for this disk", "", "Enter");
+    await t.answer("Encrypt the disk?", "", "C-c");
+    expect(await t.exitCode()).toBe(1);
+    expect(t.screen()).toContain("nothing was written");
+    expect(readdirSync(place.root).filter((name) => name !== ".exit-code").sort()).toEqual(["media"]);
+  });
+
+  test("a wrong answer is refused at its prompt, naming the problem", async () => {
+    const place = workplace();
+    terminal = new Terminal(place.root, ["init"]);
+    const t = terminal;
+    await t.answer("A directory to archive", join(place.root, "no-such-dir"), "Enter");
+    await t.waitForText(`${join(place.root, "no-such-dir")} does not exist`);
+    t.type("", "C-c");
+    expect(await t.exitCode()).toBe(1);
+  });
+
+  test("blaine run with no configuration offers blaine init", async () => {
+    const place = workplace();
+    terminal = new Terminal(place.root, ["run"]);
+    const t = terminal;
+    await t.waitForText("no catalog (--db FILE), no archive disk (--dest DIR), no sources");
+    await t.answer("Set up an archive now with blaine init?", "", "Enter");
+    await t.answer("A directory to archive", "", "C-c");
+    expect(await t.exitCode()).toBe(1);
+    expect(existsSync(join(place.root, "blaine.toml"))).toBe(false);
+  });
+});
