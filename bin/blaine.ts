@@ -7,6 +7,12 @@ import { cac } from "cac";
 import { loadSettings } from "../lib/config.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../lib/errors.ts";
 import { initDisk } from "../lib/commands/disk-init.ts";
+import { rebuildCatalog } from "../lib/commands/catalog-rebuild.ts";
+import { cloneDisk } from "../lib/commands/disk-clone.ts";
+import { listDisks } from "../lib/commands/disk-list.ts";
+import { retireDisk } from "../lib/commands/disk-retire.ts";
+import { listPending } from "../lib/commands/pending.ts";
+import { whereIs } from "../lib/commands/whereis.ts";
 import { runDoctor } from "../lib/commands/doctor.ts";
 import { missingForRun, runInit } from "../lib/commands/init.ts";
 import { offerInit } from "../lib/commands/init-prompts.ts";
@@ -62,6 +68,7 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
   .option("--label <name>", "Disk label (disk init)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
   .option("--encrypt <cipher>", "Encrypt the disk with gocryptfs or securefs (disk init; key from --keyfile, BLAINE_PASSWORD or a prompt)")
+  .option("--force", "disk retire: retire even a disk holding the only copy of files (they are listed as lost)")
   .action(async (action: string, args: string[], flags: Flags) => {
     const settings = loadSettings(flags);
     const output = createOutput(settings.json);
@@ -71,8 +78,37 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
       await initDisk(settings, { dir: args[0], label: flags.label as string, capacity: flags.capacity as string | undefined, encrypt }, output);
       return ExitCode.ok;
     }
-    throw new BlaineError(`unknown disk action "${action}" (known: init)`, ExitCode.usage);
+    if (action === "clone") {
+      if (args.length !== 2) throw new BlaineError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY]", ExitCode.usage);
+      return (await cloneDisk(settings, { label: args[0], dir: args[1] }, output)).exitCode;
+    }
+    if (action === "list") return listDisks(settings, output).exitCode;
+    if (action === "retire") {
+      if (args.length !== 1) throw new BlaineError("usage: blaine disk retire LABEL [--force]", ExitCode.usage);
+      return retireDisk(settings, { label: args[0], force: Boolean(flags.force) }, output).exitCode;
+    }
+    throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, retire)`, ExitCode.usage);
   });
+
+common(cli.command("pending", "Deferred actions waiting for disks and copies that are not mounted"))
+  .option("--disk <label>", "Only this disk's copies")
+  .action(async (flags: Flags) => {
+    const settings = loadSettings(flags);
+    return listPending(settings, { disk: flags.disk as string | undefined }, createOutput(settings.json)).exitCode;
+  });
+
+common(cli.command("whereis [...paths]", "Which disk (and which copies) hold archived paths, directories or globs")).action(async (paths: string[], flags: Flags) => {
+  const settings = loadSettings(flags);
+  return whereIs(settings, paths, createOutput(settings.json)).exitCode;
+});
+
+common(cli.command("catalog <action> [...dirs]", "catalog rebuild --db NEW DIR…: rebuild a lost host catalog from archive disks")).action(
+  async (action: string, dirs: string[], flags: Flags) => {
+    const settings = loadSettings(flags);
+    if (action !== "rebuild") throw new BlaineError(`unknown catalog action "${action}" (known: rebuild)`, ExitCode.usage);
+    return rebuildCatalog(settings, dirs, createOutput(settings.json)).exitCode;
+  },
+);
 
 common(cli.command("status", "Show the archive, its disks and the last run")).action(async (flags: Flags) => {
   const settings = loadSettings(flags);

@@ -32,8 +32,7 @@ export class ArchiveWriter implements ChangeWriter {
   readonly #hostRow: Statement;
   readonly #upsertFile: Statement;
   readonly #deleteFile: Statement;
-  /** Deferred actions queued by this writer (one per change, whatever the number of copies). */
-  queued = 0;
+  readonly #lastQueuedAtStart: number;
 
   constructor(catalog: ArchiveCatalog, writers: readonly DiskWriter[], space: SpaceBudget) {
     this.#catalog = catalog;
@@ -54,6 +53,17 @@ export class ArchiveWriter implements ChangeWriter {
          link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
     );
     this.#deleteFile = db.prepare("DELETE FROM main.files WHERE path = ?");
+    this.#lastQueuedAtStart = this.#lastQueuedId();
+  }
+
+  #lastQueuedId(): number {
+    const row = this.#catalog.sqlite.query("SELECT seq FROM main.sqlite_sequence WHERE name = 'deferred_actions'").get() as { seq: number } | null;
+    return row?.seq ?? 0;
+  }
+
+  /** Deferred actions queued since this writer was made, one per copy (offline disks, twins away, old copies to delete). */
+  queuedSinceStart(): number {
+    return this.#lastQueuedId() - this.#lastQueuedAtStart;
   }
 
   /** The writer of the disk new data goes to now. */
@@ -97,7 +107,6 @@ export class ArchiveWriter implements ChangeWriter {
         const now = Date.now();
         for (const item of deferred) this.#recordDeferred(item.deferred, now);
       });
-      this.queued += deferred.length;
       for (const item of deferred) {
         const tempName = item.deferred.op === "link" ? item.deferred.tempName : undefined;
         // The copy turned out to be content another disk holds: its temp is not needed.

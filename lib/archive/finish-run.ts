@@ -60,7 +60,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
     disk: run.disk.label.label,
     filledUp: run.filledUp.map((disk) => disk.label.label),
     deferred: {
-      queued: run.writer.queued,
+      queued: run.writer.queuedSinceStart(),
       applied,
       remaining: (catalog.sqlite.query("SELECT count(*) AS n FROM deferred_actions").get() as { n: number }).n,
     },

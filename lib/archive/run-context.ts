@@ -9,7 +9,7 @@ import { CopyPool } from "../copy/copy-pool.ts";
 import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { DiskWriter } from "../disk/disk-writer.ts";
-import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
+import { describeDeferred, expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { SpaceBudget } from "../disk/space-budget.ts";
 import { KeySource } from "../secrets/key-source.ts";
@@ -99,7 +99,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       const behind = disks.filter((disk) => !writable.has(disk.label.diskId) && disk.row.state === "open");
       throw new BlaineError(
         behind.length > 0
-          ? `no mounted open archive disk can take new data: ${behind.map((disk) => `"${disk.label.label}" (${disk.root})`).join(", ")} still has deferred actions it could not apply (see blaine pending); mount its other copy too`
+          ? `no mounted open archive disk can take new data: ${behind.map((disk) => `"${disk.label.label}" (${disk.root})`).join(", ")} still has deferred actions it could not apply; mount its other copy too.\n` +
+              describeDeferred(mounted.deferred).join("\n")
           : `no open archive disk among ${disks.map((disk) => disk.root).join(", ") || "the given directories"}: all are full; run "blaine disk init DIR --label NAME" for a new one`,
         ExitCode.incomplete,
       );
@@ -112,6 +113,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
           reserve: resolveSizeOrPercent(settings.reserve, disk.fileSystemSpace().total),
           capacity: settings.capacity ?? disk.row.capacity,
           usedAtStart: disk.usedBytes(catalog),
+          // The parity stage writes recovery data next to each file: it needs room too.
+          parityPercent: (settings as { readonly parity?: number }).parity ?? 0,
         },
       })),
       {

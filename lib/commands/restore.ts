@@ -8,6 +8,7 @@ import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCod
 import { hashAlgorithmOf } from "../hashing.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
+import { describeDeferred } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
 
@@ -50,7 +51,16 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
   let bytes = 0;
   let matched = 0;
   try {
-    const mounted = new Map(archive.disks.map((disk) => [disk.label.diskId, disk]));
+    for (const line of describeDeferred(archive.deferred)) output?.say(line);
+    // Per disk, the copy to read: one whose deferred actions are all applied
+    // if any; a copy still behind serves only the paths no action waits for.
+    const queue = archive.catalog.sqlite.prepare("SELECT 1 FROM deferred_actions WHERE copy_id = ?1 AND (path = ?2 OR from_path = ?2) LIMIT 1");
+    const behind = new Set(archive.deferred.filter((result) => result.remaining > 0).map((result) => result.root));
+    const mounted = new Map<string, (typeof archive.disks)[number]>();
+    for (const disk of archive.disks) {
+      const chosen = mounted.get(disk.label.diskId);
+      if (!chosen || (behind.has(chosen.root) && !behind.has(disk.root))) mounted.set(disk.label.diskId, disk);
+    }
     const sharedInodes = new Set(
       (archive.catalog.sqlite.query("SELECT dev || ':' || ino AS key FROM main.files GROUP BY dev, ino HAVING count(*) > 1").all() as { key: string }[]).map(
         (row) => row.key,
@@ -60,7 +70,8 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
     for (const file of selectFiles(archive.catalog, options.paths)) {
       options.signal?.throwIfAborted();
       matched++;
-      const disk = mounted.get(file.diskId);
+      const candidate = mounted.get(file.diskId);
+      const disk = candidate && behind.has(candidate.root) && queue.get(candidate.label.copyId, file.path) ? undefined : candidate;
       if (!disk) {
         const entry = needed.get(file.diskId) ?? { files: 0, bytes: 0 };
         entry.files++;

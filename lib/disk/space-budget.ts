@@ -7,13 +7,20 @@ export interface SpaceBudgetOptions {
   readonly capacity: number | null;
   /** Bytes of data already on the disk when the run started. */
   readonly usedAtStart: number;
+  /** Recovery data (PAR2) written next to each file, in percent of its size; 0 or undefined: none. */
+  readonly parityPercent?: number;
 }
+
+const BLOCK = 4096;
+const roundUp = (bytes: number) => Math.ceil(bytes / BLOCK) * BLOCK;
 
 /** One disk's room: free space less reserve and in-flight copies, and its capacity. */
 class DiskRoom {
   readonly disk: MountedDisk;
   readonly #options: SpaceBudgetOptions;
+  /** File-system bytes of copies in flight (see #onDisk), and their data bytes (for the capacity). */
   #inFlight = 0;
+  #inFlightData = 0;
   #addedThisRun = 0;
   #freeAtCheck = 0;
   #checkedAt = Number.NEGATIVE_INFINITY;
@@ -40,23 +47,37 @@ class DiskRoom {
     return this.#freeAtCheck - this.#reservedSinceCheck - this.#options.reserve;
   }
 
+  /**
+   * What a file of `bytes` takes on the file system: whole blocks, plus its
+   * recovery data (two small PAR2 files) when parity is on. Capacity counts
+   * the data alone; free space must hold all of it.
+   */
+  #onDisk(bytes: number): number {
+    const parity = this.#options.parityPercent ?? 0;
+    return roundUp(bytes) + (parity > 0 ? roundUp((bytes * parity) / 100) + 2 * BLOCK : 0);
+  }
+
   tryReserve(bytes: number): boolean {
-    if (this.#room(false) < bytes && this.#room(true) < bytes) return false;
+    const need = this.#onDisk(bytes);
+    if (this.#room(false) < need && this.#room(true) < need) return false;
     const capacity = this.#options.capacity;
-    if (capacity !== null && this.#options.usedAtStart + this.#addedThisRun + this.#inFlight + bytes > capacity) return false;
-    this.#inFlight += bytes;
-    this.#reservedSinceCheck += bytes;
+    if (capacity !== null && this.#options.usedAtStart + this.#addedThisRun + this.#inFlightData + bytes > capacity) return false;
+    this.#inFlight += need;
+    this.#inFlightData += bytes;
+    this.#reservedSinceCheck += need;
     return true;
   }
 
   release(bytes: number, written: boolean): void {
-    this.#inFlight -= bytes;
+    this.#inFlight -= this.#onDisk(bytes);
+    this.#inFlightData -= bytes;
     if (written) this.#addedThisRun += bytes;
   }
 
   /** The most one file could ever take on this disk (empty, less the reserve, within capacity). */
   wholeDisk(): number {
-    const total = this.disk.fileSystemSpace().total - this.#options.reserve;
+    const parity = this.#options.parityPercent ?? 0;
+    const total = (this.disk.fileSystemSpace().total - this.#options.reserve) / (1 + parity / 100);
     return this.#options.capacity === null ? total : Math.min(total, this.#options.capacity);
   }
 
@@ -64,7 +85,7 @@ class DiskRoom {
     const { free } = this.disk.fileSystemSpace();
     let room = free - this.#options.reserve - this.#inFlight;
     const capacity = this.#options.capacity;
-    if (capacity !== null) room = Math.min(room, capacity - this.#options.usedAtStart - this.#addedThisRun - this.#inFlight);
+    if (capacity !== null) room = Math.min(room, capacity - this.#options.usedAtStart - this.#addedThisRun - this.#inFlightData);
     return Math.max(0, room);
   }
 }

@@ -1,0 +1,97 @@
+import { Database } from "bun:sqlite";
+import { existsSync, renameSync, rmSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { requireDb, type Settings } from "../config.ts";
+import { readDiskLabel } from "../disk/disk-label.ts";
+import { diskLayout } from "../disk/layout.ts";
+import { BlaineError, ExitCode, UsageError, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { syncFileSystem } from "../fs/atomic.ts";
+import type { Output } from "./output.ts";
+
+export interface RebuildResult {
+  readonly exitCode: ExitCodeValue;
+  readonly db: string;
+  /** The disk whose copy of the host catalog was the newest, and so was used. */
+  readonly from: { readonly dir: string; readonly label: string; readonly lastRun: string | null };
+  readonly considered: readonly { readonly dir: string; readonly label: string; readonly lastRun: string | null }[];
+  readonly files: number;
+  readonly pending: number;
+}
+
+/**
+ * `blaine catalog rebuild --db NEW DIR…`: a lost host catalog comes back
+ * from the copies every run leaves on its disks (`.blaine/host-catalog.db`).
+ * The newest copy among the given disks wins (by its last run, then by file
+ * time), deferred actions included, so losing the host loses at most the
+ * last run. The new catalog is written to a temp file and renamed into
+ * place, then upgraded to this Blaine's schema.
+ */
+export function rebuildCatalog(settings: Settings, dirs: readonly string[], output?: Output): RebuildResult {
+  const db = resolve(requireDb(settings));
+  if (dirs.length === 0) throw new UsageError("usage: blaine catalog rebuild --db NEW DIR… (the archive disks to rebuild from)");
+  if (existsSync(db)) throw new UsageError(`catalog rebuild: ${db} already exists; give a new file with --db (the old one is never overwritten)`);
+  const considered: { dir: string; label: string; lastRun: number; mtime: number; archiveId: string; copy: string }[] = [];
+  for (const dir of dirs) {
+    const root = resolve(dir);
+    const label = readDiskLabel(root);
+    if (!label) throw new UsageError(`${dir} is not an archive disk (no .blaine/disk.json)`);
+    const copy = diskLayout(root).hostCatalogCopy;
+    if (!existsSync(copy)) {
+      output?.say(`${dir}: no host catalog copy on this disk (no run finished with it mounted); skipped`);
+      continue;
+    }
+    let lastRun = 0;
+    try {
+      const sqlite = new Database(copy, { readonly: true });
+      try {
+        lastRun = (sqlite.query("SELECT coalesce(max(coalesce(finished_at, started_at)), 0) AS t FROM runs").get() as { t: number }).t;
+      } finally {
+        sqlite.close();
+      }
+    } catch (error) {
+      output?.say(`${copy}: unreadable (${errorMessage(error)}); skipped`);
+      continue;
+    }
+    considered.push({ dir: root, label: label.label, lastRun, mtime: statSync(copy).mtimeMs, archiveId: label.archiveId, copy });
+  }
+  if (considered.length === 0) throw new BlaineError(`catalog rebuild: none of ${dirs.join(", ")} holds a copy of the host catalog`, ExitCode.failure);
+  const archives = new Set(considered.map((item) => item.archiveId));
+  if (archives.size > 1) throw new UsageError(`catalog rebuild: the disks belong to different archives (${[...archives].join(", ")}); give disks of one archive`);
+  const newest = [...considered].sort((a, b) => b.lastRun - a.lastRun || b.mtime - a.mtime)[0];
+
+  const temp = `${db}.rebuild-tmp`;
+  rmSync(temp, { force: true });
+  const source = new Database(newest.copy, { readonly: true });
+  try {
+    source.query("VACUUM INTO ?").run(temp);
+  } finally {
+    source.close();
+  }
+  syncFileSystem(temp);
+  renameSync(temp, db);
+  // Opening with the lock applies any newer migrations (an old disk's copy is upgraded).
+  const catalog = ArchiveCatalog.open(db, { lock: true });
+  let files: number;
+  let pending: number;
+  try {
+    files = catalog.countFiles();
+    pending = (catalog.sqlite.query("SELECT count(*) AS n FROM deferred_actions").get() as { n: number }).n;
+  } finally {
+    catalog.close();
+  }
+  const iso = (ms: number) => (ms ? new Date(ms).toISOString() : null);
+  const result: RebuildResult = {
+    exitCode: ExitCode.ok,
+    db,
+    from: { dir: newest.dir, label: newest.label, lastRun: iso(newest.lastRun) },
+    considered: considered.map((item) => ({ dir: item.dir, label: item.label, lastRun: iso(item.lastRun) })),
+    files,
+    pending,
+  };
+  if (output) {
+    output.say(`Rebuilt ${db} from the copy on disk "${newest.label}" (${newest.dir}, last run ${result.from.lastRun ?? "unknown"}): ${files} files, ${pending} pending deferred action(s).`);
+    output.result(result);
+  }
+  return result;
+}

@@ -1,0 +1,115 @@
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { copyHostCatalogToDisk } from "../archive/finish-run.ts";
+import { openCatalogDatabase } from "../catalog/open.ts";
+import type { Settings } from "../config.ts";
+import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
+import { readDiskLabel, writeDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
+import { diskLayout } from "../disk/layout.ts";
+import { MountedDisk } from "../disk/mounted-disk.ts";
+import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { describeDeferred } from "../disk/mount-disks.ts";
+import { openArchive } from "./open-disks.ts";
+import type { Output } from "./output.ts";
+
+export interface CloneResult {
+  readonly exitCode: ExitCodeValue;
+  readonly label: string;
+  readonly root: string;
+  readonly copyId: string;
+  /** Where the data came from: the mounted copies named (else the source files). */
+  readonly from: readonly string[];
+  readonly fill: ApplyDeferredResult;
+}
+
+/**
+ * `blaine disk clone LABEL DIR`: makes DIR a new physical copy (a twin) of
+ * disk LABEL. The new copy is registered with one catch-up action per
+ * archived path of the disk, in one transaction, then filled like any twin
+ * catching up: from a mounted copy of the disk (--dest), else from the
+ * source files, every file's hash checked. Killed half way, the same
+ * command (or any command that mounts DIR) finishes it.
+ */
+export async function cloneDisk(settings: Settings, options: { readonly label: string; readonly dir: string }, output?: Output): Promise<CloneResult> {
+  if (!options.label || !options.dir) throw new UsageError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY]");
+  const root = resolve(options.dir);
+  if (existsSync(root) && !statSync(root).isDirectory()) throw new UsageError(`${options.dir} is not a directory`);
+  mkdirSync(root, { recursive: true });
+  const archive = await openArchive(settings, { write: true });
+  try {
+    const { catalog } = archive;
+    const disk = catalog.sqlite.query("SELECT id, label, state FROM disks WHERE label = ?").get(options.label) as { id: string; label: string; state: string } | null;
+    if (!disk) throw new UsageError(`disk clone: the archive has no disk labelled "${options.label}"`);
+    if (disk.state === "retired") throw new UsageError(`disk clone: disk "${options.label}" is retired`);
+    if (archive.disks.some((mounted) => mounted.root === root)) throw new UsageError(`disk clone: ${options.dir} is also given as --dest`);
+
+    const existing = readDiskLabel(root);
+    // The same command again after an interrupted clone: finish filling it.
+    const resuming = existing !== undefined && existing.archiveId === catalog.archiveId() && existing.diskId === disk.id;
+    const registered = resuming && catalog.sqlite.query("SELECT 1 FROM disk_copies WHERE id = ?").get(existing.copyId) !== null;
+    if (existing && !resuming) {
+      throw new BlaineError(`${options.dir} already belongs to an archive (${existing.archiveId}, disk "${existing.label}"); refusing to clone onto it`, ExitCode.usage);
+    }
+    if (!existing && readdirSync(root).length > 0) throw new UsageError(`disk clone: ${options.dir} is not empty`);
+    const label: DiskLabel = existing ?? {
+      format: 1,
+      archiveId: catalog.requireArchiveId(),
+      diskId: disk.id,
+      copyId: crypto.randomUUID(),
+      label: disk.label,
+      created: new Date().toISOString(),
+    };
+    const layout = diskLayout(root);
+    mkdirSync(layout.tmp, { recursive: true });
+    openCatalogDatabase(layout.catalog, "disk", { create: true }).close();
+    writeDiskLabel(root, label);
+    if (!registered) catalog.transaction(() => {
+      const now = Date.now();
+      catalog.sqlite
+        .query("INSERT INTO disk_copies (id, disk_id, created_at, last_seen_at, last_mount_path) VALUES (?, ?, ?, ?, ?)")
+        .run(label.copyId, disk.id, now, now, root);
+      const rows = catalog.sqlite
+        .query(
+          `SELECT path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget
+           FROM files WHERE disk_id = ? ORDER BY path`,
+        )
+        .all(disk.id) as { path: string; kind: "file" | "symlink"; size: number; mtimeMs: number; mode: number; dev: number; ino: number; hash: string; linkTarget: string | null }[];
+      for (const record of rows) {
+        // Queued for the new copy alone: every other copy already holds it.
+        catalog.sqlite
+          .query("INSERT INTO deferred_actions (copy_id, op, path, record, created_at) VALUES (?, ?, ?, ?, ?)")
+          .run(label.copyId, record.kind === "symlink" ? "symlink" : "copy", record.path, JSON.stringify(record), now);
+      }
+    });
+
+    const clone = await MountedDisk.open(catalog, root, `disk${archive.disks.length}`);
+    try {
+      const sources = archive.disks.filter((mounted) => mounted.label.diskId === disk.id);
+      const fill = await applyDeferred(catalog, clone, { otherCopies: sources, preferCopies: true });
+      copyHostCatalogToDisk(catalog, clone);
+      const incomplete = fill.blocked.length > 0 || fill.stopped !== undefined || fill.remaining > 0;
+      const result: CloneResult = {
+        exitCode: incomplete ? ExitCode.incomplete : ExitCode.ok,
+        label: disk.label,
+        root,
+        copyId: label.copyId,
+        from: sources.length > 0 ? sources.map((mounted) => mounted.root) : ["source files"],
+        fill,
+      };
+      if (output) {
+        for (const line of describeDeferred([fill])) output.say(line);
+        output.say(
+          incomplete
+            ? `${root} is a copy of disk "${disk.label}" but not complete: ${fill.remaining} file(s) still to fill; mount a copy of "${disk.label}" with --dest and run the same command again.`
+            : `${root} is now a complete copy of disk "${disk.label}" (${fill.applied} files, from ${result.from.join(", ")}).`,
+        );
+        output.result(result);
+      }
+      return result;
+    } finally {
+      catalog.detach(clone.alias);
+    }
+  } finally {
+    archive.close();
+  }
+}
