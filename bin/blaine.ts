@@ -80,7 +80,7 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
     }
     if (action === "clone") {
       if (args.length !== 2) throw new BlaineError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY]", ExitCode.usage);
-      return (await cloneDisk(settings, { label: args[0], dir: args[1] }, output)).exitCode;
+      return (await cloneDisk(settings, { label: args[0], dir: args[1], encrypt: flags.encrypt as string | undefined }, output)).exitCode;
     }
     if (action === "list") return listDisks(settings, output).exitCode;
     if (action === "retire") {
@@ -142,26 +142,6 @@ cli
     const raw = process.argv.slice(2);
     return par2Command(action, raw.slice(raw.indexOf("par2") + 2), createOutput);
   });
-
-common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {
-  const settings = loadSettings(flags);
-  return (await runDoctor(settings, createOutput(settings.json))).exitCode;
-});
-
-common(cli.command("mount <label> <mountpoint>", "Mount an encrypted disk read-only to browse it (LABEL or the disk's DIR)")).action(
-  async (label: string, mountpoint: string, flags: Flags) => {
-    const settings = loadSettings(flags);
-    await mountDiskForBrowsing(settings, label, mountpoint, createOutput(settings.json));
-    return ExitCode.ok;
-  },
-);
-
-cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount").option("--json", "Machine-readable output on stdout").action(
-  async (mountpoint: string, flags: Flags) => {
-    await unmountBrowsing(mountpoint, createOutput(Boolean(flags.json)));
-    return ExitCode.ok;
-  },
-);
 
 common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {
   const settings = loadSettings(flags);

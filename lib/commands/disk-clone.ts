@@ -7,6 +7,8 @@ import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.
 import { readDiskLabel, writeDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
 import { MountedDisk } from "../disk/mounted-disk.ts";
+import { createEncryptedDisk, requireCipherTool } from "../disk/unlock.ts";
+import { KeySource } from "../secrets/key-source.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { describeDeferred } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
@@ -30,8 +32,13 @@ export interface CloneResult {
  * source files, every file's hash checked. Killed half way, the same
  * command (or any command that mounts DIR) finishes it.
  */
-export async function cloneDisk(settings: Settings, options: { readonly label: string; readonly dir: string }, output?: Output): Promise<CloneResult> {
+export async function cloneDisk(
+  settings: Settings,
+  options: { readonly label: string; readonly dir: string; readonly encrypt?: string },
+  output?: Output,
+): Promise<CloneResult> {
   if (!options.label || !options.dir) throw new UsageError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY]");
+  if (options.encrypt !== undefined) requireCipherTool(options.encrypt, "--encrypt");
   const root = resolve(options.dir);
   if (existsSync(root) && !statSync(root).isDirectory()) throw new UsageError(`${options.dir} is not a directory`);
   mkdirSync(root, { recursive: true });
@@ -58,8 +65,12 @@ export async function cloneDisk(settings: Settings, options: { readonly label: s
       copyId: crypto.randomUUID(),
       label: disk.label,
       created: new Date().toISOString(),
+      // A twin is encrypted on its own terms: its cipher and key need not be the original's.
+      ...(options.encrypt ? { cipher: options.encrypt as DiskLabel["cipher"] } : {}),
     };
-    const layout = diskLayout(root);
+    const keys = new KeySource(settings.keyfiles);
+    const layout = diskLayout(label.cipher ? await createEncryptedDisk(root, label, keys) : root);
+    mkdirSync(diskLayout(root).meta, { recursive: true });
     mkdirSync(layout.tmp, { recursive: true });
     openCatalogDatabase(layout.catalog, "disk", { create: true }).close();
     writeDiskLabel(root, label);
@@ -82,7 +93,7 @@ export async function cloneDisk(settings: Settings, options: { readonly label: s
       }
     });
 
-    const clone = await MountedDisk.open(catalog, root, `disk${archive.disks.length}`);
+    const clone = await MountedDisk.open(catalog, root, `disk${archive.disks.length}`, { keys });
     try {
       const sources = archive.disks.filter((mounted) => mounted.label.diskId === disk.id);
       const fill = await applyDeferred(catalog, clone, { otherCopies: sources, preferCopies: true });

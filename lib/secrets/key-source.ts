@@ -54,12 +54,15 @@ export class KeySource {
   }
 
   /**
-   * The key for a new encrypted disk: the first key file, else
-   * BLAINE_PASSWORD, else typed twice on the terminal.
+   * The key for a new encrypted disk: the last key file (the others open the
+   * disks a twin is cloned from), else BLAINE_PASSWORD, else typed twice on
+   * the terminal.
    */
   async forNewDisk(label: string): Promise<KeyCandidate> {
-    const [first] = this.known();
-    if (first) return first;
+    const lastKeyfile = this.#keyfiles.at(-1);
+    if (lastKeyfile) return { origin: `--keyfile ${lastKeyfile}`, password: readKeyFile(lastKeyfile) };
+    const [fromEnv] = this.known();
+    if (fromEnv) return fromEnv;
     if (!this.#interactive) {
       throw new UsageError(`disk "${label}" is to be encrypted but no key was given: use --keyfile FILE or set ${PASSWORD_VARIABLE}`);
     }
