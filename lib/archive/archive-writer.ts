@@ -42,7 +42,7 @@ export class ArchiveWriter implements ChangeWriter {
     const db = catalog.sqlite;
     this.#hostHolder = db.prepare(
       `SELECT f.path, f.disk_id AS diskId FROM main.files f JOIN main.disks d ON d.id = f.disk_id
-       WHERE f.hash = ? AND f.size = ? AND f.kind = 'file' AND d.state != 'retired' LIMIT 1`,
+       WHERE f.hash = ? AND f.size = ? AND f.kind = 'file' AND d.state != 'retired' LIMIT 8`,
     );
     this.#hostRow = db.prepare("SELECT disk_id AS diskId, hash FROM main.files WHERE path = ?");
     this.#upsertFile = db.prepare(
@@ -75,8 +75,7 @@ export class ArchiveWriter implements ChangeWriter {
   holdersOf(hash: string, size: number): string[] {
     const local = this.target.holdersOf(hash, size);
     if (local.length > 0) return local;
-    const row = this.#hostHolder.get(hash, size) as { path: string } | null;
-    return row ? [row.path] : [];
+    return (this.#hostHolder.all(hash, size) as { path: string }[]).map((row) => row.path);
   }
 
   /** A temp file for a copy, on the disk its bytes were just reserved on. */
@@ -96,8 +95,13 @@ export class ArchiveWriter implements ChangeWriter {
       list.push({ index, change });
       direct.set(writer, list);
     };
+    // Paths this batch changes: a hardlink may only point at content that is
+    // still there at its place in the queue (the queue is applied in order).
+    const touched = new Set<string>();
     changes.forEach((change, index) => {
-      const route = this.#route(change);
+      const route = this.#route(change, touched);
+      touched.add(change.op === "delete" ? change.path : change.record.path);
+      if (change.op === "rename") touched.add(change.fromPath);
       if (route === "needs-copy") outcomes[index] = { change, ok: false, needsCopy: true };
       else if ("deferred" in route) deferred.push({ index, change, deferred: route.deferred });
       else toWriter(route.writer, index, route.change);
@@ -123,13 +127,13 @@ export class ArchiveWriter implements ChangeWriter {
     return outcomes;
   }
 
-  #route(change: DiskChange): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
+  #route(change: DiskChange, touched: ReadonlySet<string>): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
     switch (change.op) {
       case "place": {
         const writer = this.#writerOfTemp(change.tempName) ?? this.target;
         const { record } = change;
         if (record.kind === "file" && writer.holdersOf(record.hash, record.size).length === 0) {
-          const elsewhere = this.#linkElsewhere(record, writer);
+          const elsewhere = this.#linkElsewhere(record, writer, touched);
           if (elsewhere && "writer" in elsewhere) return elsewhere;
           if (elsewhere) return { deferred: { op: "link", diskId: elsewhere.deferred.diskId, record, tempName: change.tempName } };
         }
@@ -139,7 +143,7 @@ export class ArchiveWriter implements ChangeWriter {
         return { writer: this.target, change };
       case "link": {
         if (this.target.holdersOf(change.record.hash, change.record.size).length > 0) return { writer: this.target, change };
-        return this.#linkElsewhere(change.record, this.target) ?? "needs-copy";
+        return this.#linkElsewhere(change.record, this.target, touched) ?? "needs-copy";
       }
       case "rename": {
         const from = this.#hostRow.get(change.fromPath) as { diskId: string; hash: string } | null;
@@ -159,8 +163,13 @@ export class ArchiveWriter implements ChangeWriter {
   }
 
   /** Content held by another disk: a hardlink there (now if it is mounted, else deferred); no second copy of the data. */
-  #linkElsewhere(record: FileRecord, except: DiskWriter): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | undefined {
-    const holder = this.#hostHolder.get(record.hash, record.size) as { path: string; diskId: string } | null;
+  #linkElsewhere(
+    record: FileRecord,
+    except: DiskWriter,
+    touched: ReadonlySet<string>,
+  ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | undefined {
+    const holders = this.#hostHolder.all(record.hash, record.size) as { path: string; diskId: string }[];
+    const holder = holders.find((row) => !touched.has(row.path));
     if (!holder || holder.diskId === except.disk.label.diskId) return undefined;
     const writer = this.#writers.get(holder.diskId);
     if (writer) return writer.holdersOf(record.hash, record.size).length > 0 ? { writer, change: { op: "link", record } } : undefined;

@@ -48,7 +48,9 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   if (!run.settings.dryRun) {
     // What this run queued for mounted disks it did not write directly (a
     // full disk's renames, the other mounted copy of a twin) is applied now.
-    const atEnd = await applyToMounted(catalog, run.disks, run.signal);
+    // Copies whose queue could not be finished at open are left for next time (reported once).
+    const stuck = new Set(run.deferredAtOpen.filter((result) => result.remaining > 0).map((result) => result.root));
+    const atEnd = await applyToMounted(catalog, run.disks.filter((disk) => !stuck.has(disk.root)), run.signal);
     applied += atEnd.reduce((sum, result) => sum + result.applied, 0);
     reportDeferred(run, [...run.deferredAtOpen, ...atEnd]);
   } else reportDeferred(run, run.deferredAtOpen);

@@ -1,0 +1,121 @@
+import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
+import { appendFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { filesOf, snapshotTree } from "./helpers/fixture.ts";
+import { diffTrees, diskContents, multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
+
+// These tests run the real CLI many times per test: Bun's 5 s default is too short.
+setDefaultTimeout(120_000);
+
+let env: MultiDiskEnv | undefined;
+afterEach(() => {
+  env?.cleanup();
+  env = undefined;
+});
+
+/** A disk C with some files and its twin C′ cloned from it. */
+async function twins(e: MultiDiskEnv) {
+  const C = await e.initDisk("C", 16_000_000);
+  expect((await e.run([C])).exitCode).toBe(0);
+  const C2 = e.diskDir("C2", 16_000_000);
+  const cloned = await e.cli(["disk", "clone", "C", C2, "--json"], [C]);
+  expect(cloned.exitCode).toBe(0);
+  expect(cloned.json.from).toEqual([C]);
+  expect(diffTrees(C, C2)).toBe("");
+  return { C, C2 };
+}
+
+async function pendingPaths(e: MultiDiskEnv): Promise<{ op: string; path: string; lastError: string | null }[]> {
+  const result = await e.cli(["pending", "--json"]);
+  return result.json.actions.map((action: { op: string; path: string; lastError: string | null }) => ({ op: action.op, path: action.path, lastError: action.lastError }));
+}
+
+describe("twin disks", () => {
+  test("a file edited twice while its twin is away: the twin catches up with the last version only, and the two are identical", async () => {
+    env = await multiDiskEnv({ docs: { f: "version 0", g: "unchanged" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    // C′ goes away; C stays and receives two edits of f, a rename and a new file.
+    appendFileSync(e.path("docs/f"), " + edit 1");
+    expect((await e.run([C])).json.modified).toBe(1);
+    appendFileSync(e.path("docs/f"), " + edit 2");
+    writeFileSync(e.path("docs/new"), "new file");
+    rmSync(e.path("docs/g"));
+    expect((await e.run([C])).exitCode).toBe(0);
+    expect((await pendingPaths(e)).map((action) => `${action.op} ${action.path.slice(e.source.length)}`)).toEqual([
+      "copy /docs/f",
+      "copy /docs/f",
+      "copy /docs/new",
+      "delete /docs/g",
+    ]);
+    expect(diffTrees(C, C2)).not.toBe("");
+    // The swap: C′ comes back alone and catches up from the sources.
+    const back = await e.run([C2]);
+    expect(back.exitCode).toBe(0);
+    expect(back.json.deferred.applied).toBe(4);
+    expect(await pendingPaths(e)).toEqual([]);
+    expect(diffTrees(C, C2)).toBe("");
+    for (const copy of [C, C2]) {
+      const { onFileSystem, inCatalog } = diskContents(copy);
+      expect(onFileSystem).toEqual(inCatalog);
+    }
+    const verified = await e.cli(["verify", "--json"], [C, C2]);
+    expect(verified.exitCode).toBe(0);
+  });
+
+  test("catch-up when some source files have since changed: those are reported by path and left queued, then come from the other copy", async () => {
+    env = await multiDiskEnv({ docs: { keep: "keep", m: "m version 0" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    // C′ away: on C a new file n and an edit of m are archived…
+    writeFileSync(e.path("docs/n"), "n as archived");
+    appendFileSync(e.path("docs/m"), " + archived edit");
+    writeFileSync(e.path("docs/easy"), "still as archived");
+    expect((await e.run([C])).exitCode).toBe(0);
+    // …then the sources change again before C′ is back: n is edited, m deleted.
+    writeFileSync(e.path("docs/n"), "n changed since");
+    rmSync(e.path("docs/m"));
+    // C′ alone: what the sources still match is caught up; n and m are reported and stay queued; nothing new goes onto C′.
+    const alone = await e.run([C2]);
+    expect(alone.exitCode).toBe(3);
+    expect(alone.stderr).toContain(`${JSON.stringify(e.path("docs/n"))}`);
+    expect(alone.stderr).toContain(`${JSON.stringify(e.path("docs/m"))}`);
+    expect(alone.stderr).toContain("mount its other copy too");
+    const left = await pendingPaths(e);
+    expect(left.map((action) => action.path).sort()).toEqual([e.path("docs/m"), e.path("docs/n")]);
+    expect(left.every((action) => /no copy of the data/.test(action.lastError ?? ""))).toBe(true);
+    expect(diskContents(C2).inCatalog).toContain(e.path("docs/easy"));
+    // Both mounted: C′ finishes from C, then the new changes go to both.
+    const both = await e.run([C2, C]);
+    expect(both.exitCode).toBe(0);
+    expect(both.json).toMatchObject({ modified: 1, deleted: 1 });
+    expect(await pendingPaths(e)).toEqual([]);
+    expect(diffTrees(C, C2)).toBe("");
+    const to = join(e.root, "restored");
+    const restored = await e.cli(["restore", e.source, "--to", to, "--json"], [C2]);
+    expect(restored.exitCode).toBe(0);
+    expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
+  });
+
+  test("a clone with no copy mounted is filled from the source files, each hash checked; a changed source is left to fill later", async () => {
+    env = await multiDiskEnv({ docs: { a: "aaa", b: "bbb" } });
+    const e = env;
+    const C = await e.initDisk("C", 16_000_000);
+    expect((await e.run([C])).exitCode).toBe(0);
+    writeFileSync(e.path("docs/b"), "bbb changed after archiving");
+    const C2 = e.diskDir("C2", 16_000_000);
+    const cloned = await e.cli(["disk", "clone", "C", C2, "--json"]);
+    expect(cloned.exitCode).toBe(3);
+    expect(cloned.json.from).toEqual(["source files"]);
+    expect(cloned.json.fill.blocked.map((item: { path: string }) => item.path)).toEqual([e.path("docs/b")]);
+    // The same command with C mounted completes it.
+    const again = await e.cli(["disk", "clone", "C", C2, "--json"], [C]);
+    expect(again.exitCode).toBe(0);
+    expect(diffTrees(C, C2)).toBe("");
+    const list = await e.cli(["disk", "list", "--json"], [C, C2]);
+    expect(list.json.disks[0].copies.map((copy: { mounted: string; pending: number }) => [copy.mounted, copy.pending])).toEqual([
+      [C, 0],
+      [C2, 0],
+    ]);
+  });
+});
