@@ -32,6 +32,13 @@ try {
     mkdirSync(dir, { recursive: true });
     rows.push(...(await benchPar2({ workDir: dir, quick })));
   }
+  const deferredBench = join(import.meta.dir, "deferred.ts");
+  if ((!only || only === "deferred") && existsSync(deferredBench)) {
+    const { benchDeferred } = await import(deferredBench);
+    const dir = join(area.dir, "deferred");
+    mkdirSync(dir, { recursive: true });
+    rows.push(...(await benchDeferred({ workDir: dir, quick })));
+  }
 } finally {
   area.cleanup();
 }

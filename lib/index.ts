@@ -28,6 +28,9 @@ export { ArchiveCatalog } from "./catalog/archive-catalog.ts";
 export type { FileRecord, HostFileRow } from "./catalog/records.ts";
 export { MountedDisk } from "./disk/mounted-disk.ts";
 export { readDiskLabel, type DiskLabel } from "./disk/disk-label.ts";
+// Encrypted disks: scripts that open disks outside `blaine run` release the mounts when done.
+export { releaseDiskMounts } from "./disk/unlock.ts";
+export { KeySource } from "./secrets/key-source.ts";
 export { diskLayout, BLAINE_DIR } from "./disk/layout.ts";
 
 // Commands as functions.

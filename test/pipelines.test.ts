@@ -133,10 +133,10 @@ describe("files that vanish or change during a run", () => {
 describe("public surface", () => {
   test("lib/index.ts exports exactly this", () => {
     expect(Object.keys(blaineLib).sort()).toEqual([
-      "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "MATCH_MODES", "MountedDisk", "RunReport",
+      "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "KeySource", "MATCH_MODES", "MountedDisk", "RunReport",
       "applyDeletions", "batches", "buildRecoverySet", "copier", "copyWithHash", "dedup", "diff", "diskLayout", "drain", "finishRun",
       "formatBytes", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "loadSettings",
-      "mapBounded", "openArchiveRun", "parseSize", "readDiskLabel", "repairRecoverySet", "restoreFiles", "verifyDisks",
+      "mapBounded", "openArchiveRun", "parseSize", "readDiskLabel", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "verifyDisks",
       "verifyRecoverySet", "walk", "writeFileAtomic", "writeManifest", "writeRecoverySet",
     ]);
   });

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
+import { syncFileSystem, syncThroughMount } from "../fs/atomic.ts";
 import { KeySource, type KeyCandidate } from "../secrets/key-source.ts";
 import { isCipherName, type CipherName, type CipherTool } from "../system/cipher-tool.ts";
 import { hasProgram } from "../system/exec.ts";
@@ -165,14 +166,20 @@ async function mountWithKeys(
 }
 
 function hold(record: MountRecord): string {
-  if (record.purpose === "command") held.set(record.cipherDir, record);
+  if (record.purpose === "command") {
+    held.set(record.cipherDir, record);
+    syncThroughMount(record.mountpoint, record.cipherDir);
+  }
   return record.mountpoint;
 }
 
 async function releaseMount(record: MountRecord, options: { lazy?: boolean } = {}): Promise<void> {
   held.delete(record.cipherDir);
+  syncThroughMount(record.mountpoint, undefined);
   await unmountFuse(record.mountpoint, { lazy: options.lazy ?? true });
   removeMountRecord(record);
+  // What the FUSE daemon wrote last is on disk before the command reports success.
+  if (!record.readonly) syncFileSystem(record.cipherDir);
 }
 
 /**

@@ -16,13 +16,33 @@ const libc = (() => {
   }
 })();
 
-/** Makes everything written on the file system holding `path` durable. */
-export function syncFileSystem(path: string): void {
+/**
+ * FUSE file systems (an encrypted disk's gocryptfs or securefs mount) do not
+ * pass syncfs on to the file system they write to; their writes reach it
+ * synchronously, so syncing that one instead is what makes them durable.
+ */
+const backingOfMount = new Map<string, string>();
+
+/** Registers (or, with undefined, forgets) the directory whose file system holds a FUSE mount's data. */
+export function syncThroughMount(mountpoint: string, backing: string | undefined): void {
+  if (backing === undefined) backingOfMount.delete(mountpoint);
+  else backingOfMount.set(mountpoint, backing);
+}
+
+function syncfsOne(path: string): void {
   const fd = openSync(path, "r");
   try {
     if (!libc || libc.symbols.syncfs(fd) !== 0) fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Makes everything written on the file system holding `path` durable. */
+export function syncFileSystem(path: string): void {
+  syncfsOne(path);
+  for (const [mountpoint, backing] of backingOfMount) {
+    if (path === mountpoint || path.startsWith(`${mountpoint}/`)) syncfsOne(backing);
   }
 }
 
