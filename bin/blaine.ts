@@ -50,6 +50,8 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
   .option("--capacity <size>", "Most data this disk may hold")
   .option("--max-delete <n>", "Safety stop above this many deletions: COUNT or PERCENT (default 10% or 1000)")
   .option("--keep-deleted", "Keep files deleted from the sources in the archive")
+  .option("--parity <percent>", "PAR2 recovery data per archived file: PERCENT (10 or 10%; default 10%) or off")
+  .option("--parity-engine <name>", "builtin (default), parpar or par2")
   .action(async (args: string[], flags: Flags) => {
     const pipeline = args.length > 0 && isPipelineArgument(args[0]) ? args[0] : undefined;
     const sources = pipeline ? args.slice(1) : args;
@@ -120,10 +122,12 @@ common(cli.command("ls [...globs]", "List archived files (all, or matching paths
   return listFiles(settings, globs, createOutput(settings.json));
 });
 
-common(cli.command("verify", "Re-read every file on the mounted disks and check it against the catalog")).action(async (flags: Flags) => {
-  const settings = loadSettings(flags);
-  return (await verifyDisks(settings, createOutput(settings.json))).exitCode;
-});
+common(cli.command("verify", "Re-read every file on the mounted disks and check it against the catalog"))
+  .option("--repair", "Repair damaged files from their PAR2 parity")
+  .action(async (flags: Flags) => {
+    const settings = loadSettings(flags);
+    return (await verifyDisks(settings, createOutput(settings.json), undefined, { repair: Boolean(flags.repair) })).exitCode;
+  });
 
 common(cli.command("restore [...paths]", "Restore archived paths, directories or globs under --to DIR"))
   .option("--to <dir>", "Where to restore (files come back at DIR/<absolute path>)")

@@ -4,6 +4,7 @@ import { BlaineError, ExitCode, UsageError, errorMessage } from "./errors.ts";
 import { HASH_ALGORITHMS, type HashAlgorithm } from "./hashing.ts";
 import { parseSize, parseSizeOrPercent, type SizeOrPercent } from "./size.ts";
 import { MATCH_MODES, type MatchMode } from "./stages/differ.ts";
+import { parseParityEngine, parseParityPercent, type ParityEngine } from "./disk/parity-store.ts";
 
 /** The file looked for in the working directory when --config is not given. */
 export const CONFIG_FILE = "blaine.toml";
@@ -30,6 +31,9 @@ export interface Settings {
   /** A count or a percentage of the archived files; undefined: 10 % or 1000, whichever is smaller. */
   readonly maxDelete: { readonly count: number } | { readonly percent: number } | undefined;
   readonly keepDeleted: boolean;
+  /** PAR2 redundancy of archived content in percent (`--parity`, default 10); undefined: off. */
+  readonly parity: number | undefined;
+  readonly parityEngine: ParityEngine;
   /** Key files of encrypted disks (`--keyfile`, repeatable): each disk opens with the first that fits. */
   readonly keyfiles: readonly string[];
   readonly dryRun: boolean;
@@ -42,6 +46,7 @@ export type Flags = Record<string, unknown>;
 const KNOWN_KEYS = new Set([
   "db", "dest", "sources", "source", "exclude", "snapraid-conf", "match", "hash", "copier",
   "reserve", "capacity", "max-delete", "keep-deleted", "disks", "keyfile",
+  "parity", "parity-engine",
 ]);
 
 /** Whether blaine.toml may hold `key` (blaine init writes only keys this Blaine reads). */
@@ -111,6 +116,8 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
     capacity: capacity === undefined ? undefined : parseSize(capacity as string, "--capacity"),
     maxDelete: parseMaxDelete(pick("max-delete")),
     keepDeleted: Boolean(pick("keep-deleted") ?? false),
+    parity: parseParityPercent(pick("parity")),
+    parityEngine: parseParityEngine(pick("parity-engine")),
     keyfiles: pathOf("keyfile"),
     dryRun: Boolean(flags.dryRun ?? false),
     json: Boolean(flags.json ?? false),

@@ -9,6 +9,7 @@ export { diff, MATCH_MODES, type DiffOptions, type MatchMode } from "./stages/di
 export { hashEach, hashWhereDuplicatePossible, type HashOptions } from "./stages/hasher.ts";
 export { dedup, type DedupOptions } from "./stages/dedup.ts";
 export { copier, type CopierOptions, type CopyFunction } from "./stages/copier.ts";
+export { parity, type ParityOptions } from "./stages/parity.ts";
 export { writeManifest, type ManifestWriterOptions } from "./stages/manifest-writer.ts";
 
 // Composing them.
@@ -21,6 +22,7 @@ export type { Pipeline, PipelineContext } from "./pipeline/context.ts";
 export { openArchiveRun, type ArchiveRun } from "./archive/run-context.ts";
 export { applyDeletions } from "./archive/deletions.ts";
 export { finishRun, type RunResult } from "./archive/finish-run.ts";
+export { openParity, type ParityRun } from "./archive/parity-run.ts";
 export { RunReport, type RunCounts, type RunError } from "./report.ts";
 
 // Catalogs and disks.

@@ -1,7 +1,8 @@
 /**
  * The archive pipeline, what `blaine run` runs by default:
- * walker → differ → hasher → dedup → copier → manifest writer, then the
- * deletions and the end-of-run bookkeeping. Composition only.
+ * walker → differ → hasher → dedup → copier → parity → manifest writer, then
+ * the deletions, the parity bookkeeping and the end-of-run bookkeeping.
+ * Composition only.
  */
 import {
   applyDeletions,
@@ -11,6 +12,8 @@ import {
   drain,
   finishRun,
   hashWhereDuplicatePossible,
+  openParity,
+  parity,
   walk,
   writeManifest,
   type PipelineContext,
@@ -24,9 +27,12 @@ export default async function archive(context: PipelineContext): Promise<RunResu
     const changed = diff(entries, run.diff);
     const hashed = hashWhereDuplicatePossible(changed, run.hash);
     const routed = dedup(hashed, run.dedup);
+    const parityRun = openParity(run);
     const stored = copier(routed, run.copier);
-    await drain(writeManifest(stored, run.manifest));
+    const guarded = parity(stored, parityRun.stage);
+    await drain(writeManifest(guarded, run.manifest));
     await applyDeletions(run);
+    await parityRun.settle();
     return await finishRun(run);
   } finally {
     run.close();

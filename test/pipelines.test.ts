@@ -136,7 +136,7 @@ describe("public surface", () => {
       "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "KeySource", "MATCH_MODES", "MountedDisk", "RunReport",
       "applyDeletions", "batches", "buildRecoverySet", "copier", "copyWithHash", "dedup", "diff", "diskLayout", "drain", "finishRun",
       "formatBytes", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "loadSettings",
-      "mapBounded", "openArchiveRun", "parseSize", "readDiskLabel", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "verifyDisks",
+      "mapBounded", "openArchiveRun", "openParity", "parity", "parseSize", "readDiskLabel", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "verifyDisks",
       "verifyRecoverySet", "walk", "writeFileAtomic", "writeManifest", "writeRecoverySet",
     ]);
   });

@@ -35,3 +35,22 @@ export const intents = sqliteTable("intents", {
   changes: text("changes").notNull(),
   createdAt: integer("created_at").notNull(),
 });
+
+/**
+ * PAR2 recovery sets on this disk, one per content (hash): a row means the
+ * set is complete and durable under `.blaine/parity/`, so the content is
+ * protected. Keyed by content, not path, so renames and hardlinks never
+ * need new parity; the row goes when the last path of the content does.
+ * Rows are written only after the set's files are synced (a set without a
+ * row, left by a killed run, is checked or made again by the next run).
+ */
+export const paritySets = sqliteTable("parity_sets", {
+  hash: text("hash").primaryKey(),
+  size: integer("size").notNull(),
+  sliceSize: integer("slice_size").notNull(),
+  recoverySlices: integer("recovery_slices").notNull(),
+  /** Number of .par2 files (index and vol files) and their total bytes. */
+  files: integer("files").notNull(),
+  bytes: integer("bytes").notNull(),
+  createdAt: integer("created_at").notNull(),
+});

@@ -124,7 +124,9 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   const set = loadRecoverySet(setPath);
   const byName = new Map(extra.map((file) => [basename(file), file]));
   const fallback = defaultLocation(setPath);
-  const locate = (name: string) => byName.get(basename(name)) ?? fallback(name);
+  // One file for a one-file set may have any name (a renamed file, an archived copy).
+  const only = set.entries.length === 1 && extra.length === 1 ? extra[0] : undefined;
+  const locate = (name: string) => byName.get(basename(name)) ?? only ?? fallback(name);
   const check = await checkFiles(set, { locate });
   report(check, out);
   if (action === "verify") {

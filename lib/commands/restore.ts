@@ -4,6 +4,7 @@ import type { HostFileRow } from "../catalog/records.ts";
 import { selectFiles } from "../catalog/select-files.ts";
 import type { Settings } from "../config.ts";
 import { copyWithHash } from "../copy/builtin-copy.ts";
+import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { hashAlgorithmOf } from "../hashing.ts";
 import type { RunError } from "../report.ts";
@@ -102,7 +103,8 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
             lutimesSync(temp, file.mtimeMs / 1000, file.mtimeMs / 1000);
           });
         } else {
-          const ok = await restoreFile(file, disk.layout.dataPath(file.path), target, options.signal);
+          const read = await restoreFile(file, disk.layout.dataPath(file.path), target, options.signal);
+          const ok = read.matches ? read : await repairRestoredCopy(disk, file, target, read, output, options.signal);
           if (!ok.matches) damaged.push({ path: file.path, message: `hash mismatch: archived ${file.hash}, read ${ok.hash}` });
           bytes += file.size;
           if (sharedInodes.has(inodeKey)) firstOfInode.set(inodeKey, target);

@@ -9,6 +9,7 @@ import { walk } from "../stages/walker.ts";
 import { formatBytes } from "../size.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
+import { printParity, verifyParity, type ParityVerification } from "./verify-parity.ts";
 import { UsageError } from "../errors.ts";
 
 export interface DiskVerification {
@@ -27,6 +28,8 @@ export interface DiskVerification {
 export interface VerifyResult {
   readonly exitCode: ExitCodeValue;
   readonly disks: readonly DiskVerification[];
+  /** PAR2 parity: sets checked, damaged sets, and what --repair repaired. */
+  readonly parity: ParityVerification;
 }
 
 interface EntryRow {
@@ -42,15 +45,20 @@ interface EntryRow {
  * catalog; lists missing, corrupt and unexpected files, and any disagreement
  * between the host and disk catalogs. Hardlinked data is read once.
  */
-export async function verifyDisks(settings: Settings, output?: Output, signal?: AbortSignal): Promise<VerifyResult> {
+export async function verifyDisks(settings: Settings, output?: Output, signal?: AbortSignal, options: { repair?: boolean } = {}): Promise<VerifyResult> {
   if (settings.dest.length === 0 && settings.disks.length === 0) throw new UsageError("verify: give the mounted disks with --dest DIR (or dest or disks in blaine.toml)");
   const archive = await openArchive(settings, { write: true, signal });
   try {
     const disks: DiskVerification[] = [];
     for (const disk of archive.disks) disks.push(await verifyDisk(archive.catalog, disk, signal));
-    const damaged = disks.some((d) => d.missing.length + d.corrupt.length + d.unexpected.length + d.catalogMismatch.length > 0);
-    const result: VerifyResult = { exitCode: damaged ? ExitCode.damage : ExitCode.ok, disks };
-    if (output) printVerify(result, output);
+    const parity = await verifyParity(archive.catalog, archive.disks, disks, { repair: options.repair, signal });
+    const corruptLeft = disks.reduce((n, d) => n + d.corrupt.length, 0) - parity.repaired.length;
+    const damaged = corruptLeft > 0 || parity.damagedSets.length > 0 || disks.some((d) => d.missing.length + d.unexpected.length + d.catalogMismatch.length > 0);
+    const result: VerifyResult = { exitCode: damaged ? ExitCode.damage : ExitCode.ok, disks, parity };
+    if (output) {
+      printParity(parity, output);
+      printVerify(result, output);
+    }
     return result;
   } finally {
     archive.close();

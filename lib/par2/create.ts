@@ -32,6 +32,8 @@ export interface CreateOptions {
   readonly sliceSize?: number;
   /** -b: most input slices (default 2000). */
   readonly blockCount?: number;
+  /** Smallest slice size to choose (default 1 KiB without -b, else 4). */
+  readonly minSliceSize?: number;
   /** -r: redundancy in percent of the input slices (default 5). */
   readonly redundancy?: number;
   /** -c: recovery slices, instead of -r. */

@@ -33,7 +33,7 @@ export function sliceCountFor(fileSizes: readonly number[], sliceSize: number): 
  * 2000), at least 1 KiB unless the largest file is smaller, and grown until
  * the set has at most 32768 slices.
  */
-export function chooseSliceSize(fileSizes: readonly number[], options: { sliceSize?: number; blockCount?: number } = {}): number {
+export function chooseSliceSize(fileSizes: readonly number[], options: { sliceSize?: number; blockCount?: number; minSliceSize?: number } = {}): number {
   const largest = Math.max(0, ...fileSizes);
   if (largest === 0) return 4;
   if (options.sliceSize !== undefined) {
@@ -51,7 +51,7 @@ export function chooseSliceSize(fileSizes: readonly number[], options: { sliceSi
   }
   const nonEmpty = fileSizes.filter((s) => s > 0).length;
   if (nonEmpty > MAX_INPUT_SLICES) throw new RangeError(`${nonEmpty} files need at least one slice each; PAR2 allows ${MAX_INPUT_SLICES} slices per set`);
-  const floor = options.blockCount === undefined ? Math.min(MIN_AUTO_SLICE_SIZE, roundUp4(largest)) : 4;
+  const floor = Math.min(options.minSliceSize ?? (options.blockCount === undefined ? MIN_AUTO_SLICE_SIZE : 4), roundUp4(largest));
   // Every non-empty file needs a slice of its own, whatever the block count says.
   const limit = Math.max(blockCount, nonEmpty);
   // The slice count only falls as the size grows: binary search over multiples of 4.

@@ -1,0 +1,183 @@
+/**
+ * The PAR2 recovery sets on one archive disk, one set per content:
+ * `.blaine/parity/<first two hex digits>/<algorithm>-<hex>.par2` and one vol
+ * file beside it. Keyed by the content hash, so renames, moves and hardlinks
+ * of the data never need new parity. Files are written atomically (temp,
+ * rename; the vol file before the index, so an index means a whole set) but
+ * not fsynced one by one: the caller syncs the file system once before
+ * recording sets in the catalog.
+ */
+import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { buildRecoverySet } from "../par2/create.ts";
+import { loadRecoverySet } from "../par2/recovery-set.ts";
+import { chooseSliceSize, MIN_AUTO_SLICE_SIZE, recoveryCountFor } from "../par2/sizing.ts";
+import { writeChunksAtomic } from "../par2/write-set.ts";
+import { createWithExternalEngine, type ExternalParityEngine } from "../system/par2-tools.ts";
+import { UsageError } from "../errors.ts";
+import { BLAINE_DIR } from "./layout.ts";
+
+export type ParityEngine = "builtin" | ExternalParityEngine;
+export const PARITY_ENGINES: readonly ParityEngine[] = ["builtin", "parpar", "par2"];
+
+export interface ParityPolicy {
+  /** Recovery slices as a percentage of the input slices. */
+  readonly percent: number;
+  readonly engine: ParityEngine;
+}
+
+/**
+ * Input slices per set. The work of encoding is size × recovery slices, so
+ * with 10 % this keeps it at 50 × the size (a few hundred MB/s on two cores,
+ * faster than a spinning archive disk writes) while a film still gets 50
+ * independently repairable regions. par2cmdline's 2000 would be 4× slower.
+ */
+export const PARITY_BLOCK_COUNT = 500;
+
+export interface StoredSet {
+  readonly sliceSize: number;
+  readonly recoverySlices: number;
+  readonly files: number;
+  readonly bytes: number;
+}
+
+let scratchCounter = 0;
+
+export class ParityStore {
+  readonly dir: string;
+  readonly #root: string;
+
+  constructor(root: string) {
+    this.#root = root;
+    this.dir = join(root, BLAINE_DIR, "parity");
+  }
+
+  /** `sha1:ab12…` → `.blaine/parity/ab/sha1-ab12…` (every file of the set starts with this). */
+  base(hash: string): string {
+    const [algorithm, hex] = hash.split(":");
+    if (!algorithm || !hex || !/^[0-9a-f]+$/.test(hex)) throw new Error(`not a content hash: ${hash}`);
+    return join(this.dir, hex.slice(0, 2), `${algorithm}-${hex}`);
+  }
+
+  indexPath(hash: string): string {
+    return `${this.base(hash)}.par2`;
+  }
+
+  /** The set's files that exist now (index and vol files). */
+  filesOf(hash: string): string[] {
+    const base = this.base(hash);
+    const directory = join(base, "..");
+    const prefix = `${base.slice(directory.length + 1)}.`;
+    let names: string[];
+    try {
+      names = readdirSync(directory);
+    } catch {
+      return [];
+    }
+    return names.filter((name) => name.startsWith(prefix) && name.endsWith(".par2")).map((name) => join(directory, name));
+  }
+
+  /** Writes the set of `hash` from `dataPath`, whose archived name is `name`; replaces any partial set left before. */
+  async create(hash: string, dataPath: string, name: string, policy: ParityPolicy, signal?: AbortSignal): Promise<StoredSet> {
+    this.remove(hash);
+    const base = this.base(hash);
+    mkdirSync(join(base, ".."), { recursive: true });
+    const size = statSync(dataPath).size;
+    const sizing = { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE };
+    if (policy.engine === "builtin") {
+      const built = await buildRecoverySet({ files: [{ path: dataPath, name }], redundancy: policy.percent, recoveryFileCount: 1, signal, ...sizing });
+      // Vol files first: an index file is only ever beside a whole set.
+      const ordered = [...built.files.slice(1), built.files[0]];
+      let bytes = 0;
+      for (const file of ordered) {
+        writeChunksAtomic(base + file.suffix, file.chunks, { sync: false });
+        bytes += file.chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+      }
+      return { sliceSize: built.sliceSize, recoverySlices: built.recoveryCount, files: ordered.length, bytes };
+    }
+    const sliceSize = chooseSliceSize([size], sizing);
+    const recoverySlices = recoveryCountFor(Math.ceil(size / sliceSize), policy.percent);
+    const scratch = join(this.#root, BLAINE_DIR, "tmp", `parity-${process.pid}-${scratchCounter++}`);
+    mkdirSync(scratch, { recursive: true });
+    try {
+      linkSync(dataPath, join(scratch, name));
+      const setName = `${base.slice(base.lastIndexOf("/") + 1)}.par2`;
+      await createWithExternalEngine(policy.engine, { dir: scratch, fileName: name, setName, sliceSize, recoverySlices });
+      const made = readdirSync(scratch).filter((file) => file.endsWith(".par2"));
+      const ordered = [...made.filter((file) => file !== setName), setName];
+      let bytes = 0;
+      for (const file of ordered) {
+        bytes += statSync(join(scratch, file)).size;
+        renameSync(join(scratch, file), join(base, "..", file));
+      }
+      return { sliceSize, recoverySlices, files: ordered.length, bytes };
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The set of `hash` if it is whole: its index and every recovery slice its
+   * vol file names promise are intact, and it describes one file of `size`.
+   */
+  check(hash: string, size: number): StoredSet | undefined {
+    const index = this.indexPath(hash);
+    if (!existsSync(index)) return undefined;
+    try {
+      const set = loadRecoverySet(index);
+      if (set.entries.length !== 1 || set.entries[0].description.length !== size) return undefined;
+      if (set.recovery.length === 0 || set.recoveryDamaged > 0) return undefined;
+      const bytes = set.parFiles.reduce((sum, path) => sum + statSync(path).size, 0);
+      return { sliceSize: set.sliceSize, recoverySlices: set.recovery.length, files: set.parFiles.length, bytes };
+    } catch {
+      return undefined;
+    }
+  }
+
+  remove(hash: string): void {
+    for (const path of this.filesOf(hash)) rmSync(path, { force: true });
+  }
+
+  /** Every content hash with files in the store (for sweeping sets whose content is gone). */
+  storedHashes(): Set<string> {
+    const hashes = new Set<string>();
+    let shards: string[];
+    try {
+      shards = readdirSync(this.dir);
+    } catch {
+      return hashes;
+    }
+    for (const shard of shards) {
+      let names: string[];
+      try {
+        names = readdirSync(join(this.dir, shard));
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const match = /^([a-z0-9]+)-([0-9a-f]+)\./.exec(name);
+        if (match && name.endsWith(".par2")) hashes.add(`${match[1]}:${match[2]}`);
+      }
+    }
+    return hashes;
+  }
+}
+
+/** `--parity`: `10`, `10%` or `off` (also `false`/`0` in blaine.toml); default 10 %. Undefined means off. */
+export function parseParityPercent(value: unknown): number | undefined {
+  if (value === undefined || value === null) return 10;
+  if (value === false) return undefined;
+  const text = String(value).trim().toLowerCase();
+  if (text === "off" || text === "none" || text === "false") return undefined;
+  const match = /^(\d+(?:\.\d+)?)%?$/.exec(text);
+  if (!match) throw new UsageError(`--parity: "${String(value)}" is not a percentage (like 10 or 10%) or off`);
+  const percent = Number(match[1]);
+  if (percent > 1000) throw new UsageError(`--parity: ${percent}% is more recovery data than PAR2 can hold usefully (at most 1000%)`);
+  return percent === 0 ? undefined : percent;
+}
+
+export function parseParityEngine(value: unknown): ParityEngine {
+  const engine = String(value ?? "builtin");
+  if (!PARITY_ENGINES.includes(engine as ParityEngine)) throw new UsageError(`--parity-engine: "${engine}" is not one of ${PARITY_ENGINES.join(", ")}`);
+  return engine as ParityEngine;
+}

@@ -1,0 +1,85 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { basename } from "node:path";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
+import { ParityStore, type ParityPolicy, type StoredSet } from "../disk/parity-store.ts";
+import { errorMessage } from "../errors.ts";
+import { mapBounded } from "../pipeline/bounded.ts";
+import type { StoredFile } from "../pipeline/types.ts";
+import type { RunReport } from "../report.ts";
+
+export interface ParityOptions {
+  /** Redundancy and engine; undefined when parity is off (items pass through). */
+  readonly policy: ParityPolicy | undefined;
+  /** Disks a copied temp file may be on. */
+  readonly disks: readonly MountedDisk[];
+  readonly catalog: ArchiveCatalog;
+  readonly report: RunReport;
+  /** Sets made by this run, per disk root: recorded in the catalog once durable (see settleParity). */
+  readonly made: Map<string, Map<string, StoredSet>>;
+  /**
+   * Files worked on at once. Small files are encoded in this thread, so a few
+   * at a time overlap one file's reads with another's hashing; large files
+   * spread over worker threads by themselves.
+   * @default 4
+   */
+  readonly concurrency?: number;
+  readonly dryRun?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The parity stage, between copier and manifest writer: makes the PAR2
+ * recovery set of each newly copied content from its temp file (already on
+ * the disk, so the source is not read again) into the disk's parity store.
+ * One set per content: content the disk already protects, or that this run
+ * already protected, is passed on untouched, as are links, renames and
+ * symlinks. A set that cannot be made is a warning, not a lost file: the
+ * file is archived unprotected and the next run makes its parity.
+ */
+export async function* parity(items: AsyncIterable<StoredFile>, options: ParityOptions): AsyncGenerator<StoredFile> {
+  const { policy } = options;
+  if (!policy || options.dryRun) {
+    yield* items;
+    return;
+  }
+  const inFlight = new Map<string, Promise<void>>();
+  const protectedStatements = new Map(
+    options.disks.map((disk) => [disk.root, options.catalog.sqlite.prepare(`SELECT 1 FROM ${disk.alias}.parity_sets WHERE hash = ?`)]),
+  );
+  yield* mapBounded(
+    items,
+    async (item) => {
+      if (item.action !== "copy" || !item.tempName || item.size === 0) return item;
+      const disk = options.disks.find((candidate) => existsSync(join(candidate.layout.tmp, item.tempName!)));
+      if (!disk) return item;
+      const made = options.made.get(disk.root) ?? new Map<string, StoredSet>();
+      options.made.set(disk.root, made);
+      const key = `${disk.root}\0${item.hash}`;
+      const pending = inFlight.get(key);
+      if (pending) {
+        await pending;
+        return item;
+      }
+      if (made.has(item.hash) || protectedStatements.get(disk.root)?.get(item.hash)) return item;
+      const work = (async () => {
+        try {
+          const set = await new ParityStore(disk.root).create(item.hash, join(disk.layout.tmp, item.tempName!), basename(item.path), policy, options.signal);
+          made.set(item.hash, set);
+        } catch (error) {
+          options.signal?.throwIfAborted();
+          options.report.warn(item.path, `no parity made (${errorMessage(error)}); the next run tries again`);
+        }
+      })();
+      inFlight.set(key, work);
+      try {
+        await work;
+      } finally {
+        inFlight.delete(key);
+      }
+      return item;
+    },
+    { concurrency: options.concurrency ?? 4, signal: options.signal },
+  );
+}

@@ -1,0 +1,184 @@
+/**
+ * The parity stage in real runs: one PAR2 set per content under
+ * .blaine/parity, surviving renames and hardlinked duplicates, removed with
+ * the content's last path, recorded only once durable (kill -9 in between is
+ * made good by the next run), checked and repaired by verify, used by
+ * restore, and readable by stock par2cmdline.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { hasProgram } from "../lib/system/exec.ts";
+import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
+import { blaine } from "./helpers/cli.ts";
+import { seededBytes } from "./helpers/fixture.ts";
+
+const hasPar2 = hasProgram("par2");
+if (!hasPar2) console.log("skipped stock-par2cmdline checks of Blaine's parity: par2 is not installed (apt-get install par2)");
+
+let env: ArchiveEnv | undefined;
+afterEach(() => env?.cleanup());
+
+function paritySets(disk: string): { hash: string; size: number; recovery_slices: number }[] {
+  const db = new Database(join(disk, ".blaine", "catalog.db"), { readonly: true });
+  try {
+    return db.query("SELECT hash, size, recovery_slices FROM parity_sets ORDER BY hash").all() as { hash: string; size: number; recovery_slices: number }[];
+  } finally {
+    db.close();
+  }
+}
+
+function parityFiles(disk: string): string[] {
+  const root = join(disk, ".blaine", "parity");
+  if (!existsSync(root)) return [];
+  return readdirSync(root).flatMap((shard) => readdirSync(join(root, shard)).map((name) => join(root, shard, name))).sort();
+}
+
+function indexOf(disk: string, hash: string): string {
+  const hex = hash.split(":")[1];
+  return join(disk, ".blaine", "parity", hex.slice(0, 2), `sha1-${hex}.par2`);
+}
+
+function damage(path: string, at: number, length: number): void {
+  const fd = openSync(path, "r+");
+  writeSync(fd, new Uint8Array(length).fill(0x5a), 0, length, at);
+  closeSync(fd);
+}
+
+const film = seededBytes(600_000, 1);
+const tree = () => ({ movies: { "film.mkv": film, "notes.txt": seededBytes(10_000, 2), "empty.txt": "" }, other: { "dup.mkv": film } });
+
+describe("parity stage", () => {
+  test("one set per content, recorded, readable by stock par2cmdline; renames and duplicates need no new parity", async () => {
+    env = await archiveEnv(tree());
+    const first = await env.run();
+    expect(first.exitCode).toBe(0);
+    const sets = paritySets(env.disk);
+    expect(sets.length).toBe(2); // film (twice) and notes; the empty file needs none
+    expect(sets.map((s) => s.size).sort((a, b) => a - b)).toEqual([10_000, 600_000]);
+    const files = parityFiles(env.disk);
+    expect(files.length).toBe(4); // an index and one vol file each
+    const before = Object.fromEntries(files.map((f) => [f, statSync(f).mtimeMs]));
+
+    const filmSet = sets.find((s) => s.size === 600_000)!;
+    if (hasPar2) {
+      const location = env.onDisk("movies/film.mkv");
+      const stock = Bun.spawnSync(["par2", "verify", "-q", "-B", dirname(location), indexOf(env.disk, filmSet.hash), location], { stdout: "pipe", stderr: "pipe" });
+      expect(stock.stdout.toString()).toContain("All files are correct");
+      expect(stock.exitCode).toBe(0);
+    }
+
+    renameSync(join(env.source, "movies", "film.mkv"), join(env.source, "movies", "renamed.mkv"));
+    linkSync(join(env.source, "movies", "notes.txt"), join(env.source, "other", "notes-link.txt"));
+    const second = await env.run();
+    expect(second.exitCode).toBe(0);
+    expect(second.json.renamed).toBe(1);
+    expect(paritySets(env.disk)).toEqual(sets);
+    expect(Object.fromEntries(parityFiles(env.disk).map((f) => [f, statSync(f).mtimeMs]))).toEqual(before);
+    expect((await env.verify()).exitCode).toBe(0);
+  }, 60_000);
+
+  test("deleting the last path of a content removes its parity; deleting one of two keeps it", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    rmSync(join(env.source, "other", "dup.mkv"));
+    expect((await env.run()).exitCode).toBe(0);
+    expect(paritySets(env.disk).length).toBe(2);
+    rmSync(join(env.source, "movies", "film.mkv"));
+    expect((await env.run()).exitCode).toBe(0);
+    expect(paritySets(env.disk).map((s) => s.size)).toEqual([10_000]);
+    expect(parityFiles(env.disk).length).toBe(2);
+  }, 60_000);
+
+  test("kill -9 after the parity is written but before it is recorded: the next run records it", async () => {
+    env = await archiveEnv(tree());
+    const crash = await blaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "parity-before-record" } });
+    expect(crash.exitCode).not.toBe(0);
+    expect(parityFiles(env.disk).length).toBe(4);
+    expect(paritySets(env.disk)).toEqual([]);
+    const again = await env.run();
+    expect(again.exitCode).toBe(0);
+    expect(paritySets(env.disk).length).toBe(2);
+    expect((await env.verify()).exitCode).toBe(0);
+  }, 60_000);
+
+  test("content archived with --parity off gets its parity from the next run with parity", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run("--parity", "off")).exitCode).toBe(0);
+    expect(parityFiles(env.disk)).toEqual([]);
+    const unprotected = await env.verify();
+    expect(unprotected.exitCode).toBe(0);
+    expect(unprotected.json.parity.unprotected).toBe(2);
+    expect((await env.run("--parity", "20%")).exitCode).toBe(0);
+    const sets = paritySets(env.disk);
+    expect(sets.length).toBe(2);
+    // 600 000 bytes in 500 slices of 1200 bytes: 20 % is 100 recovery slices.
+    expect(sets.find((s) => s.size === 600_000)!.recovery_slices).toBe(100);
+  }, 60_000);
+
+  test("verify finds damaged parity; verify --repair makes it again and repairs damaged data, re-checking the hash", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    const filmHash = paritySets(env.disk).find((s) => s.size === 600_000)!.hash;
+    const notesHash = paritySets(env.disk).find((s) => s.size === 10_000)!.hash;
+    const vol = parityFiles(env.disk).find((f) => f.includes(notesHash.split(":")[1]) && f.includes(".vol"))!;
+    damage(vol, 200, 50);
+    damage(env.onDisk("movies/film.mkv"), 1000, 5000); // also seen through its hardlink other/dup.mkv
+
+    const found = await env.verify();
+    expect(found.exitCode).toBe(4);
+    expect(found.json.parity.damagedSets.length).toBe(1);
+    expect(found.json.disks[0].corrupt.length).toBe(2);
+
+    const repaired = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
+    expect(repaired.exitCode).toBe(0);
+    expect(repaired.json.parity.repaired.sort()).toEqual([join(env.source, "movies", "film.mkv"), join(env.source, "other", "dup.mkv")]);
+    expect(repaired.json.parity.rebuiltSets.length).toBe(1);
+    expect(Buffer.compare(readFileSync(env.onDisk("movies/film.mkv")), film)).toBe(0);
+    expect(statSync(env.onDisk("movies/film.mkv")).ino).toBe(statSync(env.onDisk("other/dup.mkv")).ino);
+    expect((await env.verify()).exitCode).toBe(0);
+    expect(existsSync(indexOf(env.disk, filmHash))).toBe(true);
+  }, 60_000);
+
+  test("damage beyond the parity: verify --repair reports it and exits 4", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    damage(env.onDisk("movies/notes.txt"), 0, 5000); // 5 of 10 slices; 1 recovery slice
+    const result = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
+    expect(result.exitCode).toBe(4);
+    expect(result.json.parity.unrepaired.map((u: { path: string }) => u.path)).toEqual([join(env.source, "movies", "notes.txt")]);
+  }, 60_000);
+
+  test("restore repairs a damaged file on the fly from its parity", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    damage(env.onDisk("movies/film.mkv"), 300_000, 2000);
+    const to = join(env.root, "restored");
+    const result = await env.restore(to);
+    expect(result.exitCode).toBe(0);
+    expect(result.json.damaged).toEqual([]);
+    expect(Buffer.compare(readFileSync(join(to, env.source, "movies", "film.mkv")), film)).toBe(0);
+    expect(Buffer.compare(readFileSync(join(to, env.source, "other", "dup.mkv")), film)).toBe(0);
+  }, 60_000);
+
+  test.skipIf(!hasPar2)("--parity-engine par2 makes sets the built-in engine verifies and repairs", async () => {
+    env = await archiveEnv({ "a.bin": seededBytes(50_000, 9) });
+    expect((await env.run("--parity-engine", "par2")).exitCode).toBe(0);
+    expect(paritySets(env.disk).length).toBe(1);
+    damage(env.onDisk("a.bin"), 100, 100);
+    const repaired = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
+    expect(repaired.exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(env.onDisk("a.bin")), seededBytes(50_000, 9))).toBe(0);
+  }, 60_000);
+
+  test("bad parity settings exit 2 and name the option", async () => {
+    env = await archiveEnv({ "a.bin": "a" });
+    const bad = await env.run("--parity", "lots");
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain("--parity");
+    const engine = await env.run("--parity-engine", "magic");
+    expect(engine.exitCode).toBe(2);
+    expect(engine.stderr).toContain("--parity-engine");
+  }, 30_000);
+});
