@@ -11,6 +11,7 @@ import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, r
 import { dirname, join } from "node:path";
 import { hasProgram } from "../lib/system/exec.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
+import { multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { blaine } from "./helpers/cli.ts";
 import { seededBytes } from "./helpers/fixture.ts";
 
@@ -18,7 +19,13 @@ const hasPar2 = hasProgram("par2");
 if (!hasPar2) console.log("skipped stock-par2cmdline checks of Blaine's parity: par2 is not installed (apt-get install par2)");
 
 let env: ArchiveEnv | undefined;
-afterEach(() => env?.cleanup());
+let multi: MultiDiskEnv | undefined;
+afterEach(() => {
+  env?.cleanup();
+  env = undefined;
+  multi?.cleanup();
+  multi = undefined;
+});
 
 function paritySets(disk: string): { hash: string; size: number; recovery_slices: number }[] {
   const db = new Database(join(disk, ".blaine", "catalog.db"), { readonly: true });
@@ -181,4 +188,30 @@ describe("parity stage", () => {
     expect(engine.exitCode).toBe(2);
     expect(engine.stderr).toContain("--parity-engine");
   }, 30_000);
+
+  test("a deferred hardlink (the content's disk offline) gets the content's parity without new parity", async () => {
+    multi = await multiDiskEnv({ movies: { "film.mkv": film } });
+    const A = await multi.initDisk("A", 8_000_000);
+    const B = await multi.initDisk("B", 8_000_000);
+    expect((await multi.run([A])).exitCode).toBe(0);
+    const sets = paritySets(A);
+    expect(sets.length).toBe(1);
+    const before = Object.fromEntries(parityFiles(A).map((f) => [f, statSync(f).mtimeMs]));
+
+    // A is offline: the duplicate becomes a hardlink deferred to A.
+    linkSync(multi.path("movies/film.mkv"), multi.path("movies/again.mkv"));
+    const offline = await multi.run([B]);
+    expect(offline.exitCode).toBe(0);
+    expect(offline.json.deferred.queued).toBe(1);
+    expect(parityFiles(B)).toEqual([]);
+
+    // A comes back: the link is applied, and the content's one set covers it.
+    expect((await multi.run([A, B])).exitCode).toBe(0);
+    expect(statSync(multi.onDisk(A, "movies/again.mkv")).ino).toBe(statSync(multi.onDisk(A, "movies/film.mkv")).ino);
+    expect(paritySets(A)).toEqual(sets);
+    expect(Object.fromEntries(parityFiles(A).map((f) => [f, statSync(f).mtimeMs]))).toEqual(before);
+    const verify = await multi.cli(["verify", "--json"], [A, B]);
+    expect(verify.exitCode).toBe(0);
+    expect(verify.json.parity.unprotected).toBe(0);
+  }, 60_000);
 });
