@@ -70,3 +70,24 @@ describe("blaine doctor", () => {
     }
   });
 });
+
+describe.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("blaine doctor and an encrypted disk", () => {
+  test("with its key, the disk catalog inside is checked; without, doctor says what it needs", async () => {
+    const dir = tempDir();
+    try {
+      const db = join(dir.path, "catalog.db");
+      const disk = join(dir.path, "disk");
+      const keyfile = join(dir.path, "key");
+      writeFileSync(keyfile, "doctor's password\n");
+      expect((await blaine(["disk", "init", disk, "--label", "E", "--db", db, "--encrypt", "gocryptfs", "--keyfile", keyfile])).exitCode).toBe(0);
+      const withKey = await blaine(["doctor", "--json", "--db", db, "--dest", disk, "--keyfile", keyfile]);
+      expect(withKey.exitCode).toBe(0);
+      expect(withKey.json.disks).toEqual([{ dir: disk, label: "E", encrypted: true, ok: true, message: "encrypted with gocryptfs, unlocked; disk catalog integrity check ok" }]);
+      const withoutKey = await blaine(["doctor", "--json", "--db", db, "--dest", disk]);
+      expect(withoutKey.exitCode).toBe(0);
+      expect(withoutKey.json.disks[0].message).toBe("encrypted with gocryptfs; give --keyfile (or BLAINE_PASSWORD) to check its catalog");
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from
 import { join } from "node:path";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { filesOf, makeTree, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
+import { Terminal } from "./helpers/terminal.ts";
 
 setDefaultTimeout(120_000);
 
@@ -31,7 +32,12 @@ const TREE: TreeSpec = {
 };
 
 let dir: ReturnType<typeof tempDir> | undefined;
-afterEach(() => dir?.cleanup());
+let terminal: Terminal | undefined;
+afterEach(() => {
+  terminal?.close();
+  terminal = undefined;
+  dir?.cleanup();
+});
 
 /** A source tree, a catalog, a key file and one encrypted disk, with CLI shortcuts. */
 async function encryptedEnv(cipher: Cipher, spec: TreeSpec = TREE) {
@@ -155,6 +161,20 @@ describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
 
     const right = await blaine(["verify", "--db", env.db, "--dest", env.disk], { env: { BLAINE_PASSWORD: env.password } });
     expect(right.exitCode).toBe(0);
+  });
+
+  test.skipIf(skip || !Bun.which("tmux"))("on a terminal with no key given, the password is asked with a hidden prompt; a wrong one is asked again", async () => {
+    const env = await encryptedEnv(cipher);
+    expect((await env.run("--keyfile", env.keyfile)).exitCode).toBe(0);
+    terminal = new Terminal(env.root, ["verify", "--db", env.db, "--dest", env.disk]);
+    await terminal.answer('Password for disk "E"', "a wrong guess", "Enter");
+    await waitFor(() => (terminal!.screen().match(/Password for disk "E"/g) ?? []).length >= 2, 60_000, "the second prompt");
+    terminal.type(env.password, "Enter");
+    await terminal.waitForText("all intact");
+    expect(await terminal.exitCode()).toBe(0);
+    expect(terminal.screen()).not.toContain(env.password);
+    expect(terminal.screen()).not.toContain("a wrong guess");
+    expect(mountsOf(env.label.copyId)).toEqual([]);
   });
 
   test.skipIf(skip)("a run killed with the disk mounted leaves a stale mount (no password in any argv or environment); the next command cleans it up", async () => {

@@ -109,6 +109,14 @@ export class ArchiveCatalog {
 
   close(): void {
     try {
+      // A statement left unfinalized (drizzle's migrator leaves some) keeps the
+      // connection alive past close, and with it an EXCLUSIVE lock that shuts
+      // out every other process: hand the lock back first (it goes at the
+      // next read once the mode is NORMAL).
+      if (this.#lock) {
+        this.sqlite.exec("PRAGMA locking_mode = NORMAL");
+        this.sqlite.query("SELECT 1 FROM sqlite_master LIMIT 1").get();
+      }
       this.sqlite.close();
     } finally {
       this.#lock?.release();
