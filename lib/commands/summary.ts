@@ -12,6 +12,12 @@ export function formatRunSummary(result: RunResult): string {
       `${result.deduplicated} stored as hardlinks; ${formatBytes(result.bytesCopied)} ${result.dryRun ? "to copy" : `copied (${formatBytes(result.bytesCopied / seconds)}/s)`}.`,
   );
   if (result.recovered > 0) lines.push(`Settled ${result.recovered} operations left by an interrupted run.`);
+  for (const label of result.filledUp ?? []) lines.push(`Disk "${label}" is full (marked so); new data went on to the next mounted open disk.`);
+  const deferred = result.deferred;
+  if (deferred && deferred.applied > 0) lines.push(`Applied ${deferred.applied} deferred action(s) to the mounted disks.`);
+  if (deferred && deferred.queued > 0) {
+    lines.push(`Queued ${deferred.queued} deferred action(s) for disks or copies that are not mounted; ${deferred.remaining} in all wait (blaine pending).`);
+  }
   if (result.errors.length > 0) {
     lines.push(`${result.errors.length} file(s) failed:`);
     for (const error of result.errors.slice(0, 20)) lines.push(`  ${JSON.stringify(error.path)}: ${error.message}`);
