@@ -109,9 +109,10 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
   let parityEngine = given.parityEngine as InitAnswers["parityEngine"] | undefined;
   if (parityEngine === undefined && parity !== "off") {
     parityEngine = await ask(
-      clack.select<"par2" | "parpar">({
+      clack.select<"builtin" | "parpar" | "par2">({
         message: "Parity engine",
         options: [
+          { value: "builtin", label: "builtin", hint: "Blaine's own PAR2 engine, nothing to install" },
           { value: "par2", label: "par2 (par2cmdline)", hint: hasProgram("par2") ? undefined : "not installed", disabled: !hasProgram("par2") },
           { value: "parpar", label: "parpar (faster)", hint: hasProgram("parpar") ? undefined : "not installed", disabled: !hasProgram("parpar") },
         ],
@@ -141,7 +142,7 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
     encrypt: encrypt === "none" ? undefined : encrypt,
     keyfile: encrypt === "none" ? undefined : keyfile,
     parity: parity as string,
-    parityEngine: parityEngine ?? "par2",
+    parityEngine: parityEngine ?? "builtin",
     copier: copier as InitAnswers["copier"],
   };
   clack.note(

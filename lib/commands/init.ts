@@ -24,11 +24,12 @@ export interface InitAnswers {
   readonly keyfile: string | undefined;
   /** "off" or a percentage such as "10%". */
   readonly parity: string;
-  readonly parityEngine: "par2" | "parpar";
+  readonly parityEngine: "builtin" | "parpar" | "par2";
   readonly copier: "builtin" | "dc3dd";
 }
 
-export const PARITY_ENGINES = ["par2", "parpar"] as const;
+/** Who computes parity: Blaine's own PAR2 engine, or ParPar / par2cmdline when installed. */
+export const PARITY_ENGINES = ["builtin", "parpar", "par2"] as const;
 export const LABEL_PATTERN = /^[\w.+-]+$/u;
 
 /**
@@ -97,8 +98,8 @@ export const checks = {
     return undefined;
   },
   parityEngine(name: string): string | undefined {
-    if (!PARITY_ENGINES.includes(name as (typeof PARITY_ENGINES)[number])) return `"${name}" is not par2 or parpar`;
-    if (!hasProgram(name)) return `${name} is not installed${name === "par2" ? " (apt-get install par2)" : " (npm install -g @animetosho/parpar)"}`;
+    if (!PARITY_ENGINES.includes(name as (typeof PARITY_ENGINES)[number])) return `"${name}" is not builtin, parpar or par2`;
+    if (name !== "builtin" && !hasProgram(name)) return `${name} is not installed${name === "par2" ? " (apt-get install par2)" : " (npm install -g @animetosho/parpar)"}`;
     return undefined;
   },
   copier(name: string): string | undefined {
@@ -166,7 +167,7 @@ export function answersForYes(flags: Flags): InitAnswers {
     encrypt: given.encrypt as InitAnswers["encrypt"],
     keyfile: given.keyfile === undefined ? undefined : resolve(String(given.keyfile)),
     parity: (given.parity as string | undefined) ?? "off",
-    parityEngine: (given.parityEngine as InitAnswers["parityEngine"] | undefined) ?? "par2",
+    parityEngine: (given.parityEngine as InitAnswers["parityEngine"] | undefined) ?? "builtin",
     copier: (given.copier as InitAnswers["copier"] | undefined) ?? "builtin",
   };
   if (answers.snapraidConf && !existsSync(answers.snapraidConf)) fail("--snapraid-conf", `${answers.snapraidConf} does not exist`);
