@@ -213,6 +213,21 @@ describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
     expect(run.json.new + run.json.unchanged).toBe(40);
   });
 
+  // A terminal's Ctrl-C goes to the whole foreground process group; the FUSE daemons are started in a
+  // session of their own so that only blaine gets it (securefs -b would otherwise stay in blaine's group).
+  test.skipIf(skip || cipher !== "securefs" || !Bun.which("tmux"))("Ctrl-C at the terminal during a run: the run stops, saves its catalogs and unmounts", async () => {
+    const env = await encryptedEnv(cipher, { big: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}.bin`, { bytes: 1_000_000, seed: i + 1 }])) });
+    terminal = new Terminal(env.root, ["run", "--db", env.db, "--dest", env.disk, "--keyfile", env.keyfile, env.source]);
+    await waitFor(() => mountsOf(env.label.copyId).length > 0, 30_000, "the disk to be mounted");
+    terminal.type("", "C-c");
+    expect(await terminal.exitCode()).toBe(1);
+    expect(terminal.screen()).toContain("Interrupted");
+    expect(mountsOf(env.label.copyId)).toEqual([]);
+    const run = await env.run("--keyfile", env.keyfile);
+    expect(run.exitCode).toBe(0);
+    expect(run.json.new + run.json.unchanged).toBe(40);
+  });
+
   test.skipIf(skip)("blaine mount/unmount let a person browse read-only; a run is refused meanwhile; a dry run leaves no mount", async () => {
     const env = await encryptedEnv(cipher);
     expect((await env.run("--keyfile", env.keyfile)).exitCode).toBe(0);

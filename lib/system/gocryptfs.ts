@@ -23,7 +23,8 @@ export const gocryptfs: CipherTool = {
   async mount(cipherDir, mountpoint, password, options) {
     const $ = await zx();
     const flags = ["-q", "-fsname", options.fsname, ...(options.readonly ? ["-ro"] : [])];
-    const result = await $({ input: `${password}\n`, env: childEnvironment() })`gocryptfs ${flags} ${cipherDir} ${mountpoint}`.nothrow();
+    // Detached, like securefs: Ctrl-C at the terminal is for blaine, not for the daemon.
+    const result = await $({ input: `${password}\n`, env: childEnvironment(), detached: true })`gocryptfs ${flags} ${cipherDir} ${mountpoint}`.nothrow();
     if (result.exitCode === WRONG_PASSWORD) return "wrong-key";
     if (result.exitCode !== 0) throw new BlaineError(`gocryptfs could not mount ${cipherDir}: ${lastLines(result.stderr)}`);
     return "mounted";

@@ -21,7 +21,9 @@ export const securefs: CipherTool = {
   async mount(cipherDir, mountpoint, password, options) {
     const $ = await zx();
     const flags = ["-b", "--fsname", options.fsname, ...(options.readonly ? ["-o", "ro"] : [])];
-    const result = await $({ input: `${password}\n`, env: childEnvironment() })`securefs mount ${flags} ${cipherDir} ${mountpoint}`.nothrow();
+    // Detached: the daemon gets a session of its own, so a Ctrl-C at the terminal reaches
+    // blaine (which unmounts after saving its catalogs), not the file system under it.
+    const result = await $({ input: `${password}\n`, env: childEnvironment(), detached: true })`securefs mount ${flags} ${cipherDir} ${mountpoint}`.nothrow();
     if (result.exitCode !== 0 && /invalid password/i.test(result.stderr)) return "wrong-key";
     if (result.exitCode !== 0) throw new BlaineError(`securefs could not mount ${cipherDir}: ${lastLines(result.stderr, 2)}`);
     return "mounted";
