@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, truncateSync, rmSync, openSync, writeSync,
 import { join } from "node:path";
 import { gfDivide, gfInvertMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient } from "../lib/par2/gf16.ts";
 import { createKernel, type KernelName } from "../lib/par2/kernel.ts";
-import { simdSupported } from "../lib/par2/kernel-simd.ts";
+import { createSimdKernel, simdSupported } from "../lib/par2/kernel-simd.ts";
 import { SliceAccumulator } from "../lib/par2/slice-accumulator.ts";
 import { multiplySlices } from "../lib/par2/slice-multiply.ts";
 import { buildRecoverySet } from "../lib/par2/create.ts";
@@ -91,6 +91,17 @@ describe("kernels", () => {
     const result = accumulator.result();
     const expected = referenceProducts(inputs, sliceSize, 3, coefficient);
     for (let o = 0; o < 3; o++) expect(equalBytes(result.subarray(o * sliceSize, (o + 1) * sliceSize), expected[o])).toBe(true);
+  });
+
+  test.skipIf(!simdSupported())("relaxed and strict swizzle builds of the SIMD kernel give identical bytes", () => {
+    const sliceSize = 8192;
+    const inputs = Array.from({ length: 5 }, (_, k) => seededBytes(sliceSize, 50 + k));
+    const run = (kernel: ReturnType<typeof createKernel>) => {
+      const accumulator = new SliceAccumulator(kernel, { partOffset: 0, partLength: sliceSize, outputs: 2, batchCapacity: 5 });
+      accumulator.addBatch(inputs.map((bytes) => ({ bytes, offset: 0, length: sliceSize })), Uint16Array.from({ length: 10 }, (_, i) => (i * 40503 + 7) & 0xffff));
+      return accumulator.result();
+    };
+    expect(equalBytes(run(createSimdKernel()), run(createSimdKernel({ swizzle: "strict" })))).toBe(true);
   });
 
   test.skipIf(!simdSupported())("SIMD and plain kernels give identical recovery slices, in threads and in-process", async () => {

@@ -44,15 +44,15 @@ function shuffleFunction(name: string, first: readonly number[], second: readonl
 }
 
 /** mulAdd(source, destination, length, table): the eight tables and the nibble mask live in locals. */
-function mulAddFunction(): FunctionDefinition {
+function mulAddFunction(swizzle: readonly number[]): FunctionDefinition {
   const [source, destination, length, table, end] = [0, 1, 2, 3, 4];
   const t = (k: number) => 5 + k; // t0..t7: low/high product bytes for nibble positions 0..3
   const [mask, low, high, n0, n1, n2, n3] = [13, 14, 15, 16, 17, 18, 19];
   const productByte = (half: 0 | 1) => [
-    op.localGet(t(half)), op.localGet(n0), op.i8x16Swizzle,
-    op.localGet(t(2 + half)), op.localGet(n1), op.i8x16Swizzle, op.v128Xor,
-    op.localGet(t(4 + half)), op.localGet(n2), op.i8x16Swizzle, op.v128Xor,
-    op.localGet(t(6 + half)), op.localGet(n3), op.i8x16Swizzle, op.v128Xor,
+    op.localGet(t(half)), op.localGet(n0), swizzle,
+    op.localGet(t(2 + half)), op.localGet(n1), swizzle, op.v128Xor,
+    op.localGet(t(4 + half)), op.localGet(n2), swizzle, op.v128Xor,
+    op.localGet(t(6 + half)), op.localGet(n3), swizzle, op.v128Xor,
   ];
   return {
     name: "mulAdd", params: 4, i32Locals: 1, v128Locals: 15,
@@ -91,21 +91,35 @@ function mulAddBatchFunction(mulAddIndex: number): FunctionDefinition {
   };
 }
 
-let moduleBytes: Uint8Array | undefined;
-function kernelModuleBytes(): Uint8Array {
-  moduleBytes ??= assembleModule([
+function assembleKernel(swizzle: readonly number[]): Uint8Array {
+  return assembleModule([
     shuffleFunction("split", EVEN_LANES, ODD_LANES),
     shuffleFunction("join", FIRST_INTERLEAVE, SECOND_INTERLEAVE),
-    mulAddFunction(),
+    mulAddFunction(swizzle),
     mulAddBatchFunction(2),
   ]);
+}
+
+let moduleBytes: Uint8Array | null | undefined;
+/**
+ * The kernel with relaxed SIMD's swizzle where the runtime has it (JSC
+ * does; it skips a saturating add per lookup), else plain SIMD's; null when
+ * there is no WebAssembly SIMD at all. Nibbles are below 16, so both give
+ * the same bytes.
+ */
+function kernelModuleBytes(): Uint8Array | null {
+  if (moduleBytes !== undefined) return moduleBytes;
+  moduleBytes = null;
+  if (typeof WebAssembly !== "object") return moduleBytes;
+  for (const swizzle of [op.i8x16RelaxedSwizzle, op.i8x16Swizzle]) {
+    const bytes = assembleKernel(swizzle);
+    if (WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) return (moduleBytes = bytes);
+  }
   return moduleBytes;
 }
 
-let supported: boolean | undefined;
 export function simdSupported(): boolean {
-  supported ??= typeof WebAssembly === "object" && WebAssembly.validate(kernelModuleBytes());
-  return supported;
+  return kernelModuleBytes() !== null;
 }
 
 interface KernelExports {
@@ -114,9 +128,12 @@ interface KernelExports {
   mulAddBatch(source: number, sourceStride: number, count: number, destination: number, length: number, tables: number, tableStride: number): void;
 }
 
-export function createSimdKernel(): Kernel {
+/** `swizzle: "strict"` forces plain SIMD's swizzle (to compare with the relaxed one). */
+export function createSimdKernel(options: { swizzle?: "strict" } = {}): Kernel {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(kernelModuleBytes() as Uint8Array<ArrayBuffer>), { env: { memory } });
+  const moduleCode = options.swizzle === "strict" ? assembleKernel(op.i8x16Swizzle) : kernelModuleBytes();
+  if (!moduleCode) throw new Error("WebAssembly SIMD is not available in this runtime");
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(moduleCode as Uint8Array<ArrayBuffer>), { env: { memory } });
   const exports = instance.exports as unknown as KernelExports;
   let bytes = new Uint8Array(memory.buffer);
   return {

@@ -28,7 +28,7 @@ export interface AccumulatorShape {
  * Bytes of each output processed against every input of a batch before
  * moving on: the output chunk stays in L1 and the batch's input chunks in L2.
  */
-const CHUNK = 16384;
+const CHUNK = 8192;
 
 export class SliceAccumulator {
   readonly #kernel: Kernel;

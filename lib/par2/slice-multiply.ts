@@ -23,7 +23,7 @@ export interface MultiplyOptions {
 }
 
 /** Inputs per batch: enough to amortise a round trip, few enough to keep tables and inputs in cache-sized memory. */
-const BATCH = 16;
+const BATCH = 48;
 /** Below this many multiply-accumulated bytes, the calling thread does it (a few milliseconds of work). */
 const WORKER_THRESHOLD = 64 * 1024 * 1024;
 /** Most output bytes held at once per pass; more outputs than this take several passes over the inputs. */

@@ -48,6 +48,8 @@ export const op = {
   v128Store: (offset = 0) => [0xfd, 0x0b, 0x04, ...unsignedLeb(offset)],
   i8x16Shuffle: (lanes: readonly number[]) => [0xfd, 0x0d, ...lanes],
   i8x16Swizzle: [0xfd, 0x0e],
+  /** Relaxed SIMD: same as swizzle for indices below 16 (all the kernel uses), without the out-of-range fix-up. */
+  i8x16RelaxedSwizzle: [0xfd, 0x80, 0x02],
   i8x16Splat: [0xfd, 0x0f],
   v128And: [0xfd, 0x4e],
   v128Xor: [0xfd, 0x51],
