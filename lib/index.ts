@@ -39,6 +39,13 @@ export { diskLayout, BLAINE_DIR } from "./disk/layout.ts";
 export { initDisk } from "./commands/disk-init.ts";
 export { restoreFiles, type RestoreResult } from "./commands/restore.ts";
 export { verifyDisks, type VerifyResult } from "./commands/verify.ts";
+export { cloneDisk, type CloneResult } from "./commands/disk-clone.ts";
+export { listDisks, type DiskListing } from "./commands/disk-list.ts";
+export { retireDisk, type RetireResult } from "./commands/disk-retire.ts";
+export { listPending } from "./commands/pending.ts";
+export { whereIs, type WhereIs } from "./commands/whereis.ts";
+export { rebuildCatalog, type RebuildResult } from "./commands/catalog-rebuild.ts";
+export { applyDeferred, type ApplyDeferredResult } from "./disk/apply-deferred.ts";
 
 // PAR2 recovery sets (the built-in engine).
 export { buildRecoverySet, type BuiltSet, type CreateOptions } from "./par2/create.ts";

@@ -1,6 +1,7 @@
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
+import { expandDiskDirectories } from "../disk/mount-disks.ts";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { formatBytes } from "../size.ts";
 import type { Output } from "./output.ts";
@@ -33,7 +34,8 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
     const sqlite = catalog.sqlite;
     const totals = sqlite.query("SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files").get() as { files: number; bytes: number };
     const mountedByDisk = new Map<string, string>();
-    for (const dest of settings.dest) {
+    const dirs = expandDiskDirectories(settings.dest, settings.disks);
+    for (const dest of [...dirs.required, ...dirs.optional]) {
       const label = readDiskLabel(resolve(dest));
       if (label) mountedByDisk.set(label.diskId, resolve(dest));
     }

@@ -7,6 +7,7 @@ import type { Settings } from "../config.ts";
 import { BLAINE_DIR } from "../disk/layout.ts";
 import { walk } from "../stages/walker.ts";
 import { formatBytes } from "../size.ts";
+import { describeDeferred } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
 import { printParity, verifyParity, type ParityVerification } from "./verify-parity.ts";
@@ -49,6 +50,7 @@ export async function verifyDisks(settings: Settings, output?: Output, signal?: 
   if (settings.dest.length === 0 && settings.disks.length === 0) throw new UsageError("verify: give the mounted disks with --dest DIR (or dest or disks in blaine.toml)");
   const archive = await openArchive(settings, { write: true, signal });
   try {
+    for (const line of describeDeferred(archive.deferred)) output?.say(line);
     const disks: DiskVerification[] = [];
     for (const disk of archive.disks) disks.push(await verifyDisk(archive.catalog, disk, signal));
     const parity = await verifyParity(archive.catalog, archive.disks, disks, { repair: options.repair, signal });
