@@ -104,5 +104,25 @@ export async function benchPar2(options: { workDir: string; quick?: boolean }): 
     peerName: "par2 create per file", unit: "s", ratio: peerSmall / blaineSmall, target: "< 1 s", pass: blaineSmall < 1,
   });
   rmSync(smallDir, { recursive: true, force: true });
+
+  // The same in a real archive run: what the parity stage adds to `blaine run`.
+  const runDir = join(workDir, "run");
+  const source = join(runDir, "src");
+  mkdirSync(source, { recursive: true });
+  names.forEach((name, i) => writeFileSync(join(source, name), block.subarray(i, i + 10_000)));
+  const timeRun = (label: string, parity: string) => {
+    const disk = join(runDir, `disk-${label}`);
+    const db = join(runDir, `${label}.db`);
+    timeCommand(["bun", BIN, "disk", "init", disk, "--label", label, "--db", db]);
+    return timeCommand(["bun", BIN, "run", "--db", db, "--dest", disk, "--reserve", "0", "--parity", parity, source]);
+  };
+  const withParity = timeRun("with", "10%");
+  const withoutParity = timeRun("without", "off");
+  const overhead = Math.max(0, withParity - withoutParity);
+  rows.push({
+    name: `${count} files of 10 KB in blaine run: time parity adds (10 % vs off)`, blaine: overhead, peer: withoutParity,
+    peerName: "the run without parity", unit: "s", ratio: withoutParity / Math.max(overhead, 0.001), target: "< 1 s", pass: overhead < 1,
+  });
+  rmSync(runDir, { recursive: true, force: true });
   return rows;
 }

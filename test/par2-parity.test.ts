@@ -187,6 +187,11 @@ describe("parity stage", () => {
     const engine = await env.run("--parity-engine", "magic");
     expect(engine.exitCode).toBe(2);
     expect(engine.stderr).toContain("--parity-engine");
+    if (!hasProgram("parpar")) {
+      const missing = await env.run("--parity-engine", "parpar");
+      expect(missing.exitCode).toBe(2);
+      expect(missing.stderr).toContain("parpar is not installed");
+    }
   }, 30_000);
 
   test("a deferred hardlink (the content's disk offline) gets the content's parity without new parity", async () => {

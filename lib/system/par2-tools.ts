@@ -5,7 +5,7 @@
  * store then moves the set into place. Same slice size and redundancy as the
  * built-in engine, so every engine gives sets of the same shape.
  */
-import { BlaineError } from "../errors.ts";
+import { BlaineError, ExitCode } from "../errors.ts";
 import { hasProgram, zx } from "./exec.ts";
 
 export type ExternalParityEngine = "par2" | "parpar";
@@ -23,7 +23,7 @@ export interface ExternalParityRequest {
 export function requireParityEngine(engine: ExternalParityEngine): void {
   const program = engine === "par2" ? "par2" : "parpar";
   if (!hasProgram(program)) {
-    throw new BlaineError(`--parity-engine ${engine}: ${program} is not installed (${engine === "par2" ? "apt-get install par2" : "npm install -g @animetosho/parpar"}); use --parity-engine builtin`);
+    throw new BlaineError(`--parity-engine ${engine}: ${program} is not installed (${engine === "par2" ? "apt-get install par2" : "npm install -g @animetosho/parpar"}); use --parity-engine builtin`, ExitCode.usage);
   }
 }
 
