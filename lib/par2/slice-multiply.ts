@@ -3,12 +3,13 @@
  * operation behind both encoding and repair. Large jobs are spread over
  * worker threads, each owning a byte range of every slice (so no input byte
  * is read or sent twice and no result is merged); small jobs run in the
- * calling thread, where starting workers would cost more than the work.
+ * calling thread, where the round trips would cost more than the work.
  */
 import { availableParallelism } from "node:os";
 import { chooseKernel, createKernel, type Kernel, type KernelName } from "./kernel.ts";
 import { SliceAccumulator, type SliceSource } from "./slice-accumulator.ts";
 import type { WorkerReply, WorkerRequest } from "./slice-worker.ts";
+import { withWorkers } from "./worker-pool.ts";
 
 export interface MultiplyOptions {
   readonly sliceSize: number;
@@ -71,7 +72,7 @@ async function multiplyPass(options: MultiplyOptions, firstOutput: number, outpu
       accumulator.close();
     }
   } else {
-    results = await Promise.all(parts.map((part) => runWorker(kernel, part, outputCount, batches, signal)));
+    results = await withWorkers(parts.length, (workers) => Promise.all(parts.map((part, i) => runWorker(workers[i], kernel, part, outputCount, batches, signal))));
   }
 
   const outputs: Uint8Array[] = [];
@@ -96,20 +97,21 @@ function localKernel(name: KernelName): Kernel {
 
 /** Feeds every batch to one worker (at most two in flight, so reading and computing overlap) and returns its part. */
 function runWorker(
+  worker: Worker,
   kernel: KernelName,
   part: { offset: number; length: number },
   outputs: number,
   batches: readonly { sources: SliceSource[]; coefficients: Uint16Array }[],
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
-  const worker = new Worker(new URL("./slice-worker.ts", import.meta.url).href);
   return new Promise<Uint8Array>((resolve, reject) => {
     let sent = 0;
     let acknowledged = -1; // the start message is acknowledged first
     const send = (request: WorkerRequest) => worker.postMessage(request);
     const finish = (error?: Error, part?: Uint8Array) => {
       signal?.removeEventListener("abort", onAbort);
-      worker.terminate();
+      worker.onmessage = null;
+      worker.onerror = null;
       if (error) reject(error);
       else resolve(part!);
     };

@@ -1,0 +1,35 @@
+/**
+ * The worker threads of the PAR2 engine, started once and kept for the life
+ * of the process (unref'd, so they never keep it alive): an archive run
+ * encodes many files, and starting threads for each would cost more than a
+ * mid-sized file's work. One multiply pass at a time borrows them; the
+ * others wait their turn (the pass already uses every core).
+ */
+const idle: Worker[] = [];
+let turn: Promise<void> = Promise.resolve();
+
+const WORKER_URL = new URL("./slice-worker.ts", import.meta.url).href;
+
+export async function withWorkers<T>(count: number, use: (workers: readonly Worker[]) => Promise<T>): Promise<T> {
+  const previous = turn;
+  let release!: () => void;
+  turn = new Promise<void>((resolve) => (release = resolve));
+  await previous;
+  const workers = idle.splice(0, count);
+  while (workers.length < count) {
+    const worker = new Worker(WORKER_URL);
+    worker.unref();
+    workers.push(worker);
+  }
+  let healthy = false;
+  try {
+    const result = await use(workers);
+    healthy = true;
+    return result;
+  } finally {
+    // A worker that failed or was aborted mid-job is not trusted with another.
+    if (healthy) idle.push(...workers);
+    else for (const worker of workers) worker.terminate();
+    release();
+  }
+}
