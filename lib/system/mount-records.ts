@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, chmodSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { errnoCode } from "../errors.ts";
@@ -24,6 +24,16 @@ export interface MountRecord {
   readonly pid: number;
   /** The process' start time (clock ticks since boot), so a reused pid is not mistaken for the owner. */
   readonly pidStart: string;
+  /** Mount and pid namespaces of the owner: a process elsewhere sees other mounts and pids, so it leaves the record alone. */
+  readonly namespace?: string;
+}
+
+function currentNamespace(): string {
+  try {
+    return `${readlinkSync("/proc/self/ns/mnt")} ${readlinkSync("/proc/self/ns/pid")}`;
+  } catch {
+    return "";
+  }
 }
 
 /** Where mountpoints and records live; BLAINE_RUN_DIR overrides it. */
@@ -60,7 +70,7 @@ export function createMountRecord(fields: Omit<MountRecord, "name" | "mountpoint
   const name = `${fields.label}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const target = mountpoint ?? join(dir, name);
   if (!mountpoint) mkdirSync(target, { mode: 0o700 });
-  const record: MountRecord = { ...fields, name, mountpoint: target, pid: process.pid, pidStart: processStart(process.pid) ?? "" };
+  const record: MountRecord = { ...fields, name, mountpoint: target, pid: process.pid, pidStart: processStart(process.pid) ?? "", namespace: currentNamespace() };
   writeFileAtomic(join(dir, `${name}.json`), `${JSON.stringify(record, null, 2)}\n`);
   return record;
 }
@@ -78,14 +88,17 @@ export function removeMountRecord(record: MountRecord): void {
   rmSync(join(dir, `${record.name}.json`), { force: true });
 }
 
+/** The records of mounts made in this mount and pid namespace (the only ones this process can judge). */
 export function readMountRecords(): MountRecord[] {
   const dir = runDirectory();
   if (!existsSync(dir)) return [];
+  const here = currentNamespace();
   const records: MountRecord[] = [];
   for (const entry of readdirSync(dir)) {
     if (!entry.endsWith(".json")) continue;
     try {
-      records.push(JSON.parse(readFileSync(join(dir, entry), "utf8")) as MountRecord);
+      const record = JSON.parse(readFileSync(join(dir, entry), "utf8")) as MountRecord;
+      if (record.namespace === undefined || record.namespace === here) records.push(record);
     } catch {
       // A record being written right now (atomic rename pending) or damaged: skipped.
     }
