@@ -106,11 +106,14 @@ export function readMountRecords(): MountRecord[] {
   return records;
 }
 
-/** Who holds a mount: this process, another live blaine command, a person (`blaine mount`), or nobody (stale). */
+/**
+ * Who holds a mount: this process, another live blaine command (also a
+ * `blaine mount` still mounting: its record exists before its mount does),
+ * a person (`blaine mount` done), or nobody (stale).
+ */
 export function mountHolder(record: MountRecord): "self" | "other-command" | "browse" | "stale" {
-  if (record.purpose === "browse") return "browse";
-  if (record.pid === process.pid && ownerAlive(record)) return "self";
-  return ownerAlive(record) ? "other-command" : "stale";
+  if (ownerAlive(record)) return record.pid === process.pid ? "self" : "other-command";
+  return record.purpose === "browse" ? "browse" : "stale";
 }
 
 /**
