@@ -8,8 +8,7 @@
  */
 import { copyFileSync, mkdirSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { buildRecoverySet } from "../lib/par2/create.ts";
-import { writeRecoverySet } from "../lib/par2/write-set.ts";
+import { createRecoverySet } from "../lib/par2/create.ts";
 import { hasProgram } from "../lib/system/exec.ts";
 import { syncFileSystem } from "../lib/fs/atomic.ts";
 import { timeCommand, type BenchRow } from "./measure.ts";
@@ -87,8 +86,7 @@ export async function benchPar2(options: { workDir: string; quick?: boolean }): 
   names.forEach((name, i) => writeFileSync(join(smallDir, name), block.subarray(i, i + 10_000)));
   const start = performance.now();
   for (const name of names) {
-    const built = await buildRecoverySet({ files: [{ path: join(smallDir, name), name }], redundancy: 10 });
-    writeRecoverySet(join(smallDir, `${name}.par2`), built, { sync: false });
+    await createRecoverySet(join(smallDir, `${name}.par2`), { files: [{ path: join(smallDir, name), name }], redundancy: 10, sync: false });
   }
   // Durable as the parity stage makes them: one syncfs for the batch.
   syncFileSystem(smallDir);

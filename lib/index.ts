@@ -48,8 +48,7 @@ export { rebuildCatalog, type RebuildResult } from "./commands/catalog-rebuild.t
 export { applyDeferred, type ApplyDeferredResult } from "./disk/apply-deferred.ts";
 
 // PAR2 recovery sets (the built-in engine).
-export { buildRecoverySet, type BuiltSet, type CreateOptions } from "./par2/create.ts";
-export { writeRecoverySet } from "./par2/write-set.ts";
+export { createRecoverySet, type CreatedSet, type CreateOptions } from "./par2/create.ts";
 export { verifyRecoverySet, type SetCheck } from "./par2/verify.ts";
 export { repairRecoverySet, type RepairResult } from "./par2/repair.ts";
 

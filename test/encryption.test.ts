@@ -146,6 +146,7 @@ describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
     expect(wrong.exitCode).toBe(2);
     expect(wrong.stderr).toContain("wrong key for disk E");
     expect(wrong.stderr).not.toContain("not the password");
+    expect(wrong.stderr).toContain(`warning: key file ${wrongKey} can be read by other users (chmod 600 ${wrongKey})`);
     const wrongEnv = await blaine(["verify", "--db", env.db, "--dest", env.disk], { env: { BLAINE_PASSWORD: "also wrong" } });
     expect(wrongEnv.exitCode).toBe(2);
     expect(wrongEnv.stderr).toContain("wrong key for disk E");

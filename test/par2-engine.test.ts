@@ -4,15 +4,14 @@
  * and repair of damage by the built-in solver.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync, truncateSync, rmSync, openSync, writeSync, closeSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { gfDivide, gfInvertMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient } from "../lib/par2/gf16.ts";
 import { createKernel, type KernelName } from "../lib/par2/kernel.ts";
 import { createSimdKernel, simdSupported } from "../lib/par2/kernel-simd.ts";
 import { SliceAccumulator } from "../lib/par2/slice-accumulator.ts";
 import { multiplySlices } from "../lib/par2/slice-multiply.ts";
-import { buildRecoverySet } from "../lib/par2/create.ts";
-import { writeRecoverySet } from "../lib/par2/write-set.ts";
+import { createRecoverySet } from "../lib/par2/create.ts";
 import { verifyRecoverySet } from "../lib/par2/verify.ts";
 import { repairRecoverySet } from "../lib/par2/repair.ts";
 import { chooseSliceSize, MAX_INPUT_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "../lib/par2/sizing.ts";
@@ -125,6 +124,29 @@ describe("kernels", () => {
   }, 30_000);
 });
 
+describe("passes", () => {
+  test("outputs beyond the memory budget come in several passes, each handed over as it is done, with the same bytes", async () => {
+    const sliceSize = 4096;
+    const data = seededBytes(sliceSize * 12, 77);
+    const inputs = Array.from({ length: 12 }, (_, i) => ({ bytes: data, offset: i * sliceSize, length: sliceSize }));
+    const logs = inputConstantLogs(12);
+    const coefficient = (o: number, k: number) => recoveryCoefficient(logs[k], o);
+    const whole = await multiplySlices({ sliceSize, outputCount: 7, inputs, coefficient });
+    const passes: [number, number][] = [];
+    const streamed: Uint8Array[] = [];
+    const returned = await multiplySlices({
+      sliceSize, outputCount: 7, inputs, coefficient, outputBudget: 3 * sliceSize,
+      onPass: (first, outputs) => {
+        passes.push([first, outputs.length]);
+        streamed.push(...outputs);
+      },
+    });
+    expect(returned).toEqual([]);
+    expect(passes).toEqual([[0, 3], [3, 3], [6, 1]]);
+    for (let o = 0; o < 7; o++) expect(equalBytes(streamed[o], whole[o])).toBe(true);
+  });
+});
+
 describe("sizing", () => {
   test("slice size: multiple of 4, within the block count, at most 32768 slices, small files get small slices", () => {
     const sizes = [1_000_003, 5000, 1];
@@ -160,9 +182,7 @@ describe("create, verify, repair in-process", () => {
 
   async function makeSet(files: Record<string, Uint8Array>, options: { sliceSize?: number; recoveryCount?: number } = {}) {
     for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, name), bytes);
-    const built = await buildRecoverySet({ files: Object.keys(files).map((name) => ({ path: join(dir, name), name })), redundancy: 10, ...options });
-    writeRecoverySet(join(dir, "set.par2"), built);
-    return built;
+    return createRecoverySet(join(dir, "set.par2"), { files: Object.keys(files).map((name) => ({ path: join(dir, name), name })), redundancy: 10, ...options });
   }
 
   test("packets: each file of the set parses, with one main, descriptions, checksums and the recovery slices", async () => {
@@ -173,7 +193,7 @@ describe("create, verify, repair in-process", () => {
     expect(types.filter((t) => t.endsWith("FileDesc")).length).toBe(2);
     expect(types.filter((t) => t.endsWith("IFSC")).length).toBe(2);
     expect(index.every((p) => equalBytes(p.setId, built.setId))).toBe(true);
-    const recovery = built.files.slice(1).flatMap((f) => parsePackets(readFileSync(join(dir, `set${f.suffix}`)))).filter((p) => equalBytes(p.type, PacketType.recoverySlice));
+    const recovery = built.paths.slice(1).flatMap((path) => parsePackets(readFileSync(path))).filter((p) => equalBytes(p.type, PacketType.recoverySlice));
     expect(recovery.length).toBe(6);
   });
 
@@ -199,7 +219,7 @@ describe("create, verify, repair in-process", () => {
     const files = { "a.bin": seededBytes(20_000, 4), "b.bin": seededBytes(3000, 5) };
     const built = await makeSet(files, { sliceSize: 1000, recoveryCount: 10 });
     rmSync(join(dir, "b.bin"));
-    const firstVol = join(dir, `set${built.files[1].suffix}`); // holds exponent 0
+    const firstVol = built.paths[1]; // holds exponent 0
     const bytes = readFileSync(firstVol);
     bytes[100] ^= 1;
     writeFileSync(firstVol, bytes);
@@ -223,10 +243,20 @@ describe("create, verify, repair in-process", () => {
     expect(equalBytes(readFileSync(join(dir, "x.bin")), damaged)).toBe(true);
   });
 
+  test("an existing set is not overwritten unless asked; a failed create leaves no files", async () => {
+    await makeSet({ "a.bin": seededBytes(5000, 8) });
+    const before = readdirSync(dir).sort();
+    await expect(createRecoverySet(join(dir, "set.par2"), { files: [{ path: join(dir, "a.bin"), name: "a.bin" }] })).rejects.toThrow(/already exists/);
+    await expect(createRecoverySet(join(dir, "other.par2"), { files: [{ path: join(dir, "a.bin"), name: "a.bin" }], recoveryCount: 70000 })).rejects.toThrow(/65535/);
+    expect(readdirSync(dir).sort()).toEqual(before);
+    const replaced = await createRecoverySet(join(dir, "set.par2"), { files: [{ path: join(dir, "a.bin"), name: "a.bin" }], replace: true, recoveryCount: 3 });
+    expect(replaced.recoveryCount).toBe(3);
+  });
+
   test("an empty file needs no parity and is left out of the set", async () => {
     const built = await makeSet({ "empty": new Uint8Array(0), "data": seededBytes(100, 7) });
     expect(built.skippedEmpty).toEqual(["empty"]);
     expect(built.inputSlices).toBe(1);
-    await expect(buildRecoverySet({ files: [{ path: join(dir, "empty"), name: "empty" }] })).rejects.toThrow(/empty/);
+    await expect(createRecoverySet(join(dir, "empty.par2"), { files: [{ path: join(dir, "empty"), name: "empty" }] })).rejects.toThrow(/empty/);
   });
 });

@@ -134,10 +134,10 @@ describe("public surface", () => {
   test("lib/index.ts exports exactly this", () => {
     expect(Object.keys(blaineLib).sort()).toEqual([
       "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "KeySource", "MATCH_MODES", "MountedDisk", "RunReport",
-      "applyDeferred", "applyDeletions", "batches", "buildRecoverySet", "cloneDisk", "copier", "copyWithHash", "dedup", "diff", "diskLayout", "drain", "finishRun",
+      "applyDeferred", "applyDeletions", "batches", "cloneDisk", "copier", "copyWithHash", "createRecoverySet", "dedup", "diff", "diskLayout", "drain", "finishRun",
       "formatBytes", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "listDisks", "listPending", "loadSettings",
       "mapBounded", "openArchiveRun", "openParity", "parity", "parseSize", "readDiskLabel", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "retireDisk", "verifyDisks",
-      "verifyRecoverySet", "walk", "whereIs", "writeFileAtomic", "writeManifest", "writeRecoverySet",
+      "verifyRecoverySet", "walk", "whereIs", "writeFileAtomic", "writeManifest",
     ]);
   });
 });

@@ -10,11 +10,10 @@
 import { statSync } from "node:fs";
 import { basename, dirname, relative, resolve, sep } from "node:path";
 import { BlaineError, ExitCode, errorMessage, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
-import { buildRecoverySet } from "../par2/create.ts";
+import { createRecoverySet } from "../par2/create.ts";
 import { repairChecked } from "../par2/repair.ts";
 import { loadRecoverySet, RecoverySetError } from "../par2/recovery-set.ts";
 import { checkFiles, defaultLocation, type SetCheck } from "../par2/verify.ts";
-import { writeRecoverySet } from "../par2/write-set.ts";
 import { formatBytes } from "../size.ts";
 import type { Output } from "./output.ts";
 
@@ -100,7 +99,7 @@ async function create(parsed: ParsedArguments, out: Output): Promise<ExitCodeVal
     if (name.startsWith(`..${sep}`) || name === "..") throw new UsageError(`par2 create: ${file} is outside ${directory}, where ${basename(setPath)} is (PAR2 names files relative to the set)`);
     return { path: file, name: name.split(sep).join("/") };
   });
-  const built = await buildRecoverySet({
+  const built = await createRecoverySet(setPath, {
     files: setFiles,
     redundancy: integerOption(options, "r", "the redundancy"),
     blockCount: integerOption(options, "b", "the block count", 1),
@@ -110,7 +109,7 @@ async function create(parsed: ParsedArguments, out: Output): Promise<ExitCodeVal
     firstExponent: integerOption(options, "f", "the first recovery block"),
     threads: integerOption(options, "t", "the thread count", 1),
   });
-  const written = writeRecoverySet(setPath, built);
+  const written = built.paths;
   for (const name of built.skippedEmpty) out.say(`Skipping ${name}: empty files need no recovery data.`);
   out.say(`${built.inputSlices} source blocks of ${formatBytes(built.sliceSize)}, ${built.recoveryCount} recovery blocks; wrote ${written.length} files:`);
   for (const path of written) out.say(`  ${path}`);

@@ -9,10 +9,9 @@
  */
 import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { buildRecoverySet } from "../par2/create.ts";
+import { createRecoverySet } from "../par2/create.ts";
 import { loadRecoverySet } from "../par2/recovery-set.ts";
 import { chooseSliceSize, MIN_AUTO_SLICE_SIZE, recoveryCountFor } from "../par2/sizing.ts";
-import { writeChunksAtomic } from "../par2/write-set.ts";
 import { createWithExternalEngine, type ExternalParityEngine } from "../system/par2-tools.ts";
 import { UsageError } from "../errors.ts";
 import { BLAINE_DIR } from "./layout.ts";
@@ -85,15 +84,10 @@ export class ParityStore {
     const size = statSync(dataPath).size;
     const sizing = { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE };
     if (policy.engine === "builtin") {
-      const built = await buildRecoverySet({ files: [{ path: dataPath, name }], redundancy: policy.percent, recoveryFileCount: 1, signal, ...sizing });
-      // Vol files first: an index file is only ever beside a whole set.
-      const ordered = [...built.files.slice(1), built.files[0]];
-      let bytes = 0;
-      for (const file of ordered) {
-        writeChunksAtomic(base + file.suffix, file.chunks, { sync: false });
-        bytes += file.chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-      }
-      return { sliceSize: built.sliceSize, recoverySlices: built.recoveryCount, files: ordered.length, bytes };
+      const created = await createRecoverySet(`${base}.par2`, {
+        files: [{ path: dataPath, name }], redundancy: policy.percent, recoveryFileCount: 1, sync: false, replace: true, signal, ...sizing,
+      });
+      return { sliceSize: created.sliceSize, recoverySlices: created.recoveryCount, files: created.paths.length, bytes: created.bytes };
     }
     const sliceSize = chooseSliceSize([size], sizing);
     const recoverySlices = recoveryCountFor(Math.ceil(size / sliceSize), policy.percent);

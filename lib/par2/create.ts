@@ -2,10 +2,11 @@
  * Creates a PAR2 2.0 recovery set: hashes every slice (MD5 + CRC32, the last
  * one zero-padded), computes the recovery slices (slice-multiply.ts) while
  * the hashing runs, and lays out the index file and vol files as par2cmdline
- * does. Building (in memory) and writing (atomically) are separate, so the
- * parity stage can place the files under its own commit protocol.
+ * does, each file written atomically (synced, or left to the caller's syncfs).
  */
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { dirname } from "node:path";
+import { fsyncDirectory } from "../fs/atomic.ts";
 import { open } from "node:fs/promises";
 import { inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
@@ -16,6 +17,7 @@ import {
 import { multiplySlices } from "./slice-multiply.ts";
 import { chooseSliceSize, MAX_RECOVERY_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "./sizing.ts";
 import type { SliceSource } from "./slice-accumulator.ts";
+import { PendingFile, setBase } from "./write-set.ts";
 
 export const CREATOR = "Blaine 0.1.0 (built-in PAR2 engine)";
 
@@ -45,15 +47,21 @@ export interface CreateOptions {
   readonly kernel?: KernelName | "auto";
   readonly threads?: number;
   readonly signal?: AbortSignal;
+  /** fsync each file and the directory (default); false leaves durability to the caller's syncfs. */
+  readonly sync?: boolean;
+  /** Replace files of an existing set of the same name instead of refusing. */
+  readonly replace?: boolean;
 }
 
-/** A built set: each file of it as chunks to write, named by its suffix after the base (".par2", ".vol00+01.par2"). */
-export interface BuiltSet {
+/** A set written: the index file first, then the vol files. */
+export interface CreatedSet {
   readonly setId: Uint8Array;
   readonly sliceSize: number;
   readonly inputSlices: number;
   readonly recoveryCount: number;
-  readonly files: readonly { readonly suffix: string; readonly chunks: readonly Uint8Array[] }[];
+  readonly paths: readonly string[];
+  /** Bytes of all the set's files. */
+  readonly bytes: number;
   /** Files left out because they are empty (an empty file has no slices to protect). */
   readonly skippedEmpty: readonly string[];
 }
@@ -87,7 +95,12 @@ interface PlannedFile extends SetFile {
   readonly firstSlice: number;
 }
 
-export async function buildRecoverySet(options: CreateOptions): Promise<BuiltSet> {
+/**
+ * Writes the recovery set SET.par2 (and its vol files) for `options.files`.
+ * Recovery packets are written as they are computed, so memory holds one
+ * pass of recovery slices, not all of them.
+ */
+export async function createRecoverySet(setPath: string, options: CreateOptions): Promise<CreatedSet> {
   const sized = options.files.map((file) => ({ ...file, length: statSync(file.path).size }));
   const skippedEmpty = sized.filter((f) => f.length === 0).map((f) => f.name);
   const nonEmpty = sized.filter((f) => f.length > 0);
@@ -119,56 +132,76 @@ export async function buildRecoverySet(options: CreateOptions): Promise<BuiltSet
     return { ...file, firstSlice };
   });
 
+  // The set ID needs only the file IDs, so recovery packets can be written as each pass finishes.
+  const main = mainBody({ sliceSize, fileIds: planned.map((f) => f.fileId), nonRecoveryFileIds: [] });
+  const setId = md5(main);
+  const base = setBase(setPath);
+  const sizes = recoveryFileSizes(recoveryCount, options.recoveryFileCount);
+  const volumePaths = volumeNames(base, firstExponent, sizes);
+  const finalPaths = [`${base}.par2`, ...volumePaths];
+  if (!options.replace) {
+    const existing = finalPaths.find((path) => existsSync(path));
+    if (existing) throw new RangeError(`${existing} already exists; remove the old recovery set first`);
+  }
+  const pending: PendingFile[] = [];
+  const volumeOf: number[] = sizes.flatMap((size, i) => Array<number>(size).fill(i));
+
   const sources: SliceSource[] = [];
   for (const file of planned) {
     for (let offset = 0; offset < file.length; offset += sliceSize) sources.push({ path: file.path, offset, length: Math.min(sliceSize, file.length - offset) });
   }
   const constantLogs = inputConstantLogs(inputSlices);
-  const recovery = multiplySlices({
-    sliceSize,
-    outputCount: recoveryCount,
-    inputs: sources,
-    coefficient: (output, input) => recoveryCoefficient(constantLogs[input], firstExponent + output),
-    kernel: options.kernel,
-    threads: options.threads,
-    signal: options.signal,
-  });
-  // Hashing runs here while the workers compute; both read the page cache.
-  let hashed: { description: FileDescription; checksums: SliceChecksum[] }[];
   try {
-    hashed = [];
-    for (const file of planned) hashed.push(await hashFileSlices(file, sliceSize, options.signal));
+    const recovery = multiplySlices({
+      sliceSize,
+      outputCount: recoveryCount,
+      inputs: sources,
+      coefficient: (output, input) => recoveryCoefficient(constantLogs[input], firstExponent + output),
+      kernel: options.kernel,
+      threads: options.threads,
+      signal: options.signal,
+      onPass: (first, outputs) => {
+        outputs.forEach((slice, k) => {
+          const output = first + k;
+          const volume = volumeOf[output];
+          pending[volume] ??= new PendingFile(volumePaths[volume]);
+          pending[volume].write(packet(setId, PacketType.recoverySlice, recoveryPrefix(firstExponent + output), slice));
+        });
+      },
+    });
+    // Hashing runs here while the workers compute; both read the page cache.
+    let hashed: { description: FileDescription; checksums: SliceChecksum[] }[];
+    try {
+      hashed = [];
+      for (const file of planned) hashed.push(await hashFileSlices(file, sliceSize, options.signal));
+    } catch (error) {
+      recovery.catch(() => {});
+      throw error;
+    }
+    await recovery;
+
+    const critical: Uint8Array[] = [
+      ...packet(setId, PacketType.main, main),
+      ...hashed.flatMap(({ description, checksums }) => [
+        ...packet(setId, PacketType.fileDescription, fileDescriptionBody(description)),
+        ...packet(setId, PacketType.sliceChecksums, sliceChecksumsBody(description.fileId, checksums)),
+      ]),
+    ];
+    const creator = packet(setId, PacketType.creator, creatorBody(CREATOR));
+    // Each vol file carries the critical packets too, so any one file can start a repair;
+    // vol files go into place before the index, so an index is only ever beside a whole set.
+    for (const volume of pending) volume.write([...critical, ...creator]);
+    const index = new PendingFile(finalPaths[0]);
+    pending.push(index);
+    index.write([...critical, ...creator]);
+    for (const file of pending) file.commit({ sync: options.sync });
+    if (options.sync !== false) fsyncDirectory(dirname(setPath) || ".");
+    const paths = [index.path, ...pending.slice(0, -1).map((file) => file.path)];
+    return { setId, sliceSize, inputSlices, recoveryCount, paths, bytes: pending.reduce((sum, file) => sum + file.bytes, 0), skippedEmpty };
   } catch (error) {
-    recovery.catch(() => {});
+    for (const file of pending) file.abort();
     throw error;
   }
-  const recoverySlices = await recovery;
-
-  const main = mainBody({ sliceSize, fileIds: planned.map((f) => f.fileId), nonRecoveryFileIds: [] });
-  const setId = md5(main);
-  const critical: Uint8Array[] = [
-    ...packet(setId, PacketType.main, main),
-    ...hashed.flatMap(({ description, checksums }) => [
-      ...packet(setId, PacketType.fileDescription, fileDescriptionBody(description)),
-      ...packet(setId, PacketType.sliceChecksums, sliceChecksumsBody(description.fileId, checksums)),
-    ]),
-  ];
-  const creator = packet(setId, PacketType.creator, creatorBody(CREATOR));
-
-  const files: { suffix: string; chunks: Uint8Array[] }[] = [{ suffix: ".par2", chunks: [...critical, ...creator] }];
-  const sizes = recoveryFileSizes(recoveryCount, options.recoveryFileCount);
-  const volumeSuffixes = volumeNames("", firstExponent, sizes);
-  let output = 0;
-  sizes.forEach((size, i) => {
-    const chunks: Uint8Array[] = [];
-    for (let k = 0; k < size; k++, output++) {
-      chunks.push(...packet(setId, PacketType.recoverySlice, recoveryPrefix(firstExponent + output), recoverySlices[output]));
-    }
-    // Each vol file carries the critical packets too, so any one file can start a repair.
-    chunks.push(...critical, ...creator);
-    files.push({ suffix: volumeSuffixes[i], chunks });
-  });
-  return { setId, sliceSize, inputSlices, recoveryCount, files, skippedEmpty };
 }
 
 /** One pass over a file: its MD5, and each slice's MD5 and CRC32 (zero-padded to the slice size). */

@@ -21,23 +21,38 @@ export interface MultiplyOptions {
   /** Worker threads; default: one per core, none for small jobs. */
   readonly threads?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Receives each pass's outputs (outputs first…first+n-1) as soon as they
+   * are done, instead of all of them at the end: a caller writing them out
+   * holds one pass in memory, not every recovery slice of a huge file.
+   */
+  readonly onPass?: (first: number, outputs: Uint8Array[]) => void | Promise<void>;
+  /** Most output bytes per pass (default OUTPUT_BUDGET). */
+  readonly outputBudget?: number;
 }
 
 /** Inputs per batch: enough to amortise a round trip, few enough to keep tables and inputs in cache-sized memory. */
 const BATCH = 48;
 /** Below this many multiply-accumulated bytes, the calling thread does it (a few milliseconds of work). */
 const WORKER_THRESHOLD = 64 * 1024 * 1024;
-/** Most output bytes held at once per pass; more outputs than this take several passes over the inputs. */
+/**
+ * Most output bytes held at once per pass; more outputs than this take
+ * several passes over the inputs (a 20 GB film at 10 %: 2 GB of recovery
+ * data, three passes).
+ */
 const OUTPUT_BUDGET = 768 * 1024 * 1024;
 
+/** The outputs, in order (none when `onPass` takes them). */
 export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Array[]> {
   const { sliceSize, outputCount, inputs } = options;
   if (outputCount === 0) return [];
-  const perPass = Math.max(1, Math.floor(OUTPUT_BUDGET / Math.max(sliceSize, 1)));
+  const perPass = Math.max(1, Math.floor((options.outputBudget ?? OUTPUT_BUDGET) / Math.max(sliceSize, 1)));
   const outputs: Uint8Array[] = [];
   for (let first = 0; first < outputCount; first += perPass) {
     const count = Math.min(perPass, outputCount - first);
-    outputs.push(...(await multiplyPass(options, first, count)));
+    const pass = await multiplyPass(options, first, count);
+    if (options.onPass) await options.onPass(first, pass);
+    else outputs.push(...pass);
   }
   return outputs;
 }

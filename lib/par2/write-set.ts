@@ -1,42 +1,61 @@
-/** Writes a built recovery set next to SET.par2, each file atomically (temp, fsync, rename, then the directory). */
-import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { dirname, basename, join } from "node:path";
-import { fsyncDirectory } from "../fs/atomic.ts";
-import type { BuiltSet } from "./create.ts";
+/** Writing the files of a recovery set: each one atomically (a temp beside it, then rename). */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 
 /** SET.par2 → SET (the base every file of the set starts with). */
 export function setBase(setPath: string): string {
   return setPath.replace(/\.par2$/i, "");
 }
 
-export function writeChunksAtomic(path: string, chunks: readonly Uint8Array[], options: { sync?: boolean } = {}): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const fd = openSync(temp, "w", 0o644);
-  try {
+/**
+ * One file being written: appended to in a temp file beside its final name,
+ * renamed into place by `commit` (fsynced first unless `sync: false`, when
+ * the caller makes a whole batch durable with one syncfs).
+ */
+export class PendingFile {
+  readonly path: string;
+  readonly #temp: string;
+  #fd: number | undefined;
+  bytes = 0;
+
+  constructor(path: string) {
+    this.path = path;
+    this.#temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    this.#fd = openSync(this.#temp, "w", 0o644);
+  }
+
+  write(chunks: readonly Uint8Array[]): void {
+    const fd = this.#fd!;
     for (const chunk of chunks) {
       let offset = 0;
       while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
+      this.bytes += chunk.length;
     }
-    if (options.sync !== false) fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
   }
-  closeSync(fd);
-  renameSync(temp, path);
+
+  commit(options: { sync?: boolean } = {}): void {
+    const fd = this.#fd!;
+    if (options.sync !== false) fsyncSync(fd);
+    closeSync(fd);
+    this.#fd = undefined;
+    renameSync(this.#temp, this.path);
+  }
+
+  abort(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+    rmSync(this.#temp, { force: true });
+  }
 }
 
-/**
- * Returns the paths written. Refuses to replace an existing set's files.
- * `sync: false` leaves durability to the caller (one syncfs for a batch of sets).
- */
-export function writeRecoverySet(setPath: string, built: BuiltSet, options: { sync?: boolean } = {}): string[] {
-  const base = setBase(setPath);
-  const paths = built.files.map((file) => base + file.suffix);
-  const existing = paths.find((path) => existsSync(path));
-  if (existing) throw new Error(`${existing} already exists; remove the old recovery set first`);
-  for (const [i, file] of built.files.entries()) writeChunksAtomic(paths[i], file.chunks, options);
-  if (options.sync !== false) fsyncDirectory(dirname(setPath) || ".");
-  return paths;
+/** A whole file from chunks, atomically. */
+export function writeChunksAtomic(path: string, chunks: readonly Uint8Array[], options: { sync?: boolean } = {}): void {
+  const file = new PendingFile(path);
+  try {
+    file.write(chunks);
+  } catch (error) {
+    file.abort();
+    throw error;
+  }
+  file.commit(options);
 }

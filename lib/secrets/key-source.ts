@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 
@@ -79,11 +79,18 @@ export class KeySource {
   }
 }
 
+const warnedAbout = new Set<string>();
+
 /** The password in a key file: its first line, which must not be empty. */
 export function readKeyFile(file: string): string {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
+    // Said once per file, on stderr: a key others can read is no key.
+    if ((statSync(file).mode & 0o077) !== 0 && !warnedAbout.has(file)) {
+      warnedAbout.add(file);
+      process.stderr.write(`warning: key file ${file} can be read by other users (chmod 600 ${file})\n`);
+    }
   } catch (error) {
     throw new UsageError(`--keyfile ${file}: ${errorMessage(error)}`);
   }
