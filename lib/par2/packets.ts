@@ -3,6 +3,7 @@
  * 64-byte header (magic, length, MD5 of the rest from the set ID on, set ID,
  * type) and a body padded to a multiple of 4; integers are little-endian.
  */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
 export const MAGIC = new TextEncoder().encode("PAR2\0PKT");
 export const HEADER_BYTES = 64;
@@ -177,6 +178,80 @@ export function parsePackets(data: Uint8Array): FoundPacket[] {
     at = next + length;
   }
   return found;
+}
+
+/**
+ * Every intact packet in a PAR2 file, read through a file descriptor: the
+ * small packets whole, recovery slices streamed through MD5 and not kept,
+ * so checking the parity of a huge file does not hold it in memory.
+ */
+export function scanPacketFile(path: string): FoundPacket[] {
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const found: FoundPacket[] = [];
+    const header = new Uint8Array(HEADER_BYTES);
+    const view = new DataView(header.buffer);
+    const chunk = new Uint8Array(4 * 1024 * 1024);
+    const readAt = (into: Uint8Array, length: number, position: number): number => {
+      let got = 0;
+      while (got < length) {
+        const n = readSync(fd, into, got, length - got, position + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return got;
+    };
+    /** The next magic at or after `from` (-1: none): usually right there, else searched for chunk by chunk. */
+    const nextMagic = (from: number): number => {
+      if (readAt(header, MAGIC.length, from) === MAGIC.length && equalBytes(header.subarray(0, MAGIC.length), MAGIC)) return from;
+      for (let at = from; at < size; at += chunk.length - MAGIC.length) {
+        const got = readAt(chunk, Math.min(chunk.length, size - at), at);
+        const index = Buffer.from(chunk.buffer, 0, got).indexOf(Buffer.from(MAGIC));
+        if (index >= 0) return at + index;
+        if (got < chunk.length) return -1;
+      }
+      return -1;
+    };
+    let at = 0;
+    while (at + HEADER_BYTES <= size) {
+      const start = nextMagic(at);
+      if (start < 0 || start + HEADER_BYTES > size) break;
+      readAt(header, HEADER_BYTES, start);
+      const length = Number(view.getBigUint64(8, true));
+      if (length < HEADER_BYTES || length % 4 !== 0 || start + length > size) {
+        at = start + 8;
+        continue;
+      }
+      const type = header.slice(48, 64);
+      const isRecovery = equalBytes(type, PacketType.recoverySlice);
+      const hasher = new Bun.CryptoHasher("md5");
+      hasher.update(header.subarray(32));
+      let body: Uint8Array;
+      if (isRecovery) {
+        body = new Uint8Array(4);
+        for (let position = start + HEADER_BYTES; position < start + length; ) {
+          const got = readAt(chunk, Math.min(chunk.length, start + length - position), position);
+          if (position === start + HEADER_BYTES) body.set(chunk.subarray(0, 4));
+          hasher.update(chunk.subarray(0, got));
+          position += got;
+        }
+      } else {
+        body = new Uint8Array(length - HEADER_BYTES);
+        readAt(body, body.length, start + HEADER_BYTES);
+        hasher.update(body);
+      }
+      if (!equalBytes(new Uint8Array(hasher.digest().buffer), header.subarray(16, 32))) {
+        at = start + 8;
+        continue;
+      }
+      found.push({ setId: header.slice(32, 48), type, bodyOffset: start + HEADER_BYTES, bodyLength: length - HEADER_BYTES, body });
+      at = start + length;
+    }
+    return found;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function findMagic(data: Uint8Array, from: number): number {

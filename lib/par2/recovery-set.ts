@@ -5,10 +5,10 @@
  * the critical packets), and what the vol file names promise but is not
  * found is counted, so damaged parity shows.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import {
-  equalBytes, hex, PacketType, parsePackets, readFileDescription, readMain, readSliceChecksums,
+  equalBytes, hex, PacketType, readFileDescription, readMain, readSliceChecksums, scanPacketFile,
   type FileDescription, type FoundPacket, type MainPacket, type SliceChecksum,
 } from "./packets.ts";
 import { setBase } from "./write-set.ts";
@@ -60,14 +60,14 @@ export function loadRecoverySet(setPath: string): RecoverySet {
   const parFiles = setFiles(setPath);
   const found: { path: string; packet: FoundPacket }[] = [];
   for (const path of parFiles) {
-    let data: Uint8Array;
+    let packets: FoundPacket[];
     try {
-      data = readFileSync(path);
+      packets = scanPacketFile(path);
     } catch (error) {
       if (path === setPath) throw new RecoverySetError(`${setPath}: cannot read (${(error as Error).message})`);
       continue;
     }
-    for (const packet of parsePackets(data)) found.push({ path, packet });
+    for (const packet of packets) found.push({ path, packet });
   }
   const mains = found.filter((f) => equalBytes(f.packet.type, PacketType.main));
   if (mains.length === 0) throw new RecoverySetError(`${setPath}: no intact main packet in the set's files; not a PAR2 set or too damaged`);
