@@ -54,6 +54,7 @@ export const op = {
   v128And: [0xfd, 0x4e],
   v128Xor: [0xfd, 0x51],
   i8x16ShrU: [0xfd, 0x6d],
+  i16x8ShrU: [0xfd, 0x8d, 0x01],
 } as const;
 
 export interface FunctionDefinition {
