@@ -101,9 +101,10 @@ export function gfInvertMatrix(matrix: Uint16Array, n: number): Uint16Array | un
  * split into low and high bytes: eight 16-byte tables, the layout both
  * kernels use (the SIMD one looks them up with i8x16.swizzle).
  */
+const basis = new Uint16Array(16);
+
 export function writeNibbleTables(coefficient: number, into: Uint8Array, at: number): void {
   // c·2^j for j = 0..15, by doubling; every product is an XOR of these.
-  const basis = new Uint16Array(16);
   let value = coefficient;
   for (let bit = 0; bit < 16; bit++) {
     basis[bit] = value;
@@ -113,9 +114,13 @@ export function writeNibbleTables(coefficient: number, into: Uint8Array, at: num
   for (let position = 0; position < 4; position++) {
     const low = at + position * 32;
     const high = low + 16;
-    for (let nibble = 0; nibble < 16; nibble++) {
-      let product = 0;
-      for (let bit = 0; bit < 4; bit++) if (nibble & (1 << bit)) product ^= basis[position * 4 + bit];
+    into[low] = 0;
+    into[high] = 0;
+    // Each entry is one XOR from a smaller one: table[n] = table[n without its lowest bit] ^ basis[that bit].
+    for (let nibble = 1; nibble < 16; nibble++) {
+      const bit = 31 - Math.clz32(nibble & -nibble);
+      const smaller = nibble & (nibble - 1);
+      const product = (into[low + smaller] | (into[high + smaller] << 8)) ^ basis[position * 4 + bit];
       into[low + nibble] = product & 0xff;
       into[high + nibble] = product >>> 8;
     }
