@@ -91,3 +91,20 @@ describe.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("blaine doc
     }
   });
 });
+
+describe("blaine doctor and disks globs", () => {
+  test("disks mounted where a `disks` glob of blaine.toml points are checked; the others are not missing", async () => {
+    const dir = tempDir();
+    try {
+      const db = join(dir.path, "catalog.db");
+      expect((await blaine(["disk", "init", join(dir.path, "mnt/archive1"), "--label", "A1", "--db", db])).exitCode).toBe(0);
+      mkdirSync(join(dir.path, "mnt/archive2"));
+      writeFileSync(join(dir.path, "blaine.toml"), `db = "catalog.db"\ndisks = ["mnt/archive*"]\n`);
+      const result = await blaine(["doctor", "--json"], { cwd: dir.path });
+      expect(result.exitCode).toBe(0);
+      expect(result.json.disks).toEqual([{ dir: join(dir.path, "mnt/archive1"), label: "A1", encrypted: false, ok: true, message: "disk catalog integrity check ok" }]);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { openCatalogDatabase } from "../catalog/open.ts";
 import type { Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
+import { expandDiskDirectories } from "../disk/mount-disks.ts";
 import { cipherTool, releaseDiskMounts, unlockDisk } from "../disk/unlock.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { generatePassword, KeySource } from "../secrets/key-source.ts";
@@ -52,7 +53,10 @@ export async function runDoctor(settings: Settings, output: Output): Promise<Doc
   if (catalog && !catalog.ok) problems.push(`catalog ${catalog.path}: ${catalog.message}`);
   const disks: DoctorResult["disks"][number][] = [];
   const keys = new KeySource(settings.keyfiles, { interactive: false });
-  for (const dest of settings.dest) {
+  // --dest must be there; `disks` globs count where a disk is mounted now.
+  const directories = expandDiskDirectories(settings.dest, settings.disks);
+  const present = directories.optional.filter((dir) => existsSync(diskLayout(resolve(dir)).label));
+  for (const dest of [...directories.required, ...present]) {
     const disk = await checkDisk(resolve(dest), keys, fuse.mountWorks);
     if (!disk.ok) problems.push(`disk ${disk.dir}: ${disk.message}`);
     if (disk.encrypted && disk.label && !tools.find((tool) => tool.name === disk.cipher)?.installed) {
