@@ -130,7 +130,8 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     .all(disk.label.diskId) as { path: string }[];
   return {
     label: disk.label.label,
-    root,
+    // Where the disk is for people: its directory, not an encrypted disk's private mountpoint.
+    root: disk.dir,
     files,
     bytesRead,
     missing,

@@ -24,12 +24,15 @@ export class MountedDisk {
   readonly label: DiskLabel;
   readonly alias: string;
   readonly row: DiskRow;
+  /** The directory the disk was named by; for an encrypted disk `root` is the private mountpoint showing its contents. */
+  readonly dir: string;
 
-  private constructor(layout: DiskLayout, label: DiskLabel, alias: string, row: DiskRow) {
+  private constructor(layout: DiskLayout, label: DiskLabel, alias: string, row: DiskRow, dir: string) {
     this.layout = layout;
     this.label = label;
     this.alias = alias;
     this.row = row;
+    this.dir = dir;
   }
 
   get root(): string {
@@ -90,7 +93,7 @@ export class MountedDisk {
         .run(Date.now(), root, label.copyId);
       catalog.sqlite.query("UPDATE disks SET last_seen_at = ? WHERE id = ?").run(Date.now(), label.diskId);
     }
-    return new MountedDisk(layout, label, alias, row);
+    return new MountedDisk(layout, label, alias, row, root);
   }
 
   /** Bytes of distinct content stored (hardlinks counted once). */
