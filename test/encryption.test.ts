@@ -147,9 +147,12 @@ describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
     expect(wrong.stderr).toContain("wrong key for disk E");
     expect(wrong.stderr).not.toContain("not the password");
     expect(wrong.stderr).toContain(`warning: key file ${wrongKey} can be read by other users (chmod 600 ${wrongKey})`);
-    const wrongEnv = await blaine(["verify", "--db", env.db, "--dest", env.disk], { env: { BLAINE_PASSWORD: "also wrong" } });
-    expect(wrongEnv.exitCode).toBe(2);
-    expect(wrongEnv.stderr).toContain("wrong key for disk E");
+    if (cipher === "gocryptfs") {
+      // Where the key comes from is the same code for both ciphers (and securefs' key stretching is slow).
+      const wrongEnv = await blaine(["verify", "--db", env.db, "--dest", env.disk], { env: { BLAINE_PASSWORD: "also wrong" } });
+      expect(wrongEnv.exitCode).toBe(2);
+      expect(wrongEnv.stderr).toContain("wrong key for disk E");
+    }
     const noKey = await env.cli("verify");
     expect(noKey.exitCode).toBe(2);
     expect(noKey.stderr).toContain("disk \"E\" is encrypted: give --keyfile FILE or set BLAINE_PASSWORD");
