@@ -260,6 +260,27 @@ describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
   });
 });
 
+describe.skipIf(missing("gocryptfs") !== undefined || !Bun.which("tmux"))("disk init --encrypt on a terminal without a key", () => {
+  test("the password is typed twice (hidden); Ctrl-C at the prompt leaves nothing written", async () => {
+    dir = tempDir();
+    const db = join(dir.path, "catalog.db");
+    terminal = new Terminal(dir.path, ["disk", "init", join(dir.path, "disk"), "--label", "T", "--db", db, "--encrypt", "gocryptfs"]);
+    await terminal.answer('Password for the new disk "T"', "", "C-c");
+    expect(await terminal.exitCode()).toBe(2);
+    expect(readdirSync(dir.path).filter((name) => name !== ".exit-code")).toEqual([]);
+    terminal.close();
+
+    terminal = new Terminal(dir.path, ["disk", "init", join(dir.path, "disk"), "--label", "T", "--db", db, "--encrypt", "gocryptfs"]);
+    await terminal.answer('Password for the new disk "T"', "typed secret", "Enter");
+    await terminal.answer("The same password again", "typed secret", "Enter");
+    await terminal.waitForText('archive disk "T"');
+    expect(await terminal.exitCode()).toBe(0);
+    expect(terminal.screen()).not.toContain("typed secret");
+    const verify = await blaine(["verify", "--db", db, "--dest", join(dir.path, "disk")], { env: { BLAINE_PASSWORD: "typed secret" } });
+    expect(verify.exitCode).toBe(0);
+  });
+});
+
 describe("two encrypted disks with different keys and ciphers", () => {
   const skip = CIPHERS.some((cipher) => missing(cipher) !== undefined);
 

@@ -33,6 +33,9 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
   const root = resolve(options.dir);
   if (options.encrypt !== undefined) requireCipherTool(options.encrypt, "--encrypt");
   if (existsSync(root) && !statSync(root).isDirectory()) throw new UsageError(`${options.dir} is not a directory`);
+  // A typed password is asked before anything is written: Ctrl-C at the prompt leaves nothing behind.
+  const keys = new KeySource(settings.keyfiles);
+  if (options.encrypt !== undefined && !existsSync(`${root}/encrypted`)) await keys.forNewDisk(label);
   mkdirSync(root, { recursive: true });
 
   const catalog = ArchiveCatalog.open(db, { create: true, lock: true });
@@ -62,7 +65,7 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
       throw new UsageError(`${options.dir} was begun as a disk ${existing.cipher ? `encrypted with ${existing.cipher}` : "without encryption"}; give the same --encrypt as the first time`);
     }
     // An encrypted disk's catalog and data live behind its mount; only disk.json stays in the clear.
-    const dataRoot = diskLabel.cipher ? await createEncryptedDisk(root, diskLabel, new KeySource(settings.keyfiles)) : root;
+    const dataRoot = diskLabel.cipher ? await createEncryptedDisk(root, diskLabel, keys) : root;
     const layout = diskLayout(dataRoot);
     mkdirSync(layout.tmp, { recursive: true });
     mkdirSync(diskLayout(root).meta, { recursive: true });

@@ -61,8 +61,9 @@ export class KeySource {
   async forNewDisk(label: string): Promise<KeyCandidate> {
     const lastKeyfile = this.#keyfiles.at(-1);
     if (lastKeyfile) return { origin: `--keyfile ${lastKeyfile}`, password: readKeyFile(lastKeyfile) };
-    const [fromEnv] = this.known();
-    if (fromEnv) return fromEnv;
+    // BLAINE_PASSWORD, or a password typed earlier in this command.
+    const [given] = this.known();
+    if (given) return given;
     if (!this.#interactive) {
       throw new UsageError(`disk "${label}" is to be encrypted but no key was given: use --keyfile FILE or set ${PASSWORD_VARIABLE}`);
     }

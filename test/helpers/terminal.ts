@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "./cli.ts";
 
@@ -16,6 +16,7 @@ export class Terminal {
   /** `args` are passed through a shell: quote what needs it. `env` is set for blaine alone. */
   constructor(readonly cwd: string, args: readonly string[], env: Record<string, string> = {}) {
     this.exitFile = join(cwd, ".exit-code");
+    rmSync(this.exitFile, { force: true });
     const assignments = Object.entries(env).map(([key, value]) => `${key}=${JSON.stringify(value)} `).join("");
     const command = `${assignments}bun ${BIN} ${args.join(" ")}; echo $? > ${this.exitFile}; sleep 300`;
     this.tmux("new-session", "-d", "-s", "main", "-x", "150", "-y", "50", "-c", cwd, "bash", "-c", command);
