@@ -58,6 +58,9 @@ export class DeferredQueue {
   readonly #insertForCopies: Statement;
   readonly #diskOfPath: Statement;
   readonly #delete: Statement;
+  readonly #copyCount: Statement;
+  /** Copies per disk: a change to a disk with one copy has nobody to be queued for (most changes of most runs). */
+  readonly #copiesOf = new Map<string, number>();
 
   constructor(catalog: ArchiveCatalog) {
     this.#catalog = catalog;
@@ -68,10 +71,19 @@ export class DeferredQueue {
     );
     this.#diskOfPath = db.prepare("SELECT disk_id AS diskId FROM main.files WHERE path = ?");
     this.#delete = db.prepare("DELETE FROM main.deferred_actions WHERE id = ?");
+    this.#copyCount = db.prepare("SELECT count(*) AS n FROM main.disk_copies WHERE disk_id = ?");
   }
 
   /** Queues `action` for every copy of disk `diskId` except `exceptCopyId` (the copy that already has it). */
   queue(diskId: string, action: DeferredAction, exceptCopyId: string | null = null): void {
+    if (exceptCopyId !== null) {
+      let copies = this.#copiesOf.get(diskId);
+      if (copies === undefined) {
+        copies = (this.#copyCount.get(diskId) as { n: number }).n;
+        this.#copiesOf.set(diskId, copies);
+      }
+      if (copies <= 1) return;
+    }
     this.#insertForCopies.run(
       diskId,
       action.op,
