@@ -1,6 +1,7 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { blaine } from "./helpers/cli.ts";
 import { filesOf, snapshotTree } from "./helpers/fixture.ts";
 import { diffTrees, diskContents, multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 
@@ -96,6 +97,27 @@ describe("twin disks", () => {
     const restored = await e.cli(["restore", e.source, "--to", to, "--json"], [C2]);
     expect(restored.exitCode).toBe(0);
     expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
+  });
+
+  test("kill -9 while a twin catches up: the next command finishes, and the copies are identical", async () => {
+    env = await multiDiskEnv({ docs: { first: "first" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) many[`n${i}`] = `new file ${i}`;
+    for (const [name, content] of Object.entries(many)) writeFileSync(e.path(`docs/${name}`), content);
+    expect((await e.run([C])).exitCode).toBe(0);
+    expect(await pendingPaths(e)).toHaveLength(300);
+    const killed = await blaine(["run", "--db", e.db, "--dest", C2, e.source], { env: { BLAINE_CRASH_AT: "mid-placement:150" } });
+    expect(killed.exitCode).not.toBe(0);
+    const again = await e.run([C2]);
+    expect(again.exitCode).toBe(0);
+    expect(again.json.recovered).toBeGreaterThan(0);
+    expect(await pendingPaths(e)).toEqual([]);
+    expect(diffTrees(C, C2)).toBe("");
+    const { onFileSystem, inCatalog } = diskContents(C2);
+    expect(onFileSystem).toEqual(inCatalog);
+    expect(readdirSync(join(C2, ".blaine", "tmp"))).toEqual([]);
   });
 
   test("a clone with no copy mounted is filled from the source files, each hash checked; a changed source is left to fill later", async () => {
