@@ -176,6 +176,26 @@ describe("mounting several disks", () => {
     ]);
   });
 
+  test("with every mounted disk full, renames are still recorded; new data is not stored and the run exits 3", async () => {
+    const files: TreeSpec = {};
+    for (let i = 0; i < 3; i++) files[`f${i}`] = { bytes: 150_000, seed: i + 1 };
+    env = await multiDiskEnv(files);
+    const e = env;
+    const A = await e.initDisk("A", 350_000);
+    const B = await e.initDisk("B", 1_000_000);
+    const first = await e.run([A, B], "--reserve", "0");
+    expect(first.exitCode).toBe(0);
+    expect(first.json.filledUp).toEqual(["A"]);
+    const onA = ((await e.cli(["ls", "--json"])).json as { path: string; disk: string }[]).find((row) => row.disk === "A")!.path;
+    renameSync(onA, `${onA}-renamed`);
+    writeFileSync(e.path("late"), "new data that needs a disk");
+    const full = await e.run([A], "--reserve", "0");
+    expect(full.exitCode).toBe(3);
+    expect(full.json).toMatchObject({ renamed: 1, notStored: { files: 1 } });
+    expect(full.stderr).toContain("A new disk is needed");
+    expect(diskContents(A).onFileSystem).toContain(`${onA}-renamed`);
+  });
+
   test("a file larger than any disk is an error for that file only", async () => {
     env = await multiDiskEnv({ small: "s", huge: { bytes: 600_000, seed: 7 } });
     const e = env;

@@ -3,7 +3,7 @@ import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
-import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { fsyncDirectory, syncFileSystem } from "../fs/atomic.ts";
 import type { RunCounts, RunError } from "../report.ts";
 import type { ArchiveRun } from "./run-context.ts";
@@ -83,7 +83,14 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   // Nothing changed: the copy on the disk already tells what the archive holds.
   const changed = report.counts.new + report.counts.modified + report.counts.renamed + report.counts.deleted + applied > 0;
   for (const disk of run.disks) {
-    if (changed || run.recovered > 0 || !existsSync(disk.layout.hostCatalogCopy)) copyHostCatalogToDisk(catalog, disk);
+    if (!changed && run.recovered === 0 && existsSync(disk.layout.hostCatalogCopy)) continue;
+    try {
+      copyHostCatalogToDisk(catalog, disk);
+    } catch (error) {
+      // The run's work is done and recorded; only the disk's spare copy of the catalog is stale.
+      rmSync(`${disk.layout.hostCatalogCopy}.tmp`, { force: true });
+      report.warn(disk.root, `could not leave a copy of the host catalog on disk "${disk.label.label}": ${errorMessage(error)}; the copy there is from an earlier run`);
+    }
   }
   return result;
 }

@@ -95,19 +95,24 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       if (!writable.has(disk.label.diskId) && (dryRun || queue.count(disk.label.copyId) === 0)) writable.set(disk.label.diskId, disk);
     }
     const open = [...writable.values()].filter((disk) => disk.row.state === "open");
-    if (open.length === 0) {
-      const behind = disks.filter((disk) => !writable.has(disk.label.diskId) && disk.row.state === "open");
+    if (writable.size === 0) {
+      const behind = disks.filter((disk) => !writable.has(disk.label.diskId));
       throw new BlaineError(
         behind.length > 0
-          ? `no mounted open archive disk can take new data: ${behind.map((disk) => `"${disk.label.label}" (${disk.root})`).join(", ")} still has deferred actions it could not apply; mount its other copy too.\n` +
+          ? `no mounted archive disk can take changes: ${behind.map((disk) => `"${disk.label.label}" (${disk.root})`).join(", ")} still has deferred actions it could not apply; mount its other copy too.\n` +
               describeDeferred(mounted.deferred).join("\n")
-          : `no open archive disk among ${disks.map((disk) => disk.root).join(", ") || "the given directories"}: all are full; run "blaine disk init DIR --label NAME" for a new one`,
+          : `no archive disk is mounted among ${[...settings.dest, ...settings.disks].join(", ")}`,
         ExitCode.incomplete,
       );
     }
+    // With every mounted disk full, the run still records renames, links and
+    // deletions; new data is not stored, and the run ends with exit 3 saying
+    // that a new disk is needed.
+    const closed = open.length === 0;
+    if (closed) report.warn([...writable.values()][0].root, `every mounted disk is full: new data cannot be stored; run "blaine disk init DIR --label NAME" for a new disk`);
     const filledUp: MountedDisk[] = [];
     const space = new SpaceBudget(
-      open.map((disk) => ({
+      (closed ? [...writable.values()] : open).map((disk) => ({
         disk,
         options: {
           reserve: resolveSizeOrPercent(settings.reserve, disk.fileSystemSpace().total),
@@ -115,6 +120,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
           usedAtStart: disk.usedBytes(catalog),
           // The parity stage writes recovery data next to each file: it needs room too.
           parityPercent: (settings as { readonly parity?: number }).parity ?? 0,
+          closed,
         },
       })),
       {

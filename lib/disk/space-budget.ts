@@ -9,6 +9,8 @@ export interface SpaceBudgetOptions {
   readonly usedAtStart: number;
   /** Recovery data (PAR2) written next to each file, in percent of its size; 0 or undefined: none. */
   readonly parityPercent?: number;
+  /** A full disk used only for changes without data (renames, links, deletions): no new data goes onto it. */
+  readonly closed?: boolean;
 }
 
 const BLOCK = 4096;
@@ -58,6 +60,7 @@ class DiskRoom {
   }
 
   tryReserve(bytes: number): boolean {
+    if (this.#options.closed) return false;
     const need = this.#onDisk(bytes);
     if (this.#room(false) < need && this.#room(true) < need) return false;
     const capacity = this.#options.capacity;
@@ -76,12 +79,15 @@ class DiskRoom {
 
   /** The most one file could ever take on this disk (empty, less the reserve, within capacity). */
   wholeDisk(): number {
+    // A full disk says nothing about how large a file a disk can hold.
+    if (this.#options.closed) return Number.POSITIVE_INFINITY;
     const parity = this.#options.parityPercent ?? 0;
     const total = (this.disk.fileSystemSpace().total - this.#options.reserve) / (1 + parity / 100);
     return this.#options.capacity === null ? total : Math.min(total, this.#options.capacity);
   }
 
   available(): number {
+    if (this.#options.closed) return 0;
     const { free } = this.disk.fileSystemSpace();
     let room = free - this.#options.reserve - this.#inFlight;
     const capacity = this.#options.capacity;
