@@ -117,7 +117,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         options: {
           reserve: resolveSizeOrPercent(settings.reserve, disk.fileSystemSpace().total),
           capacity: settings.capacity ?? disk.row.capacity,
-          usedAtStart: disk.usedBytes(catalog),
+          // Only a capacity needs it, and summing a large disk's distinct content takes a while.
+          usedAtStart: (settings.capacity ?? disk.row.capacity) === null ? 0 : disk.usedBytes(catalog),
           // The parity stage writes recovery data next to each file: it needs room too.
           parityPercent: (settings as { readonly parity?: number }).parity ?? 0,
           closed,
