@@ -17,7 +17,8 @@ function blaineArgs(workDir: string, name: string, source: string): { init: stri
   const disk = join(workDir, `${name}-disk`);
   return {
     init: ["bun", BIN, "disk", "init", disk, "--label", name, "--db", db],
-    run: ["bun", BIN, "run", "--db", db, "--dest", disk, "--reserve", "0", source],
+    // The peers make no parity: like is compared with like (bench/par2.ts measures what parity adds).
+    run: ["bun", BIN, "run", "--db", db, "--dest", disk, "--reserve", "0", "--parity", "off", source],
   };
 }
 
