@@ -120,7 +120,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
           // Only a capacity needs it, and summing a large disk's distinct content takes a while.
           usedAtStart: (settings.capacity ?? disk.row.capacity) === null ? 0 : disk.usedBytes(catalog),
           // The parity stage writes recovery data next to each file: it needs room too.
-          parityPercent: (settings as { readonly parity?: number }).parity ?? 0,
+          parityPercent: settings.parity ?? 0,
           closed,
         },
       })),
