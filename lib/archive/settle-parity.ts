@@ -66,9 +66,11 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
       for (const hash of gone) remove.run(hash);
     });
   }
-  const live = new Set((db.query(`SELECT DISTINCT hash FROM ${alias}.entries WHERE kind = 'file'`).all() as { hash: string }[]).map((row) => row.hash));
   let removed = 0;
-  for (const hash of store.storedHashes()) {
+  const stored = store.storedHashes();
+  // Reading every content hash of the disk is the costly part: only when there are sets to check.
+  const live = stored.size === 0 ? new Set<string>() : new Set((db.query(`SELECT DISTINCT hash FROM ${alias}.entries WHERE kind = 'file'`).all() as { hash: string }[]).map((row) => row.hash));
+  for (const hash of stored) {
     if (!live.has(hash)) {
       store.remove(hash);
       removed++;

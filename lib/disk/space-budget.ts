@@ -27,6 +27,7 @@ class DiskRoom {
   #freeAtCheck = 0;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #reservedSinceCheck = 0;
+  #totalSize: number | undefined;
 
   constructor(disk: MountedDisk, options: SpaceBudgetOptions) {
     this.disk = disk;
@@ -82,7 +83,9 @@ class DiskRoom {
     // A full disk says nothing about how large a file a disk can hold.
     if (this.#options.closed) return Number.POSITIVE_INFINITY;
     const parity = this.#options.parityPercent ?? 0;
-    const total = (this.disk.fileSystemSpace().total - this.#options.reserve) / (1 + parity / 100);
+    // A file system's size does not change during a run: asked once (statfs per file was a tenth of a small-file run).
+    this.#totalSize ??= this.disk.fileSystemSpace().total;
+    const total = (this.#totalSize - this.#options.reserve) / (1 + parity / 100);
     return this.#options.capacity === null ? total : Math.min(total, this.#options.capacity);
   }
 
