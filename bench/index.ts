@@ -2,9 +2,11 @@
  * `bun run bench [--quick]`: every benchmark, side by side with its peer
  * tool in one run, printed as one table of ratios. Exit 1 if a target is missed.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { benchArchive } from "./archive.ts";
+import { benchDeferred } from "./deferred.ts";
+import { benchPar2 } from "./par2.ts";
 import { printRows, type BenchRow } from "./measure.ts";
 
 const quick = process.argv.includes("--quick");
@@ -23,22 +25,15 @@ function workArea(): { dir: string; cleanup: () => void; kind: string } {
 const area = workArea();
 console.log(`Benchmarks${quick ? " (quick)" : ""} in ${area.dir} (${area.kind})\n`);
 const rows: BenchRow[] = [];
+const workDir = (name: string) => {
+  const dir = join(area.dir, name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};
 try {
   if (!only || only === "archive") rows.push(...(await benchArchive({ workDir: join(area.dir, "archive"), quick })));
-  const par2Bench = join(import.meta.dir, "par2.ts");
-  if ((!only || only === "par2") && existsSync(par2Bench)) {
-    const { benchPar2 } = await import(par2Bench);
-    const dir = join(area.dir, "par2");
-    mkdirSync(dir, { recursive: true });
-    rows.push(...(await benchPar2({ workDir: dir, quick })));
-  }
-  const deferredBench = join(import.meta.dir, "deferred.ts");
-  if ((!only || only === "deferred") && existsSync(deferredBench)) {
-    const { benchDeferred } = await import(deferredBench);
-    const dir = join(area.dir, "deferred");
-    mkdirSync(dir, { recursive: true });
-    rows.push(...(await benchDeferred({ workDir: dir, quick })));
-  }
+  if (!only || only === "par2") rows.push(...(await benchPar2({ workDir: workDir("par2"), quick })));
+  if (!only || only === "deferred") rows.push(...(await benchDeferred({ workDir: workDir("deferred"), quick })));
 } finally {
   area.cleanup();
 }
