@@ -5,12 +5,17 @@
  *
  *   blaine run pipelines/inventory.ts /data/photos --dest /tmp/inv
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { hashEach, walk, writeFileAtomic, type PipelineContext } from "../lib/index.ts";
+import { BlaineError, ExitCode, hashEach, walk, writeFileAtomic, type PipelineContext } from "../lib/index.ts";
 
 export default async function inventory(context: PipelineContext): Promise<number> {
   const { settings, report, output } = context;
+  const outDir = settings.dest[0] ?? process.cwd();
+  // An archive disk holds only what its catalog lists: a stray file there would fail the next verify.
+  if (existsSync(join(outDir, ".blaine", "disk.json"))) {
+    throw new BlaineError(`${outDir} is an archive disk: give the inventory another directory (--dest DIR)`, ExitCode.usage);
+  }
   const algorithm = settings.hash;
   const lines: string[] = [];
   const onError = (path: string, message: string) => report.error(path, message);
@@ -23,7 +28,6 @@ export default async function inventory(context: PipelineContext): Promise<numbe
     lines.push(`${escaped ? "\\" : ""}${file.hash.slice(algorithm.length + 1)}  ${name}`);
     report.done(file.size);
   }
-  const outDir = settings.dest[0] ?? process.cwd();
   mkdirSync(outDir, { recursive: true });
   const target = join(outDir, `inventory.${algorithm}`);
   writeFileAtomic(target, lines.length > 0 ? `${lines.join("\n")}\n` : "");

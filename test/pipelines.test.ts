@@ -27,6 +27,34 @@ describe("pipeline scripts", () => {
     expect(check.exitCode).toBe(0);
   });
 
+  test("the inventory example refuses to write into an archive disk (a stray file there fails verify)", async () => {
+    env = await archiveEnv({ a: "alpha" });
+    const result = await blaine(["run", join(import.meta.dir, "..", "pipelines", "inventory.ts"), "--dest", env.disk, env.source]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(`${env.disk} is an archive disk`);
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test("no external program sees BLAINE_PASSWORD in its environment", async () => {
+    env = await archiveEnv({ a: "alpha" });
+    const script = join(env.root, "print-env.ts");
+    const exec = join(import.meta.dir, "..", "lib", "system", "exec.ts");
+    writeFileSync(
+      script,
+      `import { zx } from ${JSON.stringify(exec)};
+export default async function (context) {
+  const $ = await zx();
+  context.output.result({ env: (await $\`env\`).stdout });
+  return 0;
+}
+`,
+    );
+    const result = await blaine(["run", script, "--json", env.source], { env: { BLAINE_PASSWORD: "hunter2-secret" } });
+    expect(result.exitCode).toBe(0);
+    expect(result.json.env).toContain("PATH=");
+    expect(result.json.env).not.toContain("hunter2-secret");
+  });
+
   test("a user's own pipeline script runs through blaine run and can add a stage", async () => {
     env = await archiveEnv({ "keep.mkv": "k", "skip.sample.mkv": "s" });
     const script = join(env.root, "my-pipeline.ts");

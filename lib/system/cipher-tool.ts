@@ -30,15 +30,6 @@ export function isCipherName(value: unknown): value is CipherName {
   return CIPHER_NAMES.includes(value as CipherName);
 }
 
-/** The child's environment: Blaine's own, less the password variable. */
-export function childEnvironment(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && key !== "BLAINE_PASSWORD") env[key] = value;
-  }
-  return env;
-}
-
 /** The last lines of a tool's stderr, for an error message (it never echoes the password). */
 export function lastLines(stderr: string, count = 3): string {
   return stderr.trim().split("\n").filter((line) => !/syslog/i.test(line)).slice(-count).join(" ");

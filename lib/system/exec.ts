@@ -1,4 +1,5 @@
 import type { Shell } from "zx";
+import { PASSWORD_VARIABLE } from "../secrets/key-source.ts";
 
 /**
  * The one place Blaine runs external programs. zx escapes every
@@ -13,6 +14,8 @@ export async function zx(): Promise<Shell> {
     const { $ } = await import("zx");
     $.verbose = false;
     $.quiet = true;
+    // No child (dc3dd, par2, rsync, the cipher tools…) ever sees the password variable.
+    $.env = childEnvironment();
     shell = $;
   }
   return shell;
@@ -21,4 +24,13 @@ export async function zx(): Promise<Shell> {
 /** Whether a program is on PATH (for skipping, doctor, and clear errors). */
 export function hasProgram(name: string): boolean {
   return Bun.which(name) !== null;
+}
+
+/** The environment children get: Blaine's own, less the password variable. */
+export function childEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && key !== PASSWORD_VARIABLE) env[key] = value;
+  }
+  return env;
 }

@@ -1,8 +1,8 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError } from "../errors.ts";
-import { childEnvironment, lastLines, type CipherTool } from "./cipher-tool.ts";
-import { hasProgram, zx } from "./exec.ts";
+import { lastLines, type CipherTool } from "./cipher-tool.ts";
+import { childEnvironment, hasProgram, zx } from "./exec.ts";
 
 /** gocryptfs' exit code for "password incorrect" (documented in its man page). */
 const WRONG_PASSWORD = 12;
