@@ -82,10 +82,21 @@ describe("restore", () => {
     const data = readFileSync(onDisk);
     data[100] ^= 0x40;
     writeFileSync(onDisk, data);
-    const result = await env.restore(join(env.root, "r"));
+    const to = join(env.root, "r");
+    const result = await env.restore(to);
     expect(result.exitCode).toBe(4);
     expect(result.json.damaged.map((d: any) => d.path)).toEqual([join(env.source, "movies/b.mkv")]);
     expect(result.stderr).toContain("DAMAGED");
+    // The bytes read are kept aside, never under the file's name, where a later restore would take them as done.
+    const restored = join(to, env.source, "movies/b.mkv");
+    expect(existsSync(restored)).toBe(false);
+    expect(readFileSync(`${restored}.blaine-damaged`)).toEqual(data);
+    expect((await env.restore(to)).exitCode).toBe(4);
+    // Once the disk holds good data again (e.g. after verify --repair), the same restore completes.
+    writeFileSync(onDisk, readFileSync(join(env.source, "movies/b.mkv")));
+    const healed = await env.restore(to);
+    expect(healed.exitCode).toBe(0);
+    expect(readFileSync(restored)).toEqual(readFileSync(join(env.source, "movies/b.mkv")));
   });
 
   test("nothing matching is a usage error", async () => {

@@ -105,7 +105,14 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
         } else {
           const read = await restoreFile(file, disk.layout.dataPath(file.path), target, options.signal);
           const ok = read.matches ? read : await repairRestoredCopy(disk, file, target, read, output, options.signal);
-          if (!ok.matches) damaged.push({ path: file.path, message: `hash mismatch: archived ${file.hash}, read ${ok.hash}` });
+          if (!ok.matches) {
+            // The bytes read are kept (most of a film beats none), but not under the file's
+            // own name: there, with its archived mtime, a later restore would take it as done.
+            const kept = `${target}.blaine-damaged`;
+            renameSync(target, kept);
+            damaged.push({ path: file.path, message: `hash mismatch: archived ${file.hash}, read ${ok.hash}; the bytes read are kept as ${kept}` });
+            continue;
+          }
           bytes += file.size;
           if (sharedInodes.has(inodeKey)) firstOfInode.set(inodeKey, target);
         }
