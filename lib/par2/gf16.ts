@@ -34,11 +34,6 @@ export function gfDivide(a: number, b: number): number {
   return antilog[log[a] + GF_ORDER - log[b]];
 }
 
-/** 2 raised to `exponent` (any non-negative integer). */
-export function gfPowerOfTwo(exponent: number): number {
-  return antilog[exponent % GF_ORDER];
-}
-
 /**
  * The base logs of the first `count` input-slice constants: the spec gives
  * input slice i the constant 2^n_i, where n_i is the i-th positive integer

@@ -47,15 +47,3 @@ export class PendingFile {
     rmSync(this.#temp, { force: true });
   }
 }
-
-/** A whole file from chunks, atomically. */
-export function writeChunksAtomic(path: string, chunks: readonly Uint8Array[], options: { sync?: boolean } = {}): void {
-  const file = new PendingFile(path);
-  try {
-    file.write(chunks);
-  } catch (error) {
-    file.abort();
-    throw error;
-  }
-  file.commit(options);
-}
