@@ -79,6 +79,9 @@ describe("bad input gets a clear error naming the file or option", () => {
       const noDb = await blaine(["run", dir.path]);
       expect(noDb.exitCode).toBe(2);
       expect(noDb.stderr).toMatch(/--db/);
+      const absentDb = await blaine(["run", "--db", join(dir.path, "no", "such", "catalog.db"), "--dest", dir.path, dir.path]);
+      expect(absentDb.exitCode).toBe(2);
+      expect(absentDb.stderr).toContain(`host catalog ${join(dir.path, "no", "such", "catalog.db")} does not exist`);
       env = await archiveEnv({ f: "1" });
       const missing = await blaine(["run", "--db", env.db, "--dest", env.disk, join(dir.path, "nope")]);
       expect(missing.exitCode).toBe(2);

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import type { Database, Statement } from "bun:sqlite";
 import { BlaineError, ExitCode } from "../errors.ts";
 import { CatalogLock } from "./lock.ts";
@@ -45,6 +46,10 @@ export class ArchiveCatalog {
   }
 
   static open(path: string, options: OpenArchiveCatalogOptions = {}): ArchiveCatalog {
+    // Said before the lock, whose file would otherwise be the first thing to fail.
+    if (!options.create && !existsSync(path)) {
+      throw new BlaineError(`host catalog ${path} does not exist (give --db the catalog of your archive; "blaine disk init" creates one)`, ExitCode.usage);
+    }
     // The lock comes first: a migration is a write too.
     const lock = options.lock && !options.readonly ? CatalogLock.acquire(path) : undefined;
     try {
