@@ -1,9 +1,10 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { spawnBlaine, waitFor } from "./helpers/cli.ts";
-import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
+import { filesOf, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
+import { writeFileAtomic } from "../lib/fs/atomic.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
 
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
@@ -113,5 +114,22 @@ describe("a disk that fills up", () => {
     const to = join(env.root, "r");
     expect((await env.restore(to)).exitCode).toBe(0);
     expect(filesOf(snapshotTree(join(to, env.source)))).toEqual(filesOf(snapshotTree(env.source)));
+  });
+});
+
+describe("atomic writes on a full disk", () => {
+  test.skipIf(!canMount())("writeFileAtomic fails with ENOSPC, keeps the old content and leaves no temp file", () => {
+    const dir = tempDir();
+    const unmount = mountTmpfs(dir.path, "256k");
+    try {
+      const target = join(dir.path, "blaine.toml");
+      writeFileAtomic(target, "old = true\n");
+      expect(() => writeFileAtomic(target, new Uint8Array(1024 * 1024))).toThrow(/ENOSPC|no space/i);
+      expect(readFileSync(target, "utf8")).toBe("old = true\n");
+      expect(readdirSync(dir.path)).toEqual(["blaine.toml"]);
+    } finally {
+      unmount();
+      dir.cleanup();
+    }
   });
 });

@@ -1,5 +1,5 @@
 import { dlopen, FFIType } from "bun:ffi";
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { errnoCode } from "../errors.ts";
 
@@ -64,13 +64,19 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   // A private file (a key) is private from its first byte: the mode is set at creation.
   const fd = openSync(temp, "w", mode);
   try {
-    const bytes = typeof data === "string" ? Buffer.from(data) : data;
-    let offset = 0;
-    while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      const bytes = typeof data === "string" ? Buffer.from(data) : data;
+      let offset = 0;
+      while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (error) {
+    // A full disk or an I/O error: no half-written temp is left beside the file.
+    rmSync(temp, { force: true });
+    throw error;
   }
-  renameSync(temp, path);
   fsyncDirectory(dirname(path));
 }
