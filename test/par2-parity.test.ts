@@ -5,7 +5,7 @@
  * made good by the next run), checked and repaired by verify, used by
  * restore, and readable by stock par2cmdline.
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -14,6 +14,8 @@ import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { blaine } from "./helpers/cli.ts";
 import { seededBytes } from "./helpers/fixture.ts";
+
+setDefaultTimeout(120_000);
 
 const hasPar2 = hasProgram("par2");
 if (!hasPar2) console.log("skipped stock-par2cmdline checks of Blaine's parity: par2 is not installed (apt-get install par2)");
@@ -142,10 +144,34 @@ describe("parity stage", () => {
     expect(repaired.exitCode).toBe(0);
     expect(repaired.json.parity.repaired.sort()).toEqual([join(env.source, "movies", "film.mkv"), join(env.source, "other", "dup.mkv")]);
     expect(repaired.json.parity.rebuiltSets.length).toBe(1);
+    // What was repaired is no longer corrupt.
+    expect(repaired.json.disks[0].corrupt).toEqual([]);
+    expect([...repaired.json.disks[0].repaired].sort()).toEqual(repaired.json.parity.repaired.sort());
     expect(Buffer.compare(readFileSync(env.onDisk("movies/film.mkv")), film)).toBe(0);
     expect(statSync(env.onDisk("movies/film.mkv")).ino).toBe(statSync(env.onDisk("other/dup.mkv")).ino);
     expect((await env.verify()).exitCode).toBe(0);
     expect(existsSync(indexOf(env.disk, filmHash))).toBe(true);
+  }, 60_000);
+
+  test("verify --repair says REPAIRED and never CORRUPT for a repaired file; exit 0, and 4 while something is left", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    const notes = join(env.source, "movies", "notes.txt");
+    damage(env.onDisk("movies/notes.txt"), 0, 500);
+    const repaired = await blaine(["verify", "--repair", "--db", env.db, "--dest", env.disk]);
+    expect(repaired.exitCode).toBe(0);
+    expect(repaired.stdout).toContain(`REPAIRED ${JSON.stringify(notes)}`);
+    expect(repaired.stdout).not.toContain("CORRUPT");
+    expect(repaired.stdout).toMatch(/1 repaired, all intact now\./);
+
+    // One file repaired, one beyond its parity: only the second is corrupt, and the exit is 4.
+    damage(env.onDisk("movies/notes.txt"), 0, 500);
+    damage(env.onDisk("movies/film.mkv"), 0, 300_000);
+    const partly = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
+    expect(partly.exitCode).toBe(4);
+    expect(partly.json.disks[0].repaired).toEqual([notes]);
+    expect(partly.json.disks[0].corrupt.map((c: { path: string }) => c.path).sort()).toEqual([join(env.source, "movies", "film.mkv"), join(env.source, "other", "dup.mkv")]);
+    expect(partly.stderr).not.toContain(`CORRUPT ${JSON.stringify(notes)}`);
   }, 60_000);
 
   test("damage beyond the parity: verify --repair reports it and exits 4", async () => {
@@ -155,6 +181,8 @@ describe("parity stage", () => {
     const result = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
     expect(result.exitCode).toBe(4);
     expect(result.json.parity.unrepaired.map((u: { path: string }) => u.path)).toEqual([join(env.source, "movies", "notes.txt")]);
+    expect(result.json.disks[0].corrupt.map((c: { path: string }) => c.path)).toEqual([join(env.source, "movies", "notes.txt")]);
+    expect(result.json.disks[0].repaired).toEqual([]);
   }, 60_000);
 
   test("restore repairs a damaged file on the fly from its parity", async () => {

@@ -20,7 +20,7 @@ export interface ParityVerification {
   readonly damagedSets: readonly { readonly path: string; readonly message: string }[];
   /** Contents with no set (archived with --parity off; the next run with parity makes them). */
   readonly unprotected: number;
-  /** Corrupt files repaired from parity (verify --repair). */
+  /** Corrupt files repaired from parity (verify --repair), on every disk. */
   readonly repaired: readonly string[];
   /** Corrupt files parity could not repair, and why. */
   readonly unrepaired: readonly { readonly path: string; readonly message: string }[];
@@ -32,25 +32,38 @@ interface DiskFindings {
   readonly corrupt: readonly { path: string; message: string }[];
 }
 
+/**
+ * The parity check of every disk, and with `repair` the repairs.
+ * `repairedByDisk[i]` lists what was repaired on `disks[i]`: the same path
+ * can be on two mounted copies of a disk, and be repaired on one only.
+ */
 export async function verifyParity(
   catalog: ArchiveCatalog,
   disks: readonly MountedDisk[],
   findings: readonly DiskFindings[],
   options: { repair?: boolean; signal?: AbortSignal } = {},
-): Promise<ParityVerification> {
+): Promise<{ parity: ParityVerification; repairedByDisk: readonly (readonly string[])[] }> {
   const result = { setsChecked: 0, damagedSets: [] as { path: string; message: string }[], unprotected: 0, repaired: [] as string[], unrepaired: [] as { path: string; message: string }[], rebuiltSets: [] as string[] };
+  const repairedByDisk: string[][] = [];
   for (const [i, disk] of disks.entries()) {
     const db = catalog.sqlite;
     const store = new ParityStore(disk.root);
     const alias = disk.alias;
     const corruptPaths = new Set(findings[i]?.corrupt.map((item) => item.path) ?? []);
+    const repairedHere = new Set<string>();
+    repairedByDisk.push([]);
+    const markRepaired = (path: string) => {
+      repairedHere.add(path);
+      repairedByDisk[i].push(path);
+      result.repaired.push(path);
+    };
     const entry = db.prepare(`SELECT path, hash, size, mtime_ms AS mtimeMs FROM ${alias}.entries WHERE path = ? AND kind = 'file'`);
     const pathsOf = db.prepare(`SELECT path FROM ${alias}.entries WHERE hash = ? AND kind = 'file'`);
 
     if (options.repair) {
       for (const path of corruptPaths) {
         options.signal?.throwIfAborted();
-        if (result.repaired.includes(path)) continue;
+        if (repairedHere.has(path)) continue;
         const content = entry.get(path) as { path: string; hash: string; size: number; mtimeMs: number } | null;
         if (!content) continue;
         const same = (pathsOf.all(content.hash) as { path: string }[]).map((row) => row.path);
@@ -59,12 +72,12 @@ export async function verifyParity(
           result.unrepaired.push({ path, message: outcome.message ?? "not repaired" });
           continue;
         }
-        result.repaired.push(path);
+        markRepaired(path);
         // Hardlinks of the repaired file are whole again too.
         for (const other of same) {
           if (other === path || !corruptPaths.has(other)) continue;
           try {
-            if (hashFile(disk.layout.dataPath(other), hashAlgorithmOf(content.hash)).hash === content.hash) result.repaired.push(other);
+            if (!repairedHere.has(other) && hashFile(disk.layout.dataPath(other), hashAlgorithmOf(content.hash)).hash === content.hash) markRepaired(other);
           } catch {
             // Still listed as corrupt.
           }
@@ -82,7 +95,7 @@ export async function verifyParity(
       if (store.check(set.hash, set.size)) continue;
       const paths = (pathsOf.all(set.hash) as { path: string }[]).map((row) => row.path);
       const path = paths[0] ?? set.hash;
-      const intact = paths.find((p) => !corruptPaths.has(p) || result.repaired.includes(p));
+      const intact = paths.find((p) => !corruptPaths.has(p) || repairedHere.has(p));
       if (options.repair && intact) {
         try {
           const percent = (set.recoverySlices * 100) / Math.max(1, Math.ceil(set.size / set.sliceSize));
@@ -103,7 +116,7 @@ export async function verifyParity(
         WHERE e.kind = 'file' AND e.size > 0 AND NOT EXISTS (SELECT 1 FROM ${alias}.parity_sets p WHERE p.hash = e.hash)`,
     ).get() as { n: number }).n;
   }
-  return result;
+  return { parity: result, repairedByDisk };
 }
 
 export function printParity(parity: ParityVerification, output: Output): void {

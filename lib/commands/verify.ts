@@ -19,7 +19,10 @@ export interface DiskVerification {
   readonly files: number;
   readonly bytesRead: number;
   readonly missing: readonly string[];
+  /** Damaged files still damaged: what `--repair` repaired is in `repaired` instead. */
   readonly corrupt: readonly { path: string; message: string }[];
+  /** Damaged files `--repair` repaired from their parity (hash checked). */
+  readonly repaired: readonly string[];
   /** On the disk but in no catalog. */
   readonly unexpected: readonly string[];
   /** Host and disk catalogs disagree about these paths. */
@@ -48,14 +51,19 @@ interface EntryRow {
  */
 export async function verifyDisks(settings: Settings, output?: Output, signal?: AbortSignal, options: { repair?: boolean } = {}): Promise<VerifyResult> {
   if (settings.dest.length === 0 && settings.disks.length === 0) throw new UsageError("verify: give the mounted disks with --dest DIR (or dest or disks in blaine.toml)");
-  const archive = await openArchive(settings, { write: true, signal });
+  // Only --repair writes to the disks: otherwise an encrypted disk with nothing to settle mounts read-only.
+  const archive = await openArchive(settings, { write: true, settleOnly: !options.repair, signal });
   try {
     for (const line of describeDeferred(archive.deferred)) output?.say(line);
-    const disks: DiskVerification[] = [];
-    for (const disk of archive.disks) disks.push(await verifyDisk(archive.catalog, disk, signal));
-    const parity = await verifyParity(archive.catalog, archive.disks, disks, { repair: options.repair, signal });
-    const corruptLeft = disks.reduce((n, d) => n + d.corrupt.length, 0) - parity.repaired.length;
-    const damaged = corruptLeft > 0 || parity.damagedSets.length > 0 || disks.some((d) => d.missing.length + d.unexpected.length + d.catalogMismatch.length > 0);
+    const found: DiskVerification[] = [];
+    for (const disk of archive.disks) found.push(await verifyDisk(archive.catalog, disk, signal));
+    const { parity, repairedByDisk } = await verifyParity(archive.catalog, archive.disks, found, { repair: options.repair, signal });
+    // A file repaired is no longer corrupt: it is listed, counted and judged as repaired only.
+    const disks = found.map((disk, i) => {
+      const repaired = new Set(repairedByDisk[i] ?? []);
+      return { ...disk, corrupt: disk.corrupt.filter((item) => !repaired.has(item.path)), repaired: [...repaired] };
+    });
+    const damaged = parity.damagedSets.length > 0 || disks.some((d) => d.missing.length + d.corrupt.length + d.unexpected.length + d.catalogMismatch.length > 0);
     const result: VerifyResult = { exitCode: damaged ? ExitCode.damage : ExitCode.ok, disks, parity };
     if (output) {
       printParity(parity, output);
@@ -136,6 +144,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     bytesRead,
     missing,
     corrupt,
+    repaired: [],
     unexpected,
     catalogMismatch: mismatch.map((row) => row.path),
   };
@@ -148,9 +157,12 @@ function printVerify(result: VerifyResult, output: Output): void {
     for (const path of disk.unexpected) output.say(`UNEXPECTED ${JSON.stringify(path)} on disk "${disk.label}" (in no catalog)`);
     for (const path of disk.catalogMismatch) output.say(`CATALOG MISMATCH ${JSON.stringify(path)}: host and disk catalogs disagree`);
     const problems = disk.missing.length + disk.corrupt.length + disk.unexpected.length + disk.catalogMismatch.length;
+    const repaired = disk.repaired.length > 0 ? `${disk.repaired.length} repaired, ` : "";
     output.say(
       `Disk "${disk.label}" (${disk.root}): ${disk.files} files checked, ${formatBytes(disk.bytesRead)} read; ` +
-        (problems === 0 ? "all intact." : `${disk.missing.length} missing, ${disk.corrupt.length} corrupt, ${disk.unexpected.length} unexpected, ${disk.catalogMismatch.length} catalog mismatches.`),
+        (problems === 0
+          ? `${repaired}all intact${repaired ? " now" : ""}.`
+          : `${repaired}${disk.missing.length} missing, ${disk.corrupt.length} corrupt, ${disk.unexpected.length} unexpected, ${disk.catalogMismatch.length} catalog mismatches.`),
     );
   }
   output.result(result);
