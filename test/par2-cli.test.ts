@@ -3,12 +3,14 @@
  * `par2 verify` and are repaired by `par2 repair`; sets made by par2cmdline
  * are verified and repaired by Blaine; edge sizes and limits; exit codes.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
+
+setDefaultTimeout(120_000);
 
 const hasPar2 = hasProgram("par2");
 if (!hasPar2) console.log("skipped par2cmdline interoperability tests: par2 is not installed (apt-get install par2)");
@@ -116,7 +118,14 @@ describe("usage and limits", () => {
       [["par2", "create", "-b", "40000", "s.par2", "f"], /32768/],
       [["par2", "create", "-x", "s.par2", "f"], /unknown option -x/],
       [["par2", "create", "s.par2", "missing"], /missing: no such file/],
-      [["par2", "create", "s.txt", "f"], /must end in \.par2/],
+      [["par2", "verify", "-u", "s.par2"], /-u applies only to create/],
+      [["par2", "create", "-p", "s.par2", "f"], /-p applies only to verify and repair/],
+      [["par2", "create", "-u", "-l", "s.par2", "f"], /either -u .* or -l/],
+      [["par2", "create", "-l", "-n", "2", "s.par2", "f"], /either -l .* or -n/],
+      [["par2", "create", "-q", "-v", "s.par2", "f"], /either -q or -v/],
+      [["par2", "verify", "-S", "10", "s.par2"], /-S .* needs -N/],
+      [["par2", "create", "-c", "3", "-n", "4", "s.par2", "f"], /4 recovery files for 3 recovery blocks/],
+      [["par2", "create", "-rk10", "s.par2", "f"], /target size is not supported/],
       [["par2", "verify", "nothing.par2"], /nothing\.par2/],
       [["par2", "frobnicate"], /unknown action "frobnicate"/],
     ];
@@ -140,4 +149,110 @@ describe("usage and limits", () => {
     expect(repair.exitCode).toBe(4);
     expect(repair.stdout).toMatch(/Repair is not possible/);
   }, 30_000);
+});
+
+/** The par2 files a directory holds, sorted: the layout a create made. */
+function setLayout(directory: string): string[] {
+  return readdirSync(directory).filter((name) => name.endsWith(".par2")).sort();
+}
+
+describe("the same options as par2cmdline give the same set", () => {
+  const files = { "big.bin": seededBytes(102_400, 51), "small.bin": seededBytes(30_000, 52) };
+  function twoCopies(): { stock: string; ours: string } {
+    const stock = join(dir, "stock");
+    const ours = join(dir, "ours");
+    for (const where of [stock, ours]) {
+      mkdirSync(where);
+      for (const [name, bytes] of Object.entries(files)) writeFileSync(join(where, name), bytes);
+    }
+    return { stock, ours };
+  }
+
+  test.skipIf(!hasPar2).each([
+    ["default spread (1, 2, 4, 8, 10)", ["-b25", "-c25"]],
+    ["-n: doubling files (4, 8, 13)", ["-b25", "-c25", "-n3"]],
+    ["-n with more files than doubling fills (a volN+0 file)", ["-b100", "-c3", "-n3"]],
+    ["-u: uniform files", ["-b25", "-c25", "-u"]],
+    ["-u -n: uniform over N files (9, 8, 8)", ["-b25", "-c25", "-u", "-n3"]],
+    ["-l: files no larger than the largest source file", ["-b10", "-c40", "-l"]],
+    ["-f: names padded to the highest exponent", ["-b100", "-c9", "-f95"]],
+    ["-r: one-digit names", ["-b100", "-r7"]],
+    ["accepted and without effect: -m, -T, -t, -q, -v", ["-b25", "-c25", "-m16", "-T2", "-t2", "-q"]],
+  ] as const)("%s", async (_, options) => {
+    const { stock, ours } = twoCopies();
+    const names = Object.keys(files);
+    expect(par2(["create", "-q", "-q", ...options, "set.par2", ...names], stock).exitCode).toBe(0);
+    const created = await blaine(["par2", "create", ...options, "set.par2", ...names], { cwd: ours });
+    expect(created.exitCode).toBe(0);
+    expect(setLayout(ours)).toEqual(setLayout(stock));
+    // Each tool verifies the other's set.
+    expect((await blaine(["par2", "verify", "set.par2"], { cwd: stock })).exitCode).toBe(0);
+    expect(par2(["verify", "-q", "set.par2"], ours).output).toContain("All files are correct");
+  });
+
+  test.skipIf(!hasPar2)("-B: names relative to the base path on create; where the files are on verify and repair", async () => {
+    const original = seededBytes(40_000, 53);
+    for (const tool of ["stock", "ours"]) {
+      mkdirSync(join(dir, tool, "data", "sub"), { recursive: true });
+      mkdirSync(join(dir, tool, "parity"));
+      writeFileSync(join(dir, tool, "data", "sub", "a.mkv"), original);
+      writeFileSync(join(dir, tool, "outside.bin"), seededBytes(100, 54));
+    }
+    const createArgs = ["-B", "data", "-s4000", "-c4", "parity/set.par2", "data/sub/a.mkv", "outside.bin"];
+    expect(par2(["create", "-q", ...createArgs], join(dir, "stock")).exitCode).toBe(0);
+    const created = await blaine(["par2", "create", ...createArgs, "--json"], { cwd: join(dir, "ours") });
+    expect(created.exitCode).toBe(0);
+    // As par2cmdline: a file outside the base path is left out, with a message.
+    expect(created.stderr).toContain("Ignoring out of basepath source file");
+    expect(setLayout(join(dir, "ours", "parity"))).toEqual(setLayout(join(dir, "stock", "parity")));
+    const verified = await blaine(["par2", "verify", "-B", "data", "parity/set.par2", "--json"], { cwd: join(dir, "stock") });
+    expect(verified.exitCode).toBe(0);
+    expect(verified.json.files.map((f: { name: string }) => f.name)).toEqual(["sub/a.mkv"]);
+    // Without -B the names are looked for beside the set: missing.
+    expect((await blaine(["par2", "verify", "parity/set.par2"], { cwd: join(dir, "stock") })).exitCode).toBe(4);
+
+    // Damage in each tree, repaired by the other tool with -B.
+    for (const tool of ["stock", "ours"]) damage(join(dir, tool, "data", "sub", "a.mkv"), 1000, new Uint8Array(3000));
+    expect((await blaine(["par2", "repair", "-B", "data", "parity/set.par2"], { cwd: join(dir, "stock") })).exitCode).toBe(0);
+    expect(par2(["repair", "-q", "-B", "data", "parity/set.par2"], join(dir, "ours")).exitCode).toBe(0);
+    for (const tool of ["stock", "ours"]) expect(Buffer.compare(readFileSync(join(dir, tool, "data", "sub", "a.mkv")), original)).toBe(0);
+  });
+
+  test.skipIf(!hasPar2)("-p purges the set after a successful repair, as par2cmdline does; -- ends the options", async () => {
+    const original = seededBytes(20_000, 55);
+    writeFileSync(join(dir, "-odd.bin"), original);
+    expect((await blaine(["par2", "create", "-c", "3", "--", "set.par2", "-odd.bin"], { cwd: dir })).exitCode).toBe(0);
+    expect(par2(["verify", "-q", "--", "set.par2", "-odd.bin"], dir).exitCode).toBe(0);
+    damage(join(dir, "-odd.bin"), 0, new Uint8Array(100));
+    expect((await blaine(["par2", "repair", "-p", "set.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "-odd.bin")), original)).toBe(0);
+    expect(setLayout(dir)).toEqual([]);
+  });
+
+  test("-q keeps only the conclusions, -qq says nothing, -v names the damaged blocks; -N, -S accepted on verify", async () => {
+    writeFileSync(join(dir, "f.bin"), seededBytes(50_000, 56));
+    const quietCreate = await blaine(["par2", "create", "-qq", "-s", "1000", "-c", "5", "set.par2", "f.bin"], { cwd: dir });
+    expect(quietCreate.exitCode).toBe(0);
+    expect(quietCreate.stdout).toBe("");
+    expect(existsSync(join(dir, "set.par2"))).toBe(true);
+    damage(join(dir, "f.bin"), 2000, new Uint8Array(10));
+    const normal = await blaine(["par2", "verify", "set.par2"], { cwd: dir });
+    expect(normal.stdout).toContain("DAMAGED");
+    const quiet = await blaine(["par2", "verify", "-q", "-N", "-S", "32", "set.par2"], { cwd: dir });
+    expect(quiet.exitCode).toBe(4);
+    expect(quiet.stdout).not.toContain("DAMAGED");
+    expect(quiet.stdout).toContain("Repair is possible");
+    const verbose = await blaine(["par2", "verify", "-v", "set.par2"], { cwd: dir });
+    expect(verbose.stdout).toContain("damaged blocks: 2");
+    const silent = await blaine(["par2", "verify", "-qq", "set.par2"], { cwd: dir });
+    expect({ exitCode: silent.exitCode, stdout: silent.stdout }).toEqual({ exitCode: 4, stdout: "" });
+  });
+
+  test.skipIf(!hasPar2)("a set name without .par2 gets it, as with par2cmdline", async () => {
+    writeFileSync(join(dir, "f.bin"), seededBytes(5000, 57));
+    cpSync(join(dir, "f.bin"), join(dir, "g.bin"));
+    expect((await blaine(["par2", "create", "-c1", "s.txt", "f.bin"], { cwd: dir })).exitCode).toBe(0);
+    expect(par2(["create", "-q", "-q", "-c1", "t.txt", "g.bin"], dir).exitCode).toBe(0);
+    expect(setLayout(dir)).toEqual(["s.txt.par2", "s.txt.vol0+1.par2", "t.txt.par2", "t.txt.vol0+1.par2"]);
+  });
 });

@@ -168,9 +168,18 @@ describe("sizing", () => {
     expect(recoveryCountFor(3, 10)).toBe(1);
     expect(recoveryCountFor(3, 0)).toBe(0);
     expect(recoveryCountFor(40000, 200)).toBe(65535);
+    // The layouts par2cmdline 0.8.1 writes for the same counts (par2-cli.test.ts compares with the real one).
     expect(recoveryFileSizes(7)).toEqual([1, 2, 4]);
-    expect(recoveryFileSizes(10, 3)).toEqual([4, 3, 3]);
-    expect(volumeNames("set", 0, [1, 2, 4])).toEqual(["set.vol00+01.par2", "set.vol01+02.par2", "set.vol03+04.par2"]);
+    expect(recoveryFileSizes(25)).toEqual([1, 2, 4, 8, 10]);
+    expect(recoveryFileSizes(25, { fileCount: 3 })).toEqual([4, 8, 13]);
+    expect(recoveryFileSizes(25, { scheme: "uniform", fileCount: 3 })).toEqual([9, 8, 8]);
+    expect(recoveryFileSizes(25, { scheme: "uniform" })).toEqual([5, 5, 5, 5, 5]);
+    expect(recoveryFileSizes(3, { fileCount: 3 })).toEqual([1, 2, 0]);
+    expect(recoveryFileSizes(40, { scheme: "limited", largestFileSlices: 7 })).toEqual([1, 2, 4, 5, 7, 7, 7, 7]);
+    expect(recoveryFileSizes(0)).toEqual([]);
+    expect(() => recoveryFileSizes(3, { fileCount: 4 })).toThrow(/more files than blocks/);
+    expect(volumeNames("set", 0, [1, 2, 4])).toEqual(["set.vol0+1.par2", "set.vol1+2.par2", "set.vol3+4.par2"]);
+    expect(volumeNames("set", 95, [1, 2, 4, 2])).toEqual(["set.vol095+1.par2", "set.vol096+2.par2", "set.vol098+4.par2", "set.vol102+2.par2"]);
   });
 });
 

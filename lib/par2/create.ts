@@ -15,7 +15,9 @@ import {
   type FileDescription, type SliceChecksum,
 } from "./packets.ts";
 import { multiplySlices } from "./slice-multiply.ts";
-import { chooseSliceSize, MAX_RECOVERY_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "./sizing.ts";
+import {
+  chooseSliceSize, MAX_RECOVERY_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames, type RecoveryFileScheme,
+} from "./sizing.ts";
 import type { SliceSource } from "./slice-accumulator.ts";
 import { PendingFile, setBase } from "./write-set.ts";
 
@@ -40,8 +42,10 @@ export interface CreateOptions {
   readonly redundancy?: number;
   /** -c: recovery slices, instead of -r. */
   readonly recoveryCount?: number;
-  /** -n: recovery (vol) files; default 1, 2, 4, … slices per file. */
+  /** -n: recovery (vol) files; default one per bit of the recovery count (par2cmdline's rule). */
   readonly recoveryFileCount?: number;
+  /** How slices are spread over the vol files: variable (default: doubling), uniform (-u) or limited (-l). */
+  readonly recoveryFileScheme?: RecoveryFileScheme;
   /** -f: first recovery exponent. */
   readonly firstExponent?: number;
   readonly kernel?: KernelName | "auto";
@@ -136,7 +140,8 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
   const main = mainBody({ sliceSize, fileIds: planned.map((f) => f.fileId), nonRecoveryFileIds: [] });
   const setId = md5(main);
   const base = setBase(setPath);
-  const sizes = recoveryFileSizes(recoveryCount, options.recoveryFileCount);
+  const largestFileSlices = Math.ceil(Math.max(...nonEmpty.map((f) => f.length)) / sliceSize);
+  const sizes = recoveryFileSizes(recoveryCount, { scheme: options.recoveryFileScheme, fileCount: options.recoveryFileCount, largestFileSlices });
   const volumePaths = volumeNames(base, firstExponent, sizes);
   const finalPaths = [`${base}.par2`, ...volumePaths];
   if (!options.replace) {
@@ -188,6 +193,9 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       ]),
     ];
     const creator = packet(setId, PacketType.creator, creatorBody(CREATOR));
+    // A vol file par2cmdline's layout leaves without recovery slices (`volN+0`) is still written,
+    // so both tools make the same files.
+    for (const [volume, path] of volumePaths.entries()) pending[volume] ??= new PendingFile(path);
     // Each vol file carries the critical packets too, so any one file can start a repair;
     // vol files go into place before the index, so an index is only ever beside a whole set.
     for (const volume of pending) volume.write([...critical, ...creator]);

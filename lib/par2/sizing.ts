@@ -73,32 +73,89 @@ export function recoveryCountFor(inputSlices: number, percent: number): number {
 }
 
 /**
- * How many recovery slices each vol file holds: without a file count, 1, 2,
- * 4, … with the last taking the rest (par2cmdline's default, so a small
- * repair needs only a small download); with one, as even as possible.
+ * How recovery slices are spread over vol files, par2cmdline's three
+ * schemes: "variable" (default) doubles the slices per file, "uniform" (-u)
+ * gives every file the same, "limited" (-l) caps a file at what the largest
+ * source file needs and doubles below that.
  */
-export function recoveryFileSizes(recoveryCount: number, fileCount?: number): number[] {
-  if (recoveryCount === 0) return [];
-  if (fileCount !== undefined) {
-    if (!Number.isInteger(fileCount) || fileCount <= 0) throw new RangeError(`recovery file count ${fileCount} must be a positive integer`);
-    const files = Math.min(fileCount, recoveryCount);
+export type RecoveryFileScheme = "variable" | "uniform" | "limited";
+
+export interface RecoveryFileOptions {
+  readonly scheme?: RecoveryFileScheme;
+  /** -n: how many vol files (variable and uniform only); default one per bit of the recovery count. */
+  readonly fileCount?: number;
+  /** Slices of the largest source file (the cap of the limited scheme). */
+  readonly largestFileSlices?: number;
+}
+
+/** Bits in n: par2cmdline's default file count, about log2 of the recovery count, so the number of files stays small. */
+function bitLength(n: number): number {
+  let bits = 0;
+  for (let left = n; left > 0; left = Math.floor(left / 2)) bits++;
+  return bits;
+}
+
+/**
+ * How many recovery slices each vol file holds, exactly as par2cmdline 0.8.1
+ * lays them out (so the same options give the same vol file names):
+ * - variable: the first file holds the smallest power of two that lets the
+ *   files, doubling, hold everything; the last ones hold what is left, which
+ *   can be nothing (par2cmdline still writes such a file, `volN+0`);
+ * - uniform: count / files each, the first ones one more;
+ * - limited: files of the largest source file's slice count at the top,
+ *   1, 2, 4, … below.
+ */
+export function recoveryFileSizes(recoveryCount: number, options: RecoveryFileOptions = {}): number[] {
+  const scheme = options.scheme ?? "variable";
+  if (!Number.isInteger(recoveryCount) || recoveryCount <= 0) return [];
+  if (scheme === "limited") {
+    if (options.fileCount !== undefined) throw new RangeError("a number of recovery files (-n) cannot be combined with limited file sizes (-l)");
+    const largest = options.largestFileSlices;
+    if (largest === undefined || !Number.isInteger(largest) || largest <= 0) throw new RangeError("limited recovery file sizes need the largest source file's slice count");
+    const whole = Math.max(0, Math.floor(recoveryCount / largest) - 1);
+    const files = whole + bitLength(recoveryCount - whole * largest);
+    const sizes = new Array<number>(files).fill(0);
+    let top = files;
+    let left = recoveryCount;
+    while (left >= 2 * largest && top > 0) {
+      sizes[--top] = largest;
+      left -= largest;
+    }
+    for (let file = 0, next = 1; file < top; file++, next *= 2) {
+      sizes[file] = Math.min(next, left);
+      left -= sizes[file];
+    }
+    return sizes;
+  }
+  const files = options.fileCount ?? bitLength(recoveryCount);
+  if (!Number.isInteger(files) || files <= 0) throw new RangeError(`recovery file count ${files} must be a positive integer`);
+  if (files > recoveryCount) throw new RangeError(`${files} recovery files for ${recoveryCount} recovery blocks: there cannot be more files than blocks`);
+  if (scheme === "uniform") {
     return Array.from({ length: files }, (_, i) => Math.floor(recoveryCount / files) + (i < recoveryCount % files ? 1 : 0));
   }
+  let first = 1;
+  // 2^files - 1 slices fit when the first file holds one; double until everything fits.
+  for (let fits = 2 ** files - 1; fits < recoveryCount; fits *= 2) first *= 2;
   const sizes: number[] = [];
   let left = recoveryCount;
-  for (let next = 1; left > 0; next *= 2) {
-    const size = left - next < next * 2 ? left : next;
+  for (let file = 0, next = first; file < files; file++, next *= 2) {
+    const size = Math.min(next, left);
     sizes.push(size);
     left -= size;
   }
   return sizes;
 }
 
-/** `base.volFIRST+COUNT.par2`, zero-padded as par2cmdline does so names sort. */
+/**
+ * `base.volFIRST+COUNT.par2` as par2cmdline names them: FIRST zero-padded to
+ * the digits of the highest exponent (first + count, the index file's
+ * place), COUNT to the digits of the largest count, each at least one digit,
+ * so a set's names sort.
+ */
 export function volumeNames(base: string, firstExponent: number, sizes: readonly number[]): string[] {
   const last = firstExponent + sizes.reduce((a, b) => a + b, 0);
-  const exponentWidth = Math.max(2, String(last).length);
-  const countWidth = Math.max(2, String(Math.max(0, ...sizes)).length);
+  const exponentWidth = String(last).length;
+  const countWidth = String(Math.max(0, ...sizes)).length;
   let exponent = firstExponent;
   return sizes.map((size) => {
     const name = `${base}.vol${String(exponent).padStart(exponentWidth, "0")}+${String(size).padStart(countWidth, "0")}.par2`;
