@@ -88,6 +88,24 @@ describe("parity stage", () => {
     expect((await env.verify()).exitCode).toBe(0);
   }, 60_000);
 
+  test.skipIf(!hasPar2)("the README recipe: stock par2 repair -B repairs an archived file in place; its a.mkv.1 backup must go", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    const notesSet = paritySets(env.disk).find((s) => s.size === 10_000)!;
+    const location = env.onDisk("movies/notes.txt");
+    damage(location, 100, 50);
+    const stock = Bun.spawnSync(["par2", "repair", "-q", "-B", dirname(location), indexOf(env.disk, notesSet.hash), location], { stdout: "pipe", stderr: "pipe" });
+    expect(stock.exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(location), Buffer.from(seededBytes(10_000, 2)))).toBe(0);
+    // par2cmdline keeps the damaged original beside the repaired file: verify sees a file in no catalog.
+    expect(existsSync(`${location}.1`)).toBe(true);
+    const before = await env.verify();
+    expect(before.exitCode).toBe(4);
+    expect(before.json.disks[0].unexpected).toEqual([`${join(env.source, "movies", "notes.txt")}.1`]);
+    rmSync(`${location}.1`);
+    expect((await env.verify()).exitCode).toBe(0);
+  }, 60_000);
+
   test("deleting the last path of a content removes its parity; deleting one of two keeps it", async () => {
     env = await archiveEnv(tree());
     expect((await env.run()).exitCode).toBe(0);
