@@ -18,7 +18,15 @@ export interface OpenedArchive {
  * command. A writing open takes the lock, settles what a killed run left
  * behind and applies each disk's deferred actions first.
  */
-export async function openArchive(settings: Settings, options: { readonly write: boolean; readonly signal?: AbortSignal }): Promise<OpenedArchive> {
+export async function openArchive(
+  settings: Settings,
+  options: {
+    readonly write: boolean;
+    /** Writes only to settle a killed run or deferred actions: encrypted disks with nothing to settle mount read-only. */
+    readonly settleOnly?: boolean;
+    readonly signal?: AbortSignal;
+  },
+): Promise<OpenedArchive> {
   const catalog = ArchiveCatalog.open(requireDb(settings), { readonly: !options.write, lock: options.write });
   try {
     catalog.requireArchiveId();

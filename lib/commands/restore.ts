@@ -42,8 +42,9 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
   if (!options.to) throw new UsageError("restore: --to DIR is required");
   if (options.paths.length === 0) throw new UsageError("restore: name at least one PATH (an archived path, a directory or a glob)");
   const to = resolve(options.to);
-  // A writing open: deferred actions are applied before anything is read from a disk.
-  const archive = await openArchive(settings, { write: true, signal: options.signal });
+  // A writing open: deferred actions are applied before anything is read from a
+  // disk; an encrypted disk with nothing to settle is mounted read-only.
+  const archive = await openArchive(settings, { write: true, settleOnly: true, signal: options.signal });
   const damaged: RunError[] = [];
   const errors: RunError[] = [];
   const needed = new Map<string, { files: number; bytes: number }>();

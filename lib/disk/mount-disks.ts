@@ -68,7 +68,7 @@ function expandGlob(pattern: string): string[] {
 export async function mountDisks(
   catalog: ArchiveCatalog,
   directories: DiskDirectories,
-  options: { readonly write: boolean; readonly signal?: AbortSignal; readonly keys?: KeySource },
+  options: { readonly write: boolean; readonly settleOnly?: boolean; readonly signal?: AbortSignal; readonly keys?: KeySource },
 ): Promise<MountedDisks> {
   const candidates = [
     ...directories.required.map((dir) => ({ dir, required: true })),
@@ -92,7 +92,7 @@ export async function mountDisks(
         }
         byCopy.set(label.copyId, { dir, real });
       }
-      const disk = await MountedDisk.open(catalog, dir, `disk${disks.length}`, { readonly: !options.write, keys: options.keys });
+      const disk = await MountedDisk.open(catalog, dir, `disk${disks.length}`, { readonly: !options.write, settleOnly: options.settleOnly, keys: options.keys });
       disks.push(disk);
       if (disk.row.state === "retired") {
         throw new BlaineError(`${dir} is disk "${disk.row.label}", which is retired; unmount it or give another disk`, ExitCode.usage);

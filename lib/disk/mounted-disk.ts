@@ -51,7 +51,16 @@ export class MountedDisk {
     catalog: ArchiveCatalog,
     dir: string,
     alias: string,
-    options: { readonly?: boolean; keys?: KeySource } = {},
+    options: {
+      readonly?: boolean;
+      keys?: KeySource;
+      /**
+       * The command writes only to settle what a killed run or a deferred
+       * action left (restore, verify): an encrypted disk with nothing to
+       * settle is then mounted read-only, one with something read-write.
+       */
+      settleOnly?: boolean;
+    } = {},
   ): Promise<MountedDisk> {
     const root = resolve(dir);
     if (!existsSync(root) || !statSync(root).isDirectory()) {
@@ -81,13 +90,26 @@ export class MountedDisk {
         ExitCode.usage,
       );
     }
-    const dataRoot = await unlockDisk(root, label, { readonly: options.readonly ?? false, keys: options.keys ?? new KeySource() });
+    const keys = options.keys ?? new KeySource();
+    let dataRoot: string;
+    let mountedReadOnly = options.readonly ?? false;
+    if (label.cipher && !options.readonly && options.settleOnly && !hasQueuedActions(catalog, label.copyId)) {
+      dataRoot = await unlockDisk(root, label, { readonly: true, keys });
+      mountedReadOnly = true;
+      // Remounted read-write only when there is something to settle.
+      if (needsSettling(diskLayout(dataRoot))) {
+        dataRoot = await unlockDisk(root, label, { readonly: false, keys });
+        mountedReadOnly = false;
+      }
+    } else {
+      dataRoot = await unlockDisk(root, label, { readonly: options.readonly ?? false, keys });
+    }
     const layout = diskLayout(dataRoot);
     // Migrate on a connection of its own: the migrator works on "main".
-    openCatalogDatabase(layout.catalog, "disk", { readonly: options.readonly, create: !options.readonly }).close();
+    openCatalogDatabase(layout.catalog, "disk", { readonly: mountedReadOnly, create: !mountedReadOnly }).close();
     catalog.attach(alias, layout.catalog);
+    if (!mountedReadOnly) mkdirSync(layout.tmp, { recursive: true });
     if (!options.readonly) {
-      mkdirSync(layout.tmp, { recursive: true });
       catalog.sqlite
         .query("UPDATE disk_copies SET last_seen_at = ?, last_mount_path = ? WHERE id = ?")
         .run(Date.now(), root, label.copyId);
@@ -120,5 +142,28 @@ export class MountedDisk {
     for (const name of readdirSync(this.layout.tmp)) {
       if (!keep.has(name)) rmSync(`${this.layout.tmp}/${name}`, { force: true, recursive: true });
     }
+  }
+}
+
+function hasQueuedActions(catalog: ArchiveCatalog, copyId: string): boolean {
+  return catalog.sqlite.query("SELECT 1 FROM main.deferred_actions WHERE copy_id = ? LIMIT 1").get(copyId) !== null;
+}
+
+/**
+ * Whether a disk seen read-only holds anything a writing command must
+ * settle first: temps or intents of a killed run, or a catalog to upgrade.
+ * When in doubt (the catalog cannot be read), yes.
+ */
+function needsSettling(layout: DiskLayout): boolean {
+  if (existsSync(layout.tmp) && readdirSync(layout.tmp).length > 0) return true;
+  try {
+    const disk = openCatalogDatabase(layout.catalog, "disk", { readonly: true });
+    try {
+      return disk.query("SELECT 1 FROM intents LIMIT 1").get() !== null;
+    } finally {
+      disk.close();
+    }
+  } catch {
+    return true;
   }
 }
