@@ -160,7 +160,7 @@ common(cli.command("mount <label> <mountpoint>", "Mount an encrypted disk read-o
   },
 );
 
-cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount").option("--json", "Machine-readable output on stdout").action(
+common(cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount")).action(
   async (mountpoint: string, flags: Flags) => {
     await unmountBrowsing(mountpoint, createOutput(Boolean(flags.json)));
     return ExitCode.ok;
@@ -175,8 +175,8 @@ common(cli.command("init", "Set up an archive: questions on a terminal, or --yes
   .option("--disk <dir>", "The first archive disk's directory")
   .option("--label <name>", "The first disk's label")
   .option("--encrypt <cipher>", "gocryptfs or securefs (with --keyfile FILE, created when missing)")
-  .option("--parity <percent>", "PAR2 parity as a share of the data, or off (default off with --yes)")
-  .option("--parity-engine <name>", "par2 (default) or parpar")
+  .option("--parity <percent>", "PAR2 parity as a share of the data: PERCENT (10 or 10%; default 10%) or off")
+  .option("--parity-engine <name>", "builtin (default), parpar or par2")
   .option("--copier <name>", "builtin (default) or dc3dd")
   .option("--force", "Replace an existing blaine.toml (--yes)")
   .action(async (flags: Flags) => (await runInit(flags, createOutput(Boolean(flags.json)))).exitCode);

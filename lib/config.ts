@@ -58,7 +58,8 @@ function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-function list(value: unknown): string[] {
+/** A flag or key that may be given once or repeated, as a list (absent or false: empty). */
+export function list(value: unknown): string[] {
   if (value === undefined || value === null || value === false) return [];
   return (Array.isArray(value) ? value : [value]).map(String);
 }
@@ -96,8 +97,7 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
   if (!MATCH_MODES.includes(match as MatchMode)) throw new UsageError(`--match: "${match}" is not one of ${MATCH_MODES.join(", ")}`);
   const hash = String(pick("hash") ?? "sha1");
   if (!HASH_ALGORITHMS.includes(hash as HashAlgorithm)) throw new UsageError(`--hash: "${hash}" is not one of ${HASH_ALGORITHMS.join(", ")}`);
-  const copier = String(pick("copier") ?? "builtin");
-  if (copier !== "builtin" && copier !== "dc3dd") throw new UsageError(`--copier: "${copier}" is not builtin or dc3dd`);
+  const copier = parseCopier(pick("copier"));
   const capacity = pick("capacity");
   const snapraid = pathOf("snapraid-conf")[0];
 
@@ -122,6 +122,16 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
     dryRun: Boolean(flags.dryRun ?? false),
     json: Boolean(flags.json ?? false),
   };
+}
+
+/** How files are copied onto a disk. */
+export const COPIERS = ["builtin", "dc3dd"] as const;
+
+/** `--copier`: builtin (default) or dc3dd. */
+export function parseCopier(value: unknown): Settings["copier"] {
+  const copier = String(value ?? "builtin");
+  if (!COPIERS.includes(copier as Settings["copier"])) throw new UsageError(`--copier: "${copier}" is not ${COPIERS.join(" or ")}`);
+  return copier as Settings["copier"];
 }
 
 function parseMaxDelete(value: unknown): Settings["maxDelete"] {

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
-import { blaine } from "./helpers/cli.ts";
+import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -83,9 +83,64 @@ describe.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("blaine doc
       const withKey = await blaine(["doctor", "--json", "--db", db, "--dest", disk, "--keyfile", keyfile]);
       expect(withKey.exitCode).toBe(0);
       expect(withKey.json.disks).toEqual([{ dir: disk, label: "E", encrypted: true, ok: true, message: "encrypted with gocryptfs, unlocked; disk catalog integrity check ok" }]);
+      // A failure after the disk's label was read still names the disk.
+      const wrongKey = join(dir.path, "wrong-key");
+      writeFileSync(wrongKey, "not the password\n");
+      const withWrongKey = await blaine(["doctor", "--json", "--db", db, "--dest", disk, "--keyfile", wrongKey]);
+      expect(withWrongKey.exitCode).toBe(1);
+      expect(withWrongKey.json.disks[0]).toMatchObject({ dir: disk, label: "E", encrypted: true, ok: false });
+      expect(withWrongKey.json.disks[0].message).toContain("wrong key");
       const withoutKey = await blaine(["doctor", "--json", "--db", db, "--dest", disk]);
       expect(withoutKey.exitCode).toBe(0);
       expect(withoutKey.json.disks[0].message).toBe("encrypted with gocryptfs; give --keyfile (or BLAINE_PASSWORD) to check its catalog");
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe("blaine doctor and the parity engine", () => {
+  test("a configured parity engine that is not installed is a problem (exit 1) naming what it disables; with parity off it is not", async () => {
+    const dir = tempDir();
+    try {
+      // A PATH holding bun and nothing else: neither parpar nor par2 is there.
+      mkdirSync(join(dir.path, "bin"));
+      symlinkSync(Bun.which("bun")!, join(dir.path, "bin", "bun"));
+      const env = { PATH: join(dir.path, "bin") };
+      for (const engine of ["parpar", "par2"]) {
+        writeFileSync(join(dir.path, "blaine.toml"), `parity = "10%"\nparity-engine = "${engine}"\n`);
+        const result = await blaine(["doctor", "--json"], { cwd: dir.path, env });
+        expect(result.exitCode).toBe(1);
+        expect(result.json.problems).toEqual([expect.stringContaining(`parity-engine = ${engine} is configured but ${engine} is not installed: blaine run cannot make parity`)]);
+      }
+      writeFileSync(join(dir.path, "blaine.toml"), `parity = "off"\nparity-engine = "parpar"\n`);
+      expect((await blaine(["doctor", "--json"], { cwd: dir.path, env })).exitCode).toBe(0);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe.skipIf(!existsSync("/dev/fuse") || !(Bun.which("gocryptfs") || Bun.which("securefs")))("blaine doctor's FUSE probe", () => {
+  test("is recorded like every mount: a doctor killed during it leaves a record the next command cleans up", async () => {
+    const dir = tempDir();
+    try {
+      const runDir = join(dir.path, "run");
+      const env = { BLAINE_RUN_DIR: runDir };
+      const records = () => (existsSync(runDir) ? readdirSync(runDir).filter((name) => name.endsWith(".json")) : []);
+      const killed = spawnBlaine(["doctor"], { env });
+      await waitFor(() => records().length > 0, 30_000, "the probe's mount record");
+      killed.kill("SIGKILL");
+      await killed.exited;
+      const [recordFile] = records();
+      const { mountpoint } = JSON.parse(readFileSync(join(runDir, recordFile), "utf8"));
+
+      const next = await blaine(["doctor", "--json"], { env });
+      expect(next.exitCode).toBe(0);
+      expect(next.json.fuse.mountWorks).toBe(true);
+      expect(next.json.staleMountsCleaned).toEqual([expect.stringContaining(`${mountpoint} (disk "doctor"`)]);
+      expect(readdirSync(runDir)).toEqual([]);
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(" blaine:doctor ");
     } finally {
       dir.cleanup();
     }

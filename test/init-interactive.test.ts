@@ -55,7 +55,7 @@ describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
     const toml = readFileSync(join(place.root, "blaine.toml"), "utf8");
     expect(toml).toContain(`sources = [${JSON.stringify(place.source)}]`);
     expect(toml).toContain('exclude = ["*.part"]');
-    expect(toml).toMatch(/^(# )?parity = "10%"$/m);
+    expect(toml).toMatch(/^parity = "10%"$/m);
     const label = JSON.parse(readFileSync(join(place.root, "disk1/.blaine/disk.json"), "utf8"));
     expect(label.label).toBe("T1");
     if (canEncrypt) {
@@ -91,6 +91,30 @@ describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
     await t.waitForText(`${join(place.root, "no-such-dir")} does not exist`);
     t.type("", "C-c");
     expect(await t.exitCode()).toBe(1);
+  });
+
+  test.each([
+    [["--parity", "abc", "--encrypt", "none", "--label", "I3"], '--parity: "abc" is not a percentage'],
+    [["--label", "'bad label'"], "--label bad label: use letters"],
+    [["--label", "I3", "--copier", "cat"], '--copier: "cat" is not builtin or dc3dd'],
+  ])("answers given as flags are checked before the first question: %p is refused (exit 2), nothing written", async (flags, message) => {
+    const place = workplace();
+    terminal = new Terminal(place.root, ["init", "--source", place.source, "--db", "c.db", "--disk", "d", ...flags]);
+    const t = terminal;
+    expect(await t.exitCode()).toBe(2);
+    expect(t.screen()).toContain(message);
+    expect(t.screen()).not.toContain("Your answers");
+    expect(readdirSync(place.root).filter((name) => name !== ".exit-code").sort()).toEqual(["media"]);
+  });
+
+  test("answers given as flags are taken as blaine run takes them: --parity 10 is written as 10%", async () => {
+    const place = workplace();
+    terminal = new Terminal(place.root, ["init", "--source", place.source, "--exclude", "x", "--db", "c.db", "--disk", "d", "--label", "I3", "--encrypt", "none", "--parity", "10", "--parity-engine", "builtin", "--copier", "builtin"]);
+    const t = terminal;
+    await t.answer("Initialise disk", "", "Enter");
+    await t.answer("Run a dry run now", "n", "Enter");
+    expect(await t.exitCode()).toBe(0);
+    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toMatch(/^parity = "10%"$/m);
   });
 
   test("blaine run with no configuration offers blaine init", async () => {

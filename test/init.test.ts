@@ -51,13 +51,42 @@ describe("blaine init --yes", () => {
     expect(init.stdout + init.stderr).not.toContain(readFileSync(keyfile, "utf8").trim());
   });
 
-  test("parity is written to blaine.toml (commented out while blaine run does not take it)", async () => {
+  test("parity is written to blaine.toml: 10% unless told (as for blaine run), and `10` means 10% as it does for run", async () => {
     const place = workplace();
-    const init = await blaine(["init", "--yes", "--source", place.source, "--db", "c.db", "--disk", "d", "--label", "P", "--parity", "10%"], { cwd: place.cwd });
+    const init = await blaine(["init", "--yes", "--source", place.source, "--db", "c.db", "--disk", "d", "--label", "P"], { cwd: place.cwd });
     expect(init.exitCode).toBe(0);
-    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toMatch(/^(# )?parity = "10%"$/m);
-    // Whatever the parity support, the file loads.
+    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toMatch(/^parity = "10%"$/m);
+    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toMatch(/^parity-engine = "builtin"$/m);
     expect((await blaine(["status"], { cwd: place.cwd })).exitCode).toBe(0);
+
+    const bare = await blaine(["init", "--yes", "--force", "--source", place.source, "--db", "c.db", "--disk", "d2", "--label", "P2", "--parity", "5"], { cwd: place.cwd });
+    expect(bare.exitCode).toBe(0);
+    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toMatch(/^parity = "5%"$/m);
+    expect((await blaine(["status"], { cwd: place.cwd })).exitCode).toBe(0);
+  });
+
+  test("a label the catalog already has is refused before anything is made: no key file, no disk directory", async () => {
+    const place = workplace();
+    const db = join(place.root, "existing.db");
+    expect((await blaine(["disk", "init", join(place.root, "first"), "--label", "D1", "--db", db])).exitCode).toBe(0);
+    const before = readdirSync(place.root).sort();
+    const init = await blaine(["init", "--yes", "--source", place.source, "--db", db, "--disk", "second", "--label", "D1", "--encrypt", "gocryptfs", "--keyfile", "new.key"], { cwd: place.cwd });
+    expect(init.exitCode).toBe(2);
+    expect(init.stderr).toContain("--label D1");
+    expect(init.stderr).toContain('already has a disk labelled "D1"');
+    expect(readdirSync(place.root).sort()).toEqual(before);
+  });
+
+  test.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("a step that fails after the key file was made removes what this init created, and only that", async () => {
+    const place = workplace();
+    // A disk directory whose cipher directory holds something else: only encrypting it finds that out.
+    makeTree(join(place.root, "disk1"), { encrypted: { "not-gocryptfs": "data" } });
+    const init = await blaine(["init", "--yes", "--source", place.source, "--db", "state/c.db", "--disk", "disk1", "--label", "E1", "--encrypt", "gocryptfs", "--keyfile", "keys/new.key"], { cwd: place.cwd });
+    expect(init.exitCode).toBe(2);
+    expect(init.stderr).toContain("not empty and holds no gocryptfs file system");
+    expect(readdirSync(place.root).sort()).toEqual(["disk1", "media"]);
+    expect(readdirSync(join(place.root, "disk1"))).toEqual(["encrypted"]);
+    expect(readdirSync(join(place.root, "disk1/encrypted"))).toEqual(["not-gocryptfs"]);
   });
 
   test.each([
@@ -67,6 +96,7 @@ describe("blaine init --yes", () => {
     [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--encrypt", "rot13"], "--encrypt"],
     [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--parity", "lots"], "--parity"],
     [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--copier", "cat"], "--copier"],
+    [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--parity", "10", "--parity-engine", "fast"], "--parity-engine"],
   ])("bad answers are refused with the flag named, and nothing is written: %p", async (args, flag) => {
     const place = workplace();
     const init = await blaine(["init", "--yes", ...args], { cwd: place.cwd });

@@ -11,6 +11,9 @@ import { KeySource } from "../secrets/key-source.ts";
 import { formatBytes, parseSize } from "../size.ts";
 import type { Output } from "./output.ts";
 
+/** What a disk label may hold: it names directories and is written on the disk's sticker. */
+export const LABEL_PATTERN = /^[\w.+-]+$/u;
+
 export interface DiskInitOptions {
   readonly dir: string;
   readonly label: string;
@@ -28,7 +31,7 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
   const db = requireDb(settings);
   const label = String(options.label ?? "").trim();
   if (!label) throw new UsageError("disk init: --label NAME is required");
-  if (!/^[\w.+-]+$/u.test(label)) throw new UsageError(`--label "${label}": use letters, digits, ".", "_", "+" or "-"`);
+  if (!LABEL_PATTERN.test(label)) throw new UsageError(`--label "${label}": use letters, digits, ".", "_", "+" or "-"`);
   const capacity = options.capacity === undefined ? null : parseSize(options.capacity, "--capacity");
   const root = resolve(options.dir);
   if (options.encrypt !== undefined) requireCipherTool(options.encrypt, "--encrypt");

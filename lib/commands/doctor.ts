@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { openCatalogDatabase } from "../catalog/open.ts";
+import { integrityCheck, openCatalogDatabase } from "../catalog/open.ts";
 import type { Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
@@ -10,8 +10,8 @@ import { cipherTool, releaseDiskMounts, unlockDisk } from "../disk/unlock.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { generatePassword, KeySource } from "../secrets/key-source.ts";
 import { hasProgram } from "../system/exec.ts";
-import { unmountFuse, waitUntilMounted } from "../system/fuse-mount.ts";
-import { cleanStaleMounts } from "../system/mount-records.ts";
+import { mountAt, unmountFuse, waitUntilMounted } from "../system/fuse-mount.ts";
+import { cleanStaleMounts, createMountRecord, removeMountRecord } from "../system/mount-records.ts";
 import { EXTERNAL_TOOLS } from "../system/tool-versions.ts";
 import type { Output } from "./output.ts";
 
@@ -41,7 +41,10 @@ export async function runDoctor(settings: Settings, output: Output): Promise<Doc
     const version = await tool.version();
     tools.push({ name: tool.name, installed: version !== undefined, version: version ?? null, disables: version === undefined ? tool.disables : null, install: tool.install });
   }
-  if (settings.copier === "dc3dd" && !hasProgram("dc3dd")) problems.push("copier = dc3dd is configured but dc3dd is not installed");
+  if (settings.copier === "dc3dd" && !hasProgram("dc3dd")) problems.push("copier = dc3dd is configured but dc3dd is not installed: blaine run cannot copy");
+  if (settings.parity !== undefined && settings.parityEngine !== "builtin" && !hasProgram(settings.parityEngine)) {
+    problems.push(`parity-engine = ${settings.parityEngine} is configured but ${settings.parityEngine} is not installed: blaine run cannot make parity (install it, or use parity-engine = "builtin")`);
+  }
 
   const fuse = await probeFuse();
   const deviceMapper = existsSync("/dev/mapper/control")
@@ -93,10 +96,11 @@ async function probeFuse(): Promise<DoctorResult["fuse"]> {
   if (!tool) return { device, mountWorks: false, message: "no FUSE file system to try (install gocryptfs or securefs)" };
   const dir = mkdtempSync(join(tmpdir(), "blaine-doctor-"));
   const cipherDir = join(dir, "cipher");
-  const mountpoint = join(dir, "plain");
+  // Recorded before it is mounted, like every mount Blaine makes: a doctor killed now leaves a stale record the next command cleans.
+  const record = createMountRecord({ cipherDir, cipher: tool.name, label: "doctor", readonly: false, purpose: "command" });
+  const mountpoint = record.mountpoint;
   try {
     mkdirSync(cipherDir);
-    mkdirSync(mountpoint);
     const password = generatePassword();
     await tool.init(cipherDir, password);
     const outcome = await tool.mount(cipherDir, mountpoint, password, { readonly: false, fsname: "blaine:doctor" });
@@ -105,9 +109,10 @@ async function probeFuse(): Promise<DoctorResult["fuse"]> {
     await unmountFuse(mountpoint, { lazy: true });
     return { device, mountWorks: true, message: `a ${tool.name} file system mounted and unmounted` };
   } catch (error) {
-    await unmountFuse(mountpoint, { lazy: true }).catch(() => undefined);
     return { device, mountWorks: false, message: `FUSE mount failed: ${errorMessage(error)}` };
   } finally {
+    if (mountAt(mountpoint)) await unmountFuse(mountpoint, { lazy: true }).catch(() => undefined);
+    removeMountRecord(record);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -117,8 +122,7 @@ function checkCatalog(path: string, kind: "host" | "disk"): { path: string; ok: 
   try {
     const sqlite = openCatalogDatabase(path, kind, { readonly: true });
     try {
-      const rows = sqlite.query("PRAGMA integrity_check").all() as { integrity_check: string }[];
-      const verdict = rows.map((row) => row.integrity_check).join("; ");
+      const verdict = integrityCheck(sqlite);
       return { path, ok: verdict === "ok", message: verdict === "ok" ? "integrity check ok" : `integrity check: ${verdict}` };
     } finally {
       sqlite.close();
@@ -131,10 +135,12 @@ function checkCatalog(path: string, kind: "host" | "disk"): { path: string; ok: 
 async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean) {
   const base = { dir, label: null as string | null, encrypted: false, cipher: undefined as string | undefined };
   if (!existsSync(dir)) return { ...base, ok: false, message: "not reachable (not mounted?)" };
+  // What is known of the disk so far: a failure after its label was read still names it.
+  let known = base;
   try {
     const label = readDiskLabel(dir);
     if (!label) return { ...base, ok: false, message: "not an archive disk (no .blaine/disk.json)" };
-    const known = { ...base, label: label.label, encrypted: Boolean(label.cipher), cipher: label.cipher };
+    known = { ...base, label: label.label, encrypted: Boolean(label.cipher), cipher: label.cipher };
     if (label.cipher) {
       if (!fuseWorks) return { ...known, ok: false, message: `encrypted with ${label.cipher}, but FUSE mounts do not work here` };
       if (keys.known().length === 0) return { ...known, ok: true, message: `encrypted with ${label.cipher}; give --keyfile (or BLAINE_PASSWORD) to check its catalog` };
@@ -143,7 +149,7 @@ async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean) {
     const catalog = checkCatalog(diskLayout(root).catalog, "disk");
     return { ...known, ok: catalog.ok, message: `${label.cipher ? `encrypted with ${label.cipher}, unlocked; ` : ""}disk catalog ${catalog.message}` };
   } catch (error) {
-    return { ...base, ok: false, message: errorMessage(error) };
+    return { ...known, ok: false, message: errorMessage(error) };
   }
 }
 

@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { homedir } from "node:os";
-import { BlaineError, ExitCode } from "../errors.ts";
+import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { hasProgram } from "../system/exec.ts";
-import { answersFromFlags, checks, type InitAnswers } from "./init.ts";
+import { checkedFlagAnswers, checks, type InitAnswers } from "./init.ts";
 import type { Flags } from "../config.ts";
 
 /** Where SnapRAID keeps its configuration; its excludes are offered when it exists. */
@@ -20,12 +20,14 @@ export class InitCancelled extends BlaineError {
 
 /**
  * Asks, on the terminal, every answer not already given as a flag; each is
- * checked as it is typed. Nothing is written here: the caller applies the
- * answers once all are in, so Ctrl-C at any prompt leaves nothing behind.
+ * checked as it is typed, and the flags are checked the same way before the
+ * first question (a bad one is a usage error naming it). Nothing is written
+ * here: the caller applies the answers once all are in, so Ctrl-C at any
+ * prompt leaves nothing behind.
  */
 export async function promptInitAnswers(flags: Flags, configFile: string): Promise<InitAnswers> {
+  const given = checkedFlagAnswers(flags);
   const clack: Clack = await import("@clack/prompts");
-  const given = answersFromFlags(flags);
   const ask = async <T>(answer: Promise<T>): Promise<Exclude<T, symbol>> => {
     const value = await answer;
     if (clack.isCancel(value)) {
@@ -49,27 +51,30 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
     }
   }
 
-  const sources: string[] = (given.sources as string[] | undefined)?.map((path) => resolve(path)) ?? [];
+  const sources: string[] = [...(given.sources ?? [])];
   while (sources.length === 0 || (given.sources === undefined && (await ask(clack.confirm({ message: "Add another directory to archive?", initialValue: false }))))) {
     sources.push(resolve(await text("A directory to archive", checks.source, undefined, "/data/movies")));
   }
 
-  let exclude = given.exclude as string[] | undefined;
+  let exclude = given.exclude;
   if (exclude === undefined) {
     const answer = await text("Exclude patterns, separated by spaces (empty for none)", () => undefined, "", "*.part lost+found/");
     exclude = answer.split(/\s+/).filter(Boolean);
   }
-  let snapraidConf = given.snapraidConf === undefined ? undefined : resolve(String(given.snapraidConf));
+  let snapraidConf = given.snapraidConf;
   if (snapraidConf === undefined && existsSync(SNAPRAID_CONF)) {
     if (await ask(clack.confirm({ message: `Also exclude what ${SNAPRAID_CONF} excludes?`, initialValue: true }))) snapraidConf = SNAPRAID_CONF;
   }
 
   const defaultDb = process.getuid?.() === 0 ? "/var/lib/blaine/catalog.db" : join(homedir(), ".local/share/blaine/catalog.db");
-  const db = resolve((given.db as string | undefined) ?? (await text("Where to keep the catalog (SQLite file)", checks.writableFile, defaultDb)));
-  const disk = resolve((given.disk as string | undefined) ?? (await text("The first archive disk: the directory where it is mounted", checks.disk, undefined, "/mnt/archive1")));
-  const label = (given.label as string | undefined) ?? (await text("A label for this disk (written on its sticker)", checks.label, "A1"));
+  const db = given.db ?? resolve(await text("Where to keep the catalog (SQLite file)", checks.writableFile, defaultDb));
+  const disk = given.disk ?? resolve(await text("The first archive disk: the directory where it is mounted", checks.disk, undefined, "/mnt/archive1"));
+  // A label given as a flag with the catalog chosen here is checked against that catalog now.
+  const labelTaken = given.label !== undefined && given.db === undefined ? checks.labelFree(db, given.label) : undefined;
+  if (labelTaken) throw new UsageError(`--label ${given.label}: ${labelTaken}`);
+  const label = given.label ?? (await text("A label for this disk (written on its sticker)", (value) => checks.label(value) ?? checks.labelFree(db, value), "A1"));
 
-  let encrypt = given.encrypt as InitAnswers["encrypt"] | "none" | undefined;
+  let encrypt = given.encrypt;
   if (encrypt === undefined) {
     const hint = (name: string) => (checks.cipher(name) ? `unavailable: ${checks.cipher(name)}` : undefined);
     encrypt = await ask(
@@ -83,7 +88,7 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
       }),
     );
   }
-  let keyfile = given.keyfile === undefined ? undefined : resolve(String(given.keyfile));
+  let keyfile = given.keyfile;
   if (encrypt !== "none" && encrypt !== undefined) {
     clack.log.warn("A lost key loses the archive: nobody, including you, can read an encrypted disk without it. Keep a copy off this machine.");
     if (keyfile === undefined) {
@@ -92,7 +97,7 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
     if (!existsSync(keyfile)) clack.log.info(`A new random key will be written to ${keyfile} (mode 600).`);
   }
 
-  let parity = given.parity as string | undefined;
+  let parity = given.parity;
   if (parity === undefined) {
     parity = await ask(
       clack.select({
@@ -106,7 +111,7 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
       }),
     );
   }
-  let parityEngine = given.parityEngine as InitAnswers["parityEngine"] | undefined;
+  let parityEngine = given.parityEngine;
   if (parityEngine === undefined && parity !== "off") {
     parityEngine = await ask(
       clack.select<"builtin" | "parpar" | "par2">({
@@ -119,7 +124,7 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
       }),
     );
   }
-  let copier = given.copier as InitAnswers["copier"] | undefined;
+  let copier = given.copier;
   if (copier === undefined) {
     copier = await ask(
       clack.select<"builtin" | "dc3dd">({
@@ -141,9 +146,9 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
     label,
     encrypt: encrypt === "none" ? undefined : encrypt,
     keyfile: encrypt === "none" ? undefined : keyfile,
-    parity: parity as string,
+    parity,
     parityEngine: parityEngine ?? "builtin",
-    copier: copier as InitAnswers["copier"],
+    copier,
   };
   clack.note(
     [

@@ -1,15 +1,18 @@
-import { accessSync, constants, existsSync, mkdirSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { CONFIG_FILE, isConfigKey, loadSettings, type Flags } from "../config.ts";
+import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { openCatalogDatabase } from "../catalog/open.ts";
+import { CONFIG_FILE, list, loadSettings, parseCopier, type Flags, type Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
-import { releaseDiskMounts, requireCipherTool } from "../disk/unlock.ts";
+import { parseParityEngine, parseParityPercent, type ParityEngine } from "../disk/parity-store.ts";
+import { BLAINE_DIR } from "../disk/layout.ts";
+import { cipherDirOf, releaseDiskMounts, requireCipherTool } from "../disk/unlock.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { writeFileAtomic } from "../fs/atomic.ts";
 import { generatePassword, readKeyFile } from "../secrets/key-source.ts";
 import { isCipherName } from "../system/cipher-tool.ts";
 import { runBlaineChild } from "../system/blaine-child.ts";
 import { hasProgram } from "../system/exec.ts";
-import { initDisk } from "./disk-init.ts";
+import { initDisk, LABEL_PATTERN } from "./disk-init.ts";
 import type { Output } from "./output.ts";
 
 /** Everything `blaine init` asks; each answer has a flag of the same name. */
@@ -24,17 +27,32 @@ export interface InitAnswers {
   readonly keyfile: string | undefined;
   /** "off" or a percentage such as "10%". */
   readonly parity: string;
-  readonly parityEngine: "builtin" | "parpar" | "par2";
-  readonly copier: "builtin" | "dc3dd";
+  readonly parityEngine: ParityEngine;
+  readonly copier: Settings["copier"];
 }
 
-/** Who computes parity: Blaine's own PAR2 engine, or ParPar / par2cmdline when installed. */
-export const PARITY_ENGINES = ["builtin", "parpar", "par2"] as const;
-export const LABEL_PATTERN = /^[\w.+-]+$/u;
+/**
+ * A parser's complaint without its leading flag name ("--parity: "), for
+ * showing under a prompt; `fail` puts the flag back for a usage error.
+ */
+function complaint(parse: () => unknown): string | undefined {
+  try {
+    parse();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(/^--[\w-]+: /, "");
+  }
+}
+
+/** `blaine init`'s way of writing a parity answer: "off" or a percentage such as "10%" (`10` and `10%` mean the same, as for `run`). */
+export function parityAnswer(value: string): string {
+  const percent = parseParityPercent(value);
+  return percent === undefined ? "off" : `${percent}%`;
+}
 
 /**
  * Checks of single answers, shared by the prompts (shown under the field)
- * and by `--yes` (thrown as usage errors naming the flag). Each returns a
+ * and by flags (thrown as usage errors naming the flag). Each returns a
  * message, or undefined when the answer is fine.
  */
 export const checks = {
@@ -74,6 +92,26 @@ export const checks = {
     if (!value.trim()) return "give a label";
     return LABEL_PATTERN.test(value) ? undefined : 'use letters, digits, ".", "_", "+" or "-"';
   },
+  /** A label the archive of catalog `db` already gives one of its disks (initDisk would refuse it after the key file is made). */
+  labelFree(db: string, value: string): string | undefined {
+    if (!existsSync(db)) return undefined;
+    let sqlite: ReturnType<typeof openCatalogDatabase>;
+    try {
+      sqlite = openCatalogDatabase(db, "host", { readonly: true });
+    } catch {
+      // An older or damaged catalog: initDisk says what is wrong with it.
+      return undefined;
+    }
+    try {
+      return sqlite.query("SELECT 1 FROM disks WHERE label = ?").get(value) ? `the archive of ${db} already has a disk labelled "${value}"` : undefined;
+    } finally {
+      sqlite.close();
+    }
+  },
+  /** gocryptfs, securefs, or "none" (as the prompt offers it). */
+  encrypt(name: string): string | undefined {
+    return name === "none" ? undefined : checks.cipher(name);
+  },
   cipher(name: string): string | undefined {
     if (!isCipherName(name)) return `"${name}" is not gocryptfs or securefs`;
     if (!hasProgram(name)) return `${name} is not installed (apt-get install ${name})`;
@@ -92,18 +130,17 @@ export const checks = {
     }
   },
   parity(value: string): string | undefined {
-    if (value === "off") return undefined;
-    const match = /^(\d+(?:\.\d+)?)%$/.exec(value.trim());
-    if (!match || Number(match[1]) <= 0 || Number(match[1]) > 100) return `"${value}" is not off or a percentage such as 10%`;
-    return undefined;
+    return complaint(() => parseParityPercent(value));
   },
   parityEngine(name: string): string | undefined {
-    if (!PARITY_ENGINES.includes(name as (typeof PARITY_ENGINES)[number])) return `"${name}" is not builtin, parpar or par2`;
+    const invalid = complaint(() => parseParityEngine(name));
+    if (invalid) return invalid;
     if (name !== "builtin" && !hasProgram(name)) return `${name} is not installed${name === "par2" ? " (apt-get install par2)" : " (npm install -g @animetosho/parpar)"}`;
     return undefined;
   },
   copier(name: string): string | undefined {
-    if (name !== "builtin" && name !== "dc3dd") return `"${name}" is not builtin or dc3dd`;
+    const invalid = complaint(() => parseCopier(name));
+    if (invalid) return invalid;
     if (name === "dc3dd" && !hasProgram("dc3dd")) return "dc3dd is not installed (apt-get install dc3dd)";
     return undefined;
   },
@@ -122,66 +159,81 @@ function writableDirectory(dir: string): string | undefined {
   return undefined;
 }
 
-function list(value: unknown): string[] {
-  if (value === undefined || value === null || value === false) return [];
-  return (Array.isArray(value) ? value : [value]).map(String);
-}
+/** Answers given as flags, checked and resolved; "none" for --encrypt is kept so the prompt is not asked. */
+export type GivenAnswers = Partial<Omit<InitAnswers, "encrypt">> & { readonly encrypt?: InitAnswers["encrypt"] | "none" };
 
-/** Answers given as flags (`--source`, `--db`, …), unchecked; missing ones undefined. */
-export function answersFromFlags(flags: Flags): Partial<Record<keyof InitAnswers, unknown>> {
+/**
+ * Every answer given as a flag (`--source`, `--db`, …), checked as its
+ * prompt would check it, before anything is asked or written: the first
+ * problem is a usage error naming its flag. Missing answers stay undefined.
+ */
+export function checkedFlagAnswers(flags: Flags): GivenAnswers {
+  const fail = (flag: string, message: string | undefined) => {
+    if (message) throw new UsageError(`${flag}: ${message}`);
+  };
+  const text = (value: unknown) => (value === undefined ? undefined : String(value));
+  const sources = list(flags.source).map((path) => resolve(path));
+  for (const source of sources) fail(`--source ${source}`, checks.source(source));
+  const snapraidConf = flags.snapraidConf === undefined ? undefined : resolve(String(flags.snapraidConf));
+  if (snapraidConf && !existsSync(snapraidConf)) fail("--snapraid-conf", `${snapraidConf} does not exist`);
+  const db = flags.db === undefined ? undefined : resolve(String(flags.db));
+  if (db) fail("--db", checks.writableFile(db));
+  const disk = flags.disk === undefined ? undefined : resolve(String(flags.disk));
+  if (disk) fail("--disk", checks.disk(disk));
+  const label = text(flags.label);
+  if (label !== undefined) fail(`--label ${label}`, checks.label(label) ?? (db ? checks.labelFree(db, label) : undefined));
+  const encrypt = text(flags.encrypt);
+  if (encrypt !== undefined) fail("--encrypt", checks.encrypt(encrypt));
+  const keyfile = flags.keyfile === undefined ? undefined : resolve(list(flags.keyfile)[0]);
+  if (keyfile) fail("--keyfile", checks.keyfile(keyfile));
+  const parity = text(flags.parity);
+  if (parity !== undefined) fail("--parity", checks.parity(parity));
+  const parityEngine = text(flags.parityEngine);
+  // An engine only matters when there is parity to make.
+  if (parityEngine !== undefined) fail("--parity-engine", parity !== undefined && parityAnswer(parity) === "off" ? complaint(() => parseParityEngine(parityEngine)) : checks.parityEngine(parityEngine));
+  const copier = text(flags.copier);
+  if (copier !== undefined) fail("--copier", checks.copier(copier));
   return {
-    sources: list(flags.source).length > 0 ? list(flags.source) : undefined,
+    sources: sources.length > 0 ? sources : undefined,
     exclude: flags.exclude === undefined ? undefined : list(flags.exclude),
-    snapraidConf: flags.snapraidConf,
-    db: flags.db,
-    disk: flags.disk,
-    label: flags.label,
-    encrypt: flags.encrypt,
-    keyfile: flags.keyfile === undefined ? undefined : list(flags.keyfile)[0],
-    parity: flags.parity === undefined ? undefined : String(flags.parity),
-    parityEngine: flags.parityEngine,
-    copier: flags.copier,
+    snapraidConf,
+    db,
+    disk,
+    label,
+    encrypt: encrypt as GivenAnswers["encrypt"],
+    keyfile,
+    parity: parity === undefined ? undefined : parityAnswer(parity),
+    parityEngine: parityEngine as InitAnswers["parityEngine"] | undefined,
+    copier: copier as InitAnswers["copier"] | undefined,
   };
 }
 
 /** `--yes`: every answer from flags (defaults where optional), each checked; the first problem is a usage error naming its flag. */
 export function answersForYes(flags: Flags): InitAnswers {
-  const given = answersFromFlags(flags);
+  const given = checkedFlagAnswers(flags);
   const missing = (["sources", "db", "disk", "label"] as const).filter((key) => given[key] === undefined);
   if (missing.length > 0) {
     const names = { sources: "--source DIR", db: "--db FILE", disk: "--disk DIR", label: "--label NAME" };
     throw new UsageError(`blaine init --yes needs ${missing.map((key) => names[key]).join(", ")}`);
   }
-  const fail = (flag: string, message: string | undefined) => {
-    if (message) throw new UsageError(`${flag}: ${message}`);
-  };
-  const sources = (given.sources as string[]).map((path) => resolve(path));
-  for (const source of sources) fail(`--source ${source}`, checks.source(source));
+  const encrypt = given.encrypt === "none" ? undefined : given.encrypt;
   const answers: InitAnswers = {
-    sources,
-    exclude: (given.exclude as string[] | undefined) ?? [],
-    snapraidConf: given.snapraidConf === undefined ? undefined : resolve(String(given.snapraidConf)),
-    db: resolve(String(given.db)),
-    disk: resolve(String(given.disk)),
-    label: String(given.label),
-    encrypt: given.encrypt as InitAnswers["encrypt"],
-    keyfile: given.keyfile === undefined ? undefined : resolve(String(given.keyfile)),
-    parity: (given.parity as string | undefined) ?? "off",
-    parityEngine: (given.parityEngine as InitAnswers["parityEngine"] | undefined) ?? "builtin",
-    copier: (given.copier as InitAnswers["copier"] | undefined) ?? "builtin",
+    sources: given.sources!,
+    exclude: given.exclude ?? [],
+    snapraidConf: given.snapraidConf,
+    db: given.db!,
+    disk: given.disk!,
+    label: given.label!,
+    encrypt,
+    keyfile: given.keyfile,
+    // The same default as blaine run's.
+    parity: given.parity ?? parityAnswer("10%"),
+    parityEngine: given.parityEngine ?? "builtin",
+    copier: given.copier ?? "builtin",
   };
-  if (answers.snapraidConf && !existsSync(answers.snapraidConf)) fail("--snapraid-conf", `${answers.snapraidConf} does not exist`);
-  fail("--db", checks.writableFile(answers.db));
-  fail("--disk", checks.disk(answers.disk));
-  fail("--label", checks.label(answers.label));
-  if (answers.encrypt !== undefined) {
-    fail("--encrypt", checks.cipher(answers.encrypt));
-    if (!answers.keyfile && !process.env.BLAINE_PASSWORD) fail("--encrypt", "give --keyfile FILE (created when missing) or set BLAINE_PASSWORD");
+  if (answers.encrypt && !answers.keyfile && !process.env.BLAINE_PASSWORD) {
+    throw new UsageError("--encrypt: give --keyfile FILE (created when missing) or set BLAINE_PASSWORD");
   }
-  if (answers.keyfile) fail("--keyfile", checks.keyfile(answers.keyfile));
-  fail("--parity", checks.parity(answers.parity));
-  if (answers.parity !== "off") fail("--parity-engine", checks.parityEngine(answers.parityEngine));
-  fail("--copier", checks.copier(answers.copier));
   return answers;
 }
 
@@ -195,33 +247,79 @@ export interface InitResult {
 /**
  * Carries out checked answers: a new key file (if one is needed and
  * missing), the first disk, then blaine.toml, written last and atomically,
- * so an interruption never leaves a configuration pointing at nothing.
+ * so an interruption never leaves a configuration pointing at nothing. When
+ * a step fails, or Ctrl-C/SIGTERM arrives, what this init created (key file,
+ * catalog, disk directory) is removed again.
  */
 export async function applyInit(answers: InitAnswers, configFile: string, output: Output): Promise<InitResult> {
-  let keyfileCreated = false;
-  if (answers.keyfile && !existsSync(answers.keyfile)) {
-    mkdirSync(dirname(answers.keyfile), { recursive: true, mode: 0o700 });
-    writeFileAtomic(answers.keyfile, `${generatePassword()}\n`, 0o600);
-    keyfileCreated = true;
-    output.say(`Created the key file ${answers.keyfile} (keep a copy somewhere safe: without it the encrypted disks cannot be read).`);
+  const created = new CreatedPaths();
+  const interrupted = (code: number) => () => {
+    void (async () => {
+      await created.remove();
+      process.stderr.write("blaine init interrupted: what it had created was removed\n");
+      process.exit(code);
+    })();
+  };
+  const onInterrupt = interrupted(130);
+  const onTerminate = interrupted(143);
+  process.on("SIGINT", onInterrupt);
+  process.on("SIGTERM", onTerminate);
+  try {
+    let keyfileCreated = false;
+    if (answers.encrypt) requireCipherTool(answers.encrypt, "--encrypt");
+    if (answers.keyfile && !existsSync(answers.keyfile)) {
+      created.add(answers.keyfile);
+      mkdirSync(dirname(answers.keyfile), { recursive: true, mode: 0o700 });
+      writeFileAtomic(answers.keyfile, `${generatePassword()}\n`, 0o600);
+      keyfileCreated = true;
+      output.say(`Created the key file ${answers.keyfile} (keep a copy somewhere safe: without it the encrypted disks cannot be read).`);
+    }
+    created.add(answers.db);
+    created.add(`${answers.db}-journal`);
+    created.add(answers.disk);
+    created.add(join(answers.disk, BLAINE_DIR));
+    created.add(cipherDirOf(answers.disk));
+    mkdirSync(dirname(answers.db), { recursive: true });
+    const settings = loadSettings({ db: answers.db, keyfile: answers.keyfile, json: output.json });
+    await initDisk(settings, { dir: answers.disk, label: answers.label, encrypt: answers.encrypt }, output);
+    writeFileAtomic(configFile, renderConfig(answers, configFile));
+    output.say(`Wrote ${configFile}. Archive with: blaine run${resolve(dirname(configFile)) === process.cwd() ? "" : ` --config ${configFile}`}`);
+    return { exitCode: ExitCode.ok, configFile, keyfileCreated, answers };
+  } catch (error) {
+    await created.remove();
+    throw error;
+  } finally {
+    process.off("SIGINT", onInterrupt);
+    process.off("SIGTERM", onTerminate);
   }
-  if (answers.encrypt) requireCipherTool(answers.encrypt, "--encrypt");
-  mkdirSync(dirname(answers.db), { recursive: true });
-  const settings = loadSettings({ db: answers.db, keyfile: answers.keyfile, json: output.json });
-  await initDisk(settings, { dir: answers.disk, label: answers.label, encrypt: answers.encrypt }, output);
-  writeFileAtomic(configFile, renderConfig(answers, configFile));
-  output.say(`Wrote ${configFile}. Archive with: blaine run${resolve(dirname(configFile)) === process.cwd() ? "" : ` --config ${configFile}`}`);
-  return { exitCode: ExitCode.ok, configFile, keyfileCreated, answers };
+}
+
+/**
+ * Paths an init is about to create, each noted by the outermost directory
+ * that does not exist yet (or the path itself), so removing them takes away
+ * exactly what this init made and nothing that was there before.
+ */
+class CreatedPaths {
+  readonly #paths: string[] = [];
+
+  add(path: string): void {
+    if (existsSync(path)) return;
+    let outermost = path;
+    while (!existsSync(dirname(outermost))) outermost = dirname(outermost);
+    if (!this.#paths.includes(outermost)) this.#paths.push(outermost);
+  }
+
+  async remove(): Promise<void> {
+    // An encrypted disk is mounted from inside its directory: unmounted before that directory goes.
+    await releaseDiskMounts().catch(() => undefined);
+    for (const path of this.#paths.reverse()) rmSync(path, { recursive: true, force: true });
+  }
 }
 
 const quote = (value: string) => JSON.stringify(value);
 const array = (values: readonly string[]) => `[${values.map(quote).join(", ")}]`;
 
-/**
- * blaine.toml with a comment on every key. Keys this Blaine's `run` does not
- * know yet (parity, until the parity feature lands) are written commented
- * out, so the file always loads.
- */
+/** blaine.toml with a comment on every key. */
 export function renderConfig(answers: InitAnswers, configFile: string): string {
   const lines = [
     `# ${configFile}, written by blaine init on ${new Date().toISOString().slice(0, 10)}.`,
@@ -249,10 +347,12 @@ export function renderConfig(answers: InitAnswers, configFile: string): string {
     lines.push("", `# The disk is encrypted with ${answers.encrypt}; its password comes from BLAINE_PASSWORD or a prompt.`);
   }
   lines.push("", "# How files are copied: builtin (read, hash and write in one pass) or dc3dd.", `copier = ${quote(answers.copier)}`);
-  const parityLines = [`parity = ${quote(answers.parity)}`, `parity-engine = ${quote(answers.parityEngine)}`];
-  lines.push("", "# Parity: PAR2 recovery data on each disk, as a share of its data (\"off\" for none), and the program that makes it.");
-  if (isConfigKey("parity") && isConfigKey("parity-engine")) lines.push(...parityLines);
-  else lines.push("# (this version of blaine run does not take parity settings yet)", ...parityLines.map((line) => `# ${line}`));
+  lines.push(
+    "",
+    "# Parity: PAR2 recovery data on each disk, as a share of its data (\"off\" for none), and the program that makes it.",
+    `parity = ${quote(answers.parity)}`,
+    `parity-engine = ${quote(answers.parityEngine)}`,
+  );
   return `${lines.join("\n")}\n`;
 }
 

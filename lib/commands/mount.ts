@@ -7,7 +7,7 @@ import { mountForBrowsing } from "../disk/unlock.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { mountAt, unmountFuse } from "../system/fuse-mount.ts";
-import { readMountRecords, removeMountRecord } from "../system/mount-records.ts";
+import { mountHolder, readMountRecords, removeMountRecord } from "../system/mount-records.ts";
 import type { Output } from "./output.ts";
 
 export interface MountResult {
@@ -35,7 +35,11 @@ export async function mountDiskForBrowsing(settings: Settings, labelOrDir: strin
   return result;
 }
 
-/** `blaine unmount MOUNTPOINT`: takes down a mount made by `blaine mount` (or any gocryptfs/securefs mount). */
+/**
+ * `blaine unmount MOUNTPOINT`: takes down a mount made by `blaine mount`, a
+ * stale one left by a killed command, or any other gocryptfs/securefs
+ * mount; never the private mount of a command that is still running.
+ */
 export async function unmountBrowsing(mountpoint: string, output: Output): Promise<{ mountpoint: string }> {
   if (!mountpoint) throw new UsageError("usage: blaine unmount MOUNTPOINT");
   const target = resolve(mountpoint);
@@ -47,6 +51,10 @@ export async function unmountBrowsing(mountpoint: string, output: Output): Promi
   }
   if (mount.fsType !== "fuse.gocryptfs" && mount.fsType !== "fuse.securefs") {
     throw new UsageError(`${target} is a ${mount.fsType} mount, not an encrypted disk mounted by blaine mount`);
+  }
+  // A running command reads and writes through its private mount: taking it away would fail that command half way.
+  if (record && record.purpose === "command" && mountHolder(record) !== "stale") {
+    throw new UsageError(`${target} belongs to a running blaine command (pid ${record.pid}, disk "${record.label}"); it unmounts it itself when it ends`);
   }
   try {
     await unmountFuse(target);

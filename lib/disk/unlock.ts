@@ -195,11 +195,6 @@ export async function releaseDiskMounts(): Promise<void> {
   if (errors.length > 0) throw errors[0];
 }
 
-/** Whether this process holds a mount (for tests and doctor). */
-export function heldMounts(): readonly MountRecord[] {
-  return [...held.values()];
-}
-
 let signalsInstalled = false;
 
 /**

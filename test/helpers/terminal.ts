@@ -50,7 +50,8 @@ export class Terminal {
   }
 
   async exitCode(): Promise<number> {
-    await waitFor(() => existsSync(this.exitFile), 60_000, "blaine to exit").catch((error) => {
+    // The shell creates the file before it writes the code: an empty file is not an exit code 0 yet.
+    await waitFor(() => existsSync(this.exitFile) && readFileSync(this.exitFile, "utf8").trim() !== "", 60_000, "blaine to exit").catch((error) => {
       throw new Error(`${error.message}; the screen:\n${this.screen()}`);
     });
     return Number(readFileSync(this.exitFile, "utf8").trim());
