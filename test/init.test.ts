@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { blaine } from "./helpers/cli.ts";
+import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { makeTree, tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -87,6 +87,24 @@ describe("blaine init --yes", () => {
     expect(readdirSync(place.root).sort()).toEqual(["disk1", "media"]);
     expect(readdirSync(join(place.root, "disk1"))).toEqual(["encrypted"]);
     expect(readdirSync(join(place.root, "disk1/encrypted"))).toEqual(["not-gocryptfs"]);
+  });
+
+  test.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("SIGTERM while the disk is being made: what this init created is removed, and no mount is left", async () => {
+    const place = workplace();
+    const keyfile = join(place.root, "keys/new.key");
+    const run = tempDir();
+    const init = spawnBlaine(["init", "--yes", "--source", place.source, "--db", join(place.root, "state/c.db"), "--disk", join(place.root, "disk1"), "--label", "E1", "--encrypt", "gocryptfs", "--keyfile", keyfile], { env: { BLAINE_RUN_DIR: run.path } });
+    // The key file is the first thing made; the disk (gocryptfs init, mount) comes after it.
+    await waitFor(() => existsSync(keyfile), 30_000, "the key file");
+    init.kill("SIGTERM");
+    expect(await init.exited).toBe(143);
+    expect(readdirSync(place.root).sort()).toEqual(["media"]);
+    try {
+      // No mount record (nor its mountpoint) means no mount left behind.
+      expect(readdirSync(run.path)).toEqual([]);
+    } finally {
+      run.cleanup();
+    }
   });
 
   test.each([
