@@ -50,10 +50,11 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
       // (about 8× faster lookups). Also applies to catalogs attached later.
       sqlite.exec("PRAGMA locking_mode = EXCLUSIVE");
     }
-    // SQLite's default page cache (2 MB) makes every lookup of a large
-    // catalog a read from the OS: 64 MB (a ceiling, filled only as used)
-    // keeps the catalog of a few hundred thousand files in memory.
-    sqlite.exec("PRAGMA cache_size = -65536");
+    // SQLite's default page cache (2 MB) makes lookups of a large catalog
+    // reads from the OS; 16 MB (a ceiling, filled only as used) holds the
+    // indexes' hot pages, and keeps a run over 200 000 files near 200 MB
+    // (64 MB took it to 290 MB, for no faster run).
+    sqlite.exec("PRAGMA cache_size = -16384");
     sqlite.exec("PRAGMA foreign_keys = ON");
     const pending = checkSchemaVersion(sqlite, path, kind, options.readonly ?? false);
     if (!options.readonly && pending) applyMigrations(sqlite, kind);
