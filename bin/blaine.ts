@@ -4,7 +4,7 @@
  * function in lib/commands, so scripts can do everything the CLI does.
  */
 import { cac } from "cac";
-import { loadSettings } from "../lib/config.ts";
+import { loadSettings, singleFlag } from "../lib/config.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../lib/errors.ts";
 import { initDisk } from "../lib/commands/disk-init.ts";
 import { rebuildCatalog } from "../lib/commands/catalog-rebuild.ts";
@@ -76,13 +76,13 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
     const output = createOutput(settings.json);
     if (action === "init") {
       if (args.length !== 1) throw new BlaineError("usage: blaine disk init DIR --label NAME [--capacity SIZE]", ExitCode.usage);
-      const encrypt = flags.encrypt as string | undefined;
-      await initDisk(settings, { dir: args[0], label: flags.label as string, capacity: flags.capacity as string | undefined, encrypt }, output);
+      const encrypt = singleFlag(flags, "encrypt");
+      await initDisk(settings, { dir: args[0], label: singleFlag(flags, "label") as string, capacity: singleFlag(flags, "capacity"), encrypt }, output);
       return ExitCode.ok;
     }
     if (action === "clone") {
       if (args.length !== 2) throw new BlaineError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY]", ExitCode.usage);
-      return (await cloneDisk(settings, { label: args[0], dir: args[1], encrypt: flags.encrypt as string | undefined }, output)).exitCode;
+      return (await cloneDisk(settings, { label: args[0], dir: args[1], encrypt: singleFlag(flags, "encrypt") }, output)).exitCode;
     }
     if (action === "list") return listDisks(settings, output).exitCode;
     if (action === "retire") {
@@ -96,7 +96,7 @@ common(cli.command("pending", "Deferred actions waiting for disks and copies tha
   .option("--disk <label>", "Only this disk's copies")
   .action(async (flags: Flags) => {
     const settings = loadSettings(flags);
-    return listPending(settings, { disk: flags.disk as string | undefined }, createOutput(settings.json)).exitCode;
+    return listPending(settings, { disk: singleFlag(flags, "disk") }, createOutput(settings.json)).exitCode;
   });
 
 common(cli.command("whereis [...paths]", "Which disk (and which copies) hold archived paths, directories or globs")).action(async (paths: string[], flags: Flags) => {
@@ -134,7 +134,7 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
   .option("--overwrite", "Replace existing files")
   .action(async (paths: string[], flags: Flags) => {
     const settings = loadSettings(flags);
-    const result = await restoreFiles(settings, { paths, to: flags.to as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
+    const result = await restoreFiles(settings, { paths, to: singleFlag(flags, "to") as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
     return result.exitCode;
   });
 

@@ -64,6 +64,16 @@ export function list(value: unknown): string[] {
   return (Array.isArray(value) ? value : [value]).map(String);
 }
 
+/**
+ * A flag that takes one value. cac turns a flag given twice into a list:
+ * that is a usage error here, not a silent pick of one of them.
+ */
+export function singleFlag(flags: Flags, name: string): string | undefined {
+  const value = flags[camel(name)];
+  if (Array.isArray(value)) throw new UsageError(`--${name} was given ${value.length} times; it takes one value`);
+  return value === undefined || value === false ? undefined : value === true ? "true" : String(value);
+}
+
 /** Reads blaine.toml (or --config FILE) and merges flags over it. */
 export function loadSettings(flags: Flags, positionalSources: readonly string[] = [], cwd = process.cwd()): Settings {
   const explicit = flags.config as string | undefined;
@@ -82,7 +92,7 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
   }
   const configDir = configFile ? dirname(configFile) : cwd;
   const fromConfig = (key: string) => config[key];
-  const pick = (key: string) => (flags[camel(key)] !== undefined ? flags[camel(key)] : fromConfig(key));
+  const pick = (key: string) => (flags[camel(key)] !== undefined ? singleFlag(flags, key) : fromConfig(key));
   // Paths from the config file are relative to it; paths from flags to the working directory.
   const pathOf = (key: string): string[] => {
     const flagValue = flags[camel(key)];
@@ -100,6 +110,7 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
   const copier = parseCopier(pick("copier"));
   const capacity = pick("capacity");
   const snapraid = pathOf("snapraid-conf")[0];
+  for (const key of ["db", "snapraid-conf"]) singleFlag(flags, key);
 
   return {
     configFile,

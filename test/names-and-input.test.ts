@@ -57,7 +57,7 @@ describe("odd names", () => {
 });
 
 describe("bad input gets a clear error naming the file or option", () => {
-  test("unknown option, bad size, bad mode and bad hash exit 2", async () => {
+  test("unknown option, bad size, bad mode, bad hash and a one-value flag given twice exit 2", async () => {
     env = await archiveEnv({ f: "1" });
     const cases: [string[], RegExp][] = [
       [["--bogus"], /bogus/],
@@ -65,12 +65,17 @@ describe("bad input gets a clear error naming the file or option", () => {
       [["--match", "ctime"], /--match/],
       [["--hash", "md5"], /--hash/],
       [["--max-delete", "lots"], /--max-delete/],
+      [["--hash", "sha1", "--hash", "sha256"], /--hash was given 2 times/],
+      [["--db", env.db], /--db was given 2 times/],
     ];
     for (const [args, message] of cases) {
       const result = await env.run(...args);
       expect(result.exitCode).toBe(2);
       expect(result.stderr).toMatch(message);
     }
+    const twoTargets = await env.cli("restore", env.source, "--to", join(env.root, "a"), "--to", join(env.root, "b"));
+    expect(twoTargets.exitCode).toBe(2);
+    expect(twoTargets.stderr).toContain("--to was given 2 times");
   });
 
   test("no catalog, no disk, missing source and a directory that is not a disk", async () => {
