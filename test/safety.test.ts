@@ -133,3 +133,52 @@ describe("atomic writes on a full disk", () => {
     }
   });
 });
+
+/** Whether a command can run as an unprivileged user here (root can read everything, so unreadable needs another user). */
+const asNobody = process.getuid?.() === 0 && Bun.which("setpriv") !== null;
+if (!asNobody) console.log("skipped unreadable-directory test: needs root and setpriv to run blaine as an unprivileged user");
+
+describe("a directory that cannot be read", () => {
+  test.skipIf(!asNobody)("is reported, and what the archive holds under it is kept, not deleted", async () => {
+    const dir = tempDir();
+    try {
+      const { chownSync, chmodSync, mkdirSync: mkdir } = await import("node:fs");
+      const home = join(dir.path, "home");
+      mkdir(join(dir.path, "src", "locked"), { recursive: true });
+      mkdir(join(dir.path, "src", "open"), { recursive: true });
+      mkdir(home);
+      writeFileSync(join(dir.path, "src", "locked", "a.mkv"), "film a");
+      writeFileSync(join(dir.path, "src", "locked", "b.mkv"), "film b");
+      writeFileSync(join(dir.path, "src", "open", "c.mkv"), "film c");
+      for (const path of [dir.path, home, join(dir.path, "src"), join(dir.path, "src", "locked"), join(dir.path, "src", "open")]) chownSync(path, 65534, 65534);
+      chmodSync(dir.path, 0o755);
+      const bin = join(import.meta.dir, "..", "bin", "blaine.ts");
+      const nobody = async (...args: string[]) => {
+        const child = Bun.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bun", bin, ...args], {
+          env: { ...process.env, HOME: home },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+        return { exitCode, stdout, stderr, json: args.includes("--json") ? JSON.parse(stdout) : undefined };
+      };
+      const db = join(dir.path, "catalog.db");
+      const disk = join(dir.path, "disk");
+      const source = join(dir.path, "src");
+      expect((await nobody("disk", "init", disk, "--label", "A", "--db", db)).exitCode).toBe(0);
+      expect((await nobody("run", "--db", db, "--dest", disk, "--json", source)).json.new).toBe(3);
+      chmodSync(join(source, "locked"), 0o000);
+      const again = await nobody("run", "--db", db, "--dest", disk, "--json", "--max-delete", "100", source);
+      chmodSync(join(source, "locked"), 0o755);
+      expect(again.json.deleted).toBe(0);
+      expect(again.json.errors.map((error: { path: string }) => error.path)).toEqual([join(source, "locked")]);
+      expect(again.exitCode).toBe(1);
+      expect(readFileSync(join(disk, source, "locked", "a.mkv"), "utf8")).toBe("film a");
+      const third = await nobody("run", "--db", db, "--dest", disk, "--json", source);
+      expect(third.json.unchanged).toBe(3);
+      expect(third.json.deleted).toBe(0);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});

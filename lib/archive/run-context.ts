@@ -173,9 +173,10 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         excludes: excludePatterns(settings).map(parseExclude),
         skipPaths,
         signal,
-        onError: (path, message) => {
+        onError: (path, message, gone) => {
           report.error(path, message);
           report.counts.skipped++;
+          if (!gone) seen.keepUnreadable(path);
         },
         onSkip: (path, reason) => {
           report.warn(path, reason);

@@ -9,6 +9,8 @@ export class SeenPaths {
   readonly #catalog: ArchiveCatalog;
   readonly #insert: Statement;
   #pending: string[] = [];
+  /** Paths that exist but could not be read (and everything under them): never taken for deleted. */
+  readonly #unreadable: string[] = [];
 
   constructor(catalog: ArchiveCatalog) {
     this.#catalog = catalog;
@@ -21,6 +23,15 @@ export class SeenPaths {
   add(path: string): void {
     this.#pending.push(path);
     if (this.#pending.length >= 2000) this.flush();
+  }
+
+  /**
+   * `path` is there but could not be read (a directory without permission,
+   * an I/O error): what the archive holds of it and under it is kept, since
+   * a failing read is not a deletion.
+   */
+  keepUnreadable(path: string): void {
+    this.#unreadable.push(path);
   }
 
   flush(): void {
@@ -43,9 +54,12 @@ export class SeenPaths {
          AND path NOT IN (SELECT path FROM temp.seen)
        ORDER BY path`,
     );
+    const unreadable = (path: string) => this.#unreadable.some((kept) => path === kept || path.startsWith(kept.endsWith("/") ? kept : `${kept}/`));
     for (const source of sources) {
       const prefix = source.endsWith("/") ? source : `${source}/`;
-      yield* statement.iterate(source, prefix, JSON.stringify(diskIds)) as Iterable<{ path: string; hash: string; size: number; diskId: string }>;
+      for (const row of statement.iterate(source, prefix, JSON.stringify(diskIds)) as Iterable<{ path: string; hash: string; size: number; diskId: string }>) {
+        if (this.#unreadable.length === 0 || !unreadable(row.path)) yield row;
+      }
     }
   }
 }

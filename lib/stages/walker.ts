@@ -1,5 +1,5 @@
 import { lstatSync, readdirSync, readlinkSync, type Stats } from "node:fs";
-import { errorMessage } from "../errors.ts";
+import { errnoCode, errorMessage } from "../errors.ts";
 import { comparePaths } from "../catalog/path-order.ts";
 import { isExcluded, type ExcludeRule } from "../glob.ts";
 import type { FileEntry } from "../pipeline/types.ts";
@@ -9,8 +9,11 @@ export interface WalkOptions {
   /** Absolute paths never entered (the archive disks, the catalog). */
   readonly skipPaths?: ReadonlySet<string>;
   readonly signal?: AbortSignal;
-  /** An unreadable directory or file: reported, the walk goes on. */
-  readonly onError?: (path: string, message: string) => void;
+  /**
+   * An unreadable directory or file: reported, the walk goes on. `gone` when
+   * it no longer exists (ENOENT); otherwise it is there but could not be read.
+   */
+  readonly onError?: (path: string, message: string, gone?: boolean) => void;
   /** Fifos, sockets and devices are not archived. */
   readonly onSkip?: (path: string, reason: string) => void;
 }
@@ -20,6 +23,7 @@ interface Listed {
   readonly name: string;
   readonly stats?: Stats;
   readonly error?: string;
+  readonly gone?: boolean;
 }
 
 interface Frame {
@@ -54,12 +58,12 @@ export async function* walk(sources: readonly string[], options: WalkOptions = {
         stack.pop();
         continue;
       }
-      const { name, stats, error } = frame.entries[frame.index++];
+      const { name, stats, error, gone } = frame.entries[frame.index++];
       const path = frame.dir === "/" ? `/${name}` : `${frame.dir}/${name}`;
       const relative = frame.relative ? `${frame.relative}/${name}` : name;
       if (options.skipPaths?.has(path)) continue;
       if (!stats) {
-        options.onError?.(path, error ?? "cannot be read");
+        options.onError?.(path, error ?? "cannot be read", gone);
         continue;
       }
       const isDirectory = stats.isDirectory();
@@ -83,7 +87,7 @@ function toEntry(path: string, stats: Stats, options: WalkOptions): FileEntry | 
     try {
       linkTarget = readlinkSync(path);
     } catch (error) {
-      options.onError?.(path, errorMessage(error));
+      options.onError?.(path, errorMessage(error), errnoCode(error) === "ENOENT");
       return undefined;
     }
   } else {
@@ -114,7 +118,7 @@ function lstatOrReport(path: string, options: WalkOptions): Stats | undefined {
   try {
     return lstatSync(path);
   } catch (error) {
-    options.onError?.(path, errorMessage(error));
+    options.onError?.(path, errorMessage(error), errnoCode(error) === "ENOENT");
     return undefined;
   }
 }
@@ -129,7 +133,7 @@ function listOrReport(dir: string, options: WalkOptions): Listed[] {
   try {
     names = readdirSync(dir);
   } catch (error) {
-    options.onError?.(dir, errorMessage(error));
+    options.onError?.(dir, errorMessage(error), errnoCode(error) === "ENOENT");
     return [];
   }
   const keyed = names.map((name) => {
@@ -138,7 +142,7 @@ function listOrReport(dir: string, options: WalkOptions): Listed[] {
       return { key: stats.isDirectory() ? `${name}/` : name, listed: { name, stats } };
     } catch (error) {
       // Vanished or unreadable since readdir: reported when the walk gets there.
-      return { key: name, listed: { name, error: errorMessage(error) } };
+      return { key: name, listed: { name, error: errorMessage(error), gone: errnoCode(error) === "ENOENT" } };
     }
   });
   keyed.sort((a, b) => comparePaths(a.key, b.key));
