@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError } from "../errors.ts";
 import { lastLines, type CipherTool } from "./cipher-tool.ts";
-import { childEnvironment, hasProgram, zx } from "./exec.ts";
+import { hasProgram, zx } from "./exec.ts";
 
 /** gocryptfs' exit code for "password incorrect" (documented in its man page). */
 const WRONG_PASSWORD = 12;
@@ -17,14 +17,14 @@ export const gocryptfs: CipherTool = {
   isInitialised: (cipherDir) => existsSync(join(cipherDir, "gocryptfs.conf")),
   async init(cipherDir, password) {
     const $ = await zx();
-    const result = await $({ input: `${password}\n`, env: childEnvironment() })`gocryptfs -init -q ${cipherDir}`.nothrow();
+    const result = await $({ input: `${password}\n` })`gocryptfs -init -q ${cipherDir}`.nothrow();
     if (result.exitCode !== 0) throw new BlaineError(`gocryptfs -init ${cipherDir} failed: ${lastLines(result.stderr)}`);
   },
   async mount(cipherDir, mountpoint, password, options) {
     const $ = await zx();
     const flags = ["-q", "-fsname", options.fsname, ...(options.readonly ? ["-ro"] : [])];
     // Detached, like securefs: Ctrl-C at the terminal is for blaine, not for the daemon.
-    const result = await $({ input: `${password}\n`, env: childEnvironment(), detached: true })`gocryptfs ${flags} ${cipherDir} ${mountpoint}`.nothrow();
+    const result = await $({ input: `${password}\n`, detached: true })`gocryptfs ${flags} ${cipherDir} ${mountpoint}`.nothrow();
     if (result.exitCode === WRONG_PASSWORD) return "wrong-key";
     if (result.exitCode !== 0) throw new BlaineError(`gocryptfs could not mount ${cipherDir}: ${lastLines(result.stderr)}`);
     return "mounted";

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError } from "../errors.ts";
 import { lastLines, type CipherTool } from "./cipher-tool.ts";
-import { childEnvironment, hasProgram, zx } from "./exec.ts";
+import { hasProgram, zx } from "./exec.ts";
 
 /**
  * securefs reads the password as one line from stdin when it is piped (its
@@ -15,7 +15,7 @@ export const securefs: CipherTool = {
   isInitialised: (cipherDir) => existsSync(join(cipherDir, ".securefs.json")),
   async init(cipherDir, password) {
     const $ = await zx();
-    const result = await $({ input: `${password}\n`, env: childEnvironment() })`securefs create ${cipherDir}`.nothrow();
+    const result = await $({ input: `${password}\n` })`securefs create ${cipherDir}`.nothrow();
     if (result.exitCode !== 0) throw new BlaineError(`securefs create ${cipherDir} failed: ${lastLines(result.stderr)}`);
   },
   async mount(cipherDir, mountpoint, password, options) {
@@ -23,7 +23,7 @@ export const securefs: CipherTool = {
     const flags = ["-b", "--fsname", options.fsname, ...(options.readonly ? ["-o", "ro"] : [])];
     // Detached: the daemon gets a session of its own, so a Ctrl-C at the terminal reaches
     // blaine (which unmounts after saving its catalogs), not the file system under it.
-    const result = await $({ input: `${password}\n`, env: childEnvironment(), detached: true })`securefs mount ${flags} ${cipherDir} ${mountpoint}`.nothrow();
+    const result = await $({ input: `${password}\n`, detached: true })`securefs mount ${flags} ${cipherDir} ${mountpoint}`.nothrow();
     if (result.exitCode !== 0 && /invalid password/i.test(result.stderr)) return "wrong-key";
     if (result.exitCode !== 0) throw new BlaineError(`securefs could not mount ${cipherDir}: ${lastLines(result.stderr, 2)}`);
     return "mounted";
