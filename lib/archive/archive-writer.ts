@@ -1,3 +1,4 @@
+import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { Statement } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
@@ -175,6 +176,11 @@ export class ArchiveWriter implements ChangeWriter {
     const writer = this.#writers.get(holder.diskId);
     if (writer) return writer.holdersOf(record.hash, record.size).length > 0 ? { writer, change: { op: "link", record } } : undefined;
     return { deferred: { op: "link", diskId: holder.diskId, record } };
+  }
+
+  /** The disk a copy's temp file was made on (from its name). */
+  diskOfTemp(tempName: string): MountedDisk | undefined {
+    return this.#writerOfTemp(tempName)?.disk;
   }
 
   #writerOfTemp(tempName: string): DiskWriter | undefined {

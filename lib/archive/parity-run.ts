@@ -21,7 +21,8 @@ export function openParity(run: ArchiveRun): ParityRun {
   const policy = settings.parity === undefined ? undefined : { percent: settings.parity, engine: settings.parityEngine };
   if (policy && policy.engine !== "builtin" && !settings.dryRun) requireParityEngine(policy.engine);
   const made = new Map<string, Map<string, StoredSet>>();
-  const stage: ParityOptions = { policy, disks: run.disks, catalog, report, made, dryRun: settings.dryRun, signal };
+  const diskOfTemp = (tempName: string) => run.writer.diskOfTemp(tempName);
+  const stage: ParityOptions = { policy, disks: run.disks, diskOfTemp, catalog, report, made, dryRun: settings.dryRun, signal };
   return {
     stage,
     settle: () => settleParity({ catalog, disks: run.disks, policy, made, report, dryRun: settings.dryRun, signal }),

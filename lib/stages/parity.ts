@@ -1,6 +1,4 @@
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ParityStore, type ParityPolicy, type StoredSet } from "../disk/parity-store.ts";
@@ -14,6 +12,8 @@ export interface ParityOptions {
   readonly policy: ParityPolicy | undefined;
   /** Disks a copied temp file may be on. */
   readonly disks: readonly MountedDisk[];
+  /** The disk whose temp directory holds a copy's temp file (its name says so). */
+  readonly diskOfTemp: (tempName: string) => MountedDisk | undefined;
   readonly catalog: ArchiveCatalog;
   readonly report: RunReport;
   /** Sets made by this run, per disk root: recorded in the catalog once durable (see settleParity). */
@@ -52,7 +52,7 @@ export async function* parity(items: AsyncIterable<StoredFile>, options: ParityO
     items,
     async (item) => {
       if (item.action !== "copy" || !item.tempName || item.size === 0) return item;
-      const disk = options.disks.find((candidate) => existsSync(join(candidate.layout.tmp, item.tempName!)));
+      const disk = options.diskOfTemp(item.tempName);
       if (!disk) return item;
       const made = options.made.get(disk.root) ?? new Map<string, StoredSet>();
       options.made.set(disk.root, made);
