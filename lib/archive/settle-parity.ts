@@ -7,8 +7,7 @@
  * content without a row gets its set checked or made from the data on the
  * disk, and sets whose content is gone from the disk are removed.
  */
-import { rmSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { crashPoint } from "../crash-point.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
@@ -17,7 +16,6 @@ import { errorMessage } from "../errors.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import type { RunReport } from "../report.ts";
-import { basename } from "node:path";
 
 export interface SettleParityOptions {
   readonly catalog: ArchiveCatalog;
@@ -67,7 +65,7 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
     });
   }
   let removed = 0;
-  const stored = store.storedHashes();
+  const stored = store.sweep();
   // Reading every content hash of the disk is the costly part: only when there are sets to check.
   const live = stored.size === 0 ? new Set<string>() : new Set((db.query(`SELECT DISTINCT hash FROM ${alias}.entries WHERE kind = 'file'`).all() as { hash: string }[]).map((row) => row.hash));
   for (const hash of stored) {
@@ -76,7 +74,6 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
       removed++;
     }
   }
-  removeLeftoverTemps(store.dir);
 
   if (!policy) return { protected: 0, madeLate: 0, removed };
   const unprotected = db.query(
@@ -121,23 +118,4 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
     for (const { hash, size, set } of ready) insert.run(hash, size, set.sliceSize, set.recoverySlices, set.files, set.bytes, now);
   });
   return { protected: ready.length, madeLate, removed };
-}
-
-/** Temp files of set writes a killed run left (the run holding the lock is this one, and its stage is done). */
-function removeLeftoverTemps(dir: string): void {
-  let shards: string[];
-  try {
-    shards = readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const shard of shards) {
-    let names: string[] = [];
-    try {
-      names = readdirSync(join(dir, shard));
-    } catch {
-      continue;
-    }
-    for (const name of names) if (name.startsWith(".") && name.endsWith(".tmp")) rmSync(join(dir, shard, name), { force: true });
-  }
 }

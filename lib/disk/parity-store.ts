@@ -132,8 +132,13 @@ export class ParityStore {
     for (const path of this.filesOf(hash)) rmSync(path, { force: true });
   }
 
-  /** Every content hash with files in the store (for sweeping sets whose content is gone). */
-  storedHashes(): Set<string> {
+  /**
+   * Every content hash with files in the store (for sweeping sets whose
+   * content is gone). Removes on the way the temp files of set writes a
+   * killed run left (only the run holding the lock calls this, once its
+   * parity stage is done), so the store is walked once per run.
+   */
+  sweep(): Set<string> {
     const hashes = new Set<string>();
     let shards: string[];
     try {
@@ -149,6 +154,10 @@ export class ParityStore {
         continue;
       }
       for (const name of names) {
+        if (name.startsWith(".") && name.endsWith(".tmp")) {
+          rmSync(join(this.dir, shard, name), { force: true });
+          continue;
+        }
         const match = /^([a-z0-9]+)-([0-9a-f]+)\./.exec(name);
         if (match && name.endsWith(".par2")) hashes.add(`${match[1]}:${match[2]}`);
       }
