@@ -1,20 +1,10 @@
 import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, writeSync } from "node:fs";
-import { CHUNK_SIZE, type HashAlgorithm } from "../hashing.ts";
+import { CHUNK_SIZE, formatHash } from "../hashing.ts";
+import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
 
-export interface CopyJob {
-  readonly source: string;
-  readonly target: string;
-  readonly algorithm: HashAlgorithm;
-  readonly mode: number;
-  readonly mtimeMs: number;
-}
-
-export interface CopyOutcome {
-  readonly hash: string;
-  readonly size: number;
-  /** The source's size and mtime after the copy, to catch files that changed meanwhile. */
-  readonly sourceAfter: { readonly size: number; readonly mtimeMs: number };
-}
+/** A copy request as plain data, to cross to a worker thread (an AbortSignal cannot). */
+export type CopyJob = Omit<CopyRequest, "signal">;
+export type CopyOutcome = CopyResult;
 
 /**
  * Copies and hashes in one pass with plain synchronous calls: what a copy
@@ -41,7 +31,7 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
     fchmodSync(target, job.mode);
     futimesSync(target, job.mtimeMs / 1000, job.mtimeMs / 1000);
     const after = fstatSync(source);
-    return { hash: `${job.algorithm}:${hasher.digest("hex")}`, size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
+    return { hash: formatHash(job.algorithm, hasher), size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {
     closeSync(source);
     if (target !== undefined) closeSync(target);

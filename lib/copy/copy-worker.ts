@@ -3,6 +3,7 @@
  * synchronous I/O, posts the outcomes back. Errors travel as data (with
  * their errno code) so the copier can tell "vanished" from "disk full".
  */
+import { errnoCode, errorMessage } from "../errors.ts";
 import { copyFileSync, COPY_BUFFER_SIZE, type CopyJob } from "./copy-file-sync.ts";
 
 declare const self: Worker;
@@ -14,8 +15,7 @@ self.onmessage = (event: MessageEvent<string>) => {
     try {
       return { id, ok: true as const, outcome: copyFileSync(job, buffer) };
     } catch (error) {
-      const code = typeof error === "object" && error && "code" in error ? String((error as { code: unknown }).code) : undefined;
-      return { id, ok: false as const, message: error instanceof Error ? error.message : String(error), code };
+      return { id, ok: false as const, message: errorMessage(error), code: errnoCode(error) };
     }
   });
   self.postMessage(JSON.stringify(replies));
