@@ -49,11 +49,6 @@ const KNOWN_KEYS = new Set([
   "parity", "parity-engine",
 ]);
 
-/** Whether blaine.toml may hold `key` (blaine init writes only keys this Blaine reads). */
-export function isConfigKey(key: string): boolean {
-  return KNOWN_KEYS.has(key);
-}
-
 function camel(key: string): string {
   return key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
@@ -109,12 +104,13 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
   if (!HASH_ALGORITHMS.includes(hash as HashAlgorithm)) throw new UsageError(`--hash: "${hash}" is not one of ${HASH_ALGORITHMS.join(", ")}`);
   const copier = parseCopier(pick("copier"));
   const capacity = pick("capacity");
-  const snapraid = pathOf("snapraid-conf")[0];
-  for (const key of ["db", "snapraid-conf"]) singleFlag(flags, key);
+  // A path that takes one value: given twice is refused, like every one-value flag.
+  const onePath = (key: string) => (singleFlag(flags, key), pathOf(key)[0]);
+  const snapraid = onePath("snapraid-conf");
 
   return {
     configFile,
-    db: pathOf("db")[0],
+    db: onePath("db"),
     dest: pathOf("dest"),
     disks: pathOf("disks"),
     sources: sources.map((source) => (source.length > 1 && source.endsWith("/") ? source.slice(0, -1) : source)),

@@ -6,6 +6,7 @@ import { BlaineError, ExitCode } from "../errors.ts";
 import { readDiskLabel, type DiskLabel } from "./disk-label.ts";
 import { diskLayout, type DiskLayout } from "./layout.ts";
 import { KeySource } from "../secrets/key-source.ts";
+import { DeferredQueue } from "./deferred-queue.ts";
 import { unlockDisk } from "./unlock.ts";
 
 export interface DiskRow {
@@ -93,7 +94,7 @@ export class MountedDisk {
     const keys = options.keys ?? new KeySource();
     let dataRoot: string;
     let mountedReadOnly = options.readonly ?? false;
-    if (label.cipher && !options.readonly && options.settleOnly && !hasQueuedActions(catalog, label.copyId)) {
+    if (label.cipher && !options.readonly && options.settleOnly && new DeferredQueue(catalog).count(label.copyId) === 0) {
       dataRoot = await unlockDisk(root, label, { readonly: true, keys });
       mountedReadOnly = true;
       // Remounted read-write only when there is something to settle.
@@ -143,10 +144,6 @@ export class MountedDisk {
       if (!keep.has(name)) rmSync(`${this.layout.tmp}/${name}`, { force: true, recursive: true });
     }
   }
-}
-
-function hasQueuedActions(catalog: ArchiveCatalog, copyId: string): boolean {
-  return catalog.sqlite.query("SELECT 1 FROM main.deferred_actions WHERE copy_id = ? LIMIT 1").get(copyId) !== null;
 }
 
 /**

@@ -69,6 +69,9 @@ export async function waitUntilMounted(path: string, timeoutMs = 30_000): Promis
   }
 }
 
+/** The FUSE unmount helper: fuse3's name where installed, else fuse2's. */
+export const FUSERMOUNT = Bun.which("fusermount3") ? "fusermount3" : "fusermount";
+
 /**
  * Unmounts a FUSE mount. A busy mount is retried briefly (a file closed a
  * moment ago), then detached lazily when `lazy` allows it: the kernel
@@ -76,7 +79,7 @@ export async function waitUntilMounted(path: string, timeoutMs = 30_000): Promis
  */
 export async function unmountFuse(path: string, options: { readonly lazy?: boolean } = {}): Promise<void> {
   const $ = await zx();
-  const program = Bun.which("fusermount3") ? "fusermount3" : "fusermount";
+  const program = FUSERMOUNT;
   let message = "";
   for (let attempt = 0; attempt < 10; attempt++) {
     if (!mountAt(path)) return;

@@ -1,4 +1,5 @@
 import { hasProgram, zx } from "./exec.ts";
+import { FUSERMOUNT } from "./fuse-mount.ts";
 import { gocryptfs } from "./gocryptfs.ts";
 import { securefs } from "./securefs.ts";
 
@@ -23,14 +24,12 @@ function versionFrom(program: string, args: readonly string[], pattern: RegExp):
   };
 }
 
-const fusermount = Bun.which("fusermount3") ? "fusermount3" : "fusermount";
-
 export const EXTERNAL_TOOLS: readonly ExternalTool[] = [
   { name: "dc3dd", program: "dc3dd", install: "apt-get install dc3dd", disables: "--copier dc3dd", version: versionFrom("dc3dd", ["--version"], /dc3dd\)?\s+([\d.]+)/) },
   { name: "par2", program: "par2", install: "apt-get install par2", disables: "parity with --parity-engine par2", version: versionFrom("par2", ["--version"], /version ([\d.]+)/) },
   { name: "parpar", program: "parpar", install: "npm install -g @animetosho/parpar", disables: "parity with --parity-engine parpar (faster PAR2 creation)", version: versionFrom("parpar", ["--version"], /([\d]+\.[\d.]+)/) },
   { name: "gocryptfs", program: "gocryptfs", install: "apt-get install gocryptfs", disables: "encrypted disks with --encrypt gocryptfs", version: () => gocryptfs.version() },
   { name: "securefs", program: "securefs", install: "apt-get install securefs", disables: "encrypted disks with --encrypt securefs", version: () => securefs.version() },
-  { name: "fusermount", program: fusermount, install: "apt-get install fuse3", disables: "unmounting encrypted disks (and so encryption altogether)", version: versionFrom(fusermount, ["--version"], /version:?\s*([\d.]+)/) },
+  { name: "fusermount", program: FUSERMOUNT, install: "apt-get install fuse3", disables: "unmounting encrypted disks (and so encryption altogether)", version: versionFrom(FUSERMOUNT, ["--version"], /version:?\s*([\d.]+)/) },
   { name: "rsync", program: "rsync", install: "apt-get install rsync", disables: "the rsync comparison in the benchmarks", version: versionFrom("rsync", ["--version"], /version\s+([\d.]+)/) },
 ];
