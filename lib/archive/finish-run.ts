@@ -1,7 +1,6 @@
 import { existsSync, renameSync, rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { applyDeferred, otherCopiesOf, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { fsyncDirectory, syncFileSystem } from "../fs/atomic.ts";
@@ -96,12 +95,10 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
 }
 
 async function applyToMounted(catalog: ArchiveCatalog, disks: readonly MountedDisk[], signal: AbortSignal): Promise<ApplyDeferredResult[]> {
-  const queue = new DeferredQueue(catalog);
   const results: ApplyDeferredResult[] = [];
   for (const disk of disks) {
-    if (queue.count(disk.label.copyId) === 0) continue;
-    const otherCopies = disks.filter((other) => other !== disk && other.label.diskId === disk.label.diskId);
-    results.push(await applyDeferred(catalog, disk, { otherCopies, signal }));
+    const result = await applyDeferred(catalog, disk, { otherCopies: otherCopiesOf(disks, disk), signal });
+    if (result.applied > 0 || result.remaining > 0) results.push(result);
   }
   return results;
 }

@@ -33,6 +33,11 @@ interface Planned {
   readonly change?: DiskChange;
 }
 
+/** The other mounted copies of `disk`'s disk: where a copy that is behind can take data from. */
+export function otherCopiesOf(disks: readonly MountedDisk[], disk: MountedDisk): MountedDisk[] {
+  return disks.filter((other) => other !== disk && other.label.diskId === disk.label.diskId);
+}
+
 /**
  * Applies one mounted copy's deferred actions, oldest first, before anything
  * else touches it. Each action is checked against the copy's disk catalog
