@@ -9,6 +9,7 @@ import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCod
 import { hashAlgorithmOf } from "../hashing.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { describeDeferred } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
@@ -56,7 +57,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
     for (const line of describeDeferred(archive.deferred)) output?.say(line);
     // Per disk, the copy to read: one whose deferred actions are all applied
     // if any; a copy still behind serves only the paths no action waits for.
-    const queue = archive.catalog.sqlite.prepare("SELECT 1 FROM deferred_actions WHERE copy_id = ?1 AND (path = ?2 OR from_path = ?2) LIMIT 1");
+    const queue = new DeferredQueue(archive.catalog);
     const behind = new Set(archive.deferred.filter((result) => result.remaining > 0).map((result) => result.root));
     const mounted = new Map<string, (typeof archive.disks)[number]>();
     for (const disk of archive.disks) {
@@ -73,7 +74,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
       options.signal?.throwIfAborted();
       matched++;
       const candidate = mounted.get(file.diskId);
-      const disk = candidate && behind.has(candidate.root) && queue.get(candidate.label.copyId, file.path) ? undefined : candidate;
+      const disk = candidate && behind.has(candidate.root) && queue.waitsFor(candidate.label.copyId, file.path) ? undefined : candidate;
       if (!disk) {
         const entry = needed.get(file.diskId) ?? { files: 0, bytes: 0 };
         entry.files++;

@@ -1,5 +1,6 @@
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { selectFiles } from "../catalog/select-files.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import type { Output } from "./output.ts";
@@ -20,12 +21,12 @@ export function whereIs(settings: Settings, patterns: readonly string[], output?
   try {
     const labels = new Map((catalog.sqlite.query("SELECT id, label FROM disks").all() as { id: string; label: string }[]).map((row) => [row.id, row.label]));
     const copiesOf = catalog.sqlite.prepare("SELECT id, last_mount_path AS lastMountPath FROM disk_copies WHERE disk_id = ? ORDER BY created_at");
-    const pendingFor = catalog.sqlite.prepare("SELECT 1 FROM deferred_actions WHERE copy_id = ?1 AND (path = ?2 OR from_path = ?2) LIMIT 1");
+    const queue = new DeferredQueue(catalog);
     const files: WhereIs[] = [];
     for (const file of selectFiles(catalog, patterns)) {
       const copies = (copiesOf.all(file.diskId) as { id: string; lastMountPath: string | null }[]).map((copy) => ({
         ...copy,
-        pending: pendingFor.get(copy.id, file.path) !== null,
+        pending: queue.waitsFor(copy.id, file.path),
       }));
       files.push({ path: file.path, disk: labels.get(file.diskId) ?? file.diskId, hash: file.hash, size: file.size, copies });
     }

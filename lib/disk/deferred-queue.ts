@@ -114,6 +114,13 @@ export class DeferredQueue {
     return (this.#catalog.sqlite.query(`SELECT ${ROW_COLUMNS} FROM main.deferred_actions WHERE copy_id = ? ORDER BY id`).all(copyId) as QueueRow[]).map(toQueued);
   }
 
+  /** Whether an action for `path` (or renaming it away) still waits for this copy. */
+  waitsFor(copyId: string, path: string): boolean {
+    return (
+      this.#catalog.sqlite.query("SELECT 1 FROM main.deferred_actions WHERE copy_id = ?1 AND (path = ?2 OR from_path = ?2) LIMIT 1").get(copyId, path) !== null
+    );
+  }
+
   count(copyId: string): number {
     return (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.deferred_actions WHERE copy_id = ?").get(copyId) as { n: number }).n;
   }
