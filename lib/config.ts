@@ -155,11 +155,10 @@ export function requireDb(settings: Settings): string {
   return settings.db;
 }
 
-export function requireDest(settings: Settings): readonly string[] {
+export function requireDest(settings: Settings): void {
   if (settings.dest.length === 0 && settings.disks.length === 0) {
     throw new UsageError(`no archive disk: give --dest DIR or set dest (or disks) in ${CONFIG_FILE}`);
   }
-  return [...settings.dest, ...settings.disks];
 }
 
 /** Exclude patterns from flags, config and the SnapRAID configuration. */

@@ -3,7 +3,7 @@ import { errorMessage, ExitCode, type ExitCode as ExitCodeValue } from "../error
 import { hashAlgorithmOf, hashFile, hashText } from "../hashing.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import type { Settings } from "../config.ts";
+import { requireDest, type Settings } from "../config.ts";
 import { BLAINE_DIR } from "../disk/layout.ts";
 import { walk } from "../stages/walker.ts";
 import { formatBytes } from "../size.ts";
@@ -11,7 +11,6 @@ import { describeDeferred } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
 import { printParity, verifyParity, type ParityVerification } from "./verify-parity.ts";
-import { UsageError } from "../errors.ts";
 
 export interface DiskVerification {
   readonly label: string;
@@ -50,7 +49,7 @@ interface EntryRow {
  * between the host and disk catalogs. Hardlinked data is read once.
  */
 export async function verifyDisks(settings: Settings, output?: Output, signal?: AbortSignal, options: { repair?: boolean } = {}): Promise<VerifyResult> {
-  if (settings.dest.length === 0 && settings.disks.length === 0) throw new UsageError("verify: give the mounted disks with --dest DIR (or dest or disks in blaine.toml)");
+  requireDest(settings);
   // Only --repair writes to the disks: otherwise an encrypted disk with nothing to settle mounts read-only.
   const archive = await openArchive(settings, { write: true, settleOnly: !options.repair, signal });
   try {
