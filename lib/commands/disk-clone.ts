@@ -1,13 +1,12 @@
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { copyHostCatalogToDisk } from "../archive/finish-run.ts";
-import { openCatalogDatabase } from "../catalog/open.ts";
 import type { Settings } from "../config.ts";
 import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
-import { readDiskLabel, writeDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
-import { diskLayout } from "../disk/layout.ts";
+import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
+import { prepareDiskDirectory } from "../disk/prepare-disk.ts";
 import { MountedDisk } from "../disk/mounted-disk.ts";
-import { createEncryptedDisk, requireCipherTool } from "../disk/unlock.ts";
+import { requireCipherTool } from "../disk/unlock.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { describeDeferred } from "../disk/mount-disks.ts";
@@ -69,11 +68,7 @@ export async function cloneDisk(
       ...(options.encrypt ? { cipher: options.encrypt as DiskLabel["cipher"] } : {}),
     };
     const keys = new KeySource(settings.keyfiles);
-    const layout = diskLayout(label.cipher ? await createEncryptedDisk(root, label, keys) : root);
-    mkdirSync(diskLayout(root).meta, { recursive: true });
-    mkdirSync(layout.tmp, { recursive: true });
-    openCatalogDatabase(layout.catalog, "disk", { create: true }).close();
-    writeDiskLabel(root, label);
+    await prepareDiskDirectory(root, label, keys);
     if (!registered) catalog.transaction(() => {
       const now = Date.now();
       catalog.sqlite

@@ -1,11 +1,10 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { openCatalogDatabase } from "../catalog/open.ts";
 import { requireDb, type Settings } from "../config.ts";
-import { readDiskLabel, writeDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
-import { diskLayout } from "../disk/layout.ts";
-import { createEncryptedDisk, requireCipherTool } from "../disk/unlock.ts";
+import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
+import { prepareDiskDirectory } from "../disk/prepare-disk.ts";
+import { cipherDirOf, requireCipherTool } from "../disk/unlock.ts";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { formatBytes, parseSize } from "../size.ts";
@@ -38,7 +37,7 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
   if (existsSync(root) && !statSync(root).isDirectory()) throw new UsageError(`${options.dir} is not a directory`);
   // A typed password is asked before anything is written: Ctrl-C at the prompt leaves nothing behind.
   const keys = new KeySource(settings.keyfiles);
-  if (options.encrypt !== undefined && !existsSync(`${root}/encrypted`)) await keys.forNewDisk(label);
+  if (options.encrypt !== undefined && !existsSync(cipherDirOf(root))) await keys.forNewDisk(label);
   mkdirSync(root, { recursive: true });
 
   const catalog = ArchiveCatalog.open(db, { create: true, lock: true });
@@ -67,13 +66,7 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
     if (existing && (existing.cipher ?? "") !== (options.encrypt ?? "")) {
       throw new UsageError(`${options.dir} was begun as a disk ${existing.cipher ? `encrypted with ${existing.cipher}` : "without encryption"}; give the same --encrypt as the first time`);
     }
-    // An encrypted disk's catalog and data live behind its mount; only disk.json stays in the clear.
-    const dataRoot = diskLabel.cipher ? await createEncryptedDisk(root, diskLabel, keys) : root;
-    const layout = diskLayout(dataRoot);
-    mkdirSync(layout.tmp, { recursive: true });
-    mkdirSync(diskLayout(root).meta, { recursive: true });
-    openCatalogDatabase(layout.catalog, "disk", { create: true }).close();
-    writeDiskLabel(root, diskLabel);
+    await prepareDiskDirectory(root, diskLabel, keys);
     catalog.transaction(() => {
       const now = Date.now();
       catalog.sqlite
