@@ -54,8 +54,7 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
   const base = { disk: disk.label.label, root: disk.root };
   if (actions.length === 0) return { ...base, applied: 0, blocked: [], remaining: 0 };
   const writer = new DiskWriter(catalog, disk);
-  const entry = catalog.sqlite.prepare(`SELECT hash, kind FROM ${disk.alias}.entries WHERE path = ?`);
-  const entryOf = (path: string) => entry.get(path) as { hash: string; kind: string } | null;
+  const entryOf = (path: string) => writer.entry(path);
   const batchSize = options.batchSize ?? 1000;
   const superseded = supersededCopies(actions);
 

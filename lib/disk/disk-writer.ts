@@ -99,8 +99,13 @@ export class DiskWriter implements ChangeWriter {
     return (this.#statements.holders.all(hash, size) as { path: string }[]).map((row) => row.path);
   }
 
+  /** What this disk's catalog holds at `path` (catalog = disk between batches). */
+  entry(path: string): { readonly hash: string; readonly kind: string } | null {
+    return this.#statements.entry.get(path) as { hash: string; kind: string } | null;
+  }
+
   entryHash(path: string): string | undefined {
-    return (this.#statements.entryHash.get(path) as { hash: string } | null)?.hash;
+    return this.entry(path)?.hash;
   }
 
   /**
@@ -314,7 +319,7 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
     insertIntent: db.prepare(`INSERT INTO ${alias}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
     deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
     holders: db.prepare(`SELECT path FROM ${alias}.entries WHERE hash = ? AND size = ? AND kind = 'file' LIMIT 8`),
-    entryHash: db.prepare(`SELECT hash FROM ${alias}.entries WHERE path = ?`),
+    entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
     upsertFile: db.prepare(
       `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
