@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
-import { expandDiskDirectories } from "../disk/mount-disks.ts";
+import { diskDirectoriesOf } from "../disk/mount-disks.ts";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { formatBytes } from "../size.ts";
 import type { Output } from "./output.ts";
@@ -37,8 +37,7 @@ export function listDisks(settings: Settings, output?: Output): { exitCode: Exit
   const catalog = ArchiveCatalog.open(requireDb(settings), { readonly: true });
   try {
     const mounted = new Map<string, string>();
-    const dirs = expandDiskDirectories(settings.dest, settings.disks);
-    for (const dir of [...dirs.required, ...dirs.optional]) {
+    for (const dir of diskDirectoriesOf(settings)) {
       try {
         const label = readDiskLabel(resolve(dir));
         if (label && !mounted.has(label.copyId)) mounted.set(label.copyId, resolve(dir));

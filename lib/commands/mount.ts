@@ -3,9 +3,12 @@ import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import type { Settings } from "../config.ts";
 import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
+import { diskLayout } from "../disk/layout.ts";
+import { diskDirectoriesOf } from "../disk/mount-disks.ts";
 import { mountForBrowsing } from "../disk/unlock.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 import { KeySource } from "../secrets/key-source.ts";
+import { CIPHER_NAMES } from "../system/cipher-tool.ts";
 import { mountAt, unmountFuse } from "../system/fuse-mount.ts";
 import { mountHolder, readMountRecords, removeMountRecord } from "../system/mount-records.ts";
 import type { Output } from "./output.ts";
@@ -49,7 +52,7 @@ export async function unmountBrowsing(mountpoint: string, output: Output): Promi
     if (record) removeMountRecord(record);
     throw new UsageError(`${target} is not mounted`);
   }
-  if (mount.fsType !== "fuse.gocryptfs" && mount.fsType !== "fuse.securefs") {
+  if (!CIPHER_NAMES.some((cipher) => mount.fsType === `fuse.${cipher}`)) {
     throw new UsageError(`${target} is a ${mount.fsType} mount, not an encrypted disk mounted by blaine mount`);
   }
   // A running command reads and writes through its private mount: taking it away would fail that command half way.
@@ -69,12 +72,13 @@ export async function unmountBrowsing(mountpoint: string, output: Output): Promi
 
 function findDisk(settings: Settings, labelOrDir: string): { dir: string; label: DiskLabel } {
   const asDir = resolve(labelOrDir);
-  if (labelOrDir.includes("/") || existsSync(`${asDir}/.blaine/disk.json`)) {
+  if (labelOrDir.includes("/") || existsSync(diskLayout(asDir).label)) {
     const label = readDiskLabel(asDir);
     if (!label) throw new UsageError(`${labelOrDir} is not an archive disk (no .blaine/disk.json)`);
     return { dir: asDir, label };
   }
-  const candidates = settings.dest.map((dest) => resolve(dest));
+  // Where --dest or the `disks` globs say disks are mounted, then where the catalog last saw this one.
+  const candidates = diskDirectoriesOf(settings);
   if (settings.db && existsSync(settings.db)) {
     const catalog = ArchiveCatalog.open(settings.db, { readonly: true });
     try {

@@ -1,7 +1,7 @@
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
-import { expandDiskDirectories } from "../disk/mount-disks.ts";
+import { diskDirectoriesOf } from "../disk/mount-disks.ts";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { formatBytes } from "../size.ts";
 import type { Output } from "./output.ts";
@@ -34,8 +34,7 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
     const sqlite = catalog.sqlite;
     const totals = sqlite.query("SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files").get() as { files: number; bytes: number };
     const mountedByDisk = new Map<string, string>();
-    const dirs = expandDiskDirectories(settings.dest, settings.disks);
-    for (const dest of [...dirs.required, ...dirs.optional]) {
+    for (const dest of diskDirectoriesOf(settings)) {
       const label = readDiskLabel(resolve(dest));
       if (label) mountedByDisk.set(label.diskId, resolve(dest));
     }

@@ -39,6 +39,12 @@ export function expandDiskDirectories(required: readonly string[], optional: rea
   return { required: literal, optional: found.filter((dir) => !literal.includes(dir)) };
 }
 
+/** Every directory that may hold a disk (--dest, then `disks` globs expanded), resolved: for commands that only look. */
+export function diskDirectoriesOf(settings: { readonly dest: readonly string[]; readonly disks: readonly string[] }): string[] {
+  const dirs = expandDiskDirectories(settings.dest, settings.disks);
+  return [...dirs.required, ...dirs.optional].map((dir) => resolve(dir));
+}
+
 function expandGlob(pattern: string): string[] {
   const absolute = resolve(pattern);
   const parts = absolute.split("/");
