@@ -12,6 +12,7 @@ import { generatePassword, readKeyFile } from "../secrets/key-source.ts";
 import { isCipherName } from "../system/cipher-tool.ts";
 import { runBlaineChild } from "../system/blaine-child.ts";
 import { hasProgram } from "../system/exec.ts";
+import { notInstalled } from "../system/tool-versions.ts";
 import { initDisk, LABEL_PATTERN } from "./disk-init.ts";
 import type { Output } from "./output.ts";
 
@@ -114,7 +115,7 @@ export const checks = {
   },
   cipher(name: string): string | undefined {
     if (!isCipherName(name)) return `"${name}" is not gocryptfs or securefs`;
-    if (!hasProgram(name)) return `${name} is not installed (apt-get install ${name})`;
+    if (!hasProgram(name)) return notInstalled(name);
     if (!existsSync("/dev/fuse")) return "/dev/fuse is missing: FUSE file systems cannot be mounted here";
     return undefined;
   },
@@ -135,13 +136,13 @@ export const checks = {
   parityEngine(name: string): string | undefined {
     const invalid = complaint(() => parseParityEngine(name));
     if (invalid) return invalid;
-    if (name !== "builtin" && !hasProgram(name)) return `${name} is not installed${name === "par2" ? " (apt-get install par2)" : " (npm install -g @animetosho/parpar)"}`;
+    if (name !== "builtin" && !hasProgram(name)) return notInstalled(name);
     return undefined;
   },
   copier(name: string): string | undefined {
     const invalid = complaint(() => parseCopier(name));
     if (invalid) return invalid;
-    if (name === "dc3dd" && !hasProgram("dc3dd")) return "dc3dd is not installed (apt-get install dc3dd)";
+    if (name === "dc3dd" && !hasProgram("dc3dd")) return notInstalled("dc3dd");
     return undefined;
   },
 };

@@ -5,6 +5,7 @@ import { syncFileSystem, syncThroughMount } from "../fs/atomic.ts";
 import { KeySource, type KeyCandidate } from "../secrets/key-source.ts";
 import { isCipherName, type CipherName, type CipherTool } from "../system/cipher-tool.ts";
 import { hasProgram } from "../system/exec.ts";
+import { notInstalled } from "../system/tool-versions.ts";
 import { listMounts, unmountFuse, waitUntilMounted } from "../system/fuse-mount.ts";
 import { gocryptfs } from "../system/gocryptfs.ts";
 import { cleanStaleMounts, createMountRecord, mountHolder, readMountRecords, removeMountRecord, type MountRecord } from "../system/mount-records.ts";
@@ -35,7 +36,7 @@ export function requireCipherTool(name: string, what: string): CipherTool {
   if (!isCipherName(name)) throw new UsageError(`${what}: "${name}" is not gocryptfs or securefs`);
   const tool = cipherTool(name);
   if (!hasProgram(tool.program)) {
-    throw new BlaineError(`${what}: ${tool.program} is not installed (apt-get install ${tool.program}; see blaine doctor)`, ExitCode.failure);
+    throw new BlaineError(`${what}: ${notInstalled(tool.program)}; see blaine doctor`, ExitCode.failure);
   }
   return tool;
 }

@@ -7,6 +7,7 @@
  */
 import { BlaineError, ExitCode } from "../errors.ts";
 import { hasProgram, zx } from "./exec.ts";
+import { notInstalled } from "./tool-versions.ts";
 
 export type ExternalParityEngine = "par2" | "parpar";
 
@@ -23,7 +24,7 @@ export interface ExternalParityRequest {
 export function requireParityEngine(engine: ExternalParityEngine): void {
   const program = engine === "par2" ? "par2" : "parpar";
   if (!hasProgram(program)) {
-    throw new BlaineError(`--parity-engine ${engine}: ${program} is not installed (${engine === "par2" ? "apt-get install par2" : "npm install -g @animetosho/parpar"}); use --parity-engine builtin`, ExitCode.usage);
+    throw new BlaineError(`--parity-engine ${engine}: ${notInstalled(program)}; use --parity-engine builtin`, ExitCode.usage);
   }
 }
 

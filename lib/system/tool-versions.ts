@@ -33,3 +33,9 @@ export const EXTERNAL_TOOLS: readonly ExternalTool[] = [
   { name: "fusermount", program: FUSERMOUNT, install: "apt-get install fuse3", disables: "unmounting encrypted disks (and so encryption altogether)", version: versionFrom(FUSERMOUNT, ["--version"], /version:?\s*([\d.]+)/) },
   { name: "rsync", program: "rsync", install: "apt-get install rsync", disables: "the rsync comparison in the benchmarks", version: versionFrom("rsync", ["--version"], /version\s+([\d.]+)/) },
 ];
+
+/** "PROGRAM is not installed (how to install it)", from the one table of external tools. */
+export function notInstalled(program: string): string {
+  const install = EXTERNAL_TOOLS.find((tool) => tool.program === program)?.install;
+  return `${program} is not installed${install ? ` (${install})` : ""}`;
+}
