@@ -2,9 +2,10 @@ import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { Statement } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
-import type { ChangeOutcome, ChangeWriter, DiskChange, DiskWriter } from "../disk/disk-writer.ts";
+import { contentsToLink, type ChangeOutcome, type ChangeWriter, type DiskChange, type DiskWriter } from "../disk/disk-writer.ts";
 import type { SpaceBudget } from "../disk/space-budget.ts";
 
 /** A change that goes to a disk nobody writes now: recorded in the host catalog and queued for its copies. */
@@ -30,6 +31,7 @@ export class ArchiveWriter implements ChangeWriter {
   readonly #writers: Map<string, DiskWriter>;
   readonly #queue: DeferredQueue;
   readonly #hostHolder: Statement;
+  readonly #hostHolders: ContentHolders<HostHolder>;
   readonly #hostRow: Statement;
   readonly #upsertFile: Statement;
   readonly #deleteFile: Statement;
@@ -46,6 +48,12 @@ export class ArchiveWriter implements ChangeWriter {
       `SELECT path, disk_id AS diskId FROM main.files
        WHERE hash = ? AND size = ? AND kind = 'file' AND disk_id IN (SELECT id FROM main.disks WHERE state != 'retired') LIMIT 8`,
     );
+    this.#hostHolders = new ContentHolders(db, {
+      from: "main.files",
+      columns: ["path", "disk_id"],
+      where: "disk_id IN (SELECT id FROM main.disks WHERE state != 'retired')",
+      toHolder: (values) => ({ path: values[0] as string, diskId: values[1] as string }),
+    });
     this.#hostRow = db.prepare("SELECT disk_id AS diskId, hash FROM main.files WHERE path = ?");
     this.#upsertFile = db.prepare(
       `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
@@ -100,8 +108,9 @@ export class ArchiveWriter implements ChangeWriter {
     // Paths this batch changes: a hardlink may only point at content that is
     // still there at its place in the queue (the queue is applied in order).
     const touched = new Set<string>();
+    const holders = new BatchHolders(contentsToLink(changes), this.#hostHolders);
     changes.forEach((change, index) => {
-      const route = this.#route(change, touched);
+      const route = this.#route(change, touched, holders);
       touched.add(change.op === "delete" ? change.path : change.record.path);
       if (change.op === "rename") touched.add(change.fromPath);
       if (route === "needs-copy") outcomes[index] = { change, ok: false, needsCopy: true };
@@ -121,7 +130,10 @@ export class ArchiveWriter implements ChangeWriter {
       }
     }
     for (const [writer, list] of direct) {
-      const results = await writer.commit(list.map((item) => item.change));
+      const results = await writer.commit(
+        list.map((item) => item.change),
+        { holders: holders.on(writer) },
+      );
       list.forEach((item, i) => {
         outcomes[item.index] = { ...results[i], change: changes[item.index] };
       });
@@ -129,13 +141,17 @@ export class ArchiveWriter implements ChangeWriter {
     return outcomes;
   }
 
-  #route(change: DiskChange, touched: ReadonlySet<string>): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
+  #route(
+    change: DiskChange,
+    touched: ReadonlySet<string>,
+    holders: BatchHolders,
+  ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
     switch (change.op) {
       case "place": {
         const writer = this.#writerOfTemp(change.tempName) ?? this.target;
         const { record } = change;
-        if (record.kind === "file" && writer.holdersOf(record.hash, record.size).length === 0) {
-          const elsewhere = this.#linkElsewhere(record, writer, touched);
+        if (record.kind === "file" && !holders.heldOn(writer, record)) {
+          const elsewhere = this.#linkElsewhere(record, writer, touched, holders);
           if (elsewhere && "writer" in elsewhere) return elsewhere;
           if (elsewhere) return { deferred: { op: "link", diskId: elsewhere.deferred.diskId, record, tempName: change.tempName } };
         }
@@ -144,8 +160,8 @@ export class ArchiveWriter implements ChangeWriter {
       case "symlink":
         return { writer: this.target, change };
       case "link": {
-        if (this.target.holdersOf(change.record.hash, change.record.size).length > 0) return { writer: this.target, change };
-        return this.#linkElsewhere(change.record, this.target, touched) ?? "needs-copy";
+        if (holders.heldOn(this.target, change.record)) return { writer: this.target, change };
+        return this.#linkElsewhere(change.record, this.target, touched, holders) ?? "needs-copy";
       }
       case "rename": {
         const from = this.#hostRow.get(change.fromPath) as { diskId: string; hash: string } | null;
@@ -169,12 +185,12 @@ export class ArchiveWriter implements ChangeWriter {
     record: FileRecord,
     except: DiskWriter,
     touched: ReadonlySet<string>,
+    holders: BatchHolders,
   ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | undefined {
-    const holders = this.#hostHolder.all(record.hash, record.size) as { path: string; diskId: string }[];
-    const holder = holders.find((row) => !touched.has(row.path));
+    const holder = holders.inArchive(record).find((row) => !touched.has(row.path));
     if (!holder || holder.diskId === except.disk.label.diskId) return undefined;
     const writer = this.#writers.get(holder.diskId);
-    if (writer) return writer.holdersOf(record.hash, record.size).length > 0 ? { writer, change: { op: "link", record } } : undefined;
+    if (writer) return holders.heldOn(writer, record) ? { writer, change: { op: "link", record } } : undefined;
     return { deferred: { op: "link", diskId: holder.diskId, record } };
   }
 
@@ -199,5 +215,48 @@ export class ArchiveWriter implements ChangeWriter {
     this.#queue.evictElsewhere(r.path, change.diskId);
     this.#upsertFile.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, change.diskId, now);
     this.#queue.queue(change.diskId, change.op === "rename" ? { op: "rename", path: r.path, fromPath: change.fromPath, record: r } : { op: "link", path: r.path, record: r });
+  }
+}
+
+interface HostHolder {
+  readonly path: string;
+  readonly diskId: string;
+}
+
+/**
+ * Who holds each content of one batch, looked up once per batch (a lookup
+ * per file was a tenth of a small-file run): per mounted disk from its
+ * catalog, and across the archive from the host catalog. Valid for the
+ * whole batch: nothing is recorded before the batch's writers commit.
+ */
+class BatchHolders {
+  readonly #contents: readonly Content[];
+  readonly #host: ContentHolders<HostHolder>;
+  readonly #onDisk = new Map<DiskWriter, Map<string, string[]>>();
+  #inArchive: Map<string, HostHolder[]> | undefined;
+
+  constructor(contents: readonly Content[], host: ContentHolders<HostHolder>) {
+    this.#contents = contents;
+    this.#host = host;
+  }
+
+  /** The batch's holders on one disk (what its DiskWriter links to). */
+  on(writer: DiskWriter): Map<string, string[]> {
+    let found = this.#onDisk.get(writer);
+    if (!found) {
+      found = writer.holdersOfEach(this.#contents);
+      this.#onDisk.set(writer, found);
+    }
+    return found;
+  }
+
+  heldOn(writer: DiskWriter, content: Content): boolean {
+    return this.on(writer).has(contentKey(content.hash, content.size));
+  }
+
+  /** Paths anywhere in the archive (disks not retired) holding the content, with their disk. */
+  inArchive(content: Content): HostHolder[] {
+    this.#inArchive ??= this.#host.lookup(this.#contents);
+    return this.#inArchive.get(contentKey(content.hash, content.size)) ?? [];
   }
 }

@@ -132,14 +132,16 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         },
       },
     );
-    const writer = new ArchiveWriter(catalog, [...writable.values()].map((disk) => new DiskWriter(catalog, disk)), space);
+    const pool = new CopyPool();
+    // Placing copied temps is as dear as copying a small file: the copy workers do both.
+    const placer = (temp: string, target: string) => pool.place(temp, target);
+    const writer = new ArchiveWriter(catalog, [...writable.values()].map((disk) => new DiskWriter(catalog, disk, { placer })), space);
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);
     const runId = dryRun
       ? undefined
       : (catalog.sqlite.query("INSERT INTO runs (started_at, hostname) VALUES (?, ?) RETURNING id").get(report.startedAt, hostname()) as { id: number }).id;
 
-    const pool = new CopyPool();
     const copy: CopyFunction = settings.copier === "dc3dd" ? copyWithDc3dd : (request) => pool.copy(request);
     const copierOptions: CopierOptions = {
       algorithm: settings.hash,

@@ -14,6 +14,8 @@ export interface CopyRequest {
   readonly algorithm: HashAlgorithm;
   readonly mode: number;
   readonly mtimeMs: number;
+  /** The size the walk saw (a hint for scheduling; the copy reads to the end whatever it is). */
+  readonly expectedSize?: number;
   readonly signal?: AbortSignal;
 }
 

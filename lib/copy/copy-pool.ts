@@ -1,26 +1,33 @@
 import { availableParallelism } from "node:os";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
 
-type Reply = { id: number; ok: true; outcome: CopyOutcome } | { id: number; ok: false; message: string; code?: string };
+/** What a worker runs: a copy, or the placement of a copied temp (see DiskWriter). */
+export type WorkerJob = ({ readonly kind: "copy" } & CopyJob) | { readonly kind: "place"; readonly temp: string; readonly target: string };
 
-interface PendingCopy {
-  resolve: (outcome: CopyOutcome) => void;
+/** Files below this size are copied by the first worker only (see copy()). */
+const LATENCY_BOUND_BELOW = 1024 * 1024;
+
+type Reply = { id: number; ok: true; outcome: unknown } | { id: number; ok: false; message: string; code?: string };
+
+interface PendingJob {
+  resolve: (outcome: unknown) => void;
   reject: (error: Error) => void;
 }
 
 /**
  * Worker threads that copy files, so copying uses every core while the
- * main thread walks, diffs and writes catalogs. Jobs queued in the same
- * tick travel in one message per worker (small files are latency-bound:
- * a message per file would cost more than the copy). Workers start on the
- * first job and never keep the process alive.
+ * main thread walks, diffs and writes catalogs; they also place copied
+ * temps in the data tree, which for small files costs about as much as the
+ * copy. Jobs queued in the same tick travel in one message per worker
+ * (small files are latency-bound: a message per file would cost more than
+ * the copy). Workers start on the first job and never keep the process alive.
  */
 export class CopyPool {
   readonly #size: number;
   readonly #workers: Worker[] = [];
   readonly #load: number[] = [];
-  readonly #pending = new Map<number, PendingCopy>();
-  #outbox: { id: number; job: CopyJob }[][] = [];
+  readonly #pending = new Map<number, PendingJob>();
+  #outbox: { id: number; job: WorkerJob }[][] = [];
   #flushScheduled = false;
   #nextId = 0;
 
@@ -29,12 +36,29 @@ export class CopyPool {
     this.#size = Math.max(1, size);
   }
 
-  copy(request: CopyJob): Promise<CopyOutcome> {
-    this.#start();
+  copy(request: CopyJob & { readonly expectedSize?: number }): Promise<CopyOutcome> {
     // Only plain data crosses threads (a request may carry an AbortSignal).
-    const job: CopyJob = { source: request.source, target: request.target, algorithm: request.algorithm, mode: request.mode, mtimeMs: request.mtimeMs };
+    const { source, target, algorithm, mode, mtimeMs } = request;
+    // Small files all go to the first worker: their cost is per file, most of
+    // it on the main thread (walk, catalogs), and a second busy worker would
+    // take the main thread's core. Large files spread, one per core.
+    const latencyBound = request.expectedSize !== undefined && request.expectedSize < LATENCY_BOUND_BELOW;
+    return this.#submit({ kind: "copy", source, target, algorithm, mode, mtimeMs }, latencyBound ? 0 : undefined) as Promise<CopyOutcome>;
+  }
+
+  /**
+   * Renames a finished temp to its place in the data tree (placeFile), on
+   * the first worker: after the small copies queued there, off the main
+   * thread's core (commits do not wait on it: see writeManifest).
+   */
+  place(temp: string, target: string): Promise<void> {
+    return this.#submit({ kind: "place", temp, target }, 0) as Promise<void>;
+  }
+
+  #submit(job: WorkerJob, onWorker?: number): Promise<unknown> {
+    this.#start();
     const id = this.#nextId++;
-    const worker = this.#leastLoaded();
+    const worker = onWorker ?? this.#leastLoaded();
     this.#load[worker]++;
     (this.#outbox[worker] ??= []).push({ id, job });
     if (!this.#flushScheduled) {

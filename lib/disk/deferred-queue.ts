@@ -61,6 +61,8 @@ export class DeferredQueue {
   readonly #copyCount: Statement;
   /** Copies per disk: a change to a disk with one copy has nobody to be queued for (most changes of most runs). */
   readonly #copiesOf = new Map<string, number>();
+  /** Whether the archive had a single disk when this queue was made: then no path can live elsewhere (disks added later start empty). */
+  #singleDisk: boolean | undefined;
 
   constructor(catalog: ArchiveCatalog) {
     this.#catalog = catalog;
@@ -101,6 +103,8 @@ export class DeferredQueue {
    * that old copy is queued for deletion there.
    */
   evictElsewhere(path: string, diskId: string): void {
+    this.#singleDisk ??= (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.disks").get() as { n: number }).n <= 1;
+    if (this.#singleDisk) return;
     const row = this.#diskOfPath.get(path) as { diskId: string } | null;
     if (row && row.diskId !== diskId) this.queue(row.diskId, { op: "delete", path });
   }

@@ -1,11 +1,13 @@
 import type { Statement } from "bun:sqlite";
-import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmdirSync, symlinkSync, unlinkSync, lutimesSync } from "node:fs";
+import { existsSync, linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, lutimesSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
+import { placeFile } from "../fs/place-file.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
@@ -51,8 +53,6 @@ interface PreparedChange {
   outcome?: ChangeOutcome;
 }
 
-const contentKey = (hash: string, size: number) => `${hash}/${size}`;
-
 /**
  * Applies batches of changes to one mounted disk so that a kill -9 at any
  * moment leaves the catalogs and the disk in agreement (after recovery):
@@ -67,27 +67,33 @@ export class DiskWriter implements ChangeWriter {
   readonly disk: MountedDisk;
   readonly #catalog: ArchiveCatalog;
   #tempCounter = 0;
-  /** Data directories known to exist, so most placements skip mkdir; forgotten when anything is removed. */
-  readonly #knownDirectories = new Set<string>();
   readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   readonly #statements: ReturnType<typeof prepareStatements>;
   readonly #queue: DeferredQueue;
+  readonly #holders: ContentHolders<string>;
+  readonly #tempNamePrefix: string;
 
-  constructor(catalog: ArchiveCatalog, disk: MountedDisk) {
+  /** Places a batch's copied temps elsewhere (the run's copy workers); unset: one by one on this thread. */
+  readonly #placer: Placer | undefined;
+
+  constructor(catalog: ArchiveCatalog, disk: MountedDisk, options: { placer?: Placer } = {}) {
     this.#catalog = catalog;
     this.disk = disk;
+    this.#placer = options.placer;
     this.#statements = prepareStatements(catalog, disk.alias);
     this.#queue = new DeferredQueue(catalog);
+    this.#holders = new ContentHolders(catalog.sqlite, { from: `${disk.alias}.entries`, columns: ["path"], toHolder: (values) => values[0] as string });
+    this.#tempNamePrefix = `${this.#tempPrefix}-`;
   }
 
   /** A fresh temp path on the disk for the copier to write into. */
   newTempName(): string {
-    return `${this.#tempPrefix}-${(this.#tempCounter++).toString(36)}`;
+    return this.#tempNamePrefix + (this.#tempCounter++).toString(36);
   }
 
   /** Whether a temp name was handed out by this writer (so its file is on this disk). */
   ownsTemp(name: string): boolean {
-    return name.startsWith(`${this.#tempPrefix}-`);
+    return name.startsWith(this.#tempNamePrefix);
   }
 
   tempPath(name: string): string {
@@ -97,6 +103,11 @@ export class DiskWriter implements ChangeWriter {
   /** Paths on this disk that hold content `hash`/`size` now (catalog = disk between batches). */
   holdersOf(hash: string, size: number): string[] {
     return (this.#statements.holders.all(hash, size) as { path: string }[]).map((row) => row.path);
+  }
+
+  /** holdersOf for every content of a batch at once, by contentKey (absent: none). */
+  holdersOfEach(contents: Iterable<Content>): Map<string, string[]> {
+    return this.#holders.lookup(contents);
   }
 
   /** What this disk's catalog holds at `path` (catalog = disk between batches). */
@@ -113,10 +124,13 @@ export class DiskWriter implements ChangeWriter {
    * a caller's own bookkeeping (removing applied deferred actions) commits
    * together with the changes.
    */
-  async commit(changes: readonly DiskChange[], options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void } = {}): Promise<ChangeOutcome[]> {
+  async commit(
+    changes: readonly DiskChange[],
+    options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void; holders?: Map<string, string[]> } = {},
+  ): Promise<ChangeOutcome[]> {
     if (changes.length === 0) return [];
     const root = this.disk.root;
-    const prepared = this.#prepare(changes);
+    const prepared = this.#prepare(changes, options.holders ?? this.holdersOfEach(contentsToLink(changes)));
     // Copied temps must be on disk before an intent can say "rename it".
     if (changes.some((change) => change.op !== "delete")) syncFileSystem(root);
     crashPoint("before-intents");
@@ -135,10 +149,7 @@ export class DiskWriter implements ChangeWriter {
     });
     const intentId = (this.#statements.insertIntent.get(JSON.stringify(intentChanges), Date.now()) as { id: number }).id;
     crashPoint("after-intents");
-    for (const item of live) {
-      item.outcome = this.#execute(item);
-      crashPoint("mid-placement");
-    }
+    await this.#carryOut(live);
     syncFileSystem(root);
     crashPoint("before-commit");
 
@@ -154,13 +165,14 @@ export class DiskWriter implements ChangeWriter {
   }
 
   /** Makes link and symlink temps before any intent exists, so "temp exists" means "not placed yet". */
-  #prepare(changes: readonly DiskChange[]): PreparedChange[] {
+  #prepare(changes: readonly DiskChange[], holders: ReadonlyMap<string, string[]>): PreparedChange[] {
     const touched = new Set<string>();
     const placedInBatch = new Map<string, string>();
     const prepared: PreparedChange[] = [];
+    const linking: Linking = { touched, placedInBatch, holders };
     for (const change of changes) {
       try {
-        prepared.push(this.#prepareOne(change, touched, placedInBatch));
+        prepared.push(this.#prepareOne(change, linking));
       } catch (error) {
         prepared.push({ change, intentOp: "delete", outcome: { change, ok: false, error: errorMessage(error) } });
       }
@@ -171,18 +183,18 @@ export class DiskWriter implements ChangeWriter {
     return prepared;
   }
 
-  #prepareOne(change: DiskChange, touched: Set<string>, placedInBatch: Map<string, string>): PreparedChange {
+  #prepareOne(change: DiskChange, linking: Linking): PreparedChange {
     const layout = this.disk.layout;
     switch (change.op) {
       case "place": {
         // Content that arrived twice in one run (hardlinked or identical
         // sources copied at the same time): keep one copy, link the other.
-        const linked = change.record.kind === "file" && this.#linkToHolder(change.record, touched, placedInBatch);
+        const linked = change.record.kind === "file" && this.#linkToHolder(change.record, linking);
         if (linked) {
           rmQuiet(this.tempPath(change.tempName));
           return { change, intentOp: "place", tempName: linked, storedAsLink: true };
         }
-        placedInBatch.set(contentKey(change.record.hash, change.record.size), change.tempName);
+        linking.placedInBatch.set(contentKey(change.record.hash, change.record.size), change.tempName);
         return { change, intentOp: "place", tempName: change.tempName };
       }
       case "delete":
@@ -194,12 +206,12 @@ export class DiskWriter implements ChangeWriter {
         return { change, intentOp: "place", tempName };
       }
       case "link": {
-        const tempName = this.#linkToHolder(change.record, touched, placedInBatch);
+        const tempName = this.#linkToHolder(change.record, linking);
         if (tempName) return { change, intentOp: "place", tempName, storedAsLink: true };
         return { change, intentOp: "place", outcome: { change, ok: false, needsCopy: true } };
       }
       case "rename": {
-        const held = !touched.has(change.fromPath) && this.entryHash(change.fromPath) === change.record.hash;
+        const held = !linking.touched.has(change.fromPath) && this.entryHash(change.fromPath) === change.record.hash;
         if (!held || !existsSync(layout.dataPath(change.fromPath))) {
           return { change, intentOp: "rename", outcome: { change, ok: false, needsCopy: true } };
         }
@@ -212,14 +224,14 @@ export class DiskWriter implements ChangeWriter {
    * Hardlinks content the disk holds (or this batch places) into a new temp;
    * returns its name, or undefined when no holder is left.
    */
-  #linkToHolder(record: FileRecord, touched: Set<string>, placedInBatch: Map<string, string>): string | undefined {
-    const { hash, size } = record;
-    const sameBatch = placedInBatch.get(contentKey(hash, size));
+  #linkToHolder(record: FileRecord, linking: Linking): string | undefined {
+    const key = contentKey(record.hash, record.size);
+    const sameBatch = linking.placedInBatch.get(key);
+    const held = linking.holders.get(key) ?? [];
+    if (!sameBatch && held.length === 0) return undefined;
     const candidates = [
       ...(sameBatch ? [this.tempPath(sameBatch)] : []),
-      ...this.holdersOf(hash, size)
-        .filter((path) => !touched.has(path))
-        .map((path) => this.disk.layout.dataPath(path)),
+      ...held.filter((path) => !linking.touched.has(path)).map((path) => this.disk.layout.dataPath(path)),
     ];
     const tempName = this.newTempName();
     for (const candidate of candidates) {
@@ -233,46 +245,93 @@ export class DiskWriter implements ChangeWriter {
     return undefined;
   }
 
+  /**
+   * Makes a batch's changes in order. With a placer, each run of
+   * consecutive placements (a copied batch is nearly all placements) is
+   * handed over at once and done in parallel: they touch different paths,
+   * and nothing after them in the batch starts before they are done.
+   */
+  async #carryOut(items: PreparedChange[]): Promise<void> {
+    const placer = this.#placer;
+    if (!placer) {
+      for (const item of items) {
+        item.outcome = this.#execute(item);
+        crashPoint("mid-placement");
+      }
+      return;
+    }
+    let start = 0;
+    while (start < items.length) {
+      let end = start;
+      while (end < items.length && isPlacement(items[end])) end++;
+      if (end === start) {
+        items[start].outcome = this.#execute(items[start]);
+        crashPoint("mid-placement");
+        start++;
+        continue;
+      }
+      const run = items.slice(start, end);
+      const placed = await Promise.allSettled(run.map((item) => placer(this.tempPath(item.tempName!), this.disk.layout.dataPath((item.change as { record: FileRecord }).record.path))));
+      run.forEach((item, i) => {
+        const result = placed[i];
+        if (result.status === "fulfilled") item.outcome = { change: item.change, ok: true, storedAsLink: item.storedAsLink };
+        else item.outcome = this.#failed(item, result.reason);
+      });
+      start = end;
+    }
+  }
+
+  #failed(item: PreparedChange, error: unknown): ChangeOutcome {
+    if (item.tempName) rmQuiet(this.tempPath(item.tempName));
+    return { change: item.change, ok: false, error: describeFsError(error) };
+  }
+
   #execute(item: PreparedChange): ChangeOutcome {
     const { change } = item;
     const layout = this.disk.layout;
     try {
       switch (change.op) {
         case "delete":
-          this.#knownDirectories.clear();
           removeData(layout.root, change.path);
           break;
-        case "rename": {
-          const target = layout.dataPath(change.record.path);
-          this.#ensureDirectory(dirname(target));
-          renameSync(layout.dataPath(change.fromPath), target);
-          this.#knownDirectories.clear();
+        case "rename":
+          placeFile(layout.dataPath(change.fromPath), layout.dataPath(change.record.path));
           pruneEmptyParents(layout.root, change.fromPath);
           break;
-        }
-        default: {
-          const target = layout.dataPath(change.record.path);
-          this.#ensureDirectory(dirname(target));
-          renameSync(this.tempPath(item.tempName!), target);
-        }
+        default:
+          placeFile(this.tempPath(item.tempName!), layout.dataPath(change.record.path));
       }
       return { change, ok: true, storedAsLink: item.storedAsLink };
     } catch (error) {
-      if (item.tempName) rmQuiet(this.tempPath(item.tempName));
-      return { change, ok: false, error: describeFsError(error) };
+      return this.#failed(item, error);
     }
-  }
-
-  #ensureDirectory(dir: string): void {
-    if (this.#knownDirectories.has(dir)) return;
-    mkdirSync(dir, { recursive: true });
-    if (this.#knownDirectories.size > 10_000) this.#knownDirectories.clear();
-    this.#knownDirectories.add(dir);
   }
 
   #apply(change: DiskChange, now: number): void {
     recordChange(this.#statements, this.#queue, this.disk, toIntentChange(change), now);
   }
+}
+
+/** Moves a copied temp to its place in the data tree (see placeFile); rejects with the fs error. */
+export type Placer = (temp: string, target: string) => Promise<void>;
+
+/** A change carried out by moving a temp into place (copies, links and symlinks made in tmp). */
+function isPlacement(item: PreparedChange): boolean {
+  return item.intentOp === "place";
+}
+
+/** Where a batch's links may point: the disk's holders (as the batch began), minus paths the batch changes, plus what it places. */
+interface Linking {
+  readonly touched: Set<string>;
+  readonly placedInBatch: Map<string, string>;
+  readonly holders: ReadonlyMap<string, string[]>;
+}
+
+/** The contents a batch may store as hardlinks: copied files (duplicates found late) and planned links. */
+export function contentsToLink(changes: readonly DiskChange[]): Content[] {
+  const contents: Content[] = [];
+  for (const change of changes) if ((change.op === "place" || change.op === "link") && change.record.kind === "file") contents.push(change.record);
+  return contents;
 }
 
 function toIntentChange(change: DiskChange): IntentChange {

@@ -99,6 +99,7 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
         algorithm: options.algorithm,
         mode: current.mode,
         mtimeMs: current.mtimeMs,
+        expectedSize: current.size,
         signal: options.signal,
       });
       written = true;

@@ -21,49 +21,76 @@ export interface ManifestWriterOptions {
  * Places stored files in the data tree and records them in the host and disk
  * catalogs, in batches (see DiskWriter for the crash-safety protocol).
  * Yields each file once it is durable on the disk and in both catalogs.
+ *
+ * While one batch is being committed (its temps placed by the copy
+ * workers), the next is gathered: the stages upstream keep walking and
+ * copying instead of waiting. Commits themselves run one after another.
  */
 export async function* writeManifest(items: AsyncIterable<StoredFile>, options: ManifestWriterOptions): AsyncGenerator<StoredFile> {
-  const { writer, report } = options;
+  const { report } = options;
   const batchOptions = {
     size: options.batchSize ?? 2000,
     weight: (item: StoredFile) => item.bytesCopied,
     maxWeight: 512 * 1024 * 1024,
     maxWaitMs: 2000,
   };
-  for await (const batch of batches(items, batchOptions)) {
-    options.signal?.throwIfAborted();
-    if (options.dryRun) {
-      for (const item of batch) {
-        if (item.action !== "copy") report.plan.push(`${item.action} ${item.path}${item.renameFrom ? ` (from ${item.renameFrom})` : ""}`);
-        count(item, report);
-        yield item;
-      }
-      continue;
-    }
-    let pending: StoredFile[] = batch;
-    // Two rounds: the second commits copies made for links/renames that fell through.
-    for (let round = 0; round < 2 && pending.length > 0; round++) {
-      const outcomes = await writer.commit(pending.map(toChange));
-      const again: StoredFile[] = [];
-      for (let i = 0; i < pending.length; i++) {
-        const item = pending[i];
-        const outcome = outcomes[i];
-        if (outcome.ok) {
-          const stored: StoredFile = outcome.storedAsLink && item.action === "copy" ? { ...item, action: "link", bytesCopied: 0 } : item;
-          count(stored, report);
-          if (stored.action === "link" && stored.change !== "renamed") options.runLinks?.add(stored.hash, stored.size, stored.change);
-          yield stored;
-        } else if (outcome.needsCopy && round === 0) {
-          const copied = await options.copyAgain({ ...item, action: "copy", change: item.change === "renamed" ? "new" : item.change });
-          if (copied) again.push(copied);
-        } else {
-          report.counts.skipped++;
-          report.error(item.path, outcome.error ?? "could not be stored");
+  let committing: Promise<StoredFile[]> | undefined;
+  try {
+    for await (const batch of batches(items, batchOptions)) {
+      options.signal?.throwIfAborted();
+      if (options.dryRun) {
+        for (const item of batch) {
+          if (item.action !== "copy") report.plan.push(`${item.action} ${item.path}${item.renameFrom ? ` (from ${item.renameFrom})` : ""}`);
+          count(item, report);
+          yield item;
         }
+        continue;
       }
-      pending = again;
+      const previous = committing;
+      committing = (previous ?? Promise.resolve([])).then(() => commitBatch(batch, options));
+      // Handled when awaited below; this only keeps a failure from counting as unhandled meanwhile.
+      committing.catch(() => {});
+      if (previous) yield* await previous;
     }
+    if (committing) {
+      const last = committing;
+      committing = undefined;
+      yield* await last;
+    }
+  } finally {
+    // Stopped early (an error, or the consumer is done): the catalogs settle before anyone closes them.
+    await committing?.catch(() => {});
   }
+}
+
+/** Commits one batch; returns the files stored, in order. Failures are counted and reported. */
+async function commitBatch(batch: StoredFile[], options: ManifestWriterOptions): Promise<StoredFile[]> {
+  const { writer, report } = options;
+  const stored: StoredFile[] = [];
+  let pending: StoredFile[] = batch;
+  // Two rounds: the second commits copies made for links/renames that fell through.
+  for (let round = 0; round < 2 && pending.length > 0; round++) {
+    const outcomes = await writer.commit(pending.map(toChange));
+    const again: StoredFile[] = [];
+    for (let i = 0; i < pending.length; i++) {
+      const item = pending[i];
+      const outcome = outcomes[i];
+      if (outcome.ok) {
+        const done: StoredFile = outcome.storedAsLink && item.action === "copy" ? { ...item, action: "link", bytesCopied: 0 } : item;
+        count(done, report);
+        if (done.action === "link" && done.change !== "renamed") options.runLinks?.add(done.hash, done.size, done.change);
+        stored.push(done);
+      } else if (outcome.needsCopy && round === 0) {
+        const copied = await options.copyAgain({ ...item, action: "copy", change: item.change === "renamed" ? "new" : item.change });
+        if (copied) again.push(copied);
+      } else {
+        report.counts.skipped++;
+        report.error(item.path, outcome.error ?? "could not be stored");
+      }
+    }
+    pending = again;
+  }
+  return stored;
 }
 
 function toChange(item: StoredFile): DiskChange {

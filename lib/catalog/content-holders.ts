@@ -1,0 +1,53 @@
+import type { Database, Statement } from "bun:sqlite";
+
+/** A content: its hash and size (the dedup key everywhere). */
+export interface Content {
+  readonly hash: string;
+  readonly size: number;
+}
+
+export const contentKey = (hash: string, size: number): string => `${hash}/${size}`;
+
+/** Most holders returned per content: enough to find one still there after a batch's own changes. */
+const HOLDERS_PER_CONTENT = 8;
+
+/**
+ * Finds who holds each content of a whole batch in one statement: the
+ * contents go in as one JSON array and SQLite probes the (hash, size) index
+ * once per content. A query per file cost more than the copy of a small
+ * file; this is about a microsecond per content.
+ *
+ * `from` is a table with `path`, `hash`, `size` and `kind` columns; `columns`
+ * what to return per holder (an SQL json_array(...) of row values).
+ */
+export class ContentHolders<Holder> {
+  readonly #statement: Statement;
+  readonly #toHolder: (values: unknown[]) => Holder;
+
+  constructor(db: Database, options: { from: string; columns: string[]; where?: string; toHolder: (values: unknown[]) => Holder }) {
+    const holderFilter = options.where ? ` AND ${options.where}` : "";
+    this.#statement = db.prepare(
+      `SELECT k.key AS i, (SELECT json_group_array(json_array(${options.columns.join(", ")})) FROM (
+         SELECT ${options.columns.join(", ")} FROM ${options.from} h
+         WHERE h.hash = k.value->>0 AND h.size = k.value->>1 AND h.kind = 'file'${holderFilter} LIMIT ${HOLDERS_PER_CONTENT})) AS holders
+       FROM json_each(?) k`,
+    );
+    this.#toHolder = options.toHolder;
+  }
+
+  /** The holders of every content in `contents`, by contentKey; contents nobody holds are absent. */
+  lookup(contents: Iterable<Content>): Map<string, Holder[]> {
+    const keys = new Map<string, Content>();
+    for (const content of contents) keys.set(contentKey(content.hash, content.size), content);
+    const found = new Map<string, Holder[]>();
+    if (keys.size === 0) return found;
+    const list = [...keys.values()];
+    const rows = this.#statement.all(JSON.stringify(list.map((content) => [content.hash, content.size]))) as { i: number; holders: string }[];
+    for (const row of rows) {
+      if (row.holders === "[]") continue;
+      const content = list[row.i];
+      found.set(contentKey(content.hash, content.size), (JSON.parse(row.holders) as unknown[][]).map(this.#toHolder));
+    }
+    return found;
+  }
+}
