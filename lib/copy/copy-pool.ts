@@ -1,13 +1,9 @@
 import { availableParallelism } from "node:os";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
-
-/** What a worker runs: a copy, or the placement of a copied temp (see DiskWriter). */
-export type WorkerJob = ({ readonly kind: "copy" } & CopyJob) | { readonly kind: "place"; readonly temp: string; readonly target: string };
+import { decodeReplies, encodeJobs, type Reply, type WorkerJob } from "./worker-messages.ts";
 
 /** Files below this size are copied by the first worker only (see copy()). */
 const LATENCY_BOUND_BELOW = 1024 * 1024;
-
-type Reply = { id: number; ok: true; outcome: unknown } | { id: number; ok: false; message: string; code?: string };
 
 interface PendingJob {
   resolve: (outcome: unknown) => void;
@@ -80,7 +76,7 @@ export class CopyPool {
     for (let i = 0; i < this.#size; i++) {
       const worker = new Worker(new URL("./copy-worker.ts", import.meta.url));
       worker.unref();
-      worker.onmessage = (event: MessageEvent<string>) => this.#receive(i, JSON.parse(event.data) as Reply[]);
+      worker.onmessage = (event: MessageEvent<string>) => this.#receive(i, decodeReplies(event.data));
       worker.onerror = (event) => this.#failAll(new Error(`copy worker failed: ${event.message}`));
       this.#workers.push(worker);
       this.#load.push(0);
@@ -101,7 +97,7 @@ export class CopyPool {
       if (!jobs || jobs.length === 0) return;
       try {
         // One JSON string per message: far cheaper to pass than cloning many small objects.
-        this.#workers[worker].postMessage(JSON.stringify(jobs));
+        this.#workers[worker].postMessage(encodeJobs(jobs));
       } catch (error) {
         for (const { id } of jobs) this.#settleWithError(worker, id, error instanceof Error ? error : new Error(String(error)));
       }

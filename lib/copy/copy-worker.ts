@@ -7,13 +7,13 @@
 import { crashPoint } from "../crash-point.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { placeFile } from "../fs/place-file.ts";
-import { copyFileSync, COPY_BUFFER_SIZE } from "./copy-file-sync.ts";
-import type { WorkerJob } from "./copy-pool.ts";
+import { copyFileSync, COPY_BUFFER_SIZE, type CopyOutcome } from "./copy-file-sync.ts";
+import { decodeJobs, encodeReplies, type Reply, type WorkerJob } from "./worker-messages.ts";
 
 declare const self: Worker;
 const buffer = Buffer.allocUnsafe(COPY_BUFFER_SIZE);
 
-function run(job: WorkerJob): unknown {
+function run(job: WorkerJob): CopyOutcome | undefined {
   if (job.kind === "copy") return copyFileSync(job, buffer);
   placeFile(job.temp, job.target);
   // The recovery tests kill the run half way through a batch's placements, wherever they run.
@@ -22,13 +22,12 @@ function run(job: WorkerJob): unknown {
 }
 
 self.onmessage = (event: MessageEvent<string>) => {
-  const jobs = JSON.parse(event.data) as { id: number; job: WorkerJob }[];
-  const replies = jobs.map(({ id, job }) => {
+  const replies = decodeJobs(event.data).map(({ id, job }): Reply => {
     try {
-      return { id, ok: true as const, outcome: run(job) };
+      return { id, ok: true, outcome: run(job) };
     } catch (error) {
-      return { id, ok: false as const, message: errorMessage(error), code: errnoCode(error) };
+      return { id, ok: false, message: errorMessage(error), code: errnoCode(error) };
     }
   });
-  self.postMessage(JSON.stringify(replies));
+  self.postMessage(encodeReplies(replies));
 };

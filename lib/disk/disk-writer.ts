@@ -97,7 +97,7 @@ export class DiskWriter implements ChangeWriter {
   }
 
   tempPath(name: string): string {
-    return join(this.disk.layout.tmp, name);
+    return this.disk.layout.tempPath(name);
   }
 
   /** Paths on this disk that hold content `hash`/`size` now (catalog = disk between batches). */
@@ -154,7 +154,7 @@ export class DiskWriter implements ChangeWriter {
     crashPoint("before-commit");
 
     const outcomes = prepared.map((item) => item.outcome!);
-    this.#catalog.transaction(() => {
+    this.#catalog.transactionOfCheckedRows(() => {
       const now = Date.now();
       for (const item of live) if (item.outcome?.ok) this.#apply(item.change, now);
       this.#statements.deleteIntent.run(intentId);

@@ -6,6 +6,8 @@ export const BLAINE_DIR = ".blaine";
 /** Where things sit on a mounted archive disk `root`. */
 export function diskLayout(root: string) {
   const meta = join(root, BLAINE_DIR);
+  const tmp = join(meta, "tmp");
+  const rootPrefix = root.endsWith("/") ? root.slice(0, -1) : root;
   return {
     root,
     meta,
@@ -13,9 +15,16 @@ export function diskLayout(root: string) {
     catalog: join(meta, "catalog.db"),
     hostCatalogCopy: join(meta, "host-catalog.db"),
     /** Temporary files: same file system as the data, so renames are atomic. */
-    tmp: join(meta, "tmp"),
-    /** Where an archived absolute path `path` is stored on this disk. */
-    dataPath: (path: string) => join(root, path),
+    tmp,
+    /** A file in tmp (names are Blaine's own: no normalising needed). */
+    tempPath: (name: string) => `${tmp}/${name}`,
+    /**
+     * Where an archived absolute path `path` is stored on this disk. Paths
+     * from the walk are already normal: they are appended as they are
+     * (path.join costs a file's worth of time over a 50 000-file run); any
+     * other goes through join.
+     */
+    dataPath: (path: string) => (path.startsWith("/") && !path.includes("//") && !path.includes("/.") ? rootPrefix + path : join(root, path)),
   } as const;
 }
 export type DiskLayout = ReturnType<typeof diskLayout>;
