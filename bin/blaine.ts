@@ -6,25 +6,30 @@
 import { cac } from "cac";
 import { loadSettings, singleFlag } from "../lib/config.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../lib/errors.ts";
-import { initDisk } from "../lib/commands/disk-init.ts";
-import { rebuildCatalog } from "../lib/commands/catalog-rebuild.ts";
-import { cloneDisk } from "../lib/commands/disk-clone.ts";
-import { listDisks } from "../lib/commands/disk-list.ts";
-import { retireDisk } from "../lib/commands/disk-retire.ts";
-import { listPending } from "../lib/commands/pending.ts";
-import { whereIs } from "../lib/commands/whereis.ts";
-import { runDoctor } from "../lib/commands/doctor.ts";
-import { missingForRun, runInit } from "../lib/commands/init.ts";
-import { offerInit } from "../lib/commands/init-prompts.ts";
-import { listFiles } from "../lib/commands/ls.ts";
 import { createOutput } from "../lib/commands/output.ts";
-import { mountDiskForBrowsing, unmountBrowsing } from "../lib/commands/mount.ts";
-import { restoreFiles } from "../lib/commands/restore.ts";
-import { par2Command } from "../lib/commands/par2.ts";
-import { isPipelineArgument, runPipeline } from "../lib/commands/run.ts";
-import { archiveStatus } from "../lib/commands/status.ts";
-import { verifyDisks } from "../lib/commands/verify.ts";
-import { releaseDiskMounts } from "../lib/disk/unlock.ts";
+
+// Commands are loaded when they run: each pulls in its own share of the
+// toolkit (prompts, PAR2, FUSE mounts), and a daily run should not pay for
+// loading the others.
+const command = {
+  diskInit: () => import("../lib/commands/disk-init.ts"),
+  diskClone: () => import("../lib/commands/disk-clone.ts"),
+  diskList: () => import("../lib/commands/disk-list.ts"),
+  diskRetire: () => import("../lib/commands/disk-retire.ts"),
+  catalogRebuild: () => import("../lib/commands/catalog-rebuild.ts"),
+  pending: () => import("../lib/commands/pending.ts"),
+  whereis: () => import("../lib/commands/whereis.ts"),
+  doctor: () => import("../lib/commands/doctor.ts"),
+  init: () => import("../lib/commands/init.ts"),
+  initPrompts: () => import("../lib/commands/init-prompts.ts"),
+  ls: () => import("../lib/commands/ls.ts"),
+  mount: () => import("../lib/commands/mount.ts"),
+  restore: () => import("../lib/commands/restore.ts"),
+  par2: () => import("../lib/commands/par2.ts"),
+  run: () => import("../lib/commands/run.ts"),
+  status: () => import("../lib/commands/status.ts"),
+  verify: () => import("../lib/commands/verify.ts"),
+};
 
 const cli = cac("blaine");
 type Flags = Record<string, unknown>;
@@ -53,6 +58,8 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
   .option("--parity <percent>", "PAR2 recovery data per archived file: PERCENT (10 or 10%; default 10%) or off")
   .option("--parity-engine <name>", "builtin (default), parpar or par2")
   .action(async (args: string[], flags: Flags) => {
+    const { isPipelineArgument, runPipeline } = await command.run();
+    const { missingForRun, runInit } = await command.init();
     const pipeline = args.length > 0 && isPipelineArgument(args[0]) ? args[0] : undefined;
     const sources = pipeline ? args.slice(1) : args;
     const settings = loadSettings(flags, sources);
@@ -60,7 +67,7 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
     if (missing) {
       // No configuration at all: a person at a terminal is offered the set-up; a script is told what is missing.
       if (!process.stdin.isTTY || !process.stdout.isTTY) throw new UsageError(`nothing to run with: ${missing}; run blaine init (or give the flags)`);
-      if (await offerInit(missing)) return (await runInit({}, createOutput(false))).exitCode;
+      if (await (await command.initPrompts()).offerInit(missing)) return (await runInit({}, createOutput(false))).exitCode;
       return ExitCode.usage;
     }
     return runPipeline(pipeline, settings, createOutput(settings.json));
@@ -77,17 +84,17 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
     if (action === "init") {
       if (args.length !== 1) throw new BlaineError("usage: blaine disk init DIR --label NAME [--capacity SIZE]", ExitCode.usage);
       const encrypt = singleFlag(flags, "encrypt");
-      await initDisk(settings, { dir: args[0], label: singleFlag(flags, "label") as string, capacity: singleFlag(flags, "capacity"), encrypt }, output);
+      await (await command.diskInit()).initDisk(settings, { dir: args[0], label: singleFlag(flags, "label") as string, capacity: singleFlag(flags, "capacity"), encrypt }, output);
       return ExitCode.ok;
     }
     if (action === "clone") {
       if (args.length !== 2) throw new BlaineError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY]", ExitCode.usage);
-      return (await cloneDisk(settings, { label: args[0], dir: args[1], encrypt: singleFlag(flags, "encrypt") }, output)).exitCode;
+      return (await (await command.diskClone()).cloneDisk(settings, { label: args[0], dir: args[1], encrypt: singleFlag(flags, "encrypt") }, output)).exitCode;
     }
-    if (action === "list") return listDisks(settings, output).exitCode;
+    if (action === "list") return (await command.diskList()).listDisks(settings, output).exitCode;
     if (action === "retire") {
       if (args.length !== 1) throw new BlaineError("usage: blaine disk retire LABEL [--force]", ExitCode.usage);
-      return retireDisk(settings, { label: args[0], force: Boolean(flags.force) }, output).exitCode;
+      return (await command.diskRetire()).retireDisk(settings, { label: args[0], force: Boolean(flags.force) }, output).exitCode;
     }
     throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, retire)`, ExitCode.usage);
   });
@@ -96,37 +103,37 @@ common(cli.command("pending", "Deferred actions waiting for disks and copies tha
   .option("--disk <label>", "Only this disk's copies")
   .action(async (flags: Flags) => {
     const settings = loadSettings(flags);
-    return listPending(settings, { disk: singleFlag(flags, "disk") }, createOutput(settings.json)).exitCode;
+    return (await command.pending()).listPending(settings, { disk: singleFlag(flags, "disk") }, createOutput(settings.json)).exitCode;
   });
 
 common(cli.command("whereis [...paths]", "Which disk (and which copies) hold archived paths, directories or globs")).action(async (paths: string[], flags: Flags) => {
   const settings = loadSettings(flags);
-  return whereIs(settings, paths, createOutput(settings.json)).exitCode;
+  return (await command.whereis()).whereIs(settings, paths, createOutput(settings.json)).exitCode;
 });
 
 common(cli.command("catalog <action> [...dirs]", "catalog rebuild --db NEW DIR…: rebuild a lost host catalog from archive disks")).action(
   async (action: string, dirs: string[], flags: Flags) => {
     const settings = loadSettings(flags);
     if (action !== "rebuild") throw new BlaineError(`unknown catalog action "${action}" (known: rebuild)`, ExitCode.usage);
-    return rebuildCatalog(settings, dirs, createOutput(settings.json)).exitCode;
+    return (await command.catalogRebuild()).rebuildCatalog(settings, dirs, createOutput(settings.json)).exitCode;
   },
 );
 
 common(cli.command("status", "Show the archive, its disks and the last run")).action(async (flags: Flags) => {
   const settings = loadSettings(flags);
-  return archiveStatus(settings, createOutput(settings.json)).exitCode;
+  return (await command.status()).archiveStatus(settings, createOutput(settings.json)).exitCode;
 });
 
 common(cli.command("ls [...globs]", "List archived files (all, or matching paths/globs)")).action(async (globs: string[], flags: Flags) => {
   const settings = loadSettings(flags);
-  return listFiles(settings, globs, createOutput(settings.json));
+  return (await command.ls()).listFiles(settings, globs, createOutput(settings.json));
 });
 
 common(cli.command("verify", "Re-read every file on the mounted disks and check it against the catalog"))
   .option("--repair", "Repair damaged files from their PAR2 parity")
   .action(async (flags: Flags) => {
     const settings = loadSettings(flags);
-    return (await verifyDisks(settings, createOutput(settings.json), undefined, { repair: Boolean(flags.repair) })).exitCode;
+    return (await (await command.verify()).verifyDisks(settings, createOutput(settings.json), undefined, { repair: Boolean(flags.repair) })).exitCode;
   });
 
 common(cli.command("restore [...paths]", "Restore archived paths, directories or globs under --to DIR"))
@@ -134,7 +141,7 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
   .option("--overwrite", "Replace existing files")
   .action(async (paths: string[], flags: Flags) => {
     const settings = loadSettings(flags);
-    const result = await restoreFiles(settings, { paths, to: singleFlag(flags, "to") as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
+    const result = await (await command.restore()).restoreFiles(settings, { paths, to: singleFlag(flags, "to") as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
     return result.exitCode;
   });
 
@@ -144,25 +151,25 @@ cli
   .allowUnknownOptions()
   .action(async (action: string | undefined) => {
     const raw = process.argv.slice(2);
-    return par2Command(action, raw.slice(raw.indexOf("par2") + 2), createOutput);
+    return (await command.par2()).par2Command(action, raw.slice(raw.indexOf("par2") + 2), createOutput);
   });
 
 common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {
   const settings = loadSettings(flags);
-  return (await runDoctor(settings, createOutput(settings.json))).exitCode;
+  return (await (await command.doctor()).runDoctor(settings, createOutput(settings.json))).exitCode;
 });
 
 common(cli.command("mount <label> <mountpoint>", "Mount an encrypted disk read-only to browse it (LABEL or the disk's DIR)")).action(
   async (label: string, mountpoint: string, flags: Flags) => {
     const settings = loadSettings(flags);
-    await mountDiskForBrowsing(settings, label, mountpoint, createOutput(settings.json));
+    await (await command.mount()).mountDiskForBrowsing(settings, label, mountpoint, createOutput(settings.json));
     return ExitCode.ok;
   },
 );
 
 common(cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount")).action(
   async (mountpoint: string, flags: Flags) => {
-    await unmountBrowsing(mountpoint, createOutput(Boolean(flags.json)));
+    await (await command.mount()).unmountBrowsing(mountpoint, createOutput(Boolean(flags.json)));
     return ExitCode.ok;
   },
 );
@@ -179,7 +186,7 @@ common(cli.command("init", "Set up an archive: questions on a terminal, or --yes
   .option("--parity-engine <name>", "builtin (default), parpar or par2")
   .option("--copier <name>", "builtin (default) or dc3dd")
   .option("--force", "Replace an existing blaine.toml (--yes)")
-  .action(async (flags: Flags) => (await runInit(flags, createOutput(Boolean(flags.json)))).exitCode);
+  .action(async (flags: Flags) => (await (await command.init()).runInit(flags, createOutput(Boolean(flags.json)))).exitCode);
 
 cli.help();
 cli.version("0.1.0");
@@ -198,6 +205,11 @@ function normaliseBooleanFlags(argv: readonly string[]): string[] {
     }
   }
   return argv.map((arg) => (dashedBooleans.has(arg) ? `${arg}=true` : arg));
+}
+
+/** Unmounts what this process mounted (only a command that mounts has loaded unlock.ts; loading it is cheap then). */
+async function releaseDiskMounts(): Promise<void> {
+  await (await import("../lib/disk/unlock.ts")).releaseDiskMounts();
 }
 
 async function main(): Promise<number> {

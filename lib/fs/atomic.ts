@@ -1,4 +1,3 @@
-import { dlopen, FFIType } from "bun:ffi";
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { errnoCode } from "../errors.ts";
@@ -8,13 +7,18 @@ import { errnoCode } from "../errors.ts";
  * are made durable with one syncfs instead of one fsync each: the same
  * guarantee, and thousands of times fewer flushes on a spinning disk.
  */
-const libc = (() => {
+type Libc = { symbols: { syncfs: (fd: number) => number } };
+let libc: Libc | null | undefined;
+
+/** libc's syncfs through bun:ffi, loaded on first use (loading FFI is a tenth of a run that has nothing to do). */
+function loadLibc(): Libc | null {
   try {
-    return dlopen("libc.so.6", { syncfs: { args: [FFIType.i32], returns: FFIType.i32 } });
+    const { dlopen, FFIType } = require("bun:ffi") as typeof import("bun:ffi");
+    return dlopen("libc.so.6", { syncfs: { args: [FFIType.i32], returns: FFIType.i32 } }) as unknown as Libc;
   } catch {
-    return undefined;
+    return null;
   }
-})();
+}
 
 /**
  * FUSE file systems (an encrypted disk's gocryptfs or securefs mount) do not
@@ -32,6 +36,7 @@ export function syncThroughMount(mountpoint: string, backing: string | undefined
 function syncfsOne(path: string): void {
   const fd = openSync(path, "r");
   try {
+    if (libc === undefined) libc = loadLibc();
     if (!libc || libc.symbols.syncfs(fd) !== 0) fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -9,9 +9,15 @@ export const GF_POLYNOMIAL = 0x1100b;
 /** The order of the multiplicative group (2^16 - 1). */
 export const GF_ORDER = 65535;
 
-const antilog = new Uint16Array(GF_ORDER * 2);
-const log = new Uint32Array(65536);
-{
+// Built on first use, not when the module loads: every `blaine` command
+// loads this module, and most never make or check parity.
+let antilog: Uint16Array;
+let log: Uint32Array;
+let built = false;
+
+function buildTables(): void {
+  antilog = new Uint16Array(GF_ORDER * 2);
+  log = new Uint32Array(65536);
   let value = 1;
   for (let exponent = 0; exponent < GF_ORDER; exponent++) {
     antilog[exponent] = value;
@@ -21,16 +27,19 @@ const log = new Uint32Array(65536);
     value <<= 1;
     if (value & 0x10000) value ^= GF_POLYNOMIAL;
   }
+  built = true;
 }
 
 export function gfMultiply(a: number, b: number): number {
   if (a === 0 || b === 0) return 0;
+  if (!built) buildTables();
   return antilog[log[a] + log[b]];
 }
 
 export function gfDivide(a: number, b: number): number {
   if (b === 0) throw new RangeError("GF(2^16) division by zero");
   if (a === 0) return 0;
+  if (!built) buildTables();
   return antilog[log[a] + GF_ORDER - log[b]];
 }
 
@@ -52,6 +61,7 @@ export function inputConstantLogs(count: number): Uint32Array {
 
 /** The coefficient of input slice i (constant 2^logs[i]) in the recovery slice with `exponent`: (2^n_i)^exponent. */
 export function recoveryCoefficient(constantLog: number, exponent: number): number {
+  if (!built) buildTables();
   return antilog[(constantLog * exponent) % GF_ORDER];
 }
 
