@@ -89,10 +89,9 @@ export class ArchiveWriter implements ChangeWriter {
   }
 
   /** A temp file for a copy, on the disk its bytes were just reserved on. */
-  newTemp(): { name: string; path: string } {
-    const writer = this.#writers.get(this.#space.reservedDisk().label.diskId)!;
+  newTemp(disk: MountedDisk): { name: string; path: string } {
+    const writer = this.#writers.get(disk.label.diskId)!;
     const name = writer.newTempName();
-    this.#space.noteTemp(name);
     return { name, path: writer.tempPath(name) };
   }
 
@@ -240,11 +239,17 @@ class BatchHolders {
     this.#host = host;
   }
 
-  /** The batch's holders on one disk (what its DiskWriter links to). */
+  /**
+   * The batch's holders on one disk (what its DiskWriter links to), asked
+   * only for contents the archive holds somewhere: most of a batch is new
+   * content, and a disk holds nothing the host catalog does not know (at
+   * worst a missed holder costs a second copy, never a wrong link).
+   */
   on(writer: DiskWriter): Map<string, string[]> {
     let found = this.#onDisk.get(writer);
     if (!found) {
-      found = writer.holdersOfEach(this.#contents);
+      const known = this.#contents.filter((content) => this.inArchive(content).length > 0);
+      found = known.length > 0 ? writer.holdersOfEach(known) : new Map();
       this.#onDisk.set(writer, found);
     }
     return found;

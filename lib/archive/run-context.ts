@@ -150,7 +150,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       copy,
       dryRun,
       signal,
-      newTemp: () => writer.newTemp(),
+      newTemp: (disk) => writer.newTemp(disk),
     };
     const skipPaths = new Set<string>([...disks.map((d) => d.root), resolve(db), `${resolve(db)}.lock`, `${resolve(db)}-journal`]);
     return {

@@ -99,6 +99,23 @@ class DiskRoom {
   }
 }
 
+/** Bytes reserved for one copy on one disk (SpaceBudget.tryReserve). */
+export class Reservation {
+  /** @internal */
+  readonly room: DiskRoom;
+  readonly bytes: number;
+
+  constructor(room: DiskRoom, bytes: number) {
+    this.room = room;
+    this.bytes = bytes;
+  }
+
+  /** The disk the copy's temp file goes on. */
+  get disk(): MountedDisk {
+    return this.room.disk;
+  }
+}
+
 export interface SpanningHooks {
   /** `full` took no more: new data goes to `next` from now on (the run marks `full` full). */
   readonly onFull?: (full: MountedDisk, next: MountedDisk) => void;
@@ -115,9 +132,6 @@ export class SpaceBudget {
   readonly #rooms: DiskRoom[];
   readonly #hooks: SpanningHooks;
   #current = 0;
-  /** Which disk each copy in flight reserved its bytes on (by temp name). */
-  readonly #roomOfTemp = new Map<string, DiskRoom>();
-  #lastReserved: DiskRoom | undefined;
 
   constructor(targets: readonly { disk: MountedDisk; options: SpaceBudgetOptions }[], hooks: SpanningHooks = {}) {
     if (targets.length === 0) throw new Error("SpaceBudget needs at least one disk");
@@ -130,36 +144,25 @@ export class SpaceBudget {
     return this.#rooms[this.#current].disk;
   }
 
-  /** Reserves `bytes` for a copy, moving on to the next disk when the current one cannot take it; false when none can. */
-  tryReserve(bytes: number): boolean {
-    if (this.largerThanAnyDisk(bytes)) return false;
+  /**
+   * Reserves `bytes` for a copy, moving on to the next disk when the current
+   * one cannot take it; undefined when none can. The copy's temp goes on the
+   * reservation's disk, and the reservation is handed back to release().
+   */
+  tryReserve(bytes: number): Reservation | undefined {
+    if (this.largerThanAnyDisk(bytes)) return undefined;
     for (;;) {
       const room = this.#rooms[this.#current];
-      if (room.tryReserve(bytes)) {
-        this.#lastReserved = room;
-        return true;
-      }
-      if (this.#current + 1 >= this.#rooms.length) return false;
+      if (room.tryReserve(bytes)) return new Reservation(room, bytes);
+      if (this.#current + 1 >= this.#rooms.length) return undefined;
       this.#current++;
       this.#hooks.onFull?.(room.disk, this.#rooms[this.#current].disk);
     }
   }
 
-  /** The disk the last successful reservation was made on: the copy's temp file goes there. */
-  reservedDisk(): MountedDisk {
-    return (this.#lastReserved ?? this.#rooms[this.#current]).disk;
-  }
-
-  /** Ties a temp file to the disk its bytes were reserved on. */
-  noteTemp(name: string): void {
-    if (this.#lastReserved) this.#roomOfTemp.set(name, this.#lastReserved);
-  }
-
   /** The copy finished (its bytes now show in statfs) or was abandoned. */
-  release(bytes: number, written: boolean, tempName?: string): void {
-    const room = (tempName && this.#roomOfTemp.get(tempName)) || this.#rooms[this.#current];
-    if (tempName) this.#roomOfTemp.delete(tempName);
-    room.release(bytes, written);
+  release(reservation: Reservation, written: boolean): void {
+    reservation.room.release(reservation.bytes, written);
   }
 
   /** No mounted open disk could hold this file even empty: an error for that file, not a full disk. */

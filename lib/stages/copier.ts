@@ -1,6 +1,7 @@
 import { lstatSync, unlinkSync } from "node:fs";
 import { copyWithHash, type CopyRequest, type CopyResult } from "../copy/builtin-copy.ts";
 import { crashPoint } from "../crash-point.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { SpaceBudget } from "../disk/space-budget.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import type { HashAlgorithm } from "../hashing.ts";
@@ -20,8 +21,8 @@ export interface CopierOptions {
   readonly algorithm: HashAlgorithm;
   readonly space: SpaceBudget;
   readonly report: RunReport;
-  /** A fresh temp path on the target disk. */
-  readonly newTemp: () => { name: string; path: string };
+  /** A fresh temp path on the disk whose space was reserved for the copy. */
+  readonly newTemp: (disk: MountedDisk) => { name: string; path: string };
   /** The built-in copier by default; dc3dd is the alternative. */
   readonly copy?: CopyFunction;
   /** Files in flight at once (default 1024: small files are latency-bound). */
@@ -76,7 +77,8 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
   const copy = options.copy ?? copyWithHash;
   let current: PlannedFile = item;
   for (let attempt = 1; attempt <= 2; attempt++) {
-    if (!space.tryReserve(current.size)) {
+    const reservation = space.tryReserve(current.size);
+    if (!reservation) {
       if (space.largerThanAnyDisk(current.size)) {
         // Not a full disk: no disk could ever hold it (files are never split).
         report.counts.skipped++;
@@ -89,8 +91,7 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
       report.warn(current.path, `not stored: ${formatBytes(current.size)} does not fit on the disk`);
       return undefined;
     }
-    const temp = options.newTemp();
-    const reserved = current.size;
+    const temp = options.newTemp(reservation.disk);
     let written = false;
     try {
       const result = await copy({
@@ -126,7 +127,7 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
       else report.error(current.path, errorMessage(error));
       return undefined;
     } finally {
-      space.release(reserved, written, temp.name);
+      space.release(reservation, written);
     }
   }
   report.counts.skipped++;
