@@ -1,6 +1,7 @@
-import { lstatSync, readlinkSync } from "node:fs";
+import { lstatSync } from "node:fs";
 import { errorMessage, ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
-import { hashAlgorithmOf, hashFile, hashText } from "../hashing.ts";
+import { hashAlgorithmOf, hashFile, hashLinkTarget } from "../hashing.ts";
+import { fsPath, readLinkText } from "../fs/byte-names.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDest, type Settings } from "../config.ts";
@@ -89,7 +90,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     const location = disk.layout.dataPath(entry.path);
     let stats;
     try {
-      stats = lstatSync(location);
+      stats = lstatSync(fsPath(location));
     } catch {
       missing.push(entry.path);
       continue;
@@ -97,7 +98,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     try {
       if (entry.kind === "symlink") {
         if (!stats.isSymbolicLink()) corrupt.push({ path: entry.path, message: "should be a symlink" });
-        else if (hashText(hashAlgorithmOf(entry.hash), readlinkSync(location)) !== entry.hash) corrupt.push({ path: entry.path, message: "symlink target differs" });
+        else if (hashLinkTarget(hashAlgorithmOf(entry.hash), readLinkText(location)) !== entry.hash) corrupt.push({ path: entry.path, message: "symlink target differs" });
         continue;
       }
       if (!stats.isFile()) {

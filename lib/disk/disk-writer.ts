@@ -6,6 +6,7 @@ import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
@@ -189,7 +190,7 @@ export class DiskWriter implements ChangeWriter {
         return { change, intentOp: "delete" };
       case "symlink": {
         const tempName = this.newTempName();
-        symlinkSync(change.record.linkTarget ?? "", this.tempPath(tempName));
+        symlinkSync(fsPath(change.record.linkTarget ?? ""), this.tempPath(tempName));
         lutimesSync(this.tempPath(tempName), change.record.mtimeMs / 1000, change.record.mtimeMs / 1000);
         return { change, intentOp: "place", tempName };
       }
@@ -200,7 +201,7 @@ export class DiskWriter implements ChangeWriter {
       }
       case "rename": {
         const held = !touched.has(change.fromPath) && this.entryHash(change.fromPath) === change.record.hash;
-        if (!held || !existsSync(layout.dataPath(change.fromPath))) {
+        if (!held || !existsSync(fsPath(layout.dataPath(change.fromPath)))) {
           return { change, intentOp: "rename", outcome: { change, ok: false, needsCopy: true } };
         }
         return { change, intentOp: "rename" };
@@ -224,7 +225,7 @@ export class DiskWriter implements ChangeWriter {
     const tempName = this.newTempName();
     for (const candidate of candidates) {
       try {
-        linkSync(candidate, this.tempPath(tempName));
+        linkSync(fsPath(candidate), this.tempPath(tempName));
         return tempName;
       } catch (error) {
         if (errnoCode(error) !== "ENOENT") throw error;
@@ -245,7 +246,7 @@ export class DiskWriter implements ChangeWriter {
         case "rename": {
           const target = layout.dataPath(change.record.path);
           this.#ensureDirectory(dirname(target));
-          renameSync(layout.dataPath(change.fromPath), target);
+          renameSync(fsPath(layout.dataPath(change.fromPath)), fsPath(target));
           this.#knownDirectories.clear();
           pruneEmptyParents(layout.root, change.fromPath);
           break;
@@ -253,7 +254,7 @@ export class DiskWriter implements ChangeWriter {
         default: {
           const target = layout.dataPath(change.record.path);
           this.#ensureDirectory(dirname(target));
-          renameSync(this.tempPath(item.tempName!), target);
+          renameSync(this.tempPath(item.tempName!), fsPath(target));
         }
       }
       return { change, ok: true, storedAsLink: item.storedAsLink };
@@ -265,7 +266,7 @@ export class DiskWriter implements ChangeWriter {
 
   #ensureDirectory(dir: string): void {
     if (this.#knownDirectories.has(dir)) return;
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(fsPath(dir), { recursive: true });
     if (this.#knownDirectories.size > 10_000) this.#knownDirectories.clear();
     this.#knownDirectories.add(dir);
   }
@@ -382,7 +383,7 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
 
 function lstatQuiet(path: string): boolean {
   try {
-    lstatSync(path);
+    lstatSync(fsPath(path));
     return true;
   } catch {
     return false;
@@ -400,7 +401,7 @@ function rmQuiet(path: string): void {
 /** Removes an archived path's data and the directories it leaves empty. */
 export function removeData(root: string, path: string): void {
   try {
-    unlinkSync(join(root, path));
+    unlinkSync(fsPath(join(root, path)));
   } catch (error) {
     if (errnoCode(error) !== "ENOENT") throw error;
   }
@@ -412,7 +413,7 @@ function pruneEmptyParents(root: string, path: string): void {
   let dir = dirname(path);
   while (dir !== "/" && dir !== ".") {
     try {
-      rmdirSync(join(root, dir));
+      rmdirSync(fsPath(join(root, dir)));
     } catch {
       return;
     }
