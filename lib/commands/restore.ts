@@ -7,7 +7,7 @@ import { copyWithHash } from "../copy/builtin-copy.ts";
 import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { hashAlgorithmOf } from "../hashing.ts";
-import { fsPath } from "../fs/byte-names.ts";
+import { fsPath, quotedPath } from "../fs/byte-names.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
@@ -188,8 +188,8 @@ function alreadyRestored(existing: Stats, file: HostFileRow): boolean {
 }
 
 function printRestore(result: RestoreResult, to: string, output: Output): void {
-  for (const error of result.errors) output.say(`error: ${JSON.stringify(error.path)}: ${error.message}`);
-  for (const item of result.damaged) output.say(`DAMAGED: ${JSON.stringify(item.path)}: ${item.message}`);
+  for (const error of result.errors) output.say(`error: ${quotedPath(error.path)}: ${error.message}`);
+  for (const item of result.damaged) output.say(`DAMAGED: ${quotedPath(item.path)}: ${item.message}`);
   output.say(`Restored ${result.restored} files (${formatBytes(result.bytes)}) under ${to}${result.skipped ? ` (${result.skipped} already there)` : ""}; ${result.damaged.length} damaged, ${result.errors.length} errors.`);
   if (result.disksNeeded.length > 0) {
     output.say("Still needed (mount these and run the same command again):");

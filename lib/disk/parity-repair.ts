@@ -8,7 +8,7 @@ import { existsSync, linkSync, lstatSync, renameSync, rmSync, utimesSync } from 
 import { basename, dirname, join } from "node:path";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import { errorMessage } from "../errors.ts";
-import { fsPath } from "../fs/byte-names.ts";
+import { fsPath, quotedPath } from "../fs/byte-names.ts";
 import { repairRecoverySet } from "../par2/repair.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 import { ParityStore } from "./parity-store.ts";
@@ -89,6 +89,6 @@ export async function repairRestoredCopy(
 ): Promise<{ matches: boolean; hash: string }> {
   const outcome = await repairFileFromParity(disk, file, target, signal);
   if (!outcome.ok) return read;
-  output?.say(`REPAIRED ${JSON.stringify(file.path)} from its parity while restoring (the copy on disk "${disk.label.label}" is damaged: run blaine verify --repair)`);
+  output?.say(`REPAIRED ${quotedPath(file.path)} from its parity while restoring (the copy on disk "${disk.label.label}" is damaged: run blaine verify --repair)`);
   return { matches: true, hash: file.hash };
 }

@@ -158,3 +158,26 @@ function hexDigit(code: number): number | undefined {
   if (code >= 0x41 && code <= 0x46) return code - 0x41 + 10;
   return undefined;
 }
+
+const ESCAPED_BYTE = /\uFDD0([0-9A-F]{2})/g;
+
+/**
+ * A path quoted for people (human output; `--json` keeps the catalog's
+ * escaped string): JSON quoting, with each escaped byte shown as `\xFF`.
+ * JSON doubles real backslashes, so `\x` in the quoted form is always a byte.
+ */
+export function quotedPath(path: string): string {
+  const quoted = JSON.stringify(path);
+  return quoted.includes(BYTE_ESCAPE) ? quoted.replace(ESCAPED_BYTE, "\\x$1") : quoted;
+}
+
+const READABLE_BYTE = /\\x([89A-Fa-f][0-9A-Fa-f])/g;
+
+/**
+ * The escaped string for a path typed as `quotedPath` shows it (`\xFF` for
+ * a byte that is not UTF-8; the escape only ever holds bytes from 0x80 up).
+ * Callers try the path as typed first: a real name may contain `\x`.
+ */
+export function textFromReadable(typed: string): string {
+  return typed.includes("\\x") ? typed.replace(READABLE_BYTE, (_, hex: string) => BYTE_ESCAPE + hex.toUpperCase()) : typed;
+}
