@@ -198,6 +198,23 @@ describe("archiving names that are not UTF-8", () => {
     expect(again.json.new + again.json.modified + again.json.renamed).toBe(0);
   });
 
+  test("human output shows such bytes as \\xFF (--json keeps the catalog's escape), and a path typed that way is found", async () => {
+    env = await archiveEnv({});
+    makeBadTree(env.source);
+    expect((await env.run()).exitCode).toBe(0);
+    const human = await env.cli("ls");
+    expect(human.stdout).toContain(`${env.source}/bad\\xFFname\n`);
+    expect(human.stdout).toContain(`${env.source}/link\\xFC -> target\\xFB/x\\xC3\n`);
+    expect(human.stdout).not.toContain("\uFDD0");
+    const typed = `${env.source}/dir\\xFE`;
+    const listed = await env.cli("ls", "--json", typed);
+    expect(listed.json.map((row: { path: string }) => row.path).sort()).toEqual([archived(env.source, BAD_DIR, INNER), archived(env.source, BAD_DIR, bytes("plain.txt"))]);
+    const to = join(env.root, "typed");
+    const restored = await env.restore(to, `${env.source}/bad\\xFFname`);
+    expect(restored.json.restored).toBe(1);
+    expect(readFileSync(under(join(to, env.source), BAD_FILE), "utf8")).toBe("content of a bad name");
+  });
+
   test("a rename between runs is a rename on the disk (no bytes copied); a delete removes the file and its empty directory", async () => {
     env = await archiveEnv({});
     makeBadTree(env.source);
@@ -245,6 +262,18 @@ describe("archiving names that are not UTF-8", () => {
     expect((await env.verify()).exitCode).toBe(0);
   });
 
+  test.skipIf(!hasProgram("par2"))("--parity-engine par2 makes the sets of such files (par2cmdline gets a UTF-8 name)", async () => {
+    env = await archiveEnv({});
+    makeBadTree(env.source);
+    const run = await env.run("--parity-engine", "par2");
+    expect(run.json.errors).toEqual([]);
+    expect(run.json.warnings ?? []).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    const verified = await env.verify();
+    expect(verified.json.parity.damagedSets).toEqual([]);
+    expect(verified.exitCode).toBe(0);
+  });
+
   test("verify --repair repairs damaged data under such a name from its parity, and its hardlink with it", async () => {
     env = await archiveEnv({});
     makeBadTree(env.source);
@@ -282,23 +311,24 @@ describe("deferred actions and twins", () => {
     expect(diffTrees(C, C2)).toBe("");
     expect(byteTree(C2, { skipTop: ".blaine" })).toEqual(byteTree(C, { skipTop: ".blaine" }));
 
-    // C′ goes away; C receives a new file, a rename and a delete, all under bad names.
+    // C′ goes away; C receives a new file, a new symlink, a rename and a delete, all under bad names.
     const docs = e.path("docs");
     writeFileSync(under(docs, bytes("new", [0xe2, 0x82])), "added while the twin was away");
     renameSync(under(docs, BAD_FILE), under(docs, bytes("renamed", [0xfe])));
     rmSync(under(docs, LINK));
+    symlinkSync(bytes("../elsewhere", [0xf8]), under(docs, bytes("newlink", [0xf9])));
     const onC = await e.run([C]);
     expect(onC.json.errors).toEqual([]);
     expect(onC.exitCode).toBe(0);
     expect(onC.json.renamed).toBe(1);
     const pending = await e.cli(["pending", "--json"]);
-    expect(pending.json.actions.length).toBe(3);
+    expect(pending.json.actions.length).toBe(4);
 
     // C′ comes back alone and applies the queue, fetching the new file from the sources.
     const back = await e.run([C2]);
     expect(back.json.errors).toEqual([]);
     expect(back.exitCode).toBe(0);
-    expect(back.json.deferred.applied).toBe(3);
+    expect(back.json.deferred.applied).toBe(4);
     expect((await e.cli(["pending", "--json"])).json.actions).toEqual([]);
     expect(byteTree(C2, { skipTop: ".blaine" })).toEqual(byteTree(C, { skipTop: ".blaine" }));
     expect(byteTree(join(C2, docs))).toEqual(byteTree(docs));
