@@ -209,6 +209,8 @@ describe("archiving names that are not UTF-8", () => {
     const typed = `${env.source}/dir\\xFE`;
     const listed = await env.cli("ls", "--json", typed);
     expect(listed.json.map((row: { path: string }) => row.path).sort()).toEqual([archived(env.source, BAD_DIR, INNER), archived(env.source, BAD_DIR, bytes("plain.txt"))]);
+    const globbed = await env.cli("ls", "--json", `${env.source}/dir\\xFE/*.txt`);
+    expect(globbed.json.length).toBe(2);
     const to = join(env.root, "typed");
     const restored = await env.restore(to, `${env.source}/bad\\xFFname`);
     expect(restored.json.restored).toBe(1);

@@ -31,8 +31,12 @@ export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[
     const typed = absolute.length > 1 && absolute.endsWith("/") ? absolute.slice(0, -1) : absolute;
     const literal = archivedFormOf(typed, (path) => Boolean(anyUnder.get(path, `${path}/`)));
     // A name may really contain "*" or "[": an archived path is taken literally first.
-    if (hasGlobMagic(absolute) && !anyUnder.get(literal, `${literal}/`)) globs.push(globToRegExp(absolute));
-    else prefixes.push(literal);
+    if (hasGlobMagic(absolute) && !anyUnder.get(literal, `${literal}/`)) {
+      globs.push(globToRegExp(absolute));
+      // Typed with `\xFF` as human output shows a byte: the glob matches that byte too.
+      const withBytes = textFromReadable(absolute);
+      if (withBytes !== absolute) globs.push(globToRegExp(withBytes));
+    } else prefixes.push(literal);
   }
   const emitted = new Set<string>();
   for (const prefix of prefixes) {
