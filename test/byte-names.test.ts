@@ -276,7 +276,7 @@ describe("archiving names that are not UTF-8", () => {
     expect(verified.exitCode).toBe(0);
   });
 
-  test("verify --repair repairs damaged data under such a name from its parity, and its hardlink with it", async () => {
+  test("restore and verify --repair repair damaged data under such a name from its parity (verify: its hardlink too)", async () => {
     env = await archiveEnv({});
     makeBadTree(env.source);
     writeFileSync(under(env.source, HARD_1), seededBytes(200_000, 3));
@@ -293,6 +293,12 @@ describe("archiving names that are not UTF-8", () => {
     expect(found.json.disks[0].corrupt.map((item: { path: string }) => item.path).sort()).toEqual(
       [archived(env.source, BAD_DIR, INNER), archived(env.source, HARD_1), archived(env.source, HARD_2)].sort(),
     );
+    // restore repairs its copy on the fly from the parity and leaves the disk alone.
+    const to = join(env.root, "restored");
+    const restored = await env.restore(to, archived(env.source, BAD_DIR, INNER));
+    expect(restored.exitCode).toBe(0);
+    expect(restored.json.damaged).toEqual([]);
+    expect(Buffer.compare(readFileSync(under(join(to, env.source), BAD_DIR, INNER)), Buffer.from(seededBytes(300_000, 7)))).toBe(0);
     const repaired = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
     expect(repaired.exitCode).toBe(0);
     expect(byteTree(env.onDisk())).toEqual(byteTree(env.source));
