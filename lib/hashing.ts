@@ -1,4 +1,5 @@
 import { closeSync, constants, openSync, readSync } from "node:fs";
+import { fsPath } from "./fs/byte-names.ts";
 
 export type HashAlgorithm = "sha1" | "sha256";
 export const HASH_ALGORITHMS: readonly HashAlgorithm[] = ["sha1", "sha256"];
@@ -16,6 +17,17 @@ export function hashText(algorithm: HashAlgorithm, text: string): string {
   return formatHash(algorithm, hasher);
 }
 
+/**
+ * A symlink's content hash: the hash of its target's real bytes. For a
+ * target that is valid UTF-8 this is `hashText` of it; an escaped target
+ * (see byte-names.ts) is hashed as the bytes it stands for.
+ */
+export function hashLinkTarget(algorithm: HashAlgorithm, target: string): string {
+  const hasher = new Bun.CryptoHasher(algorithm);
+  hasher.update(fsPath(target));
+  return formatHash(algorithm, hasher);
+}
+
 /** The algorithm part of a stored hash ("sha1:ab…" → "sha1"). */
 export function hashAlgorithmOf(hash: string): HashAlgorithm {
   const algorithm = hash.slice(0, hash.indexOf(":"));
@@ -30,7 +42,7 @@ let sharedBuffer: Buffer | undefined;
 export function hashFile(path: string, algorithm: HashAlgorithm): { hash: string; size: number } {
   sharedBuffer ??= Buffer.allocUnsafe(CHUNK_SIZE);
   const buffer = sharedBuffer;
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(fsPath(path), constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     const hasher = new Bun.CryptoHasher(algorithm);
     let size = 0;

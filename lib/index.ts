@@ -60,3 +60,5 @@ export { copyWithHash } from "./copy/builtin-copy.ts";
 export { parseSize, formatBytes } from "./size.ts";
 export { globToRegExp } from "./glob.ts";
 export { writeFileAtomic } from "./fs/atomic.ts";
+// Paths are strings; a name that is not UTF-8 is escaped in them (see byte-names.ts): open it through fsPath.
+export { fsPath, bytesOfText, textFromBytes, quotedPath } from "./fs/byte-names.ts";

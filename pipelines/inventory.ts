@@ -7,7 +7,9 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { BlaineError, ExitCode, hashEach, walk, writeFileAtomic, type PipelineContext } from "../lib/index.ts";
+import { BlaineError, bytesOfText, ExitCode, hashEach, walk, writeFileAtomic, type PipelineContext } from "../lib/index.ts";
+
+const NEWLINE = Buffer.from("\n");
 
 export default async function inventory(context: PipelineContext): Promise<number> {
   const { settings, report, output } = context;
@@ -17,7 +19,7 @@ export default async function inventory(context: PipelineContext): Promise<numbe
     throw new BlaineError(`${outDir} is an archive disk: give the inventory another directory (--dest DIR)`, ExitCode.usage);
   }
   const algorithm = settings.hash;
-  const lines: string[] = [];
+  const lines: Buffer[] = [];
   const onError = (path: string, message: string) => report.error(path, message);
   const files = walk(settings.sources, { signal: context.signal, onError });
   for await (const file of hashEach(files, { algorithm, signal: context.signal, onError })) {
@@ -25,12 +27,13 @@ export default async function inventory(context: PipelineContext): Promise<numbe
     // sha1sum escapes names with a backslash or newline, and marks the line with a leading "\".
     const escaped = /[\\\n]/.test(file.path);
     const name = escaped ? file.path.replaceAll("\\", "\\\\").replaceAll("\n", "\\n") : file.path;
-    lines.push(`${escaped ? "\\" : ""}${file.hash.slice(algorithm.length + 1)}  ${name}`);
+    // A name that is not UTF-8 is written as its real bytes (paths escape it: see bytesOfText).
+    lines.push(Buffer.concat([Buffer.from(`${escaped ? "\\" : ""}${file.hash.slice(algorithm.length + 1)}  `), bytesOfText(name), NEWLINE]));
     report.done(file.size);
   }
   mkdirSync(outDir, { recursive: true });
   const target = join(outDir, `inventory.${algorithm}`);
-  writeFileAtomic(target, lines.length > 0 ? `${lines.join("\n")}\n` : "");
+  writeFileAtomic(target, Buffer.concat(lines));
   output.say(`Inventory of ${lines.length} files written to ${target}; ${report.errors.length} errors.`);
   output.result({ files: lines.length, inventory: target, errors: report.errors });
   return report.errors.length > 0 ? 1 : 0;

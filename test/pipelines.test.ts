@@ -18,10 +18,12 @@ afterEach(() => {
 describe("pipeline scripts", () => {
   test("the inventory example writes a manifest that sha1sum -c accepts", async () => {
     env = await archiveEnv({ a: "alpha", dir: { "b c": "beta", "new\nline": "odd" } });
+    // A name that is not UTF-8: the manifest holds its real bytes.
+    writeFileSync(Buffer.concat([Buffer.from(`${env.source}/dir/bad`), Buffer.from([0xff])]), "not UTF-8");
     const out = join(env.root, "inv");
     const result = await blaine(["run", join(import.meta.dir, "..", "pipelines", "inventory.ts"), "--dest", out, "--json", env.source]);
     expect(result.exitCode).toBe(0);
-    expect(result.json.files).toBe(3);
+    expect(result.json.files).toBe(4);
     const check = Bun.spawnSync(["sha1sum", "-c", "--quiet", join(out, "inventory.sha1")]);
     expect(check.stderr.toString()).toBe("");
     expect(check.exitCode).toBe(0);
@@ -162,9 +164,9 @@ describe("public surface", () => {
   test("lib/index.ts exports exactly this", () => {
     expect(Object.keys(blaineLib).sort()).toEqual([
       "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "KeySource", "MATCH_MODES", "MountedDisk", "RunReport",
-      "applyDeferred", "applyDeletions", "batches", "cloneDisk", "copier", "copyWithHash", "createRecoverySet", "dedup", "diff", "diskLayout", "drain", "finishRun",
-      "formatBytes", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "listDisks", "listPending", "loadSettings",
-      "mapBounded", "openArchiveRun", "openParity", "parity", "parseSize", "readDiskLabel", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "retireDisk", "verifyDisks",
+      "applyDeferred", "applyDeletions", "batches", "bytesOfText", "cloneDisk", "copier", "copyWithHash", "createRecoverySet", "dedup", "diff", "diskLayout", "drain", "finishRun",
+      "formatBytes", "fsPath", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "listDisks", "listPending", "loadSettings",
+      "mapBounded", "openArchiveRun", "openParity", "parity", "parseSize", "quotedPath", "readDiskLabel", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "retireDisk", "textFromBytes", "verifyDisks",
       "verifyRecoverySet", "walk", "whereIs", "writeFileAtomic", "writeManifest",
     ]);
   });

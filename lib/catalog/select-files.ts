@@ -3,6 +3,7 @@ import { UsageError } from "../errors.ts";
 import { globToRegExp, hasGlobMagic } from "../glob.ts";
 import type { ArchiveCatalog } from "./archive-catalog.ts";
 import type { HostFileRow } from "./records.ts";
+import { textFromReadable } from "../fs/byte-names.ts";
 
 const COLUMNS =
   "path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
@@ -10,7 +11,8 @@ const COLUMNS =
 /**
  * Archived files matching PATH arguments, in path order: an exact archived
  * path, a directory (everything under it), or a glob (`*` within a name,
- * `**` across directories). No arguments means everything.
+ * `**` across directories). No arguments means everything. A name that is
+ * not UTF-8 may be typed as human output shows it (`\xFF`, see quotedPath).
  */
 export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[]): Generator<HostFileRow> {
   if (patterns.length === 0) {
@@ -26,10 +28,15 @@ export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[
   for (const pattern of patterns) {
     if (pattern === "") throw new UsageError("an empty PATH matches nothing");
     const absolute = pattern.startsWith("/") || pattern.startsWith("*") ? pattern : resolve(pattern);
-    const literal = absolute.length > 1 && absolute.endsWith("/") ? absolute.slice(0, -1) : absolute;
+    const typed = absolute.length > 1 && absolute.endsWith("/") ? absolute.slice(0, -1) : absolute;
+    const literal = archivedFormOf(typed, (path) => Boolean(anyUnder.get(path, `${path}/`)));
     // A name may really contain "*" or "[": an archived path is taken literally first.
-    if (hasGlobMagic(absolute) && !anyUnder.get(literal, `${literal}/`)) globs.push(globToRegExp(absolute));
-    else prefixes.push(literal);
+    if (hasGlobMagic(absolute) && !anyUnder.get(literal, `${literal}/`)) {
+      globs.push(globToRegExp(absolute));
+      // Typed with `\xFF` as human output shows a byte: the glob matches that byte too.
+      const withBytes = textFromReadable(absolute);
+      if (withBytes !== absolute) globs.push(globToRegExp(withBytes));
+    } else prefixes.push(literal);
   }
   const emitted = new Set<string>();
   for (const prefix of prefixes) {
@@ -47,4 +54,10 @@ export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[
     // A glob that names a directory means everything under it, like a plain path.
     yield row;
   }
+}
+
+/** `typed` when something is archived at or under it, else its reading with `\xFF` bytes if that is. */
+function archivedFormOf(typed: string, isArchived: (path: string) => boolean): string {
+  const withBytes = textFromReadable(typed);
+  return withBytes === typed || isArchived(typed) || !isArchived(withBytes) ? typed : withBytes;
 }

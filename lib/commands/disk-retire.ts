@@ -3,6 +3,7 @@ import { requireDb, type Settings } from "../config.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { formatBytes } from "../size.ts";
 import type { Output } from "./output.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 export interface RetireResult {
   readonly exitCode: ExitCodeValue;
@@ -41,7 +42,7 @@ export function retireDisk(settings: Settings, options: { readonly label: string
     });
     const result: RetireResult = { exitCode: ExitCode.ok, label: options.label, lost: held.map((file) => file.path), lostBytes };
     if (output) {
-      for (const path of result.lost) output.say(`LOST ${JSON.stringify(path)}`);
+      for (const path of result.lost) output.say(`LOST ${quotedPath(path)}`);
       output.say(
         `Disk "${options.label}" is retired${held.length > 0 ? `; ${held.length} file(s), ${formatBytes(lostBytes)}, are no longer in the archive (listed above)` : ""}.`,
       );

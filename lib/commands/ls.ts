@@ -3,6 +3,7 @@ import { selectFiles } from "../catalog/select-files.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import type { Output } from "./output.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 /**
  * Lists archived files (all, or those matching PATH/GLOB arguments) with
@@ -24,7 +25,7 @@ export function listFiles(settings: Settings, patterns: readonly string[], outpu
       } else {
         const when = new Date(file.mtimeMs).toISOString().slice(0, 19).replace("T", " ");
         const name = file.kind === "symlink" ? `${file.path} -> ${file.linkTarget}` : file.path;
-        process.stdout.write(`${String(file.size).padStart(14)}  ${when}  ${disk.padEnd(8)}  ${JSON.stringify(name).slice(1, -1)}\n`);
+        process.stdout.write(`${String(file.size).padStart(14)}  ${when}  ${disk.padEnd(8)}  ${quotedPath(name).slice(1, -1)}\n`);
       }
       first = false;
     }

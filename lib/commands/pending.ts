@@ -3,6 +3,7 @@ import { requireDb, type Settings } from "../config.ts";
 import { listDeferred } from "../disk/deferred-queue.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import type { Output } from "./output.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 /**
  * `blaine pending [--disk LABEL]`: the deferred actions waiting for disks
@@ -28,7 +29,7 @@ export function listPending(settings: Settings, options: { readonly disk?: strin
     }));
     if (output) {
       for (const action of actions) {
-        const what = action.op === "rename" ? `${JSON.stringify(action.from)} -> ${JSON.stringify(action.path)}` : JSON.stringify(action.path);
+        const what = action.op === "rename" ? `${quotedPath(action.from ?? "")} -> ${quotedPath(action.path)}` : quotedPath(action.path);
         output.say(`${action.disk} (copy ${action.copy.slice(0, 8)}): ${action.op} ${what}${action.lastError ? `  [failed: ${action.lastError}]` : ""}`);
       }
       output.say(`${actions.length} pending action(s)${options.disk ? ` for disk "${options.disk}"` : ""}.`);

@@ -7,6 +7,7 @@ import { copyWithHash } from "../copy/builtin-copy.ts";
 import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { hashAlgorithmOf } from "../hashing.ts";
+import { fsPath, quotedPath } from "../fs/byte-names.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
@@ -94,15 +95,15 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
           errors.push({ path: target, message: "exists; use --overwrite to replace it" });
           continue;
         }
-        mkdirSync(dirname(target), { recursive: true });
+        mkdirSync(fsPath(dirname(target)), { recursive: true });
         const inodeKey = `${file.dev}:${file.ino}`;
         const linkTo = file.kind === "file" && sharedInodes.has(inodeKey) ? firstOfInode.get(inodeKey) : undefined;
         if (linkTo) {
-          replaceWith(target, (temp) => linkSync(linkTo, temp));
+          replaceWith(target, (temp) => linkSync(fsPath(linkTo), fsPath(temp)));
         } else if (file.kind === "symlink") {
           replaceWith(target, (temp) => {
-            symlinkSync(file.linkTarget ?? "", temp);
-            lutimesSync(temp, file.mtimeMs / 1000, file.mtimeMs / 1000);
+            symlinkSync(fsPath(file.linkTarget ?? ""), fsPath(temp));
+            lutimesSync(fsPath(temp), file.mtimeMs / 1000, file.mtimeMs / 1000);
           });
         } else {
           const read = await restoreFile(file, disk.layout.dataPath(file.path), target, options.signal);
@@ -111,7 +112,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
             // The bytes read are kept (most of a film beats none), but not under the file's
             // own name: there, with its archived mtime, a later restore would take it as done.
             const kept = `${target}.blaine-damaged`;
-            renameSync(target, kept);
+            renameSync(fsPath(target), fsPath(kept));
             damaged.push({ path: file.path, message: `hash mismatch: archived ${file.hash}, read ${ok.hash}; the bytes read are kept as ${kept}` });
             continue;
           }
@@ -145,9 +146,9 @@ async function restoreFile(file: HostFileRow, source: string, target: string, si
   try {
     const copied = await copyWithHash({ source, target: temp, algorithm: hashAlgorithmOf(file.hash), mode: file.mode, mtimeMs: file.mtimeMs, signal });
     hash = copied.hash;
-    renameSync(temp, target);
+    renameSync(fsPath(temp), fsPath(target));
   } finally {
-    rmSync(temp, { force: true });
+    rmSync(fsPath(temp), { force: true });
   }
   return { matches: hash === file.hash, hash };
 }
@@ -161,20 +162,21 @@ function replaceWith(target: string, make: (temp: string) => void): void {
   const temp = tempBeside(target);
   try {
     make(temp);
-    renameSync(temp, target);
+    renameSync(fsPath(temp), fsPath(target));
   } finally {
-    rmSync(temp, { force: true });
+    rmSync(fsPath(temp), { force: true });
   }
 }
 
 /** A directory in the way of a file cannot be renamed over: only empty ones are removed. */
 function replaceWithSync(target: string): void {
-  if (existsSync(target) && lstatSync(target).isDirectory()) rmSync(target);
+  const path = fsPath(target);
+  if (existsSync(path) && lstatSync(path).isDirectory()) rmSync(path);
 }
 
 function lstatQuiet(path: string): Stats | undefined {
   try {
-    return lstatSync(path);
+    return lstatSync(fsPath(path));
   } catch {
     return undefined;
   }
@@ -186,8 +188,8 @@ function alreadyRestored(existing: Stats, file: HostFileRow): boolean {
 }
 
 function printRestore(result: RestoreResult, to: string, output: Output): void {
-  for (const error of result.errors) output.say(`error: ${JSON.stringify(error.path)}: ${error.message}`);
-  for (const item of result.damaged) output.say(`DAMAGED: ${JSON.stringify(item.path)}: ${item.message}`);
+  for (const error of result.errors) output.say(`error: ${quotedPath(error.path)}: ${error.message}`);
+  for (const item of result.damaged) output.say(`DAMAGED: ${quotedPath(item.path)}: ${item.message}`);
   output.say(`Restored ${result.restored} files (${formatBytes(result.bytes)}) under ${to}${result.skipped ? ` (${result.skipped} already there)` : ""}; ${result.damaged.length} damaged, ${result.errors.length} errors.`);
   if (result.disksNeeded.length > 0) {
     output.say("Still needed (mount these and run the same command again):");

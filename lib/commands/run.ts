@@ -8,6 +8,7 @@ import { ProgressLine } from "../progress.ts";
 import { RunReport } from "../report.ts";
 import type { Output } from "./output.ts";
 import { formatRunSummary } from "./summary.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 export const DEFAULT_PIPELINE = join(import.meta.dir, "..", "..", "pipelines", "archive.ts");
 
@@ -55,7 +56,7 @@ export async function runPipeline(pipelinePath: string | undefined, settings: Se
 
 function printResult(result: RunResult, settings: Settings, output: Output): void {
   if (settings.dryRun && result.plan) for (const line of result.plan) output.say(`would ${line}`);
-  if (!output.json) for (const warning of result.warnings.slice(0, 20)) output.say(`warning: ${JSON.stringify(warning.path)}: ${warning.message}`);
+  if (!output.json) for (const warning of result.warnings.slice(0, 20)) output.say(`warning: ${quotedPath(warning.path)}: ${warning.message}`);
   output.say(formatRunSummary(result));
   output.result(result);
 }

@@ -1,5 +1,6 @@
 import type { RunResult } from "../archive/finish-run.ts";
 import { formatBytes, formatDuration } from "../size.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 /** The one-paragraph summary printed at the end of every run. */
 export function formatRunSummary(result: RunResult): string {
@@ -20,7 +21,7 @@ export function formatRunSummary(result: RunResult): string {
   }
   if (result.errors.length > 0) {
     lines.push(`${result.errors.length} file(s) failed:`);
-    for (const error of result.errors.slice(0, 20)) lines.push(`  ${JSON.stringify(error.path)}: ${error.message}`);
+    for (const error of result.errors.slice(0, 20)) lines.push(`  ${quotedPath(error.path)}: ${error.message}`);
     if (result.errors.length > 20) lines.push(`  … and ${result.errors.length - 20} more (use --json for all)`);
   }
   if (result.notStored.files > 0) {

@@ -12,6 +12,7 @@ import { syncFileSystem } from "../fs/atomic.ts";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import { errorMessage } from "../errors.ts";
 import type { Output } from "./output.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 export interface ParityVerification {
   /** Contents whose set was checked. */
@@ -120,10 +121,10 @@ export async function verifyParity(
 }
 
 export function printParity(parity: ParityVerification, output: Output): void {
-  for (const path of parity.repaired) output.say(`REPAIRED ${JSON.stringify(path)} from its parity (hash checked)`);
-  for (const item of parity.unrepaired) output.say(`UNREPAIRABLE ${JSON.stringify(item.path)}: ${item.message}`);
-  for (const item of parity.damagedSets) output.say(`PARITY DAMAGED ${JSON.stringify(item.path)}: ${item.message}`);
-  for (const path of parity.rebuiltSets) output.say(`PARITY REBUILT ${JSON.stringify(path)}`);
+  for (const path of parity.repaired) output.say(`REPAIRED ${quotedPath(path)} from its parity (hash checked)`);
+  for (const item of parity.unrepaired) output.say(`UNREPAIRABLE ${quotedPath(item.path)}: ${item.message}`);
+  for (const item of parity.damagedSets) output.say(`PARITY DAMAGED ${quotedPath(item.path)}: ${item.message}`);
+  for (const path of parity.rebuiltSets) output.say(`PARITY REBUILT ${quotedPath(path)}`);
   output.say(
     `Parity: ${parity.setsChecked} sets checked, ${parity.damagedSets.length} damaged or missing` +
       (parity.unprotected > 0 ? `, ${parity.unprotected} contents without parity (a run with --parity makes them)` : "") + ".",

@@ -1,6 +1,7 @@
-import { lstatSync, readlinkSync } from "node:fs";
+import { lstatSync } from "node:fs";
 import { errorMessage, ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
-import { hashAlgorithmOf, hashFile, hashText } from "../hashing.ts";
+import { hashAlgorithmOf, hashFile, hashLinkTarget } from "../hashing.ts";
+import { fsPath, quotedPath, readLinkText } from "../fs/byte-names.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDest, type Settings } from "../config.ts";
@@ -89,7 +90,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     const location = disk.layout.dataPath(entry.path);
     let stats;
     try {
-      stats = lstatSync(location);
+      stats = lstatSync(fsPath(location));
     } catch {
       missing.push(entry.path);
       continue;
@@ -97,7 +98,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     try {
       if (entry.kind === "symlink") {
         if (!stats.isSymbolicLink()) corrupt.push({ path: entry.path, message: "should be a symlink" });
-        else if (hashText(hashAlgorithmOf(entry.hash), readlinkSync(location)) !== entry.hash) corrupt.push({ path: entry.path, message: "symlink target differs" });
+        else if (hashLinkTarget(hashAlgorithmOf(entry.hash), readLinkText(location)) !== entry.hash) corrupt.push({ path: entry.path, message: "symlink target differs" });
         continue;
       }
       if (!stats.isFile()) {
@@ -151,10 +152,10 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
 
 function printVerify(result: VerifyResult, output: Output): void {
   for (const disk of result.disks) {
-    for (const path of disk.missing) output.say(`MISSING ${JSON.stringify(path)} on disk "${disk.label}"`);
-    for (const item of disk.corrupt) output.say(`CORRUPT ${JSON.stringify(item.path)} on disk "${disk.label}": ${item.message}`);
-    for (const path of disk.unexpected) output.say(`UNEXPECTED ${JSON.stringify(path)} on disk "${disk.label}" (in no catalog)`);
-    for (const path of disk.catalogMismatch) output.say(`CATALOG MISMATCH ${JSON.stringify(path)}: host and disk catalogs disagree`);
+    for (const path of disk.missing) output.say(`MISSING ${quotedPath(path)} on disk "${disk.label}"`);
+    for (const item of disk.corrupt) output.say(`CORRUPT ${quotedPath(item.path)} on disk "${disk.label}": ${item.message}`);
+    for (const path of disk.unexpected) output.say(`UNEXPECTED ${quotedPath(path)} on disk "${disk.label}" (in no catalog)`);
+    for (const path of disk.catalogMismatch) output.say(`CATALOG MISMATCH ${quotedPath(path)}: host and disk catalogs disagree`);
     const problems = disk.missing.length + disk.corrupt.length + disk.unexpected.length + disk.catalogMismatch.length;
     const repaired = disk.repaired.length > 0 ? `${disk.repaired.length} repaired, ` : "";
     output.say(

@@ -4,6 +4,7 @@ import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import type { Output } from "./output.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 export interface WhereIs {
   readonly path: string;
@@ -34,7 +35,7 @@ export function whereIs(settings: Settings, patterns: readonly string[], output?
     if (output) {
       for (const file of files) {
         const copies = file.copies.map((copy) => `${copy.lastMountPath ?? copy.id.slice(0, 8)}${copy.pending ? " (pending)" : ""}`).join(", ");
-        output.say(`${JSON.stringify(file.path)}: disk "${file.disk}" on ${copies}`);
+        output.say(`${quotedPath(file.path)}: disk "${file.disk}" on ${copies}`);
       }
       output.result({ files });
     }

@@ -1,5 +1,6 @@
 import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, write, writeSync } from "node:fs";
 import { CHUNK_SIZE, formatHash, type HashAlgorithm } from "../hashing.ts";
+import { fsPath } from "../fs/byte-names.ts";
 
 export interface CopyResult {
   readonly hash: string;
@@ -30,10 +31,10 @@ const SMALL_FILE = 256 * 1024;
  * comes later from one syncfs per batch (see DiskWriter).
  */
 export async function copyWithHash(request: CopyRequest): Promise<CopyResult> {
-  const source = openSync(request.source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const source = openSync(fsPath(request.source), constants.O_RDONLY | constants.O_NOFOLLOW);
   let target: number | undefined;
   try {
-    target = openSync(request.target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    target = openSync(fsPath(request.target), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     const hasher = new Bun.CryptoHasher(request.algorithm);
     const size = fstatSync(source).size;
     const copied =

@@ -1,5 +1,6 @@
 import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, writeSync } from "node:fs";
 import { CHUNK_SIZE, formatHash } from "../hashing.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
 
 /** A copy request as plain data, to cross to a worker thread (an AbortSignal cannot). */
@@ -13,10 +14,11 @@ export type CopyOutcome = CopyResult;
  * is made durable later by the batch's syncfs.
  */
 export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
-  const source = openSync(job.source, constants.O_RDONLY | constants.O_NOFOLLOW);
+  // Paths cross from the run as strings (JSON); names that are not UTF-8 become bytes only here.
+  const source = openSync(fsPath(job.source), constants.O_RDONLY | constants.O_NOFOLLOW);
   let target: number | undefined;
   try {
-    target = openSync(job.target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    target = openSync(fsPath(job.target), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     const hasher = new Bun.CryptoHasher(job.algorithm);
     let size = 0;
     for (;;) {

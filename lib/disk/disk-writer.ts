@@ -7,6 +7,7 @@ import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
@@ -201,7 +202,7 @@ export class DiskWriter implements ChangeWriter {
         return { change, intentOp: "delete" };
       case "symlink": {
         const tempName = this.newTempName();
-        symlinkSync(change.record.linkTarget ?? "", this.tempPath(tempName));
+        symlinkSync(fsPath(change.record.linkTarget ?? ""), this.tempPath(tempName));
         lutimesSync(this.tempPath(tempName), change.record.mtimeMs / 1000, change.record.mtimeMs / 1000);
         return { change, intentOp: "place", tempName };
       }
@@ -212,7 +213,7 @@ export class DiskWriter implements ChangeWriter {
       }
       case "rename": {
         const held = !linking.touched.has(change.fromPath) && this.entryHash(change.fromPath) === change.record.hash;
-        if (!held || !existsSync(layout.dataPath(change.fromPath))) {
+        if (!held || !existsSync(fsPath(layout.dataPath(change.fromPath)))) {
           return { change, intentOp: "rename", outcome: { change, ok: false, needsCopy: true } };
         }
         return { change, intentOp: "rename" };
@@ -236,7 +237,7 @@ export class DiskWriter implements ChangeWriter {
     const tempName = this.newTempName();
     for (const candidate of candidates) {
       try {
-        linkSync(candidate, this.tempPath(tempName));
+        linkSync(fsPath(candidate), this.tempPath(tempName));
         return tempName;
       } catch (error) {
         if (errnoCode(error) !== "ENOENT") throw error;
@@ -441,7 +442,7 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
 
 function lstatQuiet(path: string): boolean {
   try {
-    lstatSync(path);
+    lstatSync(fsPath(path));
     return true;
   } catch {
     return false;
@@ -459,7 +460,7 @@ function rmQuiet(path: string): void {
 /** Removes an archived path's data and the directories it leaves empty. */
 export function removeData(root: string, path: string): void {
   try {
-    unlinkSync(join(root, path));
+    unlinkSync(fsPath(join(root, path)));
   } catch (error) {
     if (errnoCode(error) !== "ENOENT") throw error;
   }
@@ -471,7 +472,7 @@ function pruneEmptyParents(root: string, path: string): void {
   let dir = dirname(path);
   while (dir !== "/" && dir !== ".") {
     try {
-      rmdirSync(join(root, dir));
+      rmdirSync(fsPath(join(root, dir)));
     } catch {
       return;
     }

@@ -9,6 +9,7 @@ import { recoverDisk } from "./disk-writer.ts";
 import { diskLayout } from "./layout.ts";
 import { MountedDisk } from "./mounted-disk.ts";
 import type { KeySource } from "../secrets/key-source.ts";
+import { quotedPath } from "../fs/byte-names.ts";
 
 export interface DiskDirectories {
   /** Named with --dest or `dest =`: each must be a mounted archive disk. */
@@ -132,7 +133,7 @@ export function describeDeferred(results: readonly ApplyDeferredResult[]): strin
   const lines: string[] = [];
   for (const result of results) {
     if (result.applied > 0) lines.push(`Applied ${result.applied} deferred action(s) to disk "${result.disk}" (${result.root}).`);
-    for (const item of result.blocked) lines.push(`not caught up on disk "${result.disk}": ${item.op} ${JSON.stringify(item.path)}: ${item.message}`);
+    for (const item of result.blocked) lines.push(`not caught up on disk "${result.disk}": ${item.op} ${quotedPath(item.path)}: ${item.message}`);
     if (result.stopped) {
       lines.push(`deferred actions of disk "${result.disk}" stopped at ${result.stopped.op} ${JSON.stringify(result.stopped.path)}: ${result.stopped.message}`);
     }

@@ -8,6 +8,7 @@ import { existsSync, linkSync, lstatSync, renameSync, rmSync, utimesSync } from 
 import { basename, dirname, join } from "node:path";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import { errorMessage } from "../errors.ts";
+import { fsPath, quotedPath } from "../fs/byte-names.ts";
 import { repairRecoverySet } from "../par2/repair.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 import { ParityStore } from "./parity-store.ts";
@@ -34,7 +35,7 @@ export async function repairFileFromParity(disk: MountedDisk, content: ArchivedC
     if (result.failure) return { ok: false, message: `parity cannot repair it: ${result.failure}` };
     const after = hashFile(file, hashAlgorithmOf(content.hash));
     if (after.hash !== content.hash) return { ok: false, message: `repaired from parity, but its hash is ${after.hash}` };
-    utimesSync(file, content.mtimeMs / 1000, content.mtimeMs / 1000);
+    utimesSync(fsPath(file), content.mtimeMs / 1000, content.mtimeMs / 1000);
     return { ok: true };
   } catch (error) {
     signal?.throwIfAborted();
@@ -51,7 +52,7 @@ export async function repairOnDisk(disk: MountedDisk, content: ArchivedContent, 
   const location = disk.layout.dataPath(content.path);
   let damagedInode: number | undefined;
   try {
-    damagedInode = lstatSync(location).ino;
+    damagedInode = lstatSync(fsPath(location)).ino;
   } catch {
     damagedInode = undefined;
   }
@@ -61,11 +62,11 @@ export async function repairOnDisk(disk: MountedDisk, content: ArchivedContent, 
     const otherLocation = disk.layout.dataPath(other);
     if (otherLocation === location) continue;
     try {
-      if (lstatSync(otherLocation).ino !== damagedInode) continue;
+      if (lstatSync(fsPath(otherLocation)).ino !== damagedInode) continue;
       const temp = join(dirname(otherLocation), `.${basename(otherLocation)}.${process.pid}.relink.tmp`);
-      rmSync(temp, { force: true });
-      linkSync(location, temp);
-      renameSync(temp, otherLocation);
+      rmSync(fsPath(temp), { force: true });
+      linkSync(fsPath(location), fsPath(temp));
+      renameSync(fsPath(temp), fsPath(otherLocation));
     } catch {
       // Gone or not a link of the damaged file: verify reports it on its own.
     }
@@ -88,6 +89,6 @@ export async function repairRestoredCopy(
 ): Promise<{ matches: boolean; hash: string }> {
   const outcome = await repairFileFromParity(disk, file, target, signal);
   if (!outcome.ok) return read;
-  output?.say(`REPAIRED ${JSON.stringify(file.path)} from its parity while restoring (the copy on disk "${disk.label.label}" is damaged: run blaine verify --repair)`);
+  output?.say(`REPAIRED ${quotedPath(file.path)} from its parity while restoring (the copy on disk "${disk.label.label}" is damaged: run blaine verify --repair)`);
   return { matches: true, hash: file.hash };
 }

@@ -14,6 +14,7 @@ import { loadRecoverySet } from "../par2/recovery-set.ts";
 import { chooseSliceSize, MIN_AUTO_SLICE_SIZE, recoveryCountFor } from "../par2/sizing.ts";
 import { createWithExternalEngine, type ExternalParityEngine } from "../system/par2-tools.ts";
 import { UsageError } from "../errors.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import { BLAINE_DIR } from "./layout.ts";
 
 export type ParityEngine = "builtin" | ExternalParityEngine;
@@ -81,7 +82,7 @@ export class ParityStore {
     this.remove(hash);
     const base = this.base(hash);
     mkdirSync(join(base, ".."), { recursive: true });
-    const size = statSync(dataPath).size;
+    const size = statSync(fsPath(dataPath)).size;
     const sizing = { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE };
     if (policy.engine === "builtin") {
       const created = await createRecoverySet(`${base}.par2`, {
@@ -94,7 +95,7 @@ export class ParityStore {
     const scratch = join(this.#root, BLAINE_DIR, "tmp", `parity-${process.pid}-${scratchCounter++}`);
     mkdirSync(scratch, { recursive: true });
     try {
-      linkSync(dataPath, join(scratch, name));
+      linkSync(fsPath(dataPath), join(scratch, name));
       const setName = `${base.slice(base.lastIndexOf("/") + 1)}.par2`;
       await createWithExternalEngine(policy.engine, { dir: scratch, fileName: name, setName, sliceSize, recoverySlices });
       const made = readdirSync(scratch).filter((file) => file.endsWith(".par2"));

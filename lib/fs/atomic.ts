@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { errnoCode } from "../errors.ts";
+import { fsPath } from "./byte-names.ts";
 
 /**
  * syncfs(2) flushes a whole file system in one call. Batches of small files
@@ -52,7 +53,7 @@ export function syncFileSystem(path: string): void {
 }
 
 export function fsyncDirectory(path: string): void {
-  const fd = openSync(path, "r");
+  const fd = openSync(fsPath(path), "r");
   try {
     fsyncSync(fd);
   } catch (error) {

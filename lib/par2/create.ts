@@ -7,6 +7,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { fsyncDirectory } from "../fs/atomic.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import { open } from "node:fs/promises";
 import { inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
@@ -78,7 +79,7 @@ function compareFileIds(a: Uint8Array, b: Uint8Array): number {
 
 function firstBytesMd5(path: string, length: number): Uint8Array {
   const head = new Uint8Array(Math.min(16384, length));
-  const fd = openSync(path, "r");
+  const fd = openSync(fsPath(path), "r");
   try {
     let got = 0;
     while (got < head.length) {
@@ -105,7 +106,7 @@ interface PlannedFile extends SetFile {
  * pass of recovery slices, not all of them.
  */
 export async function createRecoverySet(setPath: string, options: CreateOptions): Promise<CreatedSet> {
-  const sized = options.files.map((file) => ({ ...file, length: statSync(file.path).size }));
+  const sized = options.files.map((file) => ({ ...file, length: statSync(fsPath(file.path)).size }));
   const skippedEmpty = sized.filter((f) => f.length === 0).map((f) => f.name);
   const nonEmpty = sized.filter((f) => f.length > 0);
   if (nonEmpty.length === 0) throw new RangeError("nothing to protect: every file is empty");
@@ -218,7 +219,7 @@ async function hashFileSlices(file: PlannedFile, sliceSize: number, signal?: Abo
   const buffer = new Uint8Array(slicesPerRead * sliceSize);
   const whole = new Bun.CryptoHasher("md5");
   const checksums: SliceChecksum[] = [];
-  const handle = await open(file.path, "r");
+  const handle = await open(fsPath(file.path), "r");
   try {
     let position = 0;
     while (position < file.length) {

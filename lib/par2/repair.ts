@@ -9,6 +9,7 @@
 import { closeSync, copyFileSync, existsSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsyncDirectory } from "../fs/atomic.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import { gfInvertMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
 import { equalBytes, md5 } from "./packets.ts";
@@ -120,8 +121,9 @@ function chooseRecovery(available: readonly number[], missing: readonly number[]
 
 function writeRepairedFile(path: string, length: number, sliceSize: number, slices: readonly { index: number; bytes: Uint8Array }[]): void {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.repair.tmp`);
-  if (existsSync(path)) copyFileSync(path, temp);
-  const fd = openSync(temp, existsSync(temp) ? "r+" : "w", 0o644);
+  // Blaine's data paths may stand for names that are not UTF-8 (see byte-names.ts).
+  if (existsSync(fsPath(path))) copyFileSync(fsPath(path), fsPath(temp));
+  const fd = openSync(fsPath(temp), existsSync(fsPath(temp)) ? "r+" : "w", 0o644);
   try {
     for (const { index, bytes } of slices) {
       const position = index * sliceSize;
@@ -133,10 +135,10 @@ function writeRepairedFile(path: string, length: number, sliceSize: number, slic
     fsyncSync(fd);
   } catch (error) {
     closeSync(fd);
-    rmSync(temp, { force: true });
+    rmSync(fsPath(temp), { force: true });
     throw error;
   }
   closeSync(fd);
-  renameSync(temp, path);
+  renameSync(fsPath(temp), fsPath(path));
   fsyncDirectory(dirname(path));
 }

@@ -5,6 +5,7 @@
  * Used directly for small jobs and inside each worker thread for large ones.
  */
 import { closeSync, openSync, readSync } from "node:fs";
+import { fsPath } from "../fs/byte-names.ts";
 import type { Kernel } from "./kernel.ts";
 
 /** One input slice: a file range (read by whoever accumulates) or bytes; shorter than the slice means zero padding. */
@@ -100,7 +101,7 @@ export class SliceAccumulator {
     if (!source.path) throw new Error("slice source has neither path nor bytes");
     let fd = this.#files.get(source.path);
     if (fd === undefined) {
-      fd = openSync(source.path, "r");
+      fd = openSync(fsPath(source.path), "r");
       this.#files.set(source.path, fd);
     }
     let got = 0;

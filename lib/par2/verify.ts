@@ -7,6 +7,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { fsPath } from "../fs/byte-names.ts";
 import { equalBytes, md5 } from "./packets.ts";
 import { loadRecoverySet, type RecoverySet, type SetEntry } from "./recovery-set.ts";
 
@@ -63,8 +64,8 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
   let actualLength: number;
   let fd: number;
   try {
-    actualLength = statSync(path).size;
-    fd = openSync(path, "r");
+    actualLength = statSync(fsPath(path)).size;
+    fd = openSync(fsPath(path), "r");
   } catch {
     return { ...base, status: "missing", badSlices: all };
   }

@@ -4,6 +4,7 @@ import { crashPoint } from "../crash-point.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { SpaceBudget } from "../disk/space-budget.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import type { HashAlgorithm } from "../hashing.ts";
 import { batches, mapBounded } from "../pipeline/bounded.ts";
 import { ByteBudget } from "../pipeline/byte-budget.ts";
@@ -114,7 +115,7 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
       written = false;
       if (attempt === 2) break;
       // It changed while we copied: take its new state and try once more.
-      const stats = lstatSync(current.path);
+      const stats = lstatSync(fsPath(current.path));
       if (!stats.isFile()) break;
       current = { ...current, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, ino: stats.ino, dev: stats.dev, hash: undefined };
     } catch (error) {

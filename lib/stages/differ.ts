@@ -2,6 +2,7 @@ import { lstatSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { toRecord } from "../catalog/archive-catalog.ts";
 import { CatalogLookahead } from "../catalog/catalog-lookahead.ts";
+import { fsPath } from "../fs/byte-names.ts";
 import type { HostFileRow } from "../catalog/records.ts";
 import type { SeenPaths } from "../catalog/seen-paths.ts";
 import type { FileEntry, PlannedFile } from "../pipeline/types.ts";
@@ -93,7 +94,7 @@ function findRenameSource(
 
 function statQuiet(path: string): { ino: number; dev: number } | undefined {
   try {
-    const stats = lstatSync(path);
+    const stats = lstatSync(fsPath(path));
     return { ino: stats.ino, dev: stats.dev };
   } catch {
     return undefined;

@@ -1,6 +1,6 @@
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { errorMessage } from "../errors.ts";
-import { hashFile, hashText, type HashAlgorithm } from "../hashing.ts";
+import { hashFile, hashLinkTarget, type HashAlgorithm } from "../hashing.ts";
 import { mapBounded } from "../pipeline/bounded.ts";
 import type { PlannedFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
@@ -39,7 +39,7 @@ export async function* hashWhereDuplicatePossible(
   for await (const item of items) {
     options.signal?.throwIfAborted();
     if (item.hash) yield item;
-    else if (item.kind === "symlink") yield { ...item, hash: hashText(algorithm, item.linkTarget ?? "") };
+    else if (item.kind === "symlink") yield { ...item, hash: hashLinkTarget(algorithm, item.linkTarget ?? "") };
     else if (options.dryRun || item.size < PREHASH_MIN_SIZE || !catalog.hasContentOfSize(item.size)) yield item;
     else {
       try {
@@ -68,7 +68,7 @@ export async function* hashEach<T extends { path: string; kind: "file" | "symlin
 ): AsyncGenerator<T & { hash: string }> {
   const work = async (item: T): Promise<(T & { hash: string }) | undefined> => {
     try {
-      const hash = item.kind === "symlink" ? hashText(options.algorithm, item.linkTarget ?? "") : hashFile(item.path, options.algorithm).hash;
+      const hash = item.kind === "symlink" ? hashLinkTarget(options.algorithm, item.linkTarget ?? "") : hashFile(item.path, options.algorithm).hash;
       return { ...item, hash };
     } catch (error) {
       options.onError?.(item.path, errorMessage(error));

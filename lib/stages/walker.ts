@@ -1,5 +1,6 @@
-import { lstatSync, readdirSync, readlinkSync, type Stats } from "node:fs";
+import { lstatSync, type Stats } from "node:fs";
 import { errnoCode, errorMessage } from "../errors.ts";
+import { byteLengthOfText, fsPath, listNames, readLinkText } from "../fs/byte-names.ts";
 import { comparePaths } from "../catalog/path-order.ts";
 import { isExcluded, type ExcludeRule } from "../glob.ts";
 import type { FileEntry } from "../pipeline/types.ts";
@@ -85,7 +86,7 @@ function toEntry(path: string, stats: Stats, options: WalkOptions): FileEntry | 
   else if (stats.isSymbolicLink()) {
     kind = "symlink";
     try {
-      linkTarget = readlinkSync(path);
+      linkTarget = readLinkText(path);
     } catch (error) {
       options.onError?.(path, errorMessage(error), errnoCode(error) === "ENOENT");
       return undefined;
@@ -97,7 +98,7 @@ function toEntry(path: string, stats: Stats, options: WalkOptions): FileEntry | 
   return {
     path,
     kind,
-    size: kind === "symlink" ? Buffer.byteLength(linkTarget ?? "") : stats.size,
+    size: kind === "symlink" ? byteLengthOfText(linkTarget ?? "") : stats.size,
     mtimeMs: stats.mtimeMs,
     mode: stats.mode & 0o7777,
     dev: stats.dev,
@@ -116,7 +117,7 @@ function describeSpecial(stats: Stats): string {
 
 function lstatOrReport(path: string, options: WalkOptions): Stats | undefined {
   try {
-    return lstatSync(path);
+    return lstatSync(fsPath(path));
   } catch (error) {
     options.onError?.(path, errorMessage(error), errnoCode(error) === "ENOENT");
     return undefined;
@@ -126,19 +127,21 @@ function lstatOrReport(path: string, options: WalkOptions): Stats | undefined {
 /**
  * A directory's entries, lstat'ed, in the order that makes the walk's paths
  * come out in byte order: a directory sorts as its name plus "/", so
- * "b.txt" comes before the contents of "b/", as in the catalog.
+ * "b.txt" comes before the contents of "b/", as in the catalog. Names that
+ * are not UTF-8 are escaped strings (see byte-names.ts) and sort as such,
+ * which is how the catalog orders them too.
  */
 function listOrReport(dir: string, options: WalkOptions): Listed[] {
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = listNames(dir);
   } catch (error) {
     options.onError?.(dir, errorMessage(error), errnoCode(error) === "ENOENT");
     return [];
   }
   const keyed = names.map((name) => {
     try {
-      const stats = lstatSync(dir === "/" ? `/${name}` : `${dir}/${name}`);
+      const stats = lstatSync(fsPath(dir === "/" ? `/${name}` : `${dir}/${name}`));
       return { key: stats.isDirectory() ? `${name}/` : name, listed: { name, stats } };
     } catch (error) {
       // Vanished or unreadable since readdir: reported when the walk gets there.

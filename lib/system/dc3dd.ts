@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CopyRequest, CopyResult } from "../copy/builtin-copy.ts";
 import { BlaineError } from "../errors.ts";
+import { copyWithHash } from "../copy/builtin-copy.ts";
+import { hasEscapes } from "../fs/byte-names.ts";
 import { zx } from "./exec.ts";
 
 /**
@@ -11,6 +13,9 @@ import { zx } from "./exec.ts";
  * The catalog entry is the same as the built-in copier's.
  */
 export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
+  // A name that is not UTF-8 cannot be passed to a program reliably (argv is
+  // built from strings): such a file is copied by the built-in copier.
+  if (hasEscapes(request.source) || hasEscapes(request.target)) return copyWithHash(request);
   const logDir = mkdtempSync(join(tmpdir(), "blaine-dc3dd-"));
   const hashLog = join(logDir, "hash.log");
   try {
