@@ -134,7 +134,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     );
     const pool = new CopyPool();
     // Placing copied temps is as dear as copying a small file: the copy workers do both.
-    const placer = (temp: string, target: string) => pool.place(temp, target);
+    const placer = (moves: readonly { temp: string; target: string }[]) => pool.placeAll(moves);
     const writer = new ArchiveWriter(catalog, [...writable.values()].map((disk) => new DiskWriter(catalog, disk, { placer })), space);
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);
@@ -148,6 +148,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       space,
       report,
       copy,
+      // dc3dd copies one file per process: only the built-in copier takes small files in groups.
+      copyMany: settings.copier === "dc3dd" ? undefined : (requests) => pool.copyMany(requests),
       dryRun,
       signal,
       newTemp: (disk) => writer.newTemp(disk),

@@ -1,6 +1,12 @@
 import { availableParallelism } from "node:os";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
-import { decodeReplies, encodeJobs, type Reply, type WorkerJob } from "./worker-messages.ts";
+import type { CopySettled } from "../stages/copier.ts";
+import { decodeReplies, encodeJobs, type CopySettledData, type JobFailure, type Reply, type WorkerJob } from "./worker-messages.ts";
+
+/** An error as the worker saw it, with its errno code (the copier tells "vanished" from "disk full" by it). */
+function toError(failure: JobFailure): Error {
+  return Object.assign(new Error(failure.message), { code: failure.code });
+}
 
 /** Files below this size are copied by the first worker only (see copy()). */
 const LATENCY_BOUND_BELOW = 1024 * 1024;
@@ -42,13 +48,22 @@ export class CopyPool {
     return this.#submit({ kind: "copy", source, target, algorithm, mode, mtimeMs }, latencyBound ? 0 : undefined) as Promise<CopyOutcome>;
   }
 
+  /** Small files copied together by the first worker (see copy()), one reply for all; each settles on its own. */
+  async copyMany(requests: readonly CopyJob[]): Promise<CopySettled[]> {
+    const copies = requests.map(({ source, target, algorithm, mode, mtimeMs }) => ({ source, target, algorithm, mode, mtimeMs }));
+    const results = (await this.#submit({ kind: "copies", copies }, 0)) as CopySettledData[];
+    return results.map((result) => (result.ok ? { ok: true, result: result.outcome } : { ok: false, error: toError(result) }));
+  }
+
   /**
-   * Renames a finished temp to its place in the data tree (placeFile), on
-   * the first worker: after the small copies queued there, off the main
-   * thread's core (commits do not wait on it: see writeManifest).
+   * Renames a batch's finished temps to their places in the data tree
+   * (placeFile), in order, on the first worker: after the small copies
+   * queued there, off the main thread's core (commits do not wait on it:
+   * see writeManifest). Returns each placement's error, or undefined.
    */
-  place(temp: string, target: string): Promise<void> {
-    return this.#submit({ kind: "place", temp, target }, 0) as Promise<void>;
+  async placeAll(moves: readonly { temp: string; target: string }[]): Promise<(Error | undefined)[]> {
+    const failures = (await this.#submit({ kind: "placements", moves }, 0)) as (JobFailure | undefined)[];
+    return failures.map((failure) => (failure ? toError(failure) : undefined));
   }
 
   #submit(job: WorkerJob, onWorker?: number): Promise<unknown> {
@@ -117,7 +132,7 @@ export class CopyPool {
       if (!pending) continue;
       this.#pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply.outcome);
-      else pending.reject(Object.assign(new Error(reply.message), { code: reply.code }));
+      else pending.reject(toError(reply));
     }
   }
 

@@ -7,27 +7,49 @@
 import { crashPoint } from "../crash-point.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { placeFile } from "../fs/place-file.ts";
-import { copyFileSync, COPY_BUFFER_SIZE, type CopyOutcome } from "./copy-file-sync.ts";
-import { decodeJobs, encodeReplies, type Reply, type WorkerJob } from "./worker-messages.ts";
+import { copyFileSync, COPY_BUFFER_SIZE } from "./copy-file-sync.ts";
+import { decodeJobs, encodeReplies, type CopySettledData, type JobFailure, type JobOutcome, type Reply, type WorkerJob } from "./worker-messages.ts";
 
 declare const self: Worker;
 const buffer = Buffer.allocUnsafe(COPY_BUFFER_SIZE);
 
-function run(job: WorkerJob): CopyOutcome | undefined {
-  if (job.kind === "copy") return copyFileSync(job, buffer);
-  placeFile(job.temp, job.target);
-  // The recovery tests kill the run half way through a batch's placements, wherever they run.
-  crashPoint("mid-placement");
-  return undefined;
+const failureOf = (error: unknown): JobFailure => ({ message: errorMessage(error), code: errnoCode(error) });
+
+function run(job: WorkerJob): JobOutcome {
+  switch (job.kind) {
+    case "copy":
+      return copyFileSync(job, buffer);
+    case "copies":
+      return job.copies.map((copy): CopySettledData => {
+        try {
+          return { ok: true, outcome: copyFileSync(copy, buffer) };
+        } catch (error) {
+          return { ok: false, ...failureOf(error) };
+        }
+      });
+    case "placements":
+      return job.moves.map((move) => {
+        try {
+          placeFile(move.temp, move.target);
+        } catch (error) {
+          return failureOf(error);
+        }
+        // The recovery tests kill the run half way through a batch's placements, wherever they run.
+        crashPoint("mid-placement");
+        return undefined;
+      });
+  }
 }
 
 self.onmessage = (event: MessageEvent<string>) => {
-  const replies = decodeJobs(event.data).map(({ id, job }): Reply => {
+  const replies = decodeJobs(event.data).map(({ id, job }) => {
+    let reply: Reply;
     try {
-      return { id, ok: true, outcome: run(job) };
+      reply = { id, ok: true, outcome: run(job) };
     } catch (error) {
-      return { id, ok: false, message: errorMessage(error), code: errnoCode(error) };
+      reply = { id, ok: false, ...failureOf(error) };
     }
+    return { id, job, reply };
   });
   self.postMessage(encodeReplies(replies));
 };

@@ -3,39 +3,93 @@ import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
 /**
  * What crosses between the CopyPool and its workers: one JSON string of
  * tuples per message. Tuples, not objects: a 50 000-file run sends 100 000
- * jobs and replies, and parsing keyed objects was a tenth of its main thread.
+ * copies and placements, and parsing keyed objects was a tenth of its main
+ * thread.
  */
 
-/** What a worker runs: a copy, or the placement of a copied temp (see DiskWriter). */
-export type WorkerJob = ({ readonly kind: "copy" } & CopyJob) | { readonly kind: "place"; readonly temp: string; readonly target: string };
+/** A failure as data: the message and errno code survive the thread hop. */
+export interface JobFailure {
+  readonly message: string;
+  readonly code?: string;
+}
 
-type JobTuple = [id: number, kind: "c", source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number] | [id: number, kind: "p", temp: string, target: string];
+/** One copy's result, or why it failed. */
+export type CopySettledData = { readonly ok: true; readonly outcome: CopyOutcome } | ({ readonly ok: false } & JobFailure);
 
-/** [id, 0] placed; [id, 1, hash, size, sizeAfter, mtimeAfter] copied; [id, 2, message, errno code] failed. */
-type ReplyTuple = [id: number, status: 0] | [id: number, status: 1, hash: string, size: number, sizeAfter: number, mtimeAfter: number] | [id: number, status: 2, message: string, code: string | null];
+/**
+ * What a worker runs: one copy; several small copies (one reply for all);
+ * or the placements of a batch's copied temps (see DiskWriter).
+ */
+export type WorkerJob =
+  | ({ readonly kind: "copy" } & CopyJob)
+  | { readonly kind: "copies"; readonly copies: readonly CopyJob[] }
+  | { readonly kind: "placements"; readonly moves: readonly { readonly temp: string; readonly target: string }[] };
 
-export type Reply = { readonly id: number; readonly ok: true; readonly outcome: CopyOutcome | undefined } | { readonly id: number; readonly ok: false; readonly message: string; readonly code?: string };
+/** A job's result: a copy's outcome, each copy's result, or each placement's failure (undefined: placed). */
+export type JobOutcome = CopyOutcome | CopySettledData[] | (JobFailure | undefined)[];
+
+export type Reply = { readonly id: number; readonly ok: true; readonly outcome: JobOutcome } | ({ readonly id: number; readonly ok: false } & JobFailure);
+
+type CopyTuple = [source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number];
+type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind: "m", copies: CopyTuple[]] | [id: number, kind: "p", moves: [temp: string, target: string][]];
+
+type OutcomeTuple = [hash: string, size: number, sizeAfter: number, mtimeAfter: number];
+type FailureTuple = [message: string, code: string | null];
+type CopyResultTuple = [ok: 1, outcome: OutcomeTuple] | [ok: 0, failure: FailureTuple];
+/** [id, 0, failure] failed; [id, 1, outcome] copied; [id, 2, (outcome | failure)[]] copies; [id, 3, (failure | null)[]] placements. */
+type ReplyTuple =
+  | [id: number, status: 0, failure: FailureTuple]
+  | [id: number, status: 1, outcome: OutcomeTuple]
+  | [id: number, status: 2, results: CopyResultTuple[]]
+  | [id: number, status: 3, failures: (FailureTuple | null)[]];
+
+const copyTuple = (job: CopyJob): CopyTuple => [job.source, job.target, job.algorithm, job.mode, job.mtimeMs];
+const copyJob = (tuple: CopyTuple): CopyJob => ({ source: tuple[0], target: tuple[1], algorithm: tuple[2], mode: tuple[3], mtimeMs: tuple[4] });
+const outcomeTuple = (outcome: CopyOutcome): OutcomeTuple => [outcome.hash, outcome.size, outcome.sourceAfter.size, outcome.sourceAfter.mtimeMs];
+const outcomeOf = (tuple: OutcomeTuple): CopyOutcome => ({ hash: tuple[0], size: tuple[1], sourceAfter: { size: tuple[2], mtimeMs: tuple[3] } });
+const failureTuple = (failure: JobFailure): FailureTuple => [failure.message, failure.code ?? null];
+const failureOf = (tuple: FailureTuple): JobFailure => ({ message: tuple[0], code: tuple[1] ?? undefined });
 
 export function encodeJobs(jobs: readonly { id: number; job: WorkerJob }[]): string {
   return JSON.stringify(
-    jobs.map(({ id, job }): JobTuple => (job.kind === "copy" ? [id, "c", job.source, job.target, job.algorithm, job.mode, job.mtimeMs] : [id, "p", job.temp, job.target])),
+    jobs.map(({ id, job }): JobTuple => {
+      switch (job.kind) {
+        case "copy":
+          return [id, "c", ...copyTuple(job)];
+        case "copies":
+          return [id, "m", job.copies.map(copyTuple)];
+        case "placements":
+          return [id, "p", job.moves.map((move): [string, string] => [move.temp, move.target])];
+      }
+    }),
   );
 }
 
 export function decodeJobs(message: string): { id: number; job: WorkerJob }[] {
-  return (JSON.parse(message) as JobTuple[]).map((tuple) =>
-    tuple[1] === "c"
-      ? { id: tuple[0], job: { kind: "copy", source: tuple[2], target: tuple[3], algorithm: tuple[4], mode: tuple[5], mtimeMs: tuple[6] } }
-      : { id: tuple[0], job: { kind: "place", temp: tuple[2], target: tuple[3] } },
-  );
+  return (JSON.parse(message) as JobTuple[]).map((tuple) => {
+    switch (tuple[1]) {
+      case "c":
+        return { id: tuple[0], job: { kind: "copy", ...copyJob(tuple.slice(2) as CopyTuple) } };
+      case "m":
+        return { id: tuple[0], job: { kind: "copies", copies: tuple[2].map(copyJob) } };
+      case "p":
+        return { id: tuple[0], job: { kind: "placements", moves: tuple[2].map(([temp, target]) => ({ temp, target })) } };
+    }
+  });
 }
 
-export function encodeReplies(replies: readonly Reply[]): string {
+export function encodeReplies(replies: readonly { id: number; job: WorkerJob; reply: Reply }[]): string {
   return JSON.stringify(
-    replies.map((reply): ReplyTuple => {
-      if (!reply.ok) return [reply.id, 2, reply.message, reply.code ?? null];
-      const outcome = reply.outcome;
-      return outcome ? [reply.id, 1, outcome.hash, outcome.size, outcome.sourceAfter.size, outcome.sourceAfter.mtimeMs] : [reply.id, 0];
+    replies.map(({ id, job, reply }): ReplyTuple => {
+      if (!reply.ok) return [id, 0, failureTuple(reply)];
+      switch (job.kind) {
+        case "copy":
+          return [id, 1, outcomeTuple(reply.outcome as CopyOutcome)];
+        case "copies":
+          return [id, 2, (reply.outcome as CopySettledData[]).map((result): CopyResultTuple => (result.ok ? [1, outcomeTuple(result.outcome)] : [0, failureTuple(result)]))];
+        case "placements":
+          return [id, 3, (reply.outcome as (JobFailure | undefined)[]).map((failure) => (failure ? failureTuple(failure) : null))];
+      }
     }),
   );
 }
@@ -44,11 +98,17 @@ export function decodeReplies(message: string): Reply[] {
   return (JSON.parse(message) as ReplyTuple[]).map((tuple): Reply => {
     switch (tuple[1]) {
       case 0:
-        return { id: tuple[0], ok: true, outcome: undefined };
+        return { id: tuple[0], ok: false, ...failureOf(tuple[2]) };
       case 1:
-        return { id: tuple[0], ok: true, outcome: { hash: tuple[2], size: tuple[3], sourceAfter: { size: tuple[4], mtimeMs: tuple[5] } } };
+        return { id: tuple[0], ok: true, outcome: outcomeOf(tuple[2]) };
       case 2:
-        return { id: tuple[0], ok: false, message: tuple[2], code: tuple[3] ?? undefined };
+        return {
+          id: tuple[0],
+          ok: true,
+          outcome: tuple[2].map((result): CopySettledData => (result[0] === 1 ? { ok: true, outcome: outcomeOf(result[1]) } : { ok: false, ...failureOf(result[1]) })),
+        };
+      case 3:
+        return { id: tuple[0], ok: true, outcome: tuple[2].map((failure) => (failure ? failureOf(failure) : undefined)) };
     }
   });
 }

@@ -249,8 +249,8 @@ export class DiskWriter implements ChangeWriter {
   /**
    * Makes a batch's changes in order. With a placer, each run of
    * consecutive placements (a copied batch is nearly all placements) is
-   * handed over at once and done in parallel: they touch different paths,
-   * and nothing after them in the batch starts before they are done.
+   * handed over at once, and nothing after it in the batch starts before
+   * it is done.
    */
   async #carryOut(items: PreparedChange[]): Promise<void> {
     const placer = this.#placer;
@@ -272,11 +272,12 @@ export class DiskWriter implements ChangeWriter {
         continue;
       }
       const run = items.slice(start, end);
-      const placed = await Promise.allSettled(run.map((item) => placer(this.tempPath(item.tempName!), this.disk.layout.dataPath((item.change as { record: FileRecord }).record.path))));
+      const failures = await placer(
+        run.map((item) => ({ temp: this.tempPath(item.tempName!), target: this.disk.layout.dataPath((item.change as { record: FileRecord }).record.path) })),
+      );
       run.forEach((item, i) => {
-        const result = placed[i];
-        if (result.status === "fulfilled") item.outcome = { change: item.change, ok: true, storedAsLink: item.storedAsLink };
-        else item.outcome = this.#failed(item, result.reason);
+        const failure = failures[i];
+        item.outcome = failure ? this.#failed(item, failure) : { change: item.change, ok: true, storedAsLink: item.storedAsLink };
       });
       start = end;
     }
@@ -313,8 +314,8 @@ export class DiskWriter implements ChangeWriter {
   }
 }
 
-/** Moves a copied temp to its place in the data tree (see placeFile); rejects with the fs error. */
-export type Placer = (temp: string, target: string) => Promise<void>;
+/** Moves copied temps to their places in the data tree, in order (see placeFile); each one's error, or undefined. */
+export type Placer = (moves: readonly { temp: string; target: string }[]) => Promise<(Error | undefined)[]>;
 
 /** A change carried out by moving a temp into place (copies, links and symlinks made in tmp). */
 function isPlacement(item: PreparedChange): boolean {

@@ -2,7 +2,7 @@ import { lstatSync, unlinkSync } from "node:fs";
 import { copyWithHash, type CopyRequest, type CopyResult } from "../copy/builtin-copy.ts";
 import { crashPoint } from "../crash-point.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
-import type { SpaceBudget } from "../disk/space-budget.ts";
+import type { Reservation, SpaceBudget } from "../disk/space-budget.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import type { HashAlgorithm } from "../hashing.ts";
@@ -18,6 +18,15 @@ const GROUP_BYTES = 1024 * 1024;
 
 export type CopyFunction = (request: CopyRequest) => Promise<CopyResult>;
 
+/** One copy's result or failure, for copies requested together. */
+export type CopySettled = { readonly ok: true; readonly result: CopyResult } | { readonly ok: false; readonly error: unknown };
+
+/** Copies several files with one request (the CopyPool: one message to one worker), settling each. */
+export type CopyManyFunction = (requests: readonly CopyRequest[]) => Promise<CopySettled[]>;
+
+/** Below this a file is latency-bound: copied within its group by copyMany. */
+const SMALL_FILE = 1024 * 1024;
+
 export interface CopierOptions {
   readonly algorithm: HashAlgorithm;
   readonly space: SpaceBudget;
@@ -26,6 +35,8 @@ export interface CopierOptions {
   readonly newTemp: (disk: MountedDisk) => { name: string; path: string };
   /** The built-in copier by default; dc3dd is the alternative. */
   readonly copy?: CopyFunction;
+  /** Small files of a group at once; unset: one by one through `copy`. */
+  readonly copyMany?: CopyManyFunction;
   /** Files in flight at once (default 1024: small files are latency-bound). */
   readonly concurrency?: number;
   /** Bytes of copies in flight at once (default 512 MiB; a large file counts as half of it at most). */
@@ -62,77 +73,162 @@ export async function* copier(items: AsyncIterable<PlannedFile>, options: Copier
       budget.release(granted);
     }
   };
-  // Small files travel in groups: one bounded task per group instead of per
-  // file, since a queue slot and its promises cost more than a 4 KB copy.
+  // Small files travel in groups: one bounded task and one request to the
+  // copy workers per group instead of per file, since a queue slot and its
+  // promises cost more than a 4 KB copy.
+  const copyGroup = async (group: PlannedFile[]): Promise<(StoredFile | undefined)[]> => {
+    const stored: (StoredFile | undefined)[] = new Array(group.length);
+    const small: number[] = [];
+    const others: Promise<void>[] = [];
+    group.forEach((item, index) => {
+      if (item.action === "copy" && !options.dryRun && options.copyMany && item.size < SMALL_FILE) small.push(index);
+      else others.push(gated(item).then((result) => void (stored[index] = result)));
+    });
+    if (small.length > 0) {
+      const granted = await budget.acquire(small.reduce((sum, index) => sum + group[index].size + 4096, 0));
+      try {
+        const copied = await copyAll(
+          small.map((index) => group[index]),
+          options,
+        );
+        small.forEach((index, i) => (stored[index] = copied[i]));
+      } finally {
+        budget.release(granted);
+      }
+    }
+    await Promise.all(others);
+    return stored;
+  };
   const groups = batches(items, { size: GROUP_FILES, weight: (item) => (item.action === "copy" ? item.size : 0), maxWeight: GROUP_BYTES, maxWaitMs: 20 });
   const concurrency = Math.max(1, Math.ceil((options.concurrency ?? 1024) / GROUP_FILES));
-  const copyGroup = (group: PlannedFile[]) => Promise.all(group.map(gated));
   for await (const stored of mapBounded(groups, copyGroup, { concurrency, signal: options.signal })) {
     for (const item of stored) if (item) yield item;
   }
 }
 
+/** A copy that has its space and temp file and waits for its bytes. */
+interface StartedCopy {
+  readonly item: PlannedFile;
+  readonly reservation: Reservation;
+  readonly temp: { readonly name: string; readonly path: string };
+}
+
+/** The file changed while it was copied: it is tried once more from its new state. */
+const CHANGED = Symbol("changed");
+
 /** Copies one file, retrying once if it changed during the copy. Reports failures; never throws for a file. */
 export async function copyOne(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined> {
-  const { report, space } = options;
-  const copy = options.copy ?? copyWithHash;
-  let current: PlannedFile = item;
-  for (let attempt = 1; attempt <= 2; attempt++) {
-    const reservation = space.tryReserve(current.size);
-    if (!reservation) {
-      if (space.largerThanAnyDisk(current.size)) {
-        // Not a full disk: no disk could ever hold it (files are never split).
-        report.counts.skipped++;
-        report.error(current.path, `${formatBytes(current.size)} is larger than any mounted archive disk can hold; it is not archived`);
-        return undefined;
-      }
-      report.notStored.files++;
-      report.notStored.bytes += current.size;
-      report.counts.skipped++;
-      report.warn(current.path, `not stored: ${formatBytes(current.size)} does not fit on the disk`);
-      return undefined;
-    }
-    const temp = options.newTemp(reservation.disk);
-    let written = false;
-    try {
-      const result = await copy({
-        source: current.path,
-        target: temp.path,
-        algorithm: options.algorithm,
-        mode: current.mode,
-        mtimeMs: current.mtimeMs,
-        expectedSize: current.size,
-        signal: options.signal,
-      });
-      written = true;
-      const after = result.sourceAfter;
-      if (result.size === current.size && after.size === current.size && after.mtimeMs === current.mtimeMs) {
-        crashPoint("after-copy");
-        report.done(result.size);
-        return { ...current, action: "copy", hash: result.hash, tempName: temp.name, bytesCopied: result.size };
-      }
-      unlinkQuiet(temp.path);
-      written = false;
-      if (attempt === 2) break;
-      // It changed while we copied: take its new state and try once more.
-      const stats = lstatSync(fsPath(current.path));
-      if (!stats.isFile()) break;
-      current = { ...current, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, ino: stats.ino, dev: stats.dev, hash: undefined };
-    } catch (error) {
-      unlinkQuiet(temp.path);
-      options.signal?.throwIfAborted();
-      report.counts.skipped++;
-      const code = errnoCode(error);
-      if (code === "ENOENT") report.error(current.path, "vanished before it could be copied");
-      else if (code === "ENOSPC") report.error(current.path, "the archive disk is full");
-      else report.error(current.path, errorMessage(error));
-      return undefined;
-    } finally {
-      space.release(reservation, written);
-    }
+  const first = await attemptOne(item, options);
+  return first === CHANGED ? retryChanged(item, options) : first;
+}
+
+/**
+ * Copies small files with one copyMany request, each as copyOne would: a
+ * file that changed during its copy is tried once more on its own.
+ */
+async function copyAll(items: readonly PlannedFile[], options: CopierOptions): Promise<(StoredFile | undefined)[]> {
+  const started = items.map((item) => startCopy(item, options));
+  const live = started.filter((copy): copy is StartedCopy => copy !== undefined);
+  const settled = live.length > 0 ? await options.copyMany!(live.map((copy) => copyRequest(copy, options))) : [];
+  let next = 0;
+  return Promise.all(
+    started.map((copy) => {
+      if (!copy) return undefined;
+      const outcome = finishCopy(copy, settled[next++], options);
+      return outcome === CHANGED ? retryChanged(copy.item, options) : outcome;
+    }),
+  );
+}
+
+async function attemptOne(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined | typeof CHANGED> {
+  const copy = startCopy(item, options);
+  if (!copy) return undefined;
+  let settled: CopySettled;
+  try {
+    settled = { ok: true, result: await (options.copy ?? copyWithHash)(copyRequest(copy, options)) };
+  } catch (error) {
+    settled = { ok: false, error };
   }
+  return finishCopy(copy, settled, options);
+}
+
+/** The second and last attempt, from the file's state now. */
+async function retryChanged(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined> {
+  let current: PlannedFile;
+  try {
+    const stats = lstatSync(fsPath(item.path));
+    if (!stats.isFile()) return reportChangedTwice(item, options);
+    current = { ...item, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, ino: stats.ino, dev: stats.dev, hash: undefined };
+  } catch (error) {
+    return reportFailure(item, error, options);
+  }
+  const second = await attemptOne(current, options);
+  return second === CHANGED ? reportChangedTwice(current, options) : second;
+}
+
+/** Reserves space and a temp file for a copy; undefined (reported) when it does not fit. */
+function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | undefined {
+  const { report, space } = options;
+  const reservation = space.tryReserve(item.size);
+  if (!reservation) {
+    report.counts.skipped++;
+    if (space.largerThanAnyDisk(item.size)) {
+      // Not a full disk: no disk could ever hold it (files are never split).
+      report.error(item.path, `${formatBytes(item.size)} is larger than any mounted archive disk can hold; it is not archived`);
+    } else {
+      report.notStored.files++;
+      report.notStored.bytes += item.size;
+      report.warn(item.path, `not stored: ${formatBytes(item.size)} does not fit on the disk`);
+    }
+    return undefined;
+  }
+  return { item, reservation, temp: options.newTemp(reservation.disk) };
+}
+
+function copyRequest(copy: StartedCopy, options: CopierOptions): CopyRequest {
+  const { item, temp } = copy;
+  return { source: item.path, target: temp.path, algorithm: options.algorithm, mode: item.mode, mtimeMs: item.mtimeMs, expectedSize: item.size, signal: options.signal };
+}
+
+/** What became of a copy: stored, CHANGED (its temp removed), or undefined (reported). Releases its space. */
+function finishCopy(copy: StartedCopy, settled: CopySettled, options: CopierOptions): StoredFile | undefined | typeof CHANGED {
+  const { item, temp, reservation } = copy;
+  let written = false;
+  try {
+    if (!settled.ok) throw settled.error;
+    const { result } = settled;
+    written = true;
+    const after = result.sourceAfter;
+    if (result.size === item.size && after.size === item.size && after.mtimeMs === item.mtimeMs) {
+      crashPoint("after-copy");
+      options.report.done(result.size);
+      return { ...item, action: "copy", hash: result.hash, tempName: temp.name, bytesCopied: result.size };
+    }
+    unlinkQuiet(temp.path);
+    written = false;
+    return CHANGED;
+  } catch (error) {
+    unlinkQuiet(temp.path);
+    return reportFailure(item, error, options);
+  } finally {
+    options.space.release(reservation, written);
+  }
+}
+
+function reportFailure(item: PlannedFile, error: unknown, options: CopierOptions): undefined {
+  options.signal?.throwIfAborted();
+  const { report } = options;
   report.counts.skipped++;
-  report.error(current.path, "changed while being copied (twice); it will be archived by a later run");
+  const code = errnoCode(error);
+  if (code === "ENOENT") report.error(item.path, "vanished before it could be copied");
+  else if (code === "ENOSPC") report.error(item.path, "the archive disk is full");
+  else report.error(item.path, errorMessage(error));
+  return undefined;
+}
+
+function reportChangedTwice(item: PlannedFile, options: CopierOptions): undefined {
+  options.report.counts.skipped++;
+  options.report.error(item.path, "changed while being copied (twice); it will be archived by a later run");
   return undefined;
 }
 
