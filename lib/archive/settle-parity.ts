@@ -16,6 +16,7 @@ import { errorMessage } from "../errors.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import type { RunReport } from "../report.ts";
+import { sameHash } from "../catalog/content-holders.ts";
 
 export interface SettleParityOptions {
   readonly catalog: ArchiveCatalog;
@@ -56,7 +57,7 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
   // Content gone from this disk: the row first, then the files (a crash in between leaves files the sweep removes).
   const gone = (db.query(
     `SELECT p.hash AS hash FROM ${alias}.parity_sets p
-      WHERE NOT EXISTS (SELECT 1 FROM ${alias}.entries e WHERE e.hash = p.hash AND e.kind = 'file')`,
+      WHERE NOT EXISTS (SELECT 1 FROM ${alias}.entries e WHERE ${sameHash("e.hash", "p.hash")} AND e.kind = 'file')`,
   ).all() as { hash: string }[]).map((row) => row.hash);
   if (gone.length > 0) {
     const remove = db.prepare(`DELETE FROM ${alias}.parity_sets WHERE hash = ?`);

@@ -8,6 +8,15 @@ export interface Content {
 
 export const contentKey = (hash: string, size: number): string => `${hash}/${size}`;
 
+/**
+ * The SQL test "`column` holds hash `value`", written so that SQLite finds
+ * the rows through the hash-tail index (substr(hash, -16): see
+ * host-schema.ts); a query that compares hashes any other way scans.
+ */
+export function sameHash(column: string, value: string): string {
+  return `substr(${column}, -16) = substr(${value}, -16) AND ${column} = ${value}`;
+}
+
 /** Most holders returned per content: enough to find one still there after a batch's own changes. */
 const HOLDERS_PER_CONTENT = 8;
 
@@ -29,7 +38,7 @@ export class ContentHolders<Holder> {
     this.#statement = db.prepare(
       `SELECT k.key AS i, (SELECT json_group_array(json_array(${options.columns.join(", ")})) FROM (
          SELECT ${options.columns.join(", ")} FROM ${options.from} h
-         WHERE h.hash = k.value->>0 AND h.size = k.value->>1 AND h.kind = 'file'${holderFilter} LIMIT ${HOLDERS_PER_CONTENT})) AS holders
+         WHERE ${sameHash("h.hash", "k.value->>0")} AND h.size = k.value->>1 AND h.kind = 'file'${holderFilter} LIMIT ${HOLDERS_PER_CONTENT})) AS holders
        FROM json_each(?) k`,
     );
     this.#toHolder = options.toHolder;

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /**
@@ -17,7 +18,8 @@ export const entries = sqliteTable(
     linkTarget: text("link_target"),
     archivedAt: integer("archived_at").notNull(),
   },
-  (table) => [index("entries_hash_idx").on(table.hash, table.size)],
+  // By the hash's last 16 hex digits, as the host catalog's files (see host-schema.ts).
+  (table) => [index("entries_hash_tail_idx").on(sql`substr(${table.hash}, -16)`)],
 );
 
 /**

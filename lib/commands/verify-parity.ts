@@ -13,6 +13,7 @@ import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import { errorMessage } from "../errors.ts";
 import type { Output } from "./output.ts";
 import { quotedPath } from "../fs/byte-names.ts";
+import { sameHash } from "../catalog/content-holders.ts";
 
 export interface ParityVerification {
   /** Contents whose set was checked. */
@@ -59,7 +60,7 @@ export async function verifyParity(
       result.repaired.push(path);
     };
     const entry = db.prepare(`SELECT path, hash, size, mtime_ms AS mtimeMs FROM ${alias}.entries WHERE path = ? AND kind = 'file'`);
-    const pathsOf = db.prepare(`SELECT path FROM ${alias}.entries WHERE hash = ? AND kind = 'file'`);
+    const pathsOf = db.prepare(`SELECT path FROM ${alias}.entries WHERE ${sameHash("hash", "?1")} AND kind = 'file'`);
 
     if (options.repair) {
       for (const path of corruptPaths) {

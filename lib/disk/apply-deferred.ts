@@ -6,6 +6,7 @@ import { hashAlgorithmOf } from "../hashing.ts";
 import { DeferredQueue, type QueuedAction } from "./deferred-queue.ts";
 import { DiskWriter, type DiskChange } from "./disk-writer.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
+import { sameHash } from "../catalog/content-holders.ts";
 
 export interface ApplyDeferredOptions {
   /** Other mounted copies of the same disk: where a twin catching up can read data. */
@@ -170,7 +171,7 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
   async function fetchData(record: FileRecord): Promise<string | undefined> {
     const fromSources = [record.path, ...hostPathsWithContent(catalog, record)];
     const fromCopies = (options.otherCopies ?? []).flatMap((other) =>
-      (catalog.sqlite.query(`SELECT path FROM ${other.alias}.entries WHERE hash = ? AND size = ? AND kind = 'file' LIMIT 4`).all(record.hash, record.size) as { path: string }[]).map(
+      (catalog.sqlite.query(`SELECT path FROM ${other.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 4`).all(record.hash, record.size) as { path: string }[]).map(
         (row) => other.layout.dataPath(row.path),
       ),
     );
@@ -193,7 +194,7 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
 
 /** Source paths of other archived files with the same content (a copy's data may have moved in the sources). */
 function hostPathsWithContent(catalog: ArchiveCatalog, record: FileRecord): string[] {
-  return (catalog.sqlite.query("SELECT path FROM main.files WHERE hash = ? AND size = ? AND path != ? LIMIT 4").all(record.hash, record.size, record.path) as { path: string }[]).map(
+  return (catalog.sqlite.query(`SELECT path FROM main.files WHERE ${sameHash("hash", "?1")} AND size = ?2 AND path != ?3 LIMIT 4`).all(record.hash, record.size, record.path) as { path: string }[]).map(
     (row) => row.path,
   );
 }

@@ -2,7 +2,7 @@ import type { Statement } from "bun:sqlite";
 import { existsSync, linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, lutimesSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
+import { contentKey, ContentHolders, sameHash, type Content } from "../catalog/content-holders.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
@@ -379,7 +379,7 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
   return {
     insertIntent: db.prepare(`INSERT INTO ${alias}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
     deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
-    holders: db.prepare(`SELECT path FROM ${alias}.entries WHERE hash = ? AND size = ? AND kind = 'file' LIMIT 8`),
+    holders: db.prepare(`SELECT path FROM ${alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 8`),
     entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
     upsertFile: db.prepare(
       `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
