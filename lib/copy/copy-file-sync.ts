@@ -29,6 +29,10 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
       let written = 0;
       while (written < read) written += writeSync(target, chunk, written, read - written);
       size += read;
+      // A short read of a regular file is its end: the read that would
+      // return 0 is spared (a third of a small file's reads). A file that
+      // grows meanwhile shows in the size checked after the copy.
+      if (read < buffer.length) break;
     }
     fchmodSync(target, job.mode);
     futimesSync(target, job.mtimeMs / 1000, job.mtimeMs / 1000);
