@@ -256,12 +256,15 @@ class BatchHolders {
   }
 
   heldOn(writer: DiskWriter, content: Content): boolean {
-    return this.on(writer).has(contentKey(content.hash, content.size));
+    const held = this.on(writer);
+    // Most batches are all new content: nothing to look up, no key to build.
+    return held.size > 0 && held.has(contentKey(content.hash, content.size));
   }
 
   /** Paths anywhere in the archive (disks not retired) holding the content, with their disk. */
   inArchive(content: Content): HostHolder[] {
     this.#inArchive ??= this.#host.lookup(this.#contents);
+    if (this.#inArchive.size === 0) return [];
     return this.#inArchive.get(contentKey(content.hash, content.size)) ?? [];
   }
 }

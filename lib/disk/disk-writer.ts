@@ -168,7 +168,7 @@ export class DiskWriter implements ChangeWriter {
   /** Makes link and symlink temps before any intent exists, so "temp exists" means "not placed yet". */
   #prepare(changes: readonly DiskChange[], holders: ReadonlyMap<string, string[]>): PreparedChange[] {
     const touched = new Set<string>();
-    const placedInBatch = new Map<string, string>();
+    const placedInBatch = new Map<string, { size: number; tempName: string }>();
     const prepared: PreparedChange[] = [];
     const linking: Linking = { touched, placedInBatch, holders };
     for (const change of changes) {
@@ -195,7 +195,7 @@ export class DiskWriter implements ChangeWriter {
           rmQuiet(this.tempPath(change.tempName));
           return { change, intentOp: "place", tempName: linked, storedAsLink: true };
         }
-        linking.placedInBatch.set(contentKey(change.record.hash, change.record.size), change.tempName);
+        linking.placedInBatch.set(change.record.hash, { size: change.record.size, tempName: change.tempName });
         return { change, intentOp: "place", tempName: change.tempName };
       }
       case "delete":
@@ -226,9 +226,10 @@ export class DiskWriter implements ChangeWriter {
    * returns its name, or undefined when no holder is left.
    */
   #linkToHolder(record: FileRecord, linking: Linking): string | undefined {
-    const key = contentKey(record.hash, record.size);
-    const sameBatch = linking.placedInBatch.get(key);
-    const held = linking.holders.get(key) ?? [];
+    const placed = linking.placedInBatch.get(record.hash);
+    const sameBatch = placed?.size === record.size ? placed.tempName : undefined;
+    // Most batches are all new content: no key to build when nothing is held.
+    const held = (linking.holders.size > 0 && linking.holders.get(contentKey(record.hash, record.size))) || [];
     if (!sameBatch && held.length === 0) return undefined;
     const candidates = [
       ...(sameBatch ? [this.tempPath(sameBatch)] : []),
@@ -325,7 +326,8 @@ function isPlacement(item: PreparedChange): boolean {
 /** Where a batch's links may point: the disk's holders (as the batch began), minus paths the batch changes, plus what it places. */
 interface Linking {
   readonly touched: Set<string>;
-  readonly placedInBatch: Map<string, string>;
+  /** Temps this batch places, by content hash (with the size, which must match too). */
+  readonly placedInBatch: Map<string, { readonly size: number; readonly tempName: string }>;
   readonly holders: ReadonlyMap<string, string[]>;
 }
 
