@@ -90,6 +90,16 @@ export class ArchiveCatalog {
     return this.#byInode.all(dev, ino) as HostFileRow[];
   }
 
+  /** Whether the archive holds any file of source device `dev` (through the inode index). */
+  hasFilesOnDevice(dev: number): boolean {
+    return this.sqlite.query("SELECT 1 FROM main.files WHERE dev = ? LIMIT 1").get(dev) !== null;
+  }
+
+  /** Whether the archive holds any file at all. */
+  hasFiles(): boolean {
+    return this.sqlite.query("SELECT 1 FROM main.files LIMIT 1").get() !== null;
+  }
+
   /** Whether any archived file of 1 MiB or more has this size: only then can new large content be a duplicate. */
   hasContentOfSize(size: number): boolean {
     return this.#sizeExists.get(size) !== null;

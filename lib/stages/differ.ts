@@ -32,6 +32,7 @@ export interface DiffOptions {
 export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOptions): AsyncGenerator<PlannedFile> {
   const { catalog, match, seen, report } = options;
   const archived = new CatalogLookahead(catalog);
+  const mayHaveArchivedName = archivedNameTest(catalog, match);
   for await (const entry of entries) {
     seen.add(entry.path);
     const previous = archived.get(entry.path);
@@ -44,7 +45,7 @@ export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOpti
       yield { ...entry, change: "modified", previous: toRecord(previous) };
       continue;
     }
-    const moved = findRenameSource(entry, catalog, match);
+    const moved = mayHaveArchivedName(entry) ? findRenameSource(entry, catalog, match) : undefined;
     if (moved?.renamed) {
       yield { ...entry, change: "renamed", renameFrom: moved.row.path, hash: moved.row.hash, action: "rename" };
       continue;
@@ -54,6 +55,32 @@ export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOpti
     yield moved ? { ...entry, change: "new", hash: moved.row.hash } : { ...entry, change: "new" };
   }
   seen.flush();
+}
+
+/**
+ * Whether a new path may be an archived file under another name (renamed,
+ * or a second hardlink): not when it has one link and the archive held
+ * nothing of its device (by size and mtime: nothing at all) when the walk
+ * first met that device. That spares an initial run a catalog lookup per
+ * file. A file the run itself stored under another name and that lost
+ * that name during the walk is then copied again: correct, if not thrifty.
+ */
+function archivedNameTest(catalog: ArchiveCatalog, match: MatchMode): (entry: FileEntry) => boolean {
+  if (match === "path-size-mtime") return () => false;
+  if (match === "size-mtime") {
+    const hadFiles = catalog.hasFiles();
+    return (entry) => entry.nlink > 1 || hadFiles;
+  }
+  const knownDevices = new Map<number, boolean>();
+  return (entry) => {
+    if (entry.nlink > 1) return true;
+    let known = knownDevices.get(entry.dev);
+    if (known === undefined) {
+      known = catalog.hasFilesOnDevice(entry.dev);
+      knownDevices.set(entry.dev, known);
+    }
+    return known;
+  };
 }
 
 function isUnchanged(previous: HostFileRow, entry: FileEntry, match: MatchMode): boolean {
