@@ -5,6 +5,7 @@ import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { RunLinks } from "../catalog/run-links.ts";
 import { SeenPaths } from "../catalog/seen-paths.ts";
 import { excludePatterns, requireDb, requireDest, type Settings } from "../config.ts";
+import type { CopyRequest } from "../copy/builtin-copy.ts";
 import { CopyPool } from "../copy/copy-pool.ts";
 import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
@@ -142,14 +143,14 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       ? undefined
       : (catalog.sqlite.query("INSERT INTO runs (started_at, hostname) VALUES (?, ?) RETURNING id").get(report.startedAt, hostname()) as { id: number }).id;
 
-    const copy: CopyFunction = settings.copier === "dc3dd" ? copyWithDc3dd : (request) => pool.copy(request);
+    // dc3dd copies one file per process; the copy workers also take a group of small files at once.
+    const copy: CopyFunction =
+      settings.copier === "dc3dd" ? copyWithDc3dd : Object.assign((request: CopyRequest) => pool.copy(request), { many: (requests: readonly CopyRequest[]) => pool.copyMany(requests) });
     const copierOptions: CopierOptions = {
       algorithm: settings.hash,
       space,
       report,
       copy,
-      // dc3dd copies one file per process: only the built-in copier takes small files in groups.
-      copyMany: settings.copier === "dc3dd" ? undefined : (requests) => pool.copyMany(requests),
       dryRun,
       signal,
       newTemp: (disk) => writer.newTemp(disk),

@@ -16,7 +16,12 @@ import { formatBytes } from "../size.ts";
 const GROUP_FILES = 32;
 const GROUP_BYTES = 1024 * 1024;
 
-export type CopyFunction = (request: CopyRequest) => Promise<CopyResult>;
+/**
+ * Copies one file. It may also copy several small files with one request
+ * (`many`; the run's copy workers do): a pipeline script that swaps in its
+ * own function gets it called for every file.
+ */
+export type CopyFunction = ((request: CopyRequest) => Promise<CopyResult>) & { readonly many?: CopyManyFunction };
 
 /** One copy's result or failure, for copies requested together. */
 export type CopySettled = { readonly ok: true; readonly result: CopyResult } | { readonly ok: false; readonly error: unknown };
@@ -24,7 +29,7 @@ export type CopySettled = { readonly ok: true; readonly result: CopyResult } | {
 /** Copies several files with one request (the CopyPool: one message to one worker), settling each. */
 export type CopyManyFunction = (requests: readonly CopyRequest[]) => Promise<CopySettled[]>;
 
-/** Below this a file is latency-bound: copied within its group by copyMany. */
+/** Below this a file is latency-bound: copied within its group by `copy.many`. */
 const SMALL_FILE = 1024 * 1024;
 
 export interface CopierOptions {
@@ -35,8 +40,6 @@ export interface CopierOptions {
   readonly newTemp: (disk: MountedDisk) => { name: string; path: string };
   /** The built-in copier by default; dc3dd is the alternative. */
   readonly copy?: CopyFunction;
-  /** Small files of a group at once; unset: one by one through `copy`. */
-  readonly copyMany?: CopyManyFunction;
   /** Files in flight at once (default 1024: small files are latency-bound). */
   readonly concurrency?: number;
   /** Bytes of copies in flight at once (default 512 MiB; a large file counts as half of it at most). */
@@ -81,7 +84,7 @@ export async function* copier(items: AsyncIterable<PlannedFile>, options: Copier
     const small: number[] = [];
     const others: Promise<void>[] = [];
     group.forEach((item, index) => {
-      if (item.action === "copy" && !options.dryRun && options.copyMany && item.size < SMALL_FILE) small.push(index);
+      if (item.action === "copy" && !options.dryRun && options.copy?.many && item.size < SMALL_FILE) small.push(index);
       else others.push(gated(item).then((result) => void (stored[index] = result)));
     });
     if (small.length > 0) {
@@ -123,13 +126,13 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
 }
 
 /**
- * Copies small files with one copyMany request, each as copyOne would: a
+ * Copies small files with one `copy.many` request, each as copyOne would: a
  * file that changed during its copy is tried once more on its own.
  */
 async function copyAll(items: readonly PlannedFile[], options: CopierOptions): Promise<(StoredFile | undefined)[]> {
   const started = items.map((item) => startCopy(item, options));
   const live = started.filter((copy): copy is StartedCopy => copy !== undefined);
-  const settled = live.length > 0 ? await options.copyMany!(live.map((copy) => copyRequest(copy, options))) : [];
+  const settled = live.length > 0 ? await options.copy!.many!(live.map((copy) => copyRequest(copy, options))) : [];
   let next = 0;
   return Promise.all(
     started.map((copy) => {
