@@ -90,10 +90,7 @@ export async function* copier(items: AsyncIterable<PlannedFile>, options: Copier
     if (small.length > 0) {
       const granted = await budget.acquire(small.reduce((sum, index) => sum + group[index].size + 4096, 0));
       try {
-        const copied = await copyAll(
-          small.map((index) => group[index]),
-          options,
-        );
+        const copied = await copyAll(small.map((index) => group[index]), options);
         small.forEach((index, i) => (stored[index] = copied[i]));
       } finally {
         budget.release(granted);
@@ -132,7 +129,15 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
 async function copyAll(items: readonly PlannedFile[], options: CopierOptions): Promise<(StoredFile | undefined)[]> {
   const started = items.map((item) => startCopy(item, options));
   const live = started.filter((copy): copy is StartedCopy => copy !== undefined);
-  const settled = live.length > 0 ? await options.copy!.many!(live.map((copy) => copyRequest(copy, options))) : [];
+  let settled: CopySettled[] = [];
+  if (live.length > 0) {
+    try {
+      settled = await options.copy!.many!(live.map((copy) => copyRequest(copy, options)));
+    } catch (error) {
+      // The request as a whole failed (a worker died): each file fails with it, as one by one.
+      settled = live.map(() => ({ ok: false, error }));
+    }
+  }
   let next = 0;
   return Promise.all(
     started.map((copy) => {
