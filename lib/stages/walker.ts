@@ -1,5 +1,6 @@
 import type { ExcludeRule } from "../glob.ts";
 import type { FileEntry } from "../pipeline/types.ts";
+import { decodeFromWorker, encodeCredit, encodeStart } from "./walk-messages.ts";
 import { RecordKind, walkTree, type WalkRecord } from "./walk-tree.ts";
 
 export interface WalkOptions {
@@ -17,11 +18,85 @@ export interface WalkOptions {
 }
 
 /**
+ * Chunks the worker may have sent ahead of the consumer: bounds memory
+ * (a chunk is at most ~1000 records, see walk-worker.ts) while keeping
+ * the worker busy as the main thread works through a chunk.
+ */
+const CREDIT_WINDOW = 8;
+
+/**
  * Walks the sources depth-first, yielding files and symlinks in the order
- * of their paths' bytes, the catalog's order (see walkTree).
+ * of their paths' bytes, the catalog's order (see walkTree). The file-system
+ * work runs on a worker thread, which sends ready records a bounded number
+ * of chunks ahead: on the main thread, the walk costs only turning them
+ * into entries. Stopping early (return, an error, `signal`) ends the worker.
  */
 export async function* walk(sources: readonly string[], options: WalkOptions = {}): AsyncGenerator<FileEntry> {
-  yield* walkInThread(sources, options);
+  const worker = startWorker(sources, options);
+  if (worker) yield* receive(worker, options);
+  else yield* walkInThread(sources, options);
+}
+
+function startWorker(sources: readonly string[], options: WalkOptions): Worker | undefined {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL("./walk-worker.ts", import.meta.url));
+  } catch {
+    // No worker threads here (an unusual runtime or bundle): the same walk, in this thread.
+    return undefined;
+  }
+  // Kept alive only while the walk waits for it (see receive), so an abandoned walk never holds the process.
+  worker.unref();
+  worker.postMessage(
+    encodeStart({ sources, excludes: options.excludes ?? [], skipPaths: [...(options.skipPaths ?? [])] }),
+  );
+  worker.postMessage(encodeCredit(CREDIT_WINDOW));
+  return worker;
+}
+
+async function* receive(worker: Worker, options: WalkOptions): AsyncGenerator<FileEntry> {
+  const arrived: string[] = [];
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const fail = (error: Error) => {
+    failure ??= error;
+    wake?.();
+  };
+  worker.onmessage = (event: MessageEvent<string>) => {
+    arrived.push(event.data);
+    wake?.();
+  };
+  worker.onerror = (event) => fail(new Error(`walk worker failed: ${event.message}`));
+  worker.addEventListener("close", () => fail(new Error("walk worker exited before the walk's end")));
+  const onAbort = () => wake?.();
+  options.signal?.addEventListener("abort", onAbort);
+  try {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const message = arrived.shift();
+      if (message === undefined) {
+        if (failure) throw failure;
+        worker.ref();
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        worker.unref();
+        continue;
+      }
+      const chunk = decodeFromWorker(message);
+      if (chunk.kind === "failed") throw new Error(chunk.message);
+      // Granted as this chunk is taken, so the worker walks on while it is consumed.
+      if (!chunk.last) worker.postMessage(encodeCredit(1));
+      for (const record of chunk.records) {
+        options.signal?.throwIfAborted();
+        const entry = deliver(record, options);
+        if (entry) yield entry;
+      }
+      if (chunk.last) return;
+    }
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    worker.terminate();
+  }
 }
 
 async function* walkInThread(sources: readonly string[], options: WalkOptions): AsyncGenerator<FileEntry> {
