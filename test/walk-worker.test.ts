@@ -129,6 +129,19 @@ describe("the walk worker", () => {
     }
   });
 
+  test("sources without a directory among them are walked without a worker", async () => {
+    const dir = tempDir();
+    try {
+      makeWideTree(dir.path, 1, 2);
+      const sources = [join(dir.path, "d0", "f1"), join(dir.path, "link"), join(dir.path, "gone")];
+      const counts = countWorkers();
+      expect(await events(sources)).toEqual(expectedEvents(sources));
+      expect(counts.started).toBe(0);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   test("without worker threads, the same walk runs on this thread", async () => {
     const dir = tempDir();
     try {

@@ -1,3 +1,5 @@
+import { lstatSync } from "node:fs";
+import { fsPath } from "../fs/byte-names.ts";
 import type { ExcludeRule } from "../glob.ts";
 import type { FileEntry } from "../pipeline/types.ts";
 import { decodeFromWorker, encodeCredit, encodeStart } from "./walk-messages.ts";
@@ -30,11 +32,22 @@ const CREDIT_WINDOW = 8;
  * work runs on a worker thread, which sends ready records a bounded number
  * of chunks ahead: on the main thread, the walk costs only turning them
  * into entries. Stopping early (return, an error, `signal`) ends the worker.
+ * Sources without a directory among them (single files) need no worker.
  */
 export async function* walk(sources: readonly string[], options: WalkOptions = {}): AsyncGenerator<FileEntry> {
-  const worker = startWorker(sources, options);
+  const worker = sources.some(isDirectory) ? startWorker(sources, options) : undefined;
   if (worker) yield* receive(worker, options);
   else yield* walkInThread(sources, options);
+}
+
+/** Whether a source is a directory to walk: only then is a worker worth its start (a few ms). */
+function isDirectory(source: string): boolean {
+  try {
+    return lstatSync(fsPath(source)).isDirectory();
+  } catch {
+    // Reported by the walk itself.
+    return false;
+  }
 }
 
 function startWorker(sources: readonly string[], options: WalkOptions): Worker | undefined {
