@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { comparePaths } from "../lib/catalog/path-order.ts";
+import { bytesOfText, textFromBytes } from "../lib/fs/byte-names.ts";
+import { DirectoryStats, entryStatOf } from "../lib/fs/entry-stat.ts";
 import { parseExclude, type ExcludeRule } from "../lib/glob.ts";
 import type { FileEntry } from "../lib/pipeline/types.ts";
 import { walk, type WalkOptions } from "../lib/stages/walker.ts";
@@ -173,6 +175,33 @@ describe("the walk worker", () => {
       const dropped = spawnSync(process.execPath, ["-e", drop], { encoding: "utf8", timeout: 60_000 });
       expect(dropped.status).toBe(0);
       expect(dropped.stdout.trim()).toBe("false");
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe("entry stats", () => {
+  test("fstatat through the directory gives what lstatSync gives, field for field", () => {
+    const dir = tempDir();
+    try {
+      makeWideTree(dir.path, 2, 20);
+      writeFileSync(join(dir.path, "sparse"), "");
+      truncateSync(join(dir.path, "sparse"), 5 * 2 ** 32 + 12345); // size above 32 bits
+      writeFileSync(join(dir.path, "old"), "1969");
+      utimesSync(join(dir.path, "old"), -86_400.25, -86_400.25); // before the epoch
+      writeFileSync(join(dir.path, "fraction"), "ns");
+      utimesSync(join(dir.path, "fraction"), 1_763_884_556.123457, 1_763_884_556.123457);
+      writeFileSync(bytesOfText(join(dir.path, textFromBytes(Buffer.from([0x62, 0xff, 0x21])))), "not UTF-8");
+      const stats = new DirectoryStats(dir.path);
+      try {
+        const names = readdirSync(dir.path, { encoding: "buffer" }).map(textFromBytes);
+        expect(names.length).toBe(9);
+        for (const name of names) expect([name, stats.statEntry(name)]).toEqual([name, entryStatOf(lstatSync(bytesOfText(join(dir.path, name))))]);
+        expect(() => stats.statEntry("vanished")).toThrow(/ENOENT/);
+      } finally {
+        stats.close();
+      }
     } finally {
       dir.cleanup();
     }

@@ -4,9 +4,9 @@
  * thread when no worker can be started. One implementation, so the two
  * cannot drift apart in order, excludes or error reports.
  */
-import { lstatSync, type Stats } from "node:fs";
 import { errnoCode, errorMessage } from "../errors.ts";
-import { byteLengthOfText, fsPath, listNames, readLinkText } from "../fs/byte-names.ts";
+import { byteLengthOfText, listNames, readLinkText } from "../fs/byte-names.ts";
+import { DirectoryStats, describeSpecialMode, isDirectoryMode, isFileMode, isSymlinkMode, lstatEntry, type EntryStat } from "../fs/entry-stat.ts";
 import { comparePaths } from "../catalog/path-order.ts";
 import { isExcluded, type ExcludeRule } from "../glob.ts";
 
@@ -29,7 +29,7 @@ export type WalkRecord =
 /** A directory entry, lstat'ed when its directory was listed (or why that failed). */
 interface Listed {
   readonly name: string;
-  readonly stats?: Stats;
+  readonly stats?: EntryStat;
   readonly error?: string;
   readonly gone?: boolean;
 }
@@ -50,14 +50,14 @@ interface Frame {
  */
 export function* walkTree(sources: readonly string[], excludes: readonly ExcludeRule[], skipPaths?: ReadonlySet<string>): Generator<WalkRecord, void, undefined> {
   for (const source of sources) {
-    let root: Stats;
+    let root: EntryStat;
     try {
-      root = lstatSync(fsPath(source));
+      root = lstatEntry(source);
     } catch (error) {
       yield failure(source, error);
       continue;
     }
-    if (!root.isDirectory()) {
+    if (!isDirectoryMode(root.mode)) {
       yield recordOf(source, root);
       continue;
     }
@@ -77,7 +77,7 @@ export function* walkTree(sources: readonly string[], excludes: readonly Exclude
         yield [path, RecordKind.error, error ?? "cannot be read", gone ?? false];
         continue;
       }
-      const isDirectory = stats.isDirectory();
+      const isDirectory = isDirectoryMode(stats.mode);
       if (isExcluded(excludes, path, relative, isDirectory)) continue;
       if (isDirectory) yield* enter(stack, path, relative);
       else yield recordOf(path, stats);
@@ -100,10 +100,10 @@ function failure(path: string, error: unknown): WalkRecord {
   return [path, RecordKind.error, errorMessage(error), errnoCode(error) === "ENOENT"];
 }
 
-function recordOf(path: string, stats: Stats): WalkRecord {
+function recordOf(path: string, stats: EntryStat): WalkRecord {
   const mode = stats.mode & 0o7777;
-  if (stats.isFile()) return [path, RecordKind.file, stats.size, stats.mtimeMs, mode, stats.dev, stats.ino, stats.nlink];
-  if (stats.isSymbolicLink()) {
+  if (isFileMode(stats.mode)) return [path, RecordKind.file, stats.size, stats.mtimeMs, mode, stats.dev, stats.ino, stats.nlink];
+  if (isSymlinkMode(stats.mode)) {
     let linkTarget: string;
     try {
       linkTarget = readLinkText(path);
@@ -112,14 +112,7 @@ function recordOf(path: string, stats: Stats): WalkRecord {
     }
     return [path, RecordKind.symlink, byteLengthOfText(linkTarget), stats.mtimeMs, mode, stats.dev, stats.ino, stats.nlink, linkTarget];
   }
-  return [path, RecordKind.skip, `not archived: ${describeSpecial(stats)}`];
-}
-
-function describeSpecial(stats: Stats): string {
-  if (stats.isFIFO()) return "a fifo";
-  if (stats.isSocket()) return "a socket";
-  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
-  return "not a regular file";
+  return [path, RecordKind.skip, `not archived: ${describeSpecialMode(stats.mode)}`];
 }
 
 /**
@@ -132,15 +125,21 @@ function describeSpecial(stats: Stats): string {
  */
 function listSorted(dir: string): Listed[] {
   const names = listNames(dir);
-  const keyed = names.map((name) => {
-    try {
-      const stats = lstatSync(fsPath(dir === "/" ? `/${name}` : `${dir}/${name}`));
-      return { key: stats.isDirectory() ? `${name}/` : name, listed: { name, stats } };
-    } catch (error) {
-      // Vanished or unreadable since readdir: reported when the walk gets there.
-      return { key: name, listed: { name, error: errorMessage(error), gone: errnoCode(error) === "ENOENT" } };
-    }
-  });
+  const directory = new DirectoryStats(dir);
+  let keyed: { key: string; listed: Listed }[];
+  try {
+    keyed = names.map((name) => {
+      try {
+        const stats = directory.statEntry(name);
+        return { key: isDirectoryMode(stats.mode) ? `${name}/` : name, listed: { name, stats } };
+      } catch (error) {
+        // Vanished or unreadable since readdir: reported when the walk gets there.
+        return { key: name, listed: { name, error: errorMessage(error), gone: errnoCode(error) === "ENOENT" } };
+      }
+    });
+  } finally {
+    directory.close();
+  }
   keyed.sort((a, b) => comparePaths(a.key, b.key));
   return keyed.map((entry) => entry.listed);
 }
