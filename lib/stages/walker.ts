@@ -1,9 +1,9 @@
-import { lstatSync, type Stats } from "node:fs";
-import { errnoCode, errorMessage } from "../errors.ts";
-import { byteLengthOfText, fsPath, listNames, readLinkText } from "../fs/byte-names.ts";
-import { comparePaths } from "../catalog/path-order.ts";
-import { isExcluded, type ExcludeRule } from "../glob.ts";
+import { lstatSync } from "node:fs";
+import { fsPath } from "../fs/byte-names.ts";
+import type { ExcludeRule } from "../glob.ts";
 import type { FileEntry } from "../pipeline/types.ts";
+import { decodeFromWorker, encodeCredit, encodeStart } from "./walk-messages.ts";
+import { RecordKind, walkTree, type WalkRecord } from "./walk-tree.ts";
 
 export interface WalkOptions {
   readonly excludes?: readonly ExcludeRule[];
@@ -19,136 +19,128 @@ export interface WalkOptions {
   readonly onSkip?: (path: string, reason: string) => void;
 }
 
-/** A directory entry, lstat'ed when its directory was listed (or why that failed). */
-interface Listed {
-  readonly name: string;
-  readonly stats?: Stats;
-  readonly error?: string;
-  readonly gone?: boolean;
-}
-
-interface Frame {
-  readonly dir: string;
-  readonly relative: string;
-  readonly entries: Listed[];
-  index: number;
-}
+/**
+ * Chunks the worker may have sent ahead of the consumer: bounds memory
+ * (a chunk is at most ~1000 records, see walk-worker.ts) while keeping
+ * the worker busy as the main thread works through a chunk.
+ */
+const CREDIT_WINDOW = 8;
 
 /**
  * Walks the sources depth-first, yielding files and symlinks in the order
- * of their paths' bytes (the catalog's order: see CatalogLookahead), the
- * same on every machine. Memory is the listings along the current path,
- * whatever the tree's size; an explicit stack, so deep trees cannot
- * overflow the call stack.
+ * of their paths' bytes, the catalog's order (see walkTree). The file-system
+ * work runs on a worker thread, which sends ready records a bounded number
+ * of chunks ahead: on the main thread, the walk costs only turning them
+ * into entries. Stopping early (return, an error, `signal`) ends the worker.
+ * Sources without a directory among them (single files) need no worker.
  */
 export async function* walk(sources: readonly string[], options: WalkOptions = {}): AsyncGenerator<FileEntry> {
-  const excludes = options.excludes ?? [];
-  for (const source of sources) {
-    const root = lstatOrReport(source, options);
-    if (!root) continue;
-    if (!root.isDirectory()) {
-      const entry = toEntry(source, root, options);
-      if (entry) yield entry;
-      continue;
-    }
-    const stack: Frame[] = [{ dir: source, relative: "", entries: listOrReport(source, options), index: 0 }];
-    while (stack.length > 0) {
-      options.signal?.throwIfAborted();
-      const frame = stack[stack.length - 1];
-      if (frame.index >= frame.entries.length) {
-        stack.pop();
-        continue;
-      }
-      const { name, stats, error, gone } = frame.entries[frame.index++];
-      const path = frame.dir === "/" ? `/${name}` : `${frame.dir}/${name}`;
-      const relative = frame.relative ? `${frame.relative}/${name}` : name;
-      if (options.skipPaths?.has(path)) continue;
-      if (!stats) {
-        options.onError?.(path, error ?? "cannot be read", gone);
-        continue;
-      }
-      const isDirectory = stats.isDirectory();
-      if (isExcluded(excludes, path, relative, isDirectory)) continue;
-      if (isDirectory) {
-        stack.push({ dir: path, relative, entries: listOrReport(path, options), index: 0 });
-        continue;
-      }
-      const entry = toEntry(path, stats, options);
-      if (entry) yield entry;
-    }
+  const worker = sources.some(isDirectory) ? startWorker(sources, options) : undefined;
+  if (worker) yield* receive(worker, options);
+  else yield* walkInThread(sources, options);
+}
+
+/** Whether a source is a directory to walk: only then is a worker worth its start (a few ms). */
+function isDirectory(source: string): boolean {
+  try {
+    return lstatSync(fsPath(source)).isDirectory();
+  } catch {
+    // Reported by the walk itself.
+    return false;
   }
 }
 
-function toEntry(path: string, stats: Stats, options: WalkOptions): FileEntry | undefined {
-  let kind: FileEntry["kind"];
-  let linkTarget: string | null = null;
-  if (stats.isFile()) kind = "file";
-  else if (stats.isSymbolicLink()) {
-    kind = "symlink";
-    try {
-      linkTarget = readLinkText(path);
-    } catch (error) {
-      options.onError?.(path, errorMessage(error), errnoCode(error) === "ENOENT");
-      return undefined;
-    }
-  } else {
-    options.onSkip?.(path, `not archived: ${describeSpecial(stats)}`);
+function startWorker(sources: readonly string[], options: WalkOptions): Worker | undefined {
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL("./walk-worker.ts", import.meta.url));
+  } catch {
+    // No worker threads here (an unusual runtime or bundle): the same walk, in this thread.
     return undefined;
   }
-  return {
-    path,
-    kind,
-    size: kind === "symlink" ? byteLengthOfText(linkTarget ?? "") : stats.size,
-    mtimeMs: stats.mtimeMs,
-    mode: stats.mode & 0o7777,
-    dev: stats.dev,
-    ino: stats.ino,
-    nlink: stats.nlink,
-    linkTarget,
+  // Kept alive only while the walk waits for it (see receive), so an abandoned walk never holds the process.
+  worker.unref();
+  worker.postMessage(
+    encodeStart({ sources, excludes: options.excludes ?? [], skipPaths: [...(options.skipPaths ?? [])] }),
+  );
+  worker.postMessage(encodeCredit(CREDIT_WINDOW));
+  return worker;
+}
+
+async function* receive(worker: Worker, options: WalkOptions): AsyncGenerator<FileEntry> {
+  const arrived: string[] = [];
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const fail = (error: Error) => {
+    failure ??= error;
+    wake?.();
   };
-}
-
-function describeSpecial(stats: Stats): string {
-  if (stats.isFIFO()) return "a fifo";
-  if (stats.isSocket()) return "a socket";
-  if (stats.isCharacterDevice() || stats.isBlockDevice()) return "a device";
-  return "not a regular file";
-}
-
-function lstatOrReport(path: string, options: WalkOptions): Stats | undefined {
+  worker.onmessage = (event: MessageEvent<string>) => {
+    arrived.push(event.data);
+    wake?.();
+  };
+  worker.onerror = (event) => fail(new Error(`walk worker failed: ${event.message}`));
+  worker.addEventListener("close", () => fail(new Error("walk worker exited before the walk's end")));
+  const onAbort = () => wake?.();
+  options.signal?.addEventListener("abort", onAbort);
   try {
-    return lstatSync(fsPath(path));
-  } catch (error) {
-    options.onError?.(path, errorMessage(error), errnoCode(error) === "ENOENT");
-    return undefined;
-  }
-}
-
-/**
- * A directory's entries, lstat'ed, in the order that makes the walk's paths
- * come out in byte order: a directory sorts as its name plus "/", so
- * "b.txt" comes before the contents of "b/", as in the catalog. Names that
- * are not UTF-8 are escaped strings (see byte-names.ts) and sort as such,
- * which is how the catalog orders them too.
- */
-function listOrReport(dir: string, options: WalkOptions): Listed[] {
-  let names: string[];
-  try {
-    names = listNames(dir);
-  } catch (error) {
-    options.onError?.(dir, errorMessage(error), errnoCode(error) === "ENOENT");
-    return [];
-  }
-  const keyed = names.map((name) => {
-    try {
-      const stats = lstatSync(fsPath(dir === "/" ? `/${name}` : `${dir}/${name}`));
-      return { key: stats.isDirectory() ? `${name}/` : name, listed: { name, stats } };
-    } catch (error) {
-      // Vanished or unreadable since readdir: reported when the walk gets there.
-      return { key: name, listed: { name, error: errorMessage(error), gone: errnoCode(error) === "ENOENT" } };
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const message = arrived.shift();
+      if (message === undefined) {
+        if (failure) throw failure;
+        worker.ref();
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        worker.unref();
+        continue;
+      }
+      const chunk = decodeFromWorker(message);
+      if (chunk.kind === "failed") throw new Error(chunk.message);
+      // Granted as this chunk is taken, so the worker walks on while it is consumed.
+      if (!chunk.last) worker.postMessage(encodeCredit(1));
+      for (const record of chunk.records) {
+        options.signal?.throwIfAborted();
+        const entry = deliver(record, options);
+        if (entry) yield entry;
+      }
+      if (chunk.last) return;
     }
-  });
-  keyed.sort((a, b) => comparePaths(a.key, b.key));
-  return keyed.map((entry) => entry.listed);
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    worker.terminate();
+  }
 }
 
+async function* walkInThread(sources: readonly string[], options: WalkOptions): AsyncGenerator<FileEntry> {
+  for (const record of walkTree(sources, options.excludes ?? [], options.skipPaths)) {
+    options.signal?.throwIfAborted();
+    const entry = deliver(record, options);
+    if (entry) yield entry;
+  }
+}
+
+/** A file or symlink record as its entry; an error or skip record reported (undefined). */
+function deliver(record: WalkRecord, options: WalkOptions): FileEntry | undefined {
+  switch (record[1]) {
+    case RecordKind.file:
+    case RecordKind.symlink:
+      return {
+        path: record[0],
+        kind: record[1] === RecordKind.file ? "file" : "symlink",
+        size: record[2],
+        mtimeMs: record[3],
+        mode: record[4],
+        dev: record[5],
+        ino: record[6],
+        nlink: record[7],
+        linkTarget: record[8] ?? null,
+      };
+    case RecordKind.error:
+      options.onError?.(record[0], record[2], record[3]);
+      return undefined;
+    case RecordKind.skip:
+      options.onSkip?.(record[0], record[2]);
+      return undefined;
+  }
+}
