@@ -57,6 +57,8 @@ const STAT_SIZE = 144;
 const TWO_32 = 4294967296;
 
 let fstatat: FstatAt | null | undefined;
+/** Whether the fast path's first answer agreed with lstatSync (see statEntry). */
+let checked = false;
 const statBuffer = new Uint8Array(STAT_SIZE);
 const statWords = new Uint32Array(statBuffer.buffer);
 const statSigned = new Int32Array(statBuffer.buffer);
@@ -99,10 +101,21 @@ export class DirectoryStats {
   }
 
   statEntry(name: string): EntryStat {
+    const path = this.#dir === "/" ? `/${name}` : `${this.#dir}/${name}`;
     if (this.#fd !== undefined && fstatat && this.#encodeName(name) && fstatat(this.#fd, nameBuffer, statBuffer, AT_SYMLINK_NOFOLLOW) === 0) {
-      return readStat();
+      const fast = readStat();
+      if (checked) return fast;
+      // The first answer is checked against lstatSync: the catalog compares
+      // mtimeMs exactly with what the copier's fstat says, so a Bun whose
+      // Stats compute it differently (or another struct layout) must not
+      // get the fast path at all.
+      const slow = lstatEntry(path);
+      checked = true;
+      if (sameStat(fast, slow)) return fast;
+      fstatat = null;
+      return slow;
     }
-    return lstatEntry(this.#dir === "/" ? `/${name}` : `${this.#dir}/${name}`);
+    return lstatEntry(path);
   }
 
   close(): void {
@@ -124,6 +137,10 @@ export class DirectoryStats {
     nameBuffer[length] = 0;
     return true;
   }
+}
+
+function sameStat(a: EntryStat, b: EntryStat): boolean {
+  return a.mode === b.mode && a.size === b.size && a.mtimeMs === b.mtimeMs && a.dev === b.dev && a.ino === b.ino && a.nlink === b.nlink;
 }
 
 /**
