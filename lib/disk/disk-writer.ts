@@ -248,40 +248,40 @@ export class DiskWriter implements ChangeWriter {
   }
 
   /**
-   * Makes a batch's changes in order. With a placer, each run of
-   * consecutive placements (a copied batch is nearly all placements) is
-   * handed over at once, and nothing after it in the batch starts before
-   * it is done.
+   * Makes a batch's changes in order. With a placer, each long run of
+   * consecutive placements (a batch of small copies is nearly all
+   * placements) is handed over at once, and nothing after it in the batch
+   * starts before it is done.
    */
   async #carryOut(items: PreparedChange[]): Promise<void> {
-    const placer = this.#placer;
-    if (!placer) {
-      for (const item of items) {
-        item.outcome = this.#execute(item);
-        crashPoint("mid-placement");
-      }
-      return;
-    }
     let start = 0;
     while (start < items.length) {
       let end = start;
       while (end < items.length && isPlacement(items[end])) end++;
-      if (end === start) {
-        items[start].outcome = this.#execute(items[start]);
-        crashPoint("mid-placement");
-        start++;
+      if (this.#placer && end - start >= HAND_OVER_FROM) {
+        await this.#handOver(this.#placer, items.slice(start, end));
+        start = end;
         continue;
       }
-      const run = items.slice(start, end);
-      const failures = await placer(
-        run.map((item) => ({ temp: this.tempPath(item.tempName!), target: this.disk.layout.dataPath((item.change as { record: FileRecord }).record.path) })),
-      );
-      run.forEach((item, i) => {
-        const failure = failures[i];
-        item.outcome = failure ? this.#failed(item, failure) : { change: item.change, ok: true, storedAsLink: item.storedAsLink };
-      });
-      start = end;
+      // Any other change, or a few placements (a batch of large files), here:
+      // handed over, they would wait behind the large copy a worker is busy with.
+      const stop = Math.max(end, start + 1);
+      for (let i = start; i < stop; i++) {
+        items[i].outcome = this.#execute(items[i]);
+        crashPoint("mid-placement");
+      }
+      start = stop;
     }
+  }
+
+  async #handOver(placer: Placer, run: PreparedChange[]): Promise<void> {
+    const failures = await placer(
+      run.map((item) => ({ temp: this.tempPath(item.tempName!), target: this.disk.layout.dataPath((item.change as { record: FileRecord }).record.path) })),
+    );
+    run.forEach((item, i) => {
+      const failure = failures[i];
+      item.outcome = failure ? this.#failed(item, failure) : { change: item.change, ok: true, storedAsLink: item.storedAsLink };
+    });
   }
 
   #failed(item: PreparedChange, error: unknown): ChangeOutcome {
@@ -314,6 +314,9 @@ export class DiskWriter implements ChangeWriter {
     recordChange(this.#statements, this.#queue, this.disk, toIntentChange(change), now);
   }
 }
+
+/** Placements in a row worth handing to the placer (see #carryOut). */
+const HAND_OVER_FROM = 64;
 
 /** Moves copied temps to their places in the data tree, in order (see placeFile); each one's error, or undefined. */
 export type Placer = (moves: readonly { temp: string; target: string }[]) => Promise<(Error | undefined)[]>;
