@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, statSync, utimesSync, readFileSync } from "node:fs";
+import { appendFileSync, chmodSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, statSync, utimesSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, snapshotTree } from "./helpers/fixture.ts";
@@ -35,6 +35,15 @@ const counts = (json: any) => ({
 });
 
 describe("blaine run: what a change does", () => {
+  test("every mode comes through: on the disk and back from restore (setuid, group-writable, private, executable)", async () => {
+    env = await archiveEnv({ plain: "a", script: "b", private: "c", shared: "d", setuid: "e", open: "f" });
+    const modes: Record<string, number> = { plain: 0o644, script: 0o755, private: 0o600, shared: 0o664, setuid: 0o4755, open: 0o777 };
+    for (const [name, mode] of Object.entries(modes)) chmodSync(join(env.source, name), mode);
+    expect((await env.run()).exitCode).toBe(0);
+    for (const [name, mode] of Object.entries(modes)) expect(statSync(env.onDisk(name)).mode & 0o7777).toBe(mode);
+    await expectRestoreEqualsSource(env);
+  });
+
   test("first run archives everything; the disk mirrors absolute paths; a re-run changes nothing", async () => {
     env = await archiveEnv({ movies: { "a.mkv": { bytes: 300_000, seed: 1 }, "b.mkv": { bytes: 5000, seed: 2 } }, "notes.txt": "hi" });
     const first = await env.run();

@@ -13,12 +13,19 @@ export type CopyOutcome = CopyResult;
  * The target is created exclusively, gets the source's mode and mtime, and
  * is made durable later by the batch's syncfs.
  */
+/** This process' umask, read once (copies are created with it applied). */
+let umask: number | undefined;
+
 export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
+  umask ??= process.umask();
+  // Created with its final mode when the umask keeps every bit of it (the
+  // usual case): one chmod less per file. Otherwise private first, chmod after.
+  const exactAtCreate = (job.mode & 0o7000) === 0 && (job.mode & umask) === 0;
   // Paths cross from the run as strings (JSON); names that are not UTF-8 become bytes only here.
   const source = openSync(fsPath(job.source), constants.O_RDONLY | constants.O_NOFOLLOW);
   let target: number | undefined;
   try {
-    target = openSync(fsPath(job.target), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    target = openSync(fsPath(job.target), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, exactAtCreate ? job.mode : 0o600);
     const hasher = new Bun.CryptoHasher(job.algorithm);
     let size = 0;
     for (;;) {
@@ -34,7 +41,7 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
       // grows meanwhile shows in the size checked after the copy.
       if (read < buffer.length) break;
     }
-    fchmodSync(target, job.mode);
+    if (!exactAtCreate) fchmodSync(target, job.mode);
     futimesSync(target, job.mtimeMs / 1000, job.mtimeMs / 1000);
     const after = fstatSync(source);
     return { hash: formatHash(job.algorithm, hasher), size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
