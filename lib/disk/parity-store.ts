@@ -9,8 +9,6 @@
  */
 import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { createRecoverySet } from "../par2/create.ts";
-import { loadRecoverySet } from "../par2/recovery-set.ts";
 import { chooseSliceSize, MIN_AUTO_SLICE_SIZE, recoveryCountFor } from "../par2/sizing.ts";
 import { createWithExternalEngine, type ExternalParityEngine } from "../system/par2-tools.ts";
 import { UsageError } from "../errors.ts";
@@ -85,6 +83,8 @@ export class ParityStore {
     const size = statSync(fsPath(dataPath)).size;
     const sizing = { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE };
     if (policy.engine === "builtin") {
+      // The engine loads when a set is first made or read: most runs make none (a tenth of an unchanged re-run).
+      const { createRecoverySet } = await import("../par2/create.ts");
       const created = await createRecoverySet(`${base}.par2`, {
         files: [{ path: dataPath, name }], redundancy: policy.percent, recoveryFileCount: 1, sync: false, replace: true, signal, ...sizing,
       });
@@ -119,6 +119,7 @@ export class ParityStore {
     const index = this.indexPath(hash);
     if (!existsSync(index)) return undefined;
     try {
+      const { loadRecoverySet } = require("../par2/recovery-set.ts") as typeof import("../par2/recovery-set.ts");
       const set = loadRecoverySet(index);
       if (set.entries.length !== 1 || set.entries[0].description.length !== size) return undefined;
       if (set.recovery.length === 0 || set.recoveryDamaged > 0) return undefined;
