@@ -15,7 +15,7 @@ import { createRecoverySet } from "../lib/par2/create.ts";
 import { verifyRecoverySet } from "../lib/par2/verify.ts";
 import { repairRecoverySet } from "../lib/par2/repair.ts";
 import { chooseSliceSize, MAX_INPUT_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "../lib/par2/sizing.ts";
-import { parsePackets, PacketType, equalBytes } from "../lib/par2/packets.ts";
+import { scanPacketFile, PacketType, equalBytes } from "../lib/par2/packets.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
 
 /** Word-by-word reference: Σ c(o,k)·word, with the log tables only. */
@@ -196,13 +196,13 @@ describe("create, verify, repair in-process", () => {
 
   test("packets: each file of the set parses, with one main, descriptions, checksums and the recovery slices", async () => {
     const built = await makeSet({ "a.bin": seededBytes(50_000, 1), "b.bin": seededBytes(7, 2) }, { sliceSize: 1024, recoveryCount: 6 });
-    const index = parsePackets(readFileSync(join(dir, "set.par2")));
+    const index = scanPacketFile(join(dir, "set.par2"));
     const types = index.map((p) => new TextDecoder().decode(p.type).replace(/\0+$/, ""));
     expect(types.filter((t) => t.endsWith("Main")).length).toBe(1);
     expect(types.filter((t) => t.endsWith("FileDesc")).length).toBe(2);
     expect(types.filter((t) => t.endsWith("IFSC")).length).toBe(2);
     expect(index.every((p) => equalBytes(p.setId, built.setId))).toBe(true);
-    const recovery = built.paths.slice(1).flatMap((path) => parsePackets(readFileSync(path))).filter((p) => equalBytes(p.type, PacketType.recoverySlice));
+    const recovery = built.paths.slice(1).flatMap((path) => scanPacketFile(path)).filter((p) => equalBytes(p.type, PacketType.recoverySlice));
     expect(recovery.length).toBe(6);
   });
 

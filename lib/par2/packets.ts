@@ -146,41 +146,6 @@ export interface FoundPacket {
 }
 
 /**
- * Every intact packet in a PAR2 file. Packets are found by their magic, so
- * damage to one packet (its MD5 fails) loses only that packet.
- */
-export function parsePackets(data: Uint8Array): FoundPacket[] {
-  const found: FoundPacket[] = [];
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  let at = 0;
-  while (at + HEADER_BYTES <= data.length) {
-    const next = findMagic(data, at);
-    if (next < 0 || next + HEADER_BYTES > data.length) break;
-    const length = Number(view.getBigUint64(next + 8, true));
-    if (length < HEADER_BYTES || length % 4 !== 0 || next + length > data.length) {
-      at = next + 8;
-      continue;
-    }
-    const expected = data.subarray(next + 16, next + 32);
-    if (!equalBytes(md5(data.subarray(next + 32, next + length)), expected)) {
-      at = next + 8;
-      continue;
-    }
-    const type = data.slice(next + 48, next + 64);
-    const isRecovery = equalBytes(type, PacketType.recoverySlice);
-    found.push({
-      setId: data.slice(next + 32, next + 48),
-      type,
-      bodyOffset: next + HEADER_BYTES,
-      bodyLength: length - HEADER_BYTES,
-      body: data.slice(next + HEADER_BYTES, next + (isRecovery ? HEADER_BYTES + 4 : length)),
-    });
-    at = next + length;
-  }
-  return found;
-}
-
-/**
  * Every intact packet in a PAR2 file, read through a file descriptor: the
  * small packets whole, recovery slices streamed through MD5 and not kept,
  * so checking the parity of a huge file does not hold it in memory.
@@ -252,11 +217,6 @@ export function scanPacketFile(path: string): FoundPacket[] {
   } finally {
     closeSync(fd);
   }
-}
-
-function findMagic(data: Uint8Array, from: number): number {
-  const index = Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(Buffer.from(MAGIC), from);
-  return index;
 }
 
 export function readMain(body: Uint8Array): MainPacket {
