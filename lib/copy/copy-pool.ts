@@ -38,20 +38,18 @@ export class CopyPool {
     this.#size = Math.max(1, size);
   }
 
-  copy(request: CopyJob & { readonly expectedSize?: number }): Promise<CopyOutcome> {
-    // Only plain data crosses threads (a request may carry an AbortSignal).
-    const { source, target, algorithm, mode, mtimeMs } = request;
+  copy(request: CopyJob): Promise<CopyOutcome> {
     // Small files all go to the first worker: their cost is per file, most of
     // it on the main thread (walk, catalogs), and a second busy worker would
     // take the main thread's core. Large files spread, one per core.
     const latencyBound = request.expectedSize !== undefined && request.expectedSize < LATENCY_BOUND_BELOW;
-    return this.#submit({ kind: "copy", source, target, algorithm, mode, mtimeMs }, latencyBound ? 0 : undefined) as Promise<CopyOutcome>;
+    // The request goes as it is: encodeJobs sends only its plain fields (never the AbortSignal it may carry).
+    return this.#submit({ kind: "copy", ...request }, latencyBound ? 0 : undefined) as Promise<CopyOutcome>;
   }
 
   /** Small files copied together by the first worker (see copy()), one reply for all; each settles on its own. */
   async copyMany(requests: readonly CopyJob[]): Promise<CopySettled[]> {
-    const copies = requests.map(({ source, target, algorithm, mode, mtimeMs }) => ({ source, target, algorithm, mode, mtimeMs }));
-    const results = (await this.#submit({ kind: "copies", copies }, 0)) as CopySettledData[];
+    const results = (await this.#submit({ kind: "copies", copies: requests }, 0)) as CopySettledData[];
     return results.map((result) => (result.ok ? { ok: true, result: result.outcome } : { ok: false, error: toError(result) }));
   }
 
