@@ -1,15 +1,12 @@
 import { availableParallelism } from "node:os";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
-import type { CopySettled } from "../stages/copier.ts";
+import { LATENCY_BOUND_BELOW, type CopySettled } from "../stages/copier.ts";
 import { decodeReplies, encodeJobs, type CopySettledData, type JobFailure, type Reply, type WorkerJob } from "./worker-messages.ts";
 
 /** An error as the worker saw it, with its errno code (the copier tells "vanished" from "disk full" by it). */
 function toError(failure: JobFailure): Error {
   return Object.assign(new Error(failure.message), { code: failure.code });
 }
-
-/** Files below this size are copied by the first worker only (see copy()). */
-const LATENCY_BOUND_BELOW = 1024 * 1024;
 
 interface PendingJob {
   resolve: (outcome: unknown) => void;

@@ -29,8 +29,11 @@ export type CopySettled = { readonly ok: true; readonly result: CopyResult } | {
 /** Copies several files with one request (the CopyPool: one message to one worker), settling each. */
 export type CopyManyFunction = (requests: readonly CopyRequest[]) => Promise<CopySettled[]>;
 
-/** Below this a file is latency-bound: copied within its group by `copy.many`. */
-const SMALL_FILE = 1024 * 1024;
+/**
+ * Below this a file is latency-bound: copied within its group by
+ * `copy.many`, and sent to the CopyPool's first worker when copied alone.
+ */
+export const LATENCY_BOUND_BELOW = 1024 * 1024;
 
 export interface CopierOptions {
   readonly algorithm: HashAlgorithm;
@@ -84,7 +87,7 @@ export async function* copier(items: AsyncIterable<PlannedFile>, options: Copier
     const small: number[] = [];
     const others: Promise<void>[] = [];
     group.forEach((item, index) => {
-      if (item.action === "copy" && !options.dryRun && options.copy?.many && item.size < SMALL_FILE) small.push(index);
+      if (item.action === "copy" && !options.dryRun && options.copy?.many && item.size < LATENCY_BOUND_BELOW) small.push(index);
       else others.push(gated(item).then((result) => void (stored[index] = result)));
     });
     if (small.length > 0) {
