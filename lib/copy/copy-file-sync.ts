@@ -7,15 +7,15 @@ import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
 export type CopyJob = Omit<CopyRequest, "signal">;
 export type CopyOutcome = CopyResult;
 
+/** This process' umask, read once (copies are created with it applied). */
+let umask: number | undefined;
+
 /**
  * Copies and hashes in one pass with plain synchronous calls: what a copy
  * worker thread runs (a thread of its own, so blocking is what we want).
  * The target is created exclusively, gets the source's mode and mtime, and
  * is made durable later by the batch's syncfs.
  */
-/** This process' umask, read once (copies are created with it applied). */
-let umask: number | undefined;
-
 export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
   umask ??= process.umask();
   // Created with its final mode when the umask keeps every bit of it (the
