@@ -47,8 +47,6 @@ export interface ChangeOutcome {
 
 interface PreparedChange {
   readonly change: DiskChange;
-  /** The intent's op: link and symlink are made in tmp first, then placed. */
-  readonly intentOp: "place" | "rename" | "delete";
   readonly tempName?: string;
   readonly storedAsLink?: boolean;
   outcome?: ChangeOutcome;
@@ -137,17 +135,7 @@ export class DiskWriter implements ChangeWriter {
     crashPoint("before-intents");
 
     const live = prepared.filter((item) => !item.outcome);
-    const intentChanges: IntentChange[] = live.map((item) => {
-      const change = item.change;
-      return {
-        op: item.intentOp,
-        path: change.op === "delete" ? change.path : change.record.path,
-        fromPath: change.op === "rename" ? change.fromPath : undefined,
-        tempName: item.tempName,
-        record: "record" in change ? change.record : undefined,
-        ...(change.diskOnly ? { diskOnly: true } : {}),
-      };
-    });
+    const intentChanges = live.map((item) => toIntentChange(item.change, item.tempName));
     const intentId = (this.#statements.insertIntent.get(JSON.stringify(intentChanges), Date.now()) as { id: number }).id;
     crashPoint("after-intents");
     await this.#carryOut(live);
@@ -175,7 +163,7 @@ export class DiskWriter implements ChangeWriter {
       try {
         prepared.push(this.#prepareOne(change, linking));
       } catch (error) {
-        prepared.push({ change, intentOp: "delete", outcome: { change, ok: false, error: errorMessage(error) } });
+        prepared.push({ change, outcome: { change, ok: false, error: errorMessage(error) } });
       }
       const path = change.op === "delete" ? change.path : change.record.path;
       touched.add(path);
@@ -193,30 +181,30 @@ export class DiskWriter implements ChangeWriter {
         const linked = change.record.kind === "file" && this.#linkToHolder(change.record, linking);
         if (linked) {
           rmQuiet(this.tempPath(change.tempName));
-          return { change, intentOp: "place", tempName: linked, storedAsLink: true };
+          return { change, tempName: linked, storedAsLink: true };
         }
         linking.placedInBatch.set(change.record.hash, { size: change.record.size, tempName: change.tempName });
-        return { change, intentOp: "place", tempName: change.tempName };
+        return { change, tempName: change.tempName };
       }
       case "delete":
-        return { change, intentOp: "delete" };
+        return { change };
       case "symlink": {
         const tempName = this.newTempName();
         symlinkSync(fsPath(change.record.linkTarget ?? ""), this.tempPath(tempName));
         lutimesSync(this.tempPath(tempName), change.record.mtimeMs / 1000, change.record.mtimeMs / 1000);
-        return { change, intentOp: "place", tempName };
+        return { change, tempName };
       }
       case "link": {
         const tempName = this.#linkToHolder(change.record, linking);
-        if (tempName) return { change, intentOp: "place", tempName, storedAsLink: true };
-        return { change, intentOp: "place", outcome: { change, ok: false, needsCopy: true } };
+        if (tempName) return { change, tempName, storedAsLink: true };
+        return { change, outcome: { change, ok: false, needsCopy: true } };
       }
       case "rename": {
         const held = !linking.touched.has(change.fromPath) && this.entryHash(change.fromPath) === change.record.hash;
         if (!held || !existsSync(fsPath(layout.dataPath(change.fromPath)))) {
-          return { change, intentOp: "rename", outcome: { change, ok: false, needsCopy: true } };
+          return { change, outcome: { change, ok: false, needsCopy: true } };
         }
-        return { change, intentOp: "rename" };
+        return { change };
       }
     }
   }
@@ -323,7 +311,7 @@ export type Placer = (moves: readonly { temp: string; target: string }[]) => Pro
 
 /** A change carried out by moving a temp into place (copies, links and symlinks made in tmp). */
 function isPlacement(item: PreparedChange): boolean {
-  return item.intentOp === "place";
+  return item.change.op !== "delete" && item.change.op !== "rename";
 }
 
 /** Where a batch's links may point: the disk's holders (as the batch began), minus paths the batch changes, plus what it places. */
@@ -341,12 +329,14 @@ export function contentsToLink(changes: readonly DiskChange[]): Content[] {
   return contents;
 }
 
-function toIntentChange(change: DiskChange): IntentChange {
+/** The intent row's form of a change (`tempName`: the temp a placement moves into place). */
+function toIntentChange(change: DiskChange, tempName?: string): IntentChange {
   const op = change.op === "delete" || change.op === "rename" ? change.op : "place";
   return {
     op,
     path: change.op === "delete" ? change.path : change.record.path,
     fromPath: change.op === "rename" ? change.fromPath : undefined,
+    tempName,
     record: "record" in change ? change.record : undefined,
     diskOnly: change.diskOnly,
   };
