@@ -114,10 +114,6 @@ export class DiskWriter implements ChangeWriter {
     return this.#statements.entry.get(path) as { hash: string; kind: string } | null;
   }
 
-  entryHash(path: string): string | undefined {
-    return this.entry(path)?.hash;
-  }
-
   /**
    * `inTransaction` runs inside the final transaction with the outcomes, so
    * a caller's own bookkeeping (removing applied deferred actions) commits
@@ -200,7 +196,7 @@ export class DiskWriter implements ChangeWriter {
         return { change, outcome: { change, ok: false, needsCopy: true } };
       }
       case "rename": {
-        const held = !linking.touched.has(change.fromPath) && this.entryHash(change.fromPath) === change.record.hash;
+        const held = !linking.touched.has(change.fromPath) && this.entry(change.fromPath)?.hash === change.record.hash;
         if (!held || !existsSync(fsPath(layout.dataPath(change.fromPath)))) {
           return { change, outcome: { change, ok: false, needsCopy: true } };
         }
