@@ -4,7 +4,7 @@
  * function in lib/commands, so scripts can do everything the CLI does.
  */
 import { cac } from "cac";
-import { loadSettings, singleFlag } from "../lib/config.ts";
+import { loadSettings, missingForRun, singleFlag } from "../lib/config.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../lib/errors.ts";
 import { createOutput } from "../lib/commands/output.ts";
 
@@ -59,7 +59,6 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
   .option("--parity-engine <name>", "builtin (default), parpar or par2")
   .action(async (args: string[], flags: Flags) => {
     const { isPipelineArgument, runPipeline } = await command.run();
-    const { missingForRun, runInit } = await command.init();
     const pipeline = args.length > 0 && isPipelineArgument(args[0]) ? args[0] : undefined;
     const sources = pipeline ? args.slice(1) : args;
     const settings = loadSettings(flags, sources);
@@ -67,8 +66,8 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
     if (missing) {
       // No configuration at all: a person at a terminal is offered the set-up; a script is told what is missing.
       if (!process.stdin.isTTY || !process.stdout.isTTY) throw new UsageError(`nothing to run with: ${missing}; run blaine init (or give the flags)`);
-      if (await (await command.initPrompts()).offerInit(missing)) return (await runInit({}, createOutput(false))).exitCode;
-      return ExitCode.usage;
+      if (!(await (await command.initPrompts()).offerInit(missing))) return ExitCode.usage;
+      return (await (await command.init()).runInit({}, createOutput(false))).exitCode;
     }
     return runPipeline(pipeline, settings, createOutput(settings.json));
   });

@@ -161,6 +161,20 @@ export function requireDest(settings: Settings): void {
   }
 }
 
+/**
+ * What `blaine run` lacks when there is no blaine.toml and the flags do not
+ * say it all; undefined when it has a catalog, a disk and sources.
+ */
+export function missingForRun(settings: Settings): string | undefined {
+  if (settings.configFile) return undefined;
+  const missing = [
+    ...(settings.db ? [] : ["no catalog (--db FILE)"]),
+    ...(settings.dest.length > 0 ? [] : ["no archive disk (--dest DIR)"]),
+    ...(settings.sources.length > 0 ? [] : ["no sources (SOURCE…)"]),
+  ];
+  return missing.length > 0 ? `${missing.join(", ")} and no ${CONFIG_FILE}` : undefined;
+}
+
 /** Exclude patterns from flags, config and the SnapRAID configuration. */
 export function excludePatterns(settings: Settings): string[] {
   const patterns = [...settings.exclude];

@@ -389,17 +389,3 @@ export async function runInit(flags: Flags, output: Output): Promise<InitResult>
   output.result(result);
   return result;
 }
-
-/**
- * What `blaine run` lacks when there is no blaine.toml and the flags do not
- * say it all; undefined when it has a catalog, a disk and sources.
- */
-export function missingForRun(settings: { configFile?: string; db?: string; dest: readonly string[]; sources: readonly string[] }): string | undefined {
-  if (settings.configFile) return undefined;
-  const missing = [
-    ...(settings.db ? [] : ["no catalog (--db FILE)"]),
-    ...(settings.dest.length > 0 ? [] : ["no archive disk (--dest DIR)"]),
-    ...(settings.sources.length > 0 ? [] : ["no sources (SOURCE…)"]),
-  ];
-  return missing.length > 0 ? `${missing.join(", ")} and no ${CONFIG_FILE}` : undefined;
-}
