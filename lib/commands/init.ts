@@ -8,7 +8,7 @@ import { BLAINE_DIR } from "../disk/layout.ts";
 import { cipherDirOf, releaseDiskMounts, requireCipherTool } from "../disk/unlock.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { writeFileAtomic } from "../fs/atomic.ts";
-import { generatePassword, readKeyFile } from "../secrets/key-source.ts";
+import { generatePassword, PASSWORD_VARIABLE, readKeyFile } from "../secrets/key-source.ts";
 import { isCipherName } from "../system/cipher-tool.ts";
 import { runBlaineChild } from "../system/blaine-child.ts";
 import { hasProgram } from "../system/exec.ts";
@@ -232,8 +232,8 @@ export function answersForYes(flags: Flags): InitAnswers {
     parityEngine: given.parityEngine ?? "builtin",
     copier: given.copier ?? "builtin",
   };
-  if (answers.encrypt && !answers.keyfile && !process.env.BLAINE_PASSWORD) {
-    throw new UsageError("--encrypt: give --keyfile FILE (created when missing) or set BLAINE_PASSWORD");
+  if (answers.encrypt && !answers.keyfile && !process.env[PASSWORD_VARIABLE]) {
+    throw new UsageError(`--encrypt: give --keyfile FILE (created when missing) or set ${PASSWORD_VARIABLE}`);
   }
   return answers;
 }
