@@ -4,7 +4,7 @@
  * the hashing runs, and lays out the index file and vol files as par2cmdline
  * does, each file written atomically (synced, or left to the caller's syncfs).
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
@@ -15,6 +15,7 @@ import {
   creatorBody, fileDescriptionBody, fileIdOf, mainBody, md5, packet, PacketType, recoveryPrefix, sliceChecksumsBody,
   type FileDescription, type SliceChecksum,
 } from "./packets.ts";
+import { readAt } from "./read-at.ts";
 import { multiplySlices } from "./slice-multiply.ts";
 import {
   chooseSliceSize, MAX_RECOVERY_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames, type RecoveryFileScheme,
@@ -81,12 +82,7 @@ function firstBytesMd5(path: string, length: number): Uint8Array {
   const head = new Uint8Array(Math.min(16384, length));
   const fd = openSync(fsPath(path), "r");
   try {
-    let got = 0;
-    while (got < head.length) {
-      const n = readSync(fd, head, got, head.length - got, got);
-      if (n === 0) throw new Error(`${path} is shorter than its ${length} bytes`);
-      got += n;
-    }
+    if (readAt(fd, head, head.length, 0) < head.length) throw new Error(`${path} is shorter than its ${length} bytes`);
   } finally {
     closeSync(fd);
   }

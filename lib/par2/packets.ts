@@ -3,7 +3,8 @@
  * 64-byte header (magic, length, MD5 of the rest from the set ID on, set ID,
  * type) and a body padded to a multiple of 4; integers are little-endian.
  */
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync } from "node:fs";
+import { readAt } from "./read-at.ts";
 
 export const MAGIC = new TextEncoder().encode("PAR2\0PKT");
 export const HEADER_BYTES = 64;
@@ -158,20 +159,11 @@ export function scanPacketFile(path: string): FoundPacket[] {
     const header = new Uint8Array(HEADER_BYTES);
     const view = new DataView(header.buffer);
     const chunk = new Uint8Array(4 * 1024 * 1024);
-    const readAt = (into: Uint8Array, length: number, position: number): number => {
-      let got = 0;
-      while (got < length) {
-        const n = readSync(fd, into, got, length - got, position + got);
-        if (n === 0) break;
-        got += n;
-      }
-      return got;
-    };
     /** The next magic at or after `from` (-1: none): usually right there, else searched for chunk by chunk. */
     const nextMagic = (from: number): number => {
-      if (readAt(header, MAGIC.length, from) === MAGIC.length && equalBytes(header.subarray(0, MAGIC.length), MAGIC)) return from;
+      if (readAt(fd, header, MAGIC.length, from) === MAGIC.length && equalBytes(header.subarray(0, MAGIC.length), MAGIC)) return from;
       for (let at = from; at < size; at += chunk.length - MAGIC.length) {
-        const got = readAt(chunk, Math.min(chunk.length, size - at), at);
+        const got = readAt(fd, chunk, Math.min(chunk.length, size - at), at);
         const index = Buffer.from(chunk.buffer, 0, got).indexOf(Buffer.from(MAGIC));
         if (index >= 0) return at + index;
         if (got < chunk.length) return -1;
@@ -182,7 +174,7 @@ export function scanPacketFile(path: string): FoundPacket[] {
     while (at + HEADER_BYTES <= size) {
       const start = nextMagic(at);
       if (start < 0 || start + HEADER_BYTES > size) break;
-      readAt(header, HEADER_BYTES, start);
+      readAt(fd, header, HEADER_BYTES, start);
       const length = Number(view.getBigUint64(8, true));
       if (length < HEADER_BYTES || length % 4 !== 0 || start + length > size) {
         at = start + 8;
@@ -196,14 +188,14 @@ export function scanPacketFile(path: string): FoundPacket[] {
       if (isRecovery) {
         body = new Uint8Array(4);
         for (let position = start + HEADER_BYTES; position < start + length; ) {
-          const got = readAt(chunk, Math.min(chunk.length, start + length - position), position);
+          const got = readAt(fd, chunk, Math.min(chunk.length, start + length - position), position);
           if (position === start + HEADER_BYTES) body.set(chunk.subarray(0, 4));
           hasher.update(chunk.subarray(0, got));
           position += got;
         }
       } else {
         body = new Uint8Array(length - HEADER_BYTES);
-        readAt(body, body.length, start + HEADER_BYTES);
+        readAt(fd, body, body.length, start + HEADER_BYTES);
         hasher.update(body);
       }
       if (!equalBytes(new Uint8Array(hasher.digest().buffer), header.subarray(16, 32))) {

@@ -4,9 +4,10 @@
  * (outputs are recovery slices) and repair (outputs are the missing slices).
  * Used directly for small jobs and inside each worker thread for large ones.
  */
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { fsPath } from "../fs/byte-names.ts";
 import type { Kernel } from "./kernel.ts";
+import { readAt } from "./read-at.ts";
 
 /** One input slice: a file range (read by whoever accumulates) or bytes; shorter than the slice means zero padding. */
 export interface SliceSource {
@@ -104,12 +105,7 @@ export class SliceAccumulator {
       fd = openSync(fsPath(source.path), "r");
       this.#files.set(source.path, fd);
     }
-    let got = 0;
-    while (got < wanted) {
-      const n = readSync(fd, into, got, wanted - got, start + got);
-      if (n === 0) break; // a file shorter than its slice reads as zeros
-      got += n;
-    }
-    return got;
+    // A file shorter than its slice reads as zeros (the caller fills them in).
+    return readAt(fd, into, wanted, start);
   }
 }

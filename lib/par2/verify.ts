@@ -5,10 +5,11 @@
  * bytes is not searched for (par2cmdline does that); bit rot, zeroed ranges
  * and truncation do not shift data.
  */
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { fsPath } from "../fs/byte-names.ts";
 import { equalBytes, md5 } from "./packets.ts";
+import { readAt } from "./read-at.ts";
 import { loadRecoverySet, type RecoverySet, type SetEntry } from "./recovery-set.ts";
 
 export interface FileCheck {
@@ -77,12 +78,7 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
       signal?.throwIfAborted();
       const start = first * sliceSize;
       const wanted = Math.min(buffer.length, description.length - start);
-      let got = 0;
-      while (got < wanted) {
-        const n = readSync(fd, buffer, got, wanted - got, start + got);
-        if (n === 0) break;
-        got += n;
-      }
+      const got = readAt(fd, buffer, wanted, start);
       buffer.fill(0, got);
       for (let k = 0; k < slicesPerRead && first + k < checksums.length; k++) {
         const index = first + k;
