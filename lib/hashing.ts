@@ -11,16 +11,10 @@ export function formatHash(algorithm: HashAlgorithm, hasher: Bun.CryptoHasher): 
   return `${algorithm}:${hasher.digest("hex")}`;
 }
 
-export function hashText(algorithm: HashAlgorithm, text: string): string {
-  const hasher = new Bun.CryptoHasher(algorithm);
-  hasher.update(text);
-  return formatHash(algorithm, hasher);
-}
-
 /**
  * A symlink's content hash: the hash of its target's real bytes. For a
- * target that is valid UTF-8 this is `hashText` of it; an escaped target
- * (see byte-names.ts) is hashed as the bytes it stands for.
+ * target that is valid UTF-8 this is the hash of its text; an escaped
+ * target (see byte-names.ts) is hashed as the bytes it stands for.
  */
 export function hashLinkTarget(algorithm: HashAlgorithm, target: string): string {
   const hasher = new Bun.CryptoHasher(algorithm);
