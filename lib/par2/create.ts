@@ -200,7 +200,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     pending.push(index);
     index.write([...critical, ...creator]);
     for (const file of pending) file.commit({ sync: options.sync });
-    if (options.sync !== false) fsyncDirectory(dirname(setPath) || ".");
+    if (options.sync !== false) fsyncDirectory(dirname(setPath));
     const paths = [index.path, ...pending.slice(0, -1).map((file) => file.path)];
     return { setId, sliceSize, inputSlices, recoveryCount, paths, bytes: pending.reduce((sum, file) => sum + file.bytes, 0), skippedEmpty };
   } catch (error) {

@@ -47,7 +47,7 @@ export class RecoverySetError extends Error {
 
 /** The index file and every `BASE.*.par2` next to it. */
 export function setFiles(setPath: string): string[] {
-  const directory = dirname(setPath) || ".";
+  const directory = dirname(setPath);
   const base = basename(setBase(setPath));
   const others = readdirSync(directory)
     .filter((name) => name !== basename(setPath) && name.startsWith(`${base}.`) && /\.par2$/i.test(name) && !name.startsWith("."))

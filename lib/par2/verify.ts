@@ -6,7 +6,7 @@
  * and truncation do not shift data.
  */
 import { closeSync, openSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fsPath } from "../fs/byte-names.ts";
 import { equalBytes, md5 } from "./packets.ts";
 import { readAt } from "./read-at.ts";
@@ -36,18 +36,13 @@ export interface VerifyOptions {
   readonly signal?: AbortSignal;
 }
 
-export function defaultLocation(setPath: string): (name: string) => string {
-  const directory = setPath.includes("/") ? setPath.slice(0, setPath.lastIndexOf("/")) || "/" : ".";
-  return (name) => join(directory, name);
-}
-
 export async function verifyRecoverySet(setPath: string, options: VerifyOptions = {}): Promise<SetCheck> {
   const set = loadRecoverySet(setPath);
   return checkFiles(set, options);
 }
 
 export async function checkFiles(set: RecoverySet, options: VerifyOptions = {}): Promise<SetCheck> {
-  const locate = options.locate ?? defaultLocation(set.setPath);
+  const locate = options.locate ?? ((name: string) => join(dirname(set.setPath), name));
   const files: FileCheck[] = [];
   for (const entry of set.entries) {
     files.push(checkFile(entry, locate(entry.description.name), set.sliceSize, options.signal));
