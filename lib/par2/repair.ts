@@ -15,8 +15,7 @@ import type { KernelName } from "./kernel.ts";
 import { equalBytes, md5 } from "./packets.ts";
 import type { SliceSource } from "./slice-accumulator.ts";
 import { multiplySlices } from "./slice-multiply.ts";
-import { checkFiles, type SetCheck, type VerifyOptions } from "./verify.ts";
-import { loadRecoverySet } from "./recovery-set.ts";
+import { verifyRecoverySet, type SetCheck, type VerifyOptions } from "./verify.ts";
 
 export interface RepairOptions extends VerifyOptions {
   readonly kernel?: KernelName | "auto";
@@ -33,8 +32,7 @@ export interface RepairResult {
 }
 
 export async function repairRecoverySet(setPath: string, options: RepairOptions = {}): Promise<RepairResult> {
-  const before = await checkFiles(loadRecoverySet(setPath), options);
-  return repairChecked(before, options);
+  return repairChecked(await verifyRecoverySet(setPath, options), options);
 }
 
 export async function repairChecked(before: SetCheck, options: RepairOptions = {}): Promise<RepairResult> {
