@@ -108,14 +108,18 @@ export function gfInvertMatrix(matrix: Uint16Array, n: number): Uint16Array | un
  */
 const basis = new Uint16Array(16);
 
-export function writeNibbleTables(coefficient: number, into: Uint8Array, at: number): void {
-  // c·2^j for j = 0..15, by doubling; every product is an XOR of these.
+/** c·2^j for j = 0..15 into `into`, by doubling: every product c·x is the XOR of those for x's set bits. */
+export function writeDoublings(coefficient: number, into: Uint16Array): void {
   let value = coefficient;
   for (let bit = 0; bit < 16; bit++) {
-    basis[bit] = value;
+    into[bit] = value;
     value <<= 1;
     if (value & 0x10000) value ^= GF_POLYNOMIAL;
   }
+}
+
+export function writeNibbleTables(coefficient: number, into: Uint8Array, at: number): void {
+  writeDoublings(coefficient, basis);
   for (let position = 0; position < 4; position++) {
     const low = at + position * 32;
     const high = low + 16;

@@ -3,7 +3,7 @@
  * layout as the SIMD kernel, but each coefficient's table is two 256-entry
  * product tables (low byte, high byte of the word), two lookups per word.
  */
-import { GF_POLYNOMIAL } from "./gf16.ts";
+import { writeDoublings } from "./gf16.ts";
 import type { Kernel } from "./kernel.ts";
 
 const TABLE_BYTES = 1024;
@@ -28,12 +28,7 @@ export function createPlainKernel(): Kernel {
     },
     writeTables(coefficients, at) {
       for (let k = 0; k < coefficients.length; k++) {
-        let value = coefficients[k];
-        for (let bit = 0; bit < 16; bit++) {
-          basis[bit] = value;
-          value <<= 1;
-          if (value & 0x10000) value ^= GF_POLYNOMIAL;
-        }
+        writeDoublings(coefficients[k], basis);
         // low[b] = c·b and high[b] = c·(b << 8), each entry one XOR from a smaller one.
         const low = (at + k * TABLE_BYTES) >>> 1;
         const high = low + 256;
