@@ -38,7 +38,7 @@ export class KeySource {
 
   /** Every key given without asking, in the order to try them. */
   known(): KeyCandidate[] {
-    const candidates = this.#keyfiles.map((file) => ({ origin: `--keyfile ${file}`, password: readKeyFile(file) }));
+    const candidates = this.#keyfiles.map(keyfileCandidate);
     const fromEnv = this.#env[PASSWORD_VARIABLE];
     if (fromEnv) candidates.push({ origin: PASSWORD_VARIABLE, password: fromEnv });
     return [...candidates, ...this.#typed];
@@ -47,10 +47,7 @@ export class KeySource {
   /** Asks for the password of a disk on the terminal; undefined when there is no terminal. */
   async ask(message: string): Promise<KeyCandidate | undefined> {
     if (!this.#interactive) return undefined;
-    const password = await promptHidden(message);
-    const candidate = { origin: "the password typed", password };
-    this.#typed.push(candidate);
-    return candidate;
+    return this.#rememberTyped(await promptHidden(message));
   }
 
   /**
@@ -60,7 +57,7 @@ export class KeySource {
    */
   async forNewDisk(label: string): Promise<KeyCandidate> {
     const lastKeyfile = this.#keyfiles.at(-1);
-    if (lastKeyfile) return { origin: `--keyfile ${lastKeyfile}`, password: readKeyFile(lastKeyfile) };
+    if (lastKeyfile) return keyfileCandidate(lastKeyfile);
     // BLAINE_PASSWORD, or a password typed earlier in this command.
     const [given] = this.known();
     if (given) return given;
@@ -70,14 +67,21 @@ export class KeySource {
     for (;;) {
       const password = await promptHidden(`Password for the new disk "${label}" (a lost password loses the archive)`);
       const again = await promptHidden("The same password again");
-      if (password === again) {
-        const candidate = { origin: "the password typed", password };
-        this.#typed.push(candidate);
-        return candidate;
-      }
+      if (password === again) return this.#rememberTyped(password);
       process.stderr.write("The two passwords differ; try again.\n");
     }
   }
+
+  /** A password typed at a prompt, kept to be tried on the next disk too. */
+  #rememberTyped(password: string): KeyCandidate {
+    const candidate = { origin: "the password typed", password };
+    this.#typed.push(candidate);
+    return candidate;
+  }
+}
+
+function keyfileCandidate(file: string): KeyCandidate {
+  return { origin: `--keyfile ${file}`, password: readKeyFile(file) };
 }
 
 const warnedAbout = new Set<string>();
