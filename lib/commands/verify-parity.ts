@@ -4,6 +4,7 @@
  * re-hashed) and damaged sets of intact content are made again. Called from
  * verifyDisks with what the data check found.
  */
+import { basename } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { repairOnDisk } from "../disk/parity-repair.ts";
@@ -101,7 +102,7 @@ export async function verifyParity(
       if (options.repair && intact) {
         try {
           const percent = (set.recoverySlices * 100) / Math.max(1, Math.ceil(set.size / set.sliceSize));
-          await store.create(set.hash, disk.layout.dataPath(intact), intact.slice(intact.lastIndexOf("/") + 1), { percent, engine: "builtin" }, options.signal);
+          await store.create(set.hash, disk.layout.dataPath(intact), basename(intact), { percent, engine: "builtin" }, options.signal);
           result.rebuiltSets.push(path);
           rebuilt = true;
           continue;

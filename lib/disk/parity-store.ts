@@ -8,7 +8,7 @@
  * recording sets in the catalog.
  */
 import { existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { chooseSliceSize, MIN_AUTO_SLICE_SIZE, recoveryCountFor } from "../par2/sizing.ts";
 import { createWithExternalEngine, type ExternalParityEngine } from "../system/par2-tools.ts";
 import { UsageError } from "../errors.ts";
@@ -64,8 +64,8 @@ export class ParityStore {
   /** The set's files that exist now (index and vol files). */
   filesOf(hash: string): string[] {
     const base = this.base(hash);
-    const directory = join(base, "..");
-    const prefix = `${base.slice(directory.length + 1)}.`;
+    const directory = dirname(base);
+    const prefix = `${basename(base)}.`;
     let names: string[];
     try {
       names = readdirSync(directory);
@@ -79,7 +79,7 @@ export class ParityStore {
   async create(hash: string, dataPath: string, name: string, policy: ParityPolicy, signal?: AbortSignal): Promise<StoredSet> {
     this.remove(hash);
     const base = this.base(hash);
-    mkdirSync(join(base, ".."), { recursive: true });
+    mkdirSync(dirname(base), { recursive: true });
     const size = statSync(fsPath(dataPath)).size;
     const sizing = { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE };
     if (policy.engine === "builtin") {
@@ -96,14 +96,14 @@ export class ParityStore {
     mkdirSync(scratch, { recursive: true });
     try {
       linkSync(fsPath(dataPath), join(scratch, name));
-      const setName = `${base.slice(base.lastIndexOf("/") + 1)}.par2`;
+      const setName = `${basename(base)}.par2`;
       await createWithExternalEngine(policy.engine, { dir: scratch, fileName: name, setName, sliceSize, recoverySlices });
       const made = readdirSync(scratch).filter((file) => file.endsWith(".par2"));
       const ordered = [...made.filter((file) => file !== setName), setName];
       let bytes = 0;
       for (const file of ordered) {
         bytes += statSync(join(scratch, file)).size;
-        renameSync(join(scratch, file), join(base, "..", file));
+        renameSync(join(scratch, file), join(dirname(base), file));
       }
       return { sliceSize, recoverySlices, files: ordered.length, bytes };
     } finally {
