@@ -22,9 +22,9 @@ export interface ExternalParityRequest {
 }
 
 export function requireParityEngine(engine: ExternalParityEngine): void {
-  const program = engine === "par2" ? "par2" : "parpar";
-  if (!hasProgram(program)) {
-    throw new BlaineError(`--parity-engine ${engine}: ${notInstalled(program)}; use --parity-engine builtin`, ExitCode.usage);
+  // Each engine's program has the engine's name.
+  if (!hasProgram(engine)) {
+    throw new BlaineError(`--parity-engine ${engine}: ${notInstalled(engine)}; use --parity-engine builtin`, ExitCode.usage);
   }
 }
 
