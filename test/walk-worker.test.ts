@@ -14,9 +14,18 @@ import { tempDir } from "./helpers/fixture.ts";
 setDefaultTimeout(120_000);
 
 const RealWorker = globalThis.Worker;
+const dirs: ReturnType<typeof tempDir>[] = [];
 afterEach(() => {
   globalThis.Worker = RealWorker;
+  for (const dir of dirs.splice(0)) dir.cleanup();
 });
+
+/** A temp directory, removed after the test. */
+function testDir(): ReturnType<typeof tempDir> {
+  const dir = tempDir();
+  dirs.push(dir);
+  return dir;
+}
 
 /** Counts the walk workers started and terminated (walk() looks up the global Worker when it starts one). */
 function countWorkers(): { started: number; terminated: number } {
@@ -75,135 +84,107 @@ function makeWideTree(root: string, dirs: number, files: number): void {
 
 describe("the walk worker", () => {
   test("a tree far larger than the credit window comes out whole, in byte order, with errors and skips in place", async () => {
-    const dir = tempDir();
-    try {
-      makeWideTree(dir.path, 12, 1500);
-      const missing = join(dir.path, "missing");
-      const sources = [missing, dir.path, join(dir.path, "d3", "f7")];
-      const excludes = [parseExclude("cache/")];
-      const skipPaths = new Set([join(dir.path, "d5")]);
-      const counts = countWorkers();
-      const walked = await events(sources, { excludes, skipPaths });
-      expect(walked).toEqual(expectedEvents(sources, excludes, skipPaths));
-      expect(walked.length).toBe(1 + 11 * 1500 + 1 + 1 + 1);
-      expect(walked[0]).toEqual(["error", missing, expect.any(String), true]);
-      expect(walked).toContainEqual(["skip", join(dir.path, "pipe"), "not archived: a fifo"]);
-      const paths = walked.slice(1, -1).flatMap((event) => ("path" in (event as object) ? [(event as FileEntry).path] : []));
-      expect(paths).toEqual([...paths].sort(comparePaths));
-      expect(counts).toEqual({ started: 1, terminated: 1 });
-    } finally {
-      dir.cleanup();
-    }
+    const dir = testDir();
+    makeWideTree(dir.path, 12, 1500);
+    const missing = join(dir.path, "missing");
+    const sources = [missing, dir.path, join(dir.path, "d3", "f7")];
+    const excludes = [parseExclude("cache/")];
+    const skipPaths = new Set([join(dir.path, "d5")]);
+    const counts = countWorkers();
+    const walked = await events(sources, { excludes, skipPaths });
+    expect(walked).toEqual(expectedEvents(sources, excludes, skipPaths));
+    expect(walked.length).toBe(1 + 11 * 1500 + 1 + 1 + 1);
+    expect(walked[0]).toEqual(["error", missing, expect.any(String), true]);
+    expect(walked).toContainEqual(["skip", join(dir.path, "pipe"), "not archived: a fifo"]);
+    const paths = walked.slice(1, -1).flatMap((event) => ("path" in (event as object) ? [(event as FileEntry).path] : []));
+    expect(paths).toEqual([...paths].sort(comparePaths));
+    expect(counts).toEqual({ started: 1, terminated: 1 });
   });
 
   test("a walk stopped early ends its worker; an aborted one throws the abort's reason and ends it too", async () => {
-    const dir = tempDir();
-    try {
-      makeWideTree(dir.path, 4, 3000);
-      const counts = countWorkers();
-      let taken = 0;
-      for await (const _ of walk([dir.path])) if (++taken === 10) break;
-      expect(counts).toEqual({ started: 1, terminated: 1 });
+    const dir = testDir();
+    makeWideTree(dir.path, 4, 3000);
+    const counts = countWorkers();
+    let taken = 0;
+    for await (const _ of walk([dir.path])) if (++taken === 10) break;
+    expect(counts).toEqual({ started: 1, terminated: 1 });
 
-      const controller = new AbortController();
-      const reason = new Error("stop here");
-      taken = 0;
-      const aborted = (async () => {
-        for await (const _ of walk([dir.path], { signal: controller.signal })) if (++taken === 100) controller.abort(reason);
-      })();
-      await expect(aborted).rejects.toBe(reason);
-      expect(taken).toBe(100);
-      expect(counts).toEqual({ started: 2, terminated: 2 });
-    } finally {
-      dir.cleanup();
-    }
+    const controller = new AbortController();
+    const reason = new Error("stop here");
+    taken = 0;
+    const aborted = (async () => {
+      for await (const _ of walk([dir.path], { signal: controller.signal })) if (++taken === 100) controller.abort(reason);
+    })();
+    await expect(aborted).rejects.toBe(reason);
+    expect(taken).toBe(100);
+    expect(counts).toEqual({ started: 2, terminated: 2 });
   });
 
   test("a failure inside the worker that is no path's error surfaces from walk(), not as a hang", async () => {
-    const dir = tempDir();
-    try {
-      writeFileSync(join(dir.path, "a"), "a");
-      // A rule the worker cannot rebuild: its RegExp source does not compile.
-      const broken = { ...parseExclude("a"), regexp: { source: "(", flags: "" } as RegExp };
-      await expect(events([dir.path], { excludes: [broken] })).rejects.toThrow(/walk worker/);
-    } finally {
-      dir.cleanup();
-    }
+    const dir = testDir();
+    writeFileSync(join(dir.path, "a"), "a");
+    // A rule the worker cannot rebuild: its RegExp source does not compile.
+    const broken = { ...parseExclude("a"), regexp: { source: "(", flags: "" } as RegExp };
+    await expect(events([dir.path], { excludes: [broken] })).rejects.toThrow(/walk worker/);
   });
 
   test("sources without a directory among them are walked without a worker", async () => {
-    const dir = tempDir();
-    try {
-      makeWideTree(dir.path, 1, 2);
-      const sources = [join(dir.path, "d0", "f1"), join(dir.path, "link"), join(dir.path, "gone")];
-      const counts = countWorkers();
-      expect(await events(sources)).toEqual(expectedEvents(sources));
-      expect(counts.started).toBe(0);
-    } finally {
-      dir.cleanup();
-    }
+    const dir = testDir();
+    makeWideTree(dir.path, 1, 2);
+    const sources = [join(dir.path, "d0", "f1"), join(dir.path, "link"), join(dir.path, "gone")];
+    const counts = countWorkers();
+    expect(await events(sources)).toEqual(expectedEvents(sources));
+    expect(counts.started).toBe(0);
   });
 
   test("without worker threads, the same walk runs on this thread", async () => {
-    const dir = tempDir();
-    try {
-      makeWideTree(dir.path, 2, 50);
-      const sources = [dir.path, join(dir.path, "nothing")];
-      const expected = expectedEvents(sources);
-      globalThis.Worker = class {
-        constructor() {
-          throw new Error("no threads here");
-        }
-      } as unknown as typeof Worker;
-      expect(await events(sources)).toEqual(expected);
-    } finally {
-      dir.cleanup();
-    }
+    const dir = testDir();
+    makeWideTree(dir.path, 2, 50);
+    const sources = [dir.path, join(dir.path, "nothing")];
+    const expected = expectedEvents(sources);
+    globalThis.Worker = class {
+      constructor() {
+        throw new Error("no threads here");
+      }
+    } as unknown as typeof Worker;
+    expect(await events(sources)).toEqual(expected);
   });
 
   test("the worker keeps a walk alive while it is consumed, and never a process that dropped its walk", () => {
-    const dir = tempDir();
-    try {
-      makeWideTree(dir.path, 3, 400);
-      const walker = join(import.meta.dir, "..", "lib", "stages", "walker.ts");
-      const consume = `import { walk } from ${JSON.stringify(walker)}; let n = 0; for await (const _ of walk([${JSON.stringify(dir.path)}])) n++; console.log(n);`;
-      const consumed = spawnSync(process.execPath, ["-e", consume], { encoding: "utf8", timeout: 60_000 });
-      // Every file, plus cache/skipped and the symlink (no excludes here).
-      expect(consumed.stdout.trim()).toBe(String(3 * 400 + 2));
-      // Pulled once, then neither finished nor returned: the process still exits.
-      const drop = `import { walk } from ${JSON.stringify(walker)}; const walking = walk([${JSON.stringify(dir.path)}]); console.log((await walking.next()).done);`;
-      const dropped = spawnSync(process.execPath, ["-e", drop], { encoding: "utf8", timeout: 60_000 });
-      expect(dropped.status).toBe(0);
-      expect(dropped.stdout.trim()).toBe("false");
-    } finally {
-      dir.cleanup();
-    }
+    const dir = testDir();
+    makeWideTree(dir.path, 3, 400);
+    const walker = join(import.meta.dir, "..", "lib", "stages", "walker.ts");
+    const consume = `import { walk } from ${JSON.stringify(walker)}; let n = 0; for await (const _ of walk([${JSON.stringify(dir.path)}])) n++; console.log(n);`;
+    const consumed = spawnSync(process.execPath, ["-e", consume], { encoding: "utf8", timeout: 60_000 });
+    // Every file, plus cache/skipped and the symlink (no excludes here).
+    expect(consumed.stdout.trim()).toBe(String(3 * 400 + 2));
+    // Pulled once, then neither finished nor returned: the process still exits.
+    const drop = `import { walk } from ${JSON.stringify(walker)}; const walking = walk([${JSON.stringify(dir.path)}]); console.log((await walking.next()).done);`;
+    const dropped = spawnSync(process.execPath, ["-e", drop], { encoding: "utf8", timeout: 60_000 });
+    expect(dropped.status).toBe(0);
+    expect(dropped.stdout.trim()).toBe("false");
   });
 });
 
 describe("entry stats", () => {
   test("fstatat through the directory gives what lstatSync gives, field for field", () => {
-    const dir = tempDir();
+    const dir = testDir();
+    makeWideTree(dir.path, 2, 20);
+    writeFileSync(join(dir.path, "sparse"), "");
+    truncateSync(join(dir.path, "sparse"), 5 * 2 ** 32 + 12345); // size above 32 bits
+    writeFileSync(join(dir.path, "old"), "1969");
+    utimesSync(join(dir.path, "old"), -86_400.25, -86_400.25); // before the epoch
+    writeFileSync(join(dir.path, "fraction"), "ns");
+    utimesSync(join(dir.path, "fraction"), 1_763_884_556.123457, 1_763_884_556.123457);
+    writeFileSync(bytesOfText(join(dir.path, textFromBytes(Buffer.from([0x62, 0xff, 0x21])))), "not UTF-8");
+    const stats = new DirectoryStats(dir.path);
     try {
-      makeWideTree(dir.path, 2, 20);
-      writeFileSync(join(dir.path, "sparse"), "");
-      truncateSync(join(dir.path, "sparse"), 5 * 2 ** 32 + 12345); // size above 32 bits
-      writeFileSync(join(dir.path, "old"), "1969");
-      utimesSync(join(dir.path, "old"), -86_400.25, -86_400.25); // before the epoch
-      writeFileSync(join(dir.path, "fraction"), "ns");
-      utimesSync(join(dir.path, "fraction"), 1_763_884_556.123457, 1_763_884_556.123457);
-      writeFileSync(bytesOfText(join(dir.path, textFromBytes(Buffer.from([0x62, 0xff, 0x21])))), "not UTF-8");
-      const stats = new DirectoryStats(dir.path);
-      try {
-        const names = readdirSync(dir.path, { encoding: "buffer" }).map(textFromBytes);
-        expect(names.length).toBe(9);
-        for (const name of names) expect([name, stats.statEntry(name)]).toEqual([name, entryStatOf(lstatSync(bytesOfText(join(dir.path, name))))]);
-        expect(() => stats.statEntry("vanished")).toThrow(/ENOENT/);
-      } finally {
-        stats.close();
-      }
+      const names = readdirSync(dir.path, { encoding: "buffer" }).map(textFromBytes);
+      expect(names.length).toBe(9);
+      for (const name of names) expect([name, stats.statEntry(name)]).toEqual([name, entryStatOf(lstatSync(bytesOfText(join(dir.path, name))))]);
+      expect(() => stats.statEntry("vanished")).toThrow(/ENOENT/);
     } finally {
-      dir.cleanup();
+      stats.close();
     }
   });
 });
