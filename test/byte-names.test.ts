@@ -242,21 +242,20 @@ describe("archiving names that are not UTF-8", () => {
   test("kill -9 after placing and renaming such files, before the catalog commit: recovery tells from their bytes what happened", async () => {
     env = await archiveEnv({});
     const count = makeBadTree(env.source);
-    const placed = await blaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "before-commit:1" } });
-    expect(placed.exitCode).not.toBe(0);
-    const recovered = await env.run();
-    expect(recovered.exitCode).toBe(0);
-    expect(recovered.json.recovered).toBeGreaterThan(0);
-    expect(recovered.json.unchanged).toBe(count);
-    expect(recovered.json.bytesCopied).toBe(0);
+    /** A run killed after placing and renaming, before its commit; the next run recovers it all. */
+    const crashThenRecover = async (archive: ArchiveEnv) => {
+      const crashed = await blaine(["run", "--db", archive.db, "--dest", archive.disk, archive.source], { env: { BLAINE_CRASH_AT: "before-commit:1" } });
+      expect(crashed.exitCode).not.toBe(0);
+      const recovered = await archive.run();
+      expect(recovered.exitCode).toBe(0);
+      expect(recovered.json.recovered).toBeGreaterThan(0);
+      expect(recovered.json.unchanged).toBe(count);
+      return recovered;
+    };
+    expect((await crashThenRecover(env)).json.bytesCopied).toBe(0);
 
     renameSync(under(env.source, BAD_FILE), under(env.source, bytes("again", [0xff])));
-    const renamed = await blaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "before-commit:1" } });
-    expect(renamed.exitCode).not.toBe(0);
-    const after = await env.run();
-    expect(after.exitCode).toBe(0);
-    expect(after.json.recovered).toBeGreaterThan(0);
-    expect(after.json.unchanged).toBe(count);
+    await crashThenRecover(env);
     expect(byteTree(env.onDisk())).toEqual(byteTree(env.source));
     expect((await env.verify()).exitCode).toBe(0);
   });
