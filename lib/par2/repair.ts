@@ -120,8 +120,9 @@ function chooseRecovery(available: readonly number[], missing: readonly number[]
 function writeRepairedFile(path: string, length: number, sliceSize: number, slices: readonly { index: number; bytes: Uint8Array }[]): void {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.repair.tmp`);
   // Blaine's data paths may stand for names that are not UTF-8 (see byte-names.ts).
-  if (existsSync(fsPath(path))) copyFileSync(fsPath(path), fsPath(temp));
-  const fd = openSync(fsPath(temp), existsSync(fsPath(temp)) ? "r+" : "w", 0o644);
+  const present = existsSync(fsPath(path));
+  if (present) copyFileSync(fsPath(path), fsPath(temp));
+  const fd = openSync(fsPath(temp), present ? "r+" : "w", 0o644);
   try {
     for (const { index, bytes } of slices) {
       const position = index * sliceSize;
