@@ -109,6 +109,17 @@ describe("sets made by par2cmdline", () => {
 });
 
 describe("usage and limits", () => {
+  test("takes --config, --db and --dest like every command (par2 needs no catalog or disk)", async () => {
+    writeFileSync(join(dir, "f"), seededBytes(1000, 1));
+    const created = await blaine(["par2", "create", "--config", join(dir, "none.toml"), "--db=" + join(dir, "none.db"), "--dest", dir, "s.par2", "f"], { cwd: dir });
+    expect(created.exitCode).toBe(0);
+    expect((await blaine(["par2", "verify", "--db", join(dir, "none.db"), "s.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(readdirSync(dir).filter((name) => name.endsWith(".toml") || name.endsWith(".db"))).toEqual([]);
+    const missing = await blaine(["par2", "verify", "s.par2", "--db"], { cwd: dir });
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain("option --db needs a value");
+  });
+
   test("bad options exit 2 and name the option", async () => {
     writeFileSync(join(dir, "f"), seededBytes(1000, 1));
     const cases: [string[], RegExp][] = [

@@ -46,6 +46,9 @@ interface ParsedArguments {
   readonly json: boolean;
 }
 
+/** The options every blaine command accepts, with a value (`--db FILE` or `--db=FILE`). */
+const COMMON_VALUE_FLAGS = new Set(["--config", "--db", "--dest", "--keyfile", "--disks"]);
+
 function parseArguments(args: readonly string[]): ParsedArguments {
   const options = new Map<string, string>();
   const flags = new Map<string, number>();
@@ -58,6 +61,11 @@ function parseArguments(args: readonly string[]): ParsedArguments {
       break;
     }
     if (arg === "--json") json = true;
+    else if (COMMON_VALUE_FLAGS.has(arg.split("=")[0])) {
+      // Every command takes these (README); par2 works on the files it is
+      // given and needs no catalog or disk, so their values are not used.
+      if (!arg.includes("=") && args[++i] === undefined) throw new UsageError(`par2: option ${arg} needs a value\n${USAGE}`);
+    }
     else if (/^-[a-zA-Z]/.test(arg)) {
       const letter = arg[1];
       if (FLAG_OPTIONS.has(letter)) {
