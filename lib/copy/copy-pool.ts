@@ -1,12 +1,7 @@
 import { availableParallelism } from "node:os";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
 import { LATENCY_BOUND_BELOW, type CopySettled } from "../stages/copier.ts";
-import { decodeReplies, encodeJobs, type CopySettledData, type JobFailure, type Reply, type WorkerJob } from "./worker-messages.ts";
-
-/** An error as the worker saw it, with its errno code (the copier tells "vanished" from "disk full" by it). */
-function toError(failure: JobFailure): Error {
-  return Object.assign(new Error(failure.message), { code: failure.code });
-}
+import { decodeReplies, encodeJobs, type ReceivedReply, type WorkerJob } from "./worker-messages.ts";
 
 interface PendingJob {
   resolve: (outcome: unknown) => void;
@@ -46,8 +41,7 @@ export class CopyPool {
 
   /** Small files copied together by the first worker (see copy()), one reply for all; each settles on its own. */
   async copyMany(requests: readonly CopyJob[]): Promise<CopySettled[]> {
-    const results = (await this.#submit({ kind: "copies", copies: requests }, 0)) as CopySettledData[];
-    return results.map((result) => (result.ok ? { ok: true, result: result.outcome } : { ok: false, error: toError(result) }));
+    return (await this.#submit({ kind: "copies", copies: requests }, 0)) as CopySettled[];
   }
 
   /**
@@ -57,8 +51,7 @@ export class CopyPool {
    * see writeManifest). Returns each placement's error, or undefined.
    */
   async placeAll(moves: readonly { temp: string; target: string }[]): Promise<(Error | undefined)[]> {
-    const failures = (await this.#submit({ kind: "placements", moves }, 0)) as (JobFailure | undefined)[];
-    return failures.map((failure) => (failure ? toError(failure) : undefined));
+    return (await this.#submit({ kind: "placements", moves }, 0)) as (Error | undefined)[];
   }
 
   #submit(job: WorkerJob, onWorker?: number): Promise<unknown> {
@@ -120,14 +113,14 @@ export class CopyPool {
     this.#pending.delete(id);
   }
 
-  #receive(worker: number, replies: Reply[]): void {
+  #receive(worker: number, replies: ReceivedReply[]): void {
     for (const reply of replies) {
       this.#load[worker]--;
       const pending = this.#pending.get(reply.id);
       if (!pending) continue;
       this.#pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply.outcome);
-      else pending.reject(toError(reply));
+      else pending.reject(reply.error);
     }
   }
 

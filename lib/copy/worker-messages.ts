@@ -1,3 +1,4 @@
+import type { CopySettled } from "../stages/copier.ts";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
 
 /**
@@ -30,6 +31,13 @@ export type JobOutcome = CopyOutcome | CopySettledData[] | (JobFailure | undefin
 
 export type Reply = { readonly id: number; readonly ok: true; readonly outcome: JobOutcome } | ({ readonly id: number; readonly ok: false } & JobFailure);
 
+/**
+ * A reply as the CopyPool hands it on: failures are already Errors and a
+ * copies reply is already CopySettled[], so no second pass per file.
+ */
+export type ReceivedOutcome = CopyOutcome | CopySettled[] | (Error | undefined)[];
+export type ReceivedReply = { readonly id: number; readonly ok: true; readonly outcome: ReceivedOutcome } | { readonly id: number; readonly ok: false; readonly error: Error };
+
 type CopyTuple = [source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number];
 type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind: "m", copies: CopyTuple[]] | [id: number, kind: "p", moves: [temp: string, target: string][]];
 
@@ -48,7 +56,8 @@ const copyJob = (tuple: CopyTuple): CopyJob => ({ source: tuple[0], target: tupl
 const outcomeTuple = (outcome: CopyOutcome): OutcomeTuple => [outcome.hash, outcome.size, outcome.sourceAfter.size, outcome.sourceAfter.mtimeMs];
 const outcomeOf = (tuple: OutcomeTuple): CopyOutcome => ({ hash: tuple[0], size: tuple[1], sourceAfter: { size: tuple[2], mtimeMs: tuple[3] } });
 const failureTuple = (failure: JobFailure): FailureTuple => [failure.message, failure.code ?? null];
-const failureOf = (tuple: FailureTuple): JobFailure => ({ message: tuple[0], code: tuple[1] ?? undefined });
+/** An error as the worker saw it, with its errno code (the copier tells "vanished" from "disk full" by it). */
+const errorOf = (tuple: FailureTuple): Error => Object.assign(new Error(tuple[0]), { code: tuple[1] ?? undefined });
 
 export function encodeJobs(jobs: readonly { id: number; job: WorkerJob }[]): string {
   return JSON.stringify(
@@ -94,21 +103,21 @@ export function encodeReplies(replies: readonly { id: number; job: WorkerJob; re
   );
 }
 
-export function decodeReplies(message: string): Reply[] {
-  return (JSON.parse(message) as ReplyTuple[]).map((tuple): Reply => {
+export function decodeReplies(message: string): ReceivedReply[] {
+  return (JSON.parse(message) as ReplyTuple[]).map((tuple): ReceivedReply => {
     switch (tuple[1]) {
       case 0:
-        return { id: tuple[0], ok: false, ...failureOf(tuple[2]) };
+        return { id: tuple[0], ok: false, error: errorOf(tuple[2]) };
       case 1:
         return { id: tuple[0], ok: true, outcome: outcomeOf(tuple[2]) };
       case 2:
         return {
           id: tuple[0],
           ok: true,
-          outcome: tuple[2].map((result): CopySettledData => (result[0] === 1 ? { ok: true, outcome: outcomeOf(result[1]) } : { ok: false, ...failureOf(result[1]) })),
+          outcome: tuple[2].map((result): CopySettled => (result[0] === 1 ? { ok: true, result: outcomeOf(result[1]) } : { ok: false, error: errorOf(result[1]) })),
         };
       case 3:
-        return { id: tuple[0], ok: true, outcome: tuple[2].map((failure) => (failure ? failureOf(failure) : undefined)) };
+        return { id: tuple[0], ok: true, outcome: tuple[2].map((failure) => (failure ? errorOf(failure) : undefined)) };
     }
   });
 }
