@@ -3,6 +3,7 @@ import type { Statement } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { contentKey, ContentHolders, sameHash, type Content } from "../catalog/content-holders.ts";
+import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { contentsToLink, type ChangeOutcome, type ChangeWriter, type DiskChange, type DiskWriter } from "../disk/disk-writer.ts";
@@ -33,8 +34,7 @@ export class ArchiveWriter implements ChangeWriter {
   readonly #hostHolder: Statement;
   readonly #hostHolders: ContentHolders<HostHolder>;
   readonly #hostRow: Statement;
-  readonly #upsertFile: Statement;
-  readonly #deleteFile: Statement;
+  readonly #hostFiles: HostFiles;
   readonly #lastQueuedAtStart: number;
 
   constructor(catalog: ArchiveCatalog, writers: readonly DiskWriter[], space: SpaceBudget) {
@@ -55,14 +55,7 @@ export class ArchiveWriter implements ChangeWriter {
       toHolder: (values) => ({ path: values[0] as string, diskId: values[1] as string }),
     });
     this.#hostRow = db.prepare("SELECT disk_id AS diskId, hash FROM main.files WHERE path = ?");
-    this.#upsertFile = db.prepare(
-      `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
-         mode = excluded.mode, dev = excluded.dev, ino = excluded.ino, hash = excluded.hash,
-         link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
-    );
-    this.#deleteFile = db.prepare("DELETE FROM main.files WHERE path = ?");
+    this.#hostFiles = new HostFiles(db);
     this.#lastQueuedAtStart = this.#lastQueuedId();
   }
 
@@ -205,14 +198,14 @@ export class ArchiveWriter implements ChangeWriter {
 
   #recordDeferred(change: DeferredChange, now: number): void {
     if (change.op === "delete") {
-      this.#deleteFile.run(change.path);
+      this.#hostFiles.delete(change.path);
       this.#queue.queue(change.diskId, { op: "delete", path: change.path });
       return;
     }
-    if (change.op === "rename") this.#deleteFile.run(change.fromPath);
+    if (change.op === "rename") this.#hostFiles.delete(change.fromPath);
     const r = change.record;
     this.#queue.evictElsewhere(r.path, change.diskId);
-    this.#upsertFile.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, change.diskId, now);
+    this.#hostFiles.upsert(r, change.diskId, now);
     this.#queue.queue(change.diskId, change.op === "rename" ? { op: "rename", path: r.path, fromPath: change.fromPath, record: r } : { op: "link", path: r.path, record: r });
   }
 }

@@ -1,8 +1,8 @@
-import type { Statement } from "bun:sqlite";
 import { existsSync, linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, lutimesSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { contentKey, ContentHolders, sameHash, type Content } from "../catalog/content-holders.ts";
+import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
@@ -349,13 +349,13 @@ function recordChange(s: ReturnType<typeof prepareStatements>, queue: DeferredQu
   if (change.op === "delete" || change.op === "rename") {
     const gone = change.op === "delete" ? change.path : change.fromPath!;
     s.deleteEntry.run(gone);
-    if (!change.diskOnly) s.deleteFile.run(gone);
+    if (!change.diskOnly) s.hostFiles.delete(gone);
   }
   if (change.op !== "delete") {
     const r = change.record!;
     if (!change.diskOnly) {
       queue.evictElsewhere(r.path, diskId);
-      s.upsertFile.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, diskId, now);
+      s.hostFiles.upsert(r, diskId, now);
     }
     s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.hash, r.linkTarget, now);
   }
@@ -372,22 +372,15 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
     deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
     holders: db.prepare(`SELECT path FROM ${alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 8`),
     entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
-    upsertFile: db.prepare(
-      `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
-         mode = excluded.mode, dev = excluded.dev, ino = excluded.ino, hash = excluded.hash,
-         link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
-    ),
     upsertEntry: db.prepare(
       `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mode, hash, link_target, archived_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
          mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
     ),
-    deleteFile: db.prepare("DELETE FROM main.files WHERE path = ?"),
     deleteEntry: db.prepare(`DELETE FROM ${alias}.entries WHERE path = ?`),
-  } satisfies Record<string, Statement>;
+    hostFiles: new HostFiles(db),
+  };
 }
 
 /** One change as recorded in an intents row, enough to tell later whether it happened. */
