@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 
 setDefaultTimeout(120_000);
 
@@ -71,7 +72,7 @@ describe("blaine doctor", () => {
   });
 });
 
-describe.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("blaine doctor and an encrypted disk", () => {
+describe.skipIf(cipherMissing("gocryptfs") !== undefined)("blaine doctor and an encrypted disk", () => {
   test("with its key, the disk catalog inside is checked; without, doctor says what it needs", async () => {
     const dir = tempDir();
     try {
@@ -121,7 +122,7 @@ describe("blaine doctor and the parity engine", () => {
   });
 });
 
-describe.skipIf(!existsSync("/dev/fuse") || !(Bun.which("gocryptfs") || Bun.which("securefs")))("blaine doctor's FUSE probe", () => {
+describe.skipIf(cipherMissing("gocryptfs") !== undefined && cipherMissing("securefs") !== undefined)("blaine doctor's FUSE probe", () => {
   test("is recorded like every mount: a doctor killed during it leaves a record the next command cleans up", async () => {
     const dir = tempDir();
     try {

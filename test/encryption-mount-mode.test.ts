@@ -7,11 +7,12 @@ import { releaseDiskMounts } from "../lib/disk/unlock.ts";
 import { listMounts } from "../lib/system/fuse-mount.ts";
 import { blaine } from "./helpers/cli.ts";
 import { makeTree, tempDir } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 
 // Real FUSE mounts: Bun's 5 s default is too short on a busy machine.
 setDefaultTimeout(120_000);
 
-const skipReason = !existsSync("/dev/fuse") ? "/dev/fuse is missing" : !Bun.which("gocryptfs") ? "gocryptfs is not installed" : undefined;
+const skipReason = cipherMissing("gocryptfs");
 if (skipReason) console.log(`skipped: read-only mounts of encrypted disks: ${skipReason}`);
 
 let dir: ReturnType<typeof tempDir> | undefined;

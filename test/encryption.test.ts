@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from
 import { join } from "node:path";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { filesOf, makeTree, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 import { Terminal } from "./helpers/terminal.ts";
 
 setDefaultTimeout(120_000);
@@ -10,15 +11,8 @@ setDefaultTimeout(120_000);
 const CIPHERS = ["gocryptfs", "securefs"] as const;
 type Cipher = (typeof CIPHERS)[number];
 
-/** Why a cipher's tests cannot run here, or undefined when they can (real FUSE mounts only). */
-function missing(cipher: Cipher): string | undefined {
-  if (!existsSync("/dev/fuse")) return "/dev/fuse is missing";
-  if (!Bun.which(cipher)) return `${cipher} is not installed`;
-  if (!Bun.which("fusermount3") && !Bun.which("fusermount")) return "fusermount is not installed";
-  return undefined;
-}
 for (const cipher of CIPHERS) {
-  const reason = missing(cipher);
+  const reason = cipherMissing(cipher);
   if (reason) console.log(`skipped: encryption tests with ${cipher}: ${reason}`);
 }
 
@@ -107,7 +101,7 @@ function rawDiskContents(disk: string): { names: string; bytes: string } {
 }
 
 describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
-  const skip = missing(cipher) !== undefined;
+  const skip = cipherMissing(cipher) !== undefined;
 
   test.skipIf(skip)("archive, then the raw disk holds no plaintext name or content, no mount is left, and restore through the key gives back the same bytes", async () => {
     const env = await encryptedEnv(cipher);
@@ -217,7 +211,7 @@ describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
 // Code paths that do not depend on the cipher: each runs once, with the cipher named in it.
 describe("encrypted disk, prompts and signals", () => {
   // The prompt is the same code for both ciphers; a wrong securefs password costs seconds of key stretching.
-  test.skipIf(missing("gocryptfs") !== undefined || !Bun.which("tmux"))("on a terminal with no key given, the password is asked with a hidden prompt; a wrong one is asked again", async () => {
+  test.skipIf(cipherMissing("gocryptfs") !== undefined || !Bun.which("tmux"))("on a terminal with no key given, the password is asked with a hidden prompt; a wrong one is asked again", async () => {
     const env = await encryptedEnv("gocryptfs");
     expect((await env.run("--keyfile", env.keyfile)).exitCode).toBe(0);
     terminal = new Terminal(env.root, ["verify", "--db", env.db, "--dest", env.disk]);
@@ -232,7 +226,7 @@ describe("encrypted disk, prompts and signals", () => {
   });
 
   // The signal handling is the same code for both ciphers: one of them is enough (securefs mounts are slow).
-  test.skipIf(missing("gocryptfs") !== undefined)("SIGTERM during a run: the run stops, saves its catalogs and unmounts", async () => {
+  test.skipIf(cipherMissing("gocryptfs") !== undefined)("SIGTERM during a run: the run stops, saves its catalogs and unmounts", async () => {
     const env = await encryptedEnv("gocryptfs", { big: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}.bin`, { bytes: 1_000_000, seed: i + 1 }])) });
     const child = spawnBlaine(["run", "--db", env.db, "--dest", env.disk, "--keyfile", env.keyfile, env.source]);
     await waitFor(() => mountsOf(env.label.copyId).length > 0, 30_000, "the disk to be mounted");
@@ -249,7 +243,7 @@ describe("encrypted disk, prompts and signals", () => {
 
   // A terminal's Ctrl-C goes to the whole foreground process group; the FUSE daemons are started in a
   // session of their own so that only blaine gets it (securefs -b would otherwise stay in blaine's group).
-  test.skipIf(missing("securefs") !== undefined || !Bun.which("tmux"))("Ctrl-C at the terminal during a run: the run stops, saves its catalogs and unmounts", async () => {
+  test.skipIf(cipherMissing("securefs") !== undefined || !Bun.which("tmux"))("Ctrl-C at the terminal during a run: the run stops, saves its catalogs and unmounts", async () => {
     const env = await encryptedEnv("securefs", { big: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}.bin`, { bytes: 1_000_000, seed: i + 1 }])) });
     terminal = new Terminal(env.root, ["run", "--db", env.db, "--dest", env.disk, "--keyfile", env.keyfile, env.source]);
     await waitFor(() => mountsOf(env.label.copyId).length > 0, 30_000, "the disk to be mounted");
@@ -263,7 +257,7 @@ describe("encrypted disk, prompts and signals", () => {
   });
 });
 
-describe.skipIf(missing("gocryptfs") !== undefined || !Bun.which("tmux"))("disk init --encrypt on a terminal without a key", () => {
+describe.skipIf(cipherMissing("gocryptfs") !== undefined || !Bun.which("tmux"))("disk init --encrypt on a terminal without a key", () => {
   test("the password is typed twice (hidden); Ctrl-C at the prompt leaves nothing written", async () => {
     dir = tempDir();
     const db = join(dir.path, "catalog.db");
@@ -285,7 +279,7 @@ describe.skipIf(missing("gocryptfs") !== undefined || !Bun.which("tmux"))("disk 
 });
 
 describe("two encrypted disks with different keys and ciphers", () => {
-  const skip = CIPHERS.some((cipher) => missing(cipher) !== undefined);
+  const skip = CIPHERS.some((cipher) => cipherMissing(cipher) !== undefined);
 
   test.skipIf(skip)("a run spans onto the second disk; each opens with its own key; restore needs both", async () => {
     dir = tempDir();

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeTree, tempDir } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 import { Terminal } from "./helpers/terminal.ts";
 
 setDefaultTimeout(120_000);
@@ -24,7 +25,7 @@ function workplace() {
   return { root: dir.path, source };
 }
 
-const canEncrypt = existsSync("/dev/fuse") && Bun.which("gocryptfs") !== null;
+const canEncrypt = cipherMissing("gocryptfs") === undefined;
 
 describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
   test("every question answered at the prompts: disk initialised (encrypted), blaine.toml written, dry run offered and run", async () => {

@@ -3,8 +3,11 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { makeTree, tempDir } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 
 setDefaultTimeout(120_000);
+
+const noGocryptfs = cipherMissing("gocryptfs") !== undefined;
 
 let dir: ReturnType<typeof tempDir> | undefined;
 afterEach(() => dir?.cleanup());
@@ -39,7 +42,7 @@ describe("blaine init --yes", () => {
     const place = workplace();
     const keyfile = join(place.root, "keys/blaine.key");
     const init = await blaine(["init", "--yes", "--source", place.source, "--db", "c.db", "--disk", "disk1", "--label", "E1", "--encrypt", "gocryptfs", "--keyfile", keyfile], { cwd: place.cwd });
-    if (!existsSync("/dev/fuse") || !Bun.which("gocryptfs")) {
+    if (noGocryptfs) {
       console.log("skipped: encrypted init needs /dev/fuse and gocryptfs");
       return;
     }
@@ -77,7 +80,7 @@ describe("blaine init --yes", () => {
     expect(readdirSync(place.root).sort()).toEqual(before);
   });
 
-  test.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("a step that fails after the key file was made removes what this init created, and only that", async () => {
+  test.skipIf(noGocryptfs)("a step that fails after the key file was made removes what this init created, and only that", async () => {
     const place = workplace();
     // A disk directory whose cipher directory holds something else: only encrypting it finds that out.
     makeTree(join(place.root, "disk1"), { encrypted: { "not-gocryptfs": "data" } });
@@ -89,7 +92,7 @@ describe("blaine init --yes", () => {
     expect(readdirSync(join(place.root, "disk1/encrypted"))).toEqual(["not-gocryptfs"]);
   });
 
-  test.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("SIGTERM while the disk is being made: what this init created is removed, and no mount is left", async () => {
+  test.skipIf(noGocryptfs)("SIGTERM while the disk is being made: what this init created is removed, and no mount is left", async () => {
     const place = workplace();
     const keyfile = join(place.root, "keys/new.key");
     const run = tempDir();

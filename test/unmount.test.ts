@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 
 setDefaultTimeout(120_000);
 
@@ -28,7 +29,7 @@ describe("blaine unmount", () => {
     expect(result.stderr).toBe(`blaine: ${target} is not mounted\n`);
   });
 
-  test.skipIf(!existsSync("/dev/fuse") || !Bun.which("gocryptfs"))("refuses the private mount of a command that is still running; takes it down once that command is gone", async () => {
+  test.skipIf(cipherMissing("gocryptfs") !== undefined)("refuses the private mount of a command that is still running; takes it down once that command is gone", async () => {
     dir = tempDir();
     const runDir = join(dir.path, "run");
     const env = { BLAINE_RUN_DIR: runDir };

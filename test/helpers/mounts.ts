@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 
 /** Whether this process can mount (root, and the kernel lets it): tests needing it skip otherwise. */
 export function canMount(): boolean {
@@ -19,4 +19,12 @@ export function mountTmpfs(dir: string, size: string): () => void {
   return () => {
     Bun.spawnSync(["umount", "-l", dir]);
   };
+}
+
+/** Why encrypted disks with `cipher` cannot be tested here (they need real FUSE mounts), or undefined when they can. */
+export function cipherMissing(cipher: "gocryptfs" | "securefs"): string | undefined {
+  if (!existsSync("/dev/fuse")) return "/dev/fuse is missing";
+  if (!Bun.which(cipher)) return `${cipher} is not installed`;
+  if (!Bun.which("fusermount3") && !Bun.which("fusermount")) return "fusermount is not installed";
+  return undefined;
 }
