@@ -25,20 +25,26 @@ function workplace() {
   return { root: dir.path, source };
 }
 
+/** Starts `blaine init` on a terminal and answers the questions before "Encrypt the disk?" (an empty answer takes the default). */
+async function answerUpToEncryption(place: ReturnType<typeof workplace>, answers: { exclude: string; label: string }): Promise<Terminal> {
+  terminal = new Terminal(place.root, ["init"]);
+  const t = terminal;
+  await t.answer("A directory to archive", place.source, "Enter");
+  await t.answer("Add another directory to archive?", "", "Enter");
+  await t.answer("Exclude patterns", answers.exclude, "Enter");
+  await t.answer("Where to keep the catalog", join(place.root, "catalog.db"), "Enter");
+  await t.answer("The first archive disk", join(place.root, "disk1"), "Enter");
+  await t.answer("A label for this disk", answers.label, "Enter");
+  return t;
+}
+
 const canEncrypt = cipherMissing("gocryptfs") === undefined;
 
 describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
   test("every question answered at the prompts: disk initialised (encrypted), blaine.toml written, dry run offered and run", async () => {
     if (!canEncrypt) console.log("note: gocryptfs or /dev/fuse missing: the disk is left unencrypted in this run");
     const place = workplace();
-    terminal = new Terminal(place.root, ["init"]);
-    const t = terminal;
-    await t.answer("A directory to archive", place.source, "Enter");
-    await t.answer("Add another directory to archive?", "", "Enter");
-    await t.answer("Exclude patterns", "*.part", "Enter");
-    await t.answer("Where to keep the catalog", join(place.root, "catalog.db"), "Enter");
-    await t.answer("The first archive disk", join(place.root, "disk1"), "Enter");
-    await t.answer("A label for this disk", "T1", "Enter");
+    const t = await answerUpToEncryption(place, { exclude: "*.part", label: "T1" });
     await t.waitForText("Encrypt the disk?");
     if (canEncrypt) {
       t.type("", "Down", "Enter");
@@ -70,14 +76,7 @@ describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
 
   test("Ctrl-C at a prompt leaves nothing written", async () => {
     const place = workplace();
-    terminal = new Terminal(place.root, ["init"]);
-    const t = terminal;
-    await t.answer("A directory to archive", place.source, "Enter");
-    await t.answer("Add another directory to archive?", "", "Enter");
-    await t.answer("Exclude patterns", "", "Enter");
-    await t.answer("Where to keep the catalog", join(place.root, "catalog.db"), "Enter");
-    await t.answer("The first archive disk", join(place.root, "disk1"), "Enter");
-    await t.answer("A label for this disk", "", "Enter");
+    const t = await answerUpToEncryption(place, { exclude: "", label: "" });
     await t.answer("Encrypt the disk?", "", "C-c");
     expect(await t.exitCode()).toBe(1);
     expect(t.screen()).toContain("nothing was written");
