@@ -22,6 +22,11 @@ async function restoreEqualsSource(e: MultiDiskEnv, disks: string[]) {
   expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
 }
 
+/** `count` files f0, f1, … of 150 KB of distinct seeded bytes. */
+function seededFiles(count: number): TreeSpec {
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`f${i}`, { bytes: 150_000, seed: i + 1 }]));
+}
+
 async function pendingCount(e: MultiDiskEnv): Promise<number> {
   return (await e.cli(["pending", "--json"])).json.pending;
 }
@@ -152,9 +157,7 @@ describe("mounting several disks", () => {
   });
 
   test("disks = [globs] in blaine.toml: whatever is mounted is used; with no open disk left the run exits 3 and says a new disk is needed", async () => {
-    const files: TreeSpec = {};
-    for (let i = 0; i < 6; i++) files[`f${i}`] = { bytes: 150_000, seed: i + 1 };
-    env = await multiDiskEnv(files);
+    env = await multiDiskEnv(seededFiles(6));
     const e = env;
     const one = await e.initDisk("archive1", 350_000);
     const two = await e.initDisk("archive2", 350_000);
@@ -177,9 +180,7 @@ describe("mounting several disks", () => {
   });
 
   test("with every mounted disk full, renames are still recorded; new data is not stored and the run exits 3", async () => {
-    const files: TreeSpec = {};
-    for (let i = 0; i < 3; i++) files[`f${i}`] = { bytes: 150_000, seed: i + 1 };
-    env = await multiDiskEnv(files);
+    env = await multiDiskEnv(seededFiles(3));
     const e = env;
     const A = await e.initDisk("A", 350_000);
     const B = await e.initDisk("B", 1_000_000);
