@@ -12,6 +12,13 @@ const TOOLS = ["dc3dd", "par2", "parpar", "gocryptfs", "securefs", "fusermount",
 let env: ArchiveEnv | undefined;
 afterEach(() => env?.cleanup());
 
+/** An environment whose PATH (a bin directory made under `dir`) holds bun and nothing else: every external tool is missing. */
+function onlyBunOnPath(dir: string): { PATH: string } {
+  mkdirSync(join(dir, "bin"));
+  symlinkSync(Bun.which("bun")!, join(dir, "bin", "bun"));
+  return { PATH: join(dir, "bin") };
+}
+
 describe("blaine doctor", () => {
   test("--json lists every external tool as this machine has it, FUSE, device-mapper", async () => {
     const result = await blaine(["doctor", "--json"]);
@@ -33,10 +40,7 @@ describe("blaine doctor", () => {
   test("a missing tool is reported with what it disables", async () => {
     const bin = tempDir();
     try {
-      // A PATH holding bun and nothing else: every external tool is missing.
-      mkdirSync(join(bin.path, "bin"));
-      symlinkSync(Bun.which("bun")!, join(bin.path, "bin", "bun"));
-      const result = await blaine(["doctor"], { env: { PATH: join(bin.path, "bin") } });
+      const result = await blaine(["doctor"], { env: onlyBunOnPath(bin.path) });
       expect(result.exitCode).toBe(0);
       expect(result.stdout).toContain("MISSING  gocryptfs: disables encrypted disks with --encrypt gocryptfs");
       expect(result.stdout).toContain("MISSING  dc3dd: disables --copier dc3dd");
@@ -104,10 +108,8 @@ describe("blaine doctor and the parity engine", () => {
   test("a configured parity engine that is not installed is a problem (exit 1) naming what it disables; with parity off it is not", async () => {
     const dir = tempDir();
     try {
-      // A PATH holding bun and nothing else: neither parpar nor par2 is there.
-      mkdirSync(join(dir.path, "bin"));
-      symlinkSync(Bun.which("bun")!, join(dir.path, "bin", "bun"));
-      const env = { PATH: join(dir.path, "bin") };
+      // Neither parpar nor par2 is on this PATH.
+      const env = onlyBunOnPath(dir.path);
       for (const engine of ["parpar", "par2"]) {
         writeFileSync(join(dir.path, "blaine.toml"), `parity = "10%"\nparity-engine = "${engine}"\n`);
         const result = await blaine(["doctor", "--json"], { cwd: dir.path, env });
