@@ -31,10 +31,15 @@ const HOLDERS_PER_CONTENT = 8;
  */
 export class ContentHolders<Holder> {
   readonly #statement: Statement;
+  readonly #ofOne: Statement;
   readonly #toHolder: (values: unknown[]) => Holder;
 
   constructor(db: Database, options: { from: string; columns: string[]; where?: string; toHolder: (values: unknown[]) => Holder }) {
     const holderFilter = options.where ? ` AND ${options.where}` : "";
+    this.#ofOne = db.prepare(
+      `SELECT ${options.columns.join(", ")} FROM ${options.from} h
+       WHERE ${sameHash("h.hash", "?1")} AND h.size = ?2 AND h.kind = 'file'${holderFilter} LIMIT ${HOLDERS_PER_CONTENT}`,
+    );
     this.#statement = db.prepare(
       `SELECT k.key AS i, (SELECT json_group_array(json_array(${options.columns.join(", ")})) FROM (
          SELECT ${options.columns.join(", ")} FROM ${options.from} h
@@ -42,6 +47,11 @@ export class ContentHolders<Holder> {
        FROM json_each(?) k`,
     );
     this.#toHolder = options.toHolder;
+  }
+
+  /** The holders of one content (a single lookup: no JSON either way). */
+  of(hash: string, size: number): Holder[] {
+    return (this.#ofOne.values(hash, size) as unknown[][]).map(this.#toHolder);
   }
 
   /** The holders of every content in `contents`, by contentKey; contents nobody holds are absent. */

@@ -1,7 +1,7 @@
 import { existsSync, linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, lutimesSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { contentKey, ContentHolders, sameHash, type Content } from "../catalog/content-holders.ts";
+import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
 import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
@@ -101,7 +101,7 @@ export class DiskWriter implements ChangeWriter {
 
   /** Paths on this disk that hold content `hash`/`size` now (catalog = disk between batches). */
   holdersOf(hash: string, size: number): string[] {
-    return (this.#statements.holders.all(hash, size) as { path: string }[]).map((row) => row.path);
+    return this.#holders.of(hash, size);
   }
 
   /** holdersOf for every content of a batch at once, by contentKey (absent: none). */
@@ -370,7 +370,6 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
   return {
     insertIntent: db.prepare(`INSERT INTO ${alias}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
     deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
-    holders: db.prepare(`SELECT path FROM ${alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 8`),
     entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
     upsertEntry: db.prepare(
       `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mode, hash, link_target, archived_at)
