@@ -132,7 +132,7 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
 }
 
 /** How files are copied onto a disk. */
-export const COPIERS = ["builtin", "dc3dd"] as const;
+const COPIERS = ["builtin", "dc3dd"] as const;
 
 /** `--copier`: builtin (default) or dc3dd. */
 export function parseCopier(value: unknown): Settings["copier"] {

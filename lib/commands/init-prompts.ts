@@ -7,12 +7,12 @@ import { checkedFlagAnswers, checks, type InitAnswers } from "./init.ts";
 import type { Flags } from "../config.ts";
 
 /** Where SnapRAID keeps its configuration; its excludes are offered when it exists. */
-export const SNAPRAID_CONF = "/etc/snapraid.conf";
+const SNAPRAID_CONF = "/etc/snapraid.conf";
 
 type Clack = typeof import("@clack/prompts");
 
 /** Ctrl-C (or Esc) at a prompt: nothing has been written yet. */
-export class InitCancelled extends BlaineError {
+class InitCancelled extends BlaineError {
   constructor() {
     super("blaine init cancelled: nothing was written", ExitCode.failure);
   }

@@ -46,7 +46,7 @@ function complaint(parse: () => unknown): string | undefined {
 }
 
 /** `blaine init`'s way of writing a parity answer: "off" or a percentage such as "10%" (`10` and `10%` mean the same, as for `run`). */
-export function parityAnswer(value: string): string {
+function parityAnswer(value: string): string {
   const percent = parseParityPercent(value);
   return percent === undefined ? "off" : `${percent}%`;
 }
@@ -210,7 +210,7 @@ export function checkedFlagAnswers(flags: Flags): GivenAnswers {
 }
 
 /** `--yes`: every answer from flags (defaults where optional), each checked; the first problem is a usage error naming its flag. */
-export function answersForYes(flags: Flags): InitAnswers {
+function answersForYes(flags: Flags): InitAnswers {
   const given = checkedFlagAnswers(flags);
   const missing = (["sources", "db", "disk", "label"] as const).filter((key) => given[key] === undefined);
   if (missing.length > 0) {
@@ -252,7 +252,7 @@ export interface InitResult {
  * a step fails, or Ctrl-C/SIGTERM arrives, what this init created (key file,
  * catalog, disk directory) is removed again.
  */
-export async function applyInit(answers: InitAnswers, configFile: string, output: Output): Promise<InitResult> {
+async function applyInit(answers: InitAnswers, configFile: string, output: Output): Promise<InitResult> {
   const created = new CreatedPaths();
   const interrupted = (code: number) => () => {
     void (async () => {
@@ -321,7 +321,7 @@ const quote = (value: string) => JSON.stringify(value);
 const array = (values: readonly string[]) => `[${values.map(quote).join(", ")}]`;
 
 /** blaine.toml with a comment on every key. */
-export function renderConfig(answers: InitAnswers, configFile: string): string {
+function renderConfig(answers: InitAnswers, configFile: string): string {
   const lines = [
     `# ${configFile}, written by blaine init on ${new Date().toISOString().slice(0, 10)}.`,
     "# Every key is also a flag of the same name (flags win). Relative paths are relative to this file.",
@@ -357,18 +357,14 @@ export function renderConfig(answers: InitAnswers, configFile: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** The blaine.toml `blaine init` writes: --config FILE, else ./blaine.toml. */
-export function initConfigFile(flags: Flags): string {
-  return resolve(String(flags.config ?? CONFIG_FILE));
-}
-
 /**
  * `blaine init`: on a terminal, the prompts (every answer given as a flag is
  * not asked); with --yes, flags only. Then the key file, the disk and
  * blaine.toml; on a terminal, a dry run is offered at the end.
  */
 export async function runInit(flags: Flags, output: Output): Promise<InitResult> {
-  const configFile = initConfigFile(flags);
+  // The blaine.toml to write: --config FILE, else ./blaine.toml.
+  const configFile = resolve(String(flags.config ?? CONFIG_FILE));
   let answers: InitAnswers;
   const prompts = await import("./init-prompts.ts");
   if (flags.yes) {
