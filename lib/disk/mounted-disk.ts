@@ -127,10 +127,6 @@ export class MountedDisk {
     return row.used;
   }
 
-  fileCount(catalog: ArchiveCatalog): number {
-    return (catalog.sqlite.query(`SELECT count(*) AS n FROM ${this.alias}.entries`).get() as { n: number }).n;
-  }
-
   /** Free bytes on the file system and its total size, as statfs says now. */
   fileSystemSpace(): { free: number; total: number } {
     const stats = statfsSync(this.root);
