@@ -118,6 +118,7 @@ describe("blaine init --yes", () => {
     [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--parity", "lots"], "--parity"],
     [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--copier", "cat"], "--copier"],
     [["--source", "media", "--db", "c.db", "--disk", "d", "--label", "A", "--parity", "10", "--parity-engine", "fast"], "--parity-engine"],
+    [["--source", "media", "--db", "c.db", "--db", "other.db", "--disk", "d", "--label", "A"], "--db was given 2 times"],
   ])("bad answers are refused with the flag named, and nothing is written: %p", async (args, flag) => {
     const place = workplace();
     const init = await blaine(["init", "--yes", ...args], { cwd: place.cwd });

@@ -1,7 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { openCatalogDatabase } from "../catalog/open.ts";
-import { CONFIG_FILE, list, loadSettings, parseCopier, type Flags, type Settings } from "../config.ts";
+import { CONFIG_FILE, list, loadSettings, parseCopier, singleFlag, type Flags, type Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { parseParityEngine, parseParityPercent, type ParityEngine } from "../disk/parity-store.ts";
 import { BLAINE_DIR } from "../disk/layout.ts";
@@ -172,27 +172,28 @@ export function checkedFlagAnswers(flags: Flags): GivenAnswers {
   const fail = (flag: string, message: string | undefined) => {
     if (message) throw new UsageError(`${flag}: ${message}`);
   };
-  const text = (value: unknown) => (value === undefined ? undefined : String(value));
+  // A one-value flag given twice is a usage error, as for every command.
+  const one = (name: string) => singleFlag(flags, name);
   const sources = list(flags.source).map((path) => resolve(path));
   for (const source of sources) fail(`--source ${source}`, checks.source(source));
-  const snapraidConf = flags.snapraidConf === undefined ? undefined : resolve(String(flags.snapraidConf));
+  const snapraidConf = one("snapraid-conf") === undefined ? undefined : resolve(one("snapraid-conf")!);
   if (snapraidConf && !existsSync(snapraidConf)) fail("--snapraid-conf", `${snapraidConf} does not exist`);
-  const db = flags.db === undefined ? undefined : resolve(String(flags.db));
+  const db = one("db") === undefined ? undefined : resolve(one("db")!);
   if (db) fail("--db", checks.writableFile(db));
-  const disk = flags.disk === undefined ? undefined : resolve(String(flags.disk));
+  const disk = one("disk") === undefined ? undefined : resolve(one("disk")!);
   if (disk) fail("--disk", checks.disk(disk));
-  const label = text(flags.label);
+  const label = one("label");
   if (label !== undefined) fail(`--label ${label}`, checks.label(label) ?? (db ? checks.labelFree(db, label) : undefined));
-  const encrypt = text(flags.encrypt);
+  const encrypt = one("encrypt");
   if (encrypt !== undefined) fail("--encrypt", checks.encrypt(encrypt));
   const keyfile = flags.keyfile === undefined ? undefined : resolve(list(flags.keyfile)[0]);
   if (keyfile) fail("--keyfile", checks.keyfile(keyfile));
-  const parity = text(flags.parity);
+  const parity = one("parity");
   if (parity !== undefined) fail("--parity", checks.parity(parity));
-  const parityEngine = text(flags.parityEngine);
+  const parityEngine = one("parity-engine");
   // An engine only matters when there is parity to make.
   if (parityEngine !== undefined) fail("--parity-engine", parity !== undefined && parityAnswer(parity) === "off" ? complaint(() => parseParityEngine(parityEngine)) : checks.parityEngine(parityEngine));
-  const copier = text(flags.copier);
+  const copier = one("copier");
   if (copier !== undefined) fail("--copier", checks.copier(copier));
   return {
     sources: sources.length > 0 ? sources : undefined,
