@@ -40,6 +40,7 @@ function common<T extends ReturnType<typeof cli.command>>(command: T): T {
     .option("--config <file>", "Settings file (default: ./blaine.toml)")
     .option("--db <file>", "Host catalog (SQLite)")
     .option("--dest <dir>", "Mounted archive disk (repeatable)")
+    .option("--disks <glob>", "Where archive disks may be mounted: whichever are, are used (repeatable)")
     .option("--keyfile <file>", "Key file of encrypted disks: its first line is the password (repeatable; or BLAINE_PASSWORD)")
     .option("--json", "Machine-readable output on stdout") as T;
 }

@@ -18,7 +18,7 @@ export interface Settings {
   readonly db: string | undefined;
   /** Mounted archive disks that must be there (--dest, `dest =`); globs allowed. */
   readonly dest: readonly string[];
-  /** Directories or globs where archive disks may be mounted (`disks = [...]`): whichever are mounted are used. */
+  /** Directories or globs where archive disks may be mounted (`--disks`, `disks = [...]`): whichever are mounted are used. */
   readonly disks: readonly string[];
   readonly sources: readonly string[];
   readonly exclude: readonly string[];
@@ -157,7 +157,7 @@ export function requireDb(settings: Settings): string {
 
 export function requireDest(settings: Settings): void {
   if (settings.dest.length === 0 && settings.disks.length === 0) {
-    throw new UsageError(`no archive disk: give --dest DIR or set dest (or disks) in ${CONFIG_FILE}`);
+    throw new UsageError(`no archive disk: give --dest DIR (or --disks GLOB) or set dest (or disks) in ${CONFIG_FILE}`);
   }
 }
 
@@ -169,7 +169,7 @@ export function missingForRun(settings: Settings): string | undefined {
   if (settings.configFile) return undefined;
   const missing = [
     ...(settings.db ? [] : ["no catalog (--db FILE)"]),
-    ...(settings.dest.length > 0 ? [] : ["no archive disk (--dest DIR)"]),
+    ...(settings.dest.length > 0 || settings.disks.length > 0 ? [] : ["no archive disk (--dest DIR)"]),
     ...(settings.sources.length > 0 ? [] : ["no sources (SOURCE…)"]),
   ];
   return missing.length > 0 ? `${missing.join(", ")} and no ${CONFIG_FILE}` : undefined;

@@ -147,4 +147,12 @@ describe("bad input gets a clear error naming the file or option", () => {
     expect(bad.stderr).toContain("bad.toml");
     expect(bad.stderr).toContain("colour");
   });
+
+  test("every key of blaine.toml has its flag: --disks finds the disk that `disks = [...]` would", async () => {
+    env = await archiveEnv({ a: "1" });
+    const run = await blaine(["run", "--json", "--db", env.db, "--disks", join(env.root, "di*"), env.source]);
+    expect(run.exitCode).toBe(0);
+    expect(run.json.new).toBe(1);
+    expect(readFileSync(env.onDisk("a"), "utf8")).toBe("1");
+  });
 });
