@@ -58,7 +58,7 @@ export class CopyPool {
     this.#start();
     const id = this.#nextId++;
     const worker = onWorker ?? this.#leastLoaded();
-    this.#load[worker]++;
+    if (this.#load[worker]++ === 0) this.#workers[worker].ref();
     (this.#outbox[worker] ??= []).push({ id, job });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -108,20 +108,30 @@ export class CopyPool {
   }
 
   #settleWithError(worker: number, id: number, error: Error): void {
-    this.#load[worker]--;
+    this.#done(worker);
     this.#pending.get(id)?.reject(error);
     this.#pending.delete(id);
   }
 
   #receive(worker: number, replies: ReceivedReply[]): void {
     for (const reply of replies) {
-      this.#load[worker]--;
+      this.#done(worker);
       const pending = this.#pending.get(reply.id);
       if (!pending) continue;
       this.#pending.delete(reply.id);
       if (reply.ok) pending.resolve(reply.outcome);
       else pending.reject(reply.error);
     }
+  }
+
+  /**
+   * A worker is referenced only while it has jobs: an idle pool never keeps
+   * the process alive, and a busy one lets the event loop sleep until a
+   * reply (awaiting an unreferenced worker, Bun's loop polls without
+   * blocking: a core spent spinning while large files copy).
+   */
+  #done(worker: number): void {
+    if (--this.#load[worker] === 0) this.#workers[worker]?.unref();
   }
 
   #failAll(error: Error): void {
