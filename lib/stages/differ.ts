@@ -1,10 +1,9 @@
 import { lstatSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { toRecord } from "../catalog/archive-catalog.ts";
-import { CatalogLookahead } from "../catalog/catalog-lookahead.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import type { HostFileRow } from "../catalog/records.ts";
-import type { SeenPaths } from "../catalog/seen-paths.ts";
+import type { ArchivedState, SeenPaths } from "../catalog/seen-paths.ts";
 import type { FileEntry, PlannedFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
 
@@ -31,15 +30,15 @@ export interface DiffOptions {
  */
 export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOptions): AsyncGenerator<PlannedFile> {
   const { catalog, match, seen, report } = options;
-  const archived = new CatalogLookahead(catalog);
   const mayHaveArchivedName = archivedNameTest(catalog, match);
   for await (const entry of entries) {
-    seen.add(entry.path);
-    const previous = archived.get(entry.path);
-    if (previous && isUnchanged(previous, entry, match)) {
+    const archived = seen.visit(entry.path);
+    if (archived && isUnchanged(archived, entry, match)) {
       report.counts.unchanged++;
       continue;
     }
+    // The whole row (hash, disk) is read only for a path that changed.
+    const previous = archived && catalog.fileByPath(entry.path);
     if (previous) {
       report.planned(entry.size);
       yield { ...entry, change: "modified", previous: toRecord(previous) };
@@ -83,7 +82,7 @@ function archivedNameTest(catalog: ArchiveCatalog, match: MatchMode): (entry: Fi
   };
 }
 
-function isUnchanged(previous: HostFileRow, entry: FileEntry, match: MatchMode): boolean {
+function isUnchanged(previous: ArchivedState, entry: FileEntry, match: MatchMode): boolean {
   if (previous.kind !== entry.kind || previous.size !== entry.size || previous.mtimeMs !== entry.mtimeMs) return false;
   if (entry.kind === "symlink" && previous.linkTarget !== entry.linkTarget) return false;
   if (previous.mode !== entry.mode) return false;

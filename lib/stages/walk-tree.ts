@@ -43,7 +43,7 @@ interface Frame {
 
 /**
  * Walks the sources depth-first, yielding files and symlinks in the order
- * of their paths' bytes (the catalog's order: see CatalogLookahead), the
+ * of their paths' bytes (the catalog's order: see SeenPaths), the
  * same on every machine. Memory is the listings along the current path,
  * whatever the tree's size; an explicit stack, so deep trees cannot
  * overflow the call stack. Lazy: nothing is read ahead of what is taken.
