@@ -101,7 +101,6 @@ export class DirectoryStats {
   }
 
   statEntry(name: string): EntryStat {
-    const path = this.#dir === "/" ? `/${name}` : `${this.#dir}/${name}`;
     if (this.#fd !== undefined && fstatat && this.#encodeName(name) && fstatat(this.#fd, nameBuffer, statBuffer, AT_SYMLINK_NOFOLLOW) === 0) {
       const fast = readStat();
       if (checked) return fast;
@@ -109,13 +108,17 @@ export class DirectoryStats {
       // mtimeMs exactly with what the copier's fstat says, so a Bun whose
       // Stats compute it differently (or another struct layout) must not
       // get the fast path at all.
-      const slow = lstatEntry(path);
+      const slow = lstatEntry(this.#pathOf(name));
       checked = true;
       if (sameStat(fast, slow)) return fast;
       fstatat = null;
       return slow;
     }
-    return lstatEntry(path);
+    return lstatEntry(this.#pathOf(name));
+  }
+
+  #pathOf(name: string): string {
+    return this.#dir === "/" ? `/${name}` : `${this.#dir}/${name}`;
   }
 
   close(): void {

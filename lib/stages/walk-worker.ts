@@ -1,11 +1,11 @@
 /**
- * The walk worker thread: runs walkTree (readdir, lstat, readlink, sorting,
+ * The walk worker thread: runs a TreeWalk (readdir, lstat, readlink, sorting,
  * excludes) off the main thread and posts its records in chunks, each one
  * only once the consumer has granted credit for it (see walk-messages.ts).
  */
 import { errorMessage } from "../errors.ts";
 import { decodeToWorker, encodeChunk, encodeFailure, type ToWorker, type WalkStart } from "./walk-messages.ts";
-import { walkTree, type WalkRecord } from "./walk-tree.ts";
+import { TreeWalk, type WalkRecord } from "./walk-tree.ts";
 
 declare const self: Worker;
 
@@ -43,16 +43,12 @@ function reportFailure(error: unknown): void {
 }
 
 async function run(start: WalkStart): Promise<void> {
-  let limit = FIRST_CHUNK_RECORDS;
-  let chunk: WalkRecord[] = [];
-  for (const record of walkTree(start.sources, start.excludes, new Set(start.skipPaths))) {
-    chunk.push(record);
-    if (chunk.length < limit) continue;
-    await send(chunk, false);
-    chunk = [];
-    limit = Math.min(limit * 2, MAX_CHUNK_RECORDS);
+  const walk = new TreeWalk(start.sources, start.excludes, new Set(start.skipPaths));
+  for (let limit = FIRST_CHUNK_RECORDS; ; limit = Math.min(limit * 2, MAX_CHUNK_RECORDS)) {
+    const chunk = walk.take(limit);
+    await send(chunk, walk.done);
+    if (walk.done) return;
   }
-  await send(chunk, true);
 }
 
 async function send(records: WalkRecord[], last: boolean): Promise<void> {

@@ -3,7 +3,7 @@ import { fsPath } from "../fs/byte-names.ts";
 import type { ExcludeRule } from "../glob.ts";
 import type { FileEntry } from "../pipeline/types.ts";
 import { decodeFromWorker, encodeCredit, encodeStart } from "./walk-messages.ts";
-import { RecordKind, walkTree, type WalkRecord } from "./walk-tree.ts";
+import { RecordKind, TreeWalk, type WalkRecord } from "./walk-tree.ts";
 
 export interface WalkOptions {
   readonly excludes?: readonly ExcludeRule[];
@@ -28,7 +28,7 @@ const CREDIT_WINDOW = 8;
 
 /**
  * Walks the sources depth-first, yielding files and symlinks in the order
- * of their paths' bytes, the catalog's order (see walkTree). The file-system
+ * of their paths' bytes, the catalog's order (see TreeWalk). The file-system
  * work runs on a worker thread, which sends ready records a bounded number
  * of chunks ahead: on the main thread, the walk costs only turning them
  * into entries. Stopping early (return, an error, `signal`) ends the worker.
@@ -36,9 +36,38 @@ const CREDIT_WINDOW = 8;
  */
 export async function* walk(sources: readonly string[], options: WalkOptions = {}): AsyncGenerator<FileEntry> {
   const worker = sources.some(isDirectory) ? startWorker(sources, options) : undefined;
-  if (worker) yield* receive(worker, options);
-  else yield* walkInThread(sources, options);
+  // One generator, with the worker's chunks and the in-thread walk as two
+  // loops: a per-entry `yield*` into a second async generator cost as much
+  // as the rest of the main thread's share of the walk.
+  if (!worker) {
+    const tree = new TreeWalk(sources, options.excludes ?? [], options.skipPaths);
+    while (!tree.done) {
+      for (const record of tree.take(IN_THREAD_CHUNK_RECORDS)) {
+        options.signal?.throwIfAborted();
+        const entry = deliver(record, options);
+        if (entry) yield entry;
+      }
+    }
+    return;
+  }
+  const chunks = new WorkerChunks(worker, options.signal);
+  try {
+    for (;;) {
+      const chunk = await chunks.next();
+      for (const record of chunk.records) {
+        options.signal?.throwIfAborted();
+        const entry = deliver(record, options);
+        if (entry) yield entry;
+      }
+      if (chunk.last) return;
+    }
+  } finally {
+    chunks.close();
+  }
 }
+
+/** Records per take of a walk on the main thread (no worker): small, as nothing runs beside it. */
+const IN_THREAD_CHUNK_RECORDS = 64;
 
 /** Whether a source is a directory to walk: only then is a worker worth its start (a few ms). */
 function isDirectory(source: string): boolean {
@@ -67,56 +96,58 @@ function startWorker(sources: readonly string[], options: WalkOptions): Worker |
   return worker;
 }
 
-async function* receive(worker: Worker, options: WalkOptions): AsyncGenerator<FileEntry> {
-  const arrived: string[] = [];
-  let failure: Error | undefined;
-  let wake: (() => void) | undefined;
-  const fail = (error: Error) => {
-    failure ??= error;
-    wake?.();
-  };
-  worker.onmessage = (event: MessageEvent<string>) => {
-    arrived.push(event.data);
-    wake?.();
-  };
-  worker.onerror = (event) => fail(new Error(`walk worker failed: ${event.message}`));
-  worker.addEventListener("close", () => fail(new Error("walk worker exited before the walk's end")));
-  const onAbort = () => wake?.();
-  options.signal?.addEventListener("abort", onAbort);
-  try {
-    for (;;) {
-      options.signal?.throwIfAborted();
-      const message = arrived.shift();
-      if (message === undefined) {
-        if (failure) throw failure;
-        worker.ref();
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        worker.unref();
-        continue;
-      }
-      const chunk = decodeFromWorker(message);
-      if (chunk.kind === "failed") throw new Error(chunk.message);
-      // Granted as this chunk is taken, so the worker walks on while it is consumed.
-      if (!chunk.last) worker.postMessage(encodeCredit(1));
-      for (const record of chunk.records) {
-        options.signal?.throwIfAborted();
-        const entry = deliver(record, options);
-        if (entry) yield entry;
-      }
-      if (chunk.last) return;
-    }
-  } finally {
-    options.signal?.removeEventListener("abort", onAbort);
-    worker.terminate();
-  }
-}
+/**
+ * The chunks a walk worker sends, one `next()` at a time. Taking a chunk
+ * grants the worker credit for one more, so it walks on while this one is
+ * consumed. The worker is referenced only while `next()` waits for it, so
+ * an abandoned walk never holds the process.
+ */
+class WorkerChunks {
+  readonly #worker: Worker;
+  readonly #signal: AbortSignal | undefined;
+  readonly #arrived: string[] = [];
+  #failure: Error | undefined;
+  #wake: (() => void) | undefined;
+  readonly #onAbort = () => this.#wake?.();
 
-async function* walkInThread(sources: readonly string[], options: WalkOptions): AsyncGenerator<FileEntry> {
-  for (const record of walkTree(sources, options.excludes ?? [], options.skipPaths)) {
-    options.signal?.throwIfAborted();
-    const entry = deliver(record, options);
-    if (entry) yield entry;
+  constructor(worker: Worker, signal: AbortSignal | undefined) {
+    this.#worker = worker;
+    this.#signal = signal;
+    worker.onmessage = (event: MessageEvent<string>) => {
+      this.#arrived.push(event.data);
+      this.#wake?.();
+    };
+    worker.onerror = (event) => this.#fail(new Error(`walk worker failed: ${event.message}`));
+    worker.addEventListener("close", () => this.#fail(new Error("walk worker exited before the walk's end")));
+    signal?.addEventListener("abort", this.#onAbort);
+  }
+
+  async next(): Promise<{ records: WalkRecord[]; last: boolean }> {
+    for (;;) {
+      this.#signal?.throwIfAborted();
+      const message = this.#arrived.shift();
+      if (message !== undefined) {
+        const chunk = decodeFromWorker(message);
+        if (chunk.kind === "failed") throw new Error(chunk.message);
+        if (!chunk.last) this.#worker.postMessage(encodeCredit(1));
+        return chunk;
+      }
+      if (this.#failure) throw this.#failure;
+      this.#worker.ref();
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = undefined;
+      this.#worker.unref();
+    }
+  }
+
+  close(): void {
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#worker.terminate();
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    this.#wake?.();
   }
 }
 
