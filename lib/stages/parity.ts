@@ -38,12 +38,14 @@ export interface ParityOptions {
  * symlinks. A set that cannot be made is a warning, not a lost file: the
  * file is archived unprotected and the next run makes its parity.
  */
-export async function* parity(items: AsyncIterable<StoredFile>, options: ParityOptions): AsyncGenerator<StoredFile> {
+export function parity(items: AsyncIterable<StoredFile>, options: ParityOptions): AsyncIterable<StoredFile> {
   const { policy } = options;
-  if (!policy || options.dryRun) {
-    yield* items;
-    return;
-  }
+  // Nothing to do: the items themselves, without a generator passing each one on.
+  if (!policy || options.dryRun) return items;
+  return protect(items, policy, options);
+}
+
+async function* protect(items: AsyncIterable<StoredFile>, policy: ParityPolicy, options: ParityOptions): AsyncGenerator<StoredFile> {
   const inFlight = new Map<string, Promise<void>>();
   const protectedStatements = new Map(
     options.disks.map((disk) => [disk.root, options.catalog.sqlite.prepare(`SELECT 1 FROM ${disk.alias}.parity_sets WHERE hash = ?`)]),
