@@ -46,12 +46,13 @@ export class CopyPool {
 
   /**
    * Renames a batch's finished temps to their places in the data tree
-   * (placeFile), in order, on the first worker: after the small copies
-   * queued there, off the main thread's core (commits do not wait on it:
-   * see writeManifest). Returns each placement's error, or undefined.
+   * (placeFile), in order, off the main thread (commits do not wait on it:
+   * see writeManifest). On the last worker: the first one is busy with the
+   * small copies of the batches after this one, and the two now run side
+   * by side (one worker: the same). Returns each placement's error, or undefined.
    */
   async placeAll(moves: readonly { temp: string; target: string }[]): Promise<(Error | undefined)[]> {
-    return (await this.#submit({ kind: "placements", moves }, 0)) as (Error | undefined)[];
+    return (await this.#submit({ kind: "placements", moves }, this.#size - 1)) as (Error | undefined)[];
   }
 
   #submit(job: WorkerJob, onWorker?: number): Promise<unknown> {
