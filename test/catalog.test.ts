@@ -2,7 +2,7 @@ import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { drizzle } from "drizzle-orm/bun-sqlite";
 import { migrate } from "drizzle-orm/bun-sqlite/migrator";
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
@@ -89,9 +89,28 @@ describe("catalog versions", () => {
   test("each run leaves an atomic copy of the host catalog on the disk", async () => {
     env = await archiveEnv({ a: "1", b: "2" });
     await env.run();
-    const copy = new Database(join(env.disk, ".blaine", "host-catalog.db"), { readonly: true });
-    expect(copy.query("SELECT count(*) AS n FROM files").get()).toEqual({ n: 2 });
-    copy.close();
+    const rowsOf = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+        return {
+          files: db.query("SELECT path, hash, disk_id FROM files ORDER BY path").all(),
+          runs: db.query("SELECT count(*) AS n FROM runs").get(),
+        };
+      } finally {
+        db.close();
+      }
+    };
+    const copyPath = join(env.disk, ".blaine", "host-catalog.db");
+    expect(rowsOf(copyPath).files).toHaveLength(2);
+    expect(rowsOf(copyPath)).toEqual(rowsOf(env.db));
+    // A later run that changes something leaves the catalog as it is after that run.
+    writeFileSync(join(env.source, "c"), "3");
+    rmSync(join(env.source, "a"));
+    await env.run();
+    expect(rowsOf(copyPath).files).toHaveLength(2);
+    expect(rowsOf(copyPath)).toEqual(rowsOf(env.db));
+    expect(readdirSync(join(env.disk, ".blaine")).filter((name) => name.includes(".tmp"))).toEqual([]);
   });
 
   test("status reports the disks and the last run", async () => {

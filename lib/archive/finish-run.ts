@@ -1,4 +1,4 @@
-import { existsSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, renameSync, rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { applyDeferred, otherCopiesOf, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
@@ -119,8 +119,15 @@ export function copyHostCatalogToDisk(catalog: ArchiveCatalog, disk: MountedDisk
   const target = disk.layout.hostCatalogCopy;
   const temp = `${target}.tmp`;
   rmSync(temp, { force: true });
-  // VACUUM INTO writes a consistent snapshot of the main database only.
-  catalog.sqlite.query("VACUUM main INTO ?").run(temp);
+  if (catalog.holdsWriterLock && !catalog.sqlite.inTransaction) {
+    // Between transactions of the only writer (journal mode DELETE, synchronous FULL),
+    // the file itself is the consistent catalog: copied as it is, about ten times
+    // cheaper than VACUUM INTO, which rebuilds every table and index.
+    copyFileSync(catalog.path, temp);
+  } else {
+    // VACUUM INTO writes a consistent snapshot of the main database only.
+    catalog.sqlite.query("VACUUM main INTO ?").run(temp);
+  }
   syncFileSystem(temp);
   renameSync(temp, target);
   fsyncDirectory(disk.layout.meta);

@@ -40,6 +40,11 @@ export class ArchiveCatalog {
     this.#sizeExists = sqlite.prepare("SELECT 1 FROM main.files WHERE size = ?1 AND size >= 1048576 AND kind = 'file' LIMIT 1");
   }
 
+  /** Whether this connection holds the single-writer lock (and SQLite's exclusive lock): no other process writes the file meanwhile. */
+  get holdsWriterLock(): boolean {
+    return this.#lock !== undefined;
+  }
+
   /** drizzle over the same connection, made on first use (see hostDrizzle). */
   get db(): HostDatabase {
     return (this.#db ??= hostDrizzle(this.sqlite));
