@@ -64,9 +64,11 @@ interface Scenario {
   readonly sources: readonly string[];
   /** How the walk orders what it visits. */
   readonly order: "sorted" | "sources in reverse" | "overlapping second pass";
+  /** Rows per catalog window: a few make the walk cross hundreds of windows and gaps. */
+  readonly windowRows: number;
 }
 
-function runScenario({ seed, sources, order }: Scenario): void {
+function runScenario({ seed, sources, order, windowRows }: Scenario): void {
   const next = random(seed);
   const paths = makePaths(next, 4000);
   const archived = paths.filter(() => next() < 0.8).map((path) => ({ path, diskId: next() < 0.9 ? "disk-a" : "disk-b" }));
@@ -80,7 +82,7 @@ function runScenario({ seed, sources, order }: Scenario): void {
   else if (order === "sources in reverse") visits = [...sources].reverse().flatMap((source) => walked.filter((path) => path.startsWith(`${source}/`)));
   else visits = [...walked, ...walked.filter(() => next() < 0.3)];
 
-  const seen = new SeenPaths(catalog);
+  const seen = new SeenPaths(catalog, windowRows);
   const unreadable = walked[Math.floor(walked.length / 2)].split("/").slice(0, 3).join("/");
   seen.keepUnreadable(unreadable);
   // The run's own commits remove the old name of a rename while the walk goes on.
@@ -105,13 +107,17 @@ function runScenario({ seed, sources, order }: Scenario): void {
 
 describe("SeenPaths: archived paths the walk did not visit", () => {
   test.each([
-    { seed: 1, sources: ["/s1"], order: "sorted" },
-    { seed: 2, sources: ["/s1", "/s10", "/s2"], order: "sorted" },
-    { seed: 3, sources: ["/s10", "/s2"], order: "sorted" },
-    { seed: 4, sources: ["/s1", "/s2"], order: "sources in reverse" },
-    { seed: 5, sources: ["/s1", "/s10"], order: "overlapping second pass" },
-    { seed: 6, sources: ["/s2"], order: "overlapping second pass" },
-  ] satisfies Scenario[])("seed $seed, sources $sources, walk $order", (scenario) => runScenario(scenario));
+    { seed: 1, sources: ["/s1"], order: "sorted", windowRows: 1024 },
+    { seed: 2, sources: ["/s1", "/s10", "/s2"], order: "sorted", windowRows: 1024 },
+    { seed: 3, sources: ["/s10", "/s2"], order: "sorted", windowRows: 1024 },
+    { seed: 4, sources: ["/s1", "/s2"], order: "sources in reverse", windowRows: 1024 },
+    { seed: 5, sources: ["/s1", "/s10"], order: "overlapping second pass", windowRows: 1024 },
+    { seed: 6, sources: ["/s2"], order: "overlapping second pass", windowRows: 1024 },
+    { seed: 7, sources: ["/s1", "/s10", "/s2"], order: "sorted", windowRows: 1 },
+    { seed: 8, sources: ["/s1", "/s2"], order: "sorted", windowRows: 3 },
+    { seed: 9, sources: ["/s1", "/s2"], order: "sources in reverse", windowRows: 2 },
+    { seed: 10, sources: ["/s10"], order: "overlapping second pass", windowRows: 5 },
+  ] satisfies Scenario[])("seed $seed, sources $sources, walk $order, windows of $windowRows rows", (scenario) => runScenario(scenario));
 
   test("a walk that visits nothing leaves every archived file of its sources unseen", () => {
     const catalog = catalogWith([

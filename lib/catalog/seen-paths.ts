@@ -45,6 +45,7 @@ type PathRange = readonly [after: string | undefined, before: string | undefined
 export class SeenPaths {
   readonly #catalog: ArchiveCatalog;
   readonly #windowFrom: Statement;
+  readonly #windowRows: number;
   #rows: ArchivedState[] = [];
   /** First row of the window the ordered walk has not yet gone by. */
   #next = 0;
@@ -65,9 +66,11 @@ export class SeenPaths {
   /** Paths that exist but could not be read (and everything under them): never taken for deleted. */
   readonly #unreadable: string[] = [];
 
-  constructor(catalog: ArchiveCatalog) {
+  /** @param windowRows Rows per window (tests use a few, so that every walk crosses many windows). */
+  constructor(catalog: ArchiveCatalog, windowRows = WINDOW_ROWS) {
     this.#catalog = catalog;
-    this.#windowFrom = catalog.sqlite.prepare(`SELECT ${STATE_COLUMNS} FROM main.files WHERE path >= ? ORDER BY path LIMIT ${WINDOW_ROWS}`);
+    this.#windowRows = Math.max(1, Math.floor(windowRows));
+    this.#windowFrom = catalog.sqlite.prepare(`SELECT ${STATE_COLUMNS} FROM main.files WHERE path >= ? ORDER BY path LIMIT ${this.#windowRows}`);
   }
 
   /** The archived row at `path`, if any; and `path` counts as seen. */
@@ -196,7 +199,7 @@ export class SeenPaths {
     this.#rows = this.#windowFrom.all(from) as ArchivedState[];
     this.#next = 0;
     this.#windowStart = from;
-    this.#windowComplete = this.#rows.length < WINDOW_ROWS;
+    this.#windowComplete = this.#rows.length < this.#windowRows;
   }
 
   /** The ranges no window of the ordered walk covered (all paths when it visited none). */
