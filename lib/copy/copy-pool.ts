@@ -23,6 +23,7 @@ export class CopyPool {
   readonly #pending = new Map<number, PendingJob>();
   #outbox: { id: number; job: WorkerJob }[][] = [];
   #flushScheduled = false;
+  #broken: Error | undefined;
   #nextId = 0;
 
   /** @param size Worker threads; default: the number of cores. */
@@ -56,6 +57,8 @@ export class CopyPool {
   }
 
   #submit(job: WorkerJob, onWorker?: number): Promise<unknown> {
+    // A pool that lost a worker, or was closed, takes no more jobs: they would never be answered.
+    if (this.#broken) return Promise.reject(this.#broken);
     this.#start();
     const id = this.#nextId++;
     const worker = onWorker ?? this.#leastLoaded();
@@ -69,10 +72,8 @@ export class CopyPool {
   }
 
   close(): void {
+    this.#failAll(new Error("copy pool closed"));
     for (const worker of this.#workers) worker.terminate();
-    this.#workers.length = 0;
-    for (const pending of this.#pending.values()) pending.reject(new Error("copy pool closed"));
-    this.#pending.clear();
   }
 
   #start(): void {
@@ -82,6 +83,7 @@ export class CopyPool {
       worker.unref();
       worker.onmessage = (event: MessageEvent<string>) => this.#receive(i, decodeReplies(event.data));
       worker.onerror = (event) => this.#failAll(new Error(`copy worker failed: ${event.message}`));
+      worker.addEventListener("close", () => this.#failAll(new Error("copy worker exited")));
       this.#workers.push(worker);
       this.#load.push(0);
     }
@@ -132,11 +134,16 @@ export class CopyPool {
    * blocking: a core spent spinning while large files copy).
    */
   #done(worker: number): void {
-    if (--this.#load[worker] === 0) this.#workers[worker]?.unref();
+    if (this.#load[worker] > 0 && --this.#load[worker] === 0) this.#workers[worker]?.unref();
   }
 
+  /** Every job waiting, and every later one, fails with `error`; no worker stays referenced. */
   #failAll(error: Error): void {
+    this.#broken ??= error;
     for (const pending of this.#pending.values()) pending.reject(error);
     this.#pending.clear();
+    this.#outbox = [];
+    this.#load.fill(0);
+    for (const worker of this.#workers) worker.unref();
   }
 }
