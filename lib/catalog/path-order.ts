@@ -15,3 +15,13 @@ export function comparePaths(a: string, b: string): number {
   }
   return a.length - b.length;
 }
+
+/** What every path below `dir` starts with: `dir` and a "/" ("/" itself for the root). */
+export function childPrefix(dir: string): string {
+  return dir.endsWith("/") ? dir : `${dir}/`;
+}
+
+/** Whether `path` is `dir` or lies below it. */
+export function isAtOrUnder(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(childPrefix(dir));
+}

@@ -1,6 +1,6 @@
 import type { Statement } from "bun:sqlite";
 import type { ArchiveCatalog } from "./archive-catalog.ts";
-import { comparePaths } from "./path-order.ts";
+import { childPrefix, comparePaths, isAtOrUnder } from "./path-order.ts";
 import type { HostFileRow } from "./records.ts";
 
 /** What the differ compares of an archived path; the rest of its row is read only when the path changed. */
@@ -120,7 +120,7 @@ export class SeenPaths {
     };
 
     for (const source of sources) {
-      const prefix = source.endsWith("/") ? source : `${source}/`;
+      const prefix = childPrefix(source);
       // Every path under the source sorts after its prefix and before the prefix with "/" bumped to "0".
       const end = `${prefix.slice(0, -1)}0`;
       for (const [after, before] of this.#unvisitedRanges()) {
@@ -130,16 +130,14 @@ export class SeenPaths {
         if (comparePaths(from, to) < 0) take(inRange.all(disks, from, to) as UnseenFile[]);
       }
     }
-    const under = (path: string) => sources.some((source) => path === source || path.startsWith(source.endsWith("/") ? source : `${source}/`));
-    const passed = this.#passed.filter(under);
+    const passed = this.#passed.filter((path) => sources.some((source) => isAtOrUnder(path, source)));
     for (let start = 0; start < passed.length; start += JSON_BATCH) {
       take(inList.all(disks, JSON.stringify(passed.slice(start, start + JSON_BATCH))) as UnseenFile[]);
     }
 
-    const unreadable = (path: string) => this.#unreadable.some((kept) => path === kept || path.startsWith(kept.endsWith("/") ? kept : `${kept}/`));
     const files = [...found.values()].sort((a, b) => comparePaths(a.path, b.path));
     for (const file of files) {
-      if (this.#unreadable.length === 0 || !unreadable(file.path)) yield file;
+      if (!this.#unreadable.some((kept) => isAtOrUnder(file.path, kept))) yield file;
     }
   }
 

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { globToRegExp, hasGlobMagic } from "../glob.ts";
 import type { ArchiveCatalog } from "./archive-catalog.ts";
+import { childPrefix } from "./path-order.ts";
 import type { HostFileRow } from "./records.ts";
 import { textFromReadable } from "../fs/byte-names.ts";
 
@@ -40,7 +41,7 @@ export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[
   }
   const emitted = new Set<string>();
   for (const prefix of prefixes) {
-    for (const row of byPrefix.iterate(prefix, prefix === "/" ? "/" : `${prefix}/`) as Iterable<HostFileRow>) {
+    for (const row of byPrefix.iterate(prefix, childPrefix(prefix)) as Iterable<HostFileRow>) {
       if (patterns.length > 1) {
         if (emitted.has(row.path)) continue;
         emitted.add(row.path);
