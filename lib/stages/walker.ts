@@ -36,21 +36,9 @@ const CREDIT_WINDOW = 8;
  */
 export async function* walk(sources: readonly string[], options: WalkOptions = {}): AsyncGenerator<FileEntry> {
   const worker = sources.some(isDirectory) ? startWorker(sources, options) : undefined;
-  // One generator, with the worker's chunks and the in-thread walk as two
-  // loops: a per-entry `yield*` into a second async generator cost as much
-  // as the rest of the main thread's share of the walk.
-  if (!worker) {
-    const tree = new TreeWalk(sources, options.excludes ?? [], options.skipPaths);
-    while (!tree.done) {
-      for (const record of tree.take(IN_THREAD_CHUNK_RECORDS)) {
-        options.signal?.throwIfAborted();
-        const entry = deliver(record, options);
-        if (entry) yield entry;
-      }
-    }
-    return;
-  }
-  const chunks = new WorkerChunks(worker, options.signal);
+  const chunks = worker ? new WorkerChunks(worker, options.signal) : new InThreadChunks(sources, options);
+  // One generator over the chunks: a per-entry `yield*` into a second async
+  // generator cost as much as the rest of the main thread's share of the walk.
   try {
     for (;;) {
       const chunk = await chunks.next();
@@ -64,6 +52,27 @@ export async function* walk(sources: readonly string[], options: WalkOptions = {
   } finally {
     chunks.close();
   }
+}
+
+interface Chunk {
+  readonly records: WalkRecord[];
+  readonly last: boolean;
+}
+
+/** The walk in this thread, when no worker can start (or no source is a directory). */
+class InThreadChunks {
+  readonly #tree: TreeWalk;
+
+  constructor(sources: readonly string[], options: WalkOptions) {
+    this.#tree = new TreeWalk(sources, options.excludes ?? [], options.skipPaths);
+  }
+
+  next(): Chunk {
+    const records = this.#tree.take(IN_THREAD_CHUNK_RECORDS);
+    return { records, last: this.#tree.done };
+  }
+
+  close(): void {}
 }
 
 /** Records per take of a walk on the main thread (no worker): small, as nothing runs beside it. */
@@ -87,7 +96,7 @@ function startWorker(sources: readonly string[], options: WalkOptions): Worker |
     // No worker threads here (an unusual runtime or bundle): the same walk, in this thread.
     return undefined;
   }
-  // Kept alive only while the walk waits for it (see receive), so an abandoned walk never holds the process.
+  // Kept alive only while the walk waits for it (see WorkerChunks), so an abandoned walk never holds the process.
   worker.unref();
   worker.postMessage(
     encodeStart({ sources, excludes: options.excludes ?? [], skipPaths: [...(options.skipPaths ?? [])] }),
@@ -122,7 +131,7 @@ class WorkerChunks {
     signal?.addEventListener("abort", this.#onAbort);
   }
 
-  async next(): Promise<{ records: WalkRecord[]; last: boolean }> {
+  async next(): Promise<Chunk> {
     for (;;) {
       this.#signal?.throwIfAborted();
       const message = this.#arrived.shift();
