@@ -3,6 +3,8 @@ import { batches, mapBounded } from "../lib/pipeline/bounded.ts";
 import { globToRegExp, isExcluded, parseExclude } from "../lib/glob.ts";
 import { formatBytes, parseSize } from "../lib/size.ts";
 import { parseDc3ddHashLog } from "../lib/system/dc3dd.ts";
+import { decodeIntents, encodeIntents, type IntentChange } from "../lib/disk/intents.ts";
+import type { FileRecord } from "../lib/catalog/records.ts";
 
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
 setDefaultTimeout(120_000);
@@ -132,4 +134,31 @@ test("dc3dd hash log parsing takes the input's hash", () => {
   const log = "input results for file `/a':\n   2aa4f2d9720f356f2f91287d9bd998e3d8225c52 (sha1)\n\noutput results for file `/b':\n";
   expect(parseDc3ddHashLog(log, "sha1")).toBe("2aa4f2d9720f356f2f91287d9bd998e3d8225c52");
   expect(() => parseDc3ddHashLog("nothing", "sha1")).toThrow(/hash log/);
+});
+
+describe("intents", () => {
+  const record = (path: string, extra: Partial<FileRecord> = {}): FileRecord => ({
+    path, kind: "file", size: 4096, mtimeMs: 1_700_000_000_123.5, mode: 0o100644, dev: 41, ino: 9_007_199_254_740_000, hash: "sha1:" + "ab".repeat(20), linkTarget: null, ...extra,
+  });
+  const changes: IntentChange[] = [
+    { op: "place", path: "/data/a b/\n-é.mkv", tempName: "123-x-0", record: record("/data/a b/\n-é.mkv") },
+    { op: "place", path: "/data/link", tempName: "123-x-1", record: record("/data/link", { kind: "symlink", linkTarget: "../a\u0000b", mode: 0o120777 }) },
+    { op: "rename", path: "/data/new", fromPath: "/data/old", record: record("/data/new") },
+    { op: "delete", path: "/data/gone" },
+    { op: "place", path: "/data/twin", tempName: "123-x-2", record: record("/data/twin"), diskOnly: true },
+    { op: "delete", path: "/data/twin-gone", diskOnly: true },
+  ];
+
+  test("a batch's intents read back as written", () => {
+    expect(decodeIntents(encodeIntents(changes))).toEqual(changes);
+  });
+
+  test("the text is far smaller than keyed objects", () => {
+    expect(encodeIntents(changes).length).toBeLessThan(JSON.stringify(changes).length * 0.7);
+  });
+
+  test("a row left by an earlier version (keyed objects) still reads", () => {
+    expect(decodeIntents(JSON.stringify(changes))).toEqual(changes);
+    expect(decodeIntents("[]")).toEqual([]);
+  });
 });

@@ -92,10 +92,16 @@ export class ArchiveWriter implements ChangeWriter {
       list.push({ index, change });
       direct.set(writer, list);
     };
+    const holders = new BatchHolders(contentsToLink(changes), this.#hostHolders);
+    // The usual batch (one disk mounted, all of it new content or symlinks)
+    // goes as a whole: #route would send each change to the one writer unchanged.
+    if (this.#writers.size === 1 && holders.noneKnown() && changes.every((change) => change.op === "place" || change.op === "symlink")) {
+      const [writer] = this.#writers.values();
+      return writer.commit(changes, { holders: holders.on(writer) });
+    }
     // Paths this batch changes: a hardlink may only point at content that is
     // still there at its place in the queue (the queue is applied in order).
     const touched = new Set<string>();
-    const holders = new BatchHolders(contentsToLink(changes), this.#hostHolders);
     changes.forEach((change, index) => {
       const route = this.#route(change, touched, holders);
       touched.add(change.op === "delete" ? change.path : change.record.path);
@@ -241,6 +247,12 @@ class BatchHolders {
       this.#onDisk.set(writer, found);
     }
     return found;
+  }
+
+  /** Whether no content of the batch is held anywhere in the archive. */
+  noneKnown(): boolean {
+    this.#inArchive ??= this.#host.lookup(this.#contents);
+    return this.#inArchive.size === 0;
   }
 
   heldOn(writer: DiskWriter, content: Content): boolean {

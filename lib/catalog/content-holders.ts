@@ -58,16 +58,16 @@ export class ContentHolders<Holder> {
   }
 
   /** The holders of every content in `contents`, by contentKey; contents nobody holds are absent. */
-  lookup(contents: Iterable<Content>): Map<string, Holder[]> {
-    const keys = new Map<string, Content>();
-    for (const content of contents) keys.set(contentKey(content.hash, content.size), content);
+  lookup(contents: readonly Content[]): Map<string, Holder[]> {
     const found = new Map<string, Holder[]>();
-    if (keys.size === 0) return found;
-    const list = [...keys.values()];
-    const rows = this.#statement.all(JSON.stringify(list.map((content) => [content.hash, content.size]))) as { i: number; holders: string }[];
+    if (contents.length === 0) return found;
+    // A content listed twice is looked up twice (it costs less than building
+    // a key per content to drop repeats: keys are built for holders only).
+    const rows = this.#statement.all(JSON.stringify(contents.map((content) => [content.hash, content.size]))) as { i: number; holders: string }[];
     for (const row of rows) {
-      const content = list[row.i];
-      found.set(contentKey(content.hash, content.size), (JSON.parse(row.holders) as unknown[][]).map(this.#toHolder));
+      const content = contents[row.i];
+      const key = contentKey(content.hash, content.size);
+      if (!found.has(key)) found.set(key, (JSON.parse(row.holders) as unknown[][]).map(this.#toHolder));
     }
     return found;
   }

@@ -10,6 +10,7 @@ import { syncFileSystem } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
+import { decodeIntents, encodeIntents, type IntentChange } from "./intents.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
 /**
@@ -105,7 +106,7 @@ export class DiskWriter implements ChangeWriter {
   }
 
   /** holdersOf for every content of a batch at once, by contentKey (absent: none). */
-  holdersOfEach(contents: Iterable<Content>): Map<string, string[]> {
+  holdersOfEach(contents: readonly Content[]): Map<string, string[]> {
     return this.#holders.lookup(contents);
   }
 
@@ -132,7 +133,7 @@ export class DiskWriter implements ChangeWriter {
 
     const live = prepared.filter((item) => !item.outcome);
     const intentChanges = live.map((item) => toIntentChange(item.change, item.tempName));
-    const intentId = (this.#statements.insertIntent.get(JSON.stringify(intentChanges), Date.now()) as { id: number }).id;
+    const intentId = (this.#statements.insertIntent.get(encodeIntents(intentChanges), Date.now()) as { id: number }).id;
     crashPoint("after-intents");
     await this.#carryOut(live);
     syncFileSystem(root);
@@ -382,17 +383,6 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
   };
 }
 
-/** One change as recorded in an intents row, enough to tell later whether it happened. */
-interface IntentChange {
-  readonly op: "place" | "rename" | "delete";
-  readonly path: string;
-  readonly fromPath?: string;
-  readonly tempName?: string;
-  readonly record?: FileRecord;
-  /** Brings one copy to the host catalog's state; the host's files are not touched (see DiskChange). */
-  readonly diskOnly?: boolean;
-}
-
 /**
  * Finishes or drops what a killed run left in the intents table, deciding
  * from the file system alone, then clears stray temps. Safe to repeat.
@@ -408,7 +398,7 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
     const now = Date.now();
     const exists = (path: string) => lstatQuiet(layout.dataPath(path));
     for (const row of rows) {
-      for (const intent of JSON.parse(row.changes) as IntentChange[]) {
+      for (const intent of decodeIntents(row.changes)) {
         settled++;
         let done: boolean;
         // A temp that still exists was not placed; a rename whose source is gone happened.
