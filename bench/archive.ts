@@ -107,9 +107,9 @@ export async function benchArchive(options: { workDir: string; quick?: boolean }
   const smallCount = quick ? 5_000 : 50_000;
   const small = join(workDir, "small");
   makeSmallFiles(small, smallCount, 1000, 8000);
-  // Initial archives alternate, each onto an empty disk or directory, best of three on both sides:
-  // one run of each swung by ±10 % on this machine, run to run.
-  const smallRounds = quick ? 1 : 3;
+  // Initial archives alternate, each onto an empty disk or directory, best of five on both sides:
+  // one run of either tool swung by ±15 % on this machine, run to run.
+  const smallRounds = quick ? 1 : 5;
   const rsyncTarget = join(workDir, "rsync-out");
   let smallArgs = blaineArgs(workDir, "small0", small);
   let blaineInitial = Number.POSITIVE_INFINITY;
