@@ -26,25 +26,28 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
   let target: number | undefined;
   try {
     target = openSync(fsPath(job.target), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, exactAtCreate ? job.mode : 0o600);
-    const hasher = new Bun.CryptoHasher(job.algorithm);
+    let hasher: Bun.CryptoHasher | undefined;
+    let wholeFileHash: string | undefined;
     let size = 0;
     for (;;) {
       const read = readSync(source, buffer, 0, buffer.length, null);
-      if (read === 0) break;
       const chunk = buffer.subarray(0, read);
-      hasher.update(chunk);
-      let written = 0;
-      while (written < read) written += writeSync(target, chunk, written, read - written);
-      size += read;
       // A short read of a regular file is its end: the read that would
       // return 0 is spared (a third of a small file's reads). A file that
       // grows meanwhile shows in the size checked after the copy.
-      if (read < buffer.length) break;
+      const end = read < buffer.length;
+      // A file read whole in one go is hashed in one call (no hasher object per small file).
+      if (end && !hasher) wholeFileHash = `${job.algorithm}:${Bun.CryptoHasher.hash(job.algorithm, chunk, "hex")}`;
+      else (hasher ??= new Bun.CryptoHasher(job.algorithm)).update(chunk);
+      let written = 0;
+      while (written < read) written += writeSync(target, chunk, written, read - written);
+      size += read;
+      if (end) break;
     }
     if (!exactAtCreate) fchmodSync(target, job.mode);
     futimesSync(target, job.mtimeMs / 1000, job.mtimeMs / 1000);
     const after = fstatSync(source);
-    return { hash: formatHash(job.algorithm, hasher), size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
+    return { hash: wholeFileHash ?? formatHash(job.algorithm, hasher!), size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {
     closeSync(source);
     if (target !== undefined) closeSync(target);
