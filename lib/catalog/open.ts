@@ -22,20 +22,6 @@ export interface OpenCatalogOptions {
 }
 
 /**
- * Page size of new catalogs. Every commit writes each page it changed (and
- * journals its old content first), and the hash-tail indexes are changed
- * at random places, so a batch of a few thousand files rewrites most of
- * their pages. At 16 KiB a batch writes a quarter as many pages; recording
- * 50 000 files in both catalogs costs about a fifth less CPU than at the
- * default 4 KiB (64 KiB was no better).
- */
-const PAGE_SIZE = 16384;
-
-function isEmptyDatabase(sqlite: Database): boolean {
-  return sqlite.query("SELECT 1 FROM sqlite_master LIMIT 1").get() === null;
-}
-
-/**
  * Opens a catalog file and brings its schema up to date with drizzle-kit's
  * migrations. An older catalog is upgraded in place; a newer one (written by
  * a later Blaine) or a file that is not a catalog is refused, never recreated.
@@ -52,8 +38,6 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
   }
   try {
     sqlite.exec("PRAGMA busy_timeout = 5000");
-    // Only a catalog with no tables yet takes a page size (older ones keep theirs).
-    if (!options.readonly && isEmptyDatabase(sqlite)) sqlite.exec(`PRAGMA page_size = ${PAGE_SIZE}`);
     if (!options.readonly) {
       // A rollback journal (not WAL) so that one transaction over the host
       // catalog and an attached disk catalog commits atomically in both.
