@@ -11,15 +11,18 @@ export function formatHash(algorithm: HashAlgorithm, hasher: Bun.CryptoHasher): 
   return `${algorithm}:${hasher.digest("hex")}`;
 }
 
+/** The stored hash of bytes held whole in memory, in one call (no hasher object). */
+export function hashBytes(algorithm: HashAlgorithm, bytes: Uint8Array | string): string {
+  return `${algorithm}:${Bun.CryptoHasher.hash(algorithm, bytes, "hex")}`;
+}
+
 /**
  * A symlink's content hash: the hash of its target's real bytes. For a
  * target that is valid UTF-8 this is the hash of its text; an escaped
  * target (see byte-names.ts) is hashed as the bytes it stands for.
  */
 export function hashLinkTarget(algorithm: HashAlgorithm, target: string): string {
-  const hasher = new Bun.CryptoHasher(algorithm);
-  hasher.update(fsPath(target));
-  return formatHash(algorithm, hasher);
+  return hashBytes(algorithm, fsPath(target));
 }
 
 /** The algorithm part of a stored hash ("sha1:ab…" → "sha1"). */

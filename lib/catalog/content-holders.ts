@@ -36,11 +36,12 @@ export class ContentHolders<Holder> {
 
   constructor(db: Database, options: { from: string; columns: string[]; where?: string; toHolder: (values: unknown[]) => Holder }) {
     const holderFilter = options.where ? ` AND ${options.where}` : "";
+    /** Row `h` holds the content whose hash and size are these SQL expressions. */
+    const holdsContent = (hash: string, size: string) => `${sameHash("h.hash", hash)} AND h.size = ${size} AND h.kind = 'file'${holderFilter}`;
     this.#ofOne = db.prepare(
-      `SELECT ${options.columns.join(", ")} FROM ${options.from} h
-       WHERE ${sameHash("h.hash", "?1")} AND h.size = ?2 AND h.kind = 'file'${holderFilter} LIMIT ${HOLDERS_PER_CONTENT}`,
+      `SELECT ${options.columns.join(", ")} FROM ${options.from} h WHERE ${holdsContent("?1", "?2")} LIMIT ${HOLDERS_PER_CONTENT}`,
     );
-    const holds = `${sameHash("h.hash", "k.value->>0")} AND h.size = k.value->>1 AND h.kind = 'file'${holderFilter}`;
+    const holds = holdsContent("k.value->>0", "k.value->>1");
     // Most contents of a batch are new: the EXISTS probe drops them before
     // any JSON is built (half the cost of a batch of new files; a batch of
     // known contents pays a third more).

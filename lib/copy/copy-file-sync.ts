@@ -1,5 +1,5 @@
 import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, writeSync } from "node:fs";
-import { CHUNK_SIZE, formatHash } from "../hashing.ts";
+import { CHUNK_SIZE, formatHash, hashBytes } from "../hashing.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
 
@@ -37,7 +37,7 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
       // grows meanwhile shows in the size checked after the copy.
       const end = read < buffer.length;
       // A file read whole in one go is hashed in one call (no hasher object per small file).
-      if (end && !hasher) wholeFileHash = `${job.algorithm}:${Bun.CryptoHasher.hash(job.algorithm, chunk, "hex")}`;
+      if (end && !hasher) wholeFileHash = hashBytes(job.algorithm, chunk);
       else (hasher ??= new Bun.CryptoHasher(job.algorithm)).update(chunk);
       let written = 0;
       while (written < read) written += writeSync(target, chunk, written, read - written);

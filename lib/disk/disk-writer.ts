@@ -142,7 +142,10 @@ export class DiskWriter implements ChangeWriter {
     const outcomes = prepared.map((item) => item.outcome!);
     this.#catalog.transactionOfCheckedRows(() => {
       const now = Date.now();
-      for (const item of live) if (item.outcome?.ok) this.#apply(item.change, now);
+      // Each change is recorded from its intent (built once, for the intents row).
+      live.forEach((item, i) => {
+        if (item.outcome?.ok) recordChange(this.#statements, this.#queue, this.disk, intentChanges[i], now);
+      });
       this.#statements.deleteIntent.run(intentId);
       options.inTransaction?.(outcomes);
     });
@@ -293,10 +296,6 @@ export class DiskWriter implements ChangeWriter {
     } catch (error) {
       return this.#failed(item, error);
     }
-  }
-
-  #apply(change: DiskChange, now: number): void {
-    recordChange(this.#statements, this.#queue, this.disk, toIntentChange(change), now);
   }
 }
 
