@@ -74,6 +74,16 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
     for (const file of selectFiles(archive.catalog, options.paths)) {
       options.signal?.throwIfAborted();
       matched++;
+      const target = join(to, file.path);
+      const inodeKey = `${file.dev}:${file.ino}`;
+      const existing = options.overwrite ? undefined : lstatQuiet(target);
+      // Restored by an earlier, interrupted or partial restore, from whichever
+      // disk was mounted then: done, whether or not its disk is mounted now.
+      if (existing && alreadyRestored(existing, file)) {
+        skipped++;
+        if (file.kind === "file" && sharedInodes.has(inodeKey) && !firstOfInode.has(inodeKey)) firstOfInode.set(inodeKey, target);
+        continue;
+      }
       const candidate = mounted.get(file.diskId);
       const disk = candidate && behind.has(candidate.root) && queue.waitsFor(candidate.label.copyId, file.path) ? undefined : candidate;
       if (!disk) {
@@ -83,20 +93,12 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
         needed.set(file.diskId, entry);
         continue;
       }
-      const target = join(to, file.path);
       try {
-        const existing = options.overwrite ? undefined : lstatQuiet(target);
         if (existing) {
-          // Restored by an earlier, interrupted or partial restore: not redone.
-          if (alreadyRestored(existing, file)) {
-            skipped++;
-            continue;
-          }
           errors.push({ path: target, message: "exists; use --overwrite to replace it" });
           continue;
         }
         mkdirSync(fsPath(dirname(target)), { recursive: true });
-        const inodeKey = `${file.dev}:${file.ino}`;
         const linkTo = file.kind === "file" && sharedInodes.has(inodeKey) ? firstOfInode.get(inodeKey) : undefined;
         if (linkTo) {
           replaceWith(target, (temp) => linkSync(fsPath(linkTo), fsPath(temp)));
