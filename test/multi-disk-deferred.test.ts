@@ -112,7 +112,7 @@ describe("applying deferred actions", () => {
     await restoreEqualsSource(e, [A, B, C]);
   });
 
-  test("an action that cannot be applied stops that disk's queue with an error naming it; the rest stay queued", async () => {
+  test("issue 11.3: a rename whose file is no longer on the disk is done from the source instead; nothing stays stuck", async () => {
     env = await multiDiskEnv({ d: { one: "1", two: "22" } });
     const e = env;
     const A = await e.initDisk("A", 8_000_000);
@@ -127,13 +127,37 @@ describe("applying deferred actions", () => {
     diskCatalog.query("DELETE FROM entries WHERE path = ?").run(e.path("d/one"));
     diskCatalog.close();
     const run = await e.run([A, C], "--reserve", "0");
+    expect(run.json.errors).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    expect(await pendingCount(e)).toBe(0);
+    const { onFileSystem, inCatalog } = diskContents(A);
+    expect(onFileSystem).toEqual(inCatalog);
+    expect(onFileSystem).toEqual([e.path("d/one-renamed"), e.path("d/two-renamed")]);
+    expect((await e.cli(["verify"], [A, C])).exitCode).toBe(0);
+    await restoreEqualsSource(e, [A]);
+  });
+
+  test("an action that cannot be applied stops that disk's queue with an error naming it; the rest stay queued", async () => {
+    env = await multiDiskEnv({ d: { one: "1", two: "22" } });
+    const e = env;
+    const A = await e.initDisk("A", 8_000_000);
+    const C = await e.initDisk("C", 8_000_000);
+    expect((await e.run([A], "--reserve", "0")).exitCode).toBe(0);
+    renameSync(e.path("d/one"), e.path("d/one-renamed"));
+    renameSync(e.path("d/two"), e.path("d/two-renamed"));
+    expect((await e.run([C], "--reserve", "0")).exitCode).toBe(0);
+    // A's catalog says its d/one holds other content than was archived (damaged by hand while on the shelf).
+    const diskCatalog = new Database(join(A, ".blaine", "catalog.db"));
+    diskCatalog.query("UPDATE entries SET hash = 'sha1:0000000000000000000000000000000000000000' WHERE path = ?").run(e.path("d/one"));
+    diskCatalog.close();
+    const run = await e.run([A, C], "--reserve", "0");
     expect(run.exitCode).toBe(1);
     expect(run.json.errors).toEqual([
       { path: e.path("d/one-renamed"), message: expect.stringContaining(`cannot rename ${e.path("d/one")} to ${e.path("d/one-renamed")}`) },
     ]);
     const pending = (await e.cli(["pending", "--json"])).json.actions;
     expect(pending.map((action: { path: string }) => action.path)).toEqual([e.path("d/one-renamed"), e.path("d/two-renamed")]);
-    expect(pending[0].lastError).toContain("is not on it");
+    expect(pending[0].lastError).toContain("other content than was archived");
   });
 });
 

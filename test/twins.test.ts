@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine } from "./helpers/cli.ts";
 import { filesOf, snapshotTree } from "./helpers/fixture.ts";
@@ -24,6 +24,25 @@ async function twins(e: MultiDiskEnv) {
   expect(cloned.json.from).toEqual([C]);
   expect(diffTrees(C, C2)).toBe("");
   return { C, C2 };
+}
+
+/** Restores everything from `disks` alone and compares it with the source. */
+async function restoreEqualsSource(e: MultiDiskEnv, disks: readonly string[]) {
+  const to = join(e.root, `restored-${Date.now()}`);
+  const restored = await e.cli(["restore", e.source, "--to", to, "--json"], disks);
+  expect(restored.exitCode).toBe(0);
+  expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
+}
+
+/** Every copy's file system agrees with its own catalog, and verify finds nothing wrong with them mounted. */
+async function expectCopiesClean(e: MultiDiskEnv, disks: readonly string[]) {
+  for (const disk of disks) {
+    const { onFileSystem, inCatalog } = diskContents(disk);
+    expect(onFileSystem).toEqual(inCatalog);
+  }
+  const verified = await e.cli(["verify", "--json"], disks);
+  expect(verified.stdout + verified.stderr).not.toContain("MISMATCH");
+  expect(verified.exitCode).toBe(0);
 }
 
 async function pendingPaths(e: MultiDiskEnv): Promise<{ op: string; path: string; lastError: string | null }[]> {
@@ -140,5 +159,38 @@ describe("twin disks", () => {
       [C, 0],
       [C2, 0],
     ]);
+  });
+
+  // The seed's routine: C′ takes the daily data while C is away; then disk D
+  // starts, and the file archived on C′ alone moves in the sources.
+  test.each([
+    ["moved by mv (same inode: a rename)", (from: string, to: string) => renameSync(from, to)],
+    ["moved by copy and delete (a new inode: a duplicate of archived content)", (from: string, to: string) => (copyFileSync(from, to), rmSync(from))],
+  ])("issue 11.3: a file archived on the twin alone and then %s never leaves the other copy stuck, and that copy ends up holding it", async (_how, move) => {
+    env = await multiDiskEnv({ docs: { old: "archived before the clone" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    writeFileSync(e.path("docs/daily"), "archived on the twin only");
+    expect((await e.run([C2])).exitCode).toBe(0);
+    const D = await e.initDisk("D", 16_000_000);
+    move(e.path("docs/daily"), e.path("docs/moved"));
+    // C comes back with D; nothing may stay blocked for C, now or on any later run.
+    const first = await e.run([C, D]);
+    expect(first.json.errors).toEqual([]);
+    expect(first.exitCode).toBe(0);
+    const again = await e.run([C, D]);
+    expect(again.json.errors).toEqual([]);
+    expect(again.exitCode).toBe(0);
+    expect((await pendingPaths(e)).filter((action) => action.lastError !== null)).toEqual([]);
+    const where = await e.cli(["whereis", e.path("docs/moved"), "--json"]);
+    expect(where.json.files[0].disk).toBe("C");
+    expect(diskContents(C).inCatalog).toContain(e.path("docs/moved"));
+    await expectCopiesClean(e, [C, D]);
+    // C′ is wiped (step 9): C and D alone restore everything.
+    await restoreEqualsSource(e, [C, D]);
+    // And C′, back once more before the wipe, catches up to be C's equal.
+    expect((await e.run([C2, D])).exitCode).toBe(0);
+    expect(diffTrees(C, C2)).toBe("");
+    await expectCopiesClean(e, [C, C2, D]);
   });
 });

@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, renameSync, rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { applyDeferred, otherCopiesOf, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
+import { applyDeferred, dataSourcesOf, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { fsyncDirectory, syncFileSystem } from "../fs/atomic.ts";
@@ -27,13 +27,14 @@ export interface RunResult extends RunCounts {
   readonly plan?: readonly string[];
 }
 
-export function exitCodeOf(run: ArchiveRun): ExitCodeValue {
+/** `deferred`: each mounted copy's last attempt at its queue (at the end of the run, else when it was opened). */
+export function exitCodeOf(run: ArchiveRun, deferred: readonly ApplyDeferredResult[] = run.deferredAtOpen): ExitCodeValue {
   const { report } = run;
   if (report.safetyStop) return ExitCode.usage;
   if (report.notStored.files > 0) return ExitCode.incomplete;
   if (report.errors.length > 0) return ExitCode.failure;
   // A twin that could not fully catch up needs its other copy mounted.
-  if ([...run.deferredAtOpen].some((result) => result.blocked.length > 0)) return ExitCode.incomplete;
+  if (deferred.some((result) => result.blocked.length > 0)) return ExitCode.incomplete;
   return ExitCode.ok;
 }
 
@@ -44,16 +45,20 @@ export function exitCodeOf(run: ArchiveRun): ExitCodeValue {
 export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   const { report, catalog } = run;
   let applied = run.deferredAtOpen.reduce((sum, result) => sum + result.applied, 0);
+  let last = run.deferredAtOpen;
   if (!run.settings.dryRun) {
     // What this run queued for mounted disks it did not write directly (a
     // full disk's renames, the other mounted copy of a twin) is applied now.
-    // Copies whose queue could not be finished at open are left for next time (reported once).
-    const stuck = new Set(run.deferredAtOpen.filter((result) => result.remaining > 0).map((result) => result.root));
-    const atEnd = await applyToMounted(catalog, run.disks.filter((disk) => !stuck.has(disk.root)), run.signal);
+    // A copy whose queue could not be finished at open is tried again too:
+    // the run may have just archived what it was waiting for (a file that
+    // moved in the sources), and what is still left is told once, as it is now.
+    const atEnd = await applyToMounted(catalog, run.disks, run.signal);
     applied += atEnd.reduce((sum, result) => sum + result.applied, 0);
-    reportDeferred(run, [...run.deferredAtOpen, ...atEnd]);
-  } else reportDeferred(run, run.deferredAtOpen);
-  const exitCode = exitCodeOf(run);
+    const triedAgain = new Set(atEnd.map((result) => result.root));
+    last = [...run.deferredAtOpen.filter((result) => !triedAgain.has(result.root)), ...atEnd];
+  }
+  reportDeferred(run, last);
+  const exitCode = exitCodeOf(run, last);
   const result: RunResult = {
     ...report.counts,
     exitCode,
@@ -97,7 +102,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
 async function applyToMounted(catalog: ArchiveCatalog, disks: readonly MountedDisk[], signal: AbortSignal): Promise<ApplyDeferredResult[]> {
   const results: ApplyDeferredResult[] = [];
   for (const disk of disks) {
-    const result = await applyDeferred(catalog, disk, { otherCopies: otherCopiesOf(disks, disk), signal });
+    const result = await applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal });
     if (result.applied > 0 || result.remaining > 0) results.push(result);
   }
   return results;

@@ -11,6 +11,8 @@ import { sameHash } from "../catalog/content-holders.ts";
 export interface ApplyDeferredOptions {
   /** Other mounted copies of the same disk: where a twin catching up can read data. */
   readonly otherCopies?: readonly MountedDisk[];
+  /** Mounted disks of other labels: the last place to read content that a duplicate elsewhere may hold. */
+  readonly otherDisks?: readonly MountedDisk[];
   /** Read data from another copy before the source files (cloning); default: sources first (catching up). */
   readonly preferCopies?: boolean;
   /** Actions per transaction (each costs two syncfs). */
@@ -39,15 +41,24 @@ export function otherCopiesOf(disks: readonly MountedDisk[], disk: MountedDisk):
   return disks.filter((other) => other !== disk && other.label.diskId === disk.label.diskId);
 }
 
+/** Where a copy's deferred actions may read data among the mounted disks: its other copies first, then any other disk. */
+export function dataSourcesOf(disks: readonly MountedDisk[], disk: MountedDisk): { otherCopies: MountedDisk[]; otherDisks: MountedDisk[] } {
+  return { otherCopies: otherCopiesOf(disks, disk), otherDisks: disks.filter((other) => other.label.diskId !== disk.label.diskId) };
+}
+
 /**
  * Applies one mounted copy's deferred actions, oldest first, before anything
  * else touches it. Each action is checked against the copy's disk catalog
  * (which agrees with its file system after recovery), so one already carried
  * out is a no-op; the changes go through the DiskWriter's protocol, and the
  * applied actions leave the queue in the same transaction, so a kill -9 at
- * any moment leaves a state the next run finishes. Deferred actions never
- * create data: only a twin's catch-up copies content, from the sources when
- * they still match the catalog hash, else from another mounted copy.
+ * any moment leaves a state the next run finishes. Deferred actions copy
+ * data only where nothing on the copy can stand in for it: a twin's
+ * catch-up, and an action whose premise no longer holds (a hardlink to
+ * content, or a rename of a path, that this copy never received because an
+ * earlier catch-up was superseded, or lost). The data then comes from the
+ * sources when they still match the catalog hash, else from another mounted
+ * copy or disk; found nowhere, only that path waits, never the whole queue.
  */
 export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, options: ApplyDeferredOptions = {}): Promise<ApplyDeferredResult> {
   const queue = new DeferredQueue(catalog);
@@ -144,7 +155,11 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
         const from = entryOf(action.fromPath!);
         if (from && from.hash === record!.hash) return { action, change: { op: "rename", fromPath: action.fromPath!, record: record!, diskOnly: true } };
         if (!from && now?.hash === record!.hash) return { action };
-        return `cannot rename ${action.fromPath} to ${action.path} on disk "${disk.label.label}" (${disk.root}): ${action.fromPath} is not on it${from ? " with the archived content" : ""}`;
+        if (from) {
+          return `cannot rename ${action.fromPath} to ${action.path} on disk "${disk.label.label}" (${disk.root}): ${action.fromPath} is on it with other content than was archived`;
+        }
+        // The copy never had fromPath (or lost it): what the rename leaves is fetched instead.
+        return await fetched(action, record!);
       }
       case "symlink":
         if (now?.hash === record!.hash && now.kind === "symlink") return { action };
@@ -155,27 +170,34 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
         const holders = writer.holdersOf(record!.hash, record!.size).filter((path) => !touched.has(path));
         if (holders.length > 0) return { action, change: { op: "link", record: record!, diskOnly: true } };
         if (touched.size > 0 && batch.length > 0) return "flush-and-retry";
-        if (action.op === "link") {
-          return `cannot hardlink ${action.path} on disk "${disk.label.label}" (${disk.root}): the content it shares (${record!.hash}) is no longer on it`;
-        }
-        const tempName = await fetchData(record!);
-        if (!tempName) {
-          return { blocked: `no copy of the data: the source file has changed or is gone, and no other mounted copy of disk "${disk.label.label}" holds ${record!.hash}` };
-        }
-        return { action, change: { op: "place", record: record!, tempName, diskOnly: true } };
+        // A copy (catch-up), or a hardlink to content this copy never got or no longer holds.
+        return await fetched(action, record!);
       }
     }
+  }
+
+  /** The action done by placing fetched data at its path, or why it must wait. */
+  async function fetched(action: QueuedAction, record: FileRecord): Promise<Planned | { blocked: string }> {
+    const tempName = await fetchData(record);
+    if (!tempName) {
+      return {
+        blocked: `no copy of the data: the source file has changed or is gone, and no other mounted copy of disk "${disk.label.label}" (nor any other mounted disk) holds ${record.hash}`,
+      };
+    }
+    return { action, change: { op: "place", record, tempName, diskOnly: true } };
   }
 
   /** Copies content `record.hash` into a temp on this copy from the first place that still has it, checking the hash. */
   async function fetchData(record: FileRecord): Promise<string | undefined> {
     const fromSources = [record.path, ...hostPathsWithContent(catalog, record)];
-    const fromCopies = (options.otherCopies ?? []).flatMap((other) =>
-      (catalog.sqlite.query(`SELECT path FROM ${other.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 4`).all(record.hash, record.size) as { path: string }[]).map(
-        (row) => other.layout.dataPath(row.path),
-      ),
-    );
-    const candidates = options.preferCopies ? [...fromCopies, ...fromSources] : [...fromSources, ...fromCopies];
+    const holdersOn = (disks: readonly MountedDisk[]) =>
+      disks.flatMap((other) =>
+        (catalog.sqlite.query(`SELECT path FROM ${other.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 4`).all(record.hash, record.size) as { path: string }[]).map(
+          (row) => other.layout.dataPath(row.path),
+        ),
+      );
+    const fromCopies = holdersOn(options.otherCopies ?? []);
+    const candidates = [...(options.preferCopies ? [...fromCopies, ...fromSources] : [...fromSources, ...fromCopies]), ...holdersOn(options.otherDisks ?? [])];
     for (const source of candidates) {
       const tempName = writer.newTempName();
       const target = writer.tempPath(tempName);

@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { BlaineError, ExitCode } from "../errors.ts";
 import { hasGlobMagic } from "../glob.ts";
-import { applyDeferred, otherCopiesOf, type ApplyDeferredResult } from "./apply-deferred.ts";
+import { applyDeferred, dataSourcesOf, otherCopiesOf, type ApplyDeferredResult } from "./apply-deferred.ts";
 import { readDiskLabel } from "./disk-label.ts";
 import { recoverDisk } from "./disk-writer.ts";
 import { diskLayout } from "./layout.ts";
@@ -110,15 +110,14 @@ export async function mountDisks(
     if (options.write) {
       for (const disk of disks) recovered += recoverDisk(catalog, disk);
       for (const disk of disks) {
-        const result = await applyDeferred(catalog, disk, { otherCopies: otherCopiesOf(disks, disk), signal: options.signal });
+        const result = await applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal });
         if (result.applied > 0 || result.remaining > 0) deferred.push(result);
       }
       // A twin may have been the data source of an earlier one and have caught up since: try those again.
       for (const [index, result] of deferred.entries()) {
         if (result.blocked.length === 0) continue;
         const disk = disks.find((candidate) => candidate.root === result.root)!;
-        const otherCopies = otherCopiesOf(disks, disk);
-        if (otherCopies.length > 0) deferred[index] = await applyDeferred(catalog, disk, { otherCopies, signal: options.signal });
+        if (otherCopiesOf(disks, disk).length > 0) deferred[index] = await applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal });
       }
     }
     return { disks, recovered, deferred };
