@@ -1,4 +1,4 @@
-import { existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, renameSync, rmSync, symlinkSync, type Stats } from "node:fs";
+import { chmodSync, existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, type Stats } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { HostFileRow } from "../catalog/records.ts";
 import { selectFiles } from "../catalog/select-files.ts";
@@ -6,8 +6,9 @@ import type { Settings } from "../config.ts";
 import { copyWithHash } from "../copy/builtin-copy.ts";
 import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
-import { hashAlgorithmOf } from "../hashing.ts";
+import { formatHash, hashAlgorithmOf } from "../hashing.ts";
 import { fsPath, quotedPath } from "../fs/byte-names.ts";
+import { copyReadable, describeRanges, isUnreadableData } from "../fs/salvage-read.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
@@ -115,7 +116,8 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
             // own name: there, with its archived mtime, a later restore would take it as done.
             const kept = `${target}.blaine-damaged`;
             renameSync(fsPath(target), fsPath(kept));
-            damaged.push({ path: file.path, message: `hash mismatch: archived ${file.hash}, read ${ok.hash}; the bytes read are kept as ${kept}` });
+            const why = read.unreadable ? `${read.unreadable} (zeros in their place)` : `hash mismatch: archived ${file.hash}, read ${ok.hash}`;
+            damaged.push({ path: file.path, message: `${why}; the bytes read are kept as ${kept}` });
             continue;
           }
           bytes += file.size;
@@ -141,18 +143,32 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
   }
 }
 
-async function restoreFile(file: HostFileRow, source: string, target: string, signal?: AbortSignal) {
+async function restoreFile(file: HostFileRow, source: string, target: string, signal?: AbortSignal): Promise<{ matches: boolean; hash: string; unreadable?: string }> {
   let hash = "";
+  let unreadable: string | undefined;
   replaceWithSync(target);
   const temp = tempBeside(target);
   try {
-    const copied = await copyWithHash({ source, target: temp, algorithm: hashAlgorithmOf(file.hash), mode: file.mode, mtimeMs: file.mtimeMs, signal });
-    hash = copied.hash;
+    try {
+      const copied = await copyWithHash({ source, target: temp, algorithm: hashAlgorithmOf(file.hash), mode: file.mode, mtimeMs: file.mtimeMs, signal });
+      hash = copied.hash;
+    } catch (error) {
+      if (!isUnreadableData(error)) throw error;
+      // The disk refuses some bytes (bad sector, an encrypted block that fails its check): the rest is
+      // copied with zeros in their place, so the copy's hash does not match and parity repairs it.
+      rmSync(fsPath(temp), { force: true });
+      const hasher = new Bun.CryptoHasher(hashAlgorithmOf(file.hash));
+      const ranges = copyReadable(source, temp, hasher);
+      hash = formatHash(hashAlgorithmOf(file.hash), hasher);
+      chmodSync(fsPath(temp), file.mode);
+      utimesSync(fsPath(temp), file.mtimeMs / 1000, file.mtimeMs / 1000);
+      unreadable = ranges.length > 0 ? `${describeRanges(ranges)} could not be read on the disk` : undefined;
+    }
     renameSync(fsPath(temp), fsPath(target));
   } finally {
     rmSync(fsPath(temp), { force: true });
   }
-  return { matches: hash === file.hash, hash };
+  return { matches: hash === file.hash, hash, unreadable };
 }
 
 function tempBeside(target: string): string {

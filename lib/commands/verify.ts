@@ -2,6 +2,7 @@ import { lstatSync } from "node:fs";
 import { errorMessage, ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { hashAlgorithmOf, hashFile, hashLinkTarget } from "../hashing.ts";
 import { fsPath, quotedPath, readLinkText } from "../fs/byte-names.ts";
+import { describeUnreadable, isUnreadableData } from "../fs/salvage-read.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDest, type Settings } from "../config.ts";
@@ -114,7 +115,8 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
       if (stats.size !== entry.size) corrupt.push({ path: entry.path, message: `size ${stats.size}, catalog says ${entry.size}` });
       else if (hash !== entry.hash) corrupt.push({ path: entry.path, message: `hash ${hash}, catalog says ${entry.hash}` });
     } catch (error) {
-      corrupt.push({ path: entry.path, message: errorMessage(error) });
+      // Bytes the storage refuses (a bad sector, an encrypted disk's damaged block): say which, for --repair to rebuild.
+      corrupt.push({ path: entry.path, message: isUnreadableData(error) ? describeUnreadable(location, error) : errorMessage(error) });
     }
   }
 

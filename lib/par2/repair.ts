@@ -6,10 +6,11 @@
  *   S_r = R_r + Σ_known c_i^e_r · D_i          (one pass over the intact data)
  *   D_missing = A⁻¹ · S,  A[r][j] = c_j^e_r    (m × m, small)
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { copyReadable, isUnreadableData } from "../fs/salvage-read.ts";
 import { gfInvertMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
 import { equalBytes, md5 } from "./packets.ts";
@@ -117,11 +118,27 @@ function chooseRecovery(available: readonly number[], missing: readonly number[]
   return undefined;
 }
 
+/**
+ * The damaged file's bytes as the start of its repaired copy. Where the
+ * storage refuses some (EIO), they lie in damaged slices, which the rebuilt
+ * ones overwrite: what can be read is copied and the rest left as zeros.
+ */
+function copyWhatIsLeft(path: string, temp: string): void {
+  try {
+    copyFileSync(fsPath(path), fsPath(temp));
+  } catch (error) {
+    rmSync(fsPath(temp), { force: true });
+    if (!isUnreadableData(error)) throw error;
+    copyReadable(path, temp);
+    chmodSync(fsPath(temp), statSync(fsPath(path)).mode & 0o7777);
+  }
+}
+
 function writeRepairedFile(path: string, length: number, sliceSize: number, slices: readonly { index: number; bytes: Uint8Array }[]): void {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.repair.tmp`);
   // Blaine's data paths may stand for names that are not UTF-8 (see byte-names.ts).
   const present = existsSync(fsPath(path));
-  if (present) copyFileSync(fsPath(path), fsPath(temp));
+  if (present) copyWhatIsLeft(path, temp);
   const fd = openSync(fsPath(temp), present ? "r+" : "w", 0o644);
   try {
     for (const { index, bytes } of slices) {

@@ -3,13 +3,15 @@
  * places (CRC32 first, MD5 where the CRC matches), so a damaged file shows
  * exactly which slices need repair. Data shifted by inserted or deleted
  * bytes is not searched for (par2cmdline does that); bit rot, zeroed ranges
- * and truncation do not shift data.
+ * and truncation do not shift data. Bytes the storage refuses to read (EIO
+ * from a bad sector or an encrypted disk's damaged block) are read around:
+ * the slices they fall in are damaged like any other.
  */
 import { closeSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fsPath } from "../fs/byte-names.ts";
+import { readSalvaging, type ByteRange } from "../fs/salvage-read.ts";
 import { equalBytes, md5 } from "./packets.ts";
-import { readAt } from "./read-at.ts";
 import { loadRecoverySet, type RecoverySet, type SetEntry } from "./recovery-set.ts";
 
 export interface FileCheck {
@@ -20,6 +22,8 @@ export interface FileCheck {
   /** Indices (within the file) of slices that are not intact. */
   readonly badSlices: readonly number[];
   readonly slices: number;
+  /** Byte ranges the storage refused to read (their slices are in badSlices). */
+  readonly unreadable: readonly ByteRange[];
 }
 
 export interface SetCheck {
@@ -57,13 +61,14 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
   const { description, checksums } = entry;
   const all = checksums.map((_, i) => i);
   const base = { name: description.name, path, length: description.length, slices: checksums.length };
+  const unreadable: ByteRange[] = [];
   let actualLength: number;
   let fd: number;
   try {
     actualLength = statSync(fsPath(path)).size;
     fd = openSync(fsPath(path), "r");
   } catch {
-    return { ...base, status: "missing", badSlices: all };
+    return { ...base, status: "missing", badSlices: all, unreadable };
   }
   const bad: number[] = [];
   try {
@@ -73,11 +78,17 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
       signal?.throwIfAborted();
       const start = first * sliceSize;
       const wanted = Math.min(buffer.length, description.length - start);
-      const got = readAt(fd, buffer, wanted, start);
+      const got = readSalvaging(fd, buffer, wanted, start, unreadable);
       buffer.fill(0, got);
       for (let k = 0; k < slicesPerRead && first + k < checksums.length; k++) {
         const index = first + k;
         const sliceStart = k * sliceSize;
+        // Zeros stand for refused bytes: the slice is damaged even if zeros were its data.
+        const from = start + sliceStart;
+        if (unreadable.some((range) => range.start < from + sliceSize && range.end > from)) {
+          bad.push(index);
+          continue;
+        }
         // A slice past the end of a truncated file is missing, even if it would be all zeros.
         if (sliceStart >= got && index * sliceSize < description.length) {
           bad.push(index);
@@ -92,5 +103,5 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
     closeSync(fd);
   }
   const intact = bad.length === 0 && actualLength === description.length;
-  return { ...base, status: intact ? "intact" : "damaged", badSlices: bad };
+  return { ...base, status: intact ? "intact" : "damaged", badSlices: bad, unreadable };
 }

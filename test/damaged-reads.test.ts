@@ -1,0 +1,122 @@
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { blaine } from "./helpers/cli.ts";
+import { makeTree, seededBytes, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
+
+// securefs stretches its key on every mount (seconds each), and this test mounts six times.
+setDefaultTimeout(240_000);
+
+const CIPHERS = ["gocryptfs", "securefs"] as const;
+type Cipher = (typeof CIPHERS)[number];
+for (const cipher of CIPHERS) {
+  const reason = cipherMissing(cipher);
+  if (reason) console.log(`skipped: damaged reads on ${cipher} disks: ${reason}`);
+}
+
+let dir: ReturnType<typeof tempDir> | undefined;
+afterEach(() => dir?.cleanup());
+
+const FILM_BYTES = 300_000;
+const TREE: TreeSpec = { "film one.mkv": { bytes: FILM_BYTES, seed: 11 }, "notes.txt": "intact notes\n" };
+
+/** A source tree, a catalog, a key file and one encrypted disk "E" with parity on (the default), archived once. */
+async function archivedOnEncryptedDisk(cipher: Cipher, ...runArgs: string[]) {
+  dir = tempDir();
+  const root = dir.path;
+  const source = join(root, "src");
+  const disk = join(root, "disk");
+  const db = join(root, "catalog.db");
+  const keyfile = join(root, "key");
+  writeFileSync(keyfile, `pw-${crypto.randomUUID()}\n`, { mode: 0o600 });
+  makeTree(source, TREE);
+  const init = await blaine(["disk", "init", disk, "--label", "E", "--db", db, "--encrypt", cipher, "--keyfile", keyfile]);
+  if (init.exitCode !== 0) throw new Error(`disk init failed: ${init.stderr}`);
+  const base = ["--db", db, "--dest", disk, "--keyfile", keyfile];
+  const run = await blaine(["run", ...base, ...runArgs, source]);
+  if (run.exitCode !== 0) throw new Error(`run failed: ${run.stderr}`);
+  return { root, source, disk, cli: (...args: string[]) => blaine([...args, ...base]) };
+}
+
+/** The largest file below `dir`: on these disks, the film's ciphertext (its parity is a tenth of it). */
+function largestFile(dir: string): string {
+  let best = { path: "", size: -1 };
+  const walk = (path: string) => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile() && statSync(full).size > best.size) best = { path: full, size: statSync(full).size };
+    }
+  };
+  walk(dir);
+  return best.path;
+}
+
+/** Bit rot: inverts `count` bytes at `offset` of a file, in place. */
+function flipBytes(path: string, offset: number, count: number): void {
+  const fd = openSync(path, "r+");
+  try {
+    const bytes = Buffer.alloc(count);
+    readSync(fd, bytes, 0, count, offset);
+    for (let i = 0; i < count; i++) bytes[i] ^= 0xff;
+    writeSync(fd, bytes, 0, count, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe.each(CIPHERS)("bit rot in the ciphertext of a %s disk", (cipher) => {
+  test.skipIf(cipherMissing(cipher) !== undefined)(
+    "issue 11.1: the unreadable block counts as damaged slices: verify names the file and the range, restore and verify --repair rebuild it from parity",
+    async () => {
+      const env = await archivedOnEncryptedDisk(cipher);
+      const film = join(env.source, "film one.mkv");
+      const ciphertext = largestFile(join(env.disk, "encrypted"));
+      expect(statSync(ciphertext).size).toBeGreaterThan(FILM_BYTES);
+      // The middle of the ciphertext is in the film's 37th 4 KiB block with both ciphers (a header, then blocks and their tags).
+      flipBytes(ciphertext, Math.floor(statSync(ciphertext).size / 2), 4);
+
+      const verify = await env.cli("verify", "--json");
+      expect(verify.exitCode).toBe(4);
+      expect(verify.json.disks[0].corrupt).toEqual([{ path: film, message: expect.stringContaining("cannot read bytes 147456–151551") }]);
+
+      // restore mounts the disk read-only: the copy is rebuilt from parity, the disk is left for verify --repair.
+      const to = join(env.root, "restored");
+      const restore = await env.cli("restore", env.source, "--to", to, "--json");
+      expect(restore.json.errors).toEqual([]);
+      expect(restore.json.damaged).toEqual([]);
+      expect(restore.exitCode).toBe(0);
+      expect(restore.json.restored).toBe(2);
+      expect(snapshotTree(join(to, env.source), { mtimes: true })).toEqual(snapshotTree(env.source, { mtimes: true }));
+
+      const repair = await env.cli("verify", "--repair", "--json");
+      expect(repair.json.parity.unrepaired).toEqual([]);
+      expect(repair.json.parity.repaired).toEqual([film]);
+      expect(repair.exitCode).toBe(0);
+      const again = await env.cli("verify", "--json");
+      expect(again.exitCode).toBe(0);
+      expect(again.json.disks[0].corrupt).toEqual([]);
+      expect(again.json.disks[0].unexpected).toEqual([]);
+    },
+  );
+});
+
+describe.skipIf(cipherMissing("gocryptfs") !== undefined)("bit rot in the ciphertext of content without parity", () => {
+  test("issue 11.1: restore keeps what it could read as NAME.blaine-damaged and names the unreadable range (exit 4)", async () => {
+    const env = await archivedOnEncryptedDisk("gocryptfs", "--parity", "off");
+    const ciphertext = largestFile(join(env.disk, "encrypted"));
+    flipBytes(ciphertext, Math.floor(statSync(ciphertext).size / 2), 4);
+    const to = join(env.root, "restored");
+    const restore = await env.cli("restore", env.source, "--to", to, "--json");
+    expect(restore.exitCode).toBe(4);
+    const kept = join(to, env.source, "film one.mkv.blaine-damaged");
+    expect(restore.json.damaged).toEqual([
+      { path: join(env.source, "film one.mkv"), message: `bytes 147456–151551 could not be read on the disk (zeros in their place); the bytes read are kept as ${kept}` },
+    ]);
+    const expected = seededBytes(FILM_BYTES, 11);
+    expected.fill(0, 147456, 151552);
+    expect(Buffer.from(readFileSync(kept)).equals(Buffer.from(expected))).toBe(true);
+    expect(restore.json.restored).toBe(1);
+  });
+});
