@@ -7,7 +7,7 @@ import { copyWithHash } from "../copy/builtin-copy.ts";
 import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { formatHash, hashAlgorithmOf } from "../hashing.ts";
-import { fsPath, quotedPath } from "../fs/byte-names.ts";
+import { fsPath, quotedPath, readLinkText } from "../fs/byte-names.ts";
 import { copyReadable, describeRanges, isUnreadableData } from "../fs/salvage-read.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
@@ -76,13 +76,16 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
       options.signal?.throwIfAborted();
       matched++;
       const target = join(to, file.path);
-      const inodeKey = `${file.dev}:${file.ino}`;
+      // Names of one source inode come back as one inode: files, and symlinks
+      // hardlinked with link(2) (of the same target, in case inodes were reused).
+      const shared = sharedInodes.has(`${file.dev}:${file.ino}`);
+      const inodeKey = `${file.kind}:${file.dev}:${file.ino}:${file.kind === "symlink" ? file.linkTarget : ""}`;
       const existing = options.overwrite ? undefined : lstatQuiet(target);
       // Restored by an earlier, interrupted or partial restore, from whichever
       // disk was mounted then: done, whether or not its disk is mounted now.
-      if (existing && alreadyRestored(existing, file)) {
+      if (existing && alreadyRestored(existing, file, target)) {
         skipped++;
-        if (file.kind === "file" && sharedInodes.has(inodeKey) && !firstOfInode.has(inodeKey)) firstOfInode.set(inodeKey, target);
+        if (shared && !firstOfInode.has(inodeKey)) firstOfInode.set(inodeKey, target);
         continue;
       }
       const candidate = mounted.get(file.diskId);
@@ -100,7 +103,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
           continue;
         }
         mkdirSync(fsPath(dirname(target)), { recursive: true });
-        const linkTo = file.kind === "file" && sharedInodes.has(inodeKey) ? firstOfInode.get(inodeKey) : undefined;
+        const linkTo = shared ? firstOfInode.get(inodeKey) : undefined;
         if (linkTo) {
           replaceWith(target, (temp) => linkSync(fsPath(linkTo), fsPath(temp)));
         } else if (file.kind === "symlink") {
@@ -108,6 +111,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
             symlinkSync(fsPath(file.linkTarget ?? ""), fsPath(temp));
             lutimesSync(fsPath(temp), file.mtimeMs / 1000, file.mtimeMs / 1000);
           });
+          if (shared) firstOfInode.set(inodeKey, target);
         } else {
           const read = await restoreFile(file, disk.layout.dataPath(file.path), target, options.signal);
           const ok = read.matches ? read : await repairRestoredCopy(disk, file, target, read, output, options.signal);
@@ -121,7 +125,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
             continue;
           }
           bytes += file.size;
-          if (sharedInodes.has(inodeKey)) firstOfInode.set(inodeKey, target);
+          if (shared) firstOfInode.set(inodeKey, target);
         }
         restored++;
       } catch (error) {
@@ -200,8 +204,8 @@ function lstatQuiet(path: string): Stats | undefined {
   }
 }
 
-function alreadyRestored(existing: Stats, file: HostFileRow): boolean {
-  if (file.kind === "symlink") return existing.isSymbolicLink();
+function alreadyRestored(existing: Stats, file: HostFileRow, target: string): boolean {
+  if (file.kind === "symlink") return existing.isSymbolicLink() && readLinkText(target) === file.linkTarget;
   return existing.isFile() && existing.size === file.size && Math.abs(existing.mtimeMs - file.mtimeMs) < 1;
 }
 

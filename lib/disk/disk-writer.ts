@@ -158,7 +158,7 @@ export class DiskWriter implements ChangeWriter {
     const touched = new Set<string>();
     const placedInBatch = new Map<string, { size: number; tempName: string }>();
     const prepared: PreparedChange[] = [];
-    const linking: Linking = { touched, placedInBatch, holders };
+    const linking: Linking = { touched, placedInBatch, holders, symlinksInBatch: new Map() };
     for (const change of changes) {
       try {
         prepared.push(this.#prepareOne(change, linking));
@@ -189,9 +189,15 @@ export class DiskWriter implements ChangeWriter {
       case "delete":
         return { change };
       case "symlink": {
+        // A second name of a source symlink (link(2) of the symlink itself) is
+        // a second name on the disk too, as hardlinked files are.
+        const inode = `${change.record.dev}:${change.record.ino}`;
+        const linked = this.#linkToSameSymlink(change.record, inode, linking);
+        if (linked) return { change, tempName: linked };
         const tempName = this.newTempName();
         symlinkSync(fsPath(change.record.linkTarget ?? ""), this.tempPath(tempName));
         lutimesSync(this.tempPath(tempName), change.record.mtimeMs / 1000, change.record.mtimeMs / 1000);
+        linking.symlinksInBatch.set(inode, tempName);
         return { change, tempName };
       }
       case "link": {
@@ -223,6 +229,29 @@ export class DiskWriter implements ChangeWriter {
       ...(sameBatch ? [this.tempPath(sameBatch)] : []),
       ...held.filter((path) => !linking.touched.has(path)).map((path) => this.disk.layout.dataPath(path)),
     ];
+    const tempName = this.newTempName();
+    for (const candidate of candidates) {
+      try {
+        linkSync(fsPath(candidate), this.tempPath(tempName));
+        return tempName;
+      } catch (error) {
+        if (errnoCode(error) !== "ENOENT") throw error;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Hardlinks the symlink this disk already holds (or this batch makes) for
+   * the same source inode and target into a new temp; undefined when none.
+   */
+  #linkToSameSymlink(record: FileRecord, inode: string, linking: Linking): string | undefined {
+    const inBatch = linking.symlinksInBatch.get(inode);
+    const candidates = inBatch ? [this.tempPath(inBatch)] : [];
+    for (const path of this.#statements.symlinksOfInode.values(record.dev, record.ino, record.linkTarget, record.path) as [string][]) {
+      if (!linking.touched.has(path[0]) && this.entry(path[0])?.kind === "symlink") candidates.push(this.disk.layout.dataPath(path[0]));
+    }
+    if (candidates.length === 0) return undefined;
     const tempName = this.newTempName();
     for (const candidate of candidates) {
       try {
@@ -316,6 +345,8 @@ interface Linking {
   /** Temps this batch places, by content hash (with the size, which must match too). */
   readonly placedInBatch: Map<string, { readonly size: number; readonly tempName: string }>;
   readonly holders: ReadonlyMap<string, string[]>;
+  /** Symlinks this batch makes, by source inode ("dev:ino"). */
+  readonly symlinksInBatch: Map<string, string>;
 }
 
 /** The contents a batch may store as hardlinks: copied files (duplicates found late) and planned links. */
@@ -378,6 +409,8 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
          mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
     ),
     deleteEntry: db.prepare(`DELETE FROM ${alias}.entries WHERE path = ?`),
+    /** Other archived names of a source symlink (through the inode index): hardlinks of it. */
+    symlinksOfInode: db.prepare(`SELECT path FROM main.files WHERE dev = ? AND ino = ? AND kind = 'symlink' AND link_target IS ? AND path != ? LIMIT 8`),
     hostFiles: new HostFiles(db),
   };
 }
