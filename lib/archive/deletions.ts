@@ -1,3 +1,4 @@
+import type { UnseenFile } from "../catalog/seen-paths.ts";
 import type { DiskChange } from "../disk/disk-writer.ts";
 import type { ArchiveRun } from "./run-context.ts";
 
@@ -13,9 +14,12 @@ export function deletionLimit(run: ArchiveRun, archivedFiles: number): number {
 /**
  * Removes from the disk and the catalogs the archived files this run did not
  * see. A path whose content this run stored again under another name was a
- * rename by content, and is counted as one. When more would go than the
- * limit allows (typically: a pool branch is not mounted), nothing is deleted
- * and the run ends with a safety stop.
+ * rename by content, and is counted as one. A path whose content may be
+ * that of a file this run could not store (a move onto a full disk, a read
+ * failure at the new name) stays: nothing archived leaves the archive
+ * because a copy could not be made. When more would go than the limit
+ * allows (typically: a pool branch is not mounted), nothing is deleted and
+ * the run ends with a safety stop.
  */
 export async function applyDeletions(run: ArchiveRun): Promise<void> {
   const { report, catalog, writer } = run;
@@ -27,8 +31,17 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
     report.warn(run.sources[0], `${vanished.length} deleted files kept in the archive (--keep-deleted)`);
     return;
   }
-  const renamedByContent = vanished.filter((file) => run.runLinks.claimNew(file.hash, file.size));
-  const deletions = vanished.length - renamedByContent.length;
+  const renamedByContent: UnseenFile[] = [];
+  const gone: UnseenFile[] = [];
+  const kept = new Set<UnseenFile>();
+  for (const file of vanished) {
+    if (run.runLinks.claimNew(file.hash, file.size)) renamedByContent.push(file);
+    else if (run.runLinks.mayBeUnstored(file.hash, file.size)) {
+      kept.add(file);
+      report.warn(file.path, "kept in the archive: a file this run could not store may be this one under a new name; it goes once that file is archived");
+    } else gone.push(file);
+  }
+  const deletions = gone.length;
   const limit = deletionLimit(run, catalog.countFiles());
   if (deletions > limit) {
     report.safetyStop =
@@ -43,11 +56,11 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
     report.counts.renamed++;
   }
   if (run.settings.dryRun) {
-    for (const file of vanished) report.plan.push(`delete ${file.path}`);
+    for (const file of gone) report.plan.push(`delete ${file.path}`);
     report.counts.deleted += deletions;
     return;
   }
-  const changes: DiskChange[] = vanished.map((file) => ({ op: "delete", path: file.path }));
+  const changes: DiskChange[] = vanished.filter((file) => !kept.has(file)).map((file) => ({ op: "delete", path: file.path }));
   for (let start = 0; start < changes.length; start += 1000) {
     run.signal.throwIfAborted();
     const outcomes = await writer.commit(changes.slice(start, start + 1000));

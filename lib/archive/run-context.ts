@@ -20,7 +20,7 @@ import type { PlannedFile, StoredFile } from "../pipeline/types.ts";
 import { RunReport } from "../report.ts";
 import { resolveSizeOrPercent } from "../size.ts";
 import { copyOne, type CopierOptions, type CopyFunction } from "../stages/copier.ts";
-import type { DedupOptions } from "../stages/dedup.ts";
+import { linkIfHeld, type DedupOptions } from "../stages/dedup.ts";
 import type { DiffOptions } from "../stages/differ.ts";
 import type { HashOptions } from "../stages/hasher.ts";
 import type { ManifestWriterOptions } from "../stages/manifest-writer.ts";
@@ -146,6 +146,9 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     // dc3dd copies one file per process; the copy workers also take a group of small files at once.
     const copy: CopyFunction =
       settings.copier === "dc3dd" ? copyWithDc3dd : Object.assign((request: CopyRequest) => pool.copy(request), { many: (requests: readonly CopyRequest[]) => pool.copyMany(requests) });
+    const dedupOptions: DedupOptions = { holdersOf: (hash, size) => writer.holdersOf(hash, size) };
+    // The old name of a file that could not be stored stays archived (see applyDeletions).
+    const onNotStored = (item: PlannedFile) => runLinks.notStored(item.size, item.hash);
     const copierOptions: CopierOptions = {
       algorithm: settings.hash,
       space,
@@ -154,6 +157,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       dryRun,
       signal,
       newTemp: (disk) => writer.newTemp(disk),
+      linkIfHeld: (item) => linkIfHeld(item, { ...dedupOptions, catalog, algorithm: settings.hash }),
+      onNotStored,
     };
     const skipPaths = new Set<string>([...disks.map((d) => d.root), resolve(db), `${resolve(db)}.lock`, `${resolve(db)}-journal`]);
     return {
@@ -189,8 +194,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         },
       },
       diff: { catalog, match: settings.match, seen, report, signal },
-      hash: { catalog, algorithm: settings.hash, report, dryRun, signal },
-      dedup: { holdersOf: (hash, size) => writer.holdersOf(hash, size) },
+      hash: { catalog, algorithm: settings.hash, report, dryRun, onNotStored, signal },
+      dedup: dedupOptions,
       copier: copierOptions,
       manifest: {
         writer,
@@ -198,6 +203,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         runLinks,
         dryRun,
         signal,
+        onNotStored,
         copyAgain: (item: PlannedFile): Promise<StoredFile | undefined> => copyOne(item, copierOptions),
       },
       close: () => {

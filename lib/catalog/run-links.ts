@@ -1,9 +1,12 @@
 import type { ArchiveCatalog } from "./archive-catalog.ts";
 
 /**
- * Content this run stored as a hardlink for a new path. When the path that
- * held that content turns out to be gone, the pair was a rename by content
- * (how renames look on pools without stable inodes), and is counted so.
+ * What a run learns about renames by content (how renames look on pools
+ * without stable inodes). Content it stored as a hardlink for a new path:
+ * when the path that held that content turns out to be gone, the pair was a
+ * rename, and is counted so. And content it could not store (no room, a
+ * read failure): a path that is gone and held content like it may have
+ * been moved to the file that was not stored, so it must stay archived.
  */
 export class RunLinks {
   readonly #catalog: ArchiveCatalog;
@@ -12,6 +15,8 @@ export class RunLinks {
     this.#catalog = catalog;
     catalog.sqlite.exec("CREATE TEMP TABLE IF NOT EXISTS run_links (hash TEXT NOT NULL, size INTEGER NOT NULL, change TEXT NOT NULL)");
     catalog.sqlite.exec("DELETE FROM temp.run_links");
+    catalog.sqlite.exec("CREATE TEMP TABLE IF NOT EXISTS run_not_stored (hash TEXT, size INTEGER NOT NULL)");
+    catalog.sqlite.exec("DELETE FROM temp.run_not_stored");
   }
 
   add(hash: string, size: number, change: "new" | "modified"): void {
@@ -26,5 +31,21 @@ export class RunLinks {
     if (!row) return false;
     this.#catalog.sqlite.query("DELETE FROM temp.run_links WHERE rowid = ?").run(row.rowid);
     return true;
+  }
+
+  /** A file of this size (and hash, when it was read) that the run could not store. */
+  notStored(size: number, hash: string | undefined): void {
+    this.#catalog.sqlite.query("INSERT INTO temp.run_not_stored (hash, size) VALUES (?, ?)").run(hash || null, size);
+  }
+
+  /**
+   * Whether an archived file that is gone from its path may be the content
+   * of a file the run could not store (same size, and the same hash unless
+   * that file was not read): then it is not deleted.
+   */
+  mayBeUnstored(hash: string, size: number): boolean {
+    return (
+      this.#catalog.sqlite.query("SELECT 1 FROM temp.run_not_stored WHERE size = ? AND (hash IS NULL OR hash = ?) LIMIT 1").get(size, hash) !== null
+    );
   }
 }

@@ -146,15 +146,16 @@ export class SpaceBudget {
 
   /**
    * Reserves `bytes` for a copy, moving on to the next disk when the current
-   * one cannot take it; undefined when none can. The copy's temp goes on the
-   * reservation's disk, and the reservation is handed back to release().
+   * one cannot take it (unless `span` is false); undefined when none can. The
+   * copy's temp goes on the reservation's disk, and the reservation is
+   * handed back to release().
    */
-  tryReserve(bytes: number): Reservation | undefined {
+  tryReserve(bytes: number, options: { readonly span?: boolean } = {}): Reservation | undefined {
     if (this.largerThanAnyDisk(bytes)) return undefined;
     for (;;) {
       const room = this.#rooms[this.#current];
       if (room.tryReserve(bytes)) return new Reservation(room, bytes);
-      if (this.#current + 1 >= this.#rooms.length) return undefined;
+      if (options.span === false || this.#current + 1 >= this.#rooms.length) return undefined;
       this.#current++;
       this.#hooks.onFull?.(room.disk, this.#rooms[this.#current].disk);
     }

@@ -47,6 +47,13 @@ export interface CopierOptions {
   readonly concurrency?: number;
   /** Bytes of copies in flight at once (default 512 MiB; a large file counts as half of it at most). */
   readonly bytesInFlight?: number;
+  /**
+   * A file that found no room may be content the archive holds: this returns
+   * it as a link, which needs no space (see `linkIfHeld`), else undefined.
+   */
+  readonly linkIfHeld?: (item: PlannedFile) => PlannedFile | undefined;
+  /** A file this stage could not store (no room, unreadable, changing): its old name must not be taken for deleted. */
+  readonly onNotStored?: (item: PlannedFile) => void;
   readonly dryRun?: boolean;
   readonly signal?: AbortSignal;
 }
@@ -131,7 +138,7 @@ export async function copyOne(item: PlannedFile, options: CopierOptions): Promis
  */
 async function copyAll(items: readonly PlannedFile[], options: CopierOptions): Promise<(StoredFile | undefined)[]> {
   const started = items.map((item) => startCopy(item, options));
-  const live = started.filter((copy): copy is StartedCopy => copy !== undefined);
+  const live = started.filter(isStarted);
   let settled: CopySettled[] = [];
   if (live.length > 0) {
     try {
@@ -144,7 +151,7 @@ async function copyAll(items: readonly PlannedFile[], options: CopierOptions): P
   let next = 0;
   return Promise.all(
     started.map((copy) => {
-      if (!copy) return undefined;
+      if (!isStarted(copy)) return copy;
       const outcome = finishCopy(copy, settled[next++], options);
       return outcome === CHANGED ? retryChanged(copy.item, options) : outcome;
     }),
@@ -153,7 +160,7 @@ async function copyAll(items: readonly PlannedFile[], options: CopierOptions): P
 
 async function attemptOne(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined | typeof CHANGED> {
   const copy = startCopy(item, options);
-  if (!copy) return undefined;
+  if (!isStarted(copy)) return copy;
   let settled: CopySettled;
   try {
     settled = { ok: true, result: await (options.copy ?? copyWithHash)(copyRequest(copy, options)) };
@@ -177,11 +184,22 @@ async function retryChanged(item: PlannedFile, options: CopierOptions): Promise<
   return second === CHANGED ? reportChangedTwice(current, options) : second;
 }
 
-/** Reserves space and a temp file for a copy; undefined (reported) when it does not fit. */
-function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | undefined {
+/**
+ * Reserves space and a temp file for a copy. A file that does not fit on
+ * the current disk is stored as a link when its content is already archived
+ * (nothing to copy, no disk filled by a rename); else it spans onto the next
+ * disk, or is not stored (reported: undefined).
+ */
+function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | StoredFile | undefined {
   const { report, space } = options;
-  const reservation = space.tryReserve(item.size);
+  let reservation = space.tryReserve(item.size, { span: false });
   if (!reservation) {
+    const link = options.linkIfHeld?.(item);
+    if (link) return { ...link, action: "link", hash: link.hash!, bytesCopied: 0 };
+    reservation = space.tryReserve(item.size);
+  }
+  if (!reservation) {
+    options.onNotStored?.(item);
     report.counts.skipped++;
     if (space.largerThanAnyDisk(item.size)) {
       // Not a full disk: no disk could ever hold it (files are never split).
@@ -194,6 +212,10 @@ function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | und
     return undefined;
   }
   return { item, reservation, temp: options.newTemp(reservation.disk) };
+}
+
+function isStarted(copy: StartedCopy | StoredFile | undefined): copy is StartedCopy {
+  return copy !== undefined && "reservation" in copy;
 }
 
 function copyRequest(copy: StartedCopy, options: CopierOptions): CopyRequest {
@@ -231,6 +253,8 @@ function reportFailure(item: PlannedFile, error: unknown, options: CopierOptions
   const { report } = options;
   report.counts.skipped++;
   const code = errnoCode(error);
+  // A file that vanished was not moved here; any other failure leaves its content unstored.
+  if (code !== "ENOENT") options.onNotStored?.(item);
   if (code === "ENOENT") report.error(item.path, "vanished before it could be copied");
   else if (code === "ENOSPC") report.error(item.path, "the archive disk is full");
   else report.error(item.path, errorMessage(error));
@@ -238,6 +262,7 @@ function reportFailure(item: PlannedFile, error: unknown, options: CopierOptions
 }
 
 function reportChangedTwice(item: PlannedFile, options: CopierOptions): undefined {
+  options.onNotStored?.(item);
   options.report.counts.skipped++;
   options.report.error(item.path, "changed while being copied (twice); it will be archived by a later run");
   return undefined;

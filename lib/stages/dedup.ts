@@ -1,3 +1,5 @@
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { hashFile, type HashAlgorithm } from "../hashing.ts";
 import type { PlannedFile } from "../pipeline/types.ts";
 
 export interface DedupOptions {
@@ -17,4 +19,40 @@ export async function* dedup(items: AsyncIterable<PlannedFile>, options: DedupOp
     else if (item.hash && options.holdersOf(item.hash, item.size).length > 0) yield { ...item, action: "link" };
     else yield { ...item, action: "copy" };
   }
+}
+
+/** Sizes from here on are indexed in the host catalog (see ArchiveCatalog.hasContentOfSize). */
+const LARGE_SIZE_INDEXED = 1024 * 1024;
+
+export interface HeldContentOptions extends DedupOptions {
+  readonly catalog: ArchiveCatalog;
+  readonly algorithm: HashAlgorithm;
+}
+
+/**
+ * The second look, for a file planned as a copy that found no room: it may
+ * still be content the archive holds (a rename or a duplicate found by
+ * content, whose hash was not read before because the file is small or the
+ * pool's inodes are not stable), and a hardlink to that needs no space. It
+ * costs one read of a file that could not be stored anyway; a large file is
+ * read only when the archive holds content of its size (small sizes are not
+ * indexed). Returns the file as a link, or undefined when it must be copied.
+ */
+export function linkIfHeld(item: PlannedFile, options: HeldContentOptions): PlannedFile | undefined {
+  if (item.kind !== "file") return undefined;
+  const { catalog } = options;
+  if (item.size >= LARGE_SIZE_INDEXED ? !catalog.hasContentOfSize(item.size) : !catalog.hasFiles()) return undefined;
+  let hash = item.hash;
+  if (!hash) {
+    try {
+      const read = hashFile(item.path, options.algorithm);
+      // A size that differs from the walk: the file is changing, and its content is not what the archive holds.
+      if (read.size !== item.size) return undefined;
+      hash = read.hash;
+    } catch {
+      // Unreadable now: it stays a copy that does not fit, reported as such.
+      return undefined;
+    }
+  }
+  return options.holdersOf(hash, item.size).length > 0 ? { ...item, hash, action: "link" } : undefined;
 }

@@ -11,6 +11,8 @@ export interface HashOptions {
   readonly report: RunReport;
   /** Dry runs read nothing. */
   readonly dryRun?: boolean;
+  /** A file that could not be read: its old name must not be taken for deleted. */
+  readonly onNotStored?: (item: PlannedFile) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -47,6 +49,7 @@ export async function* hashWhereDuplicatePossible(
         // A size that differs from the walk means the file is changing: let the copier deal with it.
         yield size === item.size ? { ...item, hash } : item;
       } catch (error) {
+        options.onNotStored?.(item);
         report.error(item.path, errorMessage(error));
         report.counts.skipped++;
       }

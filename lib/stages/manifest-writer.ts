@@ -11,6 +11,8 @@ export interface ManifestWriterOptions {
   readonly runLinks?: RunLinks;
   /** Copies a file whose planned link or rename could not be made after all. */
   readonly copyAgain: (item: PlannedFile) => Promise<StoredFile | undefined>;
+  /** A file that could not be stored: its old name must not be taken for deleted. */
+  readonly onNotStored?: (item: PlannedFile) => void;
   readonly dryRun?: boolean;
   /** Files per transaction; larger batches mean fewer syncs, smaller ones less redone after a crash. */
   readonly batchSize?: number;
@@ -84,6 +86,7 @@ async function commitBatch(batch: StoredFile[], options: ManifestWriterOptions):
         const copied = await options.copyAgain({ ...item, action: "copy", change: item.change === "renamed" ? "new" : item.change });
         if (copied) again.push(copied);
       } else {
+        options.onNotStored?.(item);
         report.counts.skipped++;
         report.error(item.path, outcome.error ?? "could not be stored");
       }

@@ -1,0 +1,94 @@
+import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
+import { filesOf, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
+import { canMount, mountTmpfs } from "./helpers/mounts.ts";
+
+// The real CLI on real trees and real small disks: Bun's 5 s default is too short.
+setDefaultTimeout(120_000);
+
+let env: ArchiveEnv | undefined;
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!();
+  env?.cleanup();
+  env = undefined;
+});
+
+const rootless = canMount() ? undefined : "needs root and mount permission for a size-limited tmpfs";
+if (rootless) console.log(`skipped full-disk tests on tmpfs: ${rootless}; the --capacity variants cover the logic`);
+
+/** A disk for the test: a size-limited tmpfs when this process can mount, else a plain directory. */
+function smallDisk(size: string): string | undefined {
+  if (rootless) return undefined;
+  const dir = tempDir("blaine-small-disk-");
+  const unmount = mountTmpfs(dir.path, size);
+  cleanups.push(() => {
+    unmount();
+    dir.cleanup();
+  });
+  return dir.path;
+}
+
+/** Restores everything and compares it with the source. */
+async function expectRestoreEqualsSource(archive: ArchiveEnv): Promise<void> {
+  const to = join(archive.root, `restored-${Date.now()}`);
+  const restored = await archive.restore(to);
+  expect(restored.exitCode).toBe(0);
+  expect(filesOf(snapshotTree(join(to, archive.source)))).toEqual(filesOf(snapshotTree(archive.source)));
+}
+
+describe("issue 11.2: a rename on a nearly full disk", () => {
+  // The disk holds the file and a filler; less is free than the file's size.
+  const tree = { X: { "movie.mkv": { bytes: 600_000, seed: 1 } }, filler: { bytes: 700_000, seed: 2 } };
+
+  async function renameOnFullDisk(spaceArgs: string[], disk?: string): Promise<void> {
+    env = await archiveEnv(tree, disk ? { disk } : {});
+    const first = await env.run("--match", "path-size-mtime", ...spaceArgs);
+    expect(first.exitCode).toBe(0);
+    renameSync(join(env.source, "X"), join(env.source, "Y"));
+    const run = await env.run("--match", "path-size-mtime", ...spaceArgs);
+    expect(run.stderr).not.toMatch(/does not fit/);
+    expect(run.exitCode).toBe(0);
+    expect(run.json).toMatchObject({ renamed: 1, deleted: 0, bytesCopied: 0 });
+    const where = await env.cli("whereis", join(env.source, "Y", "movie.mkv"), "--json");
+    expect(where.exitCode).toBe(0);
+    expect(existsSync(env.onDisk("Y/movie.mkv"))).toBe(true);
+    expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
+  }
+
+  test.skipIf(rootless !== undefined)("a directory renamed on a tmpfs with less free space than the file is a rename, nothing copied", async () => {
+    await renameOnFullDisk(["--reserve", "0"], smallDisk("1600k"));
+  });
+
+  test("the same with --capacity on a plain directory", async () => {
+    await renameOnFullDisk(["--capacity", "1400K"]);
+  });
+
+  test("when the new path cannot be stored, the old one stays until it is", async () => {
+    env = await archiveEnv(tree);
+    expect((await env.run("--match", "path-size-mtime", "--capacity", "1400K")).exitCode).toBe(0);
+    const before = readFileSync(join(env.source, "X", "movie.mkv"));
+    renameSync(join(env.source, "X"), join(env.source, "Y"));
+    // Moved and rewritten in place (same size and mtime): content the archive does not hold, on a disk without room.
+    const moved = join(env.source, "Y", "movie.mkv");
+    const { atime, mtime } = statSync(moved);
+    writeFileSync(moved, seededBytes(600_000, 99));
+    utimesSync(moved, atime, mtime);
+    const full = await env.run("--match", "path-size-mtime", "--capacity", "1400K");
+    expect(full.exitCode).toBe(3);
+    expect(full.json).toMatchObject({ deleted: 0, notStored: { files: 1, bytes: 600_000 } });
+    expect((await env.cli("whereis", join(env.source, "X", "movie.mkv"), "--json")).exitCode).toBe(0);
+    const to = join(env.root, "restored");
+    expect((await env.restore(to, join(env.source, "X", "movie.mkv"))).exitCode).toBe(0);
+    expect(readFileSync(join(to, env.source, "X", "movie.mkv")).equals(before)).toBe(true);
+    // With room, the new path is stored and only then does the old one go.
+    const roomy = await env.run("--match", "path-size-mtime", "--capacity", "3M");
+    expect(roomy.exitCode).toBe(0);
+    expect(roomy.json).toMatchObject({ new: 1, deleted: 1 });
+    expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
+  });
+});
