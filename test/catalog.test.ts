@@ -36,7 +36,11 @@ describe("catalog versions", () => {
       const sqlite = new Database(oldDb);
       migrate(drizzle(sqlite), { migrationsFolder: folder });
       sqlite.exec(`ATTACH '${env.db}' AS cur`);
-      sqlite.exec("INSERT INTO archive SELECT * FROM cur.archive; INSERT INTO disks SELECT * FROM cur.disks; INSERT INTO disk_copies SELECT * FROM cur.disk_copies; INSERT INTO files SELECT * FROM cur.files");
+      // The columns the first release had (later migrations added some).
+      const fileColumns = (sqlite.query("SELECT name FROM pragma_table_info('files')").all() as { name: string }[]).map((row) => row.name).join(", ");
+      sqlite.exec(
+        `INSERT INTO archive SELECT * FROM cur.archive; INSERT INTO disks SELECT * FROM cur.disks; INSERT INTO disk_copies SELECT * FROM cur.disk_copies; INSERT INTO files SELECT ${fileColumns} FROM cur.files`,
+      );
       sqlite.exec("DETACH cur");
       expect(sqlite.query("SELECT count(*) AS n FROM pragma_table_info('runs') WHERE name = 'hostname'").get()).toEqual({ n: 0 });
       sqlite.close();

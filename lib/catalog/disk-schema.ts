@@ -13,6 +13,11 @@ export const entries = sqliteTable(
     kind: text("kind", { enum: ["file", "symlink"] }).notNull(),
     size: integer("size").notNull(),
     mtimeMs: real("mtime_ms").notNull(),
+    /**
+     * The nanoseconds of the mtime's second (st_mtim.tv_nsec), exact: mtime_ms,
+     * a double, is some 100 ns off. Null in rows written before it was kept.
+     */
+    mtimeNsec: integer("mtime_nsec"),
     mode: integer("mode").notNull(),
     hash: text("hash").notNull(),
     linkTarget: text("link_target"),

@@ -51,6 +51,11 @@ export const files = sqliteTable(
     kind: text("kind", { enum: ["file", "symlink"] }).notNull(),
     size: integer("size").notNull(),
     mtimeMs: real("mtime_ms").notNull(),
+    /**
+     * The nanoseconds of the mtime's second (st_mtim.tv_nsec), exact: mtime_ms,
+     * a double, is some 100 ns off. Null in rows written before it was kept.
+     */
+    mtimeNsec: integer("mtime_nsec"),
     mode: integer("mode").notNull(),
     /** Source device and inode: unchanged and renamed files are found by them. */
     dev: integer("dev").notNull(),

@@ -1,0 +1,1 @@
+ALTER TABLE `entries` ADD `mtime_nsec` integer;
