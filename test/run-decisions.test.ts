@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
@@ -49,7 +49,7 @@ describe("issue 11.2: a rename on a nearly full disk", () => {
     expect(first.exitCode).toBe(0);
     renameSync(join(env.source, "X"), join(env.source, "Y"));
     const run = await env.run("--match", "path-size-mtime", ...spaceArgs);
-    expect(run.stderr).not.toMatch(/does not fit/);
+    expect(run.json.warnings).toEqual([]);
     expect(run.exitCode).toBe(0);
     expect(run.json).toMatchObject({ renamed: 1, deleted: 0, bytesCopied: 0 });
     const where = await env.cli("whereis", join(env.source, "Y", "movie.mkv"), "--json");
@@ -60,7 +60,7 @@ describe("issue 11.2: a rename on a nearly full disk", () => {
   }
 
   test.skipIf(rootless !== undefined)("a directory renamed on a tmpfs with less free space than the file is a rename, nothing copied", async () => {
-    await renameOnFullDisk(["--reserve", "0"], smallDisk("1600k"));
+    await renameOnFullDisk(["--reserve", "0"], smallDisk("1900k"));
   });
 
   test("the same with --capacity on a plain directory", async () => {
@@ -90,5 +90,36 @@ describe("issue 11.2: a rename on a nearly full disk", () => {
     expect(roomy.json).toMatchObject({ new: 1, deleted: 1 });
     expect((await env.verify()).exitCode).toBe(0);
     await expectRestoreEqualsSource(env);
+  });
+});
+
+describe("issue 11.4: a duplicate larger than the disk's free space", () => {
+  async function duplicateOnFullDisk(bytes: number, spaceArgs: string[], disk?: string): Promise<void> {
+    env = await archiveEnv({ "movie.mkv": { bytes, seed: 3 }, filler: { bytes: 700_000, seed: 4 } }, disk ? { disk } : {});
+    expect((await env.run(...spaceArgs)).exitCode).toBe(0);
+    // A copy of its own (new inode, new mtime): a duplicate found only by content.
+    copyFileSync(join(env.source, "movie.mkv"), join(env.source, "movie copy.mkv"));
+    const run = await env.run(...spaceArgs);
+    expect(run.json.warnings).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    expect(run.json).toMatchObject({ new: 1, deduplicated: 1, bytesCopied: 0, notStored: { files: 0, bytes: 0 } });
+    expect(statSync(env.onDisk("movie copy.mkv")).ino).toBe(statSync(env.onDisk("movie.mkv")).ino);
+    expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
+  }
+
+  test.skipIf(rootless !== undefined)("a small duplicate on a tmpfs without room for it is stored as a hardlink", async () => {
+    await duplicateOnFullDisk(600_000, ["--reserve", "0"], smallDisk("1900k"));
+  });
+
+  test.skipIf(rootless !== undefined)("a large duplicate (hashed before copying) on a tmpfs without room for it is stored as a hardlink", async () => {
+    await duplicateOnFullDisk(1_500_000, ["--reserve", "0"], smallDisk("3000k"));
+  });
+
+  test("the same with --capacity on a plain directory", async () => {
+    await duplicateOnFullDisk(600_000, ["--capacity", "1400K"]);
+    env!.cleanup();
+    env = undefined;
+    await duplicateOnFullDisk(1_500_000, ["--capacity", "2300K"]);
   });
 });
