@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, copyFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine } from "./helpers/cli.ts";
 import { filesOf, snapshotTree } from "./helpers/fixture.ts";
@@ -84,37 +84,43 @@ describe("twin disks", () => {
     expect(verified.exitCode).toBe(0);
   });
 
-  test("catch-up when some source files have since changed: those are reported by path and left queued, then come from the other copy", async () => {
+  test("catch-up when sources changed since: the copy alone takes the new data; a file changed unseen is reported by path and left queued, then comes from the other copy", async () => {
     env = await multiDiskEnv({ docs: { keep: "keep", m: "m version 0" } });
     const e = env;
     const { C, C2 } = await twins(e);
     // C′ away: on C a new file n and an edit of m are archived…
     writeFileSync(e.path("docs/n"), "n as archived");
+    utimesSync(e.path("docs/n"), 1_700_000_000, 1_700_000_000);
     appendFileSync(e.path("docs/m"), " + archived edit");
     writeFileSync(e.path("docs/easy"), "still as archived");
     expect((await e.run([C])).exitCode).toBe(0);
-    // …then the sources change again before C′ is back: n is edited, m deleted.
-    writeFileSync(e.path("docs/n"), "n changed since");
+    // …then the sources change before C′ is back: n is rewritten with its size and mtime kept
+    // (a run sees it unchanged, so only C holds what was archived), m is deleted, a new file arrives.
+    writeFileSync(e.path("docs/n"), "n changed now");
+    utimesSync(e.path("docs/n"), 1_700_000_000, 1_700_000_000);
     rmSync(e.path("docs/m"));
-    // C′ alone: what the sources still match is caught up; n and m are reported and stay queued; nothing new goes onto C′.
+    writeFileSync(e.path("docs/later"), "new while C is away");
+    // C′ alone: what the sources still match is caught up, m's catch-up gives way to its deletion,
+    // the new file goes onto C′; n is reported and stays queued.
     const alone = await e.run([C2]);
     expect(alone.exitCode).toBe(3);
-    expect(alone.stderr).toContain(`${JSON.stringify(e.path("docs/n"))}`);
-    expect(alone.stderr).toContain(`${JSON.stringify(e.path("docs/m"))}`);
-    expect(alone.stderr).toContain("mount its other copy too");
-    const left = await pendingPaths(e);
-    expect(left.map((action) => action.path).sort()).toEqual([e.path("docs/m"), e.path("docs/n")]);
-    expect(left.every((action) => /no copy of the data/.test(action.lastError ?? ""))).toBe(true);
-    expect(diskContents(C2).inCatalog).toContain(e.path("docs/easy"));
-    // Both mounted: C′ finishes from C, then the new changes go to both.
+    expect(alone.json).toMatchObject({ new: 1, deleted: 1 });
+    expect(alone.json.warnings).toEqual([{ path: e.path("docs/n"), message: expect.stringContaining("mount its other copy too") }]);
+    const left = (await pendingPaths(e)).filter((action) => action.lastError !== null);
+    expect(left.map((action) => action.path)).toEqual([e.path("docs/n")]);
+    expect(left[0].lastError).toContain("no copy of the data");
+    expect(diskContents(C2).inCatalog).toEqual([e.path("docs/easy"), e.path("docs/keep"), e.path("docs/later")]);
+    // Both mounted: C′ finishes from C, C catches up with what C′ took.
     const both = await e.run([C2, C]);
     expect(both.exitCode).toBe(0);
-    expect(both.json).toMatchObject({ modified: 1, deleted: 1 });
     expect(await pendingPaths(e)).toEqual([]);
     expect(diffTrees(C, C2)).toBe("");
+    await expectCopiesClean(e, [C, C2]);
     const to = join(e.root, "restored");
     const restored = await e.cli(["restore", e.source, "--to", to, "--json"], [C2]);
     expect(restored.exitCode).toBe(0);
+    writeFileSync(e.path("docs/n"), "n as archived");
+    utimesSync(e.path("docs/n"), 1_700_000_000, 1_700_000_000);
     expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
   });
 
@@ -192,5 +198,31 @@ describe("twin disks", () => {
     expect((await e.run([C2, D])).exitCode).toBe(0);
     expect(diffTrees(C, C2)).toBe("");
     await expectCopiesClean(e, [C, C2, D]);
+  });
+
+  test("issue 11.8: swap day with an edit: the copy that is back alone takes the newest data, and the other copy catches up later", async () => {
+    env = await multiDiskEnv({ docs: { f: "version 0", g: "unchanged" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    // Days on C′ (C offsite): f is edited.
+    appendFileSync(e.path("docs/f"), " + edit on a day of C′");
+    expect((await e.run([C2])).exitCode).toBe(0);
+    // Swap day: C′ leaves, C is back alone; f is edited again and a new file arrives.
+    appendFileSync(e.path("docs/f"), " + edit on swap day");
+    writeFileSync(e.path("docs/new"), "new on swap day");
+    const swap = await e.run([C]);
+    expect(swap.json.warnings).toEqual([]);
+    expect(swap.exitCode).toBe(0);
+    expect(swap.json).toMatchObject({ new: 1, modified: 1 });
+    expect(diskContents(C).inCatalog).toEqual([e.path("docs/f"), e.path("docs/g"), e.path("docs/new")]);
+    await expectCopiesClean(e, [C]);
+    await restoreEqualsSource(e, [C]);
+    // A week later C′ is back alone and catches up with the newest data.
+    const back = await e.run([C2]);
+    expect(back.exitCode).toBe(0);
+    expect(await pendingPaths(e)).toEqual([]);
+    expect(diffTrees(C, C2)).toBe("");
+    await expectCopiesClean(e, [C2]);
+    await restoreEqualsSource(e, [C2]);
   });
 });

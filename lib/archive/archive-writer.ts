@@ -12,6 +12,8 @@ import type { SpaceBudget } from "../disk/space-budget.ts";
 /** A change that goes to a disk nobody writes now: recorded in the host catalog and queued for its copies. */
 type DeferredChange =
   | { readonly op: "link"; readonly diskId: string; readonly record: FileRecord; readonly tempName?: string }
+  /** New data or a symlink for a path the writing copy's queue still changes: fetched when that queue gets there. */
+  | { readonly op: "copy"; readonly diskId: string; readonly record: FileRecord; readonly tempName?: string }
   | { readonly op: "rename"; readonly diskId: string; readonly fromPath: string; readonly record: FileRecord }
   | { readonly op: "delete"; readonly diskId: string; readonly path: string };
 
@@ -23,7 +25,11 @@ type DeferredChange =
  * change at once through their DiskWriter; every other disk (offline, or a
  * copy still catching up) gets it as a deferred action, recorded in one
  * transaction with the host catalog rows, so the host catalog always tells
- * the archive as it will be once every queue is applied.
+ * the archive as it will be once every queue is applied. A disk whose
+ * mounted copy is behind (its queue waits for data only the copy that is
+ * away holds) is written at once too, except on the paths that queue still
+ * changes: a change there is queued behind it, for that copy as well, so
+ * every copy's changes of one path stay in order.
  */
 export class ArchiveWriter implements ChangeWriter {
   readonly #catalog: ArchiveCatalog;
@@ -35,12 +41,17 @@ export class ArchiveWriter implements ChangeWriter {
   readonly #hostRow: Statement;
   readonly #hostFiles: HostFiles;
   readonly #lastQueuedAtStart: number;
+  /** For a writer whose copy is behind: the paths its queue still changes (grows as changes are queued behind). */
+  readonly #waiting = new Map<DiskWriter, Set<string>>();
 
   constructor(catalog: ArchiveCatalog, writers: readonly DiskWriter[], space: SpaceBudget) {
     this.#catalog = catalog;
     this.#space = space;
     this.#writers = new Map(writers.map((writer) => [writer.disk.label.diskId, writer]));
     this.#queue = new DeferredQueue(catalog);
+    for (const writer of writers) {
+      if (this.#queue.count(writer.disk.label.copyId) > 0) this.#waiting.set(writer, this.#queue.pathsOf(writer.disk.label.copyId));
+    }
     const db = catalog.sqlite;
     this.#hostHolders = new ContentHolders(db, {
       from: "main.files",
@@ -95,7 +106,7 @@ export class ArchiveWriter implements ChangeWriter {
     const holders = new BatchHolders(contentsToLink(changes), this.#hostHolders);
     // The usual batch (one disk mounted, all of it new content or symlinks)
     // goes as a whole: #route would send each change to the one writer unchanged.
-    if (this.#writers.size === 1 && holders.noneKnown() && changes.every((change) => change.op === "place" || change.op === "symlink")) {
+    if (this.#writers.size === 1 && this.#waiting.size === 0 && holders.noneKnown() && changes.every((change) => change.op === "place" || change.op === "symlink")) {
       const [writer] = this.#writers.values();
       return writer.commit(changes, { holders: holders.on(writer) });
     }
@@ -103,7 +114,7 @@ export class ArchiveWriter implements ChangeWriter {
     // still there at its place in the queue (the queue is applied in order).
     const touched = new Set<string>();
     changes.forEach((change, index) => {
-      const route = this.#route(change, touched, holders);
+      const route = this.#behindWaiting(this.#route(change, touched, holders));
       touched.add(change.op === "delete" ? change.path : change.record.path);
       if (change.op === "rename") touched.add(change.fromPath);
       if (route === "needs-copy") outcomes[index] = { change, ok: false, needsCopy: true };
@@ -116,8 +127,8 @@ export class ArchiveWriter implements ChangeWriter {
         for (const item of deferred) this.#recordDeferred(item.deferred, now);
       });
       for (const item of deferred) {
-        const tempName = item.deferred.op === "link" ? item.deferred.tempName : undefined;
-        // The copy turned out to be content another disk holds: its temp is not needed.
+        const tempName = item.deferred.op === "link" || item.deferred.op === "copy" ? item.deferred.tempName : undefined;
+        // The copy turned out to be content another disk holds, or waits behind a queue: its temp is not needed.
         if (tempName && item.change.op === "place") rmSync(this.#writerOfTemp(tempName)?.tempPath(tempName) ?? "", { force: true });
         outcomes[item.index] = { change: item.change, ok: true, storedAsLink: item.deferred.op === "link" };
       }
@@ -173,6 +184,32 @@ export class ArchiveWriter implements ChangeWriter {
     }
   }
 
+  /** A change routed to a copy that is behind, on a path its queue still changes, goes into that queue instead. */
+  #behindWaiting(
+    route: { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy",
+  ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
+    if (typeof route === "string" || !("writer" in route)) return route;
+    const waiting = this.#waiting.get(route.writer);
+    if (!waiting) return route;
+    const { change } = route;
+    const paths = change.op === "delete" ? [change.path] : change.op === "rename" ? [change.record.path, change.fromPath] : [change.record.path];
+    if (!paths.some((path) => waiting.has(path))) return route;
+    for (const path of paths) waiting.add(path);
+    const diskId = route.writer.disk.label.diskId;
+    switch (change.op) {
+      case "delete":
+        return { deferred: { op: "delete", diskId, path: change.path } };
+      case "rename":
+        return { deferred: { op: "rename", diskId, fromPath: change.fromPath, record: change.record } };
+      case "link":
+        return { deferred: { op: "link", diskId, record: change.record } };
+      case "place":
+        return { deferred: { op: "copy", diskId, record: change.record, tempName: change.tempName } };
+      case "symlink":
+        return { deferred: { op: "copy", diskId, record: change.record } };
+    }
+  }
+
   /** Content held by another disk: a hardlink there (now if it is mounted, else deferred); no second copy of the data. */
   #linkElsewhere(
     record: FileRecord,
@@ -207,7 +244,14 @@ export class ArchiveWriter implements ChangeWriter {
     const r = change.record;
     this.#queue.evictElsewhere(r.path, change.diskId);
     this.#hostFiles.upsert(r, change.diskId, now);
-    this.#queue.queue(change.diskId, change.op === "rename" ? { op: "rename", path: r.path, fromPath: change.fromPath, record: r } : { op: "link", path: r.path, record: r });
+    this.#queue.queue(
+      change.diskId,
+      change.op === "rename"
+        ? { op: "rename", path: r.path, fromPath: change.fromPath, record: r }
+        : change.op === "copy"
+          ? { op: r.kind === "symlink" ? "symlink" : "copy", path: r.path, record: r }
+          : { op: "link", path: r.path, record: r },
+    );
   }
 }
 

@@ -10,7 +10,7 @@ import { CopyPool } from "../copy/copy-pool.ts";
 import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { DiskWriter } from "../disk/disk-writer.ts";
-import { describeDeferred, expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
+import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { SpaceBudget } from "../disk/space-budget.ts";
 import { KeySource } from "../secrets/key-source.ts";
@@ -88,24 +88,19 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     const keys = new KeySource(settings.keyfiles);
     const mounted = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { write: !dryRun, signal, keys });
     const { disks, recovered } = mounted;
-    // One writer per disk: its first mounted copy that has caught up (an
-    // unapplied queue means that copy is behind; nothing new goes onto it).
+    // One writer per disk: its first mounted copy that has caught up, else
+    // (swap day: the copy that holds the last days' data is away) its first
+    // mounted copy, which takes the run's changes at once except on the
+    // paths its queue still changes: those are queued behind, in order.
     const queue = new DeferredQueue(catalog);
     const writable = new Map<string, MountedDisk>();
     for (const disk of disks) {
-      if (!writable.has(disk.label.diskId) && (dryRun || queue.count(disk.label.copyId) === 0)) writable.set(disk.label.diskId, disk);
+      if (writable.has(disk.label.diskId)) continue;
+      const copies = disks.filter((other) => other.label.diskId === disk.label.diskId);
+      writable.set(disk.label.diskId, copies.find((copy) => dryRun || queue.count(copy.label.copyId) === 0) ?? disk);
     }
     const open = [...writable.values()].filter((disk) => disk.row.state === "open");
-    if (writable.size === 0) {
-      const behind = disks.filter((disk) => !writable.has(disk.label.diskId));
-      throw new BlaineError(
-        behind.length > 0
-          ? `no mounted archive disk can take changes: ${behind.map((disk) => `"${disk.label.label}" (${disk.root})`).join(", ")} still has deferred actions it could not apply; mount its other copy too.\n` +
-              describeDeferred(mounted.deferred).join("\n")
-          : `no archive disk is mounted among ${[...settings.dest, ...settings.disks].join(", ")}`,
-        ExitCode.incomplete,
-      );
-    }
+    if (writable.size === 0) throw new BlaineError(`no archive disk is mounted among ${[...settings.dest, ...settings.disks].join(", ")}`, ExitCode.incomplete);
     // With every mounted disk full, the run still records renames, links and
     // deletions; new data is not stored, and the run ends with exit 3 saying
     // that a new disk is needed.

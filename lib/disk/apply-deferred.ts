@@ -181,7 +181,7 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
     const tempName = await fetchData(record);
     if (!tempName) {
       return {
-        blocked: `no copy of the data: the source file has changed or is gone, and no other mounted copy of disk "${disk.label.label}" (nor any other mounted disk) holds ${record.hash}`,
+        blocked: `no copy of the data: the source file has changed or is gone, and no other mounted copy of disk "${disk.label.label}" (nor any other mounted disk) holds ${record.hash}; mount its other copy too`,
       };
     }
     return { action, change: { op: "place", record, tempName, diskOnly: true } };

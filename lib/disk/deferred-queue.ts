@@ -125,6 +125,17 @@ export class DeferredQueue {
     );
   }
 
+  /** Every path the copy's queue still changes (as target or as the source of a rename). */
+  pathsOf(copyId: string): Set<string> {
+    const rows = this.#catalog.sqlite.query("SELECT path, from_path AS fromPath FROM main.deferred_actions WHERE copy_id = ?").all(copyId) as { path: string; fromPath: string | null }[];
+    const paths = new Set<string>();
+    for (const row of rows) {
+      paths.add(row.path);
+      if (row.fromPath !== null) paths.add(row.fromPath);
+    }
+    return paths;
+  }
+
   count(copyId: string): number {
     return (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.deferred_actions WHERE copy_id = ?").get(copyId) as { n: number }).n;
   }
