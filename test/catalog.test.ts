@@ -37,9 +37,10 @@ describe("catalog versions", () => {
       migrate(drizzle(sqlite), { migrationsFolder: folder });
       sqlite.exec(`ATTACH '${env.db}' AS cur`);
       // The columns the first release had (later migrations added some).
-      const fileColumns = (sqlite.query("SELECT name FROM pragma_table_info('files')").all() as { name: string }[]).map((row) => row.name).join(", ");
+      const columnsOf = (table: string) => (sqlite.query(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).map((row) => row.name).join(", ");
       sqlite.exec(
-        `INSERT INTO archive SELECT * FROM cur.archive; INSERT INTO disks SELECT * FROM cur.disks; INSERT INTO disk_copies SELECT * FROM cur.disk_copies; INSERT INTO files SELECT ${fileColumns} FROM cur.files`,
+        `INSERT INTO archive SELECT * FROM cur.archive; INSERT INTO disks SELECT * FROM cur.disks; ` +
+          `INSERT INTO disk_copies SELECT ${columnsOf("disk_copies")} FROM cur.disk_copies; INSERT INTO files SELECT ${columnsOf("files")} FROM cur.files`,
       );
       sqlite.exec("DETACH cur");
       expect(sqlite.query("SELECT count(*) AS n FROM pragma_table_info('runs') WHERE name = 'hostname'").get()).toEqual({ n: 0 });

@@ -39,6 +39,14 @@ export const diskCopies = sqliteTable(
     createdAt: integer("created_at").notNull(),
     lastSeenAt: integer("last_seen_at"),
     lastMountPath: text("last_mount_path"),
+    /**
+     * How many batches this copy's own catalog had committed (its intents'
+     * last id) when this catalog last saw it written. A copy mounted with
+     * another count is not the state the catalog knows: a copy made by hand,
+     * or an old image of it, that missed changes. Null: not seen since this
+     * column came.
+     */
+    writes: integer("writes"),
   },
   (table) => [index("disk_copies_disk_idx").on(table.diskId)],
 );

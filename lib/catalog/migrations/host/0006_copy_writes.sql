@@ -1,0 +1,1 @@
+ALTER TABLE `disk_copies` ADD `writes` integer;
