@@ -115,7 +115,7 @@ common(cli.command("catalog <action> [...dirs]", "catalog rebuild --db NEW DIRâ€
   async (action: string, dirs: string[], flags: Flags) => {
     const settings = loadSettings(flags);
     if (action !== "rebuild") throw new BlaineError(`unknown catalog action "${action}" (known: rebuild)`, ExitCode.usage);
-    return (await command.catalogRebuild()).rebuildCatalog(settings, dirs, createOutput(settings.json)).exitCode;
+    return (await (await command.catalogRebuild()).rebuildCatalog(settings, dirs, createOutput(settings.json))).exitCode;
   },
 );
 

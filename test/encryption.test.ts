@@ -342,3 +342,58 @@ describe("two encrypted disks with different keys and ciphers", () => {
     expect(filesOf(snapshotTree(join(to, source)))).toEqual(filesOf(snapshotTree(source)));
   });
 });
+
+describe("catalog rebuild from encrypted disks", () => {
+  const skip = cipherMissing("gocryptfs") !== undefined;
+
+  test.skipIf(skip)("issue 11.5: catalog rebuild unlocks encrypted disks with the given keys and says which key opened which disk; init and clone say which key encrypted the disk", async () => {
+    dir = tempDir();
+    const root = dir.path;
+    const source = join(root, "src");
+    makeTree(source, { "a film.mkv": { bytes: 200_000, seed: 5 }, "it's here.txt": "apostrophe\n" });
+    const db = join(root, "catalog.db");
+    const [keyA, keyB, keyTwin] = [join(root, "key-a"), join(root, "key-b"), join(root, "key-twin")];
+    for (const [file, password] of [[keyA, "password of A"], [keyB, "password of B"], [keyTwin, "password of the twin"]]) writeFileSync(file, `${password}\n`, { mode: 0o600 });
+    const [diskA, diskB, twin] = [join(root, "disk-a"), join(root, "disk-b"), join(root, "twin")];
+
+    const initA = await blaine(["disk", "init", diskA, "--label", "A", "--db", db, "--encrypt", "gocryptfs", "--keyfile", keyA, "--json"]);
+    expect(initA.exitCode).toBe(0);
+    expect(initA.json.key).toBe(`--keyfile ${keyA}`);
+    const initB = await blaine(["disk", "init", diskB, "--label", "B", "--db", db, "--encrypt", "gocryptfs", "--keyfile", keyB]);
+    expect(initB.exitCode).toBe(0);
+    expect(initB.stdout).toContain(`encrypted with gocryptfs, key from --keyfile ${keyB}`);
+    expect(initB.stdout + initB.stderr).not.toContain("password of B");
+    const both = ["--dest", diskA, "--dest", diskB, "--keyfile", keyA, "--keyfile", keyB];
+    expect((await blaine(["run", "--db", db, ...both, source])).exitCode).toBe(0);
+    const clone = await blaine(["disk", "clone", "A", twin, "--db", db, "--dest", diskA, "--encrypt", "gocryptfs", "--keyfile", keyA, "--keyfile", keyTwin]);
+    expect(clone.exitCode).toBe(0);
+    expect(clone.stdout).toContain(`encrypted with gocryptfs, key from --keyfile ${keyTwin}`);
+
+    // The host is lost: the catalog comes back from the copies inside the encrypted disks.
+    const rebuiltDb = join(root, "rebuilt.db");
+    const rebuild = await blaine(["catalog", "rebuild", diskA, diskB, "--db", rebuiltDb, "--keyfile", keyB, "--keyfile", keyA, "--json"]);
+    expect(rebuild.stderr).not.toContain("skipped");
+    expect(rebuild.exitCode).toBe(0);
+    expect(rebuild.json.files).toBe(2);
+    expect(rebuild.json.considered.map((disk: { label: string; key: string }) => [disk.label, disk.key])).toEqual([
+      ["A", `--keyfile ${keyA}`],
+      ["B", `--keyfile ${keyB}`],
+    ]);
+    expect(rebuild.stderr).toContain(`disk "A" (${diskA}) opened with --keyfile ${keyA}`);
+    expect(rebuild.stderr).toContain(`disk "B" (${diskB}) opened with --keyfile ${keyB}`);
+    expect(rebuild.stdout + rebuild.stderr).not.toContain("password of");
+    const to = join(root, "restored");
+    const restore = await blaine(["restore", source, "--to", to, "--db", rebuiltDb, "--dest", diskA, "--keyfile", keyA]);
+    expect(restore.exitCode).toBe(0);
+    expect(filesOf(snapshotTree(join(to, source)))).toEqual(filesOf(snapshotTree(source)));
+
+    // A disk no given key opens is skipped with the reason; the others still rebuild.
+    const onlyA = await blaine(["catalog", "rebuild", diskA, diskB, "--db", join(root, "from-a.db"), "--keyfile", keyA, "--json"]);
+    expect(onlyA.exitCode).toBe(0);
+    expect(onlyA.stderr).toContain(`${diskB}: wrong key for disk B (tried --keyfile ${keyA}); skipped`);
+    expect(onlyA.json.considered.map((disk: { label: string }) => disk.label)).toEqual(["A"]);
+    const noKey = await blaine(["catalog", "rebuild", diskA, "--db", join(root, "no-key.db")]);
+    expect(noKey.exitCode).toBe(2);
+    expect(noKey.stderr).toContain('disk "A" is encrypted: give --keyfile FILE or set BLAINE_PASSWORD');
+  });
+});

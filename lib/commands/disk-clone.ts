@@ -6,7 +6,7 @@ import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.
 import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
 import { prepareDiskDirectory } from "../disk/prepare-disk.ts";
 import { MountedDisk } from "../disk/mounted-disk.ts";
-import { requireCipherTool } from "../disk/unlock.ts";
+import { keyThatOpened, requireCipherTool } from "../disk/unlock.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { describeDeferred } from "../disk/mount-disks.ts";
@@ -20,6 +20,8 @@ export interface CloneResult {
   readonly copyId: string;
   /** Where the data came from: the mounted copies named (else the source files). */
   readonly from: readonly string[];
+  /** Where the key came from that encrypted the new copy (never the key). */
+  readonly key?: string;
   readonly fill: ApplyDeferredResult;
 }
 
@@ -69,6 +71,8 @@ export async function cloneDisk(
     };
     const keys = new KeySource(settings.keyfiles);
     await prepareDiskDirectory(root, label, keys);
+    const key = keyThatOpened(root);
+    if (label.cipher) output?.say(`${root}: the new copy of disk "${disk.label}" is encrypted with ${label.cipher}, key from ${key ?? "the key given"}.`);
     if (!registered) catalog.transaction(() => {
       const now = Date.now();
       catalog.sqlite
@@ -100,6 +104,7 @@ export async function cloneDisk(
         root,
         copyId: label.copyId,
         from: sources.length > 0 ? sources.map((mounted) => mounted.root) : ["source files"],
+        ...(key ? { key } : {}),
         fill,
       };
       if (output) {

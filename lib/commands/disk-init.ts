@@ -4,7 +4,7 @@ import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../config.ts";
 import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
 import { prepareDiskDirectory } from "../disk/prepare-disk.ts";
-import { cipherDirOf, requireCipherTool } from "../disk/unlock.ts";
+import { cipherDirOf, keyThatOpened, requireCipherTool } from "../disk/unlock.ts";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { formatBytes, parseSize } from "../size.ts";
@@ -76,10 +76,13 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
         .query("INSERT INTO disk_copies (id, disk_id, created_at, last_seen_at, last_mount_path) VALUES (?, ?, ?, ?, ?)")
         .run(diskLabel.copyId, diskLabel.diskId, now, now, root);
     });
+    // Which key encrypted it (where it came from, never the key): the one that must be kept.
+    const key = keyThatOpened(root);
     output?.say(
-      `Initialised ${root} as ${diskLabel.cipher ? `an encrypted (${diskLabel.cipher}) ` : ""}archive disk "${diskLabel.label}"${capacity !== null ? ` (capacity ${formatBytes(capacity)})` : ""} of archive ${archiveId} (catalog ${db}).`,
+      `Initialised ${root} as archive disk "${diskLabel.label}"${capacity !== null ? ` (capacity ${formatBytes(capacity)})` : ""} of archive ${archiveId} (catalog ${db})` +
+        (diskLabel.cipher ? `, encrypted with ${diskLabel.cipher}, key from ${key ?? "the key given"}.` : "."),
     );
-    output?.result({ ...diskLabel, root, capacity, db });
+    output?.result({ ...diskLabel, root, capacity, db, ...(key ? { key } : {}) });
     return diskLabel;
   } finally {
     catalog.close();

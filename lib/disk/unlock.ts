@@ -50,6 +50,18 @@ export interface UnlockOptions {
 /** The mounts this process made, by cipher directory. */
 const held = new Map<string, MountRecord>();
 
+/** Where the key came from that opened each of this process' mounts, by cipher directory (never the key). */
+const openedWith = new Map<string, string>();
+
+/**
+ * Which key opened the encrypted disk in `dir` in this process (`--keyfile
+ * /root/a.key`, `BLAINE_PASSWORD`, `the password typed`), for messages that
+ * say so; undefined for a plain disk or one not mounted.
+ */
+export function keyThatOpened(dir: string): string | undefined {
+  return openedWith.get(cipherDirOf(dir));
+}
+
 /**
  * The directory through which Blaine reads and writes the disk in `dir`:
  * `dir` itself for a plain disk; for an encrypted one, a private mountpoint
@@ -149,6 +161,7 @@ async function mountWithKeys(
       const outcome = await tool.mount(cipherDir, record.mountpoint, key.password, { readonly: options.readonly, fsname: fsnameOf(label) });
       if (outcome === "wrong-key") return false;
       await waitUntilMounted(record.mountpoint);
+      openedWith.set(cipherDir, key.origin);
       return true;
     };
     for (const key of known) {
@@ -176,6 +189,7 @@ function hold(record: MountRecord): string {
 
 async function releaseMount(record: MountRecord, options: { lazy?: boolean } = {}): Promise<void> {
   held.delete(record.cipherDir);
+  openedWith.delete(record.cipherDir);
   syncThroughMount(record.mountpoint, undefined);
   await unmountFuse(record.mountpoint, { lazy: options.lazy ?? true });
   removeMountRecord(record);
