@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { archiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
 import { makeTree, seededBytes, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
 import { cipherMissing } from "./helpers/mounts.ts";
@@ -120,3 +121,39 @@ describe.skipIf(cipherMissing("gocryptfs") !== undefined)("bit rot in the cipher
     expect(restore.json.restored).toBe(1);
   });
 });
+
+describe("damaged parity index files", () => {
+  test.each([["its start", 0], ["its middle", 0.5], ["its end", 1]] as const)(
+    "issue 12.12: 200 bytes overwritten at %s of a .par2 index file are damaged parity; verify --repair makes the set again",
+    async (_where, fraction) => {
+      const env = await archiveEnv({ "film.mkv": { bytes: 300_000, seed: 3 } });
+      dir = { path: env.root, cleanup: env.cleanup };
+      expect((await env.run()).exitCode).toBe(0);
+      const index = parityIndexFiles(join(env.disk, ".blaine", "parity"));
+      expect(index.length).toBe(1);
+      const size = statSync(index[0]).size;
+      const before = readFileSync(index[0]);
+      const fd = openSync(index[0], "r+");
+      writeSync(fd, seededBytes(200, 99), 0, 200, Math.min(size - 200, Math.floor(size * fraction)));
+      closeSync(fd);
+
+      const verify = await env.verify();
+      expect(verify.json.parity.damagedSets).toEqual([{ path: join(env.source, "film.mkv"), message: "its parity is missing or damaged" }]);
+      expect(verify.exitCode).toBe(4);
+      const repair = await env.cli("verify", "--repair", "--json");
+      expect(repair.json.parity.rebuiltSets).toEqual([join(env.source, "film.mkv")]);
+      expect(repair.exitCode).toBe(0);
+      expect(readFileSync(index[0]).equals(before)).toBe(true);
+      expect((await env.verify()).exitCode).toBe(0);
+    },
+  );
+});
+
+/** The index files (`SET.par2`, not the vol files) below a disk's parity store. */
+function parityIndexFiles(dir: string): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name.endsWith(".par2") && !entry.name.includes(".vol")) found.push(join(entry.parentPath, entry.name));
+  }
+  return found;
+}

@@ -112,8 +112,9 @@ export class ParityStore {
   }
 
   /**
-   * The set of `hash` if it is whole: its index and every recovery slice its
-   * vol file names promise are intact, and it describes one file of `size`.
+   * The set of `hash` if it is whole: every packet of its index and vol
+   * files is intact (so are the recovery slices the vol file names promise),
+   * and it describes one file of `size`.
    */
   check(hash: string, size: number): StoredSet | undefined {
     const index = this.indexPath(hash);
@@ -122,7 +123,7 @@ export class ParityStore {
       const { loadRecoverySet } = require("../par2/recovery-set.ts") as typeof import("../par2/recovery-set.ts");
       const set = loadRecoverySet(index);
       if (set.entries.length !== 1 || set.entries[0].description.length !== size) return undefined;
-      if (set.recovery.length === 0 || set.recoveryDamaged > 0) return undefined;
+      if (set.recovery.length === 0 || set.recoveryDamaged > 0 || set.damagedFiles.length > 0) return undefined;
       const bytes = set.parFiles.reduce((sum, path) => sum + statSync(path).size, 0);
       return { sliceSize: set.sliceSize, recoverySlices: set.recovery.length, files: set.parFiles.length, bytes };
     } catch {

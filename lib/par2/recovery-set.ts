@@ -5,10 +5,10 @@
  * the critical packets), and what the vol file names promise but is not
  * found is counted, so damaged parity shows.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import {
-  equalBytes, hex, PacketType, readFileDescription, readMain, readSliceChecksums, scanPacketFile,
+  equalBytes, HEADER_BYTES, hex, PacketType, readFileDescription, readMain, readSliceChecksums, scanPacketFile,
   type FileDescription, type FoundPacket, type MainPacket, type SliceChecksum,
 } from "./packets.ts";
 import { setBase } from "./write-set.ts";
@@ -39,6 +39,12 @@ export interface RecoverySet {
   readonly parFiles: readonly string[];
   /** Recovery slices the vol file names promise that were not found intact. */
   readonly recoveryDamaged: number;
+  /**
+   * The set's files with damage: bytes in no intact packet, or unreadable.
+   * Damage to a packet the set repeats elsewhere (the index's critical
+   * packets) costs nothing today but one copy of what repair depends on.
+   */
+  readonly damagedFiles: readonly string[];
 }
 
 export class RecoverySetError extends Error {
@@ -59,15 +65,20 @@ export function setFiles(setPath: string): string[] {
 export function loadRecoverySet(setPath: string): RecoverySet {
   const parFiles = setFiles(setPath);
   const found: { path: string; packet: FoundPacket }[] = [];
+  const damagedFiles: string[] = [];
   for (const path of parFiles) {
     let packets: FoundPacket[];
     try {
       packets = scanPacketFile(path);
     } catch (error) {
       if (path === setPath) throw new RecoverySetError(`${setPath}: cannot read (${(error as Error).message})`);
+      damagedFiles.push(path);
       continue;
     }
     for (const packet of packets) found.push({ path, packet });
+    // A PAR2 file is packets end to end: bytes no intact packet covers are damage.
+    const covered = packets.reduce((sum, packet) => sum + HEADER_BYTES + packet.bodyLength, 0);
+    if (covered !== statSync(path).size) damagedFiles.push(path);
   }
   const mains = found.filter((f) => equalBytes(f.packet.type, PacketType.main));
   if (mains.length === 0) throw new RecoverySetError(`${setPath}: no intact main packet in the set's files; not a PAR2 set or too damaged`);
@@ -118,5 +129,6 @@ export function loadRecoverySet(setPath: string): RecoverySet {
     recovery: [...recovery.values()].sort((a, b) => a.exponent - b.exponent),
     parFiles,
     recoveryDamaged: Math.max(0, promised - recovery.size),
+    damagedFiles,
   };
 }
