@@ -1,4 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { linkSync, lstatSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
@@ -80,4 +81,63 @@ describe("hardlinks", () => {
     expect(lstatSync(join(back, "other")).nlink).toBe(1);
     expect(filesOf(snapshotTree(back))).toEqual(filesOf(snapshotTree(e.source)));
   });
+});
+
+/** Sets a path's mtime (not following a symlink) to `stamp`, seconds with nine decimals, exactly. */
+function touchExact(path: string, stamp: string): void {
+  const touched = Bun.spawnSync(["touch", "-h", "-m", "-d", `@${stamp}`, path]);
+  if (touched.exitCode !== 0) throw new Error(`touch ${path}: ${touched.stderr}`);
+}
+
+/** A path's mtime in nanoseconds, exactly (lstat). */
+const mtimeNs = (path: string): bigint => lstatSync(path, { bigint: true }).mtimeNs;
+
+describe("mtimes", () => {
+  const hasDc3dd = Bun.which("dc3dd") !== null;
+  if (!hasDc3dd) console.log("dc3dd is not installed: the exact-mtime test runs with the built-in copier only");
+  test.each(hasDc3dd ? ["builtin", "dc3dd"] : ["builtin"])(
+    "issue 11 (mtimes): the disk copies, the catalog and a restore keep mtimes to the nanosecond (copier %s)",
+    async (copier) => {
+      env = await archiveEnv({ small: "small", large: { bytes: 600_000, seed: 7 }, twin: { hardlinkTo: "small" }, link: { symlink: "small" } });
+      const e = env;
+      // Odd nanoseconds that a double of milliseconds (or of seconds) cannot hold.
+      const stamps: Record<string, string> = {
+        small: "1700000000.123456789",
+        large: "1234567890.987654321",
+        link: "1600000000.999999999",
+      };
+      for (const [name, stamp] of Object.entries(stamps)) touchExact(join(e.source, name), stamp);
+      const expected = (name: string) => BigInt(stamps[name].replace(".", ""));
+      expect(mtimeNs(join(e.source, "large"))).toBe(expected("large"));
+      const run = await e.run("--copier", copier);
+      expect(run.exitCode).toBe(0);
+
+      for (const name of Object.keys(stamps)) expect({ name, ns: mtimeNs(e.onDisk(name)) }).toEqual({ name, ns: expected(name) });
+      const catalog = new Database(e.db, { readonly: true });
+      const rows = catalog.query("SELECT path, mtime_nsec AS nsec FROM files ORDER BY path").all() as { path: string; nsec: number }[];
+      catalog.close();
+      expect(rows.map((row) => [row.path.slice(e.source.length + 1), row.nsec])).toEqual([
+        ["large", 987654321],
+        ["link", 999999999],
+        ["small", 123456789],
+        ["twin", 123456789],
+      ]);
+
+      const diskCatalog = new Database(join(e.disk, ".blaine", "catalog.db"), { readonly: true });
+      const entries = diskCatalog.query("SELECT mtime_nsec AS nsec FROM entries ORDER BY path").all() as { nsec: number }[];
+      diskCatalog.close();
+      expect(entries.map((row) => row.nsec)).toEqual(rows.map((row) => row.nsec));
+
+      const to = join(e.root, "restored");
+      const restored = await e.restore(to);
+      expect(restored.exitCode).toBe(0);
+      const back = join(to, e.source);
+      for (const name of Object.keys(stamps)) expect({ name, ns: mtimeNs(join(back, name)) }).toEqual({ name, ns: expected(name) });
+      expect(mtimeNs(join(back, "twin"))).toBe(expected("small"));
+      // A second restore takes them all as done.
+      const again = await e.restore(to);
+      expect(again.json.skipped).toBe(4);
+      expect((await e.verify()).exitCode).toBe(0);
+    },
+  );
 });

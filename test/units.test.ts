@@ -138,7 +138,7 @@ test("dc3dd hash log parsing takes the input's hash", () => {
 
 describe("intents", () => {
   const record = (path: string, extra: Partial<FileRecord> = {}): FileRecord => ({
-    path, kind: "file", size: 4096, mtimeMs: 1_700_000_000_123.5, mode: 0o100644, dev: 41, ino: 9_007_199_254_740_000, hash: "sha1:" + "ab".repeat(20), linkTarget: null, ...extra,
+    path, kind: "file", size: 4096, mtimeMs: 1_700_000_000_123.5, mtimeNsec: 123_456_789, mode: 0o100644, dev: 41, ino: 9_007_199_254_740_000, hash: "sha1:" + "ab".repeat(20), linkTarget: null, ...extra,
   });
   const changes: IntentChange[] = [
     { op: "place", path: "/data/a b/\n-é.mkv", tempName: "123-x-0", record: record("/data/a b/\n-é.mkv") },
@@ -155,6 +155,13 @@ describe("intents", () => {
 
   test("the text is far smaller than keyed objects", () => {
     expect(encodeIntents(changes).length).toBeLessThan(JSON.stringify(changes).length * 0.7);
+  });
+
+  test("an intent written before mtimeNsec was kept reads with mtimeNsec null", () => {
+    const text = encodeIntents(changes.slice(0, 1));
+    const old = JSON.parse(text) as unknown[][];
+    old[1] = old[1].slice(0, -1);
+    expect(decodeIntents(JSON.stringify(old))[0].record?.mtimeNsec).toBeNull();
   });
 
   test("a row left by an earlier version (keyed objects) still reads", () => {

@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { comparePaths } from "../lib/catalog/path-order.ts";
 import { bytesOfText, textFromBytes } from "../lib/fs/byte-names.ts";
 import { DirectoryStats, entryStatOf } from "../lib/fs/entry-stat.ts";
+import { mtimeNsecOf } from "../lib/fs/exact-mtime.ts";
 import { parseExclude, type ExcludeRule } from "../lib/glob.ts";
 import type { FileEntry } from "../lib/pipeline/types.ts";
 import { walk, type WalkOptions } from "../lib/stages/walker.ts";
@@ -62,8 +63,8 @@ function expectedEvents(sources: string[], excludes: readonly ExcludeRule[] = []
     switch (record[1]) {
       case 0:
       case 1: {
-        const [path, kind, size, mtimeMs, mode, dev, ino, nlink, linkTarget] = record;
-        return { path, kind: kind === 0 ? "file" : "symlink", size, mtimeMs, mode, dev, ino, nlink, linkTarget: linkTarget ?? null } satisfies FileEntry;
+        const [path, kind, size, mtimeMs, mode, dev, ino, nlink, mtimeNsec, linkTarget] = record;
+        return { path, kind: kind === 0 ? "file" : "symlink", size, mtimeMs, mtimeNsec, mode, dev, ino, nlink, linkTarget: linkTarget ?? null } satisfies FileEntry;
       }
       case 2:
         return ["error", record[0], record[2], record[3]];
@@ -185,7 +186,7 @@ describe("entry stats", () => {
     try {
       const names = readdirSync(dir.path, { encoding: "buffer" }).map(textFromBytes);
       expect(names.length).toBe(9);
-      for (const name of names) expect([name, stats.statEntry(name)]).toEqual([name, entryStatOf(lstatSync(bytesOfText(join(dir.path, name))))]);
+      for (const name of names) expect([name, stats.statEntry(name)]).toEqual([name, entryStatOf(lstatSync(bytesOfText(join(dir.path, name))), mtimeNsecOf(lstatSync(bytesOfText(join(dir.path, name)), { bigint: true })))]);
       expect(() => stats.statEntry("vanished")).toThrow(/ENOENT/);
     } finally {
       stats.close();

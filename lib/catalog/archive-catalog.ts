@@ -6,7 +6,7 @@ import { hostDrizzle, openCatalogDatabase, type HostDatabase } from "./open.ts";
 import type { FileRecord, HostFileRow } from "./records.ts";
 
 const FILE_COLUMNS =
-  "path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
+  "path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
 
 export interface OpenArchiveCatalogOptions {
   readonly readonly?: boolean;
@@ -165,6 +165,7 @@ export function toRecord(row: FileRecord): FileRecord {
     kind: row.kind,
     size: row.size,
     mtimeMs: row.mtimeMs,
+    mtimeNsec: row.mtimeNsec ?? null,
     mode: row.mode,
     dev: row.dev,
     ino: row.ino,

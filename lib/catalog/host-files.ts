@@ -8,9 +8,9 @@ export class HostFiles {
 
   constructor(db: Database) {
     this.#upsert = db.prepare(
-      `INSERT INTO main.files (path, kind, size, mtime_ms, mode, dev, ino, hash, link_target, disk_id, archived_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
+      `INSERT INTO main.files (path, kind, size, mtime_ms, mtime_nsec, mode, dev, ino, hash, link_target, disk_id, archived_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, mtime_nsec = excluded.mtime_nsec,
          mode = excluded.mode, dev = excluded.dev, ino = excluded.ino, hash = excluded.hash,
          link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
     );
@@ -19,7 +19,7 @@ export class HostFiles {
 
   /** Records `r` as held by disk `diskId`, replacing what the path held before. */
   upsert(r: FileRecord, diskId: string, now: number): void {
-    this.#upsert.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, diskId, now);
+    this.#upsert.run(r.path, r.kind, r.size, r.mtimeMs, r.mtimeNsec ?? null, r.mode, r.dev, r.ino, r.hash, r.linkTarget, diskId, now);
   }
 
   delete(path: string): void {

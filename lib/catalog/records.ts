@@ -4,6 +4,8 @@ export interface FileRecord {
   readonly kind: "file" | "symlink";
   readonly size: number;
   readonly mtimeMs: number;
+  /** The nanoseconds of the mtime's second, exact; null in rows archived before they were kept (see exact-mtime.ts). */
+  readonly mtimeNsec?: number | null;
   readonly mode: number;
   readonly dev: number;
   readonly ino: number;

@@ -7,7 +7,7 @@ import type { HostFileRow } from "./records.ts";
 import { textFromReadable } from "../fs/byte-names.ts";
 
 const COLUMNS =
-  "path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
+  "path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
 
 /**
  * Archived files matching PATH arguments, in path order: an exact archived

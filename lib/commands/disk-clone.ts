@@ -80,10 +80,10 @@ export async function cloneDisk(
         .run(label.copyId, disk.id, now, now, root);
       const rows = catalog.sqlite
         .query(
-          `SELECT path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget
+          `SELECT path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget
            FROM files WHERE disk_id = ? ORDER BY path`,
         )
-        .all(disk.id) as { path: string; kind: "file" | "symlink"; size: number; mtimeMs: number; mode: number; dev: number; ino: number; hash: string; linkTarget: string | null }[];
+        .all(disk.id) as { path: string; kind: "file" | "symlink"; size: number; mtimeMs: number; mtimeNsec: number | null; mode: number; dev: number; ino: number; hash: string; linkTarget: string | null }[];
       for (const record of rows) {
         // Queued for the new copy alone: every other copy already holds it.
         catalog.sqlite

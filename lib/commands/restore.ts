@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, renameSync, rmSync, symlinkSync, utimesSync, type Stats } from "node:fs";
+import { chmodSync, existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmSync, symlinkSync, type Stats } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { HostFileRow } from "../catalog/records.ts";
 import { selectFiles } from "../catalog/select-files.ts";
@@ -8,6 +8,7 @@ import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { formatHash, hashAlgorithmOf } from "../hashing.ts";
 import { fsPath, quotedPath, readLinkText } from "../fs/byte-names.ts";
+import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { copyReadable, describeRanges, isUnreadableData } from "../fs/salvage-read.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
@@ -109,7 +110,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
         } else if (file.kind === "symlink") {
           replaceWith(target, (temp) => {
             symlinkSync(fsPath(file.linkTarget ?? ""), fsPath(temp));
-            lutimesSync(fsPath(temp), file.mtimeMs / 1000, file.mtimeMs / 1000);
+            setTimes(temp, exactMtime(file.mtimeMs, file.mtimeNsec), { noFollow: true });
           });
           if (shared) firstOfInode.set(inodeKey, target);
         } else {
@@ -154,7 +155,7 @@ async function restoreFile(file: HostFileRow, source: string, target: string, si
   const temp = tempBeside(target);
   try {
     try {
-      const copied = await copyWithHash({ source, target: temp, algorithm: hashAlgorithmOf(file.hash), mode: file.mode, mtimeMs: file.mtimeMs, signal });
+      const copied = await copyWithHash({ source, target: temp, algorithm: hashAlgorithmOf(file.hash), mode: file.mode, mtimeMs: file.mtimeMs, mtimeNsec: file.mtimeNsec, signal });
       hash = copied.hash;
     } catch (error) {
       if (!isUnreadableData(error)) throw error;
@@ -165,7 +166,7 @@ async function restoreFile(file: HostFileRow, source: string, target: string, si
       const ranges = copyReadable(source, temp, hasher);
       hash = formatHash(hashAlgorithmOf(file.hash), hasher);
       chmodSync(fsPath(temp), file.mode);
-      utimesSync(fsPath(temp), file.mtimeMs / 1000, file.mtimeMs / 1000);
+      setTimes(temp, exactMtime(file.mtimeMs, file.mtimeNsec));
       unreadable = ranges.length > 0 ? `${describeRanges(ranges)} could not be read on the disk` : undefined;
     }
     renameSync(fsPath(temp), fsPath(target));

@@ -60,14 +60,14 @@ export async function verifyParity(
       repairedByDisk[i].push(path);
       result.repaired.push(path);
     };
-    const entry = db.prepare(`SELECT path, hash, size, mtime_ms AS mtimeMs FROM ${alias}.entries WHERE path = ? AND kind = 'file'`);
+    const entry = db.prepare(`SELECT path, hash, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec FROM ${alias}.entries WHERE path = ? AND kind = 'file'`);
     const pathsOf = db.prepare(`SELECT path FROM ${alias}.entries WHERE ${sameHash("hash", "?1")} AND kind = 'file'`);
 
     if (options.repair) {
       for (const path of corruptPaths) {
         options.signal?.throwIfAborted();
         if (repairedHere.has(path)) continue;
-        const content = entry.get(path) as { path: string; hash: string; size: number; mtimeMs: number } | null;
+        const content = entry.get(path) as { path: string; hash: string; size: number; mtimeMs: number; mtimeNsec: number | null } | null;
         if (!content) continue;
         const same = (pathsOf.all(content.hash) as { path: string }[]).map((row) => row.path);
         const outcome = await repairOnDisk(disk, content, same, options.signal);

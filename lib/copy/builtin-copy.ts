@@ -1,6 +1,7 @@
-import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, write, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, openSync, readSync, write, writeSync } from "node:fs";
 import { CHUNK_SIZE, formatHash, type HashAlgorithm } from "../hashing.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
 
 export interface CopyResult {
   readonly hash: string;
@@ -15,6 +16,8 @@ export interface CopyRequest {
   readonly algorithm: HashAlgorithm;
   readonly mode: number;
   readonly mtimeMs: number;
+  /** The nanoseconds of the mtime's second, exact (see exact-mtime.ts); null or absent: as mtimeMs allows. */
+  readonly mtimeNsec?: number | null;
   /** The size the walk saw (a hint for scheduling; the copy reads to the end whatever it is). */
   readonly expectedSize?: number;
   readonly signal?: AbortSignal;
@@ -40,8 +43,7 @@ export async function copyWithHash(request: CopyRequest): Promise<CopyResult> {
     const copied =
       size <= SMALL_FILE ? copySmall(source, target, hasher, size) : await copyLarge(source, target, hasher, request.signal);
     fchmodSync(target, request.mode);
-    const seconds = request.mtimeMs / 1000;
-    futimesSync(target, seconds, seconds);
+    setTimesFd(target, exactMtime(request.mtimeMs, request.mtimeNsec));
     const after = fstatSync(source);
     return { hash: formatHash(request.algorithm, hasher), size: copied, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {

@@ -1,6 +1,7 @@
-import { closeSync, constants, fchmodSync, fstatSync, futimesSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { CHUNK_SIZE, formatHash, hashBytes } from "../hashing.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
 import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
 
 /** A copy request as plain data, to cross to a worker thread (an AbortSignal cannot). */
@@ -45,7 +46,7 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
       if (end) break;
     }
     if (!exactAtCreate) fchmodSync(target, job.mode);
-    futimesSync(target, job.mtimeMs / 1000, job.mtimeMs / 1000);
+    setTimesFd(target, exactMtime(job.mtimeMs, job.mtimeNsec));
     const after = fstatSync(source);
     return { hash: wholeFileHash ?? formatHash(job.algorithm, hasher!), size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {

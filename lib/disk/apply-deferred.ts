@@ -202,7 +202,7 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
       const tempName = writer.newTempName();
       const target = writer.tempPath(tempName);
       try {
-        const copied = await copyWithHash({ source, target, algorithm: hashAlgorithmOf(record.hash), mode: record.mode, mtimeMs: record.mtimeMs, signal: options.signal });
+        const copied = await copyWithHash({ source, target, algorithm: hashAlgorithmOf(record.hash), mode: record.mode, mtimeMs: record.mtimeMs, mtimeNsec: record.mtimeNsec, signal: options.signal });
         if (copied.hash === record.hash && copied.size === record.size) return tempName;
       } catch {
         // Gone or unreadable: try the next place.

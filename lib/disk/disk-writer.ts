@@ -1,4 +1,4 @@
-import { existsSync, linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, lutimesSync } from "node:fs";
+import { existsSync, linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
@@ -8,6 +8,7 @@ import { errnoCode, errorMessage } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
 import { decodeIntents, encodeIntents, type IntentChange } from "./intents.ts";
@@ -196,7 +197,7 @@ export class DiskWriter implements ChangeWriter {
         if (linked) return { change, tempName: linked };
         const tempName = this.newTempName();
         symlinkSync(fsPath(change.record.linkTarget ?? ""), this.tempPath(tempName));
-        lutimesSync(this.tempPath(tempName), change.record.mtimeMs / 1000, change.record.mtimeMs / 1000);
+        setTimes(this.tempPath(tempName), exactMtime(change.record.mtimeMs, change.record.mtimeNsec), { noFollow: true });
         linking.symlinksInBatch.set(inode, tempName);
         return { change, tempName };
       }
@@ -388,7 +389,7 @@ function recordChange(s: ReturnType<typeof prepareStatements>, queue: DeferredQu
       queue.evictElsewhere(r.path, diskId);
       s.hostFiles.upsert(r, diskId, now);
     }
-    s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mode, r.hash, r.linkTarget, now);
+    s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mtimeNsec ?? null, r.mode, r.hash, r.linkTarget, now);
   }
   if (change.diskOnly) return;
   // The twin that is away gets the same change when it is next mounted.
@@ -403,9 +404,9 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
     deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
     entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
     upsertEntry: db.prepare(
-      `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mode, hash, link_target, archived_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms,
+      `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mtime_nsec, mode, hash, link_target, archived_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, mtime_nsec = excluded.mtime_nsec,
          mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
     ),
     deleteEntry: db.prepare(`DELETE FROM ${alias}.entries WHERE path = ?`),

@@ -37,6 +37,8 @@ type IntentTuple =
       ino: number,
       hash: string,
       linkTarget: string | null,
+      /** Absent in intents written before it was kept. */
+      mtimeNsec?: number | null,
     ];
 
 export function encodeIntents(changes: readonly IntentChange[]): string {
@@ -48,7 +50,7 @@ export function encodeIntents(changes: readonly IntentChange[]): string {
       continue;
     }
     const r = change.record!;
-    tuples.push([change.op, r.path, change.fromPath ?? null, change.tempName ?? null, diskOnly, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget]);
+    tuples.push([change.op, r.path, change.fromPath ?? null, change.tempName ?? null, diskOnly, r.kind, r.size, r.mtimeMs, r.mode, r.dev, r.ino, r.hash, r.linkTarget, r.mtimeNsec ?? null]);
   }
   return JSON.stringify(tuples);
 }
@@ -60,13 +62,13 @@ export function decodeIntents(text: string): IntentChange[] {
   return (parsed.slice(1) as IntentTuple[]).map((tuple): IntentChange => {
     const diskOnly = tuple[4] === 1 ? true : undefined;
     if (tuple[0] === "delete") return { op: "delete", path: tuple[1], diskOnly };
-    const [op, path, fromPath, tempName, , kind, size, mtimeMs, mode, dev, ino, hash, linkTarget] = tuple;
+    const [op, path, fromPath, tempName, , kind, size, mtimeMs, mode, dev, ino, hash, linkTarget, mtimeNsec] = tuple;
     return {
       op,
       path,
       fromPath: fromPath ?? undefined,
       tempName: tempName ?? undefined,
-      record: { path, kind, size, mtimeMs, mode, dev, ino, hash, linkTarget },
+      record: { path, kind, size, mtimeMs, mtimeNsec: mtimeNsec ?? null, mode, dev, ino, hash, linkTarget },
       diskOnly,
     };
   });

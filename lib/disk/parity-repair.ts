@@ -4,11 +4,12 @@
  * (`blaine restore`, which leaves the disk alone). Either way the repaired
  * file must hash to the catalog's hash before it counts as repaired.
  */
-import { existsSync, linkSync, lstatSync, renameSync, rmSync, utimesSync } from "node:fs";
+import { existsSync, linkSync, lstatSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import { errorMessage } from "../errors.ts";
 import { fsPath, quotedPath } from "../fs/byte-names.ts";
+import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { repairRecoverySet } from "../par2/repair.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 import { ParityStore } from "./parity-store.ts";
@@ -18,6 +19,7 @@ export interface ArchivedContent {
   readonly hash: string;
   readonly size: number;
   readonly mtimeMs: number;
+  readonly mtimeNsec?: number | null;
 }
 
 export interface ParityRepairOutcome {
@@ -35,7 +37,7 @@ export async function repairFileFromParity(disk: MountedDisk, content: ArchivedC
     if (result.failure) return { ok: false, message: `parity cannot repair it: ${result.failure}` };
     const after = hashFile(file, hashAlgorithmOf(content.hash));
     if (after.hash !== content.hash) return { ok: false, message: `repaired from parity, but its hash is ${after.hash}` };
-    utimesSync(fsPath(file), content.mtimeMs / 1000, content.mtimeMs / 1000);
+    setTimes(file, exactMtime(content.mtimeMs, content.mtimeNsec));
     return { ok: true };
   } catch (error) {
     signal?.throwIfAborted();

@@ -9,6 +9,7 @@
  */
 import { closeSync, constants, lstatSync, openSync, type Stats } from "node:fs";
 import { BYTE_ESCAPE, bytesOfText, fsPath } from "./byte-names.ts";
+import { mtimeNsecOf } from "./exact-mtime.ts";
 
 export interface EntryStat {
   /** Type and permission bits (st_mode), as `Stats.mode`. */
@@ -16,6 +17,8 @@ export interface EntryStat {
   readonly size: number;
   /** As `Stats.mtimeMs` computes it: seconds × 1000 + nanoseconds / 10⁶ (the catalog compares it exactly). */
   readonly mtimeMs: number;
+  /** st_mtim.tv_nsec: the mtime exactly, with the whole seconds of mtimeMs (see exact-mtime.ts). */
+  readonly mtimeNsec: number;
   readonly dev: number;
   readonly ino: number;
   readonly nlink: number;
@@ -41,13 +44,15 @@ export function describeSpecialMode(mode: number): string {
   }
 }
 
-export function entryStatOf(stats: Stats): EntryStat {
-  return { mode: stats.mode, size: stats.size, mtimeMs: stats.mtimeMs, dev: stats.dev, ino: stats.ino, nlink: stats.nlink };
+/** `mtimeNsec` comes apart: a Stats of numbers has lost it (a bigint lstat has it). */
+export function entryStatOf(stats: Stats, mtimeNsec: number): EntryStat {
+  return { mode: stats.mode, size: stats.size, mtimeMs: stats.mtimeMs, mtimeNsec, dev: stats.dev, ino: stats.ino, nlink: stats.nlink };
 }
 
-/** lstat through node:fs (throws its usual errors). */
+/** lstat through node:fs (throws its usual errors); a second, bigint lstat for the exact mtime. */
 export function lstatEntry(path: string): EntryStat {
-  return entryStatOf(lstatSync(fsPath(path)));
+  const stats = lstatSync(fsPath(path));
+  return entryStatOf(stats, mtimeNsecOf(lstatSync(fsPath(path), { bigint: true })));
 }
 
 type FstatAt = (dirFd: number, name: Uint8Array, buffer: Uint8Array, flags: number) => number;
@@ -143,7 +148,7 @@ export class DirectoryStats {
 }
 
 function sameStat(a: EntryStat, b: EntryStat): boolean {
-  return a.mode === b.mode && a.size === b.size && a.mtimeMs === b.mtimeMs && a.dev === b.dev && a.ino === b.ino && a.nlink === b.nlink;
+  return a.mode === b.mode && a.size === b.size && a.mtimeMs === b.mtimeMs && a.mtimeNsec === b.mtimeNsec && a.dev === b.dev && a.ino === b.ino && a.nlink === b.nlink;
 }
 
 /**
@@ -159,6 +164,7 @@ function readStat(): EntryStat {
     mode: statWords[6],
     size: statSigned[13] * TWO_32 + statWords[12],
     mtimeMs: sec * 1000 + nsec / 1_000_000,
+    mtimeNsec: nsec,
     dev: statWords[1] * TWO_32 + statWords[0],
     ino: statWords[3] * TWO_32 + statWords[2],
     nlink: statWords[5] * TWO_32 + statWords[4],

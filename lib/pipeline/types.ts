@@ -6,6 +6,8 @@ export interface FileEntry {
   readonly kind: "file" | "symlink";
   readonly size: number;
   readonly mtimeMs: number;
+  /** st_mtim.tv_nsec, exact (see exact-mtime.ts); absent where a script made the entry without it. */
+  readonly mtimeNsec?: number;
   readonly mode: number;
   readonly dev: number;
   readonly ino: number;
@@ -44,6 +46,7 @@ export function toFileRecord(file: FileEntry, hash: string): FileRecord {
     kind: file.kind,
     size: file.size,
     mtimeMs: file.mtimeMs,
+    mtimeNsec: file.mtimeNsec ?? null,
     mode: file.mode,
     dev: file.dev,
     ino: file.ino,

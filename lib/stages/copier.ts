@@ -1,10 +1,11 @@
-import { lstatSync, unlinkSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import { copyWithHash, type CopyRequest, type CopyResult } from "../copy/builtin-copy.ts";
 import { crashPoint } from "../crash-point.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { Reservation, SpaceBudget } from "../disk/space-budget.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { isFileMode, lstatEntry } from "../fs/entry-stat.ts";
 import type { HashAlgorithm } from "../hashing.ts";
 import { batches, mapBounded } from "../pipeline/bounded.ts";
 import { ByteBudget } from "../pipeline/byte-budget.ts";
@@ -174,9 +175,9 @@ async function attemptOne(item: PlannedFile, options: CopierOptions): Promise<St
 async function retryChanged(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined> {
   let current: PlannedFile;
   try {
-    const stats = lstatSync(fsPath(item.path));
-    if (!stats.isFile()) return reportChangedTwice(item, options);
-    current = { ...item, size: stats.size, mtimeMs: stats.mtimeMs, mode: stats.mode & 0o7777, ino: stats.ino, dev: stats.dev, hash: undefined };
+    const stats = lstatEntry(item.path);
+    if (!isFileMode(stats.mode)) return reportChangedTwice(item, options);
+    current = { ...item, size: stats.size, mtimeMs: stats.mtimeMs, mtimeNsec: stats.mtimeNsec, mode: stats.mode & 0o7777, ino: stats.ino, dev: stats.dev, hash: undefined };
   } catch (error) {
     return reportFailure(item, error, options);
   }
@@ -220,7 +221,7 @@ function isStarted(copy: StartedCopy | StoredFile | undefined): copy is StartedC
 
 function copyRequest(copy: StartedCopy, options: CopierOptions): CopyRequest {
   const { item, temp } = copy;
-  return { source: item.path, target: temp.path, algorithm: options.algorithm, mode: item.mode, mtimeMs: item.mtimeMs, expectedSize: item.size, signal: options.signal };
+  return { source: item.path, target: temp.path, algorithm: options.algorithm, mode: item.mode, mtimeMs: item.mtimeMs, mtimeNsec: item.mtimeNsec, expectedSize: item.size, signal: options.signal };
 }
 
 /** What became of a copy: stored, CHANGED (its temp removed), or undefined (reported). Releases its space. */

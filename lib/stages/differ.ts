@@ -104,7 +104,7 @@ function findRenameSource(
     match === "inode"
       ? catalog.filesByInode(entry.dev, entry.ino)
       : (catalog.sqlite
-          .query("SELECT path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId FROM main.files WHERE size = ? AND mtime_ms = ? LIMIT 16")
+          .query("SELECT path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId FROM main.files WHERE size = ? AND mtime_ms = ? LIMIT 16")
           .all(entry.size, entry.mtimeMs) as HostFileRow[]);
   let sibling: HostFileRow | undefined;
   for (const row of candidates) {

@@ -21,8 +21,8 @@ export const RecordKind = { file: 0, symlink: 1, error: 2, skip: 3 } as const;
  * relative to the entries is kept.
  */
 export type WalkRecord =
-  | [path: string, kind: typeof RecordKind.file, size: number, mtimeMs: number, mode: number, dev: number, ino: number, nlink: number]
-  | [path: string, kind: typeof RecordKind.symlink, size: number, mtimeMs: number, mode: number, dev: number, ino: number, nlink: number, linkTarget: string]
+  | [path: string, kind: typeof RecordKind.file, size: number, mtimeMs: number, mode: number, dev: number, ino: number, nlink: number, mtimeNsec: number]
+  | [path: string, kind: typeof RecordKind.symlink, size: number, mtimeMs: number, mode: number, dev: number, ino: number, nlink: number, mtimeNsec: number, linkTarget: string]
   | [path: string, kind: typeof RecordKind.error, message: string, gone: boolean]
   | [path: string, kind: typeof RecordKind.skip, reason: string];
 
@@ -134,7 +134,7 @@ function failure(path: string, error: unknown): WalkRecord {
 
 function recordOf(path: string, stats: EntryStat): WalkRecord {
   const mode = stats.mode & 0o7777;
-  if (isFileMode(stats.mode)) return [path, RecordKind.file, stats.size, stats.mtimeMs, mode, stats.dev, stats.ino, stats.nlink];
+  if (isFileMode(stats.mode)) return [path, RecordKind.file, stats.size, stats.mtimeMs, mode, stats.dev, stats.ino, stats.nlink, stats.mtimeNsec];
   if (isSymlinkMode(stats.mode)) {
     let linkTarget: string;
     try {
@@ -142,7 +142,7 @@ function recordOf(path: string, stats: EntryStat): WalkRecord {
     } catch (error) {
       return failure(path, error);
     }
-    return [path, RecordKind.symlink, byteLengthOfText(linkTarget), stats.mtimeMs, mode, stats.dev, stats.ino, stats.nlink, linkTarget];
+    return [path, RecordKind.symlink, byteLengthOfText(linkTarget), stats.mtimeMs, mode, stats.dev, stats.ino, stats.nlink, stats.mtimeNsec, linkTarget];
   }
   return [path, RecordKind.skip, `not archived: ${describeSpecialMode(stats.mode)}`];
 }

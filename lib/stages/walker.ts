@@ -174,7 +174,8 @@ function deliver(record: WalkRecord, options: WalkOptions): FileEntry | undefine
         dev: record[5],
         ino: record[6],
         nlink: record[7],
-        linkTarget: record[8] ?? null,
+        mtimeNsec: record[8],
+        linkTarget: record[9] ?? null,
       };
     case RecordKind.error:
       options.onError?.(record[0], record[2], record[3]);

@@ -1,10 +1,11 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CopyRequest, CopyResult } from "../copy/builtin-copy.ts";
 import { BlaineError } from "../errors.ts";
 import { copyWithHash } from "../copy/builtin-copy.ts";
 import { hasEscapes } from "../fs/byte-names.ts";
+import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { zx } from "./exec.ts";
 
 /**
@@ -26,7 +27,7 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
     }
     const hex = parseDc3ddHashLog(readFileSync(hashLog, "utf8"), request.algorithm);
     chmodSync(request.target, request.mode);
-    utimesSync(request.target, request.mtimeMs / 1000, request.mtimeMs / 1000);
+    setTimes(request.target, exactMtime(request.mtimeMs, request.mtimeNsec));
     const after = statSync(request.source);
     return { hash: `${request.algorithm}:${hex}`, size: statSync(request.target).size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {
