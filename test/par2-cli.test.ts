@@ -50,6 +50,27 @@ describe("sets made by blaine par2 create", () => {
     expect((await blaine(["par2", "verify", "set.par2"], { cwd: dir })).exitCode).toBe(0);
   }, 30_000);
 
+  test.skipIf(!hasPar2)("issue 13.1: -m 1 (recovery computed in many short ranges, in threads) gives the bytes of the default and repairs alike", async () => {
+    const original = seededBytes(3_000_000, 31);
+    for (const where of ["small", "default"]) {
+      mkdirSync(join(dir, where));
+      writeFileSync(join(dir, where, "film.mkv"), original);
+    }
+    // 200 recovery blocks of 30 000 bytes: 6 MB of recovery data, computed a few KB of each block at a time.
+    const options = ["-s30000", "-c200", "-t2"];
+    expect((await blaine(["par2", "create", ...options, "-m1", "set.par2", "film.mkv"], { cwd: join(dir, "small") })).exitCode).toBe(0);
+    expect((await blaine(["par2", "create", ...options, "set.par2", "film.mkv"], { cwd: join(dir, "default") })).exitCode).toBe(0);
+    const vols = readdirSync(join(dir, "default")).filter((name) => name.endsWith(".par2")).sort();
+    expect(readdirSync(join(dir, "small")).filter((name) => name.endsWith(".par2")).sort()).toEqual(vols);
+    for (const name of vols) expect(Buffer.compare(readFileSync(join(dir, "small", name)), readFileSync(join(dir, "default", name)))).toBe(0);
+    expect(par2(["verify", "-q", "set.par2"], join(dir, "small")).output).toContain("All files are correct");
+    // 60 blocks lost, rebuilt in short ranges too.
+    damage(join(dir, "small", "film.mkv"), 300_000, new Uint8Array(60 * 30_000));
+    const repaired = await blaine(["par2", "repair", "-m1", "-t2", "set.par2"], { cwd: join(dir, "small") });
+    expect(repaired.exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "small", "film.mkv")), Buffer.from(original))).toBe(0);
+  });
+
   test.skipIf(!hasPar2)("flipped bytes, zeroed ranges and truncation: repaired by blaine and by par2cmdline", async () => {
     const original = seededBytes(500_000, 21);
     writeFileSync(join(dir, "film.mkv"), original);
@@ -188,7 +209,7 @@ describe("the same options as par2cmdline give the same set", () => {
     ["-l: files no larger than the largest source file", ["-b10", "-c40", "-l"]],
     ["-f: names padded to the highest exponent", ["-b100", "-c9", "-f95"]],
     ["-r: one-digit names", ["-b100", "-r7"]],
-    ["accepted and without effect: -m, -T, -t, -q, -v", ["-b25", "-c25", "-m16", "-T2", "-t2", "-q"]],
+    ["accepted and without effect on the files: -m, -T, -t, -q, -v", ["-b25", "-c25", "-m16", "-T2", "-t2", "-q"]],
   ] as const)("%s", async (_, options) => {
     const { stock, ours } = twoCopies();
     const names = Object.keys(files);

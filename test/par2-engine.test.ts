@@ -124,26 +124,33 @@ describe("kernels", () => {
   }, 30_000);
 });
 
-describe("passes", () => {
-  test("outputs beyond the memory budget come in several passes, each handed over as it is done, with the same bytes", async () => {
+describe("ranges", () => {
+  test("outputs beyond the memory budget come range by range, each handed over as it is done, with the same bytes", async () => {
     const sliceSize = 4096;
     const data = seededBytes(sliceSize * 12, 77);
     const inputs = Array.from({ length: 12 }, (_, i) => ({ bytes: data, offset: i * sliceSize, length: sliceSize }));
     const logs = inputConstantLogs(12);
     const coefficient = (o: number, k: number) => recoveryCoefficient(logs[k], o);
     const whole = await multiplySlices({ sliceSize, outputCount: 7, inputs, coefficient });
-    const passes: [number, number][] = [];
-    const streamed: Uint8Array[] = [];
-    const returned = await multiplySlices({
-      sliceSize, outputCount: 7, inputs, coefficient, outputBudget: 3 * sliceSize,
-      onPass: (first, outputs) => {
-        passes.push([first, outputs.length]);
-        streamed.push(...outputs);
-      },
-    });
-    expect(returned).toEqual([]);
-    expect(passes).toEqual([[0, 3], [3, 3], [6, 1]]);
-    for (let o = 0; o < 7; o++) expect(equalBytes(streamed[o], whole[o])).toBe(true);
+    for (const threads of [undefined, 2]) {
+      const starts: number[] = [];
+      const streamed = Array.from({ length: 7 }, () => new Uint8Array(sliceSize));
+      let progress = 0;
+      // 7 outputs × 1 KiB ranges × 4 (held twice, plus inputs and tables) → ranges of 1 KiB.
+      const returned = await multiplySlices({
+        sliceSize, outputCount: 7, inputs, coefficient, threads, memory: 7 * 1024 * 4,
+        onProgress: (bytes) => (progress += bytes),
+        onRange: (start, outputs) => {
+          starts.push(start);
+          outputs.forEach((bytes, o) => streamed[o].set(bytes, start));
+        },
+      });
+      expect(returned).toEqual([]);
+      expect(starts.length).toBeGreaterThanOrEqual(4);
+      expect(starts).toEqual([...starts].sort((a, b) => a - b));
+      expect(progress).toBe(data.length);
+      for (let o = 0; o < 7; o++) expect(equalBytes(streamed[o], whole[o])).toBe(true);
+    }
   });
 });
 

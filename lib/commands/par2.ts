@@ -8,8 +8,10 @@
  *   common: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]
  * Options take their value attached (-r10) or as the next argument (-r 10).
  * FILEs after verify/repair are where set files are now (matched by name).
- * -m, -T, -N and -S tune par2cmdline's own machinery (memory per pass, files
- * hashed at once, searching for displaced blocks) and change nothing here.
+ * -m MB bounds the memory of the recovery computation (as par2cmdline's does:
+ * more passes over the data when less is given). -T, -N and -S tune
+ * par2cmdline's own machinery (files hashed at once, searching for
+ * displaced blocks) and change nothing here.
  */
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
@@ -97,6 +99,12 @@ function integerOption(options: Map<string, string>, letter: string, what: strin
   return value;
 }
 
+/** -m MB: the memory the recovery computation may hold (par2cmdline's meaning); undefined: the engine's default. */
+function memoryOption(parsed: ParsedArguments): number | undefined {
+  const megabytes = integerOption(parsed.options, "m", "the memory in MB", 1);
+  return megabytes === undefined ? undefined : megabytes * 1024 * 1024;
+}
+
 function has(parsed: ParsedArguments, letter: string): boolean {
   return parsed.options.has(letter) || parsed.flags.has(letter);
 }
@@ -114,7 +122,6 @@ function checkCombination(action: string, parsed: ParsedArguments): void {
   if (parsed.options.has("b") && parsed.options.has("s")) throw new UsageError("par2 create: give either -b BLOCKCOUNT or -s BLOCKSIZE, not both");
   if (parsed.options.has("r") && parsed.options.has("c")) throw new UsageError("par2 create: give either -r PERCENT or -c RECOVERYBLOCKS, not both");
   // Accepted for par2cmdline's sake and checked, but Blaine's engine has no use for them.
-  integerOption(parsed.options, "m", "the memory in MB", 1);
   integerOption(parsed.options, "T", "the number of files hashed at once", 1);
   integerOption(parsed.options, "S", "the skip leaway", 1);
 }
@@ -211,6 +218,7 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<E
     recoveryFileScheme: scheme,
     firstExponent: integerOption(options, "f", "the first recovery block"),
     threads: integerOption(options, "t", "the thread count", 1),
+    memory: memoryOption(parsed),
   });
   const written = built.paths;
   for (const name of built.skippedEmpty) say(`Skipping ${name}: empty files need no recovery data.`);
@@ -243,7 +251,7 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
     if (!damaged && purge) purgeSet(setPath, say);
     return damaged ? ExitCode.damage : ExitCode.ok;
   }
-  const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1) });
+  const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), memory: memoryOption(parsed) });
   if (result.failure) {
     say(`Repair is not possible: ${result.failure}`, Noise.quiet);
     out.result({ ...summary(check), repaired: result.repaired, failure: result.failure });

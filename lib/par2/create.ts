@@ -12,7 +12,7 @@ import { open } from "node:fs/promises";
 import { inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
 import {
-  creatorBody, fileDescriptionBody, fileIdOf, mainBody, md5, packet, PacketType, recoveryPrefix, sliceChecksumsBody,
+  creatorBody, fileDescriptionBody, fileIdOf, HEADER_BYTES, mainBody, md5, packet, packetHeader, PacketType, recoveryPrefix, sliceChecksumsBody,
   type FileDescription, type SliceChecksum,
 } from "./packets.ts";
 import { readAt } from "./read-at.ts";
@@ -57,6 +57,10 @@ export interface CreateOptions {
   readonly sync?: boolean;
   /** Replace files of an existing set of the same name instead of refusing. */
   readonly replace?: boolean;
+  /** Bytes the recovery computation may hold (par2cmdline's -m); default slice-multiply's DEFAULT_MEMORY. */
+  readonly memory?: number;
+  /** Input bytes through the encoder so far (each byte once, whatever the passes), for a progress display. */
+  readonly onProgress?: (bytes: number) => void;
 }
 
 /** A set written: the index file first, then the vol files. */
@@ -98,8 +102,8 @@ interface PlannedFile extends SetFile {
 
 /**
  * Writes the recovery set SET.par2 (and its vol files) for `options.files`.
- * Recovery packets are written as they are computed, so memory holds one
- * pass of recovery slices, not all of them.
+ * Recovery packets are written range by range as they are computed, so
+ * memory holds one range of the recovery slices, never all of them.
  */
 export async function createRecoverySet(setPath: string, options: CreateOptions): Promise<CreatedSet> {
   const sized = options.files.map((file) => ({ ...file, length: statSync(fsPath(file.path)).size }));
@@ -147,6 +151,9 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
   }
   const pending: PendingFile[] = [];
   const volumeOf: number[] = sizes.flatMap((size, i) => Array<number>(size).fill(i));
+  // Where each recovery packet starts in its vol file: the packets come first, in exponent order.
+  const packetBytes = HEADER_BYTES + 4 + sliceSize;
+  const packetAt: number[] = sizes.flatMap((size) => Array.from({ length: size }, (_, i) => i * packetBytes));
 
   const sources: SliceSource[] = [];
   for (const file of planned) {
@@ -154,6 +161,15 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
   }
   const constantLogs = inputConstantLogs(inputSlices);
   try {
+    for (const [volume, path] of volumePaths.entries()) pending[volume] = new PendingFile(path);
+    // Each recovery packet's MD5 runs over its body as the ranges go out; the header is written last.
+    const packetHashes = Array.from({ length: recoveryCount }, (_, output) => {
+      const hasher = new Bun.CryptoHasher("md5");
+      hasher.update(setId);
+      hasher.update(PacketType.recoverySlice);
+      hasher.update(recoveryPrefix(firstExponent + output));
+      return hasher;
+    });
     const recovery = multiplySlices({
       sliceSize,
       outputCount: recoveryCount,
@@ -162,12 +178,12 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       kernel: options.kernel,
       threads: options.threads,
       signal: options.signal,
-      onPass: (first, outputs) => {
-        outputs.forEach((slice, k) => {
-          const output = first + k;
-          const volume = volumeOf[output];
-          pending[volume] ??= new PendingFile(volumePaths[volume]);
-          pending[volume].write(packet(setId, PacketType.recoverySlice, recoveryPrefix(firstExponent + output), slice));
+      memory: options.memory,
+      onProgress: options.onProgress,
+      onRange: (start, outputs) => {
+        outputs.forEach((bytes, output) => {
+          pending[volumeOf[output]].writeAt(bytes, packetAt[output] + HEADER_BYTES + 4 + start);
+          packetHashes[output].update(bytes);
         });
       },
     });
@@ -181,6 +197,13 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       throw error;
     }
     await recovery;
+    packetHashes.forEach((hasher, output) => {
+      const hash = new Uint8Array(hasher.digest().buffer);
+      const head = packetHeader(setId, PacketType.recoverySlice, 4 + sliceSize, hash);
+      const file = pending[volumeOf[output]];
+      file.writeAt(head, packetAt[output]);
+      file.writeAt(recoveryPrefix(firstExponent + output), packetAt[output] + HEADER_BYTES);
+    });
 
     const critical: Uint8Array[] = [
       ...packet(setId, PacketType.main, main),
@@ -190,9 +213,8 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       ]),
     ];
     const creator = packet(setId, PacketType.creator, creatorBody(CREATOR));
-    // A vol file par2cmdline's layout leaves without recovery slices (`volN+0`) is still written,
-    // so both tools make the same files.
-    for (const [volume, path] of volumePaths.entries()) pending[volume] ??= new PendingFile(path);
+    // A vol file par2cmdline's layout leaves without recovery slices (`volN+0`) is still written
+    // (it was opened above), so both tools make the same files.
     // Each vol file carries the critical packets too, so any one file can start a repair;
     // vol files go into place before the index, so an index is only ever beside a whole set.
     for (const volume of pending) volume.write([...critical, ...creator]);

@@ -63,6 +63,22 @@ export function packet(setId: Uint8Array, type: Uint8Array, body: Uint8Array, bu
   return [head, ...(bulk ? [bulk] : []), ...(tail ? [tail] : [])];
 }
 
+/**
+ * The 64-byte header of a packet whose body is written elsewhere (a recovery
+ * slice written range by range): `hash` is the MD5 of everything from the
+ * set ID on, which the writer computed as the body went out.
+ */
+export function packetHeader(setId: Uint8Array, type: Uint8Array, bodyLength: number, hash: Uint8Array): Uint8Array {
+  if (bodyLength % 4 !== 0) throw new RangeError("packet body length must be a multiple of 4 bytes");
+  const head = new Uint8Array(HEADER_BYTES);
+  head.set(MAGIC, 0);
+  new DataView(head.buffer).setBigUint64(8, BigInt(HEADER_BYTES + bodyLength), true);
+  head.set(hash, 16);
+  head.set(setId, 32);
+  head.set(type, 48);
+  return head;
+}
+
 export interface MainPacket {
   readonly sliceSize: number;
   /** File IDs of the recovery set, in the order that numbers their slices. */

@@ -6,14 +6,14 @@
  *   S_r = R_r + Σ_known c_i^e_r · D_i          (one pass over the intact data)
  *   D_missing = A⁻¹ · S,  A[r][j] = c_j^e_r    (m × m, small)
  */
-import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { copyReadable, isUnreadableData } from "../fs/salvage-read.ts";
 import { gfInvertMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
-import { equalBytes, md5 } from "./packets.ts";
+import { equalBytes } from "./packets.ts";
 import type { SliceSource } from "./slice-accumulator.ts";
 import { multiplySlices } from "./slice-multiply.ts";
 import { verifyRecoverySet, type SetCheck, type VerifyOptions } from "./verify.ts";
@@ -21,6 +21,10 @@ import { verifyRecoverySet, type SetCheck, type VerifyOptions } from "./verify.t
 export interface RepairOptions extends VerifyOptions {
   readonly kernel?: KernelName | "auto";
   readonly threads?: number;
+  /** Bytes the computation may hold (par2cmdline's -m); default slice-multiply's DEFAULT_MEMORY. */
+  readonly memory?: number;
+  /** Input bytes through the solver so far, for a progress display. */
+  readonly onProgress?: (bytes: number) => void;
 }
 
 export interface RepairResult {
@@ -62,45 +66,82 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
   });
 
   const m = missing.length;
-  let rebuilt: Uint8Array[] = [];
-  if (m > 0) {
-    const chosen = chooseRecovery(set.recovery.map((r) => r.exponent), missing, constantLogs);
-    if (!chosen) return { before, repaired: [], failure: "no invertible choice of recovery slices (a known PAR2 limitation); more recovery slices are needed" };
-    const recoveryUsed = chosen.exponents.map((exponent) => set.recovery.find((r) => r.exponent === exponent)!);
-    // S_r: the recovery slice plus the intact data's contribution.
-    const syndromes = await multiplySlices({
-      sliceSize,
-      outputCount: m,
-      inputs: [...recoveryUsed.map((r) => ({ path: r.path, offset: r.offset, length: sliceSize })), ...known],
-      coefficient: (output, input) =>
-        input < m ? (input === output ? 1 : 0) : recoveryCoefficient(constantLogs[knownIndex[input - m]], chosen.exponents[output]),
-      kernel: options.kernel,
-      threads: options.threads,
-      signal: options.signal,
-    });
-    rebuilt = await multiplySlices({
-      sliceSize,
-      outputCount: m,
-      inputs: syndromes.map((bytes) => ({ bytes, offset: 0, length: sliceSize })),
-      coefficient: (output, input) => chosen.inverse[output * m + input],
-      kernel: options.kernel,
-      signal: options.signal,
-    });
-  }
+  const chosen = m > 0 ? chooseRecovery(set.recovery.map((r) => r.exponent), missing, constantLogs) : undefined;
+  if (m > 0 && !chosen) return { before, repaired: [], failure: "no invertible choice of recovery slices (a known PAR2 limitation); more recovery slices are needed" };
 
-  const rebuiltBySlice = new Map(missing.map((global, j) => [global, rebuilt[j]]));
-  const repaired: string[] = [];
-  for (const [fileIndex, entry] of set.entries.entries()) {
-    const check = before.files[fileIndex];
-    if (check.status === "intact") continue;
-    for (const k of check.badSlices) {
-      const slice = rebuiltBySlice.get(entry.firstSlice + k)!;
-      if (!equalBytes(md5(slice), entry.checksums[k].md5)) {
-        return { before, repaired, failure: `rebuilt slice ${k} of ${entry.description.name} does not match its checksum; the recovery data is damaged` };
+  // Each damaged file is rebuilt in a temp beside it (a copy of what is left); the rebuilt slices
+  // are written in range by range, so no whole slice needs to be held, and checked against their
+  // MD5s before any file is replaced.
+  const targets = new Map<number, RepairTarget>();
+  const rebuiltAt: { target: RepairTarget; position: number; end: number; hash: Bun.CryptoHasher; expected: Uint8Array; label: string }[] = [];
+  try {
+    for (const [fileIndex, entry] of set.entries.entries()) {
+      const check = before.files[fileIndex];
+      if (check.status === "intact") continue;
+      targets.set(fileIndex, openRepairTarget(check.path, entry.description.length));
+    }
+    for (const global of missing) {
+      const fileIndex = set.entries.findIndex((entry) => global >= entry.firstSlice && global < entry.firstSlice + entry.checksums.length);
+      const entry = set.entries[fileIndex];
+      const k = global - entry.firstSlice;
+      const position = k * sliceSize;
+      rebuiltAt.push({
+        target: targets.get(fileIndex)!, position, end: entry.description.length, hash: new Bun.CryptoHasher("md5"),
+        expected: entry.checksums[k].md5, label: `slice ${k} of ${entry.description.name}`,
+      });
+    }
+    if (chosen) {
+      const recoveryUsed = chosen.exponents.map((exponent) => set.recovery.find((r) => r.exponent === exponent)!);
+      const memory = options.memory;
+      // S_r: the recovery slice plus the intact data's contribution, range by range; then the
+      // missing slices' same range = A⁻¹ · S, in this thread (the workers are busy with S).
+      await multiplySlices({
+        sliceSize,
+        outputCount: m,
+        inputs: [...recoveryUsed.map((r) => ({ path: r.path, offset: r.offset, length: sliceSize })), ...known],
+        coefficient: (output, input) =>
+          input < m ? (input === output ? 1 : 0) : recoveryCoefficient(constantLogs[knownIndex[input - m]], chosen.exponents[output]),
+        kernel: options.kernel,
+        threads: options.threads,
+        signal: options.signal,
+        memory,
+        onProgress: options.onProgress,
+        onRange: (start, syndromes) =>
+          multiplySlices({
+            sliceSize: syndromes[0].length,
+            outputCount: m,
+            inputs: syndromes.map((bytes) => ({ bytes, offset: 0, length: bytes.length })),
+            coefficient: (output, input) => chosen.inverse[output * m + input],
+            kernel: options.kernel,
+            inThread: true,
+            signal: options.signal,
+            memory,
+            onRange: (within, rebuilt) => {
+              rebuilt.forEach((bytes, j) => {
+                const place = rebuiltAt[j];
+                place.hash.update(bytes);
+                const at = place.position + start + within;
+                const kept = Math.max(0, Math.min(bytes.length, place.end - at));
+                if (kept > 0) place.target.writeAt(bytes.subarray(0, kept), at);
+              });
+            },
+          }).then(() => undefined),
+      });
+    }
+    for (const place of rebuiltAt) {
+      if (!equalBytes(new Uint8Array(place.hash.digest().buffer), place.expected)) {
+        for (const target of targets.values()) target.abort();
+        return { before, repaired: [], failure: `rebuilt ${place.label} does not match its checksum; the recovery data is damaged` };
       }
     }
-    writeRepairedFile(check.path, entry.description.length, sliceSize, check.badSlices.map((k) => ({ index: k, bytes: rebuiltBySlice.get(entry.firstSlice + k)! })));
-    repaired.push(check.path);
+  } catch (error) {
+    for (const target of targets.values()) target.abort();
+    throw error;
+  }
+  const repaired: string[] = [];
+  for (const target of targets.values()) {
+    target.commit();
+    repaired.push(target.path);
   }
   return { before, repaired };
 }
@@ -134,27 +175,51 @@ function copyWhatIsLeft(path: string, temp: string): void {
   }
 }
 
-function writeRepairedFile(path: string, length: number, sliceSize: number, slices: readonly { index: number; bytes: Uint8Array }[]): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.repair.tmp`);
+interface RepairTarget {
+  readonly path: string;
+  writeAt(bytes: Uint8Array, position: number): void;
+  /** Cuts to the set's length, fsyncs and renames over the damaged file. */
+  commit(): void;
+  abort(): void;
+}
+
+/**
+ * The temp a damaged or missing file is rebuilt in: a copy of what is left
+ * (or a new file, its directory made again when it went too).
+ */
+function openRepairTarget(path: string, length: number): RepairTarget {
+  const directory = dirname(path);
+  const temp = join(directory, `.${basename(path)}.${process.pid}.repair.tmp`);
   // Blaine's data paths may stand for names that are not UTF-8 (see byte-names.ts).
   const present = existsSync(fsPath(path));
+  if (!present) mkdirSync(fsPath(directory), { recursive: true });
   if (present) copyWhatIsLeft(path, temp);
   const fd = openSync(fsPath(temp), present ? "r+" : "w", 0o644);
-  try {
-    for (const { index, bytes } of slices) {
-      const position = index * sliceSize;
-      const data = bytes.subarray(0, Math.min(sliceSize, length - position));
-      let written = 0;
-      while (written < data.length) written += writeSync(fd, data, written, data.length - written, position + written);
-    }
-    ftruncateSync(fd, length);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
+  let open = true;
+  const abort = () => {
+    if (open) closeSync(fd);
+    open = false;
     rmSync(fsPath(temp), { force: true });
-    throw error;
-  }
-  closeSync(fd);
-  renameSync(fsPath(temp), fsPath(path));
-  fsyncDirectory(dirname(path));
+  };
+  return {
+    path,
+    writeAt(bytes, position) {
+      let written = 0;
+      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written, position + written);
+    },
+    commit() {
+      try {
+        ftruncateSync(fd, length);
+        fsyncSync(fd);
+      } catch (error) {
+        abort();
+        throw error;
+      }
+      closeSync(fd);
+      open = false;
+      renameSync(fsPath(temp), fsPath(path));
+      fsyncDirectory(directory);
+    },
+    abort,
+  };
 }

@@ -80,11 +80,18 @@ export class SliceAccumulator {
     }
   }
 
-  /** The outputs' parts, outputs × partLength bytes, as PAR2 words. */
-  result(): Uint8Array {
+  /**
+   * The outputs' parts, outputs × partLength bytes, as PAR2 words: copied
+   * into `into` when it is given and large enough (a buffer reused range
+   * after range, so memory does not churn), else into a new array.
+   */
+  result(into?: Uint8Array): Uint8Array {
     const total = this.#shape.outputs * this.#shape.partLength;
     this.#kernel.join(this.#outputsAt, this.#outputsAt, total);
-    return this.#kernel.bytes().slice(this.#outputsAt, this.#outputsAt + total);
+    const parts = this.#kernel.bytes().subarray(this.#outputsAt, this.#outputsAt + total);
+    if (!into || into.length < total) return parts.slice();
+    into.set(parts);
+    return into.subarray(0, total);
   }
 
   close(): void {

@@ -1,9 +1,13 @@
 /**
  * outputs[o] = Σ_k coefficient(o, k) · input[k] over whole slices, the one
- * operation behind both encoding and repair. Large jobs are spread over
- * worker threads, each owning a byte range of every slice (so no input byte
- * is read or sent twice and no result is merged); small jobs run in the
- * calling thread, where the round trips would cost more than the work.
+ * operation behind both encoding and repair. Memory stays within a budget
+ * whatever the slice size: the slices are worked through by byte range (all
+ * outputs' bytes start..end from all inputs' bytes start..end), so only one
+ * range of every output is ever held, and each range is handed to the caller
+ * as soon as it is done. Large jobs are spread over worker threads, each
+ * owning a part of the range (so no input byte is read or sent twice and no
+ * result is merged); small jobs run in the calling thread, where the round
+ * trips would cost more than the work.
  */
 import { availableParallelism } from "node:os";
 import { chooseKernel, createKernel, type Kernel, type KernelName } from "./kernel.ts";
@@ -20,86 +24,143 @@ export interface MultiplyOptions {
   readonly kernel?: KernelName | "auto";
   /** Worker threads; default: one per core, none for small jobs. */
   readonly threads?: number;
+  /** Work in the calling thread whatever the size (inside another multiplication's `onRange`, which holds the workers). */
+  readonly inThread?: boolean;
   readonly signal?: AbortSignal;
   /**
-   * Receives each pass's outputs (outputs first…first+n-1) as soon as they
-   * are done, instead of all of them at the end: a caller writing them out
-   * holds one pass in memory, not every recovery slice of a huge file.
+   * Receives the outputs range by range, in increasing `start`: outputs[o]
+   * holds output o's bytes from `start` on (never past the slice). The views
+   * are valid during the call only. Without it, whole outputs are returned
+   * (for jobs known to be small).
    */
-  readonly onPass?: (first: number, outputs: Uint8Array[]) => void | Promise<void>;
-  /** Most output bytes per pass (default OUTPUT_BUDGET). */
-  readonly outputBudget?: number;
+  readonly onRange?: (start: number, outputs: readonly Uint8Array[]) => void | Promise<void>;
+  /** Bytes this multiplication may hold (outputs, inputs, tables); default DEFAULT_MEMORY. */
+  readonly memory?: number;
+  /** Input bytes multiplied so far, as they are done (for a progress display). */
+  readonly onProgress?: (bytes: number) => void;
 }
 
-/** Inputs per batch: enough to amortise a round trip, few enough to keep tables and inputs in cache-sized memory. */
-const BATCH = 48;
+/**
+ * Memory for one multiplication when the caller gives none: with the
+ * runtime's own ~60 MB this keeps a process under 256 MB RSS for any file.
+ * A range's outputs are held twice (in the kernels, then handed over), so
+ * they get a quarter; inputs in flight an eighth; coefficient tables an eighth.
+ */
+export const DEFAULT_MEMORY = 128 * 1024 * 1024;
+/** Most inputs per batch: enough to amortise a round trip and keep an output chunk in L1 across many inputs. */
+const MAX_BATCH = 48;
 /** Below this many multiply-accumulated bytes, the calling thread does it (a few milliseconds of work). */
 const WORKER_THRESHOLD = 64 * 1024 * 1024;
-/**
- * Most output bytes held at once per pass; more outputs than this take
- * several passes over the inputs (a 20 GB film at 10 %: 2 GB of recovery
- * data, three passes).
- */
-const OUTPUT_BUDGET = 768 * 1024 * 1024;
+/** Coefficients are computed once for all ranges when they take at most this much; else again for each range. */
+const COEFFICIENT_CACHE_BYTES = 16 * 1024 * 1024;
 
-/** The outputs, in order (none when `onPass` takes them). */
-export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Array[]> {
-  const { sliceSize, outputCount, inputs } = options;
-  if (outputCount === 0) return [];
-  const perPass = Math.max(1, Math.floor((options.outputBudget ?? OUTPUT_BUDGET) / Math.max(sliceSize, 1)));
-  const outputs: Uint8Array[] = [];
-  for (let first = 0; first < outputCount; first += perPass) {
-    const count = Math.min(perPass, outputCount - first);
-    const pass = await multiplyPass(options, first, count);
-    if (options.onPass) await options.onPass(first, pass);
-    else outputs.push(...pass);
-  }
-  return outputs;
+interface Plan {
+  readonly padded: number;
+  readonly kernel: KernelName;
+  readonly threads: number;
+  readonly inThread: boolean;
+  /** Bytes of every slice per range (a multiple of 32 × threads, except at the end). */
+  readonly rangeLength: number;
+  readonly batchSize: number;
 }
 
-async function multiplyPass(options: MultiplyOptions, firstOutput: number, outputCount: number): Promise<Uint8Array[]> {
-  const { sliceSize, inputs, signal } = options;
+function plan(options: MultiplyOptions): Plan {
+  const { sliceSize, outputCount, inputs } = options;
   const kernel = chooseKernel(options.kernel);
   const padded = Math.ceil(sliceSize / 32) * 32;
   const work = inputs.length * sliceSize * outputCount;
-  const threads = Math.max(1, Math.min(options.threads ?? (work < WORKER_THRESHOLD ? 1 : availableParallelism()), padded / 32));
-  const partLength = Math.ceil(padded / threads / 32) * 32;
-  const parts = Array.from({ length: threads }, (_, i) => ({ offset: i * partLength, length: Math.max(0, Math.min(partLength, padded - i * partLength)) })).filter((p) => p.length > 0);
+  const inThread = options.inThread === true || (options.threads === undefined && work < WORKER_THRESHOLD);
+  const threads = inThread ? 1 : Math.max(1, Math.min(options.threads ?? availableParallelism(), padded / 32));
+  const memory = options.memory ?? DEFAULT_MEMORY;
+  const unit = 32 * threads;
+  const rangeLength = Math.min(padded, Math.max(unit, Math.floor(memory / 4 / outputCount / unit) * unit));
+  const partLength = Math.ceil(rangeLength / threads / 32) * 32;
+  const tableBytes = kernel === "simd" ? 128 : 1024;
+  const byInputs = Math.floor(memory / 8 / threads / partLength);
+  const byTables = Math.floor(memory / 8 / threads / (outputCount * tableBytes));
+  const batchSize = Math.max(1, Math.min(MAX_BATCH, byInputs, byTables, inputs.length));
+  return { padded, kernel, threads, inThread, rangeLength, batchSize };
+}
 
-  const batches: { sources: SliceSource[]; coefficients: Uint16Array }[] = [];
-  for (let start = 0; start < inputs.length; start += BATCH) {
-    const group = inputs.slice(start, start + BATCH);
-    const coefficients = new Uint16Array(outputCount * group.length);
-    for (let o = 0; o < outputCount; o++) for (let k = 0; k < group.length; k++) coefficients[o * group.length + k] = options.coefficient(firstOutput + o, start + k);
-    batches.push({ sources: group.map(({ path, bytes, offset, length }) => ({ path, bytes, offset, length })), coefficients });
+/** The outputs, in order, when no `onRange` takes them; otherwise none. */
+export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Array[]> {
+  const { sliceSize, outputCount, inputs } = options;
+  if (outputCount === 0) return [];
+  const shape = plan(options);
+  const whole = options.onRange ? undefined : Array.from({ length: outputCount }, () => new Uint8Array(sliceSize));
+  const onRange = options.onRange ?? ((start: number, outputs: readonly Uint8Array[]) => outputs.forEach((bytes, o) => whole![o].set(bytes, start)));
+  const groups: { start: number; sources: SliceSource[] }[] = [];
+  for (let start = 0; start < inputs.length; start += shape.batchSize) groups.push({ start, sources: inputs.slice(start, start + shape.batchSize) });
+  const coefficientsOf = (group: { start: number; sources: SliceSource[] }) => {
+    const coefficients = new Uint16Array(outputCount * group.sources.length);
+    for (let o = 0; o < outputCount; o++) for (let k = 0; k < group.sources.length; k++) coefficients[o * group.sources.length + k] = options.coefficient(o, group.start + k);
+    return coefficients;
+  };
+  const cached = inputs.length * outputCount * 2 <= COEFFICIENT_CACHE_BYTES ? groups.map(coefficientsOf) : undefined;
+  const batches = () => groups.map((group, i) => ({ sources: group.sources, coefficients: cached?.[i] ?? coefficientsOf(group) }));
+
+  // Each part's result buffer goes back and forth between this thread and its worker, reused for every range.
+  const spares: (Uint8Array | undefined)[] = [];
+  for (let start = 0; start < shape.padded; start += shape.rangeLength) {
+    const length = Math.min(shape.rangeLength, shape.padded - start);
+    await multiplyRange(options, shape, start, length, batches(), onRange, spares);
   }
+  return whole ?? [];
+}
 
-  let results: Uint8Array[];
-  if (parts.length === 1 && options.threads === undefined && work < WORKER_THRESHOLD) {
-    const accumulator = new SliceAccumulator(localKernel(kernel), { partOffset: 0, partLength: padded, outputs: outputCount, batchCapacity: BATCH });
+interface Batch {
+  readonly sources: readonly SliceSource[];
+  readonly coefficients: Uint16Array;
+}
+
+/** One range of every output, handed to `onRange` part by part (in order) while the workers are still lent to it. */
+async function multiplyRange(
+  options: MultiplyOptions, shape: Plan, start: number, length: number, batches: readonly Batch[],
+  onRange: (start: number, outputs: readonly Uint8Array[]) => void | Promise<void>,
+  spares: (Uint8Array | undefined)[],
+): Promise<void> {
+  const { sliceSize, outputCount, signal } = options;
+  const partLength = Math.ceil(length / shape.threads / 32) * 32;
+  const parts = Array.from({ length: shape.threads }, (_, i) => ({ offset: start + i * partLength, length: Math.max(0, Math.min(partLength, length - i * partLength)) }))
+    .filter((p) => p.length > 0);
+  const handOver = async (results: readonly Uint8Array[]) => {
+    for (const [i, part] of parts.entries()) {
+      const kept = Math.max(0, Math.min(part.length, sliceSize - part.offset));
+      if (kept === 0) continue;
+      const views = Array.from({ length: outputCount }, (_, o) => results[i].subarray(o * part.length, o * part.length + kept));
+      await onRange(part.offset, views);
+    }
+  };
+  const inputBytes = (batch: Batch) => batch.sources.reduce((sum, source) => sum + Math.max(0, Math.min(length, source.length - start)), 0);
+
+  if (shape.inThread) {
+    const accumulator = new SliceAccumulator(localKernel(shape.kernel), { partOffset: start, partLength: length, outputs: outputCount, batchCapacity: shape.batchSize });
     try {
       for (const batch of batches) {
         signal?.throwIfAborted();
         accumulator.addBatch(batch.sources, batch.coefficients);
+        options.onProgress?.(inputBytes(batch));
       }
-      results = [accumulator.result()];
+      const result = accumulator.result(spares[0]);
+      spares[0] = new Uint8Array(result.buffer);
+      await handOver([result]);
     } finally {
       accumulator.close();
     }
-  } else {
-    results = await withWorkers(parts.length, (workers) => Promise.all(parts.map((part, i) => runWorker(workers[i], kernel, part, outputCount, batches, signal))));
+    return;
   }
-
-  const outputs: Uint8Array[] = [];
-  for (let o = 0; o < outputCount; o++) {
-    const slice = new Uint8Array(sliceSize);
-    parts.forEach((part, i) => {
-      const from = results[i].subarray(o * part.length, o * part.length + part.length);
-      slice.set(from.subarray(0, Math.max(0, Math.min(part.length, sliceSize - part.offset))), part.offset);
-    });
-    outputs.push(slice);
-  }
-  return outputs;
+  await withWorkers(parts.length, async (workers) => {
+    const results = await Promise.all(
+      parts.map((part, i) =>
+        runWorker(workers[i], shape.kernel, part, outputCount, shape.batchSize, batches, signal, spares[i], (batch) => {
+          // Each worker does its part of a batch; the batch's bytes are done when the last part is.
+          if (i === 0) options.onProgress?.(inputBytes(batch));
+        }),
+      ),
+    );
+    results.forEach((result, i) => (spares[i] = new Uint8Array(result.buffer)));
+    await handOver(results);
+  });
 }
 
 /** One kernel per kind in this thread, reused: instantiating WebAssembly for each small set would cost more than its work. */
@@ -116,8 +177,11 @@ function runWorker(
   kernel: KernelName,
   part: { offset: number; length: number },
   outputs: number,
-  batches: readonly { sources: SliceSource[]; coefficients: Uint16Array }[],
-  signal?: AbortSignal,
+  batchCapacity: number,
+  batches: readonly Batch[],
+  signal: AbortSignal | undefined,
+  into: Uint8Array | undefined,
+  onBatch: (batch: Batch) => void,
 ): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolve, reject) => {
     let sent = 0;
@@ -137,18 +201,22 @@ function runWorker(
         const batch = batches[sent++];
         send({ type: "batch", sources: batch.sources, coefficients: batch.coefficients });
       }
-      if (acknowledged === batches.length) send({ type: "finish" });
+      if (acknowledged === batches.length) {
+        if (into) worker.postMessage({ type: "finish", into } satisfies WorkerRequest, [into.buffer as ArrayBuffer]);
+        else send({ type: "finish" });
+      }
     };
     worker.onmessage = (event: MessageEvent<WorkerReply>) => {
       const reply = event.data;
       if (reply.type === "error") finish(new Error(`PAR2 worker: ${reply.message}`));
       else if (reply.type === "result") finish(undefined, reply.part);
       else {
+        if (acknowledged >= 0) onBatch(batches[acknowledged]);
         acknowledged++;
         pump();
       }
     };
     worker.onerror = (event) => finish(new Error(`PAR2 worker: ${event.message}`));
-    send({ type: "start", kernel, shape: { partOffset: part.offset, partLength: part.length, outputs, batchCapacity: BATCH } });
+    send({ type: "start", kernel, shape: { partOffset: part.offset, partLength: part.length, outputs, batchCapacity } });
   });
 }

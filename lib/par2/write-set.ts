@@ -24,13 +24,17 @@ export class PendingFile {
     this.#fd = openSync(this.#temp, "w", 0o644);
   }
 
+  /** Appends after the furthest byte written so far. */
   write(chunks: readonly Uint8Array[]): void {
+    for (const chunk of chunks) this.writeAt(chunk, this.bytes);
+  }
+
+  /** Writes at `position` (recovery slices go in range by range, their headers last). */
+  writeAt(chunk: Uint8Array, position: number): void {
     const fd = this.#fd!;
-    for (const chunk of chunks) {
-      let offset = 0;
-      while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset);
-      this.bytes += chunk.length;
-    }
+    let offset = 0;
+    while (offset < chunk.length) offset += writeSync(fd, chunk, offset, chunk.length - offset, position + offset);
+    this.bytes = Math.max(this.bytes, position + chunk.length);
   }
 
   commit(options: { sync?: boolean } = {}): void {
