@@ -1,5 +1,6 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
@@ -92,5 +93,47 @@ describe("kill -9 during blaine run", () => {
     expect(killed.exitCode).not.toBe(0);
     const verified = await env.verify();
     expect(verified.exitCode).toBe(0);
+  });
+});
+
+describe("kill -9 during blaine restore", () => {
+  /** Every `.blaine-restore-*` temp below `dir`. */
+  const restoreTemps = (dir: string): string[] =>
+    (readdirSync(dir, { recursive: true }) as string[]).filter((path) => path.split("/").pop()!.startsWith(".blaine-restore-"));
+
+  test("issue 12.10: a restore killed before it renames a temp leaves it; the re-run removes it and the target equals the source", async () => {
+    env = await archiveEnv(tree(30, 300_000));
+    expect((await env.run()).exitCode).toBe(0);
+    const to = join(env.root, "restored");
+    const killed = await blaine(["restore", env.source, "--to", to, "--db", env.db, "--dest", env.disk], { env: { BLAINE_CRASH_AT: "restore-before-rename:12" } });
+    expect(killed.exitCode).not.toBe(0);
+    expect(restoreTemps(to).length).toBe(1);
+    const again = await env.restore(to);
+    expect(again.exitCode).toBe(0);
+    expect(again.json.skipped).toBe(11);
+    expect(restoreTemps(to)).toEqual([]);
+    expect(snapshotTree(join(to, env.source))).toEqual(snapshotTree(env.source));
+  });
+
+  test("issue 12.10: an external kill -9 in the middle of a large file's copy; the re-run leaves no partial temp", async () => {
+    env = await archiveEnv({ small: "small", big: new Uint8Array(randomBytes(160 * 1024 * 1024)) });
+    expect((await env.run()).exitCode).toBe(0);
+    const to = join(env.root, "restored");
+    const child = spawnBlaine(["restore", env.source, "--to", to, "--db", env.db, "--dest", env.disk]);
+    const partial = () => {
+      if (!existsSync(join(to, env!.source))) return false;
+      const temps = restoreTemps(to);
+      return temps.length > 0 && statSync(join(to, temps[0])).size > 0;
+    };
+    await waitFor(partial, 60_000, "a partly written restore temp");
+    child.kill("SIGKILL");
+    expect(await child.exited).not.toBe(0);
+    const left = restoreTemps(to);
+    expect(left.length).toBe(1);
+    expect(statSync(join(to, left[0])).size).toBeLessThan(160 * 1024 * 1024);
+    const again = await env.restore(to);
+    expect(again.exitCode).toBe(0);
+    expect(restoreTemps(to)).toEqual([]);
+    expect(snapshotTree(join(to, env.source))).toEqual(snapshotTree(env.source));
   });
 });

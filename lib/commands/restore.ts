@@ -4,10 +4,11 @@ import type { HostFileRow } from "../catalog/records.ts";
 import { selectFiles } from "../catalog/select-files.ts";
 import type { Settings } from "../config.ts";
 import { copyWithHash } from "../copy/builtin-copy.ts";
+import { crashPoint } from "../crash-point.ts";
 import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { formatHash, hashAlgorithmOf } from "../hashing.ts";
-import { fsPath, quotedPath, readLinkText } from "../fs/byte-names.ts";
+import { fsPath, listNames, quotedPath, readLinkText } from "../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { copyReadable, describeRanges, isUnreadableData } from "../fs/salvage-read.ts";
 import type { RunError } from "../report.ts";
@@ -73,10 +74,12 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
       ),
     );
     const firstOfInode = new Map<string, string>();
+    const cleanedDirs = new Set<string>();
     for (const file of selectFiles(archive.catalog, options.paths)) {
       options.signal?.throwIfAborted();
       matched++;
       const target = join(to, file.path);
+      removeStaleTemps(dirname(target), cleanedDirs);
       // Names of one source inode come back as one inode: files, and symlinks
       // hardlinked with link(2) (of the same target, in case inodes were reused).
       const shared = sharedInodes.has(`${file.dev}:${file.ino}`);
@@ -169,6 +172,7 @@ async function restoreFile(file: HostFileRow, source: string, target: string, si
       setTimes(temp, exactMtime(file.mtimeMs, file.mtimeNsec));
       unreadable = ranges.length > 0 ? `${describeRanges(ranges)} could not be read on the disk` : undefined;
     }
+    crashPoint("restore-before-rename");
     renameSync(fsPath(temp), fsPath(target));
   } finally {
     rmSync(fsPath(temp), { force: true });
@@ -176,8 +180,47 @@ async function restoreFile(file: HostFileRow, source: string, target: string, si
   return { matches: hash === file.hash, hash, unreadable };
 }
 
+const TEMP_PREFIX = ".blaine-restore-";
+
 function tempBeside(target: string): string {
-  return join(dirname(target), `.blaine-restore-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  return join(dirname(target), `${TEMP_PREFIX}${process.pid}-${Math.random().toString(36).slice(2)}`);
+}
+
+/**
+ * Removes the temps a killed restore left in `dir` (`.blaine-restore-PID-…`
+ * of a PID no longer running: a restore still running into the same tree
+ * keeps its own), once per directory. The re-run of the restore visits the
+ * same directories, so what a kill -9 left is gone after it.
+ */
+function removeStaleTemps(dir: string, cleaned: Set<string>): void {
+  if (cleaned.has(dir)) return;
+  cleaned.add(dir);
+  let names: string[];
+  try {
+    names = listNames(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(TEMP_PREFIX)) continue;
+    const pid = Number(name.slice(TEMP_PREFIX.length).split("-")[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || isRunning(pid)) continue;
+    try {
+      rmSync(fsPath(join(dir, name)), { force: true });
+    } catch {
+      // A temp that cannot go (a directory by that name?) is the user's: left alone.
+    }
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errnoCode(error) === "EPERM";
+  }
 }
 
 /** Makes `target` by building it under a temp name, then renaming over. */
