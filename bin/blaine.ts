@@ -16,6 +16,7 @@ const command = {
   diskClone: () => import("../lib/commands/disk-clone.ts"),
   diskList: () => import("../lib/commands/disk-list.ts"),
   diskRetire: () => import("../lib/commands/disk-retire.ts"),
+  diskRebuild: () => import("../lib/commands/disk-rebuild.ts"),
   catalogRebuild: () => import("../lib/commands/catalog-rebuild.ts"),
   pending: () => import("../lib/commands/pending.ts"),
   whereis: () => import("../lib/commands/whereis.ts"),
@@ -77,7 +78,7 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
   .option("--label <name>", "Disk label (disk init)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
   .option("--encrypt <cipher>", "Encrypt the disk with gocryptfs or securefs (disk init; key from --keyfile, BLAINE_PASSWORD or a prompt)")
-  .option("--force", "disk retire: retire even a disk holding the only copy of files (they are listed as lost)")
+  .option("--force", "disk retire: retire even a disk holding the only copy of files (they are listed as lost); disk rebuild: rebuild even a whole catalog")
   .action(async (action: string, args: string[], flags: Flags) => {
     const settings = loadSettings(flags);
     const output = createOutput(settings.json);
@@ -96,7 +97,11 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
       if (args.length !== 1) throw new BlaineError("usage: blaine disk retire LABEL [--force]", ExitCode.usage);
       return (await command.diskRetire()).retireDisk(settings, { label: args[0], force: Boolean(flags.force) }, output).exitCode;
     }
-    throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, retire)`, ExitCode.usage);
+    if (action === "rebuild") {
+      if (args.length !== 1) throw new BlaineError("usage: blaine disk rebuild DIR [--force]", ExitCode.usage);
+      return (await (await command.diskRebuild()).rebuildDisk(settings, { dir: args[0], force: Boolean(flags.force) }, output)).exitCode;
+    }
+    throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, retire, rebuild)`, ExitCode.usage);
   });
 
 common(cli.command("pending", "Deferred actions waiting for disks and copies that are not mounted"))

@@ -43,3 +43,8 @@ export function errnoCode(error: unknown): string | undefined {
     ? String((error as { code: unknown }).code)
     : undefined;
 }
+
+/** A path or value as typed in a shell, for the commands that messages suggest (quoted only when it must be). */
+export function shellWord(text: string): string {
+  return /^[\w/.,:+=@%-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
+}

@@ -19,6 +19,10 @@ export interface OpenCatalogOptions {
   readonly create?: boolean;
   /** Hold SQLite's file lock until close (writers only; readers then wait or fail as busy). */
   readonly exclusive?: boolean;
+  /** How errors name the file (default `<kind> catalog <path>`): a disk's catalog as the user knows the disk. */
+  readonly name?: string;
+  /** What to do about a missing, empty or unreadable file: appended to those errors. */
+  readonly advice?: string;
 }
 
 /**
@@ -27,14 +31,16 @@ export interface OpenCatalogOptions {
  * a later Blaine) or a file that is not a catalog is refused, never recreated.
  */
 export function openCatalogDatabase(path: string, kind: CatalogKind, options: OpenCatalogOptions = {}): Database {
+  const name = options.name ?? `${kind} catalog ${path}`;
+  const advice = options.advice ? `; ${options.advice}` : "";
   if (!existsSync(path) && !options.create) {
-    throw new BlaineError(`${kind} catalog ${path} does not exist`, ExitCode.usage);
+    throw new BlaineError(`${name} does not exist${advice}`, options.advice ? ExitCode.failure : ExitCode.usage);
   }
   let sqlite: Database;
   try {
     sqlite = options.readonly ? new Database(path, { readonly: true }) : new Database(path, { create: true });
   } catch (error) {
-    throw new BlaineError(`cannot open ${kind} catalog ${path}: ${errorMessage(error)}`, ExitCode.failure);
+    throw new BlaineError(`cannot open ${name}: ${errorMessage(error)}${advice}`, ExitCode.failure);
   }
   try {
     sqlite.exec("PRAGMA busy_timeout = 5000");
@@ -56,16 +62,16 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
     // (64 MB took it to 290 MB, for no faster run).
     sqlite.exec("PRAGMA cache_size = -16384");
     sqlite.exec("PRAGMA foreign_keys = ON");
-    const pending = checkSchemaVersion(sqlite, path, kind, options.readonly ?? false);
+    const pending = checkSchemaVersion(sqlite, { path, kind, name, advice, readonly: options.readonly ?? false, mayBeNew: Boolean(options.create) });
     if (!options.readonly && pending) applyMigrations(sqlite, kind);
     return sqlite;
   } catch (error) {
     sqlite.close();
     if (error instanceof BlaineError) throw error;
     if (/database is locked/.test(errorMessage(error))) {
-      throw new BlaineError(`${kind} catalog ${path} is busy: another blaine command is writing it; try again when it has finished`);
+      throw new BlaineError(`${name} is busy: another blaine command is writing it; try again when it has finished`);
     }
-    throw new BlaineError(`${kind} catalog ${path} is damaged or not a Blaine catalog: ${errorMessage(error)}`);
+    throw new BlaineError(`${name} is damaged or not a Blaine catalog: ${errorMessage(error)}${advice}`);
   }
 }
 
@@ -91,9 +97,15 @@ function applyMigrations(sqlite: Database, kind: CatalogKind): void {
 
 /**
  * Refuses catalogs written by a newer Blaine, whose schema this one does not
- * know. Returns whether migrations are pending (a new or older catalog).
+ * know, and empty files (a 0-byte catalog is a lost one, not a new one,
+ * unless the caller is creating it). Returns whether migrations are pending
+ * (a new or older catalog).
  */
-function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, readonly: boolean): boolean {
+function checkSchemaVersion(
+  sqlite: Database,
+  file: { path: string; kind: CatalogKind; name: string; advice: string; readonly: boolean; mayBeNew: boolean },
+): boolean {
+  const { path, kind, name, readonly } = file;
   const hasTable = sqlite
     .query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'")
     .get();
@@ -101,7 +113,7 @@ function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, r
   if (!hasTable) {
     const anyTable = sqlite.query("SELECT name FROM sqlite_master WHERE type = 'table' LIMIT 1").get();
     if (anyTable) throw new BlaineError(`${path} is an SQLite file but not a Blaine ${kind} catalog`);
-    if (readonly) throw new BlaineError(`${kind} catalog ${path} is empty`);
+    if (readonly || !file.mayBeNew) throw new BlaineError(`${name} is empty (0 bytes, or no tables)${file.advice}`);
     return true;
   }
   const applied = sqlite.query("SELECT created_at AS createdAt FROM __drizzle_migrations").all() as {
@@ -109,11 +121,11 @@ function checkSchemaVersion(sqlite: Database, path: string, kind: CatalogKind, r
   }[];
   const knownTimes = new Set(known.map((entry) => entry.when));
   if (applied.some((row) => !knownTimes.has(Number(row.createdAt)))) {
-    throw new BlaineError(`${kind} catalog ${path} was written by a newer version of Blaine; upgrade Blaine to use it`);
+    throw new BlaineError(`${name} was written by a newer version of Blaine; upgrade Blaine to use it`);
   }
   if (readonly && applied.length < known.length) {
     throw new BlaineError(
-      `${kind} catalog ${path} is from an older version of Blaine; run any writing command (e.g. blaine run) to upgrade it`,
+      `${name} is from an older version of Blaine; run any writing command (e.g. blaine run) to upgrade it`,
     );
   }
   return applied.length < known.length;

@@ -6,6 +6,7 @@ import type { Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
 import { expandDiskDirectories } from "../disk/mount-disks.ts";
+import { diskCatalogNaming } from "../disk/mounted-disk.ts";
 import { cipherTool, releaseDiskMounts, unlockDisk } from "../disk/unlock.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { generatePassword, KeySource } from "../secrets/key-source.ts";
@@ -117,13 +118,14 @@ async function probeFuse(): Promise<DoctorResult["fuse"]> {
   }
 }
 
-function checkCatalog(path: string, kind: "host" | "disk"): { path: string; ok: boolean; message: string } {
-  if (!existsSync(path)) return { path, ok: false, message: "does not exist" };
+function checkCatalog(path: string, kind: "host" | "disk", naming?: { name: string; advice: string }): { path: string; ok: boolean; message: string } {
+  const advice = naming ? `; ${naming.advice}` : "";
+  if (!existsSync(path)) return { path, ok: false, message: `does not exist${advice}` };
   try {
-    const sqlite = openCatalogDatabase(path, kind, { readonly: true });
+    const sqlite = openCatalogDatabase(path, kind, { readonly: true, ...naming });
     try {
       const verdict = integrityCheck(sqlite);
-      return { path, ok: verdict === "ok", message: verdict === "ok" ? "integrity check ok" : `integrity check: ${verdict}` };
+      return { path, ok: verdict === "ok", message: verdict === "ok" ? "integrity check ok" : `integrity check: ${verdict}${advice}` };
     } finally {
       sqlite.close();
     }
@@ -146,8 +148,12 @@ async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean) {
       if (keys.known().length === 0) return { ...known, ok: true, message: `encrypted with ${label.cipher}; give --keyfile (or BLAINE_PASSWORD) to check its catalog` };
     }
     const root = await unlockDisk(dir, label, { readonly: true, keys });
-    const catalog = checkCatalog(diskLayout(root).catalog, "disk");
-    return { ...known, ok: catalog.ok, message: `${label.cipher ? `encrypted with ${label.cipher}, unlocked; ` : ""}disk catalog ${catalog.message}` };
+    const layout = diskLayout(root);
+    const naming = diskCatalogNaming(dir, label, layout);
+    const catalog = checkCatalog(layout.catalog, "disk", naming);
+    // An error from opening it names the catalog already.
+    const said = catalog.message.startsWith(naming.name) ? catalog.message : `disk catalog ${catalog.message}`;
+    return { ...known, ok: catalog.ok, message: `${label.cipher ? `encrypted with ${label.cipher}, unlocked; ` : ""}${said}` };
   } catch (error) {
     return { ...known, ok: false, message: errorMessage(error) };
   }

@@ -2,12 +2,12 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from
 import { resolve } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { openCatalogDatabase } from "../catalog/open.ts";
-import { BlaineError, ExitCode } from "../errors.ts";
+import { BlaineError, ExitCode, shellWord } from "../errors.ts";
 import { readDiskLabel, type DiskLabel } from "./disk-label.ts";
 import { diskLayout, type DiskLayout } from "./layout.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
-import { unlockDisk } from "./unlock.ts";
+import { cipherDirOf, unlockDisk } from "./unlock.ts";
 
 export interface DiskRow {
   readonly id: string;
@@ -71,26 +71,7 @@ export class MountedDisk {
     if (!label) {
       throw new BlaineError(`--dest ${dir} is not an archive disk (no .blaine/disk.json): run "blaine disk init ${dir} --label NAME"`, ExitCode.usage);
     }
-    const archiveId = catalog.archiveId();
-    if (label.archiveId !== archiveId) {
-      throw new BlaineError(
-        `${dir} belongs to another archive (${label.archiveId}), not to the one in catalog ${catalog.path} (${archiveId ?? "none"})`,
-        ExitCode.usage,
-      );
-    }
-    const row = catalog.sqlite
-      .query("SELECT id, label, capacity, state FROM disks WHERE id = ?")
-      .get(label.diskId) as DiskRow | null;
-    if (!row) {
-      throw new BlaineError(`${dir} claims disk "${label.label}" (${label.diskId}), which catalog ${catalog.path} does not know`, ExitCode.usage);
-    }
-    const copy = catalog.sqlite.query("SELECT disk_id AS diskId FROM disk_copies WHERE id = ?").get(label.copyId) as { diskId: string } | null;
-    if (!copy || copy.diskId !== label.diskId) {
-      throw new BlaineError(
-        `${dir} claims to be a copy (${label.copyId}) of disk "${row.label}" that catalog ${catalog.path} does not know: was it cloned with another catalog?`,
-        ExitCode.usage,
-      );
-    }
+    const row = diskRowOf(catalog, dir, label);
     const keys = options.keys ?? new KeySource();
     let dataRoot: string;
     let mountedReadOnly = options.readonly ?? false;
@@ -106,8 +87,10 @@ export class MountedDisk {
       dataRoot = await unlockDisk(root, label, { readonly: options.readonly ?? false, keys });
     }
     const layout = diskLayout(dataRoot);
-    // Migrate on a connection of its own: the migrator works on "main".
-    openCatalogDatabase(layout.catalog, "disk", { readonly: mountedReadOnly, create: !mountedReadOnly }).close();
+    // Migrate on a connection of its own: the migrator works on "main". A
+    // missing or empty catalog is never made anew here: an empty one would
+    // disown everything on the disk (see blaine disk rebuild).
+    openCatalogDatabase(layout.catalog, "disk", { readonly: mountedReadOnly, ...diskCatalogNaming(root, label, layout) }).close();
     catalog.attach(alias, layout.catalog);
     if (!mountedReadOnly) mkdirSync(layout.tmp, { recursive: true });
     if (!options.readonly) {
@@ -140,6 +123,47 @@ export class MountedDisk {
       if (!keep.has(name)) rmSync(`${this.layout.tmp}/${name}`, { force: true, recursive: true });
     }
   }
+}
+
+/**
+ * The host catalog's row of the disk whose label `dir` holds, after checking
+ * that it is a disk of this archive and a copy the catalog knows.
+ */
+export function diskRowOf(catalog: ArchiveCatalog, dir: string, label: DiskLabel): DiskRow {
+  const archiveId = catalog.archiveId();
+  if (label.archiveId !== archiveId) {
+    throw new BlaineError(
+      `${dir} belongs to another archive (${label.archiveId}), not to the one in catalog ${catalog.path} (${archiveId ?? "none"})`,
+      ExitCode.usage,
+    );
+  }
+  const row = catalog.sqlite
+    .query("SELECT id, label, capacity, state FROM disks WHERE id = ?")
+    .get(label.diskId) as DiskRow | null;
+  if (!row) {
+    throw new BlaineError(`${dir} claims disk "${label.label}" (${label.diskId}), which catalog ${catalog.path} does not know`, ExitCode.usage);
+  }
+  const copy = catalog.sqlite.query("SELECT disk_id AS diskId FROM disk_copies WHERE id = ?").get(label.copyId) as { diskId: string } | null;
+  if (!copy || copy.diskId !== label.diskId) {
+    throw new BlaineError(
+      `${dir} claims to be a copy (${label.copyId}) of disk "${row.label}" that catalog ${catalog.path} does not know: was it cloned with another catalog?`,
+      ExitCode.usage,
+    );
+  }
+  return row;
+}
+
+/**
+ * How errors name a disk's catalog (as the user knows the disk, not by a
+ * private mountpoint) and what they advise when it is lost or unreadable.
+ */
+export function diskCatalogNaming(dir: string, label: DiskLabel, layout: DiskLayout): { name: string; advice: string } {
+  return {
+    name: label.cipher
+      ? `the catalog of encrypted disk "${label.label}" (.blaine/catalog.db inside ${cipherDirOf(dir)})`
+      : `the catalog of disk "${label.label}" (${layout.catalog})`,
+    advice: `run "blaine disk rebuild ${shellWord(dir)}" to rebuild it from the host catalog and the data on the disk`,
+  };
 }
 
 /**
