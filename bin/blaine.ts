@@ -75,7 +75,8 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
   });
 
 common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]"))
-  .option("--label <name>", "Disk label (disk init)")
+  .option("--label <name>", "Disk label (disk init; disk rebuild: which disk a DIR that lost its disk.json is)")
+  .option("--copy <id>", "disk rebuild: which copy of the disk a DIR that lost its disk.json is (its id, or the start of it as disk list shows)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
   .option("--encrypt <cipher>", "Encrypt the disk with gocryptfs or securefs (disk init; key from --keyfile, BLAINE_PASSWORD or a prompt)")
   .option("--force", "disk retire: retire even a disk holding the only copy of files (they are listed as lost); disk rebuild: rebuild even a whole catalog")
@@ -98,8 +99,9 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
       return (await command.diskRetire()).retireDisk(settings, { label: args[0], force: Boolean(flags.force) }, output).exitCode;
     }
     if (action === "rebuild") {
-      if (args.length !== 1) throw new BlaineError("usage: blaine disk rebuild DIR [--force]", ExitCode.usage);
-      return (await (await command.diskRebuild()).rebuildDisk(settings, { dir: args[0], force: Boolean(flags.force) }, output)).exitCode;
+      if (args.length !== 1) throw new BlaineError("usage: blaine disk rebuild DIR [--force] [--label NAME] [--copy ID]", ExitCode.usage);
+      const choice = { label: singleFlag(flags, "label") as string | undefined, copy: singleFlag(flags, "copy") as string | undefined };
+      return (await (await command.diskRebuild()).rebuildDisk(settings, { dir: args[0], force: Boolean(flags.force), ...choice }, output)).exitCode;
     }
     throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, retire, rebuild)`, ExitCode.usage);
   });

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { diskContents, multiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { blaine } from "./helpers/cli.ts";
-import { seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
+import { makeTree, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 
 // These tests run the real CLI on real trees: Bun's 5 s default is too short.
 setDefaultTimeout(120_000);
@@ -144,3 +145,85 @@ describe("a lost disk catalog", () => {
     }
   });
 });
+
+const encryptionSkip = cipherMissing("gocryptfs");
+if (encryptionSkip) console.log(`skipped: a lost disk.json of an encrypted disk: ${encryptionSkip}`);
+
+describe("a lost disk label", () => {
+  test("issue 12.6: a disk that lost its .blaine/disk.json is told to run blaine disk rebuild (disk init refuses it), which writes the same label again", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    // A second disk, so the rebuild must tell the two apart by their data.
+    const other = join(env.root, "disk-b");
+    expect((await blaine(["disk", "init", other, "--label", "B", "--db", env.db])).exitCode).toBe(0);
+    makeTree(join(env.root, "src-b"), { only: "on B" });
+    expect((await blaine(["run", "--db", env.db, "--dest", other, join(env.root, "src-b")])).exitCode).toBe(0);
+    const labelPath = join(env.disk, ".blaine", "disk.json");
+    const original = JSON.parse(readFileSync(labelPath, "utf8"));
+    rmSync(labelPath);
+
+    const run = await env.run();
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toContain(`blaine disk rebuild ${env.disk}`);
+    expect(run.stderr).not.toMatch(/run "blaine disk init/);
+    // The old advice made it a new, empty disk around the old data: refused now.
+    const init = await blaine(["disk", "init", env.disk, "--label", "A2", "--db", env.db]);
+    expect(init.exitCode).toBe(2);
+    expect(init.stderr).toContain("blaine disk rebuild");
+    expect(existsSync(labelPath)).toBe(false);
+    expect((await env.cli("disk", "list", "--json")).json.disks.map((disk: { label: string }) => disk.label)).toEqual(["A", "B"]);
+
+    const rebuild = await env.cli("disk", "rebuild", env.disk, "--json");
+    expect(rebuild.exitCode).toBe(0);
+    expect(rebuild.json).toMatchObject({ label: "A", labelRebuilt: true, rebuilt: false });
+    const { created: _created, ...rest } = JSON.parse(readFileSync(labelPath, "utf8"));
+    const { created: _originalCreated, ...expected } = original;
+    expect(rest).toEqual(expected);
+
+    const again = await env.run();
+    expect(again.exitCode).toBe(0);
+    expect(again.json.unchanged).toBe(5);
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test.skipIf(encryptionSkip !== undefined)("issue 12.6: an encrypted disk that lost its disk.json gets it back with its key (cipher included)", async () => {
+    const dir = tempDir();
+    try {
+      const source = join(dir.path, "src");
+      makeTree(source, tree());
+      const db = join(dir.path, "catalog.db");
+      const disk = join(dir.path, "disk");
+      const keyfile = join(dir.path, "key");
+      writeFileSync(keyfile, `pw-${crypto.randomUUID()}\n`, { mode: 0o600 });
+      const common = ["--db", db, "--dest", disk, "--keyfile", keyfile];
+      expect((await blaine(["disk", "init", disk, "--label", "E", "--db", db, "--encrypt", "gocryptfs", "--keyfile", keyfile])).exitCode).toBe(0);
+      expect((await blaine(["run", ...common, source])).exitCode).toBe(0);
+      const labelPath = join(disk, ".blaine", "disk.json");
+      const original = JSON.parse(readFileSync(labelPath, "utf8"));
+      rmSync(labelPath);
+
+      const run = await blaine(["run", ...common, source]);
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toContain(`blaine disk rebuild ${disk}`);
+      const withoutKey = await blaine(["disk", "rebuild", disk, "--db", db]);
+      expect(withoutKey.exitCode).toBe(2);
+      expect(withoutKey.stderr).toContain("--keyfile");
+      expect(existsSync(labelPath)).toBe(false);
+
+      const rebuild = await blaine(["disk", "rebuild", disk, "--db", db, "--keyfile", keyfile, "--json"]);
+      expect(rebuild.exitCode).toBe(0);
+      expect(rebuild.json).toMatchObject({ label: "E", labelRebuilt: true });
+      const { created: _created, ...rest } = JSON.parse(readFileSync(labelPath, "utf8"));
+      const { created: _originalCreated, ...expected } = original;
+      expect(rest).toEqual(expected);
+      expect(rest.cipher).toBe("gocryptfs");
+      const again = await blaine(["run", ...common, "--json", source]);
+      expect(again.exitCode).toBe(0);
+      expect(again.json.unchanged).toBe(5);
+      expect((await blaine(["verify", ...common])).exitCode).toBe(0);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+

@@ -6,7 +6,7 @@ import type { Settings } from "../config.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
 import { expandDiskDirectories } from "../disk/mount-disks.ts";
-import { diskCatalogNaming } from "../disk/mounted-disk.ts";
+import { diskCatalogNaming, notADiskError } from "../disk/mounted-disk.ts";
 import { cipherTool, releaseDiskMounts, unlockDisk } from "../disk/unlock.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { generatePassword, KeySource } from "../secrets/key-source.ts";
@@ -141,7 +141,7 @@ async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean) {
   let known = base;
   try {
     const label = readDiskLabel(dir);
-    if (!label) return { ...base, ok: false, message: "not an archive disk (no .blaine/disk.json)" };
+    if (!label) return { ...base, ok: false, message: notADiskError(dir, dir).message };
     known = { ...base, label: label.label, encrypted: Boolean(label.cipher), cipher: label.cipher };
     if (label.cipher) {
       if (!fuseWorks) return { ...known, ok: false, message: `encrypted with ${label.cipher}, but FUSE mounts do not work here` };

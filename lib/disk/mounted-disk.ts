@@ -5,6 +5,7 @@ import { openCatalogDatabase } from "../catalog/open.ts";
 import { BlaineError, ExitCode, shellWord } from "../errors.ts";
 import { readDiskLabel, type DiskLabel } from "./disk-label.ts";
 import { diskLayout, type DiskLayout } from "./layout.ts";
+import { formerDiskEvidence } from "./rebuild-disk-label.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
 import { cipherDirOf, unlockDisk } from "./unlock.ts";
@@ -68,9 +69,7 @@ export class MountedDisk {
       throw new BlaineError(`--dest ${dir}: no such directory (is the disk mounted?)`, ExitCode.usage);
     }
     const label = readDiskLabel(root);
-    if (!label) {
-      throw new BlaineError(`--dest ${dir} is not an archive disk (no .blaine/disk.json): run "blaine disk init ${dir} --label NAME"`, ExitCode.usage);
-    }
+    if (!label) throw notADiskError(dir, root);
     const row = diskRowOf(catalog, dir, label);
     const keys = options.keys ?? new KeySource();
     let dataRoot: string;
@@ -123,6 +122,23 @@ export class MountedDisk {
       if (!keep.has(name)) rmSync(`${this.layout.tmp}/${name}`, { force: true, recursive: true });
     }
   }
+}
+
+/**
+ * Why a directory without disk.json cannot be used: a fresh one is to be
+ * initialised, but one that holds an archive disk's data lost its label,
+ * and `disk init` would make it a new, empty disk around the old data.
+ */
+export function notADiskError(dir: string, root: string): BlaineError {
+  const evidence = formerDiskEvidence(root);
+  if (evidence) {
+    return new BlaineError(
+      `${dir} has lost its .blaine/disk.json but holds ${evidence}: run "blaine disk rebuild ${shellWord(root)}" to write it again from the host catalog ` +
+        `(not "blaine disk init", which would make it a new, empty disk)`,
+      ExitCode.failure,
+    );
+  }
+  return new BlaineError(`--dest ${dir} is not an archive disk (no .blaine/disk.json): run "blaine disk init ${shellWord(dir)} --label NAME"`, ExitCode.usage);
 }
 
 /**
