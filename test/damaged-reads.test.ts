@@ -157,3 +157,88 @@ function parityIndexFiles(dir: string): string[] {
   }
   return found;
 }
+
+/** The lines of the first ```sh block after `marker` in the README, as the reader would type them. */
+function readmeBlock(marker: string): string[] {
+  const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+  const at = readme.indexOf(marker);
+  if (at < 0) throw new Error(`README has no "${marker}"`);
+  const start = readme.indexOf("```sh\n", at) + "```sh\n".length;
+  return readme.slice(start, readme.indexOf("\n```", start)).split("\n");
+}
+
+/** Runs shell lines with bash, with `variables` set; returns its exit code and output. */
+function sh(lines: readonly string[], variables: Record<string, string> = {}) {
+  const result = Bun.spawnSync(["bash", "-c", lines.join("\n")], { env: { ...process.env, ...variables }, stdout: "pipe", stderr: "pipe" });
+  return { exitCode: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+}
+
+const RECIPE = "#### Verifying and repairing one archived file with stock par2cmdline";
+const EIO_RECIPE = "**`Input/output error`**";
+const ENCRYPTED_RECIPE = "### Reading an encrypted disk without Blaine";
+const recipeToolsMissing = ["par2", "sqlite3", "dd", "truncate"].find((tool) => !Bun.which(tool));
+if (recipeToolsMissing) console.log(`skipped: the README's stock-tools recipes: ${recipeToolsMissing} is not installed`);
+
+describe.skipIf(recipeToolsMissing !== undefined)("the README's stock-tools recipes", () => {
+  const NAME = "it's a film.mkv";
+
+  test("issue 11 README: the par2cmdline recipe repairs a file whose name has an apostrophe and a space", async () => {
+    const env = await archiveEnv({ movies: { [NAME]: { bytes: 300_000, seed: 21 } } });
+    dir = { path: env.root, cleanup: env.cleanup };
+    expect((await env.run()).exitCode).toBe(0);
+    const onDisk = env.onDisk(`movies/${NAME}`);
+    flipBytes(onDisk, 100_000, 500);
+
+    const lines = readmeBlock(RECIPE).filter((line) => !line.startsWith("root="));
+    // par2 verify exits 1 when it finds damage it can repair: every line runs, the outcome is checked.
+    const recipe = sh(lines, { root: env.disk, path: join(env.source, "movies", NAME) });
+    expect(recipe.stderr).toBe("");
+    expect(recipe.exitCode).toBe(0);
+    expect(recipe.stdout).toContain("Repair complete");
+    const sha1 = new Bun.CryptoHasher("sha1").update(readFileSync(join(env.source, "movies", NAME))).digest("hex");
+    expect(recipe.stdout).toContain(`${sha1}  ${onDisk}`);
+    expect(readFileSync(onDisk).equals(readFileSync(join(env.source, "movies", NAME)))).toBe(true);
+    const verify = await env.verify();
+    expect(verify.json.disks[0].unexpected).toEqual([]);
+    expect(verify.exitCode).toBe(0);
+  });
+
+  test.skipIf(cipherMissing("gocryptfs") !== undefined)(
+    "issue 11 README: on a gocryptfs disk read without Blaine, a block refused with EIO is repaired by the recipe on a read-write mount",
+    async () => {
+      const env = await archivedOnEncryptedDisk("gocryptfs");
+      const plain = join(env.root, "plain");
+      const keyfile = join(env.root, "key");
+      const film = join(env.source, "film one.mkv");
+      const local = (line: string) => line.replaceAll("/mnt/offsite1", env.disk).replaceAll("/root/blaine.key", keyfile).replaceAll("/mnt/plain", plain);
+      const ciphertext = largestFile(join(env.disk, "encrypted"));
+      flipBytes(ciphertext, Math.floor(statSync(ciphertext).size / 2), 4);
+      try {
+        // Reading: mount read-only, list what the disk holds, unmount.
+        const reading = readmeBlock(ENCRYPTED_RECIPE).filter((line) => !/^(securefs|cp) /.test(line)).map(local);
+        const read = sh(["set -e", ...reading]);
+        expect(read.exitCode).toBe(0);
+        expect(read.stdout).toContain(`${film}|sha1:`);
+
+        // Repairing: the read-write mount the README gives, then the EIO recipe.
+        const readme = readFileSync(join(import.meta.dir, "..", "README.md"), "utf8");
+        const mountReadWrite = "gocryptfs -passfile /root/blaine.key /mnt/offsite1/encrypted /mnt/plain";
+        expect(readme).toContain(`(\`${mountReadWrite}\`)`);
+        expect(sh([local(mountReadWrite)]).exitCode).toBe(0);
+        const setup = readmeBlock(RECIPE).filter((line) => !line.startsWith("root="));
+        const lookup = setup.slice(0, setup.findIndex((line) => line.startsWith("par2 verify")));
+        const unreadable = sh([...lookup, 'sha1sum "$file"'], { root: plain, path: film });
+        expect(unreadable.stderr).toContain("Input/output error");
+        const repair = sh(["set -e", ...lookup, ...readmeBlock(EIO_RECIPE)], { root: plain, path: film });
+        expect(repair.exitCode).toBe(0);
+        expect(repair.stdout).toContain("Repair complete");
+      } finally {
+        Bun.spawnSync(["fusermount", "-u", plain]);
+      }
+      const verify = await env.cli("verify", "--json");
+      expect(verify.json.disks[0].corrupt).toEqual([]);
+      expect(verify.json.disks[0].unexpected).toEqual([]);
+      expect(verify.exitCode).toBe(0);
+    },
+  );
+});
