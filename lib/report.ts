@@ -8,6 +8,8 @@ export interface RunCounts {
   deleted: number;
   /** Of the new and modified files, how many were stored as hardlinks to content already on the disk. */
   deduplicated: number;
+  /** Archived files that verify found missing or damaged on a mounted copy, copied there again (not counted above). */
+  recopied: number;
   bytesCopied: number;
 }
 
@@ -37,6 +39,7 @@ export class RunReport {
     skipped: 0,
     deleted: 0,
     deduplicated: 0,
+    recopied: 0,
     bytesCopied: 0,
   };
   readonly errors: RunError[] = [];

@@ -182,9 +182,11 @@ describe("parity stage", () => {
     expect(repaired.stdout).not.toContain("CORRUPT");
     expect(repaired.stdout).toMatch(/1 repaired, all intact now\./);
 
-    // One file repaired, one beyond its parity: only the second is corrupt, and the exit is 4.
+    // One file repaired, one beyond its parity and gone from the sources (else it is copied again): only the second is corrupt, and the exit is 4.
     damage(env.onDisk("movies/notes.txt"), 0, 500);
     damage(env.onDisk("movies/film.mkv"), 0, 300_000);
+    rmSync(join(env.source, "movies", "film.mkv"));
+    rmSync(join(env.source, "other", "dup.mkv"));
     const partly = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
     expect(partly.exitCode).toBe(4);
     expect(partly.json.disks[0].repaired).toEqual([notes]);
@@ -196,6 +198,8 @@ describe("parity stage", () => {
     env = await archiveEnv(tree());
     expect((await env.run()).exitCode).toBe(0);
     damage(env.onDisk("movies/notes.txt"), 0, 5000); // 5 of 10 slices; 1 recovery slice
+    // Gone from the sources too: nothing can copy it again (issue 12.2).
+    rmSync(join(env.source, "movies", "notes.txt"));
     const result = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
     expect(result.exitCode).toBe(4);
     expect(result.json.parity.unrepaired.map((u: { path: string }) => u.path)).toEqual([join(env.source, "movies", "notes.txt")]);

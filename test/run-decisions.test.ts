@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
@@ -121,5 +121,60 @@ describe("issue 11.4: a duplicate larger than the disk's free space", () => {
     env!.cleanup();
     env = undefined;
     await duplicateOnFullDisk(1_500_000, ["--capacity", "2300K"]);
+  });
+});
+
+describe("issue 12.2: a file missing or damaged on the disk beyond parity is copied again from the source", () => {
+  /** Archived without parity (nothing can repair it there); `movie` and its hardlink share one inode on the disk. */
+  async function damagedArchive(): Promise<ArchiveEnv> {
+    const archive = await archiveEnv({ "movie.mkv": { bytes: 300_000, seed: 5 }, "doc.txt": "the only copy of a document\n", keep: { "note.txt": "untouched\n" } });
+    linkSync(join(archive.source, "movie.mkv"), join(archive.source, "movie link.mkv"));
+    expect((await archive.run("--parity", "off")).exitCode).toBe(0);
+    expect(statSync(archive.onDisk("movie link.mkv")).ino).toBe(statSync(archive.onDisk("movie.mkv")).ino);
+    // Bit rot in place (every hardlink sees it) and a file gone from the disk.
+    const rotten = readFileSync(archive.onDisk("movie.mkv"));
+    rotten.fill(0x55, 1000, 9000);
+    writeFileSync(archive.onDisk("movie.mkv"), rotten);
+    rmSync(archive.onDisk("doc.txt"));
+    return archive;
+  }
+
+  test("verify lists the damage and the next run copies it again (hardlinks too)", async () => {
+    env = await damagedArchive();
+    const found = await env.verify();
+    expect(found.exitCode).toBe(4);
+    expect(found.json.disks[0].missing).toEqual([join(env.source, "doc.txt")]);
+    expect(found.json.disks[0].corrupt.map((item: { path: string }) => item.path).sort()).toEqual([join(env.source, "movie link.mkv"), join(env.source, "movie.mkv")]);
+    const run = await env.run("--parity", "off");
+    expect(run.exitCode).toBe(0);
+    expect(run.json).toMatchObject({ recopied: 3, unchanged: 4, new: 0, modified: 0 });
+    expect(statSync(env.onDisk("movie link.mkv")).ino).toBe(statSync(env.onDisk("movie.mkv")).ino);
+    expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
+    // Nothing is left to do: a later run copies nothing.
+    expect((await env.run("--parity", "off")).json).toMatchObject({ recopied: 0, bytesCopied: 0 });
+  });
+
+  test("verify --repair copies it again from the source itself", async () => {
+    env = await damagedArchive();
+    const repaired = await env.cli("verify", "--repair", "--json");
+    expect(repaired.exitCode).toBe(0);
+    expect(repaired.json.disks[0].recopied.sort()).toEqual([join(env.source, "doc.txt"), join(env.source, "movie link.mkv"), join(env.source, "movie.mkv")]);
+    expect(statSync(env.onDisk("movie link.mkv")).ino).toBe(statSync(env.onDisk("movie.mkv")).ino);
+    expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
+  });
+
+  test("a source that no longer holds the content: the damage stays listed and named, nothing else is touched", async () => {
+    env = await damagedArchive();
+    rmSync(join(env.source, "doc.txt"));
+    const repaired = await env.cli("verify", "--repair", "--json");
+    expect(repaired.exitCode).toBe(4);
+    expect(repaired.json.disks[0].missing).toEqual([join(env.source, "doc.txt")]);
+    // The run deletes doc.txt (gone from the source) and has nothing left to copy again.
+    const run = await env.run("--parity", "off");
+    expect(run.json).toMatchObject({ deleted: 1, recopied: 0 });
+    expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
   });
 });

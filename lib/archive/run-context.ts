@@ -8,6 +8,8 @@ import { excludePatterns, requireDb, requireDest, type Settings } from "../confi
 import type { CopyRequest } from "../copy/builtin-copy.ts";
 import { CopyPool } from "../copy/copy-pool.ts";
 import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
+import { dataSourcesOf } from "../disk/apply-deferred.ts";
+import { readDamaged, recopyDamaged, writeDamaged } from "../disk/damaged-copies.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { DiskWriter } from "../disk/disk-writer.ts";
 import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
@@ -98,6 +100,9 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       if (writable.has(disk.label.diskId)) continue;
       const copies = disks.filter((other) => other.label.diskId === disk.label.diskId);
       writable.set(disk.label.diskId, copies.find((copy) => dryRun || queue.count(copy.label.copyId) === 0) ?? disk);
+    }
+    for (const disk of disks) {
+      if (!dryRun && queue.count(disk.label.copyId) === 0) await recopyDamagedOnOpen(catalog, disk, disks, report, signal);
     }
     const open = [...writable.values()].filter((disk) => disk.row.state === "open");
     if (writable.size === 0) throw new BlaineError(`no archive disk is mounted among ${[...settings.dest, ...settings.disks].join(", ")}`, ExitCode.incomplete);
@@ -211,4 +216,19 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     catalog.close();
     throw error;
   }
+}
+
+/**
+ * What verify found missing or damaged on a mounted copy (and listed there)
+ * is copied again from the sources, or another mounted copy, where they
+ * still hold the same content; what none holds stays listed and is named.
+ */
+async function recopyDamagedOnOpen(catalog: ArchiveCatalog, disk: MountedDisk, disks: readonly MountedDisk[], report: RunReport, signal: AbortSignal): Promise<void> {
+  const damaged = readDamaged(disk);
+  if (damaged.length === 0) return;
+  const result = await recopyDamaged(catalog, disk, damaged, { ...dataSourcesOf(disks, disk), signal });
+  writeDamaged(catalog, disk, result.left);
+  report.counts.recopied += result.recopied.length;
+  report.counts.bytesCopied += result.bytesCopied;
+  for (const item of result.left) report.warn(item.path, `damaged on disk "${disk.label.label}" (${item.message}); blaine verify --repair may rebuild it from parity`);
 }

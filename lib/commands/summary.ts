@@ -12,6 +12,7 @@ export function formatRunSummary(result: RunResult): string {
       `${result.renamed} renamed, ${result.deleted} deleted, ${result.unchanged} unchanged, ${result.skipped} skipped; ` +
       `${result.deduplicated} stored as hardlinks; ${formatBytes(result.bytesCopied)} ${result.dryRun ? "to copy" : `copied (${formatBytes(result.bytesCopied / seconds)}/s)`}.`,
   );
+  if (result.recopied > 0) lines.push(`Copied again ${result.recopied} file(s) that verify found missing or damaged on the disk.`);
   if (result.recovered > 0) lines.push(`Settled ${result.recovered} operations left by an interrupted run.`);
   for (const label of result.filledUp ?? []) lines.push(`Disk "${label}" is full (marked so); new data went on to the next mounted open disk.`);
   const deferred = result.deferred;

@@ -10,6 +10,8 @@ import { BLAINE_DIR } from "../disk/layout.ts";
 import { walk } from "../stages/walker.ts";
 import { formatBytes } from "../size.ts";
 import { describeDeferred } from "../disk/mount-disks.ts";
+import { dataSourcesOf } from "../disk/apply-deferred.ts";
+import { recopyDamaged, writeDamaged } from "../disk/damaged-copies.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
 import { printParity, verifyParity, type ParityVerification } from "./verify-parity.ts";
@@ -24,6 +26,10 @@ export interface DiskVerification {
   readonly corrupt: readonly { path: string; message: string }[];
   /** Damaged files `--repair` repaired from their parity (hash checked). */
   readonly repaired: readonly string[];
+  /** Missing or damaged files `--repair` copied again from the sources or another copy (hash checked). */
+  readonly recopied: readonly string[];
+  /** Whether what is still missing or damaged is listed on the copy, for the next run to copy again. */
+  readonly listedForNextRun: boolean;
   /** On the disk but in no catalog. */
   readonly unexpected: readonly string[];
   /** Host and disk catalogs disagree about these paths. */
@@ -58,12 +64,30 @@ export async function verifyDisks(settings: Settings, output?: Output, signal?: 
     for (const line of describeDeferred(archive.deferred)) output?.say(line);
     const found: DiskVerification[] = [];
     for (const disk of archive.disks) found.push(await verifyDisk(archive.catalog, disk, signal));
-    const { parity, repairedByDisk } = await verifyParity(archive.catalog, archive.disks, found, { repair: options.repair, signal });
+    const checked = await verifyParity(archive.catalog, archive.disks, found, { repair: options.repair, signal });
     // A file repaired is no longer corrupt: it is listed, counted and judged as repaired only.
-    const disks = found.map((disk, i) => {
-      const repaired = new Set(repairedByDisk[i] ?? []);
-      return { ...disk, corrupt: disk.corrupt.filter((item) => !repaired.has(item.path)), repaired: [...repaired] };
-    });
+    const disks: DiskVerification[] = [];
+    for (const [i, disk] of found.entries()) {
+      const repaired = new Set(checked.repairedByDisk[i] ?? []);
+      const corrupt = disk.corrupt.filter((item) => !repaired.has(item.path));
+      const beyondParity = [...disk.missing.map((path) => ({ path, message: "missing" })), ...corrupt];
+      // What parity could not repair comes again from a source that still holds it (--repair), else the next run copies it.
+      const mounted = archive.disks[i];
+      const recopy = options.repair && beyondParity.length > 0 ? await recopyDamaged(archive.catalog, mounted, beyondParity, { ...dataSourcesOf(archive.disks, mounted), signal }) : undefined;
+      const recopied = new Set(recopy?.recopied ?? []);
+      const listedForNextRun = writeDamaged(archive.catalog, mounted, recopy ? recopy.left : beyondParity);
+      disks.push({
+        ...disk,
+        missing: disk.missing.filter((path) => !recopied.has(path)),
+        corrupt: corrupt.filter((item) => !recopied.has(item.path)),
+        repaired: [...repaired],
+        recopied: [...recopied],
+        listedForNextRun,
+      });
+    }
+    // Parity could not repair them, but a source could: no longer unrepairable.
+    const recopiedAnywhere = new Set(disks.flatMap((disk) => disk.recopied));
+    const parity = { ...checked.parity, unrepaired: checked.parity.unrepaired.filter((item) => !recopiedAnywhere.has(item.path)) };
     const damaged = parity.damagedSets.length > 0 || disks.some((d) => d.missing.length + d.corrupt.length + d.unexpected.length + d.catalogMismatch.length > 0);
     const result: VerifyResult = { exitCode: damaged ? ExitCode.damage : ExitCode.ok, disks, parity };
     if (output) {
@@ -147,6 +171,8 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     missing,
     corrupt,
     repaired: [],
+    recopied: [],
+    listedForNextRun: false,
     unexpected,
     catalogMismatch: mismatch.map((row) => row.path),
   };
@@ -158,8 +184,17 @@ function printVerify(result: VerifyResult, output: Output): void {
     for (const item of disk.corrupt) output.say(`CORRUPT ${quotedPath(item.path)} on disk "${disk.label}": ${item.message}`);
     for (const path of disk.unexpected) output.say(`UNEXPECTED ${quotedPath(path)} on disk "${disk.label}" (in no catalog)`);
     for (const path of disk.catalogMismatch) output.say(`CATALOG MISMATCH ${quotedPath(path)}: host and disk catalogs disagree`);
+    for (const path of disk.recopied) output.say(`COPIED AGAIN ${quotedPath(path)} on disk "${disk.label}" from a source that still holds it (hash checked)`);
+    if (disk.missing.length + disk.corrupt.length > 0) {
+      output.say(
+        disk.listedForNextRun
+          ? `The next run copies what is missing or damaged on disk "${disk.label}" again, from the sources where they still hold it.`
+          : `Run blaine verify --repair to copy what is missing or damaged on disk "${disk.label}" again from the sources.`,
+      );
+    }
     const problems = disk.missing.length + disk.corrupt.length + disk.unexpected.length + disk.catalogMismatch.length;
-    const repaired = disk.repaired.length > 0 ? `${disk.repaired.length} repaired, ` : "";
+    const fixed = disk.repaired.length + disk.recopied.length;
+    const repaired = fixed > 0 ? `${fixed} repaired, ` : "";
     output.say(
       `Disk "${disk.label}" (${disk.root}): ${disk.files} files checked, ${formatBytes(disk.bytesRead)} read; ` +
         (problems === 0

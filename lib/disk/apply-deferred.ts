@@ -187,31 +187,46 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
     return { action, change: { op: "place", record, tempName, diskOnly: true } };
   }
 
-  /** Copies content `record.hash` into a temp on this copy from the first place that still has it, checking the hash. */
+  /** Copies content `record.hash` into a temp on this copy from the first place that still has it. */
   async function fetchData(record: FileRecord): Promise<string | undefined> {
-    const fromSources = [record.path, ...hostPathsWithContent(catalog, record)];
-    const holdersOn = (disks: readonly MountedDisk[]) =>
-      disks.flatMap((other) =>
-        (catalog.sqlite.query(`SELECT path FROM ${other.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 4`).all(record.hash, record.size) as { path: string }[]).map(
-          (row) => other.layout.dataPath(row.path),
-        ),
-      );
-    const fromCopies = holdersOn(options.otherCopies ?? []);
-    const candidates = [...(options.preferCopies ? [...fromCopies, ...fromSources] : [...fromSources, ...fromCopies]), ...holdersOn(options.otherDisks ?? [])];
-    for (const source of candidates) {
-      const tempName = writer.newTempName();
-      const target = writer.tempPath(tempName);
-      try {
-        const copied = await copyWithHash({ source, target, algorithm: hashAlgorithmOf(record.hash), mode: record.mode, mtimeMs: record.mtimeMs, mtimeNsec: record.mtimeNsec, signal: options.signal });
-        if (copied.hash === record.hash && copied.size === record.size) return tempName;
-      } catch {
-        // Gone or unreadable: try the next place.
-        options.signal?.throwIfAborted();
-      }
-      rmSync(target, { force: true });
-    }
-    return undefined;
+    const tempName = writer.newTempName();
+    return (await fetchContent(catalog, record, writer.tempPath(tempName), options)) ? tempName : undefined;
   }
+}
+
+/**
+ * Copies content `record.hash` to `target` (a temp on the copy that needs
+ * it) from the first place that still has it, checking the hash: the
+ * sources when they still hold it (at `record.path` or another archived
+ * path of that content), then other mounted copies of the disk, then other
+ * mounted disks (`preferCopies`: copies first). False when none has it.
+ */
+export async function fetchContent(
+  catalog: ArchiveCatalog,
+  record: FileRecord,
+  target: string,
+  options: Pick<ApplyDeferredOptions, "otherCopies" | "otherDisks" | "preferCopies" | "signal">,
+): Promise<boolean> {
+  const fromSources = [record.path, ...hostPathsWithContent(catalog, record)];
+  const holdersOn = (disks: readonly MountedDisk[]) =>
+    disks.flatMap((other) =>
+      (catalog.sqlite.query(`SELECT path FROM ${other.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 4`).all(record.hash, record.size) as { path: string }[]).map(
+        (row) => other.layout.dataPath(row.path),
+      ),
+    );
+  const fromCopies = holdersOn(options.otherCopies ?? []);
+  const candidates = [...(options.preferCopies ? [...fromCopies, ...fromSources] : [...fromSources, ...fromCopies]), ...holdersOn(options.otherDisks ?? [])];
+  for (const source of candidates) {
+    try {
+      const copied = await copyWithHash({ source, target, algorithm: hashAlgorithmOf(record.hash), mode: record.mode, mtimeMs: record.mtimeMs, mtimeNsec: record.mtimeNsec, signal: options.signal });
+      if (copied.hash === record.hash && copied.size === record.size) return true;
+    } catch {
+      // Gone or unreadable: try the next place.
+      options.signal?.throwIfAborted();
+    }
+    rmSync(target, { force: true });
+  }
+  return false;
 }
 
 /** Source paths of other archived files with the same content (a copy's data may have moved in the sources). */

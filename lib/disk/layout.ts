@@ -14,6 +14,8 @@ export function diskLayout(root: string) {
     label: join(meta, "disk.json"),
     catalog: join(meta, "catalog.db"),
     hostCatalogCopy: join(meta, "host-catalog.db"),
+    /** Archived paths this copy does not hold intact, as verify found them (see damaged-copies.ts). */
+    damaged: join(meta, "damaged.json"),
     /** Temporary files: same file system as the data, so renames are atomic. */
     tmp,
     /** A file in tmp (names are Blaine's own: no normalising needed). */
