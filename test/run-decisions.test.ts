@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, linkSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
@@ -127,7 +127,7 @@ describe("issue 11.4: a duplicate larger than the disk's free space", () => {
 describe("issue 12.2: a file missing or damaged on the disk beyond parity is copied again from the source", () => {
   /** Archived without parity (nothing can repair it there); `movie` and its hardlink share one inode on the disk. */
   async function damagedArchive(): Promise<ArchiveEnv> {
-    const archive = await archiveEnv({ "movie.mkv": { bytes: 300_000, seed: 5 }, "doc.txt": "the only copy of a document\n", keep: { "note.txt": "untouched\n" } });
+    const archive = await archiveEnv({ "movie.mkv": { bytes: 300_000, seed: 5 }, "doc.txt": "the only copy of a document\n", keep: { "note.txt": "untouched\n", "to note": { symlink: "note.txt" } } });
     linkSync(join(archive.source, "movie.mkv"), join(archive.source, "movie link.mkv"));
     expect((await archive.run("--parity", "off")).exitCode).toBe(0);
     expect(statSync(archive.onDisk("movie link.mkv")).ino).toBe(statSync(archive.onDisk("movie.mkv")).ino);
@@ -136,6 +136,8 @@ describe("issue 12.2: a file missing or damaged on the disk beyond parity is cop
     rotten.fill(0x55, 1000, 9000);
     writeFileSync(archive.onDisk("movie.mkv"), rotten);
     rmSync(archive.onDisk("doc.txt"));
+    rmSync(archive.onDisk("keep/to note"));
+    writeFileSync(archive.onDisk("keep/to note"), "not a symlink\n");
     return archive;
   }
 
@@ -144,10 +146,11 @@ describe("issue 12.2: a file missing or damaged on the disk beyond parity is cop
     const found = await env.verify();
     expect(found.exitCode).toBe(4);
     expect(found.json.disks[0].missing).toEqual([join(env.source, "doc.txt")]);
-    expect(found.json.disks[0].corrupt.map((item: { path: string }) => item.path).sort()).toEqual([join(env.source, "movie link.mkv"), join(env.source, "movie.mkv")]);
+    expect(found.json.disks[0].corrupt.map((item: { path: string }) => item.path).sort()).toEqual([join(env.source, "keep", "to note"), join(env.source, "movie link.mkv"), join(env.source, "movie.mkv")]);
     const run = await env.run("--parity", "off");
     expect(run.exitCode).toBe(0);
-    expect(run.json).toMatchObject({ recopied: 3, unchanged: 4, new: 0, modified: 0 });
+    expect(run.json).toMatchObject({ recopied: 4, unchanged: 5, new: 0, modified: 0 });
+    expect(readlinkSync(env.onDisk("keep/to note"))).toBe("note.txt");
     expect(statSync(env.onDisk("movie link.mkv")).ino).toBe(statSync(env.onDisk("movie.mkv")).ino);
     expect((await env.verify()).exitCode).toBe(0);
     await expectRestoreEqualsSource(env);
@@ -159,7 +162,7 @@ describe("issue 12.2: a file missing or damaged on the disk beyond parity is cop
     env = await damagedArchive();
     const repaired = await env.cli("verify", "--repair", "--json");
     expect(repaired.exitCode).toBe(0);
-    expect(repaired.json.disks[0].recopied.sort()).toEqual([join(env.source, "doc.txt"), join(env.source, "movie link.mkv"), join(env.source, "movie.mkv")]);
+    expect(repaired.json.disks[0].recopied.sort()).toEqual([join(env.source, "doc.txt"), join(env.source, "keep", "to note"), join(env.source, "movie link.mkv"), join(env.source, "movie.mkv")]);
     expect(statSync(env.onDisk("movie link.mkv")).ino).toBe(statSync(env.onDisk("movie.mkv")).ino);
     expect((await env.verify()).exitCode).toBe(0);
     await expectRestoreEqualsSource(env);

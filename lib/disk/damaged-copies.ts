@@ -13,6 +13,7 @@ import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { syncFileSystem, writeFileAtomic } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { fetchContent, type ApplyDeferredOptions } from "./apply-deferred.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
@@ -111,6 +112,7 @@ export async function recopyDamaged(
       if (record.kind === "symlink") {
         const temp = newTemp();
         symlinkSync(fsPath(record.linkTarget ?? ""), fsPath(temp));
+        setTimes(temp, exactMtime(record.mtimeMs, record.mtimeNsec), { noFollow: true });
         placeFile(temp, location);
         recopied.push(record.path);
         continue;
