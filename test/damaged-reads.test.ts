@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
@@ -38,6 +38,11 @@ async function archivedOnEncryptedDisk(cipher: Cipher, ...runArgs: string[]) {
   const run = await blaine(["run", ...base, ...runArgs, source]);
   if (run.exitCode !== 0) throw new Error(`run failed: ${run.stderr}`);
   return { root, source, disk, cli: (...args: string[]) => blaine([...args, ...base]) };
+}
+
+/** Every file below `dir`. */
+function filesBelow(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
 }
 
 /** The largest file below `dir`: on these disks, the film's ciphertext (its parity is a tenth of it). */
@@ -101,6 +106,35 @@ describe.each(CIPHERS)("bit rot in the ciphertext of a %s disk", (cipher) => {
       expect(again.json.disks[0].unexpected).toEqual([]);
     },
   );
+});
+
+describe.skipIf(cipherMissing("gocryptfs") !== undefined)("bit rot in the ciphertext of both a file and its parity", () => {
+  test("issue 11.1: the vol file's readable recovery slices still repair the file, and the set is made again", async () => {
+    const env = await archivedOnEncryptedDisk("gocryptfs");
+    const film = join(env.source, "film one.mkv");
+    // gocryptfs passes inode numbers through: the vol file's ciphertext has its plaintext inode.
+    const plain = join(env.root, "plain");
+    mkdirSync(plain);
+    expect(Bun.spawnSync(["gocryptfs", "-ro", "-q", "-passfile", join(env.root, "key"), join(env.disk, "encrypted"), plain]).exitCode).toBe(0);
+    let volInode: number;
+    try {
+      const vol = readdirSync(join(plain, ".blaine", "parity"), { recursive: true, withFileTypes: true }).find((entry) => entry.name.includes(".vol"))!;
+      volInode = statSync(join(vol.parentPath, vol.name)).ino;
+    } finally {
+      Bun.spawnSync(["fusermount", "-u", plain]);
+    }
+    const volCiphertext = filesBelow(join(env.disk, "encrypted")).find((path) => statSync(path).ino === volInode)!;
+    const dataCiphertext = largestFile(join(env.disk, "encrypted"));
+    flipBytes(dataCiphertext, Math.floor(statSync(dataCiphertext).size / 2), 4);
+    flipBytes(volCiphertext, Math.floor(statSync(volCiphertext).size / 2), 4);
+
+    const repair = await env.cli("verify", "--repair", "--json");
+    expect(repair.json.parity.unrepaired).toEqual([]);
+    expect(repair.json.parity.repaired).toEqual([film]);
+    expect(repair.json.parity.rebuiltSets).toEqual([film]);
+    expect(repair.exitCode).toBe(0);
+    expect((await env.cli("verify")).exitCode).toBe(0);
+  });
 });
 
 describe.skipIf(cipherMissing("gocryptfs") !== undefined)("bit rot in the ciphertext of content without parity", () => {

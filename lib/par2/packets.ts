@@ -4,7 +4,7 @@
  * type) and a body padded to a multiple of 4; integers are little-endian.
  */
 import { closeSync, fstatSync, openSync } from "node:fs";
-import { readAt } from "./read-at.ts";
+import { readSalvaging, type ByteRange } from "../fs/salvage-read.ts";
 
 export const MAGIC = new TextEncoder().encode("PAR2\0PKT");
 export const HEADER_BYTES = 64;
@@ -165,10 +165,14 @@ export interface FoundPacket {
 /**
  * Every intact packet in a PAR2 file, read through a file descriptor: the
  * small packets whole, recovery slices streamed through MD5 and not kept,
- * so checking the parity of a huge file does not hold it in memory.
+ * so checking the parity of a huge file does not hold it in memory. Bytes
+ * the storage refuses (EIO: a bad sector, an encrypted disk's damaged
+ * block) read as zeros: the packets in them fail their MD5, the others count.
  */
 export function scanPacketFile(path: string): FoundPacket[] {
   const fd = openSync(path, "r");
+  const refused: ByteRange[] = [];
+  const readAround = (into: Uint8Array, length: number, position: number) => readSalvaging(fd, into, length, position, refused);
   try {
     const size = fstatSync(fd).size;
     const found: FoundPacket[] = [];
@@ -177,9 +181,9 @@ export function scanPacketFile(path: string): FoundPacket[] {
     const chunk = new Uint8Array(4 * 1024 * 1024);
     /** The next magic at or after `from` (-1: none): usually right there, else searched for chunk by chunk. */
     const nextMagic = (from: number): number => {
-      if (readAt(fd, header, MAGIC.length, from) === MAGIC.length && equalBytes(header.subarray(0, MAGIC.length), MAGIC)) return from;
+      if (readAround(header, MAGIC.length, from) === MAGIC.length && equalBytes(header.subarray(0, MAGIC.length), MAGIC)) return from;
       for (let at = from; at < size; at += chunk.length - MAGIC.length) {
-        const got = readAt(fd, chunk, Math.min(chunk.length, size - at), at);
+        const got = readAround(chunk, Math.min(chunk.length, size - at), at);
         const index = Buffer.from(chunk.buffer, 0, got).indexOf(Buffer.from(MAGIC));
         if (index >= 0) return at + index;
         if (got < chunk.length) return -1;
@@ -190,7 +194,7 @@ export function scanPacketFile(path: string): FoundPacket[] {
     while (at + HEADER_BYTES <= size) {
       const start = nextMagic(at);
       if (start < 0 || start + HEADER_BYTES > size) break;
-      readAt(fd, header, HEADER_BYTES, start);
+      readAround(header, HEADER_BYTES, start);
       const length = Number(view.getBigUint64(8, true));
       if (length < HEADER_BYTES || length % 4 !== 0 || start + length > size) {
         at = start + 8;
@@ -204,14 +208,14 @@ export function scanPacketFile(path: string): FoundPacket[] {
       if (isRecovery) {
         body = new Uint8Array(4);
         for (let position = start + HEADER_BYTES; position < start + length; ) {
-          const got = readAt(fd, chunk, Math.min(chunk.length, start + length - position), position);
+          const got = readAround(chunk, Math.min(chunk.length, start + length - position), position);
           if (position === start + HEADER_BYTES) body.set(chunk.subarray(0, 4));
           hasher.update(chunk.subarray(0, got));
           position += got;
         }
       } else {
         body = new Uint8Array(length - HEADER_BYTES);
-        readAt(fd, body, body.length, start + HEADER_BYTES);
+        readAround(body, body.length, start + HEADER_BYTES);
         hasher.update(body);
       }
       if (!equalBytes(new Uint8Array(hasher.digest().buffer), header.subarray(16, 32))) {
