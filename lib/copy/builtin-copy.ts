@@ -2,6 +2,7 @@ import { closeSync, constants, fchmodSync, fstatSync, openSync, readSync, write,
 import { CHUNK_SIZE, formatHash, type HashAlgorithm } from "../hashing.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
+import { copySparse, SPARSE_MIN_SIZE, sparseExtents } from "../fs/sparse.ts";
 
 export interface CopyResult {
   readonly hash: string;
@@ -40,8 +41,13 @@ export async function copyWithHash(request: CopyRequest): Promise<CopyResult> {
     target = openSync(fsPath(request.target), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     const hasher = new Bun.CryptoHasher(request.algorithm);
     const size = fstatSync(source).size;
-    const copied =
-      size <= SMALL_FILE ? copySmall(source, target, hasher, size) : await copyLarge(source, target, hasher, request.signal);
+    // Holes stay holes (a disk's copy, a restored file): see sparse.ts.
+    const sparse = size >= SPARSE_MIN_SIZE ? sparseExtents(source) : undefined;
+    const copied = sparse
+      ? copySparse(source, target, sparse.size, sparse.extents, hasher, Buffer.allocUnsafe(CHUNK_SIZE))
+      : size <= SMALL_FILE
+        ? copySmall(source, target, hasher, size)
+        : await copyLarge(source, target, hasher, request.signal);
     fchmodSync(target, request.mode);
     setTimesFd(target, exactMtime(request.mtimeMs, request.mtimeNsec));
     const after = fstatSync(source);

@@ -2,6 +2,7 @@ import { closeSync, constants, fchmodSync, fstatSync, openSync, readSync, writeS
 import { CHUNK_SIZE, formatHash, hashBytes } from "../hashing.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
+import { copySparse, SPARSE_MIN_SIZE, sparseExtents } from "../fs/sparse.ts";
 import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
 
 /** A copy request as plain data, to cross to a worker thread (an AbortSignal cannot). */
@@ -30,7 +31,13 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
     let hasher: Bun.CryptoHasher | undefined;
     let wholeFileHash: string | undefined;
     let size = 0;
-    for (;;) {
+    // A file that may be sparse is asked (one fstat more, for large files only): its holes stay holes.
+    const sparse = (job.expectedSize ?? 0) >= SPARSE_MIN_SIZE ? sparseExtents(source) : undefined;
+    if (sparse) {
+      hasher = new Bun.CryptoHasher(job.algorithm);
+      size = copySparse(source, target, sparse.size, sparse.extents, hasher, buffer);
+    }
+    while (!sparse) {
       const read = readSync(source, buffer, 0, buffer.length, null);
       const chunk = buffer.subarray(0, read);
       // A short read of a regular file is its end: the read that would

@@ -38,7 +38,7 @@ export type Reply = { readonly id: number; readonly ok: true; readonly outcome: 
 export type ReceivedOutcome = CopyOutcome | CopySettled[] | (Error | undefined)[];
 export type ReceivedReply = { readonly id: number; readonly ok: true; readonly outcome: ReceivedOutcome } | { readonly id: number; readonly ok: false; readonly error: Error };
 
-type CopyTuple = [source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number, mtimeNsec: number | null];
+type CopyTuple = [source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number, mtimeNsec: number | null, expectedSize: number | null];
 type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind: "m", copies: CopyTuple[]] | [id: number, kind: "p", moves: [temp: string, target: string][]];
 
 type OutcomeTuple = [hash: string, size: number, sizeAfter: number, mtimeAfter: number];
@@ -51,8 +51,8 @@ type ReplyTuple =
   | [id: number, status: 2, results: CopyResultTuple[]]
   | [id: number, status: 3, failures: (FailureTuple | null)[]];
 
-const copyTuple = (job: CopyJob): CopyTuple => [job.source, job.target, job.algorithm, job.mode, job.mtimeMs, job.mtimeNsec ?? null];
-const copyJob = (tuple: CopyTuple): CopyJob => ({ source: tuple[0], target: tuple[1], algorithm: tuple[2], mode: tuple[3], mtimeMs: tuple[4], mtimeNsec: tuple[5] });
+const copyTuple = (job: CopyJob): CopyTuple => [job.source, job.target, job.algorithm, job.mode, job.mtimeMs, job.mtimeNsec ?? null, job.expectedSize ?? null];
+const copyJob = (tuple: CopyTuple): CopyJob => ({ source: tuple[0], target: tuple[1], algorithm: tuple[2], mode: tuple[3], mtimeMs: tuple[4], mtimeNsec: tuple[5], expectedSize: tuple[6] ?? undefined });
 const outcomeTuple = (outcome: CopyOutcome): OutcomeTuple => [outcome.hash, outcome.size, outcome.sourceAfter.size, outcome.sourceAfter.mtimeMs];
 const outcomeOf = (tuple: OutcomeTuple): CopyOutcome => ({ hash: tuple[0], size: tuple[1], sourceAfter: { size: tuple[2], mtimeMs: tuple[3] } });
 const failureTuple = (failure: JobFailure): FailureTuple => [failure.message, failure.code ?? null];

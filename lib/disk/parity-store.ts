@@ -13,6 +13,7 @@ import { chooseSliceSize, MIN_AUTO_SLICE_SIZE, recoveryCountFor } from "../par2/
 import { createWithExternalEngine, type ExternalParityEngine } from "../system/par2-tools.ts";
 import { UsageError } from "../errors.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { allocatedBytes, looksSparse } from "../fs/sparse.ts";
 import { BLAINE_DIR } from "./layout.ts";
 
 export type ParityEngine = "builtin" | ExternalParityEngine;
@@ -80,18 +81,24 @@ export class ParityStore {
     this.remove(hash);
     const base = this.base(hash);
     mkdirSync(dirname(base), { recursive: true });
-    const size = statSync(fsPath(dataPath)).size;
+    const stats = statSync(fsPath(dataPath));
+    const size = stats.size;
     const sizing = { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE };
+    const sliceSize = chooseSliceSize([size], sizing);
+    // A sparse file's set is a standard one, but its recovery slices are a
+    // percentage of the slices holding data, not of the holes (zero slices):
+    // a 1 GiB file holding 4 KB gets one recovery slice, not a hundred MB.
+    const dataBytes = looksSparse(stats) ? allocatedBytes(stats) : size;
+    const recoverySlices = recoveryCountFor(Math.ceil(dataBytes / sliceSize), policy.percent);
     if (policy.engine === "builtin") {
       // The engine loads when a set is first made or read: most runs make none (a tenth of an unchanged re-run).
       const { createRecoverySet } = await import("../par2/create.ts");
       const created = await createRecoverySet(`${base}.par2`, {
-        files: [{ path: dataPath, name }], redundancy: policy.percent, recoveryFileCount: 1, sync: false, replace: true, signal, ...sizing,
+        files: [{ path: dataPath, name }], redundancy: policy.percent, recoveryCount: dataBytes < size ? recoverySlices : undefined,
+        recoveryFileCount: 1, sync: false, replace: true, signal, ...sizing,
       });
       return { sliceSize: created.sliceSize, recoverySlices: created.recoveryCount, files: created.paths.length, bytes: created.bytes };
     }
-    const sliceSize = chooseSliceSize([size], sizing);
-    const recoverySlices = recoveryCountFor(Math.ceil(size / sliceSize), policy.percent);
     const scratch = join(this.#root, BLAINE_DIR, "tmp", `parity-${process.pid}-${scratchCounter++}`);
     mkdirSync(scratch, { recursive: true });
     try {

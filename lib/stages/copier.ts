@@ -6,6 +6,7 @@ import type { Reservation, SpaceBudget } from "../disk/space-budget.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { isFileMode, lstatEntry } from "../fs/entry-stat.ts";
+import { bytesOnDisk } from "../fs/sparse.ts";
 import type { HashAlgorithm } from "../hashing.ts";
 import { batches, mapBounded } from "../pipeline/bounded.ts";
 import { ByteBudget } from "../pipeline/byte-budget.ts";
@@ -193,16 +194,18 @@ async function retryChanged(item: PlannedFile, options: CopierOptions): Promise<
  */
 function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | StoredFile | undefined {
   const { report, space } = options;
-  let reservation = space.tryReserve(item.size, { span: false });
+  // A sparse file's copy keeps its holes: it needs the bytes it has allocated, not its size.
+  const need = bytesOnDisk(item.path, item.size);
+  let reservation = space.tryReserve(need, { span: false });
   if (!reservation) {
     const link = options.linkIfHeld?.(item);
     if (link) return { ...link, action: "link", hash: link.hash!, bytesCopied: 0 };
-    reservation = space.tryReserve(item.size);
+    reservation = space.tryReserve(need);
   }
   if (!reservation) {
     options.onNotStored?.(item);
     report.counts.skipped++;
-    if (space.largerThanAnyDisk(item.size)) {
+    if (space.largerThanAnyDisk(need)) {
       // Not a full disk: no disk could ever hold it (files are never split).
       report.error(item.path, `${formatBytes(item.size)} is larger than any mounted archive disk can hold; it is not archived`);
     } else {

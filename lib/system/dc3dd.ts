@@ -6,6 +6,7 @@ import { BlaineError } from "../errors.ts";
 import { copyWithHash } from "../copy/builtin-copy.ts";
 import { hasEscapes } from "../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
+import { looksSparse } from "../fs/sparse.ts";
 import { zx } from "./exec.ts";
 
 /**
@@ -17,6 +18,8 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
   // A name that is not UTF-8 cannot be passed to a program reliably (argv is
   // built from strings): such a file is copied by the built-in copier.
   if (hasEscapes(request.source) || hasEscapes(request.target)) return copyWithHash(request);
+  // dc3dd writes holes out as zeros: a sparse file is copied by the built-in copier, which keeps them.
+  if (looksSparse(statSync(request.source))) return copyWithHash(request);
   const logDir = mkdtempSync(join(tmpdir(), "blaine-dc3dd-"));
   const hashLog = join(logDir, "hash.log");
   try {
