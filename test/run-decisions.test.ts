@@ -1,6 +1,7 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, linkSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, lstatSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Database } from "bun:sqlite";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
@@ -178,6 +179,78 @@ describe("issue 12.2: a file missing or damaged on the disk beyond parity is cop
     const run = await env.run("--parity", "off");
     expect(run.json).toMatchObject({ deleted: 1, recopied: 0 });
     expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
+  });
+});
+
+describe("issue 11.11: inodes that changed under unchanged files (cp -a of the tree, a pool rebuilt)", () => {
+  const tree = {
+    "movie.mkv": { bytes: 1_500_000, seed: 6 },
+    "small.txt": "small\n",
+    "small link.txt": { hardlinkTo: "small.txt" },
+    dir: { "a.bin": { bytes: 3000, seed: 7 }, "to a": { symlink: "a.bin" } },
+  };
+
+  /** Replaces the source by a `cp -a` of itself: same paths, sizes, mtimes, modes and content, new inodes. */
+  function copyTreeAnew(source: string): void {
+    const copy = `${source}.copy`;
+    expect(Bun.spawnSync(["cp", "-a", source, copy]).exitCode).toBe(0);
+    rmSync(source, { recursive: true });
+    renameSync(copy, source);
+  }
+
+  /** Paths whose stored inode is not the source's inode now. */
+  function staleInodes(archive: ArchiveEnv): string[] {
+    const db = new Database(archive.db, { readonly: true });
+    try {
+      const rows = db.query("SELECT path, ino FROM files").all() as { path: string; ino: number }[];
+      return rows.filter((row) => lstatSync(row.path).ino !== row.ino).map((row) => row.path);
+    } finally {
+      db.close();
+    }
+  }
+
+  const unchangedRun = { new: 0, modified: 0, renamed: 0, deleted: 0, skipped: 0, unchanged: 5, bytesCopied: 0, deduplicated: 0 };
+
+  test("an inode run counts them unchanged, copies nothing, exits 0 and records the new inodes", async () => {
+    env = await archiveEnv(tree);
+    expect((await env.run()).exitCode).toBe(0);
+    copyTreeAnew(env.source);
+    expect(staleInodes(env)).toHaveLength(5);
+    const run = await env.run();
+    expect(run.json.errors).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    expect(run.json).toMatchObject(unchangedRun);
+    expect(run.json.warnings).toEqual([]);
+    expect(staleInodes(env)).toEqual([]);
+    expect((await env.cli("pending", "--json")).stdout).not.toMatch(/"link"/);
+    expect((await env.run()).json).toMatchObject(unchangedRun);
+    expect((await env.verify()).exitCode).toBe(0);
+    await expectRestoreEqualsSource(env);
+  });
+
+  test("a path-size-mtime run records the new inodes too, so a later inode run finds nothing changed", async () => {
+    env = await archiveEnv(tree);
+    expect((await env.run()).exitCode).toBe(0);
+    copyTreeAnew(env.source);
+    const run = await env.run("--match", "path-size-mtime");
+    expect(run.exitCode).toBe(0);
+    expect(run.json).toMatchObject(unchangedRun);
+    expect(staleInodes(env)).toEqual([]);
+    expect((await env.run()).json).toMatchObject(unchangedRun);
+  });
+
+  test("an inode run still archives a file whose content changed under the same size and mtime", async () => {
+    env = await archiveEnv(tree);
+    expect((await env.run()).exitCode).toBe(0);
+    copyTreeAnew(env.source);
+    const changed = join(env.source, "dir", "a.bin");
+    const { atime, mtime } = statSync(changed);
+    writeFileSync(changed, seededBytes(3000, 70));
+    utimesSync(changed, atime, mtime);
+    const run = await env.run();
+    expect(run.exitCode).toBe(0);
+    expect(run.json).toMatchObject({ modified: 1, unchanged: 4, new: 0, deleted: 0 });
     await expectRestoreEqualsSource(env);
   });
 });

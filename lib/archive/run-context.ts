@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { InodeRefresh } from "../catalog/inode-refresh.ts";
 import { RunLinks } from "../catalog/run-links.ts";
 import { SeenPaths } from "../catalog/seen-paths.ts";
 import { excludePatterns, requireDb, requireDest, type Settings } from "../config.ts";
@@ -139,6 +140,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     const writer = new ArchiveWriter(catalog, [...writable.values()].map((disk) => new DiskWriter(catalog, disk, { placer })), space);
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);
+    const inodes = dryRun ? undefined : new InodeRefresh(catalog);
     const runId = dryRun
       ? undefined
       : (catalog.sqlite.query("INSERT INTO runs (started_at, hostname) VALUES (?, ?) RETURNING id").get(report.startedAt, hostname()) as { id: number }).id;
@@ -193,8 +195,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
           report.counts.skipped++;
         },
       },
-      diff: { catalog, match: settings.match, seen, report, signal },
-      hash: { catalog, algorithm: settings.hash, report, dryRun, onNotStored, signal },
+      diff: { catalog, match: settings.match, seen, report, inodes, signal },
+      hash: { catalog, algorithm: settings.hash, report, dryRun, onNotStored, inodes, signal },
       dedup: dedupOptions,
       copier: copierOptions,
       manifest: {

@@ -5,6 +5,7 @@ import type { FileRecord } from "./records.ts";
 export class HostFiles {
   readonly #upsert: Statement;
   readonly #delete: Statement;
+  readonly #setInode: Statement;
 
   constructor(db: Database) {
     this.#upsert = db.prepare(
@@ -15,6 +16,7 @@ export class HostFiles {
          link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
     );
     this.#delete = db.prepare("DELETE FROM main.files WHERE path = ?");
+    this.#setInode = db.prepare("UPDATE main.files SET dev = ?, ino = ? WHERE path = ?");
   }
 
   /** Records `r` as held by disk `diskId`, replacing what the path held before. */
@@ -24,5 +26,10 @@ export class HostFiles {
 
   delete(path: string): void {
     this.#delete.run(path);
+  }
+
+  /** The source device and inode of an unchanged path, found anew (see InodeRefresh). */
+  setInode(path: string, dev: number, ino: number): void {
+    this.#setInode.run(dev, ino, path);
   }
 }

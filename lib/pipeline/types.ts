@@ -23,6 +23,12 @@ export interface PlannedFile extends FileEntry {
   readonly change: Exclude<Change, "unchanged">;
   /** The catalog row this path had (modified files). */
   readonly previous?: FileRecord;
+  /**
+   * Path, kind, size, mtime and mode as archived, under another inode (a
+   * tree copied anew): unchanged if its content hashes as `previous` did,
+   * which the hasher checks.
+   */
+  readonly inodeChanged?: boolean;
   /** The archived path this file was renamed from (same inode, path gone). */
   readonly renameFrom?: string;
   /** Content hash, once known (renames and source hardlinks know it early). */

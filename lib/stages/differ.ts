@@ -3,6 +3,7 @@ import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { toRecord } from "../catalog/archive-catalog.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import type { HostFileRow } from "../catalog/records.ts";
+import type { InodeRefresh } from "../catalog/inode-refresh.ts";
 import type { ArchivedState, SeenPaths } from "../catalog/seen-paths.ts";
 import type { FileEntry, PlannedFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
@@ -21,6 +22,8 @@ export interface DiffOptions {
   readonly match: MatchMode;
   readonly seen: SeenPaths;
   readonly report: RunReport;
+  /** Where the inodes of unchanged files that changed are recorded anew (not in dry runs). */
+  readonly inodes?: InodeRefresh;
   readonly signal?: AbortSignal;
 }
 
@@ -33,15 +36,22 @@ export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOpti
   const mayHaveArchivedName = archivedNameTest(catalog, match);
   for await (const entry of entries) {
     const archived = seen.visit(entry.path);
-    if (archived && isUnchanged(archived, entry, match)) {
+    const same = archived && sameUnlessInode(archived, entry);
+    if (same && (match !== "inode" || sameInode(archived, entry))) {
       report.counts.unchanged++;
+      // Trusted without its inode: the new one is recorded, for runs that match by inode.
+      if (!sameInode(archived, entry)) options.inodes?.note(entry.path, entry.dev, entry.ino);
       continue;
     }
     // The whole row (hash, disk) is read only for a path that changed.
     const previous = archived && catalog.fileByPath(entry.path);
     if (previous) {
-      report.planned(entry.size);
-      yield { ...entry, change: "modified", previous: toRecord(previous) };
+      // Only its inode changed: the hasher tells by content whether it is unchanged.
+      if (same) yield { ...entry, change: "modified", previous: toRecord(previous), inodeChanged: true };
+      else {
+        report.planned(entry.size);
+        yield { ...entry, change: "modified", previous: toRecord(previous) };
+      }
       continue;
     }
     const moved = mayHaveArchivedName(entry) ? findRenameSource(entry, catalog, match) : undefined;
@@ -54,6 +64,7 @@ export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOpti
     yield moved ? { ...entry, change: "new", hash: moved.row.hash } : { ...entry, change: "new" };
   }
   seen.flush();
+  options.inodes?.flush();
 }
 
 /**
@@ -82,11 +93,15 @@ function archivedNameTest(catalog: ArchiveCatalog, match: MatchMode): (entry: Fi
   };
 }
 
-function isUnchanged(previous: ArchivedState, entry: FileEntry, match: MatchMode): boolean {
+/** Unchanged as far as path, kind, size, mtime, mode (and a symlink's target) tell. */
+function sameUnlessInode(previous: ArchivedState, entry: FileEntry): boolean {
   if (previous.kind !== entry.kind || previous.size !== entry.size || previous.mtimeMs !== entry.mtimeMs) return false;
   if (entry.kind === "symlink" && previous.linkTarget !== entry.linkTarget) return false;
-  if (previous.mode !== entry.mode) return false;
-  return match !== "inode" || (previous.dev === entry.dev && previous.ino === entry.ino);
+  return previous.mode === entry.mode;
+}
+
+function sameInode(previous: ArchivedState, entry: FileEntry): boolean {
+  return previous.dev === entry.dev && previous.ino === entry.ino;
 }
 
 /**

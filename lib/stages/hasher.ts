@@ -1,6 +1,7 @@
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { InodeRefresh } from "../catalog/inode-refresh.ts";
 import { errorMessage } from "../errors.ts";
-import { hashFile, hashLinkTarget, type HashAlgorithm } from "../hashing.ts";
+import { hashAlgorithmOf, hashFile, hashLinkTarget, type HashAlgorithm } from "../hashing.ts";
 import { mapBounded } from "../pipeline/bounded.ts";
 import type { PlannedFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
@@ -9,8 +10,10 @@ export interface HashOptions {
   readonly catalog: ArchiveCatalog;
   readonly algorithm: HashAlgorithm;
   readonly report: RunReport;
-  /** Dry runs read nothing. */
+  /** Dry runs read nothing, but files under a new inode (only their content tells whether they changed). */
   readonly dryRun?: boolean;
+  /** Where the inodes of files found unchanged by their hash are recorded anew (not in dry runs). */
+  readonly inodes?: InodeRefresh;
   /** A file that could not be read: its old name must not be taken for deleted. */
   readonly onNotStored?: (item: PlannedFile) => void;
   readonly signal?: AbortSignal;
@@ -35,12 +38,21 @@ export async function* hashWhereDuplicatePossible(
   options: HashOptions,
 ): AsyncGenerator<PlannedFile> {
   const { catalog, algorithm, report } = options;
-  // Sequential on purpose: only files of 1 MiB and more are read here, and
-  // those are throughput-bound; a plain loop also keeps per-item overhead
-  // off the many small files that just pass through.
+  // Sequential on purpose: only files of 1 MiB and more (and files under a
+  // new inode) are read here, and those are throughput-bound; a plain loop
+  // also keeps per-item overhead off the many small files that pass through.
+  // Hardlinks of one new inode are read once.
+  const inodeHashes = new Map<string, string>();
   for await (const item of items) {
     options.signal?.throwIfAborted();
-    if (item.hash) yield item;
+    if (item.inodeChanged && item.previous) {
+      const checked = sameContent(item, item.previous.hash, inodeHashes, options);
+      if (checked === true) continue;
+      if (checked !== undefined) {
+        report.planned(item.size);
+        yield checked;
+      }
+    } else if (item.hash) yield item;
     else if (item.kind === "symlink") yield { ...item, hash: hashLinkTarget(algorithm, item.linkTarget ?? "") };
     else if (options.dryRun || item.size < PREHASH_MIN_SIZE || !catalog.hasContentOfSize(item.size)) yield item;
     else {
@@ -55,6 +67,39 @@ export async function* hashWhereDuplicatePossible(
       }
     }
   }
+  options.inodes?.flush();
+}
+
+/**
+ * A file whose path, size, mtime and mode are as archived but whose inode is
+ * new: read (even in a dry run: only its content can tell) and compared with
+ * the archived hash. True when unchanged (counted so, its inode recorded);
+ * else the file as modified, with its hash; undefined when it cannot be read
+ * (reported).
+ */
+function sameContent(item: PlannedFile, archivedHash: string, inodeHashes: Map<string, string>, options: HashOptions): true | PlannedFile | undefined {
+  const { report } = options;
+  const algorithm = hashAlgorithmOf(archivedHash);
+  const inode = `${item.dev}:${item.ino}`;
+  let hash = item.kind === "symlink" ? hashLinkTarget(algorithm, item.linkTarget ?? "") : inodeHashes.get(inode);
+  try {
+    if (hash === undefined) {
+      const read = hashFile(item.path, algorithm);
+      // A size that differs from the walk means the file is changing: the copier deals with it.
+      if (read.size !== item.size) return { ...item, inodeChanged: false };
+      hash = read.hash;
+    }
+  } catch (error) {
+    options.onNotStored?.(item);
+    report.error(item.path, errorMessage(error));
+    report.counts.skipped++;
+    return undefined;
+  }
+  if (item.kind === "file" && item.nlink > 1) inodeHashes.set(inode, hash);
+  if (hash !== archivedHash) return { ...item, inodeChanged: false, hash: algorithm === options.algorithm ? hash : undefined };
+  report.counts.unchanged++;
+  options.inodes?.note(item.path, item.dev, item.ino);
+  return true;
 }
 
 export interface HashEachOptions {
