@@ -219,8 +219,24 @@ async function releaseDiskMounts(): Promise<void> {
   await (await import("../lib/disk/unlock.ts")).releaseDiskMounts();
 }
 
+/**
+ * par2cmdline reads its action from its own name (`par2create FILE…`), and
+ * `par2 c FILE…` takes it first: under those names (bin/par2create.ts and
+ * its siblings, or a compiled binary so named) this is `blaine par2`.
+ */
+async function runAsPar2(): Promise<number | undefined> {
+  const name = (process.argv[1] ?? "").split("/").pop()!.replace(/\.(ts|js|exe)$/i, "");
+  const match = /^par2(create|verify|repair)?$/i.exec(name);
+  if (!match) return undefined;
+  const { par2Command } = await command.par2();
+  const args = process.argv.slice(2);
+  return match[1] ? par2Command(match[1], args, createOutput) : par2Command(args[0], args.slice(1), createOutput);
+}
+
 async function main(): Promise<number> {
   try {
+    const asPar2 = await runAsPar2();
+    if (asPar2 !== undefined) return asPar2;
     cli.parse(normaliseBooleanFlags(process.argv), { run: false });
     if (!cli.matchedCommand) {
       if (cli.options.help || cli.options.version) return ExitCode.ok;

@@ -13,9 +13,9 @@
  * par2cmdline's own machinery (files hashed at once, searching for
  * displaced blocks) and change nothing here.
  */
-import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
-import { BlaineError, ExitCode, errorMessage, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { BlaineError, errorMessage, UsageError } from "../errors.ts";
 import { createRecoverySet } from "../par2/create.ts";
 import { repairChecked } from "../par2/repair.ts";
 import { loadRecoverySet, RecoverySetError, setFiles } from "../par2/recovery-set.ts";
@@ -30,10 +30,30 @@ const USAGE =
   "       blaine par2 repair [-p] [-N [-S LEAWAY]] [COMMON] SET.par2 [FILE…]\n" +
   "       COMMON: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]";
 
+/**
+ * par2cmdline's exit codes, which scripts written for it test: `blaine par2`
+ * answers with these, not with Blaine's own (README "Exit codes").
+ */
+export const Par2Exit = {
+  ok: 0,
+  /** verify: damage found, and enough recovery blocks to repair it. */
+  repairPossible: 1,
+  /** Damage beyond the recovery blocks. */
+  repairNotPossible: 2,
+  invalidArguments: 3,
+  /** The set's own critical packets are missing or damaged. */
+  insufficientCriticalData: 4,
+  /** Repair ran, but a rebuilt block did not match its checksum. */
+  repairFailed: 5,
+  fileIoError: 6,
+  logicError: 7,
+} as const;
+type Par2Exit = (typeof Par2Exit)[keyof typeof Par2Exit];
+
 const VALUE_OPTIONS = new Set(["r", "b", "s", "c", "n", "f", "t", "T", "m", "S", "B", "a"]);
 const FLAG_OPTIONS = new Set(["q", "v", "u", "l", "p", "N", "R"]);
 /** par2cmdline refuses these outside `create`, and `-p`, `-N`, `-S` outside verify and repair. */
-const CREATE_ONLY = ["r", "b", "s", "c", "n", "f", "u", "l", "a", "R"];
+const CREATE_ONLY = ["r", "b", "s", "c", "n", "f", "u", "l", "R"];
 const CHECK_ONLY = ["p", "N", "S"];
 
 /** par2cmdline's noise levels: -qq silent, -q quiet, normal, -v noisy, -vv debug. */
@@ -91,12 +111,17 @@ function integerOption(options: Map<string, string>, letter: string, what: strin
   const text = options.get(letter);
   if (text === undefined) return undefined;
   const cleaned = letter === "r" ? text.replace(/%$/, "") : text;
-  if (letter === "r" && /^[kmg]\d+$/i.test(cleaned)) {
-    throw new UsageError(`par2: -r${text}: a redundancy target size is not supported by Blaine's engine; give -r PERCENT or -c RECOVERYBLOCKS`);
-  }
   const value = Number(cleaned);
   if (!/^\d+$/.test(cleaned) || value < minimum) throw new UsageError(`par2: -${letter} ${text}: ${what} must be an integer ≥ ${minimum}`);
   return value;
+}
+
+/** -rk N, -rm N, -rg N: par2cmdline's target size of the recovery data, in bytes (KiB, MiB, GiB). */
+function redundancyTarget(options: Map<string, string>): number | undefined {
+  const text = options.get("r");
+  const match = text === undefined ? null : /^([kmg])(\d+)$/.exec(text);
+  if (!match) return undefined;
+  return Number(match[2]) * 1024 ** ("kmg".indexOf(match[1]) + 1);
 }
 
 /** -m MB: the memory the recovery computation may hold (par2cmdline's meaning); undefined: the engine's default. */
@@ -136,26 +161,78 @@ function noiseOf(parsed: ParsedArguments): Noise {
 /** Lines at a noise level: shown when the chosen level is at least that (quiet lines even with -q; none with -qq). */
 type Say = (line: string, level?: Noise) => void;
 
-/** Runs `blaine par2 ACTION ARGS…` and returns the exit code. */
-export async function par2Command(action: string | undefined, args: readonly string[], output: (json: boolean) => Output): Promise<ExitCodeValue> {
-  const parsed = parseArguments(args);
-  const out = output(parsed.json);
-  if (action !== "create" && action !== "verify" && action !== "repair") {
-    throw new UsageError(action ? `par2: unknown action "${action}" (known: create, verify, repair)\n${USAGE}` : USAGE);
-  }
-  checkCombination(action, parsed);
-  const noise = noiseOf(parsed);
-  const say: Say = (line, level = Noise.normal) => {
-    if (noise >= level) out.say(line);
-  };
+/** par2cmdline's spellings of the actions: `c`, `v`, `r` or the words, in any case. */
+export function par2Action(word: string | undefined): "create" | "verify" | "repair" | undefined {
+  const lower = word?.toLowerCase();
+  if (lower === "c" || lower === "create") return "create";
+  if (lower === "v" || lower === "verify") return "verify";
+  if (lower === "r" || lower === "repair") return "repair";
+  return undefined;
+}
+
+/**
+ * The action a program name stands for, as par2cmdline reads its own name:
+ * `par2create`, `par2verify`, `par2repair` (any case, `.ts`/`.js`/`.exe`
+ * ignored); `par2` means the action comes first; undefined: not a par2 name.
+ */
+export function actionOfProgramName(name: string): "create" | "verify" | "repair" | "ask" | undefined {
+  const match = /^par2(create|verify|repair)?$/i.exec(name.replace(/\.(ts|js|exe)$/i, ""));
+  if (!match) return undefined;
+  return match[1] ? (match[1].toLowerCase() as "create" | "verify" | "repair") : "ask";
+}
+
+/** Runs `blaine par2 ACTION ARGS…` and returns par2cmdline's exit code for the outcome. */
+export async function par2Command(action: string | undefined, args: readonly string[], output: (json: boolean) => Output): Promise<number> {
+  let out: Output | undefined;
   try {
-    if (action === "create") return await create(parsed, out, say);
-    return await verifyOrRepair(action, parsed, out, say);
+    const parsed = parseArguments(await expandListFiles(args));
+    out = output(parsed.json);
+    const chosen = par2Action(action);
+    if (!chosen) throw new UsageError(action ? `par2: unknown action "${action}" (known: c(reate), v(erify), r(epair))\n${USAGE}` : USAGE);
+    checkCombination(chosen, parsed);
+    const noise = noiseOf(parsed);
+    const say: Say = (line, level = Noise.normal) => {
+      if (noise >= level) out!.say(line);
+    };
+    if (chosen === "create") return await create(parsed, out, say);
+    return await verifyOrRepair(chosen, parsed, out, say);
   } catch (error) {
-    if (error instanceof BlaineError) throw error;
-    if (error instanceof RangeError || error instanceof RecoverySetError) throw new BlaineError(`par2 ${action}: ${error.message}`, ExitCode.usage);
-    throw new BlaineError(`par2 ${action}: ${errorMessage(error)}`);
+    const where = par2Action(action) ?? action ?? "";
+    const message = error instanceof UsageError ? error.message : `par2 ${where}: ${errorMessage(error)}`;
+    console.error(`blaine: ${message.replace(/^par2 (create|verify|repair): par2 \1: /, "par2 $1: ")}`);
+    if (error instanceof UsageError || error instanceof RangeError) return Par2Exit.invalidArguments;
+    if (error instanceof RecoverySetError) return Par2Exit.insufficientCriticalData;
+    if (error instanceof BlaineError) return Par2Exit.invalidArguments;
+    if (typeof (error as NodeJS.ErrnoException)?.code === "string") return Par2Exit.fileIoError;
+    return Par2Exit.logicError;
   }
+}
+
+/**
+ * `@FILE` arguments: FILE lists one argument per line (blank lines skipped),
+ * for file lists too long for a command line. `@` alone, and arguments
+ * after `--`, stay as they are.
+ */
+async function expandListFiles(args: readonly string[]): Promise<string[]> {
+  const expanded: string[] = [];
+  for (const [i, arg] of args.entries()) {
+    if (arg === "--") {
+      expanded.push(...args.slice(i));
+      break;
+    }
+    if (!arg.startsWith("@") || arg.length === 1) {
+      expanded.push(arg);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(arg.slice(1), "utf8");
+    } catch (error) {
+      throw new UsageError(`par2: cannot read the list file ${arg.slice(1)} (${errorMessage(error)})`);
+    }
+    expanded.push(...text.split(/\r?\n/).filter((line) => line.trim() !== ""));
+  }
+  return expanded;
 }
 
 /** Every regular file under `directory`, in name order (-R). */
@@ -174,7 +251,7 @@ function withPar2Suffix(name: string): string {
   return /\.par2$/i.test(name) ? name : `${name}.par2`;
 }
 
-async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<ExitCodeValue> {
+async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<Par2Exit> {
   const { options, flags } = parsed;
   const positional = [...parsed.positional];
   let setPath = options.get("a") ?? positional.shift();
@@ -210,7 +287,8 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<E
   const scheme: RecoveryFileScheme = flags.has("u") ? "uniform" : flags.has("l") ? "limited" : "variable";
   const built = await createRecoverySet(setPath, {
     files: setFiles,
-    redundancy: integerOption(options, "r", "the redundancy"),
+    recoveryBytes: redundancyTarget(options),
+    redundancy: redundancyTarget(options) === undefined ? integerOption(options, "r", "the redundancy") : undefined,
     blockCount: integerOption(options, "b", "the block count", 1),
     sliceSize: integerOption(options, "s", "the block size", 4),
     recoveryCount: integerOption(options, "c", "the recovery block count"),
@@ -227,14 +305,18 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<E
   say(`Base path ${base}; files named in the set: ${setFiles.map((f) => f.name).join(", ")}`, Noise.noisy);
   say("Done", Noise.quiet);
   out.result({ setPath, sliceSize: built.sliceSize, sourceBlocks: built.inputSlices, recoveryBlocks: built.recoveryCount, files: written, skippedEmpty: built.skippedEmpty });
-  return ExitCode.ok;
+  return Par2Exit.ok;
 }
 
-async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArguments, out: Output, say: Say): Promise<ExitCodeValue> {
-  let [setPath, ...extra] = parsed.positional;
+async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArguments, out: Output, say: Say): Promise<Par2Exit> {
+  // -a SET (par2cmdline: "optional for verify and repair"): every argument is then a file.
+  const named = parsed.options.get("a");
+  let [setPath, ...extra] = named === undefined ? parsed.positional : [named, ...parsed.positional];
   if (!setPath) throw new UsageError(`par2 ${action}: give SET.par2\n${USAGE}`);
   // As par2cmdline does: a data file's name finds its set NAME.par2.
   if (!/\.par2$/i.test(setPath) && existsSync(`${setPath}.par2`)) setPath = `${setPath}.par2`;
+  // par2cmdline takes a set that is not there for a bad command line (exit 3).
+  if (!existsSync(setPath)) throw new UsageError(`par2 ${action}: ${setPath}: no such recovery set`);
   const set = loadRecoverySet(setPath);
   const byName = new Map(extra.map((file) => [basename(file), file]));
   // -B: where the set's file names start; by default the set's own directory.
@@ -245,23 +327,27 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   const check = await checkFiles(set, { locate });
   report(check, say);
   const purge = parsed.flags.has("p");
+  const damaged = check.badSlices > 0 || check.files.some((f) => f.status !== "intact");
   if (action === "verify") {
     out.result(summary(check));
-    const damaged = check.badSlices > 0 || check.files.some((f) => f.status !== "intact");
     if (!damaged && purge) purgeSet(setPath, say);
-    return damaged ? ExitCode.damage : ExitCode.ok;
+    return !damaged ? Par2Exit.ok : check.repairable ? Par2Exit.repairPossible : Par2Exit.repairNotPossible;
+  }
+  if (damaged && !check.repairable) {
+    out.result({ ...summary(check), repaired: [] });
+    return Par2Exit.repairNotPossible;
   }
   const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), memory: memoryOption(parsed) });
   if (result.failure) {
-    say(`Repair is not possible: ${result.failure}`, Noise.quiet);
+    say(`Repair Failed: ${result.failure}`, Noise.quiet);
     out.result({ ...summary(check), repaired: result.repaired, failure: result.failure });
-    return ExitCode.damage;
+    return Par2Exit.repairFailed;
   }
-  for (const path of result.repaired) say(`Repaired ${path}`, Noise.quiet);
-  if (result.repaired.length === 0) say("All files are intact; no repair needed.");
+  for (const path of result.repaired) say(`Repaired ${path}`);
+  if (result.repaired.length > 0) say("Repair complete.", Noise.quiet);
   out.result({ ...summary(check), repaired: result.repaired });
   if (purge) purgeSet(setPath, say);
-  return ExitCode.ok;
+  return Par2Exit.ok;
 }
 
 /**
@@ -276,17 +362,40 @@ function purgeSet(setPath: string, say: Say): void {
   }
 }
 
+/**
+ * par2cmdline's lines, which scripts grep: a `Target:` line per file, then
+ * `All files are correct, repair is not required.` or `Repair is required.`
+ * and `Repair is possible.` / `Repair is not possible.` with `You need N
+ * more recovery blocks to be able to repair.`
+ */
 function report(check: SetCheck, say: Say): void {
   for (const file of check.files) {
-    const detail = file.status === "damaged" ? ` (${file.badSlices.length} of ${file.slices} blocks damaged)` : "";
-    say(`${file.status.toUpperCase().padEnd(7)} ${file.path}${detail}`);
+    const found = file.slices - file.badSlices.length;
+    if (file.status === "intact") say(`Target: "${file.name}" - found.`, Noise.quiet);
+    else if (file.status === "missing") say(`Target: "${file.name}" - missing.`, Noise.quiet);
+    else say(`Target: "${file.name}" - damaged. Found ${found} of ${file.slices} data blocks.`, Noise.quiet);
     if (file.status === "damaged") say(`  damaged blocks: ${file.badSlices.join(", ")}`, Noise.noisy);
   }
   if (check.set.recoveryDamaged > 0) say(`${check.set.recoveryDamaged} recovery blocks are damaged or missing.`);
-  const damaged = check.files.some((f) => f.status !== "intact");
-  if (!damaged) say("All files are intact.", Noise.quiet);
-  else if (check.repairable) say(`Repair is possible: ${check.badSlices} blocks to rebuild, ${check.recoveryAvailable} recovery blocks available.`, Noise.quiet);
-  else say(`Repair is not possible: ${check.badSlices} blocks damaged, only ${check.recoveryAvailable} recovery blocks available.`, Noise.quiet);
+  const damaged = check.files.filter((f) => f.status === "damaged").length;
+  const missing = check.files.filter((f) => f.status === "missing").length;
+  if (damaged + missing === 0 && check.badSlices === 0) {
+    say("All files are correct, repair is not required.", Noise.quiet);
+    return;
+  }
+  say("Repair is required.", Noise.quiet);
+  if (damaged > 0) say(`${damaged} file(s) exist but are damaged.`);
+  if (missing > 0) say(`${missing} file(s) are missing.`);
+  say(`You have ${check.set.inputSlices - check.badSlices} out of ${check.set.inputSlices} data blocks available.`);
+  say(`You have ${check.recoveryAvailable} recovery blocks available.`);
+  if (check.repairable) {
+    say("Repair is possible.", Noise.quiet);
+    if (check.recoveryAvailable > check.badSlices) say(`You have an excess of ${check.recoveryAvailable - check.badSlices} recovery blocks.`);
+    say(`${check.badSlices} recovery blocks will be used to repair.`);
+  } else {
+    say("Repair is not possible.", Noise.quiet);
+    say(`You need ${check.badSlices - check.recoveryAvailable} more recovery blocks to be able to repair.`, Noise.quiet);
+  }
 }
 
 function summary(check: SetCheck) {

@@ -18,7 +18,7 @@ import {
 import { readAt } from "./read-at.ts";
 import { multiplySlices } from "./slice-multiply.ts";
 import {
-  chooseSliceSize, MAX_RECOVERY_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames, type RecoveryFileScheme,
+  chooseSliceSize, MAX_RECOVERY_SLICES, recoveryCountFor, recoveryCountForBytes, recoveryFileSizes, sliceCountFor, volumeNames, type RecoveryFileScheme,
 } from "./sizing.ts";
 import type { SliceSource } from "./slice-accumulator.ts";
 import { PendingFile, setBase } from "./write-set.ts";
@@ -44,6 +44,8 @@ export interface CreateOptions {
   readonly redundancy?: number;
   /** -c: recovery slices, instead of -r. */
   readonly recoveryCount?: number;
+  /** -rk/-rm/-rg: recovery slices to fill about this many bytes of vol files, instead of -r. */
+  readonly recoveryBytes?: number;
   /** -n: recovery (vol) files; default one per bit of the recovery count (par2cmdline's rule). */
   readonly recoveryFileCount?: number;
   /** How slices are spread over the vol files: variable (default: doubling), uniform (-u) or limited (-l). */
@@ -118,7 +120,13 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
 
   const sliceSize = chooseSliceSize(nonEmpty.map((f) => f.length), options);
   const inputSlices = sliceCountFor(nonEmpty.map((f) => f.length), sliceSize);
-  const recoveryCount = options.recoveryCount ?? recoveryCountFor(inputSlices, options.redundancy ?? 5);
+  const largestFileSlices = Math.ceil(Math.max(...nonEmpty.map((f) => f.length)) / sliceSize);
+  const fileLayout = { scheme: options.recoveryFileScheme, fileCount: options.recoveryFileCount, largestFileSlices };
+  const recoveryCount =
+    options.recoveryCount ??
+    (options.recoveryBytes !== undefined
+      ? recoveryCountForBytes(options.recoveryBytes, inputSlices, sliceSize, fileLayout)
+      : recoveryCountFor(inputSlices, options.redundancy ?? 5));
   const firstExponent = options.firstExponent ?? 0;
   if (!Number.isInteger(recoveryCount) || recoveryCount < 0 || firstExponent < 0 || firstExponent + recoveryCount > MAX_RECOVERY_SLICES) {
     throw new RangeError(`recovery blocks ${firstExponent}..${firstExponent + recoveryCount - 1} exceed PAR2's limit of ${MAX_RECOVERY_SLICES}`);
@@ -141,8 +149,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
   const main = mainBody({ sliceSize, fileIds: planned.map((f) => f.fileId), nonRecoveryFileIds: [] });
   const setId = md5(main);
   const base = setBase(setPath);
-  const largestFileSlices = Math.ceil(Math.max(...nonEmpty.map((f) => f.length)) / sliceSize);
-  const sizes = recoveryFileSizes(recoveryCount, { scheme: options.recoveryFileScheme, fileCount: options.recoveryFileCount, largestFileSlices });
+  const sizes = recoveryFileSizes(recoveryCount, fileLayout);
   const volumePaths = volumeNames(base, firstExponent, sizes);
   const finalPaths = [`${base}.par2`, ...volumePaths];
   if (!options.replace) {

@@ -62,6 +62,20 @@ export function setFiles(setPath: string): string[] {
   return [setPath, ...others];
 }
 
+/**
+ * A set's file name as a path below the set's directory: sets made on
+ * Windows separate directories with `\\`, which is read as `/`. A name
+ * that would lead outside (absolute, or through `..`) is refused, so a
+ * repair never writes there.
+ */
+function portableName(description: FileDescription, setPath: string): FileDescription {
+  const name = description.name.replace(/\\/g, "/");
+  if (name.startsWith("/") || /^[A-Za-z]:/.test(name) || name.split("/").includes("..")) {
+    throw new RecoverySetError(`${setPath}: the set names a file outside its directory (${JSON.stringify(description.name)}); refusing to use it`);
+  }
+  return name === description.name ? description : { ...description, name };
+}
+
 export function loadRecoverySet(setPath: string): RecoverySet {
   const parFiles = setFiles(setPath);
   const found: { path: string; packet: FoundPacket }[] = [];
@@ -92,7 +106,7 @@ export function loadRecoverySet(setPath: string): RecoverySet {
   const recovery = new Map<number, RecoverySliceLocation>();
   for (const { path, packet } of ofSet) {
     if (equalBytes(packet.type, PacketType.fileDescription)) {
-      const description = readFileDescription(packet.body);
+      const description = portableName(readFileDescription(packet.body), setPath);
       descriptions.set(hex(description.fileId), description);
     } else if (equalBytes(packet.type, PacketType.sliceChecksums)) {
       const read = readSliceChecksums(packet.body);
@@ -107,7 +121,8 @@ export function loadRecoverySet(setPath: string): RecoverySet {
   const entries: SetEntry[] = main.fileIds.map((fileId, index) => {
     const key = hex(fileId);
     const description = descriptions.get(key);
-    const sums = checksums.get(key);
+    // An empty file has no slices: some creators (ParPar) list one with no checksums packet at all.
+    const sums = checksums.get(key) ?? (description?.length === 0 ? [] : undefined);
     if (!description || !sums) throw new RecoverySetError(`${setPath}: the description or checksums of file ${index + 1} of the set are missing or damaged in every copy`);
     if (sums.length !== Math.ceil(description.length / main.sliceSize)) throw new RecoverySetError(`${setPath}: ${description.name} has ${sums.length} slice checksums, expected ${Math.ceil(description.length / main.sliceSize)}`);
     const entry = { description, checksums: sums, firstSlice };

@@ -73,6 +73,22 @@ export function recoveryCountFor(inputSlices: number, percent: number): number {
 }
 
 /**
+ * par2cmdline's `-rk/-rm/-rg SIZE`: as many recovery slices as fit in SIZE
+ * bytes of vol files, counting per vol file 21 bytes of checksums per input
+ * slice and per recovery slice its packet (the slice and 70 bytes). The
+ * number of vol files depends on the count, so par2cmdline estimates it
+ * from 15 files first; at least one slice.
+ */
+export function recoveryCountForBytes(targetBytes: number, inputSlices: number, sliceSize: number, files: RecoveryFileOptions = {}): number {
+  if (!Number.isInteger(targetBytes) || targetBytes <= 0) throw new RangeError(`recovery data size ${targetBytes} must be a positive number of bytes`);
+  const perFile = inputSlices * 21;
+  const packetBytes = sliceSize + 70;
+  const fitting = (fileCount: number) => (fileCount * perFile > targetBytes ? 1 : Math.floor((targetBytes - fileCount * perFile) / packetBytes));
+  const fileCount = files.fileCount ?? recoveryFileSizes(fitting(15), files).length;
+  return Math.min(MAX_RECOVERY_SLICES, fitting(fileCount));
+}
+
+/**
  * How recovery slices are spread over vol files, par2cmdline's three
  * schemes: "variable" (default) doubles the slices per file, "uniform" (-u)
  * gives every file the same, "limited" (-l) caps a file at what the largest

@@ -1,0 +1,252 @@
+/**
+ * `blaine par2` as a drop-in for par2cmdline (issue 13): the same action
+ * spellings and program names, exit codes and summary lines, the options
+ * par2cmdline accepts, and sets other tools make (subdirectories, Windows
+ * names, listed empty files), each checked against the real `par2`.
+ */
+import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { createRecoverySet } from "../lib/par2/create.ts";
+import {
+  equalBytes, fileDescriptionBody, fileIdOf, mainBody, md5, packet, PacketType, readMain, scanPacketFile,
+} from "../lib/par2/packets.ts";
+import { readAt } from "../lib/par2/read-at.ts";
+import { hasProgram } from "../lib/system/exec.ts";
+import { blaine } from "./helpers/cli.ts";
+import { seededBytes, tempDir } from "./helpers/fixture.ts";
+
+setDefaultTimeout(120_000);
+
+const hasPar2 = hasProgram("par2");
+if (!hasPar2) console.log("skipped par2cmdline drop-in tests: par2 is not installed (apt-get install par2)");
+
+const BIN = join(import.meta.dir, "..", "bin");
+
+function par2(args: string[], cwd: string): { exitCode: number; output: string } {
+  const result = Bun.spawnSync(["par2", ...args], { cwd, stdout: "pipe", stderr: "pipe" });
+  return { exitCode: result.exitCode, output: result.stdout.toString() + result.stderr.toString() };
+}
+
+/** Runs one of Blaine's programs by file name (bin/par2verify.ts…), as a script calling it by that name would. */
+function program(name: string, args: string[], cwd: string): { exitCode: number; output: string } {
+  const result = Bun.spawnSync(["bun", join(BIN, name), ...args], { cwd, stdout: "pipe", stderr: "pipe" });
+  return { exitCode: result.exitCode, output: result.stdout.toString() + result.stderr.toString() };
+}
+
+function damage(path: string, at: number, bytes: Uint8Array): void {
+  const fd = openSync(path, "r+");
+  writeSync(fd, bytes, 0, bytes.length, at);
+  closeSync(fd);
+}
+
+/** The lines par2cmdline's scripts grep for, in order. */
+function conclusions(output: string): string[] {
+  return output
+    .split(/[\r\n]+/)
+    .filter((line) => /^(All files are correct|Repair is|You need \d+ more recovery blocks)/.test(line))
+    .map((line) => line.trim());
+}
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ path: dir, cleanup } = tempDir("blaine-par2-dropin-")));
+afterEach(() => cleanup());
+
+describe("issue 13.2: spelled as par2cmdline spells it", () => {
+  test.skipIf(!hasPar2)("actions c, v, r and the words in any case; par2create, par2verify, par2repair by name", async () => {
+    const original = seededBytes(60_000, 1);
+    writeFileSync(join(dir, "f.bin"), original);
+    expect((await blaine(["par2", "c", "-s4096", "-c4", "set.par2", "f.bin"], { cwd: dir })).exitCode).toBe(0);
+    expect(par2(["v", "-q", "set.par2"], dir).output).toContain("All files are correct");
+    for (const action of ["v", "V", "verify", "VERIFY", "Verify"]) expect((await blaine(["par2", action, "set.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect((await blaine(["par2", "vv", "set.par2"], { cwd: dir })).exitCode).toBe(3);
+
+    damage(join(dir, "f.bin"), 5000, new Uint8Array(3000));
+    const verified = program("par2verify.ts", ["set.par2"], dir);
+    expect(verified.exitCode).toBe(1);
+    expect(conclusions(verified.output)).toEqual(["Repair is required.", "Repair is possible."]);
+    expect(program("par2repair.ts", ["-q", "set.par2"], dir).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "f.bin")), original)).toBe(0);
+
+    rmSync(join(dir, "set.par2"));
+    for (const name of readdirSync(dir).filter((n) => n.endsWith(".par2"))) rmSync(join(dir, name));
+    expect(program("par2create.ts", ["-qq", "-s4096", "-c4", "again.par2", "f.bin"], dir).exitCode).toBe(0);
+    expect(par2(["R", "-q", "again.par2"], dir).output).toContain("All files are correct");
+    expect((await blaine(["par2", "Repair", "again.par2"], { cwd: dir })).exitCode).toBe(0);
+  });
+
+  test.skipIf(!hasPar2)("exit codes and summary lines are par2cmdline's: intact, repairable, beyond repair, repaired, bad usage", async () => {
+    const original = seededBytes(100_000, 2);
+    for (const who of ["stock", "ours"]) {
+      mkdirSync(join(dir, who));
+      writeFileSync(join(dir, who, "a.bin"), original);
+      expect(par2(["c", "-q", "-q", "-s4096", "-c5", "s.par2", "a.bin"], join(dir, who)).exitCode).toBe(0);
+    }
+    const both = async (args: string[]) => {
+      const stock = par2(args, join(dir, "stock"));
+      const ours = await blaine(["par2", ...args], { cwd: join(dir, "ours") });
+      return { stock: { exitCode: stock.exitCode, lines: conclusions(stock.output) }, ours: { exitCode: ours.exitCode, lines: conclusions(ours.stdout) } };
+    };
+    const spoil = (blocks: number) => {
+      for (const who of ["stock", "ours"]) {
+        writeFileSync(join(dir, who, "a.bin"), original);
+        damage(join(dir, who, "a.bin"), 4096 * 3, new Uint8Array(4096 * blocks));
+      }
+    };
+
+    const intact = await both(["v", "s.par2"]);
+    expect(intact.ours).toEqual(intact.stock);
+    expect(intact.ours).toEqual({ exitCode: 0, lines: ["All files are correct, repair is not required."] });
+
+    spoil(2);
+    const repairable = await both(["v", "s.par2"]);
+    expect(repairable.ours).toEqual(repairable.stock);
+    expect(repairable.ours).toEqual({ exitCode: 1, lines: ["Repair is required.", "Repair is possible."] });
+
+    spoil(8);
+    const beyond = await both(["v", "s.par2"]);
+    expect(beyond.ours).toEqual(beyond.stock);
+    expect(beyond.ours.exitCode).toBe(2);
+    expect(beyond.ours.lines).toEqual(["Repair is required.", "Repair is not possible.", "You need 3 more recovery blocks to be able to repair."]);
+    const beyondRepair = await both(["r", "s.par2"]);
+    expect(beyondRepair.ours.exitCode).toBe(beyondRepair.stock.exitCode);
+    expect(beyondRepair.ours.exitCode).toBe(2);
+
+    spoil(2);
+    const repaired = await both(["r", "s.par2"]);
+    expect(repaired.ours.exitCode).toBe(0);
+    expect(repaired.stock.exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "ours", "a.bin")), original)).toBe(0);
+
+    // Options par2cmdline refuses for an action, and unknown ones: exit 3 from both.
+    for (const args of [["v", "-b10", "s.par2"], ["c", "-p", "x.par2", "a.bin"], ["v", "-S5", "s.par2"]]) {
+      const refused = await both(args);
+      expect({ args, code: refused.ours.exitCode }).toEqual({ args, code: refused.stock.exitCode });
+      expect(refused.ours.exitCode).toBe(3);
+    }
+  });
+
+  test.skipIf(!hasPar2)("-a on verify and repair names the set; -rk/-rm size targets; @listfile arguments", async () => {
+    const files = { "a.bin": seededBytes(300_000, 3), "b.bin": seededBytes(123_457, 4) };
+    for (const who of ["stock", "ours"]) {
+      mkdirSync(join(dir, who));
+      for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, who, name), bytes);
+    }
+    writeFileSync(join(dir, "ours", "list.txt"), "a.bin\n\nb.bin\n");
+    const layout = (where: string) => readdirSync(join(dir, where)).filter((n) => n.endsWith(".par2")).sort();
+    for (const target of ["-rk64", "-rm1"]) {
+      expect(par2(["c", "-q", "-q", "-b100", target, "s.par2", "a.bin", "b.bin"], join(dir, "stock")).exitCode).toBe(0);
+      expect((await blaine(["par2", "c", "-b100", target, "s.par2", "@list.txt"], { cwd: join(dir, "ours") })).exitCode).toBe(0);
+      expect({ target, files: layout("ours") }).toEqual({ target, files: layout("stock") });
+      // The vol file names say how many recovery blocks each holds: the same counts as par2cmdline's.
+      for (const name of layout("ours")) {
+        rmSync(join(dir, "ours", name));
+        rmSync(join(dir, "stock", name));
+      }
+    }
+    expect((await blaine(["par2", "c", "-c3", "s.par2", "a.bin", "b.bin"], { cwd: join(dir, "ours") })).exitCode).toBe(0);
+    damage(join(dir, "ours", "b.bin"), 10, new Uint8Array(10));
+    expect((await blaine(["par2", "v", "-a", "s.par2"], { cwd: join(dir, "ours") })).exitCode).toBe(1);
+    expect((await blaine(["par2", "r", "-as.par2"], { cwd: join(dir, "ours") })).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "ours", "b.bin")), Buffer.from(files["b.bin"]))).toBe(0);
+    const unreadable = await blaine(["par2", "c", "-c1", "t.par2", "@missing.txt"], { cwd: join(dir, "ours") });
+    expect(unreadable.exitCode).toBe(3);
+    expect(unreadable.stderr).toContain("missing.txt");
+  });
+});
+
+describe("issue 13.2: sets as other tools make them", () => {
+  test.skipIf(!hasPar2)("repair re-creates a deleted subdirectory of a set made with par2 -R", async () => {
+    const deep = seededBytes(30_000, 5);
+    const top = seededBytes(20_000, 6);
+    mkdirSync(join(dir, "sub", "deeper"), { recursive: true });
+    writeFileSync(join(dir, "sub", "deeper", "x.bin"), deep);
+    writeFileSync(join(dir, "top.bin"), top);
+    expect(par2(["c", "-q", "-q", "-R", "-s4096", "-c20", "set.par2", "sub", "top.bin"], dir).exitCode).toBe(0);
+    rmSync(join(dir, "sub"), { recursive: true });
+    const verified = await blaine(["par2", "v", "set.par2"], { cwd: dir });
+    expect(verified.exitCode).toBe(1);
+    expect(verified.stdout).toContain('Target: "sub/deeper/x.bin" - missing.');
+    const repaired = await blaine(["par2", "r", "set.par2"], { cwd: dir });
+    expect(repaired.exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "sub", "deeper", "x.bin")), Buffer.from(deep))).toBe(0);
+    expect(par2(["v", "-q", "set.par2"], dir).output).toContain("All files are correct");
+  });
+
+  test("a set made on Windows (\\ between directories) is read with /, and repaired there", async () => {
+    const data = seededBytes(50_000, 7);
+    mkdirSync(join(dir, "sub"));
+    writeFileSync(join(dir, "sub", "a.bin"), data);
+    // The name as a Windows creator stores it.
+    await createRecoverySet(join(dir, "win.par2"), { files: [{ path: join(dir, "sub", "a.bin"), name: "sub\\a.bin" }], sliceSize: 4096, recoveryCount: 14 });
+    const verified = await blaine(["par2", "v", "win.par2"], { cwd: dir });
+    expect(verified.exitCode).toBe(0);
+    expect(verified.stdout).toContain('Target: "sub/a.bin" - found.');
+    rmSync(join(dir, "sub"), { recursive: true });
+    expect((await blaine(["par2", "r", "win.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "sub", "a.bin")), Buffer.from(data))).toBe(0);
+  });
+
+  test("a set naming a file outside its directory is refused, and nothing is written there", async () => {
+    writeFileSync(join(dir, "a.bin"), seededBytes(5000, 8));
+    mkdirSync(join(dir, "sets"));
+    await createRecoverySet(join(dir, "sets", "up.par2"), { files: [{ path: join(dir, "a.bin"), name: "..\\escaped.bin" }], recoveryCount: 2 });
+    const repaired = await blaine(["par2", "r", "sets/up.par2"], { cwd: dir });
+    expect(repaired.exitCode).toBe(4);
+    expect(repaired.stderr).toContain("outside its directory");
+    expect(existsSync(join(dir, "escaped.bin"))).toBe(false);
+  });
+
+  test.skipIf(!hasPar2)("a set listing a 0-byte file (as ParPar makes them) is accepted: verified, and the empty file re-created", async () => {
+    const data = seededBytes(40_000, 9);
+    writeFileSync(join(dir, "a.bin"), data);
+    writeFileSync(join(dir, "empty.txt"), "");
+    expect((await blaine(["par2", "c", "-s4096", "-c4", "-n1", "orig.par2", "a.bin"], { cwd: dir })).exitCode).toBe(0);
+    addEmptyFile(dir, "orig", "parpar", "empty.txt");
+    for (const name of readdirSync(dir).filter((n) => n.startsWith("orig."))) rmSync(join(dir, name));
+    const verified = await blaine(["par2", "v", "parpar.par2"], { cwd: dir });
+    expect(verified.exitCode).toBe(0);
+    expect(verified.stdout).toContain('Target: "empty.txt" - found.');
+    rmSync(join(dir, "empty.txt"));
+    damage(join(dir, "a.bin"), 100, new Uint8Array(50));
+    expect((await blaine(["par2", "v", "parpar.par2"], { cwd: dir })).exitCode).toBe(1);
+    expect((await blaine(["par2", "r", "parpar.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(readFileSync(join(dir, "empty.txt")).length).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "a.bin")), Buffer.from(data))).toBe(0);
+  });
+});
+
+/**
+ * Rewrites the set `from` (index + vol files) as `to` with one more file in
+ * its main packet: an empty file with a description and no checksums
+ * packet, as ParPar lists 0-byte files. An empty file has no slices, so the
+ * recovery data stays valid; only the set ID (and so every header) changes.
+ */
+function addEmptyFile(dir: string, from: string, to: string, emptyName: string): void {
+  const emptyMd5 = md5(new Uint8Array(0));
+  const emptyId = fileIdOf(emptyMd5, 0, emptyName);
+  for (const name of readdirSync(dir).filter((n) => n.startsWith(`${from}.`) && n.endsWith(".par2"))) {
+    const path = join(dir, name);
+    const found = scanPacketFile(path);
+    const main = readMain(found.find((p) => equalBytes(p.type, PacketType.main))!.body);
+    const newMain = mainBody({ sliceSize: main.sliceSize, fileIds: [...main.fileIds, emptyId], nonRecoveryFileIds: [] });
+    const setId = md5(newMain);
+    const chunks: Uint8Array[] = [];
+    const fd = openSync(path, "r");
+    for (const p of found) {
+      if (equalBytes(p.type, PacketType.main)) {
+        chunks.push(...packet(setId, PacketType.main, newMain));
+        chunks.push(...packet(setId, PacketType.fileDescription, fileDescriptionBody({ fileId: emptyId, md5: emptyMd5, md5First16k: emptyMd5, length: 0, name: emptyName })));
+      } else if (equalBytes(p.type, PacketType.recoverySlice)) {
+        const data = new Uint8Array(p.bodyLength - 4);
+        readAt(fd, data, data.length, p.bodyOffset + 4);
+        chunks.push(...packet(setId, PacketType.recoverySlice, p.body.subarray(0, 4), data));
+      } else {
+        chunks.push(...packet(setId, p.type, p.body));
+      }
+    }
+    closeSync(fd);
+    writeFileSync(join(dir, name.replace(`${from}.`, `${to}.`)), Buffer.concat(chunks));
+  }
+}
