@@ -254,3 +254,19 @@ describe("issue 11.11: inodes that changed under unchanged files (cp -a of the t
     await expectRestoreEqualsSource(env);
   });
 });
+
+describe("issue 11.12: --dry-run counts renames as renames", () => {
+  test.each([["inode"], ["size-mtime"], ["path-size-mtime"]])("--match %s: a dry run says what the real run then does", async (match) => {
+    env = await archiveEnv({ X: { "movie.mkv": { bytes: 200_000, seed: 8 } }, "gone.txt": "deleted for real\n", "kept.txt": "kept\n" });
+    expect((await env.run("--match", match)).exitCode).toBe(0);
+    renameSync(join(env.source, "X"), join(env.source, "Y"));
+    rmSync(join(env.source, "gone.txt"));
+    const dry = await env.run("--match", match, "--dry-run");
+    expect(dry.exitCode).toBe(0);
+    const real = await env.run("--match", match);
+    expect(real.exitCode).toBe(0);
+    expect(real.json).toMatchObject({ renamed: 1, deleted: 1, new: 0 });
+    for (const key of ["new", "modified", "renamed", "deleted", "unchanged", "skipped", "bytesCopied"]) expect([key, dry.json[key]]).toEqual([key, real.json[key]]);
+    expect(dry.stdout + dry.stderr).not.toContain(`delete ${join(env.source, "X", "movie.mkv")}`);
+  });
+});

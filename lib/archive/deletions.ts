@@ -1,4 +1,5 @@
 import type { UnseenFile } from "../catalog/seen-paths.ts";
+import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import type { DiskChange } from "../disk/disk-writer.ts";
 import type { ArchiveRun } from "./run-context.ts";
 
@@ -25,17 +26,22 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
   const { report, catalog, writer } = run;
   // Files on every disk, mounted or not: a deletion on an offline disk is deferred (see ArchiveWriter).
   const diskIds = (catalog.sqlite.query("SELECT id FROM disks").all() as { id: string }[]).map((row) => row.id);
-  const vanished = [...run.seen.unseen(run.sources, diskIds)];
+  const dryRun = run.settings.dryRun;
+  // A dry run renamed nothing: the old names of its renames are still archived, and are not deletions.
+  const vanished = [...run.seen.unseen(run.sources, diskIds)].filter((file) => !dryRun || !run.runLinks.renamedAwayInDryRun(file.path));
   if (vanished.length === 0) return;
   if (run.settings.keepDeleted) {
     report.warn(run.sources[0], `${vanished.length} deleted files kept in the archive (--keep-deleted)`);
     return;
   }
   const renamedByContent: UnseenFile[] = [];
+  /** A dry run's planned copies that hold a vanished path's content: the real run stores them as links, renames by content. */
+  let renamedByPlannedCopy = 0;
   const gone: UnseenFile[] = [];
   const kept = new Set<UnseenFile>();
   for (const file of vanished) {
     if (run.runLinks.claimNew(file.hash, file.size)) renamedByContent.push(file);
+    else if (dryRun && claimPlannedCopy(run, file)) renamedByPlannedCopy++;
     else if (run.runLinks.mayBeUnstored(file.hash, file.size)) {
       kept.add(file);
       report.warn(file.path, "kept in the archive: a file this run could not store may be this one under a new name; it goes once that file is archived");
@@ -55,7 +61,9 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
     report.counts.deduplicated--;
     report.counts.renamed++;
   }
-  if (run.settings.dryRun) {
+  report.counts.new -= renamedByPlannedCopy;
+  report.counts.renamed += renamedByPlannedCopy;
+  if (dryRun) {
     for (const file of gone) report.plan.push(`delete ${file.path}`);
     report.counts.deleted += deletions;
     return;
@@ -69,4 +77,23 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
     }
   }
   report.counts.deleted += deletions;
+}
+
+/** Whether a dry run's planned copy of a new path holds `file`'s content (read and hashed now); if so it is taken. */
+function claimPlannedCopy(run: ArchiveRun, file: UnseenFile): boolean {
+  for (const path of run.runLinks.plannedCopiesOfSize(file.size)) {
+    try {
+      if (hashFile(path, hashAlgorithmOf(file.hash)).hash !== file.hash) continue;
+    } catch {
+      continue;
+    }
+    run.runLinks.claimPlannedCopy(path);
+    // Stored as a hardlink by the real run: nothing to copy.
+    const { plan, counts } = run.report;
+    const line = plan.findIndex((planned) => planned.startsWith(`copy ${path} (`));
+    if (line >= 0) plan[line] = `rename ${path} (from ${file.path}, found by content)`;
+    counts.bytesCopied -= file.size;
+    return true;
+  }
+  return false;
 }

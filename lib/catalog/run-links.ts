@@ -7,6 +7,8 @@ import type { ArchiveCatalog } from "./archive-catalog.ts";
  * rename, and is counted so. And content it could not store (no room, a
  * read failure): a path that is gone and held content like it may have
  * been moved to the file that was not stored, so it must stay archived.
+ * And for a dry run, what it would rename and copy, so that it counts
+ * renames as the real run will.
  */
 export class RunLinks {
   readonly #catalog: ArchiveCatalog;
@@ -17,6 +19,36 @@ export class RunLinks {
     catalog.sqlite.exec("DELETE FROM temp.run_links");
     catalog.sqlite.exec("CREATE TEMP TABLE IF NOT EXISTS run_not_stored (hash TEXT, size INTEGER NOT NULL)");
     catalog.sqlite.exec("DELETE FROM temp.run_not_stored");
+    catalog.sqlite.exec("CREATE TEMP TABLE IF NOT EXISTS dry_run_plan (path TEXT NOT NULL, size INTEGER, renamed_away INTEGER NOT NULL)");
+    catalog.sqlite.exec("DELETE FROM temp.dry_run_plan");
+  }
+
+  /**
+   * A dry run changes nothing, so the old names of its renames are still in
+   * the catalog when deletions are counted: each is noted here, and is no
+   * deletion.
+   */
+  plannedRenameFrom(path: string): void {
+    this.#catalog.sqlite.query("INSERT INTO temp.dry_run_plan (path, size, renamed_away) VALUES (?, NULL, 1)").run(path);
+  }
+
+  renamedAwayInDryRun(path: string): boolean {
+    return this.#catalog.sqlite.query("SELECT 1 FROM temp.dry_run_plan WHERE path = ? AND renamed_away = 1 LIMIT 1").get(path) !== null;
+  }
+
+  /** A dry run's planned copy of a new path (unread: its content may be a vanished path's, a rename by content). */
+  plannedCopy(path: string, size: number): void {
+    this.#catalog.sqlite.query("INSERT INTO temp.dry_run_plan (path, size, renamed_away) VALUES (?, ?, 0)").run(path, size);
+  }
+
+  /** Up to 8 planned copies of this size not yet taken for a rename. */
+  plannedCopiesOfSize(size: number): string[] {
+    return (this.#catalog.sqlite.query("SELECT path FROM temp.dry_run_plan WHERE size = ? AND renamed_away = 0 LIMIT 8").all(size) as { path: string }[]).map((row) => row.path);
+  }
+
+  /** That planned copy is the new name of a vanished path. */
+  claimPlannedCopy(path: string): void {
+    this.#catalog.sqlite.query("DELETE FROM temp.dry_run_plan WHERE path = ? AND renamed_away = 0").run(path);
   }
 
   add(hash: string, size: number, change: "new" | "modified"): void {

@@ -43,6 +43,10 @@ export async function* writeManifest(items: AsyncIterable<StoredFile>, options: 
       if (options.dryRun) {
         for (const item of batch) {
           if (item.action !== "copy") report.plan.push(`${item.action} ${item.path}${item.renameFrom ? ` (from ${item.renameFrom})` : ""}`);
+          // What the deletions need to count renames as the real run will (see RunLinks).
+          if (item.renameFrom) options.runLinks?.plannedRenameFrom(item.renameFrom);
+          else if (item.action === "link" && item.change !== "renamed") options.runLinks?.add(item.hash, item.size, item.change);
+          else if (item.action === "copy" && item.change === "new") options.runLinks?.plannedCopy(item.path, item.size);
           count(item, report);
           yield item;
         }
