@@ -251,6 +251,12 @@ async function main(): Promise<number> {
     return typeof code === "number" ? code : ExitCode.ok;
   } catch (error) {
     await releaseDiskMounts().catch((unmountError) => process.stderr.write(`blaine: ${errorMessage(unmountError)}\n`));
+    // SQLite's words name no file: said again naming the catalog and what to do.
+    const explained = error instanceof Error && error.name === "SQLiteError" ? (await import("../lib/catalog/catalog-errors.ts")).explainCatalogError(error) : undefined;
+    if (explained) {
+      process.stderr.write(`blaine: ${explained.message}\n${process.env.BLAINE_DEBUG && error instanceof Error ? `${error.stack}\n` : ""}`);
+      return explained.exitCode;
+    }
     if (error instanceof BlaineError) {
       process.stderr.write(`blaine: ${error.message}\n`);
       return error.exitCode;

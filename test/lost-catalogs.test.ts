@@ -4,7 +4,7 @@ import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, stat
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { diskContents, multiDiskEnv } from "./helpers/multi-disk-env.ts";
-import { blaine } from "./helpers/cli.ts";
+import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { makeTree, seededBytes, snapshotTree, tempDir } from "./helpers/fixture.ts";
 import { cipherMissing } from "./helpers/mounts.ts";
 
@@ -223,6 +223,99 @@ describe("a lost disk label", () => {
       expect((await blaine(["verify", ...common])).exitCode).toBe(0);
     } finally {
       dir.cleanup();
+    }
+  });
+});
+
+/** Overwrites the first page of table `table`'s b-tree with garbage: the file opens, reading the table fails ("malformed"). */
+function damageTable(path: string, table: string): void {
+  const sqlite = new Database(path, { readonly: true });
+  const { rootpage } = sqlite.query("SELECT rootpage FROM sqlite_master WHERE name = ?").get(table) as { rootpage: number };
+  const { page_size: pageSize } = sqlite.query("PRAGMA page_size").get() as { page_size: number };
+  sqlite.close();
+  damage(path, (rootpage - 1) * pageSize, pageSize);
+}
+
+describe("catalog errors", () => {
+  test("issue 12.7: a damaged page names the catalog (host or disk) and the command that rebuilds it", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    const hostCopy = `${env.db}.good`;
+    writeFileSync(hostCopy, readFileSync(env.db));
+    damageTable(env.db, "files");
+    for (const result of [await env.cli("status"), await env.run()]) {
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(`host catalog ${env.db} is damaged`);
+      expect(result.stderr).toContain("blaine catalog rebuild");
+    }
+    writeFileSync(env.db, readFileSync(hostCopy));
+    const diskCatalog = join(env.disk, ".blaine", "catalog.db");
+    damageTable(diskCatalog, "entries");
+    const verify = await env.verify();
+    expect(verify.exitCode).toBe(1);
+    expect(verify.stderr).toContain(diskCatalog);
+    expect(verify.stderr).toContain(`blaine disk rebuild ${env.disk}`);
+    expect((await env.cli("disk", "rebuild", env.disk)).exitCode).toBe(0);
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test("issue 12.7: a 0-byte host catalog is not an empty archive: status, run and disk init say it is empty and point at catalog rebuild", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    writeFileSync(env.db, "");
+    for (const result of [await env.cli("status"), await env.run(), await blaine(["disk", "init", join(env.root, "new-disk"), "--label", "N", "--db", env.db])]) {
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(`host catalog ${env.db} is empty`);
+      expect(result.stderr).toContain("blaine catalog rebuild");
+      expect(result.stdout).not.toContain("0 files");
+    }
+    expect(statSync(env.db).size).toBe(0);
+  });
+
+  test("issue 12.7: a hot journal a killed writer left is rolled back by read-only commands, not reported as damage", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    // A writer killed half way through a transaction that emptied the catalog.
+    const script = join(env.root, "killed-writer.ts");
+    writeFileSync(
+      script,
+      `import { Database } from "bun:sqlite";
+const db = new Database(process.argv[2]);
+db.exec("PRAGMA journal_mode = DELETE; PRAGMA cache_size = 1; BEGIN; DELETE FROM files; DELETE FROM runs");
+process.kill(process.pid, "SIGKILL");
+`,
+    );
+    const killed = Bun.spawnSync(["bun", script, env.db]);
+    expect(killed.signalCode).toBe("SIGKILL");
+    expect(statSync(`${env.db}-journal`).size).toBeGreaterThan(0);
+    for (const command of ["status", "ls", "disk list"]) {
+      const result = await env.cli(...command.split(" "), "--json");
+      expect(result.stderr).not.toMatch(/damaged|readonly/);
+      expect(result.exitCode).toBe(0);
+    }
+    expect((await env.cli("status", "--json")).json.files).toBe(5);
+    expect(existsSync(`${env.db}-journal`)).toBe(false);
+  });
+
+  test("issue 12.7: two runs through two copies of one host catalog onto one disk never end with a bare 'database is locked'", async () => {
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 1500; i++) many[`f${i}`] = `file ${i}\n`;
+    env = await archiveEnv({ many });
+    const copy = join(env.root, "copy-of-catalog.db");
+    writeFileSync(copy, readFileSync(env.db));
+    const first = spawnBlaine(["run", "--db", env.db, "--dest", env.disk, env.source]);
+    await waitFor(() => existsSync(`${env!.db}.lock`), 20_000, "the first run to take its lock");
+    const second = await blaine(["run", "--db", copy, "--dest", env.disk, env.source]);
+    const firstExit = await first.exited;
+    const firstErr = await new Response(first.stderr).text();
+    const failures = [
+      { exitCode: firstExit, stderr: firstErr },
+      { exitCode: second.exitCode, stderr: second.stderr },
+    ].filter((result) => result.exitCode !== 0);
+    for (const failure of failures) {
+      expect(failure.stderr).not.toMatch(/^blaine: database is locked$/m);
+      expect(failure.stderr).toMatch(/catalog .* locked by another process/);
+      expect(failure.stderr).toContain("another copy of the host catalog");
     }
   });
 });

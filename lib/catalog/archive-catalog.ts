@@ -1,6 +1,7 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import type { Database, Statement } from "bun:sqlite";
-import { BlaineError, ExitCode } from "../errors.ts";
+import { BlaineError, ExitCode, shellWord } from "../errors.ts";
+import { hostCatalogAdvice } from "./catalog-errors.ts";
 import { CatalogLock } from "./lock.ts";
 import { hostDrizzle, openCatalogDatabase, type HostDatabase } from "./open.ts";
 import type { FileRecord, HostFileRow } from "./records.ts";
@@ -53,12 +54,23 @@ export class ArchiveCatalog {
   static open(path: string, options: OpenArchiveCatalogOptions = {}): ArchiveCatalog {
     // Said before the lock, whose file would otherwise be the first thing to fail.
     if (!options.create && !existsSync(path)) {
-      throw new BlaineError(`host catalog ${path} does not exist (give --db the catalog of your archive; "blaine disk init" creates one)`, ExitCode.usage);
+      throw new BlaineError(
+        `host catalog ${path} does not exist (give --db the catalog of your archive; "blaine disk init" creates one, ` +
+          `and "blaine catalog rebuild --db ${shellWord(path)} DISK-DIR…" brings a lost one back from the copies on its disks)`,
+        ExitCode.usage,
+      );
+    }
+    // An empty file where a catalog should be is a lost catalog: never the start of a new archive.
+    if (existsSync(path) && statSync(path).size === 0) {
+      throw new BlaineError(
+        `host catalog ${path} is empty (0 bytes): lost or damaged, not new. Rebuild it from the copies on your archive disks with ` +
+          `"blaine catalog rebuild --db NEW-FILE DISK-DIR…" and use NEW-FILE from then on; to start a new archive instead, delete it first`,
+      );
     }
     // The lock comes first: a migration is a write too.
     const lock = options.lock && !options.readonly ? CatalogLock.acquire(path) : undefined;
     try {
-      const sqlite = openCatalogDatabase(path, "host", { ...options, exclusive: Boolean(lock) });
+      const sqlite = openCatalogDatabase(path, "host", { ...options, exclusive: Boolean(lock), advice: hostCatalogAdvice(path) });
       return new ArchiveCatalog(path, sqlite, options.readonly ?? false, lock);
     } catch (error) {
       lock?.release();
@@ -78,7 +90,12 @@ export class ArchiveCatalog {
 
   requireArchiveId(): string {
     const id = this.archiveId();
-    if (!id) throw new BlaineError(`catalog ${this.path} has no archive yet: run "blaine disk init" first`, ExitCode.usage);
+    if (!id) {
+      throw new BlaineError(
+        `catalog ${this.path} holds no archive: run "blaine disk init" for a new one; if it held your archive, it is damaged: ${hostCatalogAdvice(this.path)}`,
+        ExitCode.usage,
+      );
+    }
     return id;
   }
 

@@ -1,8 +1,9 @@
 import { Database } from "bun:sqlite";
 import type { BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError, ExitCode, errorMessage } from "../errors.ts";
+import { noteCatalog } from "./catalog-errors.ts";
 import type * as diskSchema from "./disk-schema.ts";
 import type * as hostSchema from "./host-schema.ts";
 
@@ -36,6 +37,8 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
   if (!existsSync(path) && !options.create) {
     throw new BlaineError(`${name} does not exist${advice}`, options.advice ? ExitCode.failure : ExitCode.usage);
   }
+  noteCatalog({ path, name, advice: options.advice });
+  if (options.readonly) rollBackHotJournal(path, name);
   let sqlite: Database;
   try {
     sqlite = options.readonly ? new Database(path, { readonly: true }) : new Database(path, { create: true });
@@ -72,6 +75,35 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
       throw new BlaineError(`${name} is busy: another blaine command is writing it; try again when it has finished`);
     }
     throw new BlaineError(`${name} is damaged or not a Blaine catalog: ${errorMessage(error)}${advice}`);
+  }
+}
+
+/**
+ * A rollback journal left by a killed writer ("hot") must be rolled back
+ * before the file can be read, and a read-only connection may not: it
+ * failed with "attempt to write a readonly database". A reader rolls it
+ * back first through a read-write connection (SQLite does so only when no
+ * live writer holds the file, which then answers busy).
+ */
+function rollBackHotJournal(path: string, name: string): void {
+  const journal = `${path}-journal`;
+  if (!existsSync(journal) || statSync(journal).size === 0) return;
+  try {
+    const sqlite = new Database(path, { readwrite: true, create: false });
+    try {
+      sqlite.exec("PRAGMA busy_timeout = 5000");
+      sqlite.query("SELECT count(*) FROM sqlite_master").get();
+    } finally {
+      sqlite.close();
+    }
+  } catch (error) {
+    if (/database is locked/.test(errorMessage(error))) {
+      throw new BlaineError(`${name} is busy: another blaine command is writing it; try again when it has finished`);
+    }
+    throw new BlaineError(
+      `${name} has a journal left by a killed command (${journal}) that must be rolled back before it can be read, and this command cannot (${errorMessage(error)}); ` +
+        `run it as a user who may write the file, or run a writing command (blaine run) to settle it`,
+    );
   }
 }
 

@@ -9,7 +9,7 @@ import { resolve } from "node:path";
 
 export interface StatusResult {
   readonly exitCode: ExitCodeValue;
-  readonly archiveId: string | null;
+  readonly archiveId: string;
   readonly catalog: string;
   readonly files: number;
   readonly bytes: number;
@@ -32,6 +32,8 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
   const catalog = ArchiveCatalog.open(db, { readonly: true });
   try {
     const sqlite = catalog.sqlite;
+    // A catalog without an archive is empty or damaged: never shown as an archive of 0 files.
+    const archiveId = catalog.requireArchiveId();
     const totals = sqlite.query("SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files").get() as { files: number; bytes: number };
     const mountedByDisk = new Map<string, string>();
     for (const dest of diskDirectoriesOf(settings)) {
@@ -63,7 +65,7 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
       | null;
     const result: StatusResult = {
       exitCode: ExitCode.ok,
-      archiveId: catalog.archiveId() ?? null,
+      archiveId,
       catalog: db,
       files: totals.files,
       bytes: totals.bytes,
@@ -78,7 +80,7 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
         : null,
     };
     if (output) {
-      output.say(`Archive ${result.archiveId ?? "(none)"} in ${db}: ${result.files} files, ${formatBytes(result.bytes)}.`);
+      output.say(`Archive ${result.archiveId} in ${db}: ${result.files} files, ${formatBytes(result.bytes)}.`);
       for (const disk of disks) {
         const capacity = disk.capacity !== null ? ` of ${formatBytes(disk.capacity)}` : "";
         output.say(

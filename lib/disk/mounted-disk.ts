@@ -184,11 +184,14 @@ export function diskCatalogNaming(dir: string, label: DiskLabel, layout: DiskLay
 
 /**
  * Whether a disk seen read-only holds anything a writing command must
- * settle first: temps or intents of a killed run, or a catalog to upgrade.
+ * settle first: temps or intents of a killed run, a journal to roll back, or a catalog to upgrade.
  * When in doubt (the catalog cannot be read), yes.
  */
 function needsSettling(layout: DiskLayout): boolean {
   if (existsSync(layout.tmp) && readdirSync(layout.tmp).length > 0) return true;
+  // A killed writer's journal: only a read-write mount can roll it back.
+  const journal = `${layout.catalog}-journal`;
+  if (existsSync(journal) && statSync(journal).size > 0) return true;
   try {
     const disk = openCatalogDatabase(layout.catalog, "disk", { readonly: true });
     try {
