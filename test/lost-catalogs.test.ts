@@ -320,3 +320,67 @@ process.kill(process.pid, "SIGKILL");
   });
 });
 
+describe("smaller catalog matters", () => {
+  test("issue 12.12: blaine ls | head ends quietly, without an EPIPE stack trace", async () => {
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 800; i++) many[`file-with-a-longish-name-${i}`] = `${i}`;
+    env = await archiveEnv({ many });
+    expect((await env.run()).exitCode).toBe(0);
+    const bin = join(import.meta.dir, "..", "bin", "blaine.ts");
+    for (const json of [[], ["--json"]]) {
+      const shell = Bun.spawnSync(["bash", "-c", `bun ${bin} ls --db "$1" ${json.join(" ")} | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"`, "sh", env.db]);
+      expect(shell.stderr.toString()).toBe("");
+      expect(shell.stdout.toString().trim()).toBe("0");
+    }
+  });
+
+  test("issue 12.12: status, ls and disk list answer at once while a run is writing the catalog (its reading copy), saying so", async () => {
+    const big: Record<string, { bytes: number; seed: number }> = {};
+    for (let i = 0; i < 60; i++) big[`f${i}`] = { bytes: 2_000_000, seed: i + 1 };
+    env = await archiveEnv({ small: "first", big });
+    const e = env;
+    const run = spawnBlaine(["run", "--db", e.db, "--dest", e.disk, e.source]);
+    try {
+      await waitFor(() => existsSync(`${e.db}.lock`), 20_000, "the run to take its lock");
+      // The run is writing: its first files are on the disk.
+      await waitFor(() => existsSync(e.onDisk("big")), 20_000, "the run's first files on the disk");
+      for (const command of [["status"], ["ls"], ["disk", "list"]]) {
+        const started = Date.now();
+        const result = await e.cli(...command, "--json");
+        const elapsed = Date.now() - started;
+        expect(result.exitCode).toBe(0);
+        expect(result.stderr).not.toContain("busy");
+        expect(elapsed).toBeLessThan(4_000);
+        if (command[0] === "status") {
+          expect(result.json.readingCopy).toContain("is writing host catalog");
+          expect(run.exitCode).toBeNull();
+        }
+      }
+    } finally {
+      expect(await run.exited).toBe(0);
+    }
+    expect(existsSync(`${e.db}.reading-copy`)).toBe(false);
+    expect((await e.cli("status", "--json")).json).toMatchObject({ files: 61, readingCopy: null });
+  });
+
+  test("issue 12.12: the host catalog, its copies on the disks and a rebuilt one are readable by their owner only (0600)", async () => {
+    env = await archiveEnv(tree());
+    expect(statSync(env.db).mode & 0o777).toBe(0o600);
+    expect((await env.run()).exitCode).toBe(0);
+    expect(statSync(env.db).mode & 0o777).toBe(0o600);
+    expect(statSync(join(env.disk, ".blaine", "host-catalog.db")).mode & 0o777).toBe(0o600);
+    const rebuilt = join(env.root, "rebuilt.db");
+    expect((await blaine(["catalog", "rebuild", "--db", rebuilt, env.disk])).exitCode).toBe(0);
+    expect(statSync(rebuilt).mode & 0o777).toBe(0o600);
+  });
+
+  test("issue 12.12: a stale empty journal beside a disk catalog or the host catalog is removed by the next command that writes", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    const journals = [join(env.disk, ".blaine", "catalog.db-journal"), `${env.db}-journal`];
+    for (const journal of journals) writeFileSync(journal, "");
+    expect((await env.verify()).exitCode).toBe(0);
+    for (const journal of journals) expect(existsSync(journal)).toBe(false);
+  });
+});
+

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { applyDeferred, dataSourcesOf, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
@@ -133,6 +133,8 @@ export function copyHostCatalogToDisk(catalog: ArchiveCatalog, disk: MountedDisk
     // VACUUM INTO writes a consistent snapshot of the main database only.
     catalog.sqlite.query("VACUUM main INTO ?").run(temp);
   }
+  // The file list of an encrypted archive is nobody else's business (as key files).
+  chmodSync(temp, 0o600);
   syncFileSystem(temp);
   renameSync(temp, target);
   fsyncDirectory(disk.layout.meta);

@@ -162,7 +162,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       linkIfHeld: (item) => linkIfHeld(item, { ...dedupOptions, catalog, algorithm: settings.hash }),
       onNotStored,
     };
-    const skipPaths = new Set<string>([...disks.map((d) => d.root), resolve(db), `${resolve(db)}.lock`, `${resolve(db)}-journal`]);
+    const readingCopy = ArchiveCatalog.readingCopyPath(resolve(db));
+    const skipPaths = new Set<string>([...disks.map((d) => d.root), resolve(db), `${resolve(db)}.lock`, `${resolve(db)}-journal`, readingCopy, `${readingCopy}.tmp`]);
     return {
       settings,
       report,

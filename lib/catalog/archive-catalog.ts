@@ -1,4 +1,4 @@
-import { existsSync, statSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync } from "node:fs";
 import type { Database, Statement } from "bun:sqlite";
 import { BlaineError, ExitCode, shellWord } from "../errors.ts";
 import { hostCatalogAdvice } from "./catalog-errors.ts";
@@ -29,6 +29,8 @@ export class ArchiveCatalog {
   #byPath: Statement;
   #byInode: Statement;
   #sizeExists: Statement;
+  /** Set when this is the reading copy of a catalog another command is writing: says so, for people. */
+  readingCopyNote: string | undefined;
 
   private constructor(path: string, sqlite: Database, readonly: boolean, lock: CatalogLock | undefined) {
     this.path = path;
@@ -67,14 +69,64 @@ export class ArchiveCatalog {
           `"blaine catalog rebuild --db NEW-FILE DISK-DIR…" and use NEW-FILE from then on; to start a new archive instead, delete it first`,
       );
     }
+    if (options.readonly) {
+      const reading = ArchiveCatalog.#openReadingCopy(path);
+      if (reading) return reading;
+    }
+    const isNew = !existsSync(path);
     // The lock comes first: a migration is a write too.
     const lock = options.lock && !options.readonly ? CatalogLock.acquire(path) : undefined;
     try {
       const sqlite = openCatalogDatabase(path, "host", { ...options, exclusive: Boolean(lock), advice: hostCatalogAdvice(path) });
-      return new ArchiveCatalog(path, sqlite, options.readonly ?? false, lock);
+      // The file list of an encrypted archive is nobody else's business (as key files).
+      if (isNew) chmodSync(path, 0o600);
+      const catalog = new ArchiveCatalog(path, sqlite, options.readonly ?? false, lock);
+      if (lock) catalog.#leaveReadingCopy();
+      return catalog;
     } catch (error) {
       lock?.release();
       throw error;
+    }
+  }
+
+  /** Where a writer leaves the catalog as it was when it began, for readers while it runs. */
+  static readingCopyPath(path: string): string {
+    return `${path}.reading-copy`;
+  }
+
+  /**
+   * A writer holds SQLite's lock for its whole run (see OpenCatalogOptions.exclusive):
+   * readers would wait and fail as busy. It leaves a copy of the catalog as
+   * it was when it began (between transactions the file itself is the
+   * consistent catalog), which readers open instead while it runs.
+   */
+  #leaveReadingCopy(): void {
+    const copy = ArchiveCatalog.readingCopyPath(this.path);
+    const temp = `${copy}.tmp`;
+    try {
+      copyFileSync(this.path, temp);
+      chmodSync(temp, 0o600);
+      renameSync(temp, copy);
+    } catch {
+      // Only readers lose: they wait for the writer as before.
+      rmSync(temp, { force: true });
+    }
+  }
+
+  /** The reading copy of a catalog another live command is writing, opened read-only; undefined when there is none. */
+  static #openReadingCopy(path: string): ArchiveCatalog | undefined {
+    const writer = CatalogLock.liveHolder(path);
+    const copy = ArchiveCatalog.readingCopyPath(path);
+    if (writer === undefined || !existsSync(copy)) return undefined;
+    try {
+      const asOf = statSync(copy).mtime.toISOString();
+      const sqlite = openCatalogDatabase(copy, "host", { readonly: true, name: `host catalog ${path} (as it was at ${asOf})` });
+      const catalog = new ArchiveCatalog(path, sqlite, true, undefined);
+      catalog.readingCopyNote = `blaine (pid ${writer}) is writing host catalog ${path}: shown as it was when that command began (${asOf})`;
+      return catalog;
+    } catch {
+      // Gone as the writer finished: read the catalog itself.
+      return undefined;
     }
   }
 
@@ -171,6 +223,7 @@ export class ArchiveCatalog {
       }
       this.sqlite.close();
     } finally {
+      if (this.#lock) rmSync(ArchiveCatalog.readingCopyPath(this.path), { force: true });
       this.#lock?.release();
     }
   }

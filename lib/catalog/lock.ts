@@ -52,12 +52,13 @@ export class CatalogLock {
   }
 
   #holder(): number | undefined {
-    try {
-      const pid = Number.parseInt(readFileSync(this.path, "utf8"), 10);
-      return Number.isFinite(pid) ? pid : undefined;
-    } catch {
-      return undefined;
-    }
+    return pidIn(this.path);
+  }
+
+  /** The pid of another live process holding the lock of `catalogPath` now, if any (readers then read its reading copy). */
+  static liveHolder(catalogPath: string): number | undefined {
+    const pid = pidIn(`${catalogPath}.lock`);
+    return pid !== undefined && pid !== process.pid && isAlive(pid) ? pid : undefined;
   }
 
   release(): void {
@@ -68,6 +69,15 @@ export class CatalogLock {
     } catch {
       // Already gone: nothing to release.
     }
+  }
+}
+
+function pidIn(lockPath: string): number | undefined {
+  try {
+    const pid = Number.parseInt(readFileSync(lockPath, "utf8"), 10);
+    return Number.isFinite(pid) ? pid : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import type { BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError, ExitCode, errorMessage } from "../errors.ts";
 import { noteCatalog } from "./catalog-errors.ts";
@@ -52,6 +52,7 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
       // catalog and an attached disk catalog commits atomically in both.
       sqlite.exec("PRAGMA journal_mode = DELETE");
       sqlite.exec("PRAGMA synchronous = FULL");
+      removeEmptyJournal(sqlite, path);
     }
     if (options.exclusive) {
       // A writer holds Blaine's own lock anyway; keeping SQLite's file lock
@@ -104,6 +105,23 @@ function rollBackHotJournal(path: string, name: string): void {
       `${name} has a journal left by a killed command (${journal}) that must be rolled back before it can be read, and this command cannot (${errorMessage(error)}); ` +
         `run it as a user who may write the file, or run a writing command (blaine run) to settle it`,
     );
+  }
+}
+
+/**
+ * An empty journal (a writer killed as it began one) holds nothing to roll
+ * back, and SQLite ignores it, but it stays beside the catalog until the
+ * next write: removed here, under a write lock so that it cannot be the
+ * journal a live writer has just begun.
+ */
+function removeEmptyJournal(sqlite: Database, path: string): void {
+  const journal = `${path}-journal`;
+  if (!existsSync(journal) || statSync(journal).size !== 0) return;
+  sqlite.exec("BEGIN IMMEDIATE");
+  try {
+    if (existsSync(journal) && statSync(journal).size === 0) rmSync(journal, { force: true });
+  } finally {
+    sqlite.exec("COMMIT");
   }
 }
 

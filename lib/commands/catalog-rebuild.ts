@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { existsSync, renameSync, rmSync, statSync } from "node:fs";
+import { chmodSync, existsSync, renameSync, rmSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../config.ts";
@@ -89,6 +89,7 @@ export async function rebuildCatalog(settings: Settings, dirs: readonly string[]
   } finally {
     source.close();
   }
+  chmodSync(temp, 0o600);
   syncFileSystem(temp);
   renameSync(temp, db);
   // Opening with the lock applies any newer migrations (an old disk's copy is upgraded).

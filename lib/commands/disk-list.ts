@@ -81,6 +81,7 @@ export function listDisks(settings: Settings, output?: Output): { exitCode: Exit
       };
     });
     if (output) {
+      if (catalog.readingCopyNote) output.say(`Note: ${catalog.readingCopyNote}.`);
       for (const disk of disks) {
         const capacity = disk.capacity !== null ? ` / ${formatBytes(disk.capacity)}` : "";
         output.say(`disk "${disk.label}" [${disk.state}] ${formatBytes(disk.used)}${capacity} used, ${disk.files} files`);

@@ -24,6 +24,8 @@ export interface StatusResult {
     lastSeen: string | null;
   }[];
   readonly lastRun: { started: string; finished: string | null; exitCode: number | null; summary: unknown } | null;
+  /** Set while another command writes the catalog: what is shown is the catalog as it was when that command began. */
+  readonly readingCopy: string | null;
 }
 
 /** The archive at a glance, from the host catalog alone (no disk needed). */
@@ -66,6 +68,7 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
     const result: StatusResult = {
       exitCode: ExitCode.ok,
       archiveId,
+      readingCopy: catalog.readingCopyNote ?? null,
       catalog: db,
       files: totals.files,
       bytes: totals.bytes,
@@ -80,6 +83,7 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
         : null,
     };
     if (output) {
+      if (catalog.readingCopyNote) output.say(`Note: ${catalog.readingCopyNote}.`);
       output.say(`Archive ${result.archiveId} in ${db}: ${result.files} files, ${formatBytes(result.bytes)}.`);
       for (const disk of disks) {
         const capacity = disk.capacity !== null ? ` of ${formatBytes(disk.capacity)}` : "";
