@@ -130,7 +130,7 @@ describe("blaine run: what a change does", () => {
     expect(counts(second.json)).toMatchObject({ deleted: 1, unchanged: 1 });
     expect(() => statSync(env!.onDisk("old"))).toThrow();
     const listed = await env.cli("ls", "--json");
-    expect(listed.json.map((row: any) => row.path)).toEqual([join(env.source, "keep")]);
+    expect(listed.json.files.map((row: any) => row.path)).toEqual([join(env.source, "keep")]);
     await expectRestoreEqualsSource(env);
   });
 

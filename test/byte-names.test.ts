@@ -166,7 +166,7 @@ describe("archiving names that are not UTF-8", () => {
     expect(byteTree(env.onDisk())).toEqual(byteTree(env.source));
 
     const listed = await env.cli("ls", "--json");
-    const rows = listed.json as { path: string; kind: string; size: number; linkTarget: string | null }[];
+    const rows = listed.json.files as { path: string; kind: string; size: number; linkTarget: string | null }[];
     expect(rows.map((row) => row.path).sort()).toEqual(
       [BAD_FILE, LINK, HARD_1, HARD_2, LITERAL_ESCAPE, REPLACEMENT].map((name) => archived(env!.source, name)).concat([archived(env.source, BAD_DIR, INNER), archived(env.source, BAD_DIR, bytes("plain.txt"))]).sort(),
     );
@@ -175,7 +175,7 @@ describe("archiving names that are not UTF-8", () => {
     expect(link.size).toBe(LINK_TARGET.length);
     // A glob matches the escaped form like any other name.
     const globbed = await env.cli("ls", "--json", `${env.source}/bad*`);
-    expect(globbed.json.map((row: { path: string }) => row.path)).toEqual([archived(env.source, BAD_FILE)]);
+    expect(globbed.json.files.map((row: { path: string }) => row.path)).toEqual([archived(env.source, BAD_FILE)]);
 
     const verified = await env.verify();
     expect(verified.json.disks[0].unexpected).toEqual([]);
@@ -208,9 +208,9 @@ describe("archiving names that are not UTF-8", () => {
     expect(human.stdout).not.toContain("\uFDD0");
     const typed = `${env.source}/dir\\xFE`;
     const listed = await env.cli("ls", "--json", typed);
-    expect(listed.json.map((row: { path: string }) => row.path).sort()).toEqual([archived(env.source, BAD_DIR, INNER), archived(env.source, BAD_DIR, bytes("plain.txt"))]);
+    expect(listed.json.files.map((row: { path: string }) => row.path).sort()).toEqual([archived(env.source, BAD_DIR, INNER), archived(env.source, BAD_DIR, bytes("plain.txt"))]);
     const globbed = await env.cli("ls", "--json", `${env.source}/dir\\xFE/*.txt`);
-    expect(globbed.json.length).toBe(2);
+    expect(globbed.json.files.length).toBe(2);
     const to = join(env.root, "typed");
     const restored = await env.restore(to, `${env.source}/bad\\xFFname`);
     expect(restored.json.restored).toBe(1);

@@ -298,7 +298,7 @@ describe("two encrypted disks with different keys and ciphers", () => {
     expect(run.exitCode).toBe(0);
     expect(run.json.new).toBe(6);
     const ls = await blaine(["ls", "--db", db, "--json"]);
-    expect(new Set(ls.json.map((row: any) => row.disk))).toEqual(new Set(["A", "B"]));
+    expect(new Set(ls.json.files.map((row: any) => row.disk))).toEqual(new Set(["A", "B"]));
 
     const onlyA = await blaine(["restore", source, "--to", join(root, "r1"), "--db", db, "--dest", disks[0], "--keyfile", keys[0], "--json"]);
     expect(onlyA.exitCode).toBe(3);

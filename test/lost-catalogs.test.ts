@@ -384,3 +384,28 @@ describe("smaller catalog matters", () => {
   });
 });
 
+describe("issue 11: what a user sees", () => {
+  test("issue 11: status without its catalog names the file and mentions catalog rebuild", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    rmSync(env.db);
+    const status = await env.cli("status");
+    expect(status.exitCode).toBe(2);
+    expect(status.stderr).toContain(`host catalog ${env.db} does not exist`);
+    expect(status.stderr).toContain(`blaine catalog rebuild --db ${env.db} DISK-DIR`);
+  });
+
+  test("issue 11: ls --json is one object like every other command's output", async () => {
+    env = await archiveEnv(tree());
+    expect((await env.run()).exitCode).toBe(0);
+    const listed = await env.cli("ls", "--json");
+    expect(listed.exitCode).toBe(0);
+    expect(Object.keys(listed.json)).toEqual(["files"]);
+    expect(listed.json.files.map((row: { path: string }) => row.path)).toEqual(
+      ["movies/film.mkv", "movies/notes.txt", "other/dup.mkv", "other/link", "readme.txt"].map((path) => join(env!.source, path)),
+    );
+    const none = await env.cli("ls", "--json", join(env.source, "nothing-here*"));
+    expect(none.json).toEqual({ files: [] });
+  });
+});
+

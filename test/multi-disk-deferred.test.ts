@@ -211,7 +211,7 @@ describe("mounting several disks", () => {
     const first = await e.run([A, B], "--reserve", "0");
     expect(first.exitCode).toBe(0);
     expect(first.json.filledUp).toEqual(["A"]);
-    const onA = ((await e.cli(["ls", "--json"])).json as { path: string; disk: string }[]).find((row) => row.disk === "A")!.path;
+    const onA = ((await e.cli(["ls", "--json"])).json.files as { path: string; disk: string }[]).find((row) => row.disk === "A")!.path;
     renameSync(onA, `${onA}-renamed`);
     writeFileSync(e.path("late"), "new data that needs a disk");
     const full = await e.run([A], "--reserve", "0");
@@ -246,7 +246,7 @@ describe("mounting several disks", () => {
     const forced = await e.cli(["disk", "retire", "A", "--force", "--json"]);
     expect(forced.exitCode).toBe(0);
     expect(forced.json.lost).toEqual([e.path("keep")]);
-    expect((await e.cli(["ls", "--json"])).json).toEqual([]);
+    expect((await e.cli(["ls", "--json"])).json).toEqual({ files: [] });
     const states = (await e.cli(["disk", "list", "--json"])).json.disks.map((disk: { state: string }) => disk.state);
     expect(states).toEqual(["retired", "retired"]);
   });

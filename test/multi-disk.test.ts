@@ -29,7 +29,7 @@ function collection(count: number, seedBase = 1): TreeSpec {
 async function diskOfEachPath(e: MultiDiskEnv): Promise<Map<string, string>> {
   const listed = await e.cli(["ls", "--json"]);
   expect(listed.exitCode).toBe(0);
-  return new Map((listed.json as { path: string; disk: string }[]).map((row) => [row.path, row.disk]));
+  return new Map((listed.json.files as { path: string; disk: string }[]).map((row) => [row.path, row.disk]));
 }
 
 async function whereis(e: MultiDiskEnv, relative: string): Promise<{ disk: string; copies: { pending: boolean }[] }> {

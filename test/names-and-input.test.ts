@@ -33,7 +33,7 @@ describe("odd names", () => {
     expect(run.json.new).toBe(1);
     expect(readFileSync(env.onDisk(`dir/${name}`), "utf8")).toBe(`content of ${name}`);
     const listed = await env.cli("ls", "--json");
-    expect(listed.json.map((row: any) => row.path)).toEqual([join(env.source, "dir", name)]);
+    expect(listed.json.files.map((row: any) => row.path)).toEqual([join(env.source, "dir", name)]);
     const to = join(env.root, "r");
     const restored = await env.restore(to, join(env.source, "dir", name));
     expect(restored.exitCode).toBe(0);

@@ -78,7 +78,7 @@ export default async function (context) {
     const result = await blaine(["run", script, "--db", env.db, "--dest", env.disk, "--json", env.source]);
     expect(result.exitCode).toBe(0);
     expect(result.json.new).toBe(1);
-    expect((await env.cli("ls", "--json")).json.map((r: any) => r.path)).toEqual([join(env.source, "keep.mkv")]);
+    expect((await env.cli("ls", "--json")).json.files.map((r: any) => r.path)).toEqual([join(env.source, "keep.mkv")]);
   });
 
   test("a script without a default export is refused with its name", async () => {

@@ -34,7 +34,7 @@ describe("deletion safety stop", () => {
     expect(stopped.json.deleted).toBe(0);
     expect(stopped.json.safetyStop).toMatch(/would delete 10 archived files, more than the limit of 3/);
     expect(existsSync(env.onDisk("f0000"))).toBe(true);
-    expect((await env.cli("ls", "--json")).json).toHaveLength(30);
+    expect((await env.cli("ls", "--json")).json.files).toHaveLength(30);
     const kept = await env.run("--keep-deleted");
     expect(kept.exitCode).toBe(0);
     expect(existsSync(env.onDisk("f0000"))).toBe(true);

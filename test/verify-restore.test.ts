@@ -115,12 +115,12 @@ describe("copiers, dry runs and excludes", () => {
     env = await archiveEnv(SPEC);
     const builtin = await env.run();
     expect(builtin.exitCode).toBe(0);
-    const listBuiltin = (await env.cli("ls", "--json")).json;
+    const listBuiltin = (await env.cli("ls", "--json")).json.files;
     const other = await archiveEnv(SPEC);
     try {
       const viaDc3dd = await other.run("--copier", "dc3dd");
       expect(viaDc3dd.exitCode).toBe(0);
-      const listDc3dd = (await other.cli("ls", "--json")).json;
+      const listDc3dd = (await other.cli("ls", "--json")).json.files;
       const strip = (rows: any[], root: string) => rows.map((row) => ({ ...row, path: row.path.slice(root.length), mtime: undefined }));
       expect(strip(listDc3dd, other.source)).toEqual(strip(listBuiltin, env.source));
       expect((await other.verify()).exitCode).toBe(0);
@@ -132,7 +132,7 @@ describe("copiers, dry runs and excludes", () => {
   test("--hash sha256 is stored and verified", async () => {
     env = await archiveEnv(SPEC);
     await env.run("--hash", "sha256");
-    const rows = (await env.cli("ls", "--json")).json;
+    const rows = (await env.cli("ls", "--json")).json.files;
     expect(rows.every((row: any) => row.hash.startsWith("sha256:"))).toBe(true);
     expect((await env.verify()).exitCode).toBe(0);
   });
@@ -160,7 +160,7 @@ describe("copiers, dry runs and excludes", () => {
     writeFileSync(conf, "parity /mnt/parity/snapraid.parity\nexclude *.tmp\nexclude /sub/skip.nfo\n");
     const run = await env.run("--exclude", "cache/", "--snapraid-conf", conf);
     expect(run.exitCode).toBe(0);
-    const paths = (await env.cli("ls", "--json")).json.map((row: any) => row.path.slice(env!.source.length + 1));
+    const paths = (await env.cli("ls", "--json")).json.files.map((row: any) => row.path.slice(env!.source.length + 1));
     expect(paths).toEqual(["a.mkv", "keep/cache", "sub/ok.nfo"]);
   });
 });

@@ -7,7 +7,8 @@ import { quotedPath } from "../fs/byte-names.ts";
 
 /**
  * Lists archived files (all, or those matching PATH/GLOB arguments) with
- * size, mtime and disk. With --json, one JSON array; rows are streamed.
+ * size, mtime and disk. With --json, one object like every command's
+ * (`{"files": [...]}`); rows are streamed.
  */
 export function listFiles(settings: Settings, patterns: readonly string[], output: Output): ExitCodeValue {
   const catalog = ArchiveCatalog.open(requireDb(settings), { readonly: true });
@@ -34,7 +35,7 @@ function writeListing(catalog: ArchiveCatalog, patterns: readonly string[], outp
     (catalog.sqlite.query("SELECT id, label FROM disks").all() as { id: string; label: string }[]).map((row) => [row.id, row.label]),
   );
   let first = true;
-  if (output.json) process.stdout.write("[");
+  if (output.json) process.stdout.write('{"files": [');
   for (const file of selectFiles(catalog, patterns)) {
     const disk = labels.get(file.diskId) ?? file.diskId;
     if (output.json) {
@@ -47,5 +48,5 @@ function writeListing(catalog: ArchiveCatalog, patterns: readonly string[], outp
     }
     first = false;
   }
-  if (output.json) process.stdout.write(first ? "]\n" : "\n]\n");
+  if (output.json) process.stdout.write(first ? "]}\n" : "\n]}\n");
 }
