@@ -225,4 +225,77 @@ describe("twin disks", () => {
     await expectCopiesClean(e, [C2]);
     await restoreEqualsSource(e, [C2]);
   });
+
+  /** The changes of a week: an edit, a new file, a deletion, a rename. */
+  function aWeekOfChanges(e: MultiDiskEnv) {
+    appendFileSync(e.path("docs/f"), " + edited");
+    writeFileSync(e.path("docs/new"), "new this week");
+    rmSync(e.path("docs/gone"));
+    renameSync(e.path("docs/old-name"), e.path("docs/new-name"));
+  }
+
+  test("issue 11.7: a twin made by hand (rsync -aH) and mounted alone after changes is brought up to date before anything is written to it", async () => {
+    env = await multiDiskEnv({ docs: { f: "version 0", gone: "to be deleted", "old-name": "renamed later", keep: "kept" } });
+    const e = env;
+    const C = await e.initDisk("C", 16_000_000);
+    expect((await e.run([C])).exitCode).toBe(0);
+    const byHand = e.diskDir("C-by-hand", 16_000_000);
+    const rsync = Bun.spawnSync(["rsync", "-aH", `${C}/`, `${byHand}/`]);
+    expect(rsync.exitCode).toBe(0);
+    // A week on C; then the copy made by hand is mounted alone.
+    aWeekOfChanges(e);
+    expect((await e.run([C])).exitCode).toBe(0);
+    writeFileSync(e.path("docs/later"), "archived onto the copy made by hand");
+    const alone = await e.run([byHand]);
+    expect(alone.json.errors).toEqual([]);
+    expect(alone.exitCode).toBe(0);
+    expect(JSON.stringify(alone.json.warnings)).toContain("older than the catalog");
+    expect(diskContents(byHand).inCatalog).toEqual(["f", "keep", "later", "new", "new-name"].map((name) => e.path(`docs/${name}`)));
+    await expectCopiesClean(e, [byHand]);
+    await restoreEqualsSource(e, [byHand]);
+    // The original, mounted again, is recognised as behind too and gets the file it missed.
+    expect((await e.run([C])).exitCode).toBe(0);
+    expect(diffTrees(C, byHand)).toBe("");
+    await expectCopiesClean(e, [C]);
+  });
+
+  test("issue 11.7: a twin replaced by an old image of itself (it missed catch-ups) is brought up to date when mounted alone", async () => {
+    env = await multiDiskEnv({ docs: { f: "version 0", gone: "to be deleted", "old-name": "renamed later", keep: "kept" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    const image = join(e.root, "C2-image");
+    expect(Bun.spawnSync(["cp", "-a", C2, image]).exitCode).toBe(0);
+    // A week on C′ (C offsite), then C′ is restored from its old image and mounted alone again.
+    aWeekOfChanges(e);
+    expect((await e.run([C2])).exitCode).toBe(0);
+    expect(Bun.spawnSync(["sh", "-c", 'rm -rf "$1"/* "$1"/.blaine && cp -a "$2"/. "$1"/', "sh", C2, image]).exitCode).toBe(0);
+    const alone = await e.run([C2]);
+    expect(alone.json.errors).toEqual([]);
+    expect(alone.exitCode).toBe(0);
+    expect(JSON.stringify(alone.json.warnings)).toContain("older than the catalog");
+    await expectCopiesClean(e, [C2]);
+    await restoreEqualsSource(e, [C2]);
+    // C comes back and catches up from the sources; both copies are alike.
+    expect((await e.run([C, C2])).exitCode).toBe(0);
+    expect(await pendingPaths(e)).toEqual([]);
+    expect(diffTrees(C, C2)).toBe("");
+    await expectCopiesClean(e, [C, C2]);
+  });
+
+  test("issue 11.7: a copy that has seen runs the catalog does not know (an old catalog put back) is refused, and nothing on it is deleted", async () => {
+    env = await multiDiskEnv({ docs: { f: "version 0", gone: "to be deleted", "old-name": "renamed later", keep: "kept" } });
+    const e = env;
+    const C = await e.initDisk("C", 16_000_000);
+    expect((await e.run([C])).exitCode).toBe(0);
+    copyFileSync(e.db, `${e.db}.old`);
+    aWeekOfChanges(e);
+    expect((await e.run([C])).exitCode).toBe(0);
+    const before = diskContents(C).onFileSystem;
+    copyFileSync(`${e.db}.old`, e.db);
+    const refused = await e.run([C]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain("the catalog is older than the disk");
+    expect(refused.stderr).toContain("blaine catalog rebuild");
+    expect(diskContents(C).onFileSystem).toEqual(before);
+  });
 });

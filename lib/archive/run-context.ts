@@ -13,7 +13,7 @@ import { dataSourcesOf } from "../disk/apply-deferred.ts";
 import { readDamaged, recopyDamaged, writeDamaged } from "../disk/damaged-copies.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { DiskWriter } from "../disk/disk-writer.ts";
-import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
+import { describeStale, expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { SpaceBudget } from "../disk/space-budget.ts";
 import { KeySource } from "../secrets/key-source.ts";
@@ -91,6 +91,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     const keys = new KeySource(settings.keyfiles);
     const mounted = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { write: !dryRun, signal, keys });
     const { disks, recovered } = mounted;
+    describeStale(mounted.stale).forEach((line, index) => report.warn(mounted.stale[index].dir, line));
     // One writer per disk: its first mounted copy that has caught up, else
     // (swap day: the copy that holds the last days' data is away) its first
     // mounted copy, which takes the run's changes at once except on the

@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { copyHostCatalogToDisk } from "../archive/finish-run.ts";
 import type { Settings } from "../config.ts";
 import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
 import { prepareDiskDirectory } from "../disk/prepare-disk.ts";
 import { MountedDisk } from "../disk/mounted-disk.ts";
@@ -84,12 +85,8 @@ export async function cloneDisk(
            FROM files WHERE disk_id = ? ORDER BY path`,
         )
         .all(disk.id) as { path: string; kind: "file" | "symlink"; size: number; mtimeMs: number; mtimeNsec: number | null; mode: number; dev: number; ino: number; hash: string; linkTarget: string | null }[];
-      for (const record of rows) {
-        // Queued for the new copy alone: every other copy already holds it.
-        catalog.sqlite
-          .query("INSERT INTO deferred_actions (copy_id, op, path, record, created_at) VALUES (?, ?, ?, ?, ?)")
-          .run(label.copyId, record.kind === "symlink" ? "symlink" : "copy", record.path, JSON.stringify(record), now);
-      }
+      const queue = new DeferredQueue(catalog);
+      for (const record of rows) queue.queueForCopy(label.copyId, { op: record.kind === "symlink" ? "symlink" : "copy", path: record.path, record }, now);
     });
 
     const clone = await MountedDisk.open(catalog, root, `disk${archive.disks.length}`, { keys });

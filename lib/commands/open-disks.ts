@@ -3,6 +3,7 @@ import { requireDb, type Settings } from "../config.ts";
 import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
+import type { StaleCopy } from "../disk/stale-copy.ts";
 import { KeySource } from "../secrets/key-source.ts";
 
 export interface OpenedArchive {
@@ -10,6 +11,8 @@ export interface OpenedArchive {
   readonly disks: readonly MountedDisk[];
   /** What applying the mounted copies' deferred actions did (writing opens only). */
   readonly deferred: readonly ApplyDeferredResult[];
+  /** Copies found older than the catalog knows them (see stale-copy.ts). */
+  readonly stale: readonly StaleCopy[];
   close(): void;
 }
 
@@ -31,11 +34,12 @@ export async function openArchive(
   try {
     catalog.requireArchiveId();
     const keys = new KeySource(settings.keyfiles);
-    const { disks, deferred } = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { ...options, keys });
+    const { disks, deferred, stale } = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { ...options, keys });
     return {
       catalog,
       disks,
       deferred,
+      stale,
       close: () => {
         for (const disk of disks) catalog.detach(disk.alias);
         catalog.close();

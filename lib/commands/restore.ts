@@ -14,7 +14,7 @@ import { copyReadable, describeRanges, isUnreadableData } from "../fs/salvage-re
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
-import { describeDeferred } from "../disk/mount-disks.ts";
+import { describeDeferred, describeStale } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
 
@@ -58,11 +58,12 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
   let bytes = 0;
   let matched = 0;
   try {
-    for (const line of describeDeferred(archive.deferred)) output?.say(line);
+    for (const line of [...describeStale(archive.stale), ...describeDeferred(archive.deferred)]) output?.say(line);
     // Per disk, the copy to read: one whose deferred actions are all applied
     // if any; a copy still behind serves only the paths no action waits for.
     const queue = new DeferredQueue(archive.catalog);
-    const behind = new Set(archive.deferred.filter((result) => result.remaining > 0).map((result) => result.root));
+    const stale = new Set(archive.stale.map((copy) => copy.dir));
+    const behind = new Set([...archive.deferred.filter((result) => result.remaining > 0).map((result) => result.root), ...archive.disks.filter((disk) => stale.has(disk.dir)).map((disk) => disk.root)]);
     const mounted = new Map<string, (typeof archive.disks)[number]>();
     for (const disk of archive.disks) {
       const chosen = mounted.get(disk.label.diskId);

@@ -9,7 +9,7 @@ import { requireDest, type Settings } from "../config.ts";
 import { BLAINE_DIR } from "../disk/layout.ts";
 import { walk } from "../stages/walker.ts";
 import { formatBytes } from "../size.ts";
-import { describeDeferred } from "../disk/mount-disks.ts";
+import { describeDeferred, describeStale } from "../disk/mount-disks.ts";
 import { dataSourcesOf } from "../disk/apply-deferred.ts";
 import { recopyDamaged, writeDamaged } from "../disk/damaged-copies.ts";
 import { openArchive } from "./open-disks.ts";
@@ -61,7 +61,7 @@ export async function verifyDisks(settings: Settings, output?: Output, signal?: 
   // Only --repair writes to the disks: otherwise an encrypted disk with nothing to settle mounts read-only.
   const archive = await openArchive(settings, { write: true, settleOnly: !options.repair, signal });
   try {
-    for (const line of describeDeferred(archive.deferred)) output?.say(line);
+    for (const line of [...describeStale(archive.stale), ...describeDeferred(archive.deferred)]) output?.say(line);
     const found: DiskVerification[] = [];
     for (const disk of archive.disks) found.push(await verifyDisk(archive.catalog, disk, signal));
     const checked = await verifyParity(archive.catalog, archive.disks, found, { repair: options.repair, signal });

@@ -97,6 +97,13 @@ export class DeferredQueue {
     );
   }
 
+  /** Queues `action` for one copy alone (a new twin's fill, a stale copy's catch-up): every other copy already has it. */
+  queueForCopy(copyId: string, action: DeferredAction, now = Date.now()): void {
+    this.#catalog.sqlite
+      .query("INSERT INTO main.deferred_actions (copy_id, op, path, from_path, record, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(copyId, action.op, action.path, action.fromPath ?? null, action.record ? JSON.stringify(action.record) : null, now);
+  }
+
   /**
    * `path` is about to be recorded on disk `diskId`: if the host catalog
    * has it on another disk (a modified file whose old copy is elsewhere),

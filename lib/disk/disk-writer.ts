@@ -148,6 +148,8 @@ export class DiskWriter implements ChangeWriter {
         if (item.outcome?.ok) recordChange(this.#statements, this.#queue, this.disk, intentChanges[i], now);
       });
       this.#statements.deleteIntent.run(intentId);
+      // The catalog knows this copy as of this batch (see stale-copy.ts).
+      this.#statements.noteWrites.run(intentId, this.disk.label.copyId);
       options.inTransaction?.(outcomes);
     });
     crashPoint("after-commit");
@@ -402,6 +404,7 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
   return {
     insertIntent: db.prepare(`INSERT INTO ${alias}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
     deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
+    noteWrites: db.prepare("UPDATE main.disk_copies SET writes = ? WHERE id = ?"),
     entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
     upsertEntry: db.prepare(
       `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mtime_nsec, mode, hash, link_target, archived_at)

@@ -6,6 +6,7 @@ import { hasGlobMagic } from "../glob.ts";
 import { applyDeferred, dataSourcesOf, otherCopiesOf, type ApplyDeferredResult } from "./apply-deferred.ts";
 import { readDiskLabel } from "./disk-label.ts";
 import { recoverDisk } from "./disk-writer.ts";
+import { checkCopyIsCurrent, type StaleCopy } from "./stale-copy.ts";
 import { diskLayout } from "./layout.ts";
 import { MountedDisk } from "./mounted-disk.ts";
 import type { KeySource } from "../secrets/key-source.ts";
@@ -24,6 +25,8 @@ export interface MountedDisks {
   readonly recovered: number;
   /** What applying each copy's deferred actions did (only copies that had any). */
   readonly deferred: readonly ApplyDeferredResult[];
+  /** Copies not in the state the catalog last saw (made by hand, old images): caught up by a writing open, else only noticed. */
+  readonly stale: readonly StaleCopy[];
 }
 
 /** Expands globs (`/mnt/archive*`) into the directories that exist now. */
@@ -107,8 +110,14 @@ export async function mountDisks(
     }
     let recovered = 0;
     const deferred: ApplyDeferredResult[] = [];
+    const stale: StaleCopy[] = [];
     if (options.write) {
       for (const disk of disks) recovered += recoverDisk(catalog, disk);
+      // Before anything is written to a copy: is it the one the catalog knows? (Its catch-up joins its queue.)
+      for (const disk of disks) {
+        const found = checkCopyIsCurrent(catalog, disk, { queue: !options.settleOnly });
+        if (found) stale.push(found);
+      }
       for (const disk of disks) {
         const result = await applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal });
         if (result.applied > 0 || result.remaining > 0) deferred.push(result);
@@ -120,11 +129,21 @@ export async function mountDisks(
         if (otherCopiesOf(disks, disk).length > 0) deferred[index] = await applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal });
       }
     }
-    return { disks, recovered, deferred };
+    return { disks, recovered, deferred, stale };
   } catch (error) {
     for (const disk of disks) catalog.detach(disk.alias);
     throw error;
   }
+}
+
+/** What was found of copies that are not the state the catalog knows. */
+export function describeStale(stale: readonly StaleCopy[]): string[] {
+  return stale.map(
+    (copy) =>
+      `${copy.dir} (a copy of disk "${copy.disk}") is older than the catalog knows it (made by hand, or an old image?): ` +
+      `${copy.behind} path(s) missing or old, ${copy.extra} no longer archived there; ` +
+      (copy.queued ? "brought up to date from the sources and other copies before anything was written to it" : 'a "blaine run" with it mounted brings it up to date'),
+  );
 }
 
 /** Lines for people about what applying deferred actions did and what is left. */
