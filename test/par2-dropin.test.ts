@@ -250,3 +250,58 @@ function addEmptyFile(dir: string, from: string, to: string, emptyName: string):
     writeFileSync(join(dir, name.replace(`${from}.`, `${to}.`)), Buffer.concat(chunks));
   }
 }
+
+describe("issue 13.3: data found by content", () => {
+  test.skipIf(!hasPar2)("a renamed file, split pieces and a file with bytes inserted are searched at every offset, reported, and repaired under the set's names", async () => {
+    const a = seededBytes(200_003, 11);
+    const b = seededBytes(150_000, 12);
+    const c = seededBytes(90_000, 13);
+    for (const who of ["stock", "ours"]) {
+      mkdirSync(join(dir, who));
+      writeFileSync(join(dir, who, "a.bin"), a);
+      writeFileSync(join(dir, who, "b.bin"), b);
+      writeFileSync(join(dir, who, "c.bin"), c);
+    }
+    expect((await blaine(["par2", "c", "-s4096", "-c12", "s.par2", "a.bin", "b.bin", "c.bin"], { cwd: join(dir, "ours") })).exitCode).toBe(0);
+    for (const name of readdirSync(join(dir, "ours")).filter((n) => n.endsWith(".par2"))) writeFileSync(join(dir, "stock", name), readFileSync(join(dir, "ours", name)));
+    for (const who of ["stock", "ours"]) {
+      const at = (name: string) => join(dir, who, name);
+      // a.bin renamed; b.bin split into pieces of 50 000 bytes (not a multiple of the block size); 7 bytes inserted into c.bin.
+      writeFileSync(at("renamed.bin"), a);
+      rmSync(at("a.bin"));
+      for (let i = 0; i * 50_000 < b.length; i++) writeFileSync(at(`b.bin.00${i + 1}`), b.subarray(i * 50_000, (i + 1) * 50_000));
+      rmSync(at("b.bin"));
+      writeFileSync(at("c.bin"), Buffer.concat([c.subarray(0, 30_000), Buffer.from("INSERT!"), c.subarray(30_000)]));
+    }
+    const extras = ["renamed.bin", "b.bin.001", "b.bin.002", "b.bin.003"];
+    const stock = par2(["v", "s.par2", ...extras], join(dir, "stock"));
+    const ours = await blaine(["par2", "v", "s.par2", ...extras], { cwd: join(dir, "ours") });
+    expect(ours.exitCode).toBe(stock.exitCode);
+    expect(ours.exitCode).toBe(1);
+    expect(ours.stdout).toContain('File: "renamed.bin" - is a match for "a.bin".');
+    expect(ours.stdout).toMatch(/File: "b\.bin\.001" - found \d+ data blocks from "b\.bin"\./);
+    // The blocks of c.bin after the insertion are found shifted by 7 bytes in c.bin itself.
+    const available = (output: string) => /You have (\d+) out of (\d+) data blocks available/.exec(output)!.slice(1).map(Number);
+    expect(available(ours.stdout)).toEqual(available(stock.output));
+
+    const repaired = await blaine(["par2", "r", "s.par2", ...extras], { cwd: join(dir, "ours") });
+    expect(repaired.exitCode).toBe(0);
+    for (const [name, bytes] of [["a.bin", a], ["b.bin", b], ["c.bin", c]] as const) {
+      expect({ name, same: Buffer.compare(readFileSync(join(dir, "ours", name)), Buffer.from(bytes)) }).toEqual({ name, same: 0 });
+    }
+    expect(par2(["v", "-q", "s.par2"], join(dir, "ours")).output).toContain("All files are correct");
+  });
+
+  test("-N searches only near where blocks follow each other, within -S bytes", async () => {
+    const data = seededBytes(40_960, 14);
+    writeFileSync(join(dir, "a.bin"), data);
+    expect((await blaine(["par2", "c", "-s4096", "-c2", "s.par2", "a.bin"], { cwd: dir })).exitCode).toBe(0);
+    // The data 100 bytes further on, under another name.
+    writeFileSync(join(dir, "moved.bin"), Buffer.concat([new Uint8Array(100), data]));
+    rmSync(join(dir, "a.bin"));
+    const blocks = async (args: string[]) => /You have (\d+) out of/.exec((await blaine(["par2", "v", ...args, "s.par2", "moved.bin"], { cwd: dir })).stdout)![1];
+    expect(await blocks([])).toBe("10");
+    expect(await blocks(["-N", "-S50"])).toBe("0");
+    expect(await blocks(["-N", "-S200"])).toBe("10");
+  });
+});

@@ -9,9 +9,10 @@
  * Options take their value attached (-r10) or as the next argument (-r 10).
  * FILEs after verify/repair are where set files are now (matched by name).
  * -m MB bounds the memory of the recovery computation (as par2cmdline's does:
- * more passes over the data when less is given). -T, -N and -S tune
- * par2cmdline's own machinery (files hashed at once, searching for
- * displaced blocks) and change nothing here.
+ * more passes over the data when less is given). FILEs after verify/repair
+ * that are not the set's files by name are searched by content; -N/-S
+ * narrow that search as par2cmdline's do. -T tunes par2cmdline's own
+ * hashing and changes nothing here.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
@@ -146,7 +147,7 @@ function checkCombination(action: string, parsed: ParsedArguments): void {
   if (parsed.flags.has("l") && parsed.options.has("n")) throw new UsageError("par2 create: give either -l (limited file sizes) or -n RECOVERYFILES, not both");
   if (parsed.options.has("b") && parsed.options.has("s")) throw new UsageError("par2 create: give either -b BLOCKCOUNT or -s BLOCKSIZE, not both");
   if (parsed.options.has("r") && parsed.options.has("c")) throw new UsageError("par2 create: give either -r PERCENT or -c RECOVERYBLOCKS, not both");
-  // Accepted for par2cmdline's sake and checked, but Blaine's engine has no use for them.
+  // Accepted for par2cmdline's sake and checked, but Blaine's engine has no use for it.
   integerOption(parsed.options, "T", "the number of files hashed at once", 1);
   integerOption(parsed.options, "S", "the skip leaway", 1);
 }
@@ -323,8 +324,18 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   const base = parsed.options.get("B") ?? dirname(setPath);
   // One file for a one-file set may have any name (a renamed file, an archived copy).
   const only = set.entries.length === 1 && extra.length === 1 ? extra[0] : undefined;
-  const locate = (name: string) => byName.get(basename(name)) ?? only ?? join(base, name);
-  const check = await checkFiles(set, { locate });
+  const located = new Set<string>();
+  const locate = (name: string) => {
+    const given = byName.get(basename(name)) ?? only;
+    if (given !== undefined) located.add(given);
+    return given ?? join(base, name);
+  };
+  for (const entry of set.entries) locate(entry.description.name);
+  // The other FILEs are searched by content for the set's missing blocks (renamed files, pieces, shifted data).
+  const extraFiles = extra.filter((file) => !located.has(file));
+  const leeway = integerOption(parsed.options, "S", "the skip leaway", 1) ?? 64;
+  const check = await checkFiles(set, { locate, extraFiles, searchDamaged: true, skip: parsed.flags.has("N") ? { leeway } : undefined });
+  reportFound(check, extraFiles, say);
   report(check, say);
   const purge = parsed.flags.has("p");
   const damaged = check.badSlices > 0 || check.files.some((f) => f.status !== "intact");
@@ -362,6 +373,23 @@ function purgeSet(setPath: string, say: Say): void {
   }
 }
 
+/** par2cmdline's line for each extra file searched: what of the set it holds. */
+function reportFound(check: SetCheck, extraFiles: readonly string[], say: Say): void {
+  const entryOf = (index: number) => check.set.entries.find((entry) => index >= entry.firstSlice && index < entry.firstSlice + entry.checksums.length)!;
+  for (const file of extraFiles) {
+    const here = check.found.filter((slice) => slice.path === file);
+    if (here.length === 0) {
+      say(`File: "${file}" - no data found.`);
+      continue;
+    }
+    const entries = new Set(here.map((slice) => entryOf(slice.index)));
+    const [entry] = entries;
+    const whole = entries.size === 1 && here.length === entry.checksums.length && statSync(file).size === entry.description.length;
+    if (whole) say(`File: "${file}" - is a match for "${entry.description.name}".`);
+    else say(`File: "${file}" - found ${here.length} data blocks from ${entries.size === 1 ? `"${entry.description.name}"` : "several target files"}.`);
+  }
+}
+
 /**
  * par2cmdline's lines, which scripts grep: a `Target:` line per file, then
  * `All files are correct, repair is not required.` or `Repair is required.`
@@ -387,6 +415,7 @@ function report(check: SetCheck, say: Say): void {
   if (damaged > 0) say(`${damaged} file(s) exist but are damaged.`);
   if (missing > 0) say(`${missing} file(s) are missing.`);
   say(`You have ${check.set.inputSlices - check.badSlices} out of ${check.set.inputSlices} data blocks available.`);
+  if (check.found.length > 0) say(`${check.found.length} of them were found in other places and will be copied into place.`);
   say(`You have ${check.recoveryAvailable} recovery blocks available.`);
   if (check.repairable) {
     say("Repair is possible.", Noise.quiet);
@@ -403,6 +432,7 @@ function summary(check: SetCheck) {
     setPath: check.set.setPath,
     files: check.files.map(({ name, path, status, badSlices, slices }) => ({ name, path, status, damagedBlocks: badSlices.length, blocks: slices })),
     damagedBlocks: check.badSlices,
+    foundElsewhere: check.found.length,
     recoveryBlocks: check.recoveryAvailable,
     recoveryBlocksDamaged: check.set.recoveryDamaged,
     repairable: check.repairable,

@@ -14,6 +14,7 @@ import { copyReadable, isUnreadableData } from "../fs/salvage-read.ts";
 import { gfInvertMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
 import { equalBytes } from "./packets.ts";
+import { readAt } from "./read-at.ts";
 import type { SliceSource } from "./slice-accumulator.ts";
 import { multiplySlices } from "./slice-multiply.ts";
 import { verifyRecoverySet, type SetCheck, type VerifyOptions } from "./verify.ts";
@@ -52,15 +53,22 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
   const missing: number[] = [];
   const known: SliceSource[] = [];
   const knownIndex: number[] = [];
+  // Slices found by content in other files are known data, and are copied into their place.
+  const foundAt = new Map(before.found.map((slice) => [slice.index, slice]));
+  const copies: { fileIndex: number; position: number; source: SliceSource }[] = [];
   set.entries.forEach((entry, fileIndex) => {
     const check = before.files[fileIndex];
     const bad = new Set(check.badSlices);
     for (let k = 0; k < entry.checksums.length; k++) {
       const global = entry.firstSlice + k;
-      if (bad.has(k)) missing.push(global);
+      const length = Math.min(sliceSize, entry.description.length - k * sliceSize);
+      const elsewhere = foundAt.get(global);
+      if (bad.has(k) && !elsewhere) missing.push(global);
       else {
-        known.push({ path: check.path, offset: k * sliceSize, length: Math.min(sliceSize, entry.description.length - k * sliceSize) });
+        const source = elsewhere && bad.has(k) ? { path: elsewhere.path, offset: elsewhere.offset, length } : { path: check.path, offset: k * sliceSize, length };
+        known.push(source);
         knownIndex.push(global);
+        if (source.path !== check.path || source.offset !== k * sliceSize) copies.push({ fileIndex, position: k * sliceSize, source });
       }
     }
   });
@@ -127,6 +135,16 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
             },
           }).then(() => undefined),
       });
+    }
+    for (const copy of copies) {
+      const bytes = new Uint8Array(copy.source.length);
+      const fd = openSync(fsPath(copy.source.path!), "r");
+      try {
+        if (readAt(fd, bytes, bytes.length, copy.source.offset) < bytes.length) throw new Error(`${copy.source.path} changed while repairing: shorter than before`);
+      } finally {
+        closeSync(fd);
+      }
+      targets.get(copy.fileIndex)!.writeAt(bytes, copy.position);
     }
     for (const place of rebuiltAt) {
       if (!equalBytes(new Uint8Array(place.hash.digest().buffer), place.expected)) {

@@ -1,9 +1,9 @@
 /**
  * Checks the files of a recovery set against it, slice by slice at their
  * places (CRC32 first, MD5 where the CRC matches), so a damaged file shows
- * exactly which slices need repair. Data shifted by inserted or deleted
- * bytes is not searched for (par2cmdline does that); bit rot, zeroed ranges
- * and truncation do not shift data. Bytes the storage refuses to read (EIO
+ * exactly which slices need repair. Slices not at their place are then
+ * looked for by content in the files given as extra (and, if asked, in the
+ * damaged files themselves: data shifted by inserted or deleted bytes). Bytes the storage refuses to read (EIO
  * from a bad sector or an encrypted disk's damaged block) are read around:
  * the slices they fall in are damaged like any other.
  */
@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { fsPath } from "../fs/byte-names.ts";
 import { readSalvaging, type ByteRange } from "../fs/salvage-read.ts";
 import { equalBytes, md5 } from "./packets.ts";
+import { findSlices, type FoundSlice, type WantedSlice } from "./find-slices.ts";
 import { loadRecoverySet, type RecoverySet, type SetEntry } from "./recovery-set.ts";
 
 export interface FileCheck {
@@ -29,7 +30,10 @@ export interface FileCheck {
 export interface SetCheck {
   readonly set: RecoverySet;
   readonly files: readonly FileCheck[];
+  /** Slices neither at their place nor found elsewhere: what recovery slices must rebuild. */
   readonly badSlices: number;
+  /** Slices not at their place but found in another file (by content): copied from there on repair. */
+  readonly found: readonly FoundSlice[];
   readonly recoveryAvailable: number;
   readonly repairable: boolean;
 }
@@ -37,6 +41,12 @@ export interface SetCheck {
 export interface VerifyOptions {
   /** Where a file named in the set is now (default: the name, relative to the set's directory). */
   readonly locate?: (name: string) => string;
+  /** Other files to search for the set's missing slices at every byte offset (renamed files, pieces, shifted data). */
+  readonly extraFiles?: readonly string[];
+  /** Also search the damaged files themselves for slices moved within them (par2cmdline does). */
+  readonly searchDamaged?: boolean;
+  /** -N/-S: search only near where slices would follow each other (see find-slices.ts). */
+  readonly skip?: { readonly leeway: number };
   readonly signal?: AbortSignal;
 }
 
@@ -53,8 +63,16 @@ export async function checkFiles(set: RecoverySet, options: VerifyOptions = {}):
     // Let other work (a progress display, an abort) run between files.
     await Promise.resolve();
   }
-  const badSlices = files.reduce((sum, file) => sum + file.badSlices.length, 0);
-  return { set, files, badSlices, recoveryAvailable: set.recovery.length, repairable: badSlices <= set.recovery.length };
+  const wanted: WantedSlice[] = [];
+  set.entries.forEach((entry, i) => {
+    for (const k of files[i].badSlices) {
+      wanted.push({ index: entry.firstSlice + k, checksum: entry.checksums[k], length: Math.min(set.sliceSize, entry.description.length - k * set.sliceSize) });
+    }
+  });
+  const searched = [...(options.extraFiles ?? []), ...(options.searchDamaged ? files.filter((f) => f.status === "damaged").map((f) => f.path) : [])];
+  const found = wanted.length > 0 && searched.length > 0 ? findSlices(searched, wanted, set.sliceSize, { skip: options.skip, signal: options.signal }) : [];
+  const badSlices = wanted.length - found.length;
+  return { set, files, badSlices, found, recoveryAvailable: set.recovery.length, repairable: badSlices <= set.recovery.length };
 }
 
 export function checkFile(entry: SetEntry, path: string, sliceSize: number, signal?: AbortSignal): FileCheck {

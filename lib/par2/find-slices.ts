@@ -1,0 +1,222 @@
+/**
+ * Finds a set's slices anywhere in other files (renamed files, split pieces
+ * `file.001 …`, files with bytes inserted or cut): a CRC32 of the window of
+ * one slice rolled over every byte offset, and an MD5 where the CRC matches
+ * a wanted slice. After a slice is found the search goes on right after it,
+ * where the next one most likely starts. With `skip` (par2cmdline's -N) it
+ * looks only within ±leeway bytes of where a slice would start next and
+ * jumps a slice at a time in between: much faster, blind to data displaced
+ * further.
+ */
+import { closeSync, openSync, statSync } from "node:fs";
+import { fsPath } from "../fs/byte-names.ts";
+import { equalBytes, md5 } from "./packets.ts";
+import { readAt } from "./read-at.ts";
+import type { SliceChecksum } from "./packets.ts";
+
+/** A slice wanted by the search: its number in the set, its checksums, and its length (shorter than the slice size at a file's end). */
+export interface WantedSlice {
+  readonly index: number;
+  readonly checksum: SliceChecksum;
+  readonly length: number;
+}
+
+export interface FoundSlice {
+  readonly index: number;
+  readonly path: string;
+  readonly offset: number;
+}
+
+export interface FindOptions {
+  /** -N: search only near where slices would follow each other; -S: how near (default 64 bytes, par2cmdline's). */
+  readonly skip?: { readonly leeway: number };
+  readonly signal?: AbortSignal;
+}
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** The CRC register's change for one zero byte, as a 32×32 matrix over GF(2) (column j: the image of bit j). */
+function zeroByteOperator(): Uint32Array {
+  const columns = new Uint32Array(32);
+  for (let j = 0; j < 32; j++) {
+    const state = (1 << j) >>> 0;
+    columns[j] = ((state >>> 8) ^ CRC_TABLE[state & 0xff]) >>> 0;
+  }
+  return columns;
+}
+
+function apply(matrix: Uint32Array, vector: number): number {
+  let result = 0;
+  for (let j = 0; vector !== 0; j++, vector >>>= 1) if (vector & 1) result ^= matrix[j];
+  return result >>> 0;
+}
+
+function compose(outer: Uint32Array, inner: Uint32Array): Uint32Array {
+  return inner.map((column) => apply(outer, column));
+}
+
+/** The register change for `count` zero bytes, by squaring (a few dozen 32×32 products, not one step per byte). */
+function zeroBytesOperator(count: number): Uint32Array {
+  let result: Uint32Array = Uint32Array.from({ length: 32 }, (_, j) => (1 << j) >>> 0);
+  let power: Uint32Array = zeroByteOperator();
+  for (let left = count; left > 0; left = Math.floor(left / 2)) {
+    if (left % 2 === 1) result = compose(power, result);
+    power = compose(power, power);
+  }
+  return result;
+}
+
+/**
+ * Rolling CRC32 over a window of `length` bytes. The register after a
+ * window W (initial value ~0, before the final ~0) is linear in W's bytes
+ * plus a constant from the initial value, so sliding by one byte is one
+ * ordinary update with the incoming byte, plus the outgoing byte's
+ * contribution (`out[b]`: b followed by `length` bytes) and a constant.
+ */
+class RollingCrc {
+  readonly #out = new Uint32Array(256);
+  readonly #constant: number;
+
+  constructor(length: number) {
+    const shift = zeroBytesOperator(length);
+    for (let b = 0; b < 256; b++) this.#out[b] = apply(shift, CRC_TABLE[b]);
+    const initial = 0xffffffff;
+    this.#constant = (apply(shift, apply(zeroByteOperator(), initial)) ^ apply(shift, initial)) >>> 0;
+  }
+
+  /** The register for `window` (its CRC is the register ^ ~0). */
+  static register(window: Uint8Array): number {
+    return (Bun.hash.crc32(window) ^ 0xffffffff) >>> 0;
+  }
+
+  roll(register: number, outgoing: number, incoming: number): number {
+    return ((register >>> 8) ^ CRC_TABLE[(register ^ incoming) & 0xff] ^ this.#out[outgoing] ^ this.#constant) >>> 0;
+  }
+}
+
+/**
+ * Every wanted slice found in `paths`, each at most once (the first place
+ * found). Full-length slices are looked for at every offset; a short last
+ * slice at the end of a file and right after the slice before it.
+ */
+export function findSlices(paths: readonly string[], wanted: readonly WantedSlice[], sliceSize: number, options: FindOptions = {}): FoundSlice[] {
+  const found = new Map<number, FoundSlice>();
+  const full = wanted.filter((slice) => slice.length === sliceSize);
+  const short = wanted.filter((slice) => slice.length < sliceSize);
+  const byCrc = new Map<number, WantedSlice[]>();
+  // A bitmap of the CRCs' low 20 bits: most offsets are turned away without a map lookup.
+  const sieve = new Uint8Array(1 << 17);
+  for (const slice of full) {
+    const crc = slice.checksum.crc32 >>> 0;
+    byCrc.set(crc, [...(byCrc.get(crc) ?? []), slice]);
+    sieve[(crc & 0xfffff) >>> 3] |= 1 << (crc & 7);
+  }
+  const rolling = full.length > 0 ? new RollingCrc(sliceSize) : undefined;
+  for (const path of paths) {
+    let size: number;
+    let fd: number;
+    try {
+      size = statSync(fsPath(path)).size;
+      fd = openSync(fsPath(path), "r");
+    } catch {
+      continue;
+    }
+    try {
+      const ends: number[] = [];
+      if (rolling && size >= sliceSize) scanFile(fd, path, size, sliceSize, rolling, byCrc, sieve, found, ends, options);
+      if (short.length > 0) findShort(fd, path, size, sliceSize, short, found, [size, ...ends]);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return [...found.values()];
+}
+
+function confirm(fd: number, offset: number, length: number, sliceSize: number, expected: Uint8Array): boolean {
+  const bytes = new Uint8Array(sliceSize);
+  if (readAt(fd, bytes, length, offset) < length) return false;
+  return equalBytes(md5(bytes), expected);
+}
+
+function scanFile(
+  fd: number, path: string, size: number, sliceSize: number, rolling: RollingCrc, byCrc: Map<number, WantedSlice[]>, sieve: Uint8Array,
+  found: Map<number, FoundSlice>, ends: number[], options: FindOptions,
+): void {
+  // A buffer holding the window and what follows it; refilled as the window moves.
+  const capacity = Math.max(2 * sliceSize, 4 * 1024 * 1024);
+  const buffer = new Uint8Array(capacity);
+  let bufferStart = 0;
+  let bufferLength = 0;
+  const load = (from: number) => {
+    bufferStart = from;
+    bufferLength = readAt(fd, buffer, Math.min(capacity, size - from), from);
+  };
+  const leeway = options.skip?.leeway;
+  let offset = 0;
+  /** With -N: the offset where the next slice is expected; offsets beyond expected + leeway jump ahead. */
+  let expected = 0;
+  load(0);
+  let register = RollingCrc.register(buffer.subarray(0, sliceSize));
+  while (offset + sliceSize <= size) {
+    options.signal?.throwIfAborted();
+    const crc = (register ^ 0xffffffff) >>> 0;
+    let matched = false;
+    if (sieve[(crc & 0xfffff) >>> 3] & (1 << (crc & 7))) {
+      for (const slice of byCrc.get(crc) ?? []) {
+        if (found.has(slice.index) || !confirm(fd, offset, sliceSize, sliceSize, slice.checksum.md5)) continue;
+        found.set(slice.index, { index: slice.index, path, offset });
+        ends.push(offset + sliceSize);
+        matched = true;
+        break;
+      }
+    }
+    let next = offset + 1;
+    if (matched) next = offset + sliceSize;
+    if (leeway !== undefined) {
+      if (matched) expected = offset + sliceSize;
+      // Past the leeway around the expected place: look around the next one.
+      if (next > expected + leeway) {
+        expected += sliceSize;
+        next = Math.max(next, expected - leeway);
+      }
+    }
+    if (next + sliceSize > size) break;
+    if (next === offset + 1) {
+      // Roll by one byte (reloading the buffer when the window would leave it).
+      if (offset + 1 + sliceSize > bufferStart + bufferLength) {
+        load(offset + 1);
+        register = RollingCrc.register(buffer.subarray(0, sliceSize));
+      } else {
+        register = rolling.roll(register, buffer[offset - bufferStart], buffer[offset + sliceSize - bufferStart]);
+      }
+    } else {
+      if (next + sliceSize > bufferStart + bufferLength || next < bufferStart) load(next);
+      register = RollingCrc.register(buffer.subarray(next - bufferStart, next - bufferStart + sliceSize));
+    }
+    offset = next;
+  }
+}
+
+/** Short last slices: at the end of a file, or right after a slice found before. */
+function findShort(fd: number, path: string, size: number, sliceSize: number, short: readonly WantedSlice[], found: Map<number, FoundSlice>, candidates: readonly number[]): void {
+  for (const slice of short) {
+    if (found.has(slice.index)) continue;
+    for (const candidate of new Set(candidates)) {
+      // A candidate end of file: the slice would end there; any other: it would start there.
+      const offset = candidate === size ? size - slice.length : candidate;
+      if (offset < 0 || offset + slice.length > size) continue;
+      if (confirm(fd, offset, slice.length, sliceSize, slice.checksum.md5)) {
+        found.set(slice.index, { index: slice.index, path, offset });
+        break;
+      }
+    }
+  }
+}
