@@ -17,6 +17,7 @@ const command = {
   diskList: () => import("../lib/commands/disk-list.ts"),
   diskRetire: () => import("../lib/commands/disk-retire.ts"),
   diskRebuild: () => import("../lib/commands/disk-rebuild.ts"),
+  diskForget: () => import("../lib/commands/disk-forget.ts"),
   catalogRebuild: () => import("../lib/commands/catalog-rebuild.ts"),
   pending: () => import("../lib/commands/pending.ts"),
   whereis: () => import("../lib/commands/whereis.ts"),
@@ -76,10 +77,10 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
 
 common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]"))
   .option("--label <name>", "Disk label (disk init; disk rebuild: which disk a DIR that lost its disk.json is)")
-  .option("--copy <id>", "disk rebuild: which copy of the disk a DIR that lost its disk.json is (its id, or the start of it as disk list shows)")
+  .option("--copy <copy>", "disk rebuild: which copy of the disk a DIR that lost its disk.json is (its id, or the start of it as disk list shows); disk forget: the copy to forget (its number in disk list, its id, or its directory)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
   .option("--encrypt <cipher>", "Encrypt the disk with gocryptfs or securefs (disk init; key from --keyfile, BLAINE_PASSWORD or a prompt)")
-  .option("--force", "disk retire: retire even a disk holding the only copy of files (they are listed as lost); disk rebuild: rebuild even a whole catalog")
+  .option("--force", "disk retire: retire even a disk holding the only copy of files (they are listed as lost); disk rebuild: rebuild even a whole catalog; disk forget: forget even a copy holding files the others lack (listed as lost)")
   .action(async (action: string, args: string[], flags: Flags) => {
     const settings = loadSettings(flags);
     const output = createOutput(settings.json);
@@ -98,12 +99,16 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
       if (args.length !== 1) throw new BlaineError("usage: blaine disk retire LABEL [--force]", ExitCode.usage);
       return (await command.diskRetire()).retireDisk(settings, { label: args[0], force: Boolean(flags.force) }, output).exitCode;
     }
+    if (action === "forget") {
+      if (args.length !== 1) throw new BlaineError("usage: blaine disk forget LABEL --copy N|ID|DIR [--force]", ExitCode.usage);
+      return (await command.diskForget()).forgetCopy(settings, { label: args[0], copy: singleFlag(flags, "copy"), force: Boolean(flags.force) }, output).exitCode;
+    }
     if (action === "rebuild") {
       if (args.length !== 1) throw new BlaineError("usage: blaine disk rebuild DIR [--force] [--label NAME] [--copy ID]", ExitCode.usage);
       const choice = { label: singleFlag(flags, "label") as string | undefined, copy: singleFlag(flags, "copy") as string | undefined };
       return (await (await command.diskRebuild()).rebuildDisk(settings, { dir: args[0], force: Boolean(flags.force), ...choice }, output)).exitCode;
     }
-    throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, retire, rebuild)`, ExitCode.usage);
+    throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, forget, retire, rebuild)`, ExitCode.usage);
   });
 
 common(cli.command("pending", "Deferred actions waiting for disks and copies that are not mounted"))

@@ -298,4 +298,65 @@ describe("twin disks", () => {
     expect(refused.stderr).toContain("blaine catalog rebuild");
     expect(diskContents(C).onFileSystem).toEqual(before);
   });
+
+  test("issue 11.9: step 9, disk forget drops the twin that becomes D′: refused while C still needs data only C′ holds, then C′ is wiped and cloned as D′", async () => {
+    env = await multiDiskEnv({ docs: { f: "version 0" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    // The last day on C′: a file only C′ holds (C is offsite).
+    writeFileSync(e.path("docs/daily"), "archived on C′ alone");
+    expect((await e.run([C2])).exitCode).toBe(0);
+    const refused = await e.cli(["disk", "forget", "C", "--copy", "2"]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stdout).toContain(`ONLY ON THIS COPY ${JSON.stringify(e.path("docs/daily"))}`);
+    expect(refused.stderr).toContain("nothing was changed");
+    expect((await e.cli(["disk", "list", "--json"])).json.disks[0].copies).toHaveLength(2);
+    // C catches up from C′ (both mounted); then C′ can go, named by its directory.
+    expect((await e.run([C, C2])).exitCode).toBe(0);
+    const forgot = await e.cli(["disk", "forget", "C", "--copy", C2, "--json"]);
+    expect(forgot.exitCode).toBe(0);
+    expect(forgot.json).toMatchObject({ label: "C", copy: { number: 2, lastMountPath: C2 }, lost: [] });
+    const list = (await e.cli(["disk", "list", "--json"])).json.disks[0];
+    expect(list.copies.map((copy: { mounted: string | null; pending: number }) => copy.pending)).toEqual([0]);
+    // C′ is wiped and becomes D′; D starts, and a week goes on with C offsite.
+    expect(Bun.spawnSync(["sh", "-c", 'rm -rf "$1"/* "$1"/.blaine', "sh", C2]).exitCode).toBe(0);
+    const D = await e.initDisk("D", 16_000_000);
+    expect((await e.cli(["disk", "clone", "D", C2], [D])).exitCode).toBe(0);
+    writeFileSync(e.path("docs/on-D"), "the first file of D");
+    const week = await e.run([D]);
+    expect(week.exitCode).toBe(0);
+    writeFileSync(e.path("docs/on-D"), "the first file of D, edited");
+    expect((await e.run([C2])).exitCode).toBe(0);
+    expect((await e.run([D, C])).exitCode).toBe(0);
+    expect(await pendingPaths(e)).toEqual([]);
+    expect(diffTrees(D, C2)).toBe("");
+    await expectCopiesClean(e, [C, D, C2]);
+    const where = await e.cli(["whereis", e.path("docs"), "--json"]);
+    expect(Object.fromEntries(where.json.files.map((file: { path: string; disk: string }) => [file.path.slice(e.source.length), file.disk]))).toMatchObject({
+      "/docs/f": "C",
+      "/docs/daily": "C",
+    });
+    await restoreEqualsSource(e, [C, D]);
+    await restoreEqualsSource(e, [C, C2]);
+  });
+
+  test("issue 11.9: disk forget --force lists what only the twin held and drops it from the archive; a later run archives it again from the sources", async () => {
+    env = await multiDiskEnv({ docs: { f: "version 0" } });
+    const e = env;
+    const { C, C2 } = await twins(e);
+    writeFileSync(e.path("docs/daily"), "archived on C′ alone");
+    expect((await e.run([C2])).exitCode).toBe(0);
+    const forced = await e.cli(["disk", "forget", "C", "--copy", "2", "--force", "--json"]);
+    expect(forced.exitCode).toBe(0);
+    expect(forced.json.lost).toEqual([e.path("docs/daily")]);
+    expect((await e.cli(["whereis", e.path("docs/daily")])).exitCode).toBe(2);
+    expect(await pendingPaths(e)).toEqual([]);
+    const again = await e.run([C]);
+    expect(again.exitCode).toBe(0);
+    expect(again.json.new).toBe(1);
+    await expectCopiesClean(e, [C]);
+    await restoreEqualsSource(e, [C]);
+    // The forgotten drive is no longer a copy the catalog knows.
+    expect((await e.run([C2])).stderr).toContain("does not know");
+  });
 });

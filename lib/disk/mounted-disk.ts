@@ -162,7 +162,7 @@ export function diskRowOf(catalog: ArchiveCatalog, dir: string, label: DiskLabel
   const copy = catalog.sqlite.query("SELECT disk_id AS diskId FROM disk_copies WHERE id = ?").get(label.copyId) as { diskId: string } | null;
   if (!copy || copy.diskId !== label.diskId) {
     throw new BlaineError(
-      `${dir} claims to be a copy (${label.copyId}) of disk "${row.label}" that catalog ${catalog.path} does not know: was it cloned with another catalog?`,
+      `${dir} claims to be a copy (${label.copyId}) of disk "${row.label}" that catalog ${catalog.path} does not know: was it forgotten with "blaine disk forget", or cloned with another catalog?`,
       ExitCode.usage,
     );
   }
