@@ -149,6 +149,26 @@ describe("a lost disk catalog", () => {
 const encryptionSkip = cipherMissing("gocryptfs");
 if (encryptionSkip) console.log(`skipped: a lost disk.json of an encrypted disk: ${encryptionSkip}`);
 
+test("issue 12.5: a disk catalog an older Blaine made anew empty is a problem for doctor, and disk rebuild brings it back", async () => {
+  env = await archiveEnv(tree());
+  expect((await env.run()).exitCode).toBe(0);
+  // What the old code left: an empty, whole catalog in place of the lost one.
+  const fresh = join(env.root, "fresh-disk");
+  expect((await blaine(["disk", "init", fresh, "--label", "F", "--db", join(env.root, "other.db")])).exitCode).toBe(0);
+  const diskCatalog = join(env.disk, ".blaine", "catalog.db");
+  writeFileSync(diskCatalog, readFileSync(join(fresh, ".blaine", "catalog.db")));
+  const doctor = await env.cli("doctor", "--json");
+  expect(doctor.exitCode).toBe(1);
+  expect(doctor.json.disks[0].ok).toBe(false);
+  expect(doctor.json.disks[0].message).toContain("holds none of the 5 files");
+  expect(doctor.json.disks[0].message).toContain(`blaine disk rebuild ${env.disk}`);
+  const rebuild = await env.cli("disk", "rebuild", env.disk, "--json");
+  expect(rebuild.exitCode).toBe(0);
+  expect(rebuild.json).toMatchObject({ rebuilt: true, entries: 5, paritySets: 3, damaged: [], missing: [] });
+  expect((await env.verify()).exitCode).toBe(0);
+  expect((await env.cli("doctor")).exitCode).toBe(0);
+});
+
 describe("a lost disk label", () => {
   test("issue 12.6: a disk that lost its .blaine/disk.json is told to run blaine disk rebuild (disk init refuses it), which writes the same label again", async () => {
     env = await archiveEnv(tree());

@@ -6,7 +6,7 @@ import { readDiskLabel, writeDiskLabel, type DiskLabel } from "../disk/disk-labe
 import { recoverDiskLabel } from "../disk/rebuild-disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
 import { diskRowOf } from "../disk/mounted-disk.ts";
-import { diskCatalogIsWhole, rebuildDiskCatalog, type RebuiltDiskCatalog } from "../disk/rebuild-disk-catalog.ts";
+import { diskCatalogIsWhole, disownedFiles, rebuildDiskCatalog, type RebuiltDiskCatalog } from "../disk/rebuild-disk-catalog.ts";
 import { unlockDisk } from "../disk/unlock.ts";
 import { ExitCode, UsageError, errorMessage, shellWord, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { quotedPath } from "../fs/byte-names.ts";
@@ -64,7 +64,11 @@ export async function rebuildDisk(
     diskRowOf(catalog, options.dir, label);
     const layout = diskLayout(await unlockDisk(root, label, { readonly: false, keys }));
     const base = { dir: root, label: label.label, labelRebuilt };
-    if (!options.force && diskCatalogIsWhole(layout)) {
+    const whole = diskCatalogIsWhole(layout);
+    // Whole but empty while the disk holds files: made anew empty (as Blaine once did), as bad as lost.
+    const disowned = whole ? disownedFiles(catalog.sqlite, label, layout.catalog) : undefined;
+    if (disowned !== undefined) output?.say(`The catalog of disk "${label.label}" holds none of the ${disowned} files the host catalog places on it (made anew empty): rebuilding it.`);
+    if (!options.force && whole && disowned === undefined) {
       output?.say(`The catalog of disk "${label.label}" (${root}) is whole (integrity check ok): nothing to rebuild. Give --force to rebuild it anyway (the old one is kept aside).`);
       const result: DiskRebuildResult = { exitCode: ExitCode.ok, ...base, rebuilt: false };
       output?.result(result);

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { integrityCheck, openCatalogDatabase } from "../catalog/open.ts";
 import type { Settings } from "../config.ts";
-import { readDiskLabel } from "../disk/disk-label.ts";
+import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
+import { disownedFiles } from "../disk/rebuild-disk-catalog.ts";
 import { diskLayout } from "../disk/layout.ts";
 import { expandDiskDirectories } from "../disk/mount-disks.ts";
 import { diskCatalogNaming, notADiskError } from "../disk/mounted-disk.ts";
@@ -61,7 +62,7 @@ export async function runDoctor(settings: Settings, output: Output): Promise<Doc
   const directories = expandDiskDirectories(settings.dest, settings.disks);
   const present = directories.optional.filter((dir) => existsSync(diskLayout(resolve(dir)).label));
   for (const dest of [...directories.required, ...present]) {
-    const disk = await checkDisk(resolve(dest), keys, fuse.mountWorks);
+    const disk = await checkDisk(resolve(dest), keys, fuse.mountWorks, catalog?.ok ? catalog.path : undefined);
     if (!disk.ok) problems.push(`disk ${disk.dir}: ${disk.message}`);
     if (disk.encrypted && disk.label && !tools.find((tool) => tool.name === disk.cipher)?.installed) {
       problems.push(`disk "${disk.label}" is encrypted with ${disk.cipher}, which is not installed`);
@@ -134,7 +135,7 @@ function checkCatalog(path: string, kind: "host" | "disk", naming?: { name: stri
   }
 }
 
-async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean) {
+async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean, hostCatalog: string | undefined) {
   const base = { dir, label: null as string | null, encrypted: false, cipher: undefined as string | undefined };
   if (!existsSync(dir)) return { ...base, ok: false, message: "not reachable (not mounted?)" };
   // What is known of the disk so far: a failure after its label was read still names it.
@@ -153,9 +154,28 @@ async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean) {
     const catalog = checkCatalog(layout.catalog, "disk", naming);
     // An error from opening it names the catalog already.
     const said = catalog.message.startsWith(naming.name) ? catalog.message : `disk catalog ${catalog.message}`;
-    return { ...known, ok: catalog.ok, message: `${label.cipher ? `encrypted with ${label.cipher}, unlocked; ` : ""}${said}` };
+    const unlocked = label.cipher ? `encrypted with ${label.cipher}, unlocked; ` : "";
+    const disowned = catalog.ok && hostCatalog ? disownedBy(hostCatalog, label, layout.catalog) : undefined;
+    if (disowned !== undefined) {
+      return { ...known, ok: false, message: `${unlocked}${naming.name} holds none of the ${disowned} files the host catalog places on the disk (it was made anew empty); ${naming.advice}` };
+    }
+    return { ...known, ok: catalog.ok, message: `${unlocked}${said}` };
   } catch (error) {
     return { ...known, ok: false, message: errorMessage(error) };
+  }
+}
+
+/** disownedFiles, with the host catalog opened read-only for it (undefined when it cannot be read now). */
+function disownedBy(hostCatalog: string, label: DiskLabel, diskCatalog: string): number | undefined {
+  try {
+    const host = openCatalogDatabase(hostCatalog, "host", { readonly: true });
+    try {
+      return disownedFiles(host, label, diskCatalog);
+    } finally {
+      host.close();
+    }
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,3 +1,4 @@
+import { Database } from "bun:sqlite";
 import { existsSync, lstatSync, readdirSync, renameSync, rmSync, type Stats } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { integrityCheck, openCatalogDatabase } from "../catalog/open.ts";
@@ -49,6 +50,25 @@ export function diskCatalogIsWhole(layout: DiskLayout): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * How many files the host catalog places on a copy whose own catalog holds
+ * none, while nothing is queued for that copy (a twin still being filled has
+ * an empty catalog and a queue): a catalog made anew empty (as Blaine did
+ * before it refused to), which disowns the disk's data although it is
+ * whole. Undefined when the catalog holds entries, or there is nothing to hold.
+ */
+export function disownedFiles(host: Database, label: DiskLabel, diskCatalogPath: string): number | undefined {
+  const own = new Database(diskCatalogPath, { readonly: true });
+  try {
+    if (own.query("SELECT 1 FROM entries LIMIT 1").get()) return undefined;
+  } finally {
+    own.close();
+  }
+  const pending = host.query("SELECT 1 FROM deferred_actions WHERE copy_id = ? LIMIT 1").get(label.copyId);
+  const { n } = host.query("SELECT count(*) AS n FROM files WHERE disk_id = ?").get(label.diskId) as { n: number };
+  return n > 0 && !pending ? n : undefined;
 }
 
 /**
