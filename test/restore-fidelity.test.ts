@@ -1,6 +1,6 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { closeSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
@@ -82,6 +82,23 @@ describe("hardlinks", () => {
     expect(lstatSync(join(back, "second")).nlink).toBe(3);
     expect(lstatSync(join(back, "other")).nlink).toBe(1);
     expect(filesOf(snapshotTree(back))).toEqual(filesOf(snapshotTree(e.source)));
+  });
+
+  test("issue 11.13: a directory holding hardlinked symlinks is renamed: both names follow, nothing fails or is copied", async () => {
+    env = await archiveEnv({ M: { A: { t: "data" }, first: { symlink: "A/t" } } });
+    const e = env;
+    linkSync(join(e.source, "M/first"), join(e.source, "M/second"));
+    expect((await e.run()).exitCode).toBe(0);
+    renameSync(join(e.source, "M"), join(e.source, "N"));
+    const moved = await e.run();
+    expect(moved.json.errors).toEqual([]);
+    expect(moved.exitCode).toBe(0);
+    expect(moved.json.bytesCopied).toBe(0);
+    expect(lstatSync(e.onDisk("N/first")).ino).toBe(lstatSync(e.onDisk("N/second")).ino);
+    expect(existsSync(e.onDisk("M"))).toBe(false);
+    const to = join(e.root, "restored");
+    expect((await e.restore(to)).exitCode).toBe(0);
+    expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
   });
 });
 

@@ -87,7 +87,9 @@ async function commitBatch(batch: StoredFile[], options: ManifestWriterOptions):
         if (done.action === "link" && done.change !== "renamed") options.runLinks?.add(done.hash, done.size, done.change);
         stored.push(done);
       } else if (outcome.needsCopy && round === 0) {
-        const copied = await options.copyAgain({ ...item, action: "copy", change: item.change === "renamed" ? "new" : item.change });
+        const change = item.change === "renamed" ? "new" : item.change;
+        // A symlink has no data to copy (opening it fails): it is made again, or linked to its other names.
+        const copied = item.kind === "symlink" ? { ...item, action: "symlink" as const, change } : await options.copyAgain({ ...item, action: "copy", change });
         if (copied) again.push(copied);
       } else {
         options.onNotStored?.(item);
