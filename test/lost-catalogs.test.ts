@@ -206,6 +206,31 @@ describe("a lost disk label", () => {
     expect((await env.verify()).exitCode).toBe(0);
   });
 
+  test("issue 12.6: a twin that lost its disk.json gets back its own copy id (the copy last seen there), not its twin's", async () => {
+    const multi = await multiDiskEnv({ a: "first", dir: { b: "second" } });
+    try {
+      const C = await multi.initDisk("C", 8 << 20);
+      expect((await multi.run([C])).exitCode).toBe(0);
+      const C2 = multi.diskDir("C2", 8 << 20);
+      expect((await multi.cli(["disk", "clone", "C", C2], [C])).exitCode).toBe(0);
+      expect((await multi.run([C2])).exitCode).toBe(0);
+      const labelPath = join(C2, ".blaine", "disk.json");
+      const original = JSON.parse(readFileSync(labelPath, "utf8"));
+      const twin = JSON.parse(readFileSync(join(C, ".blaine", "disk.json"), "utf8"));
+      expect(original.copyId).not.toBe(twin.copyId);
+      rmSync(labelPath);
+
+      const rebuild = await multi.cli(["disk", "rebuild", C2, "--json"]);
+      expect(rebuild.exitCode).toBe(0);
+      expect(JSON.parse(readFileSync(labelPath, "utf8")).copyId).toBe(original.copyId);
+      // Both copies mounted together are two copies, not one seen twice.
+      expect((await multi.run([C, C2])).exitCode).toBe(0);
+      expect((await multi.cli(["verify"], [C, C2])).exitCode).toBe(0);
+    } finally {
+      multi.cleanup();
+    }
+  });
+
   test.skipIf(encryptionSkip !== undefined)("issue 12.6: an encrypted disk that lost its disk.json gets it back with its key (cipher included)", async () => {
     const dir = tempDir();
     try {
