@@ -1,12 +1,13 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { closeSync, existsSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
 import { multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
-import { seededBytes } from "./helpers/fixture.ts";
+import { seededBytes, tempDir } from "./helpers/fixture.ts";
+import { createRecoverySet } from "../lib/par2/create.ts";
 
 // Several real CLI runs per test.
 setDefaultTimeout(120_000);
@@ -190,6 +191,28 @@ function sha1OfFile(path: string): string {
 }
 
 describe("sparse files", () => {
+  test("issue 12.9: a sparse file's PAR2 set, made without reading its holes, is byte for byte the set of the same content written dense", async () => {
+    const dir = tempDir("blaine-sparse-par2-");
+    try {
+      const MiB = 1024 * 1024;
+      const chunks: [number, Uint8Array][] = [[5, seededBytes(7000, 4)], [20 * MiB + 3, seededBytes(70_000, 5)], [64 * MiB - 10, seededBytes(10, 6)]];
+      mkdirSync(join(dir.path, "sparse"));
+      mkdirSync(join(dir.path, "dense"));
+      writeSparse(join(dir.path, "sparse", "img"), 64 * MiB, chunks);
+      const dense = new Uint8Array(64 * MiB);
+      for (const [offset, data] of chunks) dense.set(data, offset);
+      await Bun.write(join(dir.path, "dense", "img"), dense);
+      expect(statSync(join(dir.path, "sparse", "img")).blocks * 512).toBeLessThan(MiB);
+      const options = { redundancy: 10, blockCount: 100, recoveryCount: 3, sync: false };
+      const sparseSet = await createRecoverySet(join(dir.path, "sparse", "set.par2"), { files: [{ path: join(dir.path, "sparse", "img"), name: "img" }], ...options });
+      const denseSet = await createRecoverySet(join(dir.path, "dense", "set.par2"), { files: [{ path: join(dir.path, "dense", "img"), name: "img" }], ...options });
+      expect(sparseSet.paths.map((path) => path.replace("/sparse/", "/"))).toEqual(denseSet.paths.map((path) => path.replace("/dense/", "/")));
+      sparseSet.paths.forEach((path, i) => expect(Bun.hash(readFileSync(path))).toBe(Bun.hash(readFileSync(denseSet.paths[i]))));
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   const mountable = canMount();
   if (!mountable) console.log("skipped sparse-file test: it needs a 64 MB tmpfs disk (root and mount)");
   test.skipIf(!mountable)("issue 12.9: a 1 GiB sparse file holding a few KB is archived on a 64 MB disk, takes little space, verifies and restores sparse", async () => {

@@ -8,6 +8,7 @@ import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { hashZeros, sparseExtents } from "../fs/sparse.ts";
 import { open } from "node:fs/promises";
 import { inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
@@ -162,9 +163,23 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
   const packetBytes = HEADER_BYTES + 4 + sliceSize;
   const packetAt: number[] = sizes.flatMap((size) => Array.from({ length: size }, (_, i) => i * packetBytes));
 
+  // Slices that lie wholly in a hole of a sparse file are zero: they add
+  // nothing to a recovery slice, so only the others are read and multiplied
+  // (the set is the same, and standard: a hole's slices are zero slices).
+  const holes = planned.map((file) => holeSlices(file.path, file.length, sliceSize));
   const sources: SliceSource[] = [];
-  for (const file of planned) {
-    for (let offset = 0; offset < file.length; offset += sliceSize) sources.push({ path: file.path, offset, length: Math.min(sliceSize, file.length - offset) });
+  const inputIndex: number[] = [];
+  planned.forEach((file, f) => {
+    for (let offset = 0, slice = 0; offset < file.length; offset += sliceSize, slice++) {
+      if (holes[f]?.has(slice)) continue;
+      sources.push({ path: file.path, offset, length: Math.min(sliceSize, file.length - offset) });
+      inputIndex.push(file.firstSlice + slice);
+    }
+  });
+  if (sources.length === 0) {
+    // All holes: one zero slice as the input keeps the multiplication's shape (its products are zero).
+    sources.push({ path: planned[0].path, offset: 0, length: Math.min(sliceSize, planned[0].length) });
+    inputIndex.push(0);
   }
   const constantLogs = inputConstantLogs(inputSlices);
   try {
@@ -181,7 +196,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       sliceSize,
       outputCount: recoveryCount,
       inputs: sources,
-      coefficient: (output, input) => recoveryCoefficient(constantLogs[input], firstExponent + output),
+      coefficient: (output, input) => recoveryCoefficient(constantLogs[inputIndex[input]], firstExponent + output),
       kernel: options.kernel,
       threads: options.threads,
       signal: options.signal,
@@ -198,7 +213,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     let hashed: { description: FileDescription; checksums: SliceChecksum[] }[];
     try {
       hashed = [];
-      for (const file of planned) hashed.push(await hashFileSlices(file, sliceSize, options.signal));
+      for (const [f, file] of planned.entries()) hashed.push(await hashFileSlices(file, sliceSize, holes[f], options.signal));
     } catch (error) {
       recovery.catch(() => {});
       throw error;
@@ -238,8 +253,53 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
   }
 }
 
-/** One pass over a file: its MD5, and each slice's MD5 and CRC32 (zero-padded to the slice size). */
-async function hashFileSlices(file: PlannedFile, sliceSize: number, signal?: AbortSignal): Promise<{ description: FileDescription; checksums: SliceChecksum[] }> {
+/**
+ * The slices of a sparse file that lie wholly in a hole (numbered from 0 in
+ * the file); undefined for a file without holes (or where they cannot be found).
+ */
+function holeSlices(path: string, length: number, sliceSize: number): Set<number> | undefined {
+  const fd = openSync(fsPath(path), "r");
+  try {
+    const sparse = sparseExtents(fd);
+    if (!sparse || sparse.size !== length) return undefined;
+    const slices = Math.ceil(length / sliceSize);
+    const hasData = new Uint8Array(slices);
+    for (const [start, end] of sparse.extents) {
+      for (let slice = Math.floor(start / sliceSize); slice < Math.min(slices, Math.ceil(end / sliceSize)); slice++) hasData[slice] = 1;
+    }
+    const holes = new Set<number>();
+    hasData.forEach((data, slice) => {
+      if (!data) holes.add(slice);
+    });
+    return holes.size > 0 ? holes : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** MD5 and CRC32 of a zero slice, by slice size (every hole slice has them). */
+const zeroSliceChecksums = new Map<number, SliceChecksum>();
+
+function zeroSliceChecksum(sliceSize: number): SliceChecksum {
+  let checksum = zeroSliceChecksums.get(sliceSize);
+  if (!checksum) {
+    const zero = new Uint8Array(sliceSize);
+    checksum = { md5: md5(zero), crc32: Bun.hash.crc32(zero) >>> 0 };
+    zeroSliceChecksums.set(sliceSize, checksum);
+  }
+  return checksum;
+}
+
+/**
+ * One pass over a file: its MD5, and each slice's MD5 and CRC32 (zero-padded
+ * to the slice size). Slices in `holes` are not read: they are zeros.
+ */
+async function hashFileSlices(
+  file: PlannedFile,
+  sliceSize: number,
+  holes: ReadonlySet<number> | undefined,
+  signal?: AbortSignal,
+): Promise<{ description: FileDescription; checksums: SliceChecksum[] }> {
   const slicesPerRead = Math.max(1, Math.min(Math.ceil(file.length / sliceSize), Math.floor((4 * 1024 * 1024) / sliceSize)));
   const buffer = new Uint8Array(slicesPerRead * sliceSize);
   const whole = new Bun.CryptoHasher("md5");
@@ -249,7 +309,18 @@ async function hashFileSlices(file: PlannedFile, sliceSize: number, signal?: Abo
     let position = 0;
     while (position < file.length) {
       signal?.throwIfAborted();
-      const wanted = Math.min(buffer.length, file.length - position);
+      const slice = position / sliceSize;
+      if (holes?.has(slice)) {
+        const length = Math.min(sliceSize, file.length - position);
+        hashZeros(whole, length);
+        checksums.push(zeroSliceChecksum(sliceSize));
+        position += length;
+        continue;
+      }
+      // Up to the next hole slice, in reads of at most the buffer.
+      let slices = 1;
+      while (slices < slicesPerRead && !holes?.has(slice + slices)) slices++;
+      const wanted = Math.min(slices * sliceSize, file.length - position);
       let got = 0;
       while (got < wanted) {
         const { bytesRead } = await handle.read(buffer, got, wanted - got, position + got);
@@ -258,13 +329,13 @@ async function hashFileSlices(file: PlannedFile, sliceSize: number, signal?: Abo
       }
       whole.update(buffer.subarray(0, got));
       for (let at = 0; at < got; at += sliceSize) {
-        let slice = buffer.subarray(at, Math.min(got, at + sliceSize));
-        if (slice.length < sliceSize) {
+        let bytes = buffer.subarray(at, Math.min(got, at + sliceSize));
+        if (bytes.length < sliceSize) {
           const padded = new Uint8Array(sliceSize);
-          padded.set(slice);
-          slice = padded;
+          padded.set(bytes);
+          bytes = padded;
         }
-        checksums.push({ md5: md5(slice), crc32: Bun.hash.crc32(slice) >>> 0 });
+        checksums.push({ md5: md5(bytes), crc32: Bun.hash.crc32(bytes) >>> 0 });
       }
       position += got;
     }
