@@ -1,6 +1,6 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { diskContents, multiDiskEnv } from "./helpers/multi-disk-env.ts";
@@ -231,7 +231,7 @@ describe("a lost disk label", () => {
     }
   });
 
-  test.skipIf(encryptionSkip !== undefined)("issue 12.6: an encrypted disk that lost its disk.json gets it back with its key (cipher included)", async () => {
+  test.skipIf(encryptionSkip !== undefined)("issue 12.6: an encrypted disk that lost its disk.json gets it back with its key (cipher included), and its lost catalog inside the encryption too", async () => {
     const dir = tempDir();
     try {
       const source = join(dir.path, "src");
@@ -246,6 +246,16 @@ describe("a lost disk label", () => {
       const labelPath = join(disk, ".blaine", "disk.json");
       const original = JSON.parse(readFileSync(labelPath, "utf8"));
       rmSync(labelPath);
+      // Its catalog, inside the encryption, is lost too (removed through a mount of our own).
+      const plain = join(dir.path, "plain");
+      mkdirSync(plain);
+      const mounted = Bun.spawnSync(["gocryptfs", "-q", "-passfile", keyfile, join(disk, "encrypted"), plain]);
+      expect(mounted.exitCode).toBe(0);
+      try {
+        rmSync(join(plain, ".blaine", "catalog.db"));
+      } finally {
+        Bun.spawnSync([Bun.which("fusermount3") ? "fusermount3" : "fusermount", "-u", plain]);
+      }
 
       const run = await blaine(["run", ...common, source]);
       expect(run.exitCode).toBe(1);
@@ -257,7 +267,7 @@ describe("a lost disk label", () => {
 
       const rebuild = await blaine(["disk", "rebuild", disk, "--db", db, "--keyfile", keyfile, "--json"]);
       expect(rebuild.exitCode).toBe(0);
-      expect(rebuild.json).toMatchObject({ label: "E", labelRebuilt: true });
+      expect(rebuild.json).toMatchObject({ label: "E", labelRebuilt: true, rebuilt: true, entries: 5, paritySets: 3, damaged: [], missing: [] });
       const { created: _created, ...rest } = JSON.parse(readFileSync(labelPath, "utf8"));
       const { created: _originalCreated, ...expected } = original;
       expect(rest).toEqual(expected);
