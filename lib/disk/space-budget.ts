@@ -1,4 +1,6 @@
 import type { MountedDisk } from "./mounted-disk.ts";
+import { chooseSliceSize, MIN_AUTO_SLICE_SIZE } from "../par2/sizing.ts";
+import { PARITY_BLOCK_COUNT } from "./parity-store.ts";
 
 export interface SpaceBudgetOptions {
   /** Bytes always left free on the file system. */
@@ -20,7 +22,7 @@ const roundUp = (bytes: number) => Math.ceil(bytes / BLOCK) * BLOCK;
 class DiskRoom {
   readonly disk: MountedDisk;
   readonly #options: SpaceBudgetOptions;
-  /** File-system bytes of copies in flight (see #onDisk), and their data bytes (for the capacity). */
+  /** File-system bytes of copies in flight (see onDisk), and their data bytes (for the capacity). */
   #inFlight = 0;
   #inFlightData = 0;
   #addedThisRun = 0;
@@ -55,14 +57,18 @@ class DiskRoom {
    * recovery data (two small PAR2 files) when parity is on. Capacity counts
    * the data alone; free space must hold all of it.
    */
-  #onDisk(bytes: number): number {
+  onDisk(bytes: number, logicalSize = bytes): number {
     const parity = this.#options.parityPercent ?? 0;
-    return roundUp(bytes) + (parity > 0 ? roundUp((bytes * parity) / 100) + 2 * BLOCK : 0);
+    if (parity <= 0) return roundUp(bytes);
+    // A sparse file (fewer bytes than its size) still gets at least one
+    // recovery slice, and slices are sized by its whole length (see parity-store.ts).
+    const oneSlice = logicalSize > bytes ? chooseSliceSize([logicalSize], { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE }) : 0;
+    return roundUp(bytes) + Math.max(roundUp((bytes * parity) / 100), roundUp(oneSlice)) + 2 * BLOCK;
   }
 
-  tryReserve(bytes: number): boolean {
+  /** Reserves `need` file-system bytes (onDisk) for `bytes` of data. */
+  tryReserve(bytes: number, need: number): boolean {
     if (this.#options.closed) return false;
-    const need = this.#onDisk(bytes);
     if (this.#room(false) < need && this.#room(true) < need) return false;
     const capacity = this.#options.capacity;
     if (capacity !== null && this.#options.usedAtStart + this.#addedThisRun + this.#inFlightData + bytes > capacity) return false;
@@ -72,8 +78,8 @@ class DiskRoom {
     return true;
   }
 
-  release(bytes: number, written: boolean): void {
-    this.#inFlight -= this.#onDisk(bytes);
+  release(bytes: number, need: number, written: boolean): void {
+    this.#inFlight -= need;
     this.#inFlightData -= bytes;
     if (written) this.#addedThisRun += bytes;
   }
@@ -104,10 +110,13 @@ export class Reservation {
   /** @internal */
   readonly room: DiskRoom;
   readonly bytes: number;
+  /** What the copy and its parity take on the file system. */
+  readonly need: number;
 
-  constructor(room: DiskRoom, bytes: number) {
+  constructor(room: DiskRoom, bytes: number, need: number) {
     this.room = room;
     this.bytes = bytes;
+    this.need = need;
   }
 
   /** The disk the copy's temp file goes on. */
@@ -150,11 +159,12 @@ export class SpaceBudget {
    * copy's temp goes on the reservation's disk, and the reservation is
    * handed back to release().
    */
-  tryReserve(bytes: number, options: { readonly span?: boolean } = {}): Reservation | undefined {
+  tryReserve(bytes: number, options: { readonly span?: boolean; readonly logicalSize?: number } = {}): Reservation | undefined {
     if (this.largerThanAnyDisk(bytes)) return undefined;
     for (;;) {
       const room = this.#rooms[this.#current];
-      if (room.tryReserve(bytes)) return new Reservation(room, bytes);
+      const need = room.onDisk(bytes, options.logicalSize);
+      if (room.tryReserve(bytes, need)) return new Reservation(room, bytes, need);
       if (options.span === false || this.#current + 1 >= this.#rooms.length) return undefined;
       this.#current++;
       this.#hooks.onFull?.(room.disk, this.#rooms[this.#current].disk);
@@ -163,7 +173,7 @@ export class SpaceBudget {
 
   /** The copy finished (its bytes now show in statfs) or was abandoned. */
   release(reservation: Reservation, written: boolean): void {
-    reservation.room.release(reservation.bytes, written);
+    reservation.room.release(reservation.bytes, reservation.need, written);
   }
 
   /** No mounted open disk could hold this file even empty: an error for that file, not a full disk. */

@@ -196,11 +196,11 @@ function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | Sto
   const { report, space } = options;
   // A sparse file's copy keeps its holes: it needs the bytes it has allocated, not its size.
   const need = bytesOnDisk(item.path, item.size);
-  let reservation = space.tryReserve(need, { span: false });
+  let reservation = space.tryReserve(need, { span: false, logicalSize: item.size });
   if (!reservation) {
     const link = options.linkIfHeld?.(item);
     if (link) return { ...link, action: "link", hash: link.hash!, bytesCopied: 0 };
-    reservation = space.tryReserve(need);
+    reservation = space.tryReserve(need, { logicalSize: item.size });
   }
   if (!reservation) {
     options.onNotStored?.(item);
