@@ -21,14 +21,18 @@ function exactTree(root: string): Record<string, string> {
       const rel = relative ? `${relative}/${name}` : name;
       const path = join(dir, name);
       const stats = lstatSync(path, { bigint: true });
-      if (stats.isDirectory()) walk(path, rel);
-      else if (stats.isSymbolicLink()) result[rel] = `symlink -> ${readlinkSync(path)}`;
+      if (stats.isDirectory()) {
+        walk(path, rel);
+        continue;
+      }
+      // Hardlink groups numbered in order of appearance (symlinks can be hardlinked too).
+      let group = 0;
+      if (stats.nlink > 1n) {
+        group = groups.get(stats.ino) ?? groups.size + 1;
+        groups.set(stats.ino, group);
+      }
+      if (stats.isSymbolicLink()) result[rel] = `symlink -> ${readlinkSync(path)} link ${group}`;
       else {
-        let group = 0;
-        if (stats.nlink > 1n) {
-          group = groups.get(stats.ino) ?? groups.size + 1;
-          groups.set(stats.ino, group);
-        }
         const sha1 = new Bun.CryptoHasher("sha1").update(readFileSync(path)).digest("hex");
         result[rel] = `file ${sha1} mode ${(Number(stats.mode) & 0o7777).toString(8)} mtime ${stats.mtimeNs} link ${group}`;
       }
