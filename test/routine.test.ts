@@ -108,7 +108,6 @@ describe.skipIf(Boolean(skipReason))("the seed's disk-rotation routine, encrypte
     const initial = await run("initial archive onto A, B, C", ["A", "B", "C"]);
     expect(initial.json.notStored.files).toBe(0);
     const listed = expectOk("disk list", await cli(["disk", "list", "--json"], []));
-    console.log(JSON.stringify(listed.json.disks.map((d: { label: string; state: string; used?: number }) => [d.label, d.state, d.used])));
     const states = Object.fromEntries(listed.json.disks.map((d: { label: string; state: string }) => [d.label, d.state]));
     expect(states).toEqual({ A: "full", B: "full", C: "open" });
 
@@ -154,7 +153,8 @@ describe.skipIf(Boolean(skipReason))("the seed's disk-rotation routine, encrypte
 
     // Step 9: C′ is to be wiped and become D′. Forgetting it while it holds data C lacks is refused…
     const refused = await cli(["disk", "forget", "C", "--copy", disk("C2")], []);
-    expect(refused.exitCode).not.toBe(0);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stdout + refused.stderr).toContain("Season 2/E03.mkv");
     // …so C comes home once to catch up, then C′ is forgotten, wiped, and cloned from D.
     await run("C catches up before C′ is wiped", ["C", "D"]);
     expectOk("disk forget C′", await cli(["disk", "forget", "C", "--copy", disk("C2")], []));
