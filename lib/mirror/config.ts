@@ -105,7 +105,8 @@ class ConfigReader {
 }
 
 export function parseMirrorConfig(text: string, file: string): MirrorConfig {
-  const reader = new ConfigReader(file);
+  // Typed explicitly: TypeScript follows `never`-returning methods (fail) only through annotated names.
+  const reader: ConfigReader = new ConfigReader(file);
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -166,7 +167,7 @@ export function parseMirrorConfig(text: string, file: string): MirrorConfig {
 
   const localJson = reader.object(top.local, "local", ["directories", "exclude"]);
   if (!Array.isArray(localJson.directories)) reader.fail("local.directories", localJson.directories === undefined ? "missing (expected a list)" : "expected a list");
-  if (localJson.directories.length === 0) reader.fail("local.directories", "expected at least one directory");
+  if ((localJson.directories as unknown[]).length === 0) reader.fail("local.directories", "expected at least one directory");
   const seen = new Set<string>();
   const directories = (localJson.directories as unknown[]).map((entry, index): MirrorDirectory => {
     const path = `local.directories[${index}]`;
