@@ -31,6 +31,7 @@ const command = {
   run: () => import("../lib/commands/run.ts"),
   status: () => import("../lib/commands/status.ts"),
   verify: () => import("../lib/commands/verify.ts"),
+  image: () => import("../lib/image/commands/image-command.ts"),
 };
 
 const cli = cac("blaine");
@@ -156,6 +157,23 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
     const result = await (await command.restore()).restoreFiles(settings, { paths, to: singleFlag(flags, "to") as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
     return result.exitCode;
   });
+
+// The block-image product: its options are its own (--db and --store from [image] of blaine.toml).
+common(cli.command("image <action> [...args]", "Block images: image backup|ls|restore|scrub|rm|protect|unprotect|cleanup|export|import"))
+  .option("--store <store>", "Chunk store: a directory or s3://bucket/prefix (credentials from the environment or blaine.toml)")
+  .option("--snapshot <name>", "backup: the snapshot's name, recorded with the version")
+  .option("--hints <file>", "backup: change hints, rbd diff --format=json")
+  .option("--from <version>", "backup: the base version (only changed blocks are stored)")
+  .option("--block-size <size>", "backup: block size (default 4M)")
+  .option("--compress <method>", "backup: zstd:LEVEL (default zstd:3) or none")
+  .option("--sparse", "restore: write only blocks holding data")
+  .option("--force", "restore: overwrite TARGET; rm: remove a version younger than --keep-days")
+  .option("-p, --percent <percent>", "scrub: check a random PERCENT of the chunks")
+  .option("--source <image>", "scrub: also compare the version with this image")
+  .option("--keep-days <days>", "rm: versions younger than this need --force (default 6)")
+  .option("--grace <duration>", "cleanup: how long removed versions' chunks are kept (default 1h)")
+  .option("--full", "cleanup: also delete chunks no version references (from killed backups)")
+  .action(async (action: string, args: string[], flags: Flags) => (await command.image()).runImageCommand(action, args, flags));
 
 // par2cmdline's short options (-r10, -s 4096) are parsed by the command itself, from the raw arguments.
 cli

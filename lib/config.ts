@@ -47,6 +47,8 @@ const KNOWN_KEYS = new Set([
   "db", "dest", "sources", "source", "exclude", "snapraid-conf", "match", "hash", "copier",
   "reserve", "capacity", "max-delete", "keep-deleted", "disks", "keyfile",
   "parity", "parity-engine",
+  // The block-image product's table ([image]), read by lib/image/settings.ts.
+  "image",
 ]);
 
 function camel(key: string): string {

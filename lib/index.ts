@@ -52,6 +52,26 @@ export { createRecoverySet, type CreatedSet, type CreateOptions } from "./par2/c
 export { verifyRecoverySet, type SetCheck } from "./par2/verify.ts";
 export { repairRecoverySet, type RepairResult } from "./par2/repair.ts";
 
+// Block images (blaine image): the backup's stages in pipeline order, its run, catalog and stores.
+export { allocatedBlocks, everyBlock, hintedBlockRefs } from "./image/stages/block-ranges.ts";
+export { readBlocks, type ReadBlocksOptions } from "./image/stages/read-blocks.ts";
+export { dedupBlocks, type DedupBlocksOptions } from "./image/stages/dedup-blocks.ts";
+export { encodeChunks, type EncodeChunksOptions } from "./image/stages/encode-chunks.ts";
+export { storeChunks, type StoreChunksOptions } from "./image/stages/store-chunks.ts";
+export { writeVersionBlocks, type VersionWriterOptions } from "./image/stages/version-writer.ts";
+export type { BlockRef, ReadBlock, PlannedBlock, EncodedBlock } from "./image/stages/types.ts";
+export { openImageBackup, finishImageBackup, abandonImageBackup, type ImageBackupRun, type ImageBackupRequest, type ImageBackupResult } from "./image/backup-run.ts";
+export { readHints, hintedBlocks, type Hint } from "./image/hints.ts";
+export { ImageCatalog, type VersionRow, type BlockRow } from "./image/catalog/image-catalog.ts";
+export { openImageSql, type ImageSql } from "./image/catalog/sql.ts";
+export { openStore, type ChunkStore, type S3Settings } from "./image/store/chunk-store.ts";
+export { encodeChunk, decodeChunk, parseCompression, type Compression } from "./image/store/chunk-format.ts";
+export { versionDocText, parseVersionDoc } from "./image/version-doc.ts";
+export { loadImageSettings, type ImageSettings } from "./image/settings.ts";
+export { restoreImage, type RestoreImageResult } from "./image/commands/restore.ts";
+export { scrubImages, type ScrubResult } from "./image/commands/scrub.ts";
+export { cleanupImages, type CleanupResult } from "./image/commands/cleanup.ts";
+
 // Settings and helpers.
 export { loadSettings, type Settings } from "./config.ts";
 export { BlaineError, ExitCode } from "./errors.ts";

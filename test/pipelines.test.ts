@@ -163,11 +163,15 @@ describe("files that vanish or change during a run", () => {
 describe("public surface", () => {
   test("lib/index.ts exports exactly this", () => {
     expect(Object.keys(blaineLib).sort()).toEqual([
-      "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "KeySource", "MATCH_MODES", "MountedDisk", "RunReport",
-      "applyDeferred", "applyDeletions", "batches", "bytesOfText", "cloneDisk", "copier", "copyWithHash", "createRecoverySet", "dedup", "diff", "diskLayout", "drain", "finishRun",
-      "formatBytes", "fsPath", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible", "initDisk", "listDisks", "listPending", "loadSettings",
-      "mapBounded", "openArchiveRun", "openParity", "parity", "parseSize", "quotedPath", "readDiskLabel", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "retireDisk", "textFromBytes", "verifyDisks",
-      "verifyRecoverySet", "walk", "whereIs", "writeFileAtomic", "writeManifest",
+      "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "ImageCatalog", "KeySource", "MATCH_MODES", "MountedDisk", "RunReport",
+      "abandonImageBackup", "allocatedBlocks", "applyDeferred", "applyDeletions", "batches", "bytesOfText", "cleanupImages", "cloneDisk", "copier",
+      "copyWithHash", "createRecoverySet", "decodeChunk", "dedup", "dedupBlocks", "diff", "diskLayout", "drain", "encodeChunk", "encodeChunks",
+      "everyBlock", "finishImageBackup", "finishRun", "formatBytes", "fsPath", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible",
+      "hintedBlockRefs", "hintedBlocks", "initDisk", "listDisks", "listPending", "loadImageSettings", "loadSettings", "mapBounded", "openArchiveRun",
+      "openImageBackup", "openImageSql", "openParity", "openStore", "parity", "parseCompression", "parseSize", "parseVersionDoc", "quotedPath",
+      "readBlocks", "readDiskLabel", "readHints", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "restoreImage",
+      "retireDisk", "scrubImages", "storeChunks", "textFromBytes", "verifyDisks", "verifyRecoverySet", "versionDocText", "walk", "whereIs",
+      "writeFileAtomic", "writeManifest", "writeVersionBlocks",
     ]);
   });
 });

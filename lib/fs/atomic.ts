@@ -86,3 +86,28 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   }
   fsyncDirectory(dirname(path));
 }
+
+/**
+ * `writeFileAtomic` off the main thread: the write, fsync and rename run on
+ * the I/O threads, so a pipeline keeps hashing while a large file lands.
+ * `mode` as for writeFileAtomic; `sync: false` leaves durability to a later
+ * syncfs of the whole file system (the rename still makes it all or nothing).
+ */
+export async function writeFileAtomicAsync(path: string, data: Uint8Array, options: { readonly sync?: boolean } = {}): Promise<void> {
+  const { open, rename, rm } = await import("node:fs/promises");
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
+  const handle = await open(temp, "w", 0o644);
+  try {
+    try {
+      let offset = 0;
+      while (offset < data.length) offset += (await handle.write(data, offset, data.length - offset)).bytesWritten;
+      if (options.sync !== false) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}

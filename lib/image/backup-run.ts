@@ -1,0 +1,192 @@
+import { fstatSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { sizeOf } from "../fs/device-size.ts";
+import { dataExtents } from "../fs/sparse.ts";
+import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
+import type { ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
+import { hintedBlocks, readHints } from "./hints.ts";
+import { allocatedBlocks, blockCount, everyBlock, hintedBlockRefs } from "./stages/block-ranges.ts";
+import { isZero, readBlock } from "./stages/read-blocks.ts";
+import { BackupCounts, type BlockRef } from "./stages/types.ts";
+import { blockHash, type Compression } from "./store/chunk-format.ts";
+import type { ChunkStore } from "./store/chunk-store.ts";
+import { versionDocText } from "./version-doc.ts";
+
+/** What a backup is asked to do (`blaine image backup SOURCE NAME …`). */
+export interface ImageBackupRequest {
+  readonly source: string;
+  readonly name: string;
+  readonly snapshot?: string;
+  readonly hints?: string;
+  readonly from?: string;
+  readonly blockSize: number;
+  readonly compression: Compression;
+  readonly labels?: Record<string, string>;
+}
+
+/** One backup in progress: everything the pipeline's stages are given. */
+export interface ImageBackupRun {
+  readonly catalog: ImageCatalog;
+  readonly store: ChunkStore;
+  readonly uid: string;
+  readonly sourceName: string;
+  readonly source: FileHandle;
+  readonly size: number;
+  readonly blockSize: number;
+  readonly compression: Compression;
+  readonly base: VersionRow | undefined;
+  /** The base's hash per block (--from without hints: every block is compared). */
+  readonly baseHashes: Map<number, string | null> | undefined;
+  readonly counts: BackupCounts;
+  /** Hashes this backup stores or references. */
+  readonly seen: Set<string>;
+  /** The blocks to read, in order. */
+  refs(): AsyncGenerator<BlockRef>;
+}
+
+export interface ImageBackupResult {
+  readonly uid: string;
+  readonly status: "valid";
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  readonly bytesDeduplicated: number;
+  readonly bytesSparse: number;
+}
+
+/** Blocks outside the hints re-read against the base: max(10, 0.1 %), as Benji does. */
+export function sanityCheckCount(outside: number): number {
+  return Math.min(outside, Math.max(10, Math.ceil(outside / 1000)));
+}
+
+/**
+ * Opens a backup: the source and its size, the base (valid only), the hints
+ * (checked against the source's size and, with a base, by re-reading blocks
+ * outside them), then records the new version as incomplete — its block
+ * list already the base's.
+ */
+export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, request: ImageBackupRequest): Promise<ImageBackupRun> {
+  let source: FileHandle;
+  try {
+    source = await open(request.source, "r");
+  } catch (error) {
+    throw new UsageError(`${request.source}: ${errnoCode(error) === "ENOENT" ? "no such file or device" : errorMessage(error)}`);
+  }
+  try {
+    const stats = fstatSync(source.fd);
+    if (!stats.isFile() && !stats.isBlockDevice()) throw new UsageError(`${request.source}: not a file or a block device`);
+    const size = sizeOf(stats);
+    const blockSize = request.blockSize;
+    const base = request.from ? await catalog.requireVersion(request.from) : undefined;
+    if (base) {
+      if (base.status !== "valid") {
+        throw new BlaineError(`version ${base.uid} is ${base.status} and cannot be the base of a backup (--from): make a full backup (without --from)`, ExitCode.usage);
+      }
+      if (base.blockSize !== blockSize) throw new UsageError(`--from ${base.uid}: its block size is ${base.blockSize}, not ${blockSize}; give --block-size ${base.blockSize}`);
+    }
+    const hinted = request.hints ? hintedBlocks(readHints(request.hints, size), size, blockSize) : undefined;
+    // Every block read is compared with the base's (with hints too: a hinted block may not have changed).
+    const baseHashes = base ? await catalog.hashesByIndex(base.uid) : undefined;
+    if (base && hinted && baseHashes) await checkHints(source, request, size, blockSize, hinted, baseHashes);
+    const extents = !base && !hinted ? (size > 0 ? dataExtents(source.fd, size) : []) : undefined;
+    const uid = crypto.randomUUID();
+    await catalog.createVersion({
+      uid,
+      name: request.name,
+      snapshot: request.snapshot ?? "",
+      date: Date.now(),
+      size,
+      blockSize,
+      labels: request.labels ?? {},
+      baseUid: base?.uid ?? null,
+    });
+    const counts = new BackupCounts();
+    const run: ImageBackupRun = {
+      catalog,
+      store,
+      uid,
+      sourceName: request.source,
+      source,
+      size,
+      blockSize,
+      compression: request.compression,
+      base,
+      // With hints the base's rows stand for unhinted blocks; hinted ones are compared with the base too.
+      baseHashes,
+      counts,
+      seen: new Set(),
+      refs: () => {
+        if (hinted) {
+          // An image that grew or shrank: its last block (old and new) is read too.
+          if (base && base.size !== size) {
+            hinted.read.add(blockCount(size, blockSize) - 1);
+            for (let index = blockCount(base.size, blockSize); index < blockCount(size, blockSize); index++) hinted.read.add(index);
+          }
+          return hintedBlockRefs(hinted, size, blockSize);
+        }
+        return base ? everyBlock(size, blockSize) : allocatedBlocks(extents, size, blockSize);
+      },
+    };
+    return run;
+  } catch (error) {
+    await source.close();
+    throw error;
+  }
+}
+
+/**
+ * The hint sanity check: blocks outside the hints must equal the base's.
+ * Half the sample from the start of the image, half at random; a mismatch
+ * means the hints missed changes, and no version is made.
+ */
+async function checkHints(
+  source: FileHandle,
+  request: ImageBackupRequest,
+  size: number,
+  blockSize: number,
+  hinted: { read: ReadonlySet<number>; zero: ReadonlySet<number> },
+  baseHashes: ReadonlyMap<number, string | null>,
+): Promise<void> {
+  const count = blockCount(size, blockSize);
+  const outside: number[] = [];
+  for (let index = 0; index < count; index++) if (!hinted.read.has(index) && !hinted.zero.has(index)) outside.push(index);
+  const want = sanityCheckCount(outside.length);
+  const sample = new Set(outside.slice(0, Math.ceil(want / 2)));
+  while (sample.size < want) sample.add(outside[Math.floor(Math.random() * outside.length)]);
+  for (const index of [...sample].sort((a, b) => a - b)) {
+    const offset = index * blockSize;
+    const data = await readBlock(source, { index, offset, length: Math.min(blockSize, size - offset) }, request.source);
+    const hash = isZero(data) ? null : blockHash(data);
+    if (hash !== (baseHashes.get(index) ?? null)) {
+      throw new BlaineError(
+        `--hints ${request.hints}: block ${index} (bytes ${offset}–${offset + data.length}) changed since the base version but is outside the hints; the hints are wrong or not of this image. No version was made; back up without --hints (a full read with --from)`,
+        ExitCode.failure,
+      );
+    }
+  }
+}
+
+/** Ends a backup: its metadata into the store, then the version valid in the catalog. */
+export async function finishImageBackup(run: ImageBackupRun): Promise<ImageBackupResult> {
+  await run.source.close();
+  const { catalog, counts } = run;
+  if (run.base && run.base.size > run.size) await catalog.truncateBlocks(run.uid, blockCount(run.size, run.blockSize));
+  const blocks = [];
+  let dataBytes = 0;
+  for await (const block of catalog.allBlocks(run.uid)) {
+    blocks.push(block);
+    if (block.hash) dataBytes += block.size;
+  }
+  // Sparse: the image's zeros, stored nowhere (holes never read, zero blocks found, zeros inherited).
+  const totals = { bytesRead: counts.bytesRead, bytesWritten: counts.bytesWritten, bytesDeduplicated: counts.bytesDeduplicated, bytesSparse: run.size - dataBytes };
+  const version = { ...(await catalog.requireVersion(run.uid)), ...totals, status: "valid" as const };
+  // The store's copy first: a version the catalog calls valid can always be restored from the store alone.
+  await run.store.putVersionDoc(run.uid, versionDocText(version, blocks));
+  await catalog.finishVersion(run.uid, "valid", totals);
+  return { uid: run.uid, status: "valid", ...totals };
+}
+
+/** A backup that failed (not killed): its version is removed, its new chunks left to cleanup. */
+export async function abandonImageBackup(run: ImageBackupRun): Promise<void> {
+  await run.source.close().catch(() => {});
+  await run.catalog.removeVersion(run.uid);
+}

@@ -1,0 +1,77 @@
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/**
+ * The block-image catalog on SQLite. The same tables, column for column, as
+ * schema-postgres.ts (the queries in image-catalog.ts run on both): flags
+ * are integers 0/1, times are milliseconds since the epoch.
+ */
+
+/** One backup of one image: backy's "version". */
+export const versions = sqliteTable(
+  "image_versions",
+  {
+    uid: text("uid").primaryKey(),
+    name: text("name").notNull(),
+    snapshot: text("snapshot").notNull().default(""),
+    /** When the backup started (ms since the epoch). */
+    date: integer("date").notNull(),
+    size: integer("size").notNull(),
+    blockSize: integer("block_size").notNull(),
+    /** incomplete (being written, or killed), valid, invalid (a block failed a scrub). */
+    status: text("status", { enum: ["incomplete", "valid", "invalid"] }).notNull(),
+    protected: integer("protected").notNull().default(0),
+    /** JSON object of the user's labels. */
+    labels: text("labels").notNull().default("{}"),
+    /** The version this one was made from (--from), if any. */
+    baseUid: text("base_uid"),
+    bytesRead: integer("bytes_read").notNull().default(0),
+    bytesWritten: integer("bytes_written").notNull().default(0),
+    bytesDeduplicated: integer("bytes_deduplicated").notNull().default(0),
+    bytesSparse: integer("bytes_sparse").notNull().default(0),
+  },
+  (table) => [index("image_versions_name_idx").on(table.name, table.date)],
+);
+
+/** A version's blocks that hold data, or that are sparse where its base held data; a missing index is sparse. */
+export const blocks = sqliteTable(
+  "image_blocks",
+  {
+    versionUid: text("version_uid").notNull(),
+    idx: integer("idx").notNull(),
+    /** sha256 hex of the block's content; null: all zeros (sparse). */
+    hash: text("hash"),
+    size: integer("size").notNull(),
+    /** 0 once a scrub found its chunk missing or damaged. */
+    valid: integer("valid").notNull().default(1),
+  },
+  (table) => [primaryKey({ columns: [table.versionUid, table.idx] }), index("image_blocks_hash_idx").on(table.hash)],
+);
+
+/** Chunks no version may reference any more (a version was removed): deleted by cleanup after a grace period. */
+export const deletedChunks = sqliteTable("image_deleted_chunks", {
+  hash: text("hash").primaryKey(),
+  since: integer("since").notNull(),
+});
+
+/** Chunks a cleanup is deleting right now: a backup that needs one writes it again once the cleanup is done. */
+export const deletingChunks = sqliteTable("image_deleting_chunks", {
+  hash: text("hash").primaryKey(),
+  since: integer("since").notNull(),
+});
+
+/**
+ * Chunks a running backup has decided to store or reference but not yet
+ * recorded in a block row: a cleanup never takes them. Rows of a backup
+ * whose process is gone (pid on host) are dropped by the next cleanup.
+ */
+export const pendingChunks = sqliteTable(
+  "image_pending_chunks",
+  {
+    hash: text("hash").notNull(),
+    versionUid: text("version_uid").notNull(),
+    host: text("host").notNull(),
+    pid: integer("pid").notNull(),
+    since: integer("since").notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.hash, table.versionUid] }), index("image_pending_chunks_version_idx").on(table.versionUid)],
+);

@@ -1,0 +1,111 @@
+import { hostname } from "node:os";
+import { BlaineError, ExitCode } from "../../errors.ts";
+import { isProcessAlive } from "../../system/process-alive.ts";
+import type { Output } from "../../commands/output.ts";
+import { mapBounded } from "../../pipeline/bounded.ts";
+import { formatBytes, formatDuration } from "../../size.ts";
+import type { ImageCatalog } from "../catalog/image-catalog.ts";
+import type { ImageSettings } from "../settings.ts";
+import type { ChunkStore } from "../store/chunk-store.ts";
+import { openImageStore, withCatalog } from "./open-image.ts";
+
+export interface CleanupResult {
+  readonly chunksFreed: number;
+  readonly bytesFreed: number;
+  /** Of those, orphans (--full): chunks no catalog row ever referenced, from killed backups. */
+  readonly orphansFreed: number;
+  readonly inGrace: number;
+  readonly tempsRemoved: number;
+}
+
+/** Chunks a pass takes at once: a few thousand rows per statement, and deletions spread over the I/O threads. */
+const PASS = 5000;
+
+/**
+ * Deletes the chunks taken for deletion (already on the deleting list),
+ * then clears them from it: a backup waiting for one writes it again.
+ */
+async function deleteTaken(catalog: ImageCatalog, store: ChunkStore, hashes: string[]): Promise<number> {
+  let bytes = 0;
+  async function* each() {
+    yield* hashes;
+  }
+  for await (const size of mapBounded(each(), async (hash) => {
+    const size = (await store.chunkSize(hash)) ?? 0;
+    await store.deleteChunk(hash);
+    return size;
+  }, { concurrency: 8 })) bytes += size;
+  await catalog.doneDeleting(hashes);
+  return bytes;
+}
+
+/**
+ * `blaine image cleanup [--full] [--grace DURATION]`: deletes chunks that
+ * no version references and that became candidates longer ago than the
+ * grace period; --full also compares the store's listing with the catalog
+ * and deletes orphans. A backup running meanwhile keeps every chunk it
+ * references (see ImageCatalog.writeBlocks).
+ */
+export async function cleanupImages(settings: ImageSettings, full: boolean, output: Output): Promise<CleanupResult> {
+  const store = await openImageStore(settings, { create: false });
+  return withCatalog(settings, false, async (catalog) => {
+    const cutoff = Date.now() - settings.graceMs;
+    let chunksFreed = 0;
+    let bytesFreed = 0;
+    let orphansFreed = 0;
+    let tempsRemoved = 0;
+    const release = await catalog.sql.tryLock("cleanup");
+    if (!release) throw new BlaineError(`another blaine image cleanup is running on ${catalog.name}`, ExitCode.failure);
+    try {
+    // Claims of backups that were killed (their pid gone from this host) protect nothing any more.
+    const here = hostname();
+    for (const owner of await catalog.pendingOwners()) if (owner.host === here && !isProcessAlive(owner.pid)) await catalog.dropPending(owner);
+    // Chunks a killed cleanup had taken but not finished deleting.
+    const leftover = await catalog.leftoverDeleting();
+    if (leftover.length > 0) {
+      bytesFreed += await deleteTaken(catalog, store, leftover);
+      chunksFreed += leftover.length;
+    }
+    for (;;) {
+      const taken = await catalog.takeGarbage(cutoff, PASS);
+      if (taken.length === 0) break;
+      bytesFreed += await deleteTaken(catalog, store, taken);
+      chunksFreed += taken.length;
+    }
+    if (full) {
+      const known = await catalog.versionUids();
+      const foreign = (await store.listVersionDocs()).filter((uid) => !known.has(uid));
+      if (foreign.length > 0) {
+        throw new BlaineError(
+          `store ${store.name} holds versions the catalog ${catalog.name} does not know (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}); ` +
+            "cleanup --full would delete their chunks: blaine image import UID each of them first, or use the catalog they belong to",
+          ExitCode.usage,
+        );
+      }
+      tempsRemoved = await store.removeStaleTemps(settings.graceMs);
+      for await (const page of store.listChunks()) {
+        const orphans = await catalog.takeOrphans(page);
+        if (orphans.length === 0) continue;
+        bytesFreed += await deleteTaken(catalog, store, orphans);
+        chunksFreed += orphans.length;
+        orphansFreed += orphans.length;
+      }
+    }
+    } finally {
+      await release();
+    }
+    const grace = await catalog.candidatesInGrace(cutoff);
+    if (chunksFreed > 0) output.say(`freed ${chunksFreed} chunk(s), ${formatBytes(bytesFreed)}${orphansFreed > 0 ? ` (${orphansFreed} orphan(s))` : ""}`);
+    if (grace.count > 0) {
+      const due = (grace.oldestSince as number) + settings.graceMs - Date.now();
+      output.say(
+        `${grace.count} chunk(s) of removed versions are still in their grace period (${formatDuration(settings.graceMs)}); the first can be freed in ${formatDuration(Math.max(0, due))} (--grace to shorten it)`,
+      );
+    } else if (chunksFreed === 0) {
+      output.say("nothing to free: every chunk is referenced by a version");
+    }
+    const result = { chunksFreed, bytesFreed, orphansFreed, inGrace: grace.count, tempsRemoved };
+    output.result(result);
+    return result;
+  });
+}

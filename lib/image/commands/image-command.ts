@@ -1,0 +1,70 @@
+import { singleFlag, type Flags } from "../../config.ts";
+import { createOutput } from "../../commands/output.ts";
+import { ExitCode, UsageError } from "../../errors.ts";
+import { loadImageSettings } from "../settings.ts";
+
+/** What each `blaine image` action takes, for usage errors. */
+const USAGE: Record<string, string> = {
+  backup: "backup SOURCE NAME [--snapshot NAME] [--hints FILE] [--from VERSION] [--block-size SIZE] [--compress zstd:N|none]",
+  ls: "ls [NAME]",
+  restore: "restore VERSION TARGET [--sparse] [--force]",
+  scrub: "scrub VERSION… [-p PERCENT] [--source IMAGE]",
+  rm: "rm VERSION [--force] [--keep-days N]",
+  protect: "protect VERSION",
+  unprotect: "unprotect VERSION",
+  cleanup: "cleanup [--full] [--grace DURATION]",
+  export: "export VERSION FILE",
+  import: "import FILE|UID",
+};
+
+function expect(action: string, args: readonly string[], min: number, max = min): void {
+  if (args.length < min || args.length > max) throw new UsageError(`usage: blaine image ${USAGE[action]}`);
+}
+
+/** `blaine image ACTION …`: parses the action's arguments and runs it (each action's module loaded on use). */
+export async function runImageCommand(action: string, args: string[], flags: Flags): Promise<ExitCode> {
+  const settings = loadImageSettings(flags);
+  const output = createOutput(settings.json);
+  switch (action) {
+    case "backup": {
+      expect(action, args, 2);
+      const { backupImage } = await import("./backup.ts");
+      const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from: singleFlag(flags, "from") };
+      return (await backupImage(settings, request, output)).exitCode;
+    }
+    case "ls":
+      expect(action, args, 0, 1);
+      return (await import("./ls.ts")).listImageVersions(settings, args[0], output);
+    case "restore": {
+      expect(action, args, 2);
+      const request = { version: args[0], target: args[1], sparse: Boolean(flags.sparse), force: Boolean(flags.force) };
+      return (await (await import("./restore.ts")).restoreImage(settings, request, output)).exitCode;
+    }
+    case "scrub": {
+      expect(action, args, 1, Number.MAX_SAFE_INTEGER);
+      const percentText = singleFlag(flags, "percent");
+      const percent = percentText === undefined ? undefined : Number(percentText.replace(/%$/, ""));
+      if (percent !== undefined && !Number.isFinite(percent)) throw new UsageError(`-p: "${percentText}" is not a percentage`);
+      return (await (await import("./scrub.ts")).scrubImages(settings, { versions: args, percent, source: singleFlag(flags, "source") }, output)).exitCode;
+    }
+    case "rm":
+      expect(action, args, 1);
+      return (await import("./versions.ts")).removeImageVersion(settings, args[0], Boolean(flags.force), output);
+    case "protect":
+    case "unprotect":
+      expect(action, args, 1);
+      return (await import("./versions.ts")).protectImageVersion(settings, args[0], action === "protect", output);
+    case "cleanup":
+      expect(action, args, 0);
+      await (await import("./cleanup.ts")).cleanupImages(settings, Boolean(flags.full), output);
+      return ExitCode.ok;
+    case "export":
+      expect(action, args, 2);
+      return (await import("./export-import.ts")).exportImageVersion(settings, args[0], args[1], output);
+    case "import":
+      expect(action, args, 1);
+      return (await import("./export-import.ts")).importImageVersion(settings, args[0], output);
+    default:
+      throw new UsageError(`unknown image action "${action}" (known: ${Object.keys(USAGE).join(", ")})`);
+  }
+}

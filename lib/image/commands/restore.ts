@@ -1,0 +1,165 @@
+import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, statSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { fsyncDirectory } from "../../fs/atomic.ts";
+import { sizeOf } from "../../fs/device-size.ts";
+import { ExitCode, UsageError } from "../../errors.ts";
+import type { Output } from "../../commands/output.ts";
+import { mapBounded } from "../../pipeline/bounded.ts";
+import { formatBytes } from "../../size.ts";
+import type { BlockRow } from "../catalog/image-catalog.ts";
+import type { ImageSettings } from "../settings.ts";
+import { DamagedChunk, blockHash, decodeChunk } from "../store/chunk-format.ts";
+import type { ChunkStore } from "../store/chunk-store.ts";
+import { openImageCatalog, openImageStore } from "./open-image.ts";
+import { versionFromCatalog, versionFromStore, type VersionSource } from "./version-source.ts";
+
+export interface RestoreImageRequest {
+  readonly version: string;
+  readonly target: string;
+  /** Write only the blocks holding data (a new file keeps holes; a fresh volume reads zeros there). */
+  readonly sparse: boolean;
+  readonly force: boolean;
+}
+
+/** A range of the image that could not be restored, and why. */
+export interface DamagedRange {
+  readonly index: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly hash: string;
+  readonly problem: string;
+}
+
+export interface RestoreImageResult {
+  readonly exitCode: ExitCode;
+  readonly uid: string;
+  readonly target: string;
+  readonly bytesWritten: number;
+  readonly damaged: DamagedRange[];
+}
+
+/** Reads a block's chunk and checks it: its content, or why it cannot be had. */
+export async function fetchBlock(store: ChunkStore, hash: string, size: number): Promise<Uint8Array | string> {
+  const object = await store.getChunk(hash);
+  if (!object) return "chunk missing from the store";
+  let data: Uint8Array;
+  try {
+    data = await decodeChunk(object);
+  } catch (error) {
+    return `chunk damaged: ${error instanceof DamagedChunk ? error.message : String(error)}`;
+  }
+  if (blockHash(data) !== hash) return "chunk damaged: its content does not match its hash";
+  if (data.length !== size) return `chunk holds ${data.length} bytes, the block is ${size}`;
+  return data;
+}
+
+/**
+ * `blaine image restore VERSION TARGET [--sparse] [--force]`: every block's
+ * hash checked as it is read; a block missing or damaged in the store is
+ * listed and the rest restored (exit 4). A file target is written beside
+ * itself and renamed into place; a block device is written in place.
+ */
+export async function restoreImage(settings: ImageSettings, request: RestoreImageRequest, output: Output): Promise<RestoreImageResult> {
+  const store = await openImageStore(settings, { create: false });
+  const catalog = settings.db ? await openImageCatalog(settings, { create: false }) : undefined;
+  try {
+    const source = catalog ? await versionFromCatalog(catalog, request.version) : await versionFromStore(store, request.version);
+    return await restoreVersion(store, source, request, output);
+  } finally {
+    await catalog?.close();
+  }
+}
+
+async function restoreVersion(store: ChunkStore, source: VersionSource, request: RestoreImageRequest, output: Output): Promise<RestoreImageResult> {
+  const { version } = source;
+  const { target } = request;
+  const exists = existsSync(target);
+  const device = exists && statSync(target).isBlockDevice();
+  if (exists && !request.force) {
+    throw new UsageError(`${target} exists${device ? " (a block device)" : ""}; give --force to overwrite it`);
+  }
+  if (exists && !device && !statSync(target).isFile()) throw new UsageError(`${target}: not a file or a block device`);
+  if (device) {
+    const fd = openSync(target, "r");
+    try {
+      const size = sizeOf(fstatSync(fd));
+      if (size < version.size) throw new UsageError(`${target} holds ${size} bytes; version ${version.uid} needs ${version.size}`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  if (version.status !== "valid") output.say(`warning: version ${version.uid} is ${version.status}; restoring what it holds`);
+  const temp = device ? target : join(dirname(target), `.${basename(target)}.blaine-restore-${process.pid}.tmp`);
+  const handle = await open(temp, device ? "r+" : "w", 0o600);
+  const damaged: DamagedRange[] = [];
+  let bytesWritten = 0;
+  try {
+    if (!device) await handle.truncate(version.size);
+    const blockCount = Math.ceil(version.size / version.blockSize);
+    // Rows for the blocks holding data; the indexes between them are zeros.
+    async function* jobs(): AsyncGenerator<{ index: number; row: BlockRow | undefined }> {
+      let next = 0;
+      for await (const row of source.blocks()) {
+        if (!request.sparse) for (; next < row.idx; next++) yield { index: next, row: undefined };
+        yield { index: row.idx, row };
+        next = row.idx + 1;
+      }
+      if (!request.sparse) for (; next < blockCount; next++) yield { index: next, row: undefined };
+    }
+    const zeros = new Uint8Array(version.blockSize);
+    const lengthOf = (index: number) => Math.min(version.blockSize, version.size - index * version.blockSize);
+    const work = mapBounded(
+      jobs(),
+      async ({ index, row }) => {
+        const length = lengthOf(index);
+        const offset = index * version.blockSize;
+        if (!row?.hash) {
+          // A sparse file reads zeros where nothing is written; a device or a dense file gets them written.
+          if (!request.sparse || device) await writeAll(handle, zeros.subarray(0, length), offset);
+          return length;
+        }
+        const data = await fetchBlock(store, row.hash, length);
+        if (typeof data === "string") {
+          damaged.push({ index, offset, length, hash: row.hash, problem: data });
+          return 0;
+        }
+        await writeAll(handle, data, offset);
+        return length;
+      },
+      { concurrency: 4 },
+    );
+    for await (const written of work) bytesWritten += written;
+    await handle.sync();
+  } catch (error) {
+    await handle.close();
+    if (!device) rmSync(temp, { force: true });
+    throw error;
+  }
+  await handle.close();
+  if (!device) {
+    renameSync(temp, target);
+    fsyncDirectory(dirname(target));
+  }
+  damaged.sort((a, b) => a.index - b.index);
+  for (const range of damaged) {
+    output.say(`damaged: bytes ${range.offset}–${range.offset + range.length} (block ${range.index}, chunk ${range.hash}): ${range.problem}`);
+  }
+  const exitCode = damaged.length > 0 ? ExitCode.damage : ExitCode.ok;
+  if (!output.json) {
+    output.say(
+      damaged.length > 0
+        ? `restored version ${version.uid} to ${target} except ${damaged.length} block(s) listed above (${formatBytes(damaged.reduce((sum, range) => sum + range.length, 0))} left as zeros)`
+        : `restored version ${version.uid} to ${target} (${formatBytes(version.size)})`,
+    );
+  }
+  const result = { exitCode, uid: version.uid, target, bytesWritten, damaged };
+  output.result({ uid: version.uid, target, bytesWritten, damaged });
+  return result;
+}
+
+async function writeAll(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += (await handle.write(data, done, data.length - done, position + done)).bytesWritten;
+}
+

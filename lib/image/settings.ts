@@ -1,0 +1,112 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { CONFIG_FILE, singleFlag, type Flags } from "../config.ts";
+import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
+import { parseSize } from "../size.ts";
+import { isPostgresUrl } from "./catalog/sql.ts";
+import { parseCompression, type Compression } from "./store/chunk-format.ts";
+import type { S3Settings } from "./store/chunk-store.ts";
+
+/**
+ * The settings of `blaine image …`: flags over the `[image]` table of
+ * blaine.toml (or --config FILE). S3 credentials come from that table or
+ * the environment, never from flags (argv is visible to every user).
+ *
+ *   [image]
+ *   db = "images.db"              # or "postgres://user@host/db"
+ *   store = "/srv/images"         # or "s3://bucket/prefix"
+ *   block-size = "4M"
+ *   compress = "zstd:3"
+ *   keep-days = 6
+ *   grace = "1h"
+ *   s3-endpoint = "http://127.0.0.1:9000"
+ *   s3-region = "us-east-1"
+ *   s3-access-key-id = "…"
+ *   s3-secret-access-key = "…"
+ */
+export interface ImageSettings {
+  readonly configFile: string | undefined;
+  /** SQLite file or postgres:// URL; undefined: none given (db-less restore and ls read the store). */
+  readonly db: string | undefined;
+  readonly store: string | undefined;
+  readonly blockSize: number;
+  readonly compression: Compression;
+  readonly keepDays: number;
+  /** Cleanup's grace period in ms. */
+  readonly graceMs: number;
+  readonly s3: S3Settings;
+  readonly json: boolean;
+}
+
+const KEYS = new Set(["db", "store", "block-size", "compress", "keep-days", "grace", "s3-endpoint", "s3-region", "s3-access-key-id", "s3-secret-access-key"]);
+export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
+
+/** "1h", "30m", "45s", "2d", "0" or plain seconds. */
+export function parseDuration(text: string | number, option: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(String(text));
+  if (!match) throw new UsageError(`${option}: "${text}" is not a duration (like 1h, 30m, 45s, 2d)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(match[2] ?? "s") as "s"];
+  return Math.round(Number(match[1]) * unit);
+}
+
+export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSettings {
+  const explicit = flags.config as string | undefined;
+  const configFile = explicit ? resolve(cwd, explicit) : existsSync(resolve(cwd, CONFIG_FILE)) ? resolve(cwd, CONFIG_FILE) : undefined;
+  let table: Record<string, unknown> = {};
+  if (configFile) {
+    if (!existsSync(configFile)) throw new UsageError(`--config ${explicit}: no such file`);
+    let config: Record<string, unknown>;
+    try {
+      config = Bun.TOML.parse(readFileSync(configFile, "utf8")) as Record<string, unknown>;
+    } catch (error) {
+      throw new BlaineError(`${configFile}: not valid TOML: ${errorMessage(error)}`, ExitCode.usage);
+    }
+    table = (config.image ?? {}) as Record<string, unknown>;
+    for (const key of Object.keys(table)) if (!KEYS.has(key)) throw new UsageError(`${configFile}: unknown key "${key}" in [image]`);
+  }
+  const configDir = configFile ? dirname(configFile) : cwd;
+  const fromFlag = (key: string) => singleFlag(flags, key);
+  const value = (key: string) => fromFlag(key) ?? (table[key] as string | number | undefined);
+  // Paths from flags are relative to the working directory, from the file to the file.
+  const location = (key: string): string | undefined => {
+    const flag = fromFlag(key);
+    if (flag !== undefined) return isPostgresUrl(flag) || flag.startsWith("s3://") ? flag : resolve(cwd, flag);
+    const configured = table[key];
+    if (configured === undefined) return undefined;
+    const text = String(configured);
+    return isPostgresUrl(text) || text.startsWith("s3://") || isAbsolute(text) ? text : resolve(configDir, text);
+  };
+  const blockSize = parseSize(value("block-size") ?? DEFAULT_BLOCK_SIZE, "--block-size");
+  if (blockSize < 4096 || blockSize % 4096 !== 0 || blockSize > 64 * 1024 * 1024) {
+    throw new UsageError(`--block-size: ${blockSize} bytes is not a multiple of 4K between 4K and 64M`);
+  }
+  const keepDays = Number(value("keep-days") ?? 6);
+  if (!Number.isFinite(keepDays) || keepDays < 0) throw new UsageError(`--keep-days: "${value("keep-days")}" is not a number of days`);
+  const secret = (key: string, ...env: string[]) => (table[key] as string | undefined) ?? env.map((name) => process.env[name]).find(Boolean);
+  return {
+    configFile,
+    db: location("db"),
+    store: location("store"),
+    blockSize,
+    compression: parseCompression(String(value("compress") ?? "zstd:3")),
+    keepDays,
+    graceMs: parseDuration(value("grace") ?? "1h", "--grace"),
+    s3: {
+      endpoint: secret("s3-endpoint", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"),
+      region: secret("s3-region", "S3_REGION", "AWS_REGION"),
+      accessKeyId: secret("s3-access-key-id", "S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+      secretAccessKey: secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    },
+    json: Boolean(flags.json ?? false),
+  };
+}
+
+export function requireImageDb(settings: ImageSettings): string {
+  if (!settings.db) throw new UsageError(`no image catalog: give --db FILE (or postgres://…) or set db in [image] of ${CONFIG_FILE}`);
+  return settings.db;
+}
+
+export function requireStore(settings: ImageSettings): string {
+  if (!settings.store) throw new UsageError(`no image store: give --store DIR (or s3://bucket/prefix) or set store in [image] of ${CONFIG_FILE}`);
+  return settings.store;
+}

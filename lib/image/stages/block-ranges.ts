@@ -1,0 +1,44 @@
+import type { Extent } from "../../fs/sparse.ts";
+import type { BlockRef } from "./types.ts";
+
+/**
+ * The first stage: which blocks of the source to read. From the source's
+ * allocated extents (holes are sparse and never read), from change hints
+ * (`hintedBlocks`), or every block (a full read against a base).
+ */
+
+function ref(index: number, size: number, blockSize: number, knownZero = false): BlockRef {
+  const offset = index * blockSize;
+  return { index, offset, length: Math.min(blockSize, size - offset), knownZero };
+}
+
+export function blockCount(size: number, blockSize: number): number {
+  return Math.ceil(size / blockSize);
+}
+
+/** Every block of the image. */
+export async function* everyBlock(size: number, blockSize: number): AsyncGenerator<BlockRef> {
+  for (let index = 0; index < blockCount(size, blockSize); index++) yield ref(index, size, blockSize);
+}
+
+/** The blocks any data extent touches, in order (undefined extents: every block). */
+export async function* allocatedBlocks(extents: readonly Extent[] | undefined, size: number, blockSize: number): AsyncGenerator<BlockRef> {
+  if (!extents) {
+    yield* everyBlock(size, blockSize);
+    return;
+  }
+  let next = 0;
+  for (const [start, end] of extents) {
+    if (end <= start) continue;
+    const first = Math.max(next, Math.floor(start / blockSize));
+    const last = Math.floor((Math.min(end, size) - 1) / blockSize);
+    for (let index = first; index <= last; index++) yield ref(index, size, blockSize);
+    next = Math.max(next, last + 1);
+  }
+}
+
+/** The hinted blocks in order: those to read, and wholly discarded ones as known zeros. */
+export async function* hintedBlockRefs(hinted: { read: ReadonlySet<number>; zero: ReadonlySet<number> }, size: number, blockSize: number): AsyncGenerator<BlockRef> {
+  const indexes = [...hinted.read, ...hinted.zero].sort((a, b) => a - b);
+  for (const index of indexes) yield ref(index, size, blockSize, hinted.zero.has(index));
+}

@@ -1,0 +1,25 @@
+import { crashPoint } from "../../crash-point.ts";
+import { batches } from "../../pipeline/bounded.ts";
+import type { ImageCatalog } from "../catalog/image-catalog.ts";
+import type { EncodedBlock } from "./types.ts";
+
+export interface VersionWriterOptions {
+  readonly catalog: ImageCatalog;
+  readonly uid: string;
+  /** Rows per transaction. */
+  readonly batchSize?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The sink: records the version's new and changed block rows in bulk, a
+ * transaction per batch, after their chunks are stored (the chunks were
+ * claimed by dedupBlocks, so no cleanup deleted them meanwhile).
+ */
+export async function writeVersionBlocks(blocks: AsyncIterable<EncodedBlock>, options: VersionWriterOptions): Promise<void> {
+  for await (const batch of batches(blocks, { size: options.batchSize ?? 2000, maxWaitMs: 2000 })) {
+    options.signal?.throwIfAborted();
+    await options.catalog.writeBlocks(options.uid, batch.map((block) => ({ idx: block.index, hash: block.hash, size: block.length, valid: true })));
+    crashPoint("image-blocks-written");
+  }
+}

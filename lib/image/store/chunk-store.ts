@@ -1,0 +1,45 @@
+/**
+ * Where chunks and version metadata live: a directory or an S3 bucket.
+ * Chunks are named by the sha256 of their content; each version's metadata
+ * (its export document) is kept beside them, so the store alone can restore
+ * and rebuild a catalog.
+ */
+export interface ChunkStore {
+  /** The store as the user named it (a path, or s3://bucket/prefix). */
+  readonly name: string;
+  /** Stores a chunk object whole (atomically: readers see all of it or nothing). */
+  putChunk(hash: string, object: Uint8Array): Promise<void>;
+  /** A chunk object, or undefined when the store does not hold it. */
+  getChunk(hash: string): Promise<Uint8Array | undefined>;
+  /** Bytes the object takes, or undefined when missing. */
+  chunkSize(hash: string): Promise<number | undefined>;
+  deleteChunk(hash: string): Promise<void>;
+  /** Every chunk's hash, a page at a time. */
+  listChunks(): AsyncGenerator<string[]>;
+  putVersionDoc(uid: string, text: string): Promise<void>;
+  getVersionDoc(uid: string): Promise<string | undefined>;
+  deleteVersionDoc(uid: string): Promise<void>;
+  listVersionDocs(): Promise<string[]>;
+  /** Leftovers of killed writers (temp files of processes gone, older than `olderThanMs`): removed, counted. */
+  removeStaleTemps(olderThanMs: number): Promise<number>;
+}
+
+export const HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+/** Opens the store named by `--store` (a directory, or s3://bucket/prefix with credentials from `s3`). */
+export async function openStore(spec: string, options: { readonly create: boolean; readonly s3?: S3Settings }): Promise<ChunkStore> {
+  if (spec.startsWith("s3://")) {
+    const { S3Store } = await import("./s3-store.ts");
+    return S3Store.open(spec, options.s3 ?? {}, options.create);
+  }
+  const { DirectoryStore } = await import("./directory-store.ts");
+  return DirectoryStore.open(spec, options.create);
+}
+
+/** S3 endpoint and credentials (from the environment or blaine.toml; never argv). */
+export interface S3Settings {
+  readonly endpoint?: string;
+  readonly region?: string;
+  readonly accessKeyId?: string;
+  readonly secretAccessKey?: string;
+}

@@ -1,0 +1,147 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { readdir, readFile, rm, stat, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { BlaineError, ExitCode, UsageError, errnoCode } from "../../errors.ts";
+import { fsyncDirectory, writeFileAtomic, writeFileAtomicAsync } from "../../fs/atomic.ts";
+import { isProcessAlive } from "../../system/process-alive.ts";
+import { HASH_PATTERN, type ChunkStore } from "./chunk-store.ts";
+
+/**
+ * A chunk store in a directory:
+ *
+ *   STORE/store.json                 {"format":"blaine-image-store","version":1}
+ *   STORE/chunks/ab/abcdef…          one chunk object per distinct block (sha256 hex)
+ *   STORE/versions/UID.json          each version's metadata (the export document)
+ *
+ * Every file is written to a temp beside it, fsynced and renamed into place;
+ * 256 subdirectories keep directories small at millions of chunks.
+ */
+const MARKER = { format: "blaine-image-store", version: 1 };
+const TEMP_PATTERN = /^\..+\.(\d+)\.[a-z0-9]+\.tmp$/;
+
+export class DirectoryStore implements ChunkStore {
+  readonly name: string;
+  readonly #chunks: string;
+  readonly #versions: string;
+  /** Subdirectories known to exist (made and fsynced once). */
+  readonly #madeDirs = new Set<string>();
+
+  private constructor(root: string) {
+    this.name = root;
+    this.#chunks = join(root, "chunks");
+    this.#versions = join(root, "versions");
+  }
+
+  static open(root: string, create: boolean): DirectoryStore {
+    const marker = join(root, "store.json");
+    if (!existsSync(marker)) {
+      if (!create) throw new UsageError(`--store ${root}: not an image store (no store.json)`);
+      if (existsSync(root) && statSync(root).isDirectory() && readdirSync(root).length > 0) {
+        throw new UsageError(`--store ${root}: the directory is not empty and not an image store`);
+      }
+      mkdirSync(join(root, "chunks"), { recursive: true });
+      mkdirSync(join(root, "versions"), { recursive: true });
+      writeFileAtomic(marker, `${JSON.stringify(MARKER)}\n`);
+    } else {
+      let parsed: { format?: string; version?: number };
+      try {
+        parsed = JSON.parse(readFileSync(marker, "utf8"));
+      } catch {
+        throw new BlaineError(`--store ${root}: store.json is damaged`, ExitCode.failure);
+      }
+      if (parsed.format !== MARKER.format) throw new UsageError(`--store ${root}: not an image store`);
+      if ((parsed.version ?? 0) > MARKER.version) throw new BlaineError(`--store ${root} was written by a newer Blaine; upgrade Blaine to use it`);
+    }
+    return new DirectoryStore(root);
+  }
+
+  chunkPath(hash: string): string {
+    return join(this.#chunks, hash.slice(0, 2), hash);
+  }
+
+  async putChunk(hash: string, object: Uint8Array): Promise<void> {
+    const dir = join(this.#chunks, hash.slice(0, 2));
+    if (!this.#madeDirs.has(dir)) {
+      if (!existsSync(dir)) {
+        mkdirSync(dir, { recursive: true });
+        fsyncDirectory(this.#chunks);
+      }
+      this.#madeDirs.add(dir);
+    }
+    await writeFileAtomicAsync(this.chunkPath(hash), object);
+  }
+
+  async getChunk(hash: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(this.chunkPath(hash));
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  async chunkSize(hash: string): Promise<number | undefined> {
+    try {
+      return (await stat(this.chunkPath(hash))).size;
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  async deleteChunk(hash: string): Promise<void> {
+    await unlink(this.chunkPath(hash)).catch((error) => {
+      if (errnoCode(error) !== "ENOENT") throw error;
+    });
+  }
+
+  async *listChunks(): AsyncGenerator<string[]> {
+    for (const sub of (await readdir(this.#chunks)).sort()) {
+      if (!/^[0-9a-f]{2}$/.test(sub)) continue;
+      yield (await readdir(join(this.#chunks, sub))).filter((name) => HASH_PATTERN.test(name)).sort();
+    }
+  }
+
+  async putVersionDoc(uid: string, text: string): Promise<void> {
+    await writeFileAtomicAsync(join(this.#versions, `${uid}.json`), Buffer.from(text));
+    fsyncDirectory(this.#versions);
+  }
+
+  async getVersionDoc(uid: string): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.#versions, `${uid}.json`), "utf8");
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  async deleteVersionDoc(uid: string): Promise<void> {
+    await rm(join(this.#versions, `${uid}.json`), { force: true });
+    fsyncDirectory(this.#versions);
+  }
+
+  async listVersionDocs(): Promise<string[]> {
+    return (await readdir(this.#versions)).filter((name) => name.endsWith(".json") && !name.startsWith(".")).map((name) => name.slice(0, -5)).sort();
+  }
+
+  async removeStaleTemps(olderThanMs: number): Promise<number> {
+    const cutoff = Date.now() - olderThanMs;
+    let removed = 0;
+    const dirs = [this.#versions, ...(await readdir(this.#chunks)).map((sub) => join(this.#chunks, sub))];
+    for (const dir of dirs) {
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const writer = TEMP_PATTERN.exec(name);
+        // A temp of a live process is a chunk being written right now.
+        if (!writer || isProcessAlive(Number(writer[1]))) continue;
+        const path = join(dir, name);
+        const info = await stat(path).catch(() => undefined);
+        if (info && info.mtimeMs <= cutoff) {
+          await rm(path, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+}

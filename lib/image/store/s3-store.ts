@@ -1,0 +1,139 @@
+import { BlaineError, ExitCode, UsageError, errorMessage } from "../../errors.ts";
+import { HASH_PATTERN, type ChunkStore, type S3Settings } from "./chunk-store.ts";
+
+/**
+ * A chunk store in an S3 bucket (`s3://bucket/prefix`), through Bun's
+ * built-in S3 client, laid out as a directory store is:
+ * PREFIX/store.json, PREFIX/chunks/ab/HASH, PREFIX/versions/UID.json. A PUT
+ * is complete or absent, so objects are written in place. Credentials come
+ * from blaine.toml's [image] table or the environment (S3_* or AWS_*).
+ */
+const MARKER = { format: "blaine-image-store", version: 1 };
+
+function isMissing(error: unknown): boolean {
+  const code = typeof error === "object" && error !== null && "code" in error ? String((error as { code: unknown }).code) : "";
+  return code === "NoSuchKey" || code === "ENOENT" || /NoSuchKey|not found|404/i.test(errorMessage(error));
+}
+
+export class S3Store implements ChunkStore {
+  readonly name: string;
+  readonly #client: Bun.S3Client;
+  readonly #prefix: string;
+
+  private constructor(name: string, client: Bun.S3Client, prefix: string) {
+    this.name = name;
+    this.#client = client;
+    this.#prefix = prefix;
+  }
+
+  static async open(spec: string, settings: S3Settings, create = true): Promise<S3Store> {
+    const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(spec);
+    if (!match) throw new UsageError(`--store ${spec}: not s3://bucket/prefix`);
+    const [, bucket, rawPrefix] = match;
+    const prefix = rawPrefix.replace(/\/+$/, "");
+    const client = new Bun.S3Client({
+      bucket,
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      ...(settings.region ? { region: settings.region } : {}),
+      ...(settings.accessKeyId ? { accessKeyId: settings.accessKeyId } : {}),
+      ...(settings.secretAccessKey ? { secretAccessKey: settings.secretAccessKey } : {}),
+    });
+    const store = new S3Store(spec, client, prefix ? `${prefix}/` : "");
+    const marker = client.file(store.#key("store.json"));
+    let text: string | undefined;
+    try {
+      text = await marker.text();
+    } catch (error) {
+      if (!isMissing(error)) throw new BlaineError(`--store ${spec}: ${errorMessage(error)}`, ExitCode.failure);
+    }
+    if (text === undefined) {
+      if (!create) throw new UsageError(`--store ${spec}: not an image store (no store.json)`);
+      await marker.write(`${JSON.stringify(MARKER)}\n`);
+    } else if (!text.includes(`"${MARKER.format}"`)) {
+      throw new UsageError(`--store ${spec}: not an image store`);
+    }
+    return store;
+  }
+
+  #key(path: string): string {
+    return `${this.#prefix}${path}`;
+  }
+
+  #chunkKey(hash: string): string {
+    return this.#key(`chunks/${hash.slice(0, 2)}/${hash}`);
+  }
+
+  async putChunk(hash: string, object: Uint8Array): Promise<void> {
+    await this.#client.write(this.#chunkKey(hash), object);
+  }
+
+  async getChunk(hash: string): Promise<Uint8Array | undefined> {
+    try {
+      return new Uint8Array(await this.#client.file(this.#chunkKey(hash)).arrayBuffer());
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async chunkSize(hash: string): Promise<number | undefined> {
+    try {
+      return (await this.#client.stat(this.#chunkKey(hash))).size;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async deleteChunk(hash: string): Promise<void> {
+    await this.#client.delete(this.#chunkKey(hash));
+  }
+
+  async *#listKeys(prefix: string): AsyncGenerator<string[]> {
+    let startAfter: string | undefined;
+    for (;;) {
+      const page = await this.#client.list({ prefix: this.#key(prefix), maxKeys: 1000, ...(startAfter ? { startAfter } : {}) });
+      const keys = (page.contents ?? []).map((entry) => entry.key);
+      if (keys.length > 0) yield keys.map((key) => key.slice(this.#prefix.length));
+      if (!page.isTruncated || keys.length === 0) return;
+      startAfter = keys[keys.length - 1];
+    }
+  }
+
+  async *listChunks(): AsyncGenerator<string[]> {
+    for await (const keys of this.#listKeys("chunks/")) {
+      const hashes = keys.map((key) => key.slice(key.lastIndexOf("/") + 1)).filter((name) => HASH_PATTERN.test(name));
+      if (hashes.length > 0) yield hashes;
+    }
+  }
+
+  async putVersionDoc(uid: string, text: string): Promise<void> {
+    await this.#client.write(this.#key(`versions/${uid}.json`), text);
+  }
+
+  async getVersionDoc(uid: string): Promise<string | undefined> {
+    try {
+      return await this.#client.file(this.#key(`versions/${uid}.json`)).text();
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async deleteVersionDoc(uid: string): Promise<void> {
+    await this.#client.delete(this.#key(`versions/${uid}.json`));
+  }
+
+  async listVersionDocs(): Promise<string[]> {
+    const uids: string[] = [];
+    for await (const keys of this.#listKeys("versions/")) {
+      for (const key of keys) if (key.endsWith(".json")) uids.push(key.slice("versions/".length, -".json".length));
+    }
+    return uids.sort();
+  }
+
+  /** A PUT is whole or absent: S3 leaves no temps behind. */
+  async removeStaleTemps(): Promise<number> {
+    return 0;
+  }
+}
