@@ -34,13 +34,15 @@ export class ProgressLine {
   }
 
   #draw(): void {
-    const { files, bytes, plannedFiles, plannedBytes } = this.#report.progress;
+    const { files, bytes, plannedFiles, plannedBytes, parityBytes, parityPlannedBytes } = this.#report.progress;
     const elapsed = (Date.now() - this.#report.startedAt) / 1000;
     const rate = elapsed > 0 ? bytes / elapsed : 0;
     const left = Math.max(0, plannedBytes - bytes);
     const eta = rate > 0 && left > 0 ? ` ETA ${formatDuration((left / rate) * 1000)}` : "";
     const unchanged = this.#report.counts.unchanged;
-    const line = `${files}/${plannedFiles} files, ${formatBytes(bytes)}/${formatBytes(plannedBytes)} copied, ${formatBytes(rate)}/s${eta}, ${unchanged} unchanged`;
+    // Parity of a large file takes a while after its copy: its bytes through the encoder show it moving.
+    const parity = parityPlannedBytes > 0 ? `, parity ${formatBytes(parityBytes)}/${formatBytes(parityPlannedBytes)}` : "";
+    const line = `${files}/${plannedFiles} files, ${formatBytes(bytes)}/${formatBytes(plannedBytes)} copied${parity}, ${formatBytes(rate)}/s${eta}, ${unchanged} unchanged`;
     this.#stream?.write(`\r\x1b[K${line.slice(0, (this.#stream.columns ?? 120) - 1)}`);
   }
 }

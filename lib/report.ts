@@ -23,6 +23,8 @@ export interface ProgressSnapshot {
   readonly bytes: number;
   readonly plannedFiles: number;
   readonly plannedBytes: number;
+  readonly parityBytes: number;
+  readonly parityPlannedBytes: number;
   readonly startedAt: number;
 }
 
@@ -51,7 +53,7 @@ export class RunReport {
   /** Lines a dry run prints: what it would do. */
   readonly plan: string[] = [];
   readonly startedAt = Date.now();
-  readonly progress = { files: 0, bytes: 0, plannedFiles: 0, plannedBytes: 0 };
+  readonly progress = { files: 0, bytes: 0, plannedFiles: 0, plannedBytes: 0, parityBytes: 0, parityPlannedBytes: 0 };
 
   error(path: string, message: string): void {
     this.errors.push({ path, message });
@@ -69,6 +71,15 @@ export class RunReport {
   done(bytes: number): void {
     this.progress.files++;
     this.progress.bytes += bytes;
+  }
+
+  /** A file's data queued for parity, and its bytes through the encoder as they go (the progress line shows both). */
+  parityPlanned(bytes: number): void {
+    this.progress.parityPlannedBytes += bytes;
+  }
+
+  parityDone(bytes: number): void {
+    this.progress.parityBytes += bytes;
   }
 
   snapshot(): ProgressSnapshot {

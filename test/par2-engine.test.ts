@@ -16,6 +16,9 @@ import { verifyRecoverySet } from "../lib/par2/verify.ts";
 import { repairRecoverySet } from "../lib/par2/repair.ts";
 import { chooseSliceSize, MAX_INPUT_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "../lib/par2/sizing.ts";
 import { scanPacketFile, PacketType, equalBytes } from "../lib/par2/packets.ts";
+import { ProgressLine } from "../lib/progress.ts";
+import { RunReport } from "../lib/report.ts";
+import { waitFor } from "./helpers/cli.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
 
 /** Word-by-word reference: Σ c(o,k)·word, with the log tables only. */
@@ -151,6 +154,39 @@ describe("ranges", () => {
       expect(progress).toBe(data.length);
       for (let o = 0; o < 7; o++) expect(equalBytes(streamed[o], whole[o])).toBe(true);
     }
+  });
+});
+
+describe("issue 13.4: parity progress", () => {
+  test("bytes through the encoder are reported as they go, each once, and the progress line shows them", async () => {
+    const { path: dir, cleanup } = tempDir("blaine-par2-progress-");
+    try {
+      writeFileSync(join(dir, "film.mkv"), seededBytes(3_000_000, 5));
+      const calls: number[] = [];
+      // 1 MiB of memory for 30 recovery slices of 30 000 bytes: several ranges, each read through once.
+      await createRecoverySet(join(dir, "s.par2"), {
+        files: [{ path: join(dir, "film.mkv"), name: "film.mkv" }], sliceSize: 30_000, recoveryCount: 30, memory: 1024 * 1024, threads: 2,
+        onProgress: (bytes) => calls.push(bytes),
+      });
+      expect(calls.length).toBeGreaterThan(4);
+      expect(calls.reduce((a, b) => a + b, 0)).toBe(3_000_000);
+    } finally {
+      cleanup();
+    }
+    const report = new RunReport();
+    report.planned(3_000_000);
+    report.done(3_000_000);
+    report.parityPlanned(3_000_000);
+    report.parityDone(1_000_000);
+    let written = "";
+    const terminal = { isTTY: true, columns: 200, write: (text: string) => ((written += text), true) } as unknown as NodeJS.WriteStream;
+    const line = new ProgressLine(report, terminal).start();
+    try {
+      await waitFor(() => written.includes("parity"), 5000, "the progress line");
+    } finally {
+      line.stop();
+    }
+    expect(written).toMatch(/copied, parity 97[67]\.\d KiB\/2\.86 MiB/);
   });
 });
 

@@ -77,7 +77,8 @@ export class ParityStore {
   }
 
   /** Writes the set of `hash` from `dataPath`, whose archived name is `name`; replaces any partial set left before. */
-  async create(hash: string, dataPath: string, name: string, policy: ParityPolicy, signal?: AbortSignal): Promise<StoredSet> {
+  /** `onProgress`: data bytes through the encoder as they go (the built-in engine; an external one reports the whole file at its end). */
+  async create(hash: string, dataPath: string, name: string, policy: ParityPolicy, signal?: AbortSignal, onProgress?: (bytes: number) => void): Promise<StoredSet> {
     this.remove(hash);
     const base = this.base(hash);
     mkdirSync(dirname(base), { recursive: true });
@@ -95,7 +96,7 @@ export class ParityStore {
       const { createRecoverySet } = await import("../par2/create.ts");
       const created = await createRecoverySet(`${base}.par2`, {
         files: [{ path: dataPath, name }], redundancy: policy.percent, recoveryCount: dataBytes < size ? recoverySlices : undefined,
-        recoveryFileCount: 1, sync: false, replace: true, signal, ...sizing,
+        recoveryFileCount: 1, sync: false, replace: true, signal, onProgress, ...sizing,
       });
       return { sliceSize: created.sliceSize, recoverySlices: created.recoveryCount, files: created.paths.length, bytes: created.bytes };
     }
@@ -105,6 +106,7 @@ export class ParityStore {
       linkSync(fsPath(dataPath), join(scratch, name));
       const setName = `${basename(base)}.par2`;
       await createWithExternalEngine(policy.engine, { dir: scratch, fileName: name, setName, sliceSize, recoverySlices });
+      onProgress?.(size);
       const made = readdirSync(scratch).filter((file) => file.endsWith(".par2"));
       const ordered = [...made.filter((file) => file !== setName), setName];
       let bytes = 0;

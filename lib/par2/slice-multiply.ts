@@ -46,7 +46,7 @@ export interface MultiplyOptions {
  * A range's outputs are held twice (in the kernels, then handed over), so
  * they get a quarter; inputs in flight an eighth; coefficient tables an eighth.
  */
-export const DEFAULT_MEMORY = 128 * 1024 * 1024;
+export const DEFAULT_MEMORY = 64 * 1024 * 1024;
 /** Most inputs per batch: enough to amortise a round trip and keep an output chunk in L1 across many inputs. */
 const MAX_BATCH = 48;
 /** Below this many multiply-accumulated bytes, the calling thread does it (a few milliseconds of work). */

@@ -66,11 +66,19 @@ async function* protect(items: AsyncIterable<StoredFile>, policy: ParityPolicy, 
       }
       if (made.has(item.hash) || protectedStatements.get(disk.root)?.get(item.hash)) return item;
       const work = (async () => {
+        options.report.parityPlanned(item.size);
+        let encoded = 0;
         try {
-          const set = await new ParityStore(disk.root).create(item.hash, join(disk.layout.tmp, item.tempName!), basename(item.path), policy, options.signal);
+          const onProgress = (bytes: number) => {
+            encoded += bytes;
+            options.report.parityDone(bytes);
+          };
+          const set = await new ParityStore(disk.root).create(item.hash, join(disk.layout.tmp, item.tempName!), basename(item.path), policy, options.signal, onProgress);
           made.set(item.hash, set);
         } catch (error) {
           options.signal?.throwIfAborted();
+          // What was planned for it is done, one way or the other.
+          options.report.parityDone(Math.max(0, item.size - encoded));
           options.report.warn(item.path, `no parity made (${errorMessage(error)}); the next run tries again`);
         }
       })();
