@@ -76,7 +76,7 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
     return runPipeline(pipeline, settings, createOutput(settings.json));
   });
 
-common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]"))
+common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]; clone, list, retire; rebuild DIR (a lost disk.json or disk catalog)"))
   .option("--label <name>", "Disk label (disk init; disk rebuild: which disk a DIR that lost its disk.json is)")
   .option("--copy <copy>", "disk rebuild: which copy of the disk a DIR that lost its disk.json is (its id, or the start of it as disk list shows); disk forget: the copy to forget (its number in disk list, its id, or its directory)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
