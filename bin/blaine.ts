@@ -32,6 +32,7 @@ const command = {
   status: () => import("../lib/commands/status.ts"),
   verify: () => import("../lib/commands/verify.ts"),
   image: () => import("../lib/image/commands/image-command.ts"),
+  mirror: () => import("../lib/mirror/cli.ts"),
 };
 
 const cli = cac("blaine");
@@ -217,6 +218,20 @@ common(cli.command("init", "Set up an archive: questions on a terminal, or --yes
   .option("--copier <name>", "builtin (default) or dc3dd")
   .option("--force", "Replace an existing blaine.toml (--yes)")
   .action(async (flags: Flags) => (await (await command.init()).runInit(flags, createOutput(Boolean(flags.json)))).exitCode);
+
+// The mirror product has its own configuration (mnemosyne's JSON), so none of the archive's common flags.
+cli
+  .command("mirror [...args]", "Encrypted mirrors with rotated snapshots: mirror init-key|init-store|backup|mount DIR|unmount|list|restore PATH --to DIR|verify-environment -c FILE.json")
+  .option("-c, --config <file>", "The mirror's configuration (mnemosyne's JSON)")
+  .option("--from <snapshot>", "restore: the snapshot KEY-YYYYMMDD-HHMMSS (default: the newest holding PATH)")
+  .option("--to <dir>", "restore: where the file or directory is copied")
+  .option("--json", "Machine-readable output on stdout")
+  .option("--init-key", "mnemosyne's spelling of init-key")
+  .option("--init-store", "mnemosyne's spelling of init-store")
+  .option("--backup", "mnemosyne's spelling of backup")
+  .option("--mount", "mnemosyne's spelling of mount")
+  .option("--verify-environment", "mnemosyne's spelling of verify-environment")
+  .action(async (args: string[], flags: Flags) => (await command.mirror()).runMirror(args, flags, createOutput(Boolean(flags.json))));
 
 cli.help();
 cli.version("0.1.0");

@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cifsMountOptions, credentialsText } from "../lib/system/cifs.ts";
+import { kernelHasFileSystem, mountArguments } from "../lib/system/block-mount.ts";
+import { hasDeviceMapper } from "../lib/system/cryptsetup.ts";
+import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { canMount, cipherMissing } from "./helpers/mounts.ts";
+import { snapshotTree } from "./helpers/fixture.ts";
+
+setDefaultTimeout(120_000);
+
+/** Why the mirror chain cannot run here, or undefined. */
+function chainMissing(): string | undefined {
+  if (!canMount()) return "not root, or mounts are not allowed";
+  for (const program of ["losetup", "blkid", "mkfs.ext4", "mkfs.btrfs", "btrfs", "rsync"]) if (!Bun.which(program)) return `${program} is not installed`;
+  if (!kernelHasFileSystem("btrfs")) return "the kernel has no btrfs";
+  return cipherMissing("gocryptfs");
+}
+
+const missing = chainMissing();
+if (missing) console.log(`skipping the mirror chain tests: ${missing}`);
+const luksMissing = missing ?? (Bun.which("cryptsetup") ? undefined : "cryptsetup is not installed");
+if (!missing && luksMissing) console.log(`skipping the LUKS tests: ${luksMissing}`);
+
+function run(args: string[]): void {
+  const result = Bun.spawnSync(args);
+  if (result.exitCode !== 0) throw new Error(`${args.join(" ")}: ${result.stderr}`);
+}
+
+/** A "NAS": a loop device holding ext4, found by UUID (no udev here). */
+class Remote {
+  readonly dir = mkdtempSync(join(tmpdir(), "blaine-mirror-"));
+  readonly image = join(this.dir, "remote.img");
+  readonly runDir = join(this.dir, "run");
+  loop = "";
+  uuid = "";
+
+  setUp(): void {
+    run(["truncate", "-s", "600M", this.image]);
+    run(["mkfs.ext4", "-q", "-F", this.image]);
+    this.loop = new TextDecoder().decode(Bun.spawnSync(["losetup", "--find", "--show", this.image]).stdout).trim();
+    this.uuid = new TextDecoder().decode(Bun.spawnSync(["blkid", "-s", "UUID", "-o", "value", this.image]).stdout).trim();
+    mkdirSync(join(this.dir, "keys"), { mode: 0o700 });
+  }
+
+  tearDown(): void {
+    for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n").reverse()) {
+      const mountpoint = line.split(" ")[4];
+      if (mountpoint?.startsWith(this.dir)) Bun.spawnSync(["umount", "-l", mountpoint]);
+    }
+    for (const device of loopsOf(this.dir)) Bun.spawnSync(["losetup", "-d", device]);
+    if (this.loop) Bun.spawnSync(["losetup", "-d", this.loop]);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  config(name: string, change: (json: any) => void = () => {}): string {
+    const json: any = {
+      remote: { type: "block", device: `UUID=${this.uuid}` },
+      store: { name: `${name}.btrfs`, size: "256M", keyfile: `keys/${name}.key`, encryption: "gocryptfs" },
+      strategy: { stages: 3, rotate: 24 },
+      local: { directories: [{ key: "docs", directory: `src-${name}/docs` }] },
+    };
+    change(json);
+    const file = join(this.dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify(json, null, 2));
+    mkdirSync(join(this.dir, `src-${name}`, "docs"), { recursive: true });
+    return file;
+  }
+
+  env(now?: string): Record<string, string> {
+    return { BLAINE_RUN_DIR: this.runDir, ...(now ? { BLAINE_NOW: now } : {}) };
+  }
+
+  /** The remote's files, looked at with the stock tools (mounted read-only for the look). */
+  withRemote<T>(look: (dir: string) => T): T {
+    const mountpoint = join(this.dir, "look");
+    mkdirSync(mountpoint, { recursive: true });
+    run(["mount", "-o", "ro", this.loop, mountpoint]);
+    try {
+      return look(mountpoint);
+    } finally {
+      run(["umount", mountpoint]);
+    }
+  }
+}
+
+/** Loop devices whose backing file lies under `dir`. */
+function loopsOf(dir: string): string[] {
+  return readdirSync("/sys/block")
+    .filter((name) => name.startsWith("loop"))
+    .filter((name) => {
+      try {
+        return readFileSync(`/sys/block/${name}/loop/backing_file`, "utf8").startsWith(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map((name) => `/dev/${name}`);
+}
+
+/** What a mirror run may have left: mounts under the run directory, loop devices of the remote's files, mounts of the remote. */
+function leftovers(remote: Remote): string[] {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((line) => line.includes(remote.runDir) || line.includes("blaine-mirror:") || line.includes(` ${remote.loop} `))
+    .map((line) => line.split(" ")[4]);
+  const loops = loopsOf(remote.dir).filter((device) => device !== remote.loop);
+  const records = existsSync(join(remote.runDir, "mirror")) ? readdirSync(join(remote.runDir, "mirror")) : [];
+  return [...mounts, ...loops, ...records];
+}
+
+describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block remote (loop device with ext4, found by UUID)", () => {
+  const remote = new Remote();
+  beforeAll(() => remote.setUp());
+  afterAll(() => remote.tearDown());
+
+  test("init-key, init-store, backups with rotation, list, mount, restore of a deleted file; nothing left mounted; the key never in argv or environment", async () => {
+    const config = remote.config("main");
+    const src = join(remote.dir, "src-main", "docs");
+    const keyfile = join(remote.dir, "keys", "main.key");
+    const mirror = (args: string[], now?: string) => blaine(["mirror", ...args, "-c", config], { env: remote.env(now) });
+
+    // init-key: 0600, refuses to replace.
+    expect((await mirror(["init-key"])).exitCode).toBe(0);
+    expect(statSync(keyfile).mode & 0o777).toBe(0o600);
+    const key = readFileSync(keyfile, "utf8").trim();
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    const again = await mirror(["--init-key"]);
+    expect(again.exitCode).toBe(2);
+    expect(again.stderr).toContain("already exists");
+    expect(readFileSync(keyfile, "utf8").trim()).toBe(key);
+
+    // init-store (mnemosyne's flag spelling), then refused when the store exists.
+    const init = await mirror(["--init-store"]);
+    expect(init.stderr).toBe("");
+    expect(init.exitCode).toBe(0);
+    expect(leftovers(remote)).toEqual([]);
+    expect((await mirror(["init-store"])).exitCode).toBe(2);
+    remote.withRemote((dir) => {
+      expect(readdirSync(dir).filter((name) => name.startsWith("main"))).toEqual(["main.btrfs"]);
+      // The image holds no plaintext name or content.
+      const bytes = readFileSync(join(dir, "main.btrfs"));
+      expect(bytes.includes(Buffer.from(key))).toBe(false);
+    });
+
+    // Five backups over four days: source states v1…v4, rotation every 24 h, 3 snapshots kept.
+    const states: Record<string, ReturnType<typeof snapshotTree>> = {};
+    const backup = async (now: string) => {
+      const result = await mirror(["backup", "--json"], now);
+      expect(result.stderr).not.toContain("error");
+      expect(result.exitCode).toBe(0);
+      expect(leftovers(remote)).toEqual([]);
+      return result.json;
+    };
+    writeFileSync(join(src, "a.txt"), "alpha v1\n");
+    writeFileSync(join(src, "b.txt"), "bravo v1\n");
+    mkdirSync(join(src, "sub"));
+    writeFileSync(join(src, "sub", "c.bin"), Buffer.alloc(200_000, 7));
+
+    // The key must never show in any process' argv or environment during a backup.
+    let polling = true;
+    const seen: string[] = [];
+    const poller = (async () => {
+      while (polling) {
+        for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+          for (const what of ["cmdline", "environ"]) {
+            try {
+              if (readFileSync(`/proc/${pid}/${what}`).includes(key)) seen.push(`${pid} ${what}`);
+            } catch {
+              // Gone already.
+            }
+          }
+        }
+        await Bun.sleep(5);
+      }
+    })();
+    const first = await backup("2026-01-01T00:00:00Z");
+    polling = false;
+    await poller;
+    expect(seen).toEqual([]);
+    expect(JSON.stringify(first)).not.toContain(key);
+    expect(first.snapshots).toEqual({ taken: ["docs-20260101-000000"], dropped: [] });
+    expect(first.directories[0].filesTransferred).toBe(3);
+    states["docs-20260101-000000"] = snapshotTree(src);
+
+    writeFileSync(join(src, "b.txt"), "bravo v2\n");
+    expect((await backup("2026-01-01T06:00:00Z")).snapshots).toEqual({ taken: [], dropped: [] });
+    states["docs-20260102-000000"] = snapshotTree(src);
+    expect((await backup("2026-01-02T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260102-000000"], dropped: [] });
+
+    rmSync(join(src, "a.txt"));
+    writeFileSync(join(src, "d.txt"), "delta v3\n");
+    states["docs-20260103-000000"] = snapshotTree(src);
+    expect((await backup("2026-01-03T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260103-000000"], dropped: [] });
+
+    writeFileSync(join(src, "b.txt"), "bravo v4\n");
+    states["docs-20260104-000000"] = snapshotTree(src);
+    expect((await backup("2026-01-04T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260104-000000"], dropped: ["docs-20260101-000000"] });
+    delete states["docs-20260101-000000"];
+
+    const list = await mirror(["list", "--json"]);
+    expect(list.exitCode).toBe(0);
+    expect(list.json.snapshots.map((s: any) => [s.key, s.name, s.date])).toEqual([
+      ["docs", "docs-20260102-000000", "2026-01-02T00:00:00.000Z"],
+      ["docs", "docs-20260103-000000", "2026-01-03T00:00:00.000Z"],
+      ["docs", "docs-20260104-000000", "2026-01-04T00:00:00.000Z"],
+    ]);
+    expect(leftovers(remote)).toEqual([]);
+
+    // Browse: each snapshot equals the source as it was backed up.
+    const browse = join(remote.dir, "browse");
+    mkdirSync(browse);
+    const mounted = await blaine(["mirror", "--mount", browse, "-c", config], { env: remote.env() });
+    expect(mounted.stderr).toBe("");
+    expect(mounted.exitCode).toBe(0);
+    try {
+      for (const [name, tree] of Object.entries(states)) expect(snapshotTree(join(browse, "snapshots", name))).toEqual(tree);
+      expect(snapshotTree(join(browse, "docs"))).toEqual(snapshotTree(src));
+      // Busy while browsed: a backup is refused, naming the mount.
+      const refused = await mirror(["backup"], "2026-01-05T00:00:00Z");
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toContain("mounted for browsing");
+    } finally {
+      const unmounted = await mirror(["unmount"]);
+      expect(unmounted.exitCode).toBe(0);
+    }
+    expect(leftovers(remote)).toEqual([]);
+
+    // a.txt, deleted from the source before the 3rd, is found in the newest snapshot holding it and restored.
+    const restoreTo = join(remote.dir, "restored");
+    const restored = await mirror(["restore", join(src, "a.txt"), "--to", restoreTo, "--json"]);
+    expect(restored.exitCode).toBe(0);
+    expect(restored.json.snapshot).toBe("docs-20260102-000000");
+    expect(readFileSync(join(restoreTo, "a.txt"), "utf8")).toBe("alpha v1\n");
+    const older = await mirror(["restore", "b.txt", "--from", "docs-20260103-000000", "--to", join(remote.dir, "older")]);
+    expect(older.exitCode).toBe(0);
+    expect(readFileSync(join(remote.dir, "older", "b.txt"), "utf8")).toBe("bravo v2\n");
+    const nowhere = await mirror(["restore", "zulu.txt", "--to", restoreTo]);
+    expect(nowhere.exitCode).toBe(1);
+    expect(nowhere.stderr).toContain("zulu.txt is in no snapshot");
+    expect(leftovers(remote)).toEqual([]);
+  });
+
+  test("a failing rsync (the store is full), SIGTERM mid-copy and kill -9 mid-copy leave nothing mounted (the next command cleans a killed run)", async () => {
+    const config = remote.config("fail");
+    const src = join(remote.dir, "src-fail", "docs");
+    const mirror = (args: string[]) => blaine(["mirror", ...args, "-c", config], { env: remote.env() });
+    expect((await mirror(["init-key"])).exitCode).toBe(0);
+    expect((await mirror(["init-store"])).exitCode).toBe(0);
+    // 400 MB of data for a 256 MB store: rsync fails with ENOSPC.
+    writeFileSync(join(src, "small.txt"), "small\n");
+    const big = join(src, "big.bin");
+    run(["truncate", "-s", "400M", big]);
+    const full = await mirror(["backup"]);
+    expect(full.exitCode).toBe(1);
+    expect(full.stderr).toContain("rsync");
+    expect(leftovers(remote)).toEqual([]);
+
+    const rsyncOf = () =>
+      readdirSync("/proc")
+        .filter((name) => /^\d+$/.test(name))
+        .filter((pid) => {
+          try {
+            const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+            return cmdline.startsWith("rsync\0") && cmdline.includes(src);
+          } catch {
+            return false;
+          }
+        })
+        .map(Number);
+
+    const terminated = spawnBlaine(["mirror", "backup", "-c", config], { env: remote.env() });
+    await waitFor(() => rsyncOf().length > 0, 60_000, "rsync to start");
+    terminated.kill("SIGTERM");
+    expect(await terminated.exited).toBe(143);
+    expect(await new Response(terminated.stderr).text()).toContain("interrupted");
+    expect(leftovers(remote)).toEqual([]);
+
+    const killed = spawnBlaine(["mirror", "backup", "-c", config], { env: remote.env() });
+    await waitFor(() => rsyncOf().length > 0, 60_000, "rsync to start");
+    // kill -9 of the run: blaine and its rsync, as a killed job or a power cut leaves them.
+    killed.kill("SIGKILL");
+    for (const pid of rsyncOf()) process.kill(pid, "SIGKILL");
+    await killed.exited;
+    await waitFor(() => rsyncOf().length === 0, 10_000, "rsync to end");
+    expect(leftovers(remote).length).toBeGreaterThan(0);
+    rmSync(big);
+    const next = await mirror(["backup"]);
+    expect(next.stderr).toBe("");
+    expect(next.exitCode).toBe(0);
+    expect(leftovers(remote)).toEqual([]);
+  });
+
+  test.skipIf(Boolean(luksMissing))("LUKS: init-store formats the image (isLuks, luksDump, the key opens it) and stops where device-mapper is needed, exit 2; backup says the same", async () => {
+    const config = remote.config("luks", (json) => {
+      delete json.store.encryption;
+    });
+    const mirror = (args: string[]) => blaine(["mirror", ...args, "-c", config], { env: remote.env() });
+    expect((await mirror(["init-key"])).exitCode).toBe(0);
+    const init = await mirror(["init-store"]);
+    const hasDm = hasDeviceMapper();
+    if (!hasDm) {
+      expect(init.exitCode).toBe(2);
+      expect(init.stderr).toContain("no device-mapper, so a LUKS store cannot be opened here");
+      expect(leftovers(remote)).toEqual([]);
+      remote.withRemote((dir) => {
+        const partial = join(dir, "luks.btrfs.partial");
+        expect(Bun.spawnSync(["cryptsetup", "isLuks", partial]).exitCode).toBe(0);
+        expect(new TextDecoder().decode(Bun.spawnSync(["cryptsetup", "luksDump", partial]).stdout)).toMatch(/Version:\s+2/);
+        const keyfile = join(remote.dir, "keys", "luks.key");
+        expect(Bun.spawnSync(["cryptsetup", "open", "--test-passphrase", "--key-file", keyfile, partial]).exitCode).toBe(0);
+        expect(existsSync(join(dir, "luks.btrfs"))).toBe(false);
+      });
+      const backup = await mirror(["backup"]);
+      expect(backup.exitCode).toBe(2);
+      expect(backup.stderr).toContain("device-mapper");
+      const env = await mirror(["verify-environment"]);
+      expect(env.exitCode).toBe(1);
+      expect(env.stdout).toContain("MISSING device-mapper");
+    } else {
+      expect(init.exitCode).toBe(0);
+    }
+  });
+
+  test("verify-environment: a gocryptfs store works here; a missing key file and directory are named, exit 1", async () => {
+    const config = remote.config("env");
+    const env = await blaine(["mirror", "--verify-environment", "-c", config, "--json"], { env: remote.env() });
+    expect(env.exitCode).toBe(1);
+    const failed = env.json.checks.filter((check: any) => !check.ok && check.required).map((check: any) => check.name);
+    expect(failed).toEqual(["key file"]);
+    expect((await blaine(["mirror", "init-key", "-c", config], { env: remote.env() })).exitCode).toBe(0);
+    const ok = await blaine(["mirror", "verify-environment", "-c", config], { env: remote.env() });
+    expect(ok.stdout).toContain("This configuration can work here.");
+    expect(ok.exitCode).toBe(0);
+  });
+});
+
+describe("blaine mirror: CIFS", () => {
+  test("the credentials file holds the password; the mount arguments never do", () => {
+    const share = { username: "user123", password: "PASSWORD-GOES-HERE" };
+    expect(credentialsText(share)).toBe("username=user123\npassword=PASSWORD-GOES-HERE\n");
+    const options = cifsMountOptions("/run/blaine/mirror/x/cifs-credentials", "vers=3.0");
+    const args = mountArguments("//synologic.local/volumename", "/run/blaine/mirror/x/remote", { type: "cifs", options });
+    expect(args).toEqual([
+      "-t",
+      "cifs",
+      "-o",
+      "rw,credentials=/run/blaine/mirror/x/cifs-credentials,uid=0,gid=0,file_mode=0600,dir_mode=0700,vers=3.0",
+      "//synologic.local/volumename",
+      "/run/blaine/mirror/x/remote",
+    ]);
+    expect(args.join(" ")).not.toContain("PASSWORD");
+    expect(() => credentialsText({ username: "u", password: "a\nb" })).toThrow("line break");
+  });
+
+  test.skipIf(kernelHasFileSystem("cifs"))("a kernel without cifs: init-store says so, exit 2, and the password is in no message", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "blaine-mirror-cifs-"));
+    try {
+      mkdirSync(join(dir, "keys"), { mode: 0o700 });
+      mkdirSync(join(dir, "home"));
+      writeFileSync(join(dir, "keys", "key"), "k".repeat(64) + "\n", { mode: 0o600 });
+      const config = join(dir, "cifs.json");
+      writeFileSync(
+        config,
+        JSON.stringify({
+          remote: { type: "cifs", volume: "\\\\nas.invalid\\backup", username: "user123", password: "PASSWORD-GOES-HERE" },
+          store: { name: "backup.btrfs", size: 1, keyfile: "keys/key", encryption: "gocryptfs" },
+          strategy: { stages: 2, rotate: 24 },
+          local: { directories: [{ key: "home", directory: "home" }] },
+        }),
+      );
+      const result = await blaine(["mirror", "init-store", "-c", config], { env: { BLAINE_RUN_DIR: join(dir, "run") } });
+      expect(result.exitCode).toBe(2);
+      expect(result.stderr).toContain("cannot mount //nas.invalid/backup: this kernel has no cifs support");
+      expect(result.stderr + result.stdout).not.toContain("PASSWORD-GOES-HERE");
+      const env = await blaine(["mirror", "verify-environment", "-c", config, "--json"], { env: { BLAINE_RUN_DIR: join(dir, "run") } });
+      expect(env.exitCode).toBe(1);
+      expect(env.stdout).not.toContain("PASSWORD-GOES-HERE");
+      expect(env.json.config.remote.password).toBe("********");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
