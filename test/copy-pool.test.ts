@@ -26,7 +26,7 @@ describe("CopyPool", () => {
       const afterClose = pool.copy(job("third"));
       expect(afterClose).toBeInstanceOf(Promise);
       await expect(afterClose).rejects.toThrow("copy pool closed");
-      await expect(pool.placeAll([{ temp: join(dir.path, "first"), target: join(dir.path, "placed") }])).rejects.toThrow("copy pool closed");
+      await expect(pool.placeAll(dir.path, [{ temp: join(dir.path, "first"), target: join(dir.path, "placed") }])).rejects.toThrow("copy pool closed");
     } finally {
       pool.close();
       dir.cleanup();

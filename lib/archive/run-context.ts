@@ -12,7 +12,7 @@ import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { dataSourcesOf } from "../disk/apply-deferred.ts";
 import { readDamaged, recopyDamaged, writeDamaged } from "../disk/damaged-copies.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
-import { DiskWriter } from "../disk/disk-writer.ts";
+import { DiskWriter, type Placer } from "../disk/disk-writer.ts";
 import { describeStale, expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { SpaceBudget } from "../disk/space-budget.ts";
@@ -137,7 +137,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     );
     const pool = new CopyPool();
     // Placing copied temps is as dear as copying a small file: the copy workers do both.
-    const placer = (moves: readonly { temp: string; target: string }[]) => pool.placeAll(moves);
+    const placer: Placer = (root, moves) => pool.placeAll(root, moves);
     const writer = new ArchiveWriter(catalog, [...writable.values()].map((disk) => new DiskWriter(catalog, disk, { placer })), space);
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);

@@ -1,8 +1,8 @@
-import { lstatSync } from "node:fs";
 import { errorMessage, ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { hashAlgorithmOf, hashFile, hashLinkTarget } from "../hashing.ts";
-import { fsPath, quotedPath, readLinkText } from "../fs/byte-names.ts";
+import { quotedPath, readLinkText } from "../fs/byte-names.ts";
 import { describeUnreadable, isUnreadableData } from "../fs/salvage-read.ts";
+import { DataTreeDirs } from "../fs/data-tree-dirs.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDest, type Settings } from "../config.ts";
@@ -106,6 +106,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
   const hashByInode = new Map<number, string>();
   let files = 0;
   let bytesRead = 0;
+  const dirs = new DataTreeDirs(disk.root);
   const entries = catalog.sqlite
     .query(`SELECT path, kind, size, hash, link_target AS linkTarget FROM ${disk.alias}.entries ORDER BY path`)
     .iterate() as Iterable<EntryRow>;
@@ -113,10 +114,14 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     signal?.throwIfAborted();
     files++;
     const location = disk.layout.dataPath(entry.path);
+    // Below a symlink on the disk a path is not on it, whatever lies where that points.
     let stats;
     try {
-      stats = lstatSync(fsPath(location));
+      stats = dirs.lstat(location);
     } catch {
+      stats = null;
+    }
+    if (!stats) {
       missing.push(entry.path);
       continue;
     }

@@ -50,10 +50,11 @@ export class CopyPool {
    * (placeFile), in order, off the main thread (commits do not wait on it:
    * see writeManifest). On the last worker: the first one is busy with the
    * small copies of the batches after this one, and the two now run side
-   * by side (one worker: the same). Returns each placement's error, or undefined.
+   * by side (one worker: the same). `root` is the disk's root: no
+   * placement follows a symlink below it. Returns each placement's error, or undefined.
    */
-  async placeAll(moves: readonly { temp: string; target: string }[]): Promise<(Error | undefined)[]> {
-    return (await this.#submit({ kind: "placements", moves }, this.#size - 1)) as (Error | undefined)[];
+  async placeAll(root: string, moves: readonly { temp: string; target: string }[]): Promise<(Error | undefined)[]> {
+    return (await this.#submit({ kind: "placements", root, moves }, this.#size - 1)) as (Error | undefined)[];
   }
 
   #submit(job: WorkerJob, onWorker?: number): Promise<unknown> {

@@ -6,6 +6,7 @@
  */
 import { crashPoint } from "../crash-point.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
+import { DataTreeDirs } from "../fs/data-tree-dirs.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { copyFileSync, COPY_BUFFER_SIZE } from "./copy-file-sync.ts";
 import { decodeJobs, encodeReplies, type CopySettledData, type JobFailure, type JobOutcome, type Reply, type WorkerJob } from "./worker-messages.ts";
@@ -27,10 +28,12 @@ function run(job: WorkerJob): JobOutcome {
           return { ok: false, ...failureOf(error) };
         }
       });
-    case "placements":
+    case "placements": {
+      // Directories checked for this job only: the main thread may remove some between jobs.
+      const dirs = new DataTreeDirs(job.root);
       return job.moves.map((move) => {
         try {
-          placeFile(move.temp, move.target);
+          placeFile(move.temp, move.target, dirs);
         } catch (error) {
           return failureOf(error);
         }
@@ -38,6 +41,7 @@ function run(job: WorkerJob): JobOutcome {
         crashPoint("mid-placement");
         return undefined;
       });
+    }
   }
 }
 

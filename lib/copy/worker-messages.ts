@@ -24,7 +24,7 @@ export type CopySettledData = { readonly ok: true; readonly outcome: CopyOutcome
 export type WorkerJob =
   | ({ readonly kind: "copy" } & CopyJob)
   | { readonly kind: "copies"; readonly copies: readonly CopyJob[] }
-  | { readonly kind: "placements"; readonly moves: readonly { readonly temp: string; readonly target: string }[] };
+  | { readonly kind: "placements"; readonly root: string; readonly moves: readonly { readonly temp: string; readonly target: string }[] };
 
 /** A job's result: a copy's outcome, each copy's result, or each placement's failure (undefined: placed). */
 export type JobOutcome = CopyOutcome | CopySettledData[] | (JobFailure | undefined)[];
@@ -39,7 +39,7 @@ export type ReceivedOutcome = CopyOutcome | CopySettled[] | (Error | undefined)[
 export type ReceivedReply = { readonly id: number; readonly ok: true; readonly outcome: ReceivedOutcome } | { readonly id: number; readonly ok: false; readonly error: Error };
 
 type CopyTuple = [source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number, mtimeNsec: number | null, expectedSize: number | null];
-type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind: "m", copies: CopyTuple[]] | [id: number, kind: "p", moves: [temp: string, target: string][]];
+type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind: "m", copies: CopyTuple[]] | [id: number, kind: "p", root: string, moves: [temp: string, target: string][]];
 
 type OutcomeTuple = [hash: string, size: number, sizeAfter: number, mtimeAfter: number];
 type FailureTuple = [message: string, code: string | null];
@@ -68,7 +68,7 @@ export function encodeJobs(jobs: readonly { id: number; job: WorkerJob }[]): str
         case "copies":
           return [id, "m", job.copies.map(copyTuple)];
         case "placements":
-          return [id, "p", job.moves.map((move): [string, string] => [move.temp, move.target])];
+          return [id, "p", job.root, job.moves.map((move): [string, string] => [move.temp, move.target])];
       }
     }),
   );
@@ -82,7 +82,7 @@ export function decodeJobs(message: string): { id: number; job: WorkerJob }[] {
       case "m":
         return { id: tuple[0], job: { kind: "copies", copies: tuple[2].map(copyJob) } };
       case "p":
-        return { id: tuple[0], job: { kind: "placements", moves: tuple[2].map(([temp, target]) => ({ temp, target })) } };
+        return { id: tuple[0], job: { kind: "placements", root: tuple[2], moves: tuple[3].map(([temp, target]) => ({ temp, target })) } };
     }
   });
 }

@@ -13,6 +13,7 @@ import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../errors.ts";
 import { syncFileSystem, writeFileAtomic } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { DataTreeDirs } from "../fs/data-tree-dirs.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { fetchContent, type ApplyDeferredOptions } from "./apply-deferred.ts";
@@ -93,12 +94,15 @@ export async function recopyDamaged(
   const done = new Set<string>();
   const pathsOf = catalog.sqlite.prepare(`SELECT path FROM ${disk.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' ORDER BY path`);
   let tempCounter = 0;
+  // Nothing is written below a symlink on the copy (see DataTreeDirs).
+  const dirs = new DataTreeDirs(disk.root);
   const newTemp = () => disk.layout.tempPath(`${process.pid}-recopy-${Date.now().toString(36)}-${(tempCounter++).toString(36)}`);
 
   const linkTo = (from: string, path: string) => {
+    if (!dirs.parentsAreReal(from)) throw new Error(`${from} is not on the disk: a symlink stands in its path`);
     const link = newTemp();
     linkSync(fsPath(from), fsPath(link));
-    placeFile(link, disk.layout.dataPath(path));
+    placeFile(link, disk.layout.dataPath(path), dirs);
   };
 
   for (const item of damaged) {
@@ -113,7 +117,7 @@ export async function recopyDamaged(
         const temp = newTemp();
         symlinkSync(fsPath(record.linkTarget ?? ""), fsPath(temp));
         setTimes(temp, exactMtime(record.mtimeMs, record.mtimeNsec), { noFollow: true });
-        placeFile(temp, location);
+        placeFile(temp, location, dirs);
         recopied.push(record.path);
         continue;
       }
@@ -128,7 +132,7 @@ export async function recopyDamaged(
           left.push({ path: item.path, message: `${item.message}; no source or mounted copy holds its content any more` });
           continue;
         }
-        placeFile(temp, location);
+        placeFile(temp, location, dirs);
         bytesCopied += record.size;
       }
       recopied.push(record.path);

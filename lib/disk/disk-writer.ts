@@ -1,4 +1,4 @@
-import { existsSync, linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
+import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
@@ -9,6 +9,7 @@ import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
+import { DataTreeDirs } from "../fs/data-tree-dirs.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
 import { decodeIntents, encodeIntents, type IntentChange } from "./intents.ts";
@@ -45,12 +46,16 @@ export interface ChangeOutcome {
   readonly needsCopy?: boolean;
   /** Stored as a hardlink to content the disk already held (a copy became a link). */
   readonly storedAsLink?: boolean;
+  /** Archived symlinks that stood where this change needs a directory, deleted first (the source replaced them by directories). */
+  readonly replacedSymlinks?: number;
 }
 
 interface PreparedChange {
   readonly change: DiskChange;
   readonly tempName?: string;
   readonly storedAsLink?: boolean;
+  /** A deletion of an archived symlink in the way of the next change's directories (added here; the caller did not ask for it). */
+  readonly inTheWay?: boolean;
   outcome?: ChangeOutcome;
 }
 
@@ -73,6 +78,8 @@ export class DiskWriter implements ChangeWriter {
   readonly #queue: DeferredQueue;
   readonly #holders: ContentHolders<string>;
   readonly #tempNamePrefix: string;
+  /** The data tree's directories, checked not to be symlinks before anything is written below them. */
+  readonly #dirs: DataTreeDirs;
 
   /** Places a batch's copied temps elsewhere (the run's copy workers); unset: one by one on this thread. */
   readonly #placer: Placer | undefined;
@@ -85,6 +92,7 @@ export class DiskWriter implements ChangeWriter {
     this.#queue = new DeferredQueue(catalog);
     this.#holders = new ContentHolders(catalog.sqlite, { from: `${disk.alias}.entries`, columns: ["path"], toHolder: (values) => values[0] as string });
     this.#tempNamePrefix = `${this.#tempPrefix}-`;
+    this.#dirs = new DataTreeDirs(disk.root);
   }
 
   /** A fresh temp path on the disk for the copier to write into. */
@@ -127,6 +135,8 @@ export class DiskWriter implements ChangeWriter {
   ): Promise<ChangeOutcome[]> {
     if (changes.length === 0) return [];
     const root = this.disk.root;
+    // Checked again each batch: anything may have been removed since.
+    this.#dirs.forget();
     const prepared = this.#prepare(changes, options.holders ?? this.holdersOfEach(contentsToLink(changes)));
     // Copied temps must be on disk before an intent can say "rename it".
     if (changes.some((change) => change.op !== "delete")) syncFileSystem(root);
@@ -140,7 +150,7 @@ export class DiskWriter implements ChangeWriter {
     syncFileSystem(root);
     crashPoint("before-commit");
 
-    const outcomes = prepared.map((item) => item.outcome!);
+    const outcomes = outcomesAsked(prepared);
     this.#catalog.transactionOfCheckedRows(() => {
       const now = Date.now();
       // Each change is recorded from its intent (built once, for the intents row).
@@ -156,13 +166,28 @@ export class DiskWriter implements ChangeWriter {
     return outcomes;
   }
 
-  /** Makes link and symlink temps before any intent exists, so "temp exists" means "not placed yet". */
+  /**
+   * Makes link and symlink temps before any intent exists, so "temp exists"
+   * means "not placed yet". An archived symlink where a change needs a
+   * directory (its source was replaced by a directory) is deleted first, as
+   * a change of its own in the same batch: recorded, queued for the other
+   * copies and recovered like any deletion.
+   */
   #prepare(changes: readonly DiskChange[], holders: ReadonlyMap<string, string[]>): PreparedChange[] {
     const touched = new Set<string>();
     const placedInBatch = new Map<string, { size: number; tempName: string }>();
     const prepared: PreparedChange[] = [];
     const linking: Linking = { touched, placedInBatch, holders, symlinksInBatch: new Map() };
+    const tree = new BatchTree((path) => this.entry(path)?.kind ?? null);
     for (const change of changes) {
+      if (change.op !== "delete") {
+        for (const path of tree.symlinksAbove(change.record.path)) {
+          const removal: DiskChange = { op: "delete", path, diskOnly: change.diskOnly };
+          prepared.push({ change: removal, inTheWay: true });
+          tree.set(path, null);
+          touched.add(path);
+        }
+      }
       try {
         prepared.push(this.#prepareOne(change, linking));
       } catch (error) {
@@ -170,7 +195,11 @@ export class DiskWriter implements ChangeWriter {
       }
       const path = change.op === "delete" ? change.path : change.record.path;
       touched.add(path);
-      if (change.op === "rename") touched.add(change.fromPath);
+      tree.set(path, change.op === "delete" ? null : change.record.kind);
+      if (change.op === "rename") {
+        touched.add(change.fromPath);
+        tree.set(change.fromPath, null);
+      }
     }
     return prepared;
   }
@@ -210,7 +239,7 @@ export class DiskWriter implements ChangeWriter {
       }
       case "rename": {
         const held = !linking.touched.has(change.fromPath) && this.entry(change.fromPath)?.hash === change.record.hash;
-        if (!held || !existsSync(fsPath(layout.dataPath(change.fromPath)))) {
+        if (!held || !this.#dirs.holdsEntry(layout.dataPath(change.fromPath))) {
           return { change, outcome: { change, ok: false, needsCopy: true } };
         }
         return { change };
@@ -232,8 +261,10 @@ export class DiskWriter implements ChangeWriter {
       ...(sameBatch ? [this.tempPath(sameBatch)] : []),
       ...held.filter((path) => !linking.touched.has(path)).map((path) => this.disk.layout.dataPath(path)),
     ];
+    // link(2) resolves the holder's directories: one below a symlink is not on this disk.
+    const onDisk = candidates.filter((candidate, i) => (i === 0 && sameBatch) || this.#dirs.parentsAreReal(candidate));
     const tempName = this.newTempName();
-    for (const candidate of candidates) {
+    for (const candidate of onDisk) {
       try {
         linkSync(fsPath(candidate), this.tempPath(tempName));
         return tempName;
@@ -252,7 +283,9 @@ export class DiskWriter implements ChangeWriter {
     const inBatch = linking.symlinksInBatch.get(inode);
     const candidates = inBatch ? [this.tempPath(inBatch)] : [];
     for (const path of this.#statements.symlinksOfInode.values(record.dev, record.ino, record.linkTarget, record.path) as [string][]) {
-      if (!linking.touched.has(path[0]) && this.entry(path[0])?.kind === "symlink") candidates.push(this.disk.layout.dataPath(path[0]));
+      const location = this.disk.layout.dataPath(path[0]);
+      // link(2) resolves the holder's directories: one below a symlink is not on this disk.
+      if (!linking.touched.has(path[0]) && this.entry(path[0])?.kind === "symlink" && this.#dirs.parentsAreReal(location)) candidates.push(location);
     }
     if (candidates.length === 0) return undefined;
     const tempName = this.newTempName();
@@ -296,6 +329,7 @@ export class DiskWriter implements ChangeWriter {
 
   async #handOver(placer: Placer, run: PreparedChange[]): Promise<void> {
     const failures = await placer(
+      this.disk.root,
       run.map((item) => ({ temp: this.tempPath(item.tempName!), target: this.disk.layout.dataPath((item.change as { record: FileRecord }).record.path) })),
     );
     run.forEach((item, i) => {
@@ -315,14 +349,17 @@ export class DiskWriter implements ChangeWriter {
     try {
       switch (change.op) {
         case "delete":
-          removeData(layout.root, change.path);
+          removeData(layout.root, change.path, this.#dirs);
           break;
-        case "rename":
-          placeFile(layout.dataPath(change.fromPath), layout.dataPath(change.record.path));
-          pruneEmptyParents(layout.root, change.fromPath);
+        case "rename": {
+          const from = layout.dataPath(change.fromPath);
+          if (!this.#dirs.parentsAreReal(from)) throw new Error(`${change.fromPath} is not on the disk: a symlink stands in its path`);
+          placeFile(from, layout.dataPath(change.record.path), this.#dirs);
+          pruneEmptyParents(layout.root, change.fromPath, this.#dirs);
           break;
+        }
         default:
-          placeFile(this.tempPath(item.tempName!), layout.dataPath(change.record.path));
+          placeFile(this.tempPath(item.tempName!), layout.dataPath(change.record.path), this.#dirs);
       }
       return { change, ok: true, storedAsLink: item.storedAsLink };
     } catch (error) {
@@ -334,8 +371,69 @@ export class DiskWriter implements ChangeWriter {
 /** Placements in a row worth handing to the placer (see #carryOut). */
 const HAND_OVER_FROM = 64;
 
-/** Moves copied temps to their places in the data tree, in order (see placeFile); each one's error, or undefined. */
-export type Placer = (moves: readonly { temp: string; target: string }[]) => Promise<(Error | undefined)[]>;
+/** Moves copied temps to their places in the data tree below the disk's `root`, in order (see placeFile); each one's error, or undefined. */
+export type Placer = (root: string, moves: readonly { temp: string; target: string }[]) => Promise<(Error | undefined)[]>;
+
+/**
+ * The outcomes of the changes a caller asked for, in its order: the
+ * deletions of symlinks in the way (see #prepare) are counted on the change
+ * that needed them instead.
+ */
+function outcomesAsked(prepared: readonly PreparedChange[]): ChangeOutcome[] {
+  const outcomes: ChangeOutcome[] = [];
+  let replaced = 0;
+  for (const item of prepared) {
+    if (item.inTheWay) {
+      if (item.outcome!.ok) replaced++;
+      continue;
+    }
+    outcomes.push(replaced > 0 ? { ...item.outcome!, replacedSymlinks: replaced } : item.outcome!);
+    replaced = 0;
+  }
+  return outcomes;
+}
+
+/**
+ * What a batch's paths hold as its changes are prepared in order: the disk
+ * catalog as the batch began, overlaid with the batch's own changes so far.
+ * Finds archived symlinks standing where a path needs a directory.
+ */
+class BatchTree {
+  readonly #catalogKind: (path: string) => string | null;
+  readonly #inBatch = new Map<string, string | null>();
+  /** Directories with no symlink at or above them: a batch of files in one directory looks its ancestors up once. */
+  readonly #clear = new Set<string>();
+
+  constructor(catalogKind: (path: string) => string | null) {
+    this.#catalogKind = catalogKind;
+  }
+
+  /** What `path` holds now ("file", "symlink"; null: nothing archived there). */
+  set(path: string, kind: string | null): void {
+    this.#inBatch.set(path, kind);
+    // A symlink made where a directory was checked: check again.
+    if (kind === "symlink") this.#clear.clear();
+  }
+
+  /** The symlinks among `path`'s ancestors, outermost first. */
+  symlinksAbove(path: string): string[] {
+    const unchecked: string[] = [];
+    for (let dir = parentOf(path); dir !== "/" && dir !== "" && !this.#clear.has(dir); dir = parentOf(dir)) unchecked.push(dir);
+    const found: string[] = [];
+    for (let i = unchecked.length - 1; i >= 0; i--) {
+      const dir = unchecked[i];
+      const kind = this.#inBatch.has(dir) ? this.#inBatch.get(dir) : this.#catalogKind(dir);
+      if (kind === "symlink") found.push(dir);
+      this.#clear.add(dir);
+    }
+    return found;
+  }
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash <= 0 ? "/" : path.slice(0, slash);
+}
 
 /** A change carried out by moving a temp into place (copies, links and symlinks made in tmp). */
 function isPlacement(item: PreparedChange): boolean {
@@ -430,9 +528,11 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
   const queue = new DeferredQueue(catalog);
   const rows = catalog.sqlite.query(`SELECT id, changes FROM ${disk.alias}.intents ORDER BY id`).all() as { id: number; changes: string }[];
   let settled = 0;
+  const dirs = new DataTreeDirs(disk.root);
   catalog.transaction(() => {
     const now = Date.now();
-    const exists = (path: string) => lstatQuiet(layout.dataPath(path));
+    // Found only below real directories, and a directory is no archived entry (a symlink replaced by one is gone).
+    const exists = (path: string) => dirs.holdsEntry(layout.dataPath(path));
     for (const row of rows) {
       for (const intent of decodeIntents(row.changes)) {
         settled++;
@@ -467,18 +567,26 @@ function rmQuiet(path: string): void {
   }
 }
 
-/** Removes an archived path's data and the directories it leaves empty. */
-export function removeData(root: string, path: string): void {
+/**
+ * Removes an archived path's data and the directories it leaves empty. Below
+ * a symlink it is not on the disk (nothing is removed wherever that points);
+ * a directory there now is what replaced it (see DiskWriter.#prepare).
+ */
+export function removeData(root: string, path: string, dirs: DataTreeDirs): void {
+  const location = join(root, path);
+  if (!dirs.parentsAreReal(location)) return;
   try {
-    unlinkSync(fsPath(join(root, path)));
+    unlinkSync(fsPath(location));
   } catch (error) {
-    if (errnoCode(error) !== "ENOENT") throw error;
+    if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "EISDIR") throw error;
   }
-  pruneEmptyParents(root, path);
+  pruneEmptyParents(root, path, dirs);
 }
 
-/** Removes now-empty directories above `path`, never the disk root itself. */
-function pruneEmptyParents(root: string, path: string): void {
+/** Removes now-empty directories above `path` (real ones: see DataTreeDirs), never the disk root itself. */
+function pruneEmptyParents(root: string, path: string, dirs: DataTreeDirs): void {
+  if (!dirs.parentsAreReal(join(root, path))) return;
+  dirs.forget();
   let dir = dirname(path);
   while (dir !== "/" && dir !== ".") {
     try {

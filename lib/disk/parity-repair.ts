@@ -10,6 +10,7 @@ import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import { errorMessage } from "../errors.ts";
 import { fsPath, quotedPath } from "../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
+import { DataTreeDirs } from "../fs/data-tree-dirs.ts";
 import { repairRecoverySet } from "../par2/repair.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 import { ParityStore } from "./parity-store.ts";
@@ -52,6 +53,9 @@ export async function repairFileFromParity(disk: MountedDisk, content: ArchivedC
  */
 export async function repairOnDisk(disk: MountedDisk, content: ArchivedContent, sameContentPaths: readonly string[], signal?: AbortSignal): Promise<ParityRepairOutcome> {
   const location = disk.layout.dataPath(content.path);
+  // The repair writes beside the file: never below a symlink, which would take it off the disk.
+  const dirs = new DataTreeDirs(disk.root);
+  if (!dirs.parentsAreReal(location)) return { ok: false, message: "it is not on the disk: a symlink stands in its path" };
   let damagedInode: number | undefined;
   try {
     damagedInode = lstatSync(fsPath(location)).ino;
@@ -64,7 +68,7 @@ export async function repairOnDisk(disk: MountedDisk, content: ArchivedContent, 
     const otherLocation = disk.layout.dataPath(other);
     if (otherLocation === location) continue;
     try {
-      if (lstatSync(fsPath(otherLocation)).ino !== damagedInode) continue;
+      if (!dirs.parentsAreReal(otherLocation) || lstatSync(fsPath(otherLocation)).ino !== damagedInode) continue;
       const temp = join(dirname(otherLocation), `.${basename(otherLocation)}.${process.pid}.relink.tmp`);
       rmSync(fsPath(temp), { force: true });
       linkSync(fsPath(location), fsPath(temp));

@@ -1,24 +1,17 @@
-import { mkdirSync, renameSync } from "node:fs";
-import { dirname } from "node:path";
-import { errnoCode } from "../errors.ts";
+import { renameSync } from "node:fs";
 import { fsPath } from "./byte-names.ts";
+import type { DataTreeDirs } from "./data-tree-dirs.ts";
 
 /**
  * Moves a finished temp file to its place in the data tree (an atomic
- * rename on the same file system), making the directories above it when
- * they are missing. The rename is tried first: its directory nearly always
- * exists already, and a failed rename costs no more than the stat a check
- * would. Runs on the main thread or on a copy worker. Paths are catalog
- * strings (see byte-names.ts).
+ * rename on the same file system). The directories above it are checked to
+ * be real directories first, made when missing, a symlink in the way
+ * replaced (see DataTreeDirs): the rename never lands outside the disk.
+ * The check is remembered per directory, so a batch of files in one
+ * directory pays for it once. Runs on the main thread or on a copy worker.
+ * Paths are catalog strings (see byte-names.ts).
  */
-export function placeFile(temp: string, target: string): void {
-  try {
-    renameSync(fsPath(temp), fsPath(target));
-  } catch (error) {
-    if (errnoCode(error) !== "ENOENT") throw error;
-    // Either the directory is missing (made here, then tried again) or the
-    // temp is gone (the second rename says so).
-    mkdirSync(fsPath(dirname(target)), { recursive: true });
-    renameSync(fsPath(temp), fsPath(target));
-  }
+export function placeFile(temp: string, target: string, dirs: DataTreeDirs): void {
+  dirs.makeParents(target);
+  renameSync(fsPath(temp), fsPath(target));
 }

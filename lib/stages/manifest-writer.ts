@@ -81,6 +81,8 @@ async function commitBatch(batch: StoredFile[], options: ManifestWriterOptions):
     for (let i = 0; i < pending.length; i++) {
       const item = pending[i];
       const outcome = outcomes[i];
+      // Archived symlinks the sources replaced by directories, removed to make way for this file.
+      report.counts.deleted += outcome.replacedSymlinks ?? 0;
       if (outcome.ok) {
         const done: StoredFile = outcome.storedAsLink && item.action === "copy" ? { ...item, action: "link", bytesCopied: 0 } : item;
         count(done, report);
