@@ -203,9 +203,17 @@ describe("issue 12.1: no write on an archive disk follows a symlink", () => {
     Bun.spawnSync(["rm", "-r", e.onDisk("real")]);
     symlinkSync(outside.path, e.onDisk("real"));
 
+    const movie = join(e.source, "real", "movie.mkv");
+    // What lies where the symlink points is not on the disk: missing, not "corrupt" (which parity would repair in place).
+    const verified = await e.cli("verify", "--json");
+    expect(verified.exitCode).not.toBe(0);
+    expect(verified.json.disks[0].missing).toEqual([movie]);
+    // Copied again from the source, below a real directory that replaced the symlink.
     const repaired = await e.cli("verify", "--repair", "--json");
-    expect(repaired.exitCode).not.toBe(0);
-    expect(repaired.json.disks[0].missing).toEqual([join(e.source, "real", "movie.mkv")]);
+    expect(repaired.json.disks[0].missing).toEqual([]);
+    expect(repaired.json.disks[0].recopied).toEqual([movie]);
     expect(snapshotTree(outside.path)).toEqual(before);
+    expect(lstatSync(e.onDisk("real")).isDirectory()).toBe(true);
+    expect(Buffer.from(readFileSync(e.onDisk("real/movie.mkv"))).equals(Buffer.from(seededBytes(100_000, 3)))).toBe(true);
   });
 });
