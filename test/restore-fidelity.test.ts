@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
 import { multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
-import { canMount, mountTmpfs } from "./helpers/mounts.ts";
+import { canMount, cipherMissing, mountTmpfs } from "./helpers/mounts.ts";
+import { blaine } from "./helpers/cli.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
 import { createRecoverySet } from "../lib/par2/create.ts";
 
@@ -265,5 +266,38 @@ describe("sparse files", () => {
       while (unmounts.length) unmounts.pop()!();
     }
     // Hashing and PAR2 still read the whole logical GiB (holes as zeros) a few times: slow on a loaded machine.
+  }, 300_000);
+
+  const noGocryptfs = cipherMissing("gocryptfs");
+  if (noGocryptfs) console.log(`skipped encrypted sparse-file test: ${noGocryptfs}`);
+  test.skipIf(noGocryptfs !== undefined)("issue 12.9: on a gocryptfs disk too, a sparse file's holes stay holes (the ciphertext is small) and come back sparse", async () => {
+    const dir = tempDir("blaine-sparse-enc-");
+    try {
+      const MiB = 1024 * 1024;
+      const source = join(dir.path, "src");
+      const disk = join(dir.path, "disk");
+      const db = join(dir.path, "catalog.db");
+      const keyfile = join(dir.path, "key");
+      mkdirSync(source);
+      await Bun.write(keyfile, `pw-${crypto.randomUUID()}\n`);
+      writeSparse(join(source, "img"), 256 * MiB, [[100, seededBytes(9000, 7)], [200 * MiB, seededBytes(4000, 8)]]);
+      const sourceHash = sha1OfFile(join(source, "img"));
+      const base = ["--db", db, "--dest", disk, "--keyfile", keyfile];
+      expect((await blaine(["disk", "init", disk, "--label", "E", "--db", db, "--encrypt", "gocryptfs", "--keyfile", keyfile])).exitCode).toBe(0);
+      const run = await blaine(["run", ...base, "--json", source]);
+      expect(run.json.errors).toEqual([]);
+      expect(run.exitCode).toBe(0);
+      const used = Number(Bun.spawnSync(["du", "-s", "-B1", disk]).stdout.toString().split("\t")[0]);
+      expect(used).toBeLessThan(8 * MiB);
+      const to = join(dir.path, "restored");
+      const restored = await blaine(["restore", source, "--to", to, ...base, "--json"]);
+      expect(restored.exitCode).toBe(0);
+      const back = join(to, source, "img");
+      expect(statSync(back).size).toBe(256 * MiB);
+      expect(statSync(back).blocks * 512).toBeLessThan(MiB);
+      expect(sha1OfFile(back)).toBe(sourceHash);
+    } finally {
+      dir.cleanup();
+    }
   }, 300_000);
 });
