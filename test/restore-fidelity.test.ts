@@ -9,6 +9,7 @@ import { canMount, cipherMissing, mountTmpfs } from "./helpers/mounts.ts";
 import { blaine } from "./helpers/cli.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
 import { createRecoverySet } from "../lib/par2/create.ts";
+import { exactMtime } from "../lib/fs/exact-mtime.ts";
 
 // Several real CLI runs per test.
 setDefaultTimeout(120_000);
@@ -114,6 +115,16 @@ function touchExact(path: string, stamp: string): void {
 const mtimeNs = (path: string): bigint => lstatSync(path, { bigint: true }).mtimeNs;
 
 describe("mtimes", () => {
+  test("the catalog's (mtimeMs, mtimeNsec) pair gives the exact time; a row without mtimeNsec, or a pair that disagrees, the nearest mtimeMs allows", () => {
+    expect(exactMtime(1_700_000_000_123.456789, 123_456_789)).toEqual({ sec: 1_700_000_000, nsec: 123_456_789 });
+    expect(exactMtime(1_600_000_000_999.999999, 999_999_999)).toEqual({ sec: 1_600_000_000, nsec: 999_999_999 });
+    expect(exactMtime(-1500.5, 499_500_000)).toEqual({ sec: -2, nsec: 499_500_000 });
+    const nearest = exactMtime(1_700_000_000_123.456789, null);
+    expect(nearest.sec).toBe(1_700_000_000);
+    expect(Math.abs(nearest.nsec - 123_456_789)).toBeLessThan(1000);
+    expect(exactMtime(1_700_000_000_500, 123_456_789)).toEqual({ sec: 1_700_000_000, nsec: 500_000_000 });
+  });
+
   const hasDc3dd = Bun.which("dc3dd") !== null;
   if (!hasDc3dd) console.log("dc3dd is not installed: the exact-mtime test runs with the built-in copier only");
   test.each(hasDc3dd ? ["builtin", "dc3dd"] : ["builtin"])(

@@ -23,13 +23,15 @@ const NS_PER_SEC = 1_000_000_000;
  * before it was kept) gives the nearest the double allows.
  */
 export function exactMtime(mtimeMs: number, mtimeNsec?: number | null): ExactTime {
-  if (mtimeNsec === undefined || mtimeNsec === null) {
-    const sec = Math.floor(mtimeMs / 1000);
-    const nsec = Math.min(NS_PER_SEC - 1, Math.max(0, Math.round((mtimeMs - sec * 1000) * 1_000_000)));
-    return { sec, nsec };
+  if (mtimeNsec !== undefined && mtimeNsec !== null && mtimeNsec >= 0 && mtimeNsec < NS_PER_SEC) {
+    // mtimeMs is sec × 1000 + nsec / 10⁶ to within a microsecond: the whole seconds round exactly.
+    const sec = Math.round((mtimeMs - mtimeNsec / 1_000_000) / 1000);
+    // A pair that does not belong together (mtimeMs changed without its nsec) is not trusted.
+    if (Math.abs(sec * 1000 + mtimeNsec / 1_000_000 - mtimeMs) < 0.001) return { sec, nsec: mtimeNsec };
   }
-  // mtimeMs is sec × 1000 + nsec / 10⁶ to within a microsecond: the whole seconds round exactly.
-  return { sec: Math.round((mtimeMs - mtimeNsec / 1_000_000) / 1000), nsec: mtimeNsec };
+  const sec = Math.floor(mtimeMs / 1000);
+  const nsec = Math.min(NS_PER_SEC - 1, Math.max(0, Math.round((mtimeMs - sec * 1000) * 1_000_000)));
+  return { sec, nsec };
 }
 
 /** tv_nsec of a bigint stat's mtime. */
