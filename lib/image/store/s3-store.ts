@@ -15,6 +15,24 @@ function isMissing(error: unknown): boolean {
   return code === "NoSuchKey" || code === "ENOENT" || /NoSuchKey|not found|404/i.test(errorMessage(error));
 }
 
+/** S3's answers that mean "try again" (InternalError, SlowDown, 5xx), which clients are expected to retry. */
+function isTransient(error: unknown): boolean {
+  const code = typeof error === "object" && error !== null && "code" in error ? String((error as { code: unknown }).code) : "";
+  return /InternalError|SlowDown|ServiceUnavailable|RequestTimeout/.test(code) || /internal error|slow down|try again/i.test(errorMessage(error));
+}
+
+/** Runs an S3 request, retrying transient failures a few times with a growing pause. */
+async function retrying<T>(request: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (error) {
+      if (attempt >= 5 || !isTransient(error)) throw error;
+      await Bun.sleep(50 * 2 ** attempt);
+    }
+  }
+}
+
 export class S3Store implements ChunkStore {
   readonly name: string;
   readonly #client: Bun.S3Client;
@@ -64,12 +82,12 @@ export class S3Store implements ChunkStore {
   }
 
   async putChunk(hash: string, object: Uint8Array): Promise<void> {
-    await this.#client.write(this.#chunkKey(hash), object);
+    await retrying(() => this.#client.write(this.#chunkKey(hash), object));
   }
 
   async getChunk(hash: string): Promise<Uint8Array | undefined> {
     try {
-      return new Uint8Array(await this.#client.file(this.#chunkKey(hash)).arrayBuffer());
+      return new Uint8Array(await retrying(() => this.#client.file(this.#chunkKey(hash)).arrayBuffer()));
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -78,7 +96,7 @@ export class S3Store implements ChunkStore {
 
   async chunkSize(hash: string): Promise<number | undefined> {
     try {
-      return (await this.#client.stat(this.#chunkKey(hash))).size;
+      return (await retrying(() => this.#client.stat(this.#chunkKey(hash)))).size;
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -86,13 +104,13 @@ export class S3Store implements ChunkStore {
   }
 
   async deleteChunk(hash: string): Promise<void> {
-    await this.#client.delete(this.#chunkKey(hash));
+    await retrying(() => this.#client.delete(this.#chunkKey(hash)));
   }
 
   async *#listKeys(prefix: string): AsyncGenerator<string[]> {
     let startAfter: string | undefined;
     for (;;) {
-      const page = await this.#client.list({ prefix: this.#key(prefix), maxKeys: 1000, ...(startAfter ? { startAfter } : {}) });
+      const page = await retrying(() => this.#client.list({ prefix: this.#key(prefix), maxKeys: 1000, ...(startAfter ? { startAfter } : {}) }));
       const keys = (page.contents ?? []).map((entry) => entry.key);
       if (keys.length > 0) yield keys.map((key) => key.slice(this.#prefix.length));
       if (!page.isTruncated || keys.length === 0) return;
@@ -108,12 +126,12 @@ export class S3Store implements ChunkStore {
   }
 
   async putVersionDoc(uid: string, text: string): Promise<void> {
-    await this.#client.write(this.#key(`versions/${uid}.json`), text);
+    await retrying(() => this.#client.write(this.#key(`versions/${uid}.json`), text));
   }
 
   async getVersionDoc(uid: string): Promise<string | undefined> {
     try {
-      return await this.#client.file(this.#key(`versions/${uid}.json`)).text();
+      return await retrying(() => this.#client.file(this.#key(`versions/${uid}.json`)).text());
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;
@@ -121,7 +139,7 @@ export class S3Store implements ChunkStore {
   }
 
   async deleteVersionDoc(uid: string): Promise<void> {
-    await this.#client.delete(this.#key(`versions/${uid}.json`));
+    await retrying(() => this.#client.delete(this.#key(`versions/${uid}.json`)));
   }
 
   async listVersionDocs(): Promise<string[]> {
