@@ -126,6 +126,7 @@ export async function cleanStaleChains(): Promise<number> {
 
 /** Takes down the browse chains of a configuration (`blaine mirror unmount`), or the one shown at `mountpoint`. */
 export async function unmountBrowse(configFile: string, mountpoint?: string): Promise<ChainRecord[]> {
+  await cleanStaleChains();
   const taken: ChainRecord[] = [];
   for (const record of readChainRecords()) {
     if (record.purpose !== "browse" || record.config !== configFile) continue;

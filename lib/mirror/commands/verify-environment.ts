@@ -7,6 +7,7 @@ import { kernelHasFileSystem } from "../../system/block-mount.ts";
 import { hasDeviceMapper } from "../../system/cryptsetup.ts";
 import { hasProgram } from "../../system/exec.ts";
 import { hasLoopDevices } from "../../system/loop-device.ts";
+import { cleanStaleChains } from "../chain.ts";
 import { cifsShare, maskedConfig, type MirrorConfig } from "../config.ts";
 import { keyFileProblem } from "../key.ts";
 
@@ -80,6 +81,8 @@ async function remoteCheck(config: MirrorConfig): Promise<EnvironmentCheck> {
 }
 
 export async function verifyEnvironment(config: MirrorConfig, output: Output): Promise<number> {
+  const cleaned = await cleanStaleChains();
+  if (cleaned > 0) output.say(`Took down what ${cleaned} killed mirror command(s) had left mounted.`);
   const checks = await checkEnvironment(config);
   output.say(`Configuration ${config.file}: valid (${config.remote.type} remote, ${config.store.encryption} store, ${config.local.directories.length} directories).`);
   for (const check of checks) output.say(`${check.ok ? "ok     " : check.required ? "MISSING" : "absent "} ${check.name}: ${check.detail}`);
