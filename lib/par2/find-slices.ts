@@ -27,6 +27,12 @@ export interface FoundSlice {
   readonly offset: number;
 }
 
+/** A file to search; `intact`: sorted byte ranges already known to hold the right data (a damaged file's good slices), not searched again. */
+export interface SearchedFile {
+  readonly path: string;
+  readonly intact?: readonly { readonly start: number; readonly end: number }[];
+}
+
 export interface FindOptions {
   /** -N: search only near where slices would follow each other; -S: how near (default 64 bytes, par2cmdline's). */
   readonly skip?: { readonly leeway: number };
@@ -107,7 +113,7 @@ class RollingCrc {
  * found). Full-length slices are looked for at every offset; a short last
  * slice at the end of a file and right after the slice before it.
  */
-export function findSlices(paths: readonly string[], wanted: readonly WantedSlice[], sliceSize: number, options: FindOptions = {}): FoundSlice[] {
+export function findSlices(files: readonly (string | SearchedFile)[], wanted: readonly WantedSlice[], sliceSize: number, options: FindOptions = {}): FoundSlice[] {
   const found = new Map<number, FoundSlice>();
   const full = wanted.filter((slice) => slice.length === sliceSize);
   const short = wanted.filter((slice) => slice.length < sliceSize);
@@ -120,7 +126,8 @@ export function findSlices(paths: readonly string[], wanted: readonly WantedSlic
     sieve[(crc & 0xfffff) >>> 3] |= 1 << (crc & 7);
   }
   const rolling = full.length > 0 ? new RollingCrc(sliceSize) : undefined;
-  for (const path of paths) {
+  for (const file of files) {
+    const { path, intact = [] } = typeof file === "string" ? { path: file } : file;
     let size: number;
     let fd: number;
     try {
@@ -131,7 +138,7 @@ export function findSlices(paths: readonly string[], wanted: readonly WantedSlic
     }
     try {
       const ends: number[] = [];
-      if (rolling && size >= sliceSize) scanFile(fd, path, size, sliceSize, rolling, byCrc, sieve, found, ends, options);
+      if (rolling && size >= sliceSize) scanFile(fd, path, size, sliceSize, rolling, byCrc, sieve, found, ends, intact, options);
       if (short.length > 0) findShort(fd, path, size, sliceSize, short, found, [size, ...ends]);
     } finally {
       closeSync(fd);
@@ -148,7 +155,7 @@ function confirm(fd: number, offset: number, length: number, sliceSize: number, 
 
 function scanFile(
   fd: number, path: string, size: number, sliceSize: number, rolling: RollingCrc, byCrc: Map<number, WantedSlice[]>, sieve: Uint8Array,
-  found: Map<number, FoundSlice>, ends: number[], options: FindOptions,
+  found: Map<number, FoundSlice>, ends: number[], intact: readonly { start: number; end: number }[], options: FindOptions,
 ): void {
   // A buffer holding the window and what follows it; refilled as the window moves.
   const capacity = Math.max(2 * sliceSize, 4 * 1024 * 1024);
@@ -163,6 +170,7 @@ function scanFile(
   let offset = 0;
   /** With -N: the offset where the next slice is expected; offsets beyond expected + leeway jump ahead. */
   let expected = 0;
+  let nextIntact = 0;
   load(0);
   let register = RollingCrc.register(buffer.subarray(0, sliceSize));
   while (offset + sliceSize <= size) {
@@ -180,6 +188,9 @@ function scanFile(
     }
     let next = offset + 1;
     if (matched) next = offset + sliceSize;
+    // Windows wholly inside data known to be right are not searched: a damaged file is searched around its damage only.
+    while (nextIntact < intact.length && intact[nextIntact].end - sliceSize < next) nextIntact++;
+    if (nextIntact < intact.length && intact[nextIntact].start <= next) next = intact[nextIntact].end - sliceSize + 1;
     if (leeway !== undefined) {
       if (matched) expected = offset + sliceSize;
       // Past the leeway around the expected place: look around the next one.

@@ -69,7 +69,21 @@ export async function checkFiles(set: RecoverySet, options: VerifyOptions = {}):
       wanted.push({ index: entry.firstSlice + k, checksum: entry.checksums[k], length: Math.min(set.sliceSize, entry.description.length - k * set.sliceSize) });
     }
   });
-  const searched = [...(options.extraFiles ?? []), ...(options.searchDamaged ? files.filter((f) => f.status === "damaged").map((f) => f.path) : [])];
+  const damaged = set.entries.flatMap((entry, i) => {
+    if (!options.searchDamaged || files[i].status !== "damaged") return [];
+    // Its good slices, merged into runs: only the bytes around the damage are searched.
+    const bad = new Set(files[i].badSlices);
+    const intact: { start: number; end: number }[] = [];
+    for (let k = 0; k < entry.checksums.length; k++) {
+      if (bad.has(k)) continue;
+      const start = k * set.sliceSize;
+      const end = Math.min(entry.description.length, start + set.sliceSize);
+      if (intact.length > 0 && intact[intact.length - 1].end === start) intact[intact.length - 1].end = end;
+      else intact.push({ start, end });
+    }
+    return [{ path: files[i].path, intact }];
+  });
+  const searched = [...(options.extraFiles ?? []), ...damaged];
   const found = wanted.length > 0 && searched.length > 0 ? findSlices(searched, wanted, set.sliceSize, { skip: options.skip, signal: options.signal }) : [];
   const badSlices = wanted.length - found.length;
   return { set, files, badSlices, found, recoveryAvailable: set.recovery.length, repairable: badSlices <= set.recovery.length };
