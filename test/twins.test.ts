@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { blaine } from "./helpers/cli.ts";
 import { filesOf, snapshotTree } from "./helpers/fixture.ts";
 import { diffTrees, diskContents, multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
+import { cipherMissing } from "./helpers/mounts.ts";
 
 // These tests run the real CLI many times per test: Bun's 5 s default is too short.
 setDefaultTimeout(120_000);
@@ -358,5 +359,38 @@ describe("twin disks", () => {
     await restoreEqualsSource(e, [C]);
     // The forgotten drive is no longer a copy the catalog knows.
     expect((await e.run([C2])).stderr).toContain("does not know");
+  });
+
+  const noGocryptfs = cipherMissing("gocryptfs");
+  if (noGocryptfs) console.log(`skipped: encrypted twin messages: ${noGocryptfs}`);
+  test.skipIf(noGocryptfs !== undefined)("issue 11: messages about encrypted twins name the disk, its copy and its directory, never a private mountpoint; clone says it filled the twin", async () => {
+    env = await multiDiskEnv({ docs: { keep: "kept" } });
+    const e = env;
+    const keyfile = join(e.root, "key");
+    writeFileSync(keyfile, "a password for the twins\n", { mode: 0o600 });
+    const key = ["--keyfile", keyfile];
+    const C = e.diskDir("C", 16_000_000);
+    expect((await e.cli(["disk", "init", C, "--label", "C", "--encrypt", "gocryptfs", ...key])).exitCode).toBe(0);
+    expect((await e.run([C], ...key)).exitCode).toBe(0);
+    const C2 = e.diskDir("C2", 16_000_000);
+    const cloned = await e.cli(["disk", "clone", "C", C2, "--encrypt", "gocryptfs", ...key], [C]);
+    expect(cloned.exitCode).toBe(0);
+    expect(cloned.stdout + cloned.stderr).toContain(`Filled ${C2} with 1 file(s) from ${C}: it is now copy 2 of disk "C", complete.`);
+    expect(cloned.stdout + cloned.stderr).not.toContain("deferred");
+    // On C: a file whose source then changes unseen (same size and mtime), so C′ cannot catch it up alone.
+    writeFileSync(e.path("docs/n"), "n as archived");
+    utimesSync(e.path("docs/n"), 1_700_000_000, 1_700_000_000);
+    expect((await e.run([C], ...key)).exitCode).toBe(0);
+    writeFileSync(e.path("docs/n"), "n changed now");
+    utimesSync(e.path("docs/n"), 1_700_000_000, 1_700_000_000);
+    const alone = await blaine(["run", "--db", e.db, "--dest", C2, ...key, e.source]);
+    expect(alone.exitCode).toBe(3);
+    const told = alone.stdout + alone.stderr;
+    expect(told).toContain(`disk "C" (copy 2 at ${C2}) not caught up (copy)`);
+    expect(told).toContain("1 deferred action(s) still wait: blaine pending.");
+    expect(told).not.toContain("/run/blaine");
+    const verified = await e.cli(["verify", ...key], [C2]);
+    expect(verified.stdout + verified.stderr).toContain(`not caught up on disk "C" (copy 2 at ${C2})`);
+    expect(verified.stdout + verified.stderr).not.toContain("/run/blaine");
   });
 });

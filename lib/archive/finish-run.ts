@@ -93,7 +93,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
     } catch (error) {
       // The run's work is done and recorded; only the disk's spare copy of the catalog is stale.
       rmSync(`${disk.layout.hostCatalogCopy}.tmp`, { force: true });
-      report.warn(disk.root, `could not leave a copy of the host catalog on disk "${disk.label.label}": ${errorMessage(error)}; the copy there is from an earlier run`);
+      report.warn(disk.dir, `could not leave a copy of the host catalog on ${disk.shownAs}: ${errorMessage(error)}; the copy there is from an earlier run`);
     }
   }
   return result;
@@ -111,8 +111,8 @@ async function applyToMounted(catalog: ArchiveCatalog, disks: readonly MountedDi
 /** Deferred actions that could not be applied are the run's errors (stopped) or warnings (a twin not caught up). */
 function reportDeferred(run: ArchiveRun, results: readonly ApplyDeferredResult[]): void {
   for (const result of results) {
-    if (result.stopped) run.report.error(result.stopped.path, `deferred ${result.stopped.op} on disk "${result.disk}" (${result.root}) could not be applied: ${result.stopped.message}`);
-    for (const item of result.blocked) run.report.warn(item.path, `disk "${result.disk}" (${result.root}) not caught up (${item.op}): ${item.message}`);
+    if (result.stopped) run.report.error(result.stopped.path, `deferred ${result.stopped.op} on ${result.copy} could not be applied: ${result.stopped.message}`);
+    for (const item of result.blocked) run.report.warn(item.path, `${result.copy} not caught up (${item.op}): ${item.message}`);
   }
 }
 

@@ -112,7 +112,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     // deletions; new data is not stored, and the run ends with exit 3 saying
     // that a new disk is needed.
     const closed = open.length === 0;
-    if (closed) report.warn([...writable.values()][0].root, `every mounted disk is full: new data cannot be stored; run "blaine disk init DIR --label NAME" for a new disk`);
+    if (closed) report.warn([...writable.values()][0].dir, `every mounted disk is full: new data cannot be stored; run "blaine disk init DIR --label NAME" for a new disk`);
     const filledUp: MountedDisk[] = [];
     const space = new SpaceBudget(
       (closed ? [...writable.values()] : open).map((disk) => ({
@@ -131,7 +131,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         onFull: (full, next) => {
           filledUp.push(full);
           if (!dryRun) catalog.sqlite.query("UPDATE disks SET state = 'full' WHERE id = ?").run(full.label.diskId);
-          report.warn(full.root, `disk "${full.label.label}" is full; new data continues on disk "${next.label.label}" (${next.root})`);
+          report.warn(full.dir, `disk "${full.label.label}" is full; new data continues on ${next.shownAs}`);
         },
       },
     );

@@ -10,7 +10,7 @@ import { MountedDisk } from "../disk/mounted-disk.ts";
 import { keyThatOpened, requireCipherTool } from "../disk/unlock.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
-import { describeDeferred } from "../disk/mount-disks.ts";
+import { describeLeftBehind } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "./output.ts";
 
@@ -100,16 +100,18 @@ export async function cloneDisk(
         label: disk.label,
         root,
         copyId: label.copyId,
-        from: sources.length > 0 ? sources.map((mounted) => mounted.root) : ["source files"],
+        from: sources.length > 0 ? sources.map((mounted) => mounted.dir) : ["source files"],
         ...(key ? { key } : {}),
         fill,
       };
       if (output) {
-        for (const line of describeDeferred([fill])) output.say(line);
+        // The fill is the clone's own work, told as such (not as deferred actions applied to the disk).
+        for (const line of describeLeftBehind(fill)) output.say(line);
+        const named = `copy ${clone.copy.number} of disk "${disk.label}"`;
         output.say(
           incomplete
-            ? `${root} is a copy of disk "${disk.label}" but not complete: ${fill.remaining} file(s) still to fill; mount a copy of "${disk.label}" with --dest and run the same command again.`
-            : `${root} is now a complete copy of disk "${disk.label}" (${fill.applied} files, from ${result.from.join(", ")}).`,
+            ? `${root} is ${named} but not complete: ${fill.remaining} file(s) still to fill (listed above); mount a copy of "${disk.label}" with --dest and run the same command again.`
+            : `Filled ${root} with ${fill.applied} file(s) from ${result.from.join(", ")}: it is now ${named}, complete.`,
         );
         output.result(result);
       }

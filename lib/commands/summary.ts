@@ -17,8 +17,11 @@ export function formatRunSummary(result: RunResult): string {
   for (const label of result.filledUp ?? []) lines.push(`Disk "${label}" is full (marked so); new data went on to the next mounted open disk.`);
   const deferred = result.deferred;
   if (deferred && deferred.applied > 0) lines.push(`Applied ${deferred.applied} deferred action(s) to the mounted disks.`);
-  if (deferred && deferred.queued > 0) {
-    lines.push(`Queued ${deferred.queued} deferred action(s) for disks or copies that are not mounted; ${deferred.remaining} in all wait (blaine pending).`);
+  // Actions queued for a copy that was mounted are applied before the end: only what still waits is news.
+  if (deferred && deferred.remaining > 0) {
+    lines.push(
+      `${deferred.remaining} deferred action(s) still wait${deferred.queued > 0 ? ` (${deferred.queued} queued by this run for disks or copies that are not mounted)` : ""}: blaine pending.`,
+    );
   }
   if (result.errors.length > 0) {
     lines.push(`${result.errors.length} file(s) failed:`);

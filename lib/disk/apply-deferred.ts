@@ -22,7 +22,10 @@ export interface ApplyDeferredOptions {
 
 export interface ApplyDeferredResult {
   readonly disk: string;
+  /** Where the copy's data is (for an encrypted disk, a private mountpoint): which copy this is, not for messages. */
   readonly root: string;
+  /** The copy as messages name it (see MountedDisk.shownAs). */
+  readonly copy: string;
   readonly applied: number;
   /** Left queued: data for a catch-up copy found nowhere, or waiting behind such a path. */
   readonly blocked: readonly { op: string; path: string; message: string }[];
@@ -63,7 +66,7 @@ export function dataSourcesOf(disks: readonly MountedDisk[], disk: MountedDisk):
 export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, options: ApplyDeferredOptions = {}): Promise<ApplyDeferredResult> {
   const queue = new DeferredQueue(catalog);
   const actions = queue.forCopy(disk.label.copyId);
-  const base = { disk: disk.label.label, root: disk.root };
+  const base = { disk: disk.label.label, root: disk.root, copy: disk.shownAs };
   if (actions.length === 0) return { ...base, applied: 0, blocked: [], remaining: 0 };
   const writer = new DiskWriter(catalog, disk);
   const entryOf = (path: string) => writer.entry(path);
@@ -156,7 +159,7 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
         if (from && from.hash === record!.hash) return { action, change: { op: "rename", fromPath: action.fromPath!, record: record!, diskOnly: true } };
         if (!from && now?.hash === record!.hash) return { action };
         if (from) {
-          return `cannot rename ${action.fromPath} to ${action.path} on disk "${disk.label.label}" (${disk.root}): ${action.fromPath} is on it with other content than was archived`;
+          return `cannot rename ${action.fromPath} to ${action.path} on ${disk.shownAs}: ${action.fromPath} is on it with other content than was archived`;
         }
         // The copy never had fromPath (or lost it): what the rename leaves is fetched instead.
         return await fetched(action, record!);

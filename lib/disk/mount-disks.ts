@@ -150,12 +150,16 @@ export function describeStale(stale: readonly StaleCopy[]): string[] {
 export function describeDeferred(results: readonly ApplyDeferredResult[]): string[] {
   const lines: string[] = [];
   for (const result of results) {
-    if (result.applied > 0) lines.push(`Applied ${result.applied} deferred action(s) to disk "${result.disk}" (${result.root}).`);
-    for (const item of result.blocked) lines.push(`not caught up on disk "${result.disk}": ${item.op} ${quotedPath(item.path)}: ${item.message}`);
-    if (result.stopped) {
-      lines.push(`deferred actions of disk "${result.disk}" stopped at ${result.stopped.op} ${JSON.stringify(result.stopped.path)}: ${result.stopped.message}`);
-    }
-    if (result.remaining > 0) lines.push(`${result.remaining} deferred action(s) still queued for disk "${result.disk}" (${result.root}): see blaine pending`);
+    if (result.applied > 0) lines.push(`Applied ${result.applied} deferred action(s) to ${result.copy}.`);
+    lines.push(...describeLeftBehind(result));
+    if (result.remaining > 0) lines.push(`${result.remaining} deferred action(s) still queued for ${result.copy}: see blaine pending`);
   }
+  return lines;
+}
+
+/** What a copy could not catch up with, path by path, and where its queue stopped. */
+export function describeLeftBehind(result: ApplyDeferredResult): string[] {
+  const lines = result.blocked.map((item) => `not caught up on ${result.copy}: ${item.op} ${quotedPath(item.path)}: ${item.message}`);
+  if (result.stopped) lines.push(`deferred actions of ${result.copy} stopped at ${result.stopped.op} ${quotedPath(result.stopped.path)}: ${result.stopped.message}`);
   return lines;
 }

@@ -28,13 +28,21 @@ export class MountedDisk {
   readonly row: DiskRow;
   /** The directory the disk was named by; for an encrypted disk `root` is the private mountpoint showing its contents. */
   readonly dir: string;
+  /** This copy's number among its disk's copies (as `disk list` numbers them), and how many there are. */
+  readonly copy: { readonly number: number; readonly of: number };
 
-  private constructor(layout: DiskLayout, label: DiskLabel, alias: string, row: DiskRow, dir: string) {
+  private constructor(layout: DiskLayout, label: DiskLabel, alias: string, row: DiskRow, dir: string, copy: { number: number; of: number }) {
     this.layout = layout;
     this.label = label;
     this.alias = alias;
     this.row = row;
     this.dir = dir;
+    this.copy = copy;
+  }
+
+  /** How messages name this copy: as people know it (label, copy number when there are several, directory), never the private mountpoint. */
+  get shownAs(): string {
+    return `disk "${this.label.label}" (${this.copy.of > 1 ? `copy ${this.copy.number} at ` : ""}${this.dir})`;
   }
 
   get root(): string {
@@ -98,7 +106,8 @@ export class MountedDisk {
         .run(Date.now(), root, label.copyId);
       catalog.sqlite.query("UPDATE disks SET last_seen_at = ? WHERE id = ?").run(Date.now(), label.diskId);
     }
-    return new MountedDisk(layout, label, alias, row, root);
+    const copies = (catalog.sqlite.query("SELECT id FROM disk_copies WHERE disk_id = ? ORDER BY created_at").all(label.diskId) as { id: string }[]).map((row) => row.id);
+    return new MountedDisk(layout, label, alias, row, root, { number: copies.indexOf(label.copyId) + 1, of: copies.length });
   }
 
   /** Bytes of distinct content stored (hardlinks counted once). */
