@@ -239,6 +239,10 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     const older = await mirror(["restore", "b.txt", "--from", "docs-20260103-000000", "--to", join(remote.dir, "older")]);
     expect(older.exitCode).toBe(0);
     expect(readFileSync(join(remote.dir, "older", "b.txt"), "utf8")).toBe("bravo v2\n");
+    const subTo = join(remote.dir, "sub-restored");
+    const sub = await mirror(["restore", join(src, "sub"), "--from", "docs-20260104-000000", "--to", subTo]);
+    expect(sub.exitCode).toBe(0);
+    expect(snapshotTree(join(subTo, "sub"))).toEqual(snapshotTree(join(src, "sub")));
     const nowhere = await mirror(["restore", "zulu.txt", "--to", restoreTo]);
     expect(nowhere.exitCode).toBe(1);
     expect(nowhere.stderr).toContain("zulu.txt is in no snapshot");
@@ -267,7 +271,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     expect(leftovers(remote)).toEqual([]);
   });
 
-  test("a failing rsync (the store is full), SIGTERM mid-copy and kill -9 mid-copy leave nothing mounted (the next command cleans a killed run)", async () => {
+  test("a failing rsync (the store is full), SIGTERM and Ctrl-C mid-copy and kill -9 mid-copy leave nothing mounted (the next command cleans a killed run); one command per store", async () => {
     const config = remote.config("fail");
     const src = join(remote.dir, "src-fail", "docs");
     const mirror = (args: string[]) => blaine(["mirror", ...args, "-c", config], { env: remote.env() });
@@ -295,12 +299,20 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
         })
         .map(Number);
 
-    const terminated = spawnBlaine(["mirror", "backup", "-c", config], { env: remote.env() });
-    await waitFor(() => rsyncOf().length > 0, 60_000, "rsync to start");
-    terminated.kill("SIGTERM");
-    expect(await terminated.exited).toBe(143);
-    expect(await new Response(terminated.stderr).text()).toContain("interrupted");
-    expect(leftovers(remote)).toEqual([]);
+    for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+      const interrupted = spawnBlaine(["mirror", "backup", "-c", config], { env: remote.env() });
+      await waitFor(() => rsyncOf().length > 0, 60_000, "rsync to start");
+      if (signal === "SIGTERM") {
+        // One command per store: a second backup meanwhile is refused, naming the first.
+        const second = await mirror(["backup"]);
+        expect(second.exitCode).toBe(2);
+        expect(second.stderr).toContain(`another blaine mirror command (pid ${interrupted.pid})`);
+      }
+      interrupted.kill(signal);
+      expect(await interrupted.exited).toBe(code);
+      expect(await new Response(interrupted.stderr).text()).toContain("interrupted");
+      expect(leftovers(remote)).toEqual([]);
+    }
 
     const killed = spawnBlaine(["mirror", "backup", "-c", config], { env: remote.env() });
     await waitFor(() => rsyncOf().length > 0, 60_000, "rsync to start");
