@@ -90,6 +90,14 @@ describe("mirror configuration (mnemosyne's JSON)", () => {
     expect(parseMirrorConfig(blockSpelling, FILE).remote).toEqual({ type: "block", device: "LABEL=nas" });
   });
 
+  test("mnemosyne's config-template.json parses as it is", () => {
+    const template = `{\n    "remote": {\n\t"type": "cifs",\n\t"volume": "\\\\\\\\nas\\\\volume",\n\t"username": "fred",\n\t"password": "alskdjaslkdjasld"\n    },\n    "store": {\n\t"name": "thing.btrfs",\n\t"size": 10,\n\t"keyfile": "/usr/local/backup/key"\n    },\n    "strategy": {\n\t"stages": 15,\n\t"rotate": 72\n    },\n    "local": {\n\t"directories": [\n\t    {\n\t\t"key": "etc",\n\t\t"directory": "/etc"\n\t    }\n\t]\n    }\n}\n`;
+    const config = parseMirrorConfig(template, FILE);
+    expect(cifsShare((config.remote as { volume: string }).volume)).toBe("//nas/volume");
+    expect(config.store.sizeBytes).toBe(10 * 1024 ** 3);
+    expect(config.strategy).toEqual({ stages: 15, rotateHours: 72 });
+  });
+
   test("Blaine's optional keys: encryption, exclude, remote options, a SIZE", () => {
     const text = withChange(MNEMOSYNE_ISCSI, (json) => {
       json.store.encryption = "gocryptfs";

@@ -32,7 +32,9 @@ function tool(program: string, required: boolean, hint: string): EnvironmentChec
 export async function checkEnvironment(config: MirrorConfig): Promise<EnvironmentCheck[]> {
   const luks = config.store.encryption === "luks";
   const cifs = config.remote.type === "cifs";
+  const root = process.getuid?.() === 0;
   const checks: EnvironmentCheck[] = [
+    { name: "root", ok: root, required: true, detail: root ? "running as root" : "not root: mounting the remote, loop devices and btrfs needs root" },
     tool("rsync", true, "apt install rsync"),
     tool("btrfs", true, "apt install btrfs-progs"),
     tool("mkfs.btrfs", true, "apt install btrfs-progs"),
