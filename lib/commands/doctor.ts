@@ -11,6 +11,7 @@ import { diskCatalogNaming, notADiskError } from "../disk/mounted-disk.ts";
 import { cipherTool, releaseDiskMounts, unlockDisk } from "../disk/unlock.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { generatePassword, KeySource } from "../secrets/key-source.ts";
+import { hasDeviceMapper } from "../system/cryptsetup.ts";
 import { hasProgram } from "../system/exec.ts";
 import { mountAt, unmountFuse, waitUntilMounted } from "../system/fuse-mount.ts";
 import { cleanStaleMounts, createMountRecord, removeMountRecord } from "../system/mount-records.ts";
@@ -49,9 +50,9 @@ export async function runDoctor(settings: Settings, output: Output): Promise<Doc
   }
 
   const fuse = await probeFuse();
-  const deviceMapper = existsSync("/dev/mapper/control")
-    ? { present: true, message: "present (not needed: Blaine encrypts with gocryptfs or securefs)" }
-    : { present: false, message: "absent: whole-disk dm-crypt/LUKS is unavailable here; Blaine's own encryption (gocryptfs, securefs over FUSE) does not need it" };
+  const deviceMapper = hasDeviceMapper()
+    ? { present: true, message: "present (archive disks do not need it; LUKS mirror stores do)" }
+    : { present: false, message: "absent: LUKS (dm-crypt) cannot be opened here, so mirrors need store.encryption \"gocryptfs\"; archive disks (gocryptfs, securefs over FUSE) do not need it" };
   const staleMountsCleaned = (await cleanStaleMounts()).map((record) => `${record.mountpoint} (disk "${record.label}", pid ${record.pid})`);
 
   const catalog = settings.db ? checkCatalog(settings.db, "host") : null;
