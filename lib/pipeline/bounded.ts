@@ -58,7 +58,9 @@ export async function* mapBounded<T, R>(
         await new Promise<void>((resolve) => (wake = resolve));
         continue;
       }
-      const result = completed[completedHead++];
+      const result = completed[completedHead];
+      // The slot is cleared as it is taken: until the next splice it would keep the result (a 4 MiB block) alive.
+      completed[completedHead++] = undefined as unknown as Settled<R>;
       inFlight--;
       if (completedHead > 1024) {
         completed.splice(0, completedHead);

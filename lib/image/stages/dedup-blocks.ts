@@ -28,7 +28,7 @@ export interface DedupBlocksOptions {
 export async function* dedupBlocks(blocks: AsyncIterable<ReadBlock>, options: DedupBlocksOptions): AsyncGenerator<PlannedBlock> {
   const { catalog, baseHashes, seen, counts } = options;
   const owner = { host: hostname(), pid: process.pid };
-  for await (const batch of batches(blocks, { size: options.batchSize ?? 8 })) {
+  for await (const batch of batches(blocks, { size: options.batchSize ?? 4 })) {
     const wanted = batch.flatMap((block) =>
       block.hash && !seen.has(block.hash) && (!baseHashes || baseHashes.get(block.index) !== block.hash) ? [block.hash] : [],
     );
