@@ -136,6 +136,7 @@ describe("mirror configuration (mnemosyne's JSON)", () => {
 
   test("not JSON is an error naming the file", () => {
     expect(() => parseMirrorConfig("{", FILE)).toThrow(`${FILE}: not valid JSON`);
+    expect(() => parseMirrorConfig("[]", FILE)).toThrow(`${FILE}: the top level: expected an object`);
   });
 
   test("the password is masked where the configuration is shown", () => {

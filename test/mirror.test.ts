@@ -420,3 +420,66 @@ describe("blaine mirror: CIFS", () => {
     }
   });
 });
+
+describe("blaine mirror verify-environment", () => {
+  function cifsConfig(dir: string, change: (json: any) => void = () => {}): string {
+    mkdirSync(join(dir, "home"), { recursive: true });
+    const json: any = {
+      remote: { type: "cifs", volume: "\\\\127.0.0.1\\backup", username: "user123", password: "PASSWORD-GOES-HERE" },
+      store: { name: "backup.btrfs", size: 1, keyfile: "key", encryption: "gocryptfs" },
+      strategy: { stages: 2, rotate: 24 },
+      local: { directories: [{ key: "home", directory: "home" }] },
+    };
+    change(json);
+    const file = join(dir, "cifs.json");
+    writeFileSync(file, JSON.stringify(json));
+    return file;
+  }
+
+  test("the configuration is echoed with the password masked; the NAS is reachable only when it answers on its port", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "blaine-mirror-env-"));
+    const nas = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const config = cifsConfig(dir, (json) => (json.remote.options = `vers=3.0,port=${nas.port}`));
+      const env = { BLAINE_RUN_DIR: join(dir, "run") };
+      const shown = await blaine(["mirror", "verify-environment", "-c", config], { env });
+      expect(shown.stdout).toContain('"password": "********"');
+      expect(shown.stdout).toContain('"username": "user123"');
+      expect(shown.stdout + shown.stderr).not.toContain("PASSWORD-GOES-HERE");
+      expect(shown.stdout).toContain(`ok      remote: 127.0.0.1 (127.0.0.1) answers on port ${nas.port}`);
+      const answered = await blaine(["mirror", "verify-environment", "-c", config, "--json"], { env });
+      expect(answered.json.checks.find((check: any) => check.name === "remote").ok).toBe(true);
+      expect(answered.json.config.remote.password).toBe("********");
+      expect(answered.stdout + answered.stderr).not.toContain("PASSWORD-GOES-HERE");
+      nas.stop(true);
+      const silent = await blaine(["mirror", "verify-environment", "-c", config, "--json"], { env });
+      expect(silent.exitCode).toBe(1);
+      const remote = silent.json.checks.find((check: any) => check.name === "remote");
+      expect(remote.ok).toBe(false);
+      expect(remote.detail).toContain(`does not answer on port ${nas.port}`);
+    } finally {
+      nas.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("an invalid configuration is a failed check naming the key (exit 1), and the tools are still checked", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "blaine-mirror-env-"));
+    try {
+      const config = cifsConfig(dir, (json) => (json.strategy.rotate = "weekly"));
+      const result = await blaine(["mirror", "--verify-environment", "-c", config], { env: { BLAINE_RUN_DIR: join(dir, "run") } });
+      expect(result.exitCode).toBe(1);
+      expect(result.stdout).toContain(`MISSING configuration: ${config}: strategy.rotate: expected hours as a number`);
+      expect(result.stdout).toMatch(/(ok     |MISSING) rsync: /);
+      expect(result.stdout).toMatch(/(ok     |absent ) cryptsetup: /);
+      expect(result.stdout).toContain("This configuration cannot work here: configuration");
+      expect(result.stdout + result.stderr).not.toContain("PASSWORD-GOES-HERE");
+      const json = await blaine(["mirror", "verify-environment", "-c", config, "--json"], { env: { BLAINE_RUN_DIR: join(dir, "run") } });
+      expect(json.exitCode).toBe(1);
+      expect(json.json.ok).toBe(false);
+      expect(json.json.checks[0]).toEqual({ name: "configuration", ok: false, required: true, detail: `${config}: strategy.rotate: expected hours as a number` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

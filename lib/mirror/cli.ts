@@ -31,7 +31,10 @@ export async function runMirror(args: readonly string[], flags: Readonly<Record<
   }
   const verb = verbs[0];
   const rest = word ? args.slice(1) : args;
-  const config = loadMirrorConfig(single(flags.config ?? flags.c, "--config"));
+  const configFile = single(flags.config ?? flags.c, "--config");
+  // verify-environment reports an invalid configuration among its checks (exit 1), with the rest.
+  if (verb === "verify-environment") return (await import("./commands/verify-environment.ts")).verifyEnvironment(configFile, output);
+  const config = loadMirrorConfig(configFile);
   switch (verb) {
     case "init-key":
       return (await import("./commands/init-key.ts")).initKey(config, output);
@@ -48,8 +51,6 @@ export async function runMirror(args: readonly string[], flags: Readonly<Record<
     case "restore":
       if (rest.length !== 1) throw new UsageError("usage: blaine mirror restore -c FILE.json PATH [--from KEY-YYYYMMDD-HHMMSS] --to DIR");
       return (await import("./commands/restore.ts")).restoreFromMirror(config, { path: rest[0], from: single(flags.from, "--from"), to: single(flags.to, "--to") }, output);
-    case "verify-environment":
-      return (await import("./commands/verify-environment.ts")).verifyEnvironment(config, output);
   }
   return ExitCode.usage;
 }

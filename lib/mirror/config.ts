@@ -74,7 +74,7 @@ class ConfigReader {
   constructor(readonly file: string) {}
 
   fail(path: string, message: string): never {
-    throw new UsageError(`${this.file}: ${path}: ${message}`);
+    throw new UsageError(`${this.file}: ${path || "the top level"}: ${message}`);
   }
 
   object(value: unknown, path: string, allowed: readonly string[]): Json {

@@ -30,6 +30,12 @@ export function cifsMountOptions(credentialsFile: string, options?: string): str
   return [`credentials=${credentialsFile}`, "uid=0", "gid=0", "file_mode=0600", "dir_mode=0700", ...(options ? [options] : [])].join(",");
 }
 
+/** The TCP port mount.cifs will use: `port=N` among the extra options, else SMB's 445. */
+export function cifsPort(options?: string): number {
+  const port = /(?:^|,)port=(\d+)(?:,|$)/.exec(options ?? "")?.[1];
+  return port ? Number(port) : 445;
+}
+
 /** Why a CIFS share cannot be mounted here, or undefined. */
 export function cifsMissing(): string | undefined {
   if (!kernelHasFileSystem("cifs")) return "this kernel has no cifs support (not in /proc/filesystems, no cifs module)";
