@@ -483,3 +483,27 @@ describe("blaine mirror verify-environment", () => {
     }
   });
 });
+
+describe("blaine mirror: a killed run's secrets", () => {
+  test("a CIFS credentials file left by a run killed while mount.cifs read it is removed by the next command", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "blaine-mirror-stale-"));
+    try {
+      const runDir = join(dir, "run");
+      const chainDir = join(runDir, "mirror", "dead-1");
+      mkdirSync(chainDir, { recursive: true, mode: 0o700 });
+      const credentials = join(chainDir, "cifs-credentials");
+      writeFileSync(credentials, "username=user123\npassword=PASSWORD-GOES-HERE\n", { mode: 0o600 });
+      // A pid that ran and ended: the record's owner is dead.
+      const gone = Bun.spawnSync(["true"]).pid;
+      const record = { id: "dead-1", config: join(dir, "cifs.json"), purpose: "command", pid: gone, pidStart: "0", complete: false, steps: [{ kind: "dir", path: chainDir }, { kind: "mount", target: join(chainDir, "remote"), fuse: false }] };
+      writeFileSync(join(runDir, "mirror", "dead-1.json"), JSON.stringify(record));
+      writeFileSync(join(dir, "cifs.json"), "{}");
+      const result = await blaine(["mirror", "verify-environment", "-c", join(dir, "cifs.json")], { env: { BLAINE_RUN_DIR: runDir } });
+      expect(result.stdout).toContain("Took down what 1 killed mirror command(s) had left mounted.");
+      expect(existsSync(credentials)).toBe(false);
+      expect(existsSync(chainDir)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

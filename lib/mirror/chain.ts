@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { BlaineError, ExitCode, errnoCode, errorMessage } from "../errors.ts";
 import { writeFileAtomic } from "../fs/atomic.ts";
 import { mountKernel, unmountKernel, type KernelMountOptions } from "../system/block-mount.ts";
-import { mountCifs, type CifsShare } from "../system/cifs.ts";
+import { cifsCredentialsFile, mountCifs, type CifsShare } from "../system/cifs.ts";
 import { luksClose, luksOpen } from "../system/cryptsetup.ts";
 import { mountAt, unmountFuse, waitUntilMounted } from "../system/fuse-mount.ts";
 import { gocryptfs } from "../system/gocryptfs.ts";
@@ -83,6 +83,8 @@ async function undoStep(step: ChainStep): Promise<void> {
       await luksClose(step.name);
       return;
     case "dir":
+      // A run killed while mount.cifs read its credentials left the password on disk here.
+      rmSync(cifsCredentialsFile(step.path), { force: true });
       try {
         rmdirSync(step.path);
       } catch (error) {

@@ -43,11 +43,16 @@ export function cifsMissing(): string | undefined {
   return undefined;
 }
 
+/** Where mountCifs writes the credentials in `privateDir`; a run killed meanwhile leaves it there for the next one to remove. */
+export function cifsCredentialsFile(privateDir: string): string {
+  return join(privateDir, "cifs-credentials");
+}
+
 /** Mounts a share at `target`; the credentials file lives in `privateDir` (0700) only while mount.cifs reads it. */
 export async function mountCifs(share: CifsShare, target: string, privateDir: string, options: { readonly readonly?: boolean } = {}): Promise<void> {
   const missing = cifsMissing();
   if (missing) throw new BlaineError(`cannot mount ${share.share}: ${missing}`, ExitCode.usage);
-  const credentials = join(privateDir, "cifs-credentials");
+  const credentials = cifsCredentialsFile(privateDir);
   writeFileAtomic(credentials, credentialsText(share), 0o600);
   try {
     await mountKernel(share.share, target, { type: "cifs", readonly: options.readonly, options: cifsMountOptions(credentials, share.options) }, share.share);
