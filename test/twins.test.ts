@@ -311,7 +311,10 @@ describe("twin disks", () => {
     expect(refused.exitCode).toBe(2);
     expect(refused.stdout).toContain(`ONLY ON THIS COPY ${JSON.stringify(e.path("docs/daily"))}`);
     expect(refused.stderr).toContain("nothing was changed");
-    expect((await e.cli(["disk", "list", "--json"])).json.disks[0].copies).toHaveLength(2);
+    // disk list warns before the wipe too.
+    const listed = await e.cli(["disk", "list"]);
+    expect(listed.stdout).toContain("holds 1 file(s) the other copies still lack: do not wipe it yet");
+    expect((await e.cli(["disk", "list", "--json"])).json.disks[0].copies.map((copy: { onlyHere: number }) => copy.onlyHere)).toEqual([0, 1]);
     // C catches up from C′ (both mounted); then C′ can go, named by its directory.
     expect((await e.run([C, C2])).exitCode).toBe(0);
     const forgot = await e.cli(["disk", "forget", "C", "--copy", C2, "--json"]);

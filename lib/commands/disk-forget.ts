@@ -1,8 +1,9 @@
 import { existsSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { sameHash } from "../catalog/content-holders.ts";
+import { HostFiles } from "../catalog/host-files.ts";
 import { requireDb, type Settings } from "../config.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
 import { quotedPath } from "../fs/byte-names.ts";
@@ -55,7 +56,7 @@ export function forgetCopy(settings: Settings, options: { readonly label: string
     if (copies.length === 1) {
       throw new UsageError(`disk forget: copy ${index + 1} is the only copy of disk "${options.label}"; to take the disk out of the archive use "blaine disk retire ${options.label}"`);
     }
-    const lost = onlyHeldBy(catalog, copy.id, disk.id);
+    const lost = new DeferredQueue(catalog).heldOnlyBy(copy.id, disk.id);
     const lostBytes = lost.reduce((sum, file) => sum + file.size, 0);
     const where = `copy ${index + 1} of disk "${options.label}" (last at ${copy.lastMountPath ?? "?"})`;
     if (lost.length > 0 && !options.force) {
@@ -67,13 +68,15 @@ export function forgetCopy(settings: Settings, options: { readonly label: string
       );
     }
     let droppedActions = 0;
+    const queue = new DeferredQueue(catalog);
+    const hostFiles = new HostFiles(db);
     catalog.transaction(() => {
       for (const file of lost) {
-        db.query("DELETE FROM main.files WHERE path = ?").run(file.path);
+        hostFiles.delete(file.path);
         // Nobody can fetch them now: the other copies stop waiting for them.
-        db.query("DELETE FROM main.deferred_actions WHERE path = ? AND copy_id IN (SELECT id FROM main.disk_copies WHERE disk_id = ?)").run(file.path, disk.id);
+        queue.dropPath(disk.id, file.path);
       }
-      droppedActions = db.query("DELETE FROM main.deferred_actions WHERE copy_id = ?").run(copy.id).changes;
+      droppedActions = queue.dropCopy(copy.id);
       db.query("DELETE FROM main.disk_copies WHERE id = ?").run(copy.id);
     });
     const result: ForgetResult = {
@@ -112,29 +115,4 @@ function findCopy(copies: readonly CopyRow[], named: string, diskId: string): nu
   const label = existsSync(path) ? readDiskLabel(real) : undefined;
   if (label?.diskId === diskId) return copies.findIndex((copy) => copy.id === label.copyId);
   return copies.findIndex((copy) => copy.lastMountPath !== null && (copy.lastMountPath === path || copy.lastMountPath === real));
-}
-
-/**
- * Archived files of the disk whose data another copy still waits for (a
- * queued catch-up copy or hardlink, or a rename of a path it waits for so)
- * and holds under no other name, while the copy being forgotten holds them
- * (nothing of its own waits on that path).
- */
-function onlyHeldBy(catalog: ArchiveCatalog, copyId: string, diskId: string): { path: string; size: number }[] {
-  const waitsForData = (alias: string) => `${alias}.op IN ('copy', 'link')`;
-  return catalog.sqlite
-    .query(
-      `SELECT DISTINCT f.path, f.size FROM main.files f
-         JOIN main.deferred_actions a ON a.path = f.path
-         JOIN main.disk_copies c ON c.id = a.copy_id AND c.disk_id = ?2 AND c.id != ?1
-       WHERE f.disk_id = ?2 AND f.kind = 'file'
-         AND (${waitsForData("a")} OR (a.op = 'rename' AND EXISTS (
-               SELECT 1 FROM main.deferred_actions r WHERE r.copy_id = a.copy_id AND r.id < a.id AND r.path = a.from_path AND ${waitsForData("r")})))
-         AND NOT EXISTS (SELECT 1 FROM main.deferred_actions m WHERE m.copy_id = ?1 AND (m.path = f.path OR m.from_path = f.path))
-         AND NOT EXISTS (
-               SELECT 1 FROM main.files g WHERE ${sameHash("g.hash", "f.hash")} AND g.size = f.size AND g.disk_id = ?2 AND g.path != f.path
-                 AND NOT EXISTS (SELECT 1 FROM main.deferred_actions b WHERE b.copy_id = a.copy_id AND (b.path = g.path OR b.from_path = g.path)))
-       ORDER BY f.path`,
-    )
-    .all(copyId, diskId) as { path: string; size: number }[];
 }

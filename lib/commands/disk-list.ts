@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../config.ts";
+import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { diskDirectoriesOf } from "../disk/mount-disks.ts";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../errors.ts";
@@ -24,6 +25,8 @@ export interface DiskListing {
     readonly lastSeen: string | null;
     /** Deferred actions waiting for this copy. */
     readonly pending: number;
+    /** Files only this copy holds while the disk's other copies still wait for them (what `disk forget` would lose). */
+    readonly onlyHere: number;
   }[];
 }
 
@@ -45,6 +48,7 @@ export function listDisks(settings: Settings, output?: Output): { exitCode: Exit
         // A damaged disk.json is reported by the commands that use the disk.
       }
     }
+    const queue = new DeferredQueue(catalog);
     const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : null);
     const disks = (
       catalog.sqlite
@@ -77,6 +81,7 @@ export function listDisks(settings: Settings, output?: Output): { exitCode: Exit
           lastMountPath: copy.lastMountPath,
           lastSeen: iso(copy.lastSeenAt),
           pending: copy.pending,
+          onlyHere: copies.length > 1 ? queue.heldOnlyBy(copy.id, disk.id).length : 0,
         })),
       };
     });
@@ -87,7 +92,8 @@ export function listDisks(settings: Settings, output?: Output): { exitCode: Exit
         output.say(`disk "${disk.label}" [${disk.state}] ${formatBytes(disk.used)}${capacity} used, ${disk.files} files`);
         for (const [index, copy] of disk.copies.entries()) {
           const where = copy.mounted ? `mounted at ${copy.mounted}` : `not mounted (last seen ${copy.lastSeen ?? "never"} at ${copy.lastMountPath ?? "?"})`;
-          output.say(`  copy ${index + 1} ${copy.id.slice(0, 8)}: ${where}; ${copy.pending} pending action(s)`);
+          const onlyHere = copy.onlyHere > 0 ? `; holds ${copy.onlyHere} file(s) the other copies still lack: do not wipe it yet` : "";
+          output.say(`  copy ${index + 1} ${copy.id.slice(0, 8)}: ${where}; ${copy.pending} pending action(s)${onlyHere}`);
         }
       }
       if (disks.length === 0) output.say("No disks yet: blaine disk init DIR --label NAME.");

@@ -1,5 +1,6 @@
 import type { Statement } from "bun:sqlite";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { sameHash } from "../catalog/content-holders.ts";
 import type { FileRecord } from "../catalog/records.ts";
 
 /** What a copy of a disk still has to do (one row of the host catalog's `deferred_actions`). */
@@ -141,6 +142,43 @@ export class DeferredQueue {
       if (row.fromPath !== null) paths.add(row.fromPath);
     }
     return paths;
+  }
+
+  /**
+   * Archived files of disk `diskId` whose data another copy still waits for
+   * (a queued catch-up copy or hardlink, or a rename of a path it waits for
+   * so) and holds under no other name, while copy `copyId` holds them
+   * (nothing of its own waits on that path): what would be lost with it.
+   */
+  heldOnlyBy(copyId: string, diskId: string): { path: string; size: number }[] {
+    const waitsForData = (alias: string) => `${alias}.op IN ('copy', 'link')`;
+    return this.#catalog.sqlite
+      .query(
+        `SELECT DISTINCT f.path, f.size FROM main.files f
+           JOIN main.deferred_actions a ON a.path = f.path
+           JOIN main.disk_copies c ON c.id = a.copy_id AND c.disk_id = ?2 AND c.id != ?1
+         WHERE f.disk_id = ?2 AND f.kind = 'file'
+           AND (${waitsForData("a")} OR (a.op = 'rename' AND EXISTS (
+                 SELECT 1 FROM main.deferred_actions r WHERE r.copy_id = a.copy_id AND r.id < a.id AND r.path = a.from_path AND ${waitsForData("r")})))
+           AND NOT EXISTS (SELECT 1 FROM main.deferred_actions m WHERE m.copy_id = ?1 AND (m.path = f.path OR m.from_path = f.path))
+           AND NOT EXISTS (
+                 SELECT 1 FROM main.files g WHERE ${sameHash("g.hash", "f.hash")} AND g.size = f.size AND g.disk_id = ?2 AND g.path != f.path
+                   AND NOT EXISTS (SELECT 1 FROM main.deferred_actions b WHERE b.copy_id = a.copy_id AND (b.path = g.path OR b.from_path = g.path)))
+         ORDER BY f.path`,
+      )
+      .all(copyId, diskId) as { path: string; size: number }[];
+  }
+
+  /** Drops every action still queued for `path` on any copy of disk `diskId` (its data is gone from the archive). */
+  dropPath(diskId: string, path: string): void {
+    this.#catalog.sqlite
+      .query("DELETE FROM main.deferred_actions WHERE path = ? AND copy_id IN (SELECT id FROM main.disk_copies WHERE disk_id = ?)")
+      .run(path, diskId);
+  }
+
+  /** Drops a copy's whole queue (the copy leaves the archive); returns how many actions it held. */
+  dropCopy(copyId: string): number {
+    return this.#catalog.sqlite.query("DELETE FROM main.deferred_actions WHERE copy_id = ?").run(copyId).changes;
   }
 
   count(copyId: string): number {
