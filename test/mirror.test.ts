@@ -360,6 +360,33 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     }
   });
 
+  test("backup at a terminal shows rsync's progress line, then a summary of the files copied and bytes sent", async () => {
+    if (!Bun.which("script")) {
+      console.log("skipping the terminal test: script (util-linux) is not installed");
+      return;
+    }
+    const config = remote.config("tty");
+    const src = join(remote.dir, "src-tty", "docs");
+    expect((await blaine(["mirror", "init-key", "-c", config], { env: remote.env() })).exitCode).toBe(0);
+    expect((await blaine(["mirror", "init-store", "-c", config], { env: remote.env() })).exitCode).toBe(0);
+    writeFileSync(join(src, "big.bin"), Buffer.alloc(3_000_000, 1));
+    // script(1) gives the backup a pseudo-terminal, as a person running it by hand has.
+    const command = ["bun", join(import.meta.dir, "..", "bin", "blaine.ts"), "mirror", "backup", "-c", config].map((word) => `'${word}'`).join(" ");
+    const atTerminal = Bun.spawnSync(["script", "-qec", command, "/dev/null"], { env: { ...process.env, ...remote.env("2026-02-01T00:00:00Z") } });
+    const screen = new TextDecoder().decode(atTerminal.stdout);
+    expect(atTerminal.exitCode).toBe(0);
+    expect(screen).toMatch(/\r\s+3,000,000 100%/);
+    expect(screen).not.toContain("Number of files:");
+    expect(screen).toMatch(/docs: 1 files copied, [\d.]+ [KMG]i?B sent \([\d.]+ [KMG]i?B mirrored\)/);
+    expect(screen).toContain("Snapshots taken: docs-20260201-000000");
+    expect(leftovers(remote)).toEqual([]);
+    // Without a terminal (cron): no progress, the same summary.
+    const quiet = await blaine(["mirror", "backup", "-c", config], { env: remote.env("2026-02-01T01:00:00Z") });
+    expect(quiet.exitCode).toBe(0);
+    expect(quiet.stdout + quiet.stderr).not.toContain("%");
+    expect(quiet.stdout).toMatch(/docs: 0 files copied, [\d.]+ \w+ sent/);
+  });
+
   test("verify-environment: a gocryptfs store works here; a missing key file and directory are named, exit 1", async () => {
     const config = remote.config("env");
     const env = await blaine(["mirror", "--verify-environment", "-c", config, "--json"], { env: remote.env() });

@@ -15,7 +15,7 @@ export interface RsyncSummary {
 export interface RsyncOptions {
   readonly exclude?: readonly string[];
   readonly signal?: AbortSignal;
-  /** Called with rsync's progress output (a terminal shows it); undefined runs quietly. */
+  /** Called with rsync's progress line as it changes (`\r`-rewritten, ended by `\n`; a terminal shows it); undefined runs quietly. */
   readonly onProgress?: (chunk: string) => void;
 }
 
@@ -40,7 +40,18 @@ function statNumber(stats: string, label: string): number {
 export async function rsyncMirror(source: string, target: string, options: RsyncOptions = {}): Promise<RsyncSummary> {
   const $ = await zx();
   const child = $({ signal: options.signal })`rsync ${rsyncArguments(source, target, options)}`.nothrow();
-  if (options.onProgress) child.stdout.on("data", (chunk: Buffer) => options.onProgress?.(chunk.toString()));
+  if (options.onProgress) {
+    // --info=progress2 rewrites one line with \r and ends it with the first \n; the --stats
+    // block after it is read back below, not shown (the caller prints its own summary).
+    let progressEnded = false;
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (progressEnded) return;
+      const text = chunk.toString();
+      const end = text.indexOf("\n");
+      if (end >= 0) progressEnded = true;
+      options.onProgress?.(end >= 0 ? text.slice(0, end + 1) : text);
+    });
+  }
   const result = await child;
   if (options.signal?.aborted) throw new BlaineError(`rsync of ${source} was interrupted`);
   // 24: files vanished while rsync ran (a live source); the rest was copied.
