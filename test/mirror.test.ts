@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cifsMountOptions, credentialsText } from "../lib/system/cifs.ts";
@@ -529,6 +529,63 @@ describe("blaine mirror: a killed run's secrets", () => {
       expect(result.stdout).toContain("Took down what 1 killed mirror command(s) had left mounted.");
       expect(existsSync(credentials)).toBe(false);
       expect(existsSync(chainDir)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("blaine mirror init-key", () => {
+  test("the key's directory is checked (missing, writable by everyone, someone else's); the key is 0600, the user told to keep a copy, never replaced", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "blaine-mirror-key-"));
+    try {
+      mkdirSync(join(dir, "home"));
+      const configFor = (keyfile: string) => {
+        const file = join(dir, "mirror.json");
+        writeFileSync(
+          file,
+          JSON.stringify({
+            remote: { type: "block", device: "LABEL=nas" },
+            store: { name: "backup.btrfs", size: 1, keyfile, encryption: "gocryptfs" },
+            strategy: { stages: 2, rotate: 24 },
+            local: { directories: [{ key: "home", directory: "home" }] },
+          }),
+        );
+        return file;
+      };
+      const initKey = (keyfile: string) => blaine(["mirror", "init-key", "-c", configFor(keyfile)], { env: { BLAINE_RUN_DIR: join(dir, "run") } });
+
+      const missingDir = await initKey("nowhere/key");
+      expect(missingDir.exitCode).toBe(2);
+      expect(missingDir.stderr).toContain(`store.keyfile: the directory ${join(dir, "nowhere")} does not exist`);
+
+      mkdirSync(join(dir, "open"));
+      chmodSync(join(dir, "open"), 0o777);
+      const open = await initKey("open/key");
+      expect(open.exitCode).toBe(2);
+      expect(open.stderr).toContain("is writable by everyone");
+      expect(existsSync(join(dir, "open", "key"))).toBe(false);
+
+      if (process.getuid?.() === 0) {
+        mkdirSync(join(dir, "theirs"), { mode: 0o755 });
+        chownSync(join(dir, "theirs"), 12345, 12345);
+        const theirs = await initKey("theirs/key");
+        expect(theirs.exitCode).toBe(2);
+        expect(theirs.stderr).toContain("belongs to uid 12345");
+        expect(readdirSync(join(dir, "theirs"))).toEqual([]);
+      }
+
+      mkdirSync(join(dir, "keys"), { mode: 0o700 });
+      const made = await initKey("keys/key");
+      expect(made.exitCode).toBe(0);
+      expect(made.stdout).toContain("Store a copy somewhere safe");
+      expect(statSync(join(dir, "keys", "key")).mode & 0o777).toBe(0o600);
+      const key = readFileSync(join(dir, "keys", "key"), "utf8");
+      const again = await initKey("keys/key");
+      expect(again.exitCode).toBe(2);
+      expect(again.stderr).toContain("already exists; init-key never replaces a key");
+      expect(readFileSync(join(dir, "keys", "key"), "utf8")).toBe(key);
+      expect(readdirSync(join(dir, "keys"))).toEqual(["key"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -11,21 +11,26 @@ import type { MirrorConfig } from "../config.ts";
  * (one line, so gocryptfs' -passfile and cryptsetup's --key-file read the
  * same file), mode 0600 from its first byte, never over an existing key.
  */
+/**
+ * Why the key's directory is unfit, or undefined. Whoever can write to it
+ * could swap the key; a group-writable one is allowed (Debian's
+ * /usr/local/etc belongs to group staff, and mnemosyne keeps its key there).
+ */
+function keyDirectoryProblem(parent: string): string | undefined {
+  const stat = statSync(parent, { throwIfNoEntry: false });
+  if (!stat) return `the directory ${parent} does not exist (make it, mode 0700)`;
+  if (!stat.isDirectory()) return `${parent} is not a directory`;
+  if ((stat.mode & 0o002) !== 0 && (stat.mode & 0o1000) === 0) return `${parent} is writable by everyone: anyone could replace the key; use a private directory`;
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid && stat.uid !== 0) return `${parent} belongs to uid ${stat.uid}, who could replace the key; use a directory of your own`;
+  return undefined;
+}
+
 export function initKey(config: MirrorConfig, output: Output): number {
   const keyfile = config.store.keyfile;
   const parent = dirname(keyfile);
-  let parentMode: number;
-  try {
-    const stat = statSync(parent);
-    if (!stat.isDirectory()) throw new BlaineError(`store.keyfile: ${parent} is not a directory`, ExitCode.usage);
-    parentMode = stat.mode;
-  } catch (error) {
-    if (error instanceof BlaineError) throw error;
-    throw new BlaineError(`store.keyfile: the directory ${parent} does not exist (make it, mode 0700)`, ExitCode.usage);
-  }
-  if ((parentMode & 0o002) !== 0 && (parentMode & 0o1000) === 0) {
-    throw new BlaineError(`store.keyfile: ${parent} is writable by everyone: anyone could replace the key; use a private directory`, ExitCode.usage);
-  }
+  const parentProblem = keyDirectoryProblem(parent);
+  if (parentProblem) throw new BlaineError(`store.keyfile: ${parentProblem}`, ExitCode.usage);
   const temp = join(parent, `.${basename(keyfile)}.${process.pid}.tmp`);
   const fd = openSync(temp, "wx", 0o600);
   try {
