@@ -142,6 +142,8 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     expect((await mirror(["init-store"])).exitCode).toBe(2);
     remote.withRemote((dir) => {
       expect(readdirSync(dir).filter((name) => name.startsWith("main"))).toEqual(["main.btrfs"]);
+      // store.size "256M": the image's size, sparse.
+      expect(statSync(join(dir, "main.btrfs")).size).toBe(256 * 1024 ** 2);
       // The image holds no plaintext name or content.
       const bytes = readFileSync(join(dir, "main.btrfs"));
       expect(bytes.includes(Buffer.from(key))).toBe(false);
@@ -354,7 +356,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
       expect(backup.stderr).toContain("device-mapper");
       const env = await mirror(["verify-environment"]);
       expect(env.exitCode).toBe(1);
-      expect(env.stdout).toContain("MISSING device-mapper");
+      expect(env.stdout).toContain("MISSING device-mapper: missing: LUKS stores cannot be opened here");
     } else {
       expect(init.exitCode).toBe(0);
     }
@@ -381,7 +383,8 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     expect(screen).toContain("Snapshots taken: docs-20260201-000000");
     expect(leftovers(remote)).toEqual([]);
     // Without a terminal (cron): no progress, the same summary.
-    const quiet = await blaine(["mirror", "backup", "-c", config], { env: remote.env("2026-02-01T01:00:00Z") });
+    // mnemosyne's spellings: --backup, --config.
+    const quiet = await blaine(["mirror", "--backup", "--config", config], { env: remote.env("2026-02-01T01:00:00Z") });
     expect(quiet.exitCode).toBe(0);
     expect(quiet.stdout + quiet.stderr).not.toContain("%");
     expect(quiet.stdout).toMatch(/docs: 0 files copied, [\d.]+ \w+ sent/);

@@ -51,10 +51,15 @@ export async function openStore(chain: MirrorChain, config: MirrorConfig, option
   return mountImage(chain, config, image, options.readonly);
 }
 
+/** The image's block device in the chain: its loop device, and LUKS' mapping on it when so encrypted. */
+export async function openImageDevice(chain: MirrorChain, config: MirrorConfig, image: string, readonly: boolean): Promise<string> {
+  const loop = await chain.attachLoop(image, readonly);
+  return config.store.encryption === "luks" ? chain.luksOpen(loop, config.store.keyfile, readonly) : loop;
+}
+
 /** The image's btrfs mounted in the chain (through LUKS when so encrypted). */
 export async function mountImage(chain: MirrorChain, config: MirrorConfig, image: string, readonly: boolean): Promise<string> {
-  let device = await chain.attachLoop(image, readonly);
-  if (config.store.encryption === "luks") device = await chain.luksOpen(device, config.store.keyfile, readonly);
+  const device = await openImageDevice(chain, config, image, readonly);
   const root = chain.directory("store");
   await chain.mount(device, root, { type: "btrfs", readonly, options: "noatime" }, `the store ${config.store.name}`);
   return root;

@@ -7,10 +7,10 @@ import { formatBytes } from "../../size.ts";
 import { createSubvolume, makeBtrfs } from "../../system/btrfs.ts";
 import { hasDeviceMapper, luksFormat, NO_DEVICE_MAPPER } from "../../system/cryptsetup.ts";
 import { gocryptfs } from "../../system/gocryptfs.ts";
-import { withChain, type MirrorChain } from "../chain.ts";
+import { withChain } from "../chain.ts";
 import type { MirrorConfig } from "../config.ts";
 import { gocryptfsPassword, requireKeyFile } from "../key.ts";
-import { mountRemote, remoteName, SNAPSHOTS_DIRECTORY } from "../store.ts";
+import { mountRemote, openImageDevice, remoteName, SNAPSHOTS_DIRECTORY } from "../store.ts";
 
 /**
  * `blaine mirror init-store`: the image file of `store.size` (sparse) on
@@ -48,7 +48,7 @@ export async function initStore(config: MirrorConfig, output: Output): Promise<n
       }
     }
     // mkfs runs on the device the chain opened: the loop, or LUKS' mapping on it.
-    const device = await openDevice(chain, config, partial);
+    const device = await openImageDevice(chain, config, partial, false);
     await makeBtrfs(device, config.store.name.slice(0, 255));
     const mounted = chain.directory("store-new");
     await chain.mount(device, mounted, { type: "btrfs", readonly: false }, `the new store ${config.store.name}`);
@@ -70,11 +70,4 @@ export async function initStore(config: MirrorConfig, output: Output): Promise<n
     output.result({ store: config.store.name, remote: remoteName(config), sizeBytes: config.store.sizeBytes, encryption: config.store.encryption, keys: config.local.directories.map((d) => d.key) });
     return ExitCode.ok;
   });
-}
-
-/** The image's block device (loop, and LUKS on it), for mkfs. */
-async function openDevice(chain: MirrorChain, config: MirrorConfig, image: string): Promise<string> {
-  let device = await chain.attachLoop(image, false);
-  if (config.store.encryption === "luks") device = await chain.luksOpen(device, config.store.keyfile, false);
-  return device;
 }
