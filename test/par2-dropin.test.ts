@@ -5,7 +5,7 @@
  * names, listed empty files), each checked against the real `par2`.
  */
 import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { createRecoverySet } from "../lib/par2/create.ts";
 import {
@@ -305,3 +305,38 @@ describe("issue 13.3: data found by content", () => {
     expect(await blocks(["-N", "-S200"])).toBe("10");
   });
 });
+
+describe("issue 13.2: symbolic links as par2cmdline's current version treats them", () => {
+  test("left out on create (named or under -R) unless -L; the one file a set is made for is followed; repair writes a regular file", async () => {
+    const data = seededBytes(20_000, 15);
+    mkdirSync(join(dir, "tree"));
+    writeFileSync(join(dir, "tree", "real.bin"), data);
+    symlinkSync("real.bin", join(dir, "tree", "link.bin"));
+    symlinkSync("tree", join(dir, "dirlink"));
+    const skipped = await blaine(["par2", "c", "-c2", "-R", "s.par2", "tree", "dirlink"], { cwd: dir });
+    expect(skipped.exitCode).toBe(0);
+    expect(skipped.stdout).toContain("Skipping symbolic link: tree/link.bin");
+    expect(skipped.stdout).toContain("Skipping symbolic link: dirlink");
+    expect(setNames(dir, "s.par2")).toEqual(["tree/real.bin"]);
+    const followed = await blaine(["par2", "c", "-c2", "-R", "-L", "t.par2", "tree"], { cwd: dir });
+    expect(followed.exitCode).toBe(0);
+    expect(setNames(dir, "t.par2")).toEqual(["tree/link.bin", "tree/real.bin"]);
+    // `create link.bin`: the link is the file the set is for.
+    expect((await blaine(["par2", "c", "-c2", "tree/link.bin"], { cwd: dir })).exitCode).toBe(0);
+    expect(setNames(dir, "tree/link.bin.par2")).toEqual(["link.bin"]);
+    // Repair does not write through a link: the damaged name becomes a regular file with the data.
+    damage(join(dir, "tree", "real.bin"), 100, new Uint8Array(500));
+    expect((await blaine(["par2", "r", "tree/link.bin.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(lstatSync(join(dir, "tree", "link.bin")).isSymbolicLink()).toBe(false);
+    expect(Buffer.compare(readFileSync(join(dir, "tree", "link.bin")), Buffer.from(data))).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "tree", "real.bin")), Buffer.from(data))).not.toBe(0);
+  });
+});
+
+/** The file names a set lists. */
+function setNames(dir: string, set: string): string[] {
+  return scanPacketFile(join(dir, set))
+    .filter((p) => equalBytes(p.type, PacketType.fileDescription))
+    .map((p) => new TextDecoder().decode(p.body.subarray(56)).replace(/\0+$/, ""))
+    .sort();
+}

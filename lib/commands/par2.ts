@@ -14,7 +14,7 @@
  * narrow that search as par2cmdline's do. -T tunes par2cmdline's own
  * hashing and changes nothing here.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { BlaineError, errorMessage, UsageError } from "../errors.ts";
 import { createRecoverySet } from "../par2/create.ts";
@@ -26,10 +26,10 @@ import { formatBytes } from "../size.ts";
 import type { Output } from "./output.ts";
 
 const USAGE =
-  "usage: blaine par2 create [-r PERCENT] [-b BLOCKCOUNT | -s BLOCKSIZE] [-c RECOVERYBLOCKS] [-f FIRSTBLOCK] [-u | -l] [-n RECOVERYFILES] [-a SET.par2] [-R] [COMMON] SET.par2 FILE…\n" +
-  "       blaine par2 verify [-p] [-N [-S LEAWAY]] [COMMON] SET.par2 [FILE…]\n" +
-  "       blaine par2 repair [-p] [-N [-S LEAWAY]] [COMMON] SET.par2 [FILE…]\n" +
-  "       COMMON: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]";
+  "usage: blaine par2 c(reate) [-r PERCENT | -rkN | -rmN | -rgN] [-b BLOCKCOUNT | -s BLOCKSIZE] [-c RECOVERYBLOCKS] [-f FIRSTBLOCK] [-u | -l] [-n RECOVERYFILES] [-a SET.par2] [-R] [-L] [COMMON] SET.par2 FILE…\n" +
+  "       blaine par2 v(erify) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2 [FILE…]\n" +
+  "       blaine par2 r(epair) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2 [FILE…]\n" +
+  "       COMMON: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]; @FILE: arguments from FILE"
 
 /**
  * par2cmdline's exit codes, which scripts written for it test: `blaine par2`
@@ -52,9 +52,9 @@ export const Par2Exit = {
 type Par2Exit = (typeof Par2Exit)[keyof typeof Par2Exit];
 
 const VALUE_OPTIONS = new Set(["r", "b", "s", "c", "n", "f", "t", "T", "m", "S", "B", "a"]);
-const FLAG_OPTIONS = new Set(["q", "v", "u", "l", "p", "N", "R"]);
+const FLAG_OPTIONS = new Set(["q", "v", "u", "l", "p", "N", "R", "L"]);
 /** par2cmdline refuses these outside `create`, and `-p`, `-N`, `-S` outside verify and repair. */
-const CREATE_ONLY = ["r", "b", "s", "c", "n", "f", "u", "l", "R"];
+const CREATE_ONLY = ["r", "b", "s", "c", "n", "f", "u", "l", "R", "L"];
 const CHECK_ONLY = ["p", "N", "S"];
 
 /** par2cmdline's noise levels: -qq silent, -q quiet, normal, -v noisy, -vv debug. */
@@ -236,15 +236,36 @@ async function expandListFiles(args: readonly string[]): Promise<string[]> {
   return expanded;
 }
 
-/** Every regular file under `directory`, in name order (-R). */
-function filesUnder(directory: string): string[] {
+/**
+ * Every regular file under `directory`, in name order (-R). Symbolic links
+ * are left out with a message, as par2cmdline (1.0 and later) does, unless
+ * `followLinks` (-L): then links to files are taken in, never links to
+ * directories (a loop, or a tree outside the one given).
+ */
+function filesUnder(directory: string, followLinks: boolean, say: Say): string[] {
   return readdirSync(directory, { withFileTypes: true })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .flatMap((entry) => {
       const path = join(directory, entry.name);
-      if (entry.isDirectory()) return filesUnder(path);
+      if (entry.isDirectory()) return filesUnder(path, followLinks, say);
+      if (entry.isSymbolicLink()) return linkedFile(path, followLinks, say);
       return entry.isFile() ? [path] : [];
     });
+}
+
+/** A symbolic link among the files to protect: its target file with -L, else left out (par2cmdline's current rule). */
+function linkedFile(path: string, followLinks: boolean, say: Say): string[] {
+  if (!followLinks) {
+    say(`Skipping symbolic link: ${path} (-L follows links to files)`, Noise.quiet);
+    return [];
+  }
+  try {
+    if (statSync(path).isFile()) return [path];
+  } catch {
+    // A dangling link protects nothing.
+  }
+  say(`Skipping symbolic link: ${path} (not a link to a file)`, Noise.quiet);
+  return [];
 }
 
 /** par2cmdline's set name: `.par2` is added when missing (`-a NAME` and the first argument alike). */
@@ -264,6 +285,9 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
   setPath = withPar2Suffix(setPath);
   const base = resolve(options.get("B") ?? dirname(setPath));
   const recurse = flags.has("R");
+  const followLinks = flags.has("L");
+  // The one file a set is made for (`create data.bin`) is followed when it is a link, as par2cmdline does.
+  const primary = files.length === 1 && withPar2Suffix(files[0]) === setPath ? files[0] : undefined;
   const setFiles: { path: string; name: string }[] = [];
   for (const file of files) {
     let stats;
@@ -272,7 +296,8 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
     } catch {
       throw new UsageError(`par2 create: ${file}: no such file`);
     }
-    const paths = stats.isDirectory() && recurse ? filesUnder(file) : [file];
+    if (file !== primary && lstatSync(file).isSymbolicLink() && linkedFile(file, followLinks, say).length === 0) continue;
+    const paths = stats.isDirectory() && recurse ? filesUnder(file, followLinks, say) : [file];
     if (!stats.isFile() && !(stats.isDirectory() && recurse)) throw new UsageError(`par2 create: ${file}: not a regular file${stats.isDirectory() ? " (-R takes in directories)" : ""}`);
     for (const path of paths) {
       const name = relative(base, resolve(path));
