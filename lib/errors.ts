@@ -48,3 +48,21 @@ export function errnoCode(error: unknown): string | undefined {
 export function shellWord(text: string): string {
   return /^[\w/.,:+=@%-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
+
+/**
+ * Whether a failure was a full file system: ENOSPC from a write, or SQLite's
+ * SQLITE_FULL ("database or disk is full") when a catalog or its journal
+ * could not grow.
+ */
+export function isOutOfSpace(error: unknown): boolean {
+  const code = errnoCode(error);
+  return code === "ENOSPC" || code === "SQLITE_FULL" || code === "EDQUOT" || /database or disk is full/.test(errorMessage(error));
+}
+
+/** A disk had no room left for what a command had to write there: the work stops cleanly, incomplete (exit 3). */
+export class OutOfSpaceError extends BlaineError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, ExitCode.incomplete, options);
+    this.name = "OutOfSpaceError";
+  }
+}

@@ -50,6 +50,12 @@ export class RunReport {
   readonly notStored = { files: 0, bytes: 0 };
   /** Set when a safety stop refused to act; the run then exits 2. */
   safetyStop: string | undefined;
+  /**
+   * Set when a disk's catalog had no room to record more (the disk filled
+   * up, typically from outside): what was committed stays, the rest of the
+   * run's changes are not made, nothing is deleted, and the run exits 3.
+   */
+  outOfSpace: string | undefined;
   /** Lines a dry run prints: what it would do. */
   readonly plan: string[] = [];
   readonly startedAt = Date.now();

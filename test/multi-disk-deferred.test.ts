@@ -206,7 +206,8 @@ describe("mounting several disks", () => {
   test("with every mounted disk full, renames are still recorded; new data is not stored and the run exits 3", async () => {
     env = await multiDiskEnv(seededFiles(3));
     const e = env;
-    const A = await e.initDisk("A", 350_000);
+    // One file fits on A, beside the room kept for its catalogs (the host catalog's copy, a journal).
+    const A = await e.initDisk("A", 400_000);
     const B = await e.initDisk("B", 1_000_000);
     const first = await e.run([A, B], "--reserve", "0");
     expect(first.exitCode).toBe(0);

@@ -108,7 +108,9 @@ export class ArchiveWriter implements ChangeWriter {
     // goes as a whole: #route would send each change to the one writer unchanged.
     if (this.#writers.size === 1 && this.#waiting.size === 0 && holders.noneKnown() && changes.every((change) => change.op === "place" || change.op === "symlink")) {
       const [writer] = this.#writers.values();
-      return writer.commit(changes, { holders: holders.on(writer) });
+      const results = await writer.commit(changes, { holders: holders.on(writer) });
+      if (results.some((result) => result.noRoom)) this.#space.noRoomOn(writer.disk);
+      return results;
     }
     // Paths this batch changes: a hardlink may only point at content that is
     // still there at its place in the queue (the queue is applied in order).
@@ -138,6 +140,8 @@ export class ArchiveWriter implements ChangeWriter {
         list.map((item) => item.change),
         { holders: holders.on(writer) },
       );
+      // Its catalog could not grow: nothing new is started on that disk any more.
+      if (results.some((result) => result.noRoom)) this.#space.noRoomOn(writer.disk);
       list.forEach((item, i) => {
         outcomes[item.index] = { ...results[i], change: changes[item.index] };
       });
@@ -222,6 +226,15 @@ export class ArchiveWriter implements ChangeWriter {
     const writer = this.#writers.get(holder.diskId);
     if (writer) return holders.heldOn(writer, record) ? { writer, change: { op: "link", record } } : undefined;
     return { deferred: { op: "link", diskId: holder.diskId, record } };
+  }
+
+  /** Drops changes that will not be committed (the run stopped for lack of space): the temps of their copies go. */
+  discard(changes: readonly DiskChange[]): void {
+    for (const change of changes) {
+      if (change.op !== "place") continue;
+      const writer = this.#writerOfTemp(change.tempName);
+      if (writer) rmSync(writer.tempPath(change.tempName), { force: true });
+    }
   }
 
   /** The disk a copy's temp file was made on (from its name). */

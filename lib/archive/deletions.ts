@@ -1,6 +1,7 @@
 import type { UnseenFile } from "../catalog/seen-paths.ts";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
-import type { DiskChange } from "../disk/disk-writer.ts";
+import type { ChangeOutcome, DiskChange } from "../disk/disk-writer.ts";
+import { OutOfSpaceError } from "../errors.ts";
 import type { ArchiveRun } from "./run-context.ts";
 
 /** The default limit: 10 % of the archived files, or 1000, whichever is smaller. */
@@ -30,6 +31,11 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
   // A dry run renamed nothing: the old names of its renames are still archived, and are not deletions.
   const vanished = [...run.seen.unseen(run.sources, diskIds)].filter((file) => !dryRun || !run.runLinks.renamedAwayInDryRun(file.path));
   if (vanished.length === 0) return;
+  if (report.outOfSpace) {
+    // The run stopped before it recorded everything it saw: what it did not record is not a deletion.
+    report.warn(run.sources[0], `${vanished.length} deletion(s) not applied: the run stopped for lack of space; the next run applies them`);
+    return;
+  }
   if (run.settings.keepDeleted) {
     report.warn(run.sources[0], `${vanished.length} deleted files kept in the archive (--keep-deleted)`);
     return;
@@ -69,14 +75,32 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
     return;
   }
   const changes: DiskChange[] = vanished.filter((file) => !kept.has(file)).map((file) => ({ op: "delete", path: file.path }));
-  for (let start = 0; start < changes.length; start += 1000) {
+  // Deletions left undone for lack of space: the slices not committed, and changes a commit had no room for.
+  let notDone = 0;
+  let start = 0;
+  for (; start < changes.length && !report.outOfSpace; start += 1000) {
     run.signal.throwIfAborted();
-    const outcomes = await writer.commit(changes.slice(start, start + 1000));
+    const slice = changes.slice(start, start + 1000);
+    let outcomes: ChangeOutcome[];
+    try {
+      outcomes = await writer.commit(slice);
+    } catch (error) {
+      // Made on the disk, recorded by the next command (see DiskWriter.commit).
+      if (!(error instanceof OutOfSpaceError)) throw error;
+      report.outOfSpace = error.message;
+      notDone += slice.length;
+      start += 1000;
+      break;
+    }
     for (const outcome of outcomes) {
-      if (!outcome.ok) report.error((outcome.change as { path: string }).path, outcome.error ?? "could not be deleted");
+      if (outcome.noRoom) {
+        report.outOfSpace ??= outcome.error;
+        notDone++;
+      } else if (!outcome.ok) report.error((outcome.change as { path: string }).path, outcome.error ?? "could not be deleted");
     }
   }
-  report.counts.deleted += deletions;
+  notDone += Math.max(0, changes.length - start);
+  report.counts.deleted += Math.max(0, deletions - notDone);
 }
 
 /** Whether a dry run's planned copy of a new path holds `file`'s content (read and hashed now); if so it is taken. */

@@ -2,7 +2,8 @@ import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from "node:fs
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { applyDeferred, dataSourcesOf, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
-import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { ExitCode, errorMessage, OutOfSpaceError, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { recoverDisk } from "../disk/disk-writer.ts";
 import { fsyncDirectory, syncFileSystem } from "../fs/atomic.ts";
 import type { RunCounts, RunError } from "../report.ts";
 import type { ArchiveRun } from "./run-context.ts";
@@ -22,6 +23,8 @@ export interface RunResult extends RunCounts {
   readonly notStored: { readonly files: number; readonly bytes: number };
   readonly bytesAvailable: number;
   readonly safetyStop: string | null;
+  /** Why the run stopped recording: a disk's catalog had no room left (see RunReport.outOfSpace). */
+  readonly outOfSpace: string | null;
   readonly recovered: number;
   readonly durationMs: number;
   readonly plan?: readonly string[];
@@ -31,7 +34,7 @@ export interface RunResult extends RunCounts {
 export function exitCodeOf(run: ArchiveRun, deferred: readonly ApplyDeferredResult[] = run.deferredAtOpen): ExitCodeValue {
   const { report } = run;
   if (report.safetyStop) return ExitCode.usage;
-  if (report.notStored.files > 0) return ExitCode.incomplete;
+  if (report.notStored.files > 0 || report.outOfSpace) return ExitCode.incomplete;
   if (report.errors.length > 0) return ExitCode.failure;
   // A twin that could not fully catch up needs its other copy mounted.
   if (deferred.some((result) => result.blocked.length > 0)) return ExitCode.incomplete;
@@ -46,7 +49,9 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   const { report, catalog } = run;
   let applied = run.deferredAtOpen.reduce((sum, result) => sum + result.applied, 0);
   let last = run.deferredAtOpen;
-  if (!run.settings.dryRun) {
+  // A commit that found its disk full left its changes made but unrecorded: recorded now if the room has come back.
+  if (report.outOfSpace && !run.settings.dryRun) settleWhatFitsNow(run);
+  if (!run.settings.dryRun && !report.outOfSpace) {
     // What this run queued for mounted disks it did not write directly (a
     // full disk's renames, the other mounted copy of a twin) is applied now.
     // A copy whose queue could not be finished at open is tried again too:
@@ -75,6 +80,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
     notStored: report.notStored,
     bytesAvailable: run.space.available(),
     safetyStop: report.safetyStop ?? null,
+    outOfSpace: report.outOfSpace ?? null,
     recovered: run.recovered,
     durationMs: Date.now() - report.startedAt,
     ...(run.settings.dryRun ? { plan: report.plan } : {}),
@@ -97,6 +103,17 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
     }
   }
   return result;
+}
+
+/** Records what a commit left in its intents, for each disk that has any, where the disk has room for it now. */
+function settleWhatFitsNow(run: ArchiveRun): void {
+  for (const disk of run.disks) {
+    try {
+      recoverDisk(run.catalog, disk);
+    } catch (error) {
+      if (!(error instanceof OutOfSpaceError)) throw error;
+    }
+  }
 }
 
 async function applyToMounted(catalog: ArchiveCatalog, disks: readonly MountedDisk[], signal: AbortSignal): Promise<ApplyDeferredResult[]> {

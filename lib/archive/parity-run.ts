@@ -22,7 +22,7 @@ export function openParity(run: ArchiveRun): ParityRun {
   if (policy && policy.engine !== "builtin" && !settings.dryRun) requireParityEngine(policy.engine);
   const made = new Map<string, Map<string, StoredSet>>();
   const diskOfTemp = (tempName: string) => run.writer.diskOfTemp(tempName);
-  const stage: ParityOptions = { policy, disks: run.disks, diskOfTemp, catalog, report, made, dryRun: settings.dryRun, signal };
+  const stage: ParityOptions = { policy, disks: run.disks, diskOfTemp, catalog, report, made, space: run.space, onNotStored: (item) => run.runLinks.notStored(item.size, item.hash), dryRun: settings.dryRun, signal };
   return {
     stage,
     settle: () => settleParity({ catalog, disks: run.disks, policy, made, report, dryRun: settings.dryRun, signal }),

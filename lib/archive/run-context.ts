@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
@@ -15,7 +15,7 @@ import { DeferredQueue } from "../disk/deferred-queue.ts";
 import { DiskWriter, type Placer } from "../disk/disk-writer.ts";
 import { describeStale, expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
-import { SpaceBudget } from "../disk/space-budget.ts";
+import { catalogRoomAtStart, SpaceBudget } from "../disk/space-budget.ts";
 import { KeySource } from "../secrets/key-source.ts";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { parseExclude } from "../glob.ts";
@@ -68,6 +68,12 @@ export interface ArchiveRun {
   close(): void;
 }
 
+/**
+ * Most of a disk's catalog room kept in a file during a run: enough for the
+ * journal of a commit of 2000 small files (measured: 200 KB) several times over.
+ */
+const ROOM_KEPT_FOR_COMMITS = 1024 * 1024;
+
 export interface OpenRunOptions {
   readonly report?: RunReport;
   readonly signal?: AbortSignal;
@@ -114,11 +120,25 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     const closed = open.length === 0;
     if (closed) report.warn([...writable.values()][0].dir, `every mounted disk is full: new data cannot be stored; run "blaine disk init DIR --label NAME" for a new disk`);
     const filledUp: MountedDisk[] = [];
+    const pool = new CopyPool();
+    // Placing copied temps is as dear as copying a small file: the copy workers do both.
+    const placer: Placer = (root, moves) => pool.placeAll(root, moves);
+    const diskWriters = [...writable.values()].map((disk) => new DiskWriter(catalog, disk, { placer }));
+    const hostCatalogBytes = statSync(catalog.path).size;
+    // The catalog room of each disk, part of it kept in a file the commits may give up (see keepRoomForCommits).
+    const catalogRoom = new Map(
+      diskWriters.map((writer) => {
+        const room = catalogRoomAtStart(writer.disk, hostCatalogBytes, writer.disk.fileSystemSpace().blockSize);
+        const kept = dryRun ? 0 : writer.keepRoomForCommits(Math.min(ROOM_KEPT_FOR_COMMITS, room));
+        return [writer.disk, room - kept];
+      }),
+    );
     const space = new SpaceBudget(
       (closed ? [...writable.values()] : open).map((disk) => ({
         disk,
         options: {
           reserve: resolveSizeOrPercent(settings.reserve, disk.fileSystemSpace().total),
+          catalogRoom: catalogRoom.get(disk) ?? 0,
           capacity: settings.capacity ?? disk.row.capacity,
           // Only a capacity needs it, and summing a large disk's distinct content takes a while.
           usedAtStart: (settings.capacity ?? disk.row.capacity) === null ? 0 : disk.usedBytes(catalog),
@@ -131,14 +151,21 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         onFull: (full, next) => {
           filledUp.push(full);
           if (!dryRun) catalog.sqlite.query("UPDATE disks SET state = 'full' WHERE id = ?").run(full.label.diskId);
-          report.warn(full.dir, `disk "${full.label.label}" is full; new data continues on ${next.shownAs}`);
+          report.warn(
+            full.dir,
+            next ? `disk "${full.label.label}" is full; new data continues on ${next.shownAs}` : `disk "${full.label.label}" is full: no space was left for new data`,
+          );
+        },
+        onOutOfSpace: (disk, next) => {
+          report.warn(
+            disk.dir,
+            `disk "${disk.label.label}" ran out of space during the run (is something else writing to it?): ` +
+              (next ? `new data continues on ${next.shownAs}` : "no more new data is stored in this run"),
+          );
         },
       },
     );
-    const pool = new CopyPool();
-    // Placing copied temps is as dear as copying a small file: the copy workers do both.
-    const placer: Placer = (root, moves) => pool.placeAll(root, moves);
-    const writer = new ArchiveWriter(catalog, [...writable.values()].map((disk) => new DiskWriter(catalog, disk, { placer })), space);
+    const writer = new ArchiveWriter(catalog, diskWriters, space);
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);
     const inodes = dryRun ? undefined : new InodeRefresh(catalog);
@@ -212,6 +239,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       },
       close: () => {
         pool.close();
+        for (const diskWriter of diskWriters) diskWriter.releaseRoomForCommits();
         for (const mounted of disks) catalog.detach(mounted.alias);
         catalog.close();
       },

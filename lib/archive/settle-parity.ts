@@ -12,7 +12,7 @@ import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { crashPoint } from "../crash-point.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ParityStore, type ParityPolicy, type StoredSet } from "../disk/parity-store.ts";
-import { errorMessage } from "../errors.ts";
+import { errorMessage, isOutOfSpace } from "../errors.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
 import { hashAlgorithmOf, hashFile } from "../hashing.ts";
 import type { RunReport } from "../report.ts";
@@ -41,7 +41,15 @@ export async function settleParity(options: SettleParityOptions): Promise<Parity
   let total = { protected: 0, madeLate: 0, removed: 0 };
   if (options.dryRun) return total;
   for (const disk of options.disks) {
-    const settled = await settleDisk(disk, options);
+    let settled: ParitySettled;
+    try {
+      settled = await settleDisk(disk, options);
+    } catch (error) {
+      if (!isOutOfSpace(error)) throw error;
+      // Sets without a row are checked (or made) and recorded by the next run; nothing is lost meanwhile.
+      options.report.warn(disk.dir, `parity on disk "${disk.label.label}" not settled: the disk is full (${errorMessage(error)}); the next run settles it`);
+      continue;
+    }
     total = { protected: total.protected + settled.protected, madeLate: total.madeLate + settled.madeLate, removed: total.removed + settled.removed };
   }
   return total;
@@ -101,6 +109,10 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
         madeLate++;
       } catch (error) {
         options.signal?.throwIfAborted();
+        if (isOutOfSpace(error)) {
+          report.warn(disk.dir, `no parity made for ${unprotected.length - ready.length - madeLate} content(s) on disk "${disk.label.label}": the disk is full; the next run tries again`);
+          break;
+        }
         report.warn(row.path, `no parity made (${errorMessage(error)}); the next run tries again`);
         continue;
       }

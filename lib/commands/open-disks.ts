@@ -13,6 +13,8 @@ export interface OpenedArchive {
   readonly deferred: readonly ApplyDeferredResult[];
   /** Copies found older than the catalog knows them (see stale-copy.ts). */
   readonly stale: readonly StaleCopy[];
+  /** Why a disk could not be settled (too full to record what a killed run left); the command reads it as its catalog says. */
+  readonly unsettled: readonly string[];
   close(): void;
 }
 
@@ -34,12 +36,13 @@ export async function openArchive(
   try {
     catalog.requireArchiveId();
     const keys = new KeySource(settings.keyfiles);
-    const { disks, deferred, stale } = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { ...options, keys });
+    const { disks, deferred, stale, unsettled } = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { ...options, keys });
     return {
       catalog,
       disks,
       deferred,
       stale,
+      unsettled,
       close: () => {
         for (const disk of disks) catalog.detach(disk.alias);
         catalog.close();

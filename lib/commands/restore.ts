@@ -58,7 +58,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
   let bytes = 0;
   let matched = 0;
   try {
-    for (const line of [...describeStale(archive.stale), ...describeDeferred(archive.deferred)]) output?.say(line);
+    for (const line of [...archive.unsettled.map((message) => `warning: ${message}`), ...describeStale(archive.stale), ...describeDeferred(archive.deferred)]) output?.say(line);
     // Per disk, the copy to read: one whose deferred actions are all applied
     // if any; a copy still behind serves only the paths no action waits for.
     const queue = new DeferredQueue(archive.catalog);

@@ -34,6 +34,7 @@ export function formatRunSummary(result: RunResult): string {
         `${formatBytes(result.bytesAvailable)} is left on the disk. A new disk is needed: blaine disk init DIR --label NAME.`,
     );
   }
+  if (result.outOfSpace) lines.push(`Stopped recording: ${result.outOfSpace}. What was stored before is kept; nothing was deleted.`);
   if (result.safetyStop) lines.push(result.safetyStop);
   return lines.join("\n");
 }

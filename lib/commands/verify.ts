@@ -61,7 +61,7 @@ export async function verifyDisks(settings: Settings, output?: Output, signal?: 
   // Only --repair writes to the disks: otherwise an encrypted disk with nothing to settle mounts read-only.
   const archive = await openArchive(settings, { write: true, settleOnly: !options.repair, signal });
   try {
-    for (const line of [...describeStale(archive.stale), ...describeDeferred(archive.deferred)]) output?.say(line);
+    for (const line of [...archive.unsettled.map((message) => `warning: ${message}`), ...describeStale(archive.stale), ...describeDeferred(archive.deferred)]) output?.say(line);
     const found: DiskVerification[] = [];
     for (const disk of archive.disks) found.push(await verifyDisk(archive.catalog, disk, signal));
     const checked = await verifyParity(archive.catalog, archive.disks, found, { repair: options.repair, signal });

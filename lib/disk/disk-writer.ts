@@ -1,10 +1,10 @@
-import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
+import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
 import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
-import { errnoCode, errorMessage } from "../errors.ts";
+import { errnoCode, errorMessage, isOutOfSpace, OutOfSpaceError } from "../errors.ts";
 import { crashPoint } from "../crash-point.ts";
 import { syncFileSystem } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
@@ -35,6 +35,8 @@ export type DiskChange = (
 /** What the manifest writer needs of a writer: one disk's DiskWriter, or a run's ArchiveWriter over several. */
 export interface ChangeWriter {
   commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]>;
+  /** Drops changes that will not be committed: the temps of their copies are removed. */
+  discard?(changes: readonly DiskChange[]): void;
 }
 
 export interface ChangeOutcome {
@@ -48,6 +50,8 @@ export interface ChangeOutcome {
   readonly storedAsLink?: boolean;
   /** Archived symlinks that stood where this change needs a directory, deleted first (the source replaced them by directories). */
   readonly replacedSymlinks?: number;
+  /** Not done: the disk's catalog had no room to record the batch (nothing of it changed on the disk; its temps are gone). */
+  readonly noRoom?: boolean;
 }
 
 interface PreparedChange {
@@ -83,6 +87,8 @@ export class DiskWriter implements ChangeWriter {
 
   /** Places a batch's copied temps elsewhere (the run's copy workers); unset: one by one on this thread. */
   readonly #placer: Placer | undefined;
+  /** The file holding the room kept for commits (see keepRoomForCommits), while there is one. */
+  #roomKept: string | undefined;
 
   constructor(catalog: ArchiveCatalog, disk: MountedDisk, options: { placer?: Placer } = {}) {
     this.#catalog = catalog;
@@ -144,26 +150,86 @@ export class DiskWriter implements ChangeWriter {
 
     const live = prepared.filter((item) => !item.outcome);
     const intentChanges = live.map((item) => toIntentChange(item.change, item.tempName));
-    const intentId = (this.#statements.insertIntent.get(encodeIntents(intentChanges), Date.now()) as { id: number }).id;
+    let intentId: number;
+    try {
+      intentId = (this.#statements.insertIntent.get(encodeIntents(intentChanges), Date.now()) as { id: number }).id;
+    } catch (error) {
+      if (!isOutOfSpace(error)) throw error;
+      // Nothing has changed on the disk: the batch is dropped with its temps, the disk stays as its catalog says.
+      for (const item of prepared) {
+        if (item.tempName) rmQuiet(this.tempPath(item.tempName));
+        if (item.change.op === "place") rmQuiet(this.tempPath(item.change.tempName));
+      }
+      return changes.map((change) => ({ change, ok: false, noRoom: true, error: `disk "${this.disk.label.label}" (${this.disk.dir}) is full: its catalog could not record more` }));
+    }
     crashPoint("after-intents");
     await this.#carryOut(live);
     syncFileSystem(root);
     crashPoint("before-commit");
 
     const outcomes = outcomesAsked(prepared);
-    this.#catalog.transactionOfCheckedRows(() => {
-      const now = Date.now();
-      // Each change is recorded from its intent (built once, for the intents row).
-      live.forEach((item, i) => {
-        if (item.outcome?.ok) recordChange(this.#statements, this.#queue, this.disk, intentChanges[i], now);
+    const record = () =>
+      this.#catalog.transactionOfCheckedRows(() => {
+        const now = Date.now();
+        // Each change is recorded from its intent (built once, for the intents row).
+        live.forEach((item, i) => {
+          if (item.outcome?.ok) recordChange(this.#statements, this.#queue, this.disk, intentChanges[i], now);
+        });
+        this.#statements.deleteIntent.run(intentId);
+        // The catalog knows this copy as of this batch (see stale-copy.ts).
+        this.#statements.noteWrites.run(intentId, this.disk.label.copyId);
+        options.inTransaction?.(outcomes);
       });
-      this.#statements.deleteIntent.run(intentId);
-      // The catalog knows this copy as of this batch (see stale-copy.ts).
-      this.#statements.noteWrites.run(intentId, this.disk.label.copyId);
-      options.inTransaction?.(outcomes);
-    });
+    try {
+      record();
+    } catch (error) {
+      if (!isOutOfSpace(error)) throw error;
+      // The changes are made and their intents durable: the room kept for this moment is given up, and the record tried again.
+      if (!this.releaseRoomForCommits()) throw this.#recordedLater(error);
+      try {
+        record();
+      } catch (again) {
+        throw isOutOfSpace(again) ? this.#recordedLater(again) : again;
+      }
+    }
     crashPoint("after-commit");
     return outcomes;
+  }
+
+  /** The batch is on the disk and in its intents, not yet in the catalogs: recovery records it once there is room. */
+  #recordedLater(error: unknown): OutOfSpaceError {
+    return new OutOfSpaceError(
+      `disk "${this.disk.label.label}" (${this.disk.dir}) is full: the last changes made on it could not be recorded in its catalog; ` +
+        `they are kept and recorded by the next blaine command once there is room (free some space on the disk)`,
+      { cause: error },
+    );
+  }
+
+  /**
+   * Keeps `bytes` of the disk in a file of its own, given up when a commit
+   * finds the disk full: the changes a batch already made are then still
+   * recorded, even when something else filled the disk meanwhile (SQLite's
+   * journal needs room at every commit). A temp: a killed run's is cleared.
+   */
+  keepRoomForCommits(bytes: number): number {
+    const path = this.tempPath(`${this.#tempNamePrefix}room`);
+    try {
+      writeFileSync(path, new Uint8Array(bytes), { flag: "wx" });
+      this.#roomKept = path;
+      return bytes;
+    } catch {
+      // No room for it (a nearly full disk): commits then go without it.
+      rmQuiet(path);
+      return 0;
+    }
+  }
+
+  /** Gives up the room kept for commits; whether there was any. */
+  releaseRoomForCommits(): boolean {
+    if (!this.#roomKept) return false;
+    rmQuiet(this.#roomKept);
+    this.#roomKept = undefined;
+    return true;
   }
 
   /**
@@ -527,25 +593,41 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
   const statements = prepareStatements(catalog, disk.alias);
   const queue = new DeferredQueue(catalog);
   const rows = catalog.sqlite.query(`SELECT id, changes FROM ${disk.alias}.intents ORDER BY id`).all() as { id: number; changes: string }[];
+  const batches = rows.map((row) => ({ id: row.id, intents: decodeIntents(row.changes) }));
+  // Temps no intent names (copies in flight, the room kept for commits) go
+  // first: on a full disk their room is what lets the transaction below
+  // record the rest. A named temp stays until then: it tells "not placed".
+  disk.clearTemps(new Set(batches.flatMap((batch) => batch.intents.flatMap((intent) => (intent.tempName ? [intent.tempName] : [])))));
+  if (batches.length === 0) return 0;
   let settled = 0;
   const dirs = new DataTreeDirs(disk.root);
-  catalog.transaction(() => {
-    const now = Date.now();
-    // Found only below real directories, and a directory is no archived entry (a symlink replaced by one is gone).
-    const exists = (path: string) => dirs.holdsEntry(layout.dataPath(path));
-    for (const row of rows) {
-      for (const intent of decodeIntents(row.changes)) {
-        settled++;
-        let done: boolean;
-        // A temp that still exists was not placed; a rename whose source is gone happened.
-        if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
-        else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
-        else done = !exists(intent.path);
-        if (done) recordChange(statements, queue, disk, intent, now);
+  try {
+    catalog.transaction(() => {
+      settled = 0;
+      const now = Date.now();
+      // Found only below real directories, and a directory is no archived entry (a symlink replaced by one is gone).
+      const exists = (path: string) => dirs.holdsEntry(layout.dataPath(path));
+      for (const batch of batches) {
+        for (const intent of batch.intents) {
+          settled++;
+          let done: boolean;
+          // A temp that still exists was not placed; a rename whose source is gone happened.
+          if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
+          else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
+          else done = !exists(intent.path);
+          if (done) recordChange(statements, queue, disk, intent, now);
+        }
+        statements.deleteIntent.run(batch.id);
       }
-      statements.deleteIntent.run(row.id);
-    }
-  });
+    });
+  } catch (error) {
+    if (!isOutOfSpace(error)) throw error;
+    throw new OutOfSpaceError(
+      `disk "${disk.label.label}" (${disk.dir}) is full: ${settled} change(s) an interrupted run made on it cannot be recorded in its catalog ` +
+        `until there is room; free some space on it (files that are not Blaine's) and run the command again`,
+      { cause: error },
+    );
+  }
   disk.clearTemps(new Set());
   return settled;
 }

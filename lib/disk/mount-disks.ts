@@ -1,7 +1,7 @@
 import { existsSync, realpathSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { BlaineError, ExitCode } from "../errors.ts";
+import { BlaineError, ExitCode, OutOfSpaceError } from "../errors.ts";
 import { hasGlobMagic } from "../glob.ts";
 import { applyDeferred, dataSourcesOf, otherCopiesOf, type ApplyDeferredResult } from "./apply-deferred.ts";
 import { readDiskLabel } from "./disk-label.ts";
@@ -27,6 +27,8 @@ export interface MountedDisks {
   readonly deferred: readonly ApplyDeferredResult[];
   /** Copies not in the state the catalog last saw (made by hand, old images): caught up by a writing open, else only noticed. */
   readonly stale: readonly StaleCopy[];
+  /** Disks too full to settle what a killed run or a deferred action left (commands that only read go on without it). */
+  readonly unsettled: readonly string[];
 }
 
 /** Expands globs (`/mnt/archive*`) into the directories that exist now. */
@@ -111,25 +113,39 @@ export async function mountDisks(
     let recovered = 0;
     const deferred: ApplyDeferredResult[] = [];
     const stale: StaleCopy[] = [];
+    const unsettled: string[] = [];
+    // A command that only reads (verify, restore) still works on a disk too
+    // full to settle: it reads the disk as its catalog says, and says so.
+    const settle = async <T>(work: () => T | Promise<T>): Promise<T | undefined> => {
+      try {
+        return await work();
+      } catch (error) {
+        if (!(options.settleOnly && error instanceof OutOfSpaceError)) throw error;
+        unsettled.push(error.message);
+        return undefined;
+      }
+    };
     if (options.write) {
-      for (const disk of disks) recovered += recoverDisk(catalog, disk);
+      for (const disk of disks) recovered += (await settle(() => recoverDisk(catalog, disk))) ?? 0;
       // Before anything is written to a copy: is it the one the catalog knows? (Its catch-up joins its queue.)
       for (const disk of disks) {
         const found = checkCopyIsCurrent(catalog, disk, { queue: !options.settleOnly });
         if (found) stale.push(found);
       }
       for (const disk of disks) {
-        const result = await applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal });
-        if (result.applied > 0 || result.remaining > 0) deferred.push(result);
+        const result = await settle(() => applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal }));
+        if (result && (result.applied > 0 || result.remaining > 0)) deferred.push(result);
       }
       // A twin may have been the data source of an earlier one and have caught up since: try those again.
       for (const [index, result] of deferred.entries()) {
         if (result.blocked.length === 0) continue;
         const disk = disks.find((candidate) => candidate.root === result.root)!;
-        if (otherCopiesOf(disks, disk).length > 0) deferred[index] = await applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal });
+        if (otherCopiesOf(disks, disk).length > 0) {
+          deferred[index] = (await settle(() => applyDeferred(catalog, disk, { ...dataSourcesOf(disks, disk), signal: options.signal }))) ?? result;
+        }
       }
     }
-    return { disks, recovered, deferred, stale };
+    return { disks, recovered, deferred, stale, unsettled };
   } catch (error) {
     for (const disk of disks) catalog.detach(disk.alias);
     throw error;

@@ -118,10 +118,10 @@ export class MountedDisk {
     return row.used;
   }
 
-  /** Free bytes on the file system and its total size, as statfs says now. */
-  fileSystemSpace(): { free: number; total: number } {
+  /** Free bytes on the file system, its total size and its block size (what every file is rounded up to), as statfs says now. */
+  fileSystemSpace(): { free: number; total: number; blockSize: number } {
     const stats = statfsSync(this.root);
-    return { free: stats.bavail * stats.bsize, total: stats.blocks * stats.bsize };
+    return { free: stats.bavail * stats.bsize, total: stats.blocks * stats.bsize, blockSize: stats.bsize };
   }
 
   /** Removes temp files no intent refers to (left by a run that was killed). */

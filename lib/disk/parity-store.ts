@@ -33,6 +33,23 @@ export interface ParityPolicy {
  */
 export const PARITY_BLOCK_COUNT = 500;
 
+/**
+ * The sizes of the files of the set made for one content of `size` bytes,
+ * `dataBytes` of them allocated (the index, then the vol file), so a run
+ * can reserve their room before the content is copied: every recovery slice
+ * with its packet header, and the main, file description, slice checksum
+ * and creator packets in both files.
+ */
+export function paritySetFileSizes(size: number, percent: number, nameBytes: number, dataBytes = size): number[] {
+  if (size === 0 || !(percent > 0)) return [];
+  const sliceSize = chooseSliceSize([size], { blockCount: PARITY_BLOCK_COUNT, minSliceSize: MIN_AUTO_SLICE_SIZE });
+  const slices = Math.ceil(size / sliceSize);
+  // A sparse file's recovery slices are a percentage of the slices holding data (see create).
+  const recovery = recoveryCountFor(Math.ceil(Math.min(dataBytes, size) / sliceSize), percent);
+  const critical = 92 + 120 + Math.ceil(nameBytes / 4) * 4 + 80 + 20 * slices + 128;
+  return [critical, critical + recovery * (68 + sliceSize)];
+}
+
 export interface StoredSet {
   readonly sliceSize: number;
   readonly recoverySlices: number;
@@ -79,6 +96,16 @@ export class ParityStore {
   /** Writes the set of `hash` from `dataPath`, whose archived name is `name`; replaces any partial set left before. */
   /** `onProgress`: data bytes through the encoder as they go (the built-in engine; an external one reports the whole file at its end). */
   async create(hash: string, dataPath: string, name: string, policy: ParityPolicy, signal?: AbortSignal, onProgress?: (bytes: number) => void): Promise<StoredSet> {
+    try {
+      return await this.#create(hash, dataPath, name, policy, signal, onProgress);
+    } catch (error) {
+      // Half a set (the vol file in place, the index not: ENOSPC) is no protection and only takes room.
+      this.remove(hash);
+      throw error;
+    }
+  }
+
+  async #create(hash: string, dataPath: string, name: string, policy: ParityPolicy, signal?: AbortSignal, onProgress?: (bytes: number) => void): Promise<StoredSet> {
     this.remove(hash);
     const base = this.base(hash);
     mkdirSync(dirname(base), { recursive: true });

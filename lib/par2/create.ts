@@ -182,6 +182,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     inputIndex.push(0);
   }
   const constantLogs = inputConstantLogs(inputSlices);
+  let recovery: Promise<unknown> | undefined;
   try {
     for (const [volume, path] of volumePaths.entries()) pending[volume] = new PendingFile(path);
     // Each recovery packet's MD5 runs over its body as the ranges go out; the header is written last.
@@ -192,7 +193,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       hasher.update(recoveryPrefix(firstExponent + output));
       return hasher;
     });
-    const recovery = multiplySlices({
+    recovery = multiplySlices({
       sliceSize,
       outputCount: recoveryCount,
       inputs: sources,
@@ -209,15 +210,12 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
         });
       },
     });
+    // Its failure (a vol file that cannot be written: ENOSPC) is awaited below,
+    // after the hashing; without a handler now it would count as unhandled meanwhile.
+    recovery.catch(() => {});
     // Hashing runs here while the workers compute; both read the page cache.
-    let hashed: { description: FileDescription; checksums: SliceChecksum[] }[];
-    try {
-      hashed = [];
-      for (const [f, file] of planned.entries()) hashed.push(await hashFileSlices(file, sliceSize, holes[f], options.signal));
-    } catch (error) {
-      recovery.catch(() => {});
-      throw error;
-    }
+    const hashed: { description: FileDescription; checksums: SliceChecksum[] }[] = [];
+    for (const [f, file] of planned.entries()) hashed.push(await hashFileSlices(file, sliceSize, holes[f], options.signal));
     await recovery;
     packetHashes.forEach((hasher, output) => {
       const hash = new Uint8Array(hasher.digest().buffer);
@@ -248,6 +246,8 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     const paths = [index.path, ...pending.slice(0, -1).map((file) => file.path)];
     return { setId, sliceSize, inputSlices, recoveryCount, paths, bytes: pending.reduce((sum, file) => sum + file.bytes, 0), skippedEmpty };
   } catch (error) {
+    // The recovery passes may still be writing (the hashing failed first): they open no file once done.
+    await recovery?.catch(() => {});
     for (const file of pending) file.abort();
     throw error;
   }

@@ -127,11 +127,17 @@ interface StartedCopy {
 
 /** The file changed while it was copied: it is tried once more from its new state. */
 const CHANGED = Symbol("changed");
+/**
+ * The disk ran out of space during the copy (filled from outside, or the
+ * estimate fell short): that disk takes no more new data, and the file is
+ * tried once more, on the next open disk or reported as not stored.
+ */
+const NO_ROOM = Symbol("no room");
 
 /** Copies one file, retrying once if it changed during the copy. Reports failures; never throws for a file. */
 export async function copyOne(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined> {
   const first = await attemptOne(item, options);
-  return first === CHANGED ? retryChanged(item, options) : first;
+  return first === CHANGED ? retryChanged(item, options) : first === NO_ROOM ? retryElsewhere(item, options) : first;
 }
 
 /**
@@ -155,12 +161,12 @@ async function copyAll(items: readonly PlannedFile[], options: CopierOptions): P
     started.map((copy) => {
       if (!isStarted(copy)) return copy;
       const outcome = finishCopy(copy, settled[next++], options);
-      return outcome === CHANGED ? retryChanged(copy.item, options) : outcome;
+      return outcome === CHANGED ? retryChanged(copy.item, options) : outcome === NO_ROOM ? retryElsewhere(copy.item, options) : outcome;
     }),
   );
 }
 
-async function attemptOne(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined | typeof CHANGED> {
+async function attemptOne(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined | typeof CHANGED | typeof NO_ROOM> {
   const copy = startCopy(item, options);
   if (!isStarted(copy)) return copy;
   let settled: CopySettled;
@@ -183,7 +189,15 @@ async function retryChanged(item: PlannedFile, options: CopierOptions): Promise<
     return reportFailure(item, error, options);
   }
   const second = await attemptOne(current, options);
+  if (second === NO_ROOM) return reportNoRoom(current, options);
   return second === CHANGED ? reportChangedTwice(current, options) : second;
+}
+
+/** The one more try of a copy its disk had no room for: on the next open disk if there is one. */
+async function retryElsewhere(item: PlannedFile, options: CopierOptions): Promise<StoredFile | undefined> {
+  const second = await attemptOne(item, options);
+  if (second === CHANGED) return retryChanged(item, options);
+  return second === NO_ROOM ? reportNoRoom(item, options) : second;
 }
 
 /**
@@ -196,23 +210,20 @@ function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | Sto
   const { report, space } = options;
   // A sparse file's copy keeps its holes: it needs the bytes it has allocated, not its size.
   const need = bytesOnDisk(item.path, item.size);
-  let reservation = space.tryReserve(need, { span: false, logicalSize: item.size });
+  const pathBytes = Buffer.byteLength(item.path);
+  let reservation = space.tryReserve(need, { span: false, logicalSize: item.size, pathBytes });
   if (!reservation) {
     const link = options.linkIfHeld?.(item);
     if (link) return { ...link, action: "link", hash: link.hash!, bytesCopied: 0 };
-    reservation = space.tryReserve(need, { logicalSize: item.size });
+    reservation = space.tryReserve(need, { logicalSize: item.size, pathBytes });
   }
   if (!reservation) {
-    options.onNotStored?.(item);
-    report.counts.skipped++;
     if (space.largerThanAnyDisk(need)) {
+      options.onNotStored?.(item);
+      report.counts.skipped++;
       // Not a full disk: no disk could ever hold it (files are never split).
       report.error(item.path, `${formatBytes(item.size)} is larger than any mounted archive disk can hold; it is not archived`);
-    } else {
-      report.notStored.files++;
-      report.notStored.bytes += item.size;
-      report.warn(item.path, `not stored: ${formatBytes(item.size)} does not fit on the disk`);
-    }
+    } else reportNoRoom(item, options);
     return undefined;
   }
   return { item, reservation, temp: options.newTemp(reservation.disk) };
@@ -222,16 +233,32 @@ function isStarted(copy: StartedCopy | StoredFile | undefined): copy is StartedC
   return copy !== undefined && "reservation" in copy;
 }
 
+/** A file no mounted disk has room for now: not stored, and the run ends incomplete (exit 3). */
+export function reportNoRoom(item: PlannedFile, options: { readonly report: RunReport; readonly onNotStored?: (item: PlannedFile) => void }): undefined {
+  const { report } = options;
+  options.onNotStored?.(item);
+  report.counts.skipped++;
+  report.notStored.files++;
+  report.notStored.bytes += item.size;
+  report.warn(item.path, `not stored: ${formatBytes(item.size)} does not fit on the disk`);
+  return undefined;
+}
+
 function copyRequest(copy: StartedCopy, options: CopierOptions): CopyRequest {
   const { item, temp } = copy;
   return { source: item.path, target: temp.path, algorithm: options.algorithm, mode: item.mode, mtimeMs: item.mtimeMs, mtimeNsec: item.mtimeNsec, expectedSize: item.size, signal: options.signal };
 }
 
-/** What became of a copy: stored, CHANGED (its temp removed), or undefined (reported). Releases its space. */
-function finishCopy(copy: StartedCopy, settled: CopySettled, options: CopierOptions): StoredFile | undefined | typeof CHANGED {
+/** What became of a copy: stored, CHANGED or NO_ROOM (its temp removed), or undefined (reported). Releases its space. */
+function finishCopy(copy: StartedCopy, settled: CopySettled, options: CopierOptions): StoredFile | undefined | typeof CHANGED | typeof NO_ROOM {
   const { item, temp, reservation } = copy;
   let written = false;
   try {
+    if (!settled.ok && errnoCode(settled.error) === "ENOSPC") {
+      unlinkQuiet(temp.path);
+      options.space.noRoomOn(reservation.disk);
+      return NO_ROOM;
+    }
     if (!settled.ok) throw settled.error;
     const { result } = settled;
     written = true;
@@ -248,7 +275,7 @@ function finishCopy(copy: StartedCopy, settled: CopySettled, options: CopierOpti
     unlinkQuiet(temp.path);
     return reportFailure(item, error, options);
   } finally {
-    options.space.release(reservation, written);
+    options.space.release(reservation, written, temp.name);
   }
 }
 
@@ -260,7 +287,6 @@ function reportFailure(item: PlannedFile, error: unknown, options: CopierOptions
   // A file that vanished was not moved here; any other failure leaves its content unstored.
   if (code !== "ENOENT") options.onNotStored?.(item);
   if (code === "ENOENT") report.error(item.path, "vanished before it could be copied");
-  else if (code === "ENOSPC") report.error(item.path, "the archive disk is full");
   else report.error(item.path, errorMessage(error));
   return undefined;
 }

@@ -4,6 +4,8 @@ import type { ChangeWriter, DiskChange } from "../disk/disk-writer.ts";
 import { batches } from "../pipeline/bounded.ts";
 import { toFileRecord, type PlannedFile, type StoredFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
+import { OutOfSpaceError } from "../errors.ts";
+import { reportNoRoom } from "./copier.ts";
 
 export interface ManifestWriterOptions {
   readonly writer: ChangeWriter;
@@ -53,7 +55,7 @@ export async function* writeManifest(items: AsyncIterable<StoredFile>, options: 
         continue;
       }
       const previous = committing;
-      committing = (previous ?? Promise.resolve([])).then(() => commitBatch(batch, options));
+      committing = (previous ?? Promise.resolve([])).then(() => commitOrDrop(batch, options));
       // Handled when awaited below; this only keeps a failure from counting as unhandled meanwhile.
       committing.catch(() => {});
       if (previous) yield* await previous;
@@ -66,6 +68,38 @@ export async function* writeManifest(items: AsyncIterable<StoredFile>, options: 
   } finally {
     // Stopped early (an error, or the consumer is done): the catalogs settle before anyone closes them.
     await committing?.catch(() => {});
+  }
+}
+
+/**
+ * Commits one batch, unless the run has stopped for lack of space: then, or
+ * when this commit finds a disk's catalog full (OutOfSpaceError: its changes
+ * are made and recorded by the next command), the batch is dropped, counted
+ * as not stored.
+ */
+async function commitOrDrop(batch: StoredFile[], options: ManifestWriterOptions): Promise<StoredFile[]> {
+  if (!options.report.outOfSpace) {
+    try {
+      return await commitBatch(batch, options);
+    } catch (error) {
+      if (!(error instanceof OutOfSpaceError)) throw error;
+      options.report.outOfSpace = error.message;
+      for (const item of batch) notRecorded(item, options);
+      return [];
+    }
+  }
+  options.writer.discard?.(batch.map(toChange));
+  for (const item of batch) notRecorded(item, options);
+  return [];
+}
+
+/** A change the run could not record for lack of space: new data counts as not stored (exit 3). */
+function notRecorded(item: StoredFile, options: ManifestWriterOptions): void {
+  const { report } = options;
+  if (item.action === "copy") reportNoRoom(item, options);
+  else {
+    report.counts.skipped++;
+    report.warn(item.path, `not recorded: the archive disk is full (${item.action}); the next run does it`);
   }
 }
 
@@ -88,6 +122,9 @@ async function commitBatch(batch: StoredFile[], options: ManifestWriterOptions):
         count(done, report);
         if (done.action === "link" && done.change !== "renamed") options.runLinks?.add(done.hash, done.size, done.change);
         stored.push(done);
+      } else if (outcome.noRoom) {
+        report.outOfSpace ??= outcome.error;
+        notRecorded(item, options);
       } else if (outcome.needsCopy && round === 0) {
         const change = item.change === "renamed" ? "new" : item.change;
         // A symlink has no data to copy (opening it fails): it is made again, or linked to its other names.

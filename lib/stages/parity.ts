@@ -1,11 +1,14 @@
+import { rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ParityStore, type ParityPolicy, type StoredSet } from "../disk/parity-store.ts";
-import { errorMessage } from "../errors.ts";
+import { errnoCode, errorMessage } from "../errors.ts";
 import { mapBounded } from "../pipeline/bounded.ts";
-import type { StoredFile } from "../pipeline/types.ts";
+import type { PlannedFile, StoredFile } from "../pipeline/types.ts";
 import type { RunReport } from "../report.ts";
+import type { SpaceBudget } from "../disk/space-budget.ts";
+import { reportNoRoom } from "./copier.ts";
 
 export interface ParityOptions {
   /** Redundancy and engine; undefined when parity is off (items pass through). */
@@ -25,6 +28,10 @@ export interface ParityOptions {
    * @default 4
    */
   readonly concurrency?: number;
+  /** The run's space budget: holds each copy's parity room until its set is made (see SpaceBudget.releaseParity). */
+  readonly space?: SpaceBudget;
+  /** A copy dropped for lack of room for its set: its content is not stored (an archived path of that content stays). */
+  readonly onNotStored?: (item: PlannedFile) => void;
   readonly dryRun?: boolean;
   readonly signal?: AbortSignal;
 }
@@ -50,46 +57,70 @@ async function* protect(items: AsyncIterable<StoredFile>, policy: ParityPolicy, 
   const protectedStatements = new Map(
     options.disks.map((disk) => [disk.root, options.catalog.sqlite.prepare(`SELECT 1 FROM ${disk.alias}.parity_sets WHERE hash = ?`)]),
   );
-  yield* mapBounded(
-    items,
-    async (item) => {
-      if (item.action !== "copy" || !item.tempName || item.size === 0) return item;
-      const disk = options.diskOfTemp(item.tempName);
-      if (!disk) return item;
-      const made = options.made.get(disk.root) ?? new Map<string, StoredSet>();
-      options.made.set(disk.root, made);
-      const key = `${disk.root}\0${item.hash}`;
-      const pending = inFlight.get(key);
-      if (pending) {
-        await pending;
-        return item;
-      }
-      if (made.has(item.hash) || protectedStatements.get(disk.root)?.get(item.hash)) return item;
-      const work = (async () => {
-        options.report.parityPlanned(item.size);
-        let encoded = 0;
-        try {
-          const onProgress = (bytes: number) => {
-            encoded += bytes;
-            options.report.parityDone(bytes);
-          };
-          const set = await new ParityStore(disk.root).create(item.hash, join(disk.layout.tmp, item.tempName!), basename(item.path), policy, options.signal, onProgress);
-          made.set(item.hash, set);
-        } catch (error) {
-          options.signal?.throwIfAborted();
-          // What was planned for it is done, one way or the other.
-          options.report.parityDone(Math.max(0, item.size - encoded));
-          options.report.warn(item.path, `no parity made (${errorMessage(error)}); the next run tries again`);
-        }
-      })();
-      inFlight.set(key, work);
-      try {
-        await work;
-      } finally {
-        inFlight.delete(key);
-      }
-      return item;
-    },
-    { concurrency: options.concurrency ?? 4, signal: options.signal },
-  );
+  const protectOne = async (item: StoredFile): Promise<StoredFile | undefined> => {
+    try {
+      return await protectCopy(item, policy, options, inFlight, protectedStatements);
+    } finally {
+      if (item.tempName) options.space?.releaseParity(item.tempName);
+    }
+  };
+  for await (const item of mapBounded(items, protectOne, { concurrency: options.concurrency ?? 4, signal: options.signal })) {
+    if (item) yield item;
+  }
+}
+
+/**
+ * Makes the set of one copied content, or passes the item on as it is. A
+ * disk that has no room for the set (filled from outside) takes no more new
+ * data: the copy is dropped with its temp and counted as not stored, since
+ * data the run cannot protect is data it would record half done.
+ */
+async function protectCopy(
+  item: StoredFile,
+  policy: ParityPolicy,
+  options: ParityOptions,
+  inFlight: Map<string, Promise<void>>,
+  protectedStatements: ReadonlyMap<string, { get(hash: string): unknown }>,
+): Promise<StoredFile | undefined> {
+  if (item.action !== "copy" || !item.tempName || item.size === 0) return item;
+  const disk = options.diskOfTemp(item.tempName);
+  if (!disk) return item;
+  const made = options.made.get(disk.root) ?? new Map<string, StoredSet>();
+  options.made.set(disk.root, made);
+  const key = `${disk.root}\0${item.hash}`;
+  const pending = inFlight.get(key);
+  if (pending) {
+    await pending;
+    return item;
+  }
+  if (made.has(item.hash) || protectedStatements.get(disk.root)?.get(item.hash)) return item;
+  let noRoom = false;
+  const work = (async () => {
+    options.report.parityPlanned(item.size);
+    let encoded = 0;
+    try {
+      const onProgress = (bytes: number) => {
+        encoded += bytes;
+        options.report.parityDone(bytes);
+      };
+      const set = await new ParityStore(disk.root).create(item.hash, join(disk.layout.tmp, item.tempName!), basename(item.path), policy, options.signal, onProgress);
+      made.set(item.hash, set);
+    } catch (error) {
+      options.signal?.throwIfAborted();
+      // What was planned for it is done, one way or the other.
+      options.report.parityDone(Math.max(0, item.size - encoded));
+      if (errnoCode(error) === "ENOSPC" && options.space) noRoom = true;
+      else options.report.warn(item.path, `no parity made (${errorMessage(error)}); the next run tries again`);
+    }
+  })();
+  inFlight.set(key, work);
+  try {
+    await work;
+  } finally {
+    inFlight.delete(key);
+  }
+  if (!noRoom) return item;
+  rmSync(join(disk.layout.tmp, item.tempName), { force: true });
+  options.space!.noRoomOn(disk);
+  return reportNoRoom(item, options);
 }
