@@ -157,18 +157,41 @@ describe("snapshot rotation", () => {
     expect(parseSnapshotName("home")).toBeUndefined();
   });
 
-  test("the first backup takes a snapshot; the next one within the period does not; past it does", () => {
-    const t0 = new Date("2026-01-01T00:00:00Z");
-    expect(planRotation("home", [], t0, strategy)).toEqual({ take: "home-20260101-000000", drop: [] });
-    const existing = ["home-20260101-000000", "etc-20250101-000000"];
-    expect(planRotation("home", existing, new Date("2026-01-01T23:59:59Z"), strategy)).toEqual({ drop: [] });
-    expect(planRotation("home", existing, new Date("2026-01-02T00:00:00Z"), strategy)).toEqual({ take: "home-20260102-000000", drop: [] });
+  const at = (iso: string) => new Date(iso);
+
+  test("issue 17: the first backup takes no snapshot (nothing to keep); the period runs from the first completed backup", () => {
+    expect(planRotation("home", [], at("2026-01-01T00:00:00Z"), {}, strategy)).toEqual({ drop: [], skipped: "first" });
+    // The first backup completed at 00:00: the period starts there.
+    const afterFirst = { completed: at("2026-01-01T06:00:00Z"), rotated: at("2026-01-01T00:00:00Z") };
+    expect(planRotation("home", [], at("2026-01-01T23:59:59Z"), afterFirst, strategy)).toEqual({ drop: [], since: afterFirst.rotated });
+    // Due: the snapshot holds the last completed backup's content and is named by its time.
+    expect(planRotation("home", [], at("2026-01-02T00:00:00Z"), afterFirst, strategy)).toEqual({ take: "home-20260101-060000", drop: [], since: at("2026-01-02T00:00:00Z") });
+  });
+
+  test("issue 17: the snapshot is named by the completed backup it holds; the period runs from the last rotation", () => {
+    const existing = ["home-20260101-060000", "etc-20250101-000000"];
+    const state = { completed: at("2026-01-02T00:00:00Z"), rotated: at("2026-01-02T00:00:00Z") };
+    expect(planRotation("home", existing, at("2026-01-02T23:00:00Z"), state, strategy)).toEqual({ drop: [], since: state.rotated });
+    expect(planRotation("home", existing, at("2026-01-03T00:00:00Z"), state, strategy)).toEqual({ take: "home-20260102-000000", drop: [], since: at("2026-01-03T00:00:00Z") });
+    // A store written before the state file: the period runs from the newest snapshot.
+    expect(planRotation("home", existing, at("2026-01-02T06:00:00Z"), {}, strategy)).toEqual({ drop: [], skipped: "incomplete", since: at("2026-01-01T06:00:00Z") });
+  });
+
+  test("issue 17: a copy that did not complete since the last snapshot is not snapshotted (not a point in time); the next completed one is, at once", () => {
+    const existing = ["home-20260101-000000"];
+    const failed = { rotated: at("2026-01-02T00:00:00Z") };
+    expect(planRotation("home", existing, at("2026-01-03T00:00:00Z"), failed, strategy)).toEqual({ drop: [], skipped: "incomplete", since: failed.rotated });
+    const completed = { ...failed, completed: at("2026-01-03T01:00:00Z") };
+    expect(planRotation("home", existing, at("2026-01-03T02:00:00Z"), completed, strategy)).toEqual({ take: "home-20260103-010000", drop: [], since: at("2026-01-03T02:00:00Z") });
+    // Taken already (a run killed after its snapshot): not taken twice, the period restarts.
+    expect(planRotation("home", ["home-20260103-010000"], at("2026-01-04T02:00:00Z"), { completed: at("2026-01-03T01:00:00Z"), rotated: at("2026-01-03T00:00:00Z") }, strategy)).toEqual({ drop: [], since: at("2026-01-04T02:00:00Z") });
   });
 
   test("the oldest beyond stages are dropped, counting the one taken now", () => {
     const existing = ["home-20260103-000000", "home-20260101-000000", "home-20260102-000000"];
-    expect(planRotation("home", existing, new Date("2026-01-04T00:00:00Z"), strategy)).toEqual({ take: "home-20260104-000000", drop: ["home-20260101-000000"] });
-    expect(planRotation("home", existing, new Date("2026-01-03T01:00:00Z"), { stages: 1, rotateHours: 24 })).toEqual({ drop: ["home-20260101-000000", "home-20260102-000000"] });
+    const state = { completed: at("2026-01-04T00:00:00Z"), rotated: at("2026-01-04T00:00:00Z") };
+    expect(planRotation("home", existing, at("2026-01-05T00:00:00Z"), state, strategy)).toEqual({ take: "home-20260104-000000", drop: ["home-20260101-000000"], since: at("2026-01-05T00:00:00Z") });
+    expect(planRotation("home", existing, at("2026-01-04T01:00:00Z"), state, { stages: 1, rotateHours: 24 })).toEqual({ drop: ["home-20260101-000000", "home-20260102-000000"], since: state.rotated });
   });
 
   test("BLAINE_NOW sets now; a bad one is an error naming it", () => {

@@ -149,7 +149,9 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
       expect(bytes.includes(Buffer.from(key))).toBe(false);
     });
 
-    // Five backups over four days: source states v1…v4, rotation every 24 h, 3 snapshots kept.
+    // Six backups over five days, rotation every 24 h, 3 snapshots kept. A rotation snapshots the live copy
+    // BEFORE the new copy (as mnemosyne), named by the time of the backup it holds: states[NAME] is the
+    // source as it was backed up at NAME's time.
     const states: Record<string, ReturnType<typeof snapshotTree>> = {};
     const backup = async (now: string) => {
       const result = await mirror(["backup", "--json"], now);
@@ -185,24 +187,34 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     await poller;
     expect(seen).toEqual([]);
     expect(JSON.stringify(first)).not.toContain(key);
-    expect(first.snapshots).toEqual({ taken: ["docs-20260101-000000"], dropped: [] });
+    // The first backup: nothing to keep yet, so no snapshot; the rotation period starts here.
+    expect(first.snapshots).toEqual({ taken: [], dropped: [], skipped: ["docs"] });
     expect(first.directories[0].filesTransferred).toBe(3);
-    states["docs-20260101-000000"] = snapshotTree(src);
 
     writeFileSync(join(src, "b.txt"), "bravo v2\n");
-    expect((await backup("2026-01-01T06:00:00Z")).snapshots).toEqual({ taken: [], dropped: [] });
+    expect((await backup("2026-01-01T06:00:00Z")).snapshots).toEqual({ taken: [], dropped: [], skipped: [] });
+    states["docs-20260101-060000"] = snapshotTree(src);
+
+    writeFileSync(join(src, "d.txt"), "delta v3\n");
+    expect((await backup("2026-01-02T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260101-060000"], dropped: [], skipped: [] });
     states["docs-20260102-000000"] = snapshotTree(src);
-    expect((await backup("2026-01-02T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260102-000000"], dropped: [] });
 
     rmSync(join(src, "a.txt"));
-    writeFileSync(join(src, "d.txt"), "delta v3\n");
-    states["docs-20260103-000000"] = snapshotTree(src);
-    expect((await backup("2026-01-03T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260103-000000"], dropped: [] });
-
     writeFileSync(join(src, "b.txt"), "bravo v4\n");
+    expect((await backup("2026-01-03T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260102-000000"], dropped: [], skipped: [] });
+    states["docs-20260103-000000"] = snapshotTree(src);
+
+    writeFileSync(join(src, "e.txt"), "echo v5\n");
+    expect((await backup("2026-01-04T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260103-000000"], dropped: [], skipped: [] });
     states["docs-20260104-000000"] = snapshotTree(src);
-    expect((await backup("2026-01-04T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260104-000000"], dropped: ["docs-20260101-000000"] });
-    delete states["docs-20260101-000000"];
+
+    writeFileSync(join(src, "b.txt"), "bravo v6\n");
+    const sixth = await mirror(["backup"], "2026-01-05T00:00:00Z");
+    expect(sixth.exitCode).toBe(0);
+    expect(sixth.stdout).toContain("Snapshots taken (each the copy of the backup at its date): docs-20260104-000000");
+    expect(sixth.stdout).toContain("Snapshots deleted (beyond 3): docs-20260101-060000");
+    delete states["docs-20260101-060000"];
+    expect(leftovers(remote)).toEqual([]);
 
     const list = await mirror(["list", "--json"]);
     expect(list.exitCode).toBe(0);
@@ -211,9 +223,10 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
       ["docs", "docs-20260103-000000", "2026-01-03T00:00:00.000Z"],
       ["docs", "docs-20260104-000000", "2026-01-04T00:00:00.000Z"],
     ]);
+    expect(Object.keys(states)).toEqual(list.json.snapshots.map((s: any) => s.name));
     expect(leftovers(remote)).toEqual([]);
 
-    // Browse: each snapshot equals the source as it was backed up.
+    // Browse: each snapshot equals the source as it was at the snapshot's date; the live copy, the source now.
     const browse = join(remote.dir, "browse");
     mkdirSync(browse);
     const mounted = await blaine(["mirror", "--mount", browse, "-c", config], { env: remote.env() });
@@ -223,7 +236,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
       for (const [name, tree] of Object.entries(states)) expect(snapshotTree(join(browse, "snapshots", name))).toEqual(tree);
       expect(snapshotTree(join(browse, "docs"))).toEqual(snapshotTree(src));
       // Busy while browsed: a backup is refused, naming the mount.
-      const refused = await mirror(["backup"], "2026-01-05T00:00:00Z");
+      const refused = await mirror(["backup"], "2026-01-06T00:00:00Z");
       expect(refused.exitCode).toBe(2);
       expect(refused.stderr).toContain("mounted for browsing");
     } finally {
@@ -232,15 +245,19 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     }
     expect(leftovers(remote)).toEqual([]);
 
-    // a.txt, deleted from the source before the 3rd, is found in the newest snapshot holding it and restored.
+    // a.txt, deleted from the source before the backup of the 3rd, is found in the newest snapshot holding it
+    // (the backup of the 2nd) and restored.
     const restoreTo = join(remote.dir, "restored");
     const restored = await mirror(["restore", join(src, "a.txt"), "--to", restoreTo, "--json"]);
     expect(restored.exitCode).toBe(0);
     expect(restored.json.snapshot).toBe("docs-20260102-000000");
     expect(readFileSync(join(restoreTo, "a.txt"), "utf8")).toBe("alpha v1\n");
-    const older = await mirror(["restore", "b.txt", "--from", "docs-20260103-000000", "--to", join(remote.dir, "older")]);
+    // --from KEY-DATE: the file as it was at DATE.
+    const older = await mirror(["restore", "b.txt", "--from", "docs-20260102-000000", "--to", join(remote.dir, "older")]);
     expect(older.exitCode).toBe(0);
     expect(readFileSync(join(remote.dir, "older", "b.txt"), "utf8")).toBe("bravo v2\n");
+    const newer = await mirror(["restore", "b.txt", "--from", "docs-20260104-000000", "--to", join(remote.dir, "newer")]);
+    expect(readFileSync(join(remote.dir, "newer", "b.txt"), "utf8")).toBe("bravo v4\n");
     const subTo = join(remote.dir, "sub-restored");
     const sub = await mirror(["restore", join(src, "sub"), "--from", "docs-20260104-000000", "--to", subTo]);
     expect(sub.exitCode).toBe(0);
@@ -276,17 +293,20 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
   test("a failing rsync (the store is full), SIGTERM and Ctrl-C mid-copy and kill -9 mid-copy leave nothing mounted (the next command cleans a killed run); one command per store", async () => {
     const config = remote.config("fail");
     const src = join(remote.dir, "src-fail", "docs");
-    const mirror = (args: string[]) => blaine(["mirror", ...args, "-c", config], { env: remote.env() });
+    const mirror = (args: string[], now?: string) => blaine(["mirror", ...args, "-c", config], { env: remote.env(now) });
     expect((await mirror(["init-key"])).exitCode).toBe(0);
     expect((await mirror(["init-store"])).exitCode).toBe(0);
-    // 400 MB of data for a 256 MB store: rsync fails with ENOSPC.
     writeFileSync(join(src, "small.txt"), "small\n");
+    expect((await mirror(["backup"], "2026-01-01T00:00:00Z")).exitCode).toBe(0);
+    expect((await mirror(["backup"], "2026-01-02T00:00:00Z")).stdout).toContain("Snapshots taken (each the copy of the backup at its date): docs-20260101-000000");
+    // 400 MB of data for a 256 MB store: rsync fails with ENOSPC.
     const big = join(src, "big.bin");
     run(["truncate", "-s", "400M", big]);
-    const full = await mirror(["backup"]);
+    const full = await mirror(["backup"], "2026-01-02T01:00:00Z");
     expect(full.exitCode).toBe(1);
     expect(full.stderr).toContain("rsync");
     expect(leftovers(remote)).toEqual([]);
+    // From here on the clock is the real one: every run is past the rotation period.
 
     const rsyncOf = () =>
       readdirSync("/proc")
@@ -329,6 +349,11 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     expect(next.stderr).toBe("");
     expect(next.exitCode).toBe(0);
     expect(leftovers(remote)).toEqual([]);
+    // issue 17: the rotations due since the failed copy found the live copy half-written (not a point in
+    // time): no snapshot of it; the one of the last completed backup is still there.
+    expect(next.stdout).toContain("docs: no snapshot (the copy since the last one did not complete: not a point in time)");
+    const list = await mirror(["list", "--json"]);
+    expect(list.json.snapshots.map((snapshot: any) => snapshot.name)).toEqual(["docs-20260101-000000"]);
   });
 
   test.skipIf(Boolean(luksMissing))("LUKS: init-store formats the image (isLuks, luksDump, the key opens it) and stops where device-mapper is needed, exit 2; backup says the same", async () => {
@@ -380,7 +405,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     expect(screen).toMatch(/\r\s+3,000,000 100%/);
     expect(screen).not.toContain("Number of files:");
     expect(screen).toMatch(/docs: 1 files copied, [\d.]+ [KMG]i?B sent \([\d.]+ [KMG]i?B mirrored\)/);
-    expect(screen).toContain("Snapshots taken: docs-20260201-000000");
+    expect(screen).toContain("docs: no snapshot (the first backup: nothing to keep yet)");
     expect(leftovers(remote)).toEqual([]);
     // Without a terminal (cron): no progress, the same summary.
     // mnemosyne's spellings: --backup, --config.

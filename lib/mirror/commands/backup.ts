@@ -10,14 +10,19 @@ import type { MirrorConfig } from "../config.ts";
 import { gocryptfsPassword, requireKeyFile } from "../key.ts";
 import { mirrorNow, planRotation } from "../rotation.ts";
 import { listSnapshots, openStore, requireOpenableEncryption, SNAPSHOTS_DIRECTORY } from "../store.ts";
+import { MirrorState } from "../state.ts";
 
 /**
- * `blaine mirror backup`: opens the store, rsyncs each directory into its
- * subvolume (through gocryptfs when so encrypted), then rotates: a
- * read-only snapshot `KEY-YYYYMMDD-HHMMSS` when the newest is `rotate`
- * hours old, the oldest beyond `stages` deleted. The snapshot is taken
- * after the copy (mnemosyne takes it before), so a snapshot's name is the
- * time of the content it holds, and a failed copy never becomes one.
+ * `blaine mirror backup`: opens the store, rotates, then rsyncs each
+ * directory into its subvolume (through gocryptfs when so encrypted).
+ * The rotation comes first, as in mnemosyne: when due, a read-only
+ * snapshot of the live subvolume keeps the state the copy is about to
+ * overwrite, so `stages` snapshots hold `stages` past states (taken after
+ * the copy, the newest would equal the live copy and keep one fewer).
+ * planRotation decides what is taken (named by the time of the backup it
+ * holds) and dropped; this records in the store's state file that a copy
+ * has begun (the live copy is then no point in time) and, once rsync
+ * completes, its time.
  */
 export async function backupMirror(config: MirrorConfig, output: Output): Promise<number> {
   requireOpenableEncryption(config);
@@ -30,9 +35,39 @@ export async function backupMirror(config: MirrorConfig, output: Output): Promis
   const showProgress = !output.json && Boolean(process.stderr.isTTY);
   return withChain(config.file, "command", async (chain, signal) => {
     const root = await openStore(chain, config, { readonly: false });
+    const state = MirrorState.read(root, config.store.name);
+
+    const taken: string[] = [];
+    const dropped: string[] = [];
+    const skipped: string[] = [];
+    const since = new Map<string, Date | undefined>();
+    const existing = listSnapshots(root).map((snapshot) => snapshot.name);
+    for (const { key } of config.local.directories) {
+      throwIfAborted(signal);
+      const plan = planRotation(key, existing, now, state.of(key), config.strategy);
+      if (plan.take) {
+        await snapshotReadOnly(join(root, key), join(root, SNAPSHOTS_DIRECTORY, plan.take));
+        taken.push(plan.take);
+      }
+      if (plan.skipped) {
+        skipped.push(key);
+        output.say(plan.skipped === "first" ? `${key}: no snapshot (the first backup: nothing to keep yet)` : `${key}: no snapshot (the copy since the last one did not complete: not a point in time)`);
+      }
+      for (const name of plan.drop) {
+        await deleteSubvolume(join(root, SNAPSHOTS_DIRECTORY, name));
+        dropped.push(name);
+      }
+      since.set(key, plan.since);
+    }
+    if (taken.length > 0) output.say(`Snapshots taken (each the copy of the backup at its date): ${taken.join(", ")}`);
+    else if (skipped.length === 0) output.say(`No snapshot due (every ${config.strategy.rotateHours} h).`);
+    if (dropped.length > 0) output.say(`Snapshots deleted (beyond ${config.strategy.stages}): ${dropped.join(", ")}`);
+
     const copied: { key: string; directory: string; summary: RsyncSummary }[] = [];
     for (const { key, directory } of config.local.directories) {
       throwIfAborted(signal);
+      // From the copy's first write until rsync completes, the live copy is no backup's content.
+      state.set(key, { rotated: since.get(key) });
       let target = join(root, key);
       if (password !== undefined) {
         target = chain.directory(`plain-${key}`);
@@ -45,31 +80,16 @@ export async function backupMirror(config: MirrorConfig, output: Output): Promis
         onProgress: showProgress ? (chunk) => process.stderr.write(chunk) : undefined,
       });
       if (password !== undefined) await chain.release(target);
+      // The first completed backup starts the rotation period.
+      state.set(key, { completed: now, rotated: since.get(key) ?? now });
       copied.push({ key, directory, summary });
-    }
-    throwIfAborted(signal);
-    const taken: string[] = [];
-    const dropped: string[] = [];
-    const existing = listSnapshots(root).map((snapshot) => snapshot.name);
-    for (const { key } of config.local.directories) {
-      const plan = planRotation(key, existing, now, config.strategy);
-      if (plan.take) {
-        await snapshotReadOnly(join(root, key), join(root, SNAPSHOTS_DIRECTORY, plan.take));
-        taken.push(plan.take);
-      }
-      for (const name of plan.drop) {
-        await deleteSubvolume(join(root, SNAPSHOTS_DIRECTORY, name));
-        dropped.push(name);
-      }
     }
     for (const { key, summary } of copied) {
       output.say(`${key}: ${summary.filesTransferred} files copied, ${formatBytes(summary.bytesSent)} sent (${formatBytes(summary.totalFileBytes)} mirrored)`);
     }
-    output.say(taken.length > 0 ? `Snapshots taken: ${taken.join(", ")}` : `No snapshot due (every ${config.strategy.rotateHours} h).`);
-    if (dropped.length > 0) output.say(`Snapshots deleted (beyond ${config.strategy.stages}): ${dropped.join(", ")}`);
     output.result({
       directories: copied.map(({ key, directory, summary }) => ({ key, directory, ...summary })),
-      snapshots: { taken, dropped },
+      snapshots: { taken, dropped, skipped },
     });
     return ExitCode.ok;
   });
