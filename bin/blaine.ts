@@ -163,6 +163,7 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
 common(cli.command("image <action> [...args]", "Block images: image backup|ls|restore|scrub|rm|protect|unprotect|cleanup|export|import"))
   .option("--store <store>", "Chunk store: a directory or s3://bucket/prefix (credentials from the environment or blaine.toml)")
   .option("--snapshot <name>", "backup: the snapshot's name, recorded with the version")
+  .option("--label <label>", "backup: a KEY=VALUE label recorded with the version (repeatable)")
   .option("--hints <file>", "backup: change hints, rbd diff --format=json")
   .option("--from <version>", "backup: the base version (only changed blocks are stored)")
   .option("--block-size <size>", "backup: block size (default 4M)")

@@ -67,7 +67,7 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
     makeImage(source);
-    const backup = await env.image(["backup", source, "vm", "--snapshot", "snap1", "--json", ...BS]);
+    const backup = await env.image(["backup", source, "vm", "--snapshot", "snap1", "--label", "host=kvm1", "--label", "tier=gold", "--json", ...BS]);
     expect(backup.exitCode).toBe(0);
     const data = 3 + 5 + 1 + 1 + 1; // blocks holding data
     // Four text blocks equal to the first, one random block equal to another.
@@ -81,7 +81,7 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
 
     const ls = await env.image(["ls", "--json"]);
     expect(ls.json.versions).toHaveLength(1);
-    expect(ls.json.versions[0]).toMatchObject({ uid: backup.json.uid, name: "vm", snapshot: "snap1", size: 8 * MiB, status: "valid", protected: false });
+    expect(ls.json.versions[0]).toMatchObject({ uid: backup.json.uid, name: "vm", snapshot: "snap1", size: 8 * MiB, status: "valid", protected: false, labels: { host: "kvm1", tier: "gold" } });
 
     const dense = join(env.dir, "dense.img");
     expect((await env.image(["restore", backup.json.uid, dense])).exitCode).toBe(0);

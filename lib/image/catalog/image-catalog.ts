@@ -177,8 +177,8 @@ export class ImageCatalog {
     });
   }
 
-  /** Records a whole version with its blocks (import); its chunks stop being deletion candidates. */
-  async insertVersion(version: VersionRow, blocks: readonly BlockRow[]): Promise<void> {
+  /** Records a whole version with its blocks (import), and the chunks the store holds of it; they stop being deletion candidates. */
+  async insertVersion(version: VersionRow, blocks: readonly BlockRow[], present: readonly { hash: string; size: number }[]): Promise<void> {
     await this.sql.transaction(async (tx) => {
       await tx.run(
         "INSERT INTO image_versions (uid, name, snapshot, date, size, block_size, status, protected, labels, base_uid, bytes_read, bytes_written, bytes_deduplicated, bytes_sparse) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -188,6 +188,9 @@ export class ImageCatalog {
         ],
       );
       await this.#upsertBlocks(tx, version.uid, blocks);
+      for (const part of slices(present, ROWS_PER_STATEMENT)) {
+        await tx.run(`INSERT INTO image_chunks (hash, size, valid) VALUES ${placeholders(part.length, 3)} ON CONFLICT (hash) DO NOTHING`, part.flatMap((chunk) => [chunk.hash, chunk.size, 1]));
+      }
       const hashes = [...new Set(blocks.flatMap((block) => (block.hash ? [block.hash] : [])))];
       for (const part of slices(hashes, HASHES_PER_STATEMENT)) {
         await tx.run(`DELETE FROM image_deleted_chunks WHERE hash IN (${placeholders(part.length)})`, part);
@@ -229,8 +232,8 @@ export class ImageCatalog {
    * writers: of `hashes`, those a cleanup is deleting right now are
    * returned as `deleting` (wait, then claim them again); the others become
    * pending for this version — no cleanup takes them until the version
-   * records them — and `known` are those a finished version references with
-   * a good chunk (the store holds them: referenced, not written).
+   * records them — and `known` are those the store holds, good as far as
+   * any scrub knows (referenced, not written).
    */
   async claimHashes(uid: string, hashes: readonly string[], owner: { host: string; pid: number }, now = Date.now()): Promise<{ known: Set<string>; deleting: Set<string> }> {
     const known = new Set<string>();
@@ -244,10 +247,7 @@ export class ImageCatalog {
         const claim = part.filter((hash) => !deleting.has(hash));
         if (claim.length === 0) continue;
         const claimList = placeholders(claim.length);
-        const rows = await tx.all<{ hash: string }>(
-          `SELECT DISTINCT b.hash AS hash FROM image_blocks b JOIN image_versions v ON v.uid = b.version_uid WHERE b.hash IN (${claimList}) AND b.valid = 1 AND v.status <> 'incomplete'`,
-          claim,
-        );
+        const rows = await tx.all<{ hash: string }>(`SELECT hash FROM image_chunks WHERE hash IN (${claimList}) AND valid = 1`, claim);
         for (const row of rows) known.add(row.hash);
         await tx.run(
           `INSERT INTO image_pending_chunks (hash, version_uid, host, pid, since) VALUES ${placeholders(claim.length, 5)} ON CONFLICT (hash, version_uid) DO NOTHING`,
@@ -258,10 +258,20 @@ export class ImageCatalog {
     return { known, deleting };
   }
 
-  /** Writes a batch of a version's block rows (new or changed) in one transaction, after the chunks they need were stored. */
-  async writeBlocks(uid: string, rows: readonly BlockRow[]): Promise<void> {
+  /**
+   * Writes a batch of a version's block rows (new or changed) in one
+   * transaction, after the chunks they need were stored; `stored` are the
+   * chunks this batch wrote (a bad one written again is good again).
+   */
+  async writeBlocks(uid: string, rows: readonly BlockRow[], stored: readonly { hash: string; size: number }[] = []): Promise<void> {
     const hashes = [...new Set(rows.flatMap((row) => (row.hash ? [row.hash] : [])))];
     await this.sql.transaction(async (tx) => {
+      for (const part of slices(stored, ROWS_PER_STATEMENT)) {
+        await tx.run(
+          `INSERT INTO image_chunks (hash, size, valid) VALUES ${placeholders(part.length, 3)} ON CONFLICT (hash) DO UPDATE SET size = excluded.size, valid = 1`,
+          part.flatMap((chunk) => [chunk.hash, chunk.size, 1]),
+        );
+      }
       for (const part of slices(hashes, HASHES_PER_STATEMENT)) {
         await tx.run(`DELETE FROM image_deleted_chunks WHERE hash IN (${placeholders(part.length)})`, part);
       }
@@ -324,6 +334,7 @@ export class ImageCatalog {
       for (const part of slices(hashes, HASHES_PER_STATEMENT)) {
         const list = placeholders(part.length);
         await tx.run(`UPDATE image_blocks SET valid = 0 WHERE hash IN (${list})`, part);
+        await tx.run(`UPDATE image_chunks SET valid = 0 WHERE hash IN (${list})`, part);
         await tx.run(`UPDATE image_versions SET status = 'invalid' WHERE status = 'valid' AND uid IN (SELECT version_uid FROM image_blocks WHERE hash IN (${list}))`, part);
         for (const row of await tx.all<{ uid: string }>(`SELECT DISTINCT version_uid AS uid FROM image_blocks WHERE hash IN (${list})`, part)) versions.add(row.uid);
       }
@@ -340,10 +351,9 @@ export class ImageCatalog {
     if (uids.length === 0) return [];
     return this.sql.transaction(async (tx) => {
       const list = placeholders(uids.length);
-      await tx.run(
-        `UPDATE image_blocks SET valid = 1 WHERE valid = 0 AND hash IN (SELECT hash FROM image_blocks WHERE version_uid IN (${list}) AND hash IS NOT NULL)`,
-        uids,
-      );
+      const scrubbed = `SELECT hash FROM image_blocks WHERE version_uid IN (${list}) AND hash IS NOT NULL`;
+      await tx.run(`UPDATE image_blocks SET valid = 1 WHERE valid = 0 AND hash IN (${scrubbed})`, uids);
+      await tx.run(`UPDATE image_chunks SET valid = 1 WHERE valid = 0 AND hash IN (${scrubbed})`, uids);
       const revived = await tx.all<{ uid: string }>(
         `SELECT uid FROM image_versions v WHERE uid IN (${list}) AND status = 'invalid' AND NOT EXISTS (SELECT 1 FROM image_blocks b WHERE b.version_uid = v.uid AND b.valid = 0)`,
         uids,
@@ -366,7 +376,8 @@ export class ImageCatalog {
    */
   async takeGarbage(cutoff: number, limit: number, now = Date.now()): Promise<string[]> {
     return this.sql.transaction(async (tx) => {
-      await tx.run("DELETE FROM image_deleted_chunks WHERE hash IN (SELECT c.hash FROM image_deleted_chunks c JOIN image_blocks b ON b.hash = c.hash)");
+      // One scan of the block rows (no index on hash: see the schema) finds the candidates referenced again.
+      await tx.run("DELETE FROM image_deleted_chunks WHERE hash IN (SELECT hash FROM image_blocks WHERE hash IN (SELECT hash FROM image_deleted_chunks))");
       const rows = await tx.all<{ hash: string }>(
         "SELECT hash FROM image_deleted_chunks c WHERE since <= ? AND NOT EXISTS (SELECT 1 FROM image_pending_chunks p WHERE p.hash = c.hash) ORDER BY hash LIMIT ?",
         [cutoff, limit],
@@ -376,15 +387,18 @@ export class ImageCatalog {
         const list = placeholders(hashes.length);
         await tx.run(`INSERT INTO image_deleting_chunks (hash, since) SELECT hash, ? FROM image_deleted_chunks WHERE hash IN (${list}) ON CONFLICT (hash) DO NOTHING`, [now, ...hashes]);
         await tx.run(`DELETE FROM image_deleted_chunks WHERE hash IN (${list})`, hashes);
+        // No backup dedups against them from now on.
+        await tx.run(`DELETE FROM image_chunks WHERE hash IN (${list})`, hashes);
       }
       return hashes;
     });
   }
 
   /**
-   * `cleanup --full`: of chunks found in the store, those no version
-   * references and that are not candidates still in their grace period move
-   * to the deleting list (orphans of killed backups), unless a running backup claimed them.
+   * `cleanup --full`: of chunks found in the store, those the catalog does
+   * not know as stored (written by a backup killed before it recorded them),
+   * that are no deletion candidates (those wait for their grace period) and
+   * that no running backup claimed move to the deleting list.
    */
   async takeOrphans(listed: readonly string[], now = Date.now()): Promise<string[]> {
     if (listed.length === 0) return [];
@@ -394,7 +408,7 @@ export class ImageCatalog {
         const list = placeholders(part.length);
         const held = new Set(
           (await tx.all<{ hash: string }>(
-            `SELECT DISTINCT hash FROM image_blocks WHERE hash IN (${list}) UNION SELECT hash FROM image_deleted_chunks WHERE hash IN (${list}) UNION SELECT hash FROM image_pending_chunks WHERE hash IN (${list})`,
+            `SELECT hash FROM image_chunks WHERE hash IN (${list}) UNION SELECT hash FROM image_deleted_chunks WHERE hash IN (${list}) UNION SELECT hash FROM image_pending_chunks WHERE hash IN (${list})`,
             [...part, ...part, ...part],
           )).map((row) => row.hash),
         );
@@ -421,7 +435,7 @@ export class ImageCatalog {
    */
   async leftoverDeleting(): Promise<string[]> {
     return this.sql.transaction(async (tx) => {
-      await tx.run("DELETE FROM image_deleting_chunks WHERE hash IN (SELECT d.hash FROM image_deleting_chunks d JOIN image_blocks b ON b.hash = d.hash)");
+      await tx.run("DELETE FROM image_deleting_chunks WHERE hash IN (SELECT hash FROM image_blocks WHERE hash IN (SELECT hash FROM image_deleting_chunks))");
       return (await tx.all<{ hash: string }>("SELECT hash FROM image_deleting_chunks ORDER BY hash")).map((row) => row.hash);
     });
   }

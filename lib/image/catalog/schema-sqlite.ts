@@ -44,8 +44,23 @@ export const blocks = sqliteTable(
     /** 0 once a scrub found its chunk missing or damaged. */
     valid: integer("valid").notNull().default(1),
   },
-  (table) => [primaryKey({ columns: [table.versionUid, table.idx] }), index("image_blocks_hash_idx").on(table.hash)],
+  // No index on hash: every row of every version would pay for it (a 1 TiB version is 262 144 rows, most
+  // copied from its base); lookups by hash go to image_chunks, and the rare scans (cleanup, scrub) read the table.
+  (table) => [primaryKey({ columns: [table.versionUid, table.idx] })],
 );
+
+/**
+ * The chunks the store holds, one row each, written when a backup has
+ * stored one: what dedup looks up (by primary key), and what cleanup --full
+ * compares the store's listing with. `valid` 0: a scrub found it bad (a
+ * backup of the same content writes it again).
+ */
+export const chunks = sqliteTable("image_chunks", {
+  hash: text("hash").primaryKey(),
+  /** Bytes of the stored object (compressed, with its header). */
+  size: integer("size").notNull(),
+  valid: integer("valid").notNull().default(1),
+});
 
 /** Chunks no version may reference any more (a version was removed): deleted by cleanup after a grace period. */
 export const deletedChunks = sqliteTable("image_deleted_chunks", {

@@ -45,10 +45,15 @@ export async function importImageVersion(settings: ImageSettings, given: string,
     if (await catalog.version(doc.version.uid)) throw new BlaineError(`version ${doc.version.uid} is already in ${catalog.name}`, ExitCode.usage);
     const hashes = [...new Set(doc.blocks.flatMap((block) => (block.hash ? [block.hash] : [])))];
     const missing = new Set<string>();
-    for (const hash of hashes) if ((await store.chunkSize(hash)) === undefined) missing.add(hash);
+    const present: { hash: string; size: number }[] = [];
+    for (const hash of hashes) {
+      const size = await store.chunkSize(hash);
+      if (size === undefined) missing.add(hash);
+      else present.push({ hash, size });
+    }
     const blocks = doc.blocks.map((block) => (block.hash && missing.has(block.hash) ? { ...block, valid: false } : block));
     const version = missing.size > 0 && doc.version.status === "valid" ? { ...doc.version, status: "invalid" as const } : doc.version;
-    await catalog.insertVersion(version, blocks);
+    await catalog.insertVersion(version, blocks, present);
     if ((await store.getVersionDoc(version.uid)) === undefined) await store.putVersionDoc(version.uid, versionDocText(version, blocks));
     if (missing.size > 0) output.say(`warning: ${missing.size} chunk(s) of version ${version.uid} are missing from store ${store.name}; it is imported as invalid`);
     output.say(`imported version ${version.uid} (${version.name}, ${version.status})`);

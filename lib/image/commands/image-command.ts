@@ -1,11 +1,11 @@
-import { singleFlag, type Flags } from "../../config.ts";
+import { list, singleFlag, type Flags } from "../../config.ts";
 import { createOutput } from "../../commands/output.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
 import { loadImageSettings } from "../settings.ts";
 
 /** What each `blaine image` action takes, for usage errors. */
 const USAGE: Record<string, string> = {
-  backup: "backup SOURCE NAME [--snapshot NAME] [--hints FILE] [--from VERSION] [--block-size SIZE] [--compress zstd:N|none]",
+  backup: "backup SOURCE NAME [--snapshot NAME] [--label KEY=VALUE…] [--hints FILE] [--from VERSION] [--block-size SIZE] [--compress zstd:N|none]",
   ls: "ls [NAME]",
   restore: "restore VERSION TARGET [--sparse] [--force]",
   scrub: "scrub VERSION… [-p PERCENT] [--source IMAGE]",
@@ -29,7 +29,13 @@ export async function runImageCommand(action: string, args: string[], flags: Fla
     case "backup": {
       expect(action, args, 2);
       const { backupImage } = await import("./backup.ts");
-      const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from: singleFlag(flags, "from") };
+      const labels: Record<string, string> = {};
+      for (const label of list(flags.label)) {
+        const at = label.indexOf("=");
+        if (at < 1) throw new UsageError(`--label: "${label}" is not KEY=VALUE`);
+        labels[label.slice(0, at)] = label.slice(at + 1);
+      }
+      const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from: singleFlag(flags, "from"), labels };
       return (await backupImage(settings, request, output)).exitCode;
     }
     case "ls":

@@ -21,7 +21,7 @@ export function storeChunks(blocks: AsyncIterable<EncodedBlock>, options: StoreC
       crashPoint("image-chunk-stored");
       options.counts.bytesWritten += block.object.length;
       options.counts.blocksStored++;
-      return { ...block, object: null };
+      return { ...block, object: null, storedSize: block.object.length };
     },
     { concurrency: options.concurrency, signal: options.signal },
   );

@@ -29,6 +29,8 @@ export interface PlannedBlock extends ReadBlock {
 /** A block with its chunk object, ready for the store (`object` only for `store`). */
 export interface EncodedBlock extends PlannedBlock {
   readonly object: Uint8Array | null;
+  /** Bytes of the chunk object this backup wrote for the block (set by storeChunks). */
+  readonly storedSize?: number;
 }
 
 /** Byte counts of one backup, as `blaine image backup --json` reports them. */

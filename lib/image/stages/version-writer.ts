@@ -19,7 +19,9 @@ export interface VersionWriterOptions {
 export async function writeVersionBlocks(blocks: AsyncIterable<EncodedBlock>, options: VersionWriterOptions): Promise<void> {
   for await (const batch of batches(blocks, { size: options.batchSize ?? 2000, maxWaitMs: 2000 })) {
     options.signal?.throwIfAborted();
-    await options.catalog.writeBlocks(options.uid, batch.map((block) => ({ idx: block.index, hash: block.hash, size: block.length, valid: true })));
+    const rows = batch.map((block) => ({ idx: block.index, hash: block.hash, size: block.length, valid: true }));
+    const stored = batch.flatMap((block) => (block.hash && block.storedSize !== undefined ? [{ hash: block.hash, size: block.storedSize }] : []));
+    await options.catalog.writeBlocks(options.uid, rows, stored);
     crashPoint("image-blocks-written");
   }
 }
