@@ -2,6 +2,9 @@ import { readlinkSync } from "node:fs";
 import type { RunReport } from "./report.ts";
 import { formatBytes, formatDuration } from "./size.ts";
 
+/** The rate is of the last this many ms: a phase that is slower (parity after a copy) shows its own pace. */
+const RATE_WINDOW_MS = 10_000;
+
 /**
  * A one-line progress display on a terminal (files, bytes, rate, ETA),
  * redrawn a few times a second on stderr. Does nothing when stderr is not a
@@ -11,11 +14,14 @@ export class ProgressLine {
   readonly #report: RunReport;
   #stream: NodeJS.WriteStream | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Work done (bytes copied and through the parity encoder) at each draw of the rate's window, oldest first. */
+  readonly #samples: { at: number; worked: number }[];
 
   /** `stream` defaults to stderr, touched only when it is a terminal (see stderrIsTerminal). */
   constructor(report: RunReport, stream?: NodeJS.WriteStream) {
     this.#report = report;
     this.#stream = stream;
+    this.#samples = [{ at: report.startedAt, worked: 0 }];
   }
 
   start(): this {
@@ -35,9 +41,17 @@ export class ProgressLine {
 
   #draw(): void {
     const { files, bytes, plannedFiles, plannedBytes, parityBytes, parityPlannedBytes } = this.#report.progress;
-    const elapsed = (Date.now() - this.#report.startedAt) / 1000;
-    const rate = elapsed > 0 ? bytes / elapsed : 0;
-    const left = Math.max(0, plannedBytes - bytes);
+    // The rate is of the run's work, bytes copied and bytes through the parity
+    // encoder, over the last seconds: of copies alone since the start it fell
+    // steadily while a large file's parity was made, and the ETA ignored it.
+    const now = Date.now();
+    const worked = bytes + parityBytes;
+    const samples = this.#samples;
+    samples.push({ at: now, worked });
+    while (samples.length > 2 && samples[1].at <= now - RATE_WINDOW_MS) samples.shift();
+    const elapsed = (now - samples[0].at) / 1000;
+    const rate = elapsed > 0 ? (worked - samples[0].worked) / elapsed : 0;
+    const left = Math.max(0, plannedBytes - bytes) + Math.max(0, parityPlannedBytes - parityBytes);
     const eta = rate > 0 && left > 0 ? ` ETA ${formatDuration((left / rate) * 1000)}` : "";
     const unchanged = this.#report.counts.unchanged;
     // Parity of a large file takes a while after its copy: its bytes through the encoder show it moving.

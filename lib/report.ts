@@ -74,8 +74,14 @@ export class RunReport {
     this.progress.plannedBytes += bytes;
   }
 
+  /** A file copied; `bytes` are those not yet counted by copying(). */
   done(bytes: number): void {
     this.progress.files++;
+    this.progress.bytes += bytes;
+  }
+
+  /** Bytes of a large file copied so far, while it copies (negative: a copy that failed or is tried again takes them back). */
+  copying(bytes: number): void {
     this.progress.bytes += bytes;
   }
 

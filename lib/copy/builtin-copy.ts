@@ -3,6 +3,7 @@ import { CHUNK_SIZE, formatHash, type HashAlgorithm } from "../hashing.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
 import { copySparse, SPARSE_MIN_SIZE, sparseExtents } from "../fs/sparse.ts";
+import { CopyProgress, type CopyProgressHook } from "./copy-progress.ts";
 
 export interface CopyResult {
   readonly hash: string;
@@ -22,6 +23,8 @@ export interface CopyRequest {
   /** The size the walk saw (a hint for scheduling; the copy reads to the end whatever it is). */
   readonly expectedSize?: number;
   readonly signal?: AbortSignal;
+  /** Told the bytes copied so far while a large file copies (the progress line); a copier may never call it. */
+  readonly onProgress?: CopyProgressHook;
 }
 
 /** Below this a file is copied with one read and one write: small files are latency-bound. */
@@ -43,11 +46,12 @@ export async function copyWithHash(request: CopyRequest): Promise<CopyResult> {
     const size = fstatSync(source).size;
     // Holes stay holes (a disk's copy, a restored file): see sparse.ts.
     const sparse = size >= SPARSE_MIN_SIZE ? sparseExtents(source) : undefined;
+    const progress = request.onProgress && new CopyProgress(request.onProgress);
     const copied = sparse
-      ? copySparse(source, target, sparse.size, sparse.extents, hasher, Buffer.allocUnsafe(CHUNK_SIZE))
+      ? copySparse(source, target, sparse.size, sparse.extents, hasher, Buffer.allocUnsafe(CHUNK_SIZE), progress)
       : size <= SMALL_FILE
         ? copySmall(source, target, hasher, size)
-        : await copyLarge(source, target, hasher, request.signal);
+        : await copyLarge(source, target, hasher, request.signal, progress);
     fchmodSync(target, request.mode);
     setTimesFd(target, exactMtime(request.mtimeMs, request.mtimeNsec));
     const after = fstatSync(source);
@@ -90,7 +94,7 @@ function copyRestSync(source: number, target: number, hasher: Bun.CryptoHasher):
   }
 }
 
-async function copyLarge(source: number, target: number, hasher: Bun.CryptoHasher, signal?: AbortSignal): Promise<number> {
+async function copyLarge(source: number, target: number, hasher: Bun.CryptoHasher, signal?: AbortSignal, progress?: CopyProgress): Promise<number> {
   const buffers = [Buffer.allocUnsafe(CHUNK_SIZE), Buffer.allocUnsafe(CHUNK_SIZE)];
   let writing: Promise<void> | undefined;
   let total = 0;
@@ -105,6 +109,7 @@ async function copyLarge(source: number, target: number, hasher: Bun.CryptoHashe
     if (writing) await writing;
     writing = writeAllAsync(target, chunk);
     total += read;
+    progress?.reached(total);
   }
   if (writing) await writing;
   return total;

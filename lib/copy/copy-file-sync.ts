@@ -4,9 +4,10 @@ import { fsPath } from "../fs/byte-names.ts";
 import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
 import { copySparse, SPARSE_MIN_SIZE, sparseExtents } from "../fs/sparse.ts";
 import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
+import type { CopyProgress } from "./copy-progress.ts";
 
 /** A copy request as plain data, to cross to a worker thread (an AbortSignal cannot). */
-export type CopyJob = Omit<CopyRequest, "signal">;
+export type CopyJob = Omit<CopyRequest, "signal" | "onProgress">;
 export type CopyOutcome = CopyResult;
 
 /** This process' umask, read once (copies are created with it applied). */
@@ -16,9 +17,10 @@ let umask: number | undefined;
  * Copies and hashes in one pass with plain synchronous calls: what a copy
  * worker thread runs (a thread of its own, so blocking is what we want).
  * The target is created exclusively, gets the source's mode and mtime, and
- * is made durable later by the batch's syncfs.
+ * is made durable later by the batch's syncfs. `progress` hears how far a
+ * large file has got (see CopyProgress).
  */
-export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
+export function copyFileSync(job: CopyJob, buffer: Buffer, progress?: CopyProgress): CopyOutcome {
   umask ??= process.umask();
   // Created with its final mode when the umask keeps every bit of it (the
   // usual case): one chmod less per file. Otherwise private first, chmod after.
@@ -35,7 +37,7 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
     const sparse = (job.expectedSize ?? 0) >= SPARSE_MIN_SIZE ? sparseExtents(source) : undefined;
     if (sparse) {
       hasher = new Bun.CryptoHasher(job.algorithm);
-      size = copySparse(source, target, sparse.size, sparse.extents, hasher, buffer);
+      size = copySparse(source, target, sparse.size, sparse.extents, hasher, buffer, progress);
     }
     while (!sparse) {
       const read = readSync(source, buffer, 0, buffer.length, null);
@@ -51,6 +53,7 @@ export function copyFileSync(job: CopyJob, buffer: Buffer): CopyOutcome {
       while (written < read) written += writeSync(target, chunk, written, read - written);
       size += read;
       if (end) break;
+      progress?.reached(size);
     }
     if (!exactAtCreate) fchmodSync(target, job.mode);
     setTimesFd(target, exactMtime(job.mtimeMs, job.mtimeNsec));

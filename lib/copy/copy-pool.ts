@@ -1,11 +1,14 @@
 import { availableParallelism } from "node:os";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
 import { LATENCY_BOUND_BELOW, type CopySettled } from "../stages/copier.ts";
-import { decodeReplies, encodeJobs, type ReceivedReply, type WorkerJob } from "./worker-messages.ts";
+import type { CopyProgressHook } from "./copy-progress.ts";
+import { decodeReplies, encodeJobs, type ReceivedProgress, type ReceivedReply, type WorkerJob } from "./worker-messages.ts";
 
 interface PendingJob {
   resolve: (outcome: unknown) => void;
   reject: (error: Error) => void;
+  /** A lone copy's bytes so far, as its worker says them (see CopyProgress). */
+  onProgress?: CopyProgressHook;
 }
 
 /**
@@ -31,13 +34,13 @@ export class CopyPool {
     this.#size = Math.max(1, size);
   }
 
-  copy(request: CopyJob): Promise<CopyOutcome> {
+  copy(request: CopyJob & { readonly onProgress?: CopyProgressHook }): Promise<CopyOutcome> {
     // Small files all go to the first worker: their cost is per file, most of
     // it on the main thread (walk, catalogs), and a second busy worker would
     // take the main thread's core. Large files spread, one per core.
     const latencyBound = request.expectedSize !== undefined && request.expectedSize < LATENCY_BOUND_BELOW;
-    // The request goes as it is: encodeJobs sends only its plain fields (never the AbortSignal it may carry).
-    return this.#submit({ kind: "copy", ...request }, latencyBound ? 0 : undefined) as Promise<CopyOutcome>;
+    // The request goes as it is: encodeJobs sends only its plain fields (never the AbortSignal or hook it may carry).
+    return this.#submit({ kind: "copy", ...request }, latencyBound ? 0 : undefined, request.onProgress) as Promise<CopyOutcome>;
   }
 
   /** Small files copied together by the first worker (see copy()), one reply for all; each settles on its own. */
@@ -57,7 +60,7 @@ export class CopyPool {
     return (await this.#submit({ kind: "placements", root, moves }, this.#size - 1)) as (Error | undefined)[];
   }
 
-  #submit(job: WorkerJob, onWorker?: number): Promise<unknown> {
+  #submit(job: WorkerJob, onWorker?: number, onProgress?: CopyProgressHook): Promise<unknown> {
     // A pool that lost a worker, or was closed, takes no more jobs: they would never be answered.
     if (this.#broken) return Promise.reject(this.#broken);
     this.#start();
@@ -69,7 +72,7 @@ export class CopyPool {
       this.#flushScheduled = true;
       queueMicrotask(() => this.#flush());
     }
-    return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    return new Promise((resolve, reject) => this.#pending.set(id, { resolve, reject, onProgress }));
   }
 
   close(): void {
@@ -117,8 +120,12 @@ export class CopyPool {
     this.#pending.delete(id);
   }
 
-  #receive(worker: number, replies: ReceivedReply[]): void {
+  #receive(worker: number, replies: (ReceivedReply | ReceivedProgress)[]): void {
     for (const reply of replies) {
+      if ("progress" in reply) {
+        this.#pending.get(reply.id)?.onProgress?.(reply.progress);
+        continue;
+      }
       this.#done(worker);
       const pending = this.#pending.get(reply.id);
       if (!pending) continue;

@@ -9,17 +9,19 @@ import { errnoCode, errorMessage } from "../errors.ts";
 import { DataTreeDirs } from "../fs/data-tree-dirs.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { copyFileSync, COPY_BUFFER_SIZE } from "./copy-file-sync.ts";
-import { decodeJobs, encodeReplies, type CopySettledData, type JobFailure, type JobOutcome, type Reply, type WorkerJob } from "./worker-messages.ts";
+import { CopyProgress } from "./copy-progress.ts";
+import { decodeJobs, encodeProgress, encodeReplies, type CopySettledData, type JobFailure, type JobOutcome, type Reply, type WorkerJob } from "./worker-messages.ts";
 
 declare const self: Worker;
 const buffer = Buffer.allocUnsafe(COPY_BUFFER_SIZE);
 
 const failureOf = (error: unknown): JobFailure => ({ message: errorMessage(error), code: errnoCode(error) });
 
-function run(job: WorkerJob): JobOutcome {
+function run(id: number, job: WorkerJob): JobOutcome {
   switch (job.kind) {
     case "copy":
-      return copyFileSync(job, buffer);
+      // A file copied alone may be large: the run hears how far it got (a small file never says).
+      return copyFileSync(job, buffer, new CopyProgress((bytesSoFar) => self.postMessage(encodeProgress(id, bytesSoFar))));
     case "copies":
       return job.copies.map((copy): CopySettledData => {
         try {
@@ -49,7 +51,7 @@ self.onmessage = (event: MessageEvent<string>) => {
   const replies = decodeJobs(event.data).map(({ id, job }) => {
     let reply: Reply;
     try {
-      reply = { id, ok: true, outcome: run(job) };
+      reply = { id, ok: true, outcome: run(id, job) };
     } catch (error) {
       reply = { id, ok: false, ...failureOf(error) };
     }

@@ -37,6 +37,8 @@ export type Reply = { readonly id: number; readonly ok: true; readonly outcome: 
  */
 export type ReceivedOutcome = CopyOutcome | CopySettled[] | (Error | undefined)[];
 export type ReceivedReply = { readonly id: number; readonly ok: true; readonly outcome: ReceivedOutcome } | { readonly id: number; readonly ok: false; readonly error: Error };
+/** How far a large copy has got: not its reply (that follows, in the same order), only news for the progress line. */
+export type ReceivedProgress = { readonly id: number; readonly progress: number };
 
 type CopyTuple = [source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number, mtimeNsec: number | null, expectedSize: number | null];
 type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind: "m", copies: CopyTuple[]] | [id: number, kind: "p", root: string, moves: [temp: string, target: string][]];
@@ -44,12 +46,13 @@ type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind:
 type OutcomeTuple = [hash: string, size: number, sizeAfter: number, mtimeAfter: number];
 type FailureTuple = [message: string, code: string | null];
 type CopyResultTuple = [ok: 1, outcome: OutcomeTuple] | [ok: 0, failure: FailureTuple];
-/** [id, 0, failure] failed; [id, 1, outcome] copied; [id, 2, (outcome | failure)[]] copies; [id, 3, (failure | null)[]] placements. */
+/** [id, 0, failure] failed; [id, 1, outcome] copied; [id, 2, (outcome | failure)[]] copies; [id, 3, (failure | null)[]] placements; [id, 4, bytes] a copy's progress. */
 type ReplyTuple =
   | [id: number, status: 0, failure: FailureTuple]
   | [id: number, status: 1, outcome: OutcomeTuple]
   | [id: number, status: 2, results: CopyResultTuple[]]
-  | [id: number, status: 3, failures: (FailureTuple | null)[]];
+  | [id: number, status: 3, failures: (FailureTuple | null)[]]
+  | [id: number, status: 4, bytesSoFar: number];
 
 const copyTuple = (job: CopyJob): CopyTuple => [job.source, job.target, job.algorithm, job.mode, job.mtimeMs, job.mtimeNsec ?? null, job.expectedSize ?? null];
 const copyJob = (tuple: CopyTuple): CopyJob => ({ source: tuple[0], target: tuple[1], algorithm: tuple[2], mode: tuple[3], mtimeMs: tuple[4], mtimeNsec: tuple[5], expectedSize: tuple[6] ?? undefined });
@@ -103,8 +106,13 @@ export function encodeReplies(replies: readonly { id: number; job: WorkerJob; re
   );
 }
 
-export function decodeReplies(message: string): ReceivedReply[] {
-  return (JSON.parse(message) as ReplyTuple[]).map((tuple): ReceivedReply => {
+/** A copy's bytes so far, as a message of its own (a large copy says it every 64 MiB or 250 ms: see CopyProgress). */
+export function encodeProgress(id: number, bytesSoFar: number): string {
+  return JSON.stringify([[id, 4, bytesSoFar] satisfies ReplyTuple]);
+}
+
+export function decodeReplies(message: string): (ReceivedReply | ReceivedProgress)[] {
+  return (JSON.parse(message) as ReplyTuple[]).map((tuple): ReceivedReply | ReceivedProgress => {
     switch (tuple[1]) {
       case 0:
         return { id: tuple[0], ok: false, error: errorOf(tuple[2]) };
@@ -118,6 +126,8 @@ export function decodeReplies(message: string): ReceivedReply[] {
         };
       case 3:
         return { id: tuple[0], ok: true, outcome: tuple[2].map((failure) => (failure ? errorOf(failure) : undefined)) };
+      case 4:
+        return { id: tuple[0], progress: tuple[2] };
     }
   });
 }

@@ -104,8 +104,9 @@ export function hashZeros(hasher: Bun.CryptoHasher, length: number): void {
  * Copies the data ranges of `source` (open, `size` bytes) into `target` (open,
  * empty) at their offsets, leaving the holes unwritten, and hashes the full
  * logical content. Returns the bytes of the logical file (its size).
+ * `progress` (a CopyProgress) hears the offset reached as data is copied.
  */
-export function copySparse(source: number, target: number, size: number, extents: readonly Extent[], hasher: Bun.CryptoHasher, buffer: Buffer): number {
+export function copySparse(source: number, target: number, size: number, extents: readonly Extent[], hasher: Bun.CryptoHasher, buffer: Buffer, progress?: { reached(bytesSoFar: number): void }): number {
   let at = 0;
   for (const [start, end] of extents) {
     hashZeros(hasher, start - at);
@@ -118,6 +119,7 @@ export function copySparse(source: number, target: number, size: number, extents
       let written = 0;
       while (written < read) written += writeSync(target, chunk, written, read - written, offset + written);
       offset += read;
+      progress?.reached(offset);
     }
     at = offset;
   }

@@ -123,6 +123,8 @@ interface StartedCopy {
   readonly item: PlannedFile;
   readonly reservation: Reservation;
   readonly temp: { readonly name: string; readonly path: string };
+  /** Bytes of it the progress line already counts (a large file says how far it got); -1 once it has settled. */
+  counted: number;
 }
 
 /** The file changed while it was copied: it is tried once more from its new state. */
@@ -170,8 +172,14 @@ async function attemptOne(item: PlannedFile, options: CopierOptions): Promise<St
   const copy = startCopy(item, options);
   if (!isStarted(copy)) return copy;
   let settled: CopySettled;
+  // A file copied alone may be large: the progress line moves while it copies (small ones in groups never say).
+  const onProgress = (bytesSoFar: number) => {
+    if (copy.counted < 0 || bytesSoFar <= copy.counted) return;
+    options.report.copying(bytesSoFar - copy.counted);
+    copy.counted = bytesSoFar;
+  };
   try {
-    settled = { ok: true, result: await (options.copy ?? copyWithHash)(copyRequest(copy, options)) };
+    settled = { ok: true, result: await (options.copy ?? copyWithHash)({ ...copyRequest(copy, options), onProgress }) };
   } catch (error) {
     settled = { ok: false, error };
   }
@@ -226,7 +234,7 @@ function startCopy(item: PlannedFile, options: CopierOptions): StartedCopy | Sto
     } else reportNoRoom(item, options);
     return undefined;
   }
-  return { item, reservation, temp: options.newTemp(reservation.disk) };
+  return { item, reservation, temp: options.newTemp(reservation.disk), counted: 0 };
 }
 
 function isStarted(copy: StartedCopy | StoredFile | undefined): copy is StartedCopy {
@@ -252,6 +260,9 @@ function copyRequest(copy: StartedCopy, options: CopierOptions): CopyRequest {
 /** What became of a copy: stored, CHANGED or NO_ROOM (its temp removed), or undefined (reported). Releases its space. */
 function finishCopy(copy: StartedCopy, settled: CopySettled, options: CopierOptions): StoredFile | undefined | typeof CHANGED | typeof NO_ROOM {
   const { item, temp, reservation } = copy;
+  // Counted once: the bytes the progress line has of this copy are taken back, and done() adds them all.
+  options.report.copying(-copy.counted);
+  copy.counted = -1;
   let written = false;
   try {
     if (!settled.ok && errnoCode(settled.error) === "ENOSPC") {

@@ -7,6 +7,7 @@ import { copyWithHash } from "../copy/builtin-copy.ts";
 import { hasEscapes } from "../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { looksSparse } from "../fs/sparse.ts";
+import { PROGRESS_MS } from "../copy/copy-progress.ts";
 import { zx } from "./exec.ts";
 
 /**
@@ -22,6 +23,9 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
   if (looksSparse(statSync(request.source))) return copyWithHash(request);
   const logDir = mkdtempSync(join(tmpdir(), "blaine-dc3dd-"));
   const hashLog = join(logDir, "hash.log");
+  // dc3dd says nothing as it goes: the target's size is how far it got.
+  const { onProgress } = request;
+  const watch = onProgress && setInterval(() => onProgress(sizeOf(request.target)), PROGRESS_MS);
   try {
     const $ = await zx();
     const result = await $`dc3dd if=${request.source} of=${request.target} hash=${request.algorithm} hlog=${hashLog} nwspc=on`.nothrow();
@@ -34,7 +38,16 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
     const after = statSync(request.source);
     return { hash: `${request.algorithm}:${hex}`, size: statSync(request.target).size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
   } finally {
+    clearInterval(watch);
     rmSync(logDir, { recursive: true, force: true });
+  }
+}
+
+function sizeOf(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
   }
 }
 
