@@ -114,7 +114,8 @@ describe("blaine run: what a change does", () => {
   test("duplicated content is stored once, as a hardlink", async () => {
     env = await archiveEnv({ "orig.bin": { bytes: 80_000, seed: 9 } });
     await env.run();
-    writeFileSync(join(env.source, "copy.bin"), readFileSync(join(env.source, "orig.bin")));
+    // cp -p: the same mtime and mode, so the two disk copies may share an inode (issue 12.11).
+    expect(Bun.spawnSync(["cp", "-p", join(env.source, "orig.bin"), join(env.source, "copy.bin")]).exitCode).toBe(0);
     const second = await env.run();
     expect(counts(second.json)).toMatchObject({ new: 1, deduplicated: 1 });
     expect(second.json.bytesCopied).toBe(0);
@@ -137,8 +138,8 @@ describe("blaine run: what a change does", () => {
   test("a rename without a stable inode (path-size-mtime) is found by content and counted as a rename", async () => {
     env = await archiveEnv({ "a.bin": { bytes: 30_000, seed: 3 }, other: "o" });
     await env.run("--match", "path-size-mtime");
-    // Copy to a new inode and delete the old one: what a pool rebalance looks like.
-    writeFileSync(join(env.source, "b.bin"), readFileSync(join(env.source, "a.bin")));
+    // Copy to a new inode (cp -p: same mtime) and delete the old one: what a pool rebalance looks like.
+    expect(Bun.spawnSync(["cp", "-p", join(env.source, "a.bin"), join(env.source, "b.bin")]).exitCode).toBe(0);
     unlinkSync(join(env.source, "a.bin"));
     const second = await env.run("--match", "path-size-mtime", "--max-delete", "5");
     expect(counts(second.json)).toEqual({ new: 0, modified: 0, renamed: 1, deleted: 0, unchanged: 1, deduplicated: 0 });

@@ -109,7 +109,8 @@ describe("the offsite scenario: disks A, B, C, twin C′, then D", () => {
     rmSync(e.path(b1));
     renameSync(e.path(b2), e.path(`${b2}-renamed`));
     mkdirSync(e.path("coll/new"), { recursive: true });
-    copyFileSync(e.path(a3), e.path("coll/new/dup-of-a3")); // the same content as a file on A
+    // The same content as a file on A, copied with its mtime (cp -p): a hardlink there shows it right (issue 12.11).
+    expect(Bun.spawnSync(["cp", "-p", e.path(a3), e.path("coll/new/dup-of-a3")]).exitCode).toBe(0);
     writeFile(e, "coll/new/n1", seededBytes(FILE, 1002));
     appendFileSync(e.path(c1), "edited");
     const day1 = await e.run([C2], ...RESERVE);

@@ -57,10 +57,16 @@ function damage(path: string, at: number, length: number): void {
 
 const film = seededBytes(600_000, 1);
 const tree = () => ({ movies: { "film.mkv": film, "notes.txt": seededBytes(10_000, 2), "empty.txt": "" }, other: { "dup.mkv": film } });
+/** The tree archived; other/dup.mkv has film.mkv's mtime (as cp -p leaves it), so the two share an inode on the disk (issue 12.11). */
+async function parityEnv(): Promise<ArchiveEnv> {
+  const made = await archiveEnv(tree());
+  expect(Bun.spawnSync(["touch", "-r", join(made.source, "movies", "film.mkv"), join(made.source, "other", "dup.mkv")]).exitCode).toBe(0);
+  return made;
+}
 
 describe("parity stage", () => {
   test("one set per content, recorded, readable by stock par2cmdline; renames and duplicates need no new parity", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     const first = await env.run();
     expect(first.exitCode).toBe(0);
     const sets = paritySets(env.disk);
@@ -89,7 +95,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test.skipIf(!hasPar2)("the README recipe: stock par2 repair -B repairs an archived file in place; its a.mkv.1 backup must go", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     expect((await env.run()).exitCode).toBe(0);
     const notesSet = paritySets(env.disk).find((s) => s.size === 10_000)!;
     const location = env.onDisk("movies/notes.txt");
@@ -107,7 +113,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test("deleting the last path of a content removes its parity; deleting one of two keeps it", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     expect((await env.run()).exitCode).toBe(0);
     rmSync(join(env.source, "other", "dup.mkv"));
     expect((await env.run()).exitCode).toBe(0);
@@ -119,7 +125,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test("kill -9 after the parity is written but before it is recorded: the next run records it", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     const crash = await blaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "parity-before-record" } });
     expect(crash.exitCode).not.toBe(0);
     expect(parityFiles(env.disk).length).toBe(4);
@@ -131,7 +137,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test("content archived with --parity off gets its parity from the next run with parity", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     expect((await env.run("--parity", "off")).exitCode).toBe(0);
     expect(parityFiles(env.disk)).toEqual([]);
     const unprotected = await env.verify();
@@ -145,7 +151,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test("verify finds damaged parity; verify --repair makes it again and repairs damaged data, re-checking the hash", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     expect((await env.run()).exitCode).toBe(0);
     const filmHash = paritySets(env.disk).find((s) => s.size === 600_000)!.hash;
     const notesHash = paritySets(env.disk).find((s) => s.size === 10_000)!.hash;
@@ -172,7 +178,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test("verify --repair says REPAIRED and never CORRUPT for a repaired file; exit 0, and 4 while something is left", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     expect((await env.run()).exitCode).toBe(0);
     const notes = join(env.source, "movies", "notes.txt");
     damage(env.onDisk("movies/notes.txt"), 0, 500);
@@ -195,7 +201,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test("damage beyond the parity: verify --repair reports it and exits 4", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     expect((await env.run()).exitCode).toBe(0);
     damage(env.onDisk("movies/notes.txt"), 0, 5000); // 5 of 10 slices; 1 recovery slice
     // Gone from the sources too: nothing can copy it again (issue 12.2).
@@ -208,7 +214,7 @@ describe("parity stage", () => {
   }, 60_000);
 
   test("restore repairs a damaged file on the fly from its parity", async () => {
-    env = await archiveEnv(tree());
+    env = await parityEnv();
     expect((await env.run()).exitCode).toBe(0);
     damage(env.onDisk("movies/film.mkv"), 300_000, 2000);
     const to = join(env.root, "restored");

@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { lstatSync, mkdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CopyPool } from "../lib/copy/copy-pool.ts";
 import { removeData } from "../lib/disk/disk-writer.ts";
@@ -215,5 +215,72 @@ describe("issue 12.1: no write on an archive disk follows a symlink", () => {
     expect(snapshotTree(outside.path)).toEqual(before);
     expect(lstatSync(e.onDisk("real")).isDirectory()).toBe(true);
     expect(Buffer.from(readFileSync(e.onDisk("real/movie.mkv"))).equals(Buffer.from(seededBytes(100_000, 3)))).toBe(true);
+  });
+});
+
+describe("issue 12.11: hardlinks on the disk only where the disk copies show the same metadata", () => {
+  /** Each file's mtime (to the nanosecond) and mode as `stat` shows them, by name. */
+  const metadataOf = (dir: string, names: readonly string[]) =>
+    Object.fromEntries(
+      names.map((name) => {
+        const stats = statSync(join(dir, name), { bigint: true });
+        return [name, { mtimeNs: stats.mtimeNs.toString(), mode: Number(stats.mode & 0o7777n) }];
+      }),
+    );
+  const inodeOf = (path: string) => statSync(path).ino;
+
+  test("issue 12.11: duplicates with other mtimes or modes are copies of their own, so the disk read with cp -a shows each file's own metadata", async () => {
+    const names = ["a", "same", "older", "private", "big-a", "big-older"];
+    const e = await env({
+      a: "duplicate content",
+      same: "duplicate content",
+      older: "duplicate content",
+      private: "duplicate content",
+      "big-a": { bytes: 1_500_000, seed: 7 },
+    });
+    const day = new Date(Date.now() - 86_400_000);
+    const now = statSync(join(e.source, "a")).mtime;
+    for (const name of ["a", "same", "private"]) utimesSync(join(e.source, name), now, now);
+    utimesSync(join(e.source, "older"), day, day);
+    chmodSync(join(e.source, "private"), 0o600);
+    const first = await e.run();
+    expect(first.exitCode).toBe(0);
+    // Same content, same mtime and mode: one inode (dedup stays).
+    expect(first.json.deduplicated).toBe(1);
+    expect(inodeOf(e.onDisk("same"))).toBe(inodeOf(e.onDisk("a")));
+    expect(inodeOf(e.onDisk("older"))).not.toBe(inodeOf(e.onDisk("a")));
+    expect(inodeOf(e.onDisk("private"))).not.toBe(inodeOf(e.onDisk("a")));
+
+    // A large duplicate of archived content (found before copying) with another mtime: copied too.
+    writeFileSync(join(e.source, "big-older"), seededBytes(1_500_000, 7));
+    utimesSync(join(e.source, "big-older"), day, day);
+    const second = await e.run();
+    expect(second.exitCode).toBe(0);
+    expect(second.json.new).toBe(1);
+    expect(second.json.deduplicated).toBe(0);
+    expect(second.json.bytesCopied).toBe(1_500_000);
+    expect(inodeOf(e.onDisk("big-older"))).not.toBe(inodeOf(e.onDisk("big-a")));
+
+    // The disk is a plain mirror: each file shows its source's mtime and mode, also through cp -a.
+    expect(metadataOf(e.onDisk(), names)).toEqual(metadataOf(e.source, names));
+    const copied = join(e.root, "copied-out");
+    expect(Bun.spawnSync(["cp", "-a", e.onDisk(), copied]).exitCode).toBe(0);
+    expect(metadataOf(copied, names)).toEqual(metadataOf(e.source, names));
+    await expectRestoreEqualsSource(e);
+  });
+
+  test("issue 12.11: a file touched without a change of content gets its new mtime on the disk, and its old hardlinks keep theirs", async () => {
+    const e = await env({ a: "shared content", b: "shared content" });
+    const then = new Date(Date.now() - 3_600_000);
+    for (const name of ["a", "b"]) utimesSync(join(e.source, name), then, then);
+    expect((await e.run()).exitCode).toBe(0);
+    expect(inodeOf(e.onDisk("b"))).toBe(inodeOf(e.onDisk("a")));
+    const later = new Date(Date.now() - 60_000);
+    utimesSync(join(e.source, "a"), later, later);
+    const second = await e.run();
+    expect(second.exitCode).toBe(0);
+    expect(second.json.modified).toBe(1);
+    expect(metadataOf(e.onDisk(), ["a", "b"])).toEqual(metadataOf(e.source, ["a", "b"]));
+    await expectRestoreEqualsSource(e);
   });
 });

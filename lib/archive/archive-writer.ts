@@ -2,7 +2,7 @@ import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { Statement } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
+import { contentKey, ContentHolders, type Content, type Held } from "../catalog/content-holders.ts";
 import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
@@ -80,11 +80,18 @@ export class ArchiveWriter implements ChangeWriter {
     return this.#writers.get(this.#space.current.label.diskId)!;
   }
 
-  /** Paths holding this content: on the target disk, else anywhere in the archive (dedup then plans a link). */
-  holdersOf(hash: string, size: number): string[] {
-    const local = this.target.holdersOf(hash, size);
+  /**
+   * Paths holding this content ("alike": whose files show its mtime and mode
+   * too; "any": all, alike first): on the target disk, else anywhere in the
+   * archive (dedup then plans a link).
+   */
+  holdersOf(content: Content, which: "alike" | "any"): string[] {
+    const local = this.target.holdersOf(content, which);
     if (local.length > 0) return local;
-    return this.#hostHolders.of(hash, size).map((holder) => holder.path);
+    return this.#hostHolders
+      .of(content)
+      .filter((held) => which === "any" || held.alike)
+      .map((held) => held.holder.path);
   }
 
   /** A temp file for a copy, on the disk its bytes were just reserved on. */
@@ -158,8 +165,9 @@ export class ArchiveWriter implements ChangeWriter {
       case "place": {
         const writer = this.#writerOfTemp(change.tempName) ?? this.target;
         const { record } = change;
-        if (record.kind === "file" && !holders.heldOn(writer, record)) {
-          const elsewhere = this.#linkElsewhere(record, writer, touched, holders);
+        // A copy made is linked only to a file showing the same mtime and mode, else kept (see Content).
+        if (record.kind === "file" && !holders.heldOn(writer, record, "alike")) {
+          const elsewhere = this.#linkElsewhere(record, writer, touched, holders, "alike");
           if (elsewhere && "writer" in elsewhere) return elsewhere;
           if (elsewhere) return { deferred: { op: "link", diskId: elsewhere.deferred.diskId, record, tempName: change.tempName } };
         }
@@ -168,8 +176,8 @@ export class ArchiveWriter implements ChangeWriter {
       case "symlink":
         return { writer: this.target, change };
       case "link": {
-        if (holders.heldOn(this.target, change.record)) return { writer: this.target, change };
-        return this.#linkElsewhere(change.record, this.target, touched, holders) ?? "needs-copy";
+        if (holders.heldOn(this.target, change.record, "any")) return { writer: this.target, change };
+        return this.#linkElsewhere(change.record, this.target, touched, holders, "any") ?? "needs-copy";
       }
       case "rename": {
         const from = this.#hostRow.get(change.fromPath) as { diskId: string; hash: string } | null;
@@ -220,11 +228,12 @@ export class ArchiveWriter implements ChangeWriter {
     except: DiskWriter,
     touched: ReadonlySet<string>,
     holders: BatchHolders,
+    which: "alike" | "any",
   ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | undefined {
-    const holder = holders.inArchive(record).find((row) => !touched.has(row.path));
+    const holder = holders.inArchive(record, which).find((row) => !touched.has(row.path));
     if (!holder || holder.diskId === except.disk.label.diskId) return undefined;
     const writer = this.#writers.get(holder.diskId);
-    if (writer) return holders.heldOn(writer, record) ? { writer, change: { op: "link", record } } : undefined;
+    if (writer) return holders.heldOn(writer, record, which) ? { writer, change: { op: "link", record } } : undefined;
     return { deferred: { op: "link", diskId: holder.diskId, record } };
   }
 
@@ -282,8 +291,8 @@ interface HostHolder {
 class BatchHolders {
   readonly #contents: readonly Content[];
   readonly #host: ContentHolders<HostHolder>;
-  readonly #onDisk = new Map<DiskWriter, Map<string, string[]>>();
-  #inArchive: Map<string, HostHolder[]> | undefined;
+  readonly #onDisk = new Map<DiskWriter, Map<string, Held<string>[]>>();
+  #inArchive: Map<string, Held<HostHolder>[]> | undefined;
 
   constructor(contents: readonly Content[], host: ContentHolders<HostHolder>) {
     this.#contents = contents;
@@ -296,10 +305,10 @@ class BatchHolders {
    * content, and a disk holds nothing the host catalog does not know (at
    * worst a missed holder costs a second copy, never a wrong link).
    */
-  on(writer: DiskWriter): Map<string, string[]> {
+  on(writer: DiskWriter): Map<string, Held<string>[]> {
     let found = this.#onDisk.get(writer);
     if (!found) {
-      const known = this.#contents.filter((content) => this.inArchive(content).length > 0);
+      const known = this.#contents.filter((content) => this.inArchive(content, "any").length > 0);
       found = known.length > 0 ? writer.holdersOfEach(known) : new Map();
       this.#onDisk.set(writer, found);
     }
@@ -312,16 +321,18 @@ class BatchHolders {
     return this.#inArchive.size === 0;
   }
 
-  heldOn(writer: DiskWriter, content: Content): boolean {
+  /** Whether the disk holds the content ("alike": in a file showing its mtime and mode too). */
+  heldOn(writer: DiskWriter, content: Content, which: "alike" | "any"): boolean {
     const held = this.on(writer);
     // Most batches are all new content: nothing to look up, no key to build.
-    return held.size > 0 && held.has(contentKey(content.hash, content.size));
+    if (held.size === 0) return false;
+    return held.get(contentKey(content))?.some((item) => which === "any" || item.alike) ?? false;
   }
 
-  /** Paths anywhere in the archive (disks not retired) holding the content, with their disk. */
-  inArchive(content: Content): HostHolder[] {
+  /** Paths anywhere in the archive (disks not retired) holding the content, with their disk ("alike" first, or only). */
+  inArchive(content: Content, which: "alike" | "any"): HostHolder[] {
     this.#inArchive ??= this.#host.lookup(this.#contents);
     if (this.#inArchive.size === 0) return [];
-    return this.#inArchive.get(contentKey(content.hash, content.size)) ?? [];
+    return (this.#inArchive.get(contentKey(content)) ?? []).filter((item) => which === "any" || item.alike).map((item) => item.holder);
   }
 }

@@ -176,7 +176,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     // dc3dd copies one file per process; the copy workers also take a group of small files at once.
     const copy: CopyFunction =
       settings.copier === "dc3dd" ? copyWithDc3dd : Object.assign((request: CopyRequest) => pool.copy(request), { many: (requests: readonly CopyRequest[]) => pool.copyMany(requests) });
-    const dedupOptions: DedupOptions = { holdersOf: (hash, size) => writer.holdersOf(hash, size) };
+    const dedupOptions: DedupOptions = { holdersOf: (content, which) => writer.holdersOf(content, which) };
     // The old name of a file that could not be stored stays archived (see applyDeletions).
     const onNotStored = (item: PlannedFile) => runLinks.notStored(item.size, item.hash);
     const copierOptions: CopierOptions = {

@@ -170,7 +170,8 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
       case "link":
       case "copy": {
         if (now?.hash === record!.hash && now.kind === record!.kind) return { action };
-        const holders = writer.holdersOf(record!.hash, record!.size).filter((path) => !touched.has(path));
+        // A copy is made a hardlink only to a file showing the same mtime and mode; a link was one on the disk it came from, and takes any.
+        const holders = writer.holdersOf(record!, action.op === "copy" ? "alike" : "any").filter((path) => !touched.has(path));
         if (holders.length > 0) return { action, change: { op: "link", record: record!, diskOnly: true } };
         if (touched.size > 0 && batch.length > 0) return "flush-and-retry";
         // A copy (catch-up), or a hardlink to content this copy never got or no longer holds.

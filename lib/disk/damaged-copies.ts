@@ -92,7 +92,10 @@ export async function recopyDamaged(
   let bytesCopied = 0;
   const listed = new Map(damaged.map((item) => [item.path, item]));
   const done = new Set<string>();
-  const pathsOf = catalog.sqlite.prepare(`SELECT path FROM ${disk.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' ORDER BY path`);
+  // Paths that may share one inode: the same content showing the same mtime and mode (see Content).
+  const pathsOf = catalog.sqlite.prepare(
+    `SELECT path FROM ${disk.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' AND mtime_ms = ?3 AND mtime_nsec IS ?4 AND mode = ?5 ORDER BY path`,
+  );
   let tempCounter = 0;
   // Nothing is written below a symlink on the copy (see DataTreeDirs).
   const dirs = new DataTreeDirs(disk.root);
@@ -121,7 +124,7 @@ export async function recopyDamaged(
         recopied.push(record.path);
         continue;
       }
-      const others = (pathsOf.all(record.hash, record.size) as { path: string }[]).map((row) => row.path).filter((path) => path !== record.path);
+      const others = (pathsOf.all(record.hash, record.size, record.mtimeMs, record.mtimeNsec ?? null, record.mode) as { path: string }[]).map((row) => row.path).filter((path) => path !== record.path);
       const damagedInode = inodeOf(location);
       // Another path of this copy that verify found whole (not listed, a file of its own): a hardlink to it needs no data.
       const whole = others.find((path) => !listed.has(path) && !done.has(path) && ![undefined, damagedInode].includes(inodeOf(disk.layout.dataPath(path))));

@@ -1,7 +1,7 @@
 import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { contentKey, ContentHolders, type Content } from "../catalog/content-holders.ts";
+import { contentKey, ContentHolders, showsAlike, type Content, type Held } from "../catalog/content-holders.ts";
 import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage, isOutOfSpace, OutOfSpaceError } from "../errors.ts";
@@ -115,13 +115,20 @@ export class DiskWriter implements ChangeWriter {
     return this.disk.layout.tempPath(name);
   }
 
-  /** Paths on this disk that hold content `hash`/`size` now (catalog = disk between batches). */
-  holdersOf(hash: string, size: number): string[] {
-    return this.#holders.of(hash, size);
+  /**
+   * Paths on this disk holding `content` now (catalog = disk between
+   * batches): "alike" only those whose files show its mtime and mode too
+   * (a hardlink to them keeps the disk a plain mirror), "any" all, alike first.
+   */
+  holdersOf(content: Content, which: "alike" | "any"): string[] {
+    return this.#holders
+      .of(content)
+      .filter((held) => which === "any" || held.alike)
+      .map((held) => held.holder);
   }
 
-  /** holdersOf for every content of a batch at once, by contentKey (absent: none). */
-  holdersOfEach(contents: readonly Content[]): Map<string, string[]> {
+  /** The holders of every content of a batch at once, alike first, by contentKey (absent: none). */
+  holdersOfEach(contents: readonly Content[]): Map<string, Held<string>[]> {
     return this.#holders.lookup(contents);
   }
 
@@ -137,7 +144,7 @@ export class DiskWriter implements ChangeWriter {
    */
   async commit(
     changes: readonly DiskChange[],
-    options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void; holders?: Map<string, string[]> } = {},
+    options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void; holders?: Map<string, Held<string>[]> } = {},
   ): Promise<ChangeOutcome[]> {
     if (changes.length === 0) return [];
     const root = this.disk.root;
@@ -239,9 +246,9 @@ export class DiskWriter implements ChangeWriter {
    * a change of its own in the same batch: recorded, queued for the other
    * copies and recovered like any deletion.
    */
-  #prepare(changes: readonly DiskChange[], holders: ReadonlyMap<string, string[]>): PreparedChange[] {
+  #prepare(changes: readonly DiskChange[], holders: ReadonlyMap<string, Held<string>[]>): PreparedChange[] {
     const touched = new Set<string>();
-    const placedInBatch = new Map<string, { size: number; tempName: string }>();
+    const placedInBatch: Linking["placedInBatch"] = new Map();
     const prepared: PreparedChange[] = [];
     const linking: Linking = { touched, placedInBatch, holders, symlinksInBatch: new Map() };
     const tree = new BatchTree((path) => this.entry(path)?.kind ?? null);
@@ -276,12 +283,15 @@ export class DiskWriter implements ChangeWriter {
       case "place": {
         // Content that arrived twice in one run (hardlinked or identical
         // sources copied at the same time): keep one copy, link the other.
-        const linked = change.record.kind === "file" && this.#linkToHolder(change.record, linking);
+        // Only to a file showing the same mtime and mode: else the copy made stays a copy of its own.
+        const linked = change.record.kind === "file" && this.#linkToHolder(change.record, linking, "alike");
         if (linked) {
           rmQuiet(this.tempPath(change.tempName));
           return { change, tempName: linked, storedAsLink: true };
         }
-        linking.placedInBatch.set(change.record.hash, { size: change.record.size, tempName: change.tempName });
+        const placed = linking.placedInBatch.get(change.record.hash);
+        if (placed) placed.push({ content: change.record, tempName: change.tempName });
+        else linking.placedInBatch.set(change.record.hash, [{ content: change.record, tempName: change.tempName }]);
         return { change, tempName: change.tempName };
       }
       case "delete":
@@ -299,7 +309,7 @@ export class DiskWriter implements ChangeWriter {
         return { change, tempName };
       }
       case "link": {
-        const tempName = this.#linkToHolder(change.record, linking);
+        const tempName = this.#linkToHolder(change.record, linking, "any");
         if (tempName) return { change, tempName, storedAsLink: true };
         return { change, outcome: { change, ok: false, needsCopy: true } };
       }
@@ -315,22 +325,30 @@ export class DiskWriter implements ChangeWriter {
 
   /**
    * Hardlinks content the disk holds (or this batch places) into a new temp;
-   * returns its name, or undefined when no holder is left.
+   * returns its name, or undefined when no holder is left. Holders whose
+   * files show the record's mtime and mode come first; with "alike" no other
+   * will do (a planned link, made where no copy fit, takes any).
    */
-  #linkToHolder(record: FileRecord, linking: Linking): string | undefined {
+  #linkToHolder(record: FileRecord, linking: Linking, which: "alike" | "any"): string | undefined {
     const placed = linking.placedInBatch.get(record.hash);
-    const sameBatch = placed?.size === record.size ? placed.tempName : undefined;
     // Most batches are all new content: no key to build when nothing is held.
-    const held = (linking.holders.size > 0 && linking.holders.get(contentKey(record.hash, record.size))) || [];
-    if (!sameBatch && held.length === 0) return undefined;
-    const candidates = [
-      ...(sameBatch ? [this.tempPath(sameBatch)] : []),
-      ...held.filter((path) => !linking.touched.has(path)).map((path) => this.disk.layout.dataPath(path)),
-    ];
-    // link(2) resolves the holder's directories: one below a symlink is not on this disk.
-    const onDisk = candidates.filter((candidate, i) => (i === 0 && sameBatch) || this.#dirs.parentsAreReal(candidate));
+    const held = (linking.holders.size > 0 && linking.holders.get(contentKey(record))) || [];
+    if (!placed && held.length === 0) return undefined;
+    const candidates: string[] = [];
+    for (const alike of which === "alike" ? [true] : [true, false]) {
+      for (const item of placed ?? []) {
+        if (item.content.size === record.size && showsAlike(item.content, record) === alike) candidates.push(this.tempPath(item.tempName));
+      }
+      for (const item of held) {
+        if (item.alike !== alike || linking.touched.has(item.holder)) continue;
+        const location = this.disk.layout.dataPath(item.holder);
+        // link(2) resolves the holder's directories: one below a symlink is not on this disk.
+        if (this.#dirs.parentsAreReal(location)) candidates.push(location);
+      }
+    }
+    if (candidates.length === 0) return undefined;
     const tempName = this.newTempName();
-    for (const candidate of onDisk) {
+    for (const candidate of candidates) {
       try {
         linkSync(fsPath(candidate), this.tempPath(tempName));
         return tempName;
@@ -509,9 +527,9 @@ function isPlacement(item: PreparedChange): boolean {
 /** Where a batch's links may point: the disk's holders (as the batch began), minus paths the batch changes, plus what it places. */
 interface Linking {
   readonly touched: Set<string>;
-  /** Temps this batch places, by content hash (with the size, which must match too). */
-  readonly placedInBatch: Map<string, { readonly size: number; readonly tempName: string }>;
-  readonly holders: ReadonlyMap<string, string[]>;
+  /** Temps this batch places, by content hash (the rest of the content, metadata included, must match too). */
+  readonly placedInBatch: Map<string, { readonly content: Content; readonly tempName: string }[]>;
+  readonly holders: ReadonlyMap<string, Held<string>[]>;
   /** Symlinks this batch makes, by source inode ("dev:ino"). */
   readonly symlinksInBatch: Map<string, string>;
 }

@@ -1,22 +1,26 @@
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { Content } from "../catalog/content-holders.ts";
 import { hashFile, type HashAlgorithm } from "../hashing.ts";
 import type { PlannedFile } from "../pipeline/types.ts";
 
 export interface DedupOptions {
-  /** Paths on the target disk holding this content now (DiskWriter.holdersOf). */
-  readonly holdersOf: (hash: string, size: number) => readonly string[];
+  /** Paths holding this content now ("alike": whose files show its mtime and mode too; ArchiveWriter.holdersOf). */
+  readonly holdersOf: (content: Content, which: "alike" | "any") => readonly string[];
 }
 
 /**
  * Decides how each file's data reaches the disk: content the disk already
  * holds becomes a hardlink (nothing copied), symlinks are recreated, renames
- * stay renames, everything else is copied.
+ * stay renames, everything else is copied. A hardlink shares its inode's
+ * mtime and mode, so only a holder with the same ones will do: the same
+ * bytes under another mtime are copied, and the disk stays a plain mirror
+ * (unless no copy fits: see linkIfHeld).
  */
 export async function* dedup(items: AsyncIterable<PlannedFile>, options: DedupOptions): AsyncGenerator<PlannedFile> {
   for await (const item of items) {
     if (item.action === "rename") yield item;
     else if (item.kind === "symlink") yield { ...item, action: "symlink" };
-    else if (item.hash && options.holdersOf(item.hash, item.size).length > 0) yield { ...item, action: "link" };
+    else if (item.hash && options.holdersOf(asContent(item, item.hash), "alike").length > 0) yield { ...item, action: "link" };
     else yield { ...item, action: "copy" };
   }
 }
@@ -54,5 +58,12 @@ export function linkIfHeld(item: PlannedFile, options: HeldContentOptions): Plan
       return undefined;
     }
   }
-  return options.holdersOf(hash, item.size).length > 0 ? { ...item, hash, action: "link" } : undefined;
+  // No room for a copy: a hardlink to any file of the content (its mtime or mode on the disk may then be
+  // the other file's; the catalog has this file's, and restore sets them) rather than nothing stored.
+  return options.holdersOf(asContent(item, hash), "any").length > 0 ? { ...item, hash, action: "link" } : undefined;
+}
+
+/** A planned file as the content its disk copy would show. */
+function asContent(item: PlannedFile, hash: string): Content {
+  return { hash, size: item.size, mtimeMs: item.mtimeMs, mtimeNsec: item.mtimeNsec ?? null, mode: item.mode };
 }
