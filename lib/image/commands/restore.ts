@@ -115,8 +115,9 @@ async function restoreVersion(store: ChunkStore, source: VersionSource, request:
         const length = lengthOf(index);
         const offset = index * version.blockSize;
         if (!row?.hash) {
-          // A sparse file reads zeros where nothing is written; a device or a dense file gets them written.
-          if (!request.sparse || device) await writeAll(handle, zeros.subarray(0, length), offset);
+          // Dense: zeros written. --sparse: a new file reads zeros where nothing is written; a device keeps
+          // what it held there (meant for fresh volumes, which read zeros).
+          if (!request.sparse) await writeAll(handle, zeros.subarray(0, length), offset);
           return length;
         }
         const data = await fetchBlock(store, row.hash, length);
