@@ -284,3 +284,68 @@ describe("issue 12.11: hardlinks on the disk only where the disk copies show the
     await expectRestoreEqualsSource(e);
   });
 });
+
+describe("issue 12.8: sources and archive disks never contain each other", () => {
+  /** The archived paths below `dir` (blaine ls). */
+  async function archivedUnder(e: ArchiveEnv, dir: string): Promise<string[]> {
+    const listed = await e.cli("ls", "--json");
+    return listed.json.files.map((row: { path: string }) => row.path).filter((path: string) => path === dir || path.startsWith(`${dir}/`));
+  }
+
+  test("issue 12.8: a source that is an archive disk, or inside one, is refused with exit 2 naming the source and the disk", async () => {
+    const e = await env({ a: "x" });
+    expect((await e.run()).exitCode).toBe(0);
+    const before = snapshotTree(e.disk);
+    mkdirSync(join(e.disk, "inside"));
+    for (const source of [e.disk, join(e.disk, "inside")]) {
+      const refused = await blaine(["run", "--db", e.db, "--dest", e.disk, source]);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toContain(source);
+      expect(refused.stderr).toContain(`disk "A"`);
+    }
+    // A disk of this archive that is not mounted for the run is refused all the same.
+    const other = join(e.root, "B");
+    expect((await blaine(["disk", "init", other, "--label", "B", "--db", e.db])).exitCode).toBe(0);
+    const refused = await blaine(["run", "--db", e.db, "--dest", e.disk, other]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain(`disk "B"`);
+    Bun.spawnSync(["rmdir", join(e.disk, "inside")]);
+    expect(snapshotTree(e.disk, { skip: (path) => path.startsWith(".blaine") })).toEqual(
+      Object.fromEntries(Object.entries(before).filter(([path]) => !path.startsWith(".blaine"))),
+    );
+  });
+
+  test("issue 12.8: an archive disk of this archive inside a source is skipped with a warning naming its label; another archive's catalogs too", async () => {
+    const e = await env({ media: { "film.mkv": "film" } });
+    // A second disk of this archive, kept in the source tree (not given as --dest).
+    const inside = join(e.source, "spare-disk");
+    expect((await blaine(["disk", "init", inside, "--label", "B", "--db", e.db])).exitCode).toBe(0);
+    // A disk of another archive in the source tree, holding data of its own.
+    const foreignSource = join(e.root, "foreign-src");
+    makeTree(foreignSource, { "notes.txt": "foreign notes" });
+    const foreign = join(e.source, "foreign-disk");
+    const foreignDb = join(e.root, "foreign.db");
+    expect((await blaine(["disk", "init", foreign, "--label", "X", "--db", foreignDb])).exitCode).toBe(0);
+    expect((await blaine(["run", "--db", foreignDb, "--dest", foreign, foreignSource])).exitCode).toBe(0);
+
+    const counts: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const run = await e.run();
+      expect(run.json.errors).toEqual([]);
+      expect(run.exitCode).toBe(0);
+      const warnings = run.json.warnings.map((warning: { path: string; message: string }) => `${warning.path}: ${warning.message}`).join("\n");
+      expect(warnings).toContain(`${inside}: `);
+      expect(warnings).toContain(`disk "B"`);
+      expect(warnings).toContain(`${join(foreign, ".blaine")}: `);
+      expect(warnings).toContain(`disk "X"`);
+      counts.push(diskContents(e.disk).inCatalog.length);
+    }
+    // The archive does not grow run after run, and holds nothing of Blaine's own files.
+    expect(new Set(counts).size).toBe(1);
+    expect(await archivedUnder(e, inside)).toEqual([]);
+    expect(await archivedUnder(e, join(foreign, ".blaine"))).toEqual([]);
+    // The other archive's data tree is ordinary data here.
+    expect(await archivedUnder(e, foreign)).toEqual([join(foreign, foreignSource, "notes.txt")]);
+    expect(await archivedUnder(e, join(e.source, "media"))).toEqual([join(e.source, "media", "film.mkv")]);
+  });
+});

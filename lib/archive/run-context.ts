@@ -30,6 +30,7 @@ import type { ManifestWriterOptions } from "../stages/manifest-writer.ts";
 import type { WalkOptions } from "../stages/walker.ts";
 import { copyWithDc3dd } from "../system/dc3dd.ts";
 import { ArchiveWriter } from "./archive-writer.ts";
+import { refuseSourcesOnDisks } from "./sources-on-disks.ts";
 
 /**
  * Everything one archive run needs, opened and wired: the catalog (locked),
@@ -93,9 +94,11 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
 
   const catalog = ArchiveCatalog.open(db, { readonly: dryRun, lock: !dryRun });
   try {
-    catalog.requireArchiveId();
+    const archiveId = catalog.requireArchiveId();
+    const diskDirs = expandDiskDirectories(settings.dest, settings.disks);
+    refuseSourcesOnDisks(settings.sources, [...diskDirs.required, ...diskDirs.optional], archiveId);
     const keys = new KeySource(settings.keyfiles);
-    const mounted = await mountDisks(catalog, expandDiskDirectories(settings.dest, settings.disks), { write: !dryRun, signal, keys });
+    const mounted = await mountDisks(catalog, diskDirs, { write: !dryRun, signal, keys });
     const { disks, recovered } = mounted;
     describeStale(mounted.stale).forEach((line, index) => report.warn(mounted.stale[index].dir, line));
     // One writer per disk: its first mounted copy that has caught up, else
@@ -213,6 +216,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       walk: {
         excludes: excludePatterns(settings).map(parseExclude),
         skipPaths,
+        archiveId,
         signal,
         onError: (path, message, gone) => {
           report.error(path, message);

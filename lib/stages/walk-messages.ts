@@ -19,9 +19,13 @@ export interface WalkStart {
   readonly sources: readonly string[];
   readonly excludes: readonly ExcludeRule[];
   readonly skipPaths: readonly string[];
+  /** The archive whose disks are not walked (see TreeWalk). */
+  readonly archiveId?: string;
 }
 
-type ToWorkerTuple = [kind: "start", sources: readonly string[], excludes: ExcludeRuleTuple[], skipPaths: readonly string[]] | [kind: "credit", chunks: number];
+type ToWorkerTuple =
+  | [kind: "start", sources: readonly string[], excludes: ExcludeRuleTuple[], skipPaths: readonly string[], archiveId: string | null]
+  | [kind: "credit", chunks: number];
 export type ToWorker = ({ readonly kind: "start" } & WalkStart) | { readonly kind: "credit"; readonly chunks: number };
 
 /** [0, records]: more follow; [1, records]: the walk's end; [2, message]: the worker failed. */
@@ -38,7 +42,7 @@ const ruleOf = ([pattern, directoryOnly, matchesName, anchored, source, flags]: 
 });
 
 export function encodeStart(start: WalkStart): string {
-  return JSON.stringify(["start", start.sources, start.excludes.map(ruleTuple), start.skipPaths] satisfies ToWorkerTuple);
+  return JSON.stringify(["start", start.sources, start.excludes.map(ruleTuple), start.skipPaths, start.archiveId ?? null] satisfies ToWorkerTuple);
 }
 
 export function encodeCredit(chunks: number): string {
@@ -48,7 +52,7 @@ export function encodeCredit(chunks: number): string {
 export function decodeToWorker(message: string): ToWorker {
   const tuple = JSON.parse(message) as ToWorkerTuple;
   if (tuple[0] === "credit") return { kind: "credit", chunks: tuple[1] };
-  return { kind: "start", sources: tuple[1], excludes: tuple[2].map(ruleOf), skipPaths: tuple[3] };
+  return { kind: "start", sources: tuple[1], excludes: tuple[2].map(ruleOf), skipPaths: tuple[3], archiveId: tuple[4] ?? undefined };
 }
 
 export function encodeChunk(records: WalkRecord[], last: boolean): string {

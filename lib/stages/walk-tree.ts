@@ -9,6 +9,8 @@ import { byteLengthOfText, listNames, readLinkText } from "../fs/byte-names.ts";
 import { DirectoryStats, describeSpecialMode, isDirectoryMode, isFileMode, isSymlinkMode, lstatEntry, type EntryStat } from "../fs/entry-stat.ts";
 import { comparePaths } from "../catalog/path-order.ts";
 import { isExcluded, type ExcludeRule } from "../glob.ts";
+import { readDiskLabel } from "../disk/disk-label.ts";
+import { BLAINE_DIR } from "../disk/layout.ts";
 
 /** What a record is: tuple slot 1. */
 export const RecordKind = { file: 0, symlink: 1, error: 2, skip: 3 } as const;
@@ -58,13 +60,21 @@ export class TreeWalk {
   readonly #sources: readonly string[];
   readonly #excludes: readonly ExcludeRule[];
   readonly #skipPaths: ReadonlySet<string> | undefined;
+  readonly #archiveId: string | undefined;
   #nextSource = 0;
   readonly #stack: Frame[] = [];
 
-  constructor(sources: readonly string[], excludes: readonly ExcludeRule[], skipPaths?: ReadonlySet<string>) {
+  /**
+   * `archiveId` set (an archive run): archive disks met in the sources are
+   * not archived, a disk of that archive not at all (its own data would go
+   * into the archive again at every run), another archive's disk without
+   * its Blaine directory (its data tree is ordinary data to this archive).
+   */
+  constructor(sources: readonly string[], excludes: readonly ExcludeRule[], skipPaths?: ReadonlySet<string>, archiveId?: string) {
     this.#sources = sources;
     this.#excludes = excludes;
     this.#skipPaths = skipPaths;
+    this.#archiveId = archiveId;
   }
 
   /** Whether every record has been taken. */
@@ -124,7 +134,31 @@ export class TreeWalk {
     } catch (error) {
       records.push(failure(dir, error));
     }
+    if (this.#archiveId !== undefined && entries.some((entry) => entry.key === BLAINE_DIR_KEY)) {
+      const disk = diskAt(dir);
+      if (disk?.archiveId === this.#archiveId) {
+        records.push([dir, RecordKind.skip, `not archived: it is archive disk "${disk.label}" of this archive (a disk is never archived into its own archive)`]);
+        return;
+      }
+      if (disk) {
+        entries = entries.filter((entry) => entry.key !== BLAINE_DIR_KEY);
+        records.push([`${dir === "/" ? "" : dir}/${BLAINE_DIR}`, RecordKind.skip, `not archived: the catalogs of disk "${disk.label}" of another archive (its data is archived)`]);
+      }
+    }
     this.#stack.push({ dir, relative, entries, index: 0 });
+  }
+}
+
+/** How a listing sorts Blaine's directory (see Listed.key). */
+const BLAINE_DIR_KEY = `${BLAINE_DIR}/`;
+
+/** The disk whose root `dir` is, read from its label; one whose label cannot be read counts as another archive's. */
+function diskAt(dir: string): { archiveId: string; label: string } | undefined {
+  try {
+    const label = readDiskLabel(dir);
+    return label && { archiveId: label.archiveId, label: label.label };
+  } catch {
+    return { archiveId: "", label: `${dir} (its disk.json is unreadable)` };
   }
 }
 

@@ -43,7 +43,7 @@ function reportFailure(error: unknown): void {
 }
 
 async function run(start: WalkStart): Promise<void> {
-  const walk = new TreeWalk(start.sources, start.excludes, new Set(start.skipPaths));
+  const walk = new TreeWalk(start.sources, start.excludes, new Set(start.skipPaths), start.archiveId);
   for (let limit = FIRST_CHUNK_RECORDS; ; limit = Math.min(limit * 2, MAX_CHUNK_RECORDS)) {
     const chunk = walk.take(limit);
     await send(chunk, walk.done);

@@ -9,13 +9,15 @@ export interface WalkOptions {
   readonly excludes?: readonly ExcludeRule[];
   /** Absolute paths never entered (the archive disks, the catalog). */
   readonly skipPaths?: ReadonlySet<string>;
+  /** Set (an archive run): archive disks found in the sources are not archived (see TreeWalk), each reported through onSkip. */
+  readonly archiveId?: string;
   readonly signal?: AbortSignal;
   /**
    * An unreadable directory or file: reported, the walk goes on. `gone` when
    * it no longer exists (ENOENT); otherwise it is there but could not be read.
    */
   readonly onError?: (path: string, message: string, gone?: boolean) => void;
-  /** Fifos, sockets and devices are not archived. */
+  /** Fifos, sockets and devices are not archived; nor are archive disks (see archiveId). */
   readonly onSkip?: (path: string, reason: string) => void;
 }
 
@@ -64,7 +66,7 @@ class InThreadChunks {
   readonly #tree: TreeWalk;
 
   constructor(sources: readonly string[], options: WalkOptions) {
-    this.#tree = new TreeWalk(sources, options.excludes ?? [], options.skipPaths);
+    this.#tree = new TreeWalk(sources, options.excludes ?? [], options.skipPaths, options.archiveId);
   }
 
   next(): Chunk {
@@ -99,7 +101,7 @@ function startWorker(sources: readonly string[], options: WalkOptions): Worker |
   // Kept alive only while the walk waits for it (see WorkerChunks), so an abandoned walk never holds the process.
   worker.unref();
   worker.postMessage(
-    encodeStart({ sources, excludes: options.excludes ?? [], skipPaths: [...(options.skipPaths ?? [])] }),
+    encodeStart({ sources, excludes: options.excludes ?? [], skipPaths: [...(options.skipPaths ?? [])], archiveId: options.archiveId }),
   );
   worker.postMessage(encodeCredit(CREDIT_WINDOW));
   return worker;
