@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { batches } from "../../pipeline/bounded.ts";
 import type { ImageCatalog } from "../catalog/image-catalog.ts";
+import type { BlockBuffers } from "./block-buffers.ts";
 import type { BackupCounts, PlannedBlock, ReadBlock } from "./types.ts";
 
 export interface DedupBlocksOptions {
@@ -14,6 +15,8 @@ export interface DedupBlocksOptions {
   /** Hashes this backup already stores or references (filled here). */
   readonly seen: Set<string>;
   readonly counts: BackupCounts;
+  /** Where the buffers of blocks not passed on with their data go back. */
+  readonly buffers?: BlockBuffers;
   /** Blocks claimed in one transaction (each holds its data until passed on). */
   readonly batchSize?: number;
 }
@@ -36,6 +39,7 @@ export async function* dedupBlocks(blocks: AsyncIterable<ReadBlock>, options: De
     for (const block of batch) {
       const base = baseHashes?.get(block.index);
       if (baseHashes && (base ?? null) === block.hash) {
+        options.buffers?.give(block.data);
         counts.bytesUnchanged += block.length;
         continue;
       }

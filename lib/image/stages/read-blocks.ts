@@ -1,6 +1,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { blockHash } from "../store/chunk-format.ts";
+import type { BlockBuffers } from "./block-buffers.ts";
 import type { BackupCounts, BlockRef, ReadBlock } from "./types.ts";
 
 export interface ReadBlocksOptions {
@@ -10,20 +11,12 @@ export interface ReadBlocksOptions {
   /** Blocks read at once (each holds one block in memory). */
   readonly concurrency: number;
   readonly counts: BackupCounts;
+  /** Where block buffers come from (and go back to, from later stages). */
+  readonly buffers?: BlockBuffers;
   readonly signal?: AbortSignal;
 }
 
 let zeros = new Uint8Array(0);
-
-/**
- * Bytes read between two full garbage collections. Every block passes
- * through a few 4 MiB buffers (read, compressed, framed) that die at once;
- * JavaScriptCore collects them only when its heap grows, by which time a
- * backup held half a gigabyte of dead buffers. A collection of this small
- * heap costs milliseconds; every 32 MiB it keeps the peak near what is live.
- */
-const COLLECT_EVERY_BYTES = 32 * 1024 * 1024;
-let readSinceCollect = 0;
 
 /** Whether a block is all zeros (compared against a shared zero buffer: memcmp speed). */
 export function isZero(data: Uint8Array): boolean {
@@ -32,8 +25,8 @@ export function isZero(data: Uint8Array): boolean {
 }
 
 /** Reads one block whole (a short read is an error: the source shrank while it was read). */
-export async function readBlock(source: FileHandle, block: BlockRef, sourceName: string): Promise<Uint8Array> {
-  const data = Buffer.allocUnsafe(block.length);
+export async function readBlock(source: FileHandle, block: BlockRef, sourceName: string, buffers?: BlockBuffers): Promise<Uint8Array> {
+  const data = buffers ? buffers.take(block.length) : Buffer.allocUnsafe(block.length);
   let done = 0;
   while (done < block.length) {
     const { bytesRead } = await source.read(data, done, block.length - done, block.offset + done);
@@ -53,14 +46,12 @@ export function readBlocks(refs: AsyncIterable<BlockRef>, options: ReadBlocksOpt
     refs,
     async (block): Promise<ReadBlock> => {
       if (block.knownZero) return { ...block, hash: null, data: null };
-      const data = await readBlock(options.source, block, options.sourceName);
-      readSinceCollect += data.length;
-      if (readSinceCollect >= COLLECT_EVERY_BYTES) {
-        readSinceCollect = 0;
-        Bun.gc(true);
-      }
+      const data = await readBlock(options.source, block, options.sourceName, options.buffers);
       options.counts.bytesRead += data.length;
-      if (isZero(data)) return { ...block, hash: null, data: null };
+      if (isZero(data)) {
+        options.buffers?.give(data);
+        return { ...block, hash: null, data: null };
+      }
       return { ...block, hash: blockHash(data), data };
     },
     { concurrency: options.concurrency, signal: options.signal },
