@@ -1,14 +1,22 @@
 /**
  * Recovery testing: `BLAINE_CRASH_AT=name` (or `name:N`) sends this process
  * SIGKILL the first (Nth) time it reaches the named step — a real kill -9 at
- * an exact place in the commit protocol. Unset, it costs one comparison.
+ * an exact place in the commit protocol. `BLAINE_STOP_AT=name[:N]` sends it
+ * SIGSTOP there instead, so a test can change the world at that moment (fill
+ * the disk from outside) and then SIGCONT or SIGKILL it. Unset, each costs
+ * one comparison.
  */
-const spec = process.env.BLAINE_CRASH_AT;
-const [crashName, crashCount] = spec ? [spec.split(":")[0], Number(spec.split(":")[1] ?? "1")] : [undefined, 0];
-let hits = 0;
+function parse(spec: string | undefined): { name: string | undefined; count: number } {
+  return spec ? { name: spec.split(":")[0], count: Number(spec.split(":")[1] ?? "1") } : { name: undefined, count: 0 };
+}
+
+const crash = parse(process.env.BLAINE_CRASH_AT);
+const stop = parse(process.env.BLAINE_STOP_AT);
+let crashHits = 0;
+let stopHits = 0;
 
 export function crashPoint(name: string): void {
-  if (crashName === undefined || name !== crashName) return;
-  hits++;
-  if (hits >= crashCount) process.kill(process.pid, "SIGKILL");
+  if (name === crash.name && ++crashHits >= crash.count) process.kill(process.pid, "SIGKILL");
+  // Once only: the test resumes the process and lets it run to its end.
+  if (name === stop.name && ++stopHits === stop.count) process.kill(process.pid, "SIGSTOP");
 }

@@ -3,7 +3,7 @@ import { Database } from "bun:sqlite";
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
-import { blaine } from "./helpers/cli.ts";
+import { spawnBlaine, waitFor } from "./helpers/cli.ts";
 import type { TreeSpec } from "./helpers/fixture.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
 
@@ -155,4 +155,107 @@ describe("a disk filled by many small files", () => {
       expect(diskCatalog(disk).entries).toBe(stored.entries);
     },
   );
+});
+
+/** Whether process `pid` is stopped (SIGSTOP): its state in /proc is T. */
+function isStopped(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Starts a run that stops itself at `point` (BLAINE_STOP_AT), and waits until it has. */
+async function runStoppedAt(e: ArchiveEnv, point: string, ...flags: string[]) {
+  const child = spawnBlaine(["run", "--db", e.db, "--dest", e.disk, "--json", ...flags, e.source], { env: { BLAINE_STOP_AT: point } });
+  const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  await waitFor(() => isStopped(child.pid) || child.exitCode !== null, 120_000, `the run to stop at ${point}`);
+  expect(child.exitCode).toBeNull();
+  return {
+    child,
+    finished: async () => {
+      const [stdout, stderr, exitCode] = await output;
+      let json: any;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      return { exitCode, stdout, stderr, json };
+    },
+  };
+}
+
+/** The disk agrees with its catalogs: nothing missing, corrupt or mismatched, nothing unexpected but `outside` files. */
+async function expectNothingHalfRecorded(e: ArchiveEnv, outside: readonly string[] = []) {
+  const verified = await e.verify();
+  expectNoCrash(verified.stderr);
+  const disk = verified.json.disks[0];
+  expect({ missing: disk.missing, corrupt: disk.corrupt, catalogMismatch: disk.catalogMismatch }).toEqual({ missing: [], corrupt: [], catalogMismatch: [] });
+  expect(disk.unexpected.filter((path: string) => !outside.some((name) => path.endsWith(name)))).toEqual([]);
+  expect(verified.json.parity.damagedSets).toEqual([]);
+  expect(verified.exitCode).toBe(outside.length > 0 ? 4 : 0);
+  expect(readdirSync(join(e.disk, ".blaine", "tmp"))).toEqual([]);
+}
+
+/** Once the room is back, a run stores everything and a restore equals the source. */
+async function expectWholeOnceThereIsRoom(e: ArchiveEnv, total: number) {
+  const again = await e.run();
+  expectNoCrash(again.stderr);
+  expect(again.exitCode).toBe(0);
+  expect(again.json.new + again.json.unchanged).toBe(total);
+  await expectNothingHalfRecorded(e);
+  await expectArchivedRestore(e, total);
+}
+
+describe("a disk filled from outside during a run", () => {
+  test.skipIf(!mountable).each([
+    ["while files are copied", "after-copy:300"],
+    ["after a batch's intents, before its placements", "after-intents:1"],
+    ["after the placements, before the catalogs record them", "before-commit:1"],
+  ])(
+    "issue 12.4: filled %s: exit 3 saying so, no crash output, nothing half-recorded; once there is room the next run stores the rest",
+    async (_label, point) => {
+      const disk = tmpfsDisk("outside", "64m");
+      env = await archiveEnv(smallFiles(2500), { disk });
+      const run = await runStoppedAt(env, point);
+      // Another program takes every free block while the run is stopped.
+      const filler = fillUp(join(disk, "filler.bin"));
+      run.child.kill("SIGCONT");
+      const ended = await run.finished();
+      expectNoCrash(ended.stderr);
+      expect(ended.exitCode).toBe(3);
+      expect(ended.json.errors).toEqual([]);
+      expect(ended.json.notStored.files).toBeGreaterThan(0);
+      expect(ended.stderr).toMatch(/disk "A" .*(ran out of space|is full)/);
+      // What a commit made on the disk but could not record is recorded at the run's end ("recovered") once there is room.
+      expect(diskCatalog(disk).entries).toBe(ended.json.new + ended.json.recovered);
+      await expectNothingHalfRecorded(env, ["filler.bin"]);
+      rmSync(filler);
+      await expectWholeOnceThereIsRoom(env, 2500);
+    },
+  );
+
+  test.skipIf(!mountable)("issue 12.4: a kill -9 while the disk is full: verify, restore and run work on the full disk; nothing is lost once there is room", async () => {
+    const disk = tmpfsDisk("killed-full", "64m");
+    env = await archiveEnv(smallFiles(2500), { disk });
+    // Stopped with a batch placed but not recorded: the disk fills, and the run is killed there.
+    const run = await runStoppedAt(env, "before-commit:1");
+    const filler = fillUp(join(disk, "filler.bin"));
+    run.child.kill("SIGKILL");
+    await run.finished();
+    // On the full disk: verify settles what the kill left (the killed run's room is freed for it) and finds it whole.
+    await expectNothingHalfRecorded(env, ["filler.bin"]);
+    const stored = diskCatalog(disk).entries;
+    expect(stored).toBeGreaterThan(0);
+    await expectArchivedRestore(env, stored);
+    const full = await env.run();
+    expectNoCrash(full.stderr);
+    expect(full.exitCode).toBe(3);
+    expect(full.json.unchanged).toBe(stored);
+    expect(readdirSync(join(disk, ".blaine", "tmp"))).toEqual([]);
+    rmSync(filler);
+    await expectWholeOnceThereIsRoom(env, 2500);
+  });
 });

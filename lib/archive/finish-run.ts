@@ -50,7 +50,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   let applied = run.deferredAtOpen.reduce((sum, result) => sum + result.applied, 0);
   let last = run.deferredAtOpen;
   // A commit that found its disk full left its changes made but unrecorded: recorded now if the room has come back.
-  if (report.outOfSpace && !run.settings.dryRun) settleWhatFitsNow(run);
+  const settledLate = report.outOfSpace && !run.settings.dryRun ? settleWhatFitsNow(run) : 0;
   if (!run.settings.dryRun && !report.outOfSpace) {
     // What this run queued for mounted disks it did not write directly (a
     // full disk's renames, the other mounted copy of a twin) is applied now.
@@ -81,7 +81,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
     bytesAvailable: run.space.available(),
     safetyStop: report.safetyStop ?? null,
     outOfSpace: report.outOfSpace ?? null,
-    recovered: run.recovered,
+    recovered: run.recovered + settledLate,
     durationMs: Date.now() - report.startedAt,
     ...(run.settings.dryRun ? { plan: report.plan } : {}),
   };
@@ -105,15 +105,17 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   return result;
 }
 
-/** Records what a commit left in its intents, for each disk that has any, where the disk has room for it now. */
-function settleWhatFitsNow(run: ArchiveRun): void {
+/** Records what a commit left in its intents, for each disk that has any, where the disk has room for it now; how many changes. */
+function settleWhatFitsNow(run: ArchiveRun): number {
+  let settled = 0;
   for (const disk of run.disks) {
     try {
-      recoverDisk(run.catalog, disk);
+      settled += recoverDisk(run.catalog, disk);
     } catch (error) {
       if (!(error instanceof OutOfSpaceError)) throw error;
     }
   }
+  return settled;
 }
 
 async function applyToMounted(catalog: ArchiveCatalog, disks: readonly MountedDisk[], signal: AbortSignal): Promise<ApplyDeferredResult[]> {

@@ -70,10 +70,10 @@ export interface ArchiveRun {
 }
 
 /**
- * Most of a disk's catalog room kept in a file during a run: enough for the
- * journal of a commit of 2000 small files (measured: 200 KB) several times over.
+ * The catalog room held in a file during a run: what a commit of a whole
+ * batch (2000 files) may need, rows and journal (see catalogBytesPerFile).
  */
-const ROOM_KEPT_FOR_COMMITS = 1024 * 1024;
+const ROOM_KEPT_FOR_COMMITS = 2000 * 1024;
 
 export interface OpenRunOptions {
   readonly report?: RunReport;
@@ -128,12 +128,15 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     const placer: Placer = (root, moves) => pool.placeAll(root, moves);
     const diskWriters = [...writable.values()].map((disk) => new DiskWriter(catalog, disk, { placer }));
     const hostCatalogBytes = statSync(catalog.path).size;
-    // The catalog room of each disk, part of it kept in a file the commits may give up (see keepRoomForCommits).
+    // The catalog room of each disk, part of it held in a file the commits may give up (see keepRoomForCommits):
+    // as much as one batch's commit may need, within a twentieth of the disk.
     const catalogRoom = new Map(
       diskWriters.map((writer) => {
-        const room = catalogRoomAtStart(writer.disk, hostCatalogBytes, writer.disk.fileSystemSpace().blockSize);
-        const kept = dryRun ? 0 : writer.keepRoomForCommits(Math.min(ROOM_KEPT_FOR_COMMITS, room));
-        return [writer.disk, room - kept];
+        const { blockSize, total } = writer.disk.fileSystemSpace();
+        const room = catalogRoomAtStart(writer.disk, hostCatalogBytes, blockSize);
+        const wanted = Math.min(Math.max(room, ROOM_KEPT_FOR_COMMITS), Math.floor(total / 20 / blockSize) * blockSize);
+        const held = dryRun ? 0 : writer.keepRoomForCommits(wanted);
+        return [writer.disk, { room, held }];
       }),
     );
     const space = new SpaceBudget(
@@ -141,7 +144,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         disk,
         options: {
           reserve: resolveSizeOrPercent(settings.reserve, disk.fileSystemSpace().total),
-          catalogRoom: catalogRoom.get(disk) ?? 0,
+          catalogRoom: catalogRoom.get(disk)?.room ?? 0,
+          catalogRoomHeld: catalogRoom.get(disk)?.held ?? 0,
           capacity: settings.capacity ?? disk.row.capacity,
           // Only a capacity needs it, and summing a large disk's distinct content takes a while.
           usedAtStart: (settings.capacity ?? disk.row.capacity) === null ? 0 : disk.usedBytes(catalog),

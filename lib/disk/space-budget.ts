@@ -17,6 +17,12 @@ export interface SpaceBudgetOptions {
    * copies still takes the commits that record them.
    */
   readonly catalogRoom?: number;
+  /**
+   * Bytes of that room (with the catalog growth of the files reserved) held
+   * already in a file of their own, out of statfs's free space (see
+   * DiskWriter.keepRoomForCommits): not counted twice.
+   */
+  readonly catalogRoomHeld?: number;
   /** A full disk used only for changes without data (renames, links, deletions): no new data goes onto it. */
   readonly closed?: boolean;
 }
@@ -113,7 +119,12 @@ class DiskRoom {
       this.#checkedAt = now;
       this.#reservedSinceCheck = 0;
     }
-    return this.#freeAtCheck - this.#reservedSinceCheck - this.#options.reserve - (this.#options.catalogRoom ?? 0) - this.#catalogGrowth;
+    return this.#freeAtCheck - this.#reservedSinceCheck - this.#options.reserve - this.#catalogNeed();
+  }
+
+  /** Catalog room still to be taken from the free space: at start and per file, less what the held file keeps. */
+  #catalogNeed(): number {
+    return Math.max(0, (this.#options.catalogRoom ?? 0) + this.#catalogGrowth - (this.#options.catalogRoomHeld ?? 0));
   }
 
   /**
@@ -177,7 +188,7 @@ class DiskRoom {
   available(): number {
     if (this.closed) return 0;
     const { free } = this.disk.fileSystemSpace();
-    let room = free - this.#options.reserve - this.#inFlight - (this.#options.catalogRoom ?? 0) - this.#catalogGrowth;
+    let room = free - this.#options.reserve - this.#inFlight - this.#catalogNeed();
     const capacity = this.#options.capacity;
     if (capacity !== null) room = Math.min(room, capacity - this.#options.usedAtStart - this.#addedThisRun - this.#inFlightData);
     return Math.max(0, room);
