@@ -39,6 +39,14 @@ export interface RestoreImageResult {
   readonly damaged: DamagedRange[];
 }
 
+/**
+ * Bytes restored between two garbage collections: every block leaves its
+ * chunk object and its decompressed content behind, which JavaScriptCore
+ * collects only when its small heap grows (a restore reached 440 MB).
+ */
+const COLLECT_EVERY_BYTES = 32 * 1024 * 1024;
+let fetchedSinceCollect = 0;
+
 /** Reads a block's chunk and checks it: its content, or why it cannot be had. */
 export async function fetchBlock(store: ChunkStore, hash: string, size: number): Promise<Uint8Array | string> {
   const object = await store.getChunk(hash);
@@ -126,6 +134,11 @@ async function restoreVersion(store: ChunkStore, source: VersionSource, request:
           return 0;
         }
         await writeAll(handle, data, offset);
+        fetchedSinceCollect += length;
+        if (fetchedSinceCollect >= COLLECT_EVERY_BYTES) {
+          fetchedSinceCollect = 0;
+          Bun.gc(true);
+        }
         return length;
       },
       { concurrency: 4 },
