@@ -98,18 +98,27 @@ async function copyLarge(source: number, target: number, hasher: Bun.CryptoHashe
   const buffers = [Buffer.allocUnsafe(CHUNK_SIZE), Buffer.allocUnsafe(CHUNK_SIZE)];
   let writing: Promise<void> | undefined;
   let total = 0;
-  for (let turn = 0; ; turn++) {
-    signal?.throwIfAborted();
-    // This buffer's previous write was awaited one turn ago.
-    const buffer = buffers[turn & 1];
-    const read = readSync(source, buffer, 0, buffer.length, null);
-    if (read === 0) break;
-    const chunk = buffer.subarray(0, read);
-    hasher.update(chunk);
-    if (writing) await writing;
-    writing = writeAllAsync(target, chunk);
-    total += read;
-    progress?.reached(total);
+  try {
+    for (let turn = 0; ; turn++) {
+      signal?.throwIfAborted();
+      // This buffer's previous write was awaited one turn ago.
+      const buffer = buffers[turn & 1];
+      const read = readSync(source, buffer, 0, buffer.length, null);
+      if (read === 0) break;
+      const chunk = buffer.subarray(0, read);
+      hasher.update(chunk);
+      if (writing) await writing;
+      writing = writeAllAsync(target, chunk);
+      total += read;
+      progress?.reached(total);
+    }
+  } catch (error) {
+    // A refused read (EIO on a damaged disk) or an abort ends the copy with the last chunk's
+    // write maybe still queued on the I/O threads. The caller closes the target next, so that
+    // write must be over first: run later, it fails with EBADF (an unhandled rejection that ends
+    // the process) or lands in whatever file has taken the descriptor number meanwhile.
+    await writing?.catch(() => undefined);
+    throw error;
   }
   if (writing) await writing;
   return total;
