@@ -213,6 +213,7 @@ common(cli.command("init", "Set up an archive: questions on a terminal, or --yes
   .option("--snapraid-conf <file>", "Also exclude what this SnapRAID config excludes")
   .option("--disk <dir>", "The first archive disk's directory")
   .option("--label <name>", "The first disk's label")
+  .option("--capacity <size>", "The most data the first disk may hold (default: the whole disk)")
   .option("--encrypt <cipher>", "gocryptfs or securefs (with --keyfile FILE, created when missing)")
   .option("--parity <percent>", "PAR2 parity as a share of the data: PERCENT (10 or 10%; default 10%) or off")
   .option("--parity-engine <name>", "builtin (default), parpar or par2")

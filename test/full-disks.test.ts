@@ -247,6 +247,8 @@ describe("a disk filled from outside during a run", () => {
     await run.finished();
     // On the full disk: verify settles what the kill left (the killed run's room is freed for it) and finds it whole.
     await expectNothingHalfRecorded(env, ["filler.bin"]);
+    // Settling freed the killed run's temps (its kept room too): the other program takes that as well.
+    fillUp(filler);
     const stored = diskCatalog(disk).entries;
     expect(stored).toBeGreaterThan(0);
     await expectArchivedRestore(env, stored);
@@ -257,5 +259,50 @@ describe("a disk filled from outside during a run", () => {
     expect(readdirSync(join(disk, ".blaine", "tmp"))).toEqual([]);
     rmSync(filler);
     await expectWholeOnceThereIsRoom(env, 2500);
+  });
+});
+
+/** `count` files of `bytes` each at the source's top. */
+function sameSizeFiles(count: number, bytes: number): TreeSpec {
+  return Object.fromEntries(Array.from({ length: count }, (_, i) => [`f${String(i).padStart(4, "0")}`, { bytes, seed: i + 1 }]));
+}
+
+async function diskRow(e: ArchiveEnv): Promise<{ label: string; state: string; capacity: number | null; used: number }> {
+  const listed = await e.cli("disk", "list", "--json");
+  expect(listed.exitCode).toBe(0);
+  return listed.json.disks[0];
+}
+
+describe("capacity and full disks", () => {
+  test("issue 11.10: run --capacity is kept; the disk it fills is marked full and the next run without the flag does not overfill it; a larger capacity opens it again", async () => {
+    env = await archiveEnv(sameSizeFiles(10, 100_000));
+    const first = await env.run("--capacity", "450K");
+    expect(first.exitCode).toBe(3);
+    expect(first.json.new).toBe(4);
+    expect(first.json.filledUp).toEqual(["A"]);
+    expect(await diskRow(env)).toMatchObject({ label: "A", state: "full", capacity: 450 * 1024 });
+    // No flag this time: the capacity given once still holds.
+    const next = await env.run();
+    expect(next.exitCode).toBe(3);
+    expect(next.json.new).toBe(0);
+    expect((await diskRow(env)).used).toBeLessThanOrEqual(450 * 1024);
+    const larger = await env.run("--capacity", "2M");
+    expect(larger.exitCode).toBe(0);
+    expect(larger.json.new).toBe(6);
+    expect(await diskRow(env)).toMatchObject({ state: "open", capacity: 2 * 1024 * 1024 });
+  });
+
+  test.skipIf(!mountable)("issue 11.10: a disk that fills up in a run without another disk to span onto is marked full", async () => {
+    const disk = tmpfsDisk("marked-full", "3m");
+    env = await archiveEnv(sameSizeFiles(12, 400_000), { disk });
+    const run = await env.run("--reserve", "0");
+    expect(run.exitCode).toBe(3);
+    expect(run.json.filledUp).toEqual(["A"]);
+    expect(run.stdout + run.stderr).toMatch(/Disk "A" is full \(marked so\)/);
+    expect((await diskRow(env)).state).toBe("full");
+    const again = await env.run("--reserve", "0");
+    expect(again.exitCode).toBe(3);
+    expect(again.json.new).toBe(0);
+    expect(again.json.warnings.map((w: { message: string }) => w.message).join("\n")).toMatch(/every mounted disk is full/);
   });
 });

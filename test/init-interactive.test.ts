@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { blaine } from "./helpers/cli.ts";
 import { makeTree, tempDir } from "./helpers/fixture.ts";
 import { cipherMissing } from "./helpers/mounts.ts";
 import { Terminal } from "./helpers/terminal.ts";
@@ -32,9 +33,11 @@ async function answerUpToEncryption(place: ReturnType<typeof workplace>, answers
   await t.answer("A directory to archive", place.source, "Enter");
   await t.answer("Add another directory to archive?", "", "Enter");
   await t.answer("Exclude patterns", answers.exclude, "Enter");
+  await t.answer("SnapRAID configuration", "", "Enter");
   await t.answer("Where to keep the catalog", join(place.root, "catalog.db"), "Enter");
   await t.answer("The first archive disk", join(place.root, "disk1"), "Enter");
   await t.answer("A label for this disk", answers.label, "Enter");
+  await t.answer("Most data this disk may hold", "", "Enter");
   return t;
 }
 
@@ -74,6 +77,35 @@ describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
     expect(t.screen()).toMatch(/2 new/);
   });
 
+  test("issue 11.10: blaine init asks for the disk's capacity, and for a SnapRAID file even where /etc/snapraid.conf is absent", async () => {
+    const place = workplace();
+    const snapraid = join(place.root, "my-snapraid.conf");
+    writeFileSync(snapraid, "parity /mnt/parity/snapraid.parity\nexclude *.part\n");
+    terminal = new Terminal(place.root, ["init"]);
+    const t = terminal;
+    await t.answer("A directory to archive", place.source, "Enter");
+    await t.answer("Add another directory to archive?", "", "Enter");
+    await t.answer("Exclude patterns", "", "Enter");
+    await t.answer("SnapRAID configuration", snapraid, "Enter");
+    await t.answer("Where to keep the catalog", join(place.root, "catalog.db"), "Enter");
+    await t.answer("The first archive disk", join(place.root, "disk1"), "Enter");
+    await t.answer("A label for this disk", "C1", "Enter");
+    await t.answer("Most data this disk may hold", "1G", "Enter");
+    await t.answer("Encrypt the disk?", "", "Enter");
+    await t.answer("Parity (PAR2", "", "Enter");
+    await t.answer("Parity engine", "", "Enter");
+    await t.answer("Copier", "", "Enter");
+    await t.answer("Initialise disk", "", "Enter");
+    await t.answer("Run a dry run now", "", "Enter");
+    await t.waitForText("Dry run (nothing changed)");
+    expect(await t.exitCode()).toBe(0);
+    expect(readFileSync(join(place.root, "blaine.toml"), "utf8")).toContain(`snapraid-conf = ${JSON.stringify(snapraid)}`);
+    // The SnapRAID file's exclude left film.part out.
+    expect(t.screen()).toMatch(/2 new/);
+    const listed = await blaine(["disk", "list", "--db", join(place.root, "catalog.db"), "--json"]);
+    expect(listed.json.disks[0]).toMatchObject({ label: "C1", capacity: 1024 ** 3 });
+  });
+
   test("Ctrl-C at a prompt leaves nothing written", async () => {
     const place = workplace();
     const t = await answerUpToEncryption(place, { exclude: "", label: "" });
@@ -109,7 +141,7 @@ describe.skipIf(!haveTmux)("blaine init on a terminal", () => {
 
   test("answers given as flags are taken as blaine run takes them: --parity 10 is written as 10%", async () => {
     const place = workplace();
-    terminal = new Terminal(place.root, ["init", "--source", place.source, "--exclude", "x", "--db", "c.db", "--disk", "d", "--label", "I3", "--encrypt", "none", "--parity", "10", "--parity-engine", "builtin", "--copier", "builtin"]);
+    terminal = new Terminal(place.root, ["init", "--source", place.source, "--exclude", "x", "--db", "c.db", "--disk", "d", "--label", "I3", "--capacity", "1G", "--encrypt", "none", "--parity", "10", "--parity-engine", "builtin", "--copier", "builtin"]);
     const t = terminal;
     await t.answer("Initialise disk", "", "Enter");
     await t.answer("Run a dry run now", "n", "Enter");

@@ -80,6 +80,24 @@ export interface OpenRunOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * A capacity given to a run is the disk's from then on, as if given at disk
+ * init (a run without the flag must not overfill it); a disk marked full
+ * that the new capacity leaves room on is open again. Returns those.
+ */
+function keepCapacity(catalog: ArchiveCatalog, disks: readonly MountedDisk[], capacity: number): Set<MountedDisk> {
+  const reopened = new Set<MountedDisk>();
+  catalog.transaction(() => {
+    for (const disk of disks) {
+      if (disk.row.state === "retired") continue;
+      const reopen = disk.row.state === "full" && disk.row.capacity !== capacity && disk.usedBytes(catalog) < capacity;
+      catalog.sqlite.query(`UPDATE disks SET capacity = ?${reopen ? ", state = 'open'" : ""} WHERE id = ?`).run(capacity, disk.label.diskId);
+      if (reopen) reopened.add(disk);
+    }
+  });
+  return reopened;
+}
+
 export async function openArchiveRun(settings: Settings, options: OpenRunOptions = {}): Promise<ArchiveRun> {
   const report = options.report ?? new RunReport();
   const signal = options.signal ?? new AbortController().signal;
@@ -115,7 +133,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     for (const disk of disks) {
       if (!dryRun && queue.count(disk.label.copyId) === 0) await recopyDamagedOnOpen(catalog, disk, disks, report, signal);
     }
-    const open = [...writable.values()].filter((disk) => disk.row.state === "open");
+    const reopened = settings.capacity !== undefined && !dryRun ? keepCapacity(catalog, [...writable.values()], settings.capacity) : new Set<MountedDisk>();
+    const open = [...writable.values()].filter((disk) => disk.row.state === "open" || reopened.has(disk));
     if (writable.size === 0) throw new BlaineError(`no archive disk is mounted among ${[...settings.dest, ...settings.disks].join(", ")}`, ExitCode.incomplete);
     // With every mounted disk full, the run still records renames, links and
     // deletions; new data is not stored, and the run ends with exit 3 saying

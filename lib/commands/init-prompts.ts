@@ -3,10 +3,11 @@ import { dirname, join, resolve } from "node:path";
 import { homedir } from "node:os";
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { hasProgram } from "../system/exec.ts";
+import { formatBytes, parseSize } from "../size.ts";
 import { checkedFlagAnswers, checks, type InitAnswers } from "./init.ts";
 import type { Flags } from "../config.ts";
 
-/** Where SnapRAID keeps its configuration; its excludes are offered when it exists. */
+/** Where SnapRAID keeps its configuration: offered as the answer when it exists. */
 const SNAPRAID_CONF = "/etc/snapraid.conf";
 
 type Clack = typeof import("@clack/prompts");
@@ -61,9 +62,12 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
     const answer = await text("Exclude patterns, separated by spaces (empty for none)", () => undefined, "", "*.part lost+found/");
     exclude = answer.split(/\s+/).filter(Boolean);
   }
+  // Asked wherever SnapRAID's file is (a pool's own, not /etc's); excludes given as flags answer the exclude questions.
   let snapraidConf = given.snapraidConf;
-  if (snapraidConf === undefined && existsSync(SNAPRAID_CONF)) {
-    if (await ask(clack.confirm({ message: `Also exclude what ${SNAPRAID_CONF} excludes?`, initialValue: true }))) snapraidConf = SNAPRAID_CONF;
+  if (snapraidConf === undefined && given.exclude === undefined) {
+    const found = existsSync(SNAPRAID_CONF) ? SNAPRAID_CONF : "";
+    const answer = await text("A SnapRAID configuration whose excludes to use too (empty for none)", checks.snapraidConf, found, found || "/etc/snapraid.conf");
+    snapraidConf = answer ? resolve(answer) : undefined;
   }
 
   const defaultDb = process.getuid?.() === 0 ? "/var/lib/blaine/catalog.db" : join(homedir(), ".local/share/blaine/catalog.db");
@@ -73,6 +77,12 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
   const labelTaken = given.label !== undefined && given.db === undefined ? checks.labelFree(db, given.label) : undefined;
   if (labelTaken) throw new UsageError(`--label ${given.label}: ${labelTaken}`);
   const label = given.label ?? (await text("A label for this disk (written on its sticker)", (value) => checks.label(value) ?? checks.labelFree(db, value), "A1"));
+  let capacity = given.capacity;
+  if (capacity === undefined) {
+    // Kept in the catalog: every run fills the disk up to it and no further, and marks it full there.
+    const answer = await text("Most data this disk may hold (a size such as 4T or 500G; empty for the whole disk)", checks.capacity, "", "whole disk");
+    capacity = answer ? parseSize(answer, "--capacity") : undefined;
+  }
 
   let encrypt = given.encrypt;
   if (encrypt === undefined) {
@@ -144,6 +154,7 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
     db,
     disk,
     label,
+    capacity,
     encrypt: encrypt === "none" ? undefined : encrypt,
     keyfile: encrypt === "none" ? undefined : keyfile,
     parity,
@@ -155,7 +166,7 @@ export async function promptInitAnswers(flags: Flags, configFile: string): Promi
       `sources   ${answers.sources.join(", ")}`,
       `exclude   ${answers.exclude.join(" ") || "(none)"}${answers.snapraidConf ? ` + ${answers.snapraidConf}` : ""}`,
       `catalog   ${answers.db}`,
-      `disk      ${answers.disk} (label ${answers.label}${answers.encrypt ? `, ${answers.encrypt}, key ${answers.keyfile ?? "BLAINE_PASSWORD"}` : ""})`,
+      `disk      ${answers.disk} (label ${answers.label}${answers.capacity !== undefined ? `, capacity ${formatBytes(answers.capacity)}` : ""}${answers.encrypt ? `, ${answers.encrypt}, key ${answers.keyfile ?? "BLAINE_PASSWORD"}` : ""})`,
       `parity    ${answers.parity}${answers.parity === "off" ? "" : ` with ${answers.parityEngine}`}`,
       `copier    ${answers.copier}`,
     ].join("\n"),

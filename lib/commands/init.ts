@@ -7,6 +7,7 @@ import { parseParityEngine, parseParityPercent, type ParityEngine } from "../dis
 import { BLAINE_DIR } from "../disk/layout.ts";
 import { cipherDirOf, releaseDiskMounts, requireCipherTool } from "../disk/unlock.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../errors.ts";
+import { parseSize } from "../size.ts";
 import { writeFileAtomic } from "../fs/atomic.ts";
 import { generatePassword, PASSWORD_VARIABLE, readKeyFile } from "../secrets/key-source.ts";
 import { isCipherName } from "../system/cipher-tool.ts";
@@ -24,6 +25,8 @@ export interface InitAnswers {
   readonly db: string;
   readonly disk: string;
   readonly label: string;
+  /** The most data the first disk may hold, in bytes; undefined: the whole disk. */
+  readonly capacity: number | undefined;
   readonly encrypt: "gocryptfs" | "securefs" | undefined;
   readonly keyfile: string | undefined;
   /** "off" or a percentage such as "10%". */
@@ -109,6 +112,26 @@ export const checks = {
       sqlite.close();
     }
   },
+  /** A SIZE (4T, 500G…), or empty for the whole disk. */
+  capacity(value: string): string | undefined {
+    if (!value.trim()) return undefined;
+    const invalid = complaint(() => parseSize(value, "--capacity"));
+    if (invalid) return invalid;
+    return parseSize(value, "--capacity") === 0 ? "a disk that may hold nothing takes nothing: give a size, or nothing for the whole disk" : undefined;
+  },
+  /** A SnapRAID configuration whose exclude lines are used too, or empty for none. */
+  snapraidConf(path: string): string | undefined {
+    if (!path.trim()) return undefined;
+    const full = resolve(path);
+    if (!existsSync(full)) return `${full} does not exist`;
+    if (!statSync(full).isFile()) return `${full} is not a file`;
+    try {
+      accessSync(full, constants.R_OK);
+    } catch {
+      return `${full} is not readable`;
+    }
+    return undefined;
+  },
   /** gocryptfs, securefs, or "none" (as the prompt offers it). */
   encrypt(name: string): string | undefined {
     return name === "none" ? undefined : checks.cipher(name);
@@ -177,7 +200,9 @@ export function checkedFlagAnswers(flags: Flags): GivenAnswers {
   const sources = list(flags.source).map((path) => resolve(path));
   for (const source of sources) fail(`--source ${source}`, checks.source(source));
   const snapraidConf = one("snapraid-conf") === undefined ? undefined : resolve(one("snapraid-conf")!);
-  if (snapraidConf && !existsSync(snapraidConf)) fail("--snapraid-conf", `${snapraidConf} does not exist`);
+  if (snapraidConf) fail("--snapraid-conf", checks.snapraidConf(snapraidConf));
+  const capacity = one("capacity");
+  if (capacity !== undefined) fail("--capacity", checks.capacity(capacity));
   const db = one("db") === undefined ? undefined : resolve(one("db")!);
   if (db) fail("--db", checks.writableFile(db));
   const disk = one("disk") === undefined ? undefined : resolve(one("disk")!);
@@ -202,6 +227,7 @@ export function checkedFlagAnswers(flags: Flags): GivenAnswers {
     db,
     disk,
     label,
+    capacity: capacity === undefined || !capacity.trim() ? undefined : parseSize(capacity, "--capacity"),
     encrypt: encrypt as GivenAnswers["encrypt"],
     keyfile,
     parity: parity === undefined ? undefined : parityAnswer(parity),
@@ -226,6 +252,7 @@ function answersForYes(flags: Flags): InitAnswers {
     db: given.db!,
     disk: given.disk!,
     label: given.label!,
+    capacity: given.capacity,
     encrypt,
     keyfile: given.keyfile,
     // The same default as blaine run's.
@@ -283,7 +310,7 @@ async function applyInit(answers: InitAnswers, configFile: string, output: Outpu
     created.add(cipherDirOf(answers.disk));
     mkdirSync(dirname(answers.db), { recursive: true });
     const settings = loadSettings({ db: answers.db, keyfile: answers.keyfile, json: output.json });
-    await initDisk(settings, { dir: answers.disk, label: answers.label, encrypt: answers.encrypt }, output);
+    await initDisk(settings, { dir: answers.disk, label: answers.label, capacity: answers.capacity, encrypt: answers.encrypt }, output);
     writeFileAtomic(configFile, renderConfig(answers, configFile));
     output.say(`Wrote ${configFile}. Archive with: blaine run${resolve(dirname(configFile)) === process.cwd() ? "" : ` --config ${configFile}`}`);
     return { exitCode: ExitCode.ok, configFile, keyfileCreated, answers };

@@ -14,7 +14,9 @@ export function formatRunSummary(result: RunResult): string {
   );
   if (result.recopied > 0) lines.push(`Copied again ${result.recopied} file(s) that verify found missing or damaged on the disk.`);
   if (result.recovered > 0) lines.push(`Settled ${result.recovered} operations left by an interrupted run.`);
-  for (const label of result.filledUp ?? []) lines.push(`Disk "${label}" is full (marked so); new data went on to the next mounted open disk.`);
+  for (const label of result.filledUp ?? []) {
+    lines.push(`Disk "${label}" is full (marked so)${label === result.disk ? "." : "; new data went on to the next mounted open disk."}`);
+  }
   const deferred = result.deferred;
   if (deferred && deferred.applied > 0) lines.push(`Applied ${deferred.applied} deferred action(s) to the mounted disks.`);
   // Actions queued for a copy that was mounted are applied before the end: only what still waits is news.

@@ -98,6 +98,11 @@ class DiskRoom {
     return Boolean(this.#options.closed) || this.#exhausted;
   }
 
+  /** Whether this run has put new data here (written or in flight): a disk it then finds full, it filled. */
+  get storedThisRun(): boolean {
+    return this.#addedThisRun + this.#inFlightData > 0;
+  }
+
   /** No more new data on this disk for the rest of the run. */
   exhaust(): void {
     this.#exhausted = true;
@@ -280,9 +285,19 @@ export class SpaceBudget {
     if (this.largerThanAnyDisk(bytes)) return undefined;
     for (;;) {
       const room = this.#rooms[this.#current];
+      const wasOpen = !room.closed;
       const parts = room.tryReserve(bytes, options.logicalSize ?? bytes, options.pathBytes ?? 0);
       if (parts) return new Reservation(room, bytes, parts);
-      if (options.span === false || this.#current + 1 >= this.#rooms.length) return undefined;
+      if (options.span === false) return undefined;
+      if (this.#current + 1 >= this.#rooms.length) {
+        // The last open disk that this run filled is full too, up to its capacity or its file system: marked so, as
+        // when spanning. One found without room before the run stored anything was filled by something else: not marked.
+        if (wasOpen && room.storedThisRun) {
+          room.exhaust();
+          this.#hooks.onFull?.(room.disk, undefined);
+        }
+        return undefined;
+      }
       this.#current++;
       this.#hooks.onFull?.(room.disk, this.#rooms[this.#current].disk);
     }
