@@ -97,6 +97,8 @@ describe("a lost disk catalog", () => {
     // Renames and duplicates are recognised again: nothing is copied.
     renameSync(join(env.source, "movies"), join(env.source, "films"));
     writeFileSync(join(env.source, "third.mkv"), film);
+    // A duplicate is a hardlink on the disk only when it shows the same mtime and mode (issue 12.11).
+    expect(Bun.spawnSync(["touch", "-r", join(env.source, "films", "film.mkv"), join(env.source, "third.mkv")]).exitCode).toBe(0);
     const run = await env.run();
     expect(run.exitCode).toBe(0);
     expect(run.json).toMatchObject({ renamed: 2, new: 1, deleted: 0 });
@@ -394,11 +396,15 @@ describe("smaller catalog matters", () => {
     for (let i = 0; i < 60; i++) big[`f${i}`] = { bytes: 2_000_000, seed: i + 1 };
     env = await archiveEnv({ small: "first", big });
     const e = env;
-    const run = spawnBlaine(["run", "--db", e.db, "--dest", e.disk, e.source]);
+    // The run stops itself once it has committed its files, still holding the catalog (a fast machine finishes
+    // a run of this size before a reader could start, so waiting for files on the disk raced with its end).
+    const run = spawnBlaine(["run", "--db", e.db, "--dest", e.disk, e.source], { env: { BLAINE_STOP_AT: "after-commit" } });
+    const stopped = () => readFileSync(`/proc/${run.pid}/stat`, "utf8").split(") ")[1]?.startsWith("T") ?? false;
     try {
-      await waitFor(() => existsSync(`${e.db}.lock`), 20_000, "the run to take its lock");
-      // The run is writing: its first files are on the disk.
-      await waitFor(() => existsSync(e.onDisk("big")), 20_000, "the run's first files on the disk");
+      await waitFor(() => run.exitCode !== null || stopped(), 60_000, "the run to stop after its commit");
+      expect(run.exitCode).toBeNull();
+      expect(existsSync(`${e.db}.lock`)).toBe(true);
+      expect(existsSync(e.onDisk("big"))).toBe(true);
       for (const command of [["status"], ["ls"], ["disk", "list"]]) {
         const started = Date.now();
         const result = await e.cli(...command, "--json");
@@ -412,6 +418,7 @@ describe("smaller catalog matters", () => {
         }
       }
     } finally {
+      if (run.exitCode === null) process.kill(run.pid, "SIGCONT");
       expect(await run.exited).toBe(0);
     }
     expect(existsSync(`${e.db}.reading-copy`)).toBe(false);
