@@ -346,17 +346,7 @@ export class DiskWriter implements ChangeWriter {
         if (this.#dirs.parentsAreReal(location)) candidates.push(location);
       }
     }
-    if (candidates.length === 0) return undefined;
-    const tempName = this.newTempName();
-    for (const candidate of candidates) {
-      try {
-        linkSync(fsPath(candidate), this.tempPath(tempName));
-        return tempName;
-      } catch (error) {
-        if (errnoCode(error) !== "ENOENT") throw error;
-      }
-    }
-    return undefined;
+    return this.#linkFirst(candidates);
   }
 
   /**
@@ -371,6 +361,14 @@ export class DiskWriter implements ChangeWriter {
       // link(2) resolves the holder's directories: one below a symlink is not on this disk.
       if (!linking.touched.has(path[0]) && this.entry(path[0])?.kind === "symlink" && this.#dirs.parentsAreReal(location)) candidates.push(location);
     }
+    return this.#linkFirst(candidates);
+  }
+
+  /**
+   * Hardlinks the first candidate that still exists into a new temp;
+   * undefined when none does (a candidate may have gone since it was listed).
+   */
+  #linkFirst(candidates: string[]): string | undefined {
     if (candidates.length === 0) return undefined;
     const tempName = this.newTempName();
     for (const candidate of candidates) {
