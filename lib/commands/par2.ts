@@ -171,17 +171,6 @@ export function par2Action(word: string | undefined): "create" | "verify" | "rep
   return undefined;
 }
 
-/**
- * The action a program name stands for, as par2cmdline reads its own name:
- * `par2create`, `par2verify`, `par2repair` (any case, `.ts`/`.js`/`.exe`
- * ignored); `par2` means the action comes first; undefined: not a par2 name.
- */
-export function actionOfProgramName(name: string): "create" | "verify" | "repair" | "ask" | undefined {
-  const match = /^par2(create|verify|repair)?$/i.exec(name.replace(/\.(ts|js|exe)$/i, ""));
-  if (!match) return undefined;
-  return match[1] ? (match[1].toLowerCase() as "create" | "verify" | "repair") : "ask";
-}
-
 /** Runs `blaine par2 ACTION ARGS…` and returns par2cmdline's exit code for the outcome. */
 export async function par2Command(action: string | undefined, args: readonly string[], output: (json: boolean) => Output): Promise<number> {
   let out: Output | undefined;
