@@ -1,5 +1,6 @@
 import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { BlaineError, ExitCode, errnoCode } from "../errors.ts";
+import { isProcessAlive } from "../system/process-alive.ts";
 
 /**
  * One writer per catalog: a lock file next to it holding the writer's pid.
@@ -35,7 +36,7 @@ export class CatalogLock {
           if (errnoCode(error) !== "EEXIST") throw error;
         }
         const holder = this.#holder();
-        if (holder !== undefined && holder !== process.pid && isAlive(holder)) {
+        if (holder !== undefined && holder !== process.pid && isProcessAlive(holder)) {
           throw new BlaineError(`catalog is locked by pid ${holder} (${this.path})`, ExitCode.failure);
         }
         // Stale: its writer died. Remove it and try again.
@@ -58,7 +59,7 @@ export class CatalogLock {
   /** The pid of another live process holding the lock of `catalogPath` now, if any (readers then read its reading copy). */
   static liveHolder(catalogPath: string): number | undefined {
     const pid = pidIn(`${catalogPath}.lock`);
-    return pid !== undefined && pid !== process.pid && isAlive(pid) ? pid : undefined;
+    return pid !== undefined && pid !== process.pid && isProcessAlive(pid) ? pid : undefined;
   }
 
   release(): void {
@@ -81,11 +82,3 @@ function pidIn(lockPath: string): number | undefined {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === "EPERM";
-  }
-}

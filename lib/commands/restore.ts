@@ -11,6 +11,7 @@ import { formatHash, hashAlgorithmOf } from "../hashing.ts";
 import { fsPath, listNames, quotedPath, readLinkText } from "../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { copyReadable, describeRanges, isUnreadableData } from "../fs/salvage-read.ts";
+import { isProcessAlive } from "../system/process-alive.ts";
 import type { RunError } from "../report.ts";
 import { formatBytes } from "../size.ts";
 import { DeferredQueue } from "../disk/deferred-queue.ts";
@@ -215,13 +216,7 @@ function removeStaleTemps(dir: string, cleaned: Set<string>): void {
 }
 
 function isRunning(pid: number): boolean {
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return errnoCode(error) === "EPERM";
-  }
+  return pid === process.pid || isProcessAlive(pid);
 }
 
 /** Makes `target` by building it under a temp name, then renaming over. */
