@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { BlaineError } from "../errors.ts";
 import { lastLines } from "./cipher-tool.ts";
 import { zx } from "./exec.ts";
-import { mountAt } from "./fuse-mount.ts";
+import { unmountRetrying } from "./fuse-mount.ts";
 
 /**
  * Kernel mounts that are not FUSE (ext4 and btrfs on a device, cifs): mount
@@ -29,21 +29,7 @@ export async function mountKernel(source: string, target: string, options: Kerne
 
 /** Unmounts a kernel mount; a busy one is retried briefly, then detached lazily when allowed. */
 export async function unmountKernel(target: string, options: { readonly lazy?: boolean } = {}): Promise<void> {
-  const $ = await zx();
-  let message = "";
-  for (let attempt = 0; attempt < 10; attempt++) {
-    if (!mountAt(target)) return;
-    const result = await $`umount ${target}`.nothrow();
-    if (result.exitCode === 0 || !mountAt(target)) return;
-    message = lastLines(result.stderr);
-    await Bun.sleep(100);
-  }
-  if (options.lazy) {
-    const result = await $`umount -l ${target}`.nothrow();
-    if (result.exitCode === 0 || !mountAt(target)) return;
-    message = lastLines(result.stderr);
-  }
-  throw new BlaineError(`could not unmount ${target}: ${message}`);
+  await unmountRetrying(target, options, (lazy) => ["umount", ...(lazy ? ["-l"] : []), target], lastLines);
 }
 
 /** Whether the running kernel knows a file system type (built in, loaded, or a module it can load). */

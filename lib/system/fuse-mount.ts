@@ -78,20 +78,33 @@ export const FUSERMOUNT = Bun.which("fusermount3") ? "fusermount3" : "fusermount
  * finishes the unmount when the last file closes.
  */
 export async function unmountFuse(path: string, options: { readonly lazy?: boolean } = {}): Promise<void> {
+  await unmountRetrying(path, options, (lazy) => [FUSERMOUNT, "-u", ...(lazy ? ["-z"] : []), path], (stderr) => stderr.trim());
+}
+
+/**
+ * The unmount loop both FUSE and kernel mounts use: `command(false)` is
+ * retried while mountinfo still lists `path`, then `command(true)` (the lazy
+ * detach) once when `lazy` allows it; `describe` turns stderr into the message.
+ */
+export async function unmountRetrying(
+  path: string,
+  options: { readonly lazy?: boolean },
+  command: (lazy: boolean) => string[],
+  describe: (stderr: string) => string,
+): Promise<void> {
   const $ = await zx();
-  const program = FUSERMOUNT;
   let message = "";
   for (let attempt = 0; attempt < 10; attempt++) {
     if (!mountAt(path)) return;
-    const result = await $`${program} -u ${path}`.nothrow();
+    const result = await $`${command(false)}`.nothrow();
     if (result.exitCode === 0 || !mountAt(path)) return;
-    message = result.stderr.trim();
+    message = describe(result.stderr);
     await Bun.sleep(100);
   }
   if (options.lazy) {
-    const result = await $`${program} -u -z ${path}`.nothrow();
+    const result = await $`${command(true)}`.nothrow();
     if (result.exitCode === 0 || !mountAt(path)) return;
-    message = result.stderr.trim();
+    message = describe(result.stderr);
   }
   throw new BlaineError(`could not unmount ${path}: ${message}`);
 }
