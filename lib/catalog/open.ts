@@ -72,11 +72,18 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
   } catch (error) {
     sqlite.close();
     if (error instanceof BlaineError) throw error;
-    if (/database is locked/.test(errorMessage(error))) {
-      throw new BlaineError(`${name} is busy: another blaine command is writing it; try again when it has finished`);
-    }
+    if (isBusy(error)) throw busyError(name);
     throw new BlaineError(`${name} is damaged or not a Blaine catalog: ${errorMessage(error)}${advice}`);
   }
+}
+
+/** SQLite found the file locked by a live writer. */
+function isBusy(error: unknown): boolean {
+  return /database is locked/.test(errorMessage(error));
+}
+
+function busyError(name: string): BlaineError {
+  return new BlaineError(`${name} is busy: another blaine command is writing it; try again when it has finished`);
 }
 
 /**
@@ -98,9 +105,7 @@ function rollBackHotJournal(path: string, name: string): void {
       sqlite.close();
     }
   } catch (error) {
-    if (/database is locked/.test(errorMessage(error))) {
-      throw new BlaineError(`${name} is busy: another blaine command is writing it; try again when it has finished`);
-    }
+    if (isBusy(error)) throw busyError(name);
     throw new BlaineError(
       `${name} has a journal left by a killed command (${journal}) that must be rolled back before it can be read, and this command cannot (${errorMessage(error)}); ` +
         `run it as a user who may write the file, or run a writing command (blaine run) to settle it`,
