@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cifsMountOptions, credentialsText } from "../lib/system/cifs.ts";
@@ -191,7 +191,15 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     expect(first.snapshots).toEqual({ taken: [], dropped: [], skipped: ["docs"] });
     expect(first.directories[0].filesTransferred).toBe(3);
 
-    writeFileSync(join(src, "b.txt"), "bravo v2\n");
+    // Each new version of b.txt gets its own mtime: rsync's quick check (size and mtime) would skip a
+    // same-size rewrite within the same second, as it does for any user, and the test would race the clock.
+    let stamp = 1_700_000_000;
+    const rewrite = (name: string, text: string) => {
+      writeFileSync(join(src, name), text);
+      stamp += 3600;
+      utimesSync(join(src, name), stamp, stamp);
+    };
+    rewrite("b.txt", "bravo v2\n");
     expect((await backup("2026-01-01T06:00:00Z")).snapshots).toEqual({ taken: [], dropped: [], skipped: [] });
     states["docs-20260101-060000"] = snapshotTree(src);
 
@@ -200,7 +208,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     states["docs-20260102-000000"] = snapshotTree(src);
 
     rmSync(join(src, "a.txt"));
-    writeFileSync(join(src, "b.txt"), "bravo v4\n");
+    rewrite("b.txt", "bravo v4\n");
     expect((await backup("2026-01-03T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260102-000000"], dropped: [], skipped: [] });
     states["docs-20260103-000000"] = snapshotTree(src);
 
@@ -208,7 +216,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     expect((await backup("2026-01-04T00:00:00Z")).snapshots).toEqual({ taken: ["docs-20260103-000000"], dropped: [], skipped: [] });
     states["docs-20260104-000000"] = snapshotTree(src);
 
-    writeFileSync(join(src, "b.txt"), "bravo v6\n");
+    rewrite("b.txt", "bravo v6\n");
     const sixth = await mirror(["backup"], "2026-01-05T00:00:00Z");
     expect(sixth.exitCode).toBe(0);
     expect(sixth.stdout).toContain("Snapshots taken (each the copy of the backup at its date): docs-20260104-000000");
