@@ -96,12 +96,18 @@ describe("a lost disk catalog", () => {
 
     // Renames and duplicates are recognised again: nothing is copied.
     renameSync(join(env.source, "movies"), join(env.source, "films"));
+    const moved = await env.run();
+    expect(moved.exitCode).toBe(0);
+    expect(moved.json).toMatchObject({ renamed: 2, new: 0, deleted: 0 });
+    expect(moved.json.bytesCopied).toBe(0);
+    // The duplicate comes in a run of its own: in the rename's run its content's only holder is the path
+    // being renamed, which the batch cannot link to, and whether the two shared a batch was up to timing.
     writeFileSync(join(env.source, "third.mkv"), film);
     // A duplicate is a hardlink on the disk only when it shows the same mtime and mode (issue 12.11).
     expect(Bun.spawnSync(["touch", "-r", join(env.source, "films", "film.mkv"), join(env.source, "third.mkv")]).exitCode).toBe(0);
     const run = await env.run();
     expect(run.exitCode).toBe(0);
-    expect(run.json).toMatchObject({ renamed: 2, new: 1, deleted: 0 });
+    expect(run.json).toMatchObject({ renamed: 0, new: 1, deleted: 0 });
     expect(run.json.bytesCopied).toBe(0);
     expect(statSync(env.onDisk("third.mkv")).ino).toBe(statSync(env.onDisk("films/film.mkv")).ino);
     expect(rowsOf(diskCatalog, "SELECT count(*) AS n FROM parity_sets")).toEqual([{ n: 3 }]);
