@@ -330,6 +330,8 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
         .map(Number);
 
     for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+      // An rsync of the run before may still be exiting: it must not be taken for this run's.
+      await waitFor(() => rsyncOf().length === 0, 10_000, "the previous rsync to end");
       const interrupted = spawnBlaine(["mirror", "backup", "-c", config], { env: remote.env() });
       await waitFor(() => rsyncOf().length > 0, 60_000, "rsync to start");
       if (signal === "SIGTERM") {
@@ -344,6 +346,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
       expect(leftovers(remote)).toEqual([]);
     }
 
+    await waitFor(() => rsyncOf().length === 0, 10_000, "the previous rsync to end");
     const killed = spawnBlaine(["mirror", "backup", "-c", config], { env: remote.env() });
     await waitFor(() => rsyncOf().length > 0, 60_000, "rsync to start");
     // kill -9 of the run: blaine and its rsync, as a killed job or a power cut leaves them.
