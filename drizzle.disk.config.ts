@@ -2,6 +2,6 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
   dialect: "sqlite",
-  schema: "./lib/catalog/disk-schema.ts",
-  out: "./lib/catalog/migrations/disk",
+  schema: "./lib/archive/catalog/disk-schema.ts",
+  out: "./lib/archive/catalog/migrations/disk",
 });

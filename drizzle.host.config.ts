@@ -2,6 +2,6 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
   dialect: "sqlite",
-  schema: "./lib/catalog/host-schema.ts",
-  out: "./lib/catalog/migrations/host",
+  schema: "./lib/archive/catalog/host-schema.ts",
+  out: "./lib/archive/catalog/migrations/host",
 });

@@ -10,8 +10,8 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ArchiveCatalog } from "../lib/catalog/archive-catalog.ts";
-import { mountDisks } from "../lib/disk/mount-disks.ts";
+import { ArchiveCatalog } from "../lib/archive/catalog/archive-catalog.ts";
+import { mountDisks } from "../lib/archive/disk/mount-disks.ts";
 import { timeCommand, type BenchRow } from "./measure.ts";
 
 const BIN = join(import.meta.dir, "..", "bin", "blaine.ts");

@@ -1,36 +1,37 @@
 #!/usr/bin/env bun
 /**
  * The `blaine` command line. Parsing and dispatch only: each command is a
- * function in lib/commands, so scripts can do everything the CLI does.
+ * function in lib/archive/commands, so scripts can do everything the CLI does.
  */
 import { cac } from "cac";
-import { loadSettings, missingForRun, singleFlag } from "../lib/config.ts";
+import { singleFlag } from "../lib/config.ts";
+import { loadSettings, missingForRun } from "../lib/archive/settings.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../lib/errors.ts";
-import { createOutput } from "../lib/commands/output.ts";
+import { createOutput } from "../lib/cli/output.ts";
 
 // Commands are loaded when they run: each pulls in its own share of the
 // toolkit (prompts, PAR2, FUSE mounts), and a daily run should not pay for
 // loading the others.
 const command = {
-  diskInit: () => import("../lib/commands/disk-init.ts"),
-  diskClone: () => import("../lib/commands/disk-clone.ts"),
-  diskList: () => import("../lib/commands/disk-list.ts"),
-  diskRetire: () => import("../lib/commands/disk-retire.ts"),
-  diskRebuild: () => import("../lib/commands/disk-rebuild.ts"),
-  diskForget: () => import("../lib/commands/disk-forget.ts"),
-  catalogRebuild: () => import("../lib/commands/catalog-rebuild.ts"),
-  pending: () => import("../lib/commands/pending.ts"),
-  whereis: () => import("../lib/commands/whereis.ts"),
-  doctor: () => import("../lib/commands/doctor.ts"),
-  init: () => import("../lib/commands/init.ts"),
-  initPrompts: () => import("../lib/commands/init-prompts.ts"),
-  ls: () => import("../lib/commands/ls.ts"),
-  mount: () => import("../lib/commands/mount.ts"),
-  restore: () => import("../lib/commands/restore.ts"),
-  par2: () => import("../lib/commands/par2.ts"),
-  run: () => import("../lib/commands/run.ts"),
-  status: () => import("../lib/commands/status.ts"),
-  verify: () => import("../lib/commands/verify.ts"),
+  diskInit: () => import("../lib/archive/commands/disk-init.ts"),
+  diskClone: () => import("../lib/archive/commands/disk-clone.ts"),
+  diskList: () => import("../lib/archive/commands/disk-list.ts"),
+  diskRetire: () => import("../lib/archive/commands/disk-retire.ts"),
+  diskRebuild: () => import("../lib/archive/commands/disk-rebuild.ts"),
+  diskForget: () => import("../lib/archive/commands/disk-forget.ts"),
+  catalogRebuild: () => import("../lib/archive/commands/catalog-rebuild.ts"),
+  pending: () => import("../lib/archive/commands/pending.ts"),
+  whereis: () => import("../lib/archive/commands/whereis.ts"),
+  doctor: () => import("../lib/archive/commands/doctor.ts"),
+  init: () => import("../lib/archive/commands/init.ts"),
+  initPrompts: () => import("../lib/archive/commands/init-prompts.ts"),
+  ls: () => import("../lib/archive/commands/ls.ts"),
+  mount: () => import("../lib/archive/commands/mount.ts"),
+  restore: () => import("../lib/archive/commands/restore.ts"),
+  par2: () => import("../lib/par2/cli.ts"),
+  run: () => import("../lib/archive/commands/run.ts"),
+  status: () => import("../lib/archive/commands/status.ts"),
+  verify: () => import("../lib/archive/commands/verify.ts"),
   image: () => import("../lib/image/commands/image-command.ts"),
   mirror: () => import("../lib/mirror/cli.ts"),
 };
@@ -256,7 +257,7 @@ function normaliseBooleanFlags(argv: readonly string[]): string[] {
 
 /** Unmounts what this process mounted (only a command that mounts has loaded unlock.ts; loading it is cheap then). */
 async function releaseDiskMounts(): Promise<void> {
-  await (await import("../lib/disk/unlock.ts")).releaseDiskMounts();
+  await (await import("../lib/archive/disk/unlock.ts")).releaseDiskMounts();
 }
 
 /**
@@ -292,7 +293,7 @@ async function main(): Promise<number> {
   } catch (error) {
     await releaseDiskMounts().catch((unmountError) => process.stderr.write(`blaine: ${errorMessage(unmountError)}\n`));
     // SQLite's words name no file: said again naming the catalog and what to do.
-    const explained = error instanceof Error && error.name === "SQLiteError" ? (await import("../lib/catalog/catalog-errors.ts")).explainCatalogError(error) : undefined;
+    const explained = error instanceof Error && error.name === "SQLiteError" ? (await import("../lib/archive/catalog/catalog-errors.ts")).explainCatalogError(error) : undefined;
     if (explained) {
       process.stderr.write(`blaine: ${explained.message}\n${process.env.BLAINE_DEBUG && error instanceof Error ? `${error.stack}\n` : ""}`);
       return explained.exitCode;

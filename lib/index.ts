@@ -4,48 +4,48 @@
  */
 
 // Stages, in pipeline order.
-export { walk, type WalkOptions } from "./stages/walker.ts";
-export { diff, MATCH_MODES, type DiffOptions, type MatchMode } from "./stages/differ.ts";
-export { hashEach, hashWhereDuplicatePossible, type HashOptions } from "./stages/hasher.ts";
-export { dedup, type DedupOptions } from "./stages/dedup.ts";
-export { copier, type CopierOptions, type CopyFunction } from "./stages/copier.ts";
-export { parity, type ParityOptions } from "./stages/parity.ts";
-export { writeManifest, type ManifestWriterOptions } from "./stages/manifest-writer.ts";
+export { walk, type WalkOptions } from "./archive/stages/walker.ts";
+export { diff, MATCH_MODES, type DiffOptions, type MatchMode } from "./archive/stages/differ.ts";
+export { hashEach, hashWhereDuplicatePossible, type HashOptions } from "./archive/stages/hasher.ts";
+export { dedup, type DedupOptions } from "./archive/stages/dedup.ts";
+export { copier, type CopierOptions, type CopyFunction } from "./archive/stages/copier.ts";
+export { parity, type ParityOptions } from "./archive/stages/parity.ts";
+export { writeManifest, type ManifestWriterOptions } from "./archive/stages/manifest-writer.ts";
 
 // Composing them.
 export { mapBounded, batches, type MapBoundedOptions } from "./pipeline/bounded.ts";
 export { drain } from "./pipeline/pipe.ts";
-export type { FileEntry, PlannedFile, StoredFile, Change } from "./pipeline/types.ts";
-export type { Pipeline, PipelineContext } from "./pipeline/context.ts";
+export type { FileEntry, PlannedFile, StoredFile, Change } from "./archive/stages/types.ts";
+export type { Pipeline, PipelineContext } from "./archive/run/pipeline-context.ts";
 
 // A run of the archive pipeline.
-export { openArchiveRun, type ArchiveRun } from "./archive/run-context.ts";
-export { applyDeletions } from "./archive/deletions.ts";
-export { finishRun, type RunResult } from "./archive/finish-run.ts";
-export { openParity, type ParityRun } from "./archive/parity-run.ts";
-export { RunReport, type RunCounts, type RunError } from "./report.ts";
+export { openArchiveRun, type ArchiveRun } from "./archive/run/run-context.ts";
+export { applyDeletions } from "./archive/run/deletions.ts";
+export { finishRun, type RunResult } from "./archive/run/finish-run.ts";
+export { openParity, type ParityRun } from "./archive/run/parity-run.ts";
+export { RunReport, type RunCounts, type RunError } from "./archive/run/report.ts";
 
 // Catalogs and disks.
-export { ArchiveCatalog } from "./catalog/archive-catalog.ts";
-export type { FileRecord, HostFileRow } from "./catalog/records.ts";
-export { MountedDisk } from "./disk/mounted-disk.ts";
-export { readDiskLabel, type DiskLabel } from "./disk/disk-label.ts";
+export { ArchiveCatalog } from "./archive/catalog/archive-catalog.ts";
+export type { FileRecord, HostFileRow } from "./archive/catalog/records.ts";
+export { MountedDisk } from "./archive/disk/mounted-disk.ts";
+export { readDiskLabel, type DiskLabel } from "./archive/disk/disk-label.ts";
 // Encrypted disks: scripts that open disks outside `blaine run` release the mounts when done.
-export { releaseDiskMounts } from "./disk/unlock.ts";
+export { releaseDiskMounts } from "./archive/disk/unlock.ts";
 export { KeySource } from "./secrets/key-source.ts";
-export { diskLayout, BLAINE_DIR } from "./disk/layout.ts";
+export { diskLayout, BLAINE_DIR } from "./archive/disk/layout.ts";
 
 // Commands as functions.
-export { initDisk } from "./commands/disk-init.ts";
-export { restoreFiles, type RestoreResult } from "./commands/restore.ts";
-export { verifyDisks, type VerifyResult } from "./commands/verify.ts";
-export { cloneDisk, type CloneResult } from "./commands/disk-clone.ts";
-export { listDisks, type DiskListing } from "./commands/disk-list.ts";
-export { retireDisk, type RetireResult } from "./commands/disk-retire.ts";
-export { listPending } from "./commands/pending.ts";
-export { whereIs, type WhereIs } from "./commands/whereis.ts";
-export { rebuildCatalog, type RebuildResult } from "./commands/catalog-rebuild.ts";
-export { applyDeferred, type ApplyDeferredResult } from "./disk/apply-deferred.ts";
+export { initDisk } from "./archive/commands/disk-init.ts";
+export { restoreFiles, type RestoreResult } from "./archive/commands/restore.ts";
+export { verifyDisks, type VerifyResult } from "./archive/commands/verify.ts";
+export { cloneDisk, type CloneResult } from "./archive/commands/disk-clone.ts";
+export { listDisks, type DiskListing } from "./archive/commands/disk-list.ts";
+export { retireDisk, type RetireResult } from "./archive/commands/disk-retire.ts";
+export { listPending } from "./archive/commands/pending.ts";
+export { whereIs, type WhereIs } from "./archive/commands/whereis.ts";
+export { rebuildCatalog, type RebuildResult } from "./archive/commands/catalog-rebuild.ts";
+export { applyDeferred, type ApplyDeferredResult } from "./archive/disk/apply-deferred.ts";
 
 // PAR2 recovery sets (the built-in engine).
 export { createRecoverySet, type CreatedSet, type CreateOptions } from "./par2/create.ts";
@@ -73,7 +73,7 @@ export { scrubImages, type ScrubResult } from "./image/commands/scrub.ts";
 export { cleanupImages, type CleanupResult } from "./image/commands/cleanup.ts";
 
 // Settings and helpers.
-export { loadSettings, type Settings } from "./config.ts";
+export { loadSettings, type Settings } from "./archive/settings.ts";
 export { BlaineError, ExitCode } from "./errors.ts";
 export { hashFile, type HashAlgorithm } from "./hashing.ts";
 export { copyWithHash } from "./copy/builtin-copy.ts";

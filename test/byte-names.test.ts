@@ -10,7 +10,7 @@ import { linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync
 import { join } from "node:path";
 import { bytesOfText, fsPath, textFromBytes } from "../lib/fs/byte-names.ts";
 import { comparePaths } from "../lib/catalog/path-order.ts";
-import { walk } from "../lib/stages/walker.ts";
+import { walk } from "../lib/archive/stages/walker.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";

@@ -11,7 +11,7 @@ import { tempDir } from "./helpers/fixture.ts";
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
 setDefaultTimeout(120_000);
 
-const MIGRATIONS = join(import.meta.dir, "..", "lib", "catalog", "migrations", "host");
+const MIGRATIONS = join(import.meta.dir, "..", "lib", "archive", "catalog", "migrations", "host");
 
 let env: ArchiveEnv | undefined;
 afterEach(() => {

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openArchive } from "../lib/commands/open-disks.ts";
-import { loadSettings } from "../lib/config.ts";
-import { releaseDiskMounts } from "../lib/disk/unlock.ts";
+import { openArchive } from "../lib/archive/commands/open-disks.ts";
+import { loadSettings } from "../lib/archive/settings.ts";
+import { releaseDiskMounts } from "../lib/archive/disk/unlock.ts";
 import { listMounts } from "../lib/system/fuse-mount.ts";
 import { blaine } from "./helpers/cli.ts";
 import { makeTree, tempDir } from "./helpers/fixture.ts";

@@ -16,8 +16,8 @@ import { verifyRecoverySet } from "../lib/par2/verify.ts";
 import { repairRecoverySet } from "../lib/par2/repair.ts";
 import { chooseSliceSize, MAX_INPUT_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "../lib/par2/sizing.ts";
 import { scanPacketFile, PacketType, equalBytes } from "../lib/par2/packets.ts";
-import { ProgressLine } from "../lib/progress.ts";
-import { RunReport } from "../lib/report.ts";
+import { ProgressLine } from "../lib/archive/run/progress.ts";
+import { RunReport } from "../lib/archive/run/report.ts";
 import { waitFor } from "./helpers/cli.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
 

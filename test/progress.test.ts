@@ -4,8 +4,8 @@ import { closeSync, openSync, readFileSync, statSync, writeFileSync, writeSync }
 import { join } from "node:path";
 import { CopyPool } from "../lib/copy/copy-pool.ts";
 import { PROGRESS_BYTES } from "../lib/copy/copy-progress.ts";
-import { ProgressLine } from "../lib/progress.ts";
-import { RunReport } from "../lib/report.ts";
+import { ProgressLine } from "../lib/archive/run/progress.ts";
+import { RunReport } from "../lib/archive/run/report.ts";
 import { archiveEnv } from "./helpers/archive-env.ts";
 import { blaine, waitFor } from "./helpers/cli.ts";
 import { tempDir } from "./helpers/fixture.ts";

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { ArchiveCatalog } from "../lib/catalog/archive-catalog.ts";
+import { ArchiveCatalog } from "../lib/archive/catalog/archive-catalog.ts";
 import { comparePaths } from "../lib/catalog/path-order.ts";
-import { SeenPaths } from "../lib/catalog/seen-paths.ts";
+import { SeenPaths } from "../lib/archive/catalog/seen-paths.ts";
 import { tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);

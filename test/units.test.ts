@@ -3,8 +3,8 @@ import { batches, mapBounded } from "../lib/pipeline/bounded.ts";
 import { globToRegExp, isExcluded, parseExclude } from "../lib/glob.ts";
 import { formatBytes, parseSize } from "../lib/size.ts";
 import { parseDc3ddHashLog } from "../lib/system/dc3dd.ts";
-import { decodeIntents, encodeIntents, type IntentChange } from "../lib/disk/intents.ts";
-import type { FileRecord } from "../lib/catalog/records.ts";
+import { decodeIntents, encodeIntents, type IntentChange } from "../lib/archive/disk/intents.ts";
+import type { FileRecord } from "../lib/archive/catalog/records.ts";
 
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
 setDefaultTimeout(120_000);

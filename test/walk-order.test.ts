@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { comparePaths } from "../lib/catalog/path-order.ts";
-import { walk } from "../lib/stages/walker.ts";
+import { walk } from "../lib/archive/stages/walker.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
 import { makeTree, tempDir } from "./helpers/fixture.ts";

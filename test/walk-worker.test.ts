@@ -7,9 +7,9 @@ import { bytesOfText, textFromBytes } from "../lib/fs/byte-names.ts";
 import { DirectoryStats, entryStatOf } from "../lib/fs/entry-stat.ts";
 import { mtimeNsecOf } from "../lib/fs/exact-mtime.ts";
 import { parseExclude, type ExcludeRule } from "../lib/glob.ts";
-import type { FileEntry } from "../lib/pipeline/types.ts";
-import { walk, type WalkOptions } from "../lib/stages/walker.ts";
-import { TreeWalk, type WalkRecord } from "../lib/stages/walk-tree.ts";
+import type { FileEntry } from "../lib/archive/stages/types.ts";
+import { walk, type WalkOptions } from "../lib/archive/stages/walker.ts";
+import { TreeWalk, type WalkRecord } from "../lib/archive/stages/walk-tree.ts";
 import { tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -158,7 +158,7 @@ describe("the walk worker", () => {
   test("the worker keeps a walk alive while it is consumed, and never a process that dropped its walk", () => {
     const dir = testDir();
     makeWideTree(dir.path, 3, 400);
-    const walker = join(import.meta.dir, "..", "lib", "stages", "walker.ts");
+    const walker = join(import.meta.dir, "..", "lib", "archive", "stages", "walker.ts");
     const consume = `import { walk } from ${JSON.stringify(walker)}; let n = 0; for await (const _ of walk([${JSON.stringify(dir.path)}])) n++; console.log(n);`;
     const consumed = spawnSync(process.execPath, ["-e", consume], { encoding: "utf8", timeout: 60_000 });
     // Every file, plus cache/skipped and the symlink (no excludes here).

@@ -2,7 +2,7 @@ import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CopyPool } from "../lib/copy/copy-pool.ts";
-import { removeData } from "../lib/disk/disk-writer.ts";
+import { removeData } from "../lib/archive/disk/disk-writer.ts";
 import { DataTreeDirs } from "../lib/fs/data-tree-dirs.ts";
 import { placeFile } from "../lib/fs/place-file.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";

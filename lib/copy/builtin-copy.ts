@@ -30,6 +30,15 @@ export interface CopyRequest {
 /** Below this a file is copied with one read and one write: small files are latency-bound. */
 const SMALL_FILE = 256 * 1024;
 
+/** One copy's result or failure, for copies requested together. */
+export type CopySettled = { readonly ok: true; readonly result: CopyResult } | { readonly ok: false; readonly error: unknown };
+
+/**
+ * Below this a file is latency-bound: copied within its group by
+ * `copy.many`, and sent to the CopyPool's first worker when copied alone.
+ */
+export const LATENCY_BOUND_BELOW = 1024 * 1024;
+
 /**
  * Copies and hashes in one pass on the calling thread (restore uses it; a
  * run copies through the CopyPool's worker threads). For large files the hash of chunk n runs on

@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
-import { LATENCY_BOUND_BELOW, type CopySettled } from "../stages/copier.ts";
+import { LATENCY_BOUND_BELOW, type CopySettled } from "./builtin-copy.ts";
 import type { CopyProgressHook } from "./copy-progress.ts";
 import { decodeReplies, encodeJobs, type ReceivedProgress, type ReceivedReply, type WorkerJob } from "./worker-messages.ts";
 

@@ -1,4 +1,4 @@
-import type { CopySettled } from "../stages/copier.ts";
+import type { CopySettled } from "./builtin-copy.ts";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
 
 /**

@@ -1,4 +1,4 @@
-import type { Output } from "../commands/output.ts";
+import type { Output } from "../cli/output.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { loadMirrorConfig } from "./config.ts";
 

@@ -1,5 +1,5 @@
 import { ExitCode } from "../../errors.ts";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { formatBytes } from "../../size.ts";
 import imageBackup from "../../../pipelines/image-backup.ts";
 import { abandonImageBackup, finishImageBackup, openImageBackup, type ImageBackupRequest, type ImageBackupResult } from "../backup-run.ts";

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../../fs/atomic.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../../errors.ts";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import type { ImageSettings } from "../settings.ts";
 import { parseVersionDoc, versionDocText } from "../version-doc.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";

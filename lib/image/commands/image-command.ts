@@ -1,5 +1,5 @@
 import { list, singleFlag, type Flags } from "../../config.ts";
-import { createOutput } from "../../commands/output.ts";
+import { createOutput } from "../../cli/output.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
 import { loadImageSettings } from "../settings.ts";
 

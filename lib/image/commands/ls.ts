@@ -1,5 +1,5 @@
 import { ExitCode } from "../../errors.ts";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { formatBytes } from "../../size.ts";
 import type { VersionRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";

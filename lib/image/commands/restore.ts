@@ -4,7 +4,7 @@ import { basename, dirname, join } from "node:path";
 import { fsyncDirectory } from "../../fs/atomic.ts";
 import { sizeOf } from "../../fs/device-size.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes } from "../../size.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";

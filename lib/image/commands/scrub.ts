@@ -2,7 +2,7 @@ import { open } from "node:fs/promises";
 import { fstatSync } from "node:fs";
 import { sizeOf } from "../../fs/device-size.ts";
 import { ExitCode, UsageError, errorMessage } from "../../errors.ts";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes } from "../../size.ts";
 import type { ImageCatalog, VersionRow } from "../catalog/image-catalog.ts";

@@ -1,5 +1,5 @@
 import { BlaineError, ExitCode } from "../../errors.ts";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import type { ImageSettings } from "../settings.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";
 

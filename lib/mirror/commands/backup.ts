@@ -1,6 +1,6 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode } from "../../errors.ts";
 import { formatBytes } from "../../size.ts";
 import { deleteSubvolume, snapshotReadOnly } from "../../system/btrfs.ts";

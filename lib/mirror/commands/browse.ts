@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode } from "../../errors.ts";
 import { mountAt } from "../../system/fuse-mount.ts";
 import { unmountBrowse, withChain } from "../chain.ts";

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, linkSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode, errnoCode } from "../../errors.ts";
 import { fsyncDirectory } from "../../fs/atomic.ts";
 import type { MirrorConfig } from "../config.ts";

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode } from "../../errors.ts";
 import { fsyncDirectory } from "../../fs/atomic.ts";
 import { formatBytes } from "../../size.ts";

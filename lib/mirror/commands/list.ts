@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { ExitCode } from "../../errors.ts";
 import { formatBytes } from "../../size.ts";
 import { subvolumeUsage } from "../../system/btrfs.ts";

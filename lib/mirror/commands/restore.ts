@@ -1,6 +1,6 @@
 import { existsSync, lstatSync, mkdirSync } from "node:fs";
 import { basename, isAbsolute, join, relative, resolve } from "node:path";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode } from "../../errors.ts";
 import { rsyncCopy } from "../../system/rsync.ts";
 import { withChain } from "../chain.ts";

@@ -1,7 +1,7 @@
 import { lookup } from "node:dns/promises";
 import { existsSync, statSync } from "node:fs";
 import { connect } from "node:net";
-import type { Output } from "../../commands/output.ts";
+import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode, errorMessage } from "../../errors.ts";
 import { resolveBlockDevice } from "../../system/block-device.ts";
 import { kernelHasFileSystem } from "../../system/block-mount.ts";

@@ -1,0 +1,703 @@
+import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { contentKey, ContentHolders, showsAlike, type Content, type Held } from "../catalog/content-holders.ts";
+import { HostFiles } from "../catalog/host-files.ts";
+import type { FileRecord } from "../catalog/records.ts";
+import { errnoCode, errorMessage, isOutOfSpace, OutOfSpaceError } from "../../errors.ts";
+import { crashPoint } from "../../crash-point.ts";
+import { syncFileSystem } from "../../fs/atomic.ts";
+import { fsPath } from "../../fs/byte-names.ts";
+import { exactMtime, setTimes } from "../../fs/exact-mtime.ts";
+import { DataTreeDirs } from "../../fs/data-tree-dirs.ts";
+import { placeFile } from "../../fs/place-file.ts";
+import { DeferredQueue } from "./deferred-queue.ts";
+import { decodeIntents, encodeIntents, type IntentChange } from "./intents.ts";
+import type { MountedDisk } from "./mounted-disk.ts";
+
+/**
+ * One change to a mounted disk's data tree, and the catalog rows that follow
+ * it. A change of the archive (`diskOnly` unset) also updates the host
+ * catalog's files and is queued for the disk's other copies; a `diskOnly`
+ * change brings one copy to what the host catalog already says (applying
+ * deferred actions, catching up a twin) and touches only its disk catalog.
+ */
+export type DiskChange = (
+  /** A copied file waiting in .blaine/tmp as `tempName`. */
+  | { readonly op: "place"; readonly record: FileRecord; readonly tempName: string }
+  /** Content the disk already holds: stored as a hardlink to it. */
+  | { readonly op: "link"; readonly record: FileRecord }
+  | { readonly op: "symlink"; readonly record: FileRecord }
+  | { readonly op: "rename"; readonly fromPath: string; readonly record: FileRecord }
+  | { readonly op: "delete"; readonly path: string }
+) & { readonly diskOnly?: boolean };
+
+/** What the manifest writer needs of a writer: one disk's DiskWriter, or a run's ArchiveWriter over several. */
+export interface ChangeWriter {
+  commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]>;
+  /** Drops changes that will not be committed: the temps of their copies are removed. */
+  discard?(changes: readonly DiskChange[]): void;
+}
+
+export interface ChangeOutcome {
+  readonly change: DiskChange;
+  readonly ok: boolean;
+  /** Why it failed, for the run's error list. */
+  readonly error?: string;
+  /** The disk no longer holds what a link or rename needed: copy the data instead. */
+  readonly needsCopy?: boolean;
+  /** Stored as a hardlink to content the disk already held (a copy became a link). */
+  readonly storedAsLink?: boolean;
+  /** Archived symlinks that stood where this change needs a directory, deleted first (the source replaced them by directories). */
+  readonly replacedSymlinks?: number;
+  /** Not done: the disk's catalog had no room to record the batch (nothing of it changed on the disk; its temps are gone). */
+  readonly noRoom?: boolean;
+}
+
+interface PreparedChange {
+  readonly change: DiskChange;
+  readonly tempName?: string;
+  readonly storedAsLink?: boolean;
+  /** A deletion of an archived symlink in the way of the next change's directories (added here; the caller did not ask for it). */
+  readonly inTheWay?: boolean;
+  outcome?: ChangeOutcome;
+}
+
+/**
+ * Applies batches of changes to one mounted disk so that a kill -9 at any
+ * moment leaves the catalogs and the disk in agreement (after recovery):
+ *
+ *   temps made durable (syncfs) → intents committed → renames/unlinks →
+ *   syncfs → one transaction: host rows + disk rows + intents removed.
+ *
+ * Every file-system step is atomic (rename, link, unlink), and recovery
+ * tells from the file system which intents happened.
+ */
+export class DiskWriter implements ChangeWriter {
+  readonly disk: MountedDisk;
+  readonly #catalog: ArchiveCatalog;
+  #tempCounter = 0;
+  readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  readonly #statements: ReturnType<typeof prepareStatements>;
+  readonly #queue: DeferredQueue;
+  readonly #holders: ContentHolders<string>;
+  readonly #tempNamePrefix: string;
+  /** The data tree's directories, checked not to be symlinks before anything is written below them. */
+  readonly #dirs: DataTreeDirs;
+
+  /** Places a batch's copied temps elsewhere (the run's copy workers); unset: one by one on this thread. */
+  readonly #placer: Placer | undefined;
+  /** The file holding the room kept for commits (see keepRoomForCommits), while there is one. */
+  #roomKept: string | undefined;
+
+  constructor(catalog: ArchiveCatalog, disk: MountedDisk, options: { placer?: Placer } = {}) {
+    this.#catalog = catalog;
+    this.disk = disk;
+    this.#placer = options.placer;
+    this.#statements = prepareStatements(catalog, disk.alias);
+    this.#queue = new DeferredQueue(catalog);
+    this.#holders = new ContentHolders(catalog.sqlite, { from: `${disk.alias}.entries`, columns: ["path"], toHolder: (values) => values[0] as string });
+    this.#tempNamePrefix = `${this.#tempPrefix}-`;
+    this.#dirs = new DataTreeDirs(disk.root);
+  }
+
+  /** A fresh temp path on the disk for the copier to write into. */
+  newTempName(): string {
+    return this.#tempNamePrefix + (this.#tempCounter++).toString(36);
+  }
+
+  /** Whether a temp name was handed out by this writer (so its file is on this disk). */
+  ownsTemp(name: string): boolean {
+    return name.startsWith(this.#tempNamePrefix);
+  }
+
+  tempPath(name: string): string {
+    return this.disk.layout.tempPath(name);
+  }
+
+  /**
+   * Paths on this disk holding `content` now (catalog = disk between
+   * batches): "alike" only those whose files show its mtime and mode too
+   * (a hardlink to them keeps the disk a plain mirror), "any" all, alike first.
+   */
+  holdersOf(content: Content, which: "alike" | "any"): string[] {
+    return this.#holders
+      .of(content)
+      .filter((held) => which === "any" || held.alike)
+      .map((held) => held.holder);
+  }
+
+  /** The holders of every content of a batch at once, alike first, by contentKey (absent: none). */
+  holdersOfEach(contents: readonly Content[]): Map<string, Held<string>[]> {
+    return this.#holders.lookup(contents);
+  }
+
+  /** What this disk's catalog holds at `path` (catalog = disk between batches). */
+  entry(path: string): { readonly hash: string; readonly kind: string } | null {
+    return this.#statements.entry.get(path) as { hash: string; kind: string } | null;
+  }
+
+  /**
+   * `inTransaction` runs inside the final transaction with the outcomes, so
+   * a caller's own bookkeeping (removing applied deferred actions) commits
+   * together with the changes.
+   */
+  async commit(
+    changes: readonly DiskChange[],
+    options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void; holders?: Map<string, Held<string>[]> } = {},
+  ): Promise<ChangeOutcome[]> {
+    if (changes.length === 0) return [];
+    const root = this.disk.root;
+    // Checked again each batch: anything may have been removed since.
+    this.#dirs.forget();
+    const prepared = this.#prepare(changes, options.holders ?? this.holdersOfEach(contentsToLink(changes)));
+    // Copied temps must be on disk before an intent can say "rename it".
+    if (changes.some((change) => change.op !== "delete")) syncFileSystem(root);
+    crashPoint("before-intents");
+
+    const live = prepared.filter((item) => !item.outcome);
+    const intentChanges = live.map((item) => toIntentChange(item.change, item.tempName));
+    let intentId: number;
+    try {
+      intentId = (this.#statements.insertIntent.get(encodeIntents(intentChanges), Date.now()) as { id: number }).id;
+    } catch (error) {
+      if (!isOutOfSpace(error)) throw error;
+      // Nothing has changed on the disk: the batch is dropped with its temps, the disk stays as its catalog says.
+      for (const item of prepared) {
+        if (item.tempName) rmQuiet(this.tempPath(item.tempName));
+        if (item.change.op === "place") rmQuiet(this.tempPath(item.change.tempName));
+      }
+      return changes.map((change) => ({ change, ok: false, noRoom: true, error: `disk "${this.disk.label.label}" (${this.disk.dir}) is full: its catalog could not record more` }));
+    }
+    crashPoint("after-intents");
+    await this.#carryOut(live);
+    syncFileSystem(root);
+    crashPoint("before-commit");
+
+    const outcomes = outcomesAsked(prepared);
+    const record = () =>
+      this.#catalog.transactionOfCheckedRows(() => {
+        const now = Date.now();
+        // Each change is recorded from its intent (built once, for the intents row).
+        live.forEach((item, i) => {
+          if (item.outcome?.ok) recordChange(this.#statements, this.#queue, this.disk, intentChanges[i], now);
+        });
+        this.#statements.deleteIntent.run(intentId);
+        // The catalog knows this copy as of this batch (see stale-copy.ts).
+        this.#statements.noteWrites.run(intentId, this.disk.label.copyId);
+        options.inTransaction?.(outcomes);
+      });
+    try {
+      record();
+    } catch (error) {
+      if (!isOutOfSpace(error)) throw error;
+      // The changes are made and their intents durable: the room kept for this moment is given up, and the record tried again.
+      if (!this.releaseRoomForCommits()) throw this.#recordedLater(error);
+      try {
+        record();
+      } catch (again) {
+        throw isOutOfSpace(again) ? this.#recordedLater(again) : again;
+      }
+    }
+    crashPoint("after-commit");
+    return outcomes;
+  }
+
+  /** The batch is on the disk and in its intents, not yet in the catalogs: recovery records it once there is room. */
+  #recordedLater(error: unknown): OutOfSpaceError {
+    return new OutOfSpaceError(
+      `disk "${this.disk.label.label}" (${this.disk.dir}) is full: the last changes made on it could not be recorded in its catalog; ` +
+        `they are kept and recorded by the next blaine command once there is room (free some space on the disk)`,
+      { cause: error },
+    );
+  }
+
+  /**
+   * Keeps `bytes` of the disk in a file of its own, given up when a commit
+   * finds the disk full: the changes a batch already made are then still
+   * recorded, even when something else filled the disk meanwhile (SQLite's
+   * journal needs room at every commit). A temp: a killed run's is cleared.
+   */
+  keepRoomForCommits(bytes: number): number {
+    const path = this.tempPath(`${this.#tempNamePrefix}room`);
+    try {
+      writeFileSync(path, new Uint8Array(bytes), { flag: "wx" });
+      this.#roomKept = path;
+      return bytes;
+    } catch {
+      // No room for it (a nearly full disk): commits then go without it.
+      rmQuiet(path);
+      return 0;
+    }
+  }
+
+  /** Gives up the room kept for commits; whether there was any. */
+  releaseRoomForCommits(): boolean {
+    if (!this.#roomKept) return false;
+    rmQuiet(this.#roomKept);
+    this.#roomKept = undefined;
+    return true;
+  }
+
+  /**
+   * Makes link and symlink temps before any intent exists, so "temp exists"
+   * means "not placed yet". An archived symlink where a change needs a
+   * directory (its source was replaced by a directory) is deleted first, as
+   * a change of its own in the same batch: recorded, queued for the other
+   * copies and recovered like any deletion.
+   */
+  #prepare(changes: readonly DiskChange[], holders: ReadonlyMap<string, Held<string>[]>): PreparedChange[] {
+    const touched = new Set<string>();
+    const placedInBatch: Linking["placedInBatch"] = new Map();
+    const prepared: PreparedChange[] = [];
+    const linking: Linking = { touched, placedInBatch, holders, symlinksInBatch: new Map() };
+    const tree = new BatchTree((path) => this.entry(path)?.kind ?? null);
+    for (const change of changes) {
+      if (change.op !== "delete") {
+        for (const path of tree.symlinksAbove(change.record.path)) {
+          const removal: DiskChange = { op: "delete", path, diskOnly: change.diskOnly };
+          prepared.push({ change: removal, inTheWay: true });
+          tree.set(path, null);
+          touched.add(path);
+        }
+      }
+      try {
+        prepared.push(this.#prepareOne(change, linking));
+      } catch (error) {
+        prepared.push({ change, outcome: { change, ok: false, error: errorMessage(error) } });
+      }
+      const path = change.op === "delete" ? change.path : change.record.path;
+      touched.add(path);
+      tree.set(path, change.op === "delete" ? null : change.record.kind);
+      if (change.op === "rename") {
+        touched.add(change.fromPath);
+        tree.set(change.fromPath, null);
+      }
+    }
+    return prepared;
+  }
+
+  #prepareOne(change: DiskChange, linking: Linking): PreparedChange {
+    const layout = this.disk.layout;
+    switch (change.op) {
+      case "place": {
+        // Content that arrived twice in one run (hardlinked or identical
+        // sources copied at the same time): keep one copy, link the other.
+        // Only to a file showing the same mtime and mode: else the copy made stays a copy of its own.
+        const linked = change.record.kind === "file" && this.#linkToHolder(change.record, linking, "alike");
+        if (linked) {
+          rmQuiet(this.tempPath(change.tempName));
+          return { change, tempName: linked, storedAsLink: true };
+        }
+        const placed = linking.placedInBatch.get(change.record.hash);
+        if (placed) placed.push({ content: change.record, tempName: change.tempName });
+        else linking.placedInBatch.set(change.record.hash, [{ content: change.record, tempName: change.tempName }]);
+        return { change, tempName: change.tempName };
+      }
+      case "delete":
+        return { change };
+      case "symlink": {
+        // A second name of a source symlink (link(2) of the symlink itself) is
+        // a second name on the disk too, as hardlinked files are.
+        const inode = `${change.record.dev}:${change.record.ino}`;
+        const linked = this.#linkToSameSymlink(change.record, inode, linking);
+        if (linked) return { change, tempName: linked };
+        const tempName = this.newTempName();
+        symlinkSync(fsPath(change.record.linkTarget ?? ""), this.tempPath(tempName));
+        setTimes(this.tempPath(tempName), exactMtime(change.record.mtimeMs, change.record.mtimeNsec), { noFollow: true });
+        linking.symlinksInBatch.set(inode, tempName);
+        return { change, tempName };
+      }
+      case "link": {
+        const tempName = this.#linkToHolder(change.record, linking, "any");
+        if (tempName) return { change, tempName, storedAsLink: true };
+        return { change, outcome: { change, ok: false, needsCopy: true } };
+      }
+      case "rename": {
+        const held = !linking.touched.has(change.fromPath) && this.entry(change.fromPath)?.hash === change.record.hash;
+        if (!held || !this.#dirs.holdsEntry(layout.dataPath(change.fromPath))) {
+          return { change, outcome: { change, ok: false, needsCopy: true } };
+        }
+        return { change };
+      }
+    }
+  }
+
+  /**
+   * Hardlinks content the disk holds (or this batch places) into a new temp;
+   * returns its name, or undefined when no holder is left. Holders whose
+   * files show the record's mtime and mode come first; with "alike" no other
+   * will do (a planned link, made where no copy fit, takes any).
+   */
+  #linkToHolder(record: FileRecord, linking: Linking, which: "alike" | "any"): string | undefined {
+    const placed = linking.placedInBatch.get(record.hash);
+    // Most batches are all new content: no key to build when nothing is held.
+    const held = (linking.holders.size > 0 && linking.holders.get(contentKey(record))) || [];
+    if (!placed && held.length === 0) return undefined;
+    const candidates: string[] = [];
+    for (const alike of which === "alike" ? [true] : [true, false]) {
+      for (const item of placed ?? []) {
+        if (item.content.size === record.size && showsAlike(item.content, record) === alike) candidates.push(this.tempPath(item.tempName));
+      }
+      for (const item of held) {
+        if (item.alike !== alike || linking.touched.has(item.holder)) continue;
+        const location = this.disk.layout.dataPath(item.holder);
+        // link(2) resolves the holder's directories: one below a symlink is not on this disk.
+        if (this.#dirs.parentsAreReal(location)) candidates.push(location);
+      }
+    }
+    return this.#linkFirst(candidates);
+  }
+
+  /**
+   * Hardlinks the symlink this disk already holds (or this batch makes) for
+   * the same source inode and target into a new temp; undefined when none.
+   */
+  #linkToSameSymlink(record: FileRecord, inode: string, linking: Linking): string | undefined {
+    const inBatch = linking.symlinksInBatch.get(inode);
+    const candidates = inBatch ? [this.tempPath(inBatch)] : [];
+    for (const path of this.#statements.symlinksOfInode.values(record.dev, record.ino, record.linkTarget, record.path) as [string][]) {
+      const location = this.disk.layout.dataPath(path[0]);
+      // link(2) resolves the holder's directories: one below a symlink is not on this disk.
+      if (!linking.touched.has(path[0]) && this.entry(path[0])?.kind === "symlink" && this.#dirs.parentsAreReal(location)) candidates.push(location);
+    }
+    return this.#linkFirst(candidates);
+  }
+
+  /**
+   * Hardlinks the first candidate that still exists into a new temp;
+   * undefined when none does (a candidate may have gone since it was listed).
+   */
+  #linkFirst(candidates: string[]): string | undefined {
+    if (candidates.length === 0) return undefined;
+    const tempName = this.newTempName();
+    for (const candidate of candidates) {
+      try {
+        linkSync(fsPath(candidate), this.tempPath(tempName));
+        return tempName;
+      } catch (error) {
+        if (errnoCode(error) !== "ENOENT") throw error;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Makes a batch's changes in order. With a placer, each long run of
+   * consecutive placements (a batch of small copies is nearly all
+   * placements) is handed over at once, and nothing after it in the batch
+   * starts before it is done.
+   */
+  async #carryOut(items: PreparedChange[]): Promise<void> {
+    let start = 0;
+    while (start < items.length) {
+      let end = start;
+      while (end < items.length && isPlacement(items[end])) end++;
+      if (this.#placer && end - start >= HAND_OVER_FROM) {
+        await this.#handOver(this.#placer, items.slice(start, end));
+        start = end;
+        continue;
+      }
+      // Any other change, or a few placements (a batch of large files), here:
+      // handed over, they would wait behind the large copy a worker is busy with.
+      const stop = Math.max(end, start + 1);
+      for (let i = start; i < stop; i++) {
+        items[i].outcome = this.#execute(items[i]);
+        crashPoint("mid-placement");
+      }
+      start = stop;
+    }
+  }
+
+  async #handOver(placer: Placer, run: PreparedChange[]): Promise<void> {
+    const failures = await placer(
+      this.disk.root,
+      run.map((item) => ({ temp: this.tempPath(item.tempName!), target: this.disk.layout.dataPath((item.change as { record: FileRecord }).record.path) })),
+    );
+    run.forEach((item, i) => {
+      const failure = failures[i];
+      item.outcome = failure ? this.#failed(item, failure) : { change: item.change, ok: true, storedAsLink: item.storedAsLink };
+    });
+  }
+
+  #failed(item: PreparedChange, error: unknown): ChangeOutcome {
+    if (item.tempName) rmQuiet(this.tempPath(item.tempName));
+    return { change: item.change, ok: false, error: describeFsError(error) };
+  }
+
+  #execute(item: PreparedChange): ChangeOutcome {
+    const { change } = item;
+    const layout = this.disk.layout;
+    try {
+      switch (change.op) {
+        case "delete":
+          removeData(layout.root, change.path, this.#dirs);
+          break;
+        case "rename": {
+          const from = layout.dataPath(change.fromPath);
+          if (!this.#dirs.parentsAreReal(from)) throw new Error(`${change.fromPath} is not on the disk: a symlink stands in its path`);
+          placeFile(from, layout.dataPath(change.record.path), this.#dirs);
+          pruneEmptyParents(layout.root, change.fromPath, this.#dirs);
+          break;
+        }
+        default:
+          placeFile(this.tempPath(item.tempName!), layout.dataPath(change.record.path), this.#dirs);
+      }
+      return { change, ok: true, storedAsLink: item.storedAsLink };
+    } catch (error) {
+      return this.#failed(item, error);
+    }
+  }
+}
+
+/** Placements in a row worth handing to the placer (see #carryOut). */
+const HAND_OVER_FROM = 64;
+
+/** Moves copied temps to their places in the data tree below the disk's `root`, in order (see placeFile); each one's error, or undefined. */
+export type Placer = (root: string, moves: readonly { temp: string; target: string }[]) => Promise<(Error | undefined)[]>;
+
+/**
+ * The outcomes of the changes a caller asked for, in its order: the
+ * deletions of symlinks in the way (see #prepare) are counted on the change
+ * that needed them instead.
+ */
+function outcomesAsked(prepared: readonly PreparedChange[]): ChangeOutcome[] {
+  const outcomes: ChangeOutcome[] = [];
+  let replaced = 0;
+  for (const item of prepared) {
+    if (item.inTheWay) {
+      if (item.outcome!.ok) replaced++;
+      continue;
+    }
+    outcomes.push(replaced > 0 ? { ...item.outcome!, replacedSymlinks: replaced } : item.outcome!);
+    replaced = 0;
+  }
+  return outcomes;
+}
+
+/**
+ * What a batch's paths hold as its changes are prepared in order: the disk
+ * catalog as the batch began, overlaid with the batch's own changes so far.
+ * Finds archived symlinks standing where a path needs a directory.
+ */
+class BatchTree {
+  readonly #catalogKind: (path: string) => string | null;
+  readonly #inBatch = new Map<string, string | null>();
+  /** Directories with no symlink at or above them: a batch of files in one directory looks its ancestors up once. */
+  readonly #clear = new Set<string>();
+
+  constructor(catalogKind: (path: string) => string | null) {
+    this.#catalogKind = catalogKind;
+  }
+
+  /** What `path` holds now ("file", "symlink"; null: nothing archived there). */
+  set(path: string, kind: string | null): void {
+    this.#inBatch.set(path, kind);
+    // A symlink made where a directory was checked: check again.
+    if (kind === "symlink") this.#clear.clear();
+  }
+
+  /** The symlinks among `path`'s ancestors, outermost first. */
+  symlinksAbove(path: string): string[] {
+    const unchecked: string[] = [];
+    for (let dir = parentOf(path); dir !== "/" && dir !== "" && !this.#clear.has(dir); dir = parentOf(dir)) unchecked.push(dir);
+    const found: string[] = [];
+    for (let i = unchecked.length - 1; i >= 0; i--) {
+      const dir = unchecked[i];
+      const kind = this.#inBatch.has(dir) ? this.#inBatch.get(dir) : this.#catalogKind(dir);
+      if (kind === "symlink") found.push(dir);
+      this.#clear.add(dir);
+    }
+    return found;
+  }
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return slash <= 0 ? "/" : path.slice(0, slash);
+}
+
+/** A change carried out by moving a temp into place (copies, links and symlinks made in tmp). */
+function isPlacement(item: PreparedChange): boolean {
+  return item.change.op !== "delete" && item.change.op !== "rename";
+}
+
+/** Where a batch's links may point: the disk's holders (as the batch began), minus paths the batch changes, plus what it places. */
+interface Linking {
+  readonly touched: Set<string>;
+  /** Temps this batch places, by content hash (the rest of the content, metadata included, must match too). */
+  readonly placedInBatch: Map<string, { readonly content: Content; readonly tempName: string }[]>;
+  readonly holders: ReadonlyMap<string, Held<string>[]>;
+  /** Symlinks this batch makes, by source inode ("dev:ino"). */
+  readonly symlinksInBatch: Map<string, string>;
+}
+
+/** The contents a batch may store as hardlinks: copied files (duplicates found late) and planned links. */
+export function contentsToLink(changes: readonly DiskChange[]): Content[] {
+  const contents: Content[] = [];
+  for (const change of changes) if ((change.op === "place" || change.op === "link") && change.record.kind === "file") contents.push(change.record);
+  return contents;
+}
+
+/** The intent row's form of a change (`tempName`: the temp a placement moves into place). */
+function toIntentChange(change: DiskChange, tempName?: string): IntentChange {
+  const op = change.op === "delete" || change.op === "rename" ? change.op : "place";
+  return {
+    op,
+    path: change.op === "delete" ? change.path : change.record.path,
+    fromPath: change.op === "rename" ? change.fromPath : undefined,
+    tempName,
+    record: "record" in change ? change.record : undefined,
+    diskOnly: change.diskOnly,
+  };
+}
+
+/**
+ * The catalog rows that follow one change carried out on `disk`: its disk
+ * catalog always; for a change of the archive also the host's files, the
+ * old copy of a path that lived on another disk (queued for deletion
+ * there), and the same change queued for this disk's other copies.
+ */
+function recordChange(s: ReturnType<typeof prepareStatements>, queue: DeferredQueue, disk: MountedDisk, change: IntentChange, now: number): void {
+  const { diskId, copyId } = disk.label;
+  if (change.op === "delete" || change.op === "rename") {
+    const gone = change.op === "delete" ? change.path : change.fromPath!;
+    s.deleteEntry.run(gone);
+    if (!change.diskOnly) s.hostFiles.delete(gone);
+  }
+  if (change.op !== "delete") {
+    const r = change.record!;
+    if (!change.diskOnly) {
+      queue.evictElsewhere(r.path, diskId);
+      s.hostFiles.upsert(r, diskId, now);
+    }
+    s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mtimeNsec ?? null, r.mode, r.hash, r.linkTarget, now);
+  }
+  if (change.diskOnly) return;
+  // The twin that is away gets the same change when it is next mounted.
+  if (change.op === "place") queue.queue(diskId, { op: change.record!.kind === "symlink" ? "symlink" : "copy", path: change.path, record: change.record }, copyId);
+  else queue.queue(diskId, { op: change.op, path: change.path, fromPath: change.fromPath, record: change.record }, copyId);
+}
+
+function prepareStatements(catalog: ArchiveCatalog, alias: string) {
+  const db = catalog.sqlite;
+  return {
+    insertIntent: db.prepare(`INSERT INTO ${alias}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
+    deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
+    noteWrites: db.prepare("UPDATE main.disk_copies SET writes = ? WHERE id = ?"),
+    entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
+    upsertEntry: db.prepare(
+      `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mtime_nsec, mode, hash, link_target, archived_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, mtime_nsec = excluded.mtime_nsec,
+         mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
+    ),
+    deleteEntry: db.prepare(`DELETE FROM ${alias}.entries WHERE path = ?`),
+    /** Other archived names of a source symlink (through the inode index): hardlinks of it. */
+    symlinksOfInode: db.prepare(`SELECT path FROM main.files WHERE dev = ? AND ino = ? AND kind = 'symlink' AND link_target IS ? AND path != ? LIMIT 8`),
+    hostFiles: new HostFiles(db),
+  };
+}
+
+/**
+ * Finishes or drops what a killed run left in the intents table, deciding
+ * from the file system alone, then clears stray temps. Safe to repeat.
+ * Returns how many changes were settled.
+ */
+export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number {
+  const layout = disk.layout;
+  const statements = prepareStatements(catalog, disk.alias);
+  const queue = new DeferredQueue(catalog);
+  const rows = catalog.sqlite.query(`SELECT id, changes FROM ${disk.alias}.intents ORDER BY id`).all() as { id: number; changes: string }[];
+  const batches = rows.map((row) => ({ id: row.id, intents: decodeIntents(row.changes) }));
+  // Temps no intent names (copies in flight, the room kept for commits) go
+  // first: on a full disk their room is what lets the transaction below
+  // record the rest. A named temp stays until then: it tells "not placed".
+  disk.clearTemps(new Set(batches.flatMap((batch) => batch.intents.flatMap((intent) => (intent.tempName ? [intent.tempName] : [])))));
+  if (batches.length === 0) return 0;
+  let settled = 0;
+  const dirs = new DataTreeDirs(disk.root);
+  try {
+    catalog.transaction(() => {
+      settled = 0;
+      const now = Date.now();
+      // Found only below real directories, and a directory is no archived entry (a symlink replaced by one is gone).
+      const exists = (path: string) => dirs.holdsEntry(layout.dataPath(path));
+      for (const batch of batches) {
+        for (const intent of batch.intents) {
+          settled++;
+          let done: boolean;
+          // A temp that still exists was not placed; a rename whose source is gone happened.
+          if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
+          else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
+          else done = !exists(intent.path);
+          if (done) recordChange(statements, queue, disk, intent, now);
+        }
+        statements.deleteIntent.run(batch.id);
+      }
+    });
+  } catch (error) {
+    if (!isOutOfSpace(error)) throw error;
+    throw new OutOfSpaceError(
+      `disk "${disk.label.label}" (${disk.dir}) is full: ${settled} change(s) an interrupted run made on it cannot be recorded in its catalog ` +
+        `until there is room; free some space on it (files that are not Blaine's) and run the command again`,
+      { cause: error },
+    );
+  }
+  disk.clearTemps(new Set());
+  return settled;
+}
+
+function lstatQuiet(path: string): boolean {
+  try {
+    lstatSync(fsPath(path));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function rmQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Nothing to clean.
+  }
+}
+
+/**
+ * Removes an archived path's data and the directories it leaves empty. Below
+ * a symlink it is not on the disk (nothing is removed wherever that points);
+ * a directory there now is what replaced it (see DiskWriter.#prepare).
+ */
+export function removeData(root: string, path: string, dirs: DataTreeDirs): void {
+  const location = join(root, path);
+  if (!dirs.parentsAreReal(location)) return;
+  try {
+    unlinkSync(fsPath(location));
+  } catch (error) {
+    if (errnoCode(error) !== "ENOENT" && errnoCode(error) !== "EISDIR") throw error;
+  }
+  pruneEmptyParents(root, path, dirs);
+}
+
+/** Removes now-empty directories above `path` (real ones: see DataTreeDirs), never the disk root itself. */
+function pruneEmptyParents(root: string, path: string, dirs: DataTreeDirs): void {
+  if (!dirs.parentsAreReal(join(root, path))) return;
+  dirs.forget();
+  let dir = dirname(path);
+  while (dir !== "/" && dir !== ".") {
+    try {
+      rmdirSync(fsPath(join(root, dir)));
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}
+
+function describeFsError(error: unknown): string {
+  const code = errnoCode(error);
+  if (code === "ENOSPC") return "the archive disk is full";
+  return errorMessage(error);
+}

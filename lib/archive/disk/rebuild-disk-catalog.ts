@@ -1,0 +1,197 @@
+import { Database } from "bun:sqlite";
+import { existsSync, lstatSync, readdirSync, renameSync, rmSync, type Stats } from "node:fs";
+import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { integrityCheck, openCatalogDatabase } from "../catalog/open.ts";
+import type { HostFileRow } from "../catalog/records.ts";
+import { errnoCode } from "../../errors.ts";
+import { fsyncDirectory, syncFileSystem } from "../../fs/atomic.ts";
+import { fsPath, readLinkText } from "../../fs/byte-names.ts";
+import { hashAlgorithmOf, hashFile, hashLinkTarget, type HashAlgorithm } from "../../hashing.ts";
+import { DeferredQueue } from "./deferred-queue.ts";
+import type { DiskLabel } from "./disk-label.ts";
+import type { DiskLayout } from "./layout.ts";
+import { ParityStore } from "./parity-store.ts";
+
+export interface RebuiltDiskCatalog {
+  /** Rows written: every path the host catalog places on the disk, and what its queued actions still need. */
+  readonly entries: number;
+  /** Parity sets found whole on the disk and recorded again. */
+  readonly paritySets: number;
+  /** Paths whose data on the disk differs from the catalog (recorded as the catalog says: verify --repair mends them). */
+  readonly damaged: readonly string[];
+  /** Paths the catalog places on the disk that are not there. */
+  readonly missing: readonly string[];
+  /** Where the unreadable catalog was moved (never deleted), if there was a file. */
+  readonly keptAside: string | null;
+}
+
+interface EntryRow {
+  readonly path: string;
+  readonly kind: "file" | "symlink";
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly mtimeNsec: number | null;
+  readonly mode: number;
+  readonly hash: string;
+  readonly linkTarget: string | null;
+  readonly archivedAt: number;
+}
+
+/** Whether a disk catalog opens (upgraded if older) and passes SQLite's integrity check. */
+export function diskCatalogIsWhole(layout: DiskLayout): boolean {
+  if (!existsSync(layout.catalog)) return false;
+  try {
+    const sqlite = openCatalogDatabase(layout.catalog, "disk");
+    try {
+      return integrityCheck(sqlite) === "ok";
+    } finally {
+      sqlite.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * How many files the host catalog places on a copy whose own catalog holds
+ * none, while nothing is queued for that copy (a twin still being filled has
+ * an empty catalog and a queue): a catalog made anew empty (as Blaine did
+ * before it refused to), which disowns the disk's data although it is
+ * whole. Undefined when the catalog holds entries, or there is nothing to hold.
+ */
+export function disownedFiles(host: Database, label: DiskLabel, diskCatalogPath: string): number | undefined {
+  const own = new Database(diskCatalogPath, { readonly: true });
+  try {
+    if (own.query("SELECT 1 FROM entries LIMIT 1").get()) return undefined;
+  } finally {
+    own.close();
+  }
+  const pending = host.query("SELECT 1 FROM deferred_actions WHERE copy_id = ? LIMIT 1").get(label.copyId);
+  const { n } = host.query("SELECT count(*) AS n FROM files WHERE disk_id = ?").get(label.diskId) as { n: number };
+  return n > 0 && !pending ? n : undefined;
+}
+
+/**
+ * Makes a disk's catalog again from the host catalog and the data on the
+ * disk, for a disk whose own catalog was lost or cannot be read. The host
+ * catalog says what this copy holds, except for the paths its queue of
+ * deferred actions will still change: those are taken as they are on the
+ * disk, so the queue applies as it would have. Every path is read and
+ * hashed (hardlinks once): data that differs keeps the catalog's record, so
+ * verify calls it corrupt and `verify --repair` mends it from its parity.
+ * Parity sets found whole are recorded again. The catalog is written to a
+ * temp file and renamed into place; the unreadable one (and any journal of
+ * it, which must never be applied to the new file) is kept beside it.
+ * Temps of killed runs are removed: their intents were in the lost catalog.
+ * The caller holds the host catalog's writer lock.
+ */
+export function rebuildDiskCatalog(catalog: ArchiveCatalog, label: DiskLabel, layout: DiskLayout): RebuiltDiskCatalog {
+  const rows = catalog.sqlite
+    .query(`SELECT ${catalog.fileColumns}, mtime_nsec AS mtimeNsec FROM main.files WHERE disk_id = ? ORDER BY path`)
+    .all(label.diskId) as (HostFileRow & { mtimeNsec: number | null })[];
+  const queued = new DeferredQueue(catalog).forCopy(label.copyId);
+  const changing = new Set<string>();
+  for (const action of queued) {
+    changing.add(action.path);
+    if (action.fromPath) changing.add(action.fromPath);
+  }
+  const anyHash = rows[0]?.hash ?? queued.find((action) => action.record)?.record?.hash;
+  const archiveAlgorithm: HashAlgorithm = anyHash ? hashAlgorithmOf(anyHash) : "sha1";
+  const hashes = new Map<string, string>();
+  const contentOf = (path: string, stats: Stats, algorithm: HashAlgorithm): string => {
+    if (stats.isSymbolicLink()) return hashLinkTarget(algorithm, readLinkText(layout.dataPath(path)));
+    // Hardlinked data is read once.
+    const key = `${stats.dev}:${stats.ino}:${algorithm}`;
+    let hash = hashes.get(key);
+    if (hash === undefined) {
+      hash = hashFile(layout.dataPath(path), algorithm).hash;
+      hashes.set(key, hash);
+    }
+    return hash;
+  };
+  const statOf = (path: string): Stats | undefined => {
+    try {
+      return lstatSync(fsPath(layout.dataPath(path)));
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT" || errnoCode(error) === "ENOTDIR") return undefined;
+      throw error;
+    }
+  };
+  const now = Date.now();
+  /** A path as it is on the disk now (one its queued actions will change). */
+  const asOnDisk = (path: string, algorithm: HashAlgorithm): EntryRow | undefined => {
+    const stats = statOf(path);
+    if (!stats || !(stats.isFile() || stats.isSymbolicLink())) return undefined;
+    const kind = stats.isSymbolicLink() ? "symlink" : "file";
+    const linkTarget = kind === "symlink" ? readLinkText(layout.dataPath(path)) : null;
+    return { path, kind, size: stats.size, mtimeMs: stats.mtimeMs, mtimeNsec: null, mode: stats.mode, hash: contentOf(path, stats, algorithm), linkTarget, archivedAt: now };
+  };
+
+  const entries: EntryRow[] = [];
+  const damaged: string[] = [];
+  const missing: string[] = [];
+  const written = new Set<string>();
+  for (const row of rows) {
+    const algorithm = hashAlgorithmOf(row.hash);
+    if (changing.has(row.path)) continue;
+    const stats = statOf(row.path);
+    if (!stats) missing.push(row.path);
+    else {
+      const kind = stats.isSymbolicLink() ? "symlink" : stats.isFile() ? "file" : "other";
+      if (kind !== row.kind || contentOf(row.path, stats, algorithm) !== row.hash) damaged.push(row.path);
+    }
+    const { path, kind, size, mtimeMs, mtimeNsec, mode, hash, linkTarget, archivedAt } = row;
+    entries.push({ path, kind, size, mtimeMs, mtimeNsec, mode, hash, linkTarget, archivedAt });
+    written.add(row.path);
+  }
+  for (const path of changing) {
+    if (written.has(path)) continue;
+    const entry = asOnDisk(path, archiveAlgorithm);
+    if (entry) {
+      entries.push(entry);
+      written.add(path);
+    }
+  }
+
+  const temp = `${layout.catalog}.rebuild-tmp`;
+  rmSync(temp, { force: true });
+  rmSync(`${temp}-journal`, { force: true });
+  const sqlite = openCatalogDatabase(temp, "disk", { create: true });
+  let paritySets = 0;
+  try {
+    const insertEntry = sqlite.prepare(
+      "INSERT INTO entries (path, kind, size, mtime_ms, mtime_nsec, mode, hash, link_target, archived_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    const insertSet = sqlite.prepare(
+      "INSERT INTO parity_sets (hash, size, slice_size, recovery_slices, files, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    const store = new ParityStore(layout.root);
+    const contents = new Map<string, number>();
+    for (const entry of entries) if (entry.kind === "file" && entry.size > 0) contents.set(entry.hash, entry.size);
+    // A set is checked whole before it counts (as a run's settling step does for sets it finds without a row).
+    const sets = [...contents].flatMap(([hash, size]) => {
+      const set = store.check(hash, size);
+      return set ? [{ hash, size, set }] : [];
+    });
+    sqlite.transaction(() => {
+      for (const e of entries) insertEntry.run(e.path, e.kind, e.size, e.mtimeMs, e.mtimeNsec, e.mode, e.hash, e.linkTarget, e.archivedAt);
+      for (const { hash, size, set } of sets) insertSet.run(hash, size, set.sliceSize, set.recoverySlices, set.files, set.bytes, now);
+    })();
+    paritySets = sets.length;
+  } finally {
+    sqlite.close();
+  }
+  syncFileSystem(temp);
+
+  let keptAside: string | null = null;
+  const aside = `${layout.catalog}.damaged-${new Date(now).toISOString().replaceAll(":", "")}`;
+  for (const suffix of ["", "-journal", "-wal", "-shm"]) {
+    if (!existsSync(layout.catalog + suffix)) continue;
+    renameSync(layout.catalog + suffix, aside + suffix);
+    if (suffix === "") keptAside = aside;
+  }
+  renameSync(temp, layout.catalog);
+  fsyncDirectory(layout.meta);
+  if (existsSync(layout.tmp)) for (const name of readdirSync(layout.tmp)) rmSync(`${layout.tmp}/${name}`, { recursive: true, force: true });
+  return { entries: entries.length, paritySets, damaged, missing, keptAside };
+}

@@ -1,0 +1,454 @@
+/**
+ * `blaine par2 create|verify|repair`: the built-in PAR2 engine as a
+ * standalone tool, taking every option of par2cmdline 0.8.1 with its meaning,
+ * so switching is a matter of the command name:
+ *   create [-r PERCENT] [-b BLOCKCOUNT | -s BLOCKSIZE] [-c RECOVERYBLOCKS] [-f FIRSTBLOCK]
+ *          [-u | -l] [-n RECOVERYFILES] [-a SET.par2] [-R] [common] SET.par2 FILE…
+ *   verify|repair [-p] [-N [-S LEAWAY]] [common] SET.par2 [FILE…]
+ *   common: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]
+ * Options take their value attached (-r10) or as the next argument (-r 10).
+ * FILEs after verify/repair are where set files are now (matched by name).
+ * -m MB bounds the memory of the recovery computation (as par2cmdline's does:
+ * more passes over the data when less is given). FILEs after verify/repair
+ * that are not the set's files by name are searched by content; -N/-S
+ * narrow that search as par2cmdline's do. -T tunes par2cmdline's own
+ * hashing and changes nothing here.
+ */
+import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
+import { BlaineError, errorMessage, UsageError } from "../errors.ts";
+import { createRecoverySet } from "./create.ts";
+import { repairChecked } from "./repair.ts";
+import { loadRecoverySet, RecoverySetError, setFiles } from "./recovery-set.ts";
+import type { RecoveryFileScheme } from "./sizing.ts";
+import { checkFiles, type SetCheck } from "./verify.ts";
+import { formatBytes } from "../size.ts";
+import type { Output } from "../cli/output.ts";
+
+const USAGE =
+  "usage: blaine par2 c(reate) [-r PERCENT | -rkN | -rmN | -rgN] [-b BLOCKCOUNT | -s BLOCKSIZE] [-c RECOVERYBLOCKS] [-f FIRSTBLOCK] [-u | -l] [-n RECOVERYFILES] [-a SET.par2] [-R] [-L] [COMMON] SET.par2 FILE…\n" +
+  "       blaine par2 v(erify) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2 [FILE…]\n" +
+  "       blaine par2 r(epair) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2 [FILE…]\n" +
+  "       COMMON: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]; @FILE: arguments from FILE"
+
+/**
+ * par2cmdline's exit codes, which scripts written for it test: `blaine par2`
+ * answers with these, not with Blaine's own (README "Exit codes").
+ */
+export const Par2Exit = {
+  ok: 0,
+  /** verify: damage found, and enough recovery blocks to repair it. */
+  repairPossible: 1,
+  /** Damage beyond the recovery blocks. */
+  repairNotPossible: 2,
+  invalidArguments: 3,
+  /** The set's own critical packets are missing or damaged. */
+  insufficientCriticalData: 4,
+  /** Repair ran, but a rebuilt block did not match its checksum. */
+  repairFailed: 5,
+  fileIoError: 6,
+  logicError: 7,
+} as const;
+type Par2Exit = (typeof Par2Exit)[keyof typeof Par2Exit];
+
+const VALUE_OPTIONS = new Set(["r", "b", "s", "c", "n", "f", "t", "T", "m", "S", "B", "a"]);
+const FLAG_OPTIONS = new Set(["q", "v", "u", "l", "p", "N", "R", "L"]);
+/** par2cmdline refuses these outside `create`, and `-p`, `-N`, `-S` outside verify and repair. */
+const CREATE_ONLY = ["r", "b", "s", "c", "n", "f", "u", "l", "R", "L"];
+const CHECK_ONLY = ["p", "N", "S"];
+
+/** par2cmdline's noise levels: -qq silent, -q quiet, normal, -v noisy, -vv debug. */
+const Noise = { silent: 0, quiet: 1, normal: 2, noisy: 3 } as const;
+type Noise = (typeof Noise)[keyof typeof Noise];
+
+interface ParsedArguments {
+  readonly options: Map<string, string>;
+  /** How often each flag was given (-q -q and -qq both count 2). */
+  readonly flags: Map<string, number>;
+  readonly positional: string[];
+  readonly json: boolean;
+}
+
+/** The options every blaine command accepts, with a value (`--db FILE` or `--db=FILE`). */
+const COMMON_VALUE_FLAGS = new Set(["--config", "--db", "--dest", "--keyfile", "--disks"]);
+
+function parseArguments(args: readonly string[]): ParsedArguments {
+  const options = new Map<string, string>();
+  const flags = new Map<string, number>();
+  const positional: string[] = [];
+  let json = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg === "--json") json = true;
+    else if (COMMON_VALUE_FLAGS.has(arg.split("=")[0])) {
+      // Every command takes these (README); par2 works on the files it is
+      // given and needs no catalog or disk, so their values are not used.
+      if (!arg.includes("=") && args[++i] === undefined) throw new UsageError(`par2: option ${arg} needs a value\n${USAGE}`);
+    }
+    else if (/^-[a-zA-Z]/.test(arg)) {
+      const letter = arg[1];
+      if (FLAG_OPTIONS.has(letter)) {
+        // -qq and -vv are par2cmdline's doubled forms; other flags stand alone.
+        const doubled = (letter === "q" || letter === "v") && arg === `-${letter}${letter}`;
+        if (arg.length !== 2 && !doubled) throw new UsageError(`par2: unknown option ${arg}\n${USAGE}`);
+        flags.set(letter, (flags.get(letter) ?? 0) + (doubled ? 2 : 1));
+        continue;
+      }
+      if (!VALUE_OPTIONS.has(letter)) throw new UsageError(`par2: unknown option ${arg}\n${USAGE}`);
+      const value = arg.length > 2 ? arg.slice(2) : args[++i];
+      if (value === undefined) throw new UsageError(`par2: option -${letter} needs a value\n${USAGE}`);
+      options.set(letter, value);
+    } else if (arg.startsWith("--")) throw new UsageError(`par2: unknown option ${arg}\n${USAGE}`);
+    else positional.push(arg);
+  }
+  return { options, flags, positional, json };
+}
+
+function integerOption(options: Map<string, string>, letter: string, what: string, minimum = 0): number | undefined {
+  const text = options.get(letter);
+  if (text === undefined) return undefined;
+  const cleaned = letter === "r" ? text.replace(/%$/, "") : text;
+  const value = Number(cleaned);
+  if (!/^\d+$/.test(cleaned) || value < minimum) throw new UsageError(`par2: -${letter} ${text}: ${what} must be an integer ≥ ${minimum}`);
+  return value;
+}
+
+/** -rk N, -rm N, -rg N: par2cmdline's target size of the recovery data, in bytes (KiB, MiB, GiB). */
+function redundancyTarget(options: Map<string, string>): number | undefined {
+  const text = options.get("r");
+  const match = text === undefined ? null : /^([kmg])(\d+)$/.exec(text);
+  if (!match) return undefined;
+  return Number(match[2]) * 1024 ** ("kmg".indexOf(match[1]) + 1);
+}
+
+/** -m MB: the memory the recovery computation may hold (par2cmdline's meaning); undefined: the engine's default. */
+function memoryOption(parsed: ParsedArguments): number | undefined {
+  const megabytes = integerOption(parsed.options, "m", "the memory in MB", 1);
+  return megabytes === undefined ? undefined : megabytes * 1024 * 1024;
+}
+
+function has(parsed: ParsedArguments, letter: string): boolean {
+  return parsed.options.has(letter) || parsed.flags.has(letter);
+}
+
+/** The checks par2cmdline makes on the combination of options, with its refusals. */
+function checkCombination(action: string, parsed: ParsedArguments): void {
+  const misplaced = (action === "create" ? CHECK_ONLY : CREATE_ONLY).find((letter) => has(parsed, letter));
+  if (misplaced) {
+    throw new UsageError(`par2 ${action}: -${misplaced} applies only to ${action === "create" ? "verify and repair" : "create"} (as in par2cmdline)\n${USAGE}`);
+  }
+  if (parsed.flags.has("q") && parsed.flags.has("v")) throw new UsageError("par2: give either -q or -v, not both");
+  if (parsed.options.has("S") && !parsed.flags.has("N")) throw new UsageError("par2: -S (skip leaway) needs -N (data skipping)");
+  if (parsed.flags.has("u") && parsed.flags.has("l")) throw new UsageError("par2 create: give either -u (uniform) or -l (limited) recovery file sizes, not both");
+  if (parsed.flags.has("l") && parsed.options.has("n")) throw new UsageError("par2 create: give either -l (limited file sizes) or -n RECOVERYFILES, not both");
+  if (parsed.options.has("b") && parsed.options.has("s")) throw new UsageError("par2 create: give either -b BLOCKCOUNT or -s BLOCKSIZE, not both");
+  if (parsed.options.has("r") && parsed.options.has("c")) throw new UsageError("par2 create: give either -r PERCENT or -c RECOVERYBLOCKS, not both");
+  // Accepted for par2cmdline's sake and checked, but Blaine's engine has no use for it.
+  integerOption(parsed.options, "T", "the number of files hashed at once", 1);
+  integerOption(parsed.options, "S", "the skip leaway", 1);
+}
+
+function noiseOf(parsed: ParsedArguments): Noise {
+  const quiet = parsed.flags.get("q") ?? 0;
+  if (quiet >= 2) return Noise.silent;
+  if (quiet === 1) return Noise.quiet;
+  return parsed.flags.has("v") ? Noise.noisy : Noise.normal;
+}
+
+/** Lines at a noise level: shown when the chosen level is at least that (quiet lines even with -q; none with -qq). */
+type Say = (line: string, level?: Noise) => void;
+
+/** par2cmdline's spellings of the actions: `c`, `v`, `r` or the words, in any case. */
+export function par2Action(word: string | undefined): "create" | "verify" | "repair" | undefined {
+  const lower = word?.toLowerCase();
+  if (lower === "c" || lower === "create") return "create";
+  if (lower === "v" || lower === "verify") return "verify";
+  if (lower === "r" || lower === "repair") return "repair";
+  return undefined;
+}
+
+/** Runs `blaine par2 ACTION ARGS…` and returns par2cmdline's exit code for the outcome. */
+export async function par2Command(action: string | undefined, args: readonly string[], output: (json: boolean) => Output): Promise<number> {
+  let out: Output | undefined;
+  try {
+    const parsed = parseArguments(await expandListFiles(args));
+    out = output(parsed.json);
+    const chosen = par2Action(action);
+    if (!chosen) throw new UsageError(action ? `par2: unknown action "${action}" (known: c(reate), v(erify), r(epair))\n${USAGE}` : USAGE);
+    checkCombination(chosen, parsed);
+    const noise = noiseOf(parsed);
+    const say: Say = (line, level = Noise.normal) => {
+      if (noise >= level) out!.say(line);
+    };
+    if (chosen === "create") return await create(parsed, out, say);
+    return await verifyOrRepair(chosen, parsed, out, say);
+  } catch (error) {
+    const where = par2Action(action) ?? action ?? "";
+    const message = error instanceof UsageError ? error.message : `par2 ${where}: ${errorMessage(error)}`;
+    console.error(`blaine: ${message.replace(/^par2 (create|verify|repair): par2 \1: /, "par2 $1: ")}`);
+    if (error instanceof UsageError || error instanceof RangeError) return Par2Exit.invalidArguments;
+    if (error instanceof RecoverySetError) return Par2Exit.insufficientCriticalData;
+    if (error instanceof BlaineError) return Par2Exit.invalidArguments;
+    if (typeof (error as NodeJS.ErrnoException)?.code === "string") return Par2Exit.fileIoError;
+    return Par2Exit.logicError;
+  }
+}
+
+/**
+ * `@FILE` arguments: FILE lists one argument per line (blank lines skipped),
+ * for file lists too long for a command line. `@` alone, and arguments
+ * after `--`, stay as they are.
+ */
+async function expandListFiles(args: readonly string[]): Promise<string[]> {
+  const expanded: string[] = [];
+  for (const [i, arg] of args.entries()) {
+    if (arg === "--") {
+      expanded.push(...args.slice(i));
+      break;
+    }
+    if (!arg.startsWith("@") || arg.length === 1) {
+      expanded.push(arg);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(arg.slice(1), "utf8");
+    } catch (error) {
+      throw new UsageError(`par2: cannot read the list file ${arg.slice(1)} (${errorMessage(error)})`);
+    }
+    expanded.push(...text.split(/\r?\n/).filter((line) => line.trim() !== ""));
+  }
+  return expanded;
+}
+
+/**
+ * Every regular file under `directory`, in name order (-R). Symbolic links
+ * are left out with a message, as par2cmdline (1.0 and later) does, unless
+ * `followLinks` (-L): then links to files are taken in, never links to
+ * directories (a loop, or a tree outside the one given).
+ */
+function filesUnder(directory: string, followLinks: boolean, say: Say): string[] {
+  return readdirSync(directory, { withFileTypes: true })
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .flatMap((entry) => {
+      const path = join(directory, entry.name);
+      if (entry.isDirectory()) return filesUnder(path, followLinks, say);
+      if (entry.isSymbolicLink()) return linkedFile(path, followLinks, say);
+      return entry.isFile() ? [path] : [];
+    });
+}
+
+/** A symbolic link among the files to protect: its target file with -L, else left out (par2cmdline's current rule). */
+function linkedFile(path: string, followLinks: boolean, say: Say): string[] {
+  if (!followLinks) {
+    say(`Skipping symbolic link: ${path} (-L follows links to files)`, Noise.quiet);
+    return [];
+  }
+  try {
+    if (statSync(path).isFile()) return [path];
+  } catch {
+    // A dangling link protects nothing.
+  }
+  say(`Skipping symbolic link: ${path} (not a link to a file)`, Noise.quiet);
+  return [];
+}
+
+/** par2cmdline's set name: `.par2` is added when missing (`-a NAME` and the first argument alike). */
+function withPar2Suffix(name: string): string {
+  return /\.par2$/i.test(name) ? name : `${name}.par2`;
+}
+
+async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<Par2Exit> {
+  const { options, flags } = parsed;
+  const positional = [...parsed.positional];
+  let setPath = options.get("a") ?? positional.shift();
+  if (!setPath) throw new UsageError(`par2 create: give SET.par2 and at least one FILE\n${USAGE}`);
+  let files = positional;
+  // As par2cmdline does: `create data.bin` alone protects data.bin in data.bin.par2.
+  if (files.length === 0 && !options.has("a") && !/\.par2$/i.test(setPath) && existsSync(setPath) && statSync(setPath).isFile()) files = [setPath];
+  if (files.length === 0) throw new UsageError(`par2 create: give SET.par2 and at least one FILE\n${USAGE}`);
+  setPath = withPar2Suffix(setPath);
+  const base = resolve(options.get("B") ?? dirname(setPath));
+  const recurse = flags.has("R");
+  const followLinks = flags.has("L");
+  // The one file a set is made for (`create data.bin`) is followed when it is a link, as par2cmdline does.
+  const primary = files.length === 1 && withPar2Suffix(files[0]) === setPath ? files[0] : undefined;
+  const setFiles: { path: string; name: string }[] = [];
+  for (const file of files) {
+    let stats;
+    try {
+      stats = statSync(file);
+    } catch {
+      throw new UsageError(`par2 create: ${file}: no such file`);
+    }
+    if (file !== primary && lstatSync(file).isSymbolicLink() && linkedFile(file, followLinks, say).length === 0) continue;
+    const paths = stats.isDirectory() && recurse ? filesUnder(file, followLinks, say) : [file];
+    if (!stats.isFile() && !(stats.isDirectory() && recurse)) throw new UsageError(`par2 create: ${file}: not a regular file${stats.isDirectory() ? " (-R takes in directories)" : ""}`);
+    for (const path of paths) {
+      const name = relative(base, resolve(path));
+      // par2cmdline leaves out files outside the base path with this message, and goes on with the rest.
+      if (name.startsWith(`..${sep}`) || name === ".." || name === "") {
+        say(`Ignoring out of basepath source file: ${resolve(path)}`, Noise.quiet);
+        continue;
+      }
+      setFiles.push({ path, name: name.split(sep).join("/") });
+    }
+  }
+  if (setFiles.length === 0) throw new UsageError(`par2 create: no file to protect under the base path ${base} (PAR2 names files relative to it: the directory of ${basename(setPath)}, or -B)`);
+  const scheme: RecoveryFileScheme = flags.has("u") ? "uniform" : flags.has("l") ? "limited" : "variable";
+  const built = await createRecoverySet(setPath, {
+    files: setFiles,
+    recoveryBytes: redundancyTarget(options),
+    redundancy: redundancyTarget(options) === undefined ? integerOption(options, "r", "the redundancy") : undefined,
+    blockCount: integerOption(options, "b", "the block count", 1),
+    sliceSize: integerOption(options, "s", "the block size", 4),
+    recoveryCount: integerOption(options, "c", "the recovery block count"),
+    recoveryFileCount: integerOption(options, "n", "the recovery file count", 1),
+    recoveryFileScheme: scheme,
+    firstExponent: integerOption(options, "f", "the first recovery block"),
+    threads: integerOption(options, "t", "the thread count", 1),
+    memory: memoryOption(parsed),
+  });
+  const written = built.paths;
+  for (const name of built.skippedEmpty) say(`Skipping ${name}: empty files need no recovery data.`);
+  say(`${built.inputSlices} source blocks of ${formatBytes(built.sliceSize)}, ${built.recoveryCount} recovery blocks; wrote ${written.length} files:`);
+  for (const path of written) say(`  ${path}`);
+  say(`Base path ${base}; files named in the set: ${setFiles.map((f) => f.name).join(", ")}`, Noise.noisy);
+  say("Done", Noise.quiet);
+  out.result({ setPath, sliceSize: built.sliceSize, sourceBlocks: built.inputSlices, recoveryBlocks: built.recoveryCount, files: written, skippedEmpty: built.skippedEmpty });
+  return Par2Exit.ok;
+}
+
+async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArguments, out: Output, say: Say): Promise<Par2Exit> {
+  // -a SET (par2cmdline: "optional for verify and repair"): every argument is then a file.
+  const named = parsed.options.get("a");
+  let [setPath, ...extra] = named === undefined ? parsed.positional : [named, ...parsed.positional];
+  if (!setPath) throw new UsageError(`par2 ${action}: give SET.par2\n${USAGE}`);
+  // As par2cmdline does: a data file's name finds its set NAME.par2.
+  if (!/\.par2$/i.test(setPath) && existsSync(`${setPath}.par2`)) setPath = `${setPath}.par2`;
+  // par2cmdline takes a set that is not there for a bad command line (exit 3).
+  if (!existsSync(setPath)) throw new UsageError(`par2 ${action}: ${setPath}: no such recovery set`);
+  const set = loadRecoverySet(setPath);
+  const byName = new Map(extra.map((file) => [basename(file), file]));
+  // -B: where the set's file names start; by default the set's own directory.
+  const base = parsed.options.get("B") ?? dirname(setPath);
+  // One file for a one-file set may have any name (a renamed file, an archived copy).
+  const only = set.entries.length === 1 && extra.length === 1 ? extra[0] : undefined;
+  const located = new Set<string>();
+  const locate = (name: string) => {
+    const given = byName.get(basename(name)) ?? only;
+    if (given !== undefined) located.add(given);
+    return given ?? join(base, name);
+  };
+  for (const entry of set.entries) locate(entry.description.name);
+  // The other FILEs are searched by content for the set's missing blocks (renamed files, pieces, shifted data).
+  const extraFiles = extra.filter((file) => !located.has(file));
+  const leeway = integerOption(parsed.options, "S", "the skip leaway", 1) ?? 64;
+  const check = await checkFiles(set, { locate, extraFiles, searchDamaged: true, skip: parsed.flags.has("N") ? { leeway } : undefined });
+  reportFound(check, extraFiles, say);
+  report(check, say);
+  const purge = parsed.flags.has("p");
+  const damaged = check.badSlices > 0 || check.files.some((f) => f.status !== "intact");
+  if (action === "verify") {
+    out.result(summary(check));
+    if (!damaged && purge) purgeSet(setPath, say);
+    return !damaged ? Par2Exit.ok : check.repairable ? Par2Exit.repairPossible : Par2Exit.repairNotPossible;
+  }
+  if (damaged && !check.repairable) {
+    out.result({ ...summary(check), repaired: [] });
+    return Par2Exit.repairNotPossible;
+  }
+  const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), memory: memoryOption(parsed) });
+  if (result.failure) {
+    say(`Repair Failed: ${result.failure}`, Noise.quiet);
+    out.result({ ...summary(check), repaired: result.repaired, failure: result.failure });
+    return Par2Exit.repairFailed;
+  }
+  for (const path of result.repaired) say(`Repaired ${path}`);
+  if (result.repaired.length > 0) say("Repair complete.", Noise.quiet);
+  out.result({ ...summary(check), repaired: result.repaired });
+  if (purge) purgeSet(setPath, say);
+  return Par2Exit.ok;
+}
+
+/**
+ * -p: par2cmdline deletes the set's files (and its backups of damaged
+ * files) once the data is whole. Blaine replaces damaged files atomically
+ * and keeps no backups, so only the set's files go.
+ */
+function purgeSet(setPath: string, say: Say): void {
+  for (const path of setFiles(setPath)) {
+    rmSync(path, { force: true });
+    say(`Purged ${path}`, Noise.noisy);
+  }
+}
+
+/** par2cmdline's line for each extra file searched: what of the set it holds. */
+function reportFound(check: SetCheck, extraFiles: readonly string[], say: Say): void {
+  const entryOf = (index: number) => check.set.entries.find((entry) => index >= entry.firstSlice && index < entry.firstSlice + entry.checksums.length)!;
+  for (const file of extraFiles) {
+    const here = check.found.filter((slice) => slice.path === file);
+    if (here.length === 0) {
+      say(`File: "${file}" - no data found.`);
+      continue;
+    }
+    const entries = new Set(here.map((slice) => entryOf(slice.index)));
+    const [entry] = entries;
+    const whole = entries.size === 1 && here.length === entry.checksums.length && statSync(file).size === entry.description.length;
+    if (whole) say(`File: "${file}" - is a match for "${entry.description.name}".`);
+    else say(`File: "${file}" - found ${here.length} data blocks from ${entries.size === 1 ? `"${entry.description.name}"` : "several target files"}.`);
+  }
+}
+
+/**
+ * par2cmdline's lines, which scripts grep: a `Target:` line per file, then
+ * `All files are correct, repair is not required.` or `Repair is required.`
+ * and `Repair is possible.` / `Repair is not possible.` with `You need N
+ * more recovery blocks to be able to repair.`
+ */
+function report(check: SetCheck, say: Say): void {
+  for (const file of check.files) {
+    const found = file.slices - file.badSlices.length;
+    if (file.status === "intact") say(`Target: "${file.name}" - found.`, Noise.quiet);
+    else if (file.status === "missing") say(`Target: "${file.name}" - missing.`, Noise.quiet);
+    else say(`Target: "${file.name}" - damaged. Found ${found} of ${file.slices} data blocks.`, Noise.quiet);
+    if (file.status === "damaged") say(`  damaged blocks: ${file.badSlices.join(", ")}`, Noise.noisy);
+  }
+  if (check.set.recoveryDamaged > 0) say(`${check.set.recoveryDamaged} recovery blocks are damaged or missing.`);
+  const damaged = check.files.filter((f) => f.status === "damaged").length;
+  const missing = check.files.filter((f) => f.status === "missing").length;
+  if (damaged + missing === 0 && check.badSlices === 0) {
+    say("All files are correct, repair is not required.", Noise.quiet);
+    return;
+  }
+  say("Repair is required.", Noise.quiet);
+  if (damaged > 0) say(`${damaged} file(s) exist but are damaged.`);
+  if (missing > 0) say(`${missing} file(s) are missing.`);
+  say(`You have ${check.set.inputSlices - check.badSlices} out of ${check.set.inputSlices} data blocks available.`);
+  if (check.found.length > 0) say(`${check.found.length} of them were found in other places and will be copied into place.`);
+  say(`You have ${check.recoveryAvailable} recovery blocks available.`);
+  if (check.repairable) {
+    say("Repair is possible.", Noise.quiet);
+    if (check.recoveryAvailable > check.badSlices) say(`You have an excess of ${check.recoveryAvailable - check.badSlices} recovery blocks.`);
+    say(`${check.badSlices} recovery blocks will be used to repair.`);
+  } else {
+    say("Repair is not possible.", Noise.quiet);
+    say(`You need ${check.badSlices - check.recoveryAvailable} more recovery blocks to be able to repair.`, Noise.quiet);
+  }
+}
+
+function summary(check: SetCheck) {
+  return {
+    setPath: check.set.setPath,
+    files: check.files.map(({ name, path, status, badSlices, slices }) => ({ name, path, status, damagedBlocks: badSlices.length, blocks: slices })),
+    damagedBlocks: check.badSlices,
+    foundElsewhere: check.found.length,
+    recoveryBlocks: check.recoveryAvailable,
+    recoveryBlocksDamaged: check.set.recoveryDamaged,
+    repairable: check.repairable,
+  };
+}
