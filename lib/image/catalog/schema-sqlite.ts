@@ -90,3 +90,26 @@ export const pendingChunks = sqliteTable(
   },
   (table) => [primaryKey({ columns: [table.hash, table.versionUid] }), index("image_pending_chunks_version_idx").on(table.versionUid)],
 );
+
+/*
+ * The volume archive's tables (`blaine volume`, lib/volume): a volume's
+ * sessions are image versions of this catalog; these hold what is the
+ * archive's own. Their SQL is lib/volume/catalog/volume-catalog.ts's.
+ */
+
+/** The archive's settings (source, destination, chunk size, compression, …) and its recovery notes, by key. */
+export const volumeSettings = sqliteTable("volume_settings", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+
+/** The volumes an archive backs up, with where their change tracking stands. */
+export const volumeVolumes = sqliteTable("volume_volumes", {
+  name: text("name").primaryKey(),
+  /** When it was added (ms since the epoch). */
+  added: integer("added").notNull(),
+  /** The session the volume's snapshot and change map count changes from; null: none yet (a full read). */
+  trackedSince: text("tracked_since"),
+  /** Chunks known changed since `trackedSince` beyond the snapshot's delta (monitor, diff --remap): a bitmap, base64. */
+  changeMap: text("change_map"),
+});
