@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 const BIN = join(import.meta.dir, "..", "..", "bin", "blaine.ts");
@@ -10,9 +11,23 @@ export interface CliResult {
   readonly json: any;
 }
 
-/** Runs the real `blaine` command line in a child process. */
-export async function blaine(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  const child = Bun.spawn(["bun", BIN, ...args], {
+/**
+ * Why a command cannot run as the unprivileged user `nobody` here, or
+ * undefined when it can. Root reads every file whatever its mode, so a test
+ * of a file Blaine cannot read runs Blaine as another user.
+ */
+export function whyNotAsNobody(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root to switch to the user nobody";
+  if (!Bun.which("setpriv")) return "needs setpriv (util-linux) to switch users";
+  if (Bun.spawnSync(["id", "-u", "nobody"]).exitCode !== 0 || Bun.spawnSync(["getent", "group", "nogroup"]).exitCode !== 0)
+    return "needs the user nobody and the group nogroup";
+  return undefined;
+}
+
+/** Runs the real `blaine` command line in a child process (as `nobody` with `asNobody`: see `whyNotAsNobody`). */
+export async function blaine(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; asNobody?: boolean } = {}): Promise<CliResult> {
+  const user = options.asNobody ? ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] : [];
+  const child = Bun.spawn([...user, "bun", BIN, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdout: "pipe",
@@ -34,6 +49,15 @@ export async function blaine(args: readonly string[], options: { cwd?: string; e
 /** Starts `blaine` without waiting, for kill and lock tests. */
 export function spawnBlaine(args: readonly string[], options: { env?: Record<string, string> } = {}) {
   return Bun.spawn(["bun", BIN, ...args], { env: { ...process.env, ...options.env }, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+}
+
+/** Whether process `pid` is stopped (SIGSTOP, as `BLAINE_STOP_AT` does): its state in /proc is T. */
+export function isStopped(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) T /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
 }
 
 /** Polls a condition (never a fixed sleep): resolves when it holds, rejects after `timeoutMs`. */
