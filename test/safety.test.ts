@@ -2,7 +2,7 @@ import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
-import { spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { blaine, isStopped, spawnBlaine, waitFor, whyNotAsNobody } from "./helpers/cli.ts";
 import { filesOf, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
 import { writeFileAtomic } from "../lib/fs/atomic.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
@@ -67,20 +67,24 @@ describe("one writer at a time", () => {
     expect(existsSync(`${env.db}.lock`)).toBe(false);
   });
 
-  test("two real runs at once: one waits for nothing and fails with the lock message", async () => {
-    env = await archiveEnv(manyFiles(400, 20_000));
-    const first = spawnBlaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "" } });
-    await waitFor(() => existsSync(`${env!.db}.lock`), 20_000, "the first run's lock");
+  test("two real runs at once: the second, started while the first holds the catalog, fails with the lock message naming the first's pid", async () => {
+    env = await archiveEnv(manyFiles(50));
+    // The first run stops itself after its first copy, holding the lock: the second surely runs while it does.
+    const first = spawnBlaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_STOP_AT: "after-copy" } });
+    cleanups.push(() => first.kill("SIGKILL"));
+    await waitFor(() => isStopped(first.pid) || first.exitCode !== null, 60_000, "the first run to stop after a copy");
+    expect(first.exitCode).toBeNull();
+    expect(readFileSync(`${env.db}.lock`, "utf8").trim()).toBe(String(first.pid));
     const second = await env.run();
-    await first.exited;
-    if (second.exitCode === 0) {
-      // The first run was already done: nothing to contend for on this machine.
-      console.log("lock contention test: the first run finished before the second started");
-    } else {
-      expect(second.exitCode).toBe(1);
-      expect(second.stderr).toMatch(/catalog is locked by pid \d+/);
-    }
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain(`catalog is locked by pid ${first.pid}`);
+    // The first was still stopped when the second ended: the two overlapped.
+    expect(isStopped(first.pid)).toBe(true);
+    process.kill(first.pid, "SIGCONT");
     expect(await first.exited).toBe(0);
+    const third = await env.run();
+    expect(third.exitCode).toBe(0);
+    expect(third.json.unchanged).toBe(50);
   });
 });
 
@@ -134,12 +138,11 @@ describe("atomic writes on a full disk", () => {
   });
 });
 
-/** Whether a command can run as an unprivileged user here (root can read everything, so unreadable needs another user). */
-const asNobody = process.getuid?.() === 0 && Bun.which("setpriv") !== null;
-if (!asNobody) console.log("skipped unreadable-directory test: needs root and setpriv to run blaine as an unprivileged user");
+const notAsNobody = whyNotAsNobody();
+if (notAsNobody) console.log(`skipped unreadable-directory test: ${notAsNobody}`);
 
 describe("a directory that cannot be read", () => {
-  test.skipIf(!asNobody)("is reported, and what the archive holds under it is kept, not deleted", async () => {
+  test.skipIf(notAsNobody !== undefined)("is reported, and what the archive holds under it is kept, not deleted", async () => {
     const dir = tempDir();
     try {
       const { chownSync, chmodSync, mkdirSync: mkdir } = await import("node:fs");
@@ -152,16 +155,7 @@ describe("a directory that cannot be read", () => {
       writeFileSync(join(dir.path, "src", "open", "c.mkv"), "film c");
       for (const path of [dir.path, home, join(dir.path, "src"), join(dir.path, "src", "locked"), join(dir.path, "src", "open")]) chownSync(path, 65534, 65534);
       chmodSync(dir.path, 0o755);
-      const bin = join(import.meta.dir, "..", "bin", "blaine.ts");
-      const nobody = async (...args: string[]) => {
-        const child = Bun.spawn(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "bun", bin, ...args], {
-          env: { ...process.env, HOME: home },
-          stdout: "pipe",
-          stderr: "pipe",
-        });
-        const [stdout, stderr, exitCode] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-        return { exitCode, stdout, stderr, json: args.includes("--json") ? JSON.parse(stdout) : undefined };
-      };
+      const nobody = (...args: string[]) => blaine(args, { asNobody: true, env: { HOME: home } });
       const db = join(dir.path, "catalog.db");
       const disk = join(dir.path, "disk");
       const source = join(dir.path, "src");
