@@ -22,6 +22,14 @@ export interface ImageBackupRequest {
   readonly blockSize: number;
   readonly compression: Compression;
   readonly labels?: Record<string, string>;
+  /**
+   * The blocks known changed since the base, from metadata the caller
+   * trusts (extents that moved, thin_delta): only these are read and no
+   * sanity check re-reads others. Ignored without a base.
+   */
+  readonly changed?: { readonly read: ReadonlySet<number>; readonly zero: ReadonlySet<number> };
+  /** The version's date (ms since the epoch; default now). */
+  readonly date?: number;
 }
 
 /** One backup in progress: everything the pipeline's stages are given. */
@@ -83,17 +91,21 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       }
       if (base.blockSize !== blockSize) throw new UsageError(`--from ${base.uid}: its block size is ${base.blockSize}, not ${blockSize}; give --block-size ${base.blockSize}`);
     }
-    const hinted = request.hints ? hintedBlocks(readHints(request.hints, size), size, blockSize) : undefined;
+    const hinted = request.hints
+      ? hintedBlocks(readHints(request.hints, size), size, blockSize)
+      : base && request.changed
+        ? { read: new Set(request.changed.read), zero: new Set(request.changed.zero) }
+        : undefined;
     // Every block read is compared with the base's (with hints too: a hinted block may not have changed).
     const baseHashes = base ? await catalog.hashesByIndex(base.uid) : undefined;
-    if (base && hinted && baseHashes) await checkHints(source, request, size, blockSize, hinted, baseHashes);
+    if (base && request.hints && hinted && baseHashes) await checkHints(source, request, size, blockSize, hinted, baseHashes);
     const extents = !base && !hinted ? (size > 0 ? dataExtents(source.fd, size) : []) : undefined;
     const uid = crypto.randomUUID();
     await catalog.createVersion({
       uid,
       name: request.name,
       snapshot: request.snapshot ?? "",
-      date: Date.now(),
+      date: request.date ?? Date.now(),
       size,
       blockSize,
       labels: request.labels ?? {},

@@ -177,6 +177,34 @@ export class ImageCatalog {
     });
   }
 
+  /**
+   * Removes several versions at once (a volume's prune): one transaction,
+   * set-based. Only chunks no remaining version references become deletion
+   * candidates (dated `now`, so a cleanup pass with that cutoff frees them);
+   * no chunk is read and no other version's rows change. Uids not in the
+   * catalog are skipped (a resumed removal).
+   */
+  async removeVersions(uids: readonly string[], now = Date.now()): Promise<void> {
+    if (uids.length === 0) return;
+    await this.sql.transaction(async (tx) => {
+      for (const part of slices(uids, HASHES_PER_STATEMENT)) {
+        const list = placeholders(part.length);
+        await tx.run(
+          `INSERT INTO image_deleted_chunks (hash, since) SELECT DISTINCT hash, ? FROM image_blocks WHERE version_uid IN (${list}) AND hash IS NOT NULL ` +
+            `AND hash NOT IN (SELECT hash FROM image_blocks WHERE version_uid NOT IN (${list}) AND hash IS NOT NULL) ON CONFLICT (hash) DO UPDATE SET since = excluded.since`,
+          [now, ...part, ...part],
+        );
+        await tx.run(
+          `INSERT INTO image_deleted_chunks (hash, since) SELECT DISTINCT hash, ? FROM image_pending_chunks WHERE version_uid IN (${list}) ON CONFLICT (hash) DO UPDATE SET since = excluded.since`,
+          [now, ...part],
+        );
+        await tx.run(`DELETE FROM image_pending_chunks WHERE version_uid IN (${list})`, part);
+        await tx.run(`DELETE FROM image_blocks WHERE version_uid IN (${list})`, part);
+        await tx.run(`DELETE FROM image_versions WHERE uid IN (${list})`, part);
+      }
+    });
+  }
+
   /** Records a whole version with its blocks (import), and the chunks the store holds of it; they stop being deletion candidates. */
   async insertVersion(version: VersionRow, blocks: readonly BlockRow[], present: readonly { hash: string; size: number }[]): Promise<void> {
     await this.sql.transaction(async (tx) => {

@@ -1,4 +1,5 @@
 import { hostname } from "node:os";
+import { crashPoint } from "../../crash-point.ts";
 import { BlaineError, ExitCode } from "../../errors.ts";
 import { isProcessAlive } from "../../system/process-alive.ts";
 import type { Output } from "../../cli/output.ts";
@@ -33,10 +34,38 @@ async function deleteTaken(catalog: ImageCatalog, store: ChunkStore, hashes: str
   for await (const size of mapBounded(each(), async (hash) => {
     const size = (await store.chunkSize(hash)) ?? 0;
     await store.deleteChunk(hash);
+    crashPoint("image-chunk-deleted");
     return size;
   }, { concurrency: 8 })) bytes += size;
   await catalog.doneDeleting(hashes);
   return bytes;
+}
+
+/**
+ * Frees what no version references: drops the claims of killed backups,
+ * finishes the deletions a killed cleanup left, then deletes the candidates
+ * that became candidates at or before `cutoff`, in passes. The caller holds
+ * the cleanup lock. Also a volume prune's last step (cutoff: now).
+ */
+export async function freeGarbage(catalog: ImageCatalog, store: ChunkStore, cutoff: number): Promise<{ chunksFreed: number; bytesFreed: number }> {
+  let chunksFreed = 0;
+  let bytesFreed = 0;
+  // Claims of backups that were killed (their pid gone from this host) protect nothing any more.
+  const here = hostname();
+  for (const owner of await catalog.pendingOwners()) if (owner.host === here && !isProcessAlive(owner.pid)) await catalog.dropPending(owner);
+  // Chunks a killed cleanup had taken but not finished deleting.
+  const leftover = await catalog.leftoverDeleting();
+  if (leftover.length > 0) {
+    bytesFreed += await deleteTaken(catalog, store, leftover);
+    chunksFreed += leftover.length;
+  }
+  for (;;) {
+    const taken = await catalog.takeGarbage(cutoff, PASS);
+    if (taken.length === 0) break;
+    bytesFreed += await deleteTaken(catalog, store, taken);
+    chunksFreed += taken.length;
+  }
+  return { chunksFreed, bytesFreed };
 }
 
 /**
@@ -57,21 +86,7 @@ export async function cleanupImages(settings: ImageSettings, full: boolean, outp
     const release = await catalog.sql.tryLock("cleanup");
     if (!release) throw new BlaineError(`another blaine image cleanup is running on ${catalog.name}`, ExitCode.failure);
     try {
-    // Claims of backups that were killed (their pid gone from this host) protect nothing any more.
-    const here = hostname();
-    for (const owner of await catalog.pendingOwners()) if (owner.host === here && !isProcessAlive(owner.pid)) await catalog.dropPending(owner);
-    // Chunks a killed cleanup had taken but not finished deleting.
-    const leftover = await catalog.leftoverDeleting();
-    if (leftover.length > 0) {
-      bytesFreed += await deleteTaken(catalog, store, leftover);
-      chunksFreed += leftover.length;
-    }
-    for (;;) {
-      const taken = await catalog.takeGarbage(cutoff, PASS);
-      if (taken.length === 0) break;
-      bytesFreed += await deleteTaken(catalog, store, taken);
-      chunksFreed += taken.length;
-    }
+    ({ chunksFreed, bytesFreed } = await freeGarbage(catalog, store, cutoff));
     if (full) {
       const known = await catalog.versionUids();
       const foreign = (await store.listVersionDocs()).filter((uid) => !known.has(uid));

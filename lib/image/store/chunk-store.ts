@@ -20,6 +20,10 @@ export interface ChunkStore {
   getVersionDoc(uid: string): Promise<string | undefined>;
   deleteVersionDoc(uid: string): Promise<void>;
   listVersionDocs(): Promise<string[]>;
+  /** A named document the store keeps for a product built on it (a volume archive's settings): written whole, atomically. */
+  putMetaDoc(name: string, text: string): Promise<void>;
+  getMetaDoc(name: string): Promise<string | undefined>;
+  deleteMetaDoc(name: string): Promise<void>;
   /** Leftovers of killed writers (temp files of processes gone, older than `olderThanMs`): removed, counted. */
   removeStaleTemps(olderThanMs: number): Promise<number>;
 }

@@ -12,6 +12,7 @@ import { HASH_PATTERN, type ChunkStore } from "./chunk-store.ts";
  *   STORE/store.json                 {"format":"blaine-image-store","version":1}
  *   STORE/chunks/ab/abcdef…          one chunk object per distinct block (sha256 hex)
  *   STORE/versions/UID.json          each version's metadata (the export document)
+ *   STORE/meta/NAME.json             documents of products built on the store (a volume archive's settings)
  *
  * Every file is written to a temp beside it, fsynced and renamed into place;
  * 256 subdirectories keep directories small at millions of chunks.
@@ -23,6 +24,7 @@ export class DirectoryStore implements ChunkStore {
   readonly name: string;
   readonly #chunks: string;
   readonly #versions: string;
+  readonly #meta: string;
   /** Subdirectories known to exist (made and fsynced once). */
   readonly #madeDirs = new Set<string>();
 
@@ -30,6 +32,7 @@ export class DirectoryStore implements ChunkStore {
     this.name = root;
     this.#chunks = join(root, "chunks");
     this.#versions = join(root, "versions");
+    this.#meta = join(root, "meta");
   }
 
   static open(root: string, create: boolean): DirectoryStore {
@@ -125,10 +128,33 @@ export class DirectoryStore implements ChunkStore {
     return (await readdir(this.#versions)).filter((name) => name.endsWith(".json") && !name.startsWith(".")).map((name) => name.slice(0, -5)).sort();
   }
 
+  async putMetaDoc(name: string, text: string): Promise<void> {
+    if (!existsSync(this.#meta)) {
+      mkdirSync(this.#meta, { recursive: true });
+      fsyncDirectory(this.name);
+    }
+    await writeFileAtomicAsync(join(this.#meta, `${name}.json`), Buffer.from(text));
+    fsyncDirectory(this.#meta);
+  }
+
+  async getMetaDoc(name: string): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.#meta, `${name}.json`), "utf8");
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+  }
+
+  async deleteMetaDoc(name: string): Promise<void> {
+    await rm(join(this.#meta, `${name}.json`), { force: true });
+    if (existsSync(this.#meta)) fsyncDirectory(this.#meta);
+  }
+
   async removeStaleTemps(olderThanMs: number): Promise<number> {
     const cutoff = Date.now() - olderThanMs;
     let removed = 0;
-    const dirs = [this.#versions, ...(await readdir(this.#chunks)).map((sub) => join(this.#chunks, sub))];
+    const dirs = [this.#versions, this.#meta, ...(await readdir(this.#chunks)).map((sub) => join(this.#chunks, sub))];
     for (const dir of dirs) {
       for (const name of await readdir(dir).catch(() => [] as string[])) {
         const writer = TEMP_PATTERN.exec(name);

@@ -4,7 +4,8 @@ import { HASH_PATTERN, type ChunkStore, type S3Settings } from "./chunk-store.ts
 /**
  * A chunk store in an S3 bucket (`s3://bucket/prefix`), through Bun's
  * built-in S3 client, laid out as a directory store is:
- * PREFIX/store.json, PREFIX/chunks/ab/HASH, PREFIX/versions/UID.json. A PUT
+ * PREFIX/store.json, PREFIX/chunks/ab/HASH, PREFIX/versions/UID.json,
+ * PREFIX/meta/NAME.json. A PUT
  * is complete or absent, so objects are written in place. Credentials come
  * from blaine.toml's [image] table or the environment (S3_* or AWS_*).
  */
@@ -148,6 +149,23 @@ export class S3Store implements ChunkStore {
       for (const key of keys) if (key.endsWith(".json")) uids.push(key.slice("versions/".length, -".json".length));
     }
     return uids.sort();
+  }
+
+  async putMetaDoc(name: string, text: string): Promise<void> {
+    await retrying(() => this.#client.write(this.#key(`meta/${name}.json`), text));
+  }
+
+  async getMetaDoc(name: string): Promise<string | undefined> {
+    try {
+      return await retrying(() => this.#client.file(this.#key(`meta/${name}.json`)).text());
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async deleteMetaDoc(name: string): Promise<void> {
+    await retrying(() => this.#client.delete(this.#key(`meta/${name}.json`)));
   }
 
   /** A PUT is whole or absent: S3 leaves no temps behind. */
