@@ -19,6 +19,7 @@ import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { BlaineError, errorMessage, UsageError } from "../errors.ts";
 import { createRecoverySet } from "./create.ts";
 import { repairChecked } from "./repair.ts";
+import { isPar1Name } from "./par1-format.ts";
 import { loadRecoverySet, RecoverySetError, setFiles } from "./recovery-set.ts";
 import type { RecoveryFileScheme } from "./sizing.ts";
 import { checkFiles, type SetCheck } from "./verify.ts";
@@ -58,8 +59,8 @@ const CREATE_ONLY = ["r", "b", "s", "c", "n", "f", "u", "l", "R", "L"];
 const CHECK_ONLY = ["p", "N", "S"];
 
 /** par2cmdline's noise levels: -qq silent, -q quiet, normal, -v noisy, -vv debug. */
-const Noise = { silent: 0, quiet: 1, normal: 2, noisy: 3 } as const;
-type Noise = (typeof Noise)[keyof typeof Noise];
+export const Noise = { silent: 0, quiet: 1, normal: 2, noisy: 3 } as const;
+export type Noise = (typeof Noise)[keyof typeof Noise];
 
 interface ParsedArguments {
   readonly options: Map<string, string>;
@@ -160,7 +161,7 @@ function noiseOf(parsed: ParsedArguments): Noise {
 }
 
 /** Lines at a noise level: shown when the chosen level is at least that (quiet lines even with -q; none with -qq). */
-type Say = (line: string, level?: Noise) => void;
+export type Say = (line: string, level?: Noise) => void;
 
 /** par2cmdline's spellings of the actions: `c`, `v`, `r` or the words, in any case. */
 export function par2Action(word: string | undefined): "create" | "verify" | "repair" | undefined {
@@ -328,10 +329,16 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   const named = parsed.options.get("a");
   let [setPath, ...extra] = named === undefined ? parsed.positional : [named, ...parsed.positional];
   if (!setPath) throw new UsageError(`par2 ${action}: give SET.par2\n${USAGE}`);
-  // As par2cmdline does: a data file's name finds its set NAME.par2.
-  if (!/\.par2$/i.test(setPath) && existsSync(`${setPath}.par2`)) setPath = `${setPath}.par2`;
+  // As par2cmdline does: a data file's name finds its set NAME.par2 (else NAME.par, a PAR 1.0 set).
+  if (!/\.par2$/i.test(setPath) && !isPar1Name(setPath)) {
+    setPath = [".par2", ".PAR2", ".par", ".PAR"].map((suffix) => setPath + suffix).find((path) => existsSync(path)) ?? setPath;
+  }
   // par2cmdline takes a set that is not there for a bad command line (exit 3).
   if (!existsSync(setPath)) throw new UsageError(`par2 ${action}: ${setPath}: no such recovery set`);
+  if (isPar1Name(setPath)) {
+    const { verifyOrRepairPar1 } = await import("./par1-cli.ts");
+    return verifyOrRepairPar1({ action, setPath, extra, base: parsed.options.get("B"), purge: parsed.flags.has("p"), memory: memoryOption(parsed) }, out, say) as Par2Exit;
+  }
   const set = loadRecoverySet(setPath);
   const byName = new Map(extra.map((file) => [basename(file), file]));
   // -B: where the set's file names start; by default the set's own directory.
@@ -381,7 +388,12 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
  * and keeps no backups, so only the set's files go.
  */
 function purgeSet(setPath: string, say: Say): void {
-  for (const path of setFiles(setPath)) {
+  purgeFiles(setFiles(setPath), say);
+}
+
+/** Deletes a set's files (-p), each named with -v. */
+export function purgeFiles(paths: readonly string[], say: Say): void {
+  for (const path of paths) {
     rmSync(path, { force: true });
     say(`Purged ${path}`, Noise.noisy);
   }
