@@ -12,7 +12,8 @@
  * more passes over the data when less is given). FILEs after verify/repair
  * that are not the set's files by name are searched by content; -N/-S
  * narrow that search as par2cmdline's do. -T tunes par2cmdline's own
- * hashing and changes nothing here.
+ * hashing and changes nothing here. A PAR 1.0 set (SET.par, SET.pNN)
+ * given to verify or repair is handled by par2-par1.ts.
  */
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
@@ -28,8 +29,8 @@ import type { Output } from "../cli/output.ts";
 
 const USAGE =
   "usage: blaine par2 c(reate) [-r PERCENT | -rkN | -rmN | -rgN] [-b BLOCKCOUNT | -s BLOCKSIZE] [-c RECOVERYBLOCKS] [-f FIRSTBLOCK] [-u | -l] [-n RECOVERYFILES] [-a SET.par2] [-R] [-L] [COMMON] SET.par2 FILE…\n" +
-  "       blaine par2 v(erify) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2 [FILE…]\n" +
-  "       blaine par2 r(epair) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2 [FILE…]\n" +
+  "       blaine par2 v(erify) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2|SET.par [FILE…]\n" +
+  "       blaine par2 r(epair) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2|SET.par [FILE…]\n" +
   "       COMMON: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]; @FILE: arguments from FILE"
 
 /**
