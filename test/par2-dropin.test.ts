@@ -306,6 +306,41 @@ describe("issue 13.3: data found by content", () => {
   });
 });
 
+describe("issue 13.2: -O, par2cmdline's rename-only mode", () => {
+  test.skipIf(!hasPar2)("-O on verify and repair takes other files only as whole renamed copies (pieces are not searched); refused on create", async () => {
+    const a = seededBytes(60_000, 21);
+    const b = seededBytes(50_000, 22);
+    writeFileSync(join(dir, "a.bin"), a);
+    writeFileSync(join(dir, "b.bin"), b);
+    expect((await blaine(["par2", "c", "-s4096", "-c2", "s.par2", "a.bin", "b.bin"], { cwd: dir })).exitCode).toBe(0);
+    expect((await blaine(["par2", "c", "-O", "t.par2", "a.bin"], { cwd: dir })).exitCode).toBe(3);
+    // a.bin renamed whole; b.bin cut into two pieces: 13 blocks lost, 2 recovery blocks.
+    writeFileSync(join(dir, "renamed.bin"), a);
+    rmSync(join(dir, "a.bin"));
+    writeFileSync(join(dir, "b.part1"), b.subarray(0, 25_000));
+    writeFileSync(join(dir, "b.part2"), b.subarray(25_000));
+    rmSync(join(dir, "b.bin"));
+    const extras = ["renamed.bin", "b.part1", "b.part2"];
+
+    const renameOnly = await blaine(["par2", "v", "-O", "s.par2", ...extras], { cwd: dir });
+    expect(renameOnly.exitCode).toBe(2);
+    expect(renameOnly.stdout).toContain('File: "renamed.bin" - is a match for "a.bin".');
+    expect(renameOnly.stdout).toContain('File: "b.part1" - no data found.');
+    expect(renameOnly.stdout).toContain("You have 15 out of 28 data blocks available.");
+    // Without -O the pieces are searched, as par2cmdline (0.8.1 has no -O) searches them: repairable.
+    const searched = await blaine(["par2", "v", "s.par2", ...extras], { cwd: dir });
+    expect(searched.exitCode).toBe(1);
+    expect(searched.exitCode).toBe(par2(["v", "s.par2", ...extras], dir).exitCode);
+
+    // b.bin back: -O repairs the renamed a.bin from its whole copy alone.
+    writeFileSync(join(dir, "b.bin"), b);
+    const repaired = await blaine(["par2", "r", "-O", "s.par2", ...extras], { cwd: dir });
+    expect(repaired.exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "a.bin")), a)).toBe(0);
+    expect(par2(["v", "-q", "s.par2"], dir).output).toContain("All files are correct");
+  });
+});
+
 describe("issue 13.2: symbolic links as par2cmdline's current version treats them", () => {
   test("left out on create (named or under -R) unless -L; the one file a set is made for is followed; repair writes a regular file", async () => {
     const data = seededBytes(20_000, 15);

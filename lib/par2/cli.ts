@@ -4,7 +4,7 @@
  * so switching is a matter of the command name:
  *   create [-r PERCENT] [-b BLOCKCOUNT | -s BLOCKSIZE] [-c RECOVERYBLOCKS] [-f FIRSTBLOCK]
  *          [-u | -l] [-n RECOVERYFILES] [-a SET.par2] [-R] [common] SET.par2 FILE…
- *   verify|repair [-p] [-N [-S LEAWAY]] [common] SET.par2 [FILE…]
+ *   verify|repair [-p] [-O] [-N [-S LEAWAY]] [common] SET.par2 [FILE…]
  *   common: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]
  * Options take their value attached (-r10) or as the next argument (-r 10).
  * FILEs after verify/repair are where set files are now (matched by name).
@@ -23,14 +23,14 @@ import { repairChecked } from "./repair.ts";
 import { isPar1Name } from "./par1-format.ts";
 import { loadRecoverySet, RecoverySetError, setFiles } from "./recovery-set.ts";
 import type { RecoveryFileScheme } from "./sizing.ts";
-import { checkFiles, type SetCheck } from "./verify.ts";
+import { checkFiles, isWholeCopy, type SetCheck } from "./verify.ts";
 import { formatBytes } from "../size.ts";
 import type { Output } from "../cli/output.ts";
 
 const USAGE =
   "usage: blaine par2 c(reate) [-r PERCENT | -rkN | -rmN | -rgN] [-b BLOCKCOUNT | -s BLOCKSIZE] [-c RECOVERYBLOCKS] [-f FIRSTBLOCK] [-u | -l] [-n RECOVERYFILES] [-a SET.par2] [-R] [-L] [COMMON] SET.par2 FILE…\n" +
-  "       blaine par2 v(erify) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2|SET.par [FILE…]\n" +
-  "       blaine par2 r(epair) [-p] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2|SET.par [FILE…]\n" +
+  "       blaine par2 v(erify) [-p] [-O] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2|SET.par [FILE…]\n" +
+  "       blaine par2 r(epair) [-p] [-O] [-N [-S LEAWAY]] [-a SET.par2] [COMMON] SET.par2|SET.par [FILE…]\n" +
   "       COMMON: [-B BASEPATH] [-q | -qq | -v | -vv] [-t THREADS] [-T FILETHREADS] [-m MEMORY] [--]; @FILE: arguments from FILE"
 
 /**
@@ -54,10 +54,10 @@ export const Par2Exit = {
 type Par2Exit = (typeof Par2Exit)[keyof typeof Par2Exit];
 
 const VALUE_OPTIONS = new Set(["r", "b", "s", "c", "n", "f", "t", "T", "m", "S", "B", "a"]);
-const FLAG_OPTIONS = new Set(["q", "v", "u", "l", "p", "N", "R", "L"]);
-/** par2cmdline refuses these outside `create`, and `-p`, `-N`, `-S` outside verify and repair. */
+const FLAG_OPTIONS = new Set(["q", "v", "u", "l", "p", "N", "R", "L", "O"]);
+/** par2cmdline refuses these outside `create`, and `-p`, `-N`, `-S`, `-O` outside verify and repair. */
 const CREATE_ONLY = ["r", "b", "s", "c", "n", "f", "u", "l", "R", "L"];
-const CHECK_ONLY = ["p", "N", "S"];
+const CHECK_ONLY = ["p", "N", "S", "O"];
 
 /** par2cmdline's noise levels: -qq silent, -q quiet, normal, -v noisy, -vv debug. */
 export const Noise = { silent: 0, quiet: 1, normal: 2, noisy: 3 } as const;
@@ -354,9 +354,12 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   };
   for (const entry of set.entries) locate(entry.description.name);
   // The other FILEs are searched by content for the set's missing blocks (renamed files, pieces, shifted data).
+  // -O (rename-only, par2cmdline 1.0): only whole copies are taken, nothing is searched block by block.
+  const renameOnly = parsed.flags.has("O");
   const extraFiles = extra.filter((file) => !located.has(file));
+  const searched = renameOnly ? extraFiles.filter((file) => isWholeCopy(file, set)) : extraFiles;
   const leeway = integerOption(parsed.options, "S", "the skip leaway", 1) ?? 64;
-  const check = await checkFiles(set, { locate, extraFiles, searchDamaged: true, skip: parsed.flags.has("N") ? { leeway } : undefined });
+  const check = await checkFiles(set, { locate, extraFiles: searched, searchDamaged: !renameOnly, skip: parsed.flags.has("N") ? { leeway } : undefined });
   reportFound(check, extraFiles, say);
   report(check, say);
   const purge = parsed.flags.has("p");

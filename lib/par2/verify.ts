@@ -89,6 +89,48 @@ export async function checkFiles(set: RecoverySet, options: VerifyOptions = {}):
   return { set, files, badSlices, found, recoveryAvailable: set.recovery.length, repairable: badSlices <= set.recovery.length };
 }
 
+/**
+ * Whether `path` is a whole copy of one of the set's files (its size, the
+ * MD5 of its first 16 KiB, then of all of it): -O, rename-only, takes other
+ * files only so. Only files of a listed size are read, and of those only
+ * the first 16 KiB unless it matches.
+ */
+export function isWholeCopy(path: string, set: RecoverySet): boolean {
+  let size: number;
+  try {
+    const stats = statSync(fsPath(path));
+    if (!stats.isFile()) return false;
+    size = stats.size;
+  } catch {
+    return false;
+  }
+  const candidates = set.entries.map((entry) => entry.description).filter((description) => description.length === size);
+  if (candidates.length === 0) return false;
+  const fd = openSync(fsPath(path), "r");
+  try {
+    const buffer = new Uint8Array(Math.min(size, 4 * 1024 * 1024));
+    const first = readSalvaging(fd, buffer, Math.min(size, FIRST_BYTES), 0, []);
+    const firstMd5 = md5(buffer.subarray(0, first));
+    const matching = candidates.filter((description) => equalBytes(description.md5First16k, firstMd5));
+    if (matching.length === 0) return false;
+    const whole = new Bun.CryptoHasher("md5").update(buffer.subarray(0, first));
+    for (let offset = first; offset < size; ) {
+      const unreadable: ByteRange[] = [];
+      const got = readSalvaging(fd, buffer, Math.min(buffer.length, size - offset), offset, unreadable);
+      if (got === 0 || unreadable.length > 0) return false;
+      whole.update(buffer.subarray(0, got));
+      offset += got;
+    }
+    const digest = new Uint8Array(whole.digest().buffer);
+    return matching.some((description) => equalBytes(description.md5, digest));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** PAR2's "first 16 KiB" hash covers this many bytes. */
+const FIRST_BYTES = 16 * 1024;
+
 export function checkFile(entry: SetEntry, path: string, sliceSize: number, signal?: AbortSignal): FileCheck {
   const { description, checksums } = entry;
   const all = checksums.map((_, i) => i);
