@@ -6,9 +6,9 @@ import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../e
 import type { ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
 import { hintedBlocks, readHints } from "./hints.ts";
 import { allocatedBlocks, blockCount, everyBlock, hintedBlockRefs } from "./stages/block-ranges.ts";
-import { isZero, readBlock } from "./stages/read-blocks.ts";
+import { readBlock } from "./stages/read-blocks.ts";
 import { BackupCounts, type BlockRef } from "./stages/types.ts";
-import { blockHash, type Compression } from "./store/chunk-format.ts";
+import { blockHash, isZero, type Compression } from "./store/chunk-format.ts";
 import type { ChunkStore } from "./store/chunk-store.ts";
 import { versionDocText } from "./version-doc.ts";
 

@@ -9,8 +9,8 @@ import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes } from "../../size.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
-import { DamagedChunk, blockHash, decodeChunk } from "../store/chunk-format.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
+import { BlockWorkers } from "../workers/block-workers.ts";
 import { openImageCatalog, openImageStore } from "./open-image.ts";
 import { versionFromCatalog, versionFromStore, type VersionSource } from "./version-source.ts";
 
@@ -40,26 +40,22 @@ export interface RestoreImageResult {
 }
 
 /**
- * Bytes restored between two garbage collections: every block leaves its
- * chunk object and its decompressed content behind, which JavaScriptCore
- * collects only when its small heap grows (a restore reached 440 MB).
+ * Reads a block's chunk into the slot of `data` and decodes it there,
+ * checked against its hash: undefined when `data` now holds the block, else
+ * why it cannot be had.
  */
-const COLLECT_EVERY_BYTES = 32 * 1024 * 1024;
-let fetchedSinceCollect = 0;
-
-/** Reads a block's chunk and checks it: its content, or why it cannot be had. */
-export async function fetchBlock(store: ChunkStore, hash: string, size: number): Promise<Uint8Array | string> {
-  const object = await store.getChunk(hash);
-  if (!object) return "chunk missing from the store";
-  let data: Uint8Array;
-  try {
-    data = await decodeChunk(object);
-  } catch (error) {
-    return `chunk damaged: ${error instanceof DamagedChunk ? error.message : String(error)}`;
+async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array): Promise<string | undefined> {
+  const space = workers.objectSpace(data);
+  let length: number | undefined;
+  if (store.readChunkInto) length = await store.readChunkInto(hash, space);
+  else {
+    const object = await store.getChunk(hash);
+    length = object?.length;
+    if (object && object.length <= space.length) space.set(object);
   }
-  if (blockHash(data) !== hash) return "chunk damaged: its content does not match its hash";
-  if (data.length !== size) return `chunk holds ${data.length} bytes, the block is ${size}`;
-  return data;
+  if (length === undefined) return "chunk missing from the store";
+  if (length > space.length) return `chunk damaged: ${length} bytes, more than a block's object can be`;
+  return workers.decode(data, length, hash);
 }
 
 /**
@@ -102,6 +98,8 @@ async function restoreVersion(store: ChunkStore, source: VersionSource, request:
   const handle = await open(temp, device ? "r+" : "w", 0o600);
   const damaged: DamagedRange[] = [];
   let bytesWritten = 0;
+  // Blocks are fetched, decoded and checked in the workers' slots: at most 8 in memory, whatever the image.
+  const workers = new BlockWorkers(version.blockSize, { slots: 8 });
   try {
     if (!device) await handle.truncate(version.size);
     const blockCount = Math.ceil(version.size / version.blockSize);
@@ -128,20 +126,20 @@ async function restoreVersion(store: ChunkStore, source: VersionSource, request:
           if (!request.sparse) await writeAll(handle, zeros.subarray(0, length), offset);
           return length;
         }
-        const data = await fetchBlock(store, row.hash, length);
-        if (typeof data === "string") {
-          damaged.push({ index, offset, length, hash: row.hash, problem: data });
-          return 0;
+        const data = await workers.take(length);
+        try {
+          const problem = await fetchBlock(store, workers, row.hash, data);
+          if (problem !== undefined) {
+            damaged.push({ index, offset, length, hash: row.hash, problem });
+            return 0;
+          }
+          await writeAll(handle, data, offset);
+          return length;
+        } finally {
+          workers.give(data);
         }
-        await writeAll(handle, data, offset);
-        fetchedSinceCollect += length;
-        if (fetchedSinceCollect >= COLLECT_EVERY_BYTES) {
-          fetchedSinceCollect = 0;
-          Bun.gc(true);
-        }
-        return length;
       },
-      { concurrency: 4 },
+      { concurrency: 6 },
     );
     for await (const written of work) bytesWritten += written;
     await handle.sync();
@@ -149,6 +147,8 @@ async function restoreVersion(store: ChunkStore, source: VersionSource, request:
     await handle.close();
     if (!device) rmSync(temp, { force: true });
     throw error;
+  } finally {
+    workers.close();
   }
   await handle.close();
   if (!device) {

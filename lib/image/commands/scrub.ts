@@ -6,9 +6,9 @@ import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes } from "../../size.ts";
 import type { ImageCatalog, VersionRow } from "../catalog/image-catalog.ts";
-import { isZero, readBlock } from "../stages/read-blocks.ts";
+import { readBlock } from "../stages/read-blocks.ts";
 import type { ImageSettings } from "../settings.ts";
-import { blockHash, decodeChunk } from "../store/chunk-format.ts";
+import { blockHash, decodeChunk, isZero } from "../store/chunk-format.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";
 

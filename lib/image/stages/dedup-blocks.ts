@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { batches } from "../../pipeline/bounded.ts";
 import type { ImageCatalog } from "../catalog/image-catalog.ts";
-import type { BlockBuffers } from "./block-buffers.ts";
+import type { BlockWorkers } from "../workers/block-workers.ts";
 import type { BackupCounts, PlannedBlock, ReadBlock } from "./types.ts";
 
 export interface DedupBlocksOptions {
@@ -15,9 +15,9 @@ export interface DedupBlocksOptions {
   /** Hashes this backup already stores or references (filled here). */
   readonly seen: Set<string>;
   readonly counts: BackupCounts;
-  /** Where the buffers of blocks not passed on with their data go back. */
-  readonly buffers?: BlockBuffers;
-  /** Blocks claimed in one transaction (each holds its data until passed on). */
+  /** Where the slots of blocks not passed on with their data go back. */
+  readonly workers: BlockWorkers;
+  /** Blocks claimed in one transaction (each holds its slot until passed on; fewer than the workers' slots). */
   readonly batchSize?: number;
 }
 
@@ -39,7 +39,7 @@ export async function* dedupBlocks(blocks: AsyncIterable<ReadBlock>, options: De
     for (const block of batch) {
       const base = baseHashes?.get(block.index);
       if (baseHashes && (base ?? null) === block.hash) {
-        options.buffers?.give(block.data);
+        options.workers.give(block.data);
         counts.bytesUnchanged += block.length;
         continue;
       }
@@ -51,6 +51,7 @@ export async function* dedupBlocks(blocks: AsyncIterable<ReadBlock>, options: De
       if (seen.has(block.hash) || known.has(block.hash)) {
         counts.bytesDeduplicated += block.length;
         seen.add(block.hash);
+        options.workers.give(block.data);
         yield { ...block, data: null, action: "reference" };
         continue;
       }

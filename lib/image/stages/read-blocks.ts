@@ -1,7 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 import { mapBounded } from "../../pipeline/bounded.ts";
-import { blockHash } from "../store/chunk-format.ts";
-import type { BlockBuffers } from "./block-buffers.ts";
+import type { BlockWorkers } from "../workers/block-workers.ts";
 import type { BackupCounts, BlockRef, ReadBlock } from "./types.ts";
 
 export interface ReadBlocksOptions {
@@ -11,22 +10,14 @@ export interface ReadBlocksOptions {
   /** Blocks read at once (each holds one block in memory). */
   readonly concurrency: number;
   readonly counts: BackupCounts;
-  /** Where block buffers come from (and go back to, from later stages). */
-  readonly buffers?: BlockBuffers;
+  /** Where block slots come from (and go back to, from later stages), and the threads that hash. */
+  readonly workers: BlockWorkers;
   readonly signal?: AbortSignal;
 }
 
-let zeros = new Uint8Array(0);
-
-/** Whether a block is all zeros (compared against a shared zero buffer: memcmp speed). */
-export function isZero(data: Uint8Array): boolean {
-  if (zeros.length < data.length) zeros = new Uint8Array(data.length);
-  return Buffer.compare(data, zeros.subarray(0, data.length)) === 0;
-}
-
-/** Reads one block whole (a short read is an error: the source shrank while it was read). */
-export async function readBlock(source: FileHandle, block: BlockRef, sourceName: string, buffers?: BlockBuffers): Promise<Uint8Array> {
-  const data = buffers ? buffers.take(block.length) : Buffer.allocUnsafe(block.length);
+/** Reads one block whole into `into` (or a new buffer); a short read is an error: the source shrank while it was read. */
+export async function readBlock(source: FileHandle, block: BlockRef, sourceName: string, into?: Uint8Array): Promise<Uint8Array> {
+  const data = into ?? Buffer.allocUnsafe(block.length);
   let done = 0;
   while (done < block.length) {
     const { bytesRead } = await source.read(data, done, block.length - done, block.offset + done);
@@ -37,22 +28,27 @@ export async function readBlock(source: FileHandle, block: BlockRef, sourceName:
 }
 
 /**
- * Reads the blocks (several at once, on the I/O threads) and hashes each
- * (sha256); all-zero blocks come out with a null hash and no data. Results
- * come in the order they finish.
+ * Reads the blocks (several at once, on the I/O threads) into the workers'
+ * slots and hashes each there (sha256, on every core); all-zero blocks come
+ * out with a null hash and no data. Results come in the order they finish.
  */
 export function readBlocks(refs: AsyncIterable<BlockRef>, options: ReadBlocksOptions): AsyncGenerator<ReadBlock> {
+  const { workers } = options;
   return mapBounded(
     refs,
     async (block): Promise<ReadBlock> => {
       if (block.knownZero) return { ...block, hash: null, data: null };
-      const data = await readBlock(options.source, block, options.sourceName, options.buffers);
-      options.counts.bytesRead += data.length;
-      if (isZero(data)) {
-        options.buffers?.give(data);
-        return { ...block, hash: null, data: null };
+      const data = await workers.take(block.length);
+      try {
+        await readBlock(options.source, block, options.sourceName, data);
+        options.counts.bytesRead += data.length;
+        const hash = await workers.hash(data);
+        if (hash === null) workers.give(data);
+        return { ...block, hash, data: hash === null ? null : data };
+      } catch (error) {
+        workers.give(data);
+        throw error;
       }
-      return { ...block, hash: blockHash(data), data };
     },
     { concurrency: options.concurrency, signal: options.signal },
   );

@@ -33,13 +33,29 @@ export function formatCompression(compression: Compression): string {
   return compression.kind === "none" ? "none" : `zstd:${compression.level}`;
 }
 
+/** Writes a chunk header at the start of `into`: compression `kind` (0 none, 1 zstd), uncompressed `length`. */
+export function writeChunkHeader(into: Buffer, kind: 0 | 1, length: number): void {
+  into.write(CHUNK_MAGIC, 0, "latin1");
+  into[4] = CHUNK_FORMAT_VERSION;
+  into[5] = kind;
+  into[6] = 0;
+  into[7] = 0;
+  into.writeBigUInt64LE(BigInt(length), 8);
+}
+
 function header(kind: 0 | 1, length: number): Buffer {
   const head = Buffer.alloc(CHUNK_HEADER_BYTES);
-  head.write(CHUNK_MAGIC, 0, "latin1");
-  head[4] = CHUNK_FORMAT_VERSION;
-  head[5] = kind;
-  head.writeBigUInt64LE(BigInt(length), 8);
+  writeChunkHeader(head, kind, length);
   return head;
+}
+
+/** A chunk object's header read: compression kind and uncompressed length (DamagedChunk when it is not one). */
+export function readChunkHeader(object: Uint8Array): { kind: number; length: number } {
+  const bytes = Buffer.from(object.buffer, object.byteOffset, object.byteLength);
+  if (bytes.length < CHUNK_HEADER_BYTES || bytes.toString("latin1", 0, 4) !== CHUNK_MAGIC) throw new DamagedChunk("not a chunk object (bad header)");
+  if (bytes[4] !== CHUNK_FORMAT_VERSION) throw new DamagedChunk(`chunk format ${bytes[4]} is not known to this Blaine`);
+  if (bytes[5] !== 0 && bytes[5] !== 1) throw new DamagedChunk(`unknown compression ${bytes[5]}`);
+  return { kind: bytes[5], length: Number(bytes.readBigUInt64LE(8)) };
 }
 
 /**
@@ -59,22 +75,27 @@ export class DamagedChunk extends Error {}
 
 /** The block an object holds (its hash is the caller's to check). */
 export async function decodeChunk(object: Uint8Array): Promise<Uint8Array> {
-  const bytes = Buffer.from(object.buffer, object.byteOffset, object.byteLength);
-  if (bytes.length < CHUNK_HEADER_BYTES || bytes.toString("latin1", 0, 4) !== CHUNK_MAGIC) throw new DamagedChunk("not a chunk object (bad header)");
-  if (bytes[4] !== CHUNK_FORMAT_VERSION) throw new DamagedChunk(`chunk format ${bytes[4]} is not known to this Blaine`);
-  const length = Number(bytes.readBigUInt64LE(8));
-  const body = bytes.subarray(CHUNK_HEADER_BYTES);
+  const { kind, length } = readChunkHeader(object);
+  const body = object.subarray(CHUNK_HEADER_BYTES);
   let data: Uint8Array;
-  if (bytes[5] === 0) data = body;
-  else if (bytes[5] === 1) {
+  if (kind === 0) data = body;
+  else {
     try {
       data = await Bun.zstdDecompress(body);
     } catch (error) {
       throw new DamagedChunk(`zstd: ${error instanceof Error ? error.message : String(error)}`);
     }
-  } else throw new DamagedChunk(`unknown compression ${bytes[5]}`);
+  }
   if (data.length !== length) throw new DamagedChunk(`holds ${data.length} bytes, its header says ${length}`);
   return data;
+}
+
+let zeros = new Uint8Array(0);
+
+/** Whether a block is all zeros (compared against a shared zero buffer: memcmp speed). */
+export function isZero(data: Uint8Array): boolean {
+  if (zeros.length < data.length) zeros = new Uint8Array(data.length);
+  return Buffer.compare(data, zeros.subarray(0, data.length)) === 0;
 }
 
 /** sha256 hex of a block: the name of its chunk. */

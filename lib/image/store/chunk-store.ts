@@ -11,6 +11,12 @@ export interface ChunkStore {
   putChunk(hash: string, object: Uint8Array): Promise<void>;
   /** A chunk object, or undefined when the store does not hold it. */
   getChunk(hash: string): Promise<Uint8Array | undefined>;
+  /**
+   * Optional: reads a chunk object into `into` (no buffer allocated): its
+   * length, or undefined when missing. An object longer than `into` is not
+   * read; its length says so. Stores without it are read with getChunk.
+   */
+  readChunkInto?(hash: string, into: Uint8Array): Promise<number | undefined>;
   /** Bytes the object takes, or undefined when missing. */
   chunkSize(hash: string): Promise<number | undefined>;
   deleteChunk(hash: string): Promise<void>;

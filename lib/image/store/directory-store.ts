@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { readdir, readFile, rm, stat, unlink } from "node:fs/promises";
+import { open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { BlaineError, ExitCode, UsageError, errnoCode } from "../../errors.ts";
 import { fsyncDirectory, writeFileAtomic, writeFileAtomicAsync } from "../../fs/atomic.ts";
@@ -80,6 +80,29 @@ export class DirectoryStore implements ChunkStore {
     } catch (error) {
       if (errnoCode(error) === "ENOENT") return undefined;
       throw error;
+    }
+  }
+
+  async readChunkInto(hash: string, into: Uint8Array): Promise<number | undefined> {
+    let handle;
+    try {
+      handle = await open(this.chunkPath(hash), "r");
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") return undefined;
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size > into.length) return size;
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await handle.read(into, done, size - done, done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    } finally {
+      await handle.close();
     }
   }
 

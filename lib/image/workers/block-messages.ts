@@ -1,0 +1,62 @@
+/**
+ * The jobs and replies between `BlockWorkers` and its threads. Blocks never
+ * travel in messages: they sit in the pool's shared memory, and a job names
+ * them by byte offset and length.
+ */
+
+/** The first message a thread gets: the pool's shared memory. */
+export interface WorkerStart {
+  readonly kind: "start";
+  readonly memory: SharedArrayBuffer;
+}
+
+/** sha256 of `length` bytes at `at`; null when they are all zeros. */
+export interface HashJob {
+  readonly kind: "hash";
+  readonly id: number;
+  readonly at: number;
+  readonly length: number;
+}
+
+/** The chunk object of the block at `at` (zstd at `level`, 0 for none) written at `objectAt`. */
+export interface EncodeJob {
+  readonly kind: "encode";
+  readonly id: number;
+  readonly at: number;
+  readonly length: number;
+  readonly objectAt: number;
+  readonly level: number;
+}
+
+/** The chunk object at `objectAt` decoded into `at` (at most `capacity` bytes) and checked against `hash` and `length`. */
+export interface DecodeJob {
+  readonly kind: "decode";
+  readonly id: number;
+  readonly objectAt: number;
+  readonly objectLength: number;
+  readonly at: number;
+  readonly capacity: number;
+  readonly hash: string;
+  readonly length: number;
+}
+
+export type BlockJob = HashJob | EncodeJob | DecodeJob;
+/** The last message: free the thread's zstd contexts and end. */
+export interface WorkerStop {
+  readonly kind: "stop";
+}
+
+export type ToBlockWorker = WorkerStart | WorkerStop | BlockJob;
+
+/**
+ * A job's answer: `hash` (hash jobs: hex or null for zeros), `objectLength`
+ * (encode), `problem` (decode: why the chunk is damaged, or absent), or
+ * `error` (a bug: the job failed).
+ */
+export interface BlockReply {
+  readonly id: number;
+  readonly hash?: string | null;
+  readonly objectLength?: number;
+  readonly problem?: string;
+  readonly error?: string;
+}

@@ -1,0 +1,144 @@
+import { availableParallelism } from "node:os";
+import { CHUNK_HEADER_BYTES, type Compression } from "../store/chunk-format.ts";
+import type { BlockReply, DecodeJob, EncodeJob, HashJob, ToBlockWorker } from "./block-messages.ts";
+
+/** A job as the pool is asked it (the pool numbers it). */
+type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<DecodeJob, "id">;
+
+export interface BlockWorkersOptions {
+  /** Block slots: the most blocks held at once, whatever the image's size. @default 12 */
+  readonly slots?: number;
+  /** Threads hashing, compressing and decompressing. @default the cores, at most 4 */
+  readonly threads?: number;
+}
+
+/**
+ * A fixed set of block slots in one SharedArrayBuffer, and the threads that
+ * hash, compress and decompress blocks in them. Each slot holds a block and
+ * its chunk object (up to a header and a whole block: a block zstd does not
+ * shrink is stored raw). A stage takes a slot for a block, hands it from
+ * stage to stage, and the last stage to need it gives it back; a stage that
+ * wants a slot while all are taken waits. So a backup or restore holds at
+ * most `slots` blocks and their objects, by construction: no buffer is
+ * allocated per block, and the peak does not depend on when the garbage
+ * collector runs.
+ *
+ * Deadlock-free as long as `slots` exceeds the largest batch a stage
+ * gathers before passing blocks on (dedupBlocks: 4).
+ */
+export class BlockWorkers {
+  readonly blockSize: number;
+  readonly slotCount: number;
+  readonly #memory: SharedArrayBuffer;
+  readonly #slotBytes: number;
+  readonly #free: number[] = [];
+  readonly #waiting: (() => void)[] = [];
+  readonly #threads: { worker: Worker; busy: number }[] = [];
+  readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: { busy: number } }>();
+  #nextId = 1;
+  #closed = false;
+
+  constructor(blockSize: number, options: BlockWorkersOptions = {}) {
+    this.blockSize = blockSize;
+    this.slotCount = Math.max(5, options.slots ?? 12);
+    // Slots start on page boundaries: the block and its object each a whole number of pages apart.
+    this.#slotBytes = Math.ceil((2 * blockSize + CHUNK_HEADER_BYTES) / 4096) * 4096;
+    this.#memory = new SharedArrayBuffer(this.#slotBytes * this.slotCount);
+    for (let slot = this.slotCount - 1; slot >= 0; slot--) this.#free.push(slot);
+    const threads = options.threads ?? Math.min(4, Math.max(1, availableParallelism()));
+    for (let index = 0; index < threads; index++) {
+      const worker = new Worker(new URL("./block-worker.ts", import.meta.url));
+      worker.unref();
+      const thread = { worker, busy: 0 };
+      worker.onmessage = (event: MessageEvent<BlockReply>) => this.#settle(event.data);
+      worker.onerror = (event) => this.#fail(new Error(`block worker: ${event.message}`));
+      worker.postMessage({ kind: "start", memory: this.#memory } satisfies ToBlockWorker);
+      this.#threads.push(thread);
+    }
+  }
+
+  /** A slot's block memory, `length` bytes (≤ blockSize); waits while every slot is taken. */
+  async take(length: number): Promise<Buffer> {
+    while (this.#free.length === 0) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    const slot = this.#free.pop()!;
+    return Buffer.from(this.#memory, slot * this.#slotBytes, length);
+  }
+
+  /** Gives back the slot of a block or object view from this pool once nothing reads it any more (null: nothing). */
+  give(view: Uint8Array | null | undefined): void {
+    if (!view || view.buffer !== this.#memory) return;
+    this.#free.push(Math.floor(view.byteOffset / this.#slotBytes));
+    this.#waiting.shift()?.();
+  }
+
+  /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `decode`). */
+  objectSpace(data: Uint8Array): Buffer {
+    return Buffer.from(this.#memory, this.#slotOf(data) * this.#slotBytes + this.blockSize, this.blockSize + CHUNK_HEADER_BYTES);
+  }
+
+  /** The block's sha256, or null when it is all zeros. */
+  async hash(data: Uint8Array): Promise<string | null> {
+    const reply = await this.#run({ kind: "hash", at: data.byteOffset, length: data.length });
+    return reply.hash ?? null;
+  }
+
+  /** The block's chunk object (header, then zstd or raw), in its slot. */
+  async encode(data: Uint8Array, compression: Compression): Promise<Buffer> {
+    const objectAt = this.#slotOf(data) * this.#slotBytes + this.blockSize;
+    const level = compression.kind === "zstd" ? compression.level : 0;
+    const reply = await this.#run({ kind: "encode", at: data.byteOffset, length: data.length, objectAt, level });
+    return Buffer.from(this.#memory, objectAt, reply.objectLength!);
+  }
+
+  /**
+   * Decodes the first `objectLength` bytes of `objectSpace(data)` into
+   * `data` and checks them against the block's hash and length: undefined
+   * when they hold the block, else what is wrong with the chunk.
+   */
+  async decode(data: Uint8Array, objectLength: number, hash: string): Promise<string | undefined> {
+    const slotAt = this.#slotOf(data) * this.#slotBytes;
+    const reply = await this.#run({ kind: "decode", objectAt: slotAt + this.blockSize, objectLength, at: slotAt, capacity: this.blockSize, hash, length: data.length });
+    return reply.problem;
+  }
+
+  /** Ends the threads (jobs still running fail). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const { worker } of this.#threads) worker.postMessage({ kind: "stop" } satisfies ToBlockWorker);
+    this.#fail(new Error("block workers closed"));
+  }
+
+  #slotOf(view: Uint8Array): number {
+    if (view.buffer !== this.#memory) throw new Error("not a block slot of this pool");
+    return Math.floor(view.byteOffset / this.#slotBytes);
+  }
+
+  /** Runs a job on the least busy thread. */
+  #run(job: Job): Promise<BlockReply> {
+    if (this.#closed) return Promise.reject(new Error("block workers closed"));
+    const thread = this.#threads.reduce((best, next) => (next.busy < best.busy ? next : best));
+    const id = this.#nextId++;
+    thread.busy++;
+    return new Promise<BlockReply>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, thread });
+      thread.worker.postMessage({ ...job, id } as ToBlockWorker);
+    });
+  }
+
+  #settle(reply: BlockReply): void {
+    const pending = this.#pending.get(reply.id);
+    if (!pending) return;
+    this.#pending.delete(reply.id);
+    pending.thread.busy--;
+    if (reply.error !== undefined) pending.reject(new Error(`block worker: ${reply.error}`));
+    else pending.resolve(reply);
+  }
+
+  #fail(error: Error): void {
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id);
+      pending.reject(error);
+    }
+  }
+}
