@@ -1,3 +1,4 @@
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -63,6 +64,8 @@ function makeImage(path: string): void {
 describe.each(backends)("block images: $backend catalog, $store store", ({ backend, store }) => {
   /** A test of the catalog alone runs on the directory store only; store tests run on S3 too. */
   const catalogOnly = store !== "directory";
+  // Left out (not skipped: nothing is missing) on the S3 store, where they would only repeat the directory store's run.
+  const catalogTest = catalogOnly ? () => {} : test;
   test("issue 15: a sparse image backs up only its data (zeros sparse, equal blocks once) and restores byte for byte; --sparse leaves holes", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
@@ -101,7 +104,40 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(again.stderr).toContain("--force");
   });
 
-  test.skipIf(catalogOnly)("issue 15: --from reads every block and stores only the changed ones; the version restores whole", async () => {
+  catalogTest("a catalog written by a newer Blaine is refused by name, and nothing is written to it", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    makeImage(source);
+    await env.backup(source, "vm", BS);
+    /** SQL straight on the catalog, as a later Blaine would have left it. */
+    const query = async (text: string): Promise<unknown[]> => {
+      if (backend === "postgres") {
+        const sql = new Bun.SQL(env.db);
+        try {
+          return [...(await sql.unsafe(text.replace("MIGRATIONS", "drizzle.__drizzle_migrations")))];
+        } finally {
+          await sql.close();
+        }
+      }
+      const sqlite = new Database(env.db);
+      try {
+        return sqlite.query(text.replace("MIGRATIONS", "__drizzle_migrations")).all();
+      } finally {
+        sqlite.close();
+      }
+    };
+    await query("INSERT INTO MIGRATIONS (hash, created_at) VALUES ('from a later Blaine', 99999999999999)");
+    const versionsBefore = await query("SELECT uid FROM image_versions ORDER BY uid");
+    for (const args of [["ls"], ["backup", source, "vm", ...BS]]) {
+      const result = await env.image(args);
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain("image catalog");
+      expect(result.stderr).toContain("was written by a newer version of Blaine; upgrade Blaine to use it");
+    }
+    expect(await query("SELECT uid FROM image_versions ORDER BY uid")).toEqual(versionsBefore);
+  });
+
+  catalogTest("issue 15: --from reads every block and stores only the changed ones; the version restores whole", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
     makeImage(source);
@@ -122,7 +158,7 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(readFileSync(old).subarray(0, 16)).toEqual(Buffer.from(randomBytes(16, 1)));
   });
 
-  test.skipIf(catalogOnly)("issue 15: rbd diff hints in Ceph's format (exists as a string, \"false\" ranges sparse) are all a backup reads", async () => {
+  catalogTest("issue 15: rbd diff hints in Ceph's format (exists as a string, \"false\" ranges sparse) are all a backup reads", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
     makeImage(source);
@@ -151,7 +187,7 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(third.json.bytesWritten).toBe(0);
   });
 
-  test.skipIf(catalogOnly)("issue 15: wrong hints are caught by the sanity check (the block named, no valid version, non-zero exit); hints past the end are refused", async () => {
+  catalogTest("issue 15: wrong hints are caught by the sanity check (the block named, no valid version, non-zero exit); hints past the end are refused", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
     makeImage(source);

@@ -1,8 +1,9 @@
 import { Database } from "bun:sqlite";
 import type { BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError, ExitCode, errorMessage } from "../../errors.ts";
+import { appliedSqliteMigrations, applySqliteMigrations, missingMigrations } from "../../catalog/schema-version.ts";
 import { noteCatalog } from "./catalog-errors.ts";
 import type * as diskSchema from "./disk-schema.ts";
 import type * as hostSchema from "./host-schema.ts";
@@ -67,7 +68,7 @@ export function openCatalogDatabase(path: string, kind: CatalogKind, options: Op
     sqlite.exec("PRAGMA cache_size = -16384");
     sqlite.exec("PRAGMA foreign_keys = ON");
     const pending = checkSchemaVersion(sqlite, { path, kind, name, advice, readonly: options.readonly ?? false, mayBeNew: Boolean(options.create) });
-    if (!options.readonly && pending) applyMigrations(sqlite, kind);
+    if (!options.readonly && pending) applySqliteMigrations(sqlite, join(MIGRATIONS, kind));
     return sqlite;
   } catch (error) {
     sqlite.close();
@@ -130,26 +131,6 @@ function removeEmptyJournal(sqlite: Database, path: string): void {
   }
 }
 
-interface JournalFile {
-  entries: { idx: number; tag: string; when: number }[];
-}
-
-function knownMigrations(kind: CatalogKind): JournalFile["entries"] {
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS, kind, "meta", "_journal.json"), "utf8")) as JournalFile;
-  return journal.entries;
-}
-
-/**
- * drizzle-kit's migrations, applied by drizzle's migrator. Loaded only when
- * a catalog needs them: drizzle's modules take longer to load than a whole
- * unchanged re-run of a small tree spends on anything else.
- */
-function applyMigrations(sqlite: Database, kind: CatalogKind): void {
-  const { drizzle } = require("drizzle-orm/bun-sqlite") as typeof import("drizzle-orm/bun-sqlite");
-  const { migrate } = require("drizzle-orm/bun-sqlite/migrator") as typeof import("drizzle-orm/bun-sqlite/migrator");
-  migrate(drizzle(sqlite), { migrationsFolder: join(MIGRATIONS, kind) });
-}
-
 /**
  * Refuses catalogs written by a newer Blaine, whose schema this one does not
  * know, and empty files (a 0-byte catalog is a lost one, not a new one,
@@ -161,29 +142,20 @@ function checkSchemaVersion(
   file: { path: string; kind: CatalogKind; name: string; advice: string; readonly: boolean; mayBeNew: boolean },
 ): boolean {
   const { path, kind, name, readonly } = file;
-  const hasTable = sqlite
-    .query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'")
-    .get();
-  const known = knownMigrations(kind);
-  if (!hasTable) {
+  const applied = appliedSqliteMigrations(sqlite);
+  if (!applied) {
     const anyTable = sqlite.query("SELECT name FROM sqlite_master WHERE type = 'table' LIMIT 1").get();
     if (anyTable) throw new BlaineError(`${path} is an SQLite file but not a Blaine ${kind} catalog`);
     if (readonly || !file.mayBeNew) throw new BlaineError(`${name} is empty (0 bytes, or no tables)${file.advice}`);
     return true;
   }
-  const applied = sqlite.query("SELECT created_at AS createdAt FROM __drizzle_migrations").all() as {
-    createdAt: number;
-  }[];
-  const knownTimes = new Set(known.map((entry) => entry.when));
-  if (applied.some((row) => !knownTimes.has(Number(row.createdAt)))) {
-    throw new BlaineError(`${name} was written by a newer version of Blaine; upgrade Blaine to use it`);
-  }
-  if (readonly && applied.length < known.length) {
+  const missing = missingMigrations(applied, join(MIGRATIONS, kind), name);
+  if (readonly && missing > 0) {
     throw new BlaineError(
       `${name} is from an older version of Blaine; run any writing command (e.g. blaine run) to upgrade it`,
     );
   }
-  return applied.length < known.length;
+  return missing > 0;
 }
 
 /** A drizzle query builder over the host catalog (drizzle is loaded on first use). */

@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CatalogLock } from "../../catalog/lock.ts";
+import { appliedSqliteMigrations, applySqliteMigrations, missingMigrations } from "../../catalog/schema-version.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../../errors.ts";
 
 /**
@@ -61,10 +62,14 @@ function openSqlite(path: string, create: boolean): ImageSql {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA cache_size = -16384");
-    const { drizzle } = require("drizzle-orm/bun-sqlite") as typeof import("drizzle-orm/bun-sqlite");
-    const { migrate } = require("drizzle-orm/bun-sqlite/migrator") as typeof import("drizzle-orm/bun-sqlite/migrator");
-    migrate(drizzle(db), { migrationsFolder: join(MIGRATIONS, "sqlite") });
+    const folder = join(MIGRATIONS, "sqlite");
+    const applied = appliedSqliteMigrations(db);
+    if (applied === undefined && db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' LIMIT 1").get()) {
+      throw new BlaineError(`${path} is an SQLite file but not a Blaine image catalog`);
+    }
+    if (missingMigrations(applied ?? [], folder, name) > 0) applySqliteMigrations(db, folder);
   } catch (error) {
+    if (error instanceof BlaineError) throw error;
     throw new BlaineError(`cannot open ${name}: ${errorMessage(error)}`, ExitCode.failure);
   }
   const statements = new Map<string, ReturnType<Database["query"]>>();
@@ -123,11 +128,18 @@ async function openPostgres(url: string): Promise<ImageSql> {
   const name = `image catalog ${redactUrl(url)}`;
   const sql = new Bun.SQL(url, { max: 4 });
   try {
-    const { drizzle } = require("drizzle-orm/bun-sql") as typeof import("drizzle-orm/bun-sql");
-    const { migrate } = require("drizzle-orm/bun-sql/migrator") as typeof import("drizzle-orm/bun-sql/migrator");
-    await migrate(drizzle({ client: sql }), { migrationsFolder: join(MIGRATIONS, "postgres") });
+    const folder = join(MIGRATIONS, "postgres");
+    // drizzle keeps PostgreSQL's record of migrations in its own schema.
+    const [table] = (await sql.unsafe("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL AS present")) as { present: boolean }[];
+    const applied = table?.present ? ((await sql.unsafe("SELECT created_at FROM drizzle.__drizzle_migrations")) as { created_at: string | number }[]).map((row) => Number(row.created_at)) : [];
+    if (missingMigrations(applied, folder, name) > 0) {
+      const { drizzle } = require("drizzle-orm/bun-sql") as typeof import("drizzle-orm/bun-sql");
+      const { migrate } = require("drizzle-orm/bun-sql/migrator") as typeof import("drizzle-orm/bun-sql/migrator");
+      await migrate(drizzle({ client: sql }), { migrationsFolder: folder });
+    }
   } catch (error) {
     await sql.close().catch(() => {});
+    if (error instanceof BlaineError) throw error;
     throw new BlaineError(`cannot open ${name}: ${errorMessage(error).replaceAll(url, redactUrl(url))}`, ExitCode.failure);
   }
   const over = (client: Bun.SQL): ImageSql => ({
