@@ -268,9 +268,13 @@ async function releaseDiskMounts(): Promise<void> {
 async function runAsPar2(): Promise<number | undefined> {
   const name = (process.argv[1] ?? "").split("/").pop()!.replace(/\.(ts|js|exe)$/i, "");
   const match = /^par2(create|verify|repair)?$/i.exec(name);
+  // par2cmdline's -V, -VV and -h come first, before any action (`par2 -V` probes for it): cac would take them as its own.
+  const asked = /^(-V|-VV|--version|-h|--help)$/;
+  if (!match && process.argv[2] === "par2" && asked.test(process.argv[3] ?? "")) return (await command.par2()).par2Command(process.argv[3], [], createOutput);
   if (!match) return undefined;
   const { par2Command } = await command.par2();
   const args = process.argv.slice(2);
+  if (asked.test(args[0] ?? "")) return par2Command(args[0], [], createOutput);
   return match[1] ? par2Command(match[1], args, createOutput) : par2Command(args[0], args.slice(1), createOutput);
 }
 

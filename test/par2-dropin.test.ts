@@ -5,7 +5,7 @@
  * names, listed empty files), each checked against the real `par2`.
  */
 import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { createRecoverySet } from "../lib/par2/create.ts";
 import {
@@ -303,6 +303,52 @@ describe("issue 13.3: data found by content", () => {
     expect(await blocks([])).toBe("10");
     expect(await blocks(["-N", "-S50"])).toBe("0");
     expect(await blocks(["-N", "-S200"])).toBe("10");
+  });
+});
+
+describe("issue 13.2: par2cmdline's lines around the conclusions", () => {
+  /** par2cmdline's lines without its progress and loading lines (Blaine prints none), Target lines sorted (par2cmdline prints them as its hashing threads finish). */
+  const stockLines = (output: string) => {
+    const all = output.split(/[\r\n]+/).map((line) => line.trim()).filter((line) => line !== "" && !/^(Loading|Loaded|No new|Opening|Scanning|Verifying|Computing|Constructing|Solving|Repairing|Writing|Wrote|Processing|Done)/.test(line));
+    return [...all.filter((line) => line.startsWith("Target:")).sort(), ...all.filter((line) => !line.startsWith("Target:"))];
+  };
+
+  test.skipIf(!hasPar2)("create's and verify's lines, counts of renamed, missing, damaged and whole files, options after the set name taken as files, -V", async () => {
+    for (const who of ["stock", "ours"]) {
+      mkdirSync(join(dir, who));
+      writeFileSync(join(dir, who, "a.bin"), seededBytes(30_000, 31));
+      writeFileSync(join(dir, who, "b.bin"), seededBytes(20_000, 32));
+      writeFileSync(join(dir, who, "c.bin"), seededBytes(10_000, 33));
+    }
+    const stockCreate = par2(["c", "-s4096", "-c3", "set.par2", "a.bin", "b.bin", "c.bin"], join(dir, "stock"));
+    const ourCreate = await blaine(["par2", "c", "-s4096", "-c3", "set.par2", "a.bin", "b.bin", "c.bin"], { cwd: join(dir, "ours") });
+    expect(stockLines(ourCreate.stdout)).toEqual(stockLines(stockCreate.output).filter((line) => !/^Writing (recovery|verification) packets/.test(line)));
+    expect(stockLines(ourCreate.stdout)).toContain("Block size: 4096");
+
+    const both = async (args: string[]) => ({
+      stock: stockLines(par2(args, join(dir, "stock")).output),
+      ours: stockLines((await blaine(["par2", ...args], { cwd: join(dir, "ours") })).stdout),
+    });
+    const intact = await both(["v", "set.par2", "-q"]);
+    expect(intact.ours).toEqual(intact.stock);
+    expect(intact.ours).toContain("The block size used was 4096 bytes.");
+
+    for (const who of ["stock", "ours"]) {
+      renameSync(join(dir, who, "b.bin"), join(dir, who, "renamed.bin"));
+      damage(join(dir, who, "a.bin"), 100, new Uint8Array(10));
+    }
+    const renamed = await both(["v", "set.par2", "renamed.bin"]);
+    expect(renamed.ours).toEqual(renamed.stock);
+    expect(renamed.ours).toEqual(expect.arrayContaining(["1 file(s) have the wrong name.", "1 file(s) exist but are damaged.", "1 file(s) are ok.", "1 recovery blocks will be used to repair."]));
+    for (const who of ["stock", "ours"]) damage(join(dir, who, "a.bin"), 100, seededBytes(30_000, 31).subarray(100, 110));
+    const onlyRenamed = await both(["v", "set.par2", "renamed.bin"]);
+    expect(onlyRenamed.ours).toEqual(onlyRenamed.stock);
+    expect(onlyRenamed.ours).toContain("None of the recovery blocks will be used for the repair.");
+
+    const version = await blaine(["par2", "-V"]);
+    expect(version.exitCode).toBe(0);
+    expect(version.stdout).toMatch(/^blaine par2 version/);
+    expect(program("par2verify.ts", ["-V"], dir).exitCode).toBe(0);
   });
 });
 

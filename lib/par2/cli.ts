@@ -25,6 +25,7 @@ import { loadRecoverySet, RecoverySetError, setFiles } from "./recovery-set.ts";
 import type { RecoveryFileScheme } from "./sizing.ts";
 import { checkFiles, isWholeCopy, type SetCheck } from "./verify.ts";
 import { formatBytes } from "../size.ts";
+import { version as packageVersion } from "../../package.json";
 import type { Output } from "../cli/output.ts";
 
 const USAGE =
@@ -91,7 +92,8 @@ function parseArguments(args: readonly string[]): ParsedArguments {
       // given and needs no catalog or disk, so their values are not used.
       if (!arg.includes("=") && args[++i] === undefined) throw new UsageError(`par2: option ${arg} needs a value\n${USAGE}`);
     }
-    else if (/^-[a-zA-Z]/.test(arg)) {
+    // As par2cmdline reads them: short options end at the first name (SET.par2), and what follows is a file even if it starts with -.
+    else if (/^-[a-zA-Z]/.test(arg) && positional.length === 0) {
       const letter = arg[1];
       if (FLAG_OPTIONS.has(letter)) {
         // -qq and -vv are par2cmdline's doubled forms; other flags stand alone.
@@ -104,7 +106,7 @@ function parseArguments(args: readonly string[]): ParsedArguments {
       const value = arg.length > 2 ? arg.slice(2) : args[++i];
       if (value === undefined) throw new UsageError(`par2: option -${letter} needs a value\n${USAGE}`);
       options.set(letter, value);
-    } else if (arg.startsWith("--")) throw new UsageError(`par2: unknown option ${arg}\n${USAGE}`);
+    } else if (arg.startsWith("--") && positional.length === 0) throw new UsageError(`par2: unknown option ${arg}\n${USAGE}`);
     else positional.push(arg);
   }
   return { options, flags, positional, json };
@@ -175,6 +177,15 @@ export function par2Action(word: string | undefined): "create" | "verify" | "rep
 
 /** Runs `blaine par2 ACTION ARGS…` and returns par2cmdline's exit code for the outcome. */
 export async function par2Command(action: string | undefined, args: readonly string[], output: (json: boolean) => Output): Promise<number> {
+  // par2cmdline's -V, -VV and -h come in the action's place; scripts probe for par2 with `par2 -V`.
+  if (action === "-V" || action === "--version" || action === "-VV") {
+    console.log(`blaine par2 version ${packageVersion} (par2cmdline 0.8.1's options and exit codes; PAR 2.0 and PAR 1.0 sets)`);
+    return Par2Exit.ok;
+  }
+  if (action === "-h" || action === "--help") {
+    console.log(USAGE);
+    return Par2Exit.ok;
+  }
   let out: Output | undefined;
   try {
     const parsed = parseArguments(await expandListFiles(args));
@@ -316,9 +327,14 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
     memory: memoryOption(parsed),
   });
   const written = built.paths;
-  for (const name of built.skippedEmpty) say(`Skipping ${name}: empty files need no recovery data.`);
-  say(`${built.inputSlices} source blocks of ${formatBytes(built.sliceSize)}, ${built.recoveryCount} recovery blocks; wrote ${written.length} files:`);
-  for (const path of written) say(`  ${path}`);
+  // par2cmdline's lines (scripts read the block size from them), then the files written.
+  for (const name of built.skippedEmpty) say(`Skipping 0 byte file: ${name}`);
+  say(`Block size: ${built.sliceSize}`);
+  say(`Source file count: ${setFiles.length - built.skippedEmpty.length}`);
+  say(`Source block count: ${built.inputSlices}`);
+  say(`Recovery block count: ${built.recoveryCount}`);
+  say(`Recovery file count: ${written.length - 1}`);
+  say(`Wrote ${written.length} files (${formatBytes(built.sliceSize)} blocks): ${written.join(", ")}`, Noise.noisy);
   say(`Base path ${base}; files named in the set: ${setFiles.map((f) => f.name).join(", ")}`, Noise.noisy);
   say("Done", Noise.quiet);
   out.result({ setPath, sliceSize: built.sliceSize, sourceBlocks: built.inputSlices, recoveryBlocks: built.recoveryCount, files: written, skippedEmpty: built.skippedEmpty });
@@ -336,6 +352,9 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   }
   // par2cmdline takes a set that is not there for a bad command line (exit 3).
   if (!existsSync(setPath)) throw new UsageError(`par2 ${action}: ${setPath}: no such recovery set`);
+  // par2cmdline passes over FILEs that are not there (a download still arriving); named with -v.
+  for (const file of extra.filter((file) => !existsSync(file))) say(`Ignoring non-existent source file: ${resolve(file)}`, Noise.noisy);
+  extra = extra.filter((file) => existsSync(file));
   if (isPar1Name(setPath)) {
     const { verifyOrRepairPar1 } = await import("./par1-cli.ts");
     return verifyOrRepairPar1({ action, setPath, extra, base: parsed.options.get("B"), purge: parsed.flags.has("p"), memory: memoryOption(parsed) }, out, say) as Par2Exit;
@@ -360,8 +379,11 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   const searched = renameOnly ? extraFiles.filter((file) => isWholeCopy(file, set)) : extraFiles;
   const leeway = integerOption(parsed.options, "S", "the skip leaway", 1) ?? 64;
   const check = await checkFiles(set, { locate, extraFiles: searched, searchDamaged: !renameOnly, skip: parsed.flags.has("N") ? { leeway } : undefined });
-  reportFound(check, extraFiles, say);
-  report(check, say);
+  reportSet(check, say);
+  reportTargets(check, say);
+  // par2cmdline looks at the other files only when a file is not whole, and names them only then.
+  const whole = check.files.every((file) => file.status === "intact");
+  reportSummary(check, whole ? new Set() : reportFound(check, extraFiles, say), say);
   const purge = parsed.flags.has("p");
   const damaged = check.badSlices > 0 || check.files.some((f) => f.status !== "intact");
   if (action === "verify") {
@@ -379,7 +401,11 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
     out.result({ ...summary(check), repaired: result.repaired, failure: result.failure });
     return Par2Exit.repairFailed;
   }
-  for (const path of result.repaired) say(`Repaired ${path}`);
+  // As par2cmdline re-verifies what it wrote: a `Target:` line for each repaired file.
+  for (const path of result.repaired) {
+    say(`Target: "${check.files.find((file) => file.path === path)?.name ?? basename(path)}" - found.`, Noise.quiet);
+    say(`Repaired ${path}`, Noise.noisy);
+  }
   if (result.repaired.length > 0) say("Repair complete.", Noise.quiet);
   out.result({ ...summary(check), repaired: result.repaired });
   if (purge) purgeSet(setPath, say);
@@ -403,30 +429,41 @@ export function purgeFiles(paths: readonly string[], say: Say): void {
   }
 }
 
-/** par2cmdline's line for each extra file searched: what of the set it holds. */
-function reportFound(check: SetCheck, extraFiles: readonly string[], say: Say): void {
+/**
+ * par2cmdline's line for each extra file searched: what of the set it
+ * holds. Returns the names of the set's files found whole in one of them
+ * (renamed: par2cmdline counts them apart from the missing and damaged).
+ */
+function reportFound(check: SetCheck, extraFiles: readonly string[], say: Say): Set<string> {
   const entryOf = (index: number) => check.set.entries.find((entry) => index >= entry.firstSlice && index < entry.firstSlice + entry.checksums.length)!;
+  const renamed = new Set<string>();
   for (const file of extraFiles) {
     const here = check.found.filter((slice) => slice.path === file);
     if (here.length === 0) {
-      say(`File: "${file}" - no data found.`);
+      say(`File: "${basename(file)}" - no data found.`, Noise.quiet);
       continue;
     }
     const entries = new Set(here.map((slice) => entryOf(slice.index)));
     const [entry] = entries;
     const whole = entries.size === 1 && here.length === entry.checksums.length && statSync(file).size === entry.description.length;
-    if (whole) say(`File: "${file}" - is a match for "${entry.description.name}".`);
-    else say(`File: "${file}" - found ${here.length} data blocks from ${entries.size === 1 ? `"${entry.description.name}"` : "several target files"}.`);
+    if (whole) renamed.add(entry.description.name);
+    if (whole) say(`File: "${basename(file)}" - is a match for "${entry.description.name}".`, Noise.quiet);
+    else say(`File: "${basename(file)}" - found ${here.length} data blocks from ${entries.size === 1 ? `"${entry.description.name}"` : "several target files"}.`, Noise.quiet);
   }
+  return renamed;
 }
 
-/**
- * par2cmdline's lines, which scripts grep: a `Target:` line per file, then
- * `All files are correct, repair is not required.` or `Repair is required.`
- * and `Repair is possible.` / `Repair is not possible.` with `You need N
- * more recovery blocks to be able to repair.`
- */
-function report(check: SetCheck, say: Say): void {
+/** par2cmdline's description of the set, before the files are checked. */
+function reportSet(check: SetCheck, say: Say): void {
+  const { set } = check;
+  say(`There are ${set.entries.length} recoverable files and 0 other files.`);
+  say(`The block size used was ${set.sliceSize} bytes.`);
+  say(`There are a total of ${set.inputSlices} data blocks.`);
+  say(`The total size of the data files is ${set.entries.reduce((sum, entry) => sum + entry.description.length, 0)} bytes.`);
+}
+
+/** A `Target:` line per file, as par2cmdline prints them while it verifies. */
+function reportTargets(check: SetCheck, say: Say): void {
   for (const file of check.files) {
     const found = file.slices - file.badSlices.length;
     if (file.status === "intact") say(`Target: "${file.name}" - found.`, Noise.quiet);
@@ -435,22 +472,35 @@ function report(check: SetCheck, say: Say): void {
     if (file.status === "damaged") say(`  damaged blocks: ${file.badSlices.join(", ")}`, Noise.noisy);
   }
   if (check.set.recoveryDamaged > 0) say(`${check.set.recoveryDamaged} recovery blocks are damaged or missing.`);
-  const damaged = check.files.filter((f) => f.status === "damaged").length;
-  const missing = check.files.filter((f) => f.status === "missing").length;
-  if (damaged + missing === 0 && check.badSlices === 0) {
+}
+
+/**
+ * par2cmdline's conclusions, which scripts grep: `All files are correct,
+ * repair is not required.` or `Repair is required.`, the counts, and
+ * `Repair is possible.` / `Repair is not possible.` with `You need N more
+ * recovery blocks to be able to repair.`
+ */
+function reportSummary(check: SetCheck, renamed: ReadonlySet<string>, say: Say): void {
+  const count = (status: string) => check.files.filter((f) => f.status === status && !renamed.has(f.name)).length;
+  const damaged = count("damaged");
+  const missing = count("missing");
+  if (damaged + missing + renamed.size === 0 && check.badSlices === 0) {
     say("All files are correct, repair is not required.", Noise.quiet);
     return;
   }
   say("Repair is required.", Noise.quiet);
-  if (damaged > 0) say(`${damaged} file(s) exist but are damaged.`);
+  if (renamed.size > 0) say(`${renamed.size} file(s) have the wrong name.`);
   if (missing > 0) say(`${missing} file(s) are missing.`);
+  if (damaged > 0) say(`${damaged} file(s) exist but are damaged.`);
+  if (count("intact") > 0) say(`${count("intact")} file(s) are ok.`);
   say(`You have ${check.set.inputSlices - check.badSlices} out of ${check.set.inputSlices} data blocks available.`);
-  if (check.found.length > 0) say(`${check.found.length} of them were found in other places and will be copied into place.`);
-  say(`You have ${check.recoveryAvailable} recovery blocks available.`);
+  if (check.found.length > 0) say(`${check.found.length} of them were found in other places and will be copied into place.`, Noise.noisy);
+  if (check.recoveryAvailable > 0) say(`You have ${check.recoveryAvailable} recovery blocks available.`);
   if (check.repairable) {
     say("Repair is possible.", Noise.quiet);
     if (check.recoveryAvailable > check.badSlices) say(`You have an excess of ${check.recoveryAvailable - check.badSlices} recovery blocks.`);
-    say(`${check.badSlices} recovery blocks will be used to repair.`);
+    if (check.badSlices > 0) say(`${check.badSlices} recovery blocks will be used to repair.`);
+    else if (check.recoveryAvailable > 0) say("None of the recovery blocks will be used for the repair.");
   } else {
     say("Repair is not possible.", Noise.quiet);
     say(`You need ${check.badSlices - check.recoveryAvailable} more recovery blocks to be able to repair.`, Noise.quiet);

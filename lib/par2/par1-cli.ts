@@ -42,7 +42,9 @@ export function verifyOrRepairPar1(request: Par1Request, out: Output, say: Say):
     out.result({ ...summary(check), repaired: [], failure: result.failure });
     return Par2Exit.repairFailed;
   }
-  for (const path of result.repaired) say(`Repaired ${path}`);
+  // As par2cmdline re-verifies what it rebuilt: a `Target:` line for each.
+  for (const file of check.files.filter((candidate) => candidate.status !== "found" && candidate.status !== "renamed")) say(`Target: "${file.entry.name}" - found.`, Noise.quiet);
+  for (const path of result.repaired) say(`Repaired ${path}`, Noise.noisy);
   say("Repair complete.", Noise.quiet);
   out.result({ ...summary(check), repaired: result.repaired });
   if (request.purge) purgeFiles(set.parFiles, say);
