@@ -13,6 +13,7 @@ import { comparePaths } from "../lib/catalog/path-order.ts";
 import { walk } from "../lib/archive/stages/walker.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
 import { diffTrees, multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { hasProgram } from "../lib/system/exec.ts";
@@ -244,8 +245,7 @@ describe("archiving names that are not UTF-8", () => {
     const count = makeBadTree(env.source);
     /** A run killed after placing and renaming, before its commit; the next run recovers it all. */
     const crashThenRecover = async (archive: ArchiveEnv) => {
-      const crashed = await blaine(["run", "--db", archive.db, "--dest", archive.disk, archive.source], { env: { BLAINE_CRASH_AT: "before-commit:1" } });
-      expect(crashed.exitCode).not.toBe(0);
+      await blaineKilledAt("before-commit:1", ["run", "--db", archive.db, "--dest", archive.disk, archive.source]);
       const recovered = await archive.run();
       expect(recovered.exitCode).toBe(0);
       expect(recovered.json.recovered).toBeGreaterThan(0);

@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
-import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
 
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
@@ -45,10 +46,9 @@ const CRASH_POINTS: [string, string][] = [
 ];
 
 describe("kill -9 during blaine run", () => {
-  test.each(CRASH_POINTS)("%s: the next run finishes without re-copying, verify passes", async (_label, point) => {
+  test.each(CRASH_POINTS)("%s: killed there (its marker says so), the next run finishes without re-copying, verify passes", async (_label, point) => {
     env = await archiveEnv(tree(2600, 1000));
-    const killed = await blaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: point } });
-    expect(killed.exitCode).not.toBe(0);
+    await blaineKilledAt(point, ["run", "--db", env.db, "--dest", env.disk, env.source]);
     const again = await env.run();
     expect(again.exitCode).toBe(0);
     expect(again.json.new + again.json.unchanged).toBe(2600);
@@ -64,10 +64,7 @@ describe("kill -9 during blaine run", () => {
     await env.run();
     for (let i = 0; i < 300; i += 3) rmSync(join(env.source, `d${i % 7}`, `f${i}`));
     for (let i = 1; i < 300; i += 3) renameSync(join(env.source, `d${i % 7}`, `f${i}`), join(env.source, `d${i % 7}`, `g${i}`));
-    const killed = await blaine(["run", "--db", env.db, "--dest", env.disk, "--max-delete", "1000", env.source], {
-      env: { BLAINE_CRASH_AT: "mid-placement:150" },
-    });
-    expect(killed.exitCode).not.toBe(0);
+    await blaineKilledAt("mid-placement:150", ["run", "--db", env.db, "--dest", env.disk, "--max-delete", "1000", env.source]);
     const again = await env.run("--max-delete", "1000");
     expect(again.exitCode).toBe(0);
     expect(again.json.bytesCopied).toBe(0);
@@ -89,10 +86,12 @@ describe("kill -9 during blaine run", () => {
 
   test("verify after a kill, before any re-run, settles the interrupted work first", async () => {
     env = await archiveEnv(tree(200, 1000));
-    const killed = await blaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "before-commit:1" } });
-    expect(killed.exitCode).not.toBe(0);
+    await blaineKilledAt("before-commit:1", ["run", "--db", env.db, "--dest", env.disk, env.source]);
     const verified = await env.verify();
     expect(verified.exitCode).toBe(0);
+    expect(verified.json.disks[0].catalogMismatch).toEqual([]);
+    expect((await env.run()).exitCode).toBe(0);
+    await expectWholeAndConsistent(env);
   });
 });
 
@@ -105,8 +104,7 @@ describe("kill -9 during blaine restore", () => {
     env = await archiveEnv(tree(30, 300_000));
     expect((await env.run()).exitCode).toBe(0);
     const to = join(env.root, "restored");
-    const killed = await blaine(["restore", env.source, "--to", to, "--db", env.db, "--dest", env.disk], { env: { BLAINE_CRASH_AT: "restore-before-rename:12" } });
-    expect(killed.exitCode).not.toBe(0);
+    await blaineKilledAt("restore-before-rename:12", ["restore", env.source, "--to", to, "--db", env.db, "--dest", env.disk]);
     expect(restoreTemps(to).length).toBe(1);
     const again = await env.restore(to);
     expect(again.exitCode).toBe(0);

@@ -6,6 +6,7 @@ import { loadSettings } from "../lib/archive/settings.ts";
 import { releaseDiskMounts } from "../lib/archive/disk/unlock.ts";
 import { listMounts } from "../lib/system/fuse-mount.ts";
 import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { makeTree, tempDir } from "./helpers/fixture.ts";
 import { cipherMissing } from "./helpers/mounts.ts";
 
@@ -73,10 +74,7 @@ describe("how restore and verify mount an encrypted disk", () => {
   test.skipIf(skipReason !== undefined)("with intents a killed run left: read-write, and they are settled", async () => {
     const env = await archivedEncryptedDisk();
     writeFileSync(join(env.root, "src", "new.txt"), "arrived after the first run");
-    const killed = await blaine(["run", "--db", env.db, "--dest", env.disk, "--keyfile", env.keyfile, join(env.root, "src")], {
-      env: { BLAINE_CRASH_AT: "before-commit:1" },
-    });
-    expect(killed.exitCode).not.toBe(0);
+    await blaineKilledAt("before-commit:1", ["run", "--db", env.db, "--dest", env.disk, "--keyfile", env.keyfile, join(env.root, "src")]);
     const archive = await openArchive(env.settings, { write: true, settleOnly: true });
     try {
       const disk = archive.disks[0];

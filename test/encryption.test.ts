@@ -2,6 +2,7 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { filesOf, makeTree, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
 import { cipherMissing } from "./helpers/mounts.ts";
 import { Terminal } from "./helpers/terminal.ts";
@@ -163,9 +164,7 @@ describe.each(CIPHERS)("encrypted disk with %s", (cipher) => {
 
   test.skipIf(skip)("a run killed with the disk mounted leaves a stale mount (no password in any argv or environment); the next command cleans it up", async () => {
     const env = await encryptedEnv(cipher);
-    const child = spawnBlaine(["run", "--db", env.db, "--dest", env.disk, "--keyfile", env.keyfile, env.source], { env: { BLAINE_CRASH_AT: "after-intents" } });
-    expect(await child.exited).toBe(137);
-    expect(child.signalCode).toBe("SIGKILL");
+    await blaineKilledAt("after-intents:1", ["run", "--db", env.db, "--dest", env.disk, "--keyfile", env.keyfile, env.source]);
     const stale = mountsOf(env.label.copyId);
     expect(stale.length).toBe(1);
     // The FUSE daemon outlived the kill: while it is up, no process shows the password.

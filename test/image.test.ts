@@ -4,6 +4,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, sta
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
 import { spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type ImageEnv } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
@@ -308,8 +309,8 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
     writeFileSync(source, Buffer.from(randomBytes(4 * MiB, 50)));
-    const killed = await env.image(["backup", source, "vm", ...BS], { BLAINE_CRASH_AT: "image-chunk-stored:10" });
-    expect(killed.exitCode).not.toBe(0);
+    const crash = crashAt("image-chunk-stored:10");
+    expectDiedAt(await env.image(["backup", source, "vm", ...BS], crash.env), crash, "image-chunk-stored:10");
     const ls = await env.image(["ls", "--json"]);
     expect(ls.json.versions.map((v: { status: string }) => v.status)).toEqual(["incomplete"]);
     const uid = ls.json.versions[0].uid;

@@ -3,6 +3,7 @@ import { Database } from "bun:sqlite";
 import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
 import { diskContents, multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 
@@ -52,8 +53,7 @@ describe("applying deferred actions", () => {
     expect(offline.json.renamed).toBe(1500);
     expect(offline.json.deferred.queued).toBe(1500);
     // A comes back: the queue is applied first, and killed part way.
-    const killed = await blaine(["verify", "--db", e.db, "--dest", A], { env: { BLAINE_CRASH_AT: point } });
-    expect(killed.exitCode).not.toBe(0);
+    await blaineKilledAt(point, ["verify", "--db", e.db, "--dest", A]);
     const left = await pendingCount(e);
     expect(left).toBeGreaterThan(0);
     expect(left).toBeLessThanOrEqual(1500);

@@ -13,6 +13,7 @@ import { hasProgram } from "../lib/system/exec.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { seededBytes } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -126,8 +127,7 @@ describe("parity stage", () => {
 
   test("kill -9 after the parity is written but before it is recorded: the next run records it", async () => {
     env = await parityEnv();
-    const crash = await blaine(["run", "--db", env.db, "--dest", env.disk, env.source], { env: { BLAINE_CRASH_AT: "parity-before-record" } });
-    expect(crash.exitCode).not.toBe(0);
+    await blaineKilledAt("parity-before-record:1", ["run", "--db", env.db, "--dest", env.disk, env.source]);
     expect(parityFiles(env.disk).length).toBe(4);
     expect(paritySets(env.disk)).toEqual([]);
     const again = await env.run();

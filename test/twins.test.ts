@@ -2,6 +2,7 @@ import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { appendFileSync, copyFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { filesOf, snapshotTree } from "./helpers/fixture.ts";
 import { diffTrees, diskContents, multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { cipherMissing } from "./helpers/mounts.ts";
@@ -134,8 +135,7 @@ describe("twin disks", () => {
     for (const [name, content] of Object.entries(many)) writeFileSync(e.path(`docs/${name}`), content);
     expect((await e.run([C])).exitCode).toBe(0);
     expect(await pendingPaths(e)).toHaveLength(300);
-    const killed = await blaine(["run", "--db", e.db, "--dest", C2, e.source], { env: { BLAINE_CRASH_AT: "mid-placement:150" } });
-    expect(killed.exitCode).not.toBe(0);
+    await blaineKilledAt("mid-placement:150", ["run", "--db", e.db, "--dest", C2, e.source]);
     const again = await e.run([C2]);
     expect(again.exitCode).toBe(0);
     expect(again.json.recovered).toBeGreaterThan(0);
@@ -144,6 +144,7 @@ describe("twin disks", () => {
     const { onFileSystem, inCatalog } = diskContents(C2);
     expect(onFileSystem).toEqual(inCatalog);
     expect(readdirSync(join(C2, ".blaine", "tmp"))).toEqual([]);
+    await restoreEqualsSource(e, [C2]);
   });
 
   test("a clone with no copy mounted is filled from the source files, each hash checked; a changed source is left to fill later", async () => {
