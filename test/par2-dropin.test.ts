@@ -313,7 +313,7 @@ describe("issue 13.2: par2cmdline's lines around the conclusions", () => {
     return [...all.filter((line) => line.startsWith("Target:")).sort(), ...all.filter((line) => !line.startsWith("Target:"))];
   };
 
-  test.skipIf(!hasPar2)("create's and verify's lines, counts of renamed, missing, damaged and whole files, options after the set name taken as files, -V", async () => {
+  test.skipIf(!hasPar2)("create's and verify's lines, an existing set refused (exit 6), counts of renamed, missing, damaged and whole files, options after the set name taken as files, -V", async () => {
     for (const who of ["stock", "ours"]) {
       mkdirSync(join(dir, who));
       writeFileSync(join(dir, who, "a.bin"), seededBytes(30_000, 31));
@@ -324,6 +324,9 @@ describe("issue 13.2: par2cmdline's lines around the conclusions", () => {
     const ourCreate = await blaine(["par2", "c", "-s4096", "-c3", "set.par2", "a.bin", "b.bin", "c.bin"], { cwd: join(dir, "ours") });
     expect(stockLines(ourCreate.stdout)).toEqual(stockLines(stockCreate.output).filter((line) => !/^Writing (recovery|verification) packets/.test(line)));
     expect(stockLines(ourCreate.stdout)).toContain("Block size: 4096");
+    // A set that is already there is not overwritten: a file that cannot be written, exit 6 for both.
+    const again = ["c", "-q", "-s4096", "-c3", "set.par2", "a.bin"];
+    expect({ ours: (await blaine(["par2", ...again], { cwd: join(dir, "ours") })).exitCode, stock: par2(again, join(dir, "stock")).exitCode }).toEqual({ ours: 6, stock: 6 });
 
     const both = async (args: string[]) => ({
       stock: stockLines(par2(args, join(dir, "stock")).output),
@@ -349,6 +352,28 @@ describe("issue 13.2: par2cmdline's lines around the conclusions", () => {
     expect(version.exitCode).toBe(0);
     expect(version.stdout).toMatch(/^blaine par2 version/);
     expect(program("par2verify.ts", ["-V"], dir).exitCode).toBe(0);
+  });
+});
+
+describe("issue 13.2: wildcards par2cmdline expands itself", () => {
+  test.skipIf(!hasPar2)("a quoted * or ? in a FILE is expanded in its directory, on create and on verify", async () => {
+    for (const who of ["stock", "ours"]) {
+      mkdirSync(join(dir, who, "d"), { recursive: true });
+      writeFileSync(join(dir, who, "d", "a.bin"), seededBytes(9000, 41));
+      writeFileSync(join(dir, who, "d", "b.bin"), seededBytes(7000, 42));
+      writeFileSync(join(dir, who, "d", "c.txt"), seededBytes(5000, 43));
+    }
+    const create = ["c", "-q", "-s1024", "-c3", "-B", "d", "d/set.par2", "d/*.bin"];
+    expect(par2(create, join(dir, "stock")).exitCode).toBe(0);
+    expect((await blaine(["par2", ...create], { cwd: join(dir, "ours") })).exitCode).toBe(0);
+    const names = (who: string) => readdirSync(join(dir, who, "d")).sort();
+    expect(names("ours")).toEqual(names("stock"));
+    const verify = await blaine(["par2", "v", "d/set.par2"], { cwd: join(dir, "ours") });
+    expect(verify.stdout).toContain("There are 2 recoverable files");
+    rmSync(join(dir, "ours", "d", "a.bin"));
+    writeFileSync(join(dir, "ours", "d", "a.renamed"), seededBytes(9000, 41));
+    const found = await blaine(["par2", "v", "d/set.par2", "d/a.r?named"], { cwd: join(dir, "ours") });
+    expect(found.stdout).toContain('File: "a.renamed" - is a match for "a.bin".');
   });
 });
 

@@ -239,6 +239,33 @@ async function expandListFiles(args: readonly string[]): Promise<string[]> {
 }
 
 /**
+ * FILE arguments with `*` or `?` in their last part, expanded as
+ * par2cmdline expands them itself (for shells that do not, and quoted
+ * patterns in scripts): the names in that directory that match, in name
+ * order; directories too with -R. One that names a file as it is stays.
+ */
+function expandWildcards(files: readonly string[], withDirectories: boolean): string[] {
+  return files.flatMap((file) => {
+    const name = basename(file);
+    if (!/[*?]/.test(name) || existsSync(file)) return [file];
+    const directory = dirname(file);
+    const pattern = new RegExp(`^${name.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".")}$`, "s");
+    let names: string[];
+    try {
+      names = readdirSync(directory).filter((candidate) => pattern.test(candidate)).sort();
+    } catch {
+      return [];
+    }
+    return names
+      .map((candidate) => (directory === "." && !file.startsWith("./") ? candidate : join(directory, candidate)))
+      .filter((path) => {
+        const stats = statSync(path, { throwIfNoEntry: false });
+        return stats !== undefined && (stats.isFile() || (withDirectories && stats.isDirectory()));
+      });
+  });
+}
+
+/**
  * Every regular file under `directory`, in name order (-R). Symbolic links
  * are left out with a message, as par2cmdline (1.0 and later) does, unless
  * `followLinks` (-L): then links to files are taken in, never links to
@@ -280,7 +307,7 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
   const positional = [...parsed.positional];
   let setPath = options.get("a") ?? positional.shift();
   if (!setPath) throw new UsageError(`par2 create: give SET.par2 and at least one FILE\n${USAGE}`);
-  let files = positional;
+  let files = expandWildcards(positional, parsed.flags.has("R"));
   // As par2cmdline does: `create data.bin` alone protects data.bin in data.bin.par2.
   if (files.length === 0 && !options.has("a") && !/\.par2$/i.test(setPath) && existsSync(setPath) && statSync(setPath).isFile()) files = [setPath];
   if (files.length === 0) throw new UsageError(`par2 create: give SET.par2 and at least one FILE\n${USAGE}`);
@@ -345,6 +372,7 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   // -a SET (par2cmdline: "optional for verify and repair"): every argument is then a file.
   const named = parsed.options.get("a");
   let [setPath, ...extra] = named === undefined ? parsed.positional : [named, ...parsed.positional];
+  extra = expandWildcards(extra, false);
   if (!setPath) throw new UsageError(`par2 ${action}: give SET.par2\n${USAGE}`);
   // As par2cmdline does: a data file's name finds its set NAME.par2 (else NAME.par, a PAR 1.0 set).
   if (!/\.par2$/i.test(setPath) && !isPar1Name(setPath)) {

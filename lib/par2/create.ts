@@ -155,7 +155,8 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
   const finalPaths = [`${base}.par2`, ...volumePaths];
   if (!options.replace) {
     const existing = finalPaths.find((path) => existsSync(path));
-    if (existing) throw new RangeError(`${existing} already exists; remove the old recovery set first`);
+    // An EEXIST, as par2cmdline answers it (exit 6, a file that cannot be written), never a bad command line.
+    if (existing) throw Object.assign(new Error(`${existing} already exists; remove the old recovery set first`), { code: "EEXIST" });
   }
   const pending: PendingFile[] = [];
   const volumeOf: number[] = sizes.flatMap((size, i) => Array<number>(size).fill(i));
