@@ -313,7 +313,7 @@ describe("issue 13.2: par2cmdline's lines around the conclusions", () => {
     return [...all.filter((line) => line.startsWith("Target:")).sort(), ...all.filter((line) => !line.startsWith("Target:"))];
   };
 
-  test.skipIf(!hasPar2)("create's and verify's lines, an existing set refused (exit 6), counts of renamed, missing, damaged and whole files, options after the set name taken as files, -V", async () => {
+  test.skipIf(!hasPar2)("create's, verify's and repair's lines, an existing set refused (exit 6), counts of renamed, missing, damaged and whole files, -p's, options after the set name taken as files, -V", async () => {
     for (const who of ["stock", "ours"]) {
       mkdirSync(join(dir, who));
       writeFileSync(join(dir, who, "a.bin"), seededBytes(30_000, 31));
@@ -347,6 +347,15 @@ describe("issue 13.2: par2cmdline's lines around the conclusions", () => {
     const onlyRenamed = await both(["v", "set.par2", "renamed.bin"]);
     expect(onlyRenamed.ours).toEqual(onlyRenamed.stock);
     expect(onlyRenamed.ours).toContain("None of the recovery blocks will be used for the repair.");
+
+    // -q -p: the repair's lines, then the set purged with par2cmdline's lines (its backup of the damaged file aside: Blaine keeps none).
+    for (const who of ["stock", "ours"]) damage(join(dir, who, "c.bin"), 0, new Uint8Array(5));
+    const purged = await both(["r", "-q", "-p", "set.par2", "renamed.bin"]);
+    const withoutBackups = (lines: string[]) => lines.filter((line) => line !== "Purge backup files." && !/^Remove ".*\.1"\.$/.test(line));
+    const sortedRemoves = (lines: string[]) => [...lines.filter((line) => !line.startsWith("Remove")), ...lines.filter((line) => line.startsWith("Remove")).sort()];
+    expect(sortedRemoves(purged.ours)).toEqual(sortedRemoves(withoutBackups(purged.stock)));
+    expect(purged.ours).toContain("Purge par files.");
+    expect(readdirSync(join(dir, "ours")).filter((name) => name.endsWith(".par2"))).toEqual([]);
 
     const version = await blaine(["par2", "-V"]);
     expect(version.exitCode).toBe(0);

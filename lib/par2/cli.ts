@@ -411,7 +411,8 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   reportTargets(check, say);
   // par2cmdline looks at the other files only when a file is not whole, and names them only then.
   const whole = check.files.every((file) => file.status === "intact");
-  reportSummary(check, whole ? new Set() : reportFound(check, extraFiles, say), say);
+  const renamed = whole ? new Set<string>() : reportFound(check, extraFiles, say);
+  reportSummary(check, renamed, say);
   const purge = parsed.flags.has("p");
   const damaged = check.badSlices > 0 || check.files.some((f) => f.status !== "intact");
   if (action === "verify") {
@@ -429,9 +430,10 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
     out.result({ ...summary(check), repaired: result.repaired, failure: result.failure });
     return Par2Exit.repairFailed;
   }
-  // As par2cmdline re-verifies what it wrote: a `Target:` line for each repaired file.
+  // As par2cmdline re-verifies what it rebuilt: a `Target:` line for each (not for a renamed file put back).
   for (const path of result.repaired) {
-    say(`Target: "${check.files.find((file) => file.path === path)?.name ?? basename(path)}" - found.`, Noise.quiet);
+    const name = check.files.find((file) => file.path === path)?.name ?? basename(path);
+    if (!renamed.has(name)) say(`Target: "${name}" - found.`, Noise.quiet);
     say(`Repaired ${path}`, Noise.noisy);
   }
   if (result.repaired.length > 0) say("Repair complete.", Noise.quiet);
@@ -449,11 +451,13 @@ function purgeSet(setPath: string, say: Say): void {
   purgeFiles(setFiles(setPath), say);
 }
 
-/** Deletes a set's files (-p), each named with -v. */
+/** Deletes a set's files (-p), naming each. */
 export function purgeFiles(paths: readonly string[], say: Say): void {
+  // par2cmdline's lines, even with -q.
+  if (paths.length > 0) say("Purge par files.", Noise.quiet);
   for (const path of paths) {
     rmSync(path, { force: true });
-    say(`Purged ${path}`, Noise.noisy);
+    say(`Remove "${basename(path)}".`, Noise.quiet);
   }
 }
 
