@@ -9,6 +9,7 @@
 import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { md5 } from "../lib/par2/packets.ts";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
 import { seededBytes, tempDir } from "./helpers/fixture.ts";
@@ -223,6 +224,25 @@ describe("issue 13: PAR 1.0 sets, side by side with par2cmdline", () => {
     const result = JSON.parse(json.stdout);
     expect(result.format).toBe("PAR 1.0");
     expect(result.files.map((file: { status: string }) => file.status)).toEqual(["found", "found", "found"]);
+  });
+
+  test.skipIf(!hasPar2)("a volume whose recovery data is wrong (its control hash made to match): the repair fails with exit 5 and changes nothing", async () => {
+    const { originals, stock, ours } = twinSets([12_000, 8_000], 1);
+    for (const where of [stock, ours]) {
+      const volume = readFileSync(join(where, "set.p01"));
+      volume[volume.length - 100] ^= 0xff;
+      volume.set(md5(volume.subarray(0x20)), 0x10);
+      writeFileSync(join(where, "set.p01"), volume);
+      writeFileSync(join(where, "f00.bin"), Buffer.concat([originals.get("f00.bin")!.subarray(0, 6000), new Uint8Array(6000)]));
+    }
+    const stockRepair = par2(["r", "set.par"], stock);
+    const ourRepair = await blaine(["par2", "r", "set.par"], { cwd: ours });
+    expect(stockRepair.exitCode).toBe(5);
+    expect(ourRepair.exitCode).toBe(5);
+    expect(ourRepair.stderr).toContain("Repair Failed");
+    // The damaged file is left as it was (par2cmdline moves it to f00.bin.1), and no temp is left behind.
+    expect(readFileSync(join(ours, "f00.bin")).subarray(6000).every((byte) => byte === 0)).toBe(true);
+    expect(readdirSync(ours).sort()).toEqual(["f00.bin", "f01.bin", "set.p01", "set.par"]);
   });
 
   test.skipIf(!hasPar2)("-p purges the set once the files are whole, as par2cmdline does", async () => {
