@@ -34,6 +34,7 @@ const command = {
   verify: () => import("../lib/archive/commands/verify.ts"),
   image: () => import("../lib/image/commands/image-command.ts"),
   mirror: () => import("../lib/mirror/cli.ts"),
+  volume: () => import("../lib/volume/cli.ts"),
 };
 
 const cli = cac("blaine");
@@ -221,6 +222,24 @@ common(cli.command("init", "Set up an archive: questions on a terminal, or --yes
   .option("--copier <name>", "builtin (default) or dc3dd")
   .option("--force", "Replace an existing blaine.toml (--yes)")
   .action(async (flags: Flags) => (await (await command.init()).runInit(flags, createOutput(Boolean(flags.json)))).exitCode);
+
+// The volume product: its archive's settings live in its catalog (--db) and on its destination.
+cli
+  .command("volume [...args]", "Volume archives with sessions (sparsebak's verbs): volume arch-init|add|delete|list|send|receive|verify|prune|monitor|diff|arch-deduplicate|arch-delete")
+  .option("--config <file>", "Settings file (default: ./blaine.toml; its [volume] table)")
+  .option("--db <catalog>", "The archive's catalog: an SQLite file or postgres://… (the same catalog blaine image reads)")
+  .option("--json", "Machine-readable output on stdout")
+  .option("--source <source>", "arch-init: vg/pool (LVM thin) or a directory of image files (btrfs, XFS)")
+  .option("--dest <dest>", "arch-init: internal:/path, s3://bucket/prefix or ssh://user@host[:port]/path")
+  .option("--subdir <dir>", "arch-init: a directory below the destination")
+  .option("--compression <method>", "arch-init: zstd:LEVEL (default zstd:3) or none")
+  .option("--chunk-factor <n>", "arch-init: chunks of 64 KiB × 2^N (default 1: 128 KiB)")
+  .option("--session <session>", "receive, verify: YYYYMMDD-HHMMSS; prune: one session or a range DT,DT")
+  .option("--all-before", "prune: every session before --session")
+  .option("--save-to <path>", "receive: the file or device the volume is written to")
+  .option("--remap", "diff: add the differing chunks to the change map")
+  .option("-u, --unattended", "delete, arch-delete: ask nothing")
+  .action(async (args: string[], flags: Flags) => (await command.volume()).runVolume(args, flags, createOutput(Boolean(flags.json))));
 
 // The mirror product has its own configuration (mnemosyne's JSON), so none of the archive's common flags.
 cli

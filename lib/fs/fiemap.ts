@@ -18,6 +18,8 @@ export interface FileExtent {
 
 /** The extent's data is encoded (compressed): its physical address is the encoded extent's, not byte for byte. */
 export const EXTENT_ENCODED = 0x8;
+/** Delayed allocation, unknown location, data inline or not block-aligned: no physical place to compare. */
+const EXTENT_NO_PLACE = 0x2 | 0x4 | 0x100 | 0x200;
 const EXTENT_LAST = 0x1;
 const FLAG_SYNC = 0x1;
 /** _IOWR('f', 11, struct fiemap): the struct is 32 bytes. */
@@ -123,6 +125,7 @@ export function movedRanges(before: readonly FileExtent[], after: readonly FileE
 
 function sameplace(old: FileExtent | undefined, now: FileExtent | undefined, at: number): boolean {
   if (!old || !now) return !old && !now;
+  if ((old.flags | now.flags) & EXTENT_NO_PLACE) return false;
   if ((old.flags | now.flags) & EXTENT_ENCODED) {
     return old.logical === now.logical && old.physical === now.physical && old.length === now.length;
   }

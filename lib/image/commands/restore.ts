@@ -75,7 +75,8 @@ export async function restoreImage(settings: ImageSettings, request: RestoreImag
   }
 }
 
-async function restoreVersion(store: ChunkStore, source: VersionSource, request: RestoreImageRequest, output: Output): Promise<RestoreImageResult> {
+/** Restores a version from a store already open (a volume archive's destination). */
+export async function restoreVersion(store: ChunkStore, source: VersionSource, request: RestoreImageRequest, output: Output): Promise<RestoreImageResult> {
   const { version } = source;
   const { target } = request;
   const exists = existsSync(target);

@@ -1,0 +1,58 @@
+import type { Output } from "../../cli/output.ts";
+import { BlaineError, ExitCode } from "../../errors.ts";
+import { ImageCatalog } from "../../image/catalog/image-catalog.ts";
+import { openImageSql } from "../../image/catalog/sql.ts";
+import { formatCompression } from "../../image/store/chunk-format.ts";
+import { formatBytes } from "../../size.ts";
+import { ARCHIVE_DOC, archiveDocText, chunkSizeOf, parseArchiveCompression, parseChunkFactor, settingsRows, type ArchiveSettings } from "../archive-settings.ts";
+import { VolumeCatalog } from "../catalog/volume-catalog.ts";
+import { createDestination, parseDestination } from "../destination.ts";
+import { checkSource } from "../sources/change-source.ts";
+import type { VolumeSettings } from "../settings.ts";
+
+export interface ArchInitRequest {
+  readonly source: string;
+  readonly dest: string;
+  readonly subdir?: string;
+  readonly compression?: string;
+  readonly chunkFactor?: string;
+}
+
+/**
+ * `blaine volume arch-init --source SOURCE --dest DEST [--subdir DIR]
+ * [--compression zstd:N] [--chunk-factor N]`: a new archive's settings, on
+ * the destination first (its store made at DEST/SUBDIR, DEST itself must
+ * exist) and then in the catalog, which must hold no archive or images.
+ */
+export async function archInit(settings: VolumeSettings, request: ArchInitRequest, output: Output): Promise<ExitCode> {
+  checkSource(request.source);
+  const destination = parseDestination(request.dest, request.subdir ?? "");
+  const archive: ArchiveSettings = {
+    uid: crypto.randomUUID(),
+    source: request.source,
+    dest: request.dest,
+    subdir: request.subdir ?? "",
+    compression: parseArchiveCompression(request.compression),
+    chunkFactor: parseChunkFactor(request.chunkFactor),
+    created: Date.now(),
+  };
+  const sql = await openImageSql(settings.db, { create: true });
+  const catalog = new ImageCatalog(sql);
+  try {
+    const volumes = new VolumeCatalog(sql);
+    const existing = await volumes.settings();
+    if (existing.uid !== undefined) throw new BlaineError(`${catalog.name} already holds a volume archive (of ${existing.source} to ${existing.dest}); give another --db`, ExitCode.usage);
+    if ((await catalog.versions()).length > 0) {
+      throw new BlaineError(`${catalog.name} holds image versions; a volume archive needs a catalog of its own (its chunks are counted per catalog): give another --db`, ExitCode.usage);
+    }
+    const store = await createDestination(destination, settings.s3);
+    await store.putMetaDoc(ARCHIVE_DOC, archiveDocText(archive));
+    await volumes.setSettings(settingsRows(archive));
+  } finally {
+    await catalog.close();
+  }
+  const chunkSize = chunkSizeOf(archive);
+  output.say(`volume archive of ${archive.source} initialised at ${destination.spec}: chunks of ${formatBytes(chunkSize)}, ${formatCompression(archive.compression)}; blaine volume add NAME adds volumes`);
+  output.result({ uid: archive.uid, source: archive.source, dest: archive.dest, subdir: archive.subdir, store: destination.spec, chunkSize, compression: formatCompression(archive.compression) });
+  return ExitCode.ok;
+}

@@ -1,0 +1,61 @@
+import type { Output } from "../../cli/output.ts";
+import { ExitCode } from "../../errors.ts";
+import { cleanupImages } from "../../image/commands/cleanup.ts";
+import { mapBounded } from "../../pipeline/bounded.ts";
+import { formatBytes } from "../../size.ts";
+import { ARCHIVE_DOC } from "../archive-settings.ts";
+import { confirm } from "../confirm.ts";
+import { withArchive } from "../open-archive.ts";
+import { removeSessions } from "../remove-sessions.ts";
+import { ARCHIVE_LABEL } from "../sessions.ts";
+import { openChangeSource } from "../sources/change-source.ts";
+import type { VolumeSettings } from "../settings.ts";
+
+const quiet: Output = { json: true, say: () => {}, result: () => {} };
+
+/**
+ * `blaine volume arch-deduplicate`: chunks are named by their content's
+ * hash, so the destination holds each distinct chunk once by construction;
+ * what can be there more than needed are chunks no session references
+ * (from killed sends, or prunes of another catalog). Those are found by
+ * comparing the destination's listing with the catalog and deleted.
+ */
+export async function deduplicateArchive(settings: VolumeSettings, output: Output): Promise<ExitCode> {
+  return withArchive(settings, { store: true, write: true }, async (open) => {
+    const result = await cleanupImages(open.imageSettings, true, quiet);
+    output.say(
+      `every chunk is stored once (named by its content's hash); ${result.chunksFreed} chunk(s) no session referenced removed (${formatBytes(result.bytesFreed)})`,
+    );
+    output.result({ chunksFreed: result.chunksFreed, bytesFreed: result.bytesFreed, orphansFreed: result.orphansFreed });
+    return ExitCode.ok;
+  });
+}
+
+/**
+ * `blaine volume arch-delete [-u]`: the whole archive — every session and
+ * chunk on the destination, the volumes' snapshots, the archive's settings
+ * in the catalog and on the destination. Asks first unless -u.
+ */
+export async function deleteArchive(settings: VolumeSettings, output: Output): Promise<ExitCode> {
+  return withArchive(settings, { store: true, write: true }, async (open) => {
+    const volumes = await open.volumes.volumes();
+    const versions = (await open.catalog.versions()).filter((version) => version.labels[ARCHIVE_LABEL] === open.archive.uid);
+    confirm(`Delete the volume archive at ${open.imageSettings.store}: ${volumes.length} volume(s), ${versions.length} session(s)?`, settings.unattended);
+    const removal = await removeSessions(open.catalog, open.volumes, open.store, versions.map((version) => version.uid));
+    // What is left on the destination (chunks of killed sends) goes too: the destination is the archive's own.
+    let leftover = 0;
+    for await (const page of open.store.listChunks()) {
+      async function* each() {
+        yield* page;
+      }
+      for await (const _ of mapBounded(each(), (hash) => open.store.deleteChunk(hash), { concurrency: 8 })) leftover++;
+    }
+    const source = await openChangeSource(open.archive.source);
+    for (const volume of volumes) await source.forget(volume.name).catch(() => {});
+    await open.volumes.forgetArchive();
+    await open.store.deleteMetaDoc(ARCHIVE_DOC);
+    output.say(`deleted the volume archive: ${volumes.length} volume(s), ${removal.sessionsRemoved} session(s), ${removal.chunksFreed + leftover} chunk(s)`);
+    output.result({ volumes: volumes.length, sessionsRemoved: removal.sessionsRemoved, chunksDeleted: removal.chunksFreed + leftover });
+    return ExitCode.ok;
+  });
+}

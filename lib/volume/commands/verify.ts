@@ -1,0 +1,38 @@
+import type { Output } from "../../cli/output.ts";
+import { ExitCode } from "../../errors.ts";
+import { fetchBlock } from "../../image/commands/restore.ts";
+import { mapBounded } from "../../pipeline/bounded.ts";
+import { formatBytes } from "../../size.ts";
+import { withArchive } from "../open-archive.ts";
+import type { VolumeSettings } from "../settings.ts";
+import { chooseSession } from "./receive.ts";
+
+/**
+ * `blaine volume verify NAME [--session DT]`: reads every chunk of the
+ * session (each distinct chunk once) from the destination and checks its
+ * hash. Bad chunks are marked in the catalog, with every session holding
+ * them (as `blaine image scrub` does); exit 4.
+ */
+export async function verifyVolume(settings: VolumeSettings, request: { name: string; session: string | undefined }, output: Output): Promise<ExitCode> {
+  return withArchive(settings, { store: true, write: false }, async (open) => {
+    const session = await chooseSession(open, request.name, request.session);
+    const sizes = new Map<string, number>();
+    for await (const block of open.catalog.allBlocks(session.uid)) if (block.hash) sizes.set(block.hash, block.size);
+    async function* each() {
+      yield* sizes;
+    }
+    const bad: { hash: string; problem: string }[] = [];
+    let bytesChecked = 0;
+    for await (const outcome of mapBounded(each(), async ([hash, size]) => ({ hash, size, data: await fetchBlock(open.store, hash, size) }), { concurrency: 4 })) {
+      if (typeof outcome.data === "string") bad.push({ hash: outcome.hash, problem: outcome.data });
+      else bytesChecked += outcome.size;
+    }
+    const invalid = await open.catalog.markBad(bad.map((chunk) => chunk.hash));
+    for (const chunk of bad) output.say(`bad chunk ${chunk.hash}: ${chunk.problem}`);
+    const names = new Map((await open.catalog.versions(request.name)).map((version) => [version.uid, version.snapshot]));
+    for (const uid of invalid) output.say(`session ${names.get(uid) ?? uid} is invalid: it holds a bad chunk`);
+    output.say(`${request.name} session ${session.snapshot}: ${sizes.size} chunk(s), ${formatBytes(bytesChecked)} checked, ${bad.length} bad`);
+    output.result({ volume: request.name, session: session.snapshot, chunksChecked: sizes.size, bytesChecked, badChunks: bad, invalidSessions: invalid.map((uid) => names.get(uid) ?? uid) });
+    return bad.length > 0 ? ExitCode.damage : ExitCode.ok;
+  });
+}

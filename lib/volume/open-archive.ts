@@ -1,0 +1,110 @@
+import { BlaineError, ExitCode } from "../errors.ts";
+import { ImageCatalog } from "../image/catalog/image-catalog.ts";
+import { openImageSql } from "../image/catalog/sql.ts";
+import type { ImageSettings } from "../image/settings.ts";
+import type { ChunkStore } from "../image/store/chunk-store.ts";
+import { chunkSizeOf, settingsFromRows, type ArchiveSettings } from "./archive-settings.ts";
+import { VolumeCatalog, type VolumeRow } from "./catalog/volume-catalog.ts";
+import { openDestination, parseDestination } from "./destination.ts";
+import { pendingRemoval, removeSessions } from "./remove-sessions.ts";
+import { ARCHIVE_LABEL, sessionsOf } from "./sessions.ts";
+import type { VolumeSettings } from "./settings.ts";
+import type { VersionRow } from "../image/catalog/image-catalog.ts";
+
+/** An archive opened for one command: its catalog, settings, destination (when the command needs it). */
+export interface OpenArchive {
+  readonly settings: VolumeSettings;
+  readonly archive: ArchiveSettings;
+  readonly catalog: ImageCatalog;
+  readonly volumes: VolumeCatalog;
+  readonly chunkSize: number;
+  /** The destination's store (commands that read or write data). */
+  readonly store: ChunkStore;
+  /** The same archive as `blaine image` settings (to run image commands on it). */
+  readonly imageSettings: ImageSettings;
+  /** A volume the user named (usage error when the archive has no such volume). */
+  requireVolume(name: string): Promise<VolumeRow>;
+  /** A volume's finished sessions, oldest first. */
+  sessions(name: string): Promise<VersionRow[]>;
+}
+
+export interface OpenOptions {
+  /** Open the destination (every verb that reads or writes data, or removes sessions). */
+  readonly store: boolean;
+  /** Take the archive's lock: one writing command at a time. */
+  readonly write: boolean;
+}
+
+/**
+ * Opens the archive of --db for one command and runs `fn`. A writing
+ * command holds the archive's lock (a lock file beside an SQLite catalog,
+ * an advisory lock on PostgreSQL) and first recovers what a killed command
+ * left: a removal it had begun (finished now), the sessions of a killed send
+ * (incomplete versions, removed with their chunks).
+ */
+export async function withArchive<T>(settings: VolumeSettings, options: OpenOptions, fn: (open: OpenArchive) => Promise<T>): Promise<T> {
+  const sql = await openImageSql(settings.db, { create: false }).catch((error) => {
+    throw error instanceof BlaineError && /does not exist/.test(error.message)
+      ? new BlaineError(`no volume archive at --db ${settings.db}: blaine volume arch-init --source … --dest … creates one`, ExitCode.usage)
+      : error;
+  });
+  const catalog = new ImageCatalog(sql);
+  let release: (() => Promise<void>) | undefined;
+  try {
+    const volumes = new VolumeCatalog(sql);
+    const rows = await volumes.settings();
+    if (rows.uid === undefined) throw new BlaineError(`${catalog.name} holds no volume archive: blaine volume arch-init --source … --dest … creates one`, ExitCode.usage);
+    const archive = settingsFromRows(rows, catalog.name);
+    if (options.write) {
+      release = await sql.tryLock("volume");
+      if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
+    }
+    const store = options.store ? await openDestination(archive, settings.s3) : (undefined as unknown as ChunkStore);
+    const open: OpenArchive = {
+      settings,
+      archive,
+      catalog,
+      volumes,
+      chunkSize: chunkSizeOf(archive),
+      store,
+      imageSettings: {
+        configFile: settings.configFile,
+        db: settings.db,
+        store: parseDestination(archive.dest, archive.subdir).spec,
+        blockSize: chunkSizeOf(archive),
+        compression: archive.compression,
+        keepDays: 0,
+        graceMs: 0,
+        s3: settings.s3,
+        json: settings.json,
+      },
+      async requireVolume(name) {
+        const row = await volumes.volume(name);
+        if (!row) throw new BlaineError(`the archive has no volume "${name}" (blaine volume list shows them; add NAME adds one)`, ExitCode.usage);
+        return row;
+      },
+      async sessions(name) {
+        return sessionsOf(await catalog.versions(name), archive.uid);
+      },
+    };
+    if (options.write && options.store) await recover(open);
+    return await fn(open);
+  } finally {
+    await release?.();
+    await catalog.close();
+  }
+}
+
+/** What killed commands left: a removal to finish, sends whose versions stayed incomplete. */
+async function recover(open: OpenArchive): Promise<void> {
+  const { catalog, archive } = open;
+  const killed = (await catalog.versions()).filter(
+    (version) => version.labels[ARCHIVE_LABEL] === archive.uid && version.status === "incomplete",
+  );
+  // The archive's lock is ours, so no send of this archive is running: incomplete sessions are a killed send's.
+  // Their claims stay until the removal: they turn the chunks it stored but never recorded into candidates.
+  const pending = await pendingRemoval(open.volumes);
+  if (killed.length > 0 || pending.length > 0) {
+    await removeSessions(catalog, open.volumes, open.store, killed.map((version) => version.uid));
+  }
+}

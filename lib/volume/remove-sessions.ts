@@ -1,0 +1,51 @@
+import { crashPoint } from "../crash-point.ts";
+import type { ImageCatalog } from "../image/catalog/image-catalog.ts";
+import { freeGarbage } from "../image/commands/cleanup.ts";
+import type { ChunkStore } from "../image/store/chunk-store.ts";
+import { PRUNE_PENDING, type VolumeCatalog } from "./catalog/volume-catalog.ts";
+
+/**
+ * Removing sessions (prune, delete, a killed send's leftover), so that a
+ * kill at any moment leaves every other session whole and the next command
+ * finishes the job:
+ *
+ *   1. the uids are noted in the catalog (volume_settings "prune-pending");
+ *   2. their metadata documents leave the destination;
+ *   3. one transaction removes their versions and block rows; chunks no
+ *      remaining version references become candidates (set-based, no chunk
+ *      read or rewritten: every session holds its full block list, so no
+ *      other session needs anything of theirs);
+ *   4. those chunks are deleted (image cleanup's passes, no grace period:
+ *      the archive's lock keeps sends out, and claims protect any backup);
+ *   5. the note is cleared.
+ *
+ * Each step is idempotent, so resuming repeats the steps from the first.
+ */
+export interface RemovalResult {
+  readonly sessionsRemoved: number;
+  readonly chunksFreed: number;
+  readonly bytesFreed: number;
+}
+
+export async function removeSessions(catalog: ImageCatalog, volumes: VolumeCatalog, store: ChunkStore, uids: readonly string[]): Promise<RemovalResult> {
+  const pending = await pendingRemoval(volumes);
+  const all = [...new Set([...pending, ...uids])];
+  if (all.length === 0) return { sessionsRemoved: 0, chunksFreed: 0, bytesFreed: 0 };
+  await volumes.setSettings({ [PRUNE_PENDING]: JSON.stringify(all) });
+  crashPoint("volume-prune-noted");
+  for (const uid of all) await store.deleteVersionDoc(uid);
+  crashPoint("volume-prune-docs-removed");
+  const present = await catalog.versionUids();
+  const removing = all.filter((uid) => present.has(uid));
+  await catalog.removeVersions(removing);
+  crashPoint("volume-prune-versions-removed");
+  const freed = await freeGarbage(catalog, store, Date.now());
+  await volumes.deleteSetting(PRUNE_PENDING);
+  return { sessionsRemoved: removing.length, ...freed };
+}
+
+/** The removal a killed command left noted, if any. */
+export async function pendingRemoval(volumes: VolumeCatalog): Promise<string[]> {
+  const text = (await volumes.settings())[PRUNE_PENDING];
+  return text ? (JSON.parse(text) as string[]) : [];
+}

@@ -1,0 +1,339 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { MiB, hashOf, randomBytes, writeAt } from "./helpers/image-env.ts";
+import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
+import { canMount, mountTmpfs } from "./helpers/mounts.ts";
+import { loopFsMissing, mountLoopFs, removeRoots, tempDir, volumeEnv, type LoopFs, type VolumeEnv } from "./helpers/volume-env.ts";
+
+/**
+ * Volume archives (issue 16): sessions from reflink snapshots on real btrfs
+ * and XFS loop devices (changes found from extents), the full-read
+ * fallback, session names across clock shifts, prune ranges, kill -9 during
+ * send and prune, an unmounted destination; the catalog tests also on a
+ * real PostgreSQL, the destination on a real S3 server. 64 KiB chunks
+ * (--chunk-factor 0) keep volumes small.
+ */
+const CHUNK = 64 * 1024;
+const roots: string[] = [];
+const pgMissing = postgresMissing();
+if (pgMissing) console.warn(`volume tests on PostgreSQL skipped: ${pgMissing}`);
+const noS3 = s3Missing();
+if (noS3) console.warn(`volume tests on S3 skipped: ${noS3}`);
+let postgres: TestPostgres | undefined;
+let s3: TestS3 | undefined;
+
+beforeAll(async () => {
+  if (!pgMissing) postgres = await startPostgres();
+  if (!noS3) s3 = await startS3("volumes");
+}, 60_000);
+afterAll(() => {
+  postgres?.stop();
+  s3?.stop();
+  removeRoots(roots);
+});
+
+/** An archive of SOURCE (a directory) with its catalog on `backend` and its destination a directory, or S3. */
+async function newArchive(source: string, backend: "sqlite" | "postgres" = "sqlite", destKind: "directory" | "s3" = "directory"): Promise<VolumeEnv & { storeDir: string }> {
+  const dir = tempDir("blaine-volume-", roots);
+  const db = backend === "postgres" ? await (postgres as TestPostgres).createDatabase() : join(dir, "volumes.db");
+  const storeDir = join(dir, "dest", "archive");
+  mkdirSync(join(dir, "dest"));
+  const dest = destKind === "s3" ? `s3://${(s3 as TestS3).bucket}/v${Math.random().toString(36).slice(2, 10)}` : `internal:${join(dir, "dest")}`;
+  const env = volumeEnv({ dir, source, db, dest, storeDir, env: destKind === "s3" ? (s3 as TestS3).env : {} });
+  await env.ok(["arch-init", "--source", source, "--dest", dest, "--subdir", "archive", "--chunk-factor", "0"]);
+  return { ...env, storeDir };
+}
+
+/** Every session of `name` received and compared with what the volume held when it was sent. */
+async function expectSessionsEqual(env: VolumeEnv, name: string, expected: ReadonlyMap<string, Uint8Array>): Promise<void> {
+  const listed = await env.ok(["list", name]);
+  expect(listed.sessions.map((session: { session: string }) => session.session)).toEqual([...expected.keys()]);
+  for (const [session, bytes] of expected) {
+    const target = join(env.dir, `received-${name}-${session}`);
+    await env.ok(["receive", name, "--session", session, "--save-to", target]);
+    expect(Buffer.compare(readFileSync(target), Buffer.from(bytes))).toBe(0);
+  }
+}
+
+/** The chunks (sha256 of each non-zero 64 KiB piece) volumes' contents need. */
+function chunksOf(contents: Iterable<Uint8Array>): string[] {
+  const hashes = new Set<string>();
+  for (const bytes of contents) {
+    for (let at = 0; at < bytes.length; at += CHUNK) {
+      const piece = bytes.subarray(at, Math.min(bytes.length, at + CHUNK));
+      if (piece.some((byte) => byte !== 0)) hashes.add(hashOf(piece));
+    }
+  }
+  return [...hashes].sort();
+}
+
+/** A 4 MiB image: 3 MiB random, then a 1 MiB hole. */
+function makeVolume(path: string, seed: number): void {
+  writeFileSync(path, randomBytes(3 * MiB, seed));
+  truncateSync(path, 4 * MiB);
+}
+
+describe.each(["btrfs", "xfs"] as LoopFs[])("reflink sessions on a real %s loop device", (fs) => {
+  const missing = loopFsMissing(fs);
+  if (missing) console.warn(`volume tests on ${fs} skipped: ${missing}`);
+  test.skipIf(Boolean(missing))(`issue 16: an image file on ${fs} rewritten in place between sessions: changes found from extents (only they are read), each received session equals the volume byte for byte as it was`, async () => {
+    const dir = tempDir(`blaine-volume-${fs}-`, roots);
+    const loop = mountLoopFs(dir, fs);
+    try {
+      const source = join(loop.mountpoint, "vms");
+      mkdirSync(source);
+      const vm = join(source, "vm1");
+      makeVolume(vm, 1);
+      const env = await newArchive(source);
+      await env.ok(["add", "vm1"]);
+      const expected = new Map<string, Uint8Array>();
+      const send = async () => {
+        const sent = (await env.ok(["send"])).volumes[0];
+        expected.set(sent.session, readFileSync(vm));
+        return sent;
+      };
+      const first = await send();
+      expect(first).toMatchObject({ volume: "vm1", method: "first send", bytesRead: 3 * MiB });
+      // In place: two chunks of the data and one in the hole, then a chunk at the very end.
+      writeAt(vm, 5 * CHUNK, randomBytes(2 * CHUNK, 2));
+      writeAt(vm, 3 * MiB + CHUNK, randomBytes(100, 3));
+      const second = await send();
+      expect(second.method).toBe("extents");
+      expect(second.bytesRead).toBe(3 * CHUNK);
+      writeAt(vm, 4 * MiB - 10, randomBytes(10, 4));
+      writeAt(vm, 0, randomBytes(CHUNK, 1)); // the same bytes again: read (its extent moved), stored nowhere
+      const third = await send();
+      expect(third.bytesRead).toBe(2 * CHUNK);
+      expect(third.bytesSent).toBeLessThan(CHUNK + 1000);
+      const unchanged = await send();
+      expect(unchanged).toMatchObject({ method: "extents", bytesRead: 0, bytesSent: 0 });
+      await expectSessionsEqual(env, "vm1", expected);
+      // The new snapshot replaced the old: one reflink copy is kept per volume.
+      expect(readdirSync(join(source, ".blaine-volume"))).toEqual(["vm1.snap"]);
+      expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
+    } finally {
+      loop.unmount();
+    }
+  });
+});
+
+/** A plain directory source (ext4 or tmpfs here: no reflinks, so sends read whole volumes and compare). */
+function plainSource(): string {
+  const source = join(tempDir("blaine-volume-src-", roots), "vms");
+  mkdirSync(source);
+  return source;
+}
+
+test("issue 16: session names are UTC date-times that keep their order across time zones and a clock set back; a second send in the same second gets a later unique name; --session ranges select what list shows", async () => {
+  const source = plainSource();
+  const vm = join(source, "vm1");
+  makeVolume(vm, 5);
+  const env = await newArchive(source);
+  await env.ok(["add", "vm1"]);
+  const sendAt = async (now: string, tz: string) => (await env.ok(["send", "vm1"], { BLAINE_NOW: now, TZ: tz })).volumes[0].session as string;
+  const names = [
+    await sendAt("2026-03-29T00:59:59Z", "Europe/Berlin"), // 01:59:59 local, just before DST starts
+    await sendAt("2026-03-29T01:00:00Z", "Europe/Berlin"), // 03:00:00 local: an hour "skipped"
+    await sendAt("2026-03-29T01:30:00Z", "America/New_York"),
+    await sendAt("2026-03-29T00:30:00Z", "UTC"), // the clock set back an hour
+    await sendAt("2026-03-29T00:30:00Z", "UTC"), // and again in the same second
+  ];
+  expect(names).toEqual(["20260329-005959", "20260329-010000", "20260329-013000", "20260329-013001", "20260329-013002"]);
+  const listed = (await env.ok(["list", "vm1"])).sessions.map((session: { session: string }) => session.session);
+  expect(listed).toEqual(names);
+  // blaine image ls shows the same sessions as versions, in the same order.
+  const { blaine } = await import("./helpers/cli.ts");
+  const images = await blaine(["image", "ls", "vm1", "--db", env.db, "--json"]);
+  expect(images.json.versions.map((version: { snapshot: string }) => version.snapshot)).toEqual(names);
+  // A range selects exactly the sessions list shows within it.
+  const pruned = await env.ok(["prune", "vm1", "--session", `${names[1]},${names[3]}`]);
+  expect(pruned.pruned).toEqual([{ volume: "vm1", sessions: names.slice(1, 4) }]);
+  expect((await env.ok(["list", "vm1"])).sessions.map((session: { session: string }) => session.session)).toEqual([names[0], names[4]]);
+});
+
+test("issue 16: on a file system without reflinks every send reads the volume and stores only chunks whose hash changed; sessions equal the volume as it was", async () => {
+  const source = plainSource();
+  const vm = join(source, "vm1");
+  makeVolume(vm, 6);
+  const env = await newArchive(source);
+  // Options before the verb as well as after it.
+  const added = await env.volume(["--json", "add", "vm1"]);
+  expect(added.exitCode).toBe(0);
+  const expected = new Map<string, Uint8Array>();
+  for (let round = 0; round < 3; round++) {
+    if (round > 0) writeAt(vm, round * 7 * CHUNK, randomBytes(CHUNK, 10 + round));
+    const sent = (await env.ok(["send"])).volumes[0];
+    expected.set(sent.session, readFileSync(vm));
+    if (round > 0) {
+      expect(sent.method).toBe("full read");
+      expect(sent.bytesRead).toBe(4 * MiB); // the hole too: a full read compares every chunk
+      expect(sent.bytesSent).toBeLessThan(CHUNK + 1000);
+    }
+  }
+  await expectSessionsEqual(env, "vm1", expected);
+  const verified = await env.ok(["verify", "vm1"]);
+  expect(verified).toMatchObject({ chunksChecked: 48, badChunks: [] });
+});
+
+describe.each([{ backend: "sqlite" as const }, ...(pgMissing ? [] : [{ backend: "postgres" as const }])])("prune on a $backend catalog", ({ backend }) => {
+  test(`issue 16: prune of a range and --all-before (${backend}): no remaining session changes, every one still receives as it was sent, and the destination holds exactly the chunks they need`, async () => {
+    const source = plainSource();
+    const vm = join(source, "vm1");
+    makeVolume(vm, 7);
+    const env = await newArchive(source, backend);
+    await env.ok(["add", "vm1"]);
+    const expected = new Map<string, Uint8Array>();
+    for (let round = 0; round < 8; round++) {
+      // The same chunks each time: each session's are its own, so a prune frees them.
+      if (round > 0) writeAt(vm, 9 * CHUNK, randomBytes(2 * CHUNK, 20 + round));
+      const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-05-0${1 + round}T12:00:00Z` })).volumes[0];
+      expected.set(sent.session, readFileSync(vm));
+    }
+    const names = [...expected.keys()];
+    const range = await env.ok(["prune", "vm1", "--session", `${names[2]},${names[4]}`]);
+    expect(range.pruned[0].sessions).toEqual(names.slice(2, 5));
+    expect(range.chunksFreed).toBeGreaterThan(0);
+    for (const name of names.slice(2, 5)) expected.delete(name);
+    expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
+    const before = await env.ok(["prune", "--all-before", "--session", names[6]!]);
+    expect(before.pruned[0].sessions).toEqual([names[0], names[1], names[5]]);
+    for (const name of [names[0]!, names[1]!, names[5]!]) expected.delete(name);
+    await expectSessionsEqual(env, "vm1", expected);
+    expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
+    // The newest session stays: the next send builds on it.
+    const newest = await env.volume(["prune", "vm1", "--session", names[7]!]);
+    expect(newest.exitCode).toBe(2);
+    expect(newest.stderr).toContain("newest session of vm1");
+  });
+});
+
+describe("kill -9", () => {
+  test.each(["image-chunk-stored:3", "volume-send-blocks-written", "volume-send-session-valid"])(
+    "issue 16: a send killed at %s is recovered by the next send; every session receives as it was sent and no chunk is left behind",
+    async (crashAt) => {
+      const source = plainSource();
+      const vm = join(source, "vm1");
+      makeVolume(vm, 8);
+      const env = await newArchive(source);
+      await env.ok(["add", "vm1"]);
+      const expected = new Map<string, Uint8Array>();
+      const first = (await env.ok(["send"], { BLAINE_NOW: "2026-06-01T00:00:00Z" })).volumes[0];
+      expected.set(first.session, readFileSync(vm));
+      writeAt(vm, 0, randomBytes(8 * CHUNK, 30));
+      const killed = await env.volume(["send"], { BLAINE_NOW: "2026-06-02T00:00:00Z", BLAINE_CRASH_AT: crashAt });
+      expect(killed.exitCode).not.toBe(0);
+      if (crashAt === "volume-send-session-valid") expected.set("20260602-000000", readFileSync(vm));
+      writeAt(vm, 20 * CHUNK, randomBytes(CHUNK, 31));
+      const next = (await env.ok(["send"], { BLAINE_NOW: "2026-06-03T00:00:00Z" })).volumes[0];
+      expected.set(next.session, readFileSync(vm));
+      await expectSessionsEqual(env, "vm1", expected);
+      expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
+    },
+  );
+
+  test.each(["volume-prune-noted", "volume-prune-docs-removed", "volume-prune-versions-removed", "image-chunk-deleted:2"])(
+    "issue 16: a prune killed at %s is finished by the next command; every remaining session receives as it was sent",
+    async (crashAt) => {
+      const source = plainSource();
+      const vm = join(source, "vm1");
+      makeVolume(vm, 9);
+      const env = await newArchive(source);
+      await env.ok(["add", "vm1"]);
+      const expected = new Map<string, Uint8Array>();
+      for (let round = 0; round < 5; round++) {
+        if (round > 0) writeAt(vm, 6 * CHUNK, randomBytes(3 * CHUNK, 40 + round));
+        const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-07-0${1 + round}T00:00:00Z` })).volumes[0];
+        expected.set(sent.session, readFileSync(vm));
+      }
+      const names = [...expected.keys()];
+      const killed = await env.volume(["prune", "vm1", "--session", `${names[1]},${names[3]}`], { BLAINE_CRASH_AT: crashAt });
+      expect(killed.exitCode).not.toBe(0);
+      // The next writing command (here a send of nothing new) finishes the prune first.
+      const next = (await env.ok(["send"], { BLAINE_NOW: "2026-07-09T00:00:00Z" })).volumes[0];
+      for (const name of names.slice(1, 4)) expected.delete(name);
+      expected.set(next.session, readFileSync(vm));
+      await expectSessionsEqual(env, "vm1", expected);
+      expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
+    },
+  );
+});
+
+describe("destinations", () => {
+  test.skipIf(!canMount())("issue 16: a destination whose disk is not mounted is an error (exit 3) and nothing is written into the empty mountpoint", async () => {
+    const source = plainSource();
+    makeVolume(join(source, "vm1"), 10);
+    const dir = tempDir("blaine-volume-mnt-", roots);
+    const mountpoint = join(dir, "disk");
+    let unmount = mountTmpfs(mountpoint, "64m");
+    try {
+      const env = volumeEnv({ dir, source, db: join(dir, "volumes.db"), dest: `internal:${mountpoint}` });
+      await env.ok(["arch-init", "--source", source, "--dest", `internal:${mountpoint}`, "--chunk-factor", "0"]);
+      await env.ok(["add", "vm1"]);
+      await env.ok(["send"]);
+      unmount();
+      for (const verb of [["send"], ["receive", "vm1", "--save-to", join(dir, "out")], ["verify", "vm1"], ["prune", "--all-before", "--session", "20990101-000000"], ["delete", "vm1", "-u"]]) {
+        const refused = await env.volume(verb);
+        expect(refused.exitCode).toBe(3);
+        expect(refused.stderr).toContain("is its disk mounted");
+      }
+      expect(readdirSync(mountpoint)).toEqual([]);
+      unmount = mountTmpfs(mountpoint, "64m");
+    } finally {
+      unmount();
+    }
+  });
+
+  test.skipIf(Boolean(noS3))("issue 16: an S3 destination (s3rver): sessions sent, received equal, pruned", async () => {
+    const source = plainSource();
+    const vm = join(source, "vm1");
+    makeVolume(vm, 11);
+    const env = await newArchive(source, "sqlite", "s3");
+    await env.ok(["add", "vm1"]);
+    const expected = new Map<string, Uint8Array>();
+    for (let round = 0; round < 3; round++) {
+      if (round > 0) writeAt(vm, round * CHUNK, randomBytes(CHUNK, 50 + round));
+      const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-08-0${1 + round}T00:00:00Z` })).volumes[0];
+      expected.set(sent.session, readFileSync(vm));
+    }
+    const names = [...expected.keys()];
+    await env.ok(["prune", "vm1", "--session", names[1]!]);
+    expected.delete(names[1]!);
+    await expectSessionsEqual(env, "vm1", expected);
+  });
+});
+
+test("issue 16: LVM thin sources without device-mapper say so and exit 2", async () => {
+  const dir = tempDir("blaine-volume-lvm-", roots);
+  mkdirSync(join(dir, "dest"));
+  const env = volumeEnv({ dir, source: "vg0/pool0", db: join(dir, "volumes.db"), dest: `internal:${join(dir, "dest")}` });
+  await env.ok(["arch-init", "--source", "vg0/pool0", "--dest", env.dest]);
+  const added = await env.volume(["add", "vm1"]);
+  expect(added.exitCode).toBe(2);
+  expect(added.stderr).toMatch(/device-mapper|lvm2/);
+});
+
+test("issue 16: delete asks unless -u; list, bad options and a second arch-init name what is wrong", async () => {
+  const source = plainSource();
+  makeVolume(join(source, "vm1"), 12);
+  makeVolume(join(source, "vm2"), 13);
+  const env = await newArchive(source);
+  await env.ok(["add", "vm1"]);
+  await env.ok(["add", "vm2"]);
+  await env.ok(["send"]);
+  const asked = await env.volume(["delete", "vm1"]);
+  expect(asked.exitCode).toBe(2);
+  expect(asked.stderr).toContain("--unattended");
+  expect((await env.ok(["list"])).volumes.map((volume: { name: string }) => volume.name)).toEqual(["vm1", "vm2"]);
+  const deleted = await env.ok(["delete", "vm1", "-u"]);
+  expect(deleted.sessionsRemoved).toBe(1);
+  expect((await env.ok(["list"])).volumes.map((volume: { name: string }) => volume.name)).toEqual(["vm2"]);
+  expect(env.chunkFiles()).toEqual(chunksOf([readFileSync(join(source, "vm2"))]));
+  expect((await env.volume(["send", "nope"])).stderr).toContain('no volume "nope"');
+  expect((await env.volume(["receive", "vm2", "--session", "2026-01-01", "--save-to", "/tmp/x"])).stderr).toContain("--session");
+  const again = await env.volume(["arch-init", "--source", source, "--dest", env.dest]);
+  expect(again.exitCode).toBe(2);
+  expect(again.stderr).toContain("already holds a volume archive");
+  expect((await env.volume(["arch-init", "--source", source, "--dest", "/no/scheme"], {})).stderr).toContain("internal:/path");
+});
