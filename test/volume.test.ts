@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { MiB, hashOf, randomBytes, writeAt } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
+import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
 import { loopFsMissing, mountLoopFs, removeRoots, tempDir, volumeEnv, type LoopFs, type VolumeEnv } from "./helpers/volume-env.ts";
 
@@ -210,9 +211,9 @@ describe.each([{ backend: "sqlite" as const }, ...(pgMissing ? [] : [{ backend: 
 });
 
 describe("kill -9", () => {
-  test.each(["image-chunk-stored:3", "volume-send-blocks-written", "volume-send-session-valid"])(
+  test.each(["image-chunk-stored:3", "volume-send-blocks-written:1", "volume-send-session-valid:1"])(
     "issue 16: a send killed at %s is recovered by the next send; every session receives as it was sent and no chunk is left behind",
-    async (crashAt) => {
+    async (point) => {
       const source = plainSource();
       const vm = join(source, "vm1");
       makeVolume(vm, 8);
@@ -222,9 +223,9 @@ describe("kill -9", () => {
       const first = (await env.ok(["send"], { BLAINE_NOW: "2026-06-01T00:00:00Z" })).volumes[0];
       expected.set(first.session, readFileSync(vm));
       writeAt(vm, 0, randomBytes(8 * CHUNK, 30));
-      const killed = await env.volume(["send"], { BLAINE_NOW: "2026-06-02T00:00:00Z", BLAINE_CRASH_AT: crashAt });
-      expect(killed.exitCode).not.toBe(0);
-      if (crashAt === "volume-send-session-valid") expected.set("20260602-000000", readFileSync(vm));
+      const crash = crashAt(point);
+      expectDiedAt(await env.volume(["send"], { BLAINE_NOW: "2026-06-02T00:00:00Z", ...crash.env }), crash, point);
+      if (point === "volume-send-session-valid:1") expected.set("20260602-000000", readFileSync(vm));
       writeAt(vm, 20 * CHUNK, randomBytes(CHUNK, 31));
       const next = (await env.ok(["send"], { BLAINE_NOW: "2026-06-03T00:00:00Z" })).volumes[0];
       expected.set(next.session, readFileSync(vm));
@@ -233,9 +234,9 @@ describe("kill -9", () => {
     },
   );
 
-  test.each(["volume-prune-noted", "volume-prune-docs-removed", "volume-prune-versions-removed", "image-chunk-deleted:2"])(
+  test.each(["volume-prune-noted:1", "volume-prune-docs-removed:1", "volume-prune-versions-removed:1", "image-chunk-deleted:2"])(
     "issue 16: a prune killed at %s is finished by the next command; every remaining session receives as it was sent",
-    async (crashAt) => {
+    async (point) => {
       const source = plainSource();
       const vm = join(source, "vm1");
       makeVolume(vm, 9);
@@ -248,8 +249,8 @@ describe("kill -9", () => {
         expected.set(sent.session, readFileSync(vm));
       }
       const names = [...expected.keys()];
-      const killed = await env.volume(["prune", "vm1", "--session", `${names[1]},${names[3]}`], { BLAINE_CRASH_AT: crashAt });
-      expect(killed.exitCode).not.toBe(0);
+      const crash = crashAt(point);
+      expectDiedAt(await env.volume(["prune", "vm1", "--session", `${names[1]},${names[3]}`], crash.env), crash, point);
       // The next writing command (here a send of nothing new) finishes the prune first.
       const next = (await env.ok(["send"], { BLAINE_NOW: "2026-07-09T00:00:00Z" })).volumes[0];
       for (const name of names.slice(1, 4)) expected.delete(name);

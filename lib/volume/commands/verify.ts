@@ -1,11 +1,26 @@
 import type { Output } from "../../cli/output.ts";
 import { ExitCode } from "../../errors.ts";
-import { fetchBlock } from "../../image/commands/restore.ts";
+import { blockHash, decodeChunk } from "../../image/store/chunk-format.ts";
+import type { ChunkStore } from "../../image/store/chunk-store.ts";
+import { errorMessage } from "../../errors.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes } from "../../size.ts";
 import { withArchive } from "../open-archive.ts";
 import type { VolumeSettings } from "../settings.ts";
 import { chooseSession } from "./receive.ts";
+
+/** Reads a chunk and checks it: undefined when good, else the problem. */
+async function checkChunk(store: ChunkStore, hash: string, size: number): Promise<string | undefined> {
+  const object = await store.getChunk(hash);
+  if (!object) return "missing from the destination";
+  try {
+    const data = await decodeChunk(object);
+    if (data.length !== size) return `holds ${data.length} bytes, the chunk is ${size}`;
+    return blockHash(data) === hash ? undefined : "its content does not match its hash (bit rot?)";
+  } catch (error) {
+    return `damaged: ${errorMessage(error)}`;
+  }
+}
 
 /**
  * `blaine volume verify NAME [--session DT]`: reads every chunk of the
@@ -23,8 +38,8 @@ export async function verifyVolume(settings: VolumeSettings, request: { name: st
     }
     const bad: { hash: string; problem: string }[] = [];
     let bytesChecked = 0;
-    for await (const outcome of mapBounded(each(), async ([hash, size]) => ({ hash, size, data: await fetchBlock(open.store, hash, size) }), { concurrency: 4 })) {
-      if (typeof outcome.data === "string") bad.push({ hash: outcome.hash, problem: outcome.data });
+    for await (const outcome of mapBounded(each(), async ([hash, size]) => ({ hash, size, problem: await checkChunk(open.store, hash, size) }), { concurrency: 4 })) {
+      if (outcome.problem) bad.push({ hash: outcome.hash, problem: outcome.problem });
       else bytesChecked += outcome.size;
     }
     const invalid = await open.catalog.markBad(bad.map((chunk) => chunk.hash));
