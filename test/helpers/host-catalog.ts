@@ -42,3 +42,24 @@ export function hostCatalog() {
   };
 }
 export type HostCatalogFixture = ReturnType<typeof hostCatalog>;
+
+/**
+ * The host catalog's rows as a test reads them back: straight from the
+ * schema, so a test checks outcomes whichever module owns the SQL.
+ */
+export function archivedRow(catalog: ArchiveCatalog, path: string): { path: string; dev: number; ino: number; hash: string; diskId: string } | undefined {
+  return (
+    (catalog.sqlite.query("SELECT path, dev, ino, hash, disk_id AS diskId FROM main.files WHERE path = ?").get(path) as {
+      path: string;
+      dev: number;
+      ino: number;
+      hash: string;
+      diskId: string;
+    } | null) ?? undefined
+  );
+}
+
+/** Every archived path, in order. */
+export function archivedPaths(catalog: ArchiveCatalog): string[] {
+  return (catalog.sqlite.query("SELECT path FROM main.files ORDER BY path").all() as { path: string }[]).map((row) => row.path);
+}

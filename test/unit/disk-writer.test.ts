@@ -11,6 +11,7 @@ import { DataTreeDirs } from "../../lib/fs/data-tree-dirs.ts";
 import { placeFile } from "../../lib/fs/place-file.ts";
 import { diskContents } from "../helpers/multi-disk-env.ts";
 import { tempDir } from "../helpers/fixture.ts";
+import { archivedPaths, archivedRow } from "../helpers/host-catalog.ts";
 
 /**
  * The disk writer's commit protocol on a real disk in a temp directory (made
@@ -98,7 +99,7 @@ describe("disk writer protocol", () => {
     expect(outcomes.every((outcome) => outcome.ok)).toBe(true);
     // After the commit: the intents are gone, the rows are there, the temps are in place.
     expect(pendingIntents(opened)).toEqual([]);
-    expect(opened.catalog.countFiles()).toBe(70);
+    expect(archivedPaths(opened.catalog).length).toBe(70);
     expect(readFileSync(opened.disk.layout.dataPath("/src/d/f069"), "utf8")).toBe("content of /src/d/f069");
     expect(readdirSync(opened.disk.layout.tmp)).toEqual([]);
   });
@@ -121,12 +122,12 @@ describe("disk writer protocol", () => {
     const batch: DiskChange[] = [{ op: "rename", fromPath: "/src/old", record: renamed }, ...many(writer, 70, "d"), { op: "delete", path: "/src/doomed" }];
     await expect(writer.commit(batch)).rejects.toThrow(`stopped after ${placed} placements`);
     expect(pendingIntents(opened)).toHaveLength(72);
-    expect(catalog.fileByPath("/src/new")).toBeUndefined();
+    expect(archivedRow(catalog, "/src/new")).toBeUndefined();
 
     expect(recoverDisk(catalog, disk)).toBe(72);
     expect(pendingIntents(opened)).toEqual([]);
     expect(readdirSync(disk.layout.tmp)).toEqual([]);
-    const hostPaths = (catalog.sqlite.query("SELECT path FROM main.files ORDER BY path").all() as { path: string }[]).map((row) => row.path);
+    const hostPaths = archivedPaths(catalog);
     const placedPaths = Array.from({ length: placed }, (_, i) => `/src/d/f${String(i).padStart(3, "0")}`);
     expect(hostPaths).toEqual(["/src/doomed", "/src/kept", "/src/new", ...placedPaths].sort());
     expect(writer.entry("/src/old")).toBeNull();
@@ -150,9 +151,9 @@ describe("disk writer protocol", () => {
     // The next command's open settles the batch (as any writing command does), and recovery afterwards finds nothing.
     archive!.close();
     archive = await openArchive(opened.settings, { write: true });
-    expect(archive.catalog.countFiles()).toBe(40);
+    expect(archivedPaths(archive.catalog).length).toBe(40);
     expect(recoverDisk(archive.catalog, archive.disks[0])).toBe(0);
-    expect(archive.catalog.countFiles()).toBe(40);
+    expect(archivedPaths(archive.catalog).length).toBe(40);
   });
 
   test("TestRenameOfMissingSourceNotDone: a rename whose old path the disk does not hold is reported not done, and changes nothing", async () => {
@@ -164,7 +165,7 @@ describe("disk writer protocol", () => {
     const [outcome] = await writer.commit([{ op: "rename", fromPath: "/src/from", record }]);
     // What the writer's caller then does (copy the data after all) is the planner's decision, not the writer's.
     expect(outcome.ok).toBe(false);
-    expect(opened.catalog.fileByPath("/src/to")).toBeUndefined();
+    expect(archivedRow(opened.catalog, "/src/to")).toBeUndefined();
     expect(existsSync(opened.disk.layout.dataPath("/src/to"))).toBe(false);
     expect(writer.entry("/src/kept")).not.toBeNull();
     expect(pendingIntents(opened)).toEqual([]);
