@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--only=archive|par2|par2-memory|deferred|image]`: every benchmark, side by side with its peer
+ * `bun run bench [--quick] [--only=archive|par2|par2-memory|deferred|image|volume]`: every benchmark, side by side with its peer
  * tool in one run, printed as one table of ratios. Exit 1 if a target is missed.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -8,6 +8,7 @@ import { benchArchive } from "./archive.ts";
 import { benchDeferred } from "./deferred.ts";
 import { benchImage } from "./image.ts";
 import { benchPar2, benchRunMemory } from "./par2.ts";
+import { benchVolume } from "./volume.ts";
 import { printRows, type BenchRow } from "./measure.ts";
 
 const quick = process.argv.includes("--quick");
@@ -37,6 +38,7 @@ try {
   if (!only || only === "par2" || only === "par2-memory") rows.push(...(await benchRunMemory({ quick })));
   if (!only || only === "deferred") rows.push(...(await benchDeferred({ workDir: workDir("deferred"), quick })));
   if (!only || only === "image") rows.push(...(await benchImage({ workDir: workDir("image"), quick })));
+  if (!only || only === "volume") rows.push(...(await benchVolume({ quick })));
 } finally {
   area.cleanup();
 }

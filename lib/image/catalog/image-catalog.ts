@@ -179,21 +179,19 @@ export class ImageCatalog {
 
   /**
    * Removes several versions at once (a volume's prune): one transaction,
-   * set-based. Only chunks no remaining version references become deletion
-   * candidates (dated `now`, so a cleanup pass with that cutoff frees them);
-   * no chunk is read and no other version's rows change. Uids not in the
-   * catalog are skipped (a resumed removal).
+   * set-based, no chunk read and no other version's rows touched. Then
+   * every chunk the store holds that no block row references any more and
+   * no running backup claimed becomes a deletion candidate, dated `now` (a
+   * cleanup pass with that cutoff frees it). That one pass over the rows
+   * that remain replaces a search through the removed rows, which for
+   * sessions holding full block lists are most of the table.
    */
   async removeVersions(uids: readonly string[], now = Date.now()): Promise<void> {
     if (uids.length === 0) return;
     await this.sql.transaction(async (tx) => {
       for (const part of slices(uids, HASHES_PER_STATEMENT)) {
         const list = placeholders(part.length);
-        await tx.run(
-          `INSERT INTO image_deleted_chunks (hash, since) SELECT DISTINCT hash, ? FROM image_blocks WHERE version_uid IN (${list}) AND hash IS NOT NULL ` +
-            `AND hash NOT IN (SELECT hash FROM image_blocks WHERE version_uid NOT IN (${list}) AND hash IS NOT NULL) ON CONFLICT (hash) DO UPDATE SET since = excluded.since`,
-          [now, ...part, ...part],
-        );
+        // Chunks those backups stored but never recorded (killed ones): candidates like the rest.
         await tx.run(
           `INSERT INTO image_deleted_chunks (hash, since) SELECT DISTINCT hash, ? FROM image_pending_chunks WHERE version_uid IN (${list}) ON CONFLICT (hash) DO UPDATE SET since = excluded.since`,
           [now, ...part],
@@ -202,6 +200,11 @@ export class ImageCatalog {
         await tx.run(`DELETE FROM image_blocks WHERE version_uid IN (${list})`, part);
         await tx.run(`DELETE FROM image_versions WHERE uid IN (${list})`, part);
       }
+      await tx.run(
+        "INSERT INTO image_deleted_chunks (hash, since) SELECT hash, ? FROM image_chunks c WHERE NOT EXISTS (SELECT 1 FROM image_pending_chunks p WHERE p.hash = c.hash) " +
+          "AND hash NOT IN (SELECT hash FROM image_blocks WHERE hash IS NOT NULL) ON CONFLICT (hash) DO NOTHING",
+        [now],
+      );
     });
   }
 
