@@ -1,4 +1,4 @@
-import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { contentKey, ContentHolders, showsAlike, type Content, type Held } from "../catalog/content-holders.ts";
@@ -11,6 +11,7 @@ import { fsPath } from "../../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../../fs/exact-mtime.ts";
 import { DataTreeDirs } from "../../fs/data-tree-dirs.ts";
 import { placeFile } from "../../fs/place-file.ts";
+import { reserveSpace } from "../../fs/reserve-space.ts";
 import { DeferredQueue } from "./deferred-queue.ts";
 import { decodeIntents, encodeIntents, type IntentChange } from "./intents.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
@@ -221,7 +222,7 @@ export class DiskWriter implements ChangeWriter {
   keepRoomForCommits(bytes: number): number {
     const path = this.tempPath(`${this.#tempNamePrefix}room`);
     try {
-      writeFileSync(path, new Uint8Array(bytes), { flag: "wx" });
+      reserveSpace(path, bytes);
       this.#roomKept = path;
       return bytes;
     } catch {
