@@ -425,3 +425,25 @@ test("issue 16: arch-deduplicate removes chunks no session references (a killed 
   expect(gone.exitCode).toBe(2);
   expect(gone.stderr).toContain("holds no volume archive");
 });
+
+test("issue 16: the catalog from blaine.toml's [volume] table (--config, or ./blaine.toml); an unknown key is named", async () => {
+  const source = plainSource();
+  makeVolume(join(source, "vm1"), 80);
+  const dir = tempDir("blaine-volume-config-", roots);
+  mkdirSync(join(dir, "dest"));
+  writeFileSync(join(dir, "blaine.toml"), `[volume]\ndb = "volumes.db"\n`);
+  const { blaine } = await import("./helpers/cli.ts");
+  const init = await blaine(["volume", "arch-init", "--source", source, "--dest", `internal:${join(dir, "dest")}`, "--json"], { cwd: dir });
+  expect(init.exitCode).toBe(0);
+  expect(existsSync(join(dir, "volumes.db"))).toBe(true);
+  expect((await blaine(["volume", "--config", join(dir, "blaine.toml"), "add", "vm1"])).exitCode).toBe(0);
+  const listed = await blaine(["volume", "list", "--json"], { cwd: dir });
+  expect(listed.json.volumes.map((volume: { name: string }) => volume.name)).toEqual(["vm1"]);
+  writeFileSync(join(dir, "bad.toml"), `[volume]\ndatabase = "x.db"\n`);
+  const bad = await blaine(["volume", "list", "--config", join(dir, "bad.toml")]);
+  expect(bad.exitCode).toBe(2);
+  expect(bad.stderr).toContain('unknown key "database" in [volume]');
+  const none = await blaine(["volume", "list"], { cwd: source });
+  expect(none.exitCode).toBe(2);
+  expect(none.stderr).toContain("--db");
+});
