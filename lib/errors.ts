@@ -11,6 +11,10 @@ export const ExitCode = {
   incomplete: 3,
   /** verify or restore found damaged or missing data. */
   damage: 4,
+  /** Stopped by Ctrl-C (128 + SIGINT), after saying what was left. */
+  interrupted: 130,
+  /** Stopped by SIGTERM (128 + SIGTERM), after saying what was left. */
+  terminated: 143,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

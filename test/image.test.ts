@@ -1,13 +1,14 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
-import { spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type ImageEnv } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
+import { Terminal } from "./helpers/terminal.ts";
 
 /**
  * Block images (issue 15): every catalog test on SQLite and on a real
@@ -332,6 +333,42 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(sameBytes(source, out)).toBe(true);
   });
 
+  catalogTest("issue 15: Ctrl-C during a backup leaves an incomplete version that is never a base, says so and exits 130; during a restore it leaves no partial file", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    writeFileSync(source, Buffer.from(randomBytes(4 * MiB, 70)));
+    const imageArgs = (args: string[]) => ["image", ...args, "--db", env.db, "--store", env.store, ...BS];
+    // The backup stops itself after its fifth chunk; Ctrl-C arrives then, as a person's would mid-run.
+    const backup = spawnBlaine(imageArgs(["backup", source, "vm"]), { env: { BLAINE_STOP_AT: "image-chunk-stored:5" } });
+    await waitFor(() => isStopped(backup.pid), 60_000, "the backup to stop at its fifth chunk");
+    backup.kill("SIGINT");
+    backup.kill("SIGCONT");
+    expect(await backup.exited).toBe(130);
+    const stderr = await new Response(backup.stderr).text();
+    expect(stderr).toContain("vm: interrupted after");
+    expect(stderr).toContain("is left incomplete: never a base for --from");
+    const ls = await env.image(["ls", "--json"]);
+    expect(ls.json.versions.map((v: { status: string }) => v.status)).toEqual(["incomplete"]);
+    const uid = ls.json.versions[0].uid;
+    expect(stderr).toContain(uid);
+    const asBase = await env.image(["backup", source, "vm", "--from", uid, ...BS]);
+    expect(asBase.exitCode).toBe(2);
+    expect(asBase.stderr).toContain("incomplete");
+    // A full backup after it is whole, and a restore of it stopped by Ctrl-C leaves nothing at the target.
+    const next = await env.backup(source, "vm", BS);
+    const out = join(env.dir, "out.img");
+    const restore = spawnBlaine(imageArgs(["restore", next, out]), { env: { BLAINE_STOP_AT: "image-block-restored:5" } });
+    await waitFor(() => isStopped(restore.pid), 60_000, "the restore to stop at its fifth block");
+    restore.kill("SIGINT");
+    restore.kill("SIGCONT");
+    expect(await restore.exited).toBe(130);
+    expect(await new Response(restore.stderr).text()).toContain(`interrupted: nothing was written to ${out}`);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(env.dir).filter((name) => name.includes("blaine-restore"))).toEqual([]);
+    expect((await env.image(["restore", next, out])).exitCode).toBe(0);
+    expect(sameBytes(source, out)).toBe(true);
+  });
+
   test("issue 15: a backup and a cleanup at the same time never lose a chunk the backup references", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
@@ -415,6 +452,44 @@ describe("block images: devices", () => {
       for (const device of [loop, target]) if (device) Bun.spawnSync(["losetup", "-d", device]);
     }
   });
+});
+
+test("issue 15: a backup at a terminal shows a progress line (bytes read of planned, written, rate) and a summary; Ctrl-C there exits 130", async () => {
+  if (!Bun.which("tmux")) {
+    console.log("skipping the terminal test: tmux is not installed");
+    return;
+  }
+  const dir = mkdtempSync("/tmp/blaine-image-tty-");
+  roots.push(dir);
+  const env = imageEnv(dir, join(dir, "images.db"));
+  const source = join(dir, "vm.img");
+  // Text of sixteen letters at random: every block distinct, and slow enough for zstd at level 19 that the line is drawn.
+  const letters = Buffer.from(randomBytes(24 * MiB, 80)).map((byte) => 97 + (byte % 16));
+  writeFileSync(source, letters);
+  const backupArgs = ["image", "backup", source, "vm", "--db", env.db, "--store", env.store, "--compress", "zstd:19"];
+  const interrupted = new Terminal(dir, backupArgs);
+  try {
+    await interrupted.waitForText("vm: ");
+    expect(interrupted.screen()).toMatch(/vm: [\d.]+ [KMG]?i?B\/24\.0 MiB read, [\d.]+ [KMG]?i?B written, [\d.]+ [KMG]?i?B\/s/);
+    interrupted.type("", "C-c");
+    expect(await interrupted.exitCode()).toBe(130);
+    expect(interrupted.screen()).toContain("is left incomplete: never a base for --from");
+  } finally {
+    interrupted.close();
+  }
+  const whole = new Terminal(dir, ["image", "backup", source, "vm", "--db", env.db, "--store", env.store]);
+  try {
+    expect(await whole.exitCode()).toBe(0);
+    expect(whole.screen()).toMatch(/vm: 24\.0 MiB read, [\d.]+ [KMG]?i?B written, [\d.]+ [KMG]?i?B deduplicated, 0 B sparse, in [\d.]+ s \([\d.]+ [KMG]?i?B\/s\)/);
+  } finally {
+    whole.close();
+  }
+  // Without a terminal: no progress line, the same summary.
+  const quiet = await env.image(["backup", source, "vm"]);
+  expect(quiet.exitCode).toBe(0);
+  expect(quiet.stderr).not.toContain("/s ETA");
+  expect(quiet.stderr).not.toContain("\r");
+  expect(quiet.stderr).toMatch(/vm: 24\.0 MiB read, 0 B written, 24\.0 MiB deduplicated/);
 });
 
 test("issue 15: bad input names the option or file", async () => {

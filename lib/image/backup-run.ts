@@ -5,7 +5,7 @@ import { dataExtents } from "../fs/sparse.ts";
 import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
 import type { ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
 import { hintedBlocks, readHints } from "./hints.ts";
-import { allocatedBlocks, blockCount, everyBlock, hintedBlockRefs } from "./stages/block-ranges.ts";
+import { allocatedBlocks, allocatedBytes, blockCount, everyBlock, hintedBlockRefs } from "./stages/block-ranges.ts";
 import { readBlock } from "./stages/read-blocks.ts";
 import { BackupCounts, type BlockRef } from "./stages/types.ts";
 import { blockHash, isZero, type Compression } from "./store/chunk-format.ts";
@@ -46,6 +46,8 @@ export interface ImageBackupRun {
   /** The base's hash per block (--from without hints: every block is compared). */
   readonly baseHashes: Map<number, string | null> | undefined;
   readonly counts: BackupCounts;
+  /** Bytes the backup will read (for its progress line; hinted blocks counted whole). */
+  readonly plannedBytes: number;
   /** Hashes this backup stores or references. */
   readonly seen: Set<string>;
   /** The blocks to read, in order. */
@@ -126,6 +128,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       // With hints the base's rows stand for unhinted blocks; hinted ones are compared with the base too.
       baseHashes,
       counts,
+      plannedBytes: hinted ? Math.min(size, hinted.read.size * blockSize) : allocatedBytes(extents, size, blockSize),
       seen: new Set(),
       refs: () => {
         if (hinted) {

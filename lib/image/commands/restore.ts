@@ -1,16 +1,18 @@
 import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { crashPoint } from "../../crash-point.ts";
 import { fsyncDirectory } from "../../fs/atomic.ts";
 import { sizeOf } from "../../fs/device-size.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
-import { formatBytes } from "../../size.ts";
+import { formatBytes, formatDuration } from "../../size.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
 import { BlockWorkers } from "../workers/block-workers.ts";
+import { imageProgress, interruptedExit, withInterrupt } from "./image-progress.ts";
 import { openImageCatalog, openImageStore } from "./open-image.ts";
 import { versionFromCatalog, versionFromStore, type VersionSource } from "./version-source.ts";
 
@@ -101,6 +103,9 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
   let bytesWritten = 0;
   // Blocks are fetched, decoded and checked in the workers' slots: at most 8 in memory, whatever the image.
   const workers = new BlockWorkers(version.blockSize, { slots: 8 });
+  const started = performance.now();
+  const progress = imageProgress(version.uid.slice(0, 8), { done: () => bytesWritten, planned: version.size, verb: "restored" }).start();
+  let interrupted: "SIGINT" | "SIGTERM" | undefined;
   try {
     if (!device) await handle.truncate(version.size);
     const blockCount = Math.ceil(version.size / version.blockSize);
@@ -116,7 +121,7 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
     }
     const zeros = new Uint8Array(version.blockSize);
     const lengthOf = (index: number) => Math.min(version.blockSize, version.size - index * version.blockSize);
-    const work = mapBounded(
+    const work = (signal: AbortSignal) => mapBounded(
       jobs(),
       async ({ index, row }) => {
         const length = lengthOf(index);
@@ -135,23 +140,38 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
             return 0;
           }
           await writeAll(handle, data, offset);
+          crashPoint("image-block-restored");
           return length;
         } finally {
           workers.give(data);
         }
       },
-      { concurrency: 6 },
+      { concurrency: 6, signal },
     );
-    for await (const written of work) bytesWritten += written;
-    await handle.sync();
+    ({ interrupted } = await withInterrupt(async (signal) => {
+      for await (const written of work(signal)) bytesWritten += written;
+    }));
+    if (!interrupted) await handle.sync();
   } catch (error) {
+    progress.stop();
     await handle.close();
     if (!device) rmSync(temp, { force: true });
     throw error;
   } finally {
     workers.close();
   }
+  progress.stop();
   await handle.close();
+  if (interrupted) {
+    if (!device) rmSync(temp, { force: true });
+    console.error(
+      device
+        ? `interrupted: ${target} is partly written (${formatBytes(bytesWritten)} of ${formatBytes(version.size)}); restore again to finish it`
+        : `interrupted: nothing was written to ${target} (the partial restore beside it is removed)`,
+    );
+    output.result({ uid: version.uid, target, bytesWritten, damaged, interrupted });
+    return { exitCode: interruptedExit(interrupted), uid: version.uid, target, bytesWritten, damaged };
+  }
   if (!device) {
     renameSync(temp, target);
     fsyncDirectory(dirname(target));
@@ -165,7 +185,7 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
     output.say(
       damaged.length > 0
         ? `restored version ${version.uid} to ${target} except ${damaged.length} block(s) listed above (${formatBytes(damaged.reduce((sum, range) => sum + range.length, 0))} left as zeros)`
-        : `restored version ${version.uid} to ${target} (${formatBytes(version.size)})`,
+        : `restored version ${version.uid} to ${target} (${formatBytes(version.size)} in ${formatDuration(performance.now() - started)})`,
     );
   }
   const result = { exitCode, uid: version.uid, target, bytesWritten, damaged };

@@ -35,20 +35,35 @@ export async function* everyBlock(size: number, blockSize: number, extents?: rea
   for (; next < blockCount(size, blockSize); next++) yield ref(next, size, blockSize, true);
 }
 
+/** The runs of blocks [first, last] the data extents touch, in order, each block once. */
+function* touchedBlocks(extents: readonly Extent[], size: number, blockSize: number): Generator<[number, number]> {
+  let next = 0;
+  for (const [start, end] of extents) {
+    if (end <= start || start >= size) continue;
+    const first = Math.max(next, Math.floor(start / blockSize));
+    const last = Math.floor((Math.min(end, size) - 1) / blockSize);
+    if (first <= last) yield [first, last];
+    next = Math.max(next, last + 1);
+  }
+}
+
 /** The blocks any data extent touches, in order (undefined extents: every block). */
 export async function* allocatedBlocks(extents: readonly Extent[] | undefined, size: number, blockSize: number): AsyncGenerator<BlockRef> {
   if (!extents) {
     yield* everyBlock(size, blockSize);
     return;
   }
-  let next = 0;
-  for (const [start, end] of extents) {
-    if (end <= start) continue;
-    const first = Math.max(next, Math.floor(start / blockSize));
-    const last = Math.floor((Math.min(end, size) - 1) / blockSize);
+  for (const [first, last] of touchedBlocks(extents, size, blockSize)) {
     for (let index = first; index <= last; index++) yield ref(index, size, blockSize);
-    next = Math.max(next, last + 1);
   }
+}
+
+/** Bytes of the blocks the data extents touch (undefined extents: the whole image): what a backup reads. */
+export function allocatedBytes(extents: readonly Extent[] | undefined, size: number, blockSize: number): number {
+  if (!extents) return size;
+  let bytes = 0;
+  for (const [first, last] of touchedBlocks(extents, size, blockSize)) bytes += Math.min(size, (last + 1) * blockSize) - first * blockSize;
+  return bytes;
 }
 
 /** The hinted blocks in order: those to read, and wholly discarded ones as known zeros. */
