@@ -64,21 +64,43 @@ async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string
  * `blaine image restore VERSION TARGET [--sparse] [--force]`: every block's
  * hash checked as it is read; a block missing or damaged in the store is
  * listed and the rest restored (exit 4). A file target is written beside
- * itself and renamed into place; a block device is written in place.
+ * itself and renamed into place; a block device is written in place. A
+ * progress line at a terminal; Ctrl-C (SIGTERM) leaves a file target as it
+ * was, says so and exits 130 (143).
  */
 export async function restoreImage(settings: ImageSettings, request: RestoreImageRequest, output: Output): Promise<RestoreImageResult> {
   const store = await openImageStore(settings, { create: false });
   const catalog = settings.db ? await openImageCatalog(settings, { create: false }) : undefined;
   try {
     const source = catalog ? await versionFromCatalog(catalog, request.version) : await versionFromStore(store, request.version);
-    return await restoreVersion(store, source, request, output);
+    const device = existsSync(request.target) && statSync(request.target).isBlockDevice();
+    const outcome = await withInterrupt((signal) => restoreVersion(store, source, request, output, { signal, progress: true }));
+    if (!outcome.interrupted) return outcome.value;
+    const { uid } = source.version;
+    console.error(
+      device
+        ? `interrupted: ${request.target} is partly written; restore again to finish it`
+        : `interrupted: nothing was written to ${request.target} (the partial restore beside it is removed)`,
+    );
+    output.result({ uid, target: request.target, interrupted: outcome.interrupted });
+    return { exitCode: interruptedExit(outcome.interrupted), uid, target: request.target, bytesWritten: 0, damaged: [] };
   } finally {
     await catalog?.close();
   }
 }
 
-/** Restores a version from a store already open (a volume archive's destination). */
-export async function restoreVersion(store: ChunkStore, source: VersionSource, request: RestoreImageRequest, output: Output): Promise<RestoreImageResult> {
+/**
+ * Restores a version from a store already open (a volume archive's
+ * destination). `signal` stops it (a file target is left as it was; the
+ * abort's reason is thrown); `progress` draws the progress line at a terminal.
+ */
+export async function restoreVersion(
+  store: ChunkStore,
+  source: VersionSource,
+  request: RestoreImageRequest,
+  output: Output,
+  options: { readonly signal?: AbortSignal; readonly progress?: boolean } = {},
+): Promise<RestoreImageResult> {
   const { version } = source;
   const { target } = request;
   const exists = existsSync(target);
@@ -104,8 +126,8 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
   // Blocks are fetched, decoded and checked in the workers' slots: at most 8 in memory, whatever the image.
   const workers = new BlockWorkers(version.blockSize, { slots: 8 });
   const started = performance.now();
-  const progress = imageProgress(version.uid.slice(0, 8), { done: () => bytesWritten, planned: version.size, verb: "restored" }).start();
-  let interrupted: "SIGINT" | "SIGTERM" | undefined;
+  const progress = imageProgress(version.uid.slice(0, 8), { done: () => bytesWritten, planned: version.size, verb: "restored" });
+  if (options.progress) progress.start();
   try {
     if (!device) await handle.truncate(version.size);
     const blockCount = Math.ceil(version.size / version.blockSize);
@@ -121,7 +143,7 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
     }
     const zeros = new Uint8Array(version.blockSize);
     const lengthOf = (index: number) => Math.min(version.blockSize, version.size - index * version.blockSize);
-    const work = (signal: AbortSignal) => mapBounded(
+    const work = mapBounded(
       jobs(),
       async ({ index, row }) => {
         const length = lengthOf(index);
@@ -146,12 +168,10 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
           workers.give(data);
         }
       },
-      { concurrency: 6, signal },
+      { concurrency: 6, signal: options.signal },
     );
-    ({ interrupted } = await withInterrupt(async (signal) => {
-      for await (const written of work(signal)) bytesWritten += written;
-    }));
-    if (!interrupted) await handle.sync();
+    for await (const written of work) bytesWritten += written;
+    await handle.sync();
   } catch (error) {
     progress.stop();
     await handle.close();
@@ -162,16 +182,6 @@ export async function restoreVersion(store: ChunkStore, source: VersionSource, r
   }
   progress.stop();
   await handle.close();
-  if (interrupted) {
-    if (!device) rmSync(temp, { force: true });
-    console.error(
-      device
-        ? `interrupted: ${target} is partly written (${formatBytes(bytesWritten)} of ${formatBytes(version.size)}); restore again to finish it`
-        : `interrupted: nothing was written to ${target} (the partial restore beside it is removed)`,
-    );
-    output.result({ uid: version.uid, target, bytesWritten, damaged, interrupted });
-    return { exitCode: interruptedExit(interrupted), uid: version.uid, target, bytesWritten, damaged };
-  }
   if (!device) {
     renameSync(temp, target);
     fsyncDirectory(dirname(target));
