@@ -139,7 +139,7 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(await query("SELECT uid FROM image_versions ORDER BY uid")).toEqual(versionsBefore);
   });
 
-  catalogTest("issue 15: --from reads every block (holes only as the zeros they are) and stores only the changed ones; the version restores whole", async () => {
+  catalogTest("issue 15: --from reads every block and stores only the changed ones; the version restores whole", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
     makeImage(source);
@@ -149,8 +149,7 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     writeAt(source, 0, new Uint8Array(BLOCK)); // data becomes zeros
     const second = await env.image(["backup", source, "vm", "--from", first, "--json", ...BS]);
     expect(second.exitCode).toBe(0);
-    // Every block holding data is read (16: allocated zeros too); the holes between them are zeros, not read.
-    expect(second.json.bytesRead).toBe(16 * BLOCK);
+    expect(second.json.bytesRead).toBe(8 * MiB);
     expect((await env.chunks()).length).toBe(before + 1);
     const out = join(env.dir, "out.img");
     expect((await env.image(["restore", second.json.uid, out])).exitCode).toBe(0);

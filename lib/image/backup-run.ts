@@ -101,8 +101,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
     // Every block read is compared with the base's (with hints too: a hinted block may not have changed).
     const baseHashes = base ? await catalog.hashesByIndex(base.uid) : undefined;
     if (base && request.hints && hinted && baseHashes) await checkHints(source, request, size, blockSize, hinted, baseHashes);
-    // Holes are never read: the first backup reads the data extents, a full read against a base skips holes as zeros.
-    const extents = !hinted ? (size > 0 ? dataExtents(source.fd, size) : []) : undefined;
+    const extents = !base && !hinted ? (size > 0 ? dataExtents(source.fd, size) : []) : undefined;
     const uid = crypto.randomUUID();
     await catalog.createVersion({
       uid,
@@ -139,7 +138,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
           }
           return hintedBlockRefs(hinted, size, blockSize);
         }
-        return base ? everyBlock(size, blockSize, extents) : allocatedBlocks(extents, size, blockSize);
+        return base ? everyBlock(size, blockSize) : allocatedBlocks(extents, size, blockSize);
       },
     };
     return run;

@@ -16,23 +16,9 @@ export function blockCount(size: number, blockSize: number): number {
   return Math.ceil(size / blockSize);
 }
 
-/**
- * Every block of the image. With the source's data `extents`, blocks no
- * extent touches (holes: zeros) come as known zeros, compared with the base
- * without being read.
- */
-export async function* everyBlock(size: number, blockSize: number, extents?: readonly Extent[]): AsyncGenerator<BlockRef> {
-  if (!extents) {
-    for (let index = 0; index < blockCount(size, blockSize); index++) yield ref(index, size, blockSize);
-    return;
-  }
-  let next = 0;
-  for await (const block of allocatedBlocks(extents, size, blockSize)) {
-    for (; next < block.index; next++) yield ref(next, size, blockSize, true);
-    yield block;
-    next = block.index + 1;
-  }
-  for (; next < blockCount(size, blockSize); next++) yield ref(next, size, blockSize, true);
+/** Every block of the image. */
+export async function* everyBlock(size: number, blockSize: number): AsyncGenerator<BlockRef> {
+  for (let index = 0; index < blockCount(size, blockSize); index++) yield ref(index, size, blockSize);
 }
 
 /** The runs of blocks [first, last] the data extents touch, in order, each block once. */
