@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { DeferredQueue, listDeferred, type DeferredAction } from "../../lib/archive/disk/deferred-queue.ts";
+import { DeferredQueue, listDeferred, type DeferredAction } from "../../lib/archive/catalog/deferred-actions-table.ts";
 import type { FileRecord } from "../../lib/archive/catalog/records.ts";
 import { hostCatalog, type HostCatalogFixture } from "../helpers/host-catalog.ts";
 

@@ -1,13 +1,15 @@
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync, statSync } from "node:fs";
-import type { Database, Statement } from "bun:sqlite";
+import { Database } from "bun:sqlite";
 import { BlaineError, ExitCode, shellWord } from "../../errors.ts";
 import { hostCatalogAdvice } from "./catalog-errors.ts";
 import { CatalogLock } from "../../catalog/lock.ts";
-import { hostDrizzle, openCatalogDatabase, type HostDatabase } from "./open.ts";
-import type { FileRecord, HostFileRow } from "./records.ts";
-
-const FILE_COLUMNS =
-  "path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
+import { DisksTable } from "./disks-table.ts";
+import { EntriesTable } from "./entries-table.ts";
+import { FilesTable } from "./files-table.ts";
+import { openCatalogDatabase } from "./open.ts";
+import { ParitySetsTable } from "./parity-sets-table.ts";
+import type { FileRecord } from "./records.ts";
+import { RunsTable } from "./runs-table.ts";
 
 export interface OpenArchiveCatalogOptions {
   readonly readonly?: boolean;
@@ -17,18 +19,26 @@ export interface OpenArchiveCatalogOptions {
 }
 
 /**
- * The host catalog, opened for one command. Hot lookups are prepared
- * statements; everything else goes through drizzle (`db`).
+ * The host catalog, opened for one command: the connection (locks, attached
+ * disk catalogs, transactions) and its tables. Every SQL statement is in a
+ * table module of this folder, one per table group (files, disks and their
+ * copies, runs, deferred actions; a disk catalog's entries and intents, its
+ * parity sets), as plain SQL over bun:sqlite: statements that run per file
+ * are prepared once per catalog, the rest go through bun:sqlite's
+ * statement cache. Commands, stages and run setup call their methods;
+ * `sqlite` is for those modules alone (test/layers.test.ts checks it).
  */
 export class ArchiveCatalog {
   readonly path: string;
   readonly sqlite: Database;
   readonly readonly: boolean;
-  #db: HostDatabase | undefined;
+  /** The archived files (`files`). */
+  readonly files: FilesTable;
+  #disks: DisksTable | undefined;
+  #runs: RunsTable | undefined;
+  /** The tables of each attached disk catalog, by alias. */
+  readonly #diskTables = new Map<string, { entries: EntriesTable; paritySets: ParitySetsTable }>();
   #lock: CatalogLock | undefined;
-  #byPath: Statement;
-  #byInode: Statement;
-  #sizeExists: Statement;
   /** Set when this is the reading copy of a catalog another command is writing: says so, for people. */
   readingCopyNote: string | undefined;
 
@@ -37,20 +47,41 @@ export class ArchiveCatalog {
     this.sqlite = sqlite;
     this.readonly = readonly;
     this.#lock = lock;
-    this.#byPath = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE path = ?`);
-    this.#byInode = sqlite.prepare(`SELECT ${FILE_COLUMNS} FROM main.files WHERE dev = ? AND ino = ? LIMIT 16`);
-    // "size >= 1048576" lets SQLite use the partial index on large sizes.
-    this.#sizeExists = sqlite.prepare("SELECT 1 FROM main.files WHERE size = ?1 AND size >= 1048576 AND kind = 'file' LIMIT 1");
+    this.files = new FilesTable(sqlite);
+  }
+
+  /** The archive row, the disks and their copies (`archive`, `disks`, `disk_copies`). */
+  get disks(): DisksTable {
+    return (this.#disks ??= new DisksTable(this.sqlite));
+  }
+
+  /** The run records (`runs`). */
+  get runs(): RunsTable {
+    return (this.#runs ??= new RunsTable(this.sqlite));
+  }
+
+  /** The entries and intents of the disk catalog attached as `alias`. */
+  entries(alias: string): EntriesTable {
+    return this.#tablesOf(alias).entries;
+  }
+
+  /** The parity sets of the disk catalog attached as `alias`. */
+  paritySets(alias: string): ParitySetsTable {
+    return this.#tablesOf(alias).paritySets;
+  }
+
+  #tablesOf(alias: string): { entries: EntriesTable; paritySets: ParitySetsTable } {
+    let tables = this.#diskTables.get(alias);
+    if (!tables) {
+      tables = { entries: new EntriesTable(this.sqlite, alias), paritySets: new ParitySetsTable(this.sqlite, alias) };
+      this.#diskTables.set(alias, tables);
+    }
+    return tables;
   }
 
   /** Whether this connection holds the single-writer lock (and SQLite's exclusive lock): no other process writes the file meanwhile. */
   get holdsWriterLock(): boolean {
     return this.#lock !== undefined;
-  }
-
-  /** drizzle over the same connection, made on first use (see hostDrizzle). */
-  get db(): HostDatabase {
-    return (this.#db ??= hostDrizzle(this.sqlite));
   }
 
   static open(path: string, options: OpenArchiveCatalogOptions = {}): ArchiveCatalog {
@@ -132,12 +163,9 @@ export class ArchiveCatalog {
 
   /** The archive this catalog describes, created on first use. */
   archiveId(create = false): string | undefined {
-    const row = this.sqlite.query("SELECT id FROM archive LIMIT 1").get() as { id: string } | null;
-    if (row) return row.id;
-    if (!create) return undefined;
-    const id = crypto.randomUUID();
-    this.sqlite.query("INSERT INTO archive (id, created_at) VALUES (?, ?)").run(id, Date.now());
-    return id;
+    const id = this.disks.archiveId();
+    if (id !== undefined || !create) return id;
+    return this.disks.createArchive();
   }
 
   requireArchiveId(): string {
@@ -151,36 +179,14 @@ export class ArchiveCatalog {
     return id;
   }
 
-  /** The columns of a `HostFileRow`, for queries of other modules. */
-  get fileColumns(): string {
-    return FILE_COLUMNS;
-  }
-
-  fileByPath(path: string): HostFileRow | undefined {
-    return (this.#byPath.get(path) as HostFileRow | null) ?? undefined;
-  }
-
-  filesByInode(dev: number, ino: number): HostFileRow[] {
-    return this.#byInode.all(dev, ino) as HostFileRow[];
-  }
-
-  /** Whether the archive holds any file of source device `dev` (through the inode index). */
-  hasFilesOnDevice(dev: number): boolean {
-    return this.sqlite.query("SELECT 1 FROM main.files WHERE dev = ? LIMIT 1").get(dev) !== null;
-  }
-
   /** Whether the archive holds any file at all. */
   hasFiles(): boolean {
-    return this.sqlite.query("SELECT 1 FROM main.files LIMIT 1").get() !== null;
+    return this.files.any();
   }
 
   /** Whether any archived file of 1 MiB or more has this size: only then can new large content be a duplicate. */
   hasContentOfSize(size: number): boolean {
-    return this.#sizeExists.get(size) !== null;
-  }
-
-  countFiles(): number {
-    return (this.sqlite.query("SELECT count(*) AS n FROM main.files").get() as { n: number }).n;
+    return this.files.anyOfLargeSize(size);
   }
 
   /** Attaches a disk catalog under `alias` so one transaction can cover both. */
@@ -189,7 +195,28 @@ export class ArchiveCatalog {
   }
 
   detach(alias: string): void {
+    this.#diskTables.delete(alias);
     this.sqlite.exec(`DETACH DATABASE ${alias}`);
+  }
+
+  /** Whether a transaction is open on the connection. */
+  get inTransaction(): boolean {
+    return this.sqlite.inTransaction;
+  }
+
+  /** Writes a consistent snapshot of the catalog (not of attached disk catalogs) into the new file `target` (VACUUM INTO). */
+  writeSnapshot(target: string): void {
+    this.sqlite.query("VACUUM main INTO ?").run(target);
+  }
+
+  /** Writes a consistent snapshot of the catalog file `path`, read as it is (no migration), into the new file `target`. */
+  static writeSnapshotOf(path: string, target: string): void {
+    const source = new Database(path, { readonly: true });
+    try {
+      source.query("VACUUM INTO ?").run(target);
+    } finally {
+      source.close();
+    }
   }
 
   transaction<T>(fn: () => T): T {

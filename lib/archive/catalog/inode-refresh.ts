@@ -1,5 +1,4 @@
 import type { ArchiveCatalog } from "./archive-catalog.ts";
-import { HostFiles } from "./host-files.ts";
 
 /** Refreshes per transaction: one commit syncs the catalog several times. */
 const BATCH = 1000;
@@ -14,12 +13,10 @@ const BATCH = 1000;
  */
 export class InodeRefresh {
   readonly #catalog: ArchiveCatalog;
-  readonly #files: HostFiles;
   #pending: { path: string; dev: number; ino: number }[] = [];
 
   constructor(catalog: ArchiveCatalog) {
     this.#catalog = catalog;
-    this.#files = new HostFiles(catalog.sqlite);
   }
 
   note(path: string, dev: number, ino: number): void {
@@ -31,8 +28,9 @@ export class InodeRefresh {
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
+    const files = this.#catalog.files.writes;
     this.#catalog.transaction(() => {
-      for (const { path, dev, ino } of batch) this.#files.setInode(path, dev, ino);
+      for (const { path, dev, ino } of batch) files.setInode(path, dev, ino);
     });
   }
 }

@@ -1,18 +1,13 @@
 import { Database } from "bun:sqlite";
-import type { BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BlaineError, ExitCode, errorMessage } from "../../errors.ts";
 import { appliedSqliteMigrations, applySqliteMigrations, missingMigrations } from "../../catalog/schema-version.ts";
 import { noteCatalog } from "./catalog-errors.ts";
-import type * as diskSchema from "./disk-schema.ts";
-import type * as hostSchema from "./host-schema.ts";
 
 const MIGRATIONS = join(import.meta.dir, "migrations");
 
 export type CatalogKind = "host" | "disk";
-export type HostDatabase = BunSQLiteDatabase<typeof hostSchema>;
-export type DiskDatabase = BunSQLiteDatabase<typeof diskSchema>;
 
 export interface OpenCatalogOptions {
   /** Open without writing anything: no migration, no creation. */
@@ -158,20 +153,16 @@ function checkSchemaVersion(
   return missing > 0;
 }
 
-/** A drizzle query builder over the host catalog (drizzle is loaded on first use). */
-export function hostDrizzle(sqlite: Database): HostDatabase {
-  const { drizzle } = require("drizzle-orm/bun-sqlite") as typeof import("drizzle-orm/bun-sqlite");
-  return drizzle(sqlite, { schema: require("./host-schema.ts") as typeof hostSchema });
-}
-
-/** A drizzle query builder over a disk catalog (drizzle is loaded on first use). */
-export function diskDrizzle(sqlite: Database): DiskDatabase {
-  const { drizzle } = require("drizzle-orm/bun-sqlite") as typeof import("drizzle-orm/bun-sqlite");
-  return drizzle(sqlite, { schema: require("./disk-schema.ts") as typeof diskSchema });
-}
-
-/** `PRAGMA integrity_check` in words: "ok" or the problems SQLite lists. */
-export function integrityCheck(sqlite: Database): string {
-  const rows = sqlite.query("PRAGMA integrity_check").all() as { integrity_check: string }[];
-  return rows.map((row) => row.integrity_check).join("; ");
+/**
+ * Opens a catalog file as openCatalogDatabase does and runs SQLite's
+ * `PRAGMA integrity_check` on it: "ok" or the problems SQLite lists, in words.
+ */
+export function checkCatalogIntegrity(path: string, kind: CatalogKind, options: OpenCatalogOptions = {}): string {
+  const sqlite = openCatalogDatabase(path, kind, options);
+  try {
+    const rows = sqlite.query("PRAGMA integrity_check").all() as { integrity_check: string }[];
+    return rows.map((row) => row.integrity_check).join("; ");
+  } finally {
+    sqlite.close();
+  }
 }

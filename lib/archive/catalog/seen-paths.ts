@@ -1,19 +1,6 @@
-import type { Statement } from "bun:sqlite";
 import type { ArchiveCatalog } from "./archive-catalog.ts";
 import { childPrefix, comparePaths, isAtOrUnder } from "../../catalog/path-order.ts";
-import type { HostFileRow } from "./records.ts";
-
-/** What the differ compares of an archived path; the rest of its row is read only when the path changed. */
-export type ArchivedState = Pick<HostFileRow, "path" | "kind" | "size" | "mtimeMs" | "mode" | "dev" | "ino" | "linkTarget">;
-const STATE_COLUMNS = "path, kind, size, mtime_ms AS mtimeMs, mode, dev, ino, link_target AS linkTarget";
-
-/** An archived file the walk did not meet. */
-export interface UnseenFile {
-  readonly path: string;
-  readonly hash: string;
-  readonly size: number;
-  readonly diskId: string;
-}
+import type { ArchivedState, FilesTable, UnseenFile } from "./files-table.ts";
 
 /** Rows read at once: a few hundred KB, and one query per this many walked files. */
 const WINDOW_ROWS = 1024;
@@ -43,8 +30,7 @@ type PathRange = readonly [after: string | undefined, before: string | undefined
  * size costs bounded memory, plus one path per unseen file.
  */
 export class SeenPaths {
-  readonly #catalog: ArchiveCatalog;
-  readonly #windowFrom: Statement;
+  readonly #files: FilesTable;
   readonly #windowRows: number;
   #rows: ArchivedState[] = [];
   /** First row of the window the ordered walk has not yet gone by. */
@@ -62,15 +48,15 @@ export class SeenPaths {
   /** After a step back: visited paths not yet in temp.seen, and the last visited path. */
   #pending: string[] = [];
   #previous: string | undefined;
-  #insertSeen: Statement | undefined;
+  /** Whether visited paths go to temp.seen (after a step back). */
+  #marking = false;
   /** Paths that exist but could not be read (and everything under them): never taken for deleted. */
   readonly #unreadable: string[] = [];
 
   /** @param windowRows Rows per window (tests use a few, so that every walk crosses many windows). */
   constructor(catalog: ArchiveCatalog, windowRows = WINDOW_ROWS) {
-    this.#catalog = catalog;
+    this.#files = catalog.files;
     this.#windowRows = Math.max(1, Math.floor(windowRows));
-    this.#windowFrom = catalog.sqlite.prepare(`SELECT ${STATE_COLUMNS} FROM main.files WHERE path >= ? ORDER BY path LIMIT ${this.#windowRows}`);
   }
 
   /** The archived row at `path`, if any; and `path` counts as seen. */
@@ -95,10 +81,10 @@ export class SeenPaths {
 
   /** Writes visited paths still held in memory to temp.seen (only after a step back). */
   flush(): void {
-    if (this.#pending.length === 0 || !this.#insertSeen) return;
+    if (this.#pending.length === 0 || !this.#marking) return;
     const paths = this.#pending;
     this.#pending = [];
-    this.#insertSeen.run(JSON.stringify(paths));
+    this.#files.markSeen(paths);
   }
 
   /**
@@ -108,13 +94,7 @@ export class SeenPaths {
   *unseen(sources: readonly string[], diskIds: readonly string[]): Generator<UnseenFile> {
     this.flush();
     const found = new Map<string, UnseenFile>();
-    const notSeen = this.#insertSeen ? "AND path NOT IN (SELECT path FROM temp.seen)" : "";
-    const columns = "path, hash, size, disk_id AS diskId FROM main.files";
-    const onDisks = "disk_id IN (SELECT value FROM json_each(?1))";
-    const inRange = this.#catalog.sqlite.prepare(`SELECT ${columns} WHERE path > ?2 AND path < ?3 AND ${onDisks} ${notSeen}`);
-    const atPath = this.#catalog.sqlite.prepare(`SELECT ${columns} WHERE path = ?2 AND ${onDisks} ${notSeen}`);
-    const inList = this.#catalog.sqlite.prepare(`SELECT ${columns} WHERE path IN (SELECT value FROM json_each(?2)) AND ${onDisks} ${notSeen}`);
-    const disks = JSON.stringify(diskIds);
+    const unseen = this.#files.unseenOn(diskIds, { exceptMarked: this.#marking });
     const take = (rows: UnseenFile[]) => {
       for (const row of rows) found.set(row.path, row);
     };
@@ -124,15 +104,15 @@ export class SeenPaths {
       // Every path under the source sorts after its prefix and before the prefix with "/" bumped to "0".
       const end = `${prefix.slice(0, -1)}0`;
       for (const [after, before] of this.#unvisitedRanges()) {
-        if (source !== prefix && within(source, after, before)) take(atPath.all(disks, source) as UnseenFile[]);
+        if (source !== prefix && within(source, after, before)) take(unseen.at(source));
         const from = after === undefined || comparePaths(after, prefix) < 0 ? prefix : after;
         const to = before === undefined || comparePaths(before, end) > 0 ? end : before;
-        if (comparePaths(from, to) < 0) take(inRange.all(disks, from, to) as UnseenFile[]);
+        if (comparePaths(from, to) < 0) take(unseen.between(from, to));
       }
     }
     const passed = this.#passed.filter((path) => sources.some((source) => isAtOrUnder(path, source)));
     for (let start = 0; start < passed.length; start += JSON_BATCH) {
-      take(inList.all(disks, JSON.stringify(passed.slice(start, start + JSON_BATCH))) as UnseenFile[]);
+      take(unseen.among(passed.slice(start, start + JSON_BATCH)));
     }
 
     const files = [...found.values()].sort((a, b) => comparePaths(a.path, b.path));
@@ -165,10 +145,8 @@ export class SeenPaths {
   #leaveOrder(): void {
     this.#ordered = false;
     this.#previous = this.#lastInOrder;
-    const sqlite = this.#catalog.sqlite;
-    sqlite.exec("CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY) WITHOUT ROWID");
-    sqlite.exec("DELETE FROM temp.seen");
-    this.#insertSeen = sqlite.prepare("INSERT OR IGNORE INTO temp.seen (path) SELECT value FROM json_each(?)");
+    this.#files.startMarkingSeen();
+    this.#marking = true;
   }
 
   /** A lookup out of order: a step back reads a fresh window, since rows the run has committed since may lie in the old one. */
@@ -194,7 +172,7 @@ export class SeenPaths {
   }
 
   #read(from: string): void {
-    this.#rows = this.#windowFrom.all(from) as ArchivedState[];
+    this.#rows = this.#files.statesFrom(from, this.#windowRows);
     this.#next = 0;
     this.#windowStart = from;
     this.#windowComplete = this.#rows.length < this.#windowRows;

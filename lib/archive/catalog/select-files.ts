@@ -6,9 +6,6 @@ import { childPrefix } from "../../catalog/path-order.ts";
 import type { HostFileRow } from "./records.ts";
 import { textFromReadable } from "../../fs/byte-names.ts";
 
-const COLUMNS =
-  "path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId, archived_at AS archivedAt";
-
 /**
  * Archived files matching PATH arguments, in path order: an exact archived
  * path, a directory (everything under it), or a glob (`*` within a name,
@@ -17,22 +14,19 @@ const COLUMNS =
  */
 export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[]): Generator<HostFileRow> {
   if (patterns.length === 0) {
-    yield* catalog.sqlite.query(`SELECT ${COLUMNS} FROM main.files ORDER BY path`).iterate() as Iterable<HostFileRow>;
+    yield* catalog.files.all();
     return;
   }
   const globs: RegExp[] = [];
   const prefixes: string[] = [];
-  const byPrefix = catalog.sqlite.prepare(
-    `SELECT ${COLUMNS} FROM main.files WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2 ORDER BY path`,
-  );
-  const anyUnder = catalog.sqlite.prepare("SELECT 1 FROM main.files WHERE path = ?1 OR substr(path, 1, length(?2)) = ?2 LIMIT 1");
+  const anyUnder = (path: string) => catalog.files.anyAtOrUnder(path, `${path}/`);
   for (const pattern of patterns) {
     if (pattern === "") throw new UsageError("an empty PATH matches nothing");
     const absolute = pattern.startsWith("/") || pattern.startsWith("*") ? pattern : resolve(pattern);
     const typed = absolute.length > 1 && absolute.endsWith("/") ? absolute.slice(0, -1) : absolute;
-    const literal = archivedFormOf(typed, (path) => Boolean(anyUnder.get(path, `${path}/`)));
+    const literal = archivedFormOf(typed, anyUnder);
     // A name may really contain "*" or "[": an archived path is taken literally first.
-    if (hasGlobMagic(absolute) && !anyUnder.get(literal, `${literal}/`)) {
+    if (hasGlobMagic(absolute) && !anyUnder(literal)) {
       globs.push(globToRegExp(absolute));
       // Typed with `\xFF` as human output shows a byte: the glob matches that byte too.
       const withBytes = textFromReadable(absolute);
@@ -41,7 +35,7 @@ export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[
   }
   const emitted = new Set<string>();
   for (const prefix of prefixes) {
-    for (const row of byPrefix.iterate(prefix, childPrefix(prefix)) as Iterable<HostFileRow>) {
+    for (const row of catalog.files.atOrUnder(prefix, childPrefix(prefix))) {
       if (patterns.length > 1) {
         if (emitted.has(row.path)) continue;
         emitted.add(row.path);
@@ -50,7 +44,7 @@ export function* selectFiles(catalog: ArchiveCatalog, patterns: readonly string[
     }
   }
   if (globs.length === 0) return;
-  for (const row of catalog.sqlite.query(`SELECT ${COLUMNS} FROM main.files ORDER BY path`).iterate() as Iterable<HostFileRow>) {
+  for (const row of catalog.files.all()) {
     if (!globs.some((glob) => glob.test(row.path)) || emitted.has(row.path)) continue;
     // A glob that names a directory means everything under it, like a plain path.
     yield row;

@@ -1,7 +1,8 @@
-import { Database } from "bun:sqlite";
 import { chmodSync, existsSync, renameSync, rmSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
+import { lastRunTimeInCopy } from "../catalog/runs-table.ts";
 import { requireDb, type Settings } from "../settings.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { diskLayout } from "../disk/layout.ts";
@@ -64,12 +65,7 @@ export async function rebuildCatalog(settings: Settings, dirs: readonly string[]
     }
     let lastRun = 0;
     try {
-      const sqlite = new Database(copy, { readonly: true });
-      try {
-        lastRun = (sqlite.query("SELECT coalesce(max(coalesce(finished_at, started_at)), 0) AS t FROM runs").get() as { t: number }).t;
-      } finally {
-        sqlite.close();
-      }
+      lastRun = lastRunTimeInCopy(copy);
     } catch (error) {
       output?.say(`${dir}: its host catalog copy is unreadable (${errorMessage(error)}); skipped`);
       continue;
@@ -83,12 +79,7 @@ export async function rebuildCatalog(settings: Settings, dirs: readonly string[]
 
   const temp = `${db}.rebuild-tmp`;
   rmSync(temp, { force: true });
-  const source = new Database(newest.copy, { readonly: true });
-  try {
-    source.query("VACUUM INTO ?").run(temp);
-  } finally {
-    source.close();
-  }
+  ArchiveCatalog.writeSnapshotOf(newest.copy, temp);
   chmodSync(temp, 0o600);
   syncFileSystem(temp);
   renameSync(temp, db);
@@ -97,8 +88,8 @@ export async function rebuildCatalog(settings: Settings, dirs: readonly string[]
   let files: number;
   let pending: number;
   try {
-    files = catalog.countFiles();
-    pending = (catalog.sqlite.query("SELECT count(*) AS n FROM deferred_actions").get() as { n: number }).n;
+    files = catalog.files.count();
+    pending = new DeferredQueue(catalog).countAll();
   } finally {
     catalog.close();
   }

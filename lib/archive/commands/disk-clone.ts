@@ -3,7 +3,8 @@ import { resolve } from "node:path";
 import { copyHostCatalogToDisk } from "../run/finish-run.ts";
 import type { Settings } from "../settings.ts";
 import { applyDeferred, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { toRecord } from "../catalog/archive-catalog.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
 import { prepareDiskDirectory } from "../disk/prepare-disk.ts";
 import { MountedDisk } from "../disk/mounted-disk.ts";
@@ -47,7 +48,7 @@ export async function cloneDisk(
   const archive = await openArchive(settings, { write: true });
   try {
     const { catalog } = archive;
-    const disk = catalog.sqlite.query("SELECT id, label, state FROM disks WHERE label = ?").get(options.label) as { id: string; label: string; state: string } | null;
+    const disk = catalog.disks.byLabel(options.label);
     if (!disk) throw new UsageError(`disk clone: the archive has no disk labelled "${options.label}"`);
     if (disk.state === "retired") throw new UsageError(`disk clone: disk "${options.label}" is retired`);
     if (archive.disks.some((mounted) => mounted.root === root)) throw new UsageError(`disk clone: ${options.dir} is also given as --dest`);
@@ -55,7 +56,7 @@ export async function cloneDisk(
     const existing = readDiskLabel(root);
     // The same command again after an interrupted clone: finish filling it.
     const resuming = existing !== undefined && existing.archiveId === catalog.archiveId() && existing.diskId === disk.id;
-    const registered = resuming && catalog.sqlite.query("SELECT 1 FROM disk_copies WHERE id = ?").get(existing.copyId) !== null;
+    const registered = resuming && catalog.disks.diskOfCopy(existing.copyId) !== undefined;
     if (existing && !resuming) {
       throw new BlaineError(`${options.dir} already belongs to an archive (${existing.archiveId}, disk "${existing.label}"); refusing to clone onto it`, ExitCode.usage);
     }
@@ -76,17 +77,9 @@ export async function cloneDisk(
     if (label.cipher) output?.say(`${root}: the new copy of disk "${disk.label}" is encrypted with ${label.cipher}, key from ${key ?? "the key given"}.`);
     if (!registered) catalog.transaction(() => {
       const now = Date.now();
-      catalog.sqlite
-        .query("INSERT INTO disk_copies (id, disk_id, created_at, last_seen_at, last_mount_path) VALUES (?, ?, ?, ?, ?)")
-        .run(label.copyId, disk.id, now, now, root);
-      const rows = catalog.sqlite
-        .query(
-          `SELECT path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget
-           FROM files WHERE disk_id = ? ORDER BY path`,
-        )
-        .all(disk.id) as { path: string; kind: "file" | "symlink"; size: number; mtimeMs: number; mtimeNsec: number | null; mode: number; dev: number; ino: number; hash: string; linkTarget: string | null }[];
+      catalog.disks.insertCopy(label.copyId, disk.id, root, now);
       const queue = new DeferredQueue(catalog);
-      for (const record of rows) queue.queueForCopy(label.copyId, { op: record.kind === "symlink" ? "symlink" : "copy", path: record.path, record }, now);
+      for (const row of catalog.files.ofDisk(disk.id)) queue.queueForCopy(label.copyId, { op: row.kind === "symlink" ? "symlink" : "copy", path: row.path, record: toRecord(row) }, now);
     });
 
     const clone = await MountedDisk.open(catalog, root, `disk${archive.disks.length}`, { keys });

@@ -1,9 +1,8 @@
 import { existsSync, realpathSync } from "node:fs";
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { HostFiles } from "../catalog/host-files.ts";
 import { requireDb, type Settings } from "../settings.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../../errors.ts";
 import { quotedPath } from "../../fs/byte-names.ts";
@@ -41,10 +40,9 @@ export function forgetCopy(settings: Settings, options: { readonly label: string
   if (!options.label || !options.copy) throw new UsageError("usage: blaine disk forget LABEL --copy N|ID|PATH [--force]");
   const catalog = ArchiveCatalog.open(requireDb(settings), { lock: true });
   try {
-    const db = catalog.sqlite;
-    const disk = db.query("SELECT id, state FROM disks WHERE label = ?").get(options.label) as { id: string; state: string } | null;
+    const disk = catalog.disks.byLabel(options.label);
     if (!disk) throw new UsageError(`disk forget: the archive has no disk labelled "${options.label}"`);
-    const copies = db.query("SELECT id, last_mount_path AS lastMountPath FROM disk_copies WHERE disk_id = ? ORDER BY created_at").all(disk.id) as CopyRow[];
+    const copies = catalog.disks.copiesOf(disk.id);
     const index = findCopy(copies, options.copy, disk.id);
     if (index < 0) {
       throw new UsageError(
@@ -69,15 +67,14 @@ export function forgetCopy(settings: Settings, options: { readonly label: string
     }
     let droppedActions = 0;
     const queue = new DeferredQueue(catalog);
-    const hostFiles = new HostFiles(db);
     catalog.transaction(() => {
       for (const file of lost) {
-        hostFiles.delete(file.path);
+        catalog.files.writes.delete(file.path);
         // Nobody can fetch them now: the other copies stop waiting for them.
         queue.dropPath(disk.id, file.path);
       }
       droppedActions = queue.dropCopy(copy.id);
-      db.query("DELETE FROM main.disk_copies WHERE id = ?").run(copy.id);
+      catalog.disks.deleteCopy(copy.id);
     });
     const result: ForgetResult = {
       exitCode: ExitCode.ok,

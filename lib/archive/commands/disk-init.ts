@@ -44,14 +44,14 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
   try {
     const archiveId = catalog.archiveId(true)!;
     const existing = readDiskLabel(root);
-    const known = existing && catalog.sqlite.query("SELECT 1 FROM disks WHERE id = ?").get(existing.diskId);
+    const known = existing && catalog.disks.byId(existing.diskId);
     if (existing && (existing.archiveId !== archiveId || known)) {
       throw new BlaineError(
         `${options.dir} already belongs to an archive (${existing.archiveId}, disk "${existing.label}"); refusing to initialise it again`,
         ExitCode.usage,
       );
     }
-    const taken = catalog.sqlite.query("SELECT 1 FROM disks WHERE label = ?").get(label);
+    const taken = catalog.disks.byLabel(label);
     if (taken) throw new UsageError(`--label ${label}: the archive already has a disk with that label`);
 
     const diskLabel: DiskLabel = existing ?? {
@@ -69,12 +69,8 @@ export async function initDisk(settings: Settings, options: DiskInitOptions, out
     await prepareDiskDirectory(root, diskLabel, keys);
     catalog.transaction(() => {
       const now = Date.now();
-      catalog.sqlite
-        .query("INSERT INTO disks (id, label, capacity, state, created_at, last_seen_at) VALUES (?, ?, ?, 'open', ?, ?)")
-        .run(diskLabel.diskId, diskLabel.label, capacity, now, now);
-      catalog.sqlite
-        .query("INSERT INTO disk_copies (id, disk_id, created_at, last_seen_at, last_mount_path) VALUES (?, ?, ?, ?, ?)")
-        .run(diskLabel.copyId, diskLabel.diskId, now, now, root);
+      catalog.disks.insert({ id: diskLabel.diskId, label: diskLabel.label, capacity }, now);
+      catalog.disks.insertCopy(diskLabel.copyId, diskLabel.diskId, root, now);
     });
     // Which key encrypted it (where it came from, never the key): the one that must be kept.
     const key = keyThatOpened(root);

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../settings.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
 import { diskDirectoriesOf } from "../disk/mount-disks.ts";
 import { ExitCode, type ExitCode as ExitCodeValue } from "../../errors.ts";
@@ -50,29 +50,14 @@ export function listDisks(settings: Settings, output?: Output): { exitCode: Exit
     }
     const queue = new DeferredQueue(catalog);
     const iso = (ms: number | null) => (ms ? new Date(ms).toISOString() : null);
-    const disks = (
-      catalog.sqlite
-        .query(
-          `SELECT d.id, d.label, d.state, d.capacity, d.last_seen_at AS lastSeenAt,
-             (SELECT count(*) FROM files f WHERE f.disk_id = d.id) AS files,
-             (SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT hash, size FROM files f WHERE f.disk_id = d.id AND kind = 'file')) AS used
-           FROM disks d ORDER BY d.created_at`,
-        )
-        .all() as { id: string; label: string; state: string; capacity: number | null; lastSeenAt: number | null; files: number; used: number }[]
-    ).map((disk): DiskListing => {
-      const copies = catalog.sqlite
-        .query(
-          `SELECT c.id, c.last_mount_path AS lastMountPath, c.last_seen_at AS lastSeenAt,
-             (SELECT count(*) FROM deferred_actions a WHERE a.copy_id = c.id) AS pending
-           FROM disk_copies c WHERE c.disk_id = ? ORDER BY c.created_at`,
-        )
-        .all(disk.id) as { id: string; lastMountPath: string | null; lastSeenAt: number | null; pending: number }[];
+    const disks = catalog.disks.overview().map((disk): DiskListing => {
+      const copies = catalog.disks.copiesOf(disk.id);
       return {
         label: disk.label,
         id: disk.id,
         state: disk.state,
         capacity: disk.capacity,
-        used: disk.used,
+        used: disk.bytes,
         files: disk.files,
         lastSeen: iso(disk.lastSeenAt),
         copies: copies.map((copy) => ({
@@ -80,7 +65,7 @@ export function listDisks(settings: Settings, output?: Output): { exitCode: Exit
           mounted: mounted.get(copy.id) ?? null,
           lastMountPath: copy.lastMountPath,
           lastSeen: iso(copy.lastSeenAt),
-          pending: copy.pending,
+          pending: queue.count(copy.id),
           onlyHere: copies.length > 1 ? queue.heldOnlyBy(copy.id, disk.id).length : 0,
         })),
       };

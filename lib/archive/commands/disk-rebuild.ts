@@ -66,7 +66,7 @@ export async function rebuildDisk(
     const base = { dir: root, label: label.label, labelRebuilt };
     const whole = diskCatalogIsWhole(layout);
     // Whole but empty while the disk holds files: made anew empty (as Blaine once did), as bad as lost.
-    const disowned = whole ? disownedFiles(catalog.sqlite, label, layout.catalog) : undefined;
+    const disowned = whole ? disownedFiles(catalog, label, layout.catalog) : undefined;
     if (disowned !== undefined) output?.say(`The catalog of disk "${label.label}" holds none of the ${disowned} files the host catalog places on it (made anew empty): rebuilding it.`);
     if (!options.force && whole && disowned === undefined) {
       output?.say(`The catalog of disk "${label.label}" (${root}) is whole (integrity check ok): nothing to rebuild. Give --force to rebuild it anyway (the old one is kept aside).`);
@@ -75,7 +75,7 @@ export async function rebuildDisk(
       return result;
     }
     const rebuilt = rebuildDiskCatalog(catalog, label, layout);
-    catalog.sqlite.query("UPDATE disk_copies SET last_seen_at = ?, last_mount_path = ? WHERE id = ?").run(Date.now(), root, label.copyId);
+    catalog.disks.copySeen(label.copyId, root);
     const result: DiskRebuildResult = {
       exitCode: rebuilt.damaged.length + rebuilt.missing.length > 0 ? ExitCode.damage : ExitCode.ok,
       ...base,

@@ -1,4 +1,5 @@
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { requireDb, type Settings } from "../settings.ts";
 import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../../errors.ts";
 import { formatBytes } from "../../size.ts";
@@ -24,9 +25,9 @@ export function retireDisk(settings: Settings, options: { readonly label: string
   if (!options.label) throw new UsageError("usage: blaine disk retire LABEL [--force]");
   const catalog = ArchiveCatalog.open(requireDb(settings), { lock: true });
   try {
-    const disk = catalog.sqlite.query("SELECT id, state FROM disks WHERE label = ?").get(options.label) as { id: string; state: string } | null;
+    const disk = catalog.disks.byLabel(options.label);
     if (!disk) throw new UsageError(`disk retire: the archive has no disk labelled "${options.label}"`);
-    const held = catalog.sqlite.query("SELECT path, size FROM files WHERE disk_id = ? ORDER BY path").all(disk.id) as { path: string; size: number }[];
+    const held = catalog.files.ofDisk(disk.id);
     const lostBytes = held.reduce((sum, file) => sum + file.size, 0);
     if (held.length > 0 && !options.force) {
       throw new BlaineError(
@@ -36,9 +37,9 @@ export function retireDisk(settings: Settings, options: { readonly label: string
       );
     }
     catalog.transaction(() => {
-      catalog.sqlite.query("UPDATE disks SET state = 'retired' WHERE id = ?").run(disk.id);
-      catalog.sqlite.query("DELETE FROM files WHERE disk_id = ?").run(disk.id);
-      catalog.sqlite.query("DELETE FROM deferred_actions WHERE copy_id IN (SELECT id FROM disk_copies WHERE disk_id = ?)").run(disk.id);
+      catalog.disks.markRetired(disk.id);
+      catalog.files.deleteOfDisk(disk.id);
+      new DeferredQueue(catalog).dropDisk(disk.id);
     });
     const result: RetireResult = { exitCode: ExitCode.ok, label: options.label, lost: held.map((file) => file.path), lostBytes };
     if (output) {

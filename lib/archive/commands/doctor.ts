@@ -1,7 +1,8 @@
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { integrityCheck, openCatalogDatabase } from "../catalog/open.ts";
+import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { checkCatalogIntegrity } from "../catalog/open.ts";
 import type { Settings } from "../settings.ts";
 import { readDiskLabel, type DiskLabel } from "../disk/disk-label.ts";
 import { disownedFiles } from "../disk/rebuild-disk-catalog.ts";
@@ -124,13 +125,8 @@ function checkCatalog(path: string, kind: "host" | "disk", naming?: { name: stri
   const advice = naming ? `; ${naming.advice}` : "";
   if (!existsSync(path)) return { path, ok: false, message: `does not exist${advice}` };
   try {
-    const sqlite = openCatalogDatabase(path, kind, { readonly: true, ...naming });
-    try {
-      const verdict = integrityCheck(sqlite);
-      return { path, ok: verdict === "ok", message: verdict === "ok" ? "integrity check ok" : `integrity check: ${verdict}${advice}` };
-    } finally {
-      sqlite.close();
-    }
+    const verdict = checkCatalogIntegrity(path, kind, { readonly: true, ...naming });
+    return { path, ok: verdict === "ok", message: verdict === "ok" ? "integrity check ok" : `integrity check: ${verdict}${advice}` };
   } catch (error) {
     return { path, ok: false, message: errorMessage(error) };
   }
@@ -169,7 +165,7 @@ async function checkDisk(dir: string, keys: KeySource, fuseWorks: boolean, hostC
 /** disownedFiles, with the host catalog opened read-only for it (undefined when it cannot be read now). */
 function disownedBy(hostCatalog: string, label: DiskLabel, diskCatalog: string): number | undefined {
   try {
-    const host = openCatalogDatabase(hostCatalog, "host", { readonly: true });
+    const host = ArchiveCatalog.open(hostCatalog, { readonly: true });
     try {
       return disownedFiles(host, label, diskCatalog);
     } finally {

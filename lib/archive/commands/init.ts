@@ -1,6 +1,6 @@
 import { accessSync, constants, existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { openCatalogDatabase } from "../catalog/open.ts";
+import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { CONFIG_FILE, list, singleFlag, type Flags } from "../../config.ts";
 import { loadSettings, parseCopier, type Settings } from "../settings.ts";
 import { readDiskLabel } from "../disk/disk-label.ts";
@@ -100,17 +100,17 @@ export const checks = {
   /** A label the archive of catalog `db` already gives one of its disks (initDisk would refuse it after the key file is made). */
   labelFree(db: string, value: string): string | undefined {
     if (!existsSync(db)) return undefined;
-    let sqlite: ReturnType<typeof openCatalogDatabase>;
+    let catalog: ArchiveCatalog;
     try {
-      sqlite = openCatalogDatabase(db, "host", { readonly: true });
+      catalog = ArchiveCatalog.open(db, { readonly: true });
     } catch {
       // An older or damaged catalog: initDisk says what is wrong with it.
       return undefined;
     }
     try {
-      return sqlite.query("SELECT 1 FROM disks WHERE label = ?").get(value) ? `the archive of ${db} already has a disk labelled "${value}"` : undefined;
+      return catalog.disks.byLabel(value) ? `the archive of ${db} already has a disk labelled "${value}"` : undefined;
     } finally {
-      sqlite.close();
+      catalog.close();
     }
   },
   /** A SIZE (4T, 500G…), or empty for the whole disk. */

@@ -31,9 +31,7 @@ export function listFiles(settings: Settings, patterns: readonly string[], outpu
 }
 
 function writeListing(catalog: ArchiveCatalog, patterns: readonly string[], output: Output): void {
-  const labels = new Map(
-    (catalog.sqlite.query("SELECT id, label FROM disks").all() as { id: string; label: string }[]).map((row) => [row.id, row.label]),
-  );
+  const labels = catalog.disks.labels();
   let first = true;
   if (output.json) process.stdout.write('{"files": [');
   for (const file of selectFiles(catalog, patterns)) {

@@ -82,13 +82,7 @@ function findDisk(settings: Settings, labelOrDir: string): { dir: string; label:
   if (settings.db && existsSync(settings.db)) {
     const catalog = ArchiveCatalog.open(settings.db, { readonly: true });
     try {
-      const rows = catalog.sqlite
-        .query(
-          `SELECT c.last_mount_path AS path FROM disk_copies c JOIN disks d ON d.id = c.disk_id
-           WHERE d.label = ? AND c.last_mount_path IS NOT NULL ORDER BY c.last_seen_at DESC`,
-        )
-        .all(labelOrDir) as { path: string }[];
-      candidates.push(...rows.map((row) => row.path));
+      candidates.push(...catalog.disks.lastMountPathsOf(labelOrDir));
     } finally {
       catalog.close();
     }

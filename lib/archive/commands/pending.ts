@@ -1,6 +1,6 @@
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDb, type Settings } from "../settings.ts";
-import { listDeferred } from "../disk/deferred-queue.ts";
+import { listDeferred } from "../catalog/deferred-actions-table.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { quotedPath } from "../../fs/byte-names.ts";
@@ -13,7 +13,7 @@ import { quotedPath } from "../../fs/byte-names.ts";
 export function listPending(settings: Settings, options: { readonly disk?: string }, output?: Output): { exitCode: ExitCodeValue; actions: unknown[] } {
   const catalog = ArchiveCatalog.open(requireDb(settings), { readonly: true });
   try {
-    if (options.disk && !catalog.sqlite.query("SELECT 1 FROM disks WHERE label = ?").get(options.disk)) {
+    if (options.disk && !catalog.disks.byLabel(options.disk)) {
       throw new UsageError(`--disk ${options.disk}: the archive has no disk with that label`);
     }
     const actions = listDeferred(catalog, options.disk).map((action) => ({

@@ -14,7 +14,7 @@ import { copyReadable, describeRanges, isUnreadableData } from "../../fs/salvage
 import { isProcessAlive } from "../../system/process-alive.ts";
 import type { RunError } from "../run/report.ts";
 import { formatBytes } from "../../size.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { describeDeferred, describeStale } from "../disk/mount-disks.ts";
 import { openArchive } from "./open-disks.ts";
 import type { Output } from "../../cli/output.ts";
@@ -70,11 +70,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
       const chosen = mounted.get(disk.label.diskId);
       if (!chosen || (behind.has(chosen.root) && !behind.has(disk.root))) mounted.set(disk.label.diskId, disk);
     }
-    const sharedInodes = new Set(
-      (archive.catalog.sqlite.query("SELECT dev || ':' || ino AS key FROM main.files GROUP BY dev, ino HAVING count(*) > 1").all() as { key: string }[]).map(
-        (row) => row.key,
-      ),
-    );
+    const sharedInodes = archive.catalog.files.sharedInodes();
     const firstOfInode = new Map<string, string>();
     const cleanedDirs = new Set<string>();
     for (const file of selectFiles(archive.catalog, options.paths)) {
@@ -140,9 +136,7 @@ export async function restoreFiles(settings: Settings, options: RestoreOptions, 
       }
     }
     if (matched === 0) throw new UsageError(`nothing archived matches ${options.paths.join(" ")}`);
-    const labels = new Map(
-      (archive.catalog.sqlite.query("SELECT id, label FROM disks").all() as { id: string; label: string }[]).map((row) => [row.id, row.label]),
-    );
+    const labels = archive.catalog.disks.labels();
     const disksNeeded = [...needed].map(([id, entry]) => ({ label: labels.get(id) ?? id, ...entry }));
     const exitCode = damaged.length > 0 ? ExitCode.damage : disksNeeded.length > 0 ? ExitCode.incomplete : errors.length > 0 ? ExitCode.failure : ExitCode.ok;
     const result: RestoreResult = { exitCode, restored, skipped, bytes, damaged, errors, disksNeeded };

@@ -33,26 +33,15 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
   const db = requireDb(settings);
   const catalog = ArchiveCatalog.open(db, { readonly: true });
   try {
-    const sqlite = catalog.sqlite;
     // A catalog without an archive is empty or damaged: never shown as an archive of 0 files.
     const archiveId = catalog.requireArchiveId();
-    const totals = sqlite.query("SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM files").get() as { files: number; bytes: number };
+    const totals = catalog.files.totals();
     const mountedByDisk = new Map<string, string>();
     for (const dest of diskDirectoriesOf(settings)) {
       const label = readDiskLabel(resolve(dest));
       if (label) mountedByDisk.set(label.diskId, resolve(dest));
     }
-    const disks = (
-      sqlite
-        .query(
-          `SELECT d.id, d.label, d.state, d.capacity, d.last_seen_at AS lastSeenAt,
-             (SELECT count(*) FROM files f WHERE f.disk_id = d.id) AS files,
-             (SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT hash, size FROM files f WHERE f.disk_id = d.id AND kind = 'file')) AS bytes,
-             (SELECT count(*) FROM disk_copies c WHERE c.disk_id = d.id) AS copies
-           FROM disks d ORDER BY d.created_at`,
-        )
-        .all() as { id: string; label: string; state: string; capacity: number | null; lastSeenAt: number | null; files: number; bytes: number; copies: number }[]
-    ).map((disk) => ({
+    const disks = catalog.disks.overview().map((disk) => ({
       label: disk.label,
       state: disk.state,
       capacity: disk.capacity,
@@ -62,9 +51,7 @@ export function archiveStatus(settings: Settings, output?: Output): StatusResult
       mounted: mountedByDisk.get(disk.id) ?? null,
       lastSeen: disk.lastSeenAt ? new Date(disk.lastSeenAt).toISOString() : null,
     }));
-    const run = sqlite.query("SELECT started_at AS startedAt, finished_at AS finishedAt, exit_code AS exitCode, summary FROM runs ORDER BY id DESC LIMIT 1").get() as
-      | { startedAt: number; finishedAt: number | null; exitCode: number | null; summary: string | null }
-      | null;
+    const run = catalog.runs.last();
     const result: StatusResult = {
       exitCode: ExitCode.ok,
       archiveId,

@@ -14,7 +14,6 @@ import { hashAlgorithmOf, hashFile } from "../../hashing.ts";
 import { errorMessage } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { quotedPath } from "../../fs/byte-names.ts";
-import { sameHash } from "../catalog/content-holders.ts";
 
 export interface ParityVerification {
   /** Contents whose set was checked. */
@@ -49,7 +48,6 @@ export async function verifyParity(
   const result = { setsChecked: 0, damagedSets: [] as { path: string; message: string }[], unprotected: 0, repaired: [] as string[], unrepaired: [] as { path: string; message: string }[], rebuiltSets: [] as string[] };
   const repairedByDisk: string[][] = [];
   for (const [i, disk] of disks.entries()) {
-    const db = catalog.sqlite;
     const store = new ParityStore(disk.root);
     const alias = disk.alias;
     const corruptPaths = new Set(findings[i]?.corrupt.map((item) => item.path) ?? []);
@@ -60,16 +58,16 @@ export async function verifyParity(
       repairedByDisk[i].push(path);
       result.repaired.push(path);
     };
-    const entry = db.prepare(`SELECT path, hash, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec FROM ${alias}.entries WHERE path = ? AND kind = 'file'`);
-    const pathsOf = db.prepare(`SELECT path FROM ${alias}.entries WHERE ${sameHash("hash", "?1")} AND kind = 'file'`);
+    const entries = catalog.entries(alias);
+    const paritySets = catalog.paritySets(alias);
 
     if (options.repair) {
       for (const path of corruptPaths) {
         options.signal?.throwIfAborted();
         if (repairedHere.has(path)) continue;
-        const content = entry.get(path) as { path: string; hash: string; size: number; mtimeMs: number; mtimeNsec: number | null } | null;
-        if (!content) continue;
-        const same = (pathsOf.all(content.hash) as { path: string }[]).map((row) => row.path);
+        const content = entries.byPath(path);
+        if (content?.kind !== "file") continue;
+        const same = entries.pathsOfContent(content.hash);
         const outcome = await repairOnDisk(disk, content, same, options.signal);
         if (!outcome.ok) {
           result.unrepaired.push({ path, message: outcome.message ?? "not repaired" });
@@ -88,15 +86,13 @@ export async function verifyParity(
       }
     }
 
-    const sets = db.query(`SELECT hash, size, slice_size AS sliceSize, recovery_slices AS recoverySlices FROM ${alias}.parity_sets`).all() as {
-      hash: string; size: number; sliceSize: number; recoverySlices: number;
-    }[];
+    const sets = paritySets.all();
     let rebuilt = false;
     for (const set of sets) {
       options.signal?.throwIfAborted();
       result.setsChecked++;
       if (store.check(set.hash, set.size)) continue;
-      const paths = (pathsOf.all(set.hash) as { path: string }[]).map((row) => row.path);
+      const paths = entries.pathsOfContent(set.hash);
       const path = paths[0] ?? set.hash;
       const intact = paths.find((p) => !corruptPaths.has(p) || repairedHere.has(p));
       if (options.repair && intact) {
@@ -114,10 +110,7 @@ export async function verifyParity(
       result.damagedSets.push({ path, message: "its parity is missing or damaged" });
     }
     if (rebuilt) syncFileSystem(disk.root);
-    result.unprotected += (db.query(
-      `SELECT count(DISTINCT e.hash) AS n FROM ${alias}.entries e
-        WHERE e.kind = 'file' AND e.size > 0 AND NOT EXISTS (SELECT 1 FROM ${alias}.parity_sets p WHERE p.hash = e.hash)`,
-    ).get() as { n: number }).n;
+    result.unprotected += paritySets.countUnprotected();
   }
   return { parity: result, repairedByDisk };
 }

@@ -107,10 +107,8 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
   let files = 0;
   let bytesRead = 0;
   const dirs = new DataTreeDirs(disk.root);
-  const entries = catalog.sqlite
-    .query(`SELECT path, kind, size, hash, link_target AS linkTarget FROM ${disk.alias}.entries ORDER BY path`)
-    .iterate() as Iterable<EntryRow>;
-  for (const entry of entries) {
+  const entries = catalog.entries(disk.alias);
+  for (const entry of entries.all()) {
     signal?.throwIfAborted();
     files++;
     const location = disk.layout.dataPath(entry.path);
@@ -149,24 +147,14 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     }
   }
 
-  const inCatalog = catalog.sqlite.prepare(`SELECT 1 FROM ${disk.alias}.entries WHERE path = ?`);
   const unexpected: string[] = [];
   const root = disk.root;
   for await (const found of walk([root], { skipPaths: new Set([`${root}/${BLAINE_DIR}`]), signal })) {
     const path = found.path.slice(root.length) || "/";
-    if (!inCatalog.get(path)) unexpected.push(path);
+    if (!entries.has(path)) unexpected.push(path);
   }
 
-  const mismatch = catalog.sqlite
-    .query(
-      `SELECT f.path AS path FROM main.files f LEFT JOIN ${disk.alias}.entries e ON e.path = f.path
-         WHERE f.disk_id = ?1 AND (e.path IS NULL OR e.hash != f.hash)
-       UNION
-       SELECT e.path FROM ${disk.alias}.entries e LEFT JOIN main.files f ON f.path = e.path AND f.disk_id = ?1
-         WHERE f.path IS NULL
-       LIMIT 1000`,
-    )
-    .all(disk.label.diskId) as { path: string }[];
+  const mismatch = entries.disagreementsWithHost(disk.label.diskId);
   return {
     label: disk.label.label,
     // Where the disk is for people: its directory, not an encrypted disk's private mountpoint.
@@ -179,7 +167,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     recopied: [],
     listedForNextRun: false,
     unexpected,
-    catalogMismatch: mismatch.map((row) => row.path),
+    catalogMismatch: mismatch,
   };
 }
 

@@ -1,6 +1,6 @@
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { selectFiles } from "../catalog/select-files.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { requireDb, type Settings } from "../settings.ts";
 import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
@@ -20,13 +20,13 @@ export function whereIs(settings: Settings, patterns: readonly string[], output?
   if (patterns.length === 0) throw new UsageError("whereis: name at least one PATH (an archived path, a directory or a glob)");
   const catalog = ArchiveCatalog.open(requireDb(settings), { readonly: true });
   try {
-    const labels = new Map((catalog.sqlite.query("SELECT id, label FROM disks").all() as { id: string; label: string }[]).map((row) => [row.id, row.label]));
-    const copiesOf = catalog.sqlite.prepare("SELECT id, last_mount_path AS lastMountPath FROM disk_copies WHERE disk_id = ? ORDER BY created_at");
+    const labels = catalog.disks.labels();
     const queue = new DeferredQueue(catalog);
     const files: WhereIs[] = [];
     for (const file of selectFiles(catalog, patterns)) {
-      const copies = (copiesOf.all(file.diskId) as { id: string; lastMountPath: string | null }[]).map((copy) => ({
-        ...copy,
+      const copies = catalog.disks.copiesOf(file.diskId).map((copy) => ({
+        id: copy.id,
+        lastMountPath: copy.lastMountPath,
         pending: queue.waitsFor(copy.id, file.path),
       }));
       files.push({ path: file.path, disk: labels.get(file.diskId) ?? file.diskId, hash: file.hash, size: file.size, copies });

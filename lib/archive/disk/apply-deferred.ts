@@ -3,10 +3,9 @@ import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { copyWithHash } from "../../copy/builtin-copy.ts";
 import { hashAlgorithmOf } from "../../hashing.ts";
-import { DeferredQueue, type QueuedAction } from "./deferred-queue.ts";
+import { DeferredQueue, type QueuedAction } from "../catalog/deferred-actions-table.ts";
 import { DiskWriter, type DiskChange } from "./disk-writer.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
-import { sameHash } from "../catalog/content-holders.ts";
 
 export interface ApplyDeferredOptions {
   /** Other mounted copies of the same disk: where a twin catching up can read data. */
@@ -214,9 +213,10 @@ export async function fetchContent(
   const fromSources = [record.path, ...hostPathsWithContent(catalog, record)];
   const holdersOn = (disks: readonly MountedDisk[]) =>
     disks.flatMap((other) =>
-      (catalog.sqlite.query(`SELECT path FROM ${other.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' LIMIT 4`).all(record.hash, record.size) as { path: string }[]).map(
-        (row) => other.layout.dataPath(row.path),
-      ),
+      catalog
+        .entries(other.alias)
+        .holdersOf(record)
+        .map((path) => other.layout.dataPath(path)),
     );
   const fromCopies = holdersOn(options.otherCopies ?? []);
   const candidates = [...(options.preferCopies ? [...fromCopies, ...fromSources] : [...fromSources, ...fromCopies]), ...holdersOn(options.otherDisks ?? [])];
@@ -235,9 +235,7 @@ export async function fetchContent(
 
 /** Source paths of other archived files with the same content (a copy's data may have moved in the sources). */
 function hostPathsWithContent(catalog: ArchiveCatalog, record: FileRecord): string[] {
-  return (catalog.sqlite.query(`SELECT path FROM main.files WHERE ${sameHash("hash", "?1")} AND size = ?2 AND path != ?3 LIMIT 4`).all(record.hash, record.size, record.path) as { path: string }[]).map(
-    (row) => row.path,
-  );
+  return catalog.files.otherPathsOfContent(record);
 }
 
 /**

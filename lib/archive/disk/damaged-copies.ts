@@ -8,7 +8,6 @@
  */
 import { linkSync, lstatSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { sameHash } from "../catalog/content-holders.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage } from "../../errors.ts";
 import { syncFileSystem, writeFileAtomic } from "../../fs/atomic.ts";
@@ -64,10 +63,10 @@ export function writeDamaged(catalog: ArchiveCatalog, disk: MountedDisk, damaged
 
 /** The disk catalog's row of `path` on this copy, as a FileRecord (dev/ino are the source's: not needed here). */
 function entryOf(catalog: ArchiveCatalog, disk: MountedDisk, path: string): FileRecord | undefined {
-  const row = catalog.sqlite
-    .query(`SELECT path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, hash, link_target AS linkTarget FROM ${disk.alias}.entries WHERE path = ?`)
-    .get(path) as Omit<FileRecord, "dev" | "ino"> | null;
-  return row ? { ...row, dev: 0, ino: 0 } : undefined;
+  const row = catalog.entries(disk.alias).byPath(path);
+  if (!row) return undefined;
+  const { kind, size, mtimeMs, mtimeNsec, mode, hash, linkTarget } = row;
+  return { path, kind, size, mtimeMs, mtimeNsec, mode, hash, linkTarget, dev: 0, ino: 0 };
 }
 
 /**
@@ -93,9 +92,7 @@ export async function recopyDamaged(
   const listed = new Map(damaged.map((item) => [item.path, item]));
   const done = new Set<string>();
   // Paths that may share one inode: the same content showing the same mtime and mode (see Content).
-  const pathsOf = catalog.sqlite.prepare(
-    `SELECT path FROM ${disk.alias}.entries WHERE ${sameHash("hash", "?1")} AND size = ?2 AND kind = 'file' AND mtime_ms = ?3 AND mtime_nsec IS ?4 AND mode = ?5 ORDER BY path`,
-  );
+  const entries = catalog.entries(disk.alias);
   let tempCounter = 0;
   // Nothing is written below a symlink on the copy (see DataTreeDirs).
   const dirs = new DataTreeDirs(disk.root);
@@ -124,7 +121,7 @@ export async function recopyDamaged(
         recopied.push(record.path);
         continue;
       }
-      const others = (pathsOf.all(record.hash, record.size, record.mtimeMs, record.mtimeNsec ?? null, record.mode) as { path: string }[]).map((row) => row.path).filter((path) => path !== record.path);
+      const others = entries.pathsShowingAlike(record).filter((path) => path !== record.path);
       const damagedInode = inodeOf(location);
       // Another path of this copy that verify found whole (not listed, a file of its own): a hardlink to it needs no data.
       const whole = others.find((path) => !listed.has(path) && !done.has(path) && ![undefined, damagedInode].includes(inodeOf(disk.layout.dataPath(path))));

@@ -12,7 +12,7 @@ import { exactMtime, setTimes } from "../../fs/exact-mtime.ts";
 import { DataTreeDirs } from "../../fs/data-tree-dirs.ts";
 import { placeFile } from "../../fs/place-file.ts";
 import { reserveSpace } from "../../fs/reserve-space.ts";
-import { DeferredQueue } from "./deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { decodeIntents, encodeIntents, type IntentChange } from "./intents.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 

@@ -1,21 +1,15 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { openCatalogDatabase } from "../catalog/open.ts";
+import { DiskCatalogFile } from "../catalog/disk-catalog-file.ts";
+import type { DiskRow } from "../catalog/disks-table.ts";
 import { BlaineError, ExitCode, shellWord } from "../../errors.ts";
 import { readDiskLabel, type DiskLabel } from "./disk-label.ts";
 import { diskLayout, type DiskLayout } from "./layout.ts";
 import { formerDiskEvidence } from "./rebuild-disk-label.ts";
 import { KeySource } from "../../secrets/key-source.ts";
-import { DeferredQueue } from "./deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { cipherDirOf, unlockDisk } from "./unlock.ts";
-
-export interface DiskRow {
-  readonly id: string;
-  readonly label: string;
-  readonly capacity: number | null;
-  readonly state: "open" | "full" | "retired";
-}
 
 /**
  * An archive disk that is mounted now, recognised by its disk.json and
@@ -97,25 +91,20 @@ export class MountedDisk {
     // Migrate on a connection of its own: the migrator works on "main". A
     // missing or empty catalog is never made anew here: an empty one would
     // disown everything on the disk (see blaine disk rebuild).
-    openCatalogDatabase(layout.catalog, "disk", { readonly: mountedReadOnly, ...diskCatalogNaming(root, label, layout) }).close();
+    DiskCatalogFile.open(layout.catalog, { readonly: mountedReadOnly, ...diskCatalogNaming(root, label, layout) }).close();
     catalog.attach(alias, layout.catalog);
     if (!mountedReadOnly) mkdirSync(layout.tmp, { recursive: true });
     if (!options.readonly) {
-      catalog.sqlite
-        .query("UPDATE disk_copies SET last_seen_at = ?, last_mount_path = ? WHERE id = ?")
-        .run(Date.now(), root, label.copyId);
-      catalog.sqlite.query("UPDATE disks SET last_seen_at = ? WHERE id = ?").run(Date.now(), label.diskId);
+      catalog.disks.copySeen(label.copyId, root);
+      catalog.disks.diskSeen(label.diskId);
     }
-    const copies = (catalog.sqlite.query("SELECT id FROM disk_copies WHERE disk_id = ? ORDER BY created_at").all(label.diskId) as { id: string }[]).map((row) => row.id);
+    const copies = catalog.disks.copiesOf(label.diskId).map((copy) => copy.id);
     return new MountedDisk(layout, label, alias, row, root, { number: copies.indexOf(label.copyId) + 1, of: copies.length });
   }
 
   /** Bytes of distinct content stored (hardlinks counted once). */
   usedBytes(catalog: ArchiveCatalog): number {
-    const row = catalog.sqlite
-      .query(`SELECT coalesce(sum(size), 0) AS used FROM (SELECT DISTINCT hash, size FROM ${this.alias}.entries WHERE kind = 'file')`)
-      .get() as { used: number };
-    return row.used;
+    return catalog.entries(this.alias).usedBytes();
   }
 
   /** Free bytes on the file system, its total size and its block size (what every file is rounded up to), as statfs says now. */
@@ -162,14 +151,11 @@ export function diskRowOf(catalog: ArchiveCatalog, dir: string, label: DiskLabel
       ExitCode.usage,
     );
   }
-  const row = catalog.sqlite
-    .query("SELECT id, label, capacity, state FROM disks WHERE id = ?")
-    .get(label.diskId) as DiskRow | null;
+  const row = catalog.disks.byId(label.diskId);
   if (!row) {
     throw new BlaineError(`${dir} claims disk "${label.label}" (${label.diskId}), which catalog ${catalog.path} does not know`, ExitCode.usage);
   }
-  const copy = catalog.sqlite.query("SELECT disk_id AS diskId FROM disk_copies WHERE id = ?").get(label.copyId) as { diskId: string } | null;
-  if (!copy || copy.diskId !== label.diskId) {
+  if (catalog.disks.diskOfCopy(label.copyId) !== label.diskId) {
     throw new BlaineError(
       `${dir} claims to be a copy (${label.copyId}) of disk "${row.label}" that catalog ${catalog.path} does not know: was it forgotten with "blaine disk forget", or cloned with another catalog?`,
       ExitCode.usage,
@@ -202,9 +188,9 @@ function needsSettling(layout: DiskLayout): boolean {
   const journal = `${layout.catalog}-journal`;
   if (existsSync(journal) && statSync(journal).size > 0) return true;
   try {
-    const disk = openCatalogDatabase(layout.catalog, "disk", { readonly: true });
+    const disk = DiskCatalogFile.open(layout.catalog, { readonly: true });
     try {
-      return disk.query("SELECT 1 FROM intents LIMIT 1").get() !== null;
+      return disk.entries.anyIntents();
     } finally {
       disk.close();
     }

@@ -1,5 +1,5 @@
 import { mkdirSync } from "node:fs";
-import { openCatalogDatabase } from "../catalog/open.ts";
+import { DiskCatalogFile } from "../catalog/disk-catalog-file.ts";
 import type { KeySource } from "../../secrets/key-source.ts";
 import { BlaineError, ExitCode, shellWord } from "../../errors.ts";
 import { readDiskLabel, writeDiskLabel, type DiskLabel } from "./disk-label.ts";
@@ -28,7 +28,7 @@ export async function prepareDiskDirectory(root: string, label: DiskLabel, keys:
   }
   mkdirSync(diskLayout(root).meta, { recursive: true });
   mkdirSync(layout.tmp, { recursive: true });
-  openCatalogDatabase(layout.catalog, "disk", { create: true }).close();
+  DiskCatalogFile.open(layout.catalog, { create: true }).close();
   writeDiskLabel(root, label);
   return layout;
 }

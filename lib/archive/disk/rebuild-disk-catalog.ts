@@ -1,13 +1,13 @@
-import { Database } from "bun:sqlite";
 import { existsSync, lstatSync, readdirSync, renameSync, rmSync, type Stats } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { integrityCheck, openCatalogDatabase } from "../catalog/open.ts";
-import type { HostFileRow } from "../catalog/records.ts";
+import { DiskCatalogFile } from "../catalog/disk-catalog-file.ts";
+import type { EntryRow } from "../catalog/entries-table.ts";
+import { checkCatalogIntegrity } from "../catalog/open.ts";
 import { errnoCode } from "../../errors.ts";
 import { fsyncDirectory, syncFileSystem } from "../../fs/atomic.ts";
 import { fsPath, readLinkText } from "../../fs/byte-names.ts";
 import { hashAlgorithmOf, hashFile, hashLinkTarget, type HashAlgorithm } from "../../hashing.ts";
-import { DeferredQueue } from "./deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import type { DiskLabel } from "./disk-label.ts";
 import type { DiskLayout } from "./layout.ts";
 import { ParityStore } from "./parity-store.ts";
@@ -25,28 +25,11 @@ export interface RebuiltDiskCatalog {
   readonly keptAside: string | null;
 }
 
-interface EntryRow {
-  readonly path: string;
-  readonly kind: "file" | "symlink";
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly mtimeNsec: number | null;
-  readonly mode: number;
-  readonly hash: string;
-  readonly linkTarget: string | null;
-  readonly archivedAt: number;
-}
-
 /** Whether a disk catalog opens (upgraded if older) and passes SQLite's integrity check. */
 export function diskCatalogIsWhole(layout: DiskLayout): boolean {
   if (!existsSync(layout.catalog)) return false;
   try {
-    const sqlite = openCatalogDatabase(layout.catalog, "disk");
-    try {
-      return integrityCheck(sqlite) === "ok";
-    } finally {
-      sqlite.close();
-    }
+    return checkCatalogIntegrity(layout.catalog, "disk") === "ok";
   } catch {
     return false;
   }
@@ -59,15 +42,15 @@ export function diskCatalogIsWhole(layout: DiskLayout): boolean {
  * before it refused to), which disowns the disk's data although it is
  * whole. Undefined when the catalog holds entries, or there is nothing to hold.
  */
-export function disownedFiles(host: Database, label: DiskLabel, diskCatalogPath: string): number | undefined {
-  const own = new Database(diskCatalogPath, { readonly: true });
+export function disownedFiles(host: ArchiveCatalog, label: DiskLabel, diskCatalogPath: string): number | undefined {
+  const own = DiskCatalogFile.openAsIs(diskCatalogPath);
   try {
-    if (own.query("SELECT 1 FROM entries LIMIT 1").get()) return undefined;
+    if (own.entries.any()) return undefined;
   } finally {
     own.close();
   }
-  const pending = host.query("SELECT 1 FROM deferred_actions WHERE copy_id = ? LIMIT 1").get(label.copyId);
-  const { n } = host.query("SELECT count(*) AS n FROM files WHERE disk_id = ?").get(label.diskId) as { n: number };
+  const pending = new DeferredQueue(host).anyFor(label.copyId);
+  const n = host.files.countOnDisk(label.diskId);
   return n > 0 && !pending ? n : undefined;
 }
 
@@ -86,9 +69,7 @@ export function disownedFiles(host: Database, label: DiskLabel, diskCatalogPath:
  * The caller holds the host catalog's writer lock.
  */
 export function rebuildDiskCatalog(catalog: ArchiveCatalog, label: DiskLabel, layout: DiskLayout): RebuiltDiskCatalog {
-  const rows = catalog.sqlite
-    .query(`SELECT ${catalog.fileColumns}, mtime_nsec AS mtimeNsec FROM main.files WHERE disk_id = ? ORDER BY path`)
-    .all(label.diskId) as (HostFileRow & { mtimeNsec: number | null })[];
+  const rows = catalog.files.ofDisk(label.diskId);
   const queued = new DeferredQueue(catalog).forCopy(label.copyId);
   const changing = new Set<string>();
   for (const action of queued) {
@@ -141,7 +122,7 @@ export function rebuildDiskCatalog(catalog: ArchiveCatalog, label: DiskLabel, la
       if (kind !== row.kind || contentOf(row.path, stats, algorithm) !== row.hash) damaged.push(row.path);
     }
     const { path, kind, size, mtimeMs, mtimeNsec, mode, hash, linkTarget, archivedAt } = row;
-    entries.push({ path, kind, size, mtimeMs, mtimeNsec, mode, hash, linkTarget, archivedAt });
+    entries.push({ path, kind, size, mtimeMs, mtimeNsec: mtimeNsec ?? null, mode, hash, linkTarget, archivedAt });
     written.add(row.path);
   }
   for (const path of changing) {
@@ -156,15 +137,9 @@ export function rebuildDiskCatalog(catalog: ArchiveCatalog, label: DiskLabel, la
   const temp = `${layout.catalog}.rebuild-tmp`;
   rmSync(temp, { force: true });
   rmSync(`${temp}-journal`, { force: true });
-  const sqlite = openCatalogDatabase(temp, "disk", { create: true });
+  const rebuilt = DiskCatalogFile.open(temp, { create: true });
   let paritySets = 0;
   try {
-    const insertEntry = sqlite.prepare(
-      "INSERT INTO entries (path, kind, size, mtime_ms, mtime_nsec, mode, hash, link_target, archived_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
-    const insertSet = sqlite.prepare(
-      "INSERT INTO parity_sets (hash, size, slice_size, recovery_slices, files, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    );
     const store = new ParityStore(layout.root);
     const contents = new Map<string, number>();
     for (const entry of entries) if (entry.kind === "file" && entry.size > 0) contents.set(entry.hash, entry.size);
@@ -173,13 +148,13 @@ export function rebuildDiskCatalog(catalog: ArchiveCatalog, label: DiskLabel, la
       const set = store.check(hash, size);
       return set ? [{ hash, size, set }] : [];
     });
-    sqlite.transaction(() => {
-      for (const e of entries) insertEntry.run(e.path, e.kind, e.size, e.mtimeMs, e.mtimeNsec, e.mode, e.hash, e.linkTarget, e.archivedAt);
-      for (const { hash, size, set } of sets) insertSet.run(hash, size, set.sliceSize, set.recoverySlices, set.files, set.bytes, now);
-    })();
+    rebuilt.transaction(() => {
+      for (const entry of entries) rebuilt.entries.insert(entry);
+      for (const { hash, size, set } of sets) rebuilt.paritySets.record(hash, size, set, now);
+    });
     paritySets = sets.length;
   } finally {
-    sqlite.close();
+    rebuilt.close();
   }
   syncFileSystem(temp);
 

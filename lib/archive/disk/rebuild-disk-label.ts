@@ -1,4 +1,4 @@
-import { Database } from "bun:sqlite";
+import { DiskCatalogFile } from "../catalog/disk-catalog-file.ts";
 import { existsSync, lstatSync, readdirSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
@@ -27,11 +27,11 @@ export function formerDiskEvidence(root: string): string | undefined {
   if (existsSync(parity) && readdirSync(parity).length > 0) return `parity sets (${parity})`;
   if (!existsSync(layout.catalog)) return undefined;
   try {
-    const sqlite = new Database(layout.catalog, { readonly: true });
+    const own = DiskCatalogFile.openAsIs(layout.catalog);
     try {
-      return sqlite.query("SELECT 1 FROM entries LIMIT 1").get() ? `a disk catalog with entries (${layout.catalog})` : undefined;
+      return own.entries.any() ? `a disk catalog with entries (${layout.catalog})` : undefined;
     } finally {
-      sqlite.close();
+      own.close();
     }
   } catch {
     return `a disk catalog (${layout.catalog})`;
@@ -77,7 +77,7 @@ export async function recoverDiskLabel(
   const dataRoot = await unlockDisk(root, provisional, { readonly: false, keys: options.keys });
   const layout = diskLayout(dataRoot);
 
-  const disks = catalog.sqlite.query("SELECT id, label FROM disks WHERE state <> 'retired' ORDER BY created_at").all() as { id: string; label: string }[];
+  const disks = catalog.disks.notRetired();
   const scores = scoreDisks(catalog, layout, disks);
   const ranked = [...disks].sort((a, b) => (scores.get(b.id) ?? 0) - (scores.get(a.id) ?? 0));
   const describe = (disk: { id: string; label: string }) => `"${disk.label}" (${scores.get(disk.id) ?? 0} of its files found)`;
@@ -102,9 +102,7 @@ export async function recoverDiskLabel(
     disk = best;
   }
 
-  const copies = catalog.sqlite
-    .query("SELECT id, created_at AS createdAt, last_seen_at AS lastSeenAt, last_mount_path AS lastMountPath FROM disk_copies WHERE disk_id = ? ORDER BY created_at")
-    .all(disk.id) as Copy[];
+  const copies = catalog.disks.copiesOf(disk.id);
   let copy: Copy | undefined;
   let why: string;
   if (options.copyHint !== undefined) {
@@ -145,11 +143,10 @@ function describeCopies(copies: readonly Copy[]): string {
 function scoreDisks(catalog: ArchiveCatalog, layout: DiskLayout, disks: readonly { id: string }[]): Map<string, number> {
   const scores = new Map<string, number>();
   try {
-    const own = new Database(layout.catalog, { readonly: true });
+    const own = DiskCatalogFile.openAsIs(layout.catalog);
     try {
-      const byPath = catalog.sqlite.prepare("SELECT disk_id AS diskId, hash FROM main.files WHERE path = ?");
-      for (const entry of own.query("SELECT path, hash FROM entries").iterate() as IterableIterator<{ path: string; hash: string }>) {
-        const row = byPath.get(entry.path) as { diskId: string; hash: string } | null;
+      for (const entry of own.entries.pathsAndHashes()) {
+        const row = catalog.files.diskAndHashOf(entry.path);
         if (row && row.hash === entry.hash) scores.set(row.diskId, (scores.get(row.diskId) ?? 0) + 1);
       }
     } finally {
@@ -159,10 +156,9 @@ function scoreDisks(catalog: ArchiveCatalog, layout: DiskLayout, disks: readonly
   } catch {
     // No readable catalog: look at the data.
   }
-  const sample = catalog.sqlite.prepare(`SELECT path, size, kind FROM main.files WHERE disk_id = ? LIMIT ${SAMPLE_PER_DISK}`);
   for (const disk of disks) {
     let found = 0;
-    for (const file of sample.all(disk.id) as { path: string; size: number; kind: string }[]) {
+    for (const file of catalog.files.sampleOfDisk(disk.id, SAMPLE_PER_DISK)) {
       try {
         const stats = lstatSync(fsPath(layout.dataPath(file.path)));
         if (file.kind === "symlink" ? stats.isSymbolicLink() : stats.isFile() && stats.size === file.size) found++;

@@ -1,9 +1,8 @@
-import { Database } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import type { FileRecord } from "../catalog/records.ts";
+import { lastRunInCopy, type LastRun } from "../catalog/runs-table.ts";
 import { BlaineError, ExitCode } from "../../errors.ts";
-import { DeferredQueue } from "./deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
 /** A mounted copy that was not in the state the host catalog last saw it in, and what it lacked. */
@@ -26,8 +25,7 @@ export interface StaleCopy {
  * not the state the catalog knows.
  */
 export function committedBatches(catalog: ArchiveCatalog, disk: MountedDisk): number {
-  const row = catalog.sqlite.query(`SELECT seq FROM ${disk.alias}.sqlite_sequence WHERE name = 'intents'`).get() as { seq: number } | null;
-  return row?.seq ?? 0;
+  return catalog.entries(disk.alias).committedBatches();
 }
 
 /**
@@ -48,33 +46,17 @@ export function committedBatches(catalog: ArchiveCatalog, disk: MountedDisk): nu
 export function checkCopyIsCurrent(catalog: ArchiveCatalog, disk: MountedDisk, options: { readonly queue: boolean }): StaleCopy | undefined {
   const copyId = disk.label.copyId;
   const committed = committedBatches(catalog, disk);
-  const known = catalog.sqlite.query("SELECT writes FROM main.disk_copies WHERE id = ?").get(copyId) as { writes: number | null } | null;
-  if (!known || known.writes === committed) return undefined;
-  if (known.writes === null) {
+  const known = catalog.disks.writesOf(copyId);
+  if (known === undefined || known === committed) return undefined;
+  if (known === null) {
     // First seen since the catalog kept the count: taken as it is.
     if (options.queue) noteCommittedBatches(catalog, disk, committed);
     return undefined;
   }
   refuseNewerThanCatalog(catalog, disk);
-  const behind = catalog.sqlite
-    .query(
-      `SELECT f.path, f.kind, f.size, f.mtime_ms AS mtimeMs, f.mtime_nsec AS mtimeNsec, f.mode, f.dev, f.ino, f.hash, f.link_target AS linkTarget FROM main.files f
-       WHERE f.disk_id = ?1
-         AND NOT EXISTS (SELECT 1 FROM ${disk.alias}.entries e WHERE e.path = f.path AND e.hash = f.hash AND e.kind = f.kind)
-         AND NOT EXISTS (SELECT 1 FROM main.deferred_actions a WHERE a.copy_id = ?2 AND (a.path = f.path OR a.from_path = f.path))
-       ORDER BY f.path`,
-    )
-    .all(disk.label.diskId, copyId) as FileRecord[];
-  const extra = (
-    catalog.sqlite
-      .query(
-        `SELECT e.path FROM ${disk.alias}.entries e
-         WHERE NOT EXISTS (SELECT 1 FROM main.files f WHERE f.path = e.path AND f.disk_id = ?1)
-           AND NOT EXISTS (SELECT 1 FROM main.deferred_actions a WHERE a.copy_id = ?2 AND (a.path = e.path OR a.from_path = e.path))
-         ORDER BY e.path`,
-      )
-      .all(disk.label.diskId, copyId) as { path: string }[]
-  ).map((row) => row.path);
+  const entries = catalog.entries(disk.alias);
+  const behind = entries.behindHost(disk.label.diskId, copyId);
+  const extra = entries.notOnHost(disk.label.diskId, copyId);
   if (!options.queue) return behind.length + extra.length > 0 ? { disk: disk.label.label, dir: disk.dir, behind: behind.length, extra: extra.length, queued: false } : undefined;
   const queue = new DeferredQueue(catalog);
   catalog.transaction(() => {
@@ -89,28 +71,22 @@ export function checkCopyIsCurrent(catalog: ArchiveCatalog, disk: MountedDisk, o
 
 /** Records that the catalog knows the copy as it is now. */
 export function noteCommittedBatches(catalog: ArchiveCatalog, disk: MountedDisk, committed = committedBatches(catalog, disk)): void {
-  catalog.sqlite.query("UPDATE main.disk_copies SET writes = ? WHERE id = ?").run(committed, disk.label.copyId);
+  catalog.disks.noteWrites(disk.label.copyId, committed);
 }
 
 /** Refuses a copy whose own copy of the host catalog tells of a run this catalog does not have. */
 function refuseNewerThanCatalog(catalog: ArchiveCatalog, disk: MountedDisk): void {
   const copyPath = disk.layout.hostCatalogCopy;
   if (!existsSync(copyPath)) return;
-  let last: { startedAt: number; hostname: string | null } | null;
+  let last: LastRun | undefined;
   try {
-    const copy = new Database(copyPath, { readonly: true });
-    try {
-      last = copy.query("SELECT started_at AS startedAt, hostname FROM runs ORDER BY id DESC LIMIT 1").get() as typeof last;
-    } finally {
-      copy.close();
-    }
+    last = lastRunInCopy(copyPath);
   } catch {
     // An unreadable spare copy tells nothing either way.
     return;
   }
   if (!last) return;
-  const seen = catalog.sqlite.query("SELECT 1 FROM main.runs WHERE started_at = ? AND hostname IS ?").get(last.startedAt, last.hostname);
-  if (seen) return;
+  if (catalog.runs.has(last.startedAt, last.hostname)) return;
   throw new BlaineError(
     `${disk.dir} (disk "${disk.label.label}") has been written by a run this catalog (${catalog.path}) does not know ` +
       `(started ${new Date(last.startedAt).toISOString()}${last.hostname ? ` on ${last.hostname}` : ""}): the catalog is older than the disk. ` +

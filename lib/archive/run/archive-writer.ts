@@ -5,7 +5,7 @@ import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { contentKey, ContentHolders, type Content, type Held } from "../catalog/content-holders.ts";
 import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { contentsToLink, type ChangeOutcome, type ChangeWriter, type DiskChange, type DiskWriter } from "../disk/disk-writer.ts";
 import type { SpaceBudget } from "../disk/space-budget.ts";
 

@@ -1,4 +1,4 @@
-import type { UnseenFile } from "../catalog/seen-paths.ts";
+import type { UnseenFile } from "../catalog/files-table.ts";
 import { hashAlgorithmOf, hashFile } from "../../hashing.ts";
 import type { ChangeOutcome, DiskChange } from "../disk/disk-writer.ts";
 import { OutOfSpaceError } from "../../errors.ts";
@@ -26,7 +26,7 @@ export function deletionLimit(run: ArchiveRun, archivedFiles: number): number {
 export async function applyDeletions(run: ArchiveRun): Promise<void> {
   const { report, catalog, writer } = run;
   // Files on every disk, mounted or not: a deletion on an offline disk is deferred (see ArchiveWriter).
-  const diskIds = (catalog.sqlite.query("SELECT id FROM disks").all() as { id: string }[]).map((row) => row.id);
+  const diskIds = [...catalog.disks.labels().keys()];
   const dryRun = run.settings.dryRun;
   // A dry run renamed nothing: the old names of its renames are still archived, and are not deletions.
   const vanished = [...run.seen.unseen(run.sources, diskIds)].filter((file) => !dryRun || !run.runLinks.renamedAwayInDryRun(file.path));
@@ -54,7 +54,7 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
     } else gone.push(file);
   }
   const deletions = gone.length;
-  const limit = deletionLimit(run, catalog.countFiles());
+  const limit = deletionLimit(run, catalog.files.count());
   if (deletions > limit) {
     report.safetyStop =
       `safety stop: this run would delete ${deletions} archived files, more than the limit of ${limit} ` +

@@ -1,5 +1,6 @@
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { applyDeferred, dataSourcesOf, type ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ExitCode, errorMessage, OutOfSpaceError, type ExitCode as ExitCodeValue } from "../../errors.ts";
@@ -73,7 +74,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
     deferred: {
       queued: run.writer.queuedSinceStart(),
       applied,
-      remaining: (catalog.sqlite.query("SELECT count(*) AS n FROM deferred_actions").get() as { n: number }).n,
+      remaining: new DeferredQueue(catalog).countAll(),
     },
     errors: report.errors,
     warnings: report.warnings,
@@ -87,9 +88,7 @@ export async function finishRun(run: ArchiveRun): Promise<RunResult> {
   };
   if (run.settings.dryRun) return result;
   const { errors: _errors, warnings: _warnings, plan: _plan, ...summary } = result;
-  catalog.sqlite
-    .query("UPDATE runs SET finished_at = ?, exit_code = ?, summary = ? WHERE id = ?")
-    .run(Date.now(), exitCode, JSON.stringify({ ...summary, errorCount: report.errors.length }), run.runId ?? null);
+  catalog.runs.finish(run.runId ?? null, { finishedAt: Date.now(), exitCode, summary: JSON.stringify({ ...summary, errorCount: report.errors.length }) });
   // Nothing changed: the copy on the disk already tells what the archive holds.
   const changed = report.counts.new + report.counts.modified + report.counts.renamed + report.counts.deleted + applied > 0;
   for (const disk of run.disks) {
@@ -143,14 +142,14 @@ export function copyHostCatalogToDisk(catalog: ArchiveCatalog, disk: MountedDisk
   const target = disk.layout.hostCatalogCopy;
   const temp = `${target}.tmp`;
   rmSync(temp, { force: true });
-  if (catalog.holdsWriterLock && !catalog.sqlite.inTransaction) {
+  if (catalog.holdsWriterLock && !catalog.inTransaction) {
     // Between transactions of the only writer (journal mode DELETE, synchronous FULL),
     // the file itself is the consistent catalog: copied as it is, about ten times
     // cheaper than VACUUM INTO, which rebuilds every table and index.
     copyFileSync(catalog.path, temp);
   } else {
     // VACUUM INTO writes a consistent snapshot of the main database only.
-    catalog.sqlite.query("VACUUM main INTO ?").run(temp);
+    catalog.writeSnapshot(temp);
   }
   // The file list of an encrypted archive is nobody else's business (as key files).
   chmodSync(temp, 0o600);

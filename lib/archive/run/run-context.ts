@@ -11,7 +11,7 @@ import { CopyPool } from "../../copy/copy-pool.ts";
 import type { ApplyDeferredResult } from "../disk/apply-deferred.ts";
 import { dataSourcesOf } from "../disk/apply-deferred.ts";
 import { readDamaged, recopyDamaged, writeDamaged } from "../disk/damaged-copies.ts";
-import { DeferredQueue } from "../disk/deferred-queue.ts";
+import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { DiskWriter, type Placer } from "../disk/disk-writer.ts";
 import { describeStale, expandDiskDirectories, mountDisks } from "../disk/mount-disks.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
@@ -91,7 +91,7 @@ function keepCapacity(catalog: ArchiveCatalog, disks: readonly MountedDisk[], ca
     for (const disk of disks) {
       if (disk.row.state === "retired") continue;
       const reopen = disk.row.state === "full" && disk.row.capacity !== capacity && disk.usedBytes(catalog) < capacity;
-      catalog.sqlite.query(`UPDATE disks SET capacity = ?${reopen ? ", state = 'open'" : ""} WHERE id = ?`).run(capacity, disk.label.diskId);
+      catalog.disks.setCapacity(disk.label.diskId, capacity, reopen);
       if (reopen) reopened.add(disk);
     }
   });
@@ -176,7 +176,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       {
         onFull: (full, next) => {
           filledUp.push(full);
-          if (!dryRun) catalog.sqlite.query("UPDATE disks SET state = 'full' WHERE id = ?").run(full.label.diskId);
+          if (!dryRun) catalog.disks.markFull(full.label.diskId);
           report.warn(
             full.dir,
             next ? `disk "${full.label.label}" is full; new data continues on ${next.shownAs}` : `disk "${full.label.label}" is full: no space was left for new data`,
@@ -195,9 +195,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);
     const inodes = dryRun ? undefined : new InodeRefresh(catalog);
-    const runId = dryRun
-      ? undefined
-      : (catalog.sqlite.query("INSERT INTO runs (started_at, hostname) VALUES (?, ?) RETURNING id").get(report.startedAt, hostname()) as { id: number }).id;
+    const runId = dryRun ? undefined : catalog.runs.start(report.startedAt, hostname());
 
     // dc3dd copies one file per process; the copy workers also take a group of small files at once.
     const copy: CopyFunction =

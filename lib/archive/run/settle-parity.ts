@@ -16,7 +16,6 @@ import { errorMessage, isOutOfSpace } from "../../errors.ts";
 import { syncFileSystem } from "../../fs/atomic.ts";
 import { hashAlgorithmOf, hashFile } from "../../hashing.ts";
 import type { RunReport } from "./report.ts";
-import { sameHash } from "../catalog/content-holders.ts";
 
 export interface SettleParityOptions {
   readonly catalog: ArchiveCatalog;
@@ -57,26 +56,21 @@ export async function settleParity(options: SettleParityOptions): Promise<Parity
 
 async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Promise<ParitySettled> {
   const { catalog, report, policy } = options;
-  const db = catalog.sqlite;
-  const alias = disk.alias;
+  const paritySets = catalog.paritySets(disk.alias);
   const store = new ParityStore(disk.root);
   const madeHere = options.made.get(disk.root) ?? new Map<string, StoredSet>();
 
   // Content gone from this disk: the row first, then the files (a crash in between leaves files the sweep removes).
-  const gone = (db.query(
-    `SELECT p.hash AS hash FROM ${alias}.parity_sets p
-      WHERE NOT EXISTS (SELECT 1 FROM ${alias}.entries e WHERE ${sameHash("e.hash", "p.hash")} AND e.kind = 'file')`,
-  ).all() as { hash: string }[]).map((row) => row.hash);
+  const gone = paritySets.orphaned();
   if (gone.length > 0) {
-    const remove = db.prepare(`DELETE FROM ${alias}.parity_sets WHERE hash = ?`);
     catalog.transaction(() => {
-      for (const hash of gone) remove.run(hash);
+      for (const hash of gone) paritySets.remove(hash);
     });
   }
   let removed = 0;
   const stored = store.sweep();
   // Reading every content hash of the disk is the costly part: only when there are sets to check.
-  const live = stored.size === 0 ? new Set<string>() : new Set((db.query(`SELECT DISTINCT hash FROM ${alias}.entries WHERE kind = 'file'`).all() as { hash: string }[]).map((row) => row.hash));
+  const live = stored.size === 0 ? new Set<string>() : catalog.entries(disk.alias).contentHashes();
   for (const hash of stored) {
     if (!live.has(hash)) {
       store.remove(hash);
@@ -85,12 +79,7 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
   }
 
   if (!policy) return { protected: 0, madeLate: 0, removed };
-  const unprotected = db.query(
-    `SELECT e.hash AS hash, e.size AS size, MIN(e.path) AS path FROM ${alias}.entries e
-      WHERE e.kind = 'file' AND e.size > 0
-        AND NOT EXISTS (SELECT 1 FROM ${alias}.parity_sets p WHERE p.hash = e.hash)
-      GROUP BY e.hash, e.size`,
-  ).all() as { hash: string; size: number; path: string }[];
+  const unprotected = paritySets.unprotected();
   const ready: { hash: string; size: number; set: StoredSet }[] = [];
   let madeLate = 0;
   for (const row of unprotected) {
@@ -123,12 +112,9 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
   // Parity durable first; only then may the catalog call the content protected.
   syncFileSystem(disk.root);
   crashPoint("parity-before-record");
-  const insert = db.prepare(
-    `INSERT OR REPLACE INTO ${alias}.parity_sets (hash, size, slice_size, recovery_slices, files, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-  );
   const now = Date.now();
   catalog.transaction(() => {
-    for (const { hash, size, set } of ready) insert.run(hash, size, set.sliceSize, set.recoverySlices, set.files, set.bytes, now);
+    for (const { hash, size, set } of ready) paritySets.record(hash, size, set, now);
   });
   return { protected: ready.length, madeLate, removed };
 }

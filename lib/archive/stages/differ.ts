@@ -4,7 +4,8 @@ import { toRecord } from "../catalog/archive-catalog.ts";
 import { fsPath } from "../../fs/byte-names.ts";
 import type { HostFileRow } from "../catalog/records.ts";
 import type { InodeRefresh } from "../catalog/inode-refresh.ts";
-import type { ArchivedState, SeenPaths } from "../catalog/seen-paths.ts";
+import type { ArchivedState } from "../catalog/files-table.ts";
+import type { SeenPaths } from "../catalog/seen-paths.ts";
 import type { FileEntry, PlannedFile } from "./types.ts";
 import type { RunReport } from "../run/report.ts";
 
@@ -44,7 +45,7 @@ export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOpti
       continue;
     }
     // The whole row (hash, disk) is read only for a path that changed.
-    const previous = archived && catalog.fileByPath(entry.path);
+    const previous = archived && catalog.files.byPath(entry.path);
     if (previous) {
       // Only its inode changed: the hasher tells by content whether it is unchanged.
       if (same) yield { ...entry, change: "modified", previous: toRecord(previous), inodeChanged: true };
@@ -78,7 +79,7 @@ export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOpti
 function archivedNameTest(catalog: ArchiveCatalog, match: MatchMode): (entry: FileEntry) => boolean {
   if (match === "path-size-mtime") return () => false;
   if (match === "size-mtime") {
-    const hadFiles = catalog.hasFiles();
+    const hadFiles = catalog.files.any();
     return (entry) => entry.nlink > 1 || hadFiles;
   }
   const knownDevices = new Map<number, boolean>();
@@ -86,7 +87,7 @@ function archivedNameTest(catalog: ArchiveCatalog, match: MatchMode): (entry: Fi
     if (entry.nlink > 1) return true;
     let known = knownDevices.get(entry.dev);
     if (known === undefined) {
-      known = catalog.hasFilesOnDevice(entry.dev);
+      known = catalog.files.anyOnDevice(entry.dev);
       knownDevices.set(entry.dev, known);
     }
     return known;
@@ -117,10 +118,8 @@ function findRenameSource(
   if (match === "path-size-mtime") return undefined;
   const candidates =
     match === "inode"
-      ? catalog.filesByInode(entry.dev, entry.ino)
-      : (catalog.sqlite
-          .query("SELECT path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, dev, ino, hash, link_target AS linkTarget, disk_id AS diskId FROM main.files WHERE size = ? AND mtime_ms = ? LIMIT 16")
-          .all(entry.size, entry.mtimeMs) as HostFileRow[]);
+      ? catalog.files.byInode(entry.dev, entry.ino)
+      : catalog.files.bySizeAndMtime(entry.size, entry.mtimeMs);
   let sibling: HostFileRow | undefined;
   for (const row of candidates) {
     if (row.kind !== entry.kind || row.size !== entry.size || row.mtimeMs !== entry.mtimeMs) continue;

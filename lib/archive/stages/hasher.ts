@@ -54,7 +54,7 @@ export async function* hashWhereDuplicatePossible(
       }
     } else if (item.hash) yield item;
     else if (item.kind === "symlink") yield { ...item, hash: hashLinkTarget(algorithm, item.linkTarget ?? "") };
-    else if (options.dryRun || item.size < PREHASH_MIN_SIZE || !catalog.hasContentOfSize(item.size)) yield item;
+    else if (options.dryRun || item.size < PREHASH_MIN_SIZE || !catalog.files.anyOfLargeSize(item.size)) yield item;
     else {
       try {
         const { hash, size } = hashFile(item.path, algorithm);

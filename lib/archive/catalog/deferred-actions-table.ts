@@ -1,7 +1,7 @@
 import type { Statement } from "bun:sqlite";
-import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { sameHash } from "../catalog/content-holders.ts";
-import type { FileRecord } from "../catalog/records.ts";
+import type { ArchiveCatalog } from "./archive-catalog.ts";
+import { sameHash } from "./content-holders.ts";
+import type { FileRecord } from "./records.ts";
 
 /** What a copy of a disk still has to do (one row of the host catalog's `deferred_actions`). */
 export type DeferredOp = "rename" | "delete" | "link" | "symlink" | "copy";
@@ -48,8 +48,8 @@ function toQueued(row: QueueRow): QueuedAction {
 }
 
 /**
- * The host catalog's queue of deferred actions, one row per physical copy.
- * Every change to a disk is queued for each copy of it that does not receive
+ * The host catalog's queue of deferred actions (`deferred_actions`, whose
+ * SQL is all here), one row per physical copy. Every change to a disk is queued for each copy of it that does not receive
  * it at once (offline disks, the twin that is away); callers run these
  * inside the transaction that records the change, so a change is never
  * recorded without its queue entries.
@@ -57,9 +57,7 @@ function toQueued(row: QueueRow): QueuedAction {
 export class DeferredQueue {
   readonly #catalog: ArchiveCatalog;
   readonly #insertForCopies: Statement;
-  readonly #diskOfPath: Statement;
   readonly #delete: Statement;
-  readonly #copyCount: Statement;
   /** Copies per disk: a change to a disk with one copy has nobody to be queued for (most changes of most runs). */
   readonly #copiesOf = new Map<string, number>();
   /** Whether the archive had a single disk when this queue was made: then no path can live elsewhere (disks added later start empty). */
@@ -72,9 +70,7 @@ export class DeferredQueue {
       `INSERT INTO main.deferred_actions (copy_id, op, path, from_path, record, created_at)
        SELECT id, ?2, ?3, ?4, ?5, ?6 FROM main.disk_copies WHERE disk_id = ?1 AND id IS NOT ?7 ORDER BY id`,
     );
-    this.#diskOfPath = db.prepare("SELECT disk_id AS diskId FROM main.files WHERE path = ?");
     this.#delete = db.prepare("DELETE FROM main.deferred_actions WHERE id = ?");
-    this.#copyCount = db.prepare("SELECT count(*) AS n FROM main.disk_copies WHERE disk_id = ?");
   }
 
   /** Queues `action` for every copy of disk `diskId` except `exceptCopyId` (the copy that already has it). */
@@ -82,7 +78,7 @@ export class DeferredQueue {
     if (exceptCopyId !== null) {
       let copies = this.#copiesOf.get(diskId);
       if (copies === undefined) {
-        copies = (this.#copyCount.get(diskId) as { n: number }).n;
+        copies = this.#catalog.disks.copyCount(diskId);
         this.#copiesOf.set(diskId, copies);
       }
       if (copies <= 1) return;
@@ -111,9 +107,9 @@ export class DeferredQueue {
    * that old copy is queued for deletion there.
    */
   evictElsewhere(path: string, diskId: string): void {
-    this.#singleDisk ??= (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.disks").get() as { n: number }).n <= 1;
+    this.#singleDisk ??= this.#catalog.disks.count() <= 1;
     if (this.#singleDisk) return;
-    const row = this.#diskOfPath.get(path) as { diskId: string } | null;
+    const row = this.#catalog.files.diskAndHashOf(path);
     if (row && row.diskId !== diskId) this.queue(row.diskId, { op: "delete", path });
   }
 
@@ -181,8 +177,23 @@ export class DeferredQueue {
     return this.#catalog.sqlite.query("DELETE FROM main.deferred_actions WHERE copy_id = ?").run(copyId).changes;
   }
 
+  /** Drops the queues of every copy of disk `diskId` (a retired disk). */
+  dropDisk(diskId: string): void {
+    this.#catalog.sqlite.query("DELETE FROM main.deferred_actions WHERE copy_id IN (SELECT id FROM main.disk_copies WHERE disk_id = ?)").run(diskId);
+  }
+
   count(copyId: string): number {
     return (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.deferred_actions WHERE copy_id = ?").get(copyId) as { n: number }).n;
+  }
+
+  /** Whether anything waits for this copy. */
+  anyFor(copyId: string): boolean {
+    return this.#catalog.sqlite.query("SELECT 1 FROM main.deferred_actions WHERE copy_id = ? LIMIT 1").get(copyId) !== null;
+  }
+
+  /** Every action queued, for every copy. */
+  countAll(): number {
+    return (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.deferred_actions").get() as { n: number }).n;
   }
 
   setError(id: number, message: string | null): void {
