@@ -200,9 +200,10 @@ export class ImageCatalog {
         await tx.run(`DELETE FROM image_blocks WHERE version_uid IN (${list})`, part);
         await tx.run(`DELETE FROM image_versions WHERE uid IN (${list})`, part);
       }
+      // EXCEPT, not NOT IN: PostgreSQL runs NOT IN over a list larger than work_mem row by row.
       await tx.run(
-        "INSERT INTO image_deleted_chunks (hash, since) SELECT hash, ? FROM image_chunks c WHERE NOT EXISTS (SELECT 1 FROM image_pending_chunks p WHERE p.hash = c.hash) " +
-          "AND hash NOT IN (SELECT hash FROM image_blocks WHERE hash IS NOT NULL) ON CONFLICT (hash) DO NOTHING",
+        "INSERT INTO image_deleted_chunks (hash, since) SELECT hash, ? FROM (SELECT hash FROM image_chunks EXCEPT SELECT hash FROM image_blocks WHERE hash IS NOT NULL " +
+          "EXCEPT SELECT hash FROM image_pending_chunks) unreferenced WHERE true ON CONFLICT (hash) DO NOTHING",
         [now],
       );
     });
