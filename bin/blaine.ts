@@ -163,7 +163,7 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
 
 // The block-image product: its options are its own (--db and --store from [image] of blaine.toml).
 common(cli.command("image <action> [...args]", "Block images: image backup|ls|restore|scrub|rm|protect|unprotect|cleanup|export|import"))
-  .option("--store <store>", "Chunk store: a directory or s3://bucket/prefix (credentials from the environment or blaine.toml)")
+  .option("--store <store>", "Chunk store: a directory, s3://bucket/prefix (credentials from the environment or blaine.toml) or ssh://user@host[:port]/path")
   .option("--snapshot <name>", "backup: the snapshot's name, recorded with the version")
   .option("--label <label>", "backup: a KEY=VALUE label recorded with the version (repeatable)")
   .option("--hints <file>", "backup: change hints, rbd diff --format=json")

@@ -5,7 +5,7 @@ import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 import { parseSize } from "../size.ts";
 import { isPostgresUrl } from "./catalog/sql.ts";
 import { parseCompression, type Compression } from "./store/chunk-format.ts";
-import type { S3Settings } from "./store/chunk-store.ts";
+import { isStoreUrl, type S3Settings } from "./store/chunk-store.ts";
 
 /**
  * The settings of `blaine image …`: flags over the `[image]` table of
@@ -14,7 +14,7 @@ import type { S3Settings } from "./store/chunk-store.ts";
  *
  *   [image]
  *   db = "images.db"              # or "postgres://user@host/db"
- *   store = "/srv/images"         # or "s3://bucket/prefix"
+ *   store = "/srv/images"         # or "s3://bucket/prefix" or "ssh://user@host[:port]/path"
  *   block-size = "4M"
  *   compress = "zstd:3"
  *   keep-days = 6
@@ -70,11 +70,11 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
   // Paths from flags are relative to the working directory, from the file to the file.
   const location = (key: string): string | undefined => {
     const flag = fromFlag(key);
-    if (flag !== undefined) return isPostgresUrl(flag) || flag.startsWith("s3://") ? flag : resolve(cwd, flag);
+    if (flag !== undefined) return isPostgresUrl(flag) || isStoreUrl(flag) ? flag : resolve(cwd, flag);
     const configured = table[key];
     if (configured === undefined) return undefined;
     const text = String(configured);
-    return isPostgresUrl(text) || text.startsWith("s3://") || isAbsolute(text) ? text : resolve(configDir, text);
+    return isPostgresUrl(text) || isStoreUrl(text) || isAbsolute(text) ? text : resolve(configDir, text);
   };
   const blockSize = parseSize(value("block-size") ?? DEFAULT_BLOCK_SIZE, "--block-size");
   if (blockSize < 4096 || blockSize % 4096 !== 0 || blockSize > 64 * 1024 * 1024) {
@@ -107,6 +107,6 @@ export function requireImageDb(settings: ImageSettings): string {
 }
 
 export function requireStore(settings: ImageSettings): string {
-  if (!settings.store) throw new UsageError(`no image store: give --store DIR (or s3://bucket/prefix) or set store in [image] of ${CONFIG_FILE}`);
+  if (!settings.store) throw new UsageError(`no image store: give --store DIR (or s3://bucket/prefix, ssh://user@host/path) or set store in [image] of ${CONFIG_FILE}`);
   return settings.store;
 }

@@ -27,7 +27,7 @@ export function hasProgram(name: string): boolean {
 }
 
 /** The environment children get: Blaine's own, less the password variable. */
-function childEnvironment(): Record<string, string> {
+export function childEnvironment(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && key !== PASSWORD_VARIABLE) env[key] = value;

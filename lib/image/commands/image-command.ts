@@ -23,6 +23,15 @@ function expect(action: string, args: readonly string[], min: number, max = min)
 
 /** `blaine image ACTION …`: parses the action's arguments and runs it (each action's module loaded on use). */
 export async function runImageCommand(action: string, args: string[], flags: Flags): Promise<ExitCode> {
+  try {
+    return await runAction(action, args, flags);
+  } finally {
+    // Loaded only now: an action that opened a store has loaded it already.
+    await (await import("./open-image.ts")).closeImageStores();
+  }
+}
+
+async function runAction(action: string, args: string[], flags: Flags): Promise<ExitCode> {
   const settings = loadImageSettings(flags);
   const output = createOutput(settings.json);
   switch (action) {

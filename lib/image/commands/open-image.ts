@@ -8,9 +8,19 @@ export async function openImageCatalog(settings: ImageSettings, options: { creat
   return new ImageCatalog(await openImageSql(requireImageDb(settings), options));
 }
 
-/** The chunk store of --store (a directory is made an empty store on first backup). */
+/** Stores this command opened: closed when it ends (the ssh store holds a connection). */
+const openedStores: ChunkStore[] = [];
+
+/** The chunk store of --store (a directory is made an empty store on first backup), closed by `closeImageStores`. */
 export async function openImageStore(settings: ImageSettings, options: { create: boolean }): Promise<ChunkStore> {
-  return openStore(requireStore(settings), { create: options.create, s3: settings.s3 });
+  const store = await openStore(requireStore(settings), { create: options.create, s3: settings.s3 });
+  openedStores.push(store);
+  return store;
+}
+
+/** Closes every store `openImageStore` opened (at the end of a command, whatever its outcome). */
+export async function closeImageStores(): Promise<void> {
+  for (const store of openedStores.splice(0)) await store.close().catch(() => {});
 }
 
 /** Runs `fn` with the catalog open, closing it after. */

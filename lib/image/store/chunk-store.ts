@@ -1,11 +1,12 @@
 /**
- * Where chunks and version metadata live: a directory or an S3 bucket.
+ * Where chunks and version metadata live: a directory, an S3 bucket or a
+ * directory on another host over ssh.
  * Chunks are named by the sha256 of their content; each version's metadata
  * (its export document) is kept beside them, so the store alone can restore
  * and rebuild a catalog.
  */
 export interface ChunkStore {
-  /** The store as the user named it (a path, or s3://bucket/prefix). */
+  /** The store as the user named it (a path, s3://bucket/prefix or ssh://host/path). */
   readonly name: string;
   /** Stores a chunk object whole (atomically: readers see all of it or nothing). */
   putChunk(hash: string, object: Uint8Array): Promise<void>;
@@ -32,15 +33,34 @@ export interface ChunkStore {
   deleteMetaDoc(name: string): Promise<void>;
   /** Leftovers of killed writers (temp files of processes gone, older than `olderThanMs`): removed, counted. */
   removeStaleTemps(olderThanMs: number): Promise<number>;
+  /** Lets go of what the store holds open (the ssh store's connection); the store is not used after. */
+  close(): Promise<void>;
 }
 
 export const HASH_PATTERN = /^[0-9a-f]{64}$/;
 
-/** Opens the store named by `--store` (a directory, or s3://bucket/prefix with credentials from `s3`). */
-export async function openStore(spec: string, options: { readonly create: boolean; readonly s3?: S3Settings }): Promise<ChunkStore> {
+/** Whether `--store` names a place that is not a local path. */
+export function isStoreUrl(spec: string): boolean {
+  return spec.startsWith("s3://") || spec.startsWith("ssh://");
+}
+
+/** How `openStore` opens a store. */
+export interface OpenStoreOptions {
+  /** Make the store (an empty one) when it does not exist yet. */
+  readonly create: boolean;
+  /** S3 endpoint and credentials, for s3:// stores. */
+  readonly s3?: S3Settings;
+}
+
+/** Opens the store named by `--store`: a directory, s3://bucket/prefix (credentials from `s3`) or ssh://[user@]host[:port]/path. */
+export async function openStore(spec: string, options: OpenStoreOptions): Promise<ChunkStore> {
   if (spec.startsWith("s3://")) {
     const { S3Store } = await import("./s3-store.ts");
     return S3Store.open(spec, options.s3 ?? {}, options.create);
+  }
+  if (spec.startsWith("ssh://")) {
+    const { SshStore } = await import("./ssh-store.ts");
+    return SshStore.open(spec, options.create);
   }
   const { DirectoryStore } = await import("./directory-store.ts");
   return DirectoryStore.open(spec, options.create);

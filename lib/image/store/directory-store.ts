@@ -193,4 +193,7 @@ export class DirectoryStore implements ChunkStore {
     }
     return removed;
   }
+
+  /** Nothing held open. */
+  async close(): Promise<void> {}
 }

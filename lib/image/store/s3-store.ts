@@ -172,4 +172,7 @@ export class S3Store implements ChunkStore {
   async removeStaleTemps(): Promise<number> {
     return 0;
   }
+
+  /** The client holds no connection that outlives a request. */
+  async close(): Promise<void> {}
 }
