@@ -21,19 +21,24 @@ export const PASSWORD_VARIABLE = "BLAINE_PASSWORD";
 export class KeySource {
   readonly #keyfiles: readonly string[];
   readonly #env: Readonly<Record<string, string | undefined>>;
-  readonly #interactive: boolean;
+  /** Asked of the terminal on first need (see `interactive`). */
+  #interactive: boolean | undefined;
   /** Passwords typed at a prompt during this command, tried on the next disk too. */
   readonly #typed: KeyCandidate[] = [];
 
   constructor(keyfiles: readonly string[] = [], options: { env?: Readonly<Record<string, string | undefined>>; interactive?: boolean } = {}) {
     this.#keyfiles = keyfiles.map((file) => resolve(file));
     this.#env = options.env ?? process.env;
-    this.#interactive = options.interactive ?? (Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY));
+    this.#interactive = options.interactive;
   }
 
-  /** Whether a hidden prompt can be shown. */
+  /**
+   * Whether a hidden prompt can be shown. Asked only when a key is wanted:
+   * the first touch of process.stdin or process.stderr loads Node's stream
+   * modules, a twentieth of a run that has nothing to do (and no encrypted disk).
+   */
   get interactive(): boolean {
-    return this.#interactive;
+    return (this.#interactive ??= Boolean(process.stdin.isTTY) && Boolean(process.stderr.isTTY));
   }
 
   /** Every key given without asking, in the order to try them. */
@@ -46,7 +51,7 @@ export class KeySource {
 
   /** Asks for the password of a disk on the terminal; undefined when there is no terminal. */
   async ask(message: string): Promise<KeyCandidate | undefined> {
-    if (!this.#interactive) return undefined;
+    if (!this.interactive) return undefined;
     return this.#rememberTyped(await promptHidden(message));
   }
 
@@ -61,7 +66,7 @@ export class KeySource {
     // BLAINE_PASSWORD, or a password typed earlier in this command.
     const [given] = this.known();
     if (given) return given;
-    if (!this.#interactive) {
+    if (!this.interactive) {
       throw new UsageError(`disk "${label}" is to be encrypted but no key was given: use --keyfile FILE or set ${PASSWORD_VARIABLE}`);
     }
     for (;;) {
