@@ -47,7 +47,7 @@ function common<T extends ReturnType<typeof cli.command>>(command: T): T {
     .option("--db <file>", "Host catalog (SQLite)")
     .option("--dest <dir>", "Mounted archive disk (repeatable)")
     .option("--disks <glob>", "Where archive disks may be mounted: whichever are, are used (repeatable)")
-    .option("--keyfile <file>", "Key file of encrypted disks: its first line is the password (repeatable; or BLAINE_PASSWORD)")
+    .option("--keyfile <file>", "Key file of encrypted disks (repeatable; or BLAINE_PASSWORD), or of an encrypted image store: its first line is the password")
     .option("--json", "Machine-readable output on stdout") as T;
 }
 

@@ -64,7 +64,8 @@ export { openImageBackup, finishImageBackup, abandonImageBackup, type ImageBacku
 export { readHints, hintedBlocks, type Hint } from "./image/hints.ts";
 export { ImageCatalog, type VersionRow, type BlockRow } from "./image/catalog/image-catalog.ts";
 export { openImageSql, type ImageSql } from "./image/catalog/sql.ts";
-export { openStore, type ChunkStore, type S3Settings } from "./image/store/chunk-store.ts";
+export { openStore, type ChunkStore, type OpenStoreOptions, type S3Settings } from "./image/store/chunk-store.ts";
+export { openEncryptedStore, type StoreKey } from "./image/store/encrypted-store.ts";
 export { encodeChunk, decodeChunk, parseCompression, type Compression } from "./image/store/chunk-format.ts";
 export { versionDocText, parseVersionDoc } from "./image/version-doc.ts";
 export { loadImageSettings, type ImageSettings } from "./image/settings.ts";

@@ -182,7 +182,7 @@ describe("public surface", () => {
       "copyWithHash", "createRecoverySet", "decodeChunk", "dedup", "dedupBlocks", "diff", "diskLayout", "drain", "encodeChunk", "encodeChunks",
       "everyBlock", "finishImageBackup", "finishRun", "formatBytes", "fsPath", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible",
       "hintedBlockRefs", "hintedBlocks", "initDisk", "listDisks", "listPending", "loadImageSettings", "loadSettings", "mapBounded", "openArchiveRun",
-      "openImageBackup", "openImageSql", "openParity", "openStore", "parity", "parseCompression", "parseSize", "parseVersionDoc", "quotedPath",
+      "openEncryptedStore", "openImageBackup", "openImageSql", "openParity", "openStore", "parity", "parseCompression", "parseSize", "parseVersionDoc", "quotedPath",
       "readBlocks", "readDiskLabel", "readHints", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "restoreImage",
       "retireDisk", "scrubImages", "storeChunks", "textFromBytes", "verifyDisks", "verifyRecoverySet", "versionDocText", "walk", "whereIs",
       "writeFileAtomic", "writeManifest", "writeVersionBlocks",

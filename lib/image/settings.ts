@@ -23,6 +23,7 @@ import { isStoreUrl, type S3Settings } from "./store/chunk-store.ts";
  *   s3-region = "us-east-1"
  *   s3-access-key-id = "…"
  *   s3-secret-access-key = "…"
+ *   encrypt-keyfile = "/root/images.key"   # or --keyfile: the store is encrypted with the file's first line
  */
 export interface ImageSettings {
   readonly configFile: string | undefined;
@@ -35,10 +36,12 @@ export interface ImageSettings {
   /** Cleanup's grace period in ms. */
   readonly graceMs: number;
   readonly s3: S3Settings;
+  /** The key file of an encrypted store (its path; the key is read only when the store is opened). */
+  readonly keyfile?: string;
   readonly json: boolean;
 }
 
-const KEYS = new Set(["db", "store", "block-size", "compress", "keep-days", "grace", "s3-endpoint", "s3-region", "s3-access-key-id", "s3-secret-access-key"]);
+const KEYS = new Set(["db", "store", "block-size", "compress", "keep-days", "grace", "s3-endpoint", "s3-region", "s3-access-key-id", "s3-secret-access-key", "encrypt-keyfile"]);
 export const DEFAULT_BLOCK_SIZE = 4 * 1024 * 1024;
 
 /** "1h", "30m", "45s", "2d", "0" or plain seconds. */
@@ -76,6 +79,12 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
     const text = String(configured);
     return isPostgresUrl(text) || isStoreUrl(text) || isAbsolute(text) ? text : resolve(configDir, text);
   };
+  const keyfilePath = (): string | undefined => {
+    const flag = fromFlag("keyfile");
+    if (flag !== undefined) return resolve(cwd, flag);
+    const configured = table["encrypt-keyfile"];
+    return configured === undefined ? undefined : resolve(configDir, String(configured));
+  };
   const blockSize = parseSize(value("block-size") ?? DEFAULT_BLOCK_SIZE, "--block-size");
   if (blockSize < 4096 || blockSize % 4096 !== 0 || blockSize > 64 * 1024 * 1024) {
     throw new UsageError(`--block-size: ${blockSize} bytes is not a multiple of 4K between 4K and 64M`);
@@ -97,6 +106,7 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
       accessKeyId: secret("s3-access-key-id", "S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
       secretAccessKey: secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
     },
+    keyfile: keyfilePath(),
     json: Boolean(flags.json ?? false),
   };
 }

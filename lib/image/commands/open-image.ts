@@ -13,7 +13,7 @@ const openedStores: ChunkStore[] = [];
 
 /** The chunk store of --store (a directory is made an empty store on first backup), closed by `closeImageStores`. */
 export async function openImageStore(settings: ImageSettings, options: { create: boolean }): Promise<ChunkStore> {
-  const store = await openStore(requireStore(settings), { create: options.create, s3: settings.s3 });
+  const store = await openStore(requireStore(settings), { create: options.create, s3: settings.s3, keyfile: settings.keyfile });
   openedStores.push(store);
   return store;
 }

@@ -10,6 +10,7 @@ import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes, formatDuration } from "../../size.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
+import { DamagedChunk } from "../store/chunk-format.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
 import { BlockWorkers } from "../workers/block-workers.ts";
 import { imageProgress, interruptedExit, withInterrupt } from "./image-progress.ts";
@@ -51,7 +52,14 @@ async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string
   let length: number | undefined;
   if (store.readChunkInto) length = await store.readChunkInto(hash, space);
   else {
-    const object = await store.getChunk(hash);
+    let object: Uint8Array | undefined;
+    try {
+      object = await store.getChunk(hash);
+    } catch (error) {
+      // An encrypted store's object that does not decrypt; a store that cannot be read stops the restore.
+      if (error instanceof DamagedChunk) return `chunk damaged: ${error.message}`;
+      throw error;
+    }
     length = object?.length;
     if (object && object.length <= space.length) space.set(object);
   }

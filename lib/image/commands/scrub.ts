@@ -8,7 +8,7 @@ import { formatBytes } from "../../size.ts";
 import type { ImageCatalog, VersionRow } from "../catalog/image-catalog.ts";
 import { readBlock } from "../stages/read-blocks.ts";
 import type { ImageSettings } from "../settings.ts";
-import { blockHash, decodeChunk, isZero } from "../store/chunk-format.ts";
+import { DamagedChunk, blockHash, decodeChunk, isZero } from "../store/chunk-format.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";
 
@@ -33,7 +33,14 @@ export interface ScrubResult {
 
 /** Reads a chunk and checks its header, length and hash: undefined when good, else the problem. */
 async function checkChunk(store: ChunkStore, hash: string): Promise<{ problem?: string; bytes: number }> {
-  const object = await store.getChunk(hash);
+  let object: Uint8Array | undefined;
+  try {
+    object = await store.getChunk(hash);
+  } catch (error) {
+    // An encrypted store's object that does not decrypt.
+    if (error instanceof DamagedChunk) return { problem: `damaged: ${error.message}`, bytes: (await store.chunkSize(hash)) ?? 0 };
+    throw error;
+  }
   if (!object) return { problem: "missing from the store", bytes: 0 };
   try {
     const data = await decodeChunk(object);

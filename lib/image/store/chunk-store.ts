@@ -1,6 +1,8 @@
+import { readKeyFile } from "../../secrets/key-source.ts";
+
 /**
  * Where chunks and version metadata live: a directory, an S3 bucket or a
- * directory on another host over ssh.
+ * directory on another host over ssh, any of them encrypted.
  * Chunks are named by the sha256 of their content; each version's metadata
  * (its export document) is kept beside them, so the store alone can restore
  * and rebuild a catalog.
@@ -10,7 +12,11 @@ export interface ChunkStore {
   readonly name: string;
   /** Stores a chunk object whole (atomically: readers see all of it or nothing). */
   putChunk(hash: string, object: Uint8Array): Promise<void>;
-  /** A chunk object, or undefined when the store does not hold it. */
+  /**
+   * A chunk object, or undefined when the store does not hold it. A store
+   * that can tell an object is damaged (an encrypted store's object that
+   * does not decrypt) throws DamagedChunk.
+   */
   getChunk(hash: string): Promise<Uint8Array | undefined>;
   /**
    * Optional: reads a chunk object into `into` (no buffer allocated): its
@@ -50,10 +56,31 @@ export interface OpenStoreOptions {
   readonly create: boolean;
   /** S3 endpoint and credentials, for s3:// stores. */
   readonly s3?: S3Settings;
+  /** A key file: the store is encrypted with its first line (see encrypted-store.ts); a new store becomes an encrypted one. */
+  readonly keyfile?: string;
 }
 
-/** Opens the store named by `--store`: a directory, s3://bucket/prefix (credentials from `s3`) or ssh://[user@]host[:port]/path. */
+/**
+ * Opens the store named by `--store`: a directory, s3://bucket/prefix
+ * (credentials from `s3`) or ssh://[user@]host[:port]/path; encrypted with
+ * `keyfile`. An encrypted store opened without a key is refused.
+ */
 export async function openStore(spec: string, options: OpenStoreOptions): Promise<ChunkStore> {
+  const { openEncryptedStore, refuseIfEncrypted } = await import("./encrypted-store.ts");
+  // A key file that cannot be read is said before a new store is made.
+  if (options.keyfile) readKeyFile(options.keyfile);
+  const store = await openPlainStore(spec, options);
+  try {
+    if (options.keyfile) return await openEncryptedStore(store, { keyfile: options.keyfile }, { create: options.create });
+    await refuseIfEncrypted(store);
+    return store;
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+}
+
+async function openPlainStore(spec: string, options: OpenStoreOptions): Promise<ChunkStore> {
   if (spec.startsWith("s3://")) {
     const { S3Store } = await import("./s3-store.ts");
     return S3Store.open(spec, options.s3 ?? {}, options.create);

@@ -1,6 +1,6 @@
 import type { Output } from "../../cli/output.ts";
 import { ExitCode } from "../../errors.ts";
-import { blockHash, decodeChunk } from "../../image/store/chunk-format.ts";
+import { DamagedChunk, blockHash, decodeChunk } from "../../image/store/chunk-format.ts";
 import type { ChunkStore } from "../../image/store/chunk-store.ts";
 import { errorMessage } from "../../errors.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
@@ -11,7 +11,14 @@ import { chooseSession } from "./receive.ts";
 
 /** Reads a chunk and checks it: undefined when good, else the problem. */
 async function checkChunk(store: ChunkStore, hash: string, size: number): Promise<string | undefined> {
-  const object = await store.getChunk(hash);
+  let object: Uint8Array | undefined;
+  try {
+    object = await store.getChunk(hash);
+  } catch (error) {
+    // An encrypted destination's object that does not decrypt.
+    if (error instanceof DamagedChunk) return `damaged: ${error.message}`;
+    throw error;
+  }
   if (!object) return "missing from the destination";
   try {
     const data = await decodeChunk(object);

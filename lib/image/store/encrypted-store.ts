@@ -1,0 +1,193 @@
+import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
+import { readKeyFile } from "../../secrets/key-source.ts";
+import { DamagedChunk } from "./chunk-format.ts";
+import type { ChunkStore } from "./chunk-store.ts";
+import { SealedKind, StoreKeys, newKdfParameters, type KdfParameters } from "./store-cipher.ts";
+
+/**
+ * Any chunk store, encrypted: what reaches the destination is sealed
+ * objects under keyed names (see store-cipher.ts), and the meta document
+ * `encryption` (meta/encryption.json in a directory) — the scrypt
+ * parameters, the salt and a sealed check object, none of it secret:
+ *
+ *   {"format":"blaine-image-encryption","version":1,"cipher":"aes-256-gcm",
+ *    "kdf":"scrypt","N":32768,"r":8,"p":1,"salt":"BASE64","check":"BASE64"}
+ *
+ * The key is checked against the check object before anything is written,
+ * so a wrong key changes nothing. Callers see plain hashes, uids and
+ * documents: the catalog keeps content hashes as ever, only the names on
+ * the destination are keyed.
+ */
+export const ENCRYPTION_DOC = "encryption";
+const FORMAT = "blaine-image-encryption";
+const FORMAT_VERSION = 1;
+const CHECK_TEXT = "blaine-image-store key check";
+
+interface EncryptionDoc {
+  readonly format: string;
+  readonly version: number;
+  readonly cipher: string;
+  readonly kdf: string;
+  readonly N: number;
+  readonly r: number;
+  readonly p: number;
+  readonly salt: string;
+  readonly check: string;
+}
+
+/** Where the key comes from, for messages (the key file's path; never the key). */
+export interface StoreKey {
+  readonly keyfile: string;
+}
+
+/**
+ * Opens `inner` encrypted with the key in `key.keyfile` (its first line,
+ * read through lib/secrets). A new, empty store (`create`) gets a salt and
+ * a check object; an existing one must open the check object with this
+ * key (else exit 2, nothing written). A store that already holds plain
+ * chunks or versions is refused: it cannot become encrypted in place.
+ */
+export async function openEncryptedStore(inner: ChunkStore, key: StoreKey, options: { readonly create: boolean }): Promise<ChunkStore> {
+  const where = `--store ${inner.name}`;
+  const password = readKeyFile(key.keyfile);
+  const text = await inner.getMetaDoc(ENCRYPTION_DOC);
+  if (text === undefined) {
+    if (!options.create) throw new UsageError(`${where} is not encrypted; leave out --keyfile to use it`);
+    if ((await inner.listVersionDocs()).length > 0 || (await hasChunks(inner))) {
+      throw new UsageError(`${where} already holds unencrypted versions; it cannot be encrypted in place: give a new store for encrypted backups`);
+    }
+    const kdf = newKdfParameters();
+    const keys = await StoreKeys.derive(password, kdf);
+    const doc: EncryptionDoc = {
+      format: FORMAT,
+      version: FORMAT_VERSION,
+      cipher: "aes-256-gcm",
+      kdf: "scrypt",
+      N: kdf.N,
+      r: kdf.r,
+      p: kdf.p,
+      salt: Buffer.from(kdf.salt).toString("base64"),
+      check: keys.seal(SealedKind.keyCheck, "check", Buffer.from(CHECK_TEXT)).toString("base64"),
+    };
+    await inner.putMetaDoc(ENCRYPTION_DOC, `${JSON.stringify(doc)}\n`);
+    return new EncryptedStore(inner, keys);
+  }
+  const doc = parseEncryptionDoc(text, where);
+  const keys = await StoreKeys.derive(password, { N: doc.N, r: doc.r, p: doc.p, salt: Buffer.from(doc.salt, "base64") } satisfies KdfParameters);
+  const check = keys.open(SealedKind.keyCheck, "check", Buffer.from(doc.check, "base64"));
+  if (check?.toString() !== CHECK_TEXT) throw new BlaineError(`wrong key for ${where} (--keyfile ${key.keyfile})`, ExitCode.usage);
+  return new EncryptedStore(inner, keys);
+}
+
+/** Refuses an encrypted store opened without a key (rather than reading sealed objects as plain ones). */
+export async function refuseIfEncrypted(store: ChunkStore): Promise<void> {
+  if ((await store.getMetaDoc(ENCRYPTION_DOC)) !== undefined) {
+    throw new UsageError(`--store ${store.name} is encrypted: give --keyfile FILE (or encrypt-keyfile in [image] of blaine.toml)`);
+  }
+}
+
+function parseEncryptionDoc(text: string, where: string): EncryptionDoc {
+  let doc: EncryptionDoc;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw new BlaineError(`${where}: its encryption document is damaged`, ExitCode.failure);
+  }
+  if (doc.format !== FORMAT) throw new BlaineError(`${where}: its encryption document is not Blaine's`, ExitCode.failure);
+  if (doc.version > FORMAT_VERSION) throw new BlaineError(`${where} was encrypted by a newer Blaine; upgrade Blaine to use it`);
+  if (doc.cipher !== "aes-256-gcm" || doc.kdf !== "scrypt" || ![doc.N, doc.r, doc.p].every(Number.isSafeInteger) || typeof doc.salt !== "string" || typeof doc.check !== "string") {
+    throw new BlaineError(`${where}: its encryption document is damaged`, ExitCode.failure);
+  }
+  return doc;
+}
+
+async function hasChunks(store: ChunkStore): Promise<boolean> {
+  for await (const page of store.listChunks()) if (page.length > 0) return true;
+  return false;
+}
+
+class EncryptedStore implements ChunkStore {
+  readonly name: string;
+  readonly #inner: ChunkStore;
+  readonly #keys: StoreKeys;
+
+  constructor(inner: ChunkStore, keys: StoreKeys) {
+    this.name = inner.name;
+    this.#inner = inner;
+    this.#keys = keys;
+  }
+
+  putChunk(hash: string, object: Uint8Array): Promise<void> {
+    return this.#inner.putChunk(this.#keys.chunkName(hash), this.#keys.seal(SealedKind.chunk, hash, object));
+  }
+
+  /** The chunk object; a sealed object that does not open (damaged on the destination) is a DamagedChunk. */
+  async getChunk(hash: string): Promise<Uint8Array | undefined> {
+    const sealed = await this.#inner.getChunk(this.#keys.chunkName(hash));
+    if (!sealed) return undefined;
+    const object = this.#keys.open(SealedKind.chunk, hash, sealed);
+    if (!object) throw new DamagedChunk("it does not decrypt (damaged on the destination)");
+    return object;
+  }
+
+  chunkSize(hash: string): Promise<number | undefined> {
+    return this.#inner.chunkSize(this.#keys.chunkName(hash));
+  }
+
+  deleteChunk(hash: string): Promise<void> {
+    return this.#inner.deleteChunk(this.#keys.chunkName(hash));
+  }
+
+  async *listChunks(): AsyncGenerator<string[]> {
+    for await (const page of this.#inner.listChunks()) yield page.map((name) => this.#keys.chunkHash(name));
+  }
+
+  putVersionDoc(uid: string, text: string): Promise<void> {
+    return this.#inner.putVersionDoc(this.#keys.versionName(uid), this.#keys.seal(SealedKind.versionDoc, uid, Buffer.from(text)).toString("base64"));
+  }
+
+  async getVersionDoc(uid: string): Promise<string | undefined> {
+    const sealed = await this.#inner.getVersionDoc(this.#keys.versionName(uid));
+    if (sealed === undefined) return undefined;
+    const text = this.#keys.open(SealedKind.versionDoc, uid, Buffer.from(sealed.trim(), "base64"));
+    if (!text) throw new BlaineError(`store ${this.name}: the metadata of version ${uid} does not decrypt (damaged on the destination)`, ExitCode.damage);
+    return text.toString("utf8");
+  }
+
+  deleteVersionDoc(uid: string): Promise<void> {
+    return this.#inner.deleteVersionDoc(this.#keys.versionName(uid));
+  }
+
+  async listVersionDocs(): Promise<string[]> {
+    const uids: string[] = [];
+    for (const name of await this.#inner.listVersionDocs()) {
+      const uid = this.#keys.versionUid(name);
+      if (uid !== undefined) uids.push(uid);
+    }
+    return uids.sort();
+  }
+
+  putMetaDoc(name: string, text: string): Promise<void> {
+    return this.#inner.putMetaDoc(this.#keys.metaName(name), this.#keys.seal(SealedKind.metaDoc, name, Buffer.from(text)).toString("base64"));
+  }
+
+  async getMetaDoc(name: string): Promise<string | undefined> {
+    const sealed = await this.#inner.getMetaDoc(this.#keys.metaName(name));
+    if (sealed === undefined) return undefined;
+    const text = this.#keys.open(SealedKind.metaDoc, name, Buffer.from(sealed.trim(), "base64"));
+    if (!text) throw new BlaineError(`store ${this.name}: its document "${name}" does not decrypt (damaged on the destination)`, ExitCode.failure);
+    return text.toString("utf8");
+  }
+
+  deleteMetaDoc(name: string): Promise<void> {
+    return this.#inner.deleteMetaDoc(this.#keys.metaName(name));
+  }
+
+  removeStaleTemps(olderThanMs: number): Promise<number> {
+    return this.#inner.removeStaleTemps(olderThanMs);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
