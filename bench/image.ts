@@ -12,6 +12,7 @@ import { closeSync, mkdirSync, openSync, rmSync, truncateSync, writeFileSync, wr
 import { join } from "node:path";
 import { ImageCatalog, type BlockRow } from "../lib/image/catalog/image-catalog.ts";
 import { openImageSql } from "../lib/image/catalog/sql.ts";
+import { WRITER_BATCH_ROWS } from "../lib/image/stages/version-writer.ts";
 import { postgresMissing, startPostgres } from "../test/helpers/postgres.ts";
 import { dropCaches, peakMemory, timeCommand, type BenchRow } from "./measure.ts";
 
@@ -196,7 +197,7 @@ async function catalogTime(db: string): Promise<number> {
     let batch: BlockRow[] = [];
     for (let idx = 0; idx < size / blockSize; idx++) {
       batch.push({ idx, hash: new Bun.CryptoHasher("sha256").update(String(idx)).digest("hex"), size: blockSize, valid: true });
-      if (batch.length === 2000) {
+      if (batch.length === WRITER_BATCH_ROWS) {
         await catalog.writeBlocks("v1", batch);
         batch = [];
       }

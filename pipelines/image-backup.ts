@@ -9,18 +9,13 @@ import { encodeChunks } from "../lib/image/stages/encode-chunks.ts";
 import { readBlocks } from "../lib/image/stages/read-blocks.ts";
 import { storeChunks } from "../lib/image/stages/store-chunks.ts";
 import { writeVersionBlocks } from "../lib/image/stages/version-writer.ts";
-import { BlockWorkers } from "../lib/image/workers/block-workers.ts";
 
 export default async function imageBackup(run: ImageBackupRun, signal?: AbortSignal): Promise<void> {
-  // Blocks live in the workers' slots from read to store: at most 12 in memory (96 MiB at 4 MiB blocks), whatever the image.
-  const workers = new BlockWorkers(run.blockSize, { slots: 12 });
-  try {
-    const read = readBlocks(run.refs(), { source: run.source, sourceName: run.sourceName, concurrency: 4, counts: run.counts, workers, signal });
-    const planned = dedupBlocks(read, { catalog: run.catalog, uid: run.uid, baseHashes: run.baseHashes, hasBase: run.base !== undefined, seen: run.seen, counts: run.counts, workers });
-    const encoded = encodeChunks(planned, { compression: run.compression, concurrency: 3, workers, signal });
-    const stored = storeChunks(encoded, { store: run.store, counts: run.counts, concurrency: 3, workers, signal });
-    await writeVersionBlocks(stored, { catalog: run.catalog, uid: run.uid, signal });
-  } finally {
-    workers.close();
-  }
+  // Blocks live in the run's worker slots from read to store: at most 12 in memory (96 MiB at 4 MiB blocks), whatever the image.
+  const { workers } = run;
+  const read = readBlocks(run.refs(), { source: run.source, sourceName: run.sourceName, concurrency: 4, counts: run.counts, workers, signal });
+  const planned = dedupBlocks(read, { catalog: run.catalog, uid: run.uid, baseHashes: run.baseHashes, hasBase: run.base !== undefined, seen: run.seen, counts: run.counts, workers });
+  const encoded = encodeChunks(planned, { compression: run.compression, concurrency: 3, workers, signal });
+  const stored = storeChunks(encoded, { store: run.store, counts: run.counts, concurrency: 3, workers, signal });
+  await writeVersionBlocks(stored, { catalog: run.catalog, uid: run.uid, signal });
 }

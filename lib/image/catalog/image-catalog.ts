@@ -298,6 +298,18 @@ export class ImageCatalog {
   async writeBlocks(uid: string, rows: readonly BlockRow[], stored: readonly { hash: string; size: number }[] = []): Promise<void> {
     const hashes = [...new Set(rows.flatMap((row) => (row.hash ? [row.hash] : [])))];
     await this.sql.transaction(async (tx) => {
+      if (tx.dialect === "postgres") {
+        // Arrays as parameters: one statement each whatever the batch, parsed once.
+        if (stored.length > 0) {
+          await tx.run("INSERT INTO image_chunks (hash, size, valid) SELECT hash, size, 1 FROM unnest(?::text[], ?::bigint[]) AS s(hash, size) ON CONFLICT (hash) DO UPDATE SET size = excluded.size, valid = 1", [
+            stored.map((chunk) => chunk.hash),
+            stored.map((chunk) => chunk.size),
+          ]);
+        }
+        if (hashes.length > 0) await tx.run("DELETE FROM image_deleted_chunks WHERE hash = ANY(?::text[])", [hashes]);
+        await this.#upsertBlocks(tx, uid, rows);
+        return;
+      }
       for (const part of slices(stored, ROWS_PER_STATEMENT)) {
         await tx.run(
           `INSERT INTO image_chunks (hash, size, valid) VALUES ${placeholders(part.length, 3)} ON CONFLICT (hash) DO UPDATE SET size = excluded.size, valid = 1`,

@@ -43,6 +43,7 @@ export async function backupImage(
     }
     progress.stop();
     if (outcome.interrupted) {
+      run.workers.close();
       await run.source.close().catch(() => {});
       console.error(
         `${request.name}: interrupted after ${formatBytes(counts.bytesRead)} read; version ${run.uid} is left incomplete: never a base for --from (blaine image rm ${run.uid} removes it, cleanup --full the chunks only it wrote)`,
