@@ -50,18 +50,17 @@ export interface RestoreImageResult {
 async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array): Promise<string | undefined> {
   const space = workers.objectSpace(data);
   let length: number | undefined;
-  if (store.readChunkInto) length = await store.readChunkInto(hash, space);
-  else {
-    let object: Uint8Array | undefined;
-    try {
-      object = await store.getChunk(hash);
-    } catch (error) {
-      // An encrypted store's object that does not decrypt; a store that cannot be read stops the restore.
-      if (error instanceof DamagedChunk) return `chunk damaged: ${error.message}`;
-      throw error;
+  try {
+    if (store.readChunkInto) length = await store.readChunkInto(hash, space);
+    else {
+      const object = await store.getChunk(hash);
+      length = object?.length;
+      if (object && object.length <= space.length) space.set(object);
     }
-    length = object?.length;
-    if (object && object.length <= space.length) space.set(object);
+  } catch (error) {
+    // An encrypted store's object that does not decrypt; a store that cannot be read stops the restore.
+    if (error instanceof DamagedChunk) return `chunk damaged: ${error.message}`;
+    throw error;
   }
   if (length === undefined) return "chunk missing from the store";
   if (length > space.length) return `chunk damaged: ${length} bytes, more than a block's object can be`;

@@ -22,6 +22,7 @@ export interface ChunkStore {
    * Optional: reads a chunk object into `into` (no buffer allocated): its
    * length, or undefined when missing. An object longer than `into` is not
    * read; its length says so. Stores without it are read with getChunk.
+   * Throws DamagedChunk as getChunk does.
    */
   readChunkInto?(hash: string, into: Uint8Array): Promise<number | undefined>;
   /** Bytes the object takes, or undefined when missing. */

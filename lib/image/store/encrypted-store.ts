@@ -2,7 +2,7 @@ import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
 import { readKeyFile } from "../../secrets/key-source.ts";
 import { DamagedChunk } from "./chunk-format.ts";
 import type { ChunkStore } from "./chunk-store.ts";
-import { SealedKind, StoreKeys, newKdfParameters, type KdfParameters } from "./store-cipher.ts";
+import { SEAL_OVERHEAD, SealedKind, StoreKeys, newKdfParameters, type KdfParameters } from "./store-cipher.ts";
 
 /**
  * Any chunk store, encrypted: what reaches the destination is sealed
@@ -22,6 +22,9 @@ export const ENCRYPTION_DOC = "encryption";
 const FORMAT = "blaine-image-encryption";
 const FORMAT_VERSION = 1;
 const CHECK_TEXT = "blaine-image-store key check";
+const NOT_DECRYPTING = "it does not decrypt (damaged on the destination)";
+/** Buffers kept for sealed chunks: as many as chunk writes or reads are in flight at once. */
+const POOLED_BUFFERS = 8;
 
 interface EncryptionDoc {
   readonly format: string;
@@ -110,6 +113,8 @@ class EncryptedStore implements ChunkStore {
   readonly name: string;
   readonly #inner: ChunkStore;
   readonly #keys: StoreKeys;
+  /** Sealed-object buffers not in use. */
+  readonly #free: Buffer[] = [];
 
   constructor(inner: ChunkStore, keys: StoreKeys) {
     this.name = inner.name;
@@ -117,8 +122,25 @@ class EncryptedStore implements ChunkStore {
     this.#keys = keys;
   }
 
-  putChunk(hash: string, object: Uint8Array): Promise<void> {
-    return this.#inner.putChunk(this.#keys.chunkName(hash), this.#keys.seal(SealedKind.chunk, hash, object));
+  /** A buffer of at least `size` bytes from the pool (the few chunks in flight reuse them). */
+  #take(size: number): Buffer {
+    const at = this.#free.findIndex((buffer) => buffer.length >= size);
+    return at >= 0 ? this.#free.splice(at, 1)[0] : Buffer.allocUnsafe(size);
+  }
+
+  #give(buffer: Buffer): void {
+    if (this.#free.length < POOLED_BUFFERS) this.#free.push(buffer);
+  }
+
+  async putChunk(hash: string, object: Uint8Array): Promise<void> {
+    const buffer = this.#take(object.length + SEAL_OVERHEAD);
+    try {
+      const length = this.#keys.sealInto(SealedKind.chunk, hash, object, buffer);
+      await this.#inner.putChunk(this.#keys.chunkName(hash), buffer.subarray(0, length));
+    } finally {
+      // The inner store is done with it once its put has ended.
+      this.#give(buffer);
+    }
   }
 
   /** The chunk object; a sealed object that does not open (damaged on the destination) is a DamagedChunk. */
@@ -126,8 +148,33 @@ class EncryptedStore implements ChunkStore {
     const sealed = await this.#inner.getChunk(this.#keys.chunkName(hash));
     if (!sealed) return undefined;
     const object = this.#keys.open(SealedKind.chunk, hash, sealed);
-    if (!object) throw new DamagedChunk("it does not decrypt (damaged on the destination)");
+    if (!object) throw new DamagedChunk(NOT_DECRYPTING);
     return object;
+  }
+
+  /** The chunk object decrypted into `into` (see ChunkStore.readChunkInto); a DamagedChunk when it does not open. */
+  async readChunkInto(hash: string, into: Uint8Array): Promise<number | undefined> {
+    const name = this.#keys.chunkName(hash);
+    const buffer = this.#take(into.length + SEAL_OVERHEAD);
+    try {
+      let sealed: Uint8Array;
+      if (this.#inner.readChunkInto) {
+        const length = await this.#inner.readChunkInto(name, buffer);
+        if (length === undefined) return undefined;
+        if (length > buffer.length) return length - SEAL_OVERHEAD;
+        sealed = buffer.subarray(0, length);
+      } else {
+        const object = await this.#inner.getChunk(name);
+        if (!object) return undefined;
+        sealed = object;
+      }
+      if (sealed.length - SEAL_OVERHEAD > into.length) return sealed.length - SEAL_OVERHEAD;
+      const length = this.#keys.openInto(SealedKind.chunk, hash, sealed, into);
+      if (length === undefined) throw new DamagedChunk(NOT_DECRYPTING);
+      return length;
+    } finally {
+      this.#give(buffer);
+    }
   }
 
   chunkSize(hash: string): Promise<number | undefined> {

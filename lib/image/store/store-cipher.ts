@@ -40,6 +40,10 @@ const SEALED_VERSION = 1;
 const HEADER_BYTES = 8;
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
+/** What sealing adds to an object: header, nonce and tag. */
+export const SEAL_OVERHEAD = HEADER_BYTES + NONCE_BYTES + TAG_BYTES;
+/** Bytes encrypted or decrypted per call: small garbage rather than a block-sized buffer per object. */
+const PIECE_BYTES = 64 * 1024;
 
 export const SealedKind = { chunk: 1, versionDoc: 2, keyCheck: 3, metaDoc: 4 } as const;
 export type SealedKind = (typeof SealedKind)[keyof typeof SealedKind];
@@ -90,25 +94,58 @@ export class StoreKeys {
 
   /** `plain` encrypted and bound to its kind and plain name. */
   seal(kind: SealedKind, name: string, plain: Uint8Array): Buffer {
+    const out = Buffer.allocUnsafe(plain.length + SEAL_OVERHEAD);
+    return out.subarray(0, this.sealInto(kind, name, plain, out));
+  }
+
+  /**
+   * The same written into `out` (at least `plain.length + SEAL_OVERHEAD`
+   * bytes): its length. Encrypted a piece at a time, so a block costs no
+   * block-sized buffer (the backup's memory stays bounded).
+   */
+  sealInto(kind: SealedKind, name: string, plain: Uint8Array, out: Buffer): number {
+    if (out.length < plain.length + SEAL_OVERHEAD) throw new Error("sealInto: the output buffer is too small");
     const header = this.#header(kind);
+    header.copy(out, 0);
     const nonce = randomBytes(NONCE_BYTES);
+    nonce.copy(out, HEADER_BYTES);
     const cipher = createCipheriv("aes-256-gcm", this.#data, nonce);
     cipher.setAAD(Buffer.concat([header, Buffer.from(name, "utf8")]));
-    const body = Buffer.concat([cipher.update(plain), cipher.final()]);
-    return Buffer.concat([header, nonce, body, cipher.getAuthTag()]);
+    let at = HEADER_BYTES + NONCE_BYTES;
+    for (let from = 0; from < plain.length; from += PIECE_BYTES) at += cipher.update(plain.subarray(from, from + PIECE_BYTES)).copy(out, at);
+    at += cipher.final().copy(out, at);
+    collectNowAndThen(plain.length);
+    return at + cipher.getAuthTag().copy(out, at);
   }
 
   /** The plain bytes, or undefined when the object does not open (damaged, another key, another name or kind). */
   open(kind: SealedKind, name: string, sealed: Uint8Array): Buffer | undefined {
+    const out = Buffer.allocUnsafe(Math.max(0, sealed.length - SEAL_OVERHEAD));
+    const length = this.openInto(kind, name, sealed, out);
+    return length === undefined ? undefined : out.subarray(0, length);
+  }
+
+  /**
+   * The plain bytes written into `out` (at least `sealed.length -
+   * SEAL_OVERHEAD` bytes): their length, or undefined when the object does
+   * not open — `out` may then hold bytes that are not to be used.
+   */
+  openInto(kind: SealedKind, name: string, sealed: Uint8Array, out: Uint8Array): number | undefined {
     const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
-    if (bytes.length < HEADER_BYTES + NONCE_BYTES + TAG_BYTES) return undefined;
+    if (bytes.length < SEAL_OVERHEAD || out.length < bytes.length - SEAL_OVERHEAD) return undefined;
     const header = this.#header(kind);
     if (!bytes.subarray(0, HEADER_BYTES).equals(header)) return undefined;
+    const target = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
     try {
       const decipher = createDecipheriv("aes-256-gcm", this.#data, bytes.subarray(HEADER_BYTES, HEADER_BYTES + NONCE_BYTES));
       decipher.setAAD(Buffer.concat([header, Buffer.from(name, "utf8")]));
       decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
-      return Buffer.concat([decipher.update(bytes.subarray(HEADER_BYTES + NONCE_BYTES, bytes.length - TAG_BYTES)), decipher.final()]);
+      const body = bytes.subarray(HEADER_BYTES + NONCE_BYTES, bytes.length - TAG_BYTES);
+      let at = 0;
+      for (let from = 0; from < body.length; from += PIECE_BYTES) at += decipher.update(body.subarray(from, from + PIECE_BYTES)).copy(target, at);
+      at += decipher.final().copy(target, at);
+      collectNowAndThen(body.length);
+      return at;
     } catch {
       return undefined;
     }
@@ -144,6 +181,23 @@ export class StoreKeys {
     // Not a name this key made: its bytes are no text.
     return Buffer.from(uid, "utf8").equals(bytes) && !/[\x00-\x1f\x7f]/.test(uid) ? uid : undefined;
   }
+}
+
+/**
+ * node:crypto hands back a new buffer for every piece it encrypts, a
+ * block's worth per block, which JavaScriptCore collects only when its
+ * small heap grows: a 256 MiB backup peaked at 430 MB (160 MB
+ * unencrypted). Pieces sealed into pooled buffers and a collection every
+ * 32 MiB sealed or opened bring it to 210 MB (restore: 200 MB).
+ */
+const COLLECT_EVERY_BYTES = 32 * 1024 * 1024;
+let sinceCollect = 0;
+
+function collectNowAndThen(bytes: number): void {
+  sinceCollect += bytes;
+  if (sinceCollect < COLLECT_EVERY_BYTES) return;
+  sinceCollect = 0;
+  Bun.gc(false);
 }
 
 const ROUNDS = 4;
