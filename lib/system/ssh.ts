@@ -133,17 +133,26 @@ export class SshChannel {
 
   /** Exactly `length` bytes; undefined when the connection ended first. */
   async readBytes(length: number): Promise<Uint8Array | undefined> {
-    while (this.#buffered - this.#offset < length) if (!(await this.#fill())) return undefined;
     const out = new Uint8Array(length);
+    return (await this.readInto(out, length)) ? out : undefined;
+  }
+
+  /**
+   * The next `length` bytes into `target` (which holds at least that many),
+   * or dropped when `target` is undefined; false when the connection ended
+   * first. Taken as they arrive: no buffer of the whole length is made.
+   */
+  async readInto(target: Uint8Array | undefined, length: number): Promise<boolean> {
     let filled = 0;
     while (filled < length) {
+      if (this.#pending.length === 0 && !(await this.#fill())) return false;
       const head = this.#pending[0];
       const count = Math.min(length - filled, head.length - this.#offset);
-      out.set(head.subarray(this.#offset, this.#offset + count), filled);
+      target?.set(head.subarray(this.#offset, this.#offset + count), filled);
       filled += count;
       this.#take(count);
     }
-    return out;
+    return true;
   }
 
   #take(count: number): void {

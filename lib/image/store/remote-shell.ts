@@ -167,6 +167,18 @@ export class RemoteShell {
     });
   }
 
+  /** The file read into `into`: its length (not read when longer than `into`), or undefined when missing. */
+  getInto(path: string, into: Uint8Array): Promise<number | undefined> {
+    return this.#request([`get ${checkPath(path)}\n`], async () => {
+      const status = await this.#status("get");
+      if (!status.ok) return undefined;
+      const length = this.#length(status.rest);
+      // The bytes come all the same: taken off the stream, kept only when they fit.
+      if (!(await this.#channel.readInto(length <= into.length ? into : undefined, length))) throw await this.#channel.failure("the connection ended");
+      return length;
+    });
+  }
+
   size(path: string): Promise<number | undefined> {
     return this.#request([`size ${checkPath(path)}\n`], async () => {
       const status = await this.#status("size");

@@ -72,6 +72,11 @@ export class SshStore implements ChunkStore {
     return this.#shell.get(this.#chunkPath(hash));
   }
 
+  /** Read straight from the connection into `into` (a restore's slot): no buffer per chunk. */
+  readChunkInto(hash: string, into: Uint8Array): Promise<number | undefined> {
+    return this.#shell.getInto(this.#chunkPath(hash), into);
+  }
+
   chunkSize(hash: string): Promise<number | undefined> {
     return this.#shell.size(this.#chunkPath(hash));
   }
