@@ -3,14 +3,27 @@
  * Everything not exported here is internal and may change.
  */
 
-// Stages, in pipeline order.
+// Stages, in pipeline order, with every type their options name.
 export { walk, type WalkOptions } from "./archive/stages/walker.ts";
+export type { ExcludeRule } from "./glob.ts";
 export { diff, MATCH_MODES, type DiffOptions, type MatchMode } from "./archive/stages/differ.ts";
-export { hashEach, hashWhereDuplicatePossible, type HashOptions } from "./archive/stages/hasher.ts";
-export { dedup, type DedupOptions } from "./archive/stages/dedup.ts";
-export { copier, type CopierOptions, type CopyFunction } from "./archive/stages/copier.ts";
+export type { SeenPaths } from "./archive/catalog/seen-paths.ts";
+export type { UnseenFile } from "./archive/catalog/files-table.ts";
+export type { InodeRefresh } from "./archive/catalog/inode-refresh.ts";
+export { hashEach, hashWhereDuplicatePossible, type HashOptions, type HashEachOptions } from "./archive/stages/hasher.ts";
+export { plan, type PlanOptions } from "./archive/stages/plan.ts";
+export type { Planner, PlannerView, Placement, FileChange, StoredAs, UnneededTemp, ArchiveHolder } from "./archive/run/planner.ts";
+export { copier, type CopierOptions, type CopyFunction, type CopyManyFunction } from "./archive/stages/copier.ts";
+export type { CopyRequest, CopyResult, CopySettled } from "./copy/builtin-copy.ts";
+export type { SpaceBudget, Reservation } from "./archive/disk/space-budget.ts";
 export { parity, type ParityOptions } from "./archive/stages/parity.ts";
+export type { ParityPolicy, StoredSet } from "./archive/disk/parity-store.ts";
 export { writeManifest, type ManifestWriterOptions } from "./archive/stages/manifest-writer.ts";
+export type { ArchiveWriter, ChangeWriter, PlacementOutcome } from "./archive/run/archive-writer.ts";
+export type { RunLinks } from "./archive/catalog/run-links.ts";
+export type { DiskChange, LinkSource, ChangeOutcome } from "./archive/disk/disk-writer.ts";
+export type { DeferredChange } from "./archive/catalog/host-files.ts";
+export type { Content, Held } from "./archive/catalog/content-holders.ts";
 
 // Composing them.
 export { mapBounded, batches, type MapBoundedOptions } from "./pipeline/bounded.ts";
@@ -18,11 +31,9 @@ export { drain } from "./pipeline/pipe.ts";
 export type { FileEntry, PlannedFile, StoredFile, Change } from "./archive/stages/types.ts";
 export type { Pipeline, PipelineContext } from "./archive/run/pipeline-context.ts";
 
-// A run of the archive pipeline.
-export { openArchiveRun, type ArchiveRun } from "./archive/run/run-context.ts";
-export { applyDeletions } from "./archive/run/deletions.ts";
-export { finishRun, type RunResult } from "./archive/run/finish-run.ts";
-export { openParity, type ParityRun } from "./archive/run/parity-run.ts";
+// A run of the archive pipeline: its stages' options, and its end (ArchiveRun.finish, the sink).
+export { openArchiveRun, type ArchiveRun, type OpenRunOptions } from "./archive/run/run-context.ts";
+export type { RunResult } from "./archive/run/finish-run.ts";
 export { RunReport, type RunCounts, type RunError } from "./archive/run/report.ts";
 
 // Catalogs and disks.

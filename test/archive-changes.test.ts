@@ -123,6 +123,21 @@ describe("blaine run: what a change does", () => {
     await expectRestoreEqualsSource(env);
   });
 
+  test("a duplicate whose only holder is renamed in the same batch is stored as a hardlink, not copied again", async () => {
+    env = await archiveEnv({ "m-orig.bin": { bytes: 80_000, seed: 9 } });
+    await env.run();
+    // cp -p: the same mtime and mode, so the two disk copies may share an inode (issue 12.11).
+    expect(Bun.spawnSync(["cp", "-p", join(env.source, "m-orig.bin"), join(env.source, "z-copy.bin")]).exitCode).toBe(0);
+    // The rename sorts before the duplicate: in their batch it comes first, and the duplicate's only holder is its old name.
+    renameSync(join(env.source, "m-orig.bin"), join(env.source, "a-renamed.bin"));
+    const second = await env.run();
+    expect(second.exitCode).toBe(0);
+    expect(counts(second.json)).toMatchObject({ new: 1, renamed: 1, deduplicated: 1, deleted: 0 });
+    expect(second.json.bytesCopied).toBe(0);
+    expect(statSync(env.onDisk("z-copy.bin")).ino).toBe(statSync(env.onDisk("a-renamed.bin")).ino);
+    await expectRestoreEqualsSource(env);
+  });
+
   test("a deleted file is removed from the disk and the catalog; empty directories go too", async () => {
     env = await archiveEnv({ keep: "k", old: { "gone.txt": "g" } });
     await env.run();

@@ -1,8 +1,9 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { appendFileSync, chmodSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { appendFileSync, chmodSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as blaineLib from "../lib/index.ts";
-import { copier, copyWithHash, dedup, diff, drain, finishRun, hashWhereDuplicatePossible, loadSettings, openArchiveRun, walk, writeManifest, applyDeletions, type PlannedFile } from "../lib/index.ts";
+import { copier, copyWithHash, plan, diff, hashWhereDuplicatePossible, loadSettings, openArchiveRun, parity, walk, writeManifest, type PlannedFile } from "../lib/index.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine, whyNotAsNobody } from "./helpers/cli.ts";
 
@@ -63,14 +64,13 @@ export default async function (context) {
     const lib = join(import.meta.dir, "..", "lib", "index.ts");
     writeFileSync(
       script,
-      `import { walk, diff, hashWhereDuplicatePossible, dedup, copier, writeManifest, drain, applyDeletions, finishRun } from ${JSON.stringify(lib)};
+      `import { walk, diff, hashWhereDuplicatePossible, plan, copier, parity, writeManifest } from ${JSON.stringify(lib)};
 async function* noSamples(items) { for await (const item of items) if (!item.path.includes(".sample.")) yield item; }
 export default async function (context) {
   const run = await context.openArchiveRun();
   try {
-    await drain(writeManifest(copier(dedup(hashWhereDuplicatePossible(diff(noSamples(walk(run.sources, run.walk)), run.diff), run.hash), run.dedup), run.copier), run.manifest));
-    await applyDeletions(run);
-    return await finishRun(run);
+    const planned = plan(hashWhereDuplicatePossible(diff(noSamples(walk(run.sources, run.walk)), run.diff), run.hash), run.plan);
+    return await run.finish(writeManifest(parity(copier(planned, run.copier), run.parity), run.manifest));
   } finally { run.close(); }
 }
 `,
@@ -103,9 +103,8 @@ async function runWith(e: ArchiveEnv, inject: (item: PlannedFile) => void, copy?
         yield item;
       }
     }
-    await drain(writeManifest(copier(dedup(hashWhereDuplicatePossible(tap(diff(walk(run.sources, run.walk), run.diff)), run.hash), run.dedup), copierOptions), run.manifest));
-    await applyDeletions(run);
-    return await finishRun(run);
+    const planned = plan(hashWhereDuplicatePossible(tap(diff(walk(run.sources, run.walk), run.diff)), run.hash), run.plan);
+    return await run.finish(writeManifest(parity(copier(planned, copierOptions), run.parity), run.manifest));
   } finally {
     run.close();
   }
@@ -145,7 +144,7 @@ describe("files that vanish or change during a run", () => {
       return { ...copied, sourceAfter: (await import("node:fs")).statSync(request.source) };
     });
     expect(result.new).toBe(1);
-    expect(result.errors.map((e) => e.path)).toEqual([join(env.source, "busy")]);
+    expect(result.errors.map((e: { path: string }) => e.path)).toEqual([join(env.source, "busy")]);
     expect(result.errors[0].message).toMatch(/changed while being copied/);
     expect((await env.verify()).exitCode).toBe(0);
   });
@@ -174,15 +173,111 @@ describe("a directory the walk cannot read", () => {
   });
 });
 
+/** The parity sets a disk's catalog records, by content hash. */
+function paritySets(disk: string): string[] {
+  const db = new Database(join(disk, ".blaine", "catalog.db"), { readonly: true });
+  try {
+    return (db.query("SELECT hash FROM parity_sets ORDER BY hash").all() as { hash: string }[]).map((row) => row.hash);
+  } finally {
+    db.close();
+  }
+}
+
+/** A pipeline script that imports lib/index.ts alone and puts a stage of its own after the planner (with the parity stage or without). */
+function userPipeline(withParity: boolean, marker: string): string {
+  const lib = join(import.meta.dir, "..", "lib", "index.ts");
+  return `import { walk, diff, hashWhereDuplicatePossible, plan, copier, parity, writeManifest, type PipelineContext, type PlannedFile, type RunResult } from ${JSON.stringify(lib)};
+import { appendFileSync } from "node:fs";
+async function* noted(items: AsyncIterable<PlannedFile>): AsyncGenerator<PlannedFile> {
+  for await (const item of items) {
+    appendFileSync(${JSON.stringify(marker)}, item.path + "\\n");
+    yield item;
+  }
+}
+export default async function (context: PipelineContext): Promise<RunResult> {
+  const run = await context.openArchiveRun();
+  try {
+    const planned = noted(plan(hashWhereDuplicatePossible(diff(walk(run.sources, run.walk), run.diff), run.hash), run.plan));
+    const copied = copier(planned, run.copier);
+    return await run.finish(writeManifest(${withParity ? "parity(copied, run.parity)" : "copied"}, run.manifest));
+  } finally {
+    run.close();
+  }
+}
+`;
+}
+
+describe("a pipeline script gets the whole end of a run", () => {
+  test("a user stage composed into the archive pipeline from lib/index.ts alone: deletions applied, parity sets made, counts final, the run recorded", async () => {
+    env = await archiveEnv({ "keep.bin": { bytes: 20_000, seed: 1 }, "gone.bin": { bytes: 20_000, seed: 2 } });
+    expect((await env.run("--parity", "10")).exitCode).toBe(0);
+    unlinkSync(join(env.source, "gone.bin"));
+    writeFileSync(join(env.source, "new.bin"), Buffer.alloc(30_000, 7));
+    const marker = join(env.root, "noted.txt");
+    const script = join(env.root, "noted-pipeline.ts");
+    writeFileSync(script, userPipeline(true, marker));
+    const result = await blaine(["run", script, "--db", env.db, "--dest", env.disk, "--parity", "10", "--json", env.source]);
+    expect(result.exitCode).toBe(0);
+    expect(readFileSync(marker, "utf8")).toBe(`${join(env.source, "new.bin")}\n`);
+    expect(result.json).toMatchObject({ new: 1, deleted: 1, renamed: 0, modified: 0, unchanged: 1, warnings: [] });
+    // Deletions applied: gone from the disk and the catalog.
+    expect(readdirSync(env.onDisk()).sort()).toEqual(["keep.bin", "new.bin"]);
+    expect((await env.cli("ls", "--json")).json.files.map((row: { path: string }) => row.path).sort()).toEqual([join(env.source, "keep.bin"), join(env.source, "new.bin")]);
+    // Parity settled: one recorded set per content on the disk, none for the content that went.
+    expect(paritySets(env.disk)).toHaveLength(2);
+    // The run recorded, with its summary.
+    const db = new Database(env.db, { readonly: true });
+    try {
+      const runs = db.query("SELECT finished_at AS finishedAt, exit_code AS exitCode, summary FROM runs ORDER BY id").all() as { finishedAt: number | null; exitCode: number; summary: string }[];
+      expect(runs).toHaveLength(2);
+      expect(runs[1].finishedAt).not.toBeNull();
+      expect(runs[1].exitCode).toBe(0);
+      expect(JSON.parse(runs[1].summary)).toMatchObject({ new: 1, deleted: 1 });
+    } finally {
+      db.close();
+    }
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test("a pipeline without the parity stage is warned, and its parity is made at the end of the run", async () => {
+    env = await archiveEnv({ "a.bin": { bytes: 20_000, seed: 3 } });
+    const script = join(env.root, "no-parity.ts");
+    writeFileSync(script, userPipeline(false, join(env.root, "noted.txt")));
+    const result = await blaine(["run", script, "--db", env.db, "--dest", env.disk, "--parity", "10", "--json", env.source]);
+    expect(result.exitCode).toBe(0);
+    expect(result.json.new).toBe(1);
+    expect(result.json.warnings.map((warning: { message: string }) => warning.message)).toEqual([expect.stringContaining("this pipeline has no parity stage")]);
+    expect(paritySets(env.disk)).toHaveLength(1);
+    expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test("every type a stage's options name is exported from lib/index.ts", () => {
+    const index = readFileSync(join(import.meta.dir, "..", "lib", "index.ts"), "utf8");
+    const exported = new Set([...index.matchAll(/export (?:type )?\{([^}]*)\}/g)].flatMap((match) => match[1].split(",").map((name) => name.replace(/^\s*type\s+/, "").trim())));
+    const builtIn = new Set(["AbortSignal", "AsyncIterable", "Map", "ReadonlyMap", "ReadonlySet", "Set", "Promise", "Pick", "Error"]);
+    const stages = join(import.meta.dir, "..", "lib", "archive", "stages");
+    const missing: string[] = [];
+    for (const file of readdirSync(stages)) {
+      const text = readFileSync(join(stages, file), "utf8");
+      for (const [, name, body] of text.matchAll(/export interface (\w+Options) \{([\s\S]*?)\n\}/g)) {
+        const code = body.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
+        if (!exported.has(name)) missing.push(name);
+        for (const [type] of code.matchAll(/\b[A-Z]\w*\b/g)) if (!builtIn.has(type) && !exported.has(type)) missing.push(`${name}: ${type}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
+
 describe("public surface", () => {
   test("lib/index.ts exports exactly this", () => {
     expect(Object.keys(blaineLib).sort()).toEqual([
       "ArchiveCatalog", "BLAINE_DIR", "BlaineError", "ExitCode", "ImageCatalog", "KeySource", "MATCH_MODES", "MountedDisk", "RunReport",
-      "abandonImageBackup", "allocatedBlocks", "applyDeferred", "applyDeletions", "batches", "bytesOfText", "cleanupImages", "cloneDisk", "copier",
-      "copyWithHash", "createRecoverySet", "decodeChunk", "dedup", "dedupBlocks", "diff", "diskLayout", "drain", "encodeChunk", "encodeChunks",
-      "everyBlock", "finishImageBackup", "finishRun", "formatBytes", "fsPath", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible",
+      "abandonImageBackup", "allocatedBlocks", "applyDeferred", "batches", "bytesOfText", "cleanupImages", "cloneDisk", "copier",
+      "copyWithHash", "createRecoverySet", "decodeChunk", "dedupBlocks", "diff", "diskLayout", "drain", "encodeChunk", "encodeChunks",
+      "everyBlock", "finishImageBackup", "formatBytes", "fsPath", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible",
       "hintedBlockRefs", "hintedBlocks", "initDisk", "listDisks", "listPending", "loadImageSettings", "loadSettings", "mapBounded", "openArchiveRun",
-      "openEncryptedStore", "openImageBackup", "openImageSql", "openParity", "openStore", "parity", "parseCompression", "parseSize", "parseVersionDoc", "quotedPath",
+      "openEncryptedStore", "openImageBackup", "openImageSql", "openStore", "parity", "parseCompression", "parseSize", "parseVersionDoc", "plan", "quotedPath",
       "readBlocks", "readDiskLabel", "readHints", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "restoreImage",
       "retireDisk", "scrubImages", "storeChunks", "textFromBytes", "verifyDisks", "verifyRecoverySet", "versionDocText", "walk", "whereIs",
       "writeFileAtomic", "writeManifest", "writeVersionBlocks",

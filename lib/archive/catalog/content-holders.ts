@@ -6,7 +6,7 @@ import type { Database, Statement } from "bun:sqlite";
  * the same for every file Blaine writes). The dedup key everywhere. A
  * hardlink is made to a holder showing the same ("alike"), so the disk
  * stays a plain mirror (read with `cp -a`, each file has its own source's
- * mtime); one showing other metadata only where no copy fits (see linkIfHeld).
+ * mtime); one showing other metadata only where no copy fits (see Planner.linkWhenNoRoom).
  */
 export interface Content {
   readonly hash: string;

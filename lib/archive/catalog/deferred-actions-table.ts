@@ -182,6 +182,12 @@ export class DeferredQueue {
     this.#catalog.sqlite.query("DELETE FROM main.deferred_actions WHERE copy_id IN (SELECT id FROM main.disk_copies WHERE disk_id = ?)").run(diskId);
   }
 
+  /** The id of the last action ever queued (ids only grow): the difference of two readings is how many were queued in between. */
+  lastId(): number {
+    const row = this.#catalog.sqlite.query("SELECT seq FROM main.sqlite_sequence WHERE name = 'deferred_actions'").get() as { seq: number } | null;
+    return row?.seq ?? 0;
+  }
+
   count(copyId: string): number {
     return (this.#catalog.sqlite.query("SELECT count(*) AS n FROM main.deferred_actions WHERE copy_id = ?").get(copyId) as { n: number }).n;
   }

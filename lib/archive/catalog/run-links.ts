@@ -46,23 +46,39 @@ export class RunLinks {
     return (this.#catalog.sqlite.query("SELECT path FROM temp.dry_run_plan WHERE size = ? AND renamed_away = 0 LIMIT 8").all(size) as { path: string }[]).map((row) => row.path);
   }
 
-  /** That planned copy is the new name of a vanished path. */
+  /** That planned copy is the new name of a vanished path (claimed until the deletions are applied, see releaseClaims). */
   claimPlannedCopy(path: string): void {
-    this.#catalog.sqlite.query("DELETE FROM temp.dry_run_plan WHERE path = ? AND renamed_away = 0").run(path);
+    this.#catalog.sqlite.query("UPDATE temp.dry_run_plan SET renamed_away = 2 WHERE path = ? AND renamed_away = 0").run(path);
   }
 
   add(hash: string, size: number, change: "new" | "modified"): void {
     this.#catalog.sqlite.query("INSERT INTO temp.run_links (hash, size, change) VALUES (?, ?, ?)").run(hash, size, change);
   }
 
-  /** Takes one new-file link of this content, if any: true means "that was a rename". */
+  /** Claims one new-file link of this content, if any: true means "that was a rename" (once the deletions are applied, see releaseClaims). */
   claimNew(hash: string, size: number): boolean {
     const row = this.#catalog.sqlite
       .query("SELECT rowid FROM temp.run_links WHERE hash = ? AND size = ? AND change = 'new' LIMIT 1")
       .get(hash, size) as { rowid: number } | null;
     if (!row) return false;
-    this.#catalog.sqlite.query("DELETE FROM temp.run_links WHERE rowid = ?").run(row.rowid);
+    this.#catalog.sqlite.query("UPDATE temp.run_links SET change = 'claimed' WHERE rowid = ?").run(row.rowid);
     return true;
+  }
+
+  /** The deletions were not applied (a safety stop): what they claimed is new after all. */
+  releaseClaims(): void {
+    this.#catalog.sqlite.exec("UPDATE temp.run_links SET change = 'new' WHERE change = 'claimed'");
+    this.#catalog.sqlite.exec("UPDATE temp.dry_run_plan SET renamed_away = 0 WHERE renamed_away = 2");
+  }
+
+  /** New paths stored as hardlinks whose content no vanished path claimed (see claimNew): new files, not renames. */
+  unclaimedNew(): number {
+    return (this.#catalog.sqlite.query("SELECT count(*) AS n FROM temp.run_links WHERE change = 'new'").get() as { n: number }).n;
+  }
+
+  /** A dry run's planned copies of new paths that no vanished path claimed: new files, and the bytes they would copy. */
+  unclaimedPlannedCopies(): { files: number; bytes: number } {
+    return this.#catalog.sqlite.query("SELECT count(*) AS files, coalesce(sum(size), 0) AS bytes FROM temp.dry_run_plan WHERE renamed_away = 0").get() as { files: number; bytes: number };
   }
 
   /** A file of this size (and hash, when it was read) that the run could not store. */

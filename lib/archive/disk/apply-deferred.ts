@@ -4,7 +4,7 @@ import type { FileRecord } from "../catalog/records.ts";
 import { copyWithHash } from "../../copy/builtin-copy.ts";
 import { hashAlgorithmOf } from "../../hashing.ts";
 import { DeferredQueue, type QueuedAction } from "../catalog/deferred-actions-table.ts";
-import { DiskWriter, type DiskChange } from "./disk-writer.ts";
+import { DiskWriter, type DiskChange, type LinkSource } from "./disk-writer.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
 export interface ApplyDeferredOptions {
@@ -36,6 +36,26 @@ export interface ApplyDeferredResult {
 interface Planned {
   readonly action: QueuedAction;
   readonly change?: DiskChange;
+}
+
+/**
+ * A batch's symlinks with the symlink an earlier change of the batch makes
+ * for the same source inode as their first link source: names of one
+ * source symlink made in one batch stay one inode.
+ */
+function withSymlinkNames(changes: DiskChange[]): DiskChange[] {
+  const first = new Map<string, number>();
+  return changes.map((change, index) => {
+    if (change.op !== "symlink") return change;
+    const inode = `${change.record.dev}:${change.record.ino}`;
+    const earlier = first.get(inode);
+    if (earlier === undefined) {
+      first.set(inode, index);
+      return change;
+    }
+    const from: LinkSource[] = [{ inBatch: earlier }, ...(change.from ?? [])];
+    return { ...change, from };
+  });
 }
 
 /** The other mounted copies of `disk`'s disk: where a copy that is behind can take data from. */
@@ -87,19 +107,19 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
     const withChange = planned.filter((item) => item.change);
     const noOps = planned.filter((item) => !item.change);
     let failure: { item: Planned; message: string } | undefined;
-    const record = (outcomes: readonly { ok: boolean; error?: string; needsCopy?: boolean }[]) => {
+    const record = (outcomes: readonly { ok: boolean; error?: string; replan?: boolean }[]) => {
       for (const item of noOps) queue.remove(item.action.id);
       outcomes.forEach((outcome, index) => {
         const item = withChange[index];
         if (outcome.ok) queue.remove(item.action.id);
         else if (!failure) {
-          failure = { item, message: outcome.error ?? (outcome.needsCopy ? "the data it needs is no longer on this disk" : "could not be applied") };
+          failure = { item, message: outcome.replan ? "the data it needs is no longer on this disk" : (outcome.error ?? "could not be applied") };
         }
       });
       applied += planned.length - (outcomes.filter((outcome) => !outcome.ok).length);
     };
     if (withChange.length === 0) catalog.transaction(() => record([]));
-    else await writer.commit(withChange.map((item) => item.change!), { inTransaction: record });
+    else await writer.commit(withSymlinkNames(withChange.map((item) => item.change!)), { inTransaction: record });
     if (failure) {
       stopped = { op: failure.item.action.op, path: failure.item.action.path, message: failure.message };
       queue.setError(failure.item.action.id, failure.message);
@@ -165,13 +185,14 @@ export async function applyDeferred(catalog: ArchiveCatalog, disk: MountedDisk, 
       }
       case "symlink":
         if (now?.hash === record!.hash && now.kind === "symlink") return { action };
-        return { action, change: { op: "symlink", record: record!, diskOnly: true } };
+        // A second name of a source symlink is a second name on this copy too.
+        return { action, change: { op: "symlink", record: record!, diskOnly: true, from: writer.symlinkNamesOf(record!) } };
       case "link":
       case "copy": {
         if (now?.hash === record!.hash && now.kind === record!.kind) return { action };
         // A copy is made a hardlink only to a file showing the same mtime and mode; a link was one on the disk it came from, and takes any.
         const holders = writer.holdersOf(record!, action.op === "copy" ? "alike" : "any").filter((path) => !touched.has(path));
-        if (holders.length > 0) return { action, change: { op: "link", record: record!, diskOnly: true } };
+        if (holders.length > 0) return { action, change: { op: "link", record: record!, diskOnly: true, from: holders } };
         if (touched.size > 0 && batch.length > 0) return "flush-and-retry";
         // A copy (catch-up), or a hardlink to content this copy never got or no longer holds.
         return await fetched(action, record!);

@@ -1,7 +1,7 @@
 import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { contentKey, ContentHolders, showsAlike, type Content, type Held } from "../catalog/content-holders.ts";
+import { ContentHolders, type Content, type Held } from "../catalog/content-holders.ts";
 import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage, isOutOfSpace, OutOfSpaceError } from "../../errors.ts";
@@ -12,13 +12,20 @@ import { exactMtime, setTimes } from "../../fs/exact-mtime.ts";
 import { DataTreeDirs } from "../../fs/data-tree-dirs.ts";
 import { placeFile } from "../../fs/place-file.ts";
 import { reserveSpace } from "../../fs/reserve-space.ts";
-import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
 import { decodeIntents, encodeIntents, type IntentChange } from "./intents.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 
 /**
+ * Where a hardlink takes its inode: an archived path of the disk (its data
+ * tree), or the data of an earlier change of the same batch (its index in
+ * the batch).
+ */
+export type LinkSource = string | { readonly inBatch: number };
+
+/**
  * One change to a mounted disk's data tree, and the catalog rows that follow
- * it. A change of the archive (`diskOnly` unset) also updates the host
+ * it, as planned (see Planner): the disk writer carries it out, deciding
+ * nothing. A change of the archive (`diskOnly` unset) also updates the host
  * catalog's files and is queued for the disk's other copies; a `diskOnly`
  * change brings one copy to what the host catalog already says (applying
  * deferred actions, catching up a twin) and touches only its disk catalog.
@@ -26,29 +33,21 @@ import type { MountedDisk } from "./mounted-disk.ts";
 export type DiskChange = (
   /** A copied file waiting in .blaine/tmp as `tempName`. */
   | { readonly op: "place"; readonly record: FileRecord; readonly tempName: string }
-  /** Content the disk already holds: stored as a hardlink to it. */
-  | { readonly op: "link"; readonly record: FileRecord }
-  | { readonly op: "symlink"; readonly record: FileRecord }
+  /** Content the disk already holds: a hardlink to the first of `from` that still exists. */
+  | { readonly op: "link"; readonly record: FileRecord; readonly from: readonly LinkSource[] }
+  /** A symlink made anew, or a second name of one of `from` (a source symlink with several names). */
+  | { readonly op: "symlink"; readonly record: FileRecord; readonly from?: readonly LinkSource[] }
   | { readonly op: "rename"; readonly fromPath: string; readonly record: FileRecord }
   | { readonly op: "delete"; readonly path: string }
 ) & { readonly diskOnly?: boolean };
 
-/** What the manifest writer needs of a writer: one disk's DiskWriter, or a run's ArchiveWriter over several. */
-export interface ChangeWriter {
-  commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]>;
-  /** Drops changes that will not be committed: the temps of their copies are removed. */
-  discard?(changes: readonly DiskChange[]): void;
-}
-
 export interface ChangeOutcome {
   readonly change: DiskChange;
   readonly ok: boolean;
-  /** Why it failed, for the run's error list. */
+  /** Why it failed, for the run's error list (or, with `replan`, why the plan could not be carried out). */
   readonly error?: string;
-  /** The disk no longer holds what a link or rename needed: copy the data instead. */
-  readonly needsCopy?: boolean;
-  /** Stored as a hardlink to content the disk already held (a copy became a link). */
-  readonly storedAsLink?: boolean;
+  /** Not carried out because the disk no longer holds what a link or rename needed: the file is planned again (its data copied). */
+  readonly replan?: boolean;
   /** Archived symlinks that stood where this change needs a directory, deleted first (the source replaced them by directories). */
   readonly replacedSymlinks?: number;
   /** Not done: the disk's catalog had no room to record the batch (nothing of it changed on the disk; its temps are gone). */
@@ -58,7 +57,6 @@ export interface ChangeOutcome {
 interface PreparedChange {
   readonly change: DiskChange;
   readonly tempName?: string;
-  readonly storedAsLink?: boolean;
   /** A deletion of an archived symlink in the way of the next change's directories (added here; the caller did not ask for it). */
   readonly inTheWay?: boolean;
   outcome?: ChangeOutcome;
@@ -74,13 +72,12 @@ interface PreparedChange {
  * Every file-system step is atomic (rename, link, unlink), and recovery
  * tells from the file system which intents happened.
  */
-export class DiskWriter implements ChangeWriter {
+export class DiskWriter {
   readonly disk: MountedDisk;
   readonly #catalog: ArchiveCatalog;
   #tempCounter = 0;
   readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   readonly #statements: ReturnType<typeof prepareStatements>;
-  readonly #queue: DeferredQueue;
   readonly #holders: ContentHolders<string>;
   readonly #tempNamePrefix: string;
   /** The data tree's directories, checked not to be symlinks before anything is written below them. */
@@ -96,7 +93,6 @@ export class DiskWriter implements ChangeWriter {
     this.disk = disk;
     this.#placer = options.placer;
     this.#statements = prepareStatements(catalog, disk.alias);
-    this.#queue = new DeferredQueue(catalog);
     this.#holders = new ContentHolders(catalog.sqlite, { from: `${disk.alias}.entries`, columns: ["path"], toHolder: (values) => values[0] as string });
     this.#tempNamePrefix = `${this.#tempPrefix}-`;
     this.#dirs = new DataTreeDirs(disk.root);
@@ -128,6 +124,11 @@ export class DiskWriter implements ChangeWriter {
       .map((held) => held.holder);
   }
 
+  /** Paths on this disk holding `content` now, those showing its mtime and mode first, flagged `alike`. */
+  holdersOfOne(content: Content): Held<string>[] {
+    return this.#holders.of(content);
+  }
+
   /** The holders of every content of a batch at once, alike first, by contentKey (absent: none). */
   holdersOfEach(contents: readonly Content[]): Map<string, Held<string>[]> {
     return this.#holders.lookup(contents);
@@ -138,6 +139,11 @@ export class DiskWriter implements ChangeWriter {
     return this.#statements.entry.get(path) as { hash: string; kind: string } | null;
   }
 
+  /** Other names on this disk of a source symlink (same inode and target, see HostFiles.symlinksOfInode), as they are now. */
+  symlinkNamesOf(record: FileRecord): string[] {
+    return this.#catalog.files.symlinksOfInode(record).filter((path) => this.entry(path)?.kind === "symlink");
+  }
+
   /**
    * `inTransaction` runs inside the final transaction with the outcomes, so
    * a caller's own bookkeeping (removing applied deferred actions) commits
@@ -145,13 +151,13 @@ export class DiskWriter implements ChangeWriter {
    */
   async commit(
     changes: readonly DiskChange[],
-    options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void; holders?: Map<string, Held<string>[]> } = {},
+    options: { inTransaction?: (outcomes: readonly ChangeOutcome[]) => void } = {},
   ): Promise<ChangeOutcome[]> {
     if (changes.length === 0) return [];
     const root = this.disk.root;
     // Checked again each batch: anything may have been removed since.
     this.#dirs.forget();
-    const prepared = this.#prepare(changes, options.holders ?? this.holdersOfEach(contentsToLink(changes)));
+    const prepared = this.#prepare(changes);
     // Copied temps must be on disk before an intent can say "rename it".
     if (changes.some((change) => change.op !== "delete")) syncFileSystem(root);
     crashPoint("before-intents");
@@ -181,7 +187,7 @@ export class DiskWriter implements ChangeWriter {
         const now = Date.now();
         // Each change is recorded from its intent (built once, for the intents row).
         live.forEach((item, i) => {
-          if (item.outcome?.ok) recordChange(this.#statements, this.#queue, this.disk, intentChanges[i], now);
+          if (item.outcome?.ok) recordChange(this.#statements, this.disk, intentChanges[i], now);
         });
         this.#statements.deleteIntent.run(intentId);
         // The catalog knows this copy as of this batch (see stale-copy.ts).
@@ -242,16 +248,18 @@ export class DiskWriter implements ChangeWriter {
 
   /**
    * Makes link and symlink temps before any intent exists, so "temp exists"
-   * means "not placed yet". An archived symlink where a change needs a
-   * directory (its source was replaced by a directory) is deleted first, as
-   * a change of its own in the same batch: recorded, queued for the other
-   * copies and recovered like any deletion.
+   * means "not placed yet"; every hardlink of the batch is made before any
+   * of its changes, so a source the batch renames or replaces still holds
+   * the data. An archived symlink where a change needs a directory (its
+   * source was replaced by a directory) is deleted first, as a change of its
+   * own in the same batch: recorded, queued for the other copies and
+   * recovered like any deletion.
    */
-  #prepare(changes: readonly DiskChange[], holders: ReadonlyMap<string, Held<string>[]>): PreparedChange[] {
+  #prepare(changes: readonly DiskChange[]): PreparedChange[] {
     const touched = new Set<string>();
-    const placedInBatch: Linking["placedInBatch"] = new Map();
     const prepared: PreparedChange[] = [];
-    const linking: Linking = { touched, placedInBatch, holders, symlinksInBatch: new Map() };
+    /** The temp holding each change's data, by its index in the batch (a link source `{ inBatch }`). */
+    const tempOfChange: (string | undefined)[] = [];
     const tree = new BatchTree((path) => this.entry(path)?.kind ?? null);
     for (const change of changes) {
       if (change.op !== "delete") {
@@ -262,11 +270,14 @@ export class DiskWriter implements ChangeWriter {
           touched.add(path);
         }
       }
+      let item: PreparedChange;
       try {
-        prepared.push(this.#prepareOne(change, linking));
+        item = this.#prepareOne(change, touched, tempOfChange);
       } catch (error) {
-        prepared.push({ change, outcome: { change, ok: false, error: errorMessage(error) } });
+        item = { change, outcome: { change, ok: false, error: errorMessage(error) } };
       }
+      prepared.push(item);
+      tempOfChange.push(item.outcome ? undefined : item.tempName);
       const path = change.op === "delete" ? change.path : change.record.path;
       touched.add(path);
       tree.set(path, change.op === "delete" ? null : change.record.kind);
@@ -278,91 +289,54 @@ export class DiskWriter implements ChangeWriter {
     return prepared;
   }
 
-  #prepareOne(change: DiskChange, linking: Linking): PreparedChange {
+  #prepareOne(change: DiskChange, touched: ReadonlySet<string>, tempOfChange: readonly (string | undefined)[]): PreparedChange {
     const layout = this.disk.layout;
     switch (change.op) {
-      case "place": {
-        // Content that arrived twice in one run (hardlinked or identical
-        // sources copied at the same time): keep one copy, link the other.
-        // Only to a file showing the same mtime and mode: else the copy made stays a copy of its own.
-        const linked = change.record.kind === "file" && this.#linkToHolder(change.record, linking, "alike");
-        if (linked) {
-          rmQuiet(this.tempPath(change.tempName));
-          return { change, tempName: linked, storedAsLink: true };
-        }
-        const placed = linking.placedInBatch.get(change.record.hash);
-        if (placed) placed.push({ content: change.record, tempName: change.tempName });
-        else linking.placedInBatch.set(change.record.hash, [{ content: change.record, tempName: change.tempName }]);
+      case "place":
         return { change, tempName: change.tempName };
-      }
       case "delete":
         return { change };
       case "symlink": {
-        // A second name of a source symlink (link(2) of the symlink itself) is
-        // a second name on the disk too, as hardlinked files are.
-        const inode = `${change.record.dev}:${change.record.ino}`;
-        const linked = this.#linkToSameSymlink(change.record, inode, linking);
+        const linked = change.from && this.#linkFirst(this.#locations(change.from, tempOfChange));
         if (linked) return { change, tempName: linked };
         const tempName = this.newTempName();
         symlinkSync(fsPath(change.record.linkTarget ?? ""), this.tempPath(tempName));
         setTimes(this.tempPath(tempName), exactMtime(change.record.mtimeMs, change.record.mtimeNsec), { noFollow: true });
-        linking.symlinksInBatch.set(inode, tempName);
         return { change, tempName };
       }
       case "link": {
-        const tempName = this.#linkToHolder(change.record, linking, "any");
-        if (tempName) return { change, tempName, storedAsLink: true };
-        return { change, outcome: { change, ok: false, needsCopy: true } };
+        const tempName = this.#linkFirst(this.#locations(change.from, tempOfChange));
+        if (tempName) return { change, tempName };
+        const error = `no file of its content is left on disk "${this.disk.label.label}" to link to`;
+        return { change, outcome: { change, ok: false, replan: true, error } };
       }
       case "rename": {
-        const held = !linking.touched.has(change.fromPath) && this.entry(change.fromPath)?.hash === change.record.hash;
+        if (touched.has(change.fromPath)) {
+          return { change, outcome: { change, ok: false, replan: true, error: `${change.fromPath} is changed earlier in the same batch` } };
+        }
+        const held = this.entry(change.fromPath)?.hash === change.record.hash;
         if (!held || !this.#dirs.holdsEntry(layout.dataPath(change.fromPath))) {
-          return { change, outcome: { change, ok: false, needsCopy: true } };
+          return { change, outcome: { change, ok: false, replan: true, error: `${change.fromPath} is not on disk "${this.disk.label.label}" with its archived content` } };
         }
         return { change };
       }
     }
   }
 
-  /**
-   * Hardlinks content the disk holds (or this batch places) into a new temp;
-   * returns its name, or undefined when no holder is left. Holders whose
-   * files show the record's mtime and mode come first; with "alike" no other
-   * will do (a planned link, made where no copy fit, takes any).
-   */
-  #linkToHolder(record: FileRecord, linking: Linking, which: "alike" | "any"): string | undefined {
-    const placed = linking.placedInBatch.get(record.hash);
-    // Most batches are all new content: no key to build when nothing is held.
-    const held = (linking.holders.size > 0 && linking.holders.get(contentKey(record))) || [];
-    if (!placed && held.length === 0) return undefined;
-    const candidates: string[] = [];
-    for (const alike of which === "alike" ? [true] : [true, false]) {
-      for (const item of placed ?? []) {
-        if (item.content.size === record.size && showsAlike(item.content, record) === alike) candidates.push(this.tempPath(item.tempName));
+  /** Where link sources are now: paths of the data tree below real directories (see DataTreeDirs), temps of the batch's earlier changes. */
+  #locations(from: readonly LinkSource[], tempOfChange: readonly (string | undefined)[]): string[] {
+    const locations: string[] = [];
+    for (const source of from) {
+      if (typeof source !== "string") {
+        const temp = tempOfChange[source.inBatch];
+        if (temp) locations.push(this.tempPath(temp));
+        continue;
       }
-      for (const item of held) {
-        if (item.alike !== alike || linking.touched.has(item.holder)) continue;
-        const location = this.disk.layout.dataPath(item.holder);
-        // link(2) resolves the holder's directories: one below a symlink is not on this disk.
-        if (this.#dirs.parentsAreReal(location)) candidates.push(location);
-      }
-    }
-    return this.#linkFirst(candidates);
-  }
-
-  /**
-   * Hardlinks the symlink this disk already holds (or this batch makes) for
-   * the same source inode and target into a new temp; undefined when none.
-   */
-  #linkToSameSymlink(record: FileRecord, inode: string, linking: Linking): string | undefined {
-    const inBatch = linking.symlinksInBatch.get(inode);
-    const candidates = inBatch ? [this.tempPath(inBatch)] : [];
-    for (const path of this.#statements.symlinksOfInode.values(record.dev, record.ino, record.linkTarget, record.path) as [string][]) {
-      const location = this.disk.layout.dataPath(path[0]);
+      const location = this.disk.layout.dataPath(source);
       // link(2) resolves the holder's directories: one below a symlink is not on this disk.
-      if (!linking.touched.has(path[0]) && this.entry(path[0])?.kind === "symlink" && this.#dirs.parentsAreReal(location)) candidates.push(location);
+      if (this.#dirs.parentsAreReal(location)) locations.push(location);
     }
-    return this.#linkFirst(candidates);
+    return locations;
   }
 
   /**
@@ -417,7 +391,7 @@ export class DiskWriter implements ChangeWriter {
     );
     run.forEach((item, i) => {
       const failure = failures[i];
-      item.outcome = failure ? this.#failed(item, failure) : { change: item.change, ok: true, storedAsLink: item.storedAsLink };
+      item.outcome = failure ? this.#failed(item, failure) : { change: item.change, ok: true };
     });
   }
 
@@ -444,7 +418,7 @@ export class DiskWriter implements ChangeWriter {
         default:
           placeFile(this.tempPath(item.tempName!), layout.dataPath(change.record.path), this.#dirs);
       }
-      return { change, ok: true, storedAsLink: item.storedAsLink };
+      return { change, ok: true };
     } catch (error) {
       return this.#failed(item, error);
     }
@@ -523,23 +497,6 @@ function isPlacement(item: PreparedChange): boolean {
   return item.change.op !== "delete" && item.change.op !== "rename";
 }
 
-/** Where a batch's links may point: the disk's holders (as the batch began), minus paths the batch changes, plus what it places. */
-interface Linking {
-  readonly touched: Set<string>;
-  /** Temps this batch places, by content hash (the rest of the content, metadata included, must match too). */
-  readonly placedInBatch: Map<string, { readonly content: Content; readonly tempName: string }[]>;
-  readonly holders: ReadonlyMap<string, Held<string>[]>;
-  /** Symlinks this batch makes, by source inode ("dev:ino"). */
-  readonly symlinksInBatch: Map<string, string>;
-}
-
-/** The contents a batch may store as hardlinks: copied files (duplicates found late) and planned links. */
-export function contentsToLink(changes: readonly DiskChange[]): Content[] {
-  const contents: Content[] = [];
-  for (const change of changes) if ((change.op === "place" || change.op === "link") && change.record.kind === "file") contents.push(change.record);
-  return contents;
-}
-
 /** The intent row's form of a change (`tempName`: the temp a placement moves into place). */
 function toIntentChange(change: DiskChange, tempName?: string): IntentChange {
   const op = change.op === "delete" || change.op === "rename" ? change.op : "place";
@@ -555,29 +512,15 @@ function toIntentChange(change: DiskChange, tempName?: string): IntentChange {
 
 /**
  * The catalog rows that follow one change carried out on `disk`: its disk
- * catalog always; for a change of the archive also the host's files, the
- * old copy of a path that lived on another disk (queued for deletion
- * there), and the same change queued for this disk's other copies.
+ * catalog always; for a change of the archive also the host's (see HostFiles.made).
  */
-function recordChange(s: ReturnType<typeof prepareStatements>, queue: DeferredQueue, disk: MountedDisk, change: IntentChange, now: number): void {
-  const { diskId, copyId } = disk.label;
-  if (change.op === "delete" || change.op === "rename") {
-    const gone = change.op === "delete" ? change.path : change.fromPath!;
-    s.deleteEntry.run(gone);
-    if (!change.diskOnly) s.hostFiles.delete(gone);
-  }
+function recordChange(s: ReturnType<typeof prepareStatements>, disk: MountedDisk, change: IntentChange, now: number): void {
+  if (change.op === "delete" || change.op === "rename") s.deleteEntry.run(change.op === "delete" ? change.path : change.fromPath!);
   if (change.op !== "delete") {
     const r = change.record!;
-    if (!change.diskOnly) {
-      queue.evictElsewhere(r.path, diskId);
-      s.hostFiles.upsert(r, diskId, now);
-    }
     s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mtimeNsec ?? null, r.mode, r.hash, r.linkTarget, now);
   }
-  if (change.diskOnly) return;
-  // The twin that is away gets the same change when it is next mounted.
-  if (change.op === "place") queue.queue(diskId, { op: change.record!.kind === "symlink" ? "symlink" : "copy", path: change.path, record: change.record }, copyId);
-  else queue.queue(diskId, { op: change.op, path: change.path, fromPath: change.fromPath, record: change.record }, copyId);
+  if (!change.diskOnly) s.hostFiles.made(change, disk.label.diskId, disk.label.copyId, now);
 }
 
 function prepareStatements(catalog: ArchiveCatalog, alias: string) {
@@ -594,9 +537,7 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
          mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
     ),
     deleteEntry: db.prepare(`DELETE FROM ${alias}.entries WHERE path = ?`),
-    /** Other archived names of a source symlink (through the inode index): hardlinks of it. */
-    symlinksOfInode: db.prepare(`SELECT path FROM main.files WHERE dev = ? AND ino = ? AND kind = 'symlink' AND link_target IS ? AND path != ? LIMIT 8`),
-    hostFiles: new HostFiles(db),
+    hostFiles: new HostFiles(db, catalog),
   };
 }
 
@@ -608,7 +549,6 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
 export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number {
   const layout = disk.layout;
   const statements = prepareStatements(catalog, disk.alias);
-  const queue = new DeferredQueue(catalog);
   const rows = catalog.sqlite.query(`SELECT id, changes FROM ${disk.alias}.intents ORDER BY id`).all() as { id: number; changes: string }[];
   const batches = rows.map((row) => ({ id: row.id, intents: decodeIntents(row.changes) }));
   // Temps no intent names (copies in flight, the room kept for commits) go
@@ -632,7 +572,7 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
           if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
           else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
           else done = !exists(intent.path);
-          if (done) recordChange(statements, queue, disk, intent, now);
+          if (done) recordChange(statements, disk, intent, now);
         }
         statements.deleteIntent.run(batch.id);
       }

@@ -1,97 +1,65 @@
-import type { MountedDisk } from "../disk/mounted-disk.ts";
-import type { Statement } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { contentKey, ContentHolders, type Content, type Held } from "../catalog/content-holders.ts";
 import { HostFiles } from "../catalog/host-files.ts";
-import type { FileRecord } from "../catalog/records.ts";
 import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
-import { contentsToLink, type ChangeOutcome, type ChangeWriter, type DiskChange, type DiskWriter } from "../disk/disk-writer.ts";
+import type { DiskChange, DiskWriter } from "../disk/disk-writer.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { SpaceBudget } from "../disk/space-budget.ts";
+import type { Placement, UnneededTemp } from "./planner.ts";
 
-/** A change that goes to a disk nobody writes now: recorded in the host catalog and queued for its copies. */
-type DeferredChange =
-  | { readonly op: "link"; readonly diskId: string; readonly record: FileRecord; readonly tempName?: string }
-  /** New data or a symlink for a path the writing copy's queue still changes: fetched when that queue gets there. */
-  | { readonly op: "copy"; readonly diskId: string; readonly record: FileRecord; readonly tempName?: string }
-  | { readonly op: "rename"; readonly diskId: string; readonly fromPath: string; readonly record: FileRecord }
-  | { readonly op: "delete"; readonly diskId: string; readonly path: string };
+/** What became of one placement. */
+export interface PlacementOutcome {
+  readonly ok: boolean;
+  /** Why it failed (or, with `replan`, why it could not be carried out), for the run's error list. */
+  readonly error?: string;
+  /** Not carried out: what a link or rename needed is not there; the file is planned again (see Planner.replan). */
+  readonly replan?: boolean;
+  /** Archived symlinks that stood where this change needs a directory, deleted first (the source replaced them by directories). */
+  readonly replacedSymlinks?: number;
+  /** Not done: the disk's catalog had no room to record the batch (nothing of it changed on the disk; its temps are gone). */
+  readonly noRoom?: boolean;
+}
+
+/** What the manifest writer and the deletions need of a writer: placements carried out, copies dropped. */
+export interface ChangeWriter {
+  /** Carries out one batch's placements (see Planner.placeBatch); one outcome each, in order. */
+  execute(placements: readonly Placement[]): Promise<PlacementOutcome[]>;
+  /** Drops copies that will not be committed: their temps are removed. */
+  discard?(temps: readonly UnneededTemp[]): void;
+}
 
 /**
- * A run's writer over every disk of the archive. Each change goes where the
- * data is: new data to the open disk the space budget chose (spanning), a
- * rename or deletion to the disk that holds the path, content some disk
- * already holds to a hardlink there. Disks mounted and writable now get the
- * change at once through their DiskWriter; every other disk (offline, or a
- * copy still catching up) gets it as a deferred action, recorded in one
- * transaction with the host catalog rows, so the host catalog always tells
- * the archive as it will be once every queue is applied. A disk whose
- * mounted copy is behind (its queue waits for data only the copy that is
- * away holds) is written at once too, except on the paths that queue still
- * changes: a change there is queued behind it, for that copy as well, so
- * every copy's changes of one path stay in order.
+ * A run's writer over every disk of the archive: it carries out what the
+ * planner placed and decides nothing. A placement made now goes to the
+ * disk's DiskWriter (one commit per disk and batch); a deferred one is
+ * recorded with the host catalog's rows and queued for every copy of its
+ * disk, in one transaction (see HostFiles.deferred), so the host catalog
+ * always tells the archive as it will be once every queue is applied.
  */
 export class ArchiveWriter implements ChangeWriter {
   readonly #catalog: ArchiveCatalog;
   readonly #space: SpaceBudget;
-  /** One writer per disk mounted and caught up (its first such copy). */
+  /** One writer per disk mounted and written (its first caught-up copy, else its first copy: see openArchiveRun). */
   readonly #writers: Map<string, DiskWriter>;
-  readonly #queue: DeferredQueue;
-  readonly #hostHolders: ContentHolders<HostHolder>;
-  readonly #hostRow: Statement;
   readonly #hostFiles: HostFiles;
   readonly #lastQueuedAtStart: number;
-  /** For a writer whose copy is behind: the paths its queue still changes (grows as changes are queued behind). */
-  readonly #waiting = new Map<DiskWriter, Set<string>>();
 
   constructor(catalog: ArchiveCatalog, writers: readonly DiskWriter[], space: SpaceBudget) {
     this.#catalog = catalog;
     this.#space = space;
     this.#writers = new Map(writers.map((writer) => [writer.disk.label.diskId, writer]));
-    this.#queue = new DeferredQueue(catalog);
-    for (const writer of writers) {
-      if (this.#queue.count(writer.disk.label.copyId) > 0) this.#waiting.set(writer, this.#queue.pathsOf(writer.disk.label.copyId));
-    }
-    const db = catalog.sqlite;
-    this.#hostHolders = new ContentHolders(db, {
-      from: "main.files",
-      columns: ["path", "disk_id"],
-      // IN, not a JOIN: the same plan on paper, but the JOIN costs 15 µs a call here against 1 µs.
-      where: "disk_id IN (SELECT id FROM main.disks WHERE state != 'retired')",
-      toHolder: (values) => ({ path: values[0] as string, diskId: values[1] as string }),
-    });
-    this.#hostRow = db.prepare("SELECT disk_id AS diskId, hash FROM main.files WHERE path = ?");
-    this.#hostFiles = new HostFiles(db);
-    this.#lastQueuedAtStart = this.#lastQueuedId();
-  }
-
-  #lastQueuedId(): number {
-    const row = this.#catalog.sqlite.query("SELECT seq FROM main.sqlite_sequence WHERE name = 'deferred_actions'").get() as { seq: number } | null;
-    return row?.seq ?? 0;
+    this.#hostFiles = new HostFiles(catalog.sqlite, catalog);
+    this.#lastQueuedAtStart = new DeferredQueue(catalog).lastId();
   }
 
   /** Deferred actions queued since this writer was made, one per copy (offline disks, twins away, old copies to delete). */
   queuedSinceStart(): number {
-    return this.#lastQueuedId() - this.#lastQueuedAtStart;
+    return new DeferredQueue(this.#catalog).lastId() - this.#lastQueuedAtStart;
   }
 
-  /** The writer of the disk new data goes to now. */
-  get target(): DiskWriter {
-    return this.#writers.get(this.#space.current.label.diskId)!;
-  }
-
-  /**
-   * Paths holding this content ("alike": whose files show its mtime and mode
-   * too; "any": all, alike first): on the target disk, else anywhere in the
-   * archive (dedup then plans a link).
-   */
-  holdersOf(content: Content, which: "alike" | "any"): string[] {
-    const local = this.target.holdersOf(content, which);
-    if (local.length > 0) return local;
-    return this.#hostHolders
-      .of(content)
-      .filter((held) => which === "any" || held.alike)
-      .map((held) => held.holder.path);
+  /** The writers of the disks written now, by disk id. */
+  get writers(): ReadonlyMap<string, DiskWriter> {
+    return this.#writers;
   }
 
   /** A temp file for a copy, on the disk its bytes were just reserved on. */
@@ -101,238 +69,47 @@ export class ArchiveWriter implements ChangeWriter {
     return { name, path: writer.tempPath(name) };
   }
 
-  async commit(changes: readonly DiskChange[]): Promise<ChangeOutcome[]> {
-    const outcomes: ChangeOutcome[] = new Array(changes.length);
-    const direct = new Map<DiskWriter, { index: number; change: DiskChange }[]>();
-    const deferred: { index: number; change: DiskChange; deferred: DeferredChange }[] = [];
-    const toWriter = (writer: DiskWriter, index: number, change: DiskChange) => {
-      const list = direct.get(writer) ?? [];
-      list.push({ index, change });
-      direct.set(writer, list);
-    };
-    const holders = new BatchHolders(contentsToLink(changes), this.#hostHolders);
-    // The usual batch (one disk mounted, all of it new content or symlinks)
-    // goes as a whole: #route would send each change to the one writer unchanged.
-    if (this.#writers.size === 1 && this.#waiting.size === 0 && holders.noneKnown() && changes.every((change) => change.op === "place" || change.op === "symlink")) {
-      const [writer] = this.#writers.values();
-      const results = await writer.commit(changes, { holders: holders.on(writer) });
-      if (results.some((result) => result.noRoom)) this.#space.noRoomOn(writer.disk);
-      return results;
-    }
-    // Paths this batch changes: a hardlink may only point at content that is
-    // still there at its place in the queue (the queue is applied in order).
-    const touched = new Set<string>();
-    changes.forEach((change, index) => {
-      const route = this.#behindWaiting(this.#route(change, touched, holders));
-      touched.add(change.op === "delete" ? change.path : change.record.path);
-      if (change.op === "rename") touched.add(change.fromPath);
-      if (route === "needs-copy") outcomes[index] = { change, ok: false, needsCopy: true };
-      else if ("deferred" in route) deferred.push({ index, change, deferred: route.deferred });
-      else toWriter(route.writer, index, route.change);
+  async execute(placements: readonly Placement[]): Promise<PlacementOutcome[]> {
+    const outcomes: PlacementOutcome[] = new Array(placements.length);
+    const direct = new Map<string, { index: number; change: DiskChange }[]>();
+    const deferred: number[] = [];
+    placements.forEach((placement, index) => {
+      if (placement.when === "replan") outcomes[index] = { ok: false, replan: true, error: placement.reason };
+      else if (placement.when === "deferred") deferred.push(index);
+      else {
+        const list = direct.get(placement.diskId) ?? [];
+        list.push({ index, change: placement.change });
+        direct.set(placement.diskId, list);
+      }
     });
     if (deferred.length > 0) {
       this.#catalog.transaction(() => {
         const now = Date.now();
-        for (const item of deferred) this.#recordDeferred(item.deferred, now);
+        for (const index of deferred) this.#hostFiles.deferred((placements[index] as Placement & { when: "deferred" }).change, now);
       });
-      for (const item of deferred) {
-        const tempName = item.deferred.op === "link" || item.deferred.op === "copy" ? item.deferred.tempName : undefined;
-        // The copy turned out to be content another disk holds, or waits behind a queue: its temp is not needed.
-        if (tempName && item.change.op === "place") rmSync(this.#writerOfTemp(tempName)?.tempPath(tempName) ?? "", { force: true });
-        outcomes[item.index] = { change: item.change, ok: true, storedAsLink: item.deferred.op === "link" };
-      }
+      for (const index of deferred) outcomes[index] = { ok: true };
     }
-    for (const [writer, list] of direct) {
-      const results = await writer.commit(
-        list.map((item) => item.change),
-        { holders: holders.on(writer) },
-      );
+    for (const [diskId, list] of direct) {
+      const writer = this.#writers.get(diskId);
+      if (!writer) throw new Error(`planned onto disk ${diskId}, which this run does not write`);
+      const results = await writer.commit(list.map((item) => item.change));
       // Its catalog could not grow: nothing new is started on that disk any more.
       if (results.some((result) => result.noRoom)) this.#space.noRoomOn(writer.disk);
       list.forEach((item, i) => {
-        outcomes[item.index] = { ...results[i], change: changes[item.index] };
+        const { change: _change, ...outcome } = results[i];
+        outcomes[item.index] = outcome;
       });
     }
+    // Copies that turned out to be content a disk holds, or that wait behind a queue: their temps are not needed.
+    this.discard(placements.flatMap((placement) => (placement.when !== "replan" && placement.unneededTemp ? [placement.unneededTemp] : [])));
     return outcomes;
   }
 
-  #route(
-    change: DiskChange,
-    touched: ReadonlySet<string>,
-    holders: BatchHolders,
-  ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
-    switch (change.op) {
-      case "place": {
-        const writer = this.#writerOfTemp(change.tempName) ?? this.target;
-        const { record } = change;
-        // A copy made is linked only to a file showing the same mtime and mode, else kept (see Content).
-        if (record.kind === "file" && !holders.heldOn(writer, record, "alike")) {
-          const elsewhere = this.#linkElsewhere(record, writer, touched, holders, "alike");
-          if (elsewhere && "writer" in elsewhere) return elsewhere;
-          if (elsewhere) return { deferred: { op: "link", diskId: elsewhere.deferred.diskId, record, tempName: change.tempName } };
-        }
-        return { writer, change };
-      }
-      case "symlink":
-        return { writer: this.target, change };
-      case "link": {
-        if (holders.heldOn(this.target, change.record, "any")) return { writer: this.target, change };
-        return this.#linkElsewhere(change.record, this.target, touched, holders, "any") ?? "needs-copy";
-      }
-      case "rename": {
-        const from = this.#hostRow.get(change.fromPath) as { diskId: string; hash: string } | null;
-        if (!from) return "needs-copy";
-        const writer = this.#writers.get(from.diskId);
-        if (writer) return { writer, change };
-        return { deferred: { op: "rename", diskId: from.diskId, fromPath: change.fromPath, record: change.record } };
-      }
-      case "delete": {
-        const row = this.#hostRow.get(change.path) as { diskId: string } | null;
-        if (!row) return { writer: this.target, change };
-        const writer = this.#writers.get(row.diskId);
-        if (writer) return { writer, change };
-        return { deferred: { op: "delete", diskId: row.diskId, path: change.path } };
-      }
+  /** Drops copies that will not be committed (the run stopped for lack of space, or they were not needed): their temps go. */
+  discard(temps: readonly UnneededTemp[]): void {
+    for (const temp of temps) {
+      const writer = this.#writers.get(temp.diskId);
+      if (writer) rmSync(writer.tempPath(temp.tempName), { force: true });
     }
-  }
-
-  /** A change routed to a copy that is behind, on a path its queue still changes, goes into that queue instead. */
-  #behindWaiting(
-    route: { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy",
-  ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | "needs-copy" {
-    if (typeof route === "string" || !("writer" in route)) return route;
-    const waiting = this.#waiting.get(route.writer);
-    if (!waiting) return route;
-    const { change } = route;
-    const paths = change.op === "delete" ? [change.path] : change.op === "rename" ? [change.record.path, change.fromPath] : [change.record.path];
-    if (!paths.some((path) => waiting.has(path))) return route;
-    for (const path of paths) waiting.add(path);
-    const diskId = route.writer.disk.label.diskId;
-    switch (change.op) {
-      case "delete":
-        return { deferred: { op: "delete", diskId, path: change.path } };
-      case "rename":
-        return { deferred: { op: "rename", diskId, fromPath: change.fromPath, record: change.record } };
-      case "link":
-        return { deferred: { op: "link", diskId, record: change.record } };
-      case "place":
-        return { deferred: { op: "copy", diskId, record: change.record, tempName: change.tempName } };
-      case "symlink":
-        return { deferred: { op: "copy", diskId, record: change.record } };
-    }
-  }
-
-  /** Content held by another disk: a hardlink there (now if it is mounted, else deferred); no second copy of the data. */
-  #linkElsewhere(
-    record: FileRecord,
-    except: DiskWriter,
-    touched: ReadonlySet<string>,
-    holders: BatchHolders,
-    which: "alike" | "any",
-  ): { writer: DiskWriter; change: DiskChange } | { deferred: DeferredChange } | undefined {
-    const holder = holders.inArchive(record, which).find((row) => !touched.has(row.path));
-    if (!holder || holder.diskId === except.disk.label.diskId) return undefined;
-    const writer = this.#writers.get(holder.diskId);
-    if (writer) return holders.heldOn(writer, record, which) ? { writer, change: { op: "link", record } } : undefined;
-    return { deferred: { op: "link", diskId: holder.diskId, record } };
-  }
-
-  /** Drops changes that will not be committed (the run stopped for lack of space): the temps of their copies go. */
-  discard(changes: readonly DiskChange[]): void {
-    for (const change of changes) {
-      if (change.op !== "place") continue;
-      const writer = this.#writerOfTemp(change.tempName);
-      if (writer) rmSync(writer.tempPath(change.tempName), { force: true });
-    }
-  }
-
-  /** The disk a copy's temp file was made on (from its name). */
-  diskOfTemp(tempName: string): MountedDisk | undefined {
-    return this.#writerOfTemp(tempName)?.disk;
-  }
-
-  #writerOfTemp(tempName: string): DiskWriter | undefined {
-    for (const writer of this.#writers.values()) if (writer.ownsTemp(tempName)) return writer;
-    return undefined;
-  }
-
-  #recordDeferred(change: DeferredChange, now: number): void {
-    if (change.op === "delete") {
-      this.#hostFiles.delete(change.path);
-      this.#queue.queue(change.diskId, { op: "delete", path: change.path });
-      return;
-    }
-    if (change.op === "rename") this.#hostFiles.delete(change.fromPath);
-    const r = change.record;
-    this.#queue.evictElsewhere(r.path, change.diskId);
-    this.#hostFiles.upsert(r, change.diskId, now);
-    this.#queue.queue(
-      change.diskId,
-      change.op === "rename"
-        ? { op: "rename", path: r.path, fromPath: change.fromPath, record: r }
-        : change.op === "copy"
-          ? { op: r.kind === "symlink" ? "symlink" : "copy", path: r.path, record: r }
-          : { op: "link", path: r.path, record: r },
-    );
-  }
-}
-
-interface HostHolder {
-  readonly path: string;
-  readonly diskId: string;
-}
-
-/**
- * Who holds each content of one batch, looked up once per batch (a lookup
- * per file was a tenth of a small-file run): per mounted disk from its
- * catalog, and across the archive from the host catalog. Valid for the
- * whole batch: nothing is recorded before the batch's writers commit.
- */
-class BatchHolders {
-  readonly #contents: readonly Content[];
-  readonly #host: ContentHolders<HostHolder>;
-  readonly #onDisk = new Map<DiskWriter, Map<string, Held<string>[]>>();
-  #inArchive: Map<string, Held<HostHolder>[]> | undefined;
-
-  constructor(contents: readonly Content[], host: ContentHolders<HostHolder>) {
-    this.#contents = contents;
-    this.#host = host;
-  }
-
-  /**
-   * The batch's holders on one disk (what its DiskWriter links to), asked
-   * only for contents the archive holds somewhere: most of a batch is new
-   * content, and a disk holds nothing the host catalog does not know (at
-   * worst a missed holder costs a second copy, never a wrong link).
-   */
-  on(writer: DiskWriter): Map<string, Held<string>[]> {
-    let found = this.#onDisk.get(writer);
-    if (!found) {
-      const known = this.#contents.filter((content) => this.inArchive(content, "any").length > 0);
-      found = known.length > 0 ? writer.holdersOfEach(known) : new Map();
-      this.#onDisk.set(writer, found);
-    }
-    return found;
-  }
-
-  /** Whether no content of the batch is held anywhere in the archive. */
-  noneKnown(): boolean {
-    this.#inArchive ??= this.#host.lookup(this.#contents);
-    return this.#inArchive.size === 0;
-  }
-
-  /** Whether the disk holds the content ("alike": in a file showing its mtime and mode too). */
-  heldOn(writer: DiskWriter, content: Content, which: "alike" | "any"): boolean {
-    const held = this.on(writer);
-    // Most batches are all new content: nothing to look up, no key to build.
-    if (held.size === 0) return false;
-    return held.get(contentKey(content))?.some((item) => which === "any" || item.alike) ?? false;
-  }
-
-  /** Paths anywhere in the archive (disks not retired) holding the content, with their disk ("alike" first, or only). */
-  inArchive(content: Content, which: "alike" | "any"): HostHolder[] {
-    this.#inArchive ??= this.#host.lookup(this.#contents);
-    if (this.#inArchive.size === 0) return [];
-    return (this.#inArchive.get(contentKey(content)) ?? []).filter((item) => which === "any" || item.alike).map((item) => item.holder);
   }
 }

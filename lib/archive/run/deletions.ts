@@ -1,6 +1,7 @@
 import type { UnseenFile } from "../catalog/files-table.ts";
 import { hashAlgorithmOf, hashFile } from "../../hashing.ts";
-import type { ChangeOutcome, DiskChange } from "../disk/disk-writer.ts";
+import type { PlacementOutcome } from "./archive-writer.ts";
+import type { FileChange } from "./planner.ts";
 import { OutOfSpaceError } from "../../errors.ts";
 import type { ArchiveRun } from "./run-context.ts";
 
@@ -11,6 +12,23 @@ export function deletionLimit(run: ArchiveRun, archivedFiles: number): number {
   const percent = setting?.percent ?? 10;
   const limit = Math.ceil((archivedFiles * percent) / 100);
   return setting ? limit : Math.min(limit, 1000);
+}
+
+/**
+ * The new paths whose counting waited for the deletions (see
+ * ManifestWriterOptions.runLinks): those no vanished path claimed are new
+ * files, hardlinks (or, in a dry run, copies). With the renames the
+ * deletions counted, the counts are final.
+ */
+export function countLinkedNew(run: ArchiveRun): void {
+  const { counts } = run.report;
+  const linked = run.runLinks.unclaimedNew();
+  counts.new += linked;
+  counts.deduplicated += linked;
+  if (!run.settings.dryRun) return;
+  const planned = run.runLinks.unclaimedPlannedCopies();
+  counts.new += planned.files;
+  counts.bytesCopied += planned.bytes;
 }
 
 /**
@@ -56,34 +74,30 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
   const deletions = gone.length;
   const limit = deletionLimit(run, catalog.files.count());
   if (deletions > limit) {
+    run.runLinks.releaseClaims();
     report.safetyStop =
       `safety stop: this run would delete ${deletions} archived files, more than the limit of ${limit} ` +
       `(--max-delete). Nothing was deleted. Is a source or pool branch not mounted? ` +
       `If the deletions are real, run again with --max-delete ${deletions}.`;
     return;
   }
-  for (const _ of renamedByContent) {
-    report.counts.new--;
-    report.counts.deduplicated--;
-    report.counts.renamed++;
-  }
-  report.counts.new -= renamedByPlannedCopy;
-  report.counts.renamed += renamedByPlannedCopy;
+  // Their new names were not counted yet (see countLinkedNew): they are renames.
+  report.counts.renamed += renamedByContent.length + renamedByPlannedCopy;
   if (dryRun) {
     for (const file of gone) report.plan.push(`delete ${file.path}`);
     report.counts.deleted += deletions;
     return;
   }
-  const changes: DiskChange[] = vanished.filter((file) => !kept.has(file)).map((file) => ({ op: "delete", path: file.path }));
+  const changes: FileChange[] = vanished.filter((file) => !kept.has(file)).map((file) => ({ op: "delete", path: file.path }));
   // Deletions left undone for lack of space: the slices not committed, and changes a commit had no room for.
   let notDone = 0;
   let start = 0;
   for (; start < changes.length && !report.outOfSpace; start += 1000) {
     run.signal.throwIfAborted();
     const slice = changes.slice(start, start + 1000);
-    let outcomes: ChangeOutcome[];
+    let outcomes: PlacementOutcome[];
     try {
-      outcomes = await writer.commit(slice);
+      outcomes = await writer.execute(run.planner.placeBatch(slice));
     } catch (error) {
       // Made on the disk, recorded by the next command (see DiskWriter.commit).
       if (!(error instanceof OutOfSpaceError)) throw error;
@@ -92,12 +106,12 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
       start += 1000;
       break;
     }
-    for (const outcome of outcomes) {
+    outcomes.forEach((outcome, i) => {
       if (outcome.noRoom) {
         report.outOfSpace ??= outcome.error;
         notDone++;
-      } else if (!outcome.ok) report.error((outcome.change as { path: string }).path, outcome.error ?? "could not be deleted");
-    }
+      } else if (!outcome.ok) report.error((slice[i] as { path: string }).path, outcome.error ?? "could not be deleted");
+    });
   }
   notDone += Math.max(0, changes.length - start);
   report.counts.deleted += Math.max(0, deletions - notDone);
@@ -113,10 +127,9 @@ function claimPlannedCopy(run: ArchiveRun, file: UnseenFile): boolean {
     }
     run.runLinks.claimPlannedCopy(path);
     // Stored as a hardlink by the real run: nothing to copy.
-    const { plan, counts } = run.report;
+    const { plan } = run.report;
     const line = plan.findIndex((planned) => planned.startsWith(`copy ${path} (`));
     if (line >= 0) plan[line] = `rename ${path} (from ${file.path}, found by content)`;
-    counts.bytesCopied -= file.size;
     return true;
   }
   return false;

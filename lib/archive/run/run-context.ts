@@ -22,14 +22,21 @@ import { parseExclude } from "../../glob.ts";
 import type { PlannedFile, StoredFile } from "../stages/types.ts";
 import { RunReport } from "./report.ts";
 import { resolveSizeOrPercent } from "../../size.ts";
-import { copyOne, type CopierOptions, type CopyFunction } from "../stages/copier.ts";
-import { linkIfHeld, type DedupOptions } from "../stages/dedup.ts";
+import { copier, type CopierOptions, type CopyFunction } from "../stages/copier.ts";
+import { parity, type ParityOptions } from "../stages/parity.ts";
+import type { PlanOptions } from "../stages/plan.ts";
 import type { DiffOptions } from "../stages/differ.ts";
 import type { HashOptions } from "../stages/hasher.ts";
 import type { ManifestWriterOptions } from "../stages/manifest-writer.ts";
 import type { WalkOptions } from "../stages/walker.ts";
 import { copyWithDc3dd } from "../../system/dc3dd.ts";
 import { ArchiveWriter } from "./archive-writer.ts";
+import type { StoredSet } from "../disk/parity-store.ts";
+import { requireParityEngine } from "../../system/par2-tools.ts";
+import { catalogView } from "./catalog-view.ts";
+import { Planner } from "./planner.ts";
+import { endRun } from "./end-run.ts";
+import type { RunResult } from "./finish-run.ts";
 import { refuseSourcesOnDisks } from "./sources-on-disks.ts";
 
 /**
@@ -52,6 +59,8 @@ export interface ArchiveRun {
   readonly filledUp: readonly MountedDisk[];
   /** What applying the mounted copies' deferred actions did when they were opened. */
   readonly deferredAtOpen: readonly ApplyDeferredResult[];
+  /** Decides where each file goes (see Planner); the writer carries its placements out. */
+  readonly planner: Planner;
   readonly writer: ArchiveWriter;
   readonly seen: SeenPaths;
   readonly runLinks: RunLinks;
@@ -63,9 +72,19 @@ export interface ArchiveRun {
   readonly walk: WalkOptions;
   readonly diff: DiffOptions;
   readonly hash: HashOptions;
-  readonly dedup: DedupOptions;
+  readonly plan: PlanOptions;
   readonly copier: CopierOptions;
+  /** The parity stage's options (its policy is undefined when parity is off: items pass through). */
+  readonly parity: ParityOptions;
+  /** Sets the parity stage made, per disk root: recorded once durable, when the run settles parity (see settleParity). */
+  readonly paritySetsMade: Map<string, Map<string, StoredSet>>;
   readonly manifest: ManifestWriterOptions;
+  /**
+   * The sink of the archive pipeline: pulls the last stage (the manifest
+   * writer) to its end, then ends the run as every run ends: deletions,
+   * counts made final, parity settled, the run recorded (see endRun).
+   */
+  finish(stored: AsyncIterable<StoredFile>): Promise<RunResult>;
   close(): void;
 }
 
@@ -192,6 +211,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       },
     );
     const writer = new ArchiveWriter(catalog, diskWriters, space);
+    const planner = new Planner(catalogView(catalog, writer.writers, space));
     const seen = new SeenPaths(catalog);
     const runLinks = new RunLinks(catalog);
     const inodes = dryRun ? undefined : new InodeRefresh(catalog);
@@ -200,7 +220,6 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     // dc3dd copies one file per process; the copy workers also take a group of small files at once.
     const copy: CopyFunction =
       settings.copier === "dc3dd" ? copyWithDc3dd : Object.assign((request: CopyRequest) => pool.copy(request), { many: (requests: readonly CopyRequest[]) => pool.copyMany(requests) });
-    const dedupOptions: DedupOptions = { holdersOf: (content, which) => writer.holdersOf(content, which) };
     // The old name of a file that could not be stored stays archived (see applyDeletions).
     const onNotStored = (item: PlannedFile) => runLinks.notStored(item.size, item.hash);
     const copierOptions: CopierOptions = {
@@ -211,12 +230,29 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       dryRun,
       signal,
       newTemp: (disk) => writer.newTemp(disk),
-      linkIfHeld: (item) => linkIfHeld(item, { ...dedupOptions, catalog, algorithm: settings.hash }),
+      linkIfHeld: (item) => planner.linkWhenNoRoom(item, settings.hash),
       onNotStored,
+    };
+    const parityPolicy = settings.parity === undefined ? undefined : { percent: settings.parity, engine: settings.parityEngine };
+    if (parityPolicy && parityPolicy.engine !== "builtin" && !dryRun) requireParityEngine(parityPolicy.engine);
+    const paritySetsMade = new Map<string, Map<string, StoredSet>>();
+    let parityStageUsed = false;
+    const parityOptions: ParityOptions = {
+      policy: parityPolicy,
+      disks,
+      catalog,
+      report,
+      made: paritySetsMade,
+      space,
+      onNotStored,
+      dryRun,
+      signal,
+      onStart: () => void (parityStageUsed = true),
     };
     const readingCopy = ArchiveCatalog.readingCopyPath(resolve(db));
     const skipPaths = new Set<string>([...disks.map((d) => d.root), resolve(db), `${resolve(db)}.lock`, `${resolve(db)}-journal`, readingCopy, `${readingCopy}.tmp`]);
-    return {
+    let finished = false;
+    const run: ArchiveRun = {
       settings,
       report,
       signal,
@@ -227,6 +263,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       disks,
       filledUp,
       deferredAtOpen: mounted.deferred,
+      planner,
       writer,
       seen,
       runLinks,
@@ -251,16 +288,25 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       },
       diff: { catalog, match: settings.match, seen, report, inodes, signal },
       hash: { catalog, algorithm: settings.hash, report, dryRun, onNotStored, inodes, signal },
-      dedup: dedupOptions,
+      plan: { planner },
       copier: copierOptions,
+      parity: parityOptions,
+      paritySetsMade,
       manifest: {
+        planner,
         writer,
         report,
         runLinks,
         dryRun,
         signal,
         onNotStored,
-        copyAgain: (item: PlannedFile): Promise<StoredFile | undefined> => copyOne(item, copierOptions),
+        // A file whose placement fell through is copied like any other: through the copier and the parity stage.
+        again: (items) => parity(copier(items, copierOptions), { ...parityOptions, onStart: undefined }),
+      },
+      finish: (stored) => {
+        if (finished) throw new Error("the run has already finished");
+        finished = true;
+        return endRun(run, stored, () => parityStageUsed);
       },
       close: () => {
         pool.close();
@@ -269,6 +315,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         catalog.close();
       },
     };
+    return run;
   } catch (error) {
     catalog.close();
     throw error;

@@ -42,7 +42,7 @@ export interface CopierOptions {
   readonly bytesInFlight?: number;
   /**
    * A file that found no room may be content the archive holds: this returns
-   * it as a link, which needs no space (see `linkIfHeld`), else undefined.
+   * it as a link, which needs no space (see Planner.linkWhenNoRoom), else undefined.
    */
   readonly linkIfHeld?: (item: PlannedFile) => PlannedFile | undefined;
   /** A file this stage could not store (no room, unreadable, changing): its old name must not be taken for deleted. */
@@ -268,7 +268,7 @@ function finishCopy(copy: StartedCopy, settled: CopySettled, options: CopierOpti
     if (result.size === item.size && after.size === item.size && after.mtimeMs === item.mtimeMs) {
       crashPoint("after-copy");
       options.report.done(result.size);
-      return { ...item, action: "copy", hash: result.hash, tempName: temp.name, bytesCopied: result.size };
+      return { ...item, action: "copy", hash: result.hash, tempName: temp.name, disk: reservation.disk, bytesCopied: result.size };
     }
     unlinkQuiet(temp.path);
     written = false;

@@ -29,9 +29,9 @@ const PREHASH_MIN_SIZE = 1024 * 1024;
 /**
  * Hashes a file before it is copied only when the archive already holds
  * content of the same size, i.e. when it may be a duplicate or a rename by
- * content: then dedup can store a hardlink and nothing is copied. Every
- * other file is hashed by the copier in the same pass as the copy; small
- * duplicates are found when they are committed (see DiskWriter).
+ * content: then the planner can store a hardlink and nothing is copied.
+ * Every other file is hashed by the copier in the same pass as the copy;
+ * small duplicates are found when they are committed (see Planner.placeBatch).
  */
 export async function* hashWhereDuplicatePossible(
   items: AsyncIterable<PlannedFile>,

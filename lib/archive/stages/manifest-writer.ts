@@ -1,6 +1,6 @@
-import type { FileRecord } from "../catalog/records.ts";
 import type { RunLinks } from "../catalog/run-links.ts";
-import type { ChangeWriter, DiskChange } from "../disk/disk-writer.ts";
+import type { ChangeWriter } from "../run/archive-writer.ts";
+import type { FileChange, Planner } from "../run/planner.ts";
 import { batches } from "../../pipeline/bounded.ts";
 import { toFileRecord, type PlannedFile, type StoredFile } from "./types.ts";
 import type { RunReport } from "../run/report.ts";
@@ -8,11 +8,25 @@ import { OutOfSpaceError } from "../../errors.ts";
 import { reportNoRoom } from "./copier.ts";
 
 export interface ManifestWriterOptions {
+  /** Places each batch's files (ArchiveRun.planner): which disk, copy, hardlink, rename or symlink, now or deferred. */
+  readonly planner: Pick<Planner, "placeBatch" | "replan">;
+  /** Carries the placements out (ArchiveRun.writer). */
   readonly writer: ChangeWriter;
   readonly report: RunReport;
+  /**
+   * What the deletions need to tell renames by content. A new path stored
+   * as a hardlink (in a dry run also a planned copy) is counted only at the
+   * end of the run, once the deletions have said whether a vanished path
+   * had its content (a rename) or not (a new file): see countLinkedNew.
+   */
   readonly runLinks?: RunLinks;
-  /** Copies a file whose planned link or rename could not be made after all. */
-  readonly copyAgain: (item: PlannedFile) => Promise<StoredFile | undefined>;
+  /**
+   * The way back for files whose placement could not be carried out (a
+   * link's holder or a rename's source gone): planned again as copies, they
+   * go through these stages (the run's copier and parity stage) and are
+   * committed with the batch. Unset: such files are reported as not stored.
+   */
+  readonly again?: (items: AsyncIterable<PlannedFile>) => AsyncIterable<StoredFile>;
   /** A file that could not be stored: its old name must not be taken for deleted. */
   readonly onNotStored?: (item: PlannedFile) => void;
   readonly dryRun?: boolean;
@@ -49,7 +63,7 @@ export async function* writeManifest(items: AsyncIterable<StoredFile>, options: 
           if (item.renameFrom) options.runLinks?.plannedRenameFrom(item.renameFrom);
           else if (item.action === "link" && item.change !== "renamed") options.runLinks?.add(item.hash, item.size, item.change);
           else if (item.action === "copy" && item.change === "new") options.runLinks?.plannedCopy(item.path, item.size);
-          count(item, report);
+          if (!countedAtEnd(item, options)) count(item, report);
           yield item;
         }
         continue;
@@ -88,7 +102,7 @@ async function commitOrDrop(batch: StoredFile[], options: ManifestWriterOptions)
       return [];
     }
   }
-  options.writer.discard?.(batch.map(toChange));
+  options.writer.discard?.(batch.flatMap((item) => (item.tempName && item.disk ? [{ diskId: item.disk.label.diskId, tempName: item.tempName }] : [])));
   for (const item of batch) notRecorded(item, options);
   return [];
 }
@@ -105,47 +119,57 @@ function notRecorded(item: StoredFile, options: ManifestWriterOptions): void {
 
 /** Commits one batch; returns the files stored, in order. Failures are counted and reported. */
 async function commitBatch(batch: StoredFile[], options: ManifestWriterOptions): Promise<StoredFile[]> {
-  const { writer, report } = options;
+  const { writer, report, planner } = options;
   const stored: StoredFile[] = [];
   let pending: StoredFile[] = batch;
-  // Two rounds: the second commits copies made for links/renames that fell through.
+  // Two rounds: the second commits the files planned again and copied.
   for (let round = 0; round < 2 && pending.length > 0; round++) {
-    const outcomes = await writer.commit(pending.map(toChange));
-    const again: StoredFile[] = [];
+    const placements = planner.placeBatch(pending.map(toFileChange));
+    const outcomes = await writer.execute(placements);
+    const again: PlannedFile[] = [];
     for (let i = 0; i < pending.length; i++) {
       const item = pending[i];
+      const placement = placements[i];
       const outcome = outcomes[i];
       // Archived symlinks the sources replaced by directories, removed to make way for this file.
       report.counts.deleted += outcome.replacedSymlinks ?? 0;
-      if (outcome.ok) {
-        const done: StoredFile = outcome.storedAsLink && item.action === "copy" ? { ...item, action: "link", bytesCopied: 0 } : item;
-        count(done, report);
+      if (outcome.ok && placement.when !== "replan") {
+        const action = placement.storedAs as StoredFile["action"];
+        const done: StoredFile = action === item.action ? item : { ...item, action, bytesCopied: action === "copy" ? item.bytesCopied : 0 };
         if (done.action === "link" && done.change !== "renamed") options.runLinks?.add(done.hash, done.size, done.change);
+        if (!countedAtEnd(done, options)) count(done, report);
         stored.push(done);
       } else if (outcome.noRoom) {
         report.outOfSpace ??= outcome.error;
         notRecorded(item, options);
-      } else if (outcome.needsCopy && round === 0) {
-        const change = item.change === "renamed" ? "new" : item.change;
-        // A symlink has no data to copy (opening it fails): it is made again, or linked to its other names.
-        const copied = item.kind === "symlink" ? { ...item, action: "symlink" as const, change } : await options.copyAgain({ ...item, action: "copy", change });
-        if (copied) again.push(copied);
+      } else if (outcome.replan && round === 0 && options.again) {
+        again.push(planner.replan(item));
       } else {
         options.onNotStored?.(item);
         report.counts.skipped++;
         report.error(item.path, outcome.error ?? "could not be stored");
       }
     }
-    pending = again;
+    pending = again.length > 0 && options.again ? await collect(options.again(fromArray(again))) : [];
   }
   return stored;
 }
 
-function toChange(item: StoredFile): DiskChange {
-  const record: FileRecord = toFileRecord(item, item.hash);
+async function* fromArray<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
+}
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
+
+function toFileChange(item: StoredFile): FileChange {
+  const record = toFileRecord(item, item.hash);
   switch (item.action) {
     case "copy":
-      return { op: "place", record, tempName: item.tempName! };
+      return { op: "copied", record, tempName: item.tempName!, diskId: item.disk!.label.diskId };
     case "link":
       return { op: "link", record };
     case "symlink":
@@ -153,6 +177,12 @@ function toChange(item: StoredFile): DiskChange {
     case "rename":
       return { op: "rename", fromPath: item.renameFrom!, record };
   }
+}
+
+/** A new path whose count waits for the deletions (see ManifestWriterOptions.runLinks). */
+function countedAtEnd(item: StoredFile, options: ManifestWriterOptions): boolean {
+  if (!options.runLinks || item.change !== "new") return false;
+  return item.action === "link" || (options.dryRun === true && item.action === "copy" && !item.renameFrom);
 }
 
 function count(item: StoredFile, report: RunReport): void {

@@ -13,10 +13,8 @@ import { reportNoRoom } from "./copier.ts";
 export interface ParityOptions {
   /** Redundancy and engine; undefined when parity is off (items pass through). */
   readonly policy: ParityPolicy | undefined;
-  /** Disks a copied temp file may be on. */
+  /** Disks a copied temp file may be on (each item says which: StoredFile.disk). */
   readonly disks: readonly MountedDisk[];
-  /** The disk whose temp directory holds a copy's temp file (its name says so). */
-  readonly diskOfTemp: (tempName: string) => MountedDisk | undefined;
   readonly catalog: ArchiveCatalog;
   readonly report: RunReport;
   /** Sets made by this run, per disk root: recorded in the catalog once durable (see settleParity). */
@@ -32,6 +30,8 @@ export interface ParityOptions {
   readonly space?: SpaceBudget;
   /** A copy dropped for lack of room for its set: its content is not stored (an archived path of that content stays). */
   readonly onNotStored?: (item: PlannedFile) => void;
+  /** Called when the stage is put into a pipeline: the run notes that its pipeline makes parity (else it warns, and makes the sets after). */
+  readonly onStart?: () => void;
   readonly dryRun?: boolean;
   readonly signal?: AbortSignal;
 }
@@ -47,6 +47,7 @@ export interface ParityOptions {
  */
 export function parity(items: AsyncIterable<StoredFile>, options: ParityOptions): AsyncIterable<StoredFile> {
   const { policy } = options;
+  options.onStart?.();
   // Nothing to do: the items themselves, without a generator passing each one on.
   if (!policy || options.dryRun) return items;
   return protect(items, policy, options);
@@ -83,7 +84,7 @@ async function protectCopy(
   protectedStatements: ReadonlyMap<string, { get(hash: string): unknown }>,
 ): Promise<StoredFile | undefined> {
   if (item.action !== "copy" || !item.tempName || item.size === 0) return item;
-  const disk = options.diskOfTemp(item.tempName);
+  const disk = item.disk;
   if (!disk) return item;
   const made = options.made.get(disk.root) ?? new Map<string, StoredSet>();
   options.made.set(disk.root, made);

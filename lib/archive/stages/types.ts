@@ -1,4 +1,5 @@
 import type { FileRecord } from "../catalog/records.ts";
+import type { MountedDisk } from "../disk/mounted-disk.ts";
 
 /** What the walker saw of one path (files and symlinks; nothing else is yielded). */
 export interface FileEntry {
@@ -33,7 +34,7 @@ export interface PlannedFile extends FileEntry {
   readonly renameFrom?: string;
   /** Content hash, once known (renames and source hardlinks know it early). */
   readonly hash?: string;
-  /** How the data will reach the disk; decided by dedup, else the copier copies. */
+  /** How the data will reach the disk; said by the plan stage (see Planner.plan), else the copier copies. */
   readonly action?: "copy" | "link" | "symlink" | "rename";
 }
 
@@ -43,6 +44,8 @@ export interface StoredFile extends PlannedFile {
   readonly hash: string;
   /** Temp file name below .blaine/tmp holding the copied data (action "copy"). */
   readonly tempName?: string;
+  /** The disk whose .blaine/tmp holds `tempName` (the space budget chose it when the copy started). */
+  readonly disk?: MountedDisk;
   readonly bytesCopied: number;
 }
 

@@ -1,0 +1,29 @@
+import { drain } from "../../pipeline/pipe.ts";
+import type { StoredFile } from "../stages/types.ts";
+import { applyDeletions, countLinkedNew } from "./deletions.ts";
+import { finishRun, type RunResult } from "./finish-run.ts";
+import type { ArchiveRun } from "./run-context.ts";
+import { settleParity } from "./settle-parity.ts";
+
+/**
+ * The end of every archive run, whatever stages its pipeline composes (the
+ * sink behind ArchiveRun.finish): pulls the last stage's output to its end,
+ * removes what the run did not see (deletions, with the safety stop),
+ * counts the new paths that waited for them (counts are final from here),
+ * settles parity (records the sets made, makes the missing ones, removes
+ * stale ones) and records the run (finishRun). A pipeline without the
+ * parity stage on an archive with parity is warned: its sets are made here,
+ * from the data on the disks.
+ */
+export async function endRun(run: ArchiveRun, stored: AsyncIterable<StoredFile>, parityStageUsed: boolean | (() => boolean)): Promise<RunResult> {
+  const { settings, report } = run;
+  await drain(stored);
+  await applyDeletions(run);
+  countLinkedNew(run);
+  const used = typeof parityStageUsed === "function" ? parityStageUsed() : parityStageUsed;
+  if (run.parity.policy && !used && !settings.dryRun) {
+    report.warn(run.disk.dir, "this pipeline has no parity stage: the parity of new files is made after the run, from their data on the disk (each is read again)");
+  }
+  await settleParity({ catalog: run.catalog, disks: run.disks, policy: run.parity.policy, made: run.paritySetsMade, report, dryRun: settings.dryRun, signal: run.signal });
+  return await finishRun(run);
+}
