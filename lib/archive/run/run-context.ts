@@ -28,7 +28,7 @@ import type { PlanOptions } from "../stages/plan.ts";
 import type { DiffOptions } from "../stages/differ.ts";
 import type { HashOptions } from "../stages/hasher.ts";
 import type { ManifestWriterOptions } from "../stages/manifest-writer.ts";
-import type { WalkOptions } from "../stages/walker.ts";
+import { discardSpareWalkWorker, prestartWalkWorker, type WalkOptions } from "../stages/walker.ts";
 import { copyWithDc3dd } from "../../system/dc3dd.ts";
 import { ArchiveWriter } from "./archive-writer.ts";
 import type { StoredSet } from "../disk/parity-store.ts";
@@ -129,6 +129,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     if (!existsSync(source)) throw new UsageError(`source ${source} does not exist (is it mounted?)`);
   }
 
+  // Its start overlaps the opening of the catalog and the disks (see prestartWalkWorker).
+  prestartWalkWorker();
   const catalog = ArchiveCatalog.open(db, { readonly: dryRun, lock: !dryRun });
   try {
     const archiveId = catalog.requireArchiveId();
@@ -309,6 +311,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         return endRun(run, stored, () => parityStageUsed);
       },
       close: () => {
+        discardSpareWalkWorker();
         pool.close();
         for (const diskWriter of diskWriters) diskWriter.releaseRoomForCommits();
         for (const mounted of disks) catalog.detach(mounted.alias);
@@ -317,6 +320,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     };
     return run;
   } catch (error) {
+    discardSpareWalkWorker();
     catalog.close();
     throw error;
   }

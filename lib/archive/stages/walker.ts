@@ -90,7 +90,35 @@ function isDirectory(source: string): boolean {
   }
 }
 
-function startWorker(sources: readonly string[], options: WalkOptions): Worker | undefined {
+/** A walk worker started ahead of its walk (see prestartWalkWorker), for the next walk() to take; `dead` once it failed or ended. */
+let spare: { readonly worker: Worker; dead: boolean } | undefined;
+
+/**
+ * Starts a walk worker now for the next walk() to take. A worker takes
+ * some 20 ms to start (a thread, its modules), which then overlaps what a
+ * run does before it walks (opening the catalog and the disks): a run with
+ * nothing to do waited for it. Unreferenced, so an unused one never holds
+ * the process; `discardSpareWalkWorker` ends it.
+ */
+export function prestartWalkWorker(): void {
+  if (spare) return;
+  const worker = newWorker();
+  if (!worker) return;
+  const started = { worker, dead: false };
+  // What happens before a walk takes it would go unheard: such a worker is not taken.
+  const die = () => (started.dead = true);
+  worker.addEventListener("error", die);
+  worker.addEventListener("close", die);
+  spare = started;
+}
+
+/** Ends a worker prestartWalkWorker started that no walk took. */
+export function discardSpareWalkWorker(): void {
+  spare?.worker.terminate();
+  spare = undefined;
+}
+
+function newWorker(): Worker | undefined {
   let worker: Worker;
   try {
     worker = new Worker(new URL("./walk-worker.ts", import.meta.url));
@@ -100,6 +128,15 @@ function startWorker(sources: readonly string[], options: WalkOptions): Worker |
   }
   // Kept alive only while the walk waits for it (see WorkerChunks), so an abandoned walk never holds the process.
   worker.unref();
+  return worker;
+}
+
+function startWorker(sources: readonly string[], options: WalkOptions): Worker | undefined {
+  const taken = spare;
+  spare = undefined;
+  if (taken?.dead) taken.worker.terminate();
+  const worker = taken && !taken.dead ? taken.worker : newWorker();
+  if (!worker) return undefined;
   worker.postMessage(
     encodeStart({ sources, excludes: options.excludes ?? [], skipPaths: [...(options.skipPaths ?? [])], archiveId: options.archiveId }),
   );
