@@ -156,6 +156,30 @@ describe("disk writer protocol", () => {
     expect(archivedPaths(archive.catalog).length).toBe(40);
   });
 
+  test("TestLinkWhoseSourcesAreGone: a hardlink none of whose named sources exists any more is reported for replanning, and changes nothing", async () => {
+    const opened = await openDisk();
+    const writer = new DiskWriter(opened.catalog, opened.disk);
+    const record: FileRecord = { path: "/src/dup", kind: "file", size: 5, mtimeMs: 1, mtimeNsec: null, mode: 0o100644, dev: 1, ino: 1, hash: `sha1:${"9".repeat(40)}`, linkTarget: null };
+    const [outcome] = await writer.commit([{ op: "link", record, from: ["/src/was-here"] }]);
+    expect(outcome).toMatchObject({ ok: false, replan: true });
+    expect(existsSync(opened.disk.layout.dataPath("/src/dup"))).toBe(false);
+    expect(archivedRow(opened.catalog, "/src/dup")).toBeUndefined();
+    expect(readdirSync(opened.disk.layout.tmp)).toEqual([]);
+    expect(pendingIntents(opened)).toEqual([]);
+  });
+
+  test("TestLinkToHolder: a hardlink is made to the first named source that exists, one inode with it", async () => {
+    const opened = await openDisk();
+    const writer = new DiskWriter(opened.catalog, opened.disk);
+    const original = copied(writer, "/src/original", "same bytes") as { record: FileRecord };
+    expect((await writer.commit([original as DiskChange]))[0].ok).toBe(true);
+    const [outcome] = await writer.commit([{ op: "link", record: { ...original.record, path: "/src/dup" }, from: ["/src/gone-since", "/src/original"] }]);
+    expect(outcome.ok).toBe(true);
+    expect(lstatSync(opened.disk.layout.dataPath("/src/dup")).ino).toBe(lstatSync(opened.disk.layout.dataPath("/src/original")).ino);
+    expect(archivedPaths(opened.catalog)).toEqual(["/src/dup", "/src/original"]);
+    expect(readdirSync(opened.disk.layout.tmp)).toEqual([]);
+  });
+
   test("TestRenameOfMissingSourceNotDone: a rename whose old path the disk does not hold is reported not done, and changes nothing", async () => {
     const opened = await openDisk();
     const writer = new DiskWriter(opened.catalog, opened.disk);
@@ -163,8 +187,9 @@ describe("disk writer protocol", () => {
     expect((await writer.commit([kept]))[0].ok).toBe(true);
     const record: FileRecord = { ...(kept as { record: FileRecord }).record, path: "/src/to" };
     const [outcome] = await writer.commit([{ op: "rename", fromPath: "/src/from", record }]);
-    // What the writer's caller then does (copy the data after all) is the planner's decision, not the writer's.
-    expect(outcome.ok).toBe(false);
+    // Reported for the planner, which plans the file again (its data copied); the writer decides nothing.
+    expect(outcome).toMatchObject({ ok: false, replan: true });
+    expect(outcome.error).toContain("/src/from");
     expect(archivedRow(opened.catalog, "/src/to")).toBeUndefined();
     expect(existsSync(opened.disk.layout.dataPath("/src/to"))).toBe(false);
     expect(writer.entry("/src/kept")).not.toBeNull();
