@@ -251,6 +251,28 @@ describe("a pipeline script gets the whole end of a run", () => {
     expect((await env.verify()).exitCode).toBe(0);
   });
 
+  test("a script that opens a run and returns without run.finish fails, naming itself and what was not done", async () => {
+    env = await archiveEnv({ "a.bin": { bytes: 2_000, seed: 4 } });
+    const script = join(env.root, "unfinished.ts");
+    const lib = join(import.meta.dir, "..", "lib", "index.ts");
+    writeFileSync(
+      script,
+      `import { walk, diff, drain } from ${JSON.stringify(lib)};
+export default async function (context) {
+  const run = await context.openArchiveRun();
+  try {
+    await drain(diff(walk(run.sources, run.walk), run.diff));
+    return 0;
+  } finally { run.close(); }
+}
+`,
+    );
+    const result = await blaine(["run", script, "--db", env.db, "--dest", env.disk, env.source]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr).toContain("unfinished.ts");
+    expect(result.stderr).toContain("without run.finish");
+  });
+
   test("every type a stage's options name is exported from lib/index.ts", () => {
     const index = readFileSync(join(import.meta.dir, "..", "lib", "index.ts"), "utf8");
     const exported = new Set([...index.matchAll(/export (?:type )?\{([^}]*)\}/g)].flatMap((match) => match[1].split(",").map((name) => name.replace(/^\s*type\s+/, "").trim())));

@@ -2,7 +2,8 @@ import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { RunResult } from "../run/finish-run.ts";
 import type { Settings } from "../settings.ts";
-import { ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../../errors.ts";
+import { BlaineError, ExitCode, UsageError, type ExitCode as ExitCodeValue } from "../../errors.ts";
+import type { ArchiveRun } from "../run/run-context.ts";
 import { createPipelineContext, type Pipeline } from "../run/pipeline-context.ts";
 import { ProgressLine } from "../run/progress.ts";
 import { RunReport } from "../run/report.ts";
@@ -35,8 +36,15 @@ export async function runPipeline(pipelinePath: string | undefined, settings: Se
   process.once("SIGTERM", onSignal);
   const progress = new ProgressLine(report).start();
   try {
-    const outcome = await module.default(createPipelineContext(settings, report, controller.signal, output));
+    const opened: ArchiveRun[] = [];
+    const outcome = await module.default(createPipelineContext(settings, report, controller.signal, output, opened));
     progress.stop();
+    if (opened.some((run) => !run.finished)) {
+      // Its deletions, parity and record are run.finish's (the sink): a run that ends without it is not a run that ended.
+      throw new BlaineError(
+        `${pipelinePath ?? path}: the pipeline opened an archive run and returned without run.finish(…): deletions, parity and the run's record were not done; end the pipeline with run.finish(writeManifest(…))`,
+      );
+    }
     if (typeof outcome === "number") return outcome as ExitCodeValue;
     if (!outcome) return ExitCode.ok;
     printResult(outcome, settings, output);

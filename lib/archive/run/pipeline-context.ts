@@ -23,12 +23,17 @@ export interface PipelineContext {
  */
 export type Pipeline = (context: PipelineContext) => Promise<RunResult | number | void>;
 
-export function createPipelineContext(settings: Settings, report: RunReport, signal: AbortSignal, output: Output): PipelineContext {
+/** `opened`: each archive run the script opens (blaine run checks that each was finished). */
+export function createPipelineContext(settings: Settings, report: RunReport, signal: AbortSignal, output: Output, opened?: ArchiveRun[]): PipelineContext {
   return {
     settings,
     report,
     signal,
     output,
-    openArchiveRun: () => openArchiveRun(settings, { report, signal }),
+    openArchiveRun: async () => {
+      const run = await openArchiveRun(settings, { report, signal });
+      opened?.push(run);
+      return run;
+    },
   };
 }

@@ -85,6 +85,8 @@ export interface ArchiveRun {
    * counts made final, parity settled, the run recorded (see endRun).
    */
   finish(stored: AsyncIterable<StoredFile>): Promise<RunResult>;
+  /** Whether `finish` was called. */
+  readonly finished: boolean;
   close(): void;
 }
 
@@ -309,6 +311,9 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         if (finished) throw new Error("the run has already finished");
         finished = true;
         return endRun(run, stored, () => parityStageUsed);
+      },
+      get finished() {
+        return finished;
       },
       close: () => {
         discardSpareWalkWorker();
