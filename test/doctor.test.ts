@@ -8,7 +8,7 @@ import { cipherMissing } from "./helpers/mounts.ts";
 
 setDefaultTimeout(120_000);
 
-const TOOLS = ["dc3dd", "par2", "parpar", "gocryptfs", "securefs", "fusermount", "rsync"];
+const TOOLS = ["dc3dd", "par2", "parpar", "gocryptfs", "securefs", "fusermount", "ssh", "rsync"];
 let env: ArchiveEnv | undefined;
 afterEach(() => env?.cleanup());
 

@@ -1,5 +1,6 @@
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
-import { childEnvironment } from "./exec.ts";
+import { childEnvironment, hasProgram } from "./exec.ts";
+import { notInstalled } from "./tool-versions.ts";
 
 /**
  * The system's `ssh`, as one long-lived connection whose stdin and stdout
@@ -84,7 +85,9 @@ export class SshChannel {
 
   /** Starts ssh running `remoteCommand` on the destination. */
   static open(destination: SshDestination, remoteCommand: string): SshChannel {
-    return new SshChannel(destination, spawnSsh(sshArgv(destination, remoteCommand)));
+    const argv = sshArgv(destination, remoteCommand);
+    if (!hasProgram(argv[0])) throw new BlaineError(`ssh destination ${destination.url}: ${notInstalled(argv[0])}`, ExitCode.failure);
+    return new SshChannel(destination, spawnSsh(argv));
   }
 
   /** Sends bytes (written in order; resolves once ssh has taken them). */

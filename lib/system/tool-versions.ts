@@ -31,6 +31,7 @@ export const EXTERNAL_TOOLS: readonly ExternalTool[] = [
   { name: "gocryptfs", program: "gocryptfs", install: "apt-get install gocryptfs", disables: "encrypted disks with --encrypt gocryptfs", version: () => gocryptfs.version() },
   { name: "securefs", program: "securefs", install: "apt-get install securefs", disables: "encrypted disks with --encrypt securefs", version: () => securefs.version() },
   { name: "fusermount", program: FUSERMOUNT, install: "apt-get install fuse3", disables: "unmounting encrypted disks (and so encryption altogether)", version: versionFrom(FUSERMOUNT, ["--version"], /version:?\s*([\d.]+)/) },
+  { name: "ssh", program: "ssh", install: "apt-get install openssh-client", disables: "ssh:// image stores (unless BLAINE_SSH_COMMAND names another program)", version: versionFrom("ssh", ["-V"], /OpenSSH_([\w.]+)/) },
   { name: "rsync", program: "rsync", install: "apt-get install rsync", disables: "the rsync comparison in the benchmarks", version: versionFrom("rsync", ["--version"], /version\s+([\d.]+)/) },
 ];
 
