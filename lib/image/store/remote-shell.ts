@@ -13,7 +13,7 @@ import { SshChannel, shellQuote, type SshDestination } from "../../system/ssh.ts
  *       (written to TEMP beside PATH, its length checked — a connection
  *        cut within the bytes leaves a short temp, never a short PATH —,
  *        fsynced with `sync FILE`, renamed; SYNCDIR 1 also fsyncs the
- *        directory)
+ *        directory; a directory made for it is fsynced with its parent)
  *   get PATH        → ok LENGTH + bytes | missing
  *   size PATH       → ok LENGTH | missing
  *   rm PATH         → ok | err MESSAGE
@@ -38,7 +38,7 @@ while read -r verb a b c e; do
   put)
     case $a in */*) d=\${a%/*};; *) d=.;; esac
     t=$d/$c
-    if msg=$({ [ -d "$d" ] || mkdir -p "$d"; } 2>&1; head -c "$b" | { { cat > "$t"; } 2>&1 || { cat > /dev/null; false; }; }) &&
+    if msg=$({ [ -d "$d" ] || { mkdir -p "$d" && durable . "\${d%/*}"; }; } 2>&1; head -c "$b" | { { cat > "$t"; } 2>&1 || { cat > /dev/null; false; }; }) &&
        set -- $(wc -c < "$t") && { [ "$1" = "$b" ] || { msg="the connection ended within the data"; false; }; } &&
        msg=$({ durable "$t" && mv -f "$t" "$a" && { [ "$e" != 1 ] || durable "$d"; }; } 2>&1); then
       reply ok
