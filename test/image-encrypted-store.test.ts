@@ -5,11 +5,12 @@ import { join, relative } from "node:path";
 import { blaine, type CliResult } from "./helpers/cli.ts";
 import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { MiB, hashOf, randomBytes, sameBytes, writeAt } from "./helpers/image-env.ts";
+import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
 import { sshdMissing, startSshd, type TestSshd } from "./helpers/sshd.ts";
 
 /**
- * The encrypting store (issue 16, "Encryption") on a directory store and
- * on an ssh store against a real sshd: what lands on the destination is
+ * The encrypting store (issue 16, "Encryption") on a directory store, on
+ * an ssh store against a real sshd and on a real S3 server (s3rver): what lands on the destination is
  * grepped for the image's content, the version's names and labels, the
  * chunks' hashes and the key; a wrong key changes nothing.
  */
@@ -24,13 +25,18 @@ const LABEL = "label-marker-99";
 const noSshd = sshdMissing();
 if (noSshd) console.warn(`encrypted ssh store test skipped: ${noSshd}`);
 let sshd: TestSshd | undefined;
+const noS3 = s3Missing();
+if (noS3) console.warn(`encrypted S3 store test skipped: ${noS3}`);
+let s3: TestS3 | undefined;
 const roots: string[] = [];
 
 beforeAll(async () => {
   if (!noSshd) sshd = await startSshd();
-}, 30_000);
+  if (!noS3) s3 = await startS3();
+}, 60_000);
 afterAll(() => {
   sshd?.stop();
+  s3?.stop();
   for (const root of roots) rmSync(root, { recursive: true, force: true });
 });
 
@@ -69,10 +75,18 @@ function filesUnder(root: string): Map<string, Buffer> {
   return files;
 }
 
-/** Where each needle shows up in the store (names or bytes), as text for a readable failure. */
-function plaintextIn(root: string, needles: readonly string[]): string[] {
+/** Every object under `prefix` of an S3 bucket: its key and bytes. */
+async function objectsUnder(client: Bun.S3Client, prefix: string): Promise<Map<string, Buffer>> {
+  const objects = new Map<string, Buffer>();
+  const listing = await client.list({ prefix: `${prefix}/`, maxKeys: 1000 });
+  for (const { key } of listing.contents ?? []) objects.set(key, Buffer.from(await client.file(key).arrayBuffer()));
+  return objects;
+}
+
+/** Where each needle shows up in the store's files (names or bytes), as text for a readable failure. */
+function plaintextIn(root: string | Map<string, Buffer>, needles: readonly string[]): string[] {
   const found: string[] = [];
-  for (const [path, bytes] of filesUnder(root)) {
+  for (const [path, bytes] of typeof root === "string" ? filesUnder(root) : root) {
     for (const needle of needles) {
       if (path.includes(needle)) found.push(`${needle} in the name ${path}`);
       if (bytes.includes(needle)) found.push(`${needle} in ${path}`);
@@ -96,8 +110,12 @@ function env(dir: string, store: string, extraEnv: Record<string, string> = {}) 
   };
 }
 
-/** The same walk through an encrypted store, on a directory or over ssh: nothing readable lands there, and it all works with the key. */
-async function roundTrip(dir: string, store: string, storeDir: string, extraEnv: Record<string, string> = {}): Promise<void> {
+/**
+ * The same walk through an encrypted store, on a directory, over ssh or on
+ * S3 (`files` reads what the destination holds): nothing readable lands
+ * there, and it all works with the key.
+ */
+async function roundTrip(dir: string, store: string, files: () => Promise<Map<string, Buffer>>, extraEnv: Record<string, string> = {}): Promise<void> {
   const key = keyFile(dir, "images.key", PASSWORD);
   const { db, image, imageNoDb } = env(dir, store, extraEnv);
   const source = join(dir, "vm.img");
@@ -118,8 +136,9 @@ async function roundTrip(dir: string, store: string, storeDir: string, extraEnv:
 
   // Nothing in plaintext on the destination: content, names, labels, uids, hashes, the key.
   const needles = [CONTENT.trim(), NAME, SNAPSHOT, LABEL, uid, second.json.uid, PASSWORD, ...hashes];
-  expect(plaintextIn(storeDir, needles)).toEqual([]);
-  expect(filesUnder(storeDir).size).toBeGreaterThan(hashes.length);
+  const held = await files();
+  expect(plaintextIn(held, needles)).toEqual([]);
+  expect(held.size).toBeGreaterThan(hashes.length);
 
   const out = join(dir, "out.img");
   const restore = await image(["restore", second.json.uid, out], key);
@@ -171,7 +190,7 @@ describe("encrypted store", () => {
     expect(plaintextIn(plainDir, [CONTENT.trim(), NAME, SNAPSHOT]).length).toBeGreaterThanOrEqual(3);
 
     const other = newDir();
-    await roundTrip(other, join(other, "store"), join(other, "store"));
+    await roundTrip(other, join(other, "store"), async () => filesUnder(join(other, "store")));
   });
 
   test("issue 16: a damaged encrypted chunk is found by scrub and listed by restore (exit 4), not taken for another", async () => {
@@ -260,6 +279,14 @@ describe("encrypted store", () => {
     if (!sshd) throw new Error("sshd did not start");
     const dir = newDir();
     const remote = join(dir, "remote", "images");
-    await roundTrip(dir, sshd.url(remote), remote, { BLAINE_SSH_COMMAND: sshd.sshCommand });
+    await roundTrip(dir, sshd.url(remote), async () => filesUnder(remote), { BLAINE_SSH_COMMAND: sshd.sshCommand });
+  });
+
+  test.skipIf(Boolean(noS3))("issue 16: an encrypted S3 store (s3rver) holds nothing in plaintext and works with the key", async () => {
+    if (!s3) throw new Error("s3rver did not start");
+    const server = s3;
+    const dir = newDir();
+    const prefix = `enc${Math.random().toString(36).slice(2, 10)}`;
+    await roundTrip(dir, `s3://${server.bucket}/${prefix}`, () => objectsUnder(server.client, prefix), server.env);
   });
 });
