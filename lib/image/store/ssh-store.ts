@@ -89,6 +89,8 @@ export class SshStore implements ChunkStore {
     const subs = (await this.#shell.list("chunks")).filter((name) => /^[0-9a-f]{2}$/.test(name)).sort();
     // All listings asked at once (answers stream back in order), taken a page at a time.
     const pages = subs.map((sub) => this.#shell.list(`chunks/${sub}`));
+    // A reader that stops early leaves the rest unread: their failure is not an unhandled one.
+    for (const page of pages) page.catch(() => {});
     for (const page of pages) yield (await page).filter((name) => HASH_PATTERN.test(name)).sort();
   }
 
