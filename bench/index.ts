@@ -38,7 +38,7 @@ try {
   if (!only || only === "par2" || only === "par2-memory") rows.push(...(await benchRunMemory({ quick })));
   if (!only || only === "deferred") rows.push(...(await benchDeferred({ workDir: workDir("deferred"), quick })));
   if (!only || only === "image") rows.push(...(await benchImage({ workDir: workDir("image"), quick })));
-  if (!only || only === "volume") rows.push(...(await benchVolume({ quick })));
+  if (!only || only === "volume") rows.push(...(await benchVolume({ workDir: workDir("volume"), quick })));
 } finally {
   area.cleanup();
 }

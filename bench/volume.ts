@@ -7,9 +7,11 @@
  *     send reads everything and compares hashes): time, and bytes read
  *     against the whole volume a wyng-style full scan reads;
  *   - a prune of a middle range of 50 sessions (of 60).
- * The loop's backing file and the destination are on the root file system,
- * not the bench's tmpfs: the machine's memory is shared, and 4 GiB of
- * volume plus its archive would take it.
+ * The loop's backing file is on the root file system (the machine's memory
+ * is shared, and a 4 GiB volume in a tmpfs would take too much of it), so
+ * a full read reads the volume's disk as a real one would; the catalog and
+ * the destination are in the bench's tmpfs, so what is measured is Blaine,
+ * not this VM disk's fsync latency.
  */
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -64,7 +66,7 @@ function rewriteChunks(path: string, size: number, count: number, seed: number):
   }
 }
 
-export async function benchVolume(options: { quick?: boolean }): Promise<BenchRow[]> {
+export async function benchVolume(options: { workDir: string; quick?: boolean }): Promise<BenchRow[]> {
   const size = options.quick ? 512 * MiB : 4096 * MiB;
   const label = options.quick ? "512 MiB" : "4 GiB";
   const root = mkdtempSync("/var/tmp/blaine-bench-volume-");
@@ -80,10 +82,11 @@ export async function benchVolume(options: { quick?: boolean }): Promise<BenchRo
     mkdirSync(source);
     const vm = join(source, "vm1");
     makeVolume(vm, size);
-    mkdirSync(join(root, "dest"));
-    const db = join(root, "volumes.db");
+    const dest = join(options.workDir, "dest");
+    mkdirSync(dest, { recursive: true });
+    const db = join(options.workDir, "volumes.db");
     const volume = (args: string[], env: Record<string, string> = {}) => JSON.parse(run(["bun", BIN, "volume", ...args, "--db", db, "--json"], env));
-    volume(["arch-init", "--source", source, "--dest", `internal:${join(root, "dest")}`]);
+    volume(["arch-init", "--source", source, "--dest", `internal:${dest}`]);
     volume(["add", "vm1"]);
     volume(["send"]);
     const changed = Math.round(size / CHUNK / 100);
