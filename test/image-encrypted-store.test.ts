@@ -34,8 +34,8 @@ beforeAll(async () => {
   if (!noSshd) sshd = await startSshd();
   if (!noS3) s3 = await startS3();
 }, 60_000);
-afterAll(() => {
-  sshd?.stop();
+afterAll(async () => {
+  await sshd?.stop();
   s3?.stop();
   for (const root of roots) rmSync(root, { recursive: true, force: true });
 });

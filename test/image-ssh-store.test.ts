@@ -22,8 +22,8 @@ const roots: string[] = [];
 beforeAll(async () => {
   if (!missing) sshd = await startSshd();
 }, 30_000);
-afterAll(() => {
-  sshd?.stop();
+afterAll(async () => {
+  await sshd?.stop();
   for (const root of roots) rmSync(root, { recursive: true, force: true });
 });
 

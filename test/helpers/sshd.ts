@@ -18,7 +18,8 @@ export interface TestSshd {
   url(path: string): string;
   /** Connections sshd accepted (logins) so far. */
   logins(): number;
-  stop(): void;
+  /** Stops sshd and removes its directory (once it has exited: it removes its pid file as it goes). */
+  stop(): Promise<void>;
 }
 
 const SSHD = "/usr/sbin/sshd";
@@ -85,8 +86,9 @@ export async function startSshd(): Promise<TestSshd> {
     sshCommand,
     url: (path) => `ssh://${user}@127.0.0.1:${port}${path.startsWith("/") ? "" : "/"}${path}`,
     logins: () => (readFileSync(log, "utf8").match(/Accepted publickey for /g) ?? []).length,
-    stop() {
+    async stop() {
       child.kill();
+      await child.exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };
