@@ -14,7 +14,7 @@ import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { blaine } from "./helpers/cli.ts";
 import { blaineKilledAt } from "./helpers/crash.ts";
-import { seededBytes } from "./helpers/fixture.ts";
+import { filesOf, seededBytes, snapshotTree } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
 
@@ -134,6 +134,9 @@ describe("parity stage", () => {
     expect(again.exitCode).toBe(0);
     expect(paritySets(env.disk).length).toBe(2);
     expect((await env.verify()).exitCode).toBe(0);
+    const to = join(env.root, "restored");
+    expect((await env.restore(to)).exitCode).toBe(0);
+    expect(filesOf(snapshotTree(join(to, env.source)))).toEqual(filesOf(snapshotTree(env.source)));
   }, 60_000);
 
   test("content archived with --parity off gets its parity from the next run with parity", async () => {
