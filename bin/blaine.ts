@@ -234,6 +234,8 @@ cli
   .option("--subdir <dir>", "arch-init: a directory below the destination")
   .option("--compression <method>", "arch-init: zstd:LEVEL (default zstd:3) or none")
   .option("--chunk-factor <n>", "arch-init: chunks of 64 KiB × 2^N (default 1: 128 KiB)")
+  .option("--encrypt", "arch-init: encrypt the destination (AES-256-GCM, keyed chunk names) with --keyfile")
+  .option("--keyfile <file>", "arch-init --encrypt: the key file (its first line); later verbs: where it is now, if it moved")
   .option("--session <session>", "receive, verify: YYYYMMDD-HHMMSS; prune: one session or a range DT,DT")
   .option("--all-before", "prune: every session before --session")
   .option("--save-to <path>", "receive: the file or device the volume is written to")

@@ -21,6 +21,13 @@ export interface ArchiveSettings {
   readonly chunkFactor: number;
   /** ms since the epoch. */
   readonly created: number;
+  /**
+   * Whether the destination is encrypted (lib/image's encrypted store:
+   * AES-256-GCM chunks and metadata under keyed names), and the key file
+   * arch-init was given (its path only: the key is never stored).
+   */
+  readonly encrypted: boolean;
+  readonly keyfile?: string;
 }
 
 export const ARCHIVE_DOC = "volume-archive";
@@ -60,6 +67,8 @@ export function settingsRows(archive: ArchiveSettings): Record<string, string> {
     compression: formatCompression(archive.compression),
     "chunk-factor": String(archive.chunkFactor),
     created: String(archive.created),
+    encrypted: archive.encrypted ? "true" : "false",
+    ...(archive.keyfile ? { keyfile: archive.keyfile } : {}),
   };
 }
 
@@ -75,6 +84,8 @@ export function settingsFromRows(rows: Readonly<Record<string, string>>, from: s
     compression: parseCompression(rows.compression!),
     chunkFactor: parseChunkFactor(rows["chunk-factor"]),
     created: Number(rows.created),
+    encrypted: rows.encrypted === "true",
+    ...(rows.keyfile ? { keyfile: rows.keyfile } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import { loadVolumeSettings } from "./settings.ts";
  * module is loaded when it runs.
  */
 export const VOLUME_USAGE: Record<string, string> = {
-  "arch-init": "arch-init --source vg/pool|DIR --dest internal:/path|s3://bucket/prefix|ssh://user@host[:port]/path [--subdir DIR] [--compression zstd:N|none] [--chunk-factor N]",
+  "arch-init": "arch-init --source vg/pool|DIR --dest internal:/path|s3://bucket/prefix|ssh://user@host[:port]/path [--subdir DIR] [--compression zstd:N|none] [--chunk-factor N] [--encrypt --keyfile FILE]",
   add: "add NAME",
   delete: "delete NAME [-u]",
   list: "list [NAME]",
@@ -43,7 +43,7 @@ export async function runVolume(args: readonly string[], flags: Flags, output: O
       const { resolve } = await import("node:path");
       const { existsSync } = await import("node:fs");
       // A directory may be given relative to here; vg/pool is a name.
-      const request = { source: existsSync(source) ? resolve(source) : source, dest, subdir: singleFlag(flags, "subdir"), compression: singleFlag(flags, "compression"), chunkFactor: singleFlag(flags, "chunk-factor") };
+      const request = { source: existsSync(source) ? resolve(source) : source, dest, subdir: singleFlag(flags, "subdir"), compression: singleFlag(flags, "compression"), chunkFactor: singleFlag(flags, "chunk-factor"), encrypt: Boolean(flags.encrypt) };
       return (await import("./commands/arch-init.ts")).archInit(settings, request, output);
     }
     case "add":

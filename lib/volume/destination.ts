@@ -54,13 +54,6 @@ export function parseDestination(dest: string, subdir = ""): Destination {
   throw new UsageError(`--dest ${dest}: give internal:/path, ssh://user@host[:port]/path or s3://bucket/prefix`);
 }
 
-/** The destinations this Blaine can open (ssh:// arrives with lib/image's ssh store). */
-function checkSupported(destination: Destination): void {
-  if (destination.kind === "ssh") {
-    throw new BlaineError(`--dest ${destination.given}: ssh:// destinations need lib/image's ssh store, which this Blaine does not have yet; use internal:/path or s3://bucket/prefix`, ExitCode.usage);
-  }
-}
-
 /** Said when a destination is not there: never written into, only reported. */
 function unreachable(destination: Destination, why: string): BlaineError {
   return new BlaineError(`destination ${destination.given}${destination.spec !== destination.given ? ` (${destination.spec})` : ""} ${why}; nothing was written`, ExitCode.incomplete);
@@ -71,20 +64,20 @@ function unreachable(destination: Destination, why: string): BlaineError {
  * exist (a mounted disk's directory, a bucket); the store goes at
  * DEST/SUBDIR, made there, and must be new.
  */
-export async function createDestination(destination: Destination, s3: S3Settings): Promise<ChunkStore> {
-  checkSupported(destination);
+export async function createDestination(destination: Destination, s3: S3Settings, keyfile: string | undefined): Promise<ChunkStore> {
   if (destination.kind === "internal") {
     const base = destination.base as string;
     if (!existsSync(base) || !statSync(base).isDirectory()) throw unreachable(destination, `is not there: ${base} is not a directory (is its disk mounted?)`);
   }
   let store: ChunkStore;
   try {
-    store = await openStore(destination.spec, { create: true, s3 });
+    store = await openStore(destination.spec, { create: true, s3, keyfile });
   } catch (error) {
     if (error instanceof BlaineError) throw new BlaineError(`--dest ${destination.given}: ${error.message.replace(/^--store [^:]+: /, "")}`, error.exitCode);
     throw unreachable(destination, `cannot be reached: ${errorMessage(error)}`);
   }
   if ((await store.getMetaDoc(ARCHIVE_DOC)) !== undefined) {
+    await store.close();
     throw new BlaineError(`destination ${destination.given} already holds a volume archive; give another --dest or --subdir (or arch-delete it with its catalog)`, ExitCode.usage);
   }
   return store;
@@ -94,23 +87,32 @@ export async function createDestination(destination: Destination, s3: S3Settings
  * Opens the destination of an existing archive: it must be there and hold
  * this archive (its settings document naming the same uid as the catalog).
  */
-export async function openDestination(archive: ArchiveSettings, s3: S3Settings): Promise<ChunkStore> {
+export async function openDestination(archive: ArchiveSettings, s3: S3Settings, keyfile: string | undefined): Promise<ChunkStore> {
   const destination = parseDestination(archive.dest, archive.subdir);
-  checkSupported(destination);
+  if (archive.encrypted && !keyfile) {
+    throw new BlaineError(`the archive at ${destination.given} is encrypted: give --keyfile FILE (arch-init recorded none that can be read)`, ExitCode.usage);
+  }
   if (destination.kind === "internal" && !existsSync(join(destination.spec, "store.json"))) {
     throw unreachable(destination, "holds no volume archive (is its disk mounted?)");
   }
   let store: ChunkStore;
   try {
-    store = await openStore(destination.spec, { create: false, s3 });
+    store = await openStore(destination.spec, { create: false, s3, keyfile: archive.encrypted ? keyfile : undefined });
   } catch (error) {
+    // A wrong or missing key, ssh refusing, … are said as they are; a store that is not there is the archive not there.
+    if (error instanceof BlaineError && !/not an image store|no store\.json|: no directory /.test(error.message)) throw error;
     throw unreachable(destination, `holds no volume archive or cannot be reached (${errorMessage(error)})`);
   }
-  const text = await store.getMetaDoc(ARCHIVE_DOC);
-  if (text === undefined) throw unreachable(destination, "holds no volume archive (is its disk mounted?)");
-  const there = parseArchiveDoc(text, `destination ${destination.given}`);
-  if (there.uid !== archive.uid) {
-    throw new BlaineError(`destination ${destination.given} holds another volume archive (${there.uid}), not this catalog's (${archive.uid})`, ExitCode.usage);
+  try {
+    const text = await store.getMetaDoc(ARCHIVE_DOC);
+    if (text === undefined) throw unreachable(destination, "holds no volume archive (is its disk mounted?)");
+    const there = parseArchiveDoc(text, `destination ${destination.given}`);
+    if (there.uid !== archive.uid) {
+      throw new BlaineError(`destination ${destination.given} holds another volume archive (${there.uid}), not this catalog's (${archive.uid})`, ExitCode.usage);
+    }
+    return store;
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
   }
-  return store;
 }

@@ -50,6 +50,7 @@ export async function withArchive<T>(settings: VolumeSettings, options: OpenOpti
   });
   const catalog = new ImageCatalog(sql);
   let release: (() => Promise<void>) | undefined;
+  let store: ChunkStore | undefined;
   try {
     const volumes = new VolumeCatalog(sql);
     const rows = await volumes.settings();
@@ -59,14 +60,15 @@ export async function withArchive<T>(settings: VolumeSettings, options: OpenOpti
       release = await sql.tryLock("volume");
       if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
     }
-    const store = options.store ? await openDestination(archive, settings.s3) : (undefined as unknown as ChunkStore);
+    const keyfile = settings.keyfile ?? archive.keyfile;
+    store = options.store ? await openDestination(archive, settings.s3, keyfile) : undefined;
     const open: OpenArchive = {
       settings,
       archive,
       catalog,
       volumes,
       chunkSize: chunkSizeOf(archive),
-      store,
+      store: store as ChunkStore,
       imageSettings: {
         configFile: settings.configFile,
         db: settings.db,
@@ -76,6 +78,7 @@ export async function withArchive<T>(settings: VolumeSettings, options: OpenOpti
         keepDays: 0,
         graceMs: 0,
         s3: settings.s3,
+        ...(archive.encrypted && keyfile ? { keyfile } : {}),
         json: settings.json,
       },
       async requireVolume(name) {
@@ -90,6 +93,8 @@ export async function withArchive<T>(settings: VolumeSettings, options: OpenOpti
     if (options.write && options.store) await recover(open);
     return await fn(open);
   } finally {
+    // The ssh store's one connection ends with the command.
+    await store?.close().catch(() => {});
     await release?.();
     await catalog.close();
   }

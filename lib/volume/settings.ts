@@ -28,6 +28,8 @@ export interface VolumeSettings {
   readonly json: boolean;
   /** -u/--unattended: ask nothing (delete, arch-delete). */
   readonly unattended: boolean;
+  /** --keyfile FILE: an encrypted archive's key file (arch-init; later, instead of the path arch-init recorded). */
+  readonly keyfile: string | undefined;
 }
 
 const KEYS = new Set(["db", "s3-endpoint", "s3-region", "s3-access-key-id", "s3-secret-access-key"]);
@@ -69,5 +71,6 @@ export function loadVolumeSettings(flags: Flags, cwd = process.cwd()): VolumeSet
     },
     json: Boolean(flags.json ?? false),
     unattended: Boolean(flags.unattended ?? flags.u ?? false),
+    keyfile: singleFlag(flags, "keyfile") === undefined ? undefined : resolve(cwd, singleFlag(flags, "keyfile") as string),
   };
 }

@@ -1,5 +1,5 @@
 import type { Output } from "../../cli/output.ts";
-import { BlaineError, ExitCode } from "../../errors.ts";
+import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
 import { ImageCatalog } from "../../image/catalog/image-catalog.ts";
 import { openImageSql } from "../../image/catalog/sql.ts";
 import { formatCompression } from "../../image/store/chunk-format.ts";
@@ -16,6 +16,8 @@ export interface ArchInitRequest {
   readonly subdir?: string;
   readonly compression?: string;
   readonly chunkFactor?: string;
+  /** --encrypt: the destination encrypted with the key file's first line (settings.keyfile). */
+  readonly encrypt?: boolean;
 }
 
 /**
@@ -26,6 +28,8 @@ export interface ArchInitRequest {
  */
 export async function archInit(settings: VolumeSettings, request: ArchInitRequest, output: Output): Promise<ExitCode> {
   checkSource(request.source);
+  if (request.encrypt && !settings.keyfile) throw new UsageError("--encrypt needs --keyfile FILE (its first line is the key; it is never stored)");
+  if (!request.encrypt && settings.keyfile) throw new UsageError("--keyfile without --encrypt: give --encrypt to encrypt the destination");
   const destination = parseDestination(request.dest, request.subdir ?? "");
   const archive: ArchiveSettings = {
     uid: crypto.randomUUID(),
@@ -35,6 +39,8 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
     compression: parseArchiveCompression(request.compression),
     chunkFactor: parseChunkFactor(request.chunkFactor),
     created: Date.now(),
+    encrypted: Boolean(request.encrypt),
+    ...(request.encrypt ? { keyfile: settings.keyfile } : {}),
   };
   const sql = await openImageSql(settings.db, { create: true });
   const catalog = new ImageCatalog(sql);
@@ -45,14 +51,20 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
     if ((await catalog.versions()).length > 0) {
       throw new BlaineError(`${catalog.name} holds image versions; a volume archive needs a catalog of its own (its chunks are counted per catalog): give another --db`, ExitCode.usage);
     }
-    const store = await createDestination(destination, settings.s3);
-    await store.putMetaDoc(ARCHIVE_DOC, archiveDocText(archive));
+    const store = await createDestination(destination, settings.s3, request.encrypt ? settings.keyfile : undefined);
+    try {
+      await store.putMetaDoc(ARCHIVE_DOC, archiveDocText(archive));
+    } finally {
+      await store.close();
+    }
     await volumes.setSettings(settingsRows(archive));
   } finally {
     await catalog.close();
   }
   const chunkSize = chunkSizeOf(archive);
-  output.say(`volume archive of ${archive.source} initialised at ${destination.spec}: chunks of ${formatBytes(chunkSize)}, ${formatCompression(archive.compression)}; blaine volume add NAME adds volumes`);
-  output.result({ uid: archive.uid, source: archive.source, dest: archive.dest, subdir: archive.subdir, store: destination.spec, chunkSize, compression: formatCompression(archive.compression) });
+  output.say(
+    `volume archive of ${archive.source} initialised at ${destination.spec}: chunks of ${formatBytes(chunkSize)}, ${formatCompression(archive.compression)}${archive.encrypted ? ", encrypted" : ""}; blaine volume add NAME adds volumes`,
+  );
+  output.result({ uid: archive.uid, source: archive.source, dest: archive.dest, subdir: archive.subdir, store: destination.spec, chunkSize, compression: formatCompression(archive.compression), encrypted: archive.encrypted });
   return ExitCode.ok;
 }
