@@ -72,7 +72,31 @@ function layerViolations(): string[] {
   );
 }
 
+/**
+ * The layer map drawn at the top of ARCHITECTURE.md, read back: the `products`
+ * line, then the shared rows, highest first.
+ */
+function documentedLayers(markdown: string): { products: string[]; ranks: Record<string, number> } {
+  const block = markdown.split("## Layers")[1]?.split("```")[1] ?? "";
+  const unitsIn = (line: string) => [...line.matchAll(/lib\/([a-z0-9-]+)(?:\/|\.ts)/g)].map((match) => match[1]!);
+  const lines = block.split("\n");
+  const products = unitsIn(lines.find((line) => line.startsWith("products")) ?? "");
+  const sharedFrom = lines.findIndex((line) => line.startsWith("shared"));
+  const rows = sharedFrom < 0 ? [] : lines.slice(sharedFrom).filter((line) => unitsIn(line).length > 0);
+  const ranks: Record<string, number> = {};
+  rows.forEach((line, index) => {
+    for (const unit of unitsIn(line)) ranks[unit] = rows.length - 1 - index;
+  });
+  return { products, ranks };
+}
+
 describe("layers", () => {
+  test("the layer map at the top of ARCHITECTURE.md is this test's", () => {
+    const documented = documentedLayers(readFileSync(join(ROOT, "ARCHITECTURE.md"), "utf8"));
+    expect(new Set(documented.products)).toEqual(PRODUCTS);
+    expect(documented.ranks).toEqual(SHARED_RANK);
+  });
+
   test("shared layers never import a product, lower layers never a higher one, products not each other", () => {
     expect(layerViolations()).toEqual([]);
   });
