@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { gfDivide, gfInvertMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient } from "../lib/par2/gf16.ts";
+import { gfDivide, gfInvertMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient, writeNibbleTables } from "../lib/par2/gf16.ts";
 import { createKernel, type KernelName } from "../lib/par2/kernel.ts";
 import { createSimdKernel, simdSupported } from "../lib/par2/kernel-simd.ts";
 import { SliceAccumulator } from "../lib/par2/slice-accumulator.ts";
@@ -93,6 +93,16 @@ describe("kernels", () => {
     const result = accumulator.result();
     const expected = referenceProducts(inputs, sliceSize, 3, coefficient);
     for (let o = 0; o < 3; o++) expect(equalBytes(result.subarray(o * sliceSize, (o + 1) * sliceSize), expected[o])).toBe(true);
+  });
+
+  test.skipIf(!simdSupported())("the SIMD kernel's nibble tables, built in WebAssembly, equal gf16's for every coefficient", () => {
+    const kernel = createSimdKernel();
+    const coefficients = Uint16Array.from({ length: 65536 }, (_, c) => c);
+    kernel.reserve(coefficients.length * kernel.tableBytes);
+    kernel.writeTables(coefficients, 0);
+    const expected = new Uint8Array(coefficients.length * kernel.tableBytes);
+    coefficients.forEach((c) => writeNibbleTables(c, expected, c * kernel.tableBytes));
+    expect(equalBytes(kernel.bytes().subarray(0, expected.length), expected)).toBe(true);
   });
 
   test.skipIf(!simdSupported())("relaxed and strict swizzle builds of the SIMD kernel give identical bytes", () => {

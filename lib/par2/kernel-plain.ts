@@ -1,7 +1,8 @@
 /**
- * The plain TypeScript kernel, for runtimes without WebAssembly SIMD. Same
- * layout as the SIMD kernel, but each coefficient's table is two 256-entry
- * product tables (low byte, high byte of the word), two lookups per word.
+ * The plain TypeScript kernel, for runtimes without WebAssembly SIMD. Its
+ * outputs are split blocks as the SIMD kernel's, and so are its prepared
+ * inputs; each coefficient's table is two 256-entry product tables (low
+ * byte, high byte of the word), two lookups per word.
  */
 import { writeDoublings } from "./gf16.ts";
 import type { Kernel } from "./kernel.ts";
@@ -17,6 +18,7 @@ export function createPlainKernel(): Kernel {
   return {
     name: "plain",
     tableBytes: TABLE_BYTES,
+    inputScale: 1,
     bytes: () => bytes,
     reserve(size) {
       if (size <= buffer.byteLength) return;
@@ -41,7 +43,8 @@ export function createPlainKernel(): Kernel {
         }
       }
     },
-    split(source, destination, length) {
+    /** Inputs are split blocks, like the outputs. */
+    prepare(source, destination, length) {
       const block = new Uint8Array(32);
       for (let offset = 0; offset < length; offset += 32) {
         for (let j = 0; j < 16; j++) {

@@ -2,9 +2,11 @@
  * The multiply-accumulate kernel interface, and the automatic choice between
  * WebAssembly SIMD and plain TypeScript. Both work on the same memory layout
  * and give identical bytes (a test checks it):
- * - slices are processed in 32-byte blocks of sixteen 16-bit words, kept
- *   "split": the 16 low bytes, then the 16 high bytes (`split`/`join`
- *   convert from and to PAR2's little-endian words);
+ * - slices are processed in 32-byte blocks of sixteen 16-bit words; inputs
+ *   are `prepare`d once into the kernel's form (`inputScale` bytes per byte),
+ *   outputs are kept "split": the 16 low bytes, then the 16 high bytes
+ *   (`join` converts them to PAR2's little-endian words; zeros need no
+ *   converting);
  * - each coefficient has a table (`tableBytes` long) written by `writeTables`;
  * - `mulAddBatch` adds coefficient·source into one destination for `count`
  *   sources at a stride, the inner loop of encoding and repair.
@@ -17,17 +19,23 @@ export type KernelName = "simd" | "plain";
 export interface Kernel {
   readonly name: KernelName;
   readonly tableBytes: number;
+  /** Bytes of kernel memory a prepared input takes per byte of its words. */
+  readonly inputScale: number;
   /** The kernel's memory; a new view after `reserve` grows it. */
   bytes(): Uint8Array;
   /** Makes the memory at least `size` bytes. */
   reserve(size: number): void;
   /** Writes the table of coefficients[k] at `at + k * tableBytes`. */
   writeTables(coefficients: Uint16Array, at: number): void;
-  /** Little-endian words → split blocks; `length` a multiple of 32; may work in place. */
-  split(source: number, destination: number, length: number): void;
+  /**
+   * Little-endian words (`length` bytes, a multiple of 32) → the kernel's
+   * input form (`length × inputScale` bytes); the words may lie in the last
+   * `length` bytes of the destination (prepared in place).
+   */
+  prepare(source: number, destination: number, length: number): void;
   /** Split blocks → little-endian words; may work in place. */
   join(source: number, destination: number, length: number): void;
-  /** For k < count: destination ^= table(k) · (source + k·sourceStride), over `length` split bytes. */
+  /** For k < count: destination ^= table(k) · (prepared input at source + k·sourceStride), over `length` bytes of the destination. */
   mulAddBatch(source: number, sourceStride: number, count: number, destination: number, length: number, tables: number, tableStride: number): void;
 }
 
