@@ -277,6 +277,18 @@ describe("create, verify, repair in-process", () => {
     expect((await verifyRecoverySet(join(dir, "set.par2"))).files[0].status).toBe("intact");
   });
 
+  test("600 of 2000 slices missing (too many to fold the inverse into the coefficients): repaired through the syndromes", async () => {
+    const original = seededBytes(8000, 7);
+    await makeSet({ "tiny.bin": original }, { sliceSize: 4, recoveryCount: 620 });
+    const damaged = Uint8Array.from(original);
+    damaged.fill(0, 4000, 6400);
+    writeFileSync(join(dir, "tiny.bin"), damaged);
+    const result = await repairRecoverySet(join(dir, "set.par2"));
+    expect(result.before.badSlices).toBe(600);
+    expect(result.failure).toBeUndefined();
+    expect(equalBytes(readFileSync(join(dir, "tiny.bin")), original)).toBe(true);
+  }, 60_000);
+
   test("a missing file and a damaged vol file: repaired from what is left", async () => {
     const files = { "a.bin": seededBytes(20_000, 4), "b.bin": seededBytes(3000, 5) };
     const built = await makeSet(files, { sliceSize: 1000, recoveryCount: 10 });

@@ -66,6 +66,32 @@ export function recoveryCoefficient(constantLog: number, exponent: number): numb
 }
 
 /**
+ * left × R, where R (rows × count) is the recovery coefficients of `count`
+ * inputs: R[r][i] = recoveryCoefficient(constantLogs[i], exponents[r]);
+ * `left` is rows × rows, the result rows × count (all row-major). Repair
+ * folds the inverse into the intact data's coefficients with it, so the
+ * missing slices come out of one pass over the data.
+ */
+export function gfTimesRecoveryMatrix(left: Uint16Array, exponents: readonly number[], constantLogs: ArrayLike<number>): Uint16Array {
+  if (!built) buildTables();
+  const rows = exponents.length;
+  const count = constantLogs.length;
+  const product = new Uint16Array(rows * count);
+  const rowLogs = new Uint32Array(count);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < count; i++) rowLogs[i] = (constantLogs[i] * exponents[r]) % GF_ORDER;
+    for (let j = 0; j < rows; j++) {
+      const factor = left[j * rows + r];
+      if (factor === 0) continue;
+      const factorLog = log[factor];
+      const at = j * count;
+      for (let i = 0; i < count; i++) product[at + i] ^= antilog[factorLog + rowLogs[i]];
+    }
+  }
+  return product;
+}
+
+/**
  * Inverts a square matrix over GF(2^16) (row-major, n × n) by Gauss-Jordan
  * elimination; returns undefined when it is singular (PAR2's constants make
  * that rare but not impossible, so callers try another recovery slice).

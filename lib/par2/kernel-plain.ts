@@ -7,7 +7,9 @@
 import { writeDoublings } from "./gf16.ts";
 import type { Kernel } from "./kernel.ts";
 
-const TABLE_BYTES = 1024;
+/** Table bytes per coefficient (two 256-entry word tables) and prepared bytes per input byte. */
+export const PLAIN_SHAPE = { tableBytes: 1024, inputScale: 1 } as const;
+const TABLE_BYTES = PLAIN_SHAPE.tableBytes;
 
 export function createPlainKernel(): Kernel {
   let buffer = new ArrayBuffer(1 << 16);
@@ -18,7 +20,7 @@ export function createPlainKernel(): Kernel {
   return {
     name: "plain",
     tableBytes: TABLE_BYTES,
-    inputScale: 1,
+    inputScale: PLAIN_SHAPE.inputScale,
     bytes: () => bytes,
     reserve(size) {
       if (size <= buffer.byteLength) return;

@@ -14,7 +14,9 @@
 import type { Kernel } from "./kernel.ts";
 import { assembleModule, op, type FunctionDefinition } from "./wasm-emitter.ts";
 
-const TABLE_BYTES = 128;
+/** Table bytes per coefficient and prepared bytes per input byte (nibbles, a byte each). */
+export const SIMD_SHAPE = { tableBytes: 128, inputScale: 2 } as const;
+const TABLE_BYTES = SIMD_SHAPE.tableBytes;
 const PAGE = 65536;
 const EVEN_LANES = Array.from({ length: 16 }, (_, i) => 2 * i);
 const ODD_LANES = Array.from({ length: 16 }, (_, i) => 2 * i + 1);
@@ -193,6 +195,18 @@ export function simdSupported(): boolean {
   return kernelModuleBytes() !== null;
 }
 
+let compiled: WebAssembly.Module | undefined;
+/**
+ * The kernel compiled once in this thread, for worker threads to
+ * instantiate (a module travels in a message): assembling and compiling it
+ * again in each worker cost each some megabytes of JIT memory.
+ */
+export function simdModule(): WebAssembly.Module {
+  const bytes = kernelModuleBytes();
+  if (!bytes) throw new Error("WebAssembly SIMD is not available in this runtime");
+  return (compiled ??= new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>));
+}
+
 interface KernelExports {
   prepare(source: number, destination: number, length: number): void;
   join(source: number, destination: number, length: number): void;
@@ -200,18 +214,21 @@ interface KernelExports {
   mulAddBatch(source: number, sourceStride: number, count: number, destination: number, length: number, tables: number, tableStride: number): void;
 }
 
-/** `swizzle: "strict"` forces plain SIMD's swizzle (to compare with the relaxed one). */
-export function createSimdKernel(options: { swizzle?: "strict" } = {}): Kernel {
+/**
+ * `module`: the kernel as another thread compiled it (simdModule);
+ * `swizzle: "strict"` forces plain SIMD's swizzle (to compare with the relaxed one).
+ */
+export function createSimdKernel(options: { swizzle?: "strict"; module?: WebAssembly.Module } = {}): Kernel {
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
-  const moduleCode = options.swizzle === "strict" ? assembleKernel(op.i8x16Swizzle) : kernelModuleBytes();
-  if (!moduleCode) throw new Error("WebAssembly SIMD is not available in this runtime");
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(moduleCode as Uint8Array<ArrayBuffer>), { env: { memory } });
+  const module =
+    options.swizzle === "strict" ? new WebAssembly.Module(assembleKernel(op.i8x16Swizzle) as Uint8Array<ArrayBuffer>) : (options.module ?? simdModule());
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
   const exports = instance.exports as unknown as KernelExports;
   let bytes = new Uint8Array(memory.buffer);
   return {
     name: "simd",
     tableBytes: TABLE_BYTES,
-    inputScale: 2,
+    inputScale: SIMD_SHAPE.inputScale,
     bytes: () => bytes,
     reserve(size) {
       if (size > memory.buffer.byteLength) {

@@ -11,8 +11,8 @@
  * - `mulAddBatch` adds coefficient·source into one destination for `count`
  *   sources at a stride, the inner loop of encoding and repair.
  */
-import { createPlainKernel } from "./kernel-plain.ts";
-import { createSimdKernel, simdSupported } from "./kernel-simd.ts";
+import { createPlainKernel, PLAIN_SHAPE } from "./kernel-plain.ts";
+import { createSimdKernel, SIMD_SHAPE, simdSupported } from "./kernel-simd.ts";
 
 export type KernelName = "simd" | "plain";
 
@@ -48,6 +48,12 @@ export function chooseKernel(requested: KernelName | "auto" = "auto"): KernelNam
   return simdSupported() ? "simd" : "plain";
 }
 
-export function createKernel(name: KernelName): Kernel {
-  return name === "simd" ? createSimdKernel() : createPlainKernel();
+/** What a kernel's memory layout needs, known without creating one (to plan memory). */
+export function kernelShape(name: KernelName): { readonly tableBytes: number; readonly inputScale: number } {
+  return name === "simd" ? SIMD_SHAPE : PLAIN_SHAPE;
+}
+
+/** `simdModule`: the SIMD kernel compiled by another thread (see simdModule). */
+export function createKernel(name: KernelName, simdModule?: WebAssembly.Module): Kernel {
+  return name === "simd" ? createSimdKernel({ module: simdModule }) : createPlainKernel();
 }

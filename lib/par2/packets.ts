@@ -5,6 +5,7 @@
  */
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { readSalvaging, type ByteRange } from "../fs/salvage-read.ts";
+import { SCRATCH_READ, scratchBuffer } from "./scratch.ts";
 
 export const MAGIC = new TextEncoder().encode("PAR2\0PKT");
 export const HEADER_BYTES = 64;
@@ -178,7 +179,7 @@ export function scanPacketFile(path: string): FoundPacket[] {
     const found: FoundPacket[] = [];
     const header = new Uint8Array(HEADER_BYTES);
     const view = new DataView(header.buffer);
-    const chunk = new Uint8Array(4 * 1024 * 1024);
+    const chunk = scratchBuffer(SCRATCH_READ);
     /** The next magic at or after `from` (-1: none): usually right there, else searched for chunk by chunk. */
     const nextMagic = (from: number): number => {
       if (readAround(header, MAGIC.length, from) === MAGIC.length && equalBytes(header.subarray(0, MAGIC.length), MAGIC)) return from;

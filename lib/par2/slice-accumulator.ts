@@ -52,11 +52,6 @@ export class SliceAccumulator {
     kernel.bytes().fill(0, this.#outputsAt, total);
   }
 
-  /** Bytes of kernel memory an accumulator of this shape takes. */
-  static memoryFor(shape: Omit<AccumulatorShape, "partOffset">, kernel: { tableBytes: number; inputScale: number }): number {
-    return shape.outputs * shape.batchCapacity * kernel.tableBytes + 64 + shape.batchCapacity * shape.partLength * kernel.inputScale + shape.outputs * shape.partLength;
-  }
-
   /** coefficients: outputs × sources.length, row by output. */
   addBatch(sources: readonly SliceSource[], coefficients: Uint16Array): void {
     const { partOffset, partLength, outputs } = this.#shape;

@@ -10,7 +10,8 @@
  * trips would cost more than the work.
  */
 import { availableParallelism } from "node:os";
-import { chooseKernel, createKernel, type Kernel, type KernelName } from "./kernel.ts";
+import { chooseKernel, createKernel, kernelShape, type Kernel, type KernelName } from "./kernel.ts";
+import { simdModule } from "./kernel-simd.ts";
 import { SliceAccumulator, type SliceSource } from "./slice-accumulator.ts";
 import type { WorkerReply, WorkerRequest } from "./slice-worker.ts";
 import { withWorkers } from "./worker-pool.ts";
@@ -41,12 +42,13 @@ export interface MultiplyOptions {
 }
 
 /**
- * Memory for one multiplication when the caller gives none: with the
- * runtime's own ~60 MB this keeps a process under 256 MB RSS for any file.
- * A range's outputs are held twice (in the kernels, then handed over), so
- * they get a quarter; inputs in flight an eighth; coefficient tables an eighth.
+ * Memory for one multiplication when the caller gives none. Small enough
+ * that a repair stays within twice par2cmdline's memory (the runtime and
+ * its compiled kernels take ~55 MB of that), yet each range is still long
+ * enough that the per-range costs (a read per input and part, tables per
+ * input and output) stay a few percent of the products.
  */
-export const DEFAULT_MEMORY = 64 * 1024 * 1024;
+export const DEFAULT_MEMORY = 8 * 1024 * 1024;
 /** Most inputs per batch: enough to amortise a round trip and keep an output chunk in L1 across many inputs. */
 const MAX_BATCH = 48;
 /** Below this many multiply-accumulated bytes, the calling thread does it (a few milliseconds of work). */
@@ -64,6 +66,11 @@ interface Plan {
   readonly batchSize: number;
 }
 
+/**
+ * How the budget is spent: half on the range's outputs, which are held
+ * twice (in the kernels, then the copy handed over), half on each kernel's
+ * inputs (prepared: inputScale bytes per byte) and coefficient tables.
+ */
 function plan(options: MultiplyOptions): Plan {
   const { sliceSize, outputCount, inputs } = options;
   const kernel = chooseKernel(options.kernel);
@@ -73,12 +80,11 @@ function plan(options: MultiplyOptions): Plan {
   const threads = inThread ? 1 : Math.max(1, Math.min(options.threads ?? availableParallelism(), padded / 32));
   const memory = options.memory ?? DEFAULT_MEMORY;
   const unit = 32 * threads;
-  const rangeLength = Math.min(padded, Math.max(unit, Math.floor(memory / 4 / outputCount / unit) * unit));
+  const rangeLength = Math.min(padded, Math.max(unit, Math.floor(memory / 2 / (2 * outputCount) / unit) * unit));
   const partLength = Math.ceil(rangeLength / threads / 32) * 32;
-  const tableBytes = kernel === "simd" ? 128 : 1024;
-  const byInputs = Math.floor(memory / 8 / threads / partLength);
-  const byTables = Math.floor(memory / 8 / threads / (outputCount * tableBytes));
-  const batchSize = Math.max(1, Math.min(MAX_BATCH, byInputs, byTables, inputs.length));
+  const { tableBytes, inputScale } = kernelShape(kernel);
+  const perInput = partLength * inputScale + outputCount * tableBytes;
+  const batchSize = Math.max(1, Math.min(MAX_BATCH, Math.floor(memory / 2 / threads / perInput), inputs.length));
   return { padded, kernel, threads, inThread, rangeLength, batchSize };
 }
 
@@ -217,6 +223,6 @@ function runWorker(
       }
     };
     worker.onerror = (event) => finish(new Error(`PAR2 worker: ${event.message}`));
-    send({ type: "start", kernel, shape: { partOffset: part.offset, partLength: part.length, outputs, batchCapacity } });
+    send({ type: "start", kernel, module: kernel === "simd" ? simdModule() : undefined, shape: { partOffset: part.offset, partLength: part.length, outputs, batchCapacity } });
   });
 }

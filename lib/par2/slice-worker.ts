@@ -9,7 +9,8 @@ import { SliceAccumulator, type AccumulatorShape, type SliceSource } from "./sli
 declare const self: Worker;
 
 export type WorkerRequest =
-  | { readonly type: "start"; readonly kernel: KernelName; readonly shape: AccumulatorShape }
+  /** `module`: the SIMD kernel compiled by the main thread (instantiated here, not compiled again). */
+  | { readonly type: "start"; readonly kernel: KernelName; readonly module?: WebAssembly.Module; readonly shape: AccumulatorShape }
   | { readonly type: "batch"; readonly sources: readonly SliceSource[]; readonly coefficients: Uint16Array }
   /** `into`: a buffer to return the part in (transferred both ways, reused range after range). */
   | { readonly type: "finish"; readonly into?: Uint8Array };
@@ -26,9 +27,9 @@ let accumulator: SliceAccumulator | undefined;
  * RSS would climb with the file.
  */
 const kernels = new Map<KernelName, Kernel>();
-function kernelOf(name: KernelName): Kernel {
+function kernelOf(name: KernelName, module?: WebAssembly.Module): Kernel {
   let kernel = kernels.get(name);
-  if (!kernel) kernels.set(name, (kernel = createKernel(name)));
+  if (!kernel) kernels.set(name, (kernel = createKernel(name, module)));
   return kernel;
 }
 
@@ -37,7 +38,7 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   try {
     if (request.type === "start") {
       accumulator?.close();
-      accumulator = new SliceAccumulator(kernelOf(request.kernel), request.shape);
+      accumulator = new SliceAccumulator(kernelOf(request.kernel, request.module), request.shape);
       self.postMessage({ type: "done" } satisfies WorkerReply);
     } else if (request.type === "batch") {
       if (!accumulator) throw new Error("batch before start");

@@ -14,6 +14,7 @@ import { readSalvaging, type ByteRange } from "../fs/salvage-read.ts";
 import { equalBytes, md5 } from "./packets.ts";
 import { findSlices, type FoundSlice, type WantedSlice } from "./find-slices.ts";
 import { loadRecoverySet, type RecoverySet, type SetEntry } from "./recovery-set.ts";
+import { SCRATCH_READ, scratchBuffer } from "./scratch.ts";
 
 export interface FileCheck {
   readonly name: string;
@@ -146,8 +147,8 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
   }
   const bad: number[] = [];
   try {
-    const slicesPerRead = Math.max(1, Math.min(checksums.length, Math.floor((4 * 1024 * 1024) / sliceSize)));
-    const buffer = new Uint8Array(slicesPerRead * sliceSize);
+    const slicesPerRead = Math.max(1, Math.min(checksums.length, Math.floor(SCRATCH_READ / sliceSize)));
+    const buffer = scratchBuffer(slicesPerRead * sliceSize);
     for (let first = 0; first < checksums.length; first += slicesPerRead) {
       signal?.throwIfAborted();
       const start = first * sliceSize;
