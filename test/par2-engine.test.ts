@@ -116,21 +116,23 @@ describe("kernels", () => {
     expect(equalBytes(run(createSimdKernel()), run(createSimdKernel({ swizzle: "strict" })))).toBe(true);
   });
 
-  test.skipIf(!simdSupported())("SIMD and plain kernels give identical recovery slices, in threads and in-process", async () => {
+  test.skipIf(!simdSupported())("SIMD and plain kernels give identical recovery slices, in threads, in-process and shared between this thread and a worker", async () => {
     const sliceSize = 10_000; // not a multiple of 32: the padded tail must not leak
     const data = seededBytes(sliceSize * 37 + 123, 99);
     const inputs = Array.from({ length: 38 }, (_, i) => ({ bytes: data, offset: i * sliceSize, length: Math.min(sliceSize, data.length - i * sliceSize) }));
     const logs = inputConstantLogs(38);
-    const run = (kernel: KernelName, threads?: number) =>
-      multiplySlices({ sliceSize, outputCount: 5, inputs, coefficient: (o, k) => recoveryCoefficient(logs[k], o + 1), kernel, threads });
+    const run = (kernel: KernelName, threads?: number, shareCallingThread?: boolean) =>
+      multiplySlices({ sliceSize, outputCount: 5, inputs, coefficient: (o, k) => recoveryCoefficient(logs[k], o + 1), kernel, threads, shareCallingThread });
     const simd = await run("simd");
     const plain = await run("plain");
     const simdThreads = await run("simd", 2);
     const plainThreads = await run("plain", 2);
+    const simdShared = await run("simd", 2, true);
     for (let o = 0; o < 5; o++) {
       expect(equalBytes(simd[o], plain[o])).toBe(true);
       expect(equalBytes(simd[o], simdThreads[o])).toBe(true);
       expect(equalBytes(simd[o], plainThreads[o])).toBe(true);
+      expect(equalBytes(simd[o], simdShared[o])).toBe(true);
     }
     const reference = referenceProducts(inputs.map((i) => data.subarray(i.offset, i.offset + i.length)), sliceSize, 5, (o, k) => recoveryCoefficient(logs[k], o + 1));
     for (let o = 0; o < 5; o++) expect(equalBytes(simd[o], reference[o])).toBe(true);

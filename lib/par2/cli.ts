@@ -424,7 +424,8 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
     out.result({ ...summary(check), repaired: [] });
     return Par2Exit.repairNotPossible;
   }
-  const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), memory: memoryOption(parsed) });
+  // Nothing else runs meanwhile (create's thread hashes beside the workers): this thread computes a share, one worker fewer holds memory.
+  const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), shareCallingThread: true, memory: memoryOption(parsed) });
   if (result.failure) {
     say(`Repair Failed: ${result.failure}`, Noise.quiet);
     out.result({ ...summary(check), repaired: result.repaired, failure: result.failure });

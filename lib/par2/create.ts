@@ -55,6 +55,8 @@ export interface CreateOptions {
   readonly firstExponent?: number;
   readonly kernel?: KernelName | "auto";
   readonly threads?: number;
+  /** This thread computes a share of the products (see MultiplyOptions.shareCallingThread). */
+  readonly shareCallingThread?: boolean;
   readonly signal?: AbortSignal;
   /** fsync each file and the directory (default); false leaves durability to the caller's syncfs. */
   readonly sync?: boolean;
@@ -201,6 +203,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       coefficient: (output, input) => recoveryCoefficient(constantLogs[inputIndex[input]], firstExponent + output),
       kernel: options.kernel,
       threads: options.threads,
+      shareCallingThread: options.shareCallingThread,
       signal: options.signal,
       memory: options.memory,
       onProgress: options.onProgress,

@@ -12,6 +12,7 @@ import { closeSync, openSync, statSync } from "node:fs";
 import { fsPath } from "../fs/byte-names.ts";
 import { equalBytes, md5 } from "./packets.ts";
 import { readAt } from "./read-at.ts";
+import { SCRATCH_READ, scratchBuffer } from "./scratch.ts";
 import type { SliceChecksum } from "./packets.ts";
 
 /** A slice wanted by the search: its number in the set, its checksums, and its length (shorter than the slice size at a file's end). */
@@ -147,10 +148,14 @@ export function findSlices(files: readonly (string | SearchedFile)[], wanted: re
   return [...found.values()];
 }
 
+/** The bytes a candidate slice is read into to check its MD5 (zero-padded past `length`), reused: candidates are many. */
+let candidate = new Uint8Array(0);
+
 function confirm(fd: number, offset: number, length: number, sliceSize: number, expected: Uint8Array): boolean {
-  const bytes = new Uint8Array(sliceSize);
-  if (readAt(fd, bytes, length, offset) < length) return false;
-  return equalBytes(md5(bytes), expected);
+  if (candidate.length !== sliceSize) candidate = new Uint8Array(sliceSize);
+  candidate.fill(0, length);
+  if (readAt(fd, candidate, length, offset) < length) return false;
+  return equalBytes(md5(candidate), expected);
 }
 
 function scanFile(
@@ -158,8 +163,8 @@ function scanFile(
   found: Map<number, FoundSlice>, ends: number[], intact: readonly { start: number; end: number }[], options: FindOptions,
 ): void {
   // A buffer holding the window and what follows it; refilled as the window moves.
-  const capacity = Math.max(2 * sliceSize, 4 * 1024 * 1024);
-  const buffer = new Uint8Array(capacity);
+  const capacity = Math.max(2 * sliceSize, SCRATCH_READ);
+  const buffer = scratchBuffer(capacity);
   let bufferStart = 0;
   let bufferLength = 0;
   const load = (from: number) => {

@@ -23,6 +23,8 @@ import { verifyRecoverySet, type SetCheck, type VerifyOptions } from "./verify.t
 export interface RepairOptions extends VerifyOptions {
   readonly kernel?: KernelName | "auto";
   readonly threads?: number;
+  /** This thread computes a share of the products (see MultiplyOptions.shareCallingThread). */
+  readonly shareCallingThread?: boolean;
   /** Bytes the computation may hold (par2cmdline's -m); default slice-multiply's DEFAULT_MEMORY. */
   readonly memory?: number;
   /** Input bytes through the solver so far, for a progress display. */
@@ -109,7 +111,7 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
     if (chosen) {
       const recoveryUsed = chosen.exponents.map((exponent) => set.recovery.find((r) => r.exponent === exponent)!);
       const inputs = [...recoveryUsed.map((r) => ({ path: r.path, offset: r.offset, length: sliceSize })), ...known];
-      const common = { sliceSize, outputCount: m, inputs, kernel: options.kernel, threads: options.threads, signal: options.signal, memory: options.memory, onProgress: options.onProgress };
+      const common = { sliceSize, outputCount: m, inputs, kernel: options.kernel, threads: options.threads, shareCallingThread: options.shareCallingThread, signal: options.signal, memory: options.memory, onProgress: options.onProgress };
       const place = (start: number, rebuilt: readonly Uint8Array[]) => {
         rebuilt.forEach((bytes, j) => {
           const slice = rebuiltAt[j];

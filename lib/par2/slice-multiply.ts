@@ -27,6 +27,13 @@ export interface MultiplyOptions {
   readonly threads?: number;
   /** Work in the calling thread whatever the size (inside another multiplication's `onRange`, which holds the workers). */
   readonly inThread?: boolean;
+  /**
+   * The calling thread computes one part itself, so one worker fewer runs
+   * (each costs ~9 MB of runtime): for `blaine par2`, whose main thread has
+   * nothing else to do meanwhile. An archive run's main thread drives the
+   * pipeline, and leaves the products to workers.
+   */
+  readonly shareCallingThread?: boolean;
   readonly signal?: AbortSignal;
   /**
    * Receives the outputs range by range, in increasing `start`: outputs[o]
@@ -76,7 +83,8 @@ function plan(options: MultiplyOptions): Plan {
   const kernel = chooseKernel(options.kernel);
   const padded = Math.ceil(sliceSize / 32) * 32;
   const work = inputs.length * sliceSize * outputCount;
-  const inThread = options.inThread === true || (options.threads === undefined && work < WORKER_THRESHOLD);
+  const inThread =
+    options.inThread === true || (options.threads === undefined && work < WORKER_THRESHOLD) || (options.shareCallingThread === true && options.threads === 1);
   const threads = inThread ? 1 : Math.max(1, Math.min(options.threads ?? availableParallelism(), padded / 32));
   const memory = options.memory ?? DEFAULT_MEMORY;
   const unit = 32 * threads;
@@ -155,18 +163,38 @@ async function multiplyRange(
     }
     return;
   }
-  await withWorkers(parts.length, async (workers) => {
+  const local = options.shareCallingThread && parts.length > 1 ? 1 : 0;
+  await withWorkers(parts.length - local, async (workers) => {
     const results = await Promise.all(
-      parts.map((part, i) =>
-        runWorker(workers[i], shape.kernel, part, outputCount, shape.batchSize, batches, signal, spares[i], (batch) => {
-          // Each worker does its part of a batch; the batch's bytes are done when the last part is.
-          if (i === 0) options.onProgress?.(inputBytes(batch));
-        }),
-      ),
+      parts.map((part, i) => {
+        // Each thread does its part of a batch; the batch's bytes count once, from the first part.
+        const onBatch = (batch: Batch) => i === 0 && options.onProgress?.(inputBytes(batch));
+        if (i < local) return computeHere(shape, part, outputCount, batches, signal, spares[i], onBatch);
+        return runWorker(workers[i - local], shape.kernel, part, outputCount, shape.batchSize, batches, signal, spares[i], onBatch);
+      }),
     );
     results.forEach((result, i) => (spares[i] = new Uint8Array(result.buffer)));
     await handOver(results);
   });
+}
+
+/** One part computed in this thread beside the workers, yielding between batches so their replies are handled. */
+async function computeHere(
+  shape: Plan, part: { offset: number; length: number }, outputs: number, batches: readonly Batch[],
+  signal: AbortSignal | undefined, into: Uint8Array | undefined, onBatch: (batch: Batch) => void,
+): Promise<Uint8Array> {
+  const accumulator = new SliceAccumulator(localKernel(shape.kernel), { partOffset: part.offset, partLength: part.length, outputs, batchCapacity: shape.batchSize });
+  try {
+    for (const batch of batches) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      signal?.throwIfAborted();
+      accumulator.addBatch(batch.sources, batch.coefficients);
+      onBatch(batch);
+    }
+    return accumulator.result(into);
+  } finally {
+    accumulator.close();
+  }
 }
 
 /** One kernel per kind in this thread, reused: instantiating WebAssembly for each small set would cost more than its work. */
