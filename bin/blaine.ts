@@ -47,7 +47,7 @@ function common<T extends ReturnType<typeof cli.command>>(command: T): T {
     .option("--db <file>", "Host catalog (SQLite)")
     .option("--dest <dir>", "Mounted archive disk (repeatable)")
     .option("--disks <glob>", "Where archive disks may be mounted: whichever are, are used (repeatable)")
-    .option("--keyfile <file>", "Key file of encrypted disks (repeatable; or BLAINE_PASSWORD), or of an encrypted image store: its first line is the password")
+    .option("--keyfile <file>", "Key file of encrypted disks (repeatable; or BLAINE_PASSWORD): its first line is the password")
     .option("--json", "Machine-readable output on stdout") as T;
 }
 
@@ -79,23 +79,23 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
     return runPipeline(pipeline, settings, createOutput(settings.json));
   });
 
-common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]; clone, list, retire; rebuild DIR (a lost disk.json or disk catalog)"))
+common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]; clone LABEL DIR; list; forget LABEL --copy N|ID|DIR; retire LABEL; rebuild DIR (a lost disk.json or disk catalog)"))
   .option("--label <name>", "Disk label (disk init; disk rebuild: which disk a DIR that lost its disk.json is)")
   .option("--copy <copy>", "disk rebuild: which copy of the disk a DIR that lost its disk.json is (its id, or the start of it as disk list shows); disk forget: the copy to forget (its number in disk list, its id, or its directory)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
-  .option("--encrypt <cipher>", "Encrypt the disk with gocryptfs or securefs (disk init; key from --keyfile, BLAINE_PASSWORD or a prompt)")
+  .option("--encrypt <cipher>", "Encrypt the disk with gocryptfs or securefs (disk init, disk clone; key from --keyfile, BLAINE_PASSWORD or a prompt)")
   .option("--force", "disk retire: retire even a disk holding the only copy of files (they are listed as lost); disk rebuild: rebuild even a whole catalog; disk forget: forget even a copy holding files the others lack (listed as lost)")
   .action(async (action: string, args: string[], flags: Flags) => {
     const settings = loadSettings(flags);
     const output = createOutput(settings.json);
     if (action === "init") {
-      if (args.length !== 1) throw new BlaineError("usage: blaine disk init DIR --label NAME [--capacity SIZE]", ExitCode.usage);
+      if (args.length !== 1) throw new BlaineError("usage: blaine disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]", ExitCode.usage);
       const encrypt = singleFlag(flags, "encrypt");
       await (await command.diskInit()).initDisk(settings, { dir: args[0], label: singleFlag(flags, "label") as string, capacity: singleFlag(flags, "capacity"), encrypt }, output);
       return ExitCode.ok;
     }
     if (action === "clone") {
-      if (args.length !== 2) throw new BlaineError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY]", ExitCode.usage);
+      if (args.length !== 2) throw new BlaineError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY] [--encrypt gocryptfs|securefs]", ExitCode.usage);
       return (await (await command.diskClone()).cloneDisk(settings, { label: args[0], dir: args[1], encrypt: singleFlag(flags, "encrypt") }, output)).exitCode;
     }
     if (action === "list") return (await command.diskList()).listDisks(settings, output).exitCode;
@@ -161,8 +161,13 @@ common(cli.command("restore [...paths]", "Restore archived paths, directories or
     return result.exitCode;
   });
 
-// The block-image product: its options are its own (--db and --store from [image] of blaine.toml).
-common(cli.command("image <action> [...args]", "Block images: image backup|ls|restore|scrub|rm|protect|unprotect|cleanup|export|import"))
+// The block-image product: its options are its own (--db and --store from [image] of blaine.toml), none of the archive's disks.
+cli
+  .command("image <action> [...args]", "Block images: image backup|ls|restore|scrub|rm|protect|unprotect|cleanup|export|import")
+  .option("--config <file>", "Settings file (default: ./blaine.toml; its [image] table)")
+  .option("--db <catalog>", "The image catalog: an SQLite file (backup and import create it) or postgres://…; without it ls and restore read the store alone")
+  .option("--keyfile <file>", "An encrypted store's key file (its first line is the password)")
+  .option("--json", "Machine-readable output on stdout")
   .option("--store <store>", "Chunk store: a directory, s3://bucket/prefix (credentials from the environment or blaine.toml) or ssh://user@host[:port]/path")
   .option("--snapshot <name>", "backup: the snapshot's name, recorded with the version")
   .option("--label <label>", "backup: a KEY=VALUE label recorded with the version (repeatable)")
