@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MiB, hashOf, randomBytes, writeAt } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
@@ -110,6 +110,11 @@ describe.each(["btrfs", "xfs"] as LoopFs[])("reflink sessions on a real %s loop 
       expect(third.bytesSent).toBeLessThan(CHUNK + 1000);
       const unchanged = await send();
       expect(unchanged).toMatchObject({ method: "extents", bytesRead: 0, bytesSent: 0 });
+      // The image grows by a chunk and a half, then shrinks below where it was.
+      appendFileSync(vm, randomBytes(CHUNK + CHUNK / 2, 5));
+      expect((await send()).method).toBe("extents");
+      truncateSync(vm, 4 * MiB - 3 * CHUNK - 100);
+      expect((await send()).method).toBe("extents");
       await expectSessionsEqual(env, "vm1", expected);
       // The new snapshot replaced the old: one reflink copy is kept per volume.
       expect(readdirSync(join(source, ".blaine-volume"))).toEqual(["vm1.snap"]);

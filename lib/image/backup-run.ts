@@ -71,6 +71,14 @@ export interface ImageBackupResult {
   readonly bytesSparse: number;
 }
 
+/** The blocks an image that grew or shrank since its base must read besides the hinted ones: its last, and any new. */
+function resizedBlocks(baseSize: number, size: number, blockSize: number): number[] {
+  if (baseSize === size) return [];
+  const blocks = [blockCount(size, blockSize) - 1];
+  for (let index = blockCount(baseSize, blockSize); index < blockCount(size, blockSize); index++) blocks.push(index);
+  return blocks;
+}
+
 /** Blocks outside the hints re-read against the base: max(10, 0.1 %), as Benji does. */
 export function sanityCheckCount(outside: number): number {
   return Math.min(outside, Math.max(10, Math.ceil(outside / 1000)));
@@ -108,8 +116,13 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       : base && request.changed
         ? { read: new Set(request.changed.read), zero: new Set(request.changed.zero) }
         : undefined;
-    // Every block read is compared with the base's (with hints too: a hinted block may not have changed).
-    const baseHashes = base ? await catalog.hashesByIndex(base.uid) : undefined;
+    // Every block read is compared with the base's (with hints too: a hinted block may not have changed). Trusted
+    // changes read only the changed blocks (and, for an image that grew or shrank, its old and new last blocks).
+    const baseHashes = !base
+      ? undefined
+      : request.changed && !request.hints && hinted
+        ? await catalog.hashesAt(base.uid, [...hinted.read, ...resizedBlocks(base.size, size, blockSize)])
+        : await catalog.hashesByIndex(base.uid);
     if (base && request.hints && hinted && baseHashes) await checkHints(source, request, size, blockSize, hinted, baseHashes, workers);
     const extents = !base && !hinted ? (size > 0 ? dataExtents(source.fd, size) : []) : undefined;
     const uid = crypto.randomUUID();
@@ -143,10 +156,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       refs: () => {
         if (hinted) {
           // An image that grew or shrank: its last block (old and new) is read too.
-          if (base && base.size !== size) {
-            hinted.read.add(blockCount(size, blockSize) - 1);
-            for (let index = blockCount(base.size, blockSize); index < blockCount(size, blockSize); index++) hinted.read.add(index);
-          }
+          if (base) for (const index of resizedBlocks(base.size, size, blockSize)) hinted.read.add(index);
           return hintedBlockRefs(hinted, size, blockSize);
         }
         return base ? everyBlock(size, blockSize) : allocatedBlocks(extents, size, blockSize);

@@ -252,6 +252,16 @@ export class ImageCatalog {
     }
   }
 
+  /** The base's block hashes at some indexes only (a backup told which blocks changed reads, and compares, no others). */
+  async hashesAt(uid: string, indexes: Iterable<number>): Promise<Map<number, string | null>> {
+    const map = new Map<number, string | null>();
+    for (const part of slices([...indexes].sort((a, b) => a - b), HASHES_PER_STATEMENT)) {
+      const rows = await this.sql.all<{ idx: unknown; hash: string | null }>(`SELECT idx, hash FROM image_blocks WHERE version_uid = ? AND idx IN (${placeholders(part.length)})`, [uid, ...part]);
+      for (const row of rows) map.set(Number(row.idx), row.hash === null ? null : String(row.hash));
+    }
+    return map;
+  }
+
   /** The base's block hashes by index (--from without hints compares every block read with them). */
   async hashesByIndex(uid: string): Promise<Map<number, string | null>> {
     const map = new Map<number, string | null>();
