@@ -452,3 +452,22 @@ test("issue 16: the catalog from blaine.toml's [volume] table (--config, or ./bl
   expect(none.exitCode).toBe(2);
   expect(none.stderr).toContain("--db");
 });
+
+test.skipIf(!Bun.which("tmux"))("issue 16: delete at a terminal asks, and only \"yes\" deletes", async () => {
+  const { Terminal } = await import("./helpers/terminal.ts");
+  const source = plainSource();
+  makeVolume(join(source, "vm1"), 90);
+  const env = await newArchive(source);
+  await env.ok(["add", "vm1"]);
+  await env.ok(["send"]);
+  for (const [answer, code, left] of [["no", 2, ["vm1"]], ["yes", 0, []]] as const) {
+    const terminal = new Terminal(env.dir, ["volume", "delete", "vm1", "--db", env.db]);
+    try {
+      await terminal.answer("Type yes to go on", answer, "Enter");
+      expect(await terminal.exitCode()).toBe(code);
+    } finally {
+      terminal.close();
+    }
+    expect((await env.ok(["list"])).volumes.map((volume: { name: string }) => volume.name)).toEqual([...left]);
+  }
+});
