@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
-import { isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type ImageEnv } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
@@ -509,6 +509,19 @@ test("issue 15: bad input names the option or file", async () => {
   expect(bad.exitCode).toBe(2);
   expect(bad.stderr).toContain("exists");
   expect(existsSync(join(dir, "store", "versions"))).toBe(true);
+});
+
+test("a bad value in blaine.toml's [image] is named by its file and key, not by a flag that was never given", async () => {
+  const dir = mkdtempSync("/tmp/blaine-image-config-");
+  roots.push(dir);
+  const config = join(dir, "blaine.toml");
+  for (const [key, value] of [["block-size", '"5x"'], ["keep-days", '"abc"'], ["grace", '"soon"'], ["compress", '"lz4"']] as const) {
+    writeFileSync(config, `[image]\ndb = "images.db"\nstore = "store"\n${key} = ${value}\n`);
+    const listed = await blaine(["image", "ls", "--config", config]);
+    expect(listed.exitCode).toBe(2);
+    expect(listed.stderr).toContain(`${config}: ${key} in [image]`);
+    expect(listed.stderr).not.toContain(`--${key}`);
+  }
 });
 
 describe.skipIf(Boolean(noS3))("block images: S3 settings", () => {

@@ -148,6 +148,27 @@ describe("bad input gets a clear error naming the file or option", () => {
     expect(bad.stderr).toContain("colour");
   });
 
+  test("a bad value in blaine.toml is named by its file and key, not by a flag that was never given; a bad flag by the flag", async () => {
+    const dir = tempDir();
+    try {
+      const config = join(dir.path, "blaine.toml");
+      const values = { match: '"foo"', hash: '"md5"', copier: '"cp"', reserve: '"zz"', capacity: '"q"', "max-delete": '"x"', parity: '"abc"', "parity-engine": '"zz"' };
+      for (const [key, value] of Object.entries(values)) {
+        writeFileSync(config, `db = "catalog.db"\n${key} = ${value}\n`);
+        const status = await blaine(["status", "--config", config]);
+        expect(status.exitCode).toBe(2);
+        expect(status.stderr).toContain(`${config}: ${key}: ${value}`);
+        expect(status.stderr).not.toContain(`--${key}`);
+      }
+      writeFileSync(config, `db = "catalog.db"\nparity = 10\n`);
+      const flag = await blaine(["run", "--dry-run", "--config", config, "--parity", "abc"]);
+      expect(flag.exitCode).toBe(2);
+      expect(flag.stderr).toContain(`--parity: "abc"`);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
   test("every key of blaine.toml has its flag: --disks finds the disk that `disks = [...]` would", async () => {
     env = await archiveEnv({ a: "1" });
     const run = await blaine(["run", "--json", "--db", env.db, "--disks", join(env.root, "di*"), env.source]);

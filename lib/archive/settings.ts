@@ -65,6 +65,16 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
   const configDir = configFile ? dirname(configFile) : cwd;
   const fromConfig = (key: string) => config[key];
   const pick = (key: string) => (flags[camel(key)] !== undefined ? singleFlag(flags, key) : fromConfig(key));
+  // The parsers name the flag; a bad value from the file is named by the file and its key instead.
+  const parsed = <T>(key: string, parse: () => T): T => {
+    try {
+      return parse();
+    } catch (error) {
+      const fromFile = flags[camel(key)] === undefined && fromConfig(key) !== undefined;
+      if (!fromFile || !(error instanceof UsageError) || !error.message.startsWith(`--${key}:`)) throw error;
+      throw new UsageError(`${configFile}: ${key}${error.message.slice(key.length + 2)}`);
+    }
+  };
   // Paths from the config file are relative to it; paths from flags to the working directory.
   const pathOf = (key: string): string[] => {
     const flagValue = flags[camel(key)];
@@ -76,10 +86,14 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
     ? positionalSources.map((path) => resolve(cwd, path))
     : [...pathOf("sources"), ...pathOf("source")];
   const match = String(pick("match") ?? "inode");
-  if (!MATCH_MODES.includes(match as MatchMode)) throw new UsageError(`--match: "${match}" is not one of ${MATCH_MODES.join(", ")}`);
+  parsed("match", () => {
+    if (!MATCH_MODES.includes(match as MatchMode)) throw new UsageError(`--match: "${match}" is not one of ${MATCH_MODES.join(", ")}`);
+  });
   const hash = String(pick("hash") ?? "sha1");
-  if (!HASH_ALGORITHMS.includes(hash as HashAlgorithm)) throw new UsageError(`--hash: "${hash}" is not one of ${HASH_ALGORITHMS.join(", ")}`);
-  const copier = parseCopier(pick("copier"));
+  parsed("hash", () => {
+    if (!HASH_ALGORITHMS.includes(hash as HashAlgorithm)) throw new UsageError(`--hash: "${hash}" is not one of ${HASH_ALGORITHMS.join(", ")}`);
+  });
+  const copier = parsed("copier", () => parseCopier(pick("copier")));
   const capacity = pick("capacity");
   // A path that takes one value: given twice is refused, like every one-value flag.
   const onePath = (key: string) => (singleFlag(flags, key), pathOf(key)[0]);
@@ -96,12 +110,12 @@ export function loadSettings(flags: Flags, positionalSources: readonly string[] 
     match: match as MatchMode,
     hash: hash as HashAlgorithm,
     copier,
-    reserve: parseSizeOrPercent((pick("reserve") as string | number | undefined) ?? "1%", "--reserve"),
-    capacity: capacity === undefined ? undefined : parseSize(capacity as string, "--capacity"),
-    maxDelete: parseMaxDelete(pick("max-delete")),
+    reserve: parsed("reserve", () => parseSizeOrPercent((pick("reserve") as string | number | undefined) ?? "1%", "--reserve")),
+    capacity: capacity === undefined ? undefined : parsed("capacity", () => parseSize(capacity as string, "--capacity")),
+    maxDelete: parsed("max-delete", () => parseMaxDelete(pick("max-delete"))),
     keepDeleted: Boolean(pick("keep-deleted") ?? false),
-    parity: parseParityPercent(pick("parity")),
-    parityEngine: parseParityEngine(pick("parity-engine")),
+    parity: parsed("parity", () => parseParityPercent(pick("parity"))),
+    parityEngine: parsed("parity-engine", () => parseParityEngine(pick("parity-engine"))),
     keyfiles: pathOf("keyfile"),
     dryRun: Boolean(flags.dryRun ?? false),
     json: Boolean(flags.json ?? false),

@@ -70,6 +70,8 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
   const configDir = configFile ? dirname(configFile) : cwd;
   const fromFlag = (key: string) => singleFlag(flags, key);
   const value = (key: string) => fromFlag(key) ?? (table[key] as string | number | undefined);
+  // A bad value is named where it was given: the flag, or the key in the file.
+  const given = (key: string) => (fromFlag(key) === undefined && table[key] !== undefined ? `${configFile}: ${key} in [image]` : `--${key}`);
   // Paths from flags are relative to the working directory, from the file to the file.
   const location = (key: string): string | undefined => {
     const flag = fromFlag(key);
@@ -85,21 +87,28 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
     const configured = table["encrypt-keyfile"];
     return configured === undefined ? undefined : resolve(configDir, String(configured));
   };
-  const blockSize = parseSize(value("block-size") ?? DEFAULT_BLOCK_SIZE, "--block-size");
+  const blockSize = parseSize(value("block-size") ?? DEFAULT_BLOCK_SIZE, given("block-size"));
   if (blockSize < 4096 || blockSize % 4096 !== 0 || blockSize > 64 * 1024 * 1024) {
-    throw new UsageError(`--block-size: ${blockSize} bytes is not a multiple of 4K between 4K and 64M`);
+    throw new UsageError(`${given("block-size")}: ${blockSize} bytes is not a multiple of 4K between 4K and 64M`);
   }
   const keepDays = Number(value("keep-days") ?? 6);
-  if (!Number.isFinite(keepDays) || keepDays < 0) throw new UsageError(`--keep-days: "${value("keep-days")}" is not a number of days`);
+  if (!Number.isFinite(keepDays) || keepDays < 0) throw new UsageError(`${given("keep-days")}: "${value("keep-days")}" is not a number of days`);
+  const compressText = String(value("compress") ?? "zstd:3");
+  let compression: Compression;
+  try {
+    compression = parseCompression(compressText);
+  } catch {
+    throw new UsageError(`${given("compress")}: "${compressText}" is not zstd:LEVEL (1–22) or none`);
+  }
   const secret = (key: string, ...env: string[]) => (table[key] as string | undefined) ?? env.map((name) => process.env[name]).find(Boolean);
   return {
     configFile,
     db: location("db"),
     store: location("store"),
     blockSize,
-    compression: parseCompression(String(value("compress") ?? "zstd:3")),
+    compression,
     keepDays,
-    graceMs: parseDuration(value("grace") ?? "1h", "--grace"),
+    graceMs: parseDuration(value("grace") ?? "1h", given("grace")),
     s3: {
       endpoint: secret("s3-endpoint", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"),
       region: secret("s3-region", "S3_REGION", "AWS_REGION"),
