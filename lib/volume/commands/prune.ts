@@ -33,9 +33,11 @@ export async function pruneVolumes(settings: VolumeSettings, request: PruneReque
       await open.requireVolume(name);
       const sessions = await open.sessions(name);
       const newest = sessions.at(-1);
-      let picked = request.allBefore ? sessions.filter((session) => session.snapshot < selection.from) : selection.single && request.names.length === 0
-        ? sessions.filter((session) => session.snapshot === selection.from)
-        : selectSessions(sessions, selection, name);
+      let picked: VersionRow[];
+      if (request.allBefore) picked = sessions.filter((session) => session.snapshot < selection.from);
+      // One session across all volumes: those that have it (a volume named must have it).
+      else if (selection.single && request.names.length === 0) picked = sessions.filter((session) => session.snapshot === selection.from);
+      else picked = selectSessions(sessions, selection, name);
       if (newest && picked.includes(newest)) {
         if (selection.single && !request.allBefore) {
           throw new BlaineError(`${newest.snapshot} is the newest session of ${name}; it cannot be pruned (the next send builds on it)`, ExitCode.usage);
