@@ -98,7 +98,10 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
       if (args.length !== 2) throw new BlaineError("usage: blaine disk clone LABEL DIR [--dest DIR-OF-A-MOUNTED-COPY] [--encrypt gocryptfs|securefs]", ExitCode.usage);
       return (await (await command.diskClone()).cloneDisk(settings, { label: args[0], dir: args[1], encrypt: singleFlag(flags, "encrypt") }, output)).exitCode;
     }
-    if (action === "list") return (await command.diskList()).listDisks(settings, output).exitCode;
+    if (action === "list") {
+      if (args.length !== 0) throw new BlaineError(`usage: blaine disk list (no arguments; given ${args.join(" ")})`, ExitCode.usage);
+      return (await command.diskList()).listDisks(settings, output).exitCode;
+    }
     if (action === "retire") {
       if (args.length !== 1) throw new BlaineError("usage: blaine disk retire LABEL [--force]", ExitCode.usage);
       return (await command.diskRetire()).retireDisk(settings, { label: args[0], force: Boolean(flags.force) }, output).exitCode;

@@ -169,6 +169,14 @@ describe("bad input gets a clear error naming the file or option", () => {
     }
   });
 
+  test("arguments a command does not take are refused, not passed over (disk list included)", async () => {
+    for (const args of [["disk", "list", "extra"], ["verify", "extra"], ["status", "extra"]]) {
+      const refused = await blaine([...args, "--db", "/nonexistent/catalog.db"]);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toContain("extra");
+    }
+  });
+
   test("every key of blaine.toml has its flag: --disks finds the disk that `disks = [...]` would", async () => {
     env = await archiveEnv({ a: "1" });
     const run = await blaine(["run", "--json", "--db", env.db, "--disks", join(env.root, "di*"), env.source]);
