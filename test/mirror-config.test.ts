@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { cifsShare, maskedConfig, parseMirrorConfig } from "../lib/mirror/config.ts";
+import { blaine } from "./helpers/cli.ts";
 import { mirrorNow, parseSnapshotName, planRotation, snapshotName } from "../lib/mirror/rotation.ts";
 
 // mnemosyne's README examples, byte for byte (tabs and all).
@@ -197,5 +198,16 @@ describe("snapshot rotation", () => {
   test("BLAINE_NOW sets now; a bad one is an error naming it", () => {
     expect(mirrorNow({ BLAINE_NOW: "2026-02-03T04:05:06Z" }).toISOString()).toBe("2026-02-03T04:05:06.000Z");
     expect(() => mirrorNow({ BLAINE_NOW: "soon" })).toThrow("BLAINE_NOW");
+  });
+});
+
+describe("blaine mirror's command line", () => {
+  test("arguments a verb does not take are refused naming them, before the configuration is read", async () => {
+    for (const args of [["backup", "extra"], ["--backup", "extra"], ["list", "extra"], ["mount", "/mnt/a", "/mnt/b"]]) {
+      const refused = await blaine(["mirror", ...args, "-c", "/nonexistent/mirror.json"]);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toContain(args.at(-1)!);
+      expect(refused.stderr).not.toContain("mirror.json");
+    }
   });
 });

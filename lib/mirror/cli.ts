@@ -9,6 +9,9 @@ import { loadMirrorConfig } from "./config.ts";
 export const MIRROR_VERBS = ["init-key", "init-store", "backup", "mount", "unmount", "verify-environment", "list", "restore"] as const;
 type MirrorVerb = (typeof MIRROR_VERBS)[number];
 
+/** How many arguments each verb takes after it (mount DIR, unmount [DIR], restore PATH). */
+const ARGUMENTS: Record<MirrorVerb, number> = { "init-key": 0, "init-store": 0, backup: 0, mount: 1, unmount: 1, "verify-environment": 0, list: 0, restore: 1 };
+
 /** mnemosyne's flags, as cac hands them over (camelCased). */
 const FLAG_VERBS: Record<string, MirrorVerb> = { initKey: "init-key", initStore: "init-store", backup: "backup", mount: "mount", verifyEnvironment: "verify-environment" };
 
@@ -31,6 +34,7 @@ export async function runMirror(args: readonly string[], flags: Readonly<Record<
   }
   const verb = verbs[0];
   const rest = word ? args.slice(1) : args;
+  if (rest.length > ARGUMENTS[verb]) throw new UsageError(`blaine mirror ${verb}: unexpected argument "${rest[ARGUMENTS[verb]]}"`);
   const configFile = single(flags.config ?? flags.c, "--config");
   // verify-environment reports an invalid configuration among its checks (exit 1), with the rest.
   if (verb === "verify-environment") return (await import("./commands/verify-environment.ts")).verifyEnvironment(configFile, output);
