@@ -187,3 +187,28 @@ describe("the offsite scenario: disks A, B, C, twin C′, then D", () => {
     expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
   });
 });
+
+describe("issue 11.4: a duplicate whose holder the same batch replaces, on another written disk", () => {
+  test("issue 11.4: a file moved away while a new file takes its old name (on the disk new data goes to) is a hardlink of the old name's data on its disk, not a second copy; both restore", async () => {
+    const e = (env = await multiDiskEnv({ dir: { "a.bin": { bytes: FILE, seed: 1 } } }));
+    const A = await e.initDisk("A", 2_000_000);
+    expect((await e.run([A], ...RESERVE)).exitCode).toBe(0);
+    const B = await e.initDisk("B", 2_000_000);
+    // mv dir/a.bin dir/b.bin, then a new file under the old name; B is named first, so new data goes there.
+    renameSync(e.path("dir/a.bin"), e.path("dir/b.bin"));
+    writeFile(e, "dir/a.bin", "a new file under the old name\n");
+    const run = await e.run([B, A], ...RESERVE);
+    expect(run.json.errors).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    // b.bin is the old a.bin's content: a hardlink made on A before the batch's changes, nothing of it copied.
+    expect(run.json).toMatchObject({ new: 1, modified: 1, deduplicated: 1, deleted: 0, bytesCopied: "a new file under the old name\n".length });
+    expect((await whereis(e, "dir/a.bin")).disk).toBe("B");
+    expect((await whereis(e, "dir/b.bin")).disk).toBe("A");
+    await expectDisksAgree(e, { A: [A], B: [B] }, await pendingByDisk(e));
+    expect((await e.cli(["verify", "--json"], [A, B])).exitCode).toBe(0);
+    const to = join(e.root, "restored");
+    const restored = await e.cli(["restore", e.source, "--to", to, "--json"], [A, B]);
+    expect(restored.exitCode).toBe(0);
+    expect(filesOf(snapshotTree(join(to, e.source)))).toEqual(filesOf(snapshotTree(e.source)));
+  });
+});

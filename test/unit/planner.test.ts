@@ -243,6 +243,13 @@ describe("planner: where each change of a batch goes (placeBatch)", () => {
     expect(dup).toMatchObject({ when: "now", diskId: "A", change: { op: "link", from: ["/s/original"] }, storedAs: "link" });
   });
 
+  test("TestDuplicateOfPathReplacedOnOtherWrittenDisk: a duplicate whose only holder (on a disk written now) the batch gives new content on the target disk is a hardlink on the holder's disk, not a second copy", () => {
+    const planner = new Planner(fakeView({ target: "B", written: ["A", "B"], rows: [row("/s/a", "A")] }));
+    const [replaced, dup] = planner.placeBatch([copied(like("/s/a", { hash: OTHER_HASH, ino: 7 }), "B"), { op: "link", record: like("/s/b") }]);
+    expect(replaced).toMatchObject({ when: "now", diskId: "B", change: { op: "place" }, storedAs: "copy" });
+    expect(dup).toMatchObject({ when: "now", diskId: "A", change: { op: "link", from: ["/s/a"] }, storedAs: "link" });
+  });
+
   test("TestBehindCopyKeepsOrder: on a written copy whose queue still changes a path, a change of that path is queued behind it", () => {
     const planner = new Planner(fakeView({ target: "A", written: ["A"], rows: [row("/s/waits", "A")], waiting: { A: ["/s/waits"] } }));
     const [waits, free] = planner.placeBatch([{ op: "delete", path: "/s/waits" }, copied(like("/s/free", { hash: OTHER_HASH }))]);

@@ -219,10 +219,12 @@ export class Planner {
    * Content held by another disk: a hardlink there (now if it is written,
    * else deferred); no second copy of the data. A deferred hardlink needs a
    * holder that is still there at its place in that disk's queue: not one
-   * this batch changes.
+   * this batch changes. One made now may take any (the disk writer makes a
+   * batch's links before its changes, and a change another disk makes of
+   * the holder's path only queues its removal here).
    */
   #linkElsewhere(record: FileRecord, except: string, batch: BatchState, which: "alike" | "any"): Exclude<Placement, { when: "replan" }> | undefined {
-    const holder = batch.inArchive(record, which).find((row) => !batch.touched.has(row.path));
+    const holder = batch.inArchive(record, which).find((row) => this.#view.writtenNow(row.diskId) || !batch.touched.has(row.path));
     if (!holder || holder.diskId === except) return undefined;
     if (this.#view.writtenNow(holder.diskId)) {
       if (!batch.heldOn(holder.diskId, record, which)) return undefined;
