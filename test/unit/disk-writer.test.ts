@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FileRecord } from "../../lib/archive/catalog/records.ts";
 import { initDisk } from "../../lib/archive/commands/disk-init.ts";
@@ -7,6 +7,7 @@ import { openArchive, type OpenedArchive } from "../../lib/archive/commands/open
 import { DiskWriter, recoverDisk, type DiskChange, type Placer } from "../../lib/archive/disk/disk-writer.ts";
 import { decodeIntents } from "../../lib/archive/disk/intents.ts";
 import { loadSettings, type Settings } from "../../lib/archive/settings.ts";
+import { hashLinkTarget } from "../../lib/hashing.ts";
 import { DataTreeDirs } from "../../lib/fs/data-tree-dirs.ts";
 import { placeFile } from "../../lib/fs/place-file.ts";
 import { diskContents } from "../helpers/multi-disk-env.ts";
@@ -178,6 +179,22 @@ describe("disk writer protocol", () => {
     expect(lstatSync(opened.disk.layout.dataPath("/src/dup")).ino).toBe(lstatSync(opened.disk.layout.dataPath("/src/original")).ino);
     expect(archivedPaths(opened.catalog)).toEqual(["/src/dup", "/src/original"]);
     expect(readdirSync(opened.disk.layout.tmp)).toEqual([]);
+  });
+
+  test("TestSecondSymlinkNameNotFromOlderSymlink: a second name of a source symlink is linked only to a name holding the same target on this disk, not to an older symlink still there (its change queued)", async () => {
+    const opened = await openDisk();
+    const writer = new DiskWriter(opened.catalog, opened.disk);
+    const symlink = (path: string, target: string, ino: number): FileRecord => ({
+      path, kind: "symlink", size: target.length, mtimeMs: 1, mtimeNsec: null, mode: 0o120777, dev: 5, ino, hash: hashLinkTarget("sha1", target), linkTarget: target,
+    });
+    expect((await writer.commit([{ op: "symlink", record: symlink("/src/q", "old", 6) }]))[0].ok).toBe(true);
+    // The host catalog already says /src/q is the source symlink's other name (ln -sfn new p; ln -f p q), as it does when q's change waits in this copy's queue.
+    opened.catalog.sqlite.query("UPDATE main.files SET ino = 5, link_target = 'new', hash = ? WHERE path = '/src/q'").run(hashLinkTarget("sha1", "new"));
+    const p = symlink("/src/p", "new", 5);
+    const [outcome] = await writer.commit([{ op: "symlink", record: p, from: writer.symlinkNamesOf(p) }]);
+    expect(outcome.ok).toBe(true);
+    expect(readlinkSync(opened.disk.layout.dataPath("/src/p"))).toBe("new");
+    expect(readlinkSync(opened.disk.layout.dataPath("/src/q"))).toBe("old");
   });
 
   test("TestRenameOfMissingSourceNotDone: a rename whose old path the disk does not hold is reported not done, and changes nothing", async () => {

@@ -139,9 +139,16 @@ export class DiskWriter {
     return this.#statements.entry.get(path) as { hash: string; kind: string } | null;
   }
 
-  /** Other names on this disk of a source symlink (same inode and target, see HostFiles.symlinksOfInode), as they are now. */
+  /**
+   * Other names on this disk of a source symlink (same inode and target, see
+   * FilesTable.symlinksOfInode), as they are now: a name whose symlink here
+   * still has another target (its change waits in this copy's queue) is none.
+   */
   symlinkNamesOf(record: FileRecord): string[] {
-    return this.#catalog.files.symlinksOfInode(record).filter((path) => this.entry(path)?.kind === "symlink");
+    return this.#catalog.files.symlinksOfInode(record).filter((path) => {
+      const held = this.entry(path);
+      return held?.kind === "symlink" && held.hash === record.hash;
+    });
   }
 
   /**
