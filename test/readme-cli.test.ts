@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MIRROR_VERBS } from "../lib/mirror/cli.ts";
 import { VOLUME_USAGE } from "../lib/volume/cli.ts";
@@ -65,6 +65,12 @@ describe("README.md's CLI reference", async () => {
     // Each has a row of the options table (`| \`-r PERCENT\` |`, `| \`-q\`, \`-qq\` …`), not only the usage lines copied above it.
     const hasRow = (option: string) => section.split("\n").some((line) => line.startsWith("| ") && new RegExp(`(\\| |, )\`${option}[\` A-Z]`).test(line));
     expect(options.filter((option) => !hasRow(option))).toEqual([]);
+  });
+
+  test("every file of this repository the README names exists", () => {
+    const named = [...new Set([...README.matchAll(/(?<![\w/.-])((?:lib|bin|pipelines|scripts|bench|test|\.ci)\/[\w./-]*\w)/g)].map((match) => match[1]!))];
+    expect(named.length).toBeGreaterThan(5);
+    expect(named.filter((path) => !existsSync(join(import.meta.dir, "..", path)))).toEqual([]);
   });
 
   test("every verb of blaine image, volume and mirror has its row in a table", () => {
