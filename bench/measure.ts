@@ -24,10 +24,16 @@ export function timeCommand(argv: readonly string[], options: { cwd?: string; en
 
 /** Runs a command under GNU time and returns its peak resident memory in bytes. */
 export function peakMemory(argv: readonly string[]): number {
-  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%M", ...argv], { stdout: "pipe", stderr: "pipe" });
+  return timeAndPeak(argv).peak;
+}
+
+/** Runs a command under GNU time: its wall time in seconds and peak resident memory in bytes. */
+export function timeAndPeak(argv: readonly string[]): { seconds: number; peak: number } {
+  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%e %M", ...argv], { stdout: "pipe", stderr: "pipe" });
   if (result.exitCode !== 0) throw new Error(`${argv.join(" ")} failed: ${result.stderr.toString().slice(-500)}`);
   const lines = result.stderr.toString().trim().split("\n");
-  return Number(lines[lines.length - 1]) * 1024;
+  const [seconds, kilobytes] = lines[lines.length - 1].split(" ").map(Number);
+  return { seconds, peak: kilobytes * 1024 };
 }
 
 /** Drops the page cache where we may (root), so peers and Blaine start equal. */

@@ -113,12 +113,10 @@ export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Arr
   const cached = inputs.length * outputCount * 2 <= COEFFICIENT_CACHE_BYTES ? groups.map(coefficientsOf) : undefined;
   const batches = () => groups.map((group, i) => ({ sources: group.sources, coefficients: cached?.[i] ?? coefficientsOf(group) }));
 
-  // Each part's result buffer goes back and forth between this thread and its worker, reused for every range.
-  const spares: (Uint8Array | undefined)[] = [];
-  for (let start = 0; start < shape.padded; start += shape.rangeLength) {
-    const length = Math.min(shape.rangeLength, shape.padded - start);
-    await multiplyRange(options, shape, start, length, batches(), onRange, spares);
-  }
+  const ranges: Range[] = [];
+  for (let start = 0; start < shape.padded; start += shape.rangeLength) ranges.push({ start, length: Math.min(shape.rangeLength, shape.padded - start) });
+  if (shape.inThread) await multiplyInThread(options, shape, ranges, batches, onRange);
+  else await multiplyInWorkers(options, shape, ranges, batches, onRange);
   return whole ?? [];
 }
 
@@ -127,66 +125,130 @@ interface Batch {
   readonly coefficients: Uint16Array;
 }
 
-/** One range of every output, handed to `onRange` part by part (in order) while the workers are still lent to it. */
-async function multiplyRange(
-  options: MultiplyOptions, shape: Plan, start: number, length: number, batches: readonly Batch[],
-  onRange: (start: number, outputs: readonly Uint8Array[]) => void | Promise<void>,
-  spares: (Uint8Array | undefined)[],
-): Promise<void> {
-  const { sliceSize, outputCount, signal } = options;
-  const partLength = Math.ceil(length / shape.threads / 32) * 32;
-  const parts = Array.from({ length: shape.threads }, (_, i) => ({ offset: start + i * partLength, length: Math.max(0, Math.min(partLength, length - i * partLength)) }))
-    .filter((p) => p.length > 0);
-  const handOver = async (results: readonly Uint8Array[]) => {
-    for (const [i, part] of parts.entries()) {
-      const kept = Math.max(0, Math.min(part.length, sliceSize - part.offset));
-      if (kept === 0) continue;
-      const views = Array.from({ length: outputCount }, (_, o) => results[i].subarray(o * part.length, o * part.length + kept));
-      await onRange(part.offset, views);
+interface Range {
+  readonly start: number;
+  readonly length: number;
+}
+
+type OnRange = (start: number, outputs: readonly Uint8Array[]) => void | Promise<void>;
+
+/** Input bytes of a batch within a range (for progress: each byte once). */
+function inputBytes(batch: Batch, range: Range): number {
+  return batch.sources.reduce((sum, source) => sum + Math.max(0, Math.min(range.length, source.length - range.start)), 0);
+}
+
+/** Hands over one part's outputs (`results` holds outputs × part.length bytes), cut at the slice's end. */
+async function handOver(options: MultiplyOptions, part: Range, results: Uint8Array, onRange: OnRange): Promise<void> {
+  const kept = Math.max(0, Math.min(part.length, options.sliceSize - part.start));
+  if (kept === 0) return;
+  await onRange(part.start, Array.from({ length: options.outputCount }, (_, o) => results.subarray(o * part.length, o * part.length + kept)));
+}
+
+/** Small jobs: every range in this thread, its result buffer reused. */
+async function multiplyInThread(options: MultiplyOptions, shape: Plan, ranges: readonly Range[], batches: () => Batch[], onRange: OnRange): Promise<void> {
+  let spare: Uint8Array | undefined;
+  for (const range of ranges) {
+    const result = await computeHere(shape, range, options.outputCount, batches(), options.signal, spare, (batch) => options.onProgress?.(inputBytes(batch, range)), false);
+    spare = new Uint8Array(result.buffer);
+    await handOver(options, range, result, onRange);
+  }
+}
+
+/**
+ * Ranges a thread may compute beyond the one being handed over: each holds
+ * its parts' outputs once more, so more would cost memory for nothing.
+ */
+const RANGES_AHEAD = 2;
+
+/**
+ * Every range split in parts, one per thread (workers, and this thread when
+ * it shares): each thread computes its part of one range after another
+ * without waiting for the others, and a range is handed over, in order, as
+ * soon as all its parts are in. On a loaded machine a preempted thread then
+ * delays its own parts only, not every thread at every range.
+ */
+async function multiplyInWorkers(options: MultiplyOptions, shape: Plan, ranges: readonly Range[], batches: () => Batch[], onRange: OnRange): Promise<void> {
+  const { outputCount } = options;
+  const threads = shape.threads;
+  const local = options.shareCallingThread ? 1 : 0;
+  const partOf = (range: Range, thread: number): Range => {
+    const partLength = Math.ceil(range.length / threads / 32) * 32;
+    return { start: range.start + thread * partLength, length: Math.max(0, Math.min(partLength, range.length - thread * partLength)) };
+  };
+  // A failed part stops the others (their workers are then not trusted again).
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const done = ranges.map(() => Promise.withResolvers<void>());
+  const results = ranges.map(() => new Array<Uint8Array | undefined>(threads));
+  const arrived = ranges.map(() => 0);
+  const spares: Uint8Array[][] = Array.from({ length: threads }, () => []);
+  let handed = 0;
+  let wake = Promise.withResolvers<void>();
+
+  const column = async (thread: number, compute: (part: Range, batches: readonly Batch[], into: Uint8Array | undefined, onBatch: (batch: Batch) => void) => Promise<Uint8Array>) => {
+    for (const [r, range] of ranges.entries()) {
+      while (r - handed >= RANGES_AHEAD) await wake.promise;
+      signal.throwIfAborted();
+      const part = partOf(range, thread);
+      if (part.length > 0) {
+        // Each thread does its part of a batch; the batch's bytes count once, from the first part.
+        const onBatch = (batch: Batch) => thread === 0 && options.onProgress?.(inputBytes(batch, range));
+        results[r][thread] = await compute(part, batches(), spares[thread].pop(), onBatch);
+      }
+      if (++arrived[r] === threads) done[r].resolve();
     }
   };
-  const inputBytes = (batch: Batch) => batch.sources.reduce((sum, source) => sum + Math.max(0, Math.min(length, source.length - start)), 0);
-
-  if (shape.inThread) {
-    const accumulator = new SliceAccumulator(localKernel(shape.kernel), { partOffset: start, partLength: length, outputs: outputCount, batchCapacity: shape.batchSize });
-    try {
-      for (const batch of batches) {
-        signal?.throwIfAborted();
-        accumulator.addBatch(batch.sources, batch.coefficients);
-        options.onProgress?.(inputBytes(batch));
+  const handOverAll = async () => {
+    for (const [r, range] of ranges.entries()) {
+      await done[r].promise;
+      signal.throwIfAborted();
+      for (let thread = 0; thread < threads; thread++) {
+        const result = results[r][thread];
+        if (!result) continue;
+        await handOver(options, partOf(range, thread), result, onRange);
+        spares[thread].push(new Uint8Array(result.buffer));
+        results[r][thread] = undefined;
       }
-      const result = accumulator.result(spares[0]);
-      spares[0] = new Uint8Array(result.buffer);
-      await handOver([result]);
-    } finally {
-      accumulator.close();
+      handed = r + 1;
+      wake.resolve();
+      wake = Promise.withResolvers<void>();
     }
-    return;
-  }
-  const local = options.shareCallingThread && parts.length > 1 ? 1 : 0;
-  await withWorkers(parts.length - local, async (workers) => {
-    const results = await Promise.all(
-      parts.map((part, i) => {
-        // Each thread does its part of a batch; the batch's bytes count once, from the first part.
-        const onBatch = (batch: Batch) => i === 0 && options.onProgress?.(inputBytes(batch));
-        if (i < local) return computeHere(shape, part, outputCount, batches, signal, spares[i], onBatch);
-        return runWorker(workers[i - local], shape.kernel, part, outputCount, shape.batchSize, batches, signal, spares[i], onBatch);
-      }),
+  };
+
+  await withWorkers(threads - local, async (workers) => {
+    const columns = Array.from({ length: threads }, (_, thread) =>
+      column(thread, (part, batches, into, onBatch) =>
+        thread < local
+          ? computeHere(shape, part, outputCount, batches, signal, into, onBatch, true)
+          : runWorker(workers[thread - local], shape.kernel, part, outputCount, shape.batchSize, batches, signal, into, onBatch),
+      ),
     );
-    results.forEach((result, i) => (spares[i] = new Uint8Array(result.buffer)));
-    await handOver(results);
+    const handing = handOverAll();
+    try {
+      await Promise.all([...columns, handing]);
+    } catch (error) {
+      stop.abort(error);
+      // Whoever waits for a range or a turn wakes to the abort; every column has stopped before the workers go back (or are terminated).
+      done.forEach((deferred) => deferred.resolve());
+      wake.resolve();
+      await Promise.allSettled([...columns, handing]);
+      throw error;
+    }
   });
 }
 
-/** One part computed in this thread beside the workers, yielding between batches so their replies are handled. */
+/**
+ * One part computed in this thread; `yielding` between batches when workers
+ * compute beside it, so their replies are handled.
+ */
 async function computeHere(
-  shape: Plan, part: { offset: number; length: number }, outputs: number, batches: readonly Batch[],
-  signal: AbortSignal | undefined, into: Uint8Array | undefined, onBatch: (batch: Batch) => void,
+  shape: Plan, part: Range, outputs: number, batches: readonly Batch[],
+  signal: AbortSignal | undefined, into: Uint8Array | undefined, onBatch: (batch: Batch) => void, yielding: boolean,
 ): Promise<Uint8Array> {
-  const accumulator = new SliceAccumulator(localKernel(shape.kernel), { partOffset: part.offset, partLength: part.length, outputs, batchCapacity: shape.batchSize });
+  const accumulator = new SliceAccumulator(localKernel(shape.kernel), { partOffset: part.start, partLength: part.length, outputs, batchCapacity: shape.batchSize });
   try {
     for (const batch of batches) {
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (yielding) await new Promise<void>((resolve) => setImmediate(resolve));
       signal?.throwIfAborted();
       accumulator.addBatch(batch.sources, batch.coefficients);
       onBatch(batch);
@@ -209,7 +271,7 @@ function localKernel(name: KernelName): Kernel {
 function runWorker(
   worker: Worker,
   kernel: KernelName,
-  part: { offset: number; length: number },
+  part: Range,
   outputs: number,
   batchCapacity: number,
   batches: readonly Batch[],
@@ -251,6 +313,6 @@ function runWorker(
       }
     };
     worker.onerror = (event) => finish(new Error(`PAR2 worker: ${event.message}`));
-    send({ type: "start", kernel, module: kernel === "simd" ? simdModule() : undefined, shape: { partOffset: part.offset, partLength: part.length, outputs, batchCapacity } });
+    send({ type: "start", kernel, module: kernel === "simd" ? simdModule() : undefined, shape: { partOffset: part.start, partLength: part.length, outputs, batchCapacity } });
   });
 }
