@@ -279,6 +279,29 @@ describe("create, verify, repair in-process", () => {
     expect((await verifyRecoverySet(join(dir, "set.par2"))).files[0].status).toBe("intact");
   });
 
+  test("a file of 64 MiB and more has its slices hashed on another thread: holes, the short last slice and repair come out right, and par2cmdline agrees", async () => {
+    const path = join(dir, "big.bin");
+    const length = 64 * 1024 * 1024 + 1000;
+    const fd = openSync(path, "w");
+    try {
+      // Data, a hole of whole slices, data to a short last slice.
+      writeSync(fd, seededBytes(3 * 1024 * 1024, 11), 0, 3 * 1024 * 1024, 0);
+      writeSync(fd, seededBytes(8 * 1024 * 1024 + 1000, 12), 0, 8 * 1024 * 1024 + 1000, length - (8 * 1024 * 1024 + 1000));
+    } finally {
+      closeSync(fd);
+    }
+    const original = readFileSync(path);
+    await createRecoverySet(join(dir, "set.par2"), { files: [{ path, name: "big.bin" }], sliceSize: 256 * 1024, recoveryCount: 8 });
+    expect((await verifyRecoverySet(join(dir, "set.par2"))).files[0].status).toBe("intact");
+    if (Bun.which("par2")) expect(Bun.spawnSync(["par2", "verify", "-q", "-q", join(dir, "set.par2")]).exitCode).toBe(0);
+    const damaged = openSync(path, "r+");
+    writeSync(damaged, new Uint8Array(300_000).fill(7), 0, 300_000, length - 200_000);
+    closeSync(damaged);
+    const result = await repairRecoverySet(join(dir, "set.par2"));
+    expect(result.failure).toBeUndefined();
+    expect(equalBytes(readFileSync(path), original)).toBe(true);
+  }, 60_000);
+
   test("600 of 2000 slices missing (too many to fold the inverse into the coefficients): repaired through the syndromes", async () => {
     const original = seededBytes(8000, 7);
     await makeSet({ "tiny.bin": original }, { sliceSize: 4, recoveryCount: 620 });
