@@ -1,4 +1,4 @@
-import type { Database } from "bun:sqlite";
+import type { Database, Statement } from "bun:sqlite";
 
 /** A logical disk as the host catalog knows it. */
 export interface DiskRow {
@@ -35,6 +35,7 @@ const COPY_COLUMNS = "id, created_at AS createdAt, last_seen_at AS lastSeenAt, l
  */
 export class DisksTable {
   readonly #sqlite: Database;
+  #noteWrites: Statement | undefined;
 
   constructor(sqlite: Database) {
     this.#sqlite = sqlite;
@@ -159,8 +160,10 @@ export class DisksTable {
     return (this.#sqlite.query("SELECT writes FROM main.disk_copies WHERE id = ?").get(copyId) as { writes: number | null } | null)?.writes;
   }
 
+  /** Records the copy's committed batches (every commit of a disk writer: prepared once). */
   noteWrites(copyId: string, committed: number): void {
-    this.#sqlite.query("UPDATE main.disk_copies SET writes = ? WHERE id = ?").run(committed, copyId);
+    this.#noteWrites ??= this.#sqlite.prepare("UPDATE main.disk_copies SET writes = ? WHERE id = ?");
+    this.#noteWrites.run(committed, copyId);
   }
 
   deleteCopy(copyId: string): void {

@@ -1,5 +1,5 @@
 import type { Database, Statement } from "bun:sqlite";
-import { sameHash, type Content } from "./content-holders.ts";
+import { ContentHolders, sameHash, type Content } from "./content-holders.ts";
 import type { FileRecord } from "./records.ts";
 
 /** A disk catalog's row of one path: what the copy holds there (no source device or inode). */
@@ -15,6 +15,15 @@ export interface EntryRow {
   readonly archivedAt: number;
 }
 
+/** The disk writer's statements, run per change of every commit: prepared once per catalog and disk. */
+interface WriteStatements {
+  readonly insertIntent: Statement;
+  readonly deleteIntent: Statement;
+  readonly kindAndHash: Statement;
+  readonly upsert: Statement;
+  readonly delete: Statement;
+}
+
 const ENTRY_COLUMNS = "path, kind, size, mtime_ms AS mtimeMs, mtime_nsec AS mtimeNsec, mode, hash, link_target AS linkTarget, archived_at AS archivedAt";
 
 /**
@@ -27,6 +36,8 @@ export class EntriesTable {
   readonly #sqlite: Database;
   readonly #schema: string;
   #has: Statement | undefined;
+  #writes: WriteStatements | undefined;
+  #holders: ContentHolders<string> | undefined;
 
   constructor(sqlite: Database, schema: string) {
     this.#sqlite = sqlite;
@@ -153,6 +164,56 @@ export class EntriesTable {
         )
         .all(diskId, copyId) as { path: string }[]
     ).map((row) => row.path);
+  }
+
+  get #write(): WriteStatements {
+    const s = this.#schema;
+    return (this.#writes ??= {
+      insertIntent: this.#sqlite.prepare(`INSERT INTO ${s}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
+      deleteIntent: this.#sqlite.prepare(`DELETE FROM ${s}.intents WHERE id = ?`),
+      kindAndHash: this.#sqlite.prepare(`SELECT hash, kind FROM ${s}.entries WHERE path = ?`),
+      upsert: this.#sqlite.prepare(
+        `INSERT INTO ${s}.entries (path, kind, size, mtime_ms, mtime_nsec, mode, hash, link_target, archived_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, mtime_nsec = excluded.mtime_nsec,
+           mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
+      ),
+      delete: this.#sqlite.prepare(`DELETE FROM ${s}.entries WHERE path = ?`),
+    });
+  }
+
+  /** What the copy holds at `path` (a lookup per change of a commit). */
+  kindAndHashOf(path: string): { hash: string; kind: string } | undefined {
+    return (this.#write.kindAndHash.get(path) as { hash: string; kind: string } | null) ?? undefined;
+  }
+
+  /** Records what `path` holds now, replacing its entry. */
+  upsert(r: Omit<FileRecord, "dev" | "ino">, now: number): void {
+    this.#write.upsert.run(r.path, r.kind, r.size, r.mtimeMs, r.mtimeNsec ?? null, r.mode, r.hash, r.linkTarget, now);
+  }
+
+  delete(path: string): void {
+    this.#write.delete.run(path);
+  }
+
+  /** Who holds a content on this copy (paths, alike first), one at a time or a whole batch at once. */
+  get holders(): ContentHolders<string> {
+    return (this.#holders ??= new ContentHolders(this.#sqlite, { from: `${this.#schema}.entries`, columns: ["path"], toHolder: (values) => values[0] as string }));
+  }
+
+  /** Records a batch's intents (its changes as text, see intents.ts) before any is carried out; returns the batch's id. */
+  recordIntents(changes: string, now: number): number {
+    return (this.#write.insertIntent.get(changes, now) as { id: number }).id;
+  }
+
+  /** The batch is recorded: its intents go, in the transaction that records its results. */
+  dropIntents(id: number): void {
+    this.#write.deleteIntent.run(id);
+  }
+
+  /** The batches a killed run left (their changes as text), oldest first. */
+  leftIntents(): { id: number; changes: string }[] {
+    return this.#sqlite.query(`SELECT id, changes FROM ${this.#schema}.intents ORDER BY id`).all() as { id: number; changes: string }[];
   }
 
   /** Whether a batch's intents are left (a killed run's: to settle). */

@@ -1,6 +1,5 @@
 import type { Database, Statement } from "bun:sqlite";
 import { ContentHolders, sameHash, type Content, type Held } from "./content-holders.ts";
-import { HostFiles } from "./host-files.ts";
 import type { FileRecord, HostFileRow } from "./records.ts";
 
 /** What the differ compares of an archived path; the rest of its row is read only when the path changed. */
@@ -41,7 +40,7 @@ export class FilesTable {
   /** The differ's window of rows, by rows per window (one size per run). */
   readonly #statesFrom = new Map<number, Statement>();
   #markSeen: Statement | undefined;
-  #writes: HostFiles | undefined;
+  #rowWrites: { upsert: Statement; delete: Statement; setInode: Statement } | undefined;
   #symlinksOfInode: Statement | undefined;
   #holders: ContentHolders<{ path: string; diskId: string }> | undefined;
 
@@ -215,8 +214,37 @@ export class FilesTable {
     this.#sqlite.query("DELETE FROM main.files WHERE disk_id = ?").run(diskId);
   }
 
-  /** The writers' statements: one upsert, one delete, the inode refresh. */
-  get writes(): HostFiles {
-    return (this.#writes ??= new HostFiles(this.#sqlite));
+  /** The writers' statements, run per change of every commit: prepared once per catalog. */
+  get #writes(): { upsert: Statement; delete: Statement; setInode: Statement } {
+    return (this.#rowWrites ??= {
+      upsert: this.#sqlite.prepare(
+        `INSERT INTO main.files (path, kind, size, mtime_ms, mtime_nsec, mode, dev, ino, hash, link_target, disk_id, archived_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, mtime_nsec = excluded.mtime_nsec,
+           mode = excluded.mode, dev = excluded.dev, ino = excluded.ino, hash = excluded.hash,
+           link_target = excluded.link_target, disk_id = excluded.disk_id, archived_at = excluded.archived_at`,
+      ),
+      delete: this.#sqlite.prepare("DELETE FROM main.files WHERE path = ?"),
+      setInode: this.#sqlite.prepare("UPDATE main.files SET dev = ?, ino = ? WHERE path = ?"),
+    });
+  }
+
+  /**
+   * Records `r` as held by disk `diskId`, replacing what the path held
+   * before. A change of the archive goes through HostFiles, which queues it
+   * for the disk's copies too; this is the row alone.
+   */
+  upsert(r: FileRecord, diskId: string, now: number): void {
+    this.#writes.upsert.run(r.path, r.kind, r.size, r.mtimeMs, r.mtimeNsec ?? null, r.mode, r.dev, r.ino, r.hash, r.linkTarget, diskId, now);
+  }
+
+  /** Drops the row of `path` (the row alone: see upsert). */
+  delete(path: string): void {
+    this.#writes.delete.run(path);
+  }
+
+  /** The source device and inode of an unchanged path, found anew (see InodeRefresh). */
+  setInode(path: string, dev: number, ino: number): void {
+    this.#writes.setInode.run(dev, ino, path);
   }
 }

@@ -28,7 +28,7 @@ export class InodeRefresh {
     if (this.#pending.length === 0) return;
     const batch = this.#pending;
     this.#pending = [];
-    const files = this.#catalog.files.writes;
+    const files = this.#catalog.files;
     this.#catalog.transaction(() => {
       for (const { path, dev, ino } of batch) files.setInode(path, dev, ino);
     });

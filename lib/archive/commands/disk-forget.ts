@@ -69,7 +69,7 @@ export function forgetCopy(settings: Settings, options: { readonly label: string
     const queue = new DeferredQueue(catalog);
     catalog.transaction(() => {
       for (const file of lost) {
-        catalog.files.writes.delete(file.path);
+        catalog.files.delete(file.path);
         // Nobody can fetch them now: the other copies stop waiting for them.
         queue.dropPath(disk.id, file.path);
       }

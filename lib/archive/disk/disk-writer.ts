@@ -1,7 +1,8 @@
 import { linkSync, lstatSync, rmdirSync, symlinkSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
-import { ContentHolders, type Content, type Held } from "../catalog/content-holders.ts";
+import type { Content, ContentHolders, Held } from "../catalog/content-holders.ts";
+import type { EntriesTable } from "../catalog/entries-table.ts";
 import { HostFiles } from "../catalog/host-files.ts";
 import type { FileRecord } from "../catalog/records.ts";
 import { errnoCode, errorMessage, isOutOfSpace, OutOfSpaceError } from "../../errors.ts";
@@ -77,7 +78,7 @@ export class DiskWriter {
   readonly #catalog: ArchiveCatalog;
   #tempCounter = 0;
   readonly #tempPrefix = `${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  readonly #statements: ReturnType<typeof prepareStatements>;
+  readonly #recorder: Recorder;
   readonly #holders: ContentHolders<string>;
   readonly #tempNamePrefix: string;
   /** The data tree's directories, checked not to be symlinks before anything is written below them. */
@@ -92,8 +93,8 @@ export class DiskWriter {
     this.#catalog = catalog;
     this.disk = disk;
     this.#placer = options.placer;
-    this.#statements = prepareStatements(catalog, disk.alias);
-    this.#holders = new ContentHolders(catalog.sqlite, { from: `${disk.alias}.entries`, columns: ["path"], toHolder: (values) => values[0] as string });
+    this.#recorder = recorderOf(catalog, disk);
+    this.#holders = this.#recorder.entries.holders;
     this.#tempNamePrefix = `${this.#tempPrefix}-`;
     this.#dirs = new DataTreeDirs(disk.root);
   }
@@ -136,7 +137,7 @@ export class DiskWriter {
 
   /** What this disk's catalog holds at `path` (catalog = disk between batches). */
   entry(path: string): { readonly hash: string; readonly kind: string } | null {
-    return this.#statements.entry.get(path) as { hash: string; kind: string } | null;
+    return this.#recorder.entries.kindAndHashOf(path) ?? null;
   }
 
   /**
@@ -173,7 +174,7 @@ export class DiskWriter {
     const intentChanges = live.map((item) => toIntentChange(item.change, item.tempName));
     let intentId: number;
     try {
-      intentId = (this.#statements.insertIntent.get(encodeIntents(intentChanges), Date.now()) as { id: number }).id;
+      intentId = this.#recorder.entries.recordIntents(encodeIntents(intentChanges), Date.now());
     } catch (error) {
       if (!isOutOfSpace(error)) throw error;
       // Nothing has changed on the disk: the batch is dropped with its temps, the disk stays as its catalog says.
@@ -194,11 +195,11 @@ export class DiskWriter {
         const now = Date.now();
         // Each change is recorded from its intent (built once, for the intents row).
         live.forEach((item, i) => {
-          if (item.outcome?.ok) recordChange(this.#statements, this.disk, intentChanges[i], now);
+          if (item.outcome?.ok) recordChange(this.#recorder, this.disk, intentChanges[i], now);
         });
-        this.#statements.deleteIntent.run(intentId);
+        this.#recorder.entries.dropIntents(intentId);
         // The catalog knows this copy as of this batch (see stale-copy.ts).
-        this.#statements.noteWrites.run(intentId, this.disk.label.copyId);
+        this.#catalog.disks.noteWrites(this.disk.label.copyId, intentId);
         options.inTransaction?.(outcomes);
       });
     try {
@@ -521,31 +522,20 @@ function toIntentChange(change: DiskChange, tempName?: string): IntentChange {
  * The catalog rows that follow one change carried out on `disk`: its disk
  * catalog always; for a change of the archive also the host's (see HostFiles.made).
  */
-function recordChange(s: ReturnType<typeof prepareStatements>, disk: MountedDisk, change: IntentChange, now: number): void {
-  if (change.op === "delete" || change.op === "rename") s.deleteEntry.run(change.op === "delete" ? change.path : change.fromPath!);
-  if (change.op !== "delete") {
-    const r = change.record!;
-    s.upsertEntry.run(r.path, r.kind, r.size, r.mtimeMs, r.mtimeNsec ?? null, r.mode, r.hash, r.linkTarget, now);
-  }
-  if (!change.diskOnly) s.hostFiles.made(change, disk.label.diskId, disk.label.copyId, now);
+function recordChange(r: Recorder, disk: MountedDisk, change: IntentChange, now: number): void {
+  if (change.op === "delete" || change.op === "rename") r.entries.delete(change.op === "delete" ? change.path : change.fromPath!);
+  if (change.op !== "delete") r.entries.upsert(change.record!, now);
+  if (!change.diskOnly) r.hostFiles.made(change, disk.label.diskId, disk.label.copyId, now);
 }
 
-function prepareStatements(catalog: ArchiveCatalog, alias: string) {
-  const db = catalog.sqlite;
-  return {
-    insertIntent: db.prepare(`INSERT INTO ${alias}.intents (changes, created_at) VALUES (?, ?) RETURNING id`),
-    deleteIntent: db.prepare(`DELETE FROM ${alias}.intents WHERE id = ?`),
-    noteWrites: db.prepare("UPDATE main.disk_copies SET writes = ? WHERE id = ?"),
-    entry: db.prepare(`SELECT hash, kind FROM ${alias}.entries WHERE path = ?`),
-    upsertEntry: db.prepare(
-      `INSERT INTO ${alias}.entries (path, kind, size, mtime_ms, mtime_nsec, mode, hash, link_target, archived_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size, mtime_ms = excluded.mtime_ms, mtime_nsec = excluded.mtime_nsec,
-         mode = excluded.mode, hash = excluded.hash, link_target = excluded.link_target, archived_at = excluded.archived_at`,
-    ),
-    deleteEntry: db.prepare(`DELETE FROM ${alias}.entries WHERE path = ?`),
-    hostFiles: new HostFiles(db, catalog),
-  };
+/** Where a change carried out on a disk is recorded: its disk catalog's entries (and intents), the host's rows and queues. */
+interface Recorder {
+  readonly entries: EntriesTable;
+  readonly hostFiles: HostFiles;
+}
+
+function recorderOf(catalog: ArchiveCatalog, disk: MountedDisk): Recorder {
+  return { entries: catalog.entries(disk.alias), hostFiles: new HostFiles(catalog) };
 }
 
 /**
@@ -555,9 +545,8 @@ function prepareStatements(catalog: ArchiveCatalog, alias: string) {
  */
 export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number {
   const layout = disk.layout;
-  const statements = prepareStatements(catalog, disk.alias);
-  const rows = catalog.sqlite.query(`SELECT id, changes FROM ${disk.alias}.intents ORDER BY id`).all() as { id: number; changes: string }[];
-  const batches = rows.map((row) => ({ id: row.id, intents: decodeIntents(row.changes) }));
+  const recorder = recorderOf(catalog, disk);
+  const batches = recorder.entries.leftIntents().map((row) => ({ id: row.id, intents: decodeIntents(row.changes) }));
   // Temps no intent names (copies in flight, the room kept for commits) go
   // first: on a full disk their room is what lets the transaction below
   // record the rest. A named temp stays until then: it tells "not placed".
@@ -579,9 +568,9 @@ export function recoverDisk(catalog: ArchiveCatalog, disk: MountedDisk): number 
           if (intent.op === "place") done = !lstatQuiet(join(layout.tmp, intent.tempName ?? "")) && exists(intent.path);
           else if (intent.op === "rename") done = !exists(intent.fromPath ?? "") && exists(intent.path);
           else done = !exists(intent.path);
-          if (done) recordChange(statements, disk, intent, now);
+          if (done) recordChange(recorder, disk, intent, now);
         }
-        statements.deleteIntent.run(batch.id);
+        recorder.entries.dropIntents(batch.id);
       }
     });
   } catch (error) {

@@ -48,7 +48,7 @@ export class ArchiveWriter implements ChangeWriter {
     this.#catalog = catalog;
     this.#space = space;
     this.#writers = new Map(writers.map((writer) => [writer.disk.label.diskId, writer]));
-    this.#hostFiles = new HostFiles(catalog.sqlite, catalog);
+    this.#hostFiles = new HostFiles(catalog);
     this.#lastQueuedAtStart = new DeferredQueue(catalog).lastId();
   }
 
