@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
+import type { ParitySetsTable } from "../catalog/parity-sets-table.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import { ParityStore, type ParityPolicy, type StoredSet } from "../disk/parity-store.ts";
 import { errnoCode, errorMessage } from "../../errors.ts";
@@ -55,12 +56,10 @@ export function parity(items: AsyncIterable<StoredFile>, options: ParityOptions)
 
 async function* protect(items: AsyncIterable<StoredFile>, policy: ParityPolicy, options: ParityOptions): AsyncGenerator<StoredFile> {
   const inFlight = new Map<string, Promise<void>>();
-  const protectedStatements = new Map(
-    options.disks.map((disk) => [disk.root, options.catalog.sqlite.prepare(`SELECT 1 FROM ${disk.alias}.parity_sets WHERE hash = ?`)]),
-  );
+  const paritySets = new Map(options.disks.map((disk) => [disk.root, options.catalog.paritySets(disk.alias)]));
   const protectOne = async (item: StoredFile): Promise<StoredFile | undefined> => {
     try {
-      return await protectCopy(item, policy, options, inFlight, protectedStatements);
+      return await protectCopy(item, policy, options, inFlight, paritySets);
     } finally {
       if (item.tempName) options.space?.releaseParity(item.tempName);
     }
@@ -81,7 +80,7 @@ async function protectCopy(
   policy: ParityPolicy,
   options: ParityOptions,
   inFlight: Map<string, Promise<void>>,
-  protectedStatements: ReadonlyMap<string, { get(hash: string): unknown }>,
+  paritySets: ReadonlyMap<string, ParitySetsTable>,
 ): Promise<StoredFile | undefined> {
   if (item.action !== "copy" || !item.tempName || item.size === 0) return item;
   const disk = item.disk;
@@ -94,7 +93,7 @@ async function protectCopy(
     await pending;
     return item;
   }
-  if (made.has(item.hash) || protectedStatements.get(disk.root)?.get(item.hash)) return item;
+  if (made.has(item.hash) || paritySets.get(disk.root)?.has(item.hash)) return item;
   let noRoom = false;
   const work = (async () => {
     options.report.parityPlanned(item.size);
