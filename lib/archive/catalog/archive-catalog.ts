@@ -23,10 +23,13 @@ export interface OpenArchiveCatalogOptions {
  * disk catalogs, transactions) and its tables. Every SQL statement is in a
  * table module of this folder, one per table group (files, disks and their
  * copies, runs, deferred actions; a disk catalog's entries and intents, its
- * parity sets), as plain SQL over bun:sqlite: statements that run per file
- * are prepared once per catalog, the rest go through bun:sqlite's
- * statement cache. Commands, stages and run setup call their methods;
- * `sqlite` is for those modules alone (test/layers.test.ts checks it).
+ * parity sets; a run's temp tables in run-links.ts), as plain SQL over
+ * bun:sqlite: statements that run per file are prepared once per catalog
+ * (drizzle's prepared queries were measured slower there, and loading
+ * drizzle costs more than a run with nothing to do: it stays the schema and
+ * the migrator), the rest go through bun:sqlite's statement cache. Commands,
+ * stages and run setup call their methods; `sqlite` is for those modules
+ * alone (test/sql-owners.test.ts checks it).
  */
 export class ArchiveCatalog {
   readonly path: string;
@@ -177,16 +180,6 @@ export class ArchiveCatalog {
       );
     }
     return id;
-  }
-
-  /** Whether the archive holds any file at all. */
-  hasFiles(): boolean {
-    return this.files.any();
-  }
-
-  /** Whether any archived file of 1 MiB or more has this size: only then can new large content be a duplicate. */
-  hasContentOfSize(size: number): boolean {
-    return this.files.anyOfLargeSize(size);
   }
 
   /** Attaches a disk catalog under `alias` so one transaction can cover both. */

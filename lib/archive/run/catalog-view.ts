@@ -4,7 +4,7 @@ import type { DiskWriter } from "../disk/disk-writer.ts";
 import type { SpaceBudget } from "../disk/space-budget.ts";
 import type { PlannerView } from "./planner.ts";
 
-/** Sizes from here on are indexed in the host catalog (see ArchiveCatalog.hasContentOfSize). */
+/** Sizes from here on are indexed in the host catalog (see FilesTable.anyOfLargeSize). */
 const LARGE_SIZE_INDEXED = 1024 * 1024;
 
 /**
