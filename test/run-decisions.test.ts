@@ -270,3 +270,23 @@ describe("issue 11.12: --dry-run counts renames as renames", () => {
     expect(dry.stdout + dry.stderr).not.toContain(`delete ${join(env.source, "X", "movie.mkv")}`);
   });
 });
+
+describe("issue 12.2: content the disk's catalog lists but whose file is gone from the disk", () => {
+  test("issue 12.2: a new duplicate of content whose only file on the disk is missing is stored as a copy, not refused on every run", async () => {
+    env = await archiveEnv({ "a.txt": "the same bytes in two files\n" });
+    expect((await env.run("--parity", "off")).exitCode).toBe(0);
+    // Lost from the disk (deleted there, or damage): the catalogs still list it.
+    rmSync(env.onDisk("a.txt"));
+    // A duplicate alike (same bytes, mtime and mode): the planner makes it a hardlink of a.txt.
+    copyFileSync(join(env.source, "a.txt"), join(env.source, "b.txt"));
+    expect(Bun.spawnSync(["touch", "-r", join(env.source, "a.txt"), join(env.source, "b.txt")]).exitCode).toBe(0);
+    const run = await env.run("--parity", "off");
+    expect(run.json.errors).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    expect(run.json).toMatchObject({ new: 1, notStored: { files: 0, bytes: 0 } });
+    expect(readFileSync(env.onDisk("b.txt"), "utf8")).toBe("the same bytes in two files\n");
+    const to = join(env.root, "restored");
+    expect((await env.restore(to, join(env.source, "b.txt"))).exitCode).toBe(0);
+    expect(readFileSync(join(to, env.source, "b.txt"), "utf8")).toBe("the same bytes in two files\n");
+  });
+});

@@ -250,6 +250,16 @@ describe("planner: where each change of a batch goes (placeBatch)", () => {
     expect(dup).toMatchObject({ when: "now", diskId: "A", change: { op: "link", from: ["/s/a"] }, storedAs: "link" });
   });
 
+  test("TestContentWhoseLinkFailedIsCopied: once a hardlink to a content could not be made (its file the catalog lists is gone from the disk), that content is copied for the rest of the run, not linked to the missing file again", () => {
+    const planner = new Planner(fakeView({ target: "A", written: ["A"], rows: [row("/s/missing-on-disk", "A")] }));
+    expect(planner.placeBatch([copied(like("/s/dup"))])[0]).toMatchObject({ change: { op: "link" } });
+    // The disk writer reported it for replanning: the file comes back as a copy.
+    expect(planner.replan(planned(like("/s/dup"), { hash: HASH, action: "link" })).action).toBe("copy");
+    expect(planner.placeBatch([copied(like("/s/dup"))])).toEqual([{ when: "now", diskId: "A", change: { op: "place", record: like("/s/dup"), tempName: "t-/s/dup" }, storedAs: "copy" }]);
+    expect(planner.plan(planned(like("/s/another"), { hash: HASH })).action).toBe("copy");
+    expect(planner.placeBatch([{ op: "link", record: like("/s/planned-earlier") }])[0]).toMatchObject({ when: "replan" });
+  });
+
   test("TestBehindCopyKeepsOrder: on a written copy whose queue still changes a path, a change of that path is queued behind it", () => {
     const planner = new Planner(fakeView({ target: "A", written: ["A"], rows: [row("/s/waits", "A")], waiting: { A: ["/s/waits"] } }));
     const [waits, free] = planner.placeBatch([{ op: "delete", path: "/s/waits" }, copied(like("/s/free", { hash: OTHER_HASH }))]);

@@ -89,6 +89,12 @@ export class Planner {
   readonly #view: PlannerView;
   /** Paths a behind copy's queue still changes, grown as changes are queued behind them (see #behindWaiting). */
   readonly #waiting = new Map<string, Set<string>>();
+  /**
+   * Contents (hash and size) a hardlink could not be made to in this run: a
+   * file the catalogs list is gone from the disk (deleted there, damage).
+   * They are copied from then on, never linked to that file again.
+   */
+  readonly #unlinkable = new Set<string>();
 
   constructor(view: PlannerView) {
     this.#view = view;
@@ -134,14 +140,17 @@ export class Planner {
     return this.#held(asContent(item, hash), "any") ? { ...item, hash, action: "link" } : undefined;
   }
 
-  /** A file whose placement could not be carried out: its data is copied after all (a symlink is made anew). */
+  /** A file whose placement could not be carried out: its data is copied after all (a symlink is made anew); a content a hardlink failed for is not linked again in this run. */
   replan(item: PlannedFile): PlannedFile {
+    // A hardlink that could not be made (a rename's old name missing says nothing of other files of its content).
+    if (item.kind === "file" && item.hash && item.action !== "rename") this.#unlinkable.add(dataKey(item.hash, item.size));
     const change = item.change === "renamed" ? "new" : item.change;
     return { ...item, change, action: item.kind === "symlink" ? "symlink" : "copy" };
   }
 
   /** Whether a content is held on the disk new data goes to, else anywhere in the archive. */
   #held(content: Content, which: "alike" | "any"): boolean {
+    if (this.#unlinkable.has(dataKey(content.hash, content.size))) return false;
     const target = this.#view.targetDisk();
     const onTarget = this.#view.writtenNow(target) ? this.#view.holdersOnDisk(target, content) : [];
     if (onTarget.some((held) => which === "any" || held.alike)) return true;
@@ -180,11 +189,13 @@ export class Planner {
         const copy: Placement = { when: "now", diskId, change: { op: "place", record, tempName: change.tempName }, storedAs: "copy" };
         if (record.kind !== "file") return copy;
         const unneededTemp = { diskId, tempName: change.tempName };
-        if (batch.heldOn(diskId, record, "alike")) return { when: "now", diskId, change: { op: "link", record, from: batch.sources(diskId, record, "alike") }, storedAs: "link", unneededTemp };
-        const elsewhere = this.#linkElsewhere(record, diskId, batch, "alike");
+        // A link to its content could not be made before in this run: the copy stays (or joins a copy of this batch).
+        const linkable = !this.#unlinkable.has(dataKey(record.hash, record.size));
+        if (linkable && batch.heldOn(diskId, record, "alike")) return { when: "now", diskId, change: { op: "link", record, from: batch.sources(diskId, record, "alike") }, storedAs: "link", unneededTemp };
+        const elsewhere = linkable ? this.#linkElsewhere(record, diskId, batch, "alike") : undefined;
         if (elsewhere) return { ...elsewhere, unneededTemp };
         // Content that arrived twice in this batch (hardlinked or identical sources copied at the same time): one copy, the other a link to it.
-        const inBatch = batch.sources(diskId, record, "alike");
+        const inBatch = linkable ? batch.sources(diskId, record, "alike") : batch.sources(diskId, record, "alike").filter((source) => typeof source !== "string");
         if (inBatch.length > 0) return { when: "now", diskId, change: { op: "link", record, from: inBatch }, storedAs: "link", unneededTemp };
         return copy;
       }
@@ -194,6 +205,7 @@ export class Planner {
         return { when: "now", diskId, change: { op: "symlink", record: change.record, ...(from.length > 0 ? { from } : {}) }, storedAs: "symlink" };
       }
       case "link": {
+        if (this.#unlinkable.has(dataKey(change.record.hash, change.record.size))) return { when: "replan", reason: "a file of its content is missing on the disk" };
         const target = view.targetDisk();
         if (view.writtenNow(target) && batch.heldOn(target, change.record, "any")) {
           return { when: "now", diskId: target, change: { op: "link", record: change.record, from: batch.sources(target, change.record, "any") }, storedAs: "link" };
@@ -362,6 +374,11 @@ class BatchState {
       if (!this.#symlinks.has(key)) this.#symlinks.set(key, index);
     }
   }
+}
+
+/** A content by its bytes alone (hash and size), whatever mtime and mode its files show. */
+function dataKey(hash: string, size: number): string {
+  return `${hash}/${size}`;
 }
 
 function symlinkKey(diskId: string, record: FileRecord): string {
