@@ -150,6 +150,35 @@ describe("blaine run: what a change does", () => {
     await expectRestoreEqualsSource(env);
   });
 
+  test("a deletion the disk refuses is reported and not counted as deleted; the file stays archived and the next run deletes it", async () => {
+    if (process.getuid?.() !== 0) {
+      console.log("skipped: bind-mounting a file over an archived file (so that its unlink fails with EBUSY) needs root");
+      return;
+    }
+    env = await archiveEnv({ "keep.txt": "kept\n", "gone.txt": "removed from the source\n" });
+    expect((await env.run()).exitCode).toBe(0);
+    unlinkSync(join(env.source, "gone.txt"));
+    // A file mounted over the archived one: unlinking it fails (EBUSY), as a deletion on a disk that refuses it does.
+    const over = join(env.root, "mounted-over");
+    writeFileSync(over, "x\n");
+    const onDisk = env.onDisk("gone.txt");
+    expect(Bun.spawnSync(["mount", "--bind", over, onDisk]).exitCode).toBe(0);
+    let refused;
+    try {
+      refused = await env.run();
+    } finally {
+      Bun.spawnSync(["umount", onDisk]);
+    }
+    expect(refused.json.errors.map((error: { path: string }) => error.path)).toEqual([join(env.source, "gone.txt")]);
+    expect(refused.exitCode).toBe(1);
+    expect(refused.json.deleted).toBe(0);
+    expect((await env.cli("whereis", join(env.source, "gone.txt"), "--json")).exitCode).toBe(0);
+    const again = await env.run();
+    expect(again.exitCode).toBe(0);
+    expect(again.json.deleted).toBe(1);
+    await expectRestoreEqualsSource(env);
+  });
+
   test("a rename without a stable inode (path-size-mtime) is found by content and counted as a rename", async () => {
     env = await archiveEnv({ "a.bin": { bytes: 30_000, seed: 3 }, other: "o" });
     await env.run("--match", "path-size-mtime");

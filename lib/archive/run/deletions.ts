@@ -88,11 +88,10 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
     report.counts.deleted += deletions;
     return;
   }
-  const changes: FileChange[] = vanished.filter((file) => !kept.has(file)).map((file) => ({ op: "delete", path: file.path }));
-  // Deletions left undone for lack of space: the slices not committed, and changes a commit had no room for.
-  let notDone = 0;
-  let start = 0;
-  for (; start < changes.length && !report.outOfSpace; start += 1000) {
+  const changes: Extract<FileChange, { op: "delete" }>[] = vanished.filter((file) => !kept.has(file)).map((file) => ({ op: "delete", path: file.path }));
+  // Counted as they are done (the old names of renames by content are renames): not what a commit had no room for, nor what failed.
+  const deleted = new Set(gone.map((file) => file.path));
+  for (let start = 0; start < changes.length && !report.outOfSpace; start += 1000) {
     run.signal.throwIfAborted();
     const slice = changes.slice(start, start + 1000);
     let outcomes: PlacementOutcome[];
@@ -102,19 +101,16 @@ export async function applyDeletions(run: ArchiveRun): Promise<void> {
       // Made on the disk, recorded by the next command (see DiskWriter.commit).
       if (!(error instanceof OutOfSpaceError)) throw error;
       report.outOfSpace = error.message;
-      notDone += slice.length;
-      start += 1000;
       break;
     }
     outcomes.forEach((outcome, i) => {
-      if (outcome.noRoom) {
-        report.outOfSpace ??= outcome.error;
-        notDone++;
-      } else if (!outcome.ok) report.error((slice[i] as { path: string }).path, outcome.error ?? "could not be deleted");
+      const { path } = slice[i];
+      if (outcome.ok) {
+        if (deleted.has(path)) report.counts.deleted++;
+      } else if (outcome.noRoom) report.outOfSpace ??= outcome.error;
+      else report.error(path, outcome.error ?? "could not be deleted");
     });
   }
-  notDone += Math.max(0, changes.length - start);
-  report.counts.deleted += Math.max(0, deletions - notDone);
 }
 
 /** Whether a dry run's planned copy of a new path holds `file`'s content (read and hashed now); if so it is taken. */
