@@ -215,6 +215,56 @@ describe.each([{ backend: "sqlite" as const }, ...(pgMissing ? [] : [{ backend: 
   });
 });
 
+test("issue 16: a prune while a blaine image cleanup of the same catalog is deleting leaves that cleanup's chunks to it: a send that needs them again writes them after it, and every session receives as it was sent", async () => {
+  const { blaine, isStopped, spawnBlaine, waitFor } = await import("./helpers/cli.ts");
+  const source = plainSource();
+  const vm = join(source, "vm1");
+  const first = randomBytes(3 * MiB, 50);
+  writeFileSync(vm, first);
+  truncateSync(vm, 4 * MiB);
+  const env = await newArchive(source);
+  await env.ok(["add", "vm1"]);
+  const expected = new Map<string, Uint8Array>();
+  const sendAt = async (day: number) => {
+    const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-08-0${day}T00:00:00Z` })).volumes[0];
+    expected.set(sent.session, readFileSync(vm));
+    return sent;
+  };
+  const a = await sendAt(1);
+  const second = randomBytes(3 * MiB, 51);
+  writeAt(vm, 0, second);
+  await sendAt(2);
+  writeAt(vm, 0, randomBytes(CHUNK, 52));
+  const d = await sendAt(3);
+  writeAt(vm, 0, second.subarray(0, CHUNK));
+  await sendAt(4);
+  // The first session goes through blaine image, whose cleanup then deletes its 48 chunks and stops after one.
+  const imageArgs = (args: string[]) => ["image", ...args, "--db", env.db, "--store", env.storeDir];
+  expect((await blaine(imageArgs(["rm", a.uid, "--force"]))).exitCode).toBe(0);
+  expected.delete(a.session);
+  const cleanup = spawnBlaine(imageArgs(["cleanup", "--grace", "0"]), { env: { BLAINE_STOP_AT: "image-chunk-deleted:1" } });
+  try {
+    await waitFor(() => isStopped(cleanup.pid) || cleanup.exitCode !== null, 60_000, "the cleanup to stop after its first chunk");
+    expect(cleanup.exitCode).toBeNull();
+    // Meanwhile a prune of the volume, and a send of the first content again (its chunks are being deleted).
+    expect((await env.ok(["prune", "vm1", "--session", d.session])).freeingDeferred).toBe(true);
+    expected.delete(d.session);
+    writeAt(vm, 0, first);
+    const send = spawnBlaine(["volume", "send", "--db", env.db, "--json"], { env: { BLAINE_NOW: "2026-08-05T00:00:00Z" } });
+    await waitFor(() => send.exitCode !== null, 3000, "the send").catch(() => {});
+    cleanup.kill("SIGCONT");
+    expect(await cleanup.exited).toBe(0);
+    expect(await send.exited).toBe(0);
+    expected.set(JSON.parse(await new Response(send.stdout).text()).volumes[0].session, readFileSync(vm));
+  } finally {
+    cleanup.kill("SIGCONT");
+  }
+  await expectSessionsEqual(env, "vm1", expected);
+  // What the prune left to free goes with the next cleanup.
+  expect((await blaine(imageArgs(["cleanup", "--grace", "0"]))).exitCode).toBe(0);
+  expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
+});
+
 describe("kill -9", () => {
   const sendPoints = [
     ...["image-chunk-stored:3", "volume-send-blocks-written:1", "volume-send-session-valid:1"].map((point) => ({ point, backend: "sqlite" as const })),

@@ -16,7 +16,12 @@ import { PRUNE_PENDING, type VolumeCatalog } from "./catalog/volume-catalog.ts";
  *      read or rewritten: every session holds its full block list, so no
  *      other session needs anything of theirs);
  *   4. those chunks are deleted (image cleanup's passes, no grace period:
- *      the archive's lock keeps sends out, and claims protect any backup);
+ *      the archive's lock keeps sends out, and claims protect any backup),
+ *      under the cleanup lock as `blaine image cleanup` deletes: the
+ *      deleting list is its holder's (freeing another cleanup's list would
+ *      let a backup write a chunk again that the other then deletes). When
+ *      a cleanup holds it, the chunks stay candidates for the next prune
+ *      or cleanup;
  *   5. the note is cleared.
  *
  * Each step is idempotent, so resuming repeats the steps from the first.
@@ -25,12 +30,17 @@ export interface RemovalResult {
   readonly sessionsRemoved: number;
   readonly chunksFreed: number;
   readonly bytesFreed: number;
+  /** A `blaine image cleanup` held the cleanup lock: the chunks no session needs are left for the next prune or cleanup. */
+  readonly freeingDeferred: boolean;
 }
+
+/** Said when removeSessions found a `blaine image cleanup` of the same catalog deleting. */
+export const FREEING_DEFERRED = "a blaine image cleanup of this catalog is running: the chunks no session needs any more are freed by the next prune or blaine image cleanup";
 
 export async function removeSessions(catalog: ImageCatalog, volumes: VolumeCatalog, store: ChunkStore, uids: readonly string[]): Promise<RemovalResult> {
   const pending = await pendingRemoval(volumes);
   const all = [...new Set([...pending, ...uids])];
-  if (all.length === 0) return { sessionsRemoved: 0, chunksFreed: 0, bytesFreed: 0 };
+  if (all.length === 0) return { sessionsRemoved: 0, chunksFreed: 0, bytesFreed: 0, freeingDeferred: false };
   await volumes.setSettings({ [PRUNE_PENDING]: JSON.stringify(all) });
   crashPoint("volume-prune-noted");
   for (const uid of all) await store.deleteVersionDoc(uid);
@@ -39,9 +49,15 @@ export async function removeSessions(catalog: ImageCatalog, volumes: VolumeCatal
   const removing = all.filter((uid) => present.has(uid));
   await catalog.removeVersions(removing);
   crashPoint("volume-prune-versions-removed");
-  const freed = await freeGarbage(catalog, store, Date.now());
+  const release = await catalog.sql.tryLock("cleanup");
+  let freed = { chunksFreed: 0, bytesFreed: 0 };
+  try {
+    if (release) freed = await freeGarbage(catalog, store, Date.now());
+  } finally {
+    await release?.();
+  }
   await volumes.deleteSetting(PRUNE_PENDING);
-  return { sessionsRemoved: removing.length, ...freed };
+  return { sessionsRemoved: removing.length, ...freed, freeingDeferred: !release };
 }
 
 /** The removal a killed command left noted, if any. */

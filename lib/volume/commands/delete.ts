@@ -3,7 +3,7 @@ import { ExitCode } from "../../errors.ts";
 import { formatBytes } from "../../size.ts";
 import { confirm } from "../confirm.ts";
 import { withArchive } from "../open-archive.ts";
-import { removeSessions } from "../remove-sessions.ts";
+import { FREEING_DEFERRED, removeSessions } from "../remove-sessions.ts";
 import { ARCHIVE_LABEL } from "../sessions.ts";
 import { openChangeSource } from "../sources/change-source.ts";
 import type { VolumeSettings } from "../settings.ts";
@@ -22,6 +22,7 @@ export async function deleteVolume(settings: VolumeSettings, name: string, outpu
     await (await openChangeSource(open.archive.source)).forget(name).catch((error) => output.say(`warning: ${error instanceof Error ? error.message : String(error)}`));
     await open.volumes.removeVolume(name);
     output.say(`deleted volume ${name}: ${removal.sessionsRemoved} session(s), ${removal.chunksFreed} chunk(s) (${formatBytes(removal.bytesFreed)}) freed`);
+    if (removal.freeingDeferred) output.say(FREEING_DEFERRED);
     output.result({ deleted: name, sessionsRemoved: removal.sessionsRemoved, chunksFreed: removal.chunksFreed, bytesFreed: removal.bytesFreed });
     return ExitCode.ok;
   });

@@ -3,7 +3,7 @@ import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
 import type { VersionRow } from "../../image/catalog/image-catalog.ts";
 import { formatBytes } from "../../size.ts";
 import { withArchive } from "../open-archive.ts";
-import { removeSessions } from "../remove-sessions.ts";
+import { FREEING_DEFERRED, removeSessions } from "../remove-sessions.ts";
 import { parseSessionOption, selectSessions } from "../sessions.ts";
 import type { VolumeSettings } from "../settings.ts";
 
@@ -51,10 +51,12 @@ export async function pruneVolumes(settings: VolumeSettings, request: PruneReque
     const removal = await removeSessions(open.catalog, open.volumes, open.store, uids);
     for (const entry of chosen) output.say(`${entry.volume}: pruned ${entry.sessions.length} session(s): ${entry.sessions.map((session) => session.snapshot).join(", ")}`);
     output.say(uids.length === 0 ? "nothing to prune" : `freed ${removal.chunksFreed} chunk(s), ${formatBytes(removal.bytesFreed)}`);
+    if (removal.freeingDeferred) output.say(FREEING_DEFERRED);
     output.result({
       pruned: chosen.map((entry) => ({ volume: entry.volume, sessions: entry.sessions.map((session) => session.snapshot) })),
       chunksFreed: removal.chunksFreed,
       bytesFreed: removal.bytesFreed,
+      freeingDeferred: removal.freeingDeferred,
     });
     return ExitCode.ok;
   });
