@@ -481,6 +481,28 @@ test("issue 16: arch-deduplicate removes chunks no session references (a killed 
   expect(gone.stderr).toContain("holds no volume archive");
 });
 
+test("issue 16: arch-delete on a catalog and destination that blaine image backups share deletes the archive's sessions and chunks, never a chunk an image version needs", async () => {
+  const { blaine } = await import("./helpers/cli.ts");
+  const source = plainSource();
+  const vm = join(source, "vm1");
+  makeVolume(vm, 72);
+  const env = await newArchive(source);
+  await env.ok(["add", "vm1"]);
+  await env.ok(["send"]);
+  // An image backed up into the same catalog and store; half of it is the volume's chunks.
+  const disk = join(env.dir, "disk.img");
+  writeFileSync(disk, Buffer.concat([readFileSync(vm).subarray(0, 2 * MiB), randomBytes(2 * MiB, 73)]));
+  const imageArgs = (args: string[]) => ["image", ...args, "--db", env.db, "--store", env.storeDir, "--json"];
+  const backup = await blaine(imageArgs(["backup", disk, "disk", "--block-size", "64K"]));
+  expect(backup.exitCode).toBe(0);
+  const deleted = await env.ok(["arch-delete", "--unattended"]);
+  expect(deleted).toMatchObject({ volumes: 1, sessionsRemoved: 1 });
+  expect(env.chunkFiles()).toEqual(chunksOf([readFileSync(disk)]));
+  const out = join(env.dir, "disk.out");
+  expect((await blaine(imageArgs(["restore", backup.json.uid, out]))).exitCode).toBe(0);
+  expect(Buffer.compare(readFileSync(out), readFileSync(disk))).toBe(0);
+});
+
 test("issue 16: the catalog from blaine.toml's [volume] table (--config, or ./blaine.toml); an unknown key is named", async () => {
   const source = plainSource();
   makeVolume(join(source, "vm1"), 80);

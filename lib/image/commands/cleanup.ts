@@ -69,6 +69,25 @@ export async function freeGarbage(catalog: ImageCatalog, store: ChunkStore, cuto
 }
 
 /**
+ * Deletes the chunks the store holds that the catalog does not know (from
+ * killed backups): no version references them, no running backup claimed
+ * them, none is a deletion candidate in its grace period. The caller holds
+ * the cleanup lock. Also what a volume archive's arch-delete leaves of its
+ * destination: chunks image versions of the same catalog need stay.
+ */
+export async function freeOrphans(catalog: ImageCatalog, store: ChunkStore): Promise<{ chunksFreed: number; bytesFreed: number }> {
+  let chunksFreed = 0;
+  let bytesFreed = 0;
+  for await (const page of store.listChunks()) {
+    const orphans = await catalog.takeOrphans(page);
+    if (orphans.length === 0) continue;
+    bytesFreed += await deleteTaken(catalog, store, orphans);
+    chunksFreed += orphans.length;
+  }
+  return { chunksFreed, bytesFreed };
+}
+
+/**
  * `blaine image cleanup [--full] [--grace DURATION]`: deletes chunks that
  * no version references and that became candidates longer ago than the
  * grace period; --full also compares the store's listing with the catalog
@@ -98,13 +117,10 @@ export async function cleanupImages(settings: ImageSettings, full: boolean, outp
         );
       }
       tempsRemoved = await store.removeStaleTemps(settings.graceMs);
-      for await (const page of store.listChunks()) {
-        const orphans = await catalog.takeOrphans(page);
-        if (orphans.length === 0) continue;
-        bytesFreed += await deleteTaken(catalog, store, orphans);
-        chunksFreed += orphans.length;
-        orphansFreed += orphans.length;
-      }
+      const orphans = await freeOrphans(catalog, store);
+      bytesFreed += orphans.bytesFreed;
+      chunksFreed += orphans.chunksFreed;
+      orphansFreed += orphans.chunksFreed;
     }
     } finally {
       await release();

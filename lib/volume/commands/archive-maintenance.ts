@@ -1,7 +1,6 @@
 import type { Output } from "../../cli/output.ts";
 import { ExitCode } from "../../errors.ts";
-import { cleanupImages } from "../../image/commands/cleanup.ts";
-import { mapBounded } from "../../pipeline/bounded.ts";
+import { cleanupImages, freeOrphans } from "../../image/commands/cleanup.ts";
 import { formatBytes } from "../../size.ts";
 import { ARCHIVE_DOC } from "../archive-settings.ts";
 import { confirm } from "../confirm.ts";
@@ -33,8 +32,9 @@ export async function deduplicateArchive(settings: VolumeSettings, output: Outpu
 
 /**
  * `blaine volume arch-delete [-u]`: the whole archive — every session and
- * chunk on the destination, the volumes' snapshots, the archive's settings
- * in the catalog and on the destination. Asks first unless -u.
+ * the chunks on the destination no image version of the same catalog
+ * needs, the volumes' snapshots, the archive's settings in the catalog and
+ * on the destination. Asks first unless -u.
  */
 export async function deleteArchive(settings: VolumeSettings, output: Output): Promise<ExitCode> {
   return withArchive(settings, { store: true, write: true }, async (open) => {
@@ -42,13 +42,16 @@ export async function deleteArchive(settings: VolumeSettings, output: Output): P
     const versions = (await open.catalog.versions()).filter((version) => version.labels[ARCHIVE_LABEL] === open.archive.uid);
     confirm(`Delete the volume archive at ${open.imageSettings.store}: ${volumes.length} volume(s), ${versions.length} session(s)?`, settings.unattended);
     const removal = await removeSessions(open.catalog, open.volumes, open.store, versions.map((version) => version.uid));
-    // What is left on the destination (chunks of killed sends) goes too: the destination is the archive's own.
+    // What is left on the destination that the catalog does not know (chunks of killed sends) goes too; chunks
+    // image versions of the same catalog and store need stay (as do those a running image cleanup is deleting).
     let leftover = 0;
-    for await (const page of open.store.listChunks()) {
-      async function* each() {
-        yield* page;
+    const release = await open.catalog.sql.tryLock("cleanup");
+    if (release) {
+      try {
+        leftover = (await freeOrphans(open.catalog, open.store)).chunksFreed;
+      } finally {
+        await release();
       }
-      for await (const _ of mapBounded(each(), (hash) => open.store.deleteChunk(hash), { concurrency: 8 })) leftover++;
     }
     const source = await openChangeSource(open.archive.source);
     for (const volume of volumes) await source.forget(volume.name).catch(() => {});
