@@ -184,6 +184,25 @@ describe.skipIf(Boolean(missing))("ssh store", () => {
     expect(password.stderr).not.toContain("secret-4711");
   });
 
+  test("issue 16: a remote path with spaces, quotes, $(…), ; and a newline is one directory on the remote, never run by its shell", async () => {
+    const dir = mkdtempSync("/tmp/blaine-ssh-store-");
+    roots.push(dir);
+    const odd = `it's a "dir" $(touch ${dir}/pwned1); \`touch ${dir}/pwned2\` & x\nline`;
+    const remote = join(dir, odd);
+    const store = server().url(encodeURI(remote).replaceAll("#", "%23"));
+    const env = { BLAINE_SSH_COMMAND: server().sshCommand };
+    const source = join(dir, "vm.img");
+    writeFileSync(source, Buffer.from(randomBytes(2 * BLOCK, 13)));
+    const db = join(dir, "images.db");
+    const backup = await blaine(["image", "backup", source, "vm", ...BS, "--db", db, "--store", store, "--json"], { env });
+    expect(backup.exitCode).toBe(0);
+    expect(existsSync(join(remote, "store.json"))).toBe(true);
+    const out = join(dir, "out.img");
+    expect((await blaine(["image", "restore", backup.json.uid, out, "--db", db, "--store", store], { env })).exitCode).toBe(0);
+    expect(sameBytes(source, out)).toBe(true);
+    expect(readdirSync(dir).filter((name) => name.startsWith("pwned"))).toEqual([]);
+  });
+
   test("issue 16: a connection cut in the middle of a chunk never leaves a truncated chunk under its name", async () => {
     const env = sshEnv();
     const source = join(env.dir, "vm.img");
@@ -201,4 +220,16 @@ describe.skipIf(Boolean(missing))("ssh store", () => {
     expect(env.chunks().length).toBeGreaterThanOrEqual(1);
     for (const hash of env.chunks()) expect(hashOf(await decodeChunk(readFileSync(env.chunkFile(hash))))).toBe(hash);
   });
+});
+
+test("issue 16: an ssh:// URL whose path is not valid percent-encoding is a usage error naming the option, not a crash", async () => {
+  const bad = await blaine(["image", "ls", "--store", "ssh://127.0.0.1/backups/100%"]);
+  expect(bad.exitCode).toBe(2);
+  expect(bad.stderr).toContain("--store ssh://127.0.0.1/backups/100%: ");
+  expect(bad.stderr).toContain("%25");
+  const dir = mkdtempSync("/tmp/blaine-ssh-url-");
+  roots.push(dir);
+  const init = await blaine(["volume", "arch-init", "--source", dir, "--dest", "ssh://127.0.0.1/a%zz", "--db", join(dir, "v.db")]);
+  expect(init.exitCode).toBe(2);
+  expect(init.stderr).toContain("--dest ssh://127.0.0.1/a%zz: ");
 });

@@ -37,7 +37,12 @@ export function parseSshUrl(url: string, option: string): SshDestination {
   const port = portText === undefined ? undefined : Number(portText);
   if (port !== undefined && (port < 1 || port > 65535)) throw new UsageError(`${option} ${url}: port ${portText} is not 1–65535`);
   if (!rawPath || rawPath === "/") throw new UsageError(`${option} ${url}: give the directory on the remote (ssh://host/srv/images, or ssh://host/~/images under the home directory)`);
-  const decoded = decodeURIComponent(rawPath).replace(/\/+$/, "");
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(rawPath).replace(/\/+$/, "");
+  } catch {
+    throw new UsageError(`${option} ${url}: the path is percent-encoded (as in a URL): write a % as %25`);
+  }
   const path = decoded.startsWith("/~/") ? decoded.slice(1) : decoded === "/~" ? "~" : decoded;
   return { url, user, host, port, path };
 }
