@@ -1,6 +1,6 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { appendFileSync, chmodSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as blaineLib from "../lib/index.ts";
 import { copier, copyWithHash, plan, diff, hashWhereDuplicatePossible, loadSettings, openArchiveRun, parity, walk, writeManifest, type PlannedFile } from "../lib/index.ts";
@@ -249,6 +249,42 @@ describe("a pipeline script gets the whole end of a run", () => {
     expect(result.json.warnings.map((warning: { message: string }) => warning.message)).toEqual([expect.stringContaining("this pipeline has no parity stage")]);
     expect(paritySets(env.disk)).toHaveLength(1);
     expect((await env.verify()).exitCode).toBe(0);
+  });
+
+  test("a pipeline without the manifest writer or the differ deletes nothing: a renamed file's only copy stays archived", async () => {
+    env = await archiveEnv({ "a.bin": { bytes: 20_000, seed: 5 } });
+    expect((await env.run()).exitCode).toBe(0);
+    renameSync(join(env.source, "a.bin"), join(env.source, "b.bin"));
+    const lib = join(import.meta.dir, "..", "lib", "index.ts");
+    const pipelines = {
+      "no-manifest.ts": "run.finish(copier(plan(hashWhereDuplicatePossible(diff(walk(run.sources, run.walk), run.diff), run.hash), run.plan), run.copier))",
+      "no-differ.ts": "run.finish((async function* () { await drain(walk(run.sources, run.walk)); })())",
+    };
+    for (const [name, finish] of Object.entries(pipelines)) {
+      const script = join(env.root, name);
+      writeFileSync(
+        script,
+        `import { walk, diff, hashWhereDuplicatePossible, plan, copier, drain } from ${JSON.stringify(lib)};
+export default async function (context) {
+  const run = await context.openArchiveRun();
+  try {
+    return await ${finish};
+  } finally { run.close(); }
+}
+`,
+      );
+      const result = await blaine(["run", script, "--db", env.db, "--dest", env.disk, "--json", env.source]);
+      expect(result.exitCode).toBe(0);
+      expect(result.json.deleted).toBe(0);
+      const warnings = result.json.warnings.map((warning: { message: string }) => warning.message);
+      expect(warnings).toContainEqual(expect.stringContaining(name === "no-manifest.ts" ? "no manifest writer (writeManifest)" : "no differ (diff)"));
+      expect((await env.cli("ls", "--json")).json.files.map((row: { path: string }) => row.path)).toEqual([join(env.source, "a.bin")]);
+      expect(readdirSync(env.onDisk())).toContain("a.bin");
+    }
+    // The default pipeline then sees the rename as one.
+    const result = await env.run("--json");
+    expect(result.json).toMatchObject({ renamed: 1, deleted: 0, new: 0 });
+    expect((await env.cli("ls", "--json")).json.files.map((row: { path: string }) => row.path)).toEqual([join(env.source, "b.bin")]);
   });
 
   test("a script that opens a run and returns without run.finish fails, naming itself and what was not done", async () => {

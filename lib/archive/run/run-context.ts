@@ -240,7 +240,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
     const parityPolicy = settings.parity === undefined ? undefined : { percent: settings.parity, engine: settings.parityEngine };
     if (parityPolicy && parityPolicy.engine !== "builtin" && !dryRun) requireParityEngine(parityPolicy.engine);
     const paritySetsMade = new Map<string, Map<string, StoredSet>>();
-    let parityStageUsed = false;
+    // Which of the stages the end of the run depends on the pipeline composed (see endRun).
+    const stagesUsed = { diff: false, parity: false, manifest: false };
     const parityOptions: ParityOptions = {
       policy: parityPolicy,
       disks,
@@ -251,7 +252,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       onNotStored,
       dryRun,
       signal,
-      onStart: () => void (parityStageUsed = true),
+      onStart: () => void (stagesUsed.parity = true),
     };
     const readingCopy = ArchiveCatalog.readingCopyPath(resolve(db));
     const skipPaths = new Set<string>([...disks.map((d) => d.root), resolve(db), `${resolve(db)}.lock`, `${resolve(db)}-journal`, readingCopy, `${readingCopy}.tmp`]);
@@ -290,7 +291,7 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
           report.counts.skipped++;
         },
       },
-      diff: { catalog, match: settings.match, seen, report, inodes, signal },
+      diff: { catalog, match: settings.match, seen, report, inodes, signal, onStart: () => void (stagesUsed.diff = true) },
       hash: { catalog, algorithm: settings.hash, report, dryRun, onNotStored, inodes, signal },
       plan: { planner },
       copier: copierOptions,
@@ -304,13 +305,14 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
         dryRun,
         signal,
         onNotStored,
+        onStart: () => void (stagesUsed.manifest = true),
         // A file whose placement fell through is copied like any other: through the copier and the parity stage.
         again: (items) => parity(copier(items, copierOptions), { ...parityOptions, onStart: undefined }),
       },
       finish: (stored) => {
         if (finished) throw new Error("the run has already finished");
         finished = true;
-        return endRun(run, stored, () => parityStageUsed);
+        return endRun(run, stored, stagesUsed);
       },
       get finished() {
         return finished;

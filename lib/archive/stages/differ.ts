@@ -26,6 +26,8 @@ export interface DiffOptions {
   /** Where the inodes of unchanged files that changed are recorded anew (not in dry runs). */
   readonly inodes?: InodeRefresh;
   readonly signal?: AbortSignal;
+  /** Called as the stage begins: the run learns that its walk is compared with the catalog (deletions depend on it). */
+  readonly onStart?: () => void;
 }
 
 /**
@@ -34,6 +36,7 @@ export interface DiffOptions {
  */
 export async function* diff(entries: AsyncIterable<FileEntry>, options: DiffOptions): AsyncGenerator<PlannedFile> {
   const { catalog, match, seen, report } = options;
+  options.onStart?.();
   const mayHaveArchivedName = archivedNameTest(catalog, match);
   for await (const entry of entries) {
     const archived = seen.visit(entry.path);

@@ -33,6 +33,8 @@ export interface ManifestWriterOptions {
   /** Files per transaction; larger batches mean fewer syncs, smaller ones less redone after a crash. */
   readonly batchSize?: number;
   readonly signal?: AbortSignal;
+  /** Called as the stage begins: the run learns that what it met is stored (deletions depend on it). */
+  readonly onStart?: () => void;
 }
 
 /**
@@ -46,6 +48,7 @@ export interface ManifestWriterOptions {
  */
 export async function* writeManifest(items: AsyncIterable<StoredFile>, options: ManifestWriterOptions): AsyncGenerator<StoredFile> {
   const { report } = options;
+  options.onStart?.();
   const batchOptions = {
     size: options.batchSize ?? 2000,
     weight: (item: StoredFile) => item.bytesCopied,
