@@ -353,6 +353,33 @@ describe("destinations", () => {
     }
   });
 
+  test.skipIf(!canMount())("issue 16: a destination disk that goes away during a send (lazily unmounted) gets nothing written into the empty mountpoint; the send fails", async () => {
+    const { isStopped, spawnBlaine, waitFor } = await import("./helpers/cli.ts");
+    const source = plainSource();
+    const vm = join(source, "vm1");
+    makeVolume(vm, 12);
+    const dir = tempDir("blaine-volume-mnt-", roots);
+    const mountpoint = join(dir, "disk");
+    let unmount = mountTmpfs(mountpoint, "64m");
+    try {
+      const env = volumeEnv({ dir, source, db: join(dir, "volumes.db"), dest: `internal:${mountpoint}` });
+      await env.ok(["arch-init", "--source", source, "--dest", `internal:${mountpoint}`, "--chunk-factor", "0"]);
+      await env.ok(["add", "vm1"]);
+      await env.ok(["send"]);
+      writeAt(vm, 0, randomBytes(3 * MiB, 13));
+      const send = spawnBlaine(["volume", "send", "--db", env.db], { env: { BLAINE_STOP_AT: "image-chunk-stored:1" } });
+      await waitFor(() => isStopped(send.pid) || send.exitCode !== null, 60_000, "the send to stop after its first chunk");
+      unmount();
+      send.kill("SIGCONT");
+      expect(await send.exited).not.toBe(0);
+      expect(await new Response(send.stderr).text()).toContain(`${mountpoint}/chunks/`);
+      expect(readdirSync(mountpoint)).toEqual([]);
+      unmount = mountTmpfs(mountpoint, "64m");
+    } finally {
+      unmount();
+    }
+  });
+
   test.skipIf(Boolean(noS3))("issue 16: an S3 destination (s3rver): sessions sent, received equal, pruned", async () => {
     const source = plainSource();
     const vm = join(source, "vm1");

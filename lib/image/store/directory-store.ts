@@ -66,7 +66,13 @@ export class DirectoryStore implements ChunkStore {
     const dir = join(this.#chunks, hash.slice(0, 2));
     if (!this.#madeDirs.has(dir)) {
       if (!existsSync(dir)) {
-        mkdirSync(dir, { recursive: true });
+        // Not recursive: with the store's disk gone (unmounted under a running backup), chunks/ is gone too and
+        // this fails, rather than making chunks/ in the empty mountpoint and filling the disk beneath it.
+        try {
+          mkdirSync(dir);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        }
         fsyncDirectory(this.#chunks);
       }
       this.#madeDirs.add(dir);
