@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine } from "./helpers/cli.ts";
 import { MiB, randomBytes, textBytes, writeAt } from "./helpers/image-env.ts";
@@ -145,4 +145,21 @@ describe("an encrypted destination", () => {
     expect(noKey.exitCode).toBe(2);
     expect(noKey.stderr).toContain("--keyfile");
   });
+});
+
+test("issue 16: an ssh:// --dest with a password is refused without showing it; an IPv6 host is an ssh:// URL like any other", async () => {
+  const dir = mkdtempSync("/tmp/blaine-volume-url-");
+  try {
+    const db = join(dir, "v.db");
+    const password = await blaine(["volume", "arch-init", "--source", dir, "--dest", "ssh://root:secret-4711@127.0.0.1/srv/x", "--db", db]);
+    expect(password.exitCode).toBe(2);
+    expect(password.stderr).toContain("no password in the URL");
+    expect(password.stderr).not.toContain("secret-4711");
+    // Port 1 refuses the connection: the URL itself was taken.
+    const ipv6 = await blaine(["volume", "arch-init", "--source", dir, "--dest", "ssh://root@[::1]:1/srv/x", "--db", db], { env: { BLAINE_SSH_COMMAND: "ssh -o BatchMode=yes -o ConnectTimeout=5" } });
+    expect(ipv6.stderr).not.toContain("not ssh://user@host[:port]/path");
+    expect(ipv6.stderr).toContain("ssh://root@[::1]:1/srv/x");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,6 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join, normalize } from "node:path";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 import { openStore, type ChunkStore, type S3Settings } from "../image/store/chunk-store.ts";
+import { parseSshUrl } from "../system/ssh.ts";
 import { ARCHIVE_DOC, parseArchiveDoc, type ArchiveSettings } from "./archive-settings.ts";
 
 /**
@@ -48,7 +49,8 @@ export function parseDestination(dest: string, subdir = ""): Destination {
     return { kind: "s3", given: dest, spec: append(dest) };
   }
   if (dest.startsWith("ssh://")) {
-    if (!/^ssh:\/\/([^@/]+@)?[^/:]+(:\d+)?\/.+/.test(dest)) throw new UsageError(`--dest ${dest}: not ssh://user@host[:port]/path`);
+    // The ssh store's own parser: the same URLs (IPv6 hosts too), and a password in one is refused without being shown.
+    parseSshUrl(dest, "--dest");
     return { kind: "ssh", given: dest, spec: append(dest) };
   }
   throw new UsageError(`--dest ${dest}: give internal:/path, ssh://user@host[:port]/path or s3://bucket/prefix`);
@@ -73,7 +75,10 @@ export async function createDestination(destination: Destination, s3: S3Settings
   try {
     store = await openStore(destination.spec, { create: true, s3, keyfile });
   } catch (error) {
-    if (error instanceof BlaineError) throw new BlaineError(`--dest ${destination.given}: ${error.message.replace(/^--store [^:]+: /, "")}`, error.exitCode);
+    if (error instanceof BlaineError) {
+      const said = error.message.startsWith(`--store ${destination.spec}: `) ? error.message.slice(`--store ${destination.spec}: `.length) : error.message;
+      throw new BlaineError(`--dest ${destination.given}: ${said}`, error.exitCode);
+    }
     throw unreachable(destination, `cannot be reached: ${errorMessage(error)}`);
   }
   if ((await store.getMetaDoc(ARCHIVE_DOC)) !== undefined) {
