@@ -2,12 +2,12 @@
  * outputs[o] = Σ_k coefficient(o, k) · input[k] over whole slices, the one
  * operation behind both encoding and repair. Memory stays within a budget
  * whatever the slice size: the slices are worked through by byte range (all
- * outputs' bytes start..end from all inputs' bytes start..end), so only one
- * range of every output is ever held, and each range is handed to the caller
- * as soon as it is done. Large jobs are spread over worker threads, each
- * owning a part of the range (so no input byte is read or sent twice and no
- * result is merged); small jobs run in the calling thread, where the round
- * trips would cost more than the work.
+ * outputs' bytes start..end from all inputs' bytes start..end), so only a
+ * few ranges of every output are ever held, and each range is handed to the
+ * caller as soon as it is done. Large jobs are spread over worker threads,
+ * each owning a part of every range (so no input byte is read or sent twice
+ * and no result is merged); small jobs run in the calling thread, where the
+ * round trips would cost more than the work.
  */
 import { availableParallelism } from "node:os";
 import { chooseKernel, createKernel, kernelShape, type Kernel, type KernelName } from "./kernel.ts";
@@ -49,13 +49,18 @@ export interface MultiplyOptions {
 }
 
 /**
- * Memory for one multiplication when the caller gives none. Small enough
- * that a repair stays within twice par2cmdline's memory (the runtime and
- * its compiled kernels take ~55 MB of that), yet each range is still long
+ * Memory for one multiplication when the caller gives none. Small, since
+ * the runtime and its compiled kernels already take ~55 MB (par2cmdline's
+ * whole repair of 500 MiB takes 31 MB), yet each range is still long
  * enough that the per-range costs (a read per input and part, tables per
  * input and output) stay a few percent of the products.
  */
 export const DEFAULT_MEMORY = 8 * 1024 * 1024;
+/**
+ * Ranges a thread may compute beyond the one being handed over (slack for a
+ * preempted thread): each holds its parts' outputs once more.
+ */
+const RANGES_AHEAD = 2;
 /** Most inputs per batch: enough to amortise a round trip and keep an output chunk in L1 across many inputs. */
 const MAX_BATCH = 48;
 /** Below this many multiply-accumulated bytes, the calling thread does it (a few milliseconds of work). */
@@ -74,9 +79,10 @@ interface Plan {
 }
 
 /**
- * How the budget is spent: half on the range's outputs, which are held
- * twice (in the kernels, then the copy handed over), half on each kernel's
- * inputs (prepared: inputScale bytes per byte) and coefficient tables.
+ * How the budget is spent: half on the ranges' outputs, held in the
+ * kernels and as results waiting to be handed over (up to RANGES_AHEAD of
+ * them), half on each kernel's inputs (prepared: inputScale bytes per
+ * byte) and coefficient tables.
  */
 function plan(options: MultiplyOptions): Plan {
   const { sliceSize, outputCount, inputs } = options;
@@ -88,7 +94,7 @@ function plan(options: MultiplyOptions): Plan {
   const threads = inThread ? 1 : Math.max(1, Math.min(options.threads ?? availableParallelism(), padded / 32));
   const memory = options.memory ?? DEFAULT_MEMORY;
   const unit = 32 * threads;
-  const rangeLength = Math.min(padded, Math.max(unit, Math.floor(memory / 2 / (2 * outputCount) / unit) * unit));
+  const rangeLength = Math.min(padded, Math.max(unit, Math.floor(memory / 2 / ((1 + RANGES_AHEAD) * outputCount) / unit) * unit));
   const partLength = Math.ceil(rangeLength / threads / 32) * 32;
   const { tableBytes, inputScale } = kernelShape(kernel);
   const perInput = partLength * inputScale + outputCount * tableBytes;
@@ -153,12 +159,6 @@ async function multiplyInThread(options: MultiplyOptions, shape: Plan, ranges: r
     await handOver(options, range, result, onRange);
   }
 }
-
-/**
- * Ranges a thread may compute beyond the one being handed over: each holds
- * its parts' outputs once more, so more would cost memory for nothing.
- */
-const RANGES_AHEAD = 2;
 
 /**
  * Every range split in parts, one per thread (workers, and this thread when
