@@ -291,7 +291,8 @@ describe("create, verify, repair in-process", () => {
       closeSync(fd);
     }
     const original = readFileSync(path);
-    await createRecoverySet(join(dir, "set.par2"), { files: [{ path, name: "big.bin" }], sliceSize: 256 * 1024, recoveryCount: 8 });
+    // Slices longer than the worker's 1 MiB pieces.
+    await createRecoverySet(join(dir, "set.par2"), { files: [{ path, name: "big.bin" }], sliceSize: 3 * 1024 * 1024 + 4, recoveryCount: 4 });
     expect((await verifyRecoverySet(join(dir, "set.par2"))).files[0].status).toBe("intact");
     if (Bun.which("par2")) expect(Bun.spawnSync(["par2", "verify", "-q", "-q", join(dir, "set.par2")]).exitCode).toBe(0);
     const damaged = openSync(path, "r+");

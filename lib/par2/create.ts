@@ -9,7 +9,7 @@ import { dirname } from "node:path";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { hashZeros, sparseExtents } from "../fs/sparse.ts";
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
 import {
@@ -337,14 +337,17 @@ async function hashFileSlices(
   holes: ReadonlySet<number> | undefined,
   signal?: AbortSignal,
 ): Promise<{ description: FileDescription; checksums: SliceChecksum[] }> {
-  const slicesPerRead = Math.max(1, Math.min(Math.ceil(file.length / sliceSize), Math.floor((4 * 1024 * 1024) / sliceSize)));
+  if (file.length >= SPLIT_HASHING_FROM) {
+    const elsewhere = hashSlicesInWorker({ path: file.path, length: file.length, sliceSize, holes: [...(holes ?? [])] }, signal);
+    // Its failure is awaited below, after the file's MD5; without a handler now it would count as unhandled meanwhile.
+    elsewhere.catch(() => {});
+    const whole = await fileMd5(file, sliceSize, holes, signal);
+    return { description: describe(file, whole), checksums: await elsewhere };
+  }
+  const slicesPerRead = Math.max(1, Math.min(Math.ceil(file.length / sliceSize), Math.floor(READ_BYTES / sliceSize)));
   const buffer = new Uint8Array(slicesPerRead * sliceSize);
   const whole = new Bun.CryptoHasher("md5");
-  let checksums: SliceChecksum[] = [];
-  const elsewhere =
-    file.length >= SPLIT_HASHING_FROM ? hashSlicesInWorker({ path: file.path, length: file.length, sliceSize, holes: [...(holes ?? [])] }, signal) : undefined;
-  // Its failure is awaited below, after the file's MD5; without a handler now it would count as unhandled meanwhile.
-  elsewhere?.catch(() => {});
+  const checksums: SliceChecksum[] = [];
   const handle = await open(fsPath(file.path), "r");
   try {
     let position = 0;
@@ -354,7 +357,7 @@ async function hashFileSlices(
       if (holes?.has(slice)) {
         const length = Math.min(sliceSize, file.length - position);
         hashZeros(whole, length);
-        if (!elsewhere) checksums.push(zeroSliceChecksum(sliceSize));
+        checksums.push(zeroSliceChecksum(sliceSize));
         position += length;
         continue;
       }
@@ -362,15 +365,10 @@ async function hashFileSlices(
       let slices = 1;
       while (slices < slicesPerRead && !holes?.has(slice + slices)) slices++;
       const wanted = Math.min(slices * sliceSize, file.length - position);
-      let got = 0;
-      while (got < wanted) {
-        const { bytesRead } = await handle.read(buffer, got, wanted - got, position + got);
-        if (bytesRead === 0) throw new Error(`${file.path} changed while read: shorter than ${file.length} bytes`);
-        got += bytesRead;
-      }
-      whole.update(buffer.subarray(0, got));
-      for (let at = 0; at < got && !elsewhere; at += sliceSize) {
-        let bytes = buffer.subarray(at, Math.min(got, at + sliceSize));
+      await readFully(handle, buffer, wanted, position, file);
+      whole.update(buffer.subarray(0, wanted));
+      for (let at = 0; at < wanted; at += sliceSize) {
+        let bytes = buffer.subarray(at, Math.min(wanted, at + sliceSize));
         if (bytes.length < sliceSize) {
           const padded = new Uint8Array(sliceSize);
           padded.set(bytes);
@@ -378,18 +376,53 @@ async function hashFileSlices(
         }
         checksums.push({ md5: md5(bytes), crc32: Bun.hash.crc32(bytes) >>> 0 });
       }
-      position += got;
+      position += wanted;
     }
   } finally {
     await handle.close();
   }
-  if (elsewhere) checksums = await elsewhere;
-  const description: FileDescription = {
-    fileId: file.fileId,
-    md5: new Uint8Array(whole.digest().buffer),
-    md5First16k: file.md5First16k,
-    length: file.length,
-    name: file.name,
-  };
-  return { description, checksums };
+  return { description: describe(file, whole), checksums };
+}
+
+/** Bytes per read of a file being hashed. */
+const READ_BYTES = 4 * 1024 * 1024;
+
+async function readFully(handle: FileHandle, into: Uint8Array, wanted: number, position: number, file: PlannedFile): Promise<void> {
+  let got = 0;
+  while (got < wanted) {
+    const { bytesRead } = await handle.read(into, got, wanted - got, position + got);
+    if (bytesRead === 0) throw new Error(`${file.path} changed while read: shorter than ${file.length} bytes`);
+    got += bytesRead;
+  }
+}
+
+/** The file's MD5 alone (its slices hashed elsewhere), in reads of at most READ_BYTES whatever the slice size; holes as zeros. */
+async function fileMd5(file: PlannedFile, sliceSize: number, holes: ReadonlySet<number> | undefined, signal?: AbortSignal): Promise<Bun.CryptoHasher> {
+  const buffer = new Uint8Array(Math.min(READ_BYTES, file.length));
+  const whole = new Bun.CryptoHasher("md5");
+  const handle = await open(fsPath(file.path), "r");
+  try {
+    for (let slice = 0, position = 0; position < file.length; slice++) {
+      const end = Math.min(file.length, position + sliceSize);
+      if (holes?.has(slice)) {
+        hashZeros(whole, end - position);
+        position = end;
+        continue;
+      }
+      while (position < end) {
+        signal?.throwIfAborted();
+        const wanted = Math.min(buffer.length, end - position);
+        await readFully(handle, buffer, wanted, position, file);
+        whole.update(buffer.subarray(0, wanted));
+        position += wanted;
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+  return whole;
+}
+
+function describe(file: PlannedFile, whole: Bun.CryptoHasher): FileDescription {
+  return { fileId: file.fileId, md5: new Uint8Array(whole.digest().buffer), md5First16k: file.md5First16k, length: file.length, name: file.name };
 }

@@ -7,7 +7,6 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { fsPath } from "../fs/byte-names.ts";
-import { md5 } from "./packets.ts";
 import { readAt } from "./read-at.ts";
 
 declare const self: Worker;
@@ -22,30 +21,54 @@ export interface SliceHashRequest {
 
 export type SliceHashReply = { readonly md5s: Uint8Array; readonly crcs: Uint32Array } | { readonly error: string };
 
+/** Slices are read and hashed in pieces of at most this much: a slice may be hundreds of megabytes. */
+const PIECE = 1024 * 1024;
+
 function hashSlices({ path, length, sliceSize, holes }: SliceHashRequest): { md5s: Uint8Array; crcs: Uint32Array } {
   const slices = Math.ceil(length / sliceSize);
   const md5s = new Uint8Array(slices * 16);
   const crcs = new Uint32Array(slices);
   const inHole = new Set(holes);
-  const slice = new Uint8Array(sliceSize);
+  const piece = new Uint8Array(Math.min(PIECE, sliceSize));
+  const zeros = new Uint8Array(piece.length);
   let zero: { md5: Uint8Array; crc: number } | undefined;
+  /** MD5 and CRC32 of `count` more zero bytes. */
+  const addZeros = (hasher: Bun.CryptoHasher, crc: number, count: number) => {
+    for (let left = count; left > 0; left -= zeros.length) {
+      const step = zeros.subarray(0, Math.min(left, zeros.length));
+      hasher.update(step);
+      crc = Bun.hash.crc32(step, crc);
+    }
+    return crc;
+  };
   const fd = openSync(fsPath(path), "r");
   try {
     for (let k = 0; k < slices; k++) {
+      const start = k * sliceSize;
+      const wanted = Math.min(sliceSize, length - start);
+      if (inHole.has(k) && !zero) {
+        const hasher = new Bun.CryptoHasher("md5");
+        const crc = addZeros(hasher, 0, sliceSize);
+        zero = { md5: new Uint8Array(hasher.digest().buffer), crc };
+      }
       if (inHole.has(k)) {
-        if (!zero) {
-          const zeros = new Uint8Array(sliceSize);
-          zero = { md5: md5(zeros), crc: Bun.hash.crc32(zeros) >>> 0 };
-        }
-        md5s.set(zero.md5, k * 16);
-        crcs[k] = zero.crc;
+        md5s.set(zero!.md5, k * 16);
+        crcs[k] = zero!.crc;
         continue;
       }
-      const wanted = Math.min(sliceSize, length - k * sliceSize);
-      if (readAt(fd, slice, wanted, k * sliceSize) < wanted) throw new Error(`${path} changed while read: shorter than ${length} bytes`);
-      slice.fill(0, wanted);
-      md5s.set(md5(slice), k * 16);
-      crcs[k] = Bun.hash.crc32(slice) >>> 0;
+      const hasher = new Bun.CryptoHasher("md5");
+      let crc = 0;
+      for (let done = 0; done < wanted; ) {
+        const step = Math.min(piece.length, wanted - done);
+        if (readAt(fd, piece, step, start + done) < step) throw new Error(`${path} changed while read: shorter than ${length} bytes`);
+        hasher.update(piece.subarray(0, step));
+        crc = Bun.hash.crc32(piece.subarray(0, step), crc);
+        done += step;
+      }
+      // The last slice counts as zero-padded to the slice size.
+      crc = addZeros(hasher, crc, sliceSize - wanted);
+      md5s.set(new Uint8Array(hasher.digest().buffer), k * 16);
+      crcs[k] = crc >>> 0;
     }
   } finally {
     closeSync(fd);
