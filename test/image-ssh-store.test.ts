@@ -203,6 +203,25 @@ describe.skipIf(Boolean(missing))("ssh store", () => {
     expect(readdirSync(dir).filter((name) => name.startsWith("pwned"))).toEqual([]);
   });
 
+  test("issue 16: a remote whose head -c reads ahead of its count (busybox's, BSD's) is refused with a clear error, never a hung or garbled stream", async () => {
+    const env = sshEnv();
+    const source = join(env.dir, "vm.img");
+    writeFileSync(source, Buffer.from(randomBytes(2 * BLOCK, 14)));
+    // A head that reads its input through a buffer (as stdio does), so it takes more than it prints.
+    const fake = join(env.dir, "fake-bin");
+    mkdirSync(fake);
+    writeFileSync(join(fake, "head"), `#!/usr/bin/perl\nbinmode STDIN; binmode STDOUT; my $n = $ARGV[1]; read(STDIN, my $b, $n); print $b;\n`);
+    chmodSync(join(fake, "head"), 0o755);
+    // The remote command runs with the fake head first on its PATH.
+    const wrapper = join(env.dir, "ssh-fake-head");
+    writeFileSync(wrapper, `#!/bin/bash\nargs=("$@")\nlast=\${args[-1]}\nunset "args[-1]"\nexec ${server().sshCommand} "\${args[@]}" "PATH=${fake}:\\$PATH $last"\n`);
+    chmodSync(wrapper, 0o755);
+    const backup = await env.image(["backup", source, "vm", ...BS], { BLAINE_SSH_COMMAND: wrapper });
+    expect(backup.exitCode).toBe(1);
+    expect(backup.stderr).toContain(`ssh destination ${env.store}`);
+    expect(backup.stderr).toContain("head -c");
+  }, 60_000);
+
   test("issue 16: a connection cut in the middle of a chunk never leaves a truncated chunk under its name", async () => {
     const env = sshEnv();
     const source = join(env.dir, "vm.img");

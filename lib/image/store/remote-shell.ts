@@ -22,8 +22,14 @@ import { SshChannel, shellQuote, type SshDestination } from "../../system/ssh.ts
  *
  * `get` sends the length `wc -c` saw, then the file: objects are written
  * once under their name and replaced only by a rename, so the two agree.
+ *
+ * `head -c` must take no more than its count off the pipe (GNU head reads
+ * exactly; busybox's and the BSDs' read through stdio buffers, and the
+ * bytes they take ahead would be lost and the data after a put read as
+ * requests): the script checks that first and refuses such a remote.
  */
 const REMOTE_SCRIPT = `set -f
+if [ "$(printf "ab\\n" | { head -c 1 > /dev/null; cat; })" != b ]; then echo blaine-store-head-reads-ahead; exit 0; fi
 root=$1
 case $root in "~") root=$HOME;; "~/"*) root=$HOME/\${root#??};; esac
 if cd "$root" 2>/dev/null; then :
@@ -101,6 +107,10 @@ export class RemoteShell {
       if (line === undefined) {
         await channel.close();
         throw await channel.failure("cannot connect or log in");
+      }
+      if (line === "blaine-store-head-reads-ahead") {
+        await channel.close();
+        throw await channel.failure("the remote's head -c reads ahead of its count (busybox's or a BSD's head): install GNU coreutils there, first on the PATH of ssh commands");
       }
       if (line === "blaine-store-missing") {
         await channel.close();
