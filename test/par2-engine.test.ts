@@ -315,6 +315,19 @@ describe("create, verify, repair in-process", () => {
     expect(equalBytes(readFileSync(join(dir, "tiny.bin")), original)).toBe(true);
   }, 60_000);
 
+  test("the syndrome path with this thread sharing the products and ranges handed over while it computes: each multiplication has its own kernel memory", async () => {
+    const original = seededBytes(512_000, 8);
+    await makeSet({ "shared.bin": original }, { sliceSize: 256, recoveryCount: 620 });
+    const damaged = Uint8Array.from(original);
+    damaged.fill(0, 400 * 256, 1000 * 256);
+    writeFileSync(join(dir, "shared.bin"), damaged);
+    // A small budget makes several ranges, so a range is handed over (and its syndromes multiplied here) while this thread computes its part of the next.
+    const result = await repairRecoverySet(join(dir, "set.par2"), { threads: 2, shareCallingThread: true, memory: 250_000 });
+    expect(result.before.badSlices).toBe(600);
+    expect(result.failure).toBeUndefined();
+    expect(equalBytes(readFileSync(join(dir, "shared.bin")), original)).toBe(true);
+  }, 60_000);
+
   test("a missing file and a damaged vol file: repaired from what is left", async () => {
     const files = { "a.bin": seededBytes(20_000, 4), "b.bin": seededBytes(3000, 5) };
     const built = await makeSet(files, { sliceSize: 1000, recoveryCount: 10 });

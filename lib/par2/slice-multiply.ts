@@ -245,7 +245,8 @@ async function computeHere(
   shape: Plan, part: Range, outputs: number, batches: readonly Batch[],
   signal: AbortSignal | undefined, into: Uint8Array | undefined, onBatch: (batch: Batch) => void, yielding: boolean,
 ): Promise<Uint8Array> {
-  const accumulator = new SliceAccumulator(localKernel(shape.kernel), { partOffset: part.start, partLength: part.length, outputs, batchCapacity: shape.batchSize });
+  const kernel = borrowKernel(shape.kernel);
+  const accumulator = new SliceAccumulator(kernel, { partOffset: part.start, partLength: part.length, outputs, batchCapacity: shape.batchSize });
   try {
     for (const batch of batches) {
       if (yielding) await new Promise<void>((resolve) => setImmediate(resolve));
@@ -256,15 +257,25 @@ async function computeHere(
     return accumulator.result(into);
   } finally {
     accumulator.close();
+    returnKernel(shape.kernel, kernel);
   }
 }
 
-/** One kernel per kind in this thread, reused: instantiating WebAssembly for each small set would cost more than its work. */
-const localKernels = new Map<KernelName, Kernel>();
-function localKernel(name: KernelName): Kernel {
-  let kernel = localKernels.get(name);
-  if (!kernel) localKernels.set(name, (kernel = createKernel(name)));
-  return kernel;
+/**
+ * Kernels of this thread, reused (instantiating WebAssembly for each small
+ * set would cost more than its work), each lent to one accumulator at a
+ * time: a part computed here yields between batches, and whatever runs
+ * meanwhile (a range handed over that multiplies in turn, another set)
+ * must not take the same memory.
+ */
+const idleKernels = new Map<KernelName, Kernel[]>();
+function borrowKernel(name: KernelName): Kernel {
+  return idleKernels.get(name)?.pop() ?? createKernel(name);
+}
+function returnKernel(name: KernelName, kernel: Kernel): void {
+  const idle = idleKernels.get(name) ?? [];
+  idle.push(kernel);
+  idleKernels.set(name, idle);
 }
 
 /** Feeds every batch to one worker (at most two in flight, so reading and computing overlap) and returns its part. */
