@@ -17,5 +17,5 @@ export default async function imageBackup(run: ImageBackupRun, signal?: AbortSig
   const planned = dedupBlocks(read, { catalog: run.catalog, uid: run.uid, baseHashes: run.baseHashes, hasBase: run.base !== undefined, seen: run.seen, counts: run.counts, workers });
   const encoded = encodeChunks(planned, { compression: run.compression, concurrency: 3, workers, signal });
   const stored = storeChunks(encoded, { store: run.store, counts: run.counts, concurrency: 3, workers, signal });
-  await writeVersionBlocks(stored, { catalog: run.catalog, uid: run.uid, signal });
+  await writeVersionBlocks(stored, { catalog: run.catalog, uid: run.uid, signal, store: run.store });
 }

@@ -64,6 +64,19 @@ export function fsyncDirectory(path: string): void {
   }
 }
 
+/** fsyncDirectory off the main thread (a store flushing the directories its renames went into). */
+export async function fsyncDirectoryAsync(path: string): Promise<void> {
+  const { open } = await import("node:fs/promises");
+  const handle = await open(fsPath(path), "r");
+  try {
+    await handle.sync();
+  } catch (error) {
+    if (errnoCode(error) !== "EINVAL") throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Writes a file so that readers see either the old or the new content, never a part. */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);

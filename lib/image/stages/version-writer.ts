@@ -1,3 +1,4 @@
+import type { ChunkStore } from "../store/chunk-store.ts";
 import { crashPoint } from "../../crash-point.ts";
 import { batches } from "../../pipeline/bounded.ts";
 import type { ImageCatalog } from "../catalog/image-catalog.ts";
@@ -17,6 +18,8 @@ export interface VersionWriterOptions {
   /** Rows per transaction. @default WRITER_BATCH_ROWS */
   readonly batchSize?: number;
   readonly signal?: AbortSignal;
+  /** The store the chunks went to: flushed before rows that reference new chunks are recorded. */
+  readonly store?: Pick<ChunkStore, "flush">;
 }
 
 /**
@@ -29,6 +32,7 @@ export async function writeVersionBlocks(blocks: AsyncIterable<EncodedBlock>, op
     options.signal?.throwIfAborted();
     const rows = batch.map((block) => ({ idx: block.index, hash: block.hash, size: block.length, valid: true }));
     const stored = batch.flatMap((block) => (block.hash && block.storedSize !== undefined ? [{ hash: block.hash, size: block.storedSize }] : []));
+    if (stored.length > 0) await options.store?.flush?.();
     await options.catalog.writeBlocks(options.uid, rows, stored);
     crashPoint("image-blocks-written");
   }

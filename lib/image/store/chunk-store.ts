@@ -40,6 +40,14 @@ export interface ChunkStore {
   deleteMetaDoc(name: string): Promise<void>;
   /** Leftovers of killed writers (temp files of processes gone, older than `olderThanMs`): removed, counted. */
   removeStaleTemps(olderThanMs: number): Promise<number>;
+  /**
+   * Makes every chunk stored so far durable, renames included (the
+   * directories they were renamed into fsynced): called before the catalog
+   * records rows that reference them, so a power cut never leaves the
+   * catalog naming a chunk the store lost. Optional: a store whose writes
+   * are durable when they return (S3's PUT) has nothing to do.
+   */
+  flush?(): Promise<void>;
   /** Lets go of what the store holds open (the ssh store's connection); the store is not used after. */
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from "node
 import { open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { BlaineError, ExitCode, UsageError, errnoCode } from "../../errors.ts";
-import { fsyncDirectory, writeFileAtomic, writeFileAtomicAsync } from "../../fs/atomic.ts";
+import { fsyncDirectory, fsyncDirectoryAsync, writeFileAtomic, writeFileAtomicAsync } from "../../fs/atomic.ts";
 import { isProcessAlive } from "../../system/process-alive.ts";
 import { HASH_PATTERN, type ChunkStore } from "./chunk-store.ts";
 
@@ -25,6 +25,8 @@ export class DirectoryStore implements ChunkStore {
   readonly #chunks: string;
   readonly #versions: string;
   readonly #meta: string;
+  /** Chunk directories holding renames not yet fsynced (see flush). */
+  readonly #unsynced = new Set<string>();
   /** Subdirectories known to exist (made and fsynced once). */
   readonly #madeDirs = new Set<string>();
 
@@ -78,6 +80,14 @@ export class DirectoryStore implements ChunkStore {
       this.#madeDirs.add(dir);
     }
     await writeFileAtomicAsync(this.chunkPath(hash), object);
+    this.#unsynced.add(dir);
+  }
+
+  /** The renames of the chunks stored since the last flush, made durable: one fsync per chunk directory touched. */
+  async flush(): Promise<void> {
+    const dirs = [...this.#unsynced];
+    this.#unsynced.clear();
+    for (const dir of dirs) await fsyncDirectoryAsync(dir);
   }
 
   async getChunk(hash: string): Promise<Uint8Array | undefined> {

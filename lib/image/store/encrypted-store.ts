@@ -132,6 +132,10 @@ class EncryptedStore implements ChunkStore {
     if (this.#free.length < POOLED_BUFFERS) this.#free.push(buffer);
   }
 
+  async flush(): Promise<void> {
+    await this.#inner.flush?.();
+  }
+
   async putChunk(hash: string, object: Uint8Array): Promise<void> {
     const buffer = this.#take(object.length + SEAL_OVERHEAD);
     try {

@@ -19,6 +19,7 @@ import { SshChannel, shellQuote, type SshDestination } from "../../system/ssh.ts
  *   rm PATH         → ok | err MESSAGE
  *   ls DIR          → ok, then one name a line (`ls -a`), then an empty line
  *   alive PID       → ok | missing (`kill -0` on the remote)
+ *   flush           → ok | err MESSAGE (`sync`: every rename so far durable)
  *
  * `get` sends the length `wc -c` saw, then the file: objects are written
  * once under their name and replaced only by a rename, so the two agree.
@@ -61,6 +62,8 @@ while read -r verb a b c e; do
     reply ok; ls -a "$a" 2>/dev/null; echo;;
   alive)
     if kill -0 "$a" 2>/dev/null; then reply ok; else reply missing; fi;;
+  flush)
+    if msg=$(sync 2>&1); then reply ok; else set -- $msg; reply err "$*"; fi;;
   *)
     reply err "unknown request $verb";;
   esac
@@ -220,6 +223,14 @@ export class RemoteShell {
   /** Whether a process runs on the remote (a writer whose temps are not stale). */
   alive(pid: number): Promise<boolean> {
     return this.#request([`alive ${Math.trunc(pid)}\n`], async () => (await this.#status("alive")).ok);
+  }
+
+  /** Every write so far durable on the remote, renames included. */
+  flush(): Promise<void> {
+    return this.#request(["flush\n"], async () => {
+      const status = await this.#status("flush");
+      if (!status.ok) throw new RemoteRefusal(`ssh destination ${this.destination.url}: cannot sync: ${status.message}`);
+    });
   }
 
   /** Ends the remote loop and the connection. */

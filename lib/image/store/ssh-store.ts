@@ -63,9 +63,14 @@ export class SshStore implements ChunkStore {
   }
 
   // Chunks are made durable one by one but their directory is not fsynced for each:
-  // the directory store does the same (its directories are fsynced when made).
+  // flush makes the renames durable before the catalog records them.
   putChunk(hash: string, object: Uint8Array): Promise<void> {
     return this.#write(this.#chunkPath(hash), object, false);
+  }
+
+  /** The remote's `sync`: every rename so far durable (the remote shell has no per-directory fsync to batch). */
+  flush(): Promise<void> {
+    return this.#shell.flush();
   }
 
   getChunk(hash: string): Promise<Uint8Array | undefined> {
