@@ -215,6 +215,35 @@ describe.each([{ backend: "sqlite" as const }, ...(pgMissing ? [] : [{ backend: 
   });
 });
 
+test("issue 16.1: a prune frees only the chunks its own removal left unreferenced; a blaine image rm's candidates in the same catalog keep their grace period", async () => {
+  const { blaine } = await import("./helpers/cli.ts");
+  const source = plainSource();
+  const vm = join(source, "vm1");
+  makeVolume(vm, 80);
+  const env = await newArchive(source);
+  await env.ok(["add", "vm1"]);
+  const expected = new Map<string, Uint8Array>();
+  const sent: { uid: string; session: string }[] = [];
+  for (let round = 0; round < 3; round++) {
+    if (round > 0) writeAt(vm, 0, randomBytes(2 * CHUNK, 80 + round));
+    sent.push((await env.ok(["send"], { BLAINE_NOW: `2026-06-0${1 + round}T12:00:00Z` })).volumes[0]);
+    expected.set(sent[round]!.session, readFileSync(vm));
+  }
+  // The first session removed through blaine image: its own two chunks are candidates in their grace period (a backup beside may still want them).
+  const imageArgs = (args: string[]) => ["image", ...args, "--db", env.db, "--store", env.storeDir, "--json"];
+  expect((await blaine(imageArgs(["rm", sent[0]!.uid, "--force"]))).exitCode).toBe(0);
+  const inGrace = expected.get(sent[0]!.session)!;
+  expected.delete(sent[0]!.session);
+  const pruned = await env.ok(["prune", "vm1", "--session", sent[1]!.session]);
+  expected.delete(sent[1]!.session);
+  expect(pruned.chunksFreed).toBe(2);
+  expect(env.chunkFiles()).toEqual(chunksOf([...expected.values(), inGrace]));
+  await expectSessionsEqual(env, "vm1", expected);
+  // Past the grace period (here: none), cleanup frees them.
+  expect((await blaine(imageArgs(["cleanup", "--grace", "0"]))).json.chunksFreed).toBe(2);
+  expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
+});
+
 test("issue 16: a prune while a blaine image cleanup of the same catalog is deleting leaves that cleanup's chunks to it: a send that needs them again writes them after it, and every session receives as it was sent", async () => {
   const { blaine, isStopped, spawnBlaine, waitFor } = await import("./helpers/cli.ts");
   const source = plainSource();

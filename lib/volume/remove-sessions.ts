@@ -16,7 +16,10 @@ import { PRUNE_PENDING, type VolumeCatalog } from "./catalog/volume-catalog.ts";
  *      read or rewritten: every session holds its full block list, so no
  *      other session needs anything of theirs);
  *   4. those chunks are deleted (image cleanup's passes, no grace period:
- *      the archive's lock keeps sends out, and claims protect any backup),
+ *      the archive's lock keeps sends out, and claims protect any backup;
+ *      they are dated PRUNED, before any real time, so the pass takes them
+ *      and no other candidate: a `blaine image rm`'s in the same catalog
+ *      waits for its grace period, for a backup beside it),
  *      under the cleanup lock as `blaine image cleanup` deletes: the
  *      deleting list is its holder's (freeing another cleanup's list would
  *      let a backup write a chunk again that the other then deletes). When
@@ -37,6 +40,9 @@ export interface RemovalResult {
 /** Said when removeSessions found a `blaine image cleanup` of the same catalog deleting. */
 export const FREEING_DEFERRED = "a blaine image cleanup of this catalog is running: the chunks no session needs any more are freed by the next prune or blaine image cleanup";
 
+/** The date of the candidates a removal made: due at once, and older than every candidate `blaine image rm` dates with the clock. */
+const PRUNED = 0;
+
 export async function removeSessions(catalog: ImageCatalog, volumes: VolumeCatalog, store: ChunkStore, uids: readonly string[]): Promise<RemovalResult> {
   const pending = await pendingRemoval(volumes);
   const all = [...new Set([...pending, ...uids])];
@@ -47,12 +53,12 @@ export async function removeSessions(catalog: ImageCatalog, volumes: VolumeCatal
   crashPoint("volume-prune-docs-removed");
   const present = await catalog.versionUids();
   const removing = all.filter((uid) => present.has(uid));
-  await catalog.removeVersions(removing);
+  await catalog.removeVersions(removing, PRUNED);
   crashPoint("volume-prune-versions-removed");
   const release = await catalog.sql.tryLock("cleanup");
   let freed = { chunksFreed: 0, bytesFreed: 0 };
   try {
-    if (release) freed = await freeGarbage(catalog, store, Date.now());
+    if (release) freed = await freeGarbage(catalog, store, PRUNED);
   } finally {
     await release?.();
   }

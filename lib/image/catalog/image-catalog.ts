@@ -181,20 +181,22 @@ export class ImageCatalog {
    * Removes several versions at once (a volume's prune): one transaction,
    * set-based, no chunk read and no other version's rows touched. Then
    * every chunk the store holds that no block row references any more and
-   * no running backup claimed becomes a deletion candidate, dated `now` (a
-   * cleanup pass with that cutoff frees it). That one pass over the rows
-   * that remain replaces a search through the removed rows, which for
-   * sessions holding full block lists are most of the table.
+   * no running backup claimed becomes a deletion candidate, dated `since`
+   * (a cleanup pass with that cutoff frees it). A chunk that already was a
+   * candidate (a `blaine image rm`'s) keeps its own date: its grace period
+   * still holds. That one pass over the rows that remain replaces a search
+   * through the removed rows, which for sessions holding full block lists
+   * are most of the table.
    */
-  async removeVersions(uids: readonly string[], now = Date.now()): Promise<void> {
+  async removeVersions(uids: readonly string[], since = Date.now()): Promise<void> {
     if (uids.length === 0) return;
     await this.sql.transaction(async (tx) => {
       for (const part of slices(uids, HASHES_PER_STATEMENT)) {
         const list = placeholders(part.length);
         // Chunks those backups stored but never recorded (killed ones): candidates like the rest.
         await tx.run(
-          `INSERT INTO image_deleted_chunks (hash, since) SELECT DISTINCT hash, ? FROM image_pending_chunks WHERE version_uid IN (${list}) ON CONFLICT (hash) DO UPDATE SET since = excluded.since`,
-          [now, ...part],
+          `INSERT INTO image_deleted_chunks (hash, since) SELECT DISTINCT hash, ? FROM image_pending_chunks WHERE version_uid IN (${list}) ON CONFLICT (hash) DO NOTHING`,
+          [since, ...part],
         );
         await tx.run(`DELETE FROM image_pending_chunks WHERE version_uid IN (${list})`, part);
         await tx.run(`DELETE FROM image_blocks WHERE version_uid IN (${list})`, part);
@@ -204,7 +206,7 @@ export class ImageCatalog {
       await tx.run(
         "INSERT INTO image_deleted_chunks (hash, since) SELECT hash, ? FROM (SELECT hash FROM image_chunks EXCEPT SELECT hash FROM image_blocks WHERE hash IS NOT NULL " +
           "EXCEPT SELECT hash FROM image_pending_chunks) unreferenced WHERE true ON CONFLICT (hash) DO NOTHING",
-        [now],
+        [since],
       );
     });
   }

@@ -45,7 +45,7 @@ async function deleteTaken(catalog: ImageCatalog, store: ChunkStore, hashes: str
  * Frees what no version references: drops the claims of killed backups,
  * finishes the deletions a killed cleanup left, then deletes the candidates
  * that became candidates at or before `cutoff`, in passes. The caller holds
- * the cleanup lock. Also a volume prune's last step (cutoff: now).
+ * the cleanup lock. Also a volume prune's last step (cutoff: the date of its own candidates).
  */
 export async function freeGarbage(catalog: ImageCatalog, store: ChunkStore, cutoff: number): Promise<{ chunksFreed: number; bytesFreed: number }> {
   let chunksFreed = 0;
