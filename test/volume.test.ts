@@ -355,6 +355,33 @@ describe("kill -9", () => {
       expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));
     },
   );
+
+  test.each(["volume-arch-delete-noted:1", "volume-prune-docs-removed:1", "image-chunk-deleted:1", "volume-arch-delete-doc-removed:1"])(
+    "issue 16.2: an arch-delete killed at %s leaves the archive marked as being deleted; other commands say so, the next arch-delete finishes it without asking again",
+    async (point) => {
+      const source = plainSource();
+      const vm = join(source, "vm1");
+      makeVolume(vm, 90);
+      const env = await newArchive(source);
+      await env.ok(["add", "vm1"]);
+      await env.ok(["send"]);
+      const crash = crashAt(point);
+      expectDiedAt(await env.volume(["arch-delete", "--unattended"], crash.env), crash, point);
+      const list = await env.volume(["list"]);
+      expect(list.exitCode).toBe(2);
+      expect(list.stderr).toContain("is being deleted");
+      expect(list.stderr).toContain("blaine volume arch-delete");
+      const deleted = await env.ok(["arch-delete"]);
+      expect(deleted.volumes).toBe(1);
+      expect(env.chunkFiles()).toEqual([]);
+      expect(existsSync(join(env.storeDir, "meta", "volume-archive.json"))).toBe(false);
+      const gone = await env.volume(["list"]);
+      expect(gone.exitCode).toBe(2);
+      expect(gone.stderr).toContain("holds no volume archive");
+      // The catalog and destination take a new archive.
+      await env.ok(["arch-init", "--source", source, "--dest", `internal:${join(env.dir, "dest")}`, "--subdir", "archive", "--chunk-factor", "0"]);
+    },
+  );
 });
 
 describe("destinations", () => {

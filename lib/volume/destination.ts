@@ -91,8 +91,10 @@ export async function createDestination(destination: Destination, s3: S3Settings
 /**
  * Opens the destination of an existing archive: it must be there and hold
  * this archive (its settings document naming the same uid as the catalog).
+ * An archive being deleted may have lost its document already (arch-delete
+ * removes it just before the catalog's rows).
  */
-export async function openDestination(archive: ArchiveSettings, s3: S3Settings, keyfile: string | undefined): Promise<ChunkStore> {
+export async function openDestination(archive: ArchiveSettings, s3: S3Settings, keyfile: string | undefined, deleting = false): Promise<ChunkStore> {
   const destination = parseDestination(archive.dest, archive.subdir);
   if (archive.encrypted && !keyfile) {
     throw new BlaineError(`the archive at ${destination.given} is encrypted: give --keyfile FILE (arch-init recorded none that can be read)`, ExitCode.usage);
@@ -110,6 +112,7 @@ export async function openDestination(archive: ArchiveSettings, s3: S3Settings, 
   }
   try {
     const text = await store.getMetaDoc(ARCHIVE_DOC);
+    if (text === undefined && deleting) return store;
     if (text === undefined) throw unreachable(destination, "holds no volume archive (is its disk mounted?)");
     const there = parseArchiveDoc(text, `destination ${destination.given}`);
     if (there.uid !== archive.uid) {

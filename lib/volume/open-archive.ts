@@ -4,7 +4,7 @@ import { openImageSql } from "../image/catalog/sql.ts";
 import type { ImageSettings } from "../image/settings.ts";
 import type { ChunkStore } from "../image/store/chunk-store.ts";
 import { chunkSizeOf, settingsFromRows, type ArchiveSettings } from "./archive-settings.ts";
-import { VolumeCatalog, type VolumeRow } from "./catalog/volume-catalog.ts";
+import { ARCHIVE_DELETING, VolumeCatalog, type VolumeRow } from "./catalog/volume-catalog.ts";
 import { openDestination, parseDestination } from "./destination.ts";
 import { pendingRemoval, removeSessions } from "./remove-sessions.ts";
 import { ARCHIVE_LABEL, sessionsOf } from "./sessions.ts";
@@ -20,6 +20,8 @@ export interface OpenArchive {
   readonly chunkSize: number;
   /** The destination's store (commands that read or write data). */
   readonly store: ChunkStore;
+  /** An arch-delete was begun (and killed): the archive is being deleted. */
+  readonly deleting: boolean;
   /** The same archive as `blaine image` settings (to run image commands on it). */
   readonly imageSettings: ImageSettings;
   /** A volume the user named (usage error when the archive has no such volume). */
@@ -33,6 +35,8 @@ export interface OpenOptions {
   readonly store: boolean;
   /** Take the archive's lock: one writing command at a time. */
   readonly write: boolean;
+  /** arch-delete: opens an archive an interrupted arch-delete left (to finish it); every other command refuses one. */
+  readonly deleting?: boolean;
 }
 
 /**
@@ -56,18 +60,23 @@ export async function withArchive<T>(settings: VolumeSettings, options: OpenOpti
     const rows = await volumes.settings();
     if (rows.uid === undefined) throw new BlaineError(`${catalog.name} holds no volume archive: blaine volume arch-init --source … --dest … creates one`, ExitCode.usage);
     const archive = settingsFromRows(rows, catalog.name);
+    const deleting = rows[ARCHIVE_DELETING] !== undefined;
+    if (deleting && !options.deleting) {
+      throw new BlaineError(`the volume archive of ${catalog.name} (${archive.source} to ${archive.dest}) is being deleted: an arch-delete was interrupted; blaine volume arch-delete finishes it`, ExitCode.usage);
+    }
     if (options.write) {
       release = await sql.tryLock("volume");
       if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
     }
     const keyfile = settings.keyfile ?? archive.keyfile;
-    store = options.store ? await openDestination(archive, settings.s3, keyfile) : undefined;
+    store = options.store ? await openDestination(archive, settings.s3, keyfile, deleting) : undefined;
     const open: OpenArchive = {
       settings,
       archive,
       catalog,
       volumes,
       chunkSize: chunkSizeOf(archive),
+      deleting,
       store: store as ChunkStore,
       imageSettings: {
         configFile: settings.configFile,

@@ -15,6 +15,8 @@ export interface VolumeRow {
 
 /** The keys of volume_settings that are not the archive's settings. */
 export const PRUNE_PENDING = "prune-pending";
+/** Set by arch-delete before it removes anything: the archive is being deleted, and only arch-delete may open it (to finish). */
+export const ARCHIVE_DELETING = "archive-deleting";
 
 function volumeOf(row: Record<string, unknown>): VolumeRow {
   return {
