@@ -222,6 +222,32 @@ describe.skipIf(Boolean(missing))("ssh store", () => {
     expect(backup.stderr).toContain("head -c");
   }, 60_000);
 
+  test("issue 16.3: an object replaced between get's size and its data (a longer store.json here) never desyncs the stream: the get is read again", async () => {
+    const env = sshEnv();
+    const source = join(env.dir, "vm.img");
+    writeFileSync(source, Buffer.from(randomBytes(2 * BLOCK, 15)));
+    expect((await env.image(["backup", source, "vm", ...BS])).exitCode).toBe(0);
+    // The same store.json with trailing spaces: valid, and longer than the size wc -c just said.
+    const marker = join(env.remote, "store.json");
+    writeFileSync(join(env.dir, "store.json.new"), `${readFileSync(marker, "utf8").trimEnd()}${" ".repeat(300)}\n`);
+    // A wc on the remote that, the first time it runs, replaces store.json by rename right after counting it.
+    const fake = join(env.dir, "fake-bin");
+    mkdirSync(fake);
+    writeFileSync(join(fake, "wc"), `#!/bin/sh\n/usr/bin/wc "$@"\nif mkdir ${env.dir}/replaced 2>/dev/null; then mv ${env.dir}/store.json.new ${marker}; fi\n`);
+    chmodSync(join(fake, "wc"), 0o755);
+    const wrapper = join(env.dir, "ssh-fake-wc");
+    writeFileSync(wrapper, `#!/bin/bash\nargs=("$@")\nlast=\${args[-1]}\nunset "args[-1]"\nexec ${server().sshCommand} "\${args[@]}" "PATH=${fake}:\\$PATH $last"\n`);
+    chmodSync(wrapper, 0o755);
+    writeAt(source, 0, randomBytes(BLOCK, 16));
+    const backup = await env.image(["backup", source, "vm", ...BS, "--json"], { BLAINE_SSH_COMMAND: wrapper });
+    expect(backup.stderr).not.toContain("blaine:");
+    expect(backup.exitCode).toBe(0);
+    expect(existsSync(join(env.dir, "replaced"))).toBe(true);
+    const out = join(env.dir, "out.img");
+    expect((await env.image(["restore", backup.json.uid, out])).exitCode).toBe(0);
+    expect(sameBytes(source, out)).toBe(true);
+  }, 60_000);
+
   test("issue 16: a connection cut in the middle of a chunk never leaves a truncated chunk under its name", async () => {
     const env = sshEnv();
     const source = join(env.dir, "vm.img");

@@ -14,15 +14,18 @@ import { SshChannel, shellQuote, type SshDestination } from "../../system/ssh.ts
  *        cut within the bytes leaves a short temp, never a short PATH —,
  *        fsynced with `sync FILE`, renamed; SYNCDIR 1 also fsyncs the
  *        directory; a directory made for it is fsynced with its parent)
- *   get PATH        → ok LENGTH + bytes | missing
+ *   get PATH        → ok LENGTH + LENGTH bytes + end LENGTH' | missing
  *   size PATH       → ok LENGTH | missing
  *   rm PATH         → ok | err MESSAGE
  *   ls DIR          → ok, then one name a line (`ls -a`), then an empty line
  *   alive PID       → ok | missing (`kill -0` on the remote)
  *   flush           → ok | err MESSAGE (`sync`: every rename so far durable)
  *
- * `get` sends the length `wc -c` saw, then the file: objects are written
- * once under their name and replaced only by a rename, so the two agree.
+ * `get` sends the length `wc -c` saw, then exactly that many bytes (the
+ * file cut or padded with zeros to it), then the length the name has
+ * after the read: an object replaced by a rename between the count and
+ * the read leaves the stream in step, and the two lengths differing say
+ * the bytes are not the object's (the client asks again).
  *
  * `head -c` must take no more than its count off the pipe (GNU head reads
  * exactly; busybox's and the BSDs' read through stdio buffers, and the
@@ -53,7 +56,11 @@ while read -r verb a b c e; do
       rm -f "$t"; set -- $msg; reply err "$*"
     fi;;
   get)
-    if [ -f "$a" ] && [ -r "$a" ]; then set -- $(wc -c < "$a"); reply ok "$1"; cat "$a"; else reply missing; fi;;
+    if [ -f "$a" ] && [ -r "$a" ] && n=$(wc -c < "$a"); then
+      set -- $n; reply ok "$1"
+      { cat "$a" 2>/dev/null; head -c "$1" /dev/zero; } | head -c "$1"
+      if n=$(wc -c < "$a" 2>/dev/null); then set -- $n; reply end "$1"; else reply end gone; fi
+    else reply missing; fi;;
   size)
     if [ -f "$a" ]; then set -- $(wc -c < "$a"); reply ok "$1"; else reply missing; fi;;
   rm)
@@ -79,6 +86,11 @@ function checkPath(path: string): string {
   if (!SAFE_PATH.test(path) || path.split("/").some((part) => part === "." || part === "..")) throw new Error(`not a store path: ${JSON.stringify(path)}`);
   return path;
 }
+
+/** A get whose object was replaced while it was read. */
+const CHANGED = Symbol("changed");
+/** Gets of one object before giving up: a replace is a rename, rare and quick, so a second read normally settles it. */
+const GET_ATTEMPTS = 3;
 
 export class RemoteShell {
   readonly #channel: SshChannel;
@@ -170,26 +182,53 @@ export class RemoteShell {
     });
   }
 
+  /**
+   * A get's trailer: whether the object still had the length sent before
+   * its bytes. When not, it was replaced meanwhile and the bytes may be cut
+   * or padded: the caller asks again.
+   */
+  async #unchanged(length: number): Promise<boolean> {
+    const line = await this.#channel.readLine();
+    if (line === undefined) throw await this.#channel.failure("the connection ended");
+    const end = /^end (\d+|gone)$/.exec(line);
+    if (!end) throw await this.#channel.failure(`unexpected answer to get: ${JSON.stringify(line.slice(0, 80))}`);
+    return end[1] === String(length);
+  }
+
+  /** Repeats a get whose object was replaced while it was read (CHANGED), a few times. */
+  async #getSettled<T>(path: string, once: () => Promise<T | typeof CHANGED>): Promise<T> {
+    for (let attempt = 0; attempt < GET_ATTEMPTS; attempt++) {
+      const result = await once();
+      if (result !== CHANGED) return result;
+    }
+    throw new RemoteRefusal(`ssh destination ${this.destination.url}: ${path} was replaced while it was read, ${GET_ATTEMPTS} times`);
+  }
+
   get(path: string): Promise<Uint8Array | undefined> {
-    return this.#request([`get ${checkPath(path)}\n`], async () => {
-      const status = await this.#status("get");
-      if (!status.ok) return undefined;
-      const bytes = await this.#channel.readBytes(this.#length(status.rest));
-      if (bytes === undefined) throw await this.#channel.failure("the connection ended");
-      return bytes;
-    });
+    return this.#getSettled(path, () =>
+      this.#request([`get ${checkPath(path)}\n`], async () => {
+        const status = await this.#status("get");
+        if (!status.ok) return undefined;
+        const length = this.#length(status.rest);
+        const bytes = await this.#channel.readBytes(length);
+        if (bytes === undefined) throw await this.#channel.failure("the connection ended");
+        return (await this.#unchanged(length)) ? bytes : CHANGED;
+      }),
+    );
   }
 
   /** The file read into `into`: its length (not read when longer than `into`), or undefined when missing. */
   getInto(path: string, into: Uint8Array): Promise<number | undefined> {
-    return this.#request([`get ${checkPath(path)}\n`], async () => {
-      const status = await this.#status("get");
-      if (!status.ok) return undefined;
-      const length = this.#length(status.rest);
-      // The bytes come all the same: taken off the stream, kept only when they fit.
-      if (!(await this.#channel.readInto(length <= into.length ? into : undefined, length))) throw await this.#channel.failure("the connection ended");
-      return length;
-    });
+    return this.#getSettled(path, () =>
+      this.#request([`get ${checkPath(path)}\n`], async () => {
+        const status = await this.#status("get");
+        if (!status.ok) return undefined;
+        const length = this.#length(status.rest);
+        // The bytes come all the same: taken off the stream, kept only when they fit.
+        if (!(await this.#channel.readInto(length <= into.length ? into : undefined, length))) throw await this.#channel.failure("the connection ended");
+        return (await this.#unchanged(length)) ? length : CHANGED;
+      }),
+    );
   }
 
   size(path: string): Promise<number | undefined> {
