@@ -385,6 +385,33 @@ describe("kill -9", () => {
 });
 
 describe("destinations", () => {
+  test.skipIf(!canMount())("issue 16.4: arch-init refuses a destination in a mountpoint /etc/fstab lists that is not mounted, naming it; mounted, it is created", async () => {
+    const source = plainSource();
+    makeVolume(join(source, "vm1"), 11);
+    const dir = tempDir("blaine-volume-fstab-", roots);
+    const mountpoint = join(dir, "disk");
+    mkdirSync(mountpoint);
+    const fstab = join(dir, "fstab");
+    writeFileSync(fstab, `# a comment\nUUID=0000 / ext4 defaults 0 1\ntmpfs ${mountpoint} tmpfs noauto,size=64m 0 0\n`);
+    const env = volumeEnv({ dir, source, db: join(dir, "volumes.db"), dest: `internal:${mountpoint}` });
+    const withFstab = { BLAINE_FSTAB: fstab };
+    for (const [dest, subdir] of [[mountpoint, ""], [dir, "disk/archive"]] as const) {
+      const refused = await env.volume(["arch-init", "--source", source, "--dest", `internal:${dest}`, ...(subdir ? ["--subdir", subdir] : []), "--chunk-factor", "0"], withFstab);
+      expect(refused.exitCode).toBe(3);
+      expect(refused.stderr).toContain(`${mountpoint} is a mountpoint in ${fstab} that is not mounted`);
+      expect(readdirSync(mountpoint)).toEqual([]);
+      expect((await env.volume(["list"])).stderr).toContain("holds no volume archive");
+    }
+    const unmount = mountTmpfs(mountpoint, "64m");
+    try {
+      await env.ok(["arch-init", "--source", source, "--dest", `internal:${mountpoint}`, "--chunk-factor", "0"], withFstab);
+      await env.ok(["add", "vm1"]);
+      await env.ok(["send"], withFstab);
+    } finally {
+      unmount();
+    }
+  });
+
   test.skipIf(!canMount())("issue 16: a destination whose disk is not mounted is an error (exit 3) and nothing is written into the empty mountpoint", async () => {
     const source = plainSource();
     makeVolume(join(source, "vm1"), 10);

@@ -18,7 +18,7 @@ export interface MountEntry {
 }
 
 /** mountinfo escapes space, tab, newline and backslash as octal (`\040`). */
-function unescapeMountField(field: string): string {
+export function unescapeMountField(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8)));
 }
 

@@ -2,6 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join, normalize } from "node:path";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 import { openStore, type ChunkStore, type S3Settings } from "../image/store/chunk-store.ts";
+import { fstabFile, unmountedFstabMountpoint } from "../system/fstab.ts";
 import { parseSshUrl } from "../system/ssh.ts";
 import { ARCHIVE_DOC, parseArchiveDoc, type ArchiveSettings } from "./archive-settings.ts";
 
@@ -63,13 +64,16 @@ function unreachable(destination: Destination, why: string): BlaineError {
 
 /**
  * Creates the destination's store for a new archive (arch-init): DEST must
- * exist (a mounted disk's directory, a bucket); the store goes at
- * DEST/SUBDIR, made there, and must be new.
+ * exist (a mounted disk's directory, a bucket), and not be in a mountpoint
+ * /etc/fstab lists that is not mounted (an empty directory then, not the
+ * disk); the store goes at DEST/SUBDIR, made there, and must be new.
  */
 export async function createDestination(destination: Destination, s3: S3Settings, keyfile: string | undefined): Promise<ChunkStore> {
   if (destination.kind === "internal") {
     const base = destination.base as string;
     if (!existsSync(base) || !statSync(base).isDirectory()) throw unreachable(destination, `is not there: ${base} is not a directory (is its disk mounted?)`);
+    const unmounted = unmountedFstabMountpoint(destination.spec);
+    if (unmounted) throw unreachable(destination, `is not there: ${unmounted} is a mountpoint in ${fstabFile()} that is not mounted (mount its disk first)`);
   }
   let store: ChunkStore;
   try {
