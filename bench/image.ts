@@ -8,8 +8,12 @@
  * `restic restore`; the peak memory of a first backup and of a dense
  * restore; a 1 TiB sparse image holding 256 MiB; and the catalog
  * time of a 1 TiB version (262 144 block rows) on SQLite and PostgreSQL.
+ * Each comparison also gets a row of CPU seconds (information, not a
+ * target), and every timed command prints its wall and CPU time with the
+ * load average: on a shared machine they tell the tools from the load.
  */
 import { closeSync, mkdirSync, openSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { ImageCatalog, type BlockRow } from "../lib/image/catalog/image-catalog.ts";
 import { openImageSql } from "../lib/image/catalog/sql.ts";
@@ -20,18 +24,43 @@ import { dropCaches, peakMemory, timeCommand, type BenchRow } from "./measure.ts
 const BIN = join(import.meta.dir, "..", "bin", "blaine.ts");
 const MiB = 1024 * 1024;
 
+/** CPU seconds (user + system) of the last command `run` ran. */
+let lastCpuSeconds = 0;
+
 function run(argv: readonly string[], env: Record<string, string> = {}): string {
   const result = Bun.spawnSync([...argv], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
   if (result.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${result.exitCode}): ${result.stderr.toString().slice(-500)}`);
+  lastCpuSeconds = Number(result.resourceUsage?.cpuTime.total ?? 0n) / 1e6;
   return result.stdout.toString();
 }
 
-/** Wall time of a command followed by sync (what is on disk counts, not what is in the page cache). */
-function timeSynced(argv: readonly string[], env: Record<string, string> = {}): number {
+/** A timed command: wall seconds (with the sync), its CPU seconds, and the machine's load average as it started. */
+interface Timed {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+  readonly load: number;
+}
+
+/**
+ * Wall time of a command followed by sync (what is on disk counts, not what
+ * is in the page cache), printed with its CPU seconds and the load average:
+ * on a shared machine the wall time moves with the load, the CPU seconds
+ * much less, so the two together say whether a ratio is the tools' or the load's.
+ */
+function timeSynced(what: string, argv: readonly string[], env: Record<string, string> = {}): Timed {
+  const load = loadavg()[0];
   const start = performance.now();
   run(argv, env);
+  const cpuSeconds = lastCpuSeconds;
   run(["sync"]);
-  return (performance.now() - start) / 1000;
+  const seconds = (performance.now() - start) / 1000;
+  console.log(`${what}: ${seconds.toFixed(2)} s wall, ${cpuSeconds.toFixed(2)} s CPU, load average ${load.toFixed(2)} at its start`);
+  return { seconds, cpuSeconds, load };
+}
+
+/** A row comparing CPU seconds (not a target: says whether a wall-time ratio is the tools' or the machine's load). */
+function cpuRow(name: string, blaine: Timed, peer: Timed, peerName: string): BenchRow {
+  return { name: `${name}: CPU seconds`, blaine: blaine.cpuSeconds, peer: peer.cpuSeconds, peerName, unit: "s", ratio: peer.cpuSeconds / blaine.cpuSeconds, target: "(info)", pass: true };
 }
 
 /** The benchmark image: random, holes and zeros, text-like, in 4 MiB pieces spread through the file. */
@@ -79,7 +108,8 @@ export async function benchImage(options: { workDir: string; quick?: boolean }):
   const rows: BenchRow[] = [];
 
   dropCaches();
-  const first = timeSynced(blaine(["backup", image, "vm"]));
+  const firstRun = timeSynced("blaine first backup", blaine(["backup", image, "vm"]));
+  const first = firstRun.seconds;
   const uid = JSON.parse(run(blaine(["ls", "--json"]))).versions[0].uid as string;
 
   // restic: a new local repository, the password from the environment (never argv).
@@ -87,18 +117,23 @@ export async function benchImage(options: { workDir: string; quick?: boolean }):
   if (Bun.which("restic")) {
     run(["restic", "init"], resticEnv);
     dropCaches();
-    const restic = timeSynced(["restic", "backup", "--quiet", image], resticEnv);
+    const resticRun = timeSynced("restic backup", ["restic", "backup", "--quiet", image], resticEnv);
+    const restic = resticRun.seconds;
     rows.push(row(`image first backup (${label}) vs restic backup`, first, restic, "restic", "s", restic / first, "≥ 3×", restic / first >= 3));
+    rows.push(cpuRow(`image first backup (${label}) vs restic backup`, firstRun, resticRun, "restic"));
     const restoreDir = join(workDir, "restic-restore");
     dropCaches();
-    const resticRestore = timeSynced(["restic", "restore", "latest", "--target", restoreDir], resticEnv);
+    const resticRestoreRun = timeSynced("restic restore", ["restic", "restore", "latest", "--target", restoreDir], resticEnv);
+    const resticRestore = resticRestoreRun.seconds;
     rmSync(restoreDir, { recursive: true, force: true });
     rmSync(resticEnv.RESTIC_REPOSITORY, { recursive: true, force: true });
     const target = join(workDir, "restored.img");
     dropCaches();
-    const restore = timeSynced(blaine(["restore", uid, target, "--sparse"]));
+    const restoreRun = timeSynced("blaine restore", blaine(["restore", uid, target, "--sparse"]));
+    const restore = restoreRun.seconds;
     rmSync(target, { force: true });
     rows.push(row(`image restore (${label}) vs restic restore`, restore, resticRestore, "restic", "s", resticRestore / restore, "≥ 3×", resticRestore / restore >= 3));
+    rows.push(cpuRow(`image restore (${label}) vs restic restore`, restoreRun, resticRestoreRun, "restic"));
   } else {
     console.warn("restic is not installed: its rows are skipped (Debian package restic)");
   }
@@ -107,9 +142,11 @@ export async function benchImage(options: { workDir: string; quick?: boolean }):
     const borgEnv = { BORG_REPO: repo, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: "yes", BORG_RELOCATED_REPO_ACCESS_IS_OK: "yes" };
     run(["borg", "init", "--encryption=none"], borgEnv);
     dropCaches();
-    const borg = timeSynced(["borg", "create", "--chunker-params", "fixed,4194304", "--compression", "zstd,3", "::first", image], borgEnv);
+    const borgRun = timeSynced("borg create", ["borg", "create", "--chunker-params", "fixed,4194304", "--compression", "zstd,3", "::first", image], borgEnv);
+    const borg = borgRun.seconds;
     rmSync(repo, { recursive: true, force: true });
     rows.push(row(`image first backup (${label}) vs borg create (fixed 4 MiB)`, first, borg, "borg", "s", borg / first, "≥ 3×", borg / first >= 3));
+    rows.push(cpuRow(`image first backup (${label}) vs borg create (fixed 4 MiB)`, firstRun, borgRun, "borg"));
   } else {
     console.warn("borg is not installed: its row is skipped (Debian package borgbackup)");
   }
@@ -130,11 +167,11 @@ export async function benchImage(options: { workDir: string; quick?: boolean }):
   const hintFile = join(workDir, "diff.json");
   writeFileSync(hintFile, JSON.stringify(hints));
   dropCaches();
-  const incremental = timeSynced(blaine(["backup", image, "vm", "--from", uid, "--hints", hintFile]));
+  const incremental = timeSynced("blaine incremental, rbd hints over 1 %", blaine(["backup", image, "vm", "--from", uid, "--hints", hintFile])).seconds;
   rows.push(row(`image incremental, rbd hints over 1 % (${label})`, incremental, first, "first backup", "s", first / incremental, "< 5 % (≥ 20×)", incremental < first * 0.05));
 
   dropCaches();
-  const fullRead = timeSynced(blaine(["backup", image, "vm", "--from", uid]));
+  const fullRead = timeSynced("blaine --from, full read", blaine(["backup", image, "vm", "--from", uid])).seconds;
   const rate = size / fullRead / 1e9;
   rows.push(row(`image --from, full read (${label})`, rate, 1, "target", "GB/s", rate, "≥ 1 GB/s", rate >= 1));
 
