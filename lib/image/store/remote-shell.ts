@@ -4,7 +4,7 @@ import { SshChannel, shellQuote, type SshDestination } from "../../system/ssh.ts
 /**
  * A directory on a remote host, reached through one ssh connection that
  * runs a small POSIX shell loop there (nothing else needed on the remote:
- * sh, cat, head -c, mv, mkdir, rm, ls, wc, sync). Requests are lines; a
+ * sh, cat, head -c, dd, mv, mkdir, rm, ls, wc, sync). Requests are lines; a
  * `put` line is followed by exactly its bytes, which `head -c` takes off
  * the loop's stdin. Requests are pipelined: many can be in flight, their
  * answers come back in order.
@@ -21,11 +21,14 @@ import { SshChannel, shellQuote, type SshDestination } from "../../system/ssh.ts
  *   alive PID       → ok | missing (`kill -0` on the remote)
  *   flush           → ok | err MESSAGE (`sync`: every rename so far durable)
  *
- * `get` sends the length `wc -c` saw, then exactly that many bytes (the
- * file cut or padded with zeros to it), then the length the name has
- * after the read: an object replaced by a rename between the count and
- * the read leaves the stream in step, and the two lengths differing say
- * the bytes are not the object's (the client asks again).
+ * `get` sends the length `wc -c` saw, then exactly that many bytes (one
+ * dd record: the file cut or padded with zeros to it; a regular file's
+ * read returns all it asks for but at its end), then the length the name
+ * has after the read: an object replaced by a rename between the count
+ * and the read leaves the stream in step, and the two lengths differing
+ * say the bytes are not the object's (the client asks again). dd rather
+ * than cat through head: one process per get fewer (restores of small
+ * chunks are bound by the remote's forks).
  *
  * `head -c` must take no more than its count off the pipe (GNU head reads
  * exactly; busybox's and the BSDs' read through stdio buffers, and the
@@ -58,7 +61,7 @@ while read -r verb a b c e; do
   get)
     if [ -f "$a" ] && [ -r "$a" ] && n=$(wc -c < "$a"); then
       set -- $n; reply ok "$1"
-      { cat "$a" 2>/dev/null; head -c "$1" /dev/zero; } | head -c "$1"
+      [ "$1" = 0 ] || dd if="$a" bs="$1" count=1 conv=sync 2>/dev/null
       if n=$(wc -c < "$a" 2>/dev/null); then set -- $n; reply end "$1"; else reply end gone; fi
     else reply missing; fi;;
   size)
