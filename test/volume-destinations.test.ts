@@ -76,6 +76,9 @@ describe.skipIf(Boolean(missing))("an ssh destination", () => {
     await env.ok(["send"], { BLAINE_NOW: "2026-08-31T00:00:00Z" });
     expect(server.logins() - before).toBe(1);
     await sendAndReceiveAll(env, vm);
+    const beforeDedup = server.logins();
+    await env.ok(["arch-deduplicate"]);
+    expect(server.logins() - beforeDedup).toBe(1);
     // The remote's archive gone (its disk not mounted there): exit 3, nothing made on the remote.
     renameSync(join(remote, "archive"), join(remote, "away"));
     const refused = await env.volume(["send"]);

@@ -96,15 +96,24 @@ export async function freeOrphans(catalog: ImageCatalog, store: ChunkStore): Pro
  */
 export async function cleanupImages(settings: ImageSettings, full: boolean, output: Output): Promise<CleanupResult> {
   const store = await openImageStore(settings, { create: false });
-  return withCatalog(settings, false, async (catalog) => {
-    const cutoff = Date.now() - settings.graceMs;
-    let chunksFreed = 0;
-    let bytesFreed = 0;
-    let orphansFreed = 0;
-    let tempsRemoved = 0;
-    const release = await catalog.sql.tryLock("cleanup");
-    if (!release) throw new BlaineError(`another blaine image cleanup is running on ${catalog.name}`, ExitCode.failure);
-    try {
+  return withCatalog(settings, false, (catalog) => cleanupWith(catalog, store, { graceMs: settings.graceMs, full }, output));
+}
+
+/**
+ * The cleanup itself, on a catalog and store the caller has open (a volume
+ * command keeps its one connection to an ssh destination): chunks past
+ * their grace freed, with `full` also stale temps and orphans.
+ */
+export async function cleanupWith(catalog: ImageCatalog, store: ChunkStore, options: { readonly graceMs: number; readonly full: boolean }, output: Output): Promise<CleanupResult> {
+  const { graceMs, full } = options;
+  const cutoff = Date.now() - graceMs;
+  let chunksFreed = 0;
+  let bytesFreed = 0;
+  let orphansFreed = 0;
+  let tempsRemoved = 0;
+  const release = await catalog.sql.tryLock("cleanup");
+  if (!release) throw new BlaineError(`another blaine image cleanup is running on ${catalog.name}`, ExitCode.failure);
+  try {
     ({ chunksFreed, bytesFreed } = await freeGarbage(catalog, store, cutoff));
     if (full) {
       const known = await catalog.versionUids();
@@ -116,27 +125,26 @@ export async function cleanupImages(settings: ImageSettings, full: boolean, outp
           ExitCode.usage,
         );
       }
-      tempsRemoved = await store.removeStaleTemps(settings.graceMs);
+      tempsRemoved = await store.removeStaleTemps(graceMs);
       const orphans = await freeOrphans(catalog, store);
       bytesFreed += orphans.bytesFreed;
       chunksFreed += orphans.chunksFreed;
       orphansFreed += orphans.chunksFreed;
     }
-    } finally {
-      await release();
-    }
-    const grace = await catalog.candidatesInGrace(cutoff);
-    if (chunksFreed > 0) output.say(`freed ${chunksFreed} chunk(s), ${formatBytes(bytesFreed)}${orphansFreed > 0 ? ` (${orphansFreed} orphan(s))` : ""}`);
-    if (grace.count > 0) {
-      const due = (grace.oldestSince as number) + settings.graceMs - Date.now();
-      output.say(
-        `${grace.count} chunk(s) of removed versions are still in their grace period (${formatDuration(settings.graceMs)}); the first can be freed in ${formatDuration(Math.max(0, due))} (--grace to shorten it)`,
-      );
-    } else if (chunksFreed === 0) {
-      output.say("nothing to free: every chunk is referenced by a version");
-    }
-    const result = { chunksFreed, bytesFreed, orphansFreed, inGrace: grace.count, tempsRemoved };
-    output.result(result);
-    return result;
-  });
+  } finally {
+    await release();
+  }
+  const grace = await catalog.candidatesInGrace(cutoff);
+  if (chunksFreed > 0) output.say(`freed ${chunksFreed} chunk(s), ${formatBytes(bytesFreed)}${orphansFreed > 0 ? ` (${orphansFreed} orphan(s))` : ""}`);
+  if (grace.count > 0) {
+    const due = (grace.oldestSince as number) + graceMs - Date.now();
+    output.say(
+      `${grace.count} chunk(s) of removed versions are still in their grace period (${formatDuration(graceMs)}); the first can be freed in ${formatDuration(Math.max(0, due))} (--grace to shorten it)`,
+    );
+  } else if (chunksFreed === 0) {
+    output.say("nothing to free: every chunk is referenced by a version");
+  }
+  const result = { chunksFreed, bytesFreed, orphansFreed, inGrace: grace.count, tempsRemoved };
+  output.result(result);
+  return result;
 }

@@ -1,7 +1,7 @@
 import type { Output } from "../../cli/output.ts";
 import { crashPoint } from "../../crash-point.ts";
 import { ExitCode } from "../../errors.ts";
-import { cleanupImages, freeOrphans } from "../../image/commands/cleanup.ts";
+import { cleanupWith, freeOrphans } from "../../image/commands/cleanup.ts";
 import { formatBytes } from "../../size.ts";
 import { ARCHIVE_DOC } from "../archive-settings.ts";
 import { ARCHIVE_DELETING } from "../catalog/volume-catalog.ts";
@@ -23,7 +23,8 @@ const quiet: Output = { json: true, say: () => {}, result: () => {} };
  */
 export async function deduplicateArchive(settings: VolumeSettings, output: Output): Promise<ExitCode> {
   return withArchive(settings, { store: true, write: true }, async (open) => {
-    const result = await cleanupImages(open.imageSettings, true, quiet);
+    // On the store and catalog already open: an ssh destination keeps its one connection.
+    const result = await cleanupWith(open.catalog, open.store, { graceMs: open.imageSettings.graceMs, full: true }, quiet);
     output.say(
       `every chunk is stored once (named by its content's hash); ${result.chunksFreed} chunk(s) no session referenced removed (${formatBytes(result.bytesFreed)})`,
     );
