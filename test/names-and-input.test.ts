@@ -141,6 +141,9 @@ describe("bad input gets a clear error naming the file or option", () => {
     expect(run.json.new).toBe(1);
     const flagWins = await blaine(["run", "--json", "--hash", "sha256", "--dry-run"], { cwd: env.root });
     expect(flagWins.exitCode).toBe(0);
+    // One blaine.toml for every product: the archive leaves the image's and the volume's tables to them.
+    writeFileSync(join(env.root, "blaine.toml"), `db = "catalog.db"\ndest = "disk"\nsources = ["src"]\n[image]\ndb = "images.db"\n[volume]\ndb = "volumes.db"\n`);
+    expect((await blaine(["run", "--json"], { cwd: env.root })).exitCode).toBe(0);
     writeFileSync(join(env.root, "bad.toml"), `colour = "blue"\n`);
     const bad = await blaine(["status", "--config", join(env.root, "bad.toml")]);
     expect(bad.exitCode).toBe(2);

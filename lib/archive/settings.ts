@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
+import { UsageError, errorMessage } from "../errors.ts";
 import { HASH_ALGORITHMS, type HashAlgorithm } from "../hashing.ts";
 import { parseSize, parseSizeOrPercent, type SizeOrPercent } from "../size.ts";
-import { CONFIG_FILE, camel, list, singleFlag, type Flags } from "../config.ts";
+import { CONFIG_FILE, PRODUCT_TABLES, camel, list, readConfigFile, singleFlag, type Flags } from "../config.ts";
 import { MATCH_MODES, type MatchMode } from "./stages/differ.ts";
 import { parseParityEngine, parseParityPercent, type ParityEngine } from "./disk/parity-store.ts";
 
@@ -42,25 +42,13 @@ const KNOWN_KEYS = new Set([
   "db", "dest", "sources", "source", "exclude", "snapraid-conf", "match", "hash", "copier",
   "reserve", "capacity", "max-delete", "keep-deleted", "disks", "keyfile",
   "parity", "parity-engine",
-  // The block-image product's table ([image]), read by lib/image/settings.ts.
-  "image",
 ]);
 
 /** Reads blaine.toml (or --config FILE) and merges flags over it. */
 export function loadSettings(flags: Flags, positionalSources: readonly string[] = [], cwd = process.cwd()): Settings {
-  const explicit = flags.config as string | undefined;
-  const configFile = explicit ? resolve(cwd, explicit) : existsSync(resolve(cwd, CONFIG_FILE)) ? resolve(cwd, CONFIG_FILE) : undefined;
-  let config: Record<string, unknown> = {};
-  if (configFile) {
-    if (!existsSync(configFile)) throw new UsageError(`--config ${explicit}: no such file`);
-    try {
-      config = Bun.TOML.parse(readFileSync(configFile, "utf8")) as Record<string, unknown>;
-    } catch (error) {
-      throw new BlaineError(`${configFile}: not valid TOML: ${errorMessage(error)}`, ExitCode.usage);
-    }
-    for (const key of Object.keys(config)) {
-      if (!KNOWN_KEYS.has(key) && !key.startsWith("x-")) throw new UsageError(`${configFile}: unknown key "${key}"`);
-    }
+  const { file: configFile, config } = readConfigFile(flags, cwd);
+  for (const key of Object.keys(config)) {
+    if (!KNOWN_KEYS.has(key) && !PRODUCT_TABLES.includes(key) && !key.startsWith("x-")) throw new UsageError(`${configFile}: unknown key "${key}"`);
   }
   const configDir = configFile ? dirname(configFile) : cwd;
   const fromConfig = (key: string) => config[key];

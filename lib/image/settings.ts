@@ -1,7 +1,6 @@
-import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { CONFIG_FILE, singleFlag, type Flags } from "../config.ts";
-import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
+import { CONFIG_FILE, readConfigTable, singleFlag, type Flags } from "../config.ts";
+import { UsageError } from "../errors.ts";
 import { parseSize } from "../size.ts";
 import { isPostgresUrl } from "./catalog/sql.ts";
 import { parseCompression, type Compression } from "./store/chunk-format.ts";
@@ -52,21 +51,19 @@ export function parseDuration(text: string | number, option: string): number {
   return Math.round(Number(match[1]) * unit);
 }
 
+/** S3's endpoint and credentials from a config table's s3-* keys, else the environment (never from flags). */
+export function s3Settings(table: Record<string, unknown>): S3Settings {
+  const secret = (key: string, ...env: string[]) => (table[key] as string | undefined) ?? env.map((name) => process.env[name]).find(Boolean);
+  return {
+    endpoint: secret("s3-endpoint", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"),
+    region: secret("s3-region", "S3_REGION", "AWS_REGION"),
+    accessKeyId: secret("s3-access-key-id", "S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+    secretAccessKey: secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+  };
+}
+
 export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSettings {
-  const explicit = flags.config as string | undefined;
-  const configFile = explicit ? resolve(cwd, explicit) : existsSync(resolve(cwd, CONFIG_FILE)) ? resolve(cwd, CONFIG_FILE) : undefined;
-  let table: Record<string, unknown> = {};
-  if (configFile) {
-    if (!existsSync(configFile)) throw new UsageError(`--config ${explicit}: no such file`);
-    let config: Record<string, unknown>;
-    try {
-      config = Bun.TOML.parse(readFileSync(configFile, "utf8")) as Record<string, unknown>;
-    } catch (error) {
-      throw new BlaineError(`${configFile}: not valid TOML: ${errorMessage(error)}`, ExitCode.usage);
-    }
-    table = (config.image ?? {}) as Record<string, unknown>;
-    for (const key of Object.keys(table)) if (!KEYS.has(key)) throw new UsageError(`${configFile}: unknown key "${key}" in [image]`);
-  }
+  const { file: configFile, table } = readConfigTable(flags, cwd, "image", KEYS);
   const configDir = configFile ? dirname(configFile) : cwd;
   const fromFlag = (key: string) => singleFlag(flags, key);
   const value = (key: string) => fromFlag(key) ?? (table[key] as string | number | undefined);
@@ -100,7 +97,6 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
   } catch {
     throw new UsageError(`${given("compress")}: "${compressText}" is not zstd:LEVEL (1–22) or none`);
   }
-  const secret = (key: string, ...env: string[]) => (table[key] as string | undefined) ?? env.map((name) => process.env[name]).find(Boolean);
   return {
     configFile,
     db: location("db"),
@@ -109,12 +105,7 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
     compression,
     keepDays,
     graceMs: parseDuration(value("grace") ?? "1h", given("grace")),
-    s3: {
-      endpoint: secret("s3-endpoint", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"),
-      region: secret("s3-region", "S3_REGION", "AWS_REGION"),
-      accessKeyId: secret("s3-access-key-id", "S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-      secretAccessKey: secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
-    },
+    s3: s3Settings(table),
     keyfile: keyfilePath(),
     json: Boolean(flags.json ?? false),
   };

@@ -1,8 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { CONFIG_FILE, singleFlag, type Flags } from "../config.ts";
-import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
+import { CONFIG_FILE, readConfigTable, singleFlag, type Flags } from "../config.ts";
+import { UsageError } from "../errors.ts";
 import { isPostgresUrl } from "../image/catalog/sql.ts";
+import { s3Settings } from "../image/settings.ts";
 import type { S3Settings } from "../image/store/chunk-store.ts";
 
 /**
@@ -35,20 +35,7 @@ export interface VolumeSettings {
 const KEYS = new Set(["db", "s3-endpoint", "s3-region", "s3-access-key-id", "s3-secret-access-key"]);
 
 export function loadVolumeSettings(flags: Flags, cwd = process.cwd()): VolumeSettings {
-  const explicit = singleFlag(flags, "config");
-  const configFile = explicit ? resolve(cwd, explicit) : existsSync(resolve(cwd, CONFIG_FILE)) ? resolve(cwd, CONFIG_FILE) : undefined;
-  let table: Record<string, unknown> = {};
-  if (configFile) {
-    if (!existsSync(configFile)) throw new UsageError(`--config ${explicit}: no such file`);
-    let config: Record<string, unknown>;
-    try {
-      config = Bun.TOML.parse(readFileSync(configFile, "utf8")) as Record<string, unknown>;
-    } catch (error) {
-      throw new BlaineError(`${configFile}: not valid TOML: ${errorMessage(error)}`, ExitCode.usage);
-    }
-    table = (config.volume ?? {}) as Record<string, unknown>;
-    for (const key of Object.keys(table)) if (!KEYS.has(key)) throw new UsageError(`${configFile}: unknown key "${key}" in [volume]`);
-  }
+  const { file: configFile, table } = readConfigTable(flags, cwd, "volume", KEYS);
   const flagDb = singleFlag(flags, "db");
   const configured = table.db === undefined ? undefined : String(table.db);
   // Paths from flags are relative to the working directory, from the file to the file.
@@ -59,16 +46,10 @@ export function loadVolumeSettings(flags: Flags, cwd = process.cwd()): VolumeSet
         ? isPostgresUrl(configured) || isAbsolute(configured) ? configured : resolve(dirname(configFile as string), configured)
         : undefined;
   if (!db) throw new UsageError(`no volume archive catalog: give --db FILE (or postgres://…) or set db in [volume] of ${configFile ?? CONFIG_FILE}`);
-  const secret = (key: string, ...env: string[]) => (table[key] as string | undefined) ?? env.map((name) => process.env[name]).find(Boolean);
   return {
     configFile,
     db,
-    s3: {
-      endpoint: secret("s3-endpoint", "S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"),
-      region: secret("s3-region", "S3_REGION", "AWS_REGION"),
-      accessKeyId: secret("s3-access-key-id", "S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-      secretAccessKey: secret("s3-secret-access-key", "S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
-    },
+    s3: s3Settings(table),
     json: Boolean(flags.json ?? false),
     unattended: Boolean(flags.unattended ?? flags.u ?? false),
     keyfile: singleFlag(flags, "keyfile") === undefined ? undefined : resolve(cwd, singleFlag(flags, "keyfile") as string),
