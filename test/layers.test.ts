@@ -9,7 +9,7 @@ import { dirname, join, normalize, relative } from "node:path";
  * the image product, so it alone may import it).
  */
 const SHARED_RANK: Record<string, number> = {
-  errors: 0, size: 0, glob: 0, "crash-point": 0,
+  errors: 0, size: 0, glob: 0, "crash-point": 0, clock: 0,
   config: 1, hashing: 1, fs: 1, secrets: 1,
   copy: 2,
   system: 3,

@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { cifsShare, maskedConfig, parseMirrorConfig } from "../lib/mirror/config.ts";
 import { blaine } from "./helpers/cli.ts";
-import { mirrorNow, parseSnapshotName, planRotation, snapshotName } from "../lib/mirror/rotation.ts";
+import { clockNow } from "../lib/clock.ts";
+import { parseSnapshotName, planRotation, snapshotName } from "../lib/mirror/rotation.ts";
 
 // mnemosyne's README examples, byte for byte (tabs and all).
 const MNEMOSYNE_CIFS = `{
@@ -196,8 +197,8 @@ describe("snapshot rotation", () => {
   });
 
   test("BLAINE_NOW sets now; a bad one is an error naming it", () => {
-    expect(mirrorNow({ BLAINE_NOW: "2026-02-03T04:05:06Z" }).toISOString()).toBe("2026-02-03T04:05:06.000Z");
-    expect(() => mirrorNow({ BLAINE_NOW: "soon" })).toThrow("BLAINE_NOW");
+    expect(clockNow({ BLAINE_NOW: "2026-02-03T04:05:06Z" }).toISOString()).toBe("2026-02-03T04:05:06.000Z");
+    expect(() => clockNow({ BLAINE_NOW: "soon" })).toThrow("BLAINE_NOW");
   });
 });
 

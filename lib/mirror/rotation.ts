@@ -1,4 +1,4 @@
-import { UsageError } from "../errors.ts";
+import { utcStamp } from "../clock.ts";
 
 /**
  * Snapshot names and the rotation decision. A snapshot is named
@@ -14,19 +14,8 @@ export interface SnapshotName {
 
 const NAME_PATTERN = /^(.+)-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/;
 
-export function mirrorNow(env: Readonly<Record<string, string | undefined>> = process.env): Date {
-  const text = env.BLAINE_NOW;
-  if (!text) return new Date();
-  const date = new Date(text);
-  if (Number.isNaN(date.getTime())) throw new UsageError(`BLAINE_NOW: "${text}" is not an ISO date-time (like 2026-01-31T12:00:00Z)`);
-  return date;
-}
-
 export function snapshotName(key: string, date: Date): string {
-  const pad = (value: number) => String(value).padStart(2, "0");
-  const day = `${date.getUTCFullYear()}${pad(date.getUTCMonth() + 1)}${pad(date.getUTCDate())}`;
-  const time = `${pad(date.getUTCHours())}${pad(date.getUTCMinutes())}${pad(date.getUTCSeconds())}`;
-  return `${key}-${day}-${time}`;
+  return `${key}-${utcStamp(date)}`;
 }
 
 /** A snapshot's key and date from its name, or undefined for any other name. */

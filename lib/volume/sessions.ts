@@ -1,3 +1,4 @@
+import { utcStamp } from "../clock.ts";
 import { UsageError } from "../errors.ts";
 import type { VersionRow } from "../image/catalog/image-catalog.ts";
 
@@ -13,18 +14,8 @@ const NAME = /^(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})$/;
 /** The label marking a version as a session of a volume archive (its uid). */
 export const ARCHIVE_LABEL = "volume-archive";
 
-/** Now, or BLAINE_NOW (an ISO date-time) so tests can move the clock. */
-export function sessionNow(env: Readonly<Record<string, string | undefined>> = process.env): Date {
-  const text = env.BLAINE_NOW;
-  if (!text) return new Date();
-  const date = new Date(text);
-  if (Number.isNaN(date.getTime())) throw new UsageError(`BLAINE_NOW: "${text}" is not an ISO date-time (like 2026-01-31T12:00:00Z)`);
-  return date;
-}
-
 export function sessionName(date: Date): string {
-  const pad = (value: number) => String(value).padStart(2, "0");
-  return `${date.getUTCFullYear()}${pad(date.getUTCMonth() + 1)}${pad(date.getUTCDate())}-${pad(date.getUTCHours())}${pad(date.getUTCMinutes())}${pad(date.getUTCSeconds())}`;
+  return utcStamp(date);
 }
 
 export function isSessionName(text: string): boolean {

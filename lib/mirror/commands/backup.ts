@@ -8,7 +8,8 @@ import { rsyncMirror, type RsyncSummary } from "../../system/rsync.ts";
 import { throwIfAborted, withChain } from "../chain.ts";
 import type { MirrorConfig } from "../config.ts";
 import { gocryptfsPassword, requireKeyFile } from "../key.ts";
-import { mirrorNow, planRotation } from "../rotation.ts";
+import { clockNow } from "../../clock.ts";
+import { planRotation } from "../rotation.ts";
 import { listSnapshots, openStore, requireOpenableEncryption, SNAPSHOTS_DIRECTORY } from "../store.ts";
 import { MirrorState } from "../state.ts";
 
@@ -31,7 +32,7 @@ export async function backupMirror(config: MirrorConfig, output: Output): Promis
     if (!statSync(directory, { throwIfNoEntry: false })?.isDirectory()) throw new BlaineError(`local.directories[${index}].directory: ${directory} is not a directory`, ExitCode.usage);
   }
   const password = config.store.encryption === "gocryptfs" ? gocryptfsPassword(config) : undefined;
-  const now = mirrorNow();
+  const now = clockNow();
   const showProgress = !output.json && Boolean(process.stderr.isTTY);
   return withChain(config.file, "command", async (chain, signal) => {
     const root = await openStore(chain, config, { readonly: false });

@@ -9,7 +9,8 @@ import { formatBytes } from "../../size.ts";
 import imageBackup from "../../../pipelines/image-backup.ts";
 import { ChangeMap } from "../change-map.ts";
 import { withArchive, type OpenArchive } from "../open-archive.ts";
-import { ARCHIVE_LABEL, nextSessionName, sessionDate, sessionNow } from "../sessions.ts";
+import { clockNow } from "../../clock.ts";
+import { ARCHIVE_LABEL, nextSessionName, sessionDate } from "../sessions.ts";
 import { openChangeSource, type ChangeSource } from "../sources/change-source.ts";
 import type { VolumeSettings } from "../settings.ts";
 
@@ -68,7 +69,7 @@ async function sendVolume(open: OpenArchive, source: ChangeSource, name: string)
       for (const index of ChangeMap.parse(volume.changeMap).indexes()) read.add(index);
       changed = { read, zero: snapshot.changed.zero };
     }
-    const session = nextSessionName(newest?.snapshot, sessionNow());
+    const session = nextSessionName(newest?.snapshot, clockNow());
     const run = await openImageBackup(catalog, store, {
       source: snapshot.path,
       name,
