@@ -7,12 +7,12 @@
  * in the other, the same exit codes and lines, the same bytes repaired.
  */
 import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { md5 } from "../lib/par2/packets.ts";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
-import { seededBytes, tempDir } from "./helpers/fixture.ts";
+import { damage, seededBytes, tempDir } from "./helpers/fixture.ts";
 import { writePar1Set } from "./helpers/par1-writer.ts";
 
 setDefaultTimeout(120_000);
@@ -39,12 +39,6 @@ function lines(output: string): string[] {
     .map((line) => line.trim())
     .filter((line) => line !== "" && !/^(Loading|Loaded|No new recovery|Scanning|Verifying|Computing|Constructing|Solving|Repairing|Writing|Wrote|Repaired )/.test(line))
     .filter((line) => !/ - is a match for /.test(line));
-}
-
-function damage(path: string, at: number, bytes: Uint8Array): void {
-  const fd = openSync(path, "r+");
-  writeSync(fd, bytes, 0, bytes.length, at);
-  closeSync(fd);
 }
 
 let dir: string;

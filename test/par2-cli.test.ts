@@ -4,11 +4,11 @@
  * are verified and repaired by Blaine; edge sizes and limits; exit codes.
  */
 import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
-import { seededBytes, tempDir } from "./helpers/fixture.ts";
+import { damage, seededBytes, tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
 
@@ -18,12 +18,6 @@ if (!hasPar2) console.log("skipped par2cmdline interoperability tests: par2 is n
 function par2(args: string[], cwd: string): { exitCode: number; output: string } {
   const result = Bun.spawnSync(["par2", ...args], { cwd, stdout: "pipe", stderr: "pipe" });
   return { exitCode: result.exitCode, output: result.stdout.toString() + result.stderr.toString() };
-}
-
-function damage(path: string, at: number, bytes: Uint8Array): void {
-  const fd = openSync(path, "r+");
-  writeSync(fd, bytes, 0, bytes.length, at);
-  closeSync(fd);
 }
 
 let dir: string;

@@ -5,7 +5,7 @@
  * names, listed empty files), each checked against the real `par2`.
  */
 import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRecoverySet } from "../lib/par2/create.ts";
 import {
@@ -14,7 +14,7 @@ import {
 import { readAt } from "../lib/par2/read-at.ts";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
-import { seededBytes, tempDir } from "./helpers/fixture.ts";
+import { damage, seededBytes, tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
 
@@ -32,12 +32,6 @@ function par2(args: string[], cwd: string): { exitCode: number; output: string }
 function program(name: string, args: string[], cwd: string): { exitCode: number; output: string } {
   const result = Bun.spawnSync(["bun", join(BIN, name), ...args], { cwd, stdout: "pipe", stderr: "pipe" });
   return { exitCode: result.exitCode, output: result.stdout.toString() + result.stderr.toString() };
-}
-
-function damage(path: string, at: number, bytes: Uint8Array): void {
-  const fd = openSync(path, "r+");
-  writeSync(fd, bytes, 0, bytes.length, at);
-  closeSync(fd);
 }
 
 /** The lines par2cmdline's scripts grep for, in order. */

@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, linkSync, utimesSync } from "node:fs";
+import { closeSync, lstatSync, openSync, writeSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, linkSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -112,4 +112,14 @@ export function tempDir(prefix = "blaine-test-"): { path: string; cleanup: () =>
 
 export function setMtime(path: string, date: Date): void {
   utimesSync(path, date, date);
+}
+
+/** Overwrites `bytes` at offset `at` of an existing file, in place (bit rot for the tests). */
+export function damage(path: string, at: number, bytes: Uint8Array): void {
+  const fd = openSync(path, "r+");
+  try {
+    writeSync(fd, bytes, 0, bytes.length, at);
+  } finally {
+    closeSync(fd);
+  }
 }
