@@ -43,8 +43,7 @@ async function sendAndReceiveAll(env: ReturnType<typeof volumeEnv>, vm: string, 
   const expected = new Map<string, Buffer>();
   for (let round = 0; round < 3; round++) {
     if (round > 0) writeAt(vm, round * 5 * CHUNK, randomBytes(CHUNK, 90 + round));
-    const sent = (await env.ok(["send"], { ...extra, BLAINE_NOW: `2026-09-0${1 + round}T00:00:00Z` })).volumes[0];
-    expected.set(sent.session, readFileSync(vm));
+    await env.sendRecorded(expected, vm, { ...extra, BLAINE_NOW: `2026-09-0${1 + round}T00:00:00Z` });
   }
   const names = [...expected.keys()];
   await env.ok(["prune", "--session", names[1]!], extra);

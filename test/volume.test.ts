@@ -91,8 +91,7 @@ describe.each(["btrfs", "xfs"] as LoopFs[])("reflink sessions on a real %s loop 
       await env.ok(["add", "vm1"]);
       const expected = new Map<string, Uint8Array>();
       const send = async () => {
-        const sent = (await env.ok(["send"])).volumes[0];
-        expected.set(sent.session, readFileSync(vm));
+        const sent = await env.sendRecorded(expected, vm);
         return sent;
       };
       const first = await send();
@@ -170,8 +169,7 @@ test("issue 16: on a file system without reflinks every send reads the volume an
   const expected = new Map<string, Uint8Array>();
   for (let round = 0; round < 3; round++) {
     if (round > 0) writeAt(vm, round * 7 * CHUNK, randomBytes(CHUNK, 10 + round));
-    const sent = (await env.ok(["send"])).volumes[0];
-    expected.set(sent.session, readFileSync(vm));
+    const sent = await env.sendRecorded(expected, vm);
     if (round > 0) {
       expect(sent.method).toBe("full read");
       expect(sent.bytesRead).toBe(4 * MiB); // the hole too: a full read compares every chunk
@@ -194,8 +192,7 @@ describe.each([{ backend: "sqlite" as const }, ...(pgMissing ? [] : [{ backend: 
     for (let round = 0; round < 8; round++) {
       // The same chunks each time: each session's are its own, so a prune frees them.
       if (round > 0) writeAt(vm, 9 * CHUNK, randomBytes(2 * CHUNK, 20 + round));
-      const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-05-0${1 + round}T12:00:00Z` })).volumes[0];
-      expected.set(sent.session, readFileSync(vm));
+      await env.sendRecorded(expected, vm, { BLAINE_NOW: `2026-05-0${1 + round}T12:00:00Z` });
     }
     const names = [...expected.keys()];
     const range = await env.ok(["prune", "vm1", "--session", `${names[2]},${names[4]}`]);
@@ -255,8 +252,7 @@ test("issue 16: a prune while a blaine image cleanup of the same catalog is dele
   await env.ok(["add", "vm1"]);
   const expected = new Map<string, Uint8Array>();
   const sendAt = async (day: number) => {
-    const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-08-0${day}T00:00:00Z` })).volumes[0];
-    expected.set(sent.session, readFileSync(vm));
+    const sent = await env.sendRecorded(expected, vm, { BLAINE_NOW: `2026-08-0${day}T00:00:00Z` });
     return sent;
   };
   const a = await sendAt(1);
@@ -341,8 +337,7 @@ describe("kill -9", () => {
       const expected = new Map<string, Uint8Array>();
       for (let round = 0; round < 5; round++) {
         if (round > 0) writeAt(vm, 6 * CHUNK, randomBytes(3 * CHUNK, 40 + round));
-        const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-07-0${1 + round}T00:00:00Z` })).volumes[0];
-        expected.set(sent.session, readFileSync(vm));
+        await env.sendRecorded(expected, vm, { BLAINE_NOW: `2026-07-0${1 + round}T00:00:00Z` });
       }
       const names = [...expected.keys()];
       const crash = crashAt(point);
@@ -472,8 +467,7 @@ describe("destinations", () => {
     const expected = new Map<string, Uint8Array>();
     for (let round = 0; round < 3; round++) {
       if (round > 0) writeAt(vm, round * CHUNK, randomBytes(CHUNK, 50 + round));
-      const sent = (await env.ok(["send"], { BLAINE_NOW: `2026-08-0${1 + round}T00:00:00Z` })).volumes[0];
-      expected.set(sent.session, readFileSync(vm));
+      await env.sendRecorded(expected, vm, { BLAINE_NOW: `2026-08-0${1 + round}T00:00:00Z` });
     }
     const names = [...expected.keys()];
     await env.ok(["prune", "vm1", "--session", names[1]!]);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { blaine, type CliResult } from "./cli.ts";
 
@@ -53,6 +53,8 @@ export interface VolumeEnv {
   volume(args: readonly string[], env?: Record<string, string>): Promise<CliResult>;
   /** The same, asserting exit 0 and parsing --json. */
   ok(args: readonly string[], env?: Record<string, string>): Promise<any>;
+  /** Sends every volume and notes the bytes `image` held for the session made (of its only volume); returns that volume's line of send --json. */
+  sendRecorded(expected: Map<string, Uint8Array>, image: string, env?: Record<string, string>): Promise<any>;
   /** Chunk files in a directory destination (its store directory). */
   chunkFiles(): string[];
 }
@@ -68,6 +70,11 @@ export function volumeEnv(options: { dir: string; source: string; db: string; de
       const result = await env.volume([...args, "--json"], extra);
       if (result.exitCode !== 0) throw new Error(`blaine volume ${args.join(" ")} exited ${result.exitCode}: ${result.stderr}`);
       return result.json;
+    },
+    async sendRecorded(expected, image, extra) {
+      const sent = (await env.ok(["send"], extra)).volumes[0];
+      expected.set(sent.session, readFileSync(image));
+      return sent;
     },
     chunkFiles() {
       const root = join(options.storeDir ?? "", "chunks");
