@@ -43,12 +43,6 @@ function loadIoctl(): Ioctl | null {
   }
 }
 
-/** Whether FIEMAP can be called here at all. */
-export function fiemapAvailable(): boolean {
-  ioctl ??= loadIoctl();
-  return ioctl !== null;
-}
-
 /**
  * The extents of the open file `fd` in [0, size), in logical order (the
  * file's dirty pages written out first, so delayed allocations have their

@@ -38,12 +38,6 @@ export async function isLuks(target: string): Promise<boolean> {
   return (await $`cryptsetup isLuks ${target}`.nothrow()).exitCode === 0;
 }
 
-/** Whether the key file opens the LUKS header (no device-mapper needed). */
-export async function luksKeyFits(target: string, keyfile: string): Promise<boolean> {
-  const $ = await zx();
-  return (await $`cryptsetup open --test-passphrase --key-file ${keyfile} ${target}`.nothrow()).exitCode === 0;
-}
-
 /** Opens a LUKS device as /dev/mapper/NAME; exit 2 with NO_DEVICE_MAPPER where the kernel cannot. */
 export async function luksOpen(target: string, name: string, keyfile: string, options: { readonly readonly?: boolean } = {}): Promise<string> {
   if (!hasDeviceMapper()) throw new BlaineError(NO_DEVICE_MAPPER, ExitCode.usage);

@@ -104,11 +104,6 @@ export class DiskWriter {
     return this.#tempNamePrefix + (this.#tempCounter++).toString(36);
   }
 
-  /** Whether a temp name was handed out by this writer (so its file is on this disk). */
-  ownsTemp(name: string): boolean {
-    return name.startsWith(this.#tempNamePrefix);
-  }
-
   tempPath(name: string): string {
     return this.disk.layout.tempPath(name);
   }
