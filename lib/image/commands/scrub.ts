@@ -115,9 +115,12 @@ async function compareWithSource(catalog: ImageCatalog, version: VersionRow, pat
     for await (const row of catalog.allBlocks(version.uid)) rows.set(row.idx, row.hash);
     const count = Math.ceil(size / version.blockSize);
     const mismatches: { index: number; offset: number }[] = [];
+    // One buffer for every block: they are read one after another.
+    const buffer = Buffer.allocUnsafe(Math.min(version.blockSize, size));
     for (let index = 0; index < count; index++) {
       const offset = index * version.blockSize;
-      const data = await readBlock(handle, { index, offset, length: Math.min(version.blockSize, size - offset) }, path);
+      const length = Math.min(version.blockSize, size - offset);
+      const data = await readBlock(handle, { index, offset, length }, path, buffer.subarray(0, length));
       const hash = isZero(data) ? null : blockHash(data);
       if (hash !== (rows.get(index) ?? null)) mismatches.push({ index, offset });
     }

@@ -30,13 +30,16 @@ export async function diffVolume(settings: VolumeSettings, request: { name: stri
     try {
       size = sizeOf(fstatSync(handle.fd));
       const count = Math.max(blockCount(size, open.chunkSize), blockCount(newest.size, open.chunkSize));
+      // One buffer for every block: they are read one after another.
+      const buffer = Buffer.allocUnsafe(Math.min(open.chunkSize, size));
       for (let index = 0; index < count; index++) {
         const offset = index * open.chunkSize;
         if (offset >= size) {
           differing.push(index);
           continue;
         }
-        const data = await readBlock(handle, { index, offset, length: Math.min(open.chunkSize, size - offset) }, path);
+        const length = Math.min(open.chunkSize, size - offset);
+        const data = await readBlock(handle, { index, offset, length }, path, buffer.subarray(0, length));
         const hash = isZero(data) ? null : blockHash(data);
         if (hash !== (hashes.get(index) ?? null) || (index === count - 1 && size !== newest.size)) differing.push(index);
       }
