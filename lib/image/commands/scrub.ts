@@ -8,7 +8,7 @@ import { formatBytes } from "../../size.ts";
 import type { ImageCatalog, VersionRow } from "../catalog/image-catalog.ts";
 import { readBlock } from "../stages/read-blocks.ts";
 import type { ImageSettings } from "../settings.ts";
-import { DamagedChunk, blockHash, decodeChunk, isZero } from "../store/chunk-format.ts";
+import { DamagedChunk, blockHash, blockHashOrZero, decodeChunk } from "../store/chunk-format.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";
 
@@ -121,7 +121,7 @@ async function compareWithSource(catalog: ImageCatalog, version: VersionRow, pat
       const offset = index * version.blockSize;
       const length = Math.min(version.blockSize, size - offset);
       const data = await readBlock(handle, { index, offset, length }, path, buffer.subarray(0, length));
-      const hash = isZero(data) ? null : blockHash(data);
+      const hash = blockHashOrZero(data);
       if (hash !== (rows.get(index) ?? null)) mismatches.push({ index, offset });
     }
     return mismatches;

@@ -102,3 +102,8 @@ export function isZero(data: Uint8Array): boolean {
 export function blockHash(data: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(data).digest("hex");
 }
+
+/** A block's hash as a version records it: null for all zeros (no chunk holds them), else its chunk's name. */
+export function blockHashOrZero(data: Uint8Array): string | null {
+  return isZero(data) ? null : blockHash(data);
+}

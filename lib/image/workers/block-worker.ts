@@ -5,7 +5,7 @@
  * to the catalog; nothing is allocated per block but the hash's text.
  */
 import { ptr } from "bun:ffi";
-import { CHUNK_HEADER_BYTES, DamagedChunk, blockHash, isZero, readChunkHeader, writeChunkHeader } from "../store/chunk-format.ts";
+import { CHUNK_HEADER_BYTES, DamagedChunk, blockHash, blockHashOrZero, readChunkHeader, writeChunkHeader } from "../store/chunk-format.ts";
 import { ZstdInto } from "../store/zstd-into.ts";
 import type { BlockJob, BlockReply, DecodeJob, EncodeJob, ToBlockWorker } from "./block-messages.ts";
 
@@ -38,7 +38,7 @@ self.onmessage = (event: MessageEvent<ToBlockWorker>) => {
 function run(job: BlockJob): BlockReply {
   if (job.kind === "hash") {
     const data = memory.subarray(job.at, job.at + job.length);
-    return { id: job.id, hash: isZero(data) ? null : blockHash(data) };
+    return { id: job.id, hash: blockHashOrZero(data) };
   }
   if (job.kind === "encode") return { id: job.id, objectLength: encode(job) };
   return { id: job.id, problem: decode(job) };

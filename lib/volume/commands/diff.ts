@@ -5,7 +5,7 @@ import { ExitCode, UsageError } from "../../errors.ts";
 import { sizeOf } from "../../fs/device-size.ts";
 import { blockCount } from "../../image/stages/block-ranges.ts";
 import { readBlock } from "../../image/stages/read-blocks.ts";
-import { blockHash, isZero } from "../../image/store/chunk-format.ts";
+import { blockHashOrZero } from "../../image/store/chunk-format.ts";
 import { ChangeMap } from "../change-map.ts";
 import { withArchive } from "../open-archive.ts";
 import { openChangeSource } from "../sources/change-source.ts";
@@ -40,7 +40,7 @@ export async function diffVolume(settings: VolumeSettings, request: { name: stri
         }
         const length = Math.min(open.chunkSize, size - offset);
         const data = await readBlock(handle, { index, offset, length }, path, buffer.subarray(0, length));
-        const hash = isZero(data) ? null : blockHash(data);
+        const hash = blockHashOrZero(data);
         if (hash !== (hashes.get(index) ?? null) || (index === count - 1 && size !== newest.size)) differing.push(index);
       }
     } finally {
