@@ -195,7 +195,7 @@ export class Planner {
         const elsewhere = linkable ? this.#linkElsewhere(record, diskId, batch, "alike") : undefined;
         if (elsewhere) return { ...elsewhere, unneededTemp };
         // Content that arrived twice in this batch (hardlinked or identical sources copied at the same time): one copy, the other a link to it.
-        const inBatch = linkable ? batch.sources(diskId, record, "alike") : batch.sources(diskId, record, "alike").filter((source) => typeof source !== "string");
+        const inBatch = batch.sources(diskId, record, "alike").filter((source) => linkable || typeof source !== "string");
         if (inBatch.length > 0) return { when: "now", diskId, change: { op: "link", record, from: inBatch }, storedAs: "link", unneededTemp };
         return copy;
       }
