@@ -34,7 +34,7 @@ export class BlockWorkers {
   readonly #free: number[] = [];
   readonly #waiting: (() => void)[] = [];
   readonly #threads: { worker: Worker; busy: number }[] = [];
-  readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: { busy: number } }>();
+  readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: { worker: Worker; busy: number } }>();
   #nextId = 1;
   #closed = false;
 
@@ -48,6 +48,8 @@ export class BlockWorkers {
     const threads = options.threads ?? Math.min(4, Math.max(1, availableParallelism()));
     for (let index = 0; index < threads; index++) {
       const worker = new Worker(new URL("./block-worker.ts", import.meta.url));
+      // Referenced only while it has jobs (see #run): an idle pool never keeps the process alive, and a
+      // pool waiting on an unreferenced worker made Bun's event loop spin (a core busy doing nothing).
       worker.unref();
       const thread = { worker, busy: 0 };
       worker.onmessage = (event: MessageEvent<BlockReply>) => this.#settle(event.data);
@@ -119,7 +121,7 @@ export class BlockWorkers {
     if (this.#closed) return Promise.reject(new Error("block workers closed"));
     const thread = this.#threads.reduce((best, next) => (next.busy < best.busy ? next : best));
     const id = this.#nextId++;
-    thread.busy++;
+    if (thread.busy++ === 0) thread.worker.ref();
     return new Promise<BlockReply>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, thread });
       thread.worker.postMessage({ ...job, id } as ToBlockWorker);
@@ -130,7 +132,7 @@ export class BlockWorkers {
     const pending = this.#pending.get(reply.id);
     if (!pending) return;
     this.#pending.delete(reply.id);
-    pending.thread.busy--;
+    if (--pending.thread.busy === 0) pending.thread.worker.unref();
     if (reply.error !== undefined) pending.reject(new Error(`block worker: ${reply.error}`));
     else pending.resolve(reply);
   }
@@ -139,6 +141,10 @@ export class BlockWorkers {
     for (const [id, pending] of this.#pending) {
       this.#pending.delete(id);
       pending.reject(error);
+    }
+    for (const thread of this.#threads) {
+      thread.busy = 0;
+      thread.worker.unref();
     }
   }
 }
