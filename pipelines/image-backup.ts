@@ -14,7 +14,7 @@ export default async function imageBackup(run: ImageBackupRun, signal?: AbortSig
   // Blocks live in the run's worker slots from read to store: at most 12 in memory (96 MiB at 4 MiB blocks), whatever the image.
   const { workers } = run;
   const read = readBlocks(run.refs(), { source: run.source, sourceName: run.sourceName, concurrency: 4, counts: run.counts, workers, signal });
-  const planned = dedupBlocks(read, { catalog: run.catalog, uid: run.uid, baseHashes: run.baseHashes, hasBase: run.base !== undefined, seen: run.seen, counts: run.counts, workers });
+  const planned = dedupBlocks(read, { catalog: run.catalog, uid: run.uid, baseHashes: run.baseHashes, hasBase: run.base !== undefined, seen: run.seen, counts: run.counts, workers, hints: run.hints });
   const encoded = encodeChunks(planned, { compression: run.compression, concurrency: 3, workers, signal });
   const stored = storeChunks(encoded, { store: run.store, counts: run.counts, concurrency: 3, workers, signal });
   await writeVersionBlocks(stored, { catalog: run.catalog, uid: run.uid, signal, store: run.store });

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { UsageError, errorMessage } from "../errors.ts";
+import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 
 /**
  * Change hints in Ceph's `rbd diff --format=json` form: a list of
@@ -73,4 +73,15 @@ export function hintedBlocks(hints: readonly Hint[], size: number, blockSize: nu
     else read.add(index);
   }
   return { read, zero };
+}
+
+/**
+ * The hint sanity check's verdict on a block outside the hints that differs
+ * from the base's: the hints missed a change, and no version may be made.
+ */
+export function hintsMissedChange(hintsFile: string | undefined, block: { index: number; offset: number; length: number }): BlaineError {
+  return new BlaineError(
+    `--hints ${hintsFile ?? "(hints)"}: block ${block.index} (bytes ${block.offset}–${block.offset + block.length}) changed since the base version but is outside the hints; the hints are wrong or not of this image. No version was made; back up without --hints (a full read with --from)`,
+    ExitCode.failure,
+  );
 }

@@ -7,9 +7,9 @@ import type { BlockRef } from "./types.ts";
  * (`hintedBlocks`), or every block (a full read against a base).
  */
 
-function ref(index: number, size: number, blockSize: number, knownZero = false): BlockRef {
+function ref(index: number, size: number, blockSize: number, knownZero = false, outsideHints = false): BlockRef {
   const offset = index * blockSize;
-  return { index, offset, length: Math.min(blockSize, size - offset), knownZero };
+  return { index, offset, length: Math.min(blockSize, size - offset), knownZero, outsideHints };
 }
 
 export function blockCount(size: number, blockSize: number): number {
@@ -52,8 +52,20 @@ export function allocatedBytes(extents: readonly Extent[] | undefined, size: num
   return bytes;
 }
 
-/** The hinted blocks in order: those to read, and wholly discarded ones as known zeros. */
-export async function* hintedBlockRefs(hinted: { read: ReadonlySet<number>; zero: ReadonlySet<number> }, size: number, blockSize: number): AsyncGenerator<BlockRef> {
-  const indexes = [...hinted.read, ...hinted.zero].sort((a, b) => a - b);
-  for (const index of indexes) yield ref(index, size, blockSize, hinted.zero.has(index));
+/**
+ * The hinted blocks in order: those to read, wholly discarded ones as known
+ * zeros, and the sanity check's `sample` of blocks outside the hints (read
+ * in the same pass, marked `outsideHints`).
+ */
+export async function* hintedBlockRefs(
+  hinted: { read: ReadonlySet<number>; zero: ReadonlySet<number> },
+  size: number,
+  blockSize: number,
+  sample: ReadonlySet<number> = new Set(),
+): AsyncGenerator<BlockRef> {
+  const indexes = [...new Set([...hinted.read, ...hinted.zero, ...sample])].sort((a, b) => a - b);
+  for (const index of indexes) {
+    const outside = sample.has(index) && !hinted.read.has(index) && !hinted.zero.has(index);
+    yield ref(index, size, blockSize, hinted.zero.has(index) && !hinted.read.has(index), outside);
+  }
 }

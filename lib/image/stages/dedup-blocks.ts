@@ -1,6 +1,7 @@
 import { hostname } from "node:os";
 import { batches } from "../../pipeline/bounded.ts";
 import type { ImageCatalog } from "../catalog/image-catalog.ts";
+import { hintsMissedChange } from "../hints.ts";
 import type { BlockWorkers } from "../workers/block-workers.ts";
 import type { BackupCounts, PlannedBlock, ReadBlock } from "./types.ts";
 
@@ -17,6 +18,8 @@ export interface DedupBlocksOptions {
   readonly counts: BackupCounts;
   /** Where the slots of blocks not passed on with their data go back. */
   readonly workers: BlockWorkers;
+  /** The hints file, named when a block of the sanity check's sample (outside the hints) differs from the base's. */
+  readonly hints?: string;
   /** Blocks claimed in one transaction (each holds its slot until passed on; fewer than the workers' slots). */
   readonly batchSize?: number;
 }
@@ -26,12 +29,19 @@ export interface DedupBlocksOptions {
  * inherits it). Zeros: dropped, or a sparse row over the base's data. A
  * chunk this backup or a finished version holds: referenced. Otherwise:
  * stored. Every chunk passed on is first claimed in the catalog, so a
- * cleanup beside this backup never deletes one of them.
+ * cleanup beside this backup never deletes one of them. A block read only
+ * as the hint sanity check's sample must equal the base's: one that does
+ * not ends the backup (the hints missed a change).
  */
 export async function* dedupBlocks(blocks: AsyncIterable<ReadBlock>, options: DedupBlocksOptions): AsyncGenerator<PlannedBlock> {
   const { catalog, baseHashes, seen, counts } = options;
   const owner = { host: hostname(), pid: process.pid };
   for await (const batch of batches(blocks, { size: options.batchSize ?? 4 })) {
+    const missed = batch.find((block) => block.outsideHints && (baseHashes?.get(block.index) ?? null) !== block.hash);
+    if (missed) {
+      for (const block of batch) options.workers.give(block.data);
+      throw hintsMissedChange(options.hints, missed);
+    }
     const wanted = batch.flatMap((block) =>
       block.hash && !seen.has(block.hash) && (!baseHashes || baseHashes.get(block.index) !== block.hash) ? [block.hash] : [],
     );

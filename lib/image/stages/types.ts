@@ -7,6 +7,8 @@ export interface BlockRef {
   readonly length: number;
   /** Known zero (a discarded range in the hints): not read. */
   readonly knownZero?: boolean;
+  /** Outside the hints, read as the hint sanity check's sample: it must equal the base's block. */
+  readonly outsideHints?: boolean;
 }
 
 /** A block read and hashed; `hash` null means all zeros (sparse). */
