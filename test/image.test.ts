@@ -491,6 +491,31 @@ test("issue 15: a backup at a terminal shows a progress line (bytes read of plan
   expect(quiet.stderr).toMatch(/vm: 24\.0 MiB read, 0 B written, 24\.0 MiB deduplicated/);
 });
 
+test("issue 15: at 4 MiB blocks random data is stored raw (judged on probes), text and partly random blocks compressed; all restore byte for byte", async () => {
+  const dir = mkdtempSync("/tmp/blaine-image-probes-");
+  roots.push(dir);
+  const env = imageEnv(dir, join(dir, "images.db"));
+  const source = join(dir, "vm.img");
+  const random = randomBytes(4 * MiB, 50);
+  const text = textBytes(4 * MiB, 51);
+  // Random in its first MiB, where one probe looks: the others find text, so the block is compressed.
+  const mixed = Buffer.concat([randomBytes(1 * MiB, 52), textBytes(3 * MiB, 53)]);
+  writeFileSync(source, Buffer.concat([random, text, mixed, randomBytes(1000, 54)]));
+  const backup = await env.image(["backup", source, "vm", "--json"]);
+  expect(backup.exitCode).toBe(0);
+  const kind = async (data: Uint8Array) => (await env.readChunk(hashOf(data)))[5];
+  expect(await kind(random)).toBe(0);
+  expect((await env.readChunk(hashOf(random))).length).toBe(16 + 4 * MiB);
+  expect(await kind(text)).toBe(1);
+  expect(await kind(mixed)).toBe(1);
+  expect((await env.readChunk(hashOf(mixed))).length).toBeLessThan(1.1 * MiB);
+  const out = join(dir, "out.img");
+  expect((await env.image(["restore", backup.json.uid, out])).exitCode).toBe(0);
+  expect(sameBytes(source, out)).toBe(true);
+  const scrub = await env.image(["scrub", backup.json.uid]);
+  expect(scrub.exitCode).toBe(0);
+});
+
 test("issue 15: bad input names the option or file", async () => {
   const dir = mkdtempSync("/tmp/blaine-image-input-");
   roots.push(dir);

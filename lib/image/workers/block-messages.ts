@@ -18,7 +18,11 @@ export interface HashJob {
   readonly length: number;
 }
 
-/** The chunk object of the block at `at` (zstd at `level`, 0 for none) written at `objectAt`. */
+/**
+ * The chunk object of the block at `at` (zstd at `level`, 0 for none):
+ * compressed, written at `objectAt`; raw, its header written at `at` − 16
+ * (the slot keeps those bytes free) so the block itself is the body.
+ */
 export interface EncodeJob {
   readonly kind: "encode";
   readonly id: number;
@@ -49,13 +53,14 @@ export interface WorkerStop {
 export type ToBlockWorker = WorkerStart | WorkerStop | BlockJob;
 
 /**
- * A job's answer: `hash` (hash jobs: hex or null for zeros), `objectLength`
- * (encode), `problem` (decode: why the chunk is damaged, or absent), or
- * `error` (a bug: the job failed).
+ * A job's answer: `hash` (hash jobs: hex or null for zeros), `objectAt` and
+ * `objectLength` (encode), `problem` (decode: why the chunk is damaged, or
+ * absent), or `error` (a bug: the job failed).
  */
 export interface BlockReply {
   readonly id: number;
   readonly hash?: string | null;
+  readonly objectAt?: number;
   readonly objectLength?: number;
   readonly problem?: string;
   readonly error?: string;

@@ -2,6 +2,9 @@ import { availableParallelism } from "node:os";
 import { CHUNK_HEADER_BYTES, type Compression } from "../store/chunk-format.ts";
 import type { BlockReply, DecodeJob, EncodeJob, HashJob, ToBlockWorker } from "./block-messages.ts";
 
+/** Where a slot's block starts: a page in, the page's last bytes the header of the block stored raw. */
+const BLOCK_AT = 4096;
+
 /** A job as the pool is asked it (the pool numbers it). */
 type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<DecodeJob, "id">;
 
@@ -15,8 +18,9 @@ export interface BlockWorkersOptions {
 /**
  * A fixed set of block slots in one SharedArrayBuffer, and the threads that
  * hash, compress and decompress blocks in them. Each slot holds a block and
- * its chunk object (up to a header and a whole block: a block zstd does not
- * shrink is stored raw). A stage takes a slot for a block, hands it from
+ * its chunk object (up to a header and a whole block); the block starts a
+ * page in, so a block stored raw gets its header just before it and is
+ * written out without a copy. A stage takes a slot for a block, hands it from
  * stage to stage, and the last stage to need it gives it back; a stage that
  * wants a slot while all are taken waits. So a backup or restore holds at
  * most `slots` blocks and their objects, by construction: no buffer is
@@ -41,8 +45,8 @@ export class BlockWorkers {
   constructor(blockSize: number, options: BlockWorkersOptions = {}) {
     this.blockSize = blockSize;
     this.slotCount = Math.max(5, options.slots ?? 12);
-    // Slots start on page boundaries: the block and its object each a whole number of pages apart.
-    this.#slotBytes = Math.ceil((2 * blockSize + CHUNK_HEADER_BYTES) / 4096) * 4096;
+    // Slots start on page boundaries: a page for a raw object's header, then the block, then the object space.
+    this.#slotBytes = BLOCK_AT + Math.ceil((2 * blockSize + CHUNK_HEADER_BYTES) / 4096) * 4096;
     this.#memory = new SharedArrayBuffer(this.#slotBytes * this.slotCount);
     for (let slot = this.slotCount - 1; slot >= 0; slot--) this.#free.push(slot);
     const threads = options.threads ?? Math.min(4, Math.max(1, availableParallelism()));
@@ -63,7 +67,7 @@ export class BlockWorkers {
   async take(length: number): Promise<Buffer> {
     while (this.#free.length === 0) await new Promise<void>((resolve) => this.#waiting.push(resolve));
     const slot = this.#free.pop()!;
-    return Buffer.from(this.#memory, slot * this.#slotBytes, length);
+    return Buffer.from(this.#memory, slot * this.#slotBytes + BLOCK_AT, length);
   }
 
   /** Gives back the slot of a block or object view from this pool once nothing reads it any more (null: nothing). */
@@ -75,7 +79,7 @@ export class BlockWorkers {
 
   /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `decode`). */
   objectSpace(data: Uint8Array): Buffer {
-    return Buffer.from(this.#memory, this.#slotOf(data) * this.#slotBytes + this.blockSize, this.blockSize + CHUNK_HEADER_BYTES);
+    return Buffer.from(this.#memory, this.#slotOf(data) * this.#slotBytes + BLOCK_AT + this.blockSize, this.blockSize + CHUNK_HEADER_BYTES);
   }
 
   /** The block's sha256, or null when it is all zeros. */
@@ -84,12 +88,13 @@ export class BlockWorkers {
     return reply.hash ?? null;
   }
 
-  /** The block's chunk object (header, then zstd or raw), in its slot. */
+  /** The block's chunk object (header, then zstd or raw), in its slot; `data` is the block as `take` gave it. */
   async encode(data: Uint8Array, compression: Compression): Promise<Buffer> {
-    const objectAt = this.#slotOf(data) * this.#slotBytes + this.blockSize;
+    const blockAt = this.#slotOf(data) * this.#slotBytes + BLOCK_AT;
+    if (data.byteOffset !== blockAt) throw new Error("not a block as take() gave it");
     const level = compression.kind === "zstd" ? compression.level : 0;
-    const reply = await this.#run({ kind: "encode", at: data.byteOffset, length: data.length, objectAt, level });
-    return Buffer.from(this.#memory, objectAt, reply.objectLength!);
+    const reply = await this.#run({ kind: "encode", at: blockAt, length: data.length, objectAt: blockAt + this.blockSize, level });
+    return Buffer.from(this.#memory, reply.objectAt!, reply.objectLength!);
   }
 
   /**
@@ -98,8 +103,8 @@ export class BlockWorkers {
    * when they hold the block, else what is wrong with the chunk.
    */
   async decode(data: Uint8Array, objectLength: number, hash: string): Promise<string | undefined> {
-    const slotAt = this.#slotOf(data) * this.#slotBytes;
-    const reply = await this.#run({ kind: "decode", objectAt: slotAt + this.blockSize, objectLength, at: slotAt, capacity: this.blockSize, hash, length: data.length });
+    const blockAt = this.#slotOf(data) * this.#slotBytes + BLOCK_AT;
+    const reply = await this.#run({ kind: "decode", objectAt: blockAt + this.blockSize, objectLength, at: blockAt, capacity: this.blockSize, hash, length: data.length });
     return reply.problem;
   }
 
