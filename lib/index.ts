@@ -15,6 +15,7 @@ export { plan, type PlanOptions } from "./archive/stages/plan.ts";
 export type { Planner, PlannerView, Placement, FileChange, StoredAs, UnneededTemp, ArchiveHolder } from "./archive/run/planner.ts";
 export { copier, type CopierOptions, type CopyFunction, type CopyManyFunction } from "./archive/stages/copier.ts";
 export type { CopyRequest, CopyResult, CopySettled } from "./copy/builtin-copy.ts";
+export type { ChecksumRequest, FileChecksums } from "./copy/digest-ring.ts";
 export type { SpaceBudget, Reservation } from "./archive/disk/space-budget.ts";
 export { parity, type ParityOptions } from "./archive/stages/parity.ts";
 export type { ParityPolicy, StoredSet } from "./archive/disk/parity-store.ts";

@@ -10,6 +10,7 @@ import { Database } from "bun:sqlite";
 import { closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { hasProgram } from "../lib/system/exec.ts";
+import { ParityStore } from "../lib/archive/disk/parity-store.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { multiDiskEnv, type MultiDiskEnv } from "./helpers/multi-disk-env.ts";
 import { blaine } from "./helpers/cli.ts";
@@ -149,8 +150,8 @@ describe("parity stage", () => {
     expect((await env.run("--parity", "20%")).exitCode).toBe(0);
     const sets = paritySets(env.disk);
     expect(sets.length).toBe(2);
-    // 600 000 bytes in 500 slices of 1200 bytes: 20 % is 100 recovery slices.
-    expect(sets.find((s) => s.size === 600_000)!.recovery_slices).toBe(100);
+    // 600 000 bytes in 200 slices of 3000 bytes: 20 % is 40 recovery slices.
+    expect(sets.find((s) => s.size === 600_000)!.recovery_slices).toBe(40);
   }, 60_000);
 
   test("verify finds damaged parity; verify --repair makes it again and repairs damaged data, re-checking the hash", async () => {
@@ -214,6 +215,30 @@ describe("parity stage", () => {
     expect(result.json.parity.unrepaired.map((u: { path: string }) => u.path)).toEqual([join(env.source, "movies", "notes.txt")]);
     expect(result.json.disks[0].corrupt.map((c: { path: string }) => c.path)).toEqual([join(env.source, "movies", "notes.txt")]);
     expect(result.json.disks[0].repaired).toEqual([]);
+  }, 60_000);
+
+  test("issue 13: a file copied alone gets its set from the copy's own read, the same bytes as a set made from the file; par2cmdline verifies and repairs it", async () => {
+    const big = seededBytes(5 * 1024 * 1024 + 3, 13);
+    env = await archiveEnv({ "big.bin": big });
+    expect((await env.run()).exitCode).toBe(0);
+    const [set] = paritySets(env.disk);
+    expect(set.size).toBe(big.length);
+    // The same set made from the archived file by reading it (no checksums from a copy).
+    const elsewhere = join(env.root, "elsewhere");
+    await new ParityStore(elsewhere).create(set.hash, env.onDisk("big.bin"), "big.bin", { percent: 10, engine: "builtin" });
+    const names = (root: string) => parityFiles(root).map((f) => f.slice(root.length));
+    expect(names(env.disk)).toEqual(names(elsewhere));
+    for (const file of parityFiles(env.disk)) expect(Buffer.compare(readFileSync(file), readFileSync(elsewhere + file.slice(env.disk.length)))).toBe(0);
+    if (hasPar2) {
+      const location = env.onDisk("big.bin");
+      const stock = Bun.spawnSync(["par2", "verify", "-q", "-B", dirname(location), indexOf(env.disk, set.hash), location], { stdout: "pipe", stderr: "pipe" });
+      expect(stock.stdout.toString()).toContain("All files are correct");
+    }
+    damage(env.onDisk("big.bin"), 1000, 3000);
+    damage(env.onDisk("big.bin"), big.length - 10, 10);
+    const repaired = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
+    expect(repaired.exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(env.onDisk("big.bin")), big)).toBe(0);
   }, 60_000);
 
   test("restore repairs a damaged file on the fly from its parity", async () => {

@@ -4,12 +4,15 @@ import { fsPath } from "../fs/byte-names.ts";
 import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
 import { copySparse, SPARSE_MIN_SIZE, sparseExtents } from "../fs/sparse.ts";
 import { CopyProgress, type CopyProgressHook } from "./copy-progress.ts";
+import type { ChecksumRequest, FileChecksums } from "./digest-ring.ts";
 
 export interface CopyResult {
   readonly hash: string;
   readonly size: number;
   /** The source's size and mtime after the copy: compared with the walk to catch changing files. */
   readonly sourceAfter: { readonly size: number; readonly mtimeMs: number };
+  /** The checksums the request asked for, computed from the copy's read (a copier may leave them out). */
+  readonly checksums?: FileChecksums;
 }
 
 export interface CopyRequest {
@@ -23,6 +26,12 @@ export interface CopyRequest {
   /** The size the walk saw (a hint for scheduling; the copy reads to the end whatever it is). */
   readonly expectedSize?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Also the file's MD5 and its blocks' MD5s and CRC32s, from the same read
+   * (what a PAR2 set of the copy needs: see FileChecksums). A copier may
+   * ignore it (this one does; the copy workers compute them).
+   */
+  readonly checksums?: ChecksumRequest;
   /** Told the bytes copied so far while a large file copies (the progress line); a copier may never call it. */
   readonly onProgress?: CopyProgressHook;
 }

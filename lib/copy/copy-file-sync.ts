@@ -5,6 +5,7 @@ import { exactMtime, setTimesFd } from "../fs/exact-mtime.ts";
 import { copySparse, SPARSE_MIN_SIZE, sparseExtents } from "../fs/sparse.ts";
 import type { CopyRequest, CopyResult } from "./builtin-copy.ts";
 import type { CopyProgress } from "./copy-progress.ts";
+import type { CopyDigests } from "./copy-digests.ts";
 
 /** A copy request as plain data, to cross to a worker thread (an AbortSignal cannot). */
 export type CopyJob = Omit<CopyRequest, "signal" | "onProgress">;
@@ -18,9 +19,11 @@ let umask: number | undefined;
  * worker thread runs (a thread of its own, so blocking is what we want).
  * The target is created exclusively, gets the source's mode and mtime, and
  * is made durable later by the batch's syncfs. `progress` hears how far a
- * large file has got (see CopyProgress).
+ * large file has got (see CopyProgress). A job asking for `checksums` gets
+ * them from `digests`' threads, fed from this same read (a sparse source
+ * gets none: its holes are never read).
  */
-export function copyFileSync(job: CopyJob, buffer: Buffer, progress?: CopyProgress): CopyOutcome {
+export function copyFileSync(job: CopyJob, buffer: Buffer, progress?: CopyProgress, digests?: CopyDigests): CopyOutcome {
   umask ??= process.umask();
   // Created with its final mode when the umask keeps every bit of it (the
   // usual case): one chmod less per file. Otherwise private first, chmod after.
@@ -39,26 +42,37 @@ export function copyFileSync(job: CopyJob, buffer: Buffer, progress?: CopyProgre
       hasher = new Bun.CryptoHasher(job.algorithm);
       size = copySparse(source, target, sparse.size, sparse.extents, hasher, buffer, progress);
     }
-    while (!sparse) {
-      const read = readSync(source, buffer, 0, buffer.length, null);
-      const chunk = buffer.subarray(0, read);
-      // A short read of a regular file is its end: the read that would
-      // return 0 is spared (a third of a small file's reads). A file that
-      // grows meanwhile shows in the size checked after the copy.
-      const end = read < buffer.length;
-      // A file read whole in one go is hashed in one call (no hasher object per small file).
-      if (end && !hasher) wholeFileHash = hashBytes(job.algorithm, chunk);
-      else (hasher ??= new Bun.CryptoHasher(job.algorithm)).update(chunk);
-      let written = 0;
-      while (written < read) written += writeSync(target, chunk, written, read - written);
-      size += read;
-      if (end) break;
-      progress?.reached(size);
+    const digesting = !sparse && job.checksums && digests ? digests.start(job.checksums, job.expectedSize ?? 0) : undefined;
+    let checksums: CopyOutcome["checksums"];
+    try {
+      while (!sparse) {
+        const into = digesting ? digesting.slot() : buffer;
+        const read = readSync(source, into, 0, into.length, null);
+        const chunk = into.subarray(0, read);
+        // A short read of a regular file is its end: the read that would
+        // return 0 is spared (a third of a small file's reads). A file that
+        // grows meanwhile shows in the size checked after the copy.
+        const end = read < into.length;
+        // A file read whole in one go is hashed in one call (no hasher object per small file).
+        if (end && !hasher) wholeFileHash = hashBytes(job.algorithm, chunk);
+        else (hasher ??= new Bun.CryptoHasher(job.algorithm)).update(chunk);
+        // The digest threads read the chunk while this one writes it.
+        digesting?.publish(read);
+        let written = 0;
+        while (written < read) written += writeSync(target, chunk, written, read - written);
+        size += read;
+        if (end) break;
+        progress?.reached(size);
+      }
+      checksums = digesting?.finish();
+    } catch (error) {
+      digesting?.abort();
+      throw error;
     }
     if (!exactAtCreate) fchmodSync(target, job.mode);
     setTimesFd(target, exactMtime(job.mtimeMs, job.mtimeNsec));
     const after = fstatSync(source);
-    return { hash: wholeFileHash ?? formatHash(job.algorithm, hasher!), size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs } };
+    return { hash: wholeFileHash ?? formatHash(job.algorithm, hasher!), size, sourceAfter: { size: after.size, mtimeMs: after.mtimeMs }, checksums };
   } finally {
     closeSync(source);
     if (target !== undefined) closeSync(target);

@@ -10,10 +10,13 @@ import { DataTreeDirs } from "../fs/data-tree-dirs.ts";
 import { placeFile } from "../fs/place-file.ts";
 import { copyFileSync, COPY_BUFFER_SIZE } from "./copy-file-sync.ts";
 import { CopyProgress } from "./copy-progress.ts";
+import { CopyDigests } from "./copy-digests.ts";
 import { decodeJobs, encodeProgress, encodeReplies, type CopySettledData, type JobFailure, type JobOutcome, type Reply, type WorkerJob } from "./worker-messages.ts";
 
 declare const self: Worker;
 const buffer = Buffer.allocUnsafe(COPY_BUFFER_SIZE);
+/** This thread's digest threads, started on the first copy that asks for checksums. */
+const digests = new CopyDigests();
 
 const failureOf = (error: unknown): JobFailure => ({ message: errorMessage(error), code: errnoCode(error) });
 
@@ -21,7 +24,7 @@ function run(id: number, job: WorkerJob): JobOutcome {
   switch (job.kind) {
     case "copy":
       // A file copied alone may be large: the run hears how far it got (a small file never says).
-      return copyFileSync(job, buffer, new CopyProgress((bytesSoFar) => self.postMessage(encodeProgress(id, bytesSoFar))));
+      return copyFileSync(job, buffer, new CopyProgress((bytesSoFar) => self.postMessage(encodeProgress(id, bytesSoFar))), digests);
     case "copies":
       return job.copies.map((copy): CopySettledData => {
         try {

@@ -1,5 +1,6 @@
 import type { CopySettled } from "./builtin-copy.ts";
 import type { CopyJob, CopyOutcome } from "./copy-file-sync.ts";
+import type { FileChecksums } from "./digest-ring.ts";
 
 /**
  * What crosses between the CopyPool and its workers: one JSON string of
@@ -40,10 +41,15 @@ export type ReceivedReply = { readonly id: number; readonly ok: true; readonly o
 /** How far a large copy has got: not its reply (that follows, in the same order), only news for the progress line. */
 export type ReceivedProgress = { readonly id: number; readonly progress: number };
 
-type CopyTuple = [source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number, mtimeNsec: number | null, expectedSize: number | null];
+type CopyTuple = [
+  source: string, target: string, algorithm: CopyJob["algorithm"], mode: number, mtimeMs: number, mtimeNsec: number | null, expectedSize: number | null,
+  checksumBlockSize: number | null,
+];
 type JobTuple = [id: number, kind: "c", ...copy: CopyTuple] | [id: number, kind: "m", copies: CopyTuple[]] | [id: number, kind: "p", root: string, moves: [temp: string, target: string][]];
 
-type OutcomeTuple = [hash: string, size: number, sizeAfter: number, mtimeAfter: number];
+/** Checksums as base64: a 4 GiB file's hundreds of block MD5s would be thousands of numbers in JSON. */
+type ChecksumsTuple = [blockSize: number, md5: string, md5First16k: string, blockMd5s: string, blockCrcs: string];
+type OutcomeTuple = [hash: string, size: number, sizeAfter: number, mtimeAfter: number, checksums?: ChecksumsTuple];
 type FailureTuple = [message: string, code: string | null];
 type CopyResultTuple = [ok: 1, outcome: OutcomeTuple] | [ok: 0, failure: FailureTuple];
 /** [id, 0, failure] failed; [id, 1, outcome] copied; [id, 2, (outcome | failure)[]] copies; [id, 3, (failure | null)[]] placements; [id, 4, bytes] a copy's progress. */
@@ -54,10 +60,27 @@ type ReplyTuple =
   | [id: number, status: 3, failures: (FailureTuple | null)[]]
   | [id: number, status: 4, bytesSoFar: number];
 
-const copyTuple = (job: CopyJob): CopyTuple => [job.source, job.target, job.algorithm, job.mode, job.mtimeMs, job.mtimeNsec ?? null, job.expectedSize ?? null];
-const copyJob = (tuple: CopyTuple): CopyJob => ({ source: tuple[0], target: tuple[1], algorithm: tuple[2], mode: tuple[3], mtimeMs: tuple[4], mtimeNsec: tuple[5], expectedSize: tuple[6] ?? undefined });
-const outcomeTuple = (outcome: CopyOutcome): OutcomeTuple => [outcome.hash, outcome.size, outcome.sourceAfter.size, outcome.sourceAfter.mtimeMs];
-const outcomeOf = (tuple: OutcomeTuple): CopyOutcome => ({ hash: tuple[0], size: tuple[1], sourceAfter: { size: tuple[2], mtimeMs: tuple[3] } });
+const copyTuple = (job: CopyJob): CopyTuple => [
+  job.source, job.target, job.algorithm, job.mode, job.mtimeMs, job.mtimeNsec ?? null, job.expectedSize ?? null, job.checksums?.blockSize ?? null,
+];
+const copyJob = (tuple: CopyTuple): CopyJob => ({
+  source: tuple[0], target: tuple[1], algorithm: tuple[2], mode: tuple[3], mtimeMs: tuple[4], mtimeNsec: tuple[5], expectedSize: tuple[6] ?? undefined,
+  checksums: tuple[7] === null ? undefined : { blockSize: tuple[7] },
+});
+const base64 = (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+const bytesOf = (text: string) => new Uint8Array(Buffer.from(text, "base64"));
+const checksumsTuple = (sums: FileChecksums): ChecksumsTuple => [sums.blockSize, base64(sums.md5), base64(sums.md5First16k), base64(sums.blockMd5s), base64(new Uint8Array(sums.blockCrcs.buffer, sums.blockCrcs.byteOffset, sums.blockCrcs.byteLength))];
+const checksumsOf = (tuple: ChecksumsTuple): FileChecksums => ({
+  blockSize: tuple[0], md5: bytesOf(tuple[1]), md5First16k: bytesOf(tuple[2]), blockMd5s: bytesOf(tuple[3]), blockCrcs: new Uint32Array(bytesOf(tuple[4]).buffer),
+});
+const outcomeTuple = (outcome: CopyOutcome): OutcomeTuple => {
+  const tuple: OutcomeTuple = [outcome.hash, outcome.size, outcome.sourceAfter.size, outcome.sourceAfter.mtimeMs];
+  if (outcome.checksums) tuple.push(checksumsTuple(outcome.checksums));
+  return tuple;
+};
+const outcomeOf = (tuple: OutcomeTuple): CopyOutcome => ({
+  hash: tuple[0], size: tuple[1], sourceAfter: { size: tuple[2], mtimeMs: tuple[3] }, ...(tuple[4] ? { checksums: checksumsOf(tuple[4]) } : {}),
+});
 const failureTuple = (failure: JobFailure): FailureTuple => [failure.message, failure.code ?? null];
 /** An error as the worker saw it, with its errno code (the copier tells "vanished" from "disk full" by it). */
 const errorOf = (tuple: FailureTuple): Error => Object.assign(new Error(tuple[0]), { code: tuple[1] ?? undefined });

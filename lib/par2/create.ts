@@ -24,6 +24,7 @@ import {
 import type { SliceSource } from "./slice-accumulator.ts";
 import { PendingFile, setBase } from "./write-set.ts";
 import type { SliceHashReply, SliceHashRequest } from "./slice-hash-worker.ts";
+import type { FileChecksums } from "../copy/digest-ring.ts";
 
 export const CREATOR = "Blaine 0.1.0 (built-in PAR2 engine)";
 
@@ -32,6 +33,12 @@ export interface SetFile {
   readonly path: string;
   /** The name stored in the set: relative to the set's directory, `/`-separated. */
   readonly name: string;
+  /**
+   * The file's checksums, known already (an archive run computes them while
+   * it copies the file): used when their block size is the set's slice size,
+   * and then the file is read only for the recovery slices.
+   */
+  readonly checksums?: FileChecksums;
 }
 
 export interface CreateOptions {
@@ -138,7 +145,8 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
 
   const identified = nonEmpty
     .map((file) => {
-      const md5First16k = firstBytesMd5(file.path, file.length);
+      const known = knownChecksums(file, sliceSize);
+      const md5First16k = known?.md5First16k ?? firstBytesMd5(file.path, file.length);
       return { ...file, md5First16k, fileId: fileIdOf(md5First16k, file.length, file.name) };
     })
     .sort((a, b) => compareFileIds(a.fileId, b.fileId));
@@ -218,9 +226,12 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     // Its failure (a vol file that cannot be written: ENOSPC) is awaited below,
     // after the hashing; without a handler now it would count as unhandled meanwhile.
     recovery.catch(() => {});
-    // Hashing runs here while the workers compute; both read the page cache.
+    // Hashing (of files whose checksums are not known yet) runs here while the workers compute; both read the page cache.
     const hashed: { description: FileDescription; checksums: SliceChecksum[] }[] = [];
-    for (const [f, file] of planned.entries()) hashed.push(await hashFileSlices(file, sliceSize, holes[f], options.signal));
+    for (const [f, file] of planned.entries()) {
+      const known = knownChecksums(file, sliceSize);
+      hashed.push(known ? fromKnown(file, known) : await hashFileSlices(file, sliceSize, holes[f], options.signal));
+    }
     await recovery;
     packetHashes.forEach((hasher, output) => {
       const hash = new Uint8Array(hasher.digest().buffer);
@@ -256,6 +267,18 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     for (const file of pending) file.abort();
     throw error;
   }
+}
+
+/** A file's checksums as given, when they are of this set's slices. */
+function knownChecksums(file: SetFile & { readonly length: number }, sliceSize: number): FileChecksums | undefined {
+  const known = file.checksums;
+  if (!known || known.blockSize !== sliceSize || known.blockCrcs.length !== Math.ceil(file.length / sliceSize)) return undefined;
+  return known.blockMd5s.length === known.blockCrcs.length * 16 ? known : undefined;
+}
+
+function fromKnown(file: PlannedFile, known: FileChecksums): { description: FileDescription; checksums: SliceChecksum[] } {
+  const checksums = Array.from(known.blockCrcs, (crc32, k) => ({ md5: known.blockMd5s.subarray(k * 16, k * 16 + 16), crc32 }));
+  return { description: { fileId: file.fileId, md5: known.md5, md5First16k: file.md5First16k, length: file.length, name: file.name }, checksums };
 }
 
 /**

@@ -98,7 +98,7 @@ export async function verifyParity(
       if (options.repair && intact) {
         try {
           const percent = (set.recoverySlices * 100) / Math.max(1, Math.ceil(set.size / set.sliceSize));
-          await store.create(set.hash, disk.layout.dataPath(intact), basename(intact), { percent, engine: "builtin" }, options.signal);
+          await store.create(set.hash, disk.layout.dataPath(intact), basename(intact), { percent, engine: "builtin" }, { signal: options.signal });
           result.rebuiltSets.push(path);
           rebuilt = true;
           continue;

@@ -31,7 +31,7 @@ import type { ManifestWriterOptions } from "../stages/manifest-writer.ts";
 import { discardSpareWalkWorker, prestartWalkWorker, type WalkOptions } from "../stages/walker.ts";
 import { copyWithDc3dd } from "../../system/dc3dd.ts";
 import { ArchiveWriter } from "./archive-writer.ts";
-import type { StoredSet } from "../disk/parity-store.ts";
+import { paritySliceSize, type StoredSet } from "../disk/parity-store.ts";
 import { requireParityEngine } from "../../system/par2-tools.ts";
 import { catalogView } from "./catalog-view.ts";
 import { Planner } from "./planner.ts";
@@ -226,6 +226,8 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       settings.copier === "dc3dd" ? copyWithDc3dd : Object.assign((request: CopyRequest) => pool.copy(request), { many: (requests: readonly CopyRequest[]) => pool.copyMany(requests) });
     // The old name of a file that could not be stored stays archived (see applyDeletions).
     const onNotStored = (item: PlannedFile) => runLinks.notStored(item.size, item.hash);
+    const parityPolicy = settings.parity === undefined ? undefined : { percent: settings.parity, engine: settings.parityEngine };
+    if (parityPolicy && parityPolicy.engine !== "builtin" && !dryRun) requireParityEngine(parityPolicy.engine);
     const copierOptions: CopierOptions = {
       algorithm: settings.hash,
       space,
@@ -236,9 +238,10 @@ export async function openArchiveRun(settings: Settings, options: OpenRunOptions
       newTemp: (disk) => writer.newTemp(disk),
       linkIfHeld: (item) => planner.linkWhenNoRoom(item, settings.hash),
       onNotStored,
+      // The built-in engine's set takes the slices' checksums from the copy's read (an external engine reads the file itself).
+      checksumsFor: parityPolicy?.engine === "builtin" ? (size) => ({ blockSize: paritySliceSize(size) }) : undefined,
     };
-    const parityPolicy = settings.parity === undefined ? undefined : { percent: settings.parity, engine: settings.parityEngine };
-    if (parityPolicy && parityPolicy.engine !== "builtin" && !dryRun) requireParityEngine(parityPolicy.engine);
+
     const paritySetsMade = new Map<string, Map<string, StoredSet>>();
     // Which of the stages the end of the run depends on the pipeline composed (see endRun).
     const stagesUsed = { diff: false, parity: false, manifest: false };

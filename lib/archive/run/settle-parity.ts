@@ -94,7 +94,7 @@ async function settleDisk(disk: MountedDisk, options: SettleParityOptions): Prom
           report.warn(row.path, `not protected by parity: its data on disk "${disk.label.label}" does not match the catalog (run blaine verify)`);
           continue;
         }
-        set = await store.create(row.hash, dataPath, basename(row.path), policy, options.signal);
+        set = await store.create(row.hash, dataPath, basename(row.path), policy, { signal: options.signal });
         madeLate++;
       } catch (error) {
         options.signal?.throwIfAborted();

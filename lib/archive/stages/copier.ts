@@ -8,6 +8,7 @@ import { fsPath } from "../../fs/byte-names.ts";
 import { isFileMode, lstatEntry } from "../../fs/entry-stat.ts";
 import { bytesOnDisk } from "../../fs/sparse.ts";
 import type { HashAlgorithm } from "../../hashing.ts";
+import type { ChecksumRequest } from "../../copy/digest-ring.ts";
 import { batches, mapBounded } from "../../pipeline/bounded.ts";
 import { ByteBudget } from "../../pipeline/byte-budget.ts";
 import type { PlannedFile, StoredFile } from "./types.ts";
@@ -36,6 +37,12 @@ export interface CopierOptions {
   readonly newTemp: (disk: MountedDisk) => { name: string; path: string };
   /** The built-in copier by default; dc3dd is the alternative. */
   readonly copy?: CopyFunction;
+  /**
+   * Checksums a copied file's parity set will need (see FileChecksums), asked
+   * of the copy so they come from its read: for a file copied alone (small
+   * files in groups are hashed again from their temps, in a few microseconds).
+   */
+  readonly checksumsFor?: (size: number) => ChecksumRequest | undefined;
   /** Files in flight at once (default 1024: small files are latency-bound). */
   readonly concurrency?: number;
   /** Bytes of copies in flight at once (default 512 MiB; a large file counts as half of it at most). */
@@ -170,7 +177,8 @@ async function attemptOne(item: PlannedFile, options: CopierOptions): Promise<St
     copy.counted = bytesSoFar;
   };
   try {
-    settled = { ok: true, result: await (options.copy ?? copyWithHash)({ ...copyRequest(copy, options), onProgress }) };
+    const checksums = options.checksumsFor?.(item.size);
+    settled = { ok: true, result: await (options.copy ?? copyWithHash)({ ...copyRequest(copy, options), onProgress, checksums }) };
   } catch (error) {
     settled = { ok: false, error };
   }
@@ -268,7 +276,7 @@ function finishCopy(copy: StartedCopy, settled: CopySettled, options: CopierOpti
     if (result.size === item.size && after.size === item.size && after.mtimeMs === item.mtimeMs) {
       crashPoint("after-copy");
       options.report.done(result.size);
-      return { ...item, action: "copy", hash: result.hash, tempName: temp.name, disk: reservation.disk, bytesCopied: result.size };
+      return { ...item, action: "copy", hash: result.hash, tempName: temp.name, disk: reservation.disk, bytesCopied: result.size, checksums: result.checksums };
     }
     unlinkQuiet(temp.path);
     written = false;

@@ -103,7 +103,9 @@ async function protectCopy(
         encoded += bytes;
         options.report.parityDone(bytes);
       };
-      const set = await new ParityStore(disk.root).create(item.hash, join(disk.layout.tmp, item.tempName!), basename(item.path), policy, options.signal, onProgress);
+      const set = await new ParityStore(disk.root).create(item.hash, join(disk.layout.tmp, item.tempName!), basename(item.path), policy, {
+        signal: options.signal, onProgress, checksums: item.checksums,
+      });
       made.set(item.hash, set);
     } catch (error) {
       options.signal?.throwIfAborted();

@@ -1,5 +1,6 @@
 import type { FileRecord } from "../catalog/records.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
+import type { FileChecksums } from "../../copy/digest-ring.ts";
 
 /** What the walker saw of one path (files and symlinks; nothing else is yielded). */
 export interface FileEntry {
@@ -47,6 +48,8 @@ export interface StoredFile extends PlannedFile {
   /** The disk whose .blaine/tmp holds `tempName` (the space budget chose it when the copy started). */
   readonly disk?: MountedDisk;
   readonly bytesCopied: number;
+  /** The copy's checksums for its parity set, computed from the copy's read (when the copier was asked for them: see CopierOptions.checksumsFor). */
+  readonly checksums?: FileChecksums;
 }
 
 export function toFileRecord(file: FileEntry, hash: string): FileRecord {
