@@ -1,7 +1,7 @@
 import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
 import { readKeyFile } from "../../secrets/key-source.ts";
 import { DamagedChunk } from "./chunk-format.ts";
-import type { ChunkStore } from "./chunk-store.ts";
+import { ENCRYPTION_DOC, type ChunkStore } from "./chunk-store.ts";
 import { SEAL_OVERHEAD, SealedKind, StoreKeys, newKdfParameters, type KdfParameters } from "./store-cipher.ts";
 
 /**
@@ -18,7 +18,6 @@ import { SEAL_OVERHEAD, SealedKind, StoreKeys, newKdfParameters, type KdfParamet
  * documents: the catalog keeps content hashes as ever, only the names on
  * the destination are keyed.
  */
-export const ENCRYPTION_DOC = "encryption";
 const FORMAT = "blaine-image-encryption";
 const FORMAT_VERSION = 1;
 const CHECK_TEXT = "blaine-image-store key check";
@@ -80,13 +79,6 @@ export async function openEncryptedStore(inner: ChunkStore, key: StoreKey, optio
   const check = keys.open(SealedKind.keyCheck, "check", Buffer.from(doc.check, "base64"));
   if (check?.toString() !== CHECK_TEXT) throw new BlaineError(`wrong key for ${where} (--keyfile ${key.keyfile})`, ExitCode.usage);
   return new EncryptedStore(inner, keys);
-}
-
-/** Refuses an encrypted store opened without a key (rather than reading sealed objects as plain ones). */
-export async function refuseIfEncrypted(store: ChunkStore): Promise<void> {
-  if ((await store.getMetaDoc(ENCRYPTION_DOC)) !== undefined) {
-    throw new UsageError(`--store ${store.name} is encrypted: give --keyfile FILE (or encrypt-keyfile in [image] of blaine.toml)`);
-  }
 }
 
 function parseEncryptionDoc(text: string, where: string): EncryptionDoc {
