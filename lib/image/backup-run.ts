@@ -30,6 +30,12 @@ export interface ImageBackupRequest {
   readonly changed?: { readonly read: ReadonlySet<number>; readonly zero: ReadonlySet<number> };
   /** The version's date (ms since the epoch; default now). */
   readonly date?: number;
+  /**
+   * Block workers already started (for this block size), so their threads
+   * boot while the caller loads and opens the rest; the run takes them over
+   * and closes them. By default the run starts its own.
+   */
+  readonly workers?: BlockWorkers;
 }
 
 /** One backup in progress: everything the pipeline's stages are given. */
@@ -107,10 +113,11 @@ function hintSample(count: number, skip: (index: number) => boolean): Set<number
  */
 export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, request: ImageBackupRequest): Promise<ImageBackupRun> {
   let source: FileHandle;
-  let workers: BlockWorkers | undefined;
+  let workers = request.workers;
   try {
     source = await open(request.source, "r");
   } catch (error) {
+    workers?.close();
     throw new UsageError(`${request.source}: ${errnoCode(error) === "ENOENT" ? "no such file or device" : errorMessage(error)}`);
   }
   try {
@@ -125,7 +132,10 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       }
       if (base.blockSize !== blockSize) throw new UsageError(`--from ${base.uid}: its block size is ${base.blockSize}, not ${blockSize}; give --block-size ${base.blockSize}`);
     }
-    workers = new BlockWorkers(blockSize, { slots: 12 });
+    if (workers?.blockSize !== blockSize) {
+      workers?.close();
+      workers = new BlockWorkers(blockSize, { slots: 12 });
+    }
     const hinted = request.hints
       ? hintedBlocks(readHints(request.hints, size), size, blockSize)
       : base && request.changed

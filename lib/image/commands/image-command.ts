@@ -37,15 +37,22 @@ async function runAction(action: string, args: string[], flags: Flags): Promise<
   switch (action) {
     case "backup": {
       expect(action, args, 2);
-      const { backupImage } = await import("./backup.ts");
       const labels: Record<string, string> = {};
       for (const label of list(flags.label)) {
         const at = label.indexOf("=");
         if (at < 1) throw new UsageError(`--label: "${label}" is not KEY=VALUE`);
         labels[label.slice(0, at)] = label.slice(at + 1);
       }
-      const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from: singleFlag(flags, "from"), labels };
-      return (await backupImage(settings, request, output)).exitCode;
+      // The block workers first: their threads boot while the backup's modules load and its catalog opens.
+      const { BlockWorkers } = await import("../workers/block-workers.ts");
+      const workers = new BlockWorkers(settings.blockSize, { slots: 12 });
+      const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from: singleFlag(flags, "from"), labels, workers };
+      try {
+        const { backupImage } = await import("./backup.ts");
+        return (await backupImage(settings, request, output)).exitCode;
+      } finally {
+        workers.close();
+      }
     }
     case "ls":
       expect(action, args, 0, 1);
