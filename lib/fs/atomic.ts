@@ -107,20 +107,16 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
  * syncfs of the whole file system (the rename still makes it all or nothing).
  */
 export async function writeFileAtomicAsync(path: string, data: Uint8Array, options: { readonly sync?: boolean } = {}): Promise<void> {
-  const { open, rename, rm } = await import("node:fs/promises");
+  const { rename, rm, writeFile } = await import("node:fs/promises");
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
-  const handle = await open(temp, "w", 0o644);
   try {
-    try {
-      let offset = 0;
-      while (offset < data.length) offset += (await handle.write(data, offset, data.length - offset)).bytesWritten;
-      if (options.sync !== false) await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    // One trip to the I/O threads for the temp (made new, written, fsynced by `flush`, closed), not four:
+    // each trip costs the main thread a promise and a wake-up, and a backup writes a chunk per block.
+    await writeFile(temp, data, { mode: 0o644, flag: "wx", flush: options.sync !== false });
     await rename(temp, path);
   } catch (error) {
-    await rm(temp, { force: true });
+    // EEXIST: the name is another writer's temp, not ours to remove.
+    if (errnoCode(error) !== "EEXIST") await rm(temp, { force: true });
     throw error;
   }
 }
