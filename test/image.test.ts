@@ -266,6 +266,34 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(Buffer.compare(readFileSync(out), expected)).toBe(0);
   });
 
+  test("issue 15: a restore with damaged chunks (bit rot in a raw and in a zstd chunk, a chunk longer than a block's object) restores every other block, lists each range, exits 4", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    makeImage(source);
+    const uid = await env.backup(source, "vm", BS);
+    const random = randomBytes(3 * BLOCK, 1);
+    const flipped = async (hash: string, at: number) => {
+      const object = Buffer.from(await env.readChunk(hash));
+      object[at] ^= 0xff;
+      await env.writeChunk(hash, object);
+    };
+    await flipped(hashOf(random.subarray(0, BLOCK)), 16 + 100); // stored raw: random data
+    const text = await env.readChunk(hashOf(textBytes(BLOCK, 2)));
+    expect(text.length).toBeLessThan(BLOCK); // stored compressed
+    await flipped(hashOf(textBytes(BLOCK, 2)), Math.floor(text.length / 2));
+    const grown = hashOf(random.subarray(BLOCK, 2 * BLOCK));
+    await env.writeChunk(grown, Buffer.concat([await env.readChunk(grown), new Uint8Array(BLOCK)]));
+    const out = join(env.dir, "out.img");
+    const restore = await env.image(["restore", uid, out, "--json"]);
+    expect(restore.exitCode).toBe(4);
+    const textRanges = [0, 1, 2, 3, 4].map((block) => MiB + block * BLOCK);
+    expect(restore.json.damaged.map((range: { offset: number }) => range.offset)).toEqual([0, BLOCK, ...textRanges]);
+    for (const range of restore.json.damaged) expect(range.problem).toStartWith("chunk damaged");
+    const expected = Buffer.from(readFileSync(source));
+    for (const offset of [0, BLOCK, ...textRanges]) expected.fill(0, offset, offset + BLOCK);
+    expect(Buffer.compare(readFileSync(out), expected)).toBe(0);
+  });
+
   test("issue 15: export → rm → import lists exactly as before and restores; rm refuses protected and young versions", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");

@@ -43,11 +43,14 @@ export interface RestoreImageResult {
 }
 
 /**
- * Reads a block's chunk into the slot of `data` and decodes it there,
- * checked against its hash: undefined when `data` now holds the block, else
- * why it cannot be had.
+ * Restores one block of a store: a store with local chunk files has its
+ * chunk read, decoded, checked and written by a worker thread alone (reads
+ * and writes overlap on every core); any other store's chunk is read here
+ * into the slot's object space, then decoded, checked and written by a
+ * worker. Undefined when the block is written, else why it cannot be.
  */
-async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array): Promise<string | undefined> {
+async function restoreBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array, target: { fd: number; position: number }): Promise<string | undefined> {
+  if (store.chunkFile) return workers.restore(data, { hash, chunkFile: store.chunkFile(hash), ...target });
   const space = workers.objectSpace(data);
   let length: number | undefined;
   try {
@@ -64,7 +67,7 @@ async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string
   }
   if (length === undefined) return "chunk missing from the store";
   if (length > space.length) return `chunk damaged: ${length} bytes, more than a block's object can be`;
-  return workers.decode(data, length, hash);
+  return workers.restore(data, { hash, objectLength: length, ...target });
 }
 
 /**
@@ -130,8 +133,9 @@ export async function restoreVersion(
   const handle = await open(temp, device ? "r+" : "w", 0o600);
   const damaged: DamagedRange[] = [];
   let bytesWritten = 0;
-  // Blocks are fetched, decoded and checked in the workers' slots: at most 8 in memory, whatever the image.
-  const workers = new BlockWorkers(version.blockSize, { slots: 8 });
+  // Blocks are fetched, decoded, checked and written in the workers' slots: at most 8 in memory, whatever the image.
+  // Four threads even on two cores: a thread waiting for a chunk read from a disk leaves its core to another.
+  const workers = new BlockWorkers(version.blockSize, { slots: 8, threads: 4 });
   const started = performance.now();
   const progress = imageProgress(version.uid.slice(0, 8), { done: () => bytesWritten, planned: version.size, verb: "restored" });
   if (options.progress) progress.start();
@@ -163,12 +167,11 @@ export async function restoreVersion(
         }
         const data = await workers.take(length);
         try {
-          const problem = await fetchBlock(store, workers, row.hash, data);
+          const problem = await restoreBlock(store, workers, row.hash, data, { fd: handle.fd, position: offset });
           if (problem !== undefined) {
             damaged.push({ index, offset, length, hash: row.hash, problem });
             return 0;
           }
-          await writeAll(handle, data, offset);
           crashPoint("image-block-restored");
           return length;
         } finally {
@@ -181,6 +184,8 @@ export async function restoreVersion(
     await handle.sync();
   } catch (error) {
     progress.stop();
+    // Blocks the workers are writing land before the descriptor is closed; no more are sent.
+    await workers.drain();
     await handle.close();
     if (!device) rmSync(temp, { force: true });
     throw error;

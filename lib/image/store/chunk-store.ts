@@ -26,6 +26,14 @@ export interface ChunkStore {
    * Throws DamagedChunk as getChunk does.
    */
   readChunkInto?(hash: string, into: Uint8Array): Promise<number | undefined>;
+  /**
+   * Optional: the local file that holds a chunk object as getChunk would
+   * give it (it may not exist: a missing chunk), for readers on other
+   * threads (a restore's workers read, decode and write blocks
+   * themselves). Stores whose objects are remote (S3, ssh) or sealed
+   * (encrypted) lack it.
+   */
+  chunkFile?(hash: string): string;
   /** Bytes the object takes, or undefined when missing. */
   chunkSize(hash: string): Promise<number | undefined>;
   deleteChunk(hash: string): Promise<void>;

@@ -60,7 +60,7 @@ export class DirectoryStore implements ChunkStore {
     return new DirectoryStore(root);
   }
 
-  chunkPath(hash: string): string {
+  chunkFile(hash: string): string {
     return join(this.#chunks, hash.slice(0, 2), hash);
   }
 
@@ -79,7 +79,7 @@ export class DirectoryStore implements ChunkStore {
       }
       this.#madeDirs.add(dir);
     }
-    await writeFileAtomicAsync(this.chunkPath(hash), object);
+    await writeFileAtomicAsync(this.chunkFile(hash), object);
     this.#unsynced.add(dir);
   }
 
@@ -92,7 +92,7 @@ export class DirectoryStore implements ChunkStore {
 
   async getChunk(hash: string): Promise<Uint8Array | undefined> {
     try {
-      return await readFile(this.chunkPath(hash));
+      return await readFile(this.chunkFile(hash));
     } catch (error) {
       if (errnoCode(error) === "ENOENT") return undefined;
       throw error;
@@ -102,7 +102,7 @@ export class DirectoryStore implements ChunkStore {
   async readChunkInto(hash: string, into: Uint8Array): Promise<number | undefined> {
     let handle;
     try {
-      handle = await open(this.chunkPath(hash), "r");
+      handle = await open(this.chunkFile(hash), "r");
     } catch (error) {
       if (errnoCode(error) === "ENOENT") return undefined;
       throw error;
@@ -124,7 +124,7 @@ export class DirectoryStore implements ChunkStore {
 
   async chunkSize(hash: string): Promise<number | undefined> {
     try {
-      return (await stat(this.chunkPath(hash))).size;
+      return (await stat(this.chunkFile(hash))).size;
     } catch (error) {
       if (errnoCode(error) === "ENOENT") return undefined;
       throw error;
@@ -132,7 +132,7 @@ export class DirectoryStore implements ChunkStore {
   }
 
   async deleteChunk(hash: string): Promise<void> {
-    await unlink(this.chunkPath(hash)).catch((error) => {
+    await unlink(this.chunkFile(hash)).catch((error) => {
       if (errnoCode(error) !== "ENOENT") throw error;
     });
   }

@@ -32,19 +32,27 @@ export interface EncodeJob {
   readonly level: number;
 }
 
-/** The chunk object at `objectAt` decoded into `at` (at most `capacity` bytes) and checked against `hash` and `length`. */
-export interface DecodeJob {
-  readonly kind: "decode";
+/**
+ * A block restored: its chunk object read from the file `chunkFile` into
+ * `objectAt` (at most `capacity` bytes; without `chunkFile`, the caller put
+ * `objectLength` bytes there), decoded into `at`, checked against `hash` and
+ * `length`, and written to the open file `fd` at `position`.
+ */
+export interface RestoreJob {
+  readonly kind: "restore";
   readonly id: number;
+  readonly chunkFile?: string;
   readonly objectAt: number;
-  readonly objectLength: number;
-  readonly at: number;
+  readonly objectLength?: number;
   readonly capacity: number;
+  readonly at: number;
   readonly hash: string;
   readonly length: number;
+  readonly fd: number;
+  readonly position: number;
 }
 
-export type BlockJob = HashJob | EncodeJob | DecodeJob;
+export type BlockJob = HashJob | EncodeJob | RestoreJob;
 /** The last message: free the thread's zstd contexts and end. */
 export interface WorkerStop {
   readonly kind: "stop";
@@ -54,8 +62,9 @@ export type ToBlockWorker = WorkerStart | WorkerStop | BlockJob;
 
 /**
  * A job's answer: `hash` (hash jobs: hex or null for zeros), `objectAt` and
- * `objectLength` (encode), `problem` (decode: why the chunk is damaged, or
- * absent), or `error` (a bug: the job failed).
+ * `objectLength` (encode), `problem` (restore: why the chunk is missing or
+ * damaged; the block was not written), or `error` and its errno `code` (the
+ * job failed: a bug, or the target or the store could not be read or written).
  */
 export interface BlockReply {
   readonly id: number;
@@ -64,4 +73,5 @@ export interface BlockReply {
   readonly objectLength?: number;
   readonly problem?: string;
   readonly error?: string;
+  readonly code?: string;
 }

@@ -1,13 +1,16 @@
 /**
  * A block worker thread: hashes, compresses and decompresses blocks in the
- * pool's shared memory (see block-workers.ts). Synchronous work in a
- * thread of its own, so the main thread keeps reading, writing and talking
- * to the catalog; nothing is allocated per block but the hash's text.
+ * pool's shared memory (see block-workers.ts), and restores them (chunk
+ * file read, decoded, checked, written to the target). Synchronous work in
+ * a thread of its own, so the main thread keeps reading, writing and
+ * talking to the catalog; nothing is allocated per block but the hash's text.
  */
 import { ptr } from "bun:ffi";
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { errnoCode } from "../../errors.ts";
 import { CHUNK_HEADER_BYTES, DamagedChunk, blockHash, blockHashOrZero, readChunkHeader, writeChunkHeader } from "../store/chunk-format.ts";
 import { ZstdInto } from "../store/zstd-into.ts";
-import type { BlockJob, BlockReply, DecodeJob, EncodeJob, ToBlockWorker } from "./block-messages.ts";
+import type { BlockJob, BlockReply, EncodeJob, RestoreJob, ToBlockWorker } from "./block-messages.ts";
 
 declare const self: Worker;
 
@@ -30,7 +33,7 @@ self.onmessage = (event: MessageEvent<ToBlockWorker>) => {
   try {
     reply = run(message);
   } catch (error) {
-    reply = { id: message.id, error: error instanceof Error ? error.message : String(error) };
+    reply = { id: message.id, error: error instanceof Error ? error.message : String(error), code: errnoCode(error) };
   }
   self.postMessage(reply);
 };
@@ -41,7 +44,7 @@ function run(job: BlockJob): BlockReply {
     return { id: job.id, hash: blockHashOrZero(data) };
   }
   if (job.kind === "encode") return { id: job.id, ...encode(job) };
-  return { id: job.id, problem: decode(job) };
+  return { id: job.id, problem: restore(job) };
 }
 
 /**
@@ -84,28 +87,72 @@ function encode(job: EncodeJob): { objectAt: number; objectLength: number } {
   return { objectAt: rawAt, objectLength: CHUNK_HEADER_BYTES + job.length };
 }
 
-/** Decodes and checks a chunk object: undefined when it holds the block, else what is wrong with it. */
-function decode(job: DecodeJob): string | undefined {
-  const object = memory.subarray(job.objectAt, job.objectAt + job.objectLength);
+/** Reads (when given a chunk file), decodes, checks and writes one block: undefined when written, else why it cannot be. */
+function restore(job: RestoreJob): string | undefined {
+  let objectLength = job.objectLength ?? 0;
+  if (job.chunkFile !== undefined) {
+    const length = readChunkFile(job.chunkFile, memory.subarray(job.objectAt, job.objectAt + job.capacity));
+    if (length === undefined) return "chunk missing from the store";
+    if (length > job.capacity) return `chunk damaged: ${length} bytes, more than a block's object can be`;
+    objectLength = length;
+  }
+  const block = decode(job, objectLength);
+  if (typeof block === "string") return block;
+  let done = 0;
+  while (done < block.length) done += writeSync(job.fd, block, done, block.length - done, job.position + done);
+  return undefined;
+}
+
+/** A chunk file read into `into`: its length (more than `into` holds: not read whole), or undefined when there is none. */
+function readChunkFile(path: string, into: Buffer): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    if (errnoCode(error) === "ENOENT") return undefined;
+    throw error;
+  }
+  try {
+    let done = 0;
+    while (done < into.length) {
+      const read = readSync(fd, into, done, into.length - done, done);
+      if (read === 0) return done;
+      done += read;
+    }
+    // Filled: a whole raw block is exactly this long; asked only then, the size says whether there is more.
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Decodes and checks the chunk object of `objectLength` bytes at
+ * `job.objectAt`: the block (decompressed into `job.at`, or a raw object's
+ * body where it lies: no copy), else what is wrong with the chunk.
+ */
+function decode(job: RestoreJob, objectLength: number): Buffer | string {
+  const object = memory.subarray(job.objectAt, job.objectAt + objectLength);
   let header: { kind: number; length: number };
   try {
     header = readChunkHeader(object);
   } catch (error) {
     return `chunk damaged: ${error instanceof DamagedChunk ? error.message : String(error)}`;
   }
-  const bodyLength = job.objectLength - CHUNK_HEADER_BYTES;
-  let length: number;
+  const body = job.objectAt + CHUNK_HEADER_BYTES;
+  const bodyLength = objectLength - CHUNK_HEADER_BYTES;
+  const blockCapacity = job.capacity - CHUNK_HEADER_BYTES;
+  let block: Buffer;
   if (header.kind === 0) {
-    length = Math.min(bodyLength, job.capacity);
-    memory.copy(memory, job.at, job.objectAt + CHUNK_HEADER_BYTES, job.objectAt + CHUNK_HEADER_BYTES + length);
-    if (bodyLength > job.capacity) return `chunk damaged: holds more than a block (${bodyLength} bytes)`;
+    if (bodyLength > blockCapacity) return `chunk damaged: holds more than a block (${bodyLength} bytes)`;
+    block = memory.subarray(body, body + bodyLength);
   } else {
-    const result = zstd.decompress(base + job.at, job.capacity, base + job.objectAt + CHUNK_HEADER_BYTES, bodyLength);
+    const result = zstd.decompress(base + job.at, blockCapacity, base + body, bodyLength);
     if (typeof result === "string") return `chunk damaged: zstd: ${result}`;
-    length = result;
+    block = memory.subarray(job.at, job.at + result);
   }
-  if (length !== header.length) return `chunk damaged: holds ${length} bytes, its header says ${header.length}`;
-  if (blockHash(memory.subarray(job.at, job.at + length)) !== job.hash) return "chunk damaged: its content does not match its hash";
-  if (length !== job.length) return `chunk holds ${length} bytes, the block is ${job.length}`;
-  return undefined;
+  if (block.length !== header.length) return `chunk damaged: holds ${block.length} bytes, its header says ${header.length}`;
+  if (blockHash(block) !== job.hash) return "chunk damaged: its content does not match its hash";
+  if (block.length !== job.length) return `chunk holds ${block.length} bytes, the block is ${job.length}`;
+  return block;
 }

@@ -1,12 +1,12 @@
 import { availableParallelism } from "node:os";
 import { CHUNK_HEADER_BYTES, type Compression } from "../store/chunk-format.ts";
-import type { BlockReply, DecodeJob, EncodeJob, HashJob, ToBlockWorker } from "./block-messages.ts";
+import type { BlockReply, EncodeJob, HashJob, RestoreJob, ToBlockWorker } from "./block-messages.ts";
 
 /** Where a slot's block starts: a page in, the page's last bytes the header of the block stored raw. */
 const BLOCK_AT = 4096;
 
 /** A job as the pool is asked it (the pool numbers it). */
-type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<DecodeJob, "id">;
+type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<RestoreJob, "id">;
 
 export interface BlockWorkersOptions {
   /** Block slots: the most blocks held at once, whatever the image's size. @default 12 */
@@ -17,7 +17,7 @@ export interface BlockWorkersOptions {
 
 /**
  * A fixed set of block slots in one SharedArrayBuffer, and the threads that
- * hash, compress and decompress blocks in them. Each slot holds a block and
+ * hash, compress and restore blocks in them. Each slot holds a block and
  * its chunk object (up to a header and a whole block); the block starts a
  * page in, so a block stored raw gets its header just before it and is
  * written out without a copy. A stage takes a slot for a block, hands it from
@@ -37,10 +37,12 @@ export class BlockWorkers {
   readonly #slotBytes: number;
   readonly #free: number[] = [];
   readonly #waiting: (() => void)[] = [];
+  readonly #idleWaiters: (() => void)[] = [];
   readonly #threads: { worker: Worker; busy: number }[] = [];
   readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: { worker: Worker; busy: number } }>();
   #nextId = 1;
   #closed = false;
+  #draining = false;
 
   constructor(blockSize: number, options: BlockWorkersOptions = {}) {
     this.blockSize = blockSize;
@@ -77,7 +79,7 @@ export class BlockWorkers {
     this.#waiting.shift()?.();
   }
 
-  /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `decode`). */
+  /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `restore`). */
   objectSpace(data: Uint8Array): Buffer {
     return Buffer.from(this.#memory, this.#slotOf(data) * this.#slotBytes + BLOCK_AT + this.blockSize, this.blockSize + CHUNK_HEADER_BYTES);
   }
@@ -98,14 +100,29 @@ export class BlockWorkers {
   }
 
   /**
-   * Decodes the first `objectLength` bytes of `objectSpace(data)` into
-   * `data` and checks them against the block's hash and length: undefined
-   * when they hold the block, else what is wrong with the chunk.
+   * Restores the block of `data`'s slot: its chunk object read from
+   * `chunkFile` (a local file any thread may read) into `objectSpace(data)`,
+   * or already put there by the caller (`objectLength` bytes); decoded,
+   * checked against `hash` and the slot's length, and written to the open
+   * file `fd` at `position` — all on a worker thread. Undefined when the
+   * block is written, else why the chunk cannot give it (missing, damaged;
+   * nothing written). Errors reading the chunk or writing the target reject.
    */
-  async decode(data: Uint8Array, objectLength: number, hash: string): Promise<string | undefined> {
+  async restore(data: Uint8Array, block: { readonly hash: string; readonly chunkFile?: string; readonly objectLength?: number; readonly fd: number; readonly position: number }): Promise<string | undefined> {
     const blockAt = this.#slotOf(data) * this.#slotBytes + BLOCK_AT;
-    const reply = await this.#run({ kind: "decode", objectAt: blockAt + this.blockSize, objectLength, at: blockAt, capacity: this.blockSize, hash, length: data.length });
+    const reply = await this.#run({ kind: "restore", ...block, objectAt: blockAt + this.blockSize, capacity: this.blockSize + CHUNK_HEADER_BYTES, at: blockAt, length: data.length });
     return reply.problem;
+  }
+
+  /**
+   * Refuses new jobs and resolves once every job already sent has ended:
+   * what a caller awaits before it closes a file the jobs write to (a job
+   * still writing after the close could write into whatever file took the
+   * descriptor's number). `close` fails the jobs without waiting for them.
+   */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    while (this.#pending.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
   }
 
   /** Ends the threads (jobs still running fail). */
@@ -123,7 +140,7 @@ export class BlockWorkers {
 
   /** Runs a job on the least busy thread. */
   #run(job: Job): Promise<BlockReply> {
-    if (this.#closed) return Promise.reject(new Error("block workers closed"));
+    if (this.#closed || this.#draining) return Promise.reject(new Error("block workers closed"));
     const thread = this.#threads.reduce((best, next) => (next.busy < best.busy ? next : best));
     const id = this.#nextId++;
     if (thread.busy++ === 0) thread.worker.ref();
@@ -138,8 +155,9 @@ export class BlockWorkers {
     if (!pending) return;
     this.#pending.delete(reply.id);
     if (--pending.thread.busy === 0) pending.thread.worker.unref();
-    if (reply.error !== undefined) pending.reject(new Error(`block worker: ${reply.error}`));
+    if (reply.error !== undefined) pending.reject(Object.assign(new Error(`block worker: ${reply.error}`), reply.code ? { code: reply.code } : {}));
     else pending.resolve(reply);
+    this.#wakeIfIdle();
   }
 
   #fail(error: Error): void {
@@ -151,5 +169,10 @@ export class BlockWorkers {
       thread.busy = 0;
       thread.worker.unref();
     }
+    this.#wakeIfIdle();
+  }
+
+  #wakeIfIdle(): void {
+    if (this.#pending.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 }
