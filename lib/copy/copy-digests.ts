@@ -68,13 +68,18 @@ export class DigestResults {
   }
 }
 
-/** One copy's side of the digests: slots to read into, published in order, and the checksums at the end. */
+/**
+ * One copy's side of the digests: slots to read into, published in order,
+ * and the checksums at the end. Digests that fail or stall are given up:
+ * the copy goes on in its own buffer and brings no checksums.
+ */
 export class DigestingCopy {
   readonly #producer: RingProducer;
   readonly #results: DigestResults;
   readonly #blockSize: number;
   #md5First16k: Uint8Array | undefined;
   #slot: Uint8Array | undefined;
+  #givenUp = false;
 
   constructor(producer: RingProducer, results: DigestResults, blockSize: number) {
     this.#producer = producer;
@@ -82,25 +87,29 @@ export class DigestingCopy {
     this.#blockSize = blockSize;
   }
 
-  /** Where to read the next chunk (a slot of the ring). */
-  slot(): Uint8Array {
-    return (this.#slot = this.#producer.slot());
+  /** Where to read the next chunk (a slot of the ring); undefined once the digests are given up. */
+  slot(): Uint8Array | undefined {
+    if (this.#givenUp) return undefined;
+    this.#slot = this.#producer.slot();
+    this.#givenUp = this.#slot === undefined;
+    return this.#slot;
   }
 
   /** The first `length` bytes of the slot are the file's next chunk. */
   publish(length: number): void {
+    if (this.#givenUp) return;
     // The first chunk holds the first 16 KiB (a short read is the file's end).
     this.#md5First16k ??= md5First16kOf(this.#slot!.subarray(0, length));
     this.#producer.publish(length);
   }
 
-  /** The file is read whole: its checksums, once the digest threads have written them. */
+  /** The file is read whole: its checksums once the digest threads have written them, or undefined. */
   finish(): FileChecksums | undefined {
-    this.#producer.finish();
+    if (this.#givenUp || !this.#producer.finish()) return undefined;
     return this.#results.read(this.#blockSize, this.#md5First16k ?? md5First16kOf(new Uint8Array(0)));
   }
 
-  /** The copy failed: returns once the digest threads have let go of the ring. */
+  /** The copy failed: the digest threads stop. */
   abort(): void {
     this.#producer.abort();
   }

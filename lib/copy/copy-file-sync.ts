@@ -46,7 +46,7 @@ export function copyFileSync(job: CopyJob, buffer: Buffer, progress?: CopyProgre
     let checksums: CopyOutcome["checksums"];
     try {
       while (!sparse) {
-        const into = digesting ? digesting.slot() : buffer;
+        const into = digesting?.slot() ?? buffer;
         const read = readSync(source, into, 0, into.length, null);
         const chunk = into.subarray(0, read);
         // A short read of a regular file is its end: the read that would

@@ -53,11 +53,15 @@ const FINISHED = CONSUMED + CONSUMERS;
 const LENGTHS = FINISHED + CONSUMERS;
 const CONTROL_WORDS = LENGTHS + SLOTS;
 
-export const FINISHED_OK = 1;
-export const FINISHED_FAILED = 2;
+const FINISHED_OK = 1;
+const FINISHED_FAILED = 2;
 
-/** A digest thread that has not moved for this long is taken for dead (it only waits on the copy). */
-const STALL_MS = 120_000;
+/**
+ * A digest thread that has not moved for this long is given up: the copy
+ * goes on without its checksums (whoever needs them reads the file again).
+ * A thread starved that long, or dead, must not fail the copy.
+ */
+const STALL_MS = 60_000;
 const WAIT_MS = 1000;
 
 /** The shared memory of one ring, as it crosses to the digest threads. */
@@ -77,7 +81,13 @@ export function ringData(): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOTS * SLOT_BYTES);
 }
 
-/** The copy's side: slots to read into, published in order; waits for the slowest digest thread. */
+/**
+ * The copy's side: slots to read into, published in order; waits for the
+ * slowest digest thread. A digest thread only ever reads the ring and
+ * writes its own results, and stops at the next chunk once the copy gives
+ * up: so a copy that gives up never waits for it, and the next copy may
+ * reuse the ring at once (a straggler's results are never read).
+ */
 export class RingProducer {
   readonly #control: Int32Array;
   readonly #data: SharedArrayBuffer;
@@ -88,10 +98,10 @@ export class RingProducer {
     this.#data = memory.data;
   }
 
-  /** The slot for the next chunk, once every digest thread is done with what it held before. */
-  slot(): Uint8Array {
+  /** The slot for the next chunk, once every digest thread is done with what it held before; undefined when one stalled (given up). */
+  slot(): Uint8Array | undefined {
     const reuse = this.#next - SLOTS;
-    this.#waitConsumers((c) => Atomics.load(this.#control, CONSUMED + c) > reuse);
+    if (!this.#waitConsumers((c) => Atomics.load(this.#control, CONSUMED + c) > reuse)) return undefined;
     return new Uint8Array(this.#data, (this.#next % SLOTS) * SLOT_BYTES, SLOT_BYTES);
   }
 
@@ -102,21 +112,19 @@ export class RingProducer {
     this.#signal();
   }
 
-  /** Every chunk is published; waits until each digest thread has written its results. */
-  finish(): void {
+  /** Every chunk is published: true once each digest thread has written its results, false when one failed or stalled. */
+  finish(): boolean {
     Atomics.store(this.#control, END, this.#next);
     this.#signal();
-    this.#waitConsumers((c) => Atomics.load(this.#control, FINISHED + c) !== 0);
-    for (let c = 0; c < CONSUMERS; c++) {
-      if (this.#control[FINISHED + c] !== FINISHED_OK) throw new Error("a digest thread of the copy failed");
-    }
+    if (!this.#waitConsumers((c) => Atomics.load(this.#control, FINISHED + c) !== 0)) return false;
+    for (let c = 0; c < CONSUMERS; c++) if (this.#control[FINISHED + c] !== FINISHED_OK) return false;
+    return true;
   }
 
-  /** The copy failed: the digest threads stop; returns once none touches the ring any more. */
+  /** The digests are not wanted (the copy failed, or a digest thread stalled): the digest threads stop. */
   abort(): void {
     Atomics.store(this.#control, ABORTED, 1);
     this.#signal();
-    this.#waitConsumers((c) => Atomics.load(this.#control, FINISHED + c) !== 0);
   }
 
   #signal(): void {
@@ -124,7 +132,8 @@ export class RingProducer {
     Atomics.notify(this.#control, PRODUCER_EPOCH);
   }
 
-  #waitConsumers(ready: (consumer: number) => boolean): void {
+  /** Waits until `ready` holds for every digest thread still working; false (the digests given up) after STALL_MS without news from them. */
+  #waitConsumers(ready: (consumer: number) => boolean): boolean {
     let waited = 0;
     for (;;) {
       const epoch = Atomics.load(this.#control, CONSUMER_EPOCH);
@@ -134,11 +143,12 @@ export class RingProducer {
         if (Atomics.load(this.#control, FINISHED + c) === FINISHED_FAILED) continue;
         if (!ready(c)) all = false;
       }
-      if (all) return;
-      if (Atomics.wait(this.#control, CONSUMER_EPOCH, epoch, WAIT_MS) === "timed-out" && (waited += WAIT_MS) >= STALL_MS) {
-        throw new Error("a digest thread of the copy stopped answering");
+      if (all) return true;
+      if (Atomics.wait(this.#control, CONSUMER_EPOCH, epoch, WAIT_MS) !== "timed-out") waited = 0;
+      else if ((waited += WAIT_MS) >= STALL_MS) {
+        this.abort();
+        return false;
       }
-      if (Atomics.load(this.#control, CONSUMER_EPOCH) !== epoch) waited = 0;
     }
   }
 }
