@@ -285,8 +285,13 @@ function normaliseBooleanFlags(argv: readonly string[]): string[] {
   return argv.map((arg) => (dashedBooleans.has(arg) ? `${arg}=true` : arg));
 }
 
-/** Unmounts what this process mounted (only a command that mounts has loaded unlock.ts; loading it is cheap then). */
+/**
+ * Unmounts what this process mounted. Only a command that mounts has loaded
+ * unlock.ts (it does the mounting): any other (image, volume, mirror) would
+ * load it and its system modules just to find nothing, 2 ms of every run.
+ */
 async function releaseDiskMounts(): Promise<void> {
+  if (!(Bun.resolveSync("../lib/archive/disk/unlock.ts", import.meta.dir) in require.cache)) return;
   await (await import("../lib/archive/disk/unlock.ts")).releaseDiskMounts();
 }
 
