@@ -1,6 +1,5 @@
 import { crashPoint } from "../crash-point.ts";
 import type { ImageCatalog } from "../image/catalog/image-catalog.ts";
-import { freeGarbage } from "../image/commands/cleanup.ts";
 import type { ChunkStore } from "../image/store/chunk-store.ts";
 import { PRUNE_PENDING, type VolumeCatalog } from "./catalog/volume-catalog.ts";
 
@@ -58,7 +57,8 @@ export async function removeSessions(catalog: ImageCatalog, volumes: VolumeCatal
   const release = await catalog.sql.tryLock("cleanup");
   let freed = { chunksFreed: 0, bytesFreed: 0 };
   try {
-    if (release) freed = await freeGarbage(catalog, store, PRUNED);
+    // Loaded here: a send opens the archive this way too, and seldom has anything to remove.
+    if (release) freed = await (await import("../image/commands/cleanup.ts")).freeGarbage(catalog, store, PRUNED);
   } finally {
     await release?.();
   }
