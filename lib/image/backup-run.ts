@@ -3,12 +3,13 @@ import { open, type FileHandle } from "node:fs/promises";
 import { sizeOf } from "../fs/device-size.ts";
 import { dataExtents } from "../fs/sparse.ts";
 import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
+import { BaseCopy } from "./base-copy.ts";
 import type { ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
 import { hintedBlocks, readHints } from "./hints.ts";
 import { allocatedBlocks, allocatedBytes, blockCount, everyBlock, hintedBlockRefs } from "./stages/block-ranges.ts";
 import { BackupCounts, type BlockRef } from "./stages/types.ts";
 import type { Compression } from "./store/chunk-format.ts";
-import { BlockWorkers } from "./workers/block-workers.ts";
+import { BACKUP_SLOT_BYTES, BlockWorkers } from "./workers/block-workers.ts";
 import type { ChunkStore } from "./store/chunk-store.ts";
 import { versionDocText } from "./version-doc.ts";
 
@@ -55,15 +56,18 @@ export interface ImageBackupRun {
   readonly hints: string | undefined;
   readonly counts: BackupCounts;
   /**
-   * The block slots and threads the stages share (at most 12 blocks in
-   * memory, whatever the image). Started as the backup opens, so the hint
-   * sanity check hashes on them too; closed when it is finished or abandoned.
+   * The block slots and threads the stages share (at most 96 MiB of blocks
+   * and objects in memory, whatever the image; 12 blocks of 4 MiB). Started
+   * as the backup opens, so the hint sanity check hashes on them too; closed
+   * when it is finished or abandoned.
    */
   readonly workers: BlockWorkers;
   /** Bytes the backup will read (for its progress line; hinted blocks counted whole). */
   readonly plannedBytes: number;
   /** Hashes this backup stores or references. */
   readonly seen: Set<string>;
+  /** The base's block rows being copied into the version while the pipeline runs (undefined without a base). */
+  readonly baseCopy: BaseCopy | undefined;
   /** The blocks to read, in order. */
   refs(): AsyncGenerator<BlockRef>;
 }
@@ -109,7 +113,8 @@ function hintSample(count: number, skip: (index: number) => boolean): Set<number
  * (checked against the source's size; with a base, blocks outside them are
  * re-read in the same pass and must equal the base's, else the backup
  * fails and its version is removed), then records the new version as
- * incomplete — its block list already the base's.
+ * incomplete; with a base, the base's block list starts being copied into
+ * it (see BaseCopy).
  */
 export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, request: ImageBackupRequest): Promise<ImageBackupRun> {
   let source: FileHandle;
@@ -134,7 +139,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
     }
     if (workers?.blockSize !== blockSize) {
       workers?.close();
-      workers = new BlockWorkers(blockSize, { slots: 12 });
+      workers = new BlockWorkers(blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize) });
     }
     const hinted = request.hints
       ? hintedBlocks(readHints(request.hints, size), size, blockSize)
@@ -182,6 +187,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       workers,
       plannedBytes: hinted ? Math.min(size, (hinted.read.size + sample.size) * blockSize) : allocatedBytes(extents, size, blockSize),
       seen: new Set(),
+      baseCopy: base ? new BaseCopy(catalog, uid, base.uid, blockCount(size, blockSize)) : undefined,
       refs: () => {
         if (hinted) return hintedBlockRefs(hinted, size, blockSize, sample);
         return base ? everyBlock(size, blockSize) : allocatedBlocks(extents, size, blockSize);
@@ -199,6 +205,8 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
 export async function finishImageBackup(run: ImageBackupRun): Promise<ImageBackupResult> {
   run.workers.close();
   await run.source.close();
+  // Every row of the base the backup did not write, before any row is read back.
+  await run.baseCopy?.done;
   const { catalog, counts } = run;
   if (run.base && run.base.size > run.size) await catalog.truncateBlocks(run.uid, blockCount(run.size, run.blockSize));
   const blocks = [];
@@ -218,6 +226,7 @@ export async function finishImageBackup(run: ImageBackupRun): Promise<ImageBacku
 
 /** A backup that failed (not killed): its version is removed, its new chunks left to cleanup. */
 export async function abandonImageBackup(run: ImageBackupRun): Promise<void> {
+  await run.baseCopy?.stop();
   run.workers.close();
   await run.source.close().catch(() => {});
   await run.catalog.removeVersion(run.uid);

@@ -4,9 +4,9 @@ import type { ImageSql } from "./sql.ts";
 /**
  * All of the image catalog's SQL: versions, their block lists, and the
  * chunks on their way out. The hot paths are set-based: a new version's
- * block list starts as one INSERT … SELECT from its base, changed blocks are
- * written in multi-row statements, and cleanup chooses its chunks in passes
- * of thousands.
+ * block list is copied from its base by INSERT … SELECT (a range of indexes
+ * at a time), changed blocks are written in multi-row statements, and
+ * cleanup chooses its chunks in passes of thousands.
  */
 
 export type VersionStatus = "incomplete" | "valid" | "invalid";
@@ -99,22 +99,38 @@ export class ImageCatalog {
   // --- versions -------------------------------------------------------------------------------
 
   /**
-   * Records a new, incomplete version; with a base, its block list starts as
-   * the base's (one INSERT … SELECT), cut to the new size.
+   * Records a new, incomplete version with no block rows yet: a backup from
+   * a base copies the base's rows in with `copyBaseBlocks` (all of them
+   * before the version is finished).
    */
   async createVersion(version: Omit<VersionRow, "status" | "protected" | keyof VersionCounts>): Promise<void> {
-    const blockCount = Math.ceil(version.size / version.blockSize);
     await this.sql.transaction(async (tx) => {
       await tx.run(
         "INSERT INTO image_versions (uid, name, snapshot, date, size, block_size, status, protected, labels, base_uid) VALUES (?, ?, ?, ?, ?, ?, 'incomplete', 0, ?, ?)",
         [version.uid, version.name, version.snapshot, version.date, version.size, version.blockSize, JSON.stringify(version.labels), version.baseUid],
       );
-      if (version.baseUid) {
-        await tx.run(
-          "INSERT INTO image_blocks (version_uid, idx, hash, size, valid) SELECT ?, idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx < ?",
-          [version.uid, version.baseUid, blockCount],
-        );
+    });
+  }
+
+  /**
+   * Copies the base's block rows with indexes in [from, to) into a version
+   * being written (one INSERT … SELECT in one transaction); rows the version
+   * already has (blocks its backup wrote) stay. Throws when the base or the
+   * version is gone: a copy made of ranges taken while both existed is
+   * whole, since a version and its rows are removed in one transaction.
+   */
+  async copyBaseBlocks(uid: string, baseUid: string, from: number, to: number): Promise<void> {
+    await this.sql.transaction(async (tx) => {
+      const present = await tx.all<{ uid: string }>("SELECT uid FROM image_versions WHERE uid IN (?, ?)", [uid, baseUid]);
+      if (!present.some((row) => row.uid === baseUid)) {
+        throw new BlaineError(`version ${baseUid}, the base of version ${uid}, was removed while the backup copied its block list; no version was made`, ExitCode.failure);
       }
+      if (!present.some((row) => row.uid === uid)) throw new BlaineError(`version ${uid} was removed while its backup ran`, ExitCode.failure);
+      await tx.run(
+        "INSERT INTO image_blocks (version_uid, idx, hash, size, valid) SELECT ?, idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx >= ? AND idx < ? " +
+          "ON CONFLICT (version_uid, idx) DO NOTHING",
+        [uid, baseUid, from, to],
+      );
     });
   }
 

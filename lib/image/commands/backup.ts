@@ -43,6 +43,7 @@ export async function backupImage(
     }
     progress.stop();
     if (outcome.interrupted) {
+      await run.baseCopy?.stop();
       run.workers.close();
       await run.source.close().catch(() => {});
       console.error(

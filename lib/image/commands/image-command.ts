@@ -44,8 +44,8 @@ async function runAction(action: string, args: string[], flags: Flags): Promise<
         labels[label.slice(0, at)] = label.slice(at + 1);
       }
       // The block workers first: their threads boot while the backup's modules load and its catalog opens.
-      const { BlockWorkers } = await import("../workers/block-workers.ts");
-      const workers = new BlockWorkers(settings.blockSize, { slots: 12 });
+      const { BACKUP_SLOT_BYTES, BlockWorkers } = await import("../workers/block-workers.ts");
+      const workers = new BlockWorkers(settings.blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, settings.blockSize) });
       const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from: singleFlag(flags, "from"), labels, workers };
       try {
         const { backupImage } = await import("./backup.ts");

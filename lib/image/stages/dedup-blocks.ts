@@ -20,8 +20,18 @@ export interface DedupBlocksOptions {
   readonly workers: BlockWorkers;
   /** The hints file, named when a block of the sanity check's sample (outside the hints) differs from the base's. */
   readonly hints?: string;
-  /** Blocks claimed in one transaction (each holds its slot until passed on; fewer than the workers' slots). */
+  /** Blocks claimed in one transaction (each holds its slot until passed on). @default claimBatch(workers.slotCount) */
   readonly batchSize?: number;
+}
+
+/**
+ * Blocks per claim transaction: a quarter of the slots, 4 to 16 (82 claims of
+ * 4 blocks were 20 ms of a 1 % incremental of a 4 GiB volume). A batch holds
+ * its blocks' slots while it fills, and the read stage must still find free
+ * ones to fill it: deadlock-free while the batch is well under the slots.
+ */
+export function claimBatch(slotCount: number): number {
+  return Math.max(4, Math.min(16, Math.floor(slotCount / 4)));
 }
 
 /**
@@ -36,7 +46,7 @@ export interface DedupBlocksOptions {
 export async function* dedupBlocks(blocks: AsyncIterable<ReadBlock>, options: DedupBlocksOptions): AsyncGenerator<PlannedBlock> {
   const { catalog, baseHashes, seen, counts } = options;
   const owner = { host: hostname(), pid: process.pid };
-  for await (const batch of batches(blocks, { size: options.batchSize ?? 4 })) {
+  for await (const batch of batches(blocks, { size: options.batchSize ?? claimBatch(options.workers.slotCount) })) {
     const missed = batch.find((block) => block.outsideHints && (baseHashes?.get(block.index) ?? null) !== block.hash);
     if (missed) {
       for (const block of batch) options.workers.give(block.data);

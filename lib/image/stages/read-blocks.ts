@@ -15,6 +15,17 @@ export interface ReadBlocksOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * Blocks a backup reads at once for `slotCount` slots: half of them, less
+ * two (4 at least, as with the 12 slots of 4 MiB blocks). With small
+ * blocks, reads queued deep keep the I/O threads busy while this thread is
+ * copying the base's rows (see BaseCopy) or claiming chunks; each holds a
+ * slot, so the memory bound stays the slots'.
+ */
+export function readConcurrency(slotCount: number): number {
+  return Math.max(4, Math.min(64, Math.floor(slotCount / 2) - 2));
+}
+
 /** Reads one block whole into `into` (or a new buffer); a short read is an error: the source shrank while it was read. */
 export async function readBlock(source: FileHandle, block: BlockRef, sourceName: string, into?: Uint8Array): Promise<Uint8Array> {
   const data = into ?? Buffer.allocUnsafe(block.length);

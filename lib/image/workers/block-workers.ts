@@ -5,6 +5,9 @@ import type { BlockReply, EncodeJob, HashJob, RestoreJob, ToBlockWorker } from "
 /** Where a slot's block starts: a page in, the page's last bytes the header of the block stored raw. */
 const BLOCK_AT = 4096;
 
+/** Memory for a backup's slots: 12 blocks of 4 MiB with their objects, or as many more smaller ones (see slotsWithin). */
+export const BACKUP_SLOT_BYTES = 96 * 1024 * 1024;
+
 /** A job as the pool is asked it (the pool numbers it). */
 type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<RestoreJob, "id">;
 
@@ -28,7 +31,7 @@ export interface BlockWorkersOptions {
  * collector runs.
  *
  * Deadlock-free as long as `slots` exceeds the largest batch a stage
- * gathers before passing blocks on (dedupBlocks: 4).
+ * gathers before passing blocks on (dedupBlocks: claimBatch, a quarter).
  */
 export class BlockWorkers {
   readonly blockSize: number;
@@ -43,6 +46,15 @@ export class BlockWorkers {
   #nextId = 1;
   #closed = false;
   #draining = false;
+
+  /**
+   * Slots for blocks of `blockSize` within `bytes` of memory (a slot holds a
+   * block and its object): 12 at least, at most 128. A backup of small
+   * blocks gets more, to read ahead and claim more blocks at once.
+   */
+  static slotsWithin(bytes: number, blockSize: number): number {
+    return Math.max(12, Math.min(128, Math.floor(bytes / (BLOCK_AT + 2 * blockSize + CHUNK_HEADER_BYTES))));
+  }
 
   constructor(blockSize: number, options: BlockWorkersOptions = {}) {
     this.blockSize = blockSize;
