@@ -59,8 +59,16 @@ async function runAction(action: string, args: string[], flags: Flags): Promise<
       return (await import("./ls.ts")).listImageVersions(settings, args[0], output);
     case "restore": {
       expect(action, args, 2);
-      const request = { version: args[0], target: args[1], sparse: Boolean(flags.sparse), force: Boolean(flags.force) };
-      return (await (await import("./restore.ts")).restoreImage(settings, request, output)).exitCode;
+      // The block workers first (for the usual block size): their threads boot while the restore's modules load,
+      // its catalog opens and the version is looked up.
+      const { BlockWorkers, RESTORE_POOL } = await import("../workers/block-workers.ts");
+      const workers = new BlockWorkers(settings.blockSize, RESTORE_POOL);
+      const request = { version: args[0], target: args[1], sparse: Boolean(flags.sparse), force: Boolean(flags.force), workers };
+      try {
+        return (await (await import("./restore.ts")).restoreImage(settings, request, output)).exitCode;
+      } finally {
+        workers.close();
+      }
     }
     case "scrub": {
       expect(action, args, 1, Number.MAX_SAFE_INTEGER);

@@ -12,7 +12,7 @@ import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
 import { DamagedChunk } from "../store/chunk-format.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
-import { BlockWorkers } from "../workers/block-workers.ts";
+import { BlockWorkers, RESTORE_POOL } from "../workers/block-workers.ts";
 import { imageProgress, interruptedExit, withInterrupt } from "./image-progress.ts";
 import { openImageCatalog, openImageStore } from "./open-image.ts";
 import { versionFromCatalog, versionFromStore, type VersionSource } from "./version-source.ts";
@@ -23,6 +23,13 @@ export interface RestoreImageRequest {
   /** Write only the blocks holding data (a new file keeps holes; a fresh volume reads zeros there). */
   readonly sparse: boolean;
   readonly force: boolean;
+  /**
+   * Block workers already started (RESTORE_POOL), so their threads boot
+   * while the caller loads and opens the rest; used when the version's
+   * block size is theirs, and closed by the restore either way. By default
+   * the restore starts its own.
+   */
+  readonly workers?: BlockWorkers;
 }
 
 /** A range of the image that could not be restored, and why. */
@@ -43,14 +50,14 @@ export interface RestoreImageResult {
 }
 
 /**
- * Restores one block of a store: a store with local chunk files has its
- * chunk read, decoded, checked and written by a worker thread alone (reads
- * and writes overlap on every core); any other store's chunk is read here
- * into the slot's object space, then decoded, checked and written by a
- * worker. Undefined when the block is written, else why it cannot be.
+ * Has a stored block back in the slot of `data`, checked against its hash:
+ * a store with local chunk files has the chunk read by a worker thread
+ * along with its decoding and check (reads overlap on every core); any
+ * other store's chunk is read here into the slot's object space first. The
+ * block (where it lies in the slot), or why it cannot be had.
  */
-async function restoreBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array, target: { fd: number; position: number }): Promise<string | undefined> {
-  if (store.chunkFile) return workers.restore(data, { hash, chunkFile: store.chunkFile(hash), ...target });
+async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array): Promise<{ readonly block: Buffer } | { readonly problem: string }> {
+  if (store.chunkFile) return workers.decode(data, { hash, chunkFile: store.chunkFile(hash) });
   const space = workers.objectSpace(data);
   let length: number | undefined;
   try {
@@ -62,12 +69,12 @@ async function restoreBlock(store: ChunkStore, workers: BlockWorkers, hash: stri
     }
   } catch (error) {
     // An encrypted store's object that does not decrypt; a store that cannot be read stops the restore.
-    if (error instanceof DamagedChunk) return `chunk damaged: ${error.message}`;
+    if (error instanceof DamagedChunk) return { problem: `chunk damaged: ${error.message}` };
     throw error;
   }
-  if (length === undefined) return "chunk missing from the store";
-  if (length > space.length) return `chunk damaged: ${length} bytes, more than a block's object can be`;
-  return workers.restore(data, { hash, objectLength: length, ...target });
+  if (length === undefined) return { problem: "chunk missing from the store" };
+  if (length > space.length) return { problem: `chunk damaged: ${length} bytes, more than a block's object can be` };
+  return workers.decode(data, { hash, objectLength: length });
 }
 
 /**
@@ -133,9 +140,12 @@ export async function restoreVersion(
   const handle = await open(temp, device ? "r+" : "w", 0o600);
   const damaged: DamagedRange[] = [];
   let bytesWritten = 0;
-  // Blocks are fetched, decoded, checked and written in the workers' slots: at most 8 in memory, whatever the image.
-  // Four threads even on two cores: a thread waiting for a chunk read from a disk leaves its core to another.
-  const workers = new BlockWorkers(version.blockSize, { slots: 8, threads: 4 });
+  // Blocks are fetched, decoded and checked in the workers' slots: a few in memory, whatever the image.
+  let workers = request.workers;
+  if (workers?.blockSize !== version.blockSize) {
+    workers?.close();
+    workers = new BlockWorkers(version.blockSize, RESTORE_POOL);
+  }
   const started = performance.now();
   const progress = imageProgress(version.uid.slice(0, 8), { done: () => bytesWritten, planned: version.size, verb: "restored" });
   if (options.progress) progress.start();
@@ -167,11 +177,13 @@ export async function restoreVersion(
         }
         const data = await workers.take(length);
         try {
-          const problem = await restoreBlock(store, workers, row.hash, data, { fd: handle.fd, position: offset });
-          if (problem !== undefined) {
-            damaged.push({ index, offset, length, hash: row.hash, problem });
+          const fetched = await fetchBlock(store, workers, row.hash, data);
+          if ("problem" in fetched) {
+            damaged.push({ index, offset, length, hash: row.hash, problem: fetched.problem });
             return 0;
           }
+          // Written here, off the workers: a worker waiting for the file's write lock would stop checking blocks.
+          await writeAll(handle, fetched.block, offset);
           crashPoint("image-block-restored");
           return length;
         } finally {
@@ -184,8 +196,6 @@ export async function restoreVersion(
     await handle.sync();
   } catch (error) {
     progress.stop();
-    // Blocks the workers are writing land before the descriptor is closed; no more are sent.
-    await workers.drain();
     await handle.close();
     if (!device) rmSync(temp, { force: true });
     throw error;

@@ -29,7 +29,7 @@ export interface ChunkStore {
   /**
    * Optional: the local file that holds a chunk object as getChunk would
    * give it (it may not exist: a missing chunk), for readers on other
-   * threads (a restore's workers read, decode and write blocks
+   * threads (a restore's workers read and decode chunks
    * themselves). Stores whose objects are remote (S3, ssh) or sealed
    * (encrypted) lack it.
    */

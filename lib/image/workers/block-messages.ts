@@ -33,13 +33,13 @@ export interface EncodeJob {
 }
 
 /**
- * A block restored: its chunk object read from the file `chunkFile` into
- * `objectAt` (at most `capacity` bytes; without `chunkFile`, the caller put
- * `objectLength` bytes there), decoded into `at`, checked against `hash` and
- * `length`, and written to the open file `fd` at `position`.
+ * A stored block had back: its chunk object read from the file `chunkFile`
+ * into `objectAt` (at most `capacity` bytes; without `chunkFile`, the caller
+ * put `objectLength` bytes there), decoded into `at` (a raw object's body
+ * stays where it is) and checked against `hash` and `length`.
  */
-export interface RestoreJob {
-  readonly kind: "restore";
+export interface DecodeJob {
+  readonly kind: "decode";
   readonly id: number;
   readonly chunkFile?: string;
   readonly objectAt: number;
@@ -48,11 +48,9 @@ export interface RestoreJob {
   readonly at: number;
   readonly hash: string;
   readonly length: number;
-  readonly fd: number;
-  readonly position: number;
 }
 
-export type BlockJob = HashJob | EncodeJob | RestoreJob;
+export type BlockJob = HashJob | EncodeJob | DecodeJob;
 /** The last message: free the thread's zstd contexts and end. */
 export interface WorkerStop {
   readonly kind: "stop";
@@ -62,15 +60,17 @@ export type ToBlockWorker = WorkerStart | WorkerStop | BlockJob;
 
 /**
  * A job's answer: `hash` (hash jobs: hex or null for zeros), `objectAt` and
- * `objectLength` (encode), `problem` (restore: why the chunk is missing or
- * damaged; the block was not written), or `error` and its errno `code` (the
- * job failed: a bug, or the target or the store could not be read or written).
+ * `objectLength` (encode), `blockAt` (decode: where the checked block
+ * lies) or `problem` (decode: why the chunk is missing or damaged), or
+ * `error` and its errno `code` (the job failed: a bug, or a chunk file that
+ * could not be read).
  */
 export interface BlockReply {
   readonly id: number;
   readonly hash?: string | null;
   readonly objectAt?: number;
   readonly objectLength?: number;
+  readonly blockAt?: number;
   readonly problem?: string;
   readonly error?: string;
   readonly code?: string;

@@ -1,16 +1,16 @@
 /**
  * A block worker thread: hashes, compresses and decompresses blocks in the
- * pool's shared memory (see block-workers.ts), and restores them (chunk
- * file read, decoded, checked, written to the target). Synchronous work in
+ * pool's shared memory (see block-workers.ts), and has stored blocks back
+ * (a chunk file read, decoded, checked). Synchronous work in
  * a thread of its own, so the main thread keeps reading, writing and
  * talking to the catalog; nothing is allocated per block but the hash's text.
  */
 import { ptr } from "bun:ffi";
-import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { errnoCode } from "../../errors.ts";
 import { CHUNK_HEADER_BYTES, DamagedChunk, blockHash, blockHashOrZero, readChunkHeader, writeChunkHeader } from "../store/chunk-format.ts";
 import { ZstdInto } from "../store/zstd-into.ts";
-import type { BlockJob, BlockReply, EncodeJob, RestoreJob, ToBlockWorker } from "./block-messages.ts";
+import type { BlockJob, BlockReply, DecodeJob, EncodeJob, ToBlockWorker } from "./block-messages.ts";
 
 declare const self: Worker;
 
@@ -44,7 +44,8 @@ function run(job: BlockJob): BlockReply {
     return { id: job.id, hash: blockHashOrZero(data) };
   }
   if (job.kind === "encode") return { id: job.id, ...encode(job) };
-  return { id: job.id, problem: restore(job) };
+  const block = fetchAndDecode(job);
+  return typeof block === "string" ? { id: job.id, problem: block } : { id: job.id, blockAt: block.byteOffset };
 }
 
 /**
@@ -87,8 +88,8 @@ function encode(job: EncodeJob): { objectAt: number; objectLength: number } {
   return { objectAt: rawAt, objectLength: CHUNK_HEADER_BYTES + job.length };
 }
 
-/** Reads (when given a chunk file), decodes, checks and writes one block: undefined when written, else why it cannot be. */
-function restore(job: RestoreJob): string | undefined {
+/** Reads (when given a chunk file), decodes and checks one stored block: the block, else why it cannot be had. */
+function fetchAndDecode(job: DecodeJob): Buffer | string {
   let objectLength = job.objectLength ?? 0;
   if (job.chunkFile !== undefined) {
     const length = readChunkFile(job.chunkFile, memory.subarray(job.objectAt, job.objectAt + job.capacity));
@@ -96,11 +97,7 @@ function restore(job: RestoreJob): string | undefined {
     if (length > job.capacity) return `chunk damaged: ${length} bytes, more than a block's object can be`;
     objectLength = length;
   }
-  const block = decode(job, objectLength);
-  if (typeof block === "string") return block;
-  let done = 0;
-  while (done < block.length) done += writeSync(job.fd, block, done, block.length - done, job.position + done);
-  return undefined;
+  return decode(job, objectLength);
 }
 
 /** A chunk file read into `into`: its length (more than `into` holds: not read whole), or undefined when there is none. */
@@ -131,7 +128,7 @@ function readChunkFile(path: string, into: Buffer): number | undefined {
  * `job.objectAt`: the block (decompressed into `job.at`, or a raw object's
  * body where it lies: no copy), else what is wrong with the chunk.
  */
-function decode(job: RestoreJob, objectLength: number): Buffer | string {
+function decode(job: DecodeJob, objectLength: number): Buffer | string {
   const object = memory.subarray(job.objectAt, job.objectAt + objectLength);
   let header: { kind: number; length: number };
   try {

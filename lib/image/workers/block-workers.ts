@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { CHUNK_HEADER_BYTES, type Compression } from "../store/chunk-format.ts";
-import type { BlockReply, EncodeJob, HashJob, RestoreJob, ToBlockWorker } from "./block-messages.ts";
+import type { BlockReply, DecodeJob, EncodeJob, HashJob, ToBlockWorker } from "./block-messages.ts";
 
 /** Where a slot's block starts: a page in, the page's last bytes the header of the block stored raw. */
 const BLOCK_AT = 4096;
@@ -8,8 +8,11 @@ const BLOCK_AT = 4096;
 /** Memory for a backup's slots: 12 blocks of 4 MiB with their objects, or as many more smaller ones (see slotsWithin). */
 export const BACKUP_SLOT_BYTES = 96 * 1024 * 1024;
 
+/** The pool a restore runs on: 8 blocks in memory whatever the image (6 in flight, and room to hand them on). */
+export const RESTORE_POOL: BlockWorkersOptions = { slots: 8 };
+
 /** A job as the pool is asked it (the pool numbers it). */
-type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<RestoreJob, "id">;
+type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<DecodeJob, "id">;
 
 export interface BlockWorkersOptions {
   /** Block slots: the most blocks held at once, whatever the image's size. @default 12 */
@@ -20,7 +23,7 @@ export interface BlockWorkersOptions {
 
 /**
  * A fixed set of block slots in one SharedArrayBuffer, and the threads that
- * hash, compress and restore blocks in them. Each slot holds a block and
+ * hash, compress and decompress blocks in them. Each slot holds a block and
  * its chunk object (up to a header and a whole block); the block starts a
  * page in, so a block stored raw gets its header just before it and is
  * written out without a copy. A stage takes a slot for a block, hands it from
@@ -40,12 +43,10 @@ export class BlockWorkers {
   readonly #slotBytes: number;
   readonly #free: number[] = [];
   readonly #waiting: (() => void)[] = [];
-  readonly #idleWaiters: (() => void)[] = [];
   readonly #threads: { worker: Worker; busy: number }[] = [];
   readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: { worker: Worker; busy: number } }>();
   #nextId = 1;
   #closed = false;
-  #draining = false;
 
   /**
    * Slots for blocks of `blockSize` within `bytes` of memory (a slot holds a
@@ -91,7 +92,7 @@ export class BlockWorkers {
     this.#waiting.shift()?.();
   }
 
-  /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `restore`). */
+  /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `decode`). */
   objectSpace(data: Uint8Array): Buffer {
     return Buffer.from(this.#memory, this.#slotOf(data) * this.#slotBytes + BLOCK_AT + this.blockSize, this.blockSize + CHUNK_HEADER_BYTES);
   }
@@ -112,29 +113,18 @@ export class BlockWorkers {
   }
 
   /**
-   * Restores the block of `data`'s slot: its chunk object read from
+   * Has the stored block of `data`'s slot back: its chunk object read from
    * `chunkFile` (a local file any thread may read) into `objectSpace(data)`,
-   * or already put there by the caller (`objectLength` bytes); decoded,
-   * checked against `hash` and the slot's length, and written to the open
-   * file `fd` at `position` — all on a worker thread. Undefined when the
-   * block is written, else why the chunk cannot give it (missing, damaged;
-   * nothing written). Errors reading the chunk or writing the target reject.
+   * or already put there by the caller (`objectLength` bytes); decoded and
+   * checked against `hash` and the slot's length on a worker thread. The
+   * block (in the slot: a raw object's body is not copied), or why the
+   * chunk cannot give it (missing, damaged). A chunk file that cannot be
+   * read rejects.
    */
-  async restore(data: Uint8Array, block: { readonly hash: string; readonly chunkFile?: string; readonly objectLength?: number; readonly fd: number; readonly position: number }): Promise<string | undefined> {
+  async decode(data: Uint8Array, chunk: { readonly hash: string; readonly chunkFile?: string; readonly objectLength?: number }): Promise<{ readonly block: Buffer } | { readonly problem: string }> {
     const blockAt = this.#slotOf(data) * this.#slotBytes + BLOCK_AT;
-    const reply = await this.#run({ kind: "restore", ...block, objectAt: blockAt + this.blockSize, capacity: this.blockSize + CHUNK_HEADER_BYTES, at: blockAt, length: data.length });
-    return reply.problem;
-  }
-
-  /**
-   * Refuses new jobs and resolves once every job already sent has ended:
-   * what a caller awaits before it closes a file the jobs write to (a job
-   * still writing after the close could write into whatever file took the
-   * descriptor's number). `close` fails the jobs without waiting for them.
-   */
-  async drain(): Promise<void> {
-    this.#draining = true;
-    while (this.#pending.size > 0) await new Promise<void>((resolve) => this.#idleWaiters.push(resolve));
+    const reply = await this.#run({ kind: "decode", ...chunk, objectAt: blockAt + this.blockSize, capacity: this.blockSize + CHUNK_HEADER_BYTES, at: blockAt, length: data.length });
+    return reply.problem !== undefined ? { problem: reply.problem } : { block: Buffer.from(this.#memory, reply.blockAt!, data.length) };
   }
 
   /** Ends the threads (jobs still running fail). */
@@ -152,7 +142,7 @@ export class BlockWorkers {
 
   /** Runs a job on the least busy thread. */
   #run(job: Job): Promise<BlockReply> {
-    if (this.#closed || this.#draining) return Promise.reject(new Error("block workers closed"));
+    if (this.#closed) return Promise.reject(new Error("block workers closed"));
     const thread = this.#threads.reduce((best, next) => (next.busy < best.busy ? next : best));
     const id = this.#nextId++;
     if (thread.busy++ === 0) thread.worker.ref();
@@ -169,7 +159,6 @@ export class BlockWorkers {
     if (--pending.thread.busy === 0) pending.thread.worker.unref();
     if (reply.error !== undefined) pending.reject(Object.assign(new Error(`block worker: ${reply.error}`), reply.code ? { code: reply.code } : {}));
     else pending.resolve(reply);
-    this.#wakeIfIdle();
   }
 
   #fail(error: Error): void {
@@ -181,10 +170,5 @@ export class BlockWorkers {
       thread.busy = 0;
       thread.worker.unref();
     }
-    this.#wakeIfIdle();
-  }
-
-  #wakeIfIdle(): void {
-    if (this.#pending.size === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
   }
 }
