@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
 import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
@@ -357,6 +357,31 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     const next = await env.backup(source, "vm", BS);
     const out = join(env.dir, "out.img");
     expect((await env.image(["restore", next, out])).exitCode).toBe(0);
+    expect(sameBytes(source, out)).toBe(true);
+  });
+
+  catalogTest("kill -9: a restore's temp beside the target is removed by the next restore", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    writeFileSync(source, Buffer.from(randomBytes(4 * MiB, 80)));
+    const uid = await env.backup(source, "vm", BS);
+    const out = join(env.dir, "out.img");
+    const temps = () => readdirSync(env.dir).filter((name) => name.startsWith(".out.img.") && name.endsWith(".tmp"));
+    const crash = crashAt("image-block-restored:5");
+    expectDiedAt(await env.image(["restore", uid, out], crash.env), crash, "image-block-restored:5");
+    expect(temps()).toHaveLength(1);
+    expect(existsSync(out)).toBe(false);
+    // On a shared directory a temp of another host is that host's: its PID says nothing here.
+    const otherHost = ".out.img.blaine-restore-999999@other-host.tmp";
+    writeFileSync(join(env.dir, otherHost), "another host's restore");
+    // Named before temps carried their host, by a restore long gone.
+    const older = join(env.dir, ".out.img.blaine-restore-999998.tmp");
+    writeFileSync(older, "an older restore's");
+    utimesSync(older, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    const again = await env.image(["restore", uid, out]);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toContain(`removed 2 temp files of restores killed before they finished, beside ${out}`);
+    expect(temps()).toEqual([otherHost]);
     expect(sameBytes(source, out)).toBe(true);
   });
 

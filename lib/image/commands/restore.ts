@@ -8,6 +8,7 @@ import { ExitCode, UsageError } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes, formatDuration } from "../../size.ts";
+import { removeDeadTemps, writerTempName } from "../../system/dead-temps.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
 import { DamagedChunk } from "../store/chunk-format.ts";
@@ -136,7 +137,16 @@ export async function restoreVersion(
     }
   }
   if (version.status !== "valid") output.say(`warning: version ${version.uid} is ${version.status}; restoring what it holds`);
-  const temp = device ? target : join(dirname(target), `.${basename(target)}.blaine-restore-${process.pid}.tmp`);
+  let temp = target;
+  if (!device) {
+    // A restore killed with SIGKILL left its temp beside the target (as large as the image): nothing else removes it.
+    const prefix = `.${basename(target)}.blaine-restore-`;
+    const dead = removeDeadTemps(dirname(target), prefix);
+    if (dead.removed > 0) {
+      output.say(`removed ${dead.removed > 1 ? `${dead.removed} temp files of restores` : "1 temp file of a restore"} killed before they finished, beside ${target} (${formatBytes(dead.bytes)})`);
+    }
+    temp = join(dirname(target), writerTempName(prefix));
+  }
   const handle = await open(temp, device ? "r+" : "w", 0o600);
   const damaged: DamagedRange[] = [];
   let bytesWritten = 0;
