@@ -8,6 +8,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync,
 import { join } from "node:path";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { damage, seededBytes, tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
@@ -121,6 +122,39 @@ describe("sets made by par2cmdline", () => {
     expect(repair.exitCode).toBe(0);
     for (const [name, bytes] of Object.entries(files)) expect(Buffer.compare(readFileSync(join(dir, name)), bytes)).toBe(0);
   }, 30_000);
+});
+
+describe("kill -9", () => {
+  const temps = () => readdirSync(dir).filter((name) => name.startsWith(".") && name.endsWith(".tmp"));
+
+  test("kill -9: a par2 create's temps beside the set are removed by the next create of the set", async () => {
+    const data = seededBytes(300_000, 7);
+    writeFileSync(join(dir, "f"), data);
+    await blaineKilledAt("par2-create-before-commit:1", ["par2", "create", "-r10", "-n", "2", "set.par2", "f"], { cwd: dir });
+    expect(temps().length).toBeGreaterThanOrEqual(2);
+    expect(readdirSync(dir).filter((name) => name.endsWith(".par2"))).toEqual([]);
+    const again = await blaine(["par2", "create", "-r10", "-n", "2", "set.par2", "f"], { cwd: dir });
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toMatch(/removed \d+ temp files? of a par2 create or repair killed before it finished/);
+    expect(temps()).toEqual([]);
+    damage(join(dir, "f"), 1000, new Uint8Array(5000).fill(1));
+    expect((await blaine(["par2", "repair", "set.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "f")), data)).toBe(0);
+  });
+
+  test("kill -9: a par2 repair's temp beside the damaged file is removed by the next repair", async () => {
+    const data = seededBytes(300_000, 8);
+    writeFileSync(join(dir, "f"), data);
+    expect((await blaine(["par2", "create", "-r10", "set.par2", "f"], { cwd: dir })).exitCode).toBe(0);
+    damage(join(dir, "f"), 1000, new Uint8Array(5000).fill(1));
+    await blaineKilledAt("par2-repair-before-rename:1", ["par2", "repair", "set.par2"], { cwd: dir });
+    expect(temps()).toHaveLength(1);
+    const again = await blaine(["par2", "repair", "set.par2"], { cwd: dir });
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toContain("removed 1 temp file of a par2 create or repair killed before it finished");
+    expect(temps()).toEqual([]);
+    expect(Buffer.compare(readFileSync(join(dir, "f")), data)).toBe(0);
+  });
 });
 
 describe("usage and limits", () => {

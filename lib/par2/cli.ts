@@ -18,9 +18,11 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { BlaineError, errorMessage, UsageError } from "../errors.ts";
+import { removeDeadTemps } from "../system/dead-temps.ts";
 import { createRecoverySet } from "./create.ts";
 import { repairChecked } from "./repair.ts";
 import { isPar1Name } from "./par1-format.ts";
+import { pendingTempPrefix, setBase } from "./write-set.ts";
 import { loadRecoverySet, RecoverySetError, setFiles } from "./recovery-set.ts";
 import type { RecoveryFileScheme } from "./sizing.ts";
 import { checkFiles, isWholeCopy, type SetCheck } from "./verify.ts";
@@ -340,6 +342,8 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
   }
   if (setFiles.length === 0) throw new UsageError(`par2 create: no file to protect under the base path ${base} (PAR2 names files relative to it: the directory of ${basename(setPath)}, or -B)`);
   const scheme: RecoveryFileScheme = flags.has("u") ? "uniform" : flags.has("l") ? "limited" : "variable";
+  // A create killed with SIGKILL left its temps beside the set: nothing else removes them.
+  sayDeadTemps(removeDeadTemps(dirname(resolve(setPath)), pendingTempPrefix(setBase(setPath))).removed, say);
   const built = await createRecoverySet(setPath, {
     files: setFiles,
     recoveryBytes: redundancyTarget(options),
@@ -426,6 +430,7 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   }
   // Nothing else runs meanwhile (create's thread hashes beside the workers): this thread computes a share, one worker fewer holds memory.
   const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), shareCallingThread: true, memory: memoryOption(parsed) });
+  sayDeadTemps(result.deadTempsRemoved ?? 0, say);
   if (result.failure) {
     say(`Repair Failed: ${result.failure}`, Noise.quiet);
     out.result({ ...summary(check), repaired: result.repaired, failure: result.failure });
@@ -550,4 +555,9 @@ function summary(check: SetCheck) {
     recoveryBlocksDamaged: check.set.recoveryDamaged,
     repairable: check.repairable,
   };
+}
+
+/** Temps of a create or repair killed with SIGKILL, removed by this one: said once, as a line of its own. */
+function sayDeadTemps(removed: number, say: Say): void {
+  if (removed > 0) say(`removed ${removed > 1 ? `${removed} temp files` : "1 temp file"} of a par2 create or repair killed before it finished`, Noise.quiet);
 }

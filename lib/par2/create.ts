@@ -6,6 +6,7 @@
  */
 import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { crashPoint } from "../crash-point.ts";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
 import { hashZeros, sparseExtents } from "../fs/sparse.ts";
@@ -257,6 +258,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     const index = new PendingFile(finalPaths[0]);
     pending.push(index);
     index.write([...critical, ...creator]);
+    crashPoint("par2-create-before-commit");
     for (const file of pending) file.commit({ sync: options.sync });
     if (options.sync !== false) fsyncDirectory(dirname(setPath));
     const paths = [index.path, ...pending.slice(0, -1).map((file) => file.path)];

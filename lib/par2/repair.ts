@@ -9,8 +9,10 @@
  */
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { crashPoint } from "../crash-point.ts";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
+import { removeDeadTemps, writerTempName } from "../system/dead-temps.ts";
 import { copyReadable, isUnreadableData } from "../fs/salvage-read.ts";
 import { gfInvertMatrix, gfTimesRecoveryMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
@@ -38,6 +40,8 @@ export interface RepairResult {
   readonly repaired: readonly string[];
   /** Why repair was impossible, when it was. */
   readonly failure?: string;
+  /** Temps that repairs killed with SIGKILL left beside the damaged files, removed. */
+  readonly deadTempsRemoved?: number;
 }
 
 /**
@@ -165,7 +169,7 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
     for (const place of rebuiltAt) {
       if (!equalBytes(new Uint8Array(place.hash.digest().buffer), place.expected)) {
         for (const target of targets.values()) target.abort();
-        return { before, repaired: [], failure: `rebuilt ${place.label} does not match its checksum; the recovery data is damaged` };
+        return { before, repaired: [], failure: `rebuilt ${place.label} does not match its checksum; the recovery data is damaged`, deadTempsRemoved: deadTempsOf(targets) };
       }
     }
   } catch (error) {
@@ -177,7 +181,13 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
     target.commit();
     repaired.push(target.path);
   }
-  return { before, repaired };
+  return { before, repaired, deadTempsRemoved: deadTempsOf(targets) };
+}
+
+function deadTempsOf(targets: ReadonlyMap<number, RepairTarget>): number {
+  let removed = 0;
+  for (const target of targets.values()) removed += target.deadTempsRemoved;
+  return removed;
 }
 
 /** m recovery exponents whose matrix is invertible, trying the lowest first. */
@@ -211,6 +221,8 @@ function copyWhatIsLeft(path: string, temp: string): void {
 
 interface RepairTarget {
   readonly path: string;
+  /** Temps of killed repairs of this file removed before this one began. */
+  readonly deadTempsRemoved: number;
   writeAt(bytes: Uint8Array, position: number): void;
   /** Cuts to the set's length, fsyncs and renames over the damaged file. */
   commit(): void;
@@ -223,7 +235,10 @@ interface RepairTarget {
  */
 function openRepairTarget(path: string, length: number): RepairTarget {
   const directory = dirname(path);
-  const temp = join(directory, `.${basename(path)}.${process.pid}.repair.tmp`);
+  // A repair killed with SIGKILL left its temp beside the file (as large as it): nothing else removes it.
+  const prefix = `.${basename(path)}.repair-`;
+  const dead = removeDeadTemps(directory, prefix);
+  const temp = join(directory, writerTempName(prefix));
   // Blaine's data paths may stand for names that are not UTF-8 (see byte-names.ts).
   const present = existsSync(fsPath(path));
   if (!present) mkdirSync(fsPath(directory), { recursive: true });
@@ -237,6 +252,7 @@ function openRepairTarget(path: string, length: number): RepairTarget {
   };
   return {
     path,
+    deadTempsRemoved: dead.removed,
     writeAt(bytes, position) {
       let written = 0;
       while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written, position + written);
@@ -251,6 +267,7 @@ function openRepairTarget(path: string, length: number): RepairTarget {
       }
       closeSync(fd);
       open = false;
+      crashPoint("par2-repair-before-rename");
       renameSync(fsPath(temp), fsPath(path));
       fsyncDirectory(directory);
     },

@@ -1,10 +1,16 @@
 /** Writing the files of a recovery set: each one atomically (a temp beside it, then rename). */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { writerTempName } from "../system/dead-temps.ts";
 
 /** SET.par2 → SET (the base every file of the set starts with). */
 export function setBase(setPath: string): string {
   return setPath.replace(/\.par2$/i, "");
+}
+
+/** What the temps of `path` start with (`.NAME.`; a killed writer's are removed by `removeDeadTemps` with it). */
+export function pendingTempPrefix(path: string): string {
+  return `.${basename(path)}.`;
 }
 
 /**
@@ -20,7 +26,7 @@ export class PendingFile {
 
   constructor(path: string) {
     this.path = path;
-    this.#temp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    this.#temp = join(dirname(path), writerTempName(pendingTempPrefix(path)));
     this.#fd = openSync(this.#temp, "w", 0o644);
   }
 

@@ -1,6 +1,7 @@
-import { lstatSync, readdirSync, rmSync } from "node:fs";
+import { lstatSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { fsPath, listNames } from "../fs/byte-names.ts";
 import { isProcessAlive } from "./process-alive.ts";
 
 /**
@@ -40,7 +41,8 @@ export interface DeadTemps {
 export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
   let names: string[];
   try {
-    names = readdirSync(dir);
+    // Names as Blaine's paths spell them (byte-names.ts): a repair's temp may be in a tree of names that are not UTF-8.
+    names = listNames(dir);
   } catch {
     return { removed: 0, bytes: 0 };
   }
@@ -54,7 +56,7 @@ export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
     const pid = Number(pidText);
     if (host !== undefined && host !== HOST) continue;
     if (pid === process.pid || isProcessAlive(pid)) continue;
-    const path = join(dir, name);
+    const path = fsPath(join(dir, name));
     try {
       const info = lstatSync(path);
       if (!info.isFile() || (host === undefined && info.mtimeMs >= STARTED_MS)) continue;

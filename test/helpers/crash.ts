@@ -36,9 +36,9 @@ export function expectDiedAt(result: CliResult, crash: ReturnType<typeof crashAt
 }
 
 /** Runs `blaine args` killed at `point` (`name:N`); fails the test unless it died there. */
-export async function blaineKilledAt(point: string, args: readonly string[], options: { env?: Record<string, string> } = {}): Promise<CliResult> {
+export async function blaineKilledAt(point: string, args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
   const crash = crashAt(point);
-  const result = await blaine(args, { env: { ...options.env, ...crash.env } });
+  const result = await blaine(args, { cwd: options.cwd, env: { ...options.env, ...crash.env } });
   expectDiedAt(result, crash, point);
   return result;
 }
