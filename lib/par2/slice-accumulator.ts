@@ -64,10 +64,10 @@ export class SliceAccumulator {
     // The words are read into the end of the inputs' room and prepared from there in place.
     const wordsAt = this.#inputsAt + count * (prepared - partLength);
     for (let k = 0; k < count; k++) {
-      const slot = memory.subarray(wordsAt + k * partLength, wordsAt + (k + 1) * partLength);
+      const slot = wordsAt + k * partLength;
       const wanted = Math.max(0, Math.min(partLength, sources[k].length - partOffset));
-      const got = wanted > 0 ? this.#read(sources[k], slot, wanted) : 0;
-      slot.fill(0, got);
+      const got = wanted > 0 ? this.#read(sources[k], memory, slot, wanted) : 0;
+      memory.fill(0, slot + got, slot + partLength);
     }
     kernel.prepare(wordsAt, this.#inputsAt, count * partLength);
     kernel.writeTables(coefficients, 0);
@@ -103,11 +103,12 @@ export class SliceAccumulator {
     this.#files.clear();
   }
 
-  #read(source: SliceSource, into: Uint8Array, wanted: number): number {
+  /** Reads the source's bytes of this part into `memory` at `at` (no view per read: see readAt). */
+  #read(source: SliceSource, memory: Uint8Array, at: number, wanted: number): number {
     const start = source.offset + this.#shape.partOffset;
     if (source.bytes) {
       const part = source.bytes.subarray(start, start + wanted);
-      into.set(part);
+      memory.set(part, at);
       return part.length;
     }
     if (!source.path) throw new Error("slice source has neither path nor bytes");
@@ -117,6 +118,6 @@ export class SliceAccumulator {
       this.#files.set(source.path, fd);
     }
     // A file shorter than its slice reads as zeros (the caller fills them in).
-    return readAt(fd, into, wanted, start);
+    return readAt(fd, memory, wanted, start, at);
   }
 }
