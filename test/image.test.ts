@@ -360,6 +360,22 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(sameBytes(source, out)).toBe(true);
   });
 
+  catalogTest("kill -9: an export's temp beside its file is removed by the next export to it", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    makeImage(source);
+    const uid = await env.backup(source, "vm", BS);
+    const file = join(env.dir, "vm.json");
+    const temps = () => readdirSync(env.dir).filter((name) => name.startsWith(".vm.json.") && name.endsWith(".tmp"));
+    const crash = crashAt("atomic-write-before-rename:1");
+    expectDiedAt(await env.image(["export", uid, file], crash.env), crash, "atomic-write-before-rename:1");
+    expect(temps()).toHaveLength(1);
+    expect(existsSync(file)).toBe(false);
+    expect((await env.image(["export", uid, file])).exitCode).toBe(0);
+    expect(temps()).toEqual([]);
+    expect(JSON.parse(readFileSync(file, "utf8")).version.uid).toBe(uid);
+  });
+
   catalogTest("kill -9: a restore's temp beside the target is removed by the next restore", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");

@@ -1,6 +1,6 @@
 import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { BlaineError, ExitCode, errnoCode } from "../errors.ts";
-import { isProcessAlive } from "../system/process-alive.ts";
+import { isProcessAlive } from "../fs/process-alive.ts";
 
 /**
  * One writer per catalog: a lock file next to it holding the writer's pid.

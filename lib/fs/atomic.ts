@@ -1,7 +1,9 @@
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
+import { crashPoint } from "../crash-point.ts";
 import { errnoCode } from "../errors.ts";
 import { fsPath } from "./byte-names.ts";
+import { removeDeadTemps, writerTempName } from "./dead-temps.ts";
 
 /**
  * syncfs(2) flushes a whole file system in one call. Batches of small files
@@ -95,9 +97,15 @@ export async function fsyncDirectoryAsync(path: string): Promise<void> {
   }
 }
 
-/** Writes a file so that readers see either the old or the new content, never a part. */
+/**
+ * Writes a file so that readers see either the old or the new content, never
+ * a part. The temps of earlier writes of `path` killed with SIGKILL are
+ * removed first (see dead-temps.ts): nothing else would.
+ */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const prefix = `.${basename(path)}.`;
+  removeDeadTemps(dirname(path), prefix);
+  const temp = join(dirname(path), writerTempName(`${prefix}${Math.random().toString(36).slice(2, 8)}.`));
   // A private file (a key) is private from its first byte: the mode is set at creation.
   const fd = openSync(temp, "w", mode);
   try {
@@ -109,6 +117,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     } finally {
       closeSync(fd);
     }
+    crashPoint("atomic-write-before-rename");
     renameSync(temp, path);
   } catch (error) {
     // A full disk or an I/O error: no half-written temp is left beside the file.

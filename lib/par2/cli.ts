@@ -18,7 +18,7 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { BlaineError, errorMessage, UsageError } from "../errors.ts";
-import { removeDeadTemps } from "../system/dead-temps.ts";
+import { removeDeadTemps } from "../fs/dead-temps.ts";
 import { createRecoverySet } from "./create.ts";
 import { repairChecked } from "./repair.ts";
 import { isPar1Name } from "./par1-format.ts";

@@ -12,7 +12,7 @@ import { basename, dirname, join } from "node:path";
 import { crashPoint } from "../crash-point.ts";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
-import { removeDeadTemps, writerTempName } from "../system/dead-temps.ts";
+import { removeDeadTemps, writerTempName } from "../fs/dead-temps.ts";
 import { copyReadable, isUnreadableData } from "../fs/salvage-read.ts";
 import { gfInvertMatrix, gfTimesRecoveryMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";

@@ -1,7 +1,7 @@
 /** Writing the files of a recovery set: each one atomically (a temp beside it, then rename). */
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { writerTempName } from "../system/dead-temps.ts";
+import { writerTempName } from "../fs/dead-temps.ts";
 
 /** SET.par2 → SET (the base every file of the set starts with). */
 export function setBase(setPath: string): string {

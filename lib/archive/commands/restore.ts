@@ -11,7 +11,7 @@ import { formatHash, hashAlgorithmOf } from "../../hashing.ts";
 import { fsPath, listNames, quotedPath, readLinkText } from "../../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../../fs/exact-mtime.ts";
 import { copyReadable, describeRanges, isUnreadableData } from "../../fs/salvage-read.ts";
-import { isProcessAlive } from "../../system/process-alive.ts";
+import { isProcessAlive } from "../../fs/process-alive.ts";
 import type { RunError } from "../run/report.ts";
 import { formatBytes } from "../../size.ts";
 import { DeferredQueue } from "../catalog/deferred-actions-table.ts";

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import { crashPoint } from "../../crash-point.ts";
 import { BlaineError, ExitCode } from "../../errors.ts";
-import { isProcessAlive } from "../../system/process-alive.ts";
+import { isProcessAlive } from "../../fs/process-alive.ts";
 import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes, formatDuration } from "../../size.ts";

@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes, formatDuration } from "../../size.ts";
-import { removeDeadTemps, writerTempName } from "../../system/dead-temps.ts";
+import { removeDeadTemps, writerTempName } from "../../fs/dead-temps.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
 import { DamagedChunk } from "../store/chunk-format.ts";

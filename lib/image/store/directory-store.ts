@@ -3,7 +3,7 @@ import { open, readdir, readFile, rm, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { BlaineError, ExitCode, UsageError, errnoCode } from "../../errors.ts";
 import { fsyncDirectory, fsyncDirectoryAsync, writeFileAtomic, writeFileAtomicAsync } from "../../fs/atomic.ts";
-import { isProcessAlive } from "../../system/process-alive.ts";
+import { isProcessAlive } from "../../fs/process-alive.ts";
 import { HASH_PATTERN, type ChunkStore } from "./chunk-store.ts";
 
 /**

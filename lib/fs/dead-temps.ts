@@ -1,7 +1,7 @@
 import { lstatSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { fsPath, listNames } from "../fs/byte-names.ts";
+import { fsPath, listNames } from "./byte-names.ts";
 import { isProcessAlive } from "./process-alive.ts";
 
 /**
@@ -21,6 +21,9 @@ export function writerTempName(prefix: string): string {
 
 /** The writer at the end of a temp's name: `PID@HOST`, or a PID alone (names of earlier versions). */
 const WRITER = /(?:^|[.-])(\d+)(?:@([A-Za-z0-9._-]+))?$/;
+
+/** Linux's PID_MAX_LIMIT (2^22): no process has a larger PID. */
+const PID_MAX_LIMIT = 4_194_304;
 
 /** When this process started: a temp older than that was not written by a command started since. */
 const STARTED_MS = performance.timeOrigin;
@@ -54,7 +57,8 @@ export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
     if (!writer) continue;
     const [, pidText, host] = writer;
     const pid = Number(pidText);
-    if (host !== undefined && host !== HOST) continue;
+    // Beyond Linux's largest pid_max the digits are no PID (a time in an older name): not a writer's temp.
+    if (pid < 1 || pid > PID_MAX_LIMIT || (host !== undefined && host !== HOST)) continue;
     if (pid === process.pid || isProcessAlive(pid)) continue;
     const path = fsPath(join(dir, name));
     try {
