@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { md5 } from "../lib/par2/packets.ts";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { damage, seededBytes, tempDir } from "./helpers/fixture.ts";
 import { writePar1Set } from "./helpers/par1-writer.ts";
 
@@ -72,6 +73,22 @@ async function both(args: string[], stock: string, ours: string) {
 function expectWhole(where: string, originals: Map<string, Uint8Array>): void {
   for (const [name, bytes] of originals) expect(Buffer.compare(readFileSync(join(where, name)), bytes)).toBe(0);
 }
+
+test("kill -9: a PAR 1.0 repair's temp beside the file it rebuilds is removed by the next repair", async () => {
+  const data = seededBytes(50_000, 9);
+  writeFileSync(join(dir, "f.bin"), data);
+  writeFileSync(join(dir, "g.bin"), seededBytes(40_000, 10));
+  writePar1Set(join(dir, "set.par"), [join(dir, "f.bin"), join(dir, "g.bin")], { volumes: 1 });
+  damage(join(dir, "f.bin"), 100, new Uint8Array(200).fill(1));
+  const temps = () => readdirSync(dir).filter((name) => name.startsWith(".") && name.endsWith(".tmp"));
+  await blaineKilledAt("par1-repair-before-commit:1", ["par2", "repair", "set.par"], { cwd: dir });
+  expect(temps()).toHaveLength(1);
+  const again = await blaine(["par2", "repair", "set.par"], { cwd: dir });
+  expect(again.exitCode).toBe(0);
+  expect(again.stdout).toContain("removed 1 temp file of a par2 create or repair killed before it finished");
+  expect(temps()).toEqual([]);
+  expect(Buffer.compare(readFileSync(join(dir, "f.bin")), data)).toBe(0);
+});
 
 describe("issue 13: PAR 1.0 sets, side by side with par2cmdline", () => {
   test.skipIf(!hasPar2)("the test writer's sets are real PAR 1.0: par2cmdline verifies them and repairs a missing and a damaged file from them", () => {

@@ -22,7 +22,7 @@ import { removeDeadTemps } from "../fs/dead-temps.ts";
 import { createRecoverySet } from "./create.ts";
 import { repairChecked } from "./repair.ts";
 import { isPar1Name } from "./par1-format.ts";
-import { pendingTempPrefix, setBase } from "./write-set.ts";
+import { deadTempsLine, pendingTempPrefix, setBase } from "./write-set.ts";
 import { loadRecoverySet, RecoverySetError, setFiles } from "./recovery-set.ts";
 import type { RecoveryFileScheme } from "./sizing.ts";
 import { checkFiles, isWholeCopy, type SetCheck } from "./verify.ts";
@@ -570,5 +570,5 @@ function summary(check: SetCheck) {
 
 /** Temps of a create or repair killed with SIGKILL, removed by this one: said once, as a line of its own. */
 function sayDeadTemps(removed: number, say: Say): void {
-  if (removed > 0) say(`removed ${removed > 1 ? `${removed} temp files` : "1 temp file"} of a par2 create or repair killed before it finished`, Noise.quiet);
+  if (removed > 0) say(deadTempsLine(removed), Noise.quiet);
 }

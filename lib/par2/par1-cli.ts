@@ -9,6 +9,7 @@ import { repairPar1 } from "./par1-repair.ts";
 import { checkPar1Set, loadPar1Set, type Par1Check } from "./par1-set.ts";
 import type { Output } from "../cli/output.ts";
 import { Noise, Par2Exit, purgeFiles, type Say } from "./cli.ts";
+import { deadTempsLine } from "./write-set.ts";
 
 export interface Par1Request {
   readonly action: "verify" | "repair";
@@ -37,6 +38,7 @@ export function verifyOrRepairPar1(request: Par1Request, out: Output, say: Say):
     return Par2Exit.repairNotPossible;
   }
   const result = repairPar1(check, { memory: request.memory });
+  if (result.deadTempsRemoved) say(deadTempsLine(result.deadTempsRemoved), Noise.quiet);
   if (result.failure) {
     console.error(`Repair Failed: ${result.failure}`);
     out.result({ ...summary(check), repaired: [], failure: result.failure });

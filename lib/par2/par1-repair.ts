@@ -8,10 +8,12 @@
  */
 import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname } from "node:path";
+import { crashPoint } from "../crash-point.ts";
 import { multiplyAccumulate, solvePar1 } from "./par1-codec.ts";
 import type { Par1Check, Par1FileCheck } from "./par1-set.ts";
 import { readAt } from "./read-at.ts";
-import { PendingFile } from "./write-set.ts";
+import { removeDeadTemps } from "../fs/dead-temps.ts";
+import { PendingFile, pendingTempPrefix } from "./write-set.ts";
 import { equalBytes } from "./packets.ts";
 
 /** par2cmdline's default bound is half the memory; Blaine's engine keeps to a fixed budget. */
@@ -23,6 +25,8 @@ export interface Par1RepairResult {
   readonly repaired: readonly string[];
   /** Set when a rebuilt file did not check out (nothing was replaced then). */
   readonly failure?: string;
+  /** Temps that repairs killed with SIGKILL left beside these files, removed. */
+  readonly deadTempsRemoved?: number;
 }
 
 interface Output {
@@ -43,8 +47,11 @@ export function repairPar1(check: Par1Check, options: { memory?: number } = {}):
   if (!solution) {
     return { repaired: [], failure: `the ${set.volumes.length} recovery volumes cannot rebuild these ${missing.length} files together (PAR 1.0's matrix is singular for them)` };
   }
+  let deadTempsRemoved = 0;
   const outputs: Output[] = incomplete.map((file) => {
     mkdirSync(dirname(file.path), { recursive: true });
+    // A repair killed with SIGKILL left its temp beside the file: nothing else removes it.
+    deadTempsRemoved += removeDeadTemps(dirname(file.path), pendingTempPrefix(file.path)).removed;
     return { check: file, pending: new PendingFile(file.path), hasher: new Bun.CryptoHasher("md5") };
   });
   const inputs: { path: string; offset: number; length: number }[] = [
@@ -62,10 +69,11 @@ export function repairPar1(check: Par1Check, options: { memory?: number } = {}):
     const wrong = outputs.find((output) => output.pending.bytes !== output.check.entry.size || !equalBytes(new Uint8Array(output.hasher.digest().buffer), output.check.entry.md5));
     if (wrong) {
       for (const output of outputs) output.pending.abort();
-      return { repaired: [], failure: `the rebuilt ${wrong.check.entry.name} does not match the set's MD5` };
+      return { repaired: [], failure: `the rebuilt ${wrong.check.entry.name} does not match the set's MD5`, deadTempsRemoved };
     }
+    crashPoint("par1-repair-before-commit");
     for (const output of outputs) output.pending.commit();
-    return { repaired: outputs.map((output) => output.check.path) };
+    return { repaired: outputs.map((output) => output.check.path), deadTempsRemoved };
   } catch (error) {
     for (const output of outputs) output.pending.abort();
     throw error;

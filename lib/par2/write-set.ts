@@ -13,6 +13,11 @@ export function pendingTempPrefix(path: string): string {
   return `.${basename(path)}.`;
 }
 
+/** The line a create or repair says when it removed temps that killed ones left (par2 and PAR 1.0 alike). */
+export function deadTempsLine(removed: number): string {
+  return `removed ${removed > 1 ? `${removed} temp files` : "1 temp file"} of a par2 create or repair killed before it finished`;
+}
+
 /**
  * One file being written: appended to in a temp file beside its final name,
  * renamed into place by `commit` (fsynced first unless `sync: false`, when
