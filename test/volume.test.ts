@@ -322,6 +322,25 @@ describe("kill -9", () => {
     },
   );
 
+  test("kill -9: a receive's temp beside --save-to is removed by the next receive", async () => {
+    const source = plainSource();
+    const vm = join(source, "vm1");
+    makeVolume(vm, 12);
+    const env = await newArchive(source);
+    await env.ok(["add", "vm1"]);
+    await env.ok(["send"]);
+    const target = join(env.dir, "vm1.img");
+    const temps = () => readdirSync(env.dir).filter((name) => name.startsWith(".vm1.img.") && name.endsWith(".tmp"));
+    const crash = crashAt("image-block-restored:3");
+    expectDiedAt(await env.volume(["receive", "vm1", "--save-to", target], crash.env), crash, "image-block-restored:3");
+    expect(temps()).toHaveLength(1);
+    const again = await env.volume(["receive", "vm1", "--save-to", target]);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toContain(`removed 1 temp file of a restore killed before it finished, beside ${target}`);
+    expect(temps()).toEqual([]);
+    expect(Buffer.compare(readFileSync(target), readFileSync(vm))).toBe(0);
+  });
+
   const prunePoints = [
     ...["volume-prune-noted:1", "volume-prune-docs-removed:1", "volume-prune-versions-removed:1", "image-chunk-deleted:2"].map((point) => ({ point, backend: "sqlite" as const })),
     ...(pgMissing ? [] : ["volume-prune-versions-removed:1", "image-chunk-deleted:2"].map((point) => ({ point, backend: "postgres" as const }))),

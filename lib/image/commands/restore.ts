@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes, formatDuration } from "../../size.ts";
-import { removeDeadTemps, writerTempName } from "../../fs/dead-temps.ts";
+import { removeDeadTemps, writerTempName, type DeadTemps } from "../../fs/dead-temps.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
 import { DamagedChunk } from "../store/chunk-format.ts";
@@ -48,6 +48,14 @@ export interface RestoreImageResult {
   readonly target: string;
   readonly bytesWritten: number;
   readonly damaged: DamagedRange[];
+  /** Temps beside the target that restores killed with SIGKILL left, removed before this one began. */
+  readonly deadTemps?: DeadTemps;
+}
+
+/** The line a restore says when it removed temps killed ones left beside `target`. */
+export function deadTempsLine(target: string, dead: DeadTemps): string {
+  const what = dead.removed > 1 ? `${dead.removed} temp files of restores killed before they finished` : "1 temp file of a restore killed before it finished";
+  return `removed ${what}, beside ${target} (${formatBytes(dead.bytes)})`;
 }
 
 /**
@@ -138,13 +146,12 @@ export async function restoreVersion(
   }
   if (version.status !== "valid") output.say(`warning: version ${version.uid} is ${version.status}; restoring what it holds`);
   let temp = target;
+  let deadTemps: DeadTemps = { removed: 0, bytes: 0 };
   if (!device) {
     // A restore killed with SIGKILL left its temp beside the target (as large as the image): nothing else removes it.
     const prefix = `.${basename(target)}.blaine-restore-`;
-    const dead = removeDeadTemps(dirname(target), prefix);
-    if (dead.removed > 0) {
-      output.say(`removed ${dead.removed > 1 ? `${dead.removed} temp files of restores` : "1 temp file of a restore"} killed before they finished, beside ${target} (${formatBytes(dead.bytes)})`);
-    }
+    deadTemps = removeDeadTemps(dirname(target), prefix);
+    if (deadTemps.removed > 0) output.say(deadTempsLine(target, deadTemps));
     temp = join(dirname(target), writerTempName(prefix));
   }
   const handle = await open(temp, device ? "r+" : "w", 0o600);
@@ -230,7 +237,7 @@ export async function restoreVersion(
         : `restored version ${version.uid} to ${target} (${formatBytes(version.size)} in ${formatDuration(performance.now() - started)})`,
     );
   }
-  const result = { exitCode, uid: version.uid, target, bytesWritten, damaged };
+  const result = { exitCode, uid: version.uid, target, bytesWritten, damaged, deadTemps };
   output.result({ uid: version.uid, target, bytesWritten, damaged });
   return result;
 }

@@ -1,6 +1,6 @@
 import type { Output } from "../../cli/output.ts";
 import { ExitCode, UsageError } from "../../errors.ts";
-import { restoreVersion } from "../../image/commands/restore.ts";
+import { deadTempsLine, restoreVersion } from "../../image/commands/restore.ts";
 import { versionFromCatalog } from "../../image/commands/version-source.ts";
 import type { VersionRow } from "../../image/catalog/image-catalog.ts";
 import { formatBytes } from "../../size.ts";
@@ -34,6 +34,8 @@ export async function receiveVolume(settings: VolumeSettings, request: { name: s
   return withArchive(settings, { store: true, write: false }, async (open) => {
     const session = await chooseSession(open, request.name, request.session);
     const result = await restoreVersion(open.store, await versionFromCatalog(open.catalog, session.uid), { version: session.uid, target: saveTo, sparse: false, force: false }, quiet);
+    // The restore speaks through `quiet` (receive says its own lines): its note of removed temps said here.
+    if (result.deadTemps && result.deadTemps.removed > 0) output.say(deadTempsLine(saveTo, result.deadTemps));
     for (const range of result.damaged) {
       output.say(`damaged: bytes ${range.offset}–${range.offset + range.length} (chunk ${range.hash}): ${range.problem}`);
     }
