@@ -6,6 +6,7 @@ import { cifsMountOptions, credentialsText } from "../lib/system/cifs.ts";
 import { kernelHasFileSystem, mountArguments } from "../lib/system/block-mount.ts";
 import { hasDeviceMapper } from "../lib/system/cryptsetup.ts";
 import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { canMount, cipherMissing } from "./helpers/mounts.ts";
 import { snapshotTree } from "./helpers/fixture.ts";
 
@@ -624,6 +625,32 @@ describe("blaine mirror init-key", () => {
       expect(again.exitCode).toBe(2);
       expect(again.stderr).toContain("already exists; init-key never replaces a key");
       expect(readFileSync(join(dir, "keys", "key"), "utf8")).toBe(key);
+      expect(readdirSync(join(dir, "keys"))).toEqual(["key"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("kill -9: init-key's temp (the key not yet linked) beside the key file is removed by the next init-key", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "blaine-mirror-key-kill-"));
+    try {
+      mkdirSync(join(dir, "home"));
+      mkdirSync(join(dir, "keys"), { mode: 0o700 });
+      const config = join(dir, "mirror.json");
+      writeFileSync(
+        config,
+        JSON.stringify({
+          remote: { type: "block", device: "LABEL=nas" },
+          store: { name: "backup.btrfs", size: 1, keyfile: join(dir, "keys", "key"), encryption: "gocryptfs" },
+          strategy: { stages: 2, rotate: 24 },
+          local: { directories: [{ key: "home", directory: "home" }] },
+        }),
+      );
+      const env = { BLAINE_RUN_DIR: join(dir, "run") };
+      await blaineKilledAt("mirror-key-written:1", ["mirror", "init-key", "-c", config], { env });
+      expect(readdirSync(join(dir, "keys"))).toHaveLength(1);
+      expect(existsSync(join(dir, "keys", "key"))).toBe(false);
+      expect((await blaine(["mirror", "init-key", "-c", config], { env })).exitCode).toBe(0);
       expect(readdirSync(join(dir, "keys"))).toEqual(["key"]);
     } finally {
       rmSync(dir, { recursive: true, force: true });

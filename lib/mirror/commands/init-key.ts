@@ -2,8 +2,10 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, linkSync, openSync, rmSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import type { Output } from "../../cli/output.ts";
+import { crashPoint } from "../../crash-point.ts";
 import { BlaineError, ExitCode, errnoCode } from "../../errors.ts";
 import { fsyncDirectory } from "../../fs/atomic.ts";
+import { removeDeadTemps, writerTempName } from "../../fs/dead-temps.ts";
 import type { MirrorConfig } from "../config.ts";
 
 /**
@@ -31,7 +33,10 @@ export function initKey(config: MirrorConfig, output: Output): number {
   const parent = dirname(keyfile);
   const parentProblem = keyDirectoryProblem(parent);
   if (parentProblem) throw new BlaineError(`store.keyfile: ${parentProblem}`, ExitCode.usage);
-  const temp = join(parent, `.${basename(keyfile)}.${process.pid}.tmp`);
+  // An init-key killed with SIGKILL left its temp (a key never used, or a second name of the key): nothing else removes it.
+  const prefix = `.${basename(keyfile)}.`;
+  removeDeadTemps(parent, prefix);
+  const temp = join(parent, writerTempName(prefix));
   const fd = openSync(temp, "wx", 0o600);
   try {
     writeSync(fd, `${randomBytes(32).toString("hex")}\n`);
@@ -39,6 +44,7 @@ export function initKey(config: MirrorConfig, output: Output): number {
   } finally {
     closeSync(fd);
   }
+  crashPoint("mirror-key-written");
   try {
     // link(2) never replaces an existing name: a key that appeared meanwhile is kept.
     linkSync(temp, keyfile);
