@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
 import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
-import { crashAt, expectDiedAt } from "./helpers/crash.ts";
+import { blaineKilledAt, crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type ImageEnv } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
@@ -603,6 +603,18 @@ test("issue 15: bad input names the option or file", async () => {
   expect(bad.exitCode).toBe(2);
   expect(bad.stderr).toContain("exists");
   expect(existsSync(join(dir, "store", "versions"))).toBe(true);
+});
+
+test("kill -9: a store killed while it was first created (its folders made, store.json not yet written) is finished by the next backup, not refused", async () => {
+  const env = await newEnv("sqlite");
+  const source = join(env.dir, "vm.img");
+  makeImage(source);
+  await blaineKilledAt("image-store-folders-made:1", ["image", "backup", source, "vm", ...BS, "--db", env.db, "--store", env.store]);
+  expect(existsSync(join(env.store, "store.json"))).toBe(false);
+  const uid = await env.backup(source, "vm", BS);
+  const target = join(env.dir, "restored.img");
+  expect((await env.image(["restore", uid, target])).exitCode).toBe(0);
+  expect(sameBytes(target, source)).toBe(true);
 });
 
 test("a bad value in blaine.toml's [image] is named by its file and key, not by a flag that was never given", async () => {

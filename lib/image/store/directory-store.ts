@@ -5,6 +5,7 @@ import { BlaineError, ExitCode, UsageError, errnoCode } from "../../errors.ts";
 import { fsyncDirectory, fsyncDirectoryAsync, writeFileAtomic, writeFileAtomicAsync } from "../../fs/atomic.ts";
 import { isProcessAlive } from "../../fs/process-alive.ts";
 import { HASH_PATTERN, type ChunkStore } from "./chunk-store.ts";
+import { crashPoint } from "../../crash-point.ts";
 
 /**
  * A chunk store in a directory:
@@ -19,6 +20,18 @@ import { HASH_PATTERN, type ChunkStore } from "./chunk-store.ts";
  */
 const MARKER = { format: "blaine-image-store", version: 1 };
 const TEMP_PATTERN = /^\..+\.(\d+)\.[a-z0-9]+\.tmp$/;
+
+/**
+ * What a creation killed before store.json was written leaves: the empty
+ * chunks/ and versions/ folders and the marker's temp. The next command that
+ * may create the store finishes it instead of refusing the folder as foreign.
+ */
+function leftOfUnfinishedCreate(root: string, name: string): boolean {
+  if (name.startsWith(".store.json.") && name.endsWith(".tmp")) return true;
+  if (name !== "chunks" && name !== "versions") return false;
+  const path = join(root, name);
+  return statSync(path).isDirectory() && readdirSync(path).length === 0;
+}
 
 export class DirectoryStore implements ChunkStore {
   readonly name: string;
@@ -41,11 +54,12 @@ export class DirectoryStore implements ChunkStore {
     const marker = join(root, "store.json");
     if (!existsSync(marker)) {
       if (!create) throw new UsageError(`--store ${root}: not an image store (no store.json)`);
-      if (existsSync(root) && statSync(root).isDirectory() && readdirSync(root).length > 0) {
+      if (existsSync(root) && statSync(root).isDirectory() && readdirSync(root).some((name) => !leftOfUnfinishedCreate(root, name))) {
         throw new UsageError(`--store ${root}: the directory is not empty and not an image store`);
       }
       mkdirSync(join(root, "chunks"), { recursive: true });
       mkdirSync(join(root, "versions"), { recursive: true });
+      crashPoint("image-store-folders-made");
       writeFileAtomic(marker, `${JSON.stringify(MARKER)}\n`);
     } else {
       let parsed: { format?: string; version?: number };
