@@ -3,7 +3,7 @@ import { dirname, basename, join } from "node:path";
 import { crashPoint } from "../crash-point.ts";
 import { errnoCode } from "../errors.ts";
 import { fsPath } from "./byte-names.ts";
-import { removeDeadTemps, writerTempName } from "./dead-temps.ts";
+import { tempBeside } from "./dead-temps.ts";
 
 /**
  * syncfs(2) flushes a whole file system in one call. Batches of small files
@@ -103,9 +103,7 @@ export async function fsyncDirectoryAsync(path: string): Promise<void> {
  * removed first (see dead-temps.ts): nothing else would.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  const prefix = `.${basename(path)}.`;
-  removeDeadTemps(dirname(path), prefix);
-  const temp = join(dirname(path), writerTempName(`${prefix}${Math.random().toString(36).slice(2, 8)}.`));
+  const temp = tempBeside(path, "", { unique: true }).path;
   // A private file (a key) is private from its first byte: the mode is set at creation.
   const fd = openSync(temp, "w", mode);
   try {

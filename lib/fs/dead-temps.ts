@@ -1,6 +1,6 @@
 import { lstatSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fsPath, listNames } from "./byte-names.ts";
 import { isProcessAlive } from "./process-alive.ts";
 
@@ -72,4 +72,18 @@ export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
     }
   }
   return { removed, bytes };
+}
+
+/**
+ * This writer's temp beside `target`: `.NAME.KIND…PID@HOST.tmp`, after the
+ * temps of earlier writers of the same target killed with SIGKILL are
+ * removed (what they were and held is `dead`). `unique` adds a random part,
+ * for a target that threads of one process may write at once.
+ */
+export function tempBeside(target: string, kind = "", options: { readonly unique?: boolean } = {}): { readonly path: string; readonly dead: DeadTemps } {
+  const directory = dirname(target);
+  const prefix = `.${basename(target)}.${kind}`;
+  const dead = removeDeadTemps(directory, prefix);
+  const unique = options.unique ? `${Math.random().toString(36).slice(2, 8)}.` : "";
+  return { path: join(directory, writerTempName(`${prefix}${unique}`)), dead };
 }

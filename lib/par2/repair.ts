@@ -8,11 +8,11 @@
  * computed in one pass over the intact data as A⁻¹·R + (A⁻¹·C)·D_known.
  */
 import { chmodSync, closeSync, copyFileSync, existsSync, fsyncSync, ftruncateSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { crashPoint } from "../crash-point.ts";
 import { fsyncDirectory } from "../fs/atomic.ts";
 import { fsPath } from "../fs/byte-names.ts";
-import { removeDeadTemps, writerTempName } from "../fs/dead-temps.ts";
+import { tempBeside } from "../fs/dead-temps.ts";
 import { copyReadable, isUnreadableData } from "../fs/salvage-read.ts";
 import { gfInvertMatrix, gfTimesRecoveryMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
@@ -236,9 +236,7 @@ interface RepairTarget {
 function openRepairTarget(path: string, length: number): RepairTarget {
   const directory = dirname(path);
   // A repair killed with SIGKILL left its temp beside the file (as large as it): nothing else removes it.
-  const prefix = `.${basename(path)}.repair-`;
-  const dead = removeDeadTemps(directory, prefix);
-  const temp = join(directory, writerTempName(prefix));
+  const { path: temp, dead } = tempBeside(path, "repair-");
   // Blaine's data paths may stand for names that are not UTF-8 (see byte-names.ts).
   const present = existsSync(fsPath(path));
   if (!present) mkdirSync(fsPath(directory), { recursive: true });

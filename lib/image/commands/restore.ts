@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { crashPoint } from "../../crash-point.ts";
 import { fsyncDirectory } from "../../fs/atomic.ts";
 import { sizeOf } from "../../fs/device-size.ts";
@@ -8,7 +8,7 @@ import { ExitCode, UsageError } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes, formatDuration } from "../../size.ts";
-import { removeDeadTemps, writerTempName, type DeadTemps } from "../../fs/dead-temps.ts";
+import { tempBeside, type DeadTemps } from "../../fs/dead-temps.ts";
 import type { BlockRow } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
 import { DamagedChunk } from "../store/chunk-format.ts";
@@ -149,10 +149,8 @@ export async function restoreVersion(
   let deadTemps: DeadTemps = { removed: 0, bytes: 0 };
   if (!device) {
     // A restore killed with SIGKILL left its temp beside the target (as large as the image): nothing else removes it.
-    const prefix = `.${basename(target)}.blaine-restore-`;
-    deadTemps = removeDeadTemps(dirname(target), prefix);
+    ({ path: temp, dead: deadTemps } = tempBeside(target, "blaine-restore-"));
     if (deadTemps.removed > 0) output.say(deadTempsLine(target, deadTemps));
-    temp = join(dirname(target), writerTempName(prefix));
   }
   const handle = await open(temp, device ? "r+" : "w", 0o600);
   const damaged: DamagedRange[] = [];

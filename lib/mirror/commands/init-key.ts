@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, linkSync, openSync, rmSync, statSync, writeSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import type { Output } from "../../cli/output.ts";
 import { crashPoint } from "../../crash-point.ts";
 import { BlaineError, ExitCode, errnoCode } from "../../errors.ts";
 import { fsyncDirectory } from "../../fs/atomic.ts";
-import { removeDeadTemps, writerTempName } from "../../fs/dead-temps.ts";
+import { tempBeside } from "../../fs/dead-temps.ts";
 import type { MirrorConfig } from "../config.ts";
 
 /**
@@ -34,9 +34,7 @@ export function initKey(config: MirrorConfig, output: Output): number {
   const parentProblem = keyDirectoryProblem(parent);
   if (parentProblem) throw new BlaineError(`store.keyfile: ${parentProblem}`, ExitCode.usage);
   // An init-key killed with SIGKILL left its temp (a key never used, or a second name of the key): nothing else removes it.
-  const prefix = `.${basename(keyfile)}.`;
-  removeDeadTemps(parent, prefix);
-  const temp = join(parent, writerTempName(prefix));
+  const temp = tempBeside(keyfile).path;
   const fd = openSync(temp, "wx", 0o600);
   try {
     writeSync(fd, `${randomBytes(32).toString("hex")}\n`);
