@@ -47,6 +47,23 @@ async function newArchive(source: string, backend: "sqlite" | "postgres" = "sqli
   return { ...env, storeDir };
 }
 
+/** An archive of SOURCE on a 64 MiB tmpfs standing for a destination disk, with vm1 added and sent once; `disk` unmounts and mounts it again. */
+async function sentToMountedDisk(source: string) {
+  const dir = tempDir("blaine-volume-mnt-", roots);
+  const mountpoint = join(dir, "disk");
+  const disk = { unmount: mountTmpfs(mountpoint, "64m"), remount: () => void (disk.unmount = mountTmpfs(mountpoint, "64m")) };
+  try {
+    const env = volumeEnv({ dir, source, db: join(dir, "volumes.db"), dest: `internal:${mountpoint}` });
+    await env.ok(["arch-init", "--source", source, "--dest", `internal:${mountpoint}`, "--chunk-factor", "0"]);
+    await env.ok(["add", "vm1"]);
+    await env.ok(["send"]);
+    return { dir, env, mountpoint, disk };
+  } catch (error) {
+    disk.unmount();
+    throw error;
+  }
+}
+
 /** Every session of `name` received and compared with what the volume held when it was sent. */
 async function expectSessionsEqual(env: VolumeEnv, name: string, expected: ReadonlyMap<string, Uint8Array>): Promise<void> {
   const listed = await env.ok(["list", name]);
@@ -429,24 +446,18 @@ describe("destinations", () => {
   test.skipIf(!canMount())("issue 16: a destination whose disk is not mounted is an error (exit 3) and nothing is written into the empty mountpoint", async () => {
     const source = plainSource();
     makeVolume(join(source, "vm1"), 10);
-    const dir = tempDir("blaine-volume-mnt-", roots);
-    const mountpoint = join(dir, "disk");
-    let unmount = mountTmpfs(mountpoint, "64m");
+    const { dir, env, mountpoint, disk } = await sentToMountedDisk(source);
     try {
-      const env = volumeEnv({ dir, source, db: join(dir, "volumes.db"), dest: `internal:${mountpoint}` });
-      await env.ok(["arch-init", "--source", source, "--dest", `internal:${mountpoint}`, "--chunk-factor", "0"]);
-      await env.ok(["add", "vm1"]);
-      await env.ok(["send"]);
-      unmount();
+      disk.unmount();
       for (const verb of [["send"], ["receive", "vm1", "--save-to", join(dir, "out")], ["verify", "vm1"], ["prune", "--all-before", "--session", "20990101-000000"], ["delete", "vm1", "-u"]]) {
         const refused = await env.volume(verb);
         expect(refused.exitCode).toBe(3);
         expect(refused.stderr).toContain("is its disk mounted");
       }
       expect(readdirSync(mountpoint)).toEqual([]);
-      unmount = mountTmpfs(mountpoint, "64m");
+      disk.remount();
     } finally {
-      unmount();
+      disk.unmount();
     }
   });
 
@@ -455,25 +466,19 @@ describe("destinations", () => {
     const source = plainSource();
     const vm = join(source, "vm1");
     makeVolume(vm, 12);
-    const dir = tempDir("blaine-volume-mnt-", roots);
-    const mountpoint = join(dir, "disk");
-    let unmount = mountTmpfs(mountpoint, "64m");
+    const { env, mountpoint, disk } = await sentToMountedDisk(source);
     try {
-      const env = volumeEnv({ dir, source, db: join(dir, "volumes.db"), dest: `internal:${mountpoint}` });
-      await env.ok(["arch-init", "--source", source, "--dest", `internal:${mountpoint}`, "--chunk-factor", "0"]);
-      await env.ok(["add", "vm1"]);
-      await env.ok(["send"]);
       writeAt(vm, 0, randomBytes(3 * MiB, 13));
       const send = spawnBlaine(["volume", "send", "--db", env.db], { env: { BLAINE_STOP_AT: "image-chunk-stored:1" } });
       await waitFor(() => isStopped(send.pid) || send.exitCode !== null, 60_000, "the send to stop after its first chunk");
-      unmount();
+      disk.unmount();
       send.kill("SIGCONT");
       expect(await send.exited).not.toBe(0);
       expect(await new Response(send.stderr).text()).toContain(`${mountpoint}/chunks/`);
       expect(readdirSync(mountpoint)).toEqual([]);
-      unmount = mountTmpfs(mountpoint, "64m");
+      disk.remount();
     } finally {
-      unmount();
+      disk.unmount();
     }
   });
 
