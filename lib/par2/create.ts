@@ -148,7 +148,8 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     .map((file) => {
       const known = knownChecksums(file, sliceSize);
       const md5First16k = known?.md5First16k ?? firstBytesMd5(file.path, file.length);
-      return { ...file, md5First16k, fileId: fileIdOf(md5First16k, file.length, file.name) };
+      // From here on a file carries checksums only when they are of this set's slices.
+      return { ...file, checksums: known, md5First16k, fileId: fileIdOf(md5First16k, file.length, file.name) };
     })
     .sort((a, b) => compareFileIds(a.fileId, b.fileId));
   let nextSlice = 0;
@@ -230,8 +231,7 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
     // Hashing (of files whose checksums are not known yet) runs here while the workers compute; both read the page cache.
     const hashed: { description: FileDescription; checksums: SliceChecksum[] }[] = [];
     for (const [f, file] of planned.entries()) {
-      const known = knownChecksums(file, sliceSize);
-      hashed.push(known ? fromKnown(file, known) : await hashFileSlices(file, sliceSize, holes[f], options.signal));
+      hashed.push(file.checksums ? fromKnown(file, file.checksums) : await hashFileSlices(file, sliceSize, holes[f], options.signal));
     }
     await recovery;
     packetHashes.forEach((hasher, output) => {
