@@ -5,6 +5,8 @@ import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine, isStopped, spawnBlaine, waitFor, whyNotAsNobody } from "./helpers/cli.ts";
 import { filesOf, snapshotTree, tempDir, type TreeSpec } from "./helpers/fixture.ts";
 import { writeFileAtomic } from "../lib/fs/atomic.ts";
+import { writerTempName } from "../lib/fs/dead-temps.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
 
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
@@ -65,6 +67,20 @@ describe("one writer at a time", () => {
     const result = await env.run();
     expect(result.exitCode).toBe(0);
     expect(existsSync(`${env.db}.lock`)).toBe(false);
+  });
+
+  test("kill -9 just after the lock is taken: the lock and its temp are left; the next run removes the temp (a live writer's stays) and takes the lock over", async () => {
+    env = await archiveEnv({ f: "1" });
+    const lockFiles = () => readdirSync(env!.root).filter((name) => name.includes("catalog.db.lock")).sort();
+    await blaineKilledAt("catalog-lock-taken:1", ["run", "--db", env.db, "--dest", env.disk, env.source]);
+    expect(lockFiles()).toHaveLength(2);
+    expect(lockFiles()).toContain("catalog.db.lock");
+    // A writer taking the lock right now (this test's process: alive) keeps its temp.
+    const live = writerTempName(".catalog.db.lock.");
+    writeFileSync(join(env.root, live), `${process.pid}\n`);
+    const result = await env.run();
+    expect(result.exitCode).toBe(0);
+    expect(lockFiles()).toEqual([live]);
   });
 
   test("two real runs at once: the second, started while the first holds the catalog, fails with the lock message naming the first's pid", async () => {

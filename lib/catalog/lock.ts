@@ -1,11 +1,15 @@
 import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { crashPoint } from "../crash-point.ts";
 import { BlaineError, ExitCode, errnoCode } from "../errors.ts";
+import { tempBeside } from "../fs/dead-temps.ts";
 import { isProcessAlive } from "../fs/process-alive.ts";
 
 /**
  * One writer per catalog: a lock file next to it holding the writer's pid.
  * It is created with link(2), which fails if the file exists, so two runs
- * cannot both win; a lock whose pid is gone (kill -9) is taken over.
+ * cannot both win; a lock whose pid is gone (kill -9) is taken over. The
+ * file linked is a temp named by its writer (dead-temps.ts): one killed
+ * between writing it and removing it leaves it, and the next taker removes it.
  */
 export class CatalogLock {
   readonly path: string;
@@ -22,7 +26,7 @@ export class CatalogLock {
   }
 
   #take(): void {
-    const temp = `${this.path}.${process.pid}`;
+    const temp = tempBeside(this.path).path;
     const fd = openSync(temp, "w", 0o644);
     writeSync(fd, `${process.pid}\n`);
     closeSync(fd);
@@ -31,6 +35,7 @@ export class CatalogLock {
         try {
           linkSync(temp, this.path);
           this.#held = true;
+          crashPoint("catalog-lock-taken");
           return;
         } catch (error) {
           if (errnoCode(error) !== "EEXIST") throw error;
