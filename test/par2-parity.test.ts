@@ -181,6 +181,21 @@ describe("parity stage", () => {
     expect(existsSync(indexOf(env.disk, filmHash))).toBe(true);
   }, 60_000);
 
+  test("kill -9 between linking a repaired file's second name and renaming it there: the next verify --repair removes the temp; the disk verifies clean", async () => {
+    env = await parityEnv();
+    expect((await env.run()).exitCode).toBe(0);
+    damage(env.onDisk("movies/film.mkv"), 1000, 5000); // also seen through its hardlink other/dup.mkv
+    const temps = () => ["movies", "other"].flatMap((dir) => readdirSync(env!.onDisk(dir)).filter((name) => name.startsWith(".") && name.endsWith(".tmp")));
+    await blaineKilledAt("parity-relink-before-rename:1", ["verify", "--repair", "--db", env.db, "--dest", env.disk]);
+    expect(temps()).toHaveLength(1);
+    const again = await blaine(["verify", "--repair", "--json", "--db", env.db, "--dest", env.disk]);
+    expect({ exitCode: again.exitCode, deadTempsRemoved: again.json.disks[0].deadTempsRemoved }).toEqual({ exitCode: 0, deadTempsRemoved: 1 });
+    expect(temps()).toEqual([]);
+    const after = await env.verify();
+    expect({ exitCode: after.exitCode, unexpected: after.json.disks[0].unexpected }).toEqual({ exitCode: 0, unexpected: [] });
+    expect(Buffer.compare(readFileSync(env.onDisk("other/dup.mkv")), film)).toBe(0);
+  }, 60_000);
+
   test("verify --repair says REPAIRED and never CORRUPT for a repaired file; exit 0, and 4 while something is left", async () => {
     env = await parityEnv();
     expect((await env.run()).exitCode).toBe(0);

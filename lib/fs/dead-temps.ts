@@ -53,25 +53,51 @@ export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
   let bytes = 0;
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
-    const writer = WRITER.exec(name.slice(prefix.length, -".tmp".length));
-    if (!writer) continue;
-    const [, pidText, host] = writer;
-    const pid = Number(pidText);
-    // Beyond Linux's largest pid_max the digits are no PID (a time in an older name): not a writer's temp.
-    if (pid < 1 || pid > PID_MAX_LIMIT || (host !== undefined && host !== HOST)) continue;
-    if (pid === process.pid || isProcessAlive(pid)) continue;
-    const path = fsPath(join(dir, name));
-    try {
-      const info = lstatSync(path);
-      if (!info.isFile() || (host === undefined && info.mtimeMs >= STARTED_MS)) continue;
-      rmSync(path, { force: true });
-      removed++;
-      bytes += info.blocks * 512;
-    } catch {
-      // Gone meanwhile (another command removed it), or not ours to remove: left as it is.
-    }
+    const freed = removeIfWriterGone(join(dir, name), writerOf(name.slice(prefix.length, -".tmp".length)));
+    if (freed === undefined) continue;
+    removed++;
+    bytes += freed;
   }
   return { removed, bytes };
+}
+
+/**
+ * Removes the file at `path` when it is a temp named `.….PID@HOST.tmp` of
+ * this host whose PID no longer runs, for a sweep that finds files rather
+ * than knowing the target they were for (an archive disk's data tree). A
+ * name without the host is kept: with no target's prefix before it, its
+ * digits may be anything.
+ */
+export function removeDeadTemp(path: string): DeadTemps {
+  const name = basename(path);
+  const writer = name.startsWith(".") && name.endsWith(".tmp") ? writerOf(name.slice(0, -".tmp".length)) : undefined;
+  const freed = writer?.host === undefined ? undefined : removeIfWriterGone(path, writer);
+  return freed === undefined ? { removed: 0, bytes: 0 } : { removed: 1, bytes: freed };
+}
+
+/** The writer at the end of a temp's name (before `.tmp`), when it is one. */
+function writerOf(nameEnd: string): { readonly pid: number; readonly host?: string } | undefined {
+  const writer = WRITER.exec(nameEnd);
+  if (!writer) return undefined;
+  const pid = Number(writer[1]);
+  // Beyond Linux's largest pid_max the digits are no PID (a time in an older name): not a writer's temp.
+  return pid < 1 || pid > PID_MAX_LIMIT ? undefined : { pid, host: writer[2] };
+}
+
+/** Removes the temp at `path` when its writer is gone (see removeDeadTemps); the bytes it held, undefined when kept. */
+function removeIfWriterGone(path: string, writer: { readonly pid: number; readonly host?: string } | undefined): number | undefined {
+  if (!writer || (writer.host !== undefined && writer.host !== HOST)) return undefined;
+  if (writer.pid === process.pid || isProcessAlive(writer.pid)) return undefined;
+  const at = fsPath(path);
+  try {
+    const info = lstatSync(at);
+    if (!info.isFile() || (writer.host === undefined && info.mtimeMs >= STARTED_MS)) return undefined;
+    rmSync(at, { force: true });
+    return info.blocks * 512;
+  } catch {
+    // Gone meanwhile (another command removed it), or not ours to remove: left as it is.
+    return undefined;
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import { hashAlgorithmOf, hashFile, hashLinkTarget } from "../../hashing.ts";
 import { quotedPath, readLinkText } from "../../fs/byte-names.ts";
 import { describeUnreadable, isUnreadableData } from "../../fs/salvage-read.ts";
 import { DataTreeDirs } from "../../fs/data-tree-dirs.ts";
+import { removeDeadTemp } from "../../fs/dead-temps.ts";
 import type { MountedDisk } from "../disk/mounted-disk.ts";
 import type { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { requireDest, type Settings } from "../settings.ts";
@@ -32,6 +33,8 @@ export interface DiskVerification {
   readonly listedForNextRun: boolean;
   /** On the disk but in no catalog. */
   readonly unexpected: readonly string[];
+  /** Temps a repair killed with SIGKILL left in the data tree, removed by `--repair` (not listed as unexpected). */
+  readonly deadTempsRemoved: number;
   /** Host and disk catalogs disagree about these paths. */
   readonly catalogMismatch: readonly string[];
 }
@@ -63,7 +66,7 @@ export async function verifyDisks(settings: Settings, output?: Output, signal?: 
   try {
     for (const line of [...archive.unsettled.map((message) => `warning: ${message}`), ...describeStale(archive.stale), ...describeDeferred(archive.deferred)]) output?.say(line);
     const found: DiskVerification[] = [];
-    for (const disk of archive.disks) found.push(await verifyDisk(archive.catalog, disk, signal));
+    for (const disk of archive.disks) found.push(await verifyDisk(archive.catalog, disk, { repair: options.repair === true, signal }));
     const checked = await verifyParity(archive.catalog, archive.disks, found, { repair: options.repair, signal });
     // A file repaired is no longer corrupt: it is listed, counted and judged as repaired only.
     const disks: DiskVerification[] = [];
@@ -100,7 +103,8 @@ export async function verifyDisks(settings: Settings, output?: Output, signal?: 
   }
 }
 
-async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: AbortSignal): Promise<DiskVerification> {
+async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, options: { readonly repair: boolean; readonly signal?: AbortSignal }): Promise<DiskVerification> {
+  const { signal } = options;
   const missing: string[] = [];
   const corrupt: { path: string; message: string }[] = [];
   const hashByInode = new Map<number, string>();
@@ -148,10 +152,14 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
   }
 
   const unexpected: string[] = [];
+  let deadTempsRemoved = 0;
   const root = disk.root;
   for await (const found of walk([root], { skipPaths: new Set([`${root}/${BLAINE_DIR}`]), signal })) {
     const path = found.path.slice(root.length) || "/";
-    if (!entries.has(path)) unexpected.push(path);
+    if (entries.has(path)) continue;
+    // A repair writes its temps beside the file it repairs; one killed with SIGKILL leaves them, and nothing else would remove them.
+    if (options.repair && removeDeadTemp(found.path).removed > 0) deadTempsRemoved++;
+    else unexpected.push(path);
   }
 
   const mismatch = entries.disagreementsWithHost(disk.label.diskId);
@@ -167,6 +175,7 @@ async function verifyDisk(catalog: ArchiveCatalog, disk: MountedDisk, signal?: A
     recopied: [],
     listedForNextRun: false,
     unexpected,
+    deadTempsRemoved,
     catalogMismatch: mismatch,
   };
 }
@@ -176,6 +185,10 @@ function printVerify(result: VerifyResult, output: Output): void {
     for (const path of disk.missing) output.say(`MISSING ${quotedPath(path)} on disk "${disk.label}"`);
     for (const item of disk.corrupt) output.say(`CORRUPT ${quotedPath(item.path)} on disk "${disk.label}": ${item.message}`);
     for (const path of disk.unexpected) output.say(`UNEXPECTED ${quotedPath(path)} on disk "${disk.label}" (in no catalog)`);
+    if (disk.deadTempsRemoved > 0) {
+      const what = disk.deadTempsRemoved > 1 ? `${disk.deadTempsRemoved} temp files of repairs` : "1 temp file of a repair";
+      output.say(`removed ${what} killed before they finished, on disk "${disk.label}"`);
+    }
     for (const path of disk.catalogMismatch) output.say(`CATALOG MISMATCH ${quotedPath(path)}: host and disk catalogs disagree`);
     for (const path of disk.recopied) output.say(`COPIED AGAIN ${quotedPath(path)} on disk "${disk.label}" from a source that still holds it (hash checked)`);
     if (disk.missing.length + disk.corrupt.length > 0) {

@@ -7,10 +7,12 @@
 import { existsSync, linkSync, lstatSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { hashAlgorithmOf, hashFile } from "../../hashing.ts";
+import { crashPoint } from "../../crash-point.ts";
 import { errorMessage } from "../../errors.ts";
 import { fsPath, quotedPath } from "../../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../../fs/exact-mtime.ts";
 import { DataTreeDirs } from "../../fs/data-tree-dirs.ts";
+import { tempBeside } from "../../fs/dead-temps.ts";
 import { repairRecoverySet } from "../../par2/repair.ts";
 import type { MountedDisk } from "./mounted-disk.ts";
 import { ParityStore } from "./parity-store.ts";
@@ -69,9 +71,11 @@ export async function repairOnDisk(disk: MountedDisk, content: ArchivedContent, 
     if (otherLocation === location) continue;
     try {
       if (!dirs.parentsAreReal(otherLocation) || lstatSync(fsPath(otherLocation)).ino !== damagedInode) continue;
-      const temp = join(dirname(otherLocation), `.${basename(otherLocation)}.${process.pid}.relink.tmp`);
+      const temp = tempBeside(otherLocation, "relink-").path;
+      // A file of this name can only be an earlier process' of the same PID: this one's to replace.
       rmSync(fsPath(temp), { force: true });
       linkSync(fsPath(location), fsPath(temp));
+      crashPoint("parity-relink-before-rename");
       renameSync(fsPath(temp), fsPath(otherLocation));
     } catch {
       // Gone or not a link of the damaged file: verify reports it on its own.
