@@ -368,18 +368,22 @@ process.kill(process.pid, "SIGKILL");
     const copy = join(env.root, "copy-of-catalog.db");
     writeFileSync(copy, readFileSync(env.db));
     const first = spawnBlaine(["run", "--db", env.db, "--dest", env.disk, env.source]);
+    // Read while it runs (as blaine() does): output read only after the exit has come back empty on a loaded machine.
+    const firstResult = Promise.all([first.exited, new Response(first.stdout).text(), new Response(first.stderr).text()]);
     await waitFor(() => existsSync(`${env!.db}.lock`), 20_000, "the first run to take its lock");
     const second = await blaine(["run", "--db", copy, "--dest", env.disk, env.source]);
-    const firstExit = await first.exited;
-    const firstErr = await new Response(first.stderr).text();
-    const failures = [
-      { exitCode: firstExit, stderr: firstErr },
-      { exitCode: second.exitCode, stderr: second.stderr },
-    ].filter((result) => result.exitCode !== 0);
-    for (const failure of failures) {
-      expect(failure.stderr).not.toMatch(/^blaine: database is locked$/m);
-      expect(failure.stderr).toMatch(/catalog .* locked by another process/);
-      expect(failure.stderr).toContain("another copy of the host catalog");
+    const [firstExit, firstOut, firstErr] = await firstResult;
+    const runs = [
+      { run: "first", exitCode: firstExit, stdout: firstOut, stderr: firstErr },
+      { run: "second", exitCode: second.exitCode, stdout: second.stdout, stderr: second.stderr },
+    ];
+    // Whole results compared (on copies: toMatchObject writes its matchers into what it received), so a failure
+    // shows each run's own words, stdout too: per-file errors are printed there.
+    for (const result of runs.filter((run) => run.exitCode !== 0)) {
+      const explained = expect.stringMatching(/catalog .* locked by another process[^]*another copy of the host catalog/);
+      expect({ ...result }).toEqual({ ...result, stderr: explained });
+      expect(result.stderr).not.toMatch(/^blaine: database is locked$/m);
+      expect(result.stdout).not.toContain("database is locked");
     }
   });
 });
