@@ -2,8 +2,10 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
-import { blaine, spawnBlaine, waitFor } from "./helpers/cli.ts";
+import { blaine } from "./helpers/cli.ts";
+import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { tempDir } from "./helpers/fixture.ts";
+import { writerTempName } from "../lib/fs/dead-temps.ts";
 import { cipherMissing } from "./helpers/mounts.ts";
 
 setDefaultTimeout(120_000);
@@ -126,18 +128,24 @@ describe("blaine doctor and the parity engine", () => {
 });
 
 describe.skipIf(cipherMissing("gocryptfs") !== undefined && cipherMissing("securefs") !== undefined)("blaine doctor's FUSE probe", () => {
-  test("is recorded like every mount: a doctor killed during it leaves a record the next command cleans up", async () => {
+  test("is recorded like every mount: a doctor killed with its probe mounted leaves the mount, its record and its scratch directory; the next doctor cleans up all three (a live probe's directory stays)", async () => {
     const dir = tempDir();
     try {
       const runDir = join(dir.path, "run");
-      const env = { BLAINE_RUN_DIR: runDir };
+      const scratch = join(dir.path, "tmp");
+      mkdirSync(scratch);
+      const env = { BLAINE_RUN_DIR: runDir, TMPDIR: scratch };
       const records = () => (existsSync(runDir) ? readdirSync(runDir).filter((name) => name.endsWith(".json")) : []);
-      const killed = spawnBlaine(["doctor"], { env });
-      await waitFor(() => records().length > 0, 30_000, "the probe's mount record");
-      killed.kill("SIGKILL");
-      await killed.exited;
+      const doctorScratch = () => readdirSync(scratch).filter((name) => name.startsWith("blaine-doctor-")).sort();
+      const crash = crashAt("doctor-fuse-mounted:1");
+      expectDiedAt(await blaine(["doctor"], { env: { ...env, ...crash.env } }), crash, "doctor-fuse-mounted:1");
       const [recordFile] = records();
       const { mountpoint } = JSON.parse(readFileSync(join(runDir, recordFile), "utf8"));
+      expect(readFileSync("/proc/self/mountinfo", "utf8")).toContain(` ${mountpoint} `);
+      expect(doctorScratch()).toHaveLength(1);
+      // A probe running right now (this test's process: alive) keeps its directory.
+      const live = writerTempName("blaine-doctor-live.");
+      mkdirSync(join(scratch, live));
 
       const next = await blaine(["doctor", "--json"], { env });
       expect(next.exitCode).toBe(0);
@@ -145,6 +153,7 @@ describe.skipIf(cipherMissing("gocryptfs") !== undefined && cipherMissing("secur
       expect(next.json.staleMountsCleaned).toEqual([expect.stringContaining(`${mountpoint} (disk "doctor"`)]);
       expect(readdirSync(runDir)).toEqual([]);
       expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(" blaine:doctor ");
+      expect(doctorScratch()).toEqual([live]);
     } finally {
       dir.cleanup();
     }

@@ -1,8 +1,11 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { readFileSync, unlinkSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { readdirSync, readFileSync, unlinkSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
+import { writerTempName } from "../lib/fs/dead-temps.ts";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
-import { filesOf, snapshotTree } from "./helpers/fixture.ts";
+import { blaine } from "./helpers/cli.ts";
+import { blaineKilledAt } from "./helpers/crash.ts";
+import { filesOf, snapshotTree, tempDir } from "./helpers/fixture.ts";
 
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
 setDefaultTimeout(120_000);
@@ -126,6 +129,27 @@ describe("copiers, dry runs and excludes", () => {
       expect((await other.verify()).exitCode).toBe(0);
     } finally {
       other.cleanup();
+    }
+  });
+
+  test.skipIf(!hasDc3dd)("kill -9 once dc3dd has copied: its hash log's scratch directory is left; the next dc3dd run removes it (a live writer's stays)", async () => {
+    env = await archiveEnv(SPEC);
+    const scratch = tempDir();
+    try {
+      const tmp = { TMPDIR: scratch.path };
+      const dc3ddScratch = () => readdirSync(scratch.path).filter((name) => name.startsWith("blaine-dc3dd-")).sort();
+      await blaineKilledAt("dc3dd-copied:1", ["run", "--copier", "dc3dd", "--db", env.db, "--dest", env.disk, env.source], { env: tmp });
+      // One for each dc3dd copy in flight.
+      expect(dc3ddScratch().length).toBeGreaterThan(0);
+      // A dc3dd copy running right now (this test's process: alive) keeps its directory.
+      const live = writerTempName("blaine-dc3dd-live.");
+      mkdirSync(join(scratch.path, live));
+      const again = await blaine(["run", "--copier", "dc3dd", "--db", env.db, "--dest", env.disk, env.source], { env: tmp });
+      expect(again.exitCode).toBe(0);
+      expect(dc3ddScratch()).toEqual([live]);
+      expect((await env.verify()).exitCode).toBe(0);
+    } finally {
+      scratch.cleanup();
     }
   });
 

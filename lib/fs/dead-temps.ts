@@ -1,5 +1,5 @@
-import { lstatSync, rmSync } from "node:fs";
-import { hostname } from "node:os";
+import { lstatSync, mkdirSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fsPath, listNames } from "./byte-names.ts";
 import { isProcessAlive } from "./process-alive.ts";
@@ -42,6 +42,11 @@ export interface DeadTemps {
  * this process. `PREFIX` names the target the temps were for.
  */
 export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
+  return removeDeadIn(dir, prefix, "file");
+}
+
+/** `removeDeadTemps` for files or for directories. */
+function removeDeadIn(dir: string, prefix: string, kind: "file" | "directory"): DeadTemps {
   let names: string[];
   try {
     // Names as Blaine's paths spell them (byte-names.ts): a repair's temp may be in a tree of names that are not UTF-8.
@@ -53,7 +58,7 @@ export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
   let bytes = 0;
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith(".tmp")) continue;
-    const freed = removeIfWriterGone(join(dir, name), writerOf(name.slice(prefix.length, -".tmp".length)));
+    const freed = removeIfWriterGone(join(dir, name), writerOf(name.slice(prefix.length, -".tmp".length)), kind);
     if (freed === undefined) continue;
     removed++;
     bytes += freed;
@@ -71,7 +76,7 @@ export function removeDeadTemps(dir: string, prefix: string): DeadTemps {
 export function removeDeadTemp(path: string): DeadTemps {
   const name = basename(path);
   const writer = name.startsWith(".") && name.endsWith(".tmp") ? writerOf(name.slice(0, -".tmp".length)) : undefined;
-  const freed = writer?.host === undefined ? undefined : removeIfWriterGone(path, writer);
+  const freed = writer?.host === undefined ? undefined : removeIfWriterGone(path, writer, "file");
   return freed === undefined ? { removed: 0, bytes: 0 } : { removed: 1, bytes: freed };
 }
 
@@ -84,15 +89,20 @@ function writerOf(nameEnd: string): { readonly pid: number; readonly host?: stri
   return pid < 1 || pid > PID_MAX_LIMIT ? undefined : { pid, host: writer[2] };
 }
 
-/** Removes the temp at `path` when its writer is gone (see removeDeadTemps); the bytes it held, undefined when kept. */
-function removeIfWriterGone(path: string, writer: { readonly pid: number; readonly host?: string } | undefined): number | undefined {
-  if (!writer || (writer.host !== undefined && writer.host !== HOST)) return undefined;
+/**
+ * Removes the temp at `path` when its writer is gone (see removeDeadTemps);
+ * the bytes it held (a directory's own, not its contents'), undefined when
+ * kept. A directory is judged only by a name with its host: a scratch
+ * directory was never named otherwise.
+ */
+function removeIfWriterGone(path: string, writer: { readonly pid: number; readonly host?: string } | undefined, kind: "file" | "directory"): number | undefined {
+  if (!writer || (writer.host !== undefined && writer.host !== HOST) || (kind === "directory" && writer.host === undefined)) return undefined;
   if (writer.pid === process.pid || isProcessAlive(writer.pid)) return undefined;
   const at = fsPath(path);
   try {
     const info = lstatSync(at);
-    if (!info.isFile() || (writer.host === undefined && info.mtimeMs >= STARTED_MS)) return undefined;
-    rmSync(at, { force: true });
+    if (!(kind === "file" ? info.isFile() : info.isDirectory()) || (writer.host === undefined && info.mtimeMs >= STARTED_MS)) return undefined;
+    rmSync(at, { force: true, recursive: kind === "directory" });
     return info.blocks * 512;
   } catch {
     // Gone meanwhile (another command removed it), or not ours to remove: left as it is.
@@ -112,4 +122,21 @@ export function tempBeside(target: string, kind = "", options: { readonly unique
   const dead = removeDeadTemps(directory, prefix);
   const unique = options.unique ? `${Math.random().toString(36).slice(2, 8)}.` : "";
   return { path: join(directory, writerTempName(`${prefix}${unique}`)), dead };
+}
+
+/**
+ * This writer's scratch directory in the system's temp directory (0700):
+ * `blaine-KIND-RANDOM.PID@HOST.tmp`, after the scratch directories of KIND
+ * that writers killed with SIGKILL left there are removed with what they
+ * hold. Nothing may be mounted inside one: the removal would reach into the
+ * mount. The caller removes its own when done.
+ */
+export function scratchDirectory(kind: string): string {
+  const prefix = `blaine-${kind}-`;
+  const dir = tmpdir();
+  removeDeadIn(dir, prefix, "directory");
+  const path = join(dir, writerTempName(`${prefix}${Math.random().toString(36).slice(2, 8)}.`));
+  // mkdir makes it new or fails: a name someone else put in a shared /tmp is never used.
+  mkdirSync(path, { mode: 0o700 });
+  return path;
 }

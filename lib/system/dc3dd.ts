@@ -1,10 +1,11 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { CopyRequest, CopyResult } from "../copy/builtin-copy.ts";
+import { crashPoint } from "../crash-point.ts";
 import { BlaineError } from "../errors.ts";
 import { copyWithHash } from "../copy/builtin-copy.ts";
 import { hasEscapes } from "../fs/byte-names.ts";
+import { scratchDirectory } from "../fs/dead-temps.ts";
 import { exactMtime, setTimes } from "../fs/exact-mtime.ts";
 import { looksSparse } from "../fs/sparse.ts";
 import { PROGRESS_MS } from "../copy/copy-progress.ts";
@@ -21,7 +22,8 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
   if (hasEscapes(request.source) || hasEscapes(request.target)) return copyWithHash(request);
   // dc3dd writes holes out as zeros: a sparse file is copied by the built-in copier, which keeps them.
   if (looksSparse(statSync(request.source))) return copyWithHash(request);
-  const logDir = mkdtempSync(join(tmpdir(), "blaine-dc3dd-"));
+  // Named by its writer: one killed with SIGKILL leaves it, and the next dc3dd copy removes it.
+  const logDir = scratchDirectory("dc3dd");
   const hashLog = join(logDir, "hash.log");
   // dc3dd says nothing as it goes: the target's size is how far it got.
   const { onProgress } = request;
@@ -32,6 +34,7 @@ export async function copyWithDc3dd(request: CopyRequest): Promise<CopyResult> {
     if (result.exitCode !== 0) {
       throw new BlaineError(`dc3dd failed copying ${request.source}: ${result.stderr.trim().split("\n").slice(-3).join(" ")}`);
     }
+    crashPoint("dc3dd-copied");
     const hex = parseDc3ddHashLog(readFileSync(hashLog, "utf8"), request.algorithm);
     chmodSync(request.target, request.mode);
     setTimes(request.target, exactMtime(request.mtimeMs, request.mtimeNsec));

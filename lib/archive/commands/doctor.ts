@@ -1,5 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { accessSync, constants, existsSync, mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ArchiveCatalog } from "../catalog/archive-catalog.ts";
 import { checkCatalogIntegrity } from "../catalog/open.ts";
@@ -10,6 +9,8 @@ import { diskLayout } from "../disk/layout.ts";
 import { expandDiskDirectories } from "../disk/mount-disks.ts";
 import { diskCatalogNaming, notADiskError } from "../disk/mounted-disk.ts";
 import { cipherTool, releaseDiskMounts, unlockDisk } from "../disk/unlock.ts";
+import { crashPoint } from "../../crash-point.ts";
+import { scratchDirectory } from "../../fs/dead-temps.ts";
 import { ExitCode, errorMessage, type ExitCode as ExitCodeValue } from "../../errors.ts";
 import { generatePassword, KeySource } from "../../secrets/key-source.ts";
 import { hasDeviceMapper } from "../../system/cryptsetup.ts";
@@ -50,11 +51,12 @@ export async function runDoctor(settings: Settings, output: Output): Promise<Doc
     problems.push(`parity-engine = ${settings.parityEngine} is configured but ${settings.parityEngine} is not installed: blaine run cannot make parity (install it, or use parity-engine = "builtin")`);
   }
 
+  // Stale mounts first: a killed doctor's probe is mounted from its scratch directory, which the next probe removes.
+  const staleMountsCleaned = (await cleanStaleMounts()).map((record) => `${record.mountpoint} (disk "${record.label}", pid ${record.pid})`);
   const fuse = await probeFuse();
   const deviceMapper = hasDeviceMapper()
     ? { present: true, message: "present (archive disks do not need it; LUKS mirror stores do)" }
     : { present: false, message: "absent: LUKS (dm-crypt) cannot be opened here, so mirrors need store.encryption \"gocryptfs\"; archive disks (gocryptfs, securefs over FUSE) do not need it" };
-  const staleMountsCleaned = (await cleanStaleMounts()).map((record) => `${record.mountpoint} (disk "${record.label}", pid ${record.pid})`);
 
   const catalog = settings.db ? checkCatalog(settings.db, "host") : null;
   if (catalog && !catalog.ok) problems.push(`catalog ${catalog.path}: ${catalog.message}`);
@@ -98,7 +100,8 @@ async function probeFuse(): Promise<DoctorResult["fuse"]> {
   }
   const tool = [cipherTool("gocryptfs"), cipherTool("securefs")].find((candidate) => hasProgram(candidate.program));
   if (!tool) return { device, mountWorks: false, message: "no FUSE file system to try (install gocryptfs or securefs)" };
-  const dir = mkdtempSync(join(tmpdir(), "blaine-doctor-"));
+  // Named by its writer: a doctor killed now leaves it, and the next one removes it (after its stale mount is down).
+  const dir = scratchDirectory("doctor");
   const cipherDir = join(dir, "cipher");
   // Recorded before it is mounted, like every mount Blaine makes: a doctor killed now leaves a stale record the next command cleans.
   const record = createMountRecord({ cipherDir, cipher: tool.name, label: "doctor", readonly: false, purpose: "command" });
@@ -110,6 +113,7 @@ async function probeFuse(): Promise<DoctorResult["fuse"]> {
     const outcome = await tool.mount(cipherDir, mountpoint, password, { readonly: false, fsname: "blaine:doctor" });
     if (outcome !== "mounted") return { device, mountWorks: false, message: `${tool.name} refused its own new password` };
     await waitUntilMounted(mountpoint, 15_000);
+    crashPoint("doctor-fuse-mounted");
     await unmountFuse(mountpoint, { lazy: true });
     return { device, mountWorks: true, message: `a ${tool.name} file system mounted and unmounted` };
   } catch (error) {
