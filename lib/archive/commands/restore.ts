@@ -8,10 +8,10 @@ import { crashPoint } from "../../crash-point.ts";
 import { repairRestoredCopy } from "../disk/parity-repair.ts";
 import { ExitCode, UsageError, errnoCode, errorMessage, type ExitCode as ExitCodeValue } from "../../errors.ts";
 import { formatHash, hashAlgorithmOf } from "../../hashing.ts";
-import { fsPath, listNames, quotedPath, readLinkText } from "../../fs/byte-names.ts";
+import { fsPath, quotedPath, readLinkText } from "../../fs/byte-names.ts";
 import { exactMtime, setTimes } from "../../fs/exact-mtime.ts";
 import { copyReadable, describeRanges, isUnreadableData } from "../../fs/salvage-read.ts";
-import { isProcessAlive } from "../../fs/process-alive.ts";
+import { removeDeadTemps, writerTempName } from "../../fs/dead-temps.ts";
 import type { RunError } from "../run/report.ts";
 import { formatBytes } from "../../size.ts";
 import { DeferredQueue } from "../catalog/deferred-actions-table.ts";
@@ -176,41 +176,25 @@ async function restoreFile(file: HostFileRow, source: string, target: string, si
   return { matches: hash === file.hash, hash, unreadable };
 }
 
+/** What a restore's temps start with: the sweep of a directory finds a killed restore's, whichever file they were for. */
 const TEMP_PREFIX = ".blaine-restore-";
 
+/** A temp beside `target`: `.blaine-restore-RANDOM.PID@HOST.tmp` (dead-temps.ts), random as several copies may run at once. */
 function tempBeside(target: string): string {
-  return join(dirname(target), `${TEMP_PREFIX}${process.pid}-${Math.random().toString(36).slice(2)}`);
+  return join(dirname(target), writerTempName(`${TEMP_PREFIX}${Math.random().toString(36).slice(2, 8)}.`));
 }
 
 /**
- * Removes the temps a killed restore left in `dir` (`.blaine-restore-PID-…`
- * of a PID no longer running: a restore still running into the same tree
- * keeps its own), once per directory. The re-run of the restore visits the
- * same directories, so what a kill -9 left is gone after it.
+ * Removes the temps a killed restore left in `dir` (those whose writer on
+ * this host is gone: a restore still running into the same tree keeps its
+ * own, and another host's are that host's), once per directory. The re-run
+ * of the restore visits the same directories, so what a kill -9 left is
+ * gone after it.
  */
 function removeStaleTemps(dir: string, cleaned: Set<string>): void {
   if (cleaned.has(dir)) return;
   cleaned.add(dir);
-  let names: string[];
-  try {
-    names = listNames(dir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
-    if (!name.startsWith(TEMP_PREFIX)) continue;
-    const pid = Number(name.slice(TEMP_PREFIX.length).split("-")[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || isRunning(pid)) continue;
-    try {
-      rmSync(fsPath(join(dir, name)), { force: true });
-    } catch {
-      // A temp that cannot go (a directory by that name?) is the user's: left alone.
-    }
-  }
-}
-
-function isRunning(pid: number): boolean {
-  return pid === process.pid || isProcessAlive(pid);
+  removeDeadTemps(dir, TEMP_PREFIX);
 }
 
 /** Makes `target` by building it under a temp name, then renaming over. */
