@@ -26,8 +26,12 @@ const FLAG_SYNC = 0x1;
 const FS_IOC_FIEMAP = 0xc020660b;
 const HEADER_BYTES = 32;
 const EXTENT_BYTES = 56;
-/** Extents asked for per call: 56 bytes each, so one call's buffer is about 28 KiB. */
-const EXTENTS_PER_CALL = 512;
+/**
+ * Extents asked for per call: 56 bytes each, so one call's buffer is about
+ * 224 KiB. A volume rewritten here and there has thousands of extents, and
+ * each call walks the file's extent tree again from where the last ended.
+ */
+const EXTENTS_PER_CALL = 4096;
 
 type Ioctl = (fd: number, request: number, argument: Uint8Array) => number;
 let ioctl: Ioctl | null | undefined;
@@ -53,12 +57,18 @@ export function fileExtents(fd: number, size: number): FileExtent[] | undefined 
   if (!ioctl) return undefined;
   const buffer = new Uint8Array(HEADER_BYTES + EXTENTS_PER_CALL * EXTENT_BYTES);
   const view = new DataView(buffer.buffer);
+  // 64-bit fields as two 32-bit halves: no BigInt per field (a send maps two files of thousands of extents each).
+  const u64 = (at: number) => view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
+  const setU64 = (at: number, value: number) => {
+    view.setUint32(at, value % 2 ** 32, true);
+    view.setUint32(at + 4, Math.floor(value / 2 ** 32), true);
+  };
   const extents: FileExtent[] = [];
   let start = 0;
   while (start < size) {
-    buffer.fill(0);
-    view.setBigUint64(0, BigInt(start), true); // fm_start
-    view.setBigUint64(8, BigInt(size - start), true); // fm_length
+    buffer.fill(0, 0, HEADER_BYTES);
+    setU64(0, start); // fm_start
+    setU64(8, size - start); // fm_length
     view.setUint32(16, FLAG_SYNC, true); // fm_flags
     view.setUint32(24, EXTENTS_PER_CALL, true); // fm_extent_count
     if (ioctl(fd, FS_IOC_FIEMAP, buffer) !== 0) return undefined;
@@ -67,12 +77,7 @@ export function fileExtents(fd: number, size: number): FileExtent[] | undefined 
     let last = false;
     for (let at = 0; at < mapped; at++) {
       const base = HEADER_BYTES + at * EXTENT_BYTES;
-      const extent = {
-        logical: Number(view.getBigUint64(base, true)),
-        physical: Number(view.getBigUint64(base + 8, true)),
-        length: Number(view.getBigUint64(base + 16, true)),
-        flags: view.getUint32(base + 40, true),
-      };
+      const extent = { logical: u64(base), physical: u64(base + 8), length: u64(base + 16), flags: view.getUint32(base + 40, true) };
       extents.push(extent);
       start = Math.max(start, extent.logical + extent.length);
       if (extent.flags & EXTENT_LAST) last = true;
@@ -89,32 +94,35 @@ export type ByteRange = readonly [start: number, end: number];
  * The ranges of [0, size) where `after` differs from `before` in where its
  * bytes are: mapped to another physical place, mapped in one and not the
  * other, or encoded (compressed) extents that are not the very same extent.
- * Ranges unmapped in both (holes) are the same.
+ * Ranges unmapped in both (holes) are the same. Both lists are in logical
+ * order (as FIEMAP gives them): one walk over the two, each piece between
+ * consecutive extent boundaries of either list judged once.
  */
 export function movedRanges(before: readonly FileExtent[], after: readonly FileExtent[], size: number): ByteRange[] {
-  // Cut [0, size) at every extent boundary of both maps; each piece is then inside at most one extent of each.
-  const cuts = new Set<number>([0, size]);
-  for (const extent of [...before, ...after]) {
-    if (extent.logical < size) cuts.add(extent.logical);
-    if (extent.logical + extent.length < size) cuts.add(extent.logical + extent.length);
-  }
-  const points = [...cuts].sort((a, b) => a - b);
   const changed: [number, number][] = [];
   let i = 0;
   let j = 0;
-  for (let k = 0; k + 1 < points.length; k++) {
-    const [from, to] = [points[k]!, points[k + 1]!];
+  for (let from = 0; from < size; ) {
     while (i < before.length && before[i]!.logical + before[i]!.length <= from) i++;
     while (j < after.length && after[j]!.logical + after[j]!.length <= from) j++;
     const old = before[i] && before[i]!.logical <= from ? before[i] : undefined;
     const now = after[j] && after[j]!.logical <= from ? after[j] : undefined;
+    // The piece ends at the next boundary of either list: the end of the extent covering `from`, or the start of the next.
+    const to = Math.min(size, nextBoundary(before[i], old), nextBoundary(after[j], now));
     if (!sameplace(old, now, from)) {
       const previous = changed[changed.length - 1];
       if (previous && previous[1] === from) previous[1] = to;
       else changed.push([from, to]);
     }
+    from = to;
   }
   return changed;
+}
+
+/** Where the piece starting inside `covering` (or before `next`, in a hole) ends; Infinity past the last extent. */
+function nextBoundary(next: FileExtent | undefined, covering: FileExtent | undefined): number {
+  if (covering) return covering.logical + covering.length;
+  return next ? next.logical : Infinity;
 }
 
 function sameplace(old: FileExtent | undefined, now: FileExtent | undefined, at: number): boolean {
