@@ -86,12 +86,21 @@ export function fsyncDirectory(path: string): void {
 
 /** fsyncDirectory off the main thread (a store flushing the directories its renames went into). */
 export async function fsyncDirectoryAsync(path: string): Promise<void> {
+  await fsyncAsync(path, { refusedOnDirectories: true });
+}
+
+/** A file made durable on the I/O threads (a volume's snapshot while its session is read). */
+export async function fsyncFileAsync(path: string): Promise<void> {
+  await fsyncAsync(path, { refusedOnDirectories: false });
+}
+
+async function fsyncAsync(path: string, options: { readonly refusedOnDirectories: boolean }): Promise<void> {
   const { open } = await import("node:fs/promises");
   const handle = await open(fsPath(path), "r");
   try {
     await handle.sync();
   } catch (error) {
-    if (errnoCode(error) !== "EINVAL") throw error;
+    if (!options.refusedOnDirectories || errnoCode(error) !== "EINVAL") throw error;
   } finally {
     await handle.close();
   }

@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, rmSync } from "node:fs";
+import { closeSync, openSync, rmSync } from "node:fs";
 import { BlaineError } from "../errors.ts";
 import { lastLines } from "./cipher-tool.ts";
 import { zx } from "./exec.ts";
@@ -41,7 +41,11 @@ function loadClone(): Clone | null {
   }
 }
 
-/** Makes `target` (new; 0600: snapshots of disks are nobody else's) a reflink copy of `source`. */
+/**
+ * Makes `target` (new; 0600: snapshots of disks are nobody else's) a reflink
+ * copy of `source`. Not fsynced: the caller makes it durable when it must be
+ * (a volume's snapshot, on the I/O threads while its session is read).
+ */
 export async function reflinkCopy(source: string, target: string): Promise<void> {
   clone ??= loadClone();
   if (!clone) return reflinkWithCp(source, target);
@@ -51,7 +55,6 @@ export async function reflinkCopy(source: string, target: string): Promise<void>
     let errno = 0;
     try {
       if (clone.ioctl(to, FICLONE, from) !== 0) errno = clone.errno();
-      else fsyncSync(to);
     } finally {
       closeSync(to);
     }

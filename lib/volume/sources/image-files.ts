@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UsageError } from "../../errors.ts";
-import { fsyncDirectory } from "../../fs/atomic.ts";
+import { fsyncDirectory, fsyncFileAsync } from "../../fs/atomic.ts";
 import { fileExtents, movedRanges } from "../../fs/fiemap.ts";
 import { ReflinkUnsupported, reflinkCopy } from "../../system/reflink.ts";
 import { chunksOfRanges, type ChangeSource, type VolumeSnapshot } from "./change-source.ts";
@@ -62,15 +62,24 @@ export class ImageFilesSource implements ChangeSource {
       return { path: live, changed: undefined, method: "full read", commit: async () => {}, discard: async () => {} };
     }
     const changed = delta && existsSync(previous) ? movedChunks(previous, next, chunkSize) : undefined;
+    // The copy is made durable on the I/O threads while the session is read (after its extents are mapped: on
+    // btrfs an fsync holds the inode's lock, which FIEMAP waits for). It must be before it replaces the old.
+    const durable = fsyncFileAsync(next);
+    durable.catch(() => {});
     return {
       path: next,
       changed,
       method: changed ? "extents" : "full read",
       commit: async () => {
+        await durable;
+        // The rename is not fsynced: lost in a crash, the old snapshot stays beside a .next the next send
+        // replaces, and its delta covers more than needed (tracking already counts from the new session), never less.
         renameSync(next, previous);
-        fsyncDirectory(snapshots);
       },
-      discard: async () => rmSync(next, { force: true }),
+      discard: async () => {
+        await durable.catch(() => {});
+        rmSync(next, { force: true });
+      },
     };
   }
 
