@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { MiB, hashOf, randomBytes, writeAt } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
+import { blaine } from "./helpers/cli.ts";
 import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
 import { loopFsMissing, mountLoopFs, removeRoots, tempDir, volumeEnv, type LoopFs, type VolumeEnv } from "./helpers/volume-env.ts";
@@ -107,8 +108,10 @@ describe.each(["btrfs", "xfs"] as LoopFs[])("reflink sessions on a real %s loop 
       const env = await newArchive(source);
       await env.ok(["add", "vm1"]);
       const expected = new Map<string, Uint8Array>();
+      const uids: string[] = [];
       const send = async () => {
         const sent = await env.sendRecorded(expected, vm);
+        uids.push(sent.uid);
         return sent;
       };
       const first = await send();
@@ -132,6 +135,12 @@ describe.each(["btrfs", "xfs"] as LoopFs[])("reflink sessions on a real %s loop 
       truncateSync(vm, 4 * MiB - 3 * CHUNK - 100);
       expect((await send()).method).toBe("extents");
       await expectSessionsEqual(env, "vm1", expected);
+      // Each session's document in the store (an extents send makes it over its base's) is the one its rows in the catalog make.
+      for (const uid of uids) {
+        const file = join(env.dir, `exported-${uid}.json`);
+        expect((await blaine(["image", "export", uid, file, "--db", env.db])).exitCode).toBe(0);
+        expect(readFileSync(join(env.storeDir, "versions", `${uid}.json`), "utf8")).toBe(readFileSync(file, "utf8"));
+      }
       // The new snapshot replaced the old: one reflink copy is kept per volume.
       expect(readdirSync(join(source, ".blaine-volume"))).toEqual(["vm1.snap"]);
       expect(env.chunkFiles()).toEqual(chunksOf(expected.values()));

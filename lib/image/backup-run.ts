@@ -4,14 +4,14 @@ import { sizeOf } from "../fs/device-size.ts";
 import { dataExtents } from "../fs/sparse.ts";
 import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
 import { BaseCopy } from "./base-copy.ts";
-import type { ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
+import type { BlockRow, ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
 import { hintedBlocks, readHints } from "./hints.ts";
 import { allocatedBlocks, allocatedBytes, blockCount, everyBlock, hintedBlockRefs } from "./stages/block-ranges.ts";
 import { BackupCounts, type BlockRef } from "./stages/types.ts";
 import type { Compression } from "./store/chunk-format.ts";
 import { BACKUP_SLOT_BYTES, BlockWorkers } from "./workers/block-workers.ts";
 import type { ChunkStore } from "./store/chunk-store.ts";
-import { versionDocText } from "./version-doc.ts";
+import { blockLine, blockLinesOf, lineIndex, lineIsValid, versionDocOfLines, versionDocText } from "./version-doc.ts";
 
 /** What a backup is asked to do (`blaine image backup SOURCE NAME …`). */
 export interface ImageBackupRequest {
@@ -68,6 +68,12 @@ export interface ImageBackupRun {
   readonly seen: Set<string>;
   /** The base's block rows being copied into the version while the pipeline runs (undefined without a base). */
   readonly baseCopy: BaseCopy | undefined;
+  /**
+   * The only blocks this backup reads (hinted or trusted changes, and the
+   * sample), when it has a base: every other row of the version is the
+   * base's. Undefined when every block is read.
+   */
+  readonly onlyBlocks: ReadonlySet<number> | undefined;
   /** The blocks to read, in order. */
   refs(): AsyncGenerator<BlockRef>;
 }
@@ -188,6 +194,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       plannedBytes: hinted ? Math.min(size, (hinted.read.size + sample.size) * blockSize) : allocatedBytes(extents, size, blockSize),
       seen: new Set(),
       baseCopy: base ? new BaseCopy(catalog, uid, base.uid, blockCount(size, blockSize)) : undefined,
+      onlyBlocks: base && hinted ? new Set([...hinted.read, ...hinted.zero, ...sample]) : undefined,
       refs: () => {
         if (hinted) return hintedBlockRefs(hinted, size, blockSize, sample);
         return base ? everyBlock(size, blockSize) : allocatedBlocks(extents, size, blockSize);
@@ -209,19 +216,68 @@ export async function finishImageBackup(run: ImageBackupRun): Promise<ImageBacku
   await run.baseCopy?.done;
   const { catalog, counts } = run;
   if (run.base && run.base.size > run.size) await catalog.truncateBlocks(run.uid, blockCount(run.size, run.blockSize));
-  const blocks = [];
+  const version = await catalog.requireVersion(run.uid);
+  const doc = (await docOverBase(run, version)) ?? (await docFromCatalog(run, version));
+  // Sparse: the image's zeros, stored nowhere (holes never read, zero blocks found, zeros inherited).
+  const totals = { bytesRead: counts.bytesRead, bytesWritten: counts.bytesWritten, bytesDeduplicated: counts.bytesDeduplicated, bytesSparse: run.size - doc.dataBytes };
+  // The store's copy first: a version the catalog calls valid can always be restored from the store alone.
+  await run.store.putVersionDoc(run.uid, doc.text({ ...version, ...totals, status: "valid" }));
+  await catalog.finishVersion(run.uid, "valid", totals);
+  return { uid: run.uid, status: "valid", ...totals };
+}
+
+/** A finished version's document (given its row with the final counts) and the bytes its blocks hold. */
+interface FinishedDoc {
+  readonly dataBytes: number;
+  text(version: VersionRow): string;
+}
+
+/** The version's document from its rows in the catalog, all of them read back. */
+async function docFromCatalog(run: ImageBackupRun, version: VersionRow): Promise<FinishedDoc> {
+  const blocks: BlockRow[] = [];
   let dataBytes = 0;
-  for await (const block of catalog.allBlocks(run.uid)) {
+  for await (const block of run.catalog.allBlocks(version.uid)) {
     blocks.push(block);
     if (block.hash) dataBytes += block.size;
   }
-  // Sparse: the image's zeros, stored nowhere (holes never read, zero blocks found, zeros inherited).
-  const totals = { bytesRead: counts.bytesRead, bytesWritten: counts.bytesWritten, bytesDeduplicated: counts.bytesDeduplicated, bytesSparse: run.size - dataBytes };
-  const version = { ...(await catalog.requireVersion(run.uid)), ...totals, status: "valid" as const };
-  // The store's copy first: a version the catalog calls valid can always be restored from the store alone.
-  await run.store.putVersionDoc(run.uid, versionDocText(version, blocks));
-  await catalog.finishVersion(run.uid, "valid", totals);
-  return { uid: run.uid, status: "valid", ...totals };
+  return { dataBytes, text: (finished) => versionDocText(finished, blocks) };
+}
+
+/**
+ * The version's document made over its base's (the store's copy), when the
+ * backup read only some blocks (a volume send's changed chunks): the base's
+ * lines, with the rows at the blocks read (from the catalog: the backup's
+ * own, or the base's it left) in their place. Reading every row back was
+ * most of a small incremental's finish (tens of thousands of rows for a 1 %
+ * change). The base's document holds the base's rows as they were when it
+ * was finished; since then only their valid flags can have changed (a
+ * scrub), so this is used only when every line and every row of the new
+ * version is valid, and when it lists as many rows as the catalog holds;
+ * otherwise (or with no such document, or an image that shrank) the rows
+ * are read back.
+ */
+async function docOverBase(run: ImageBackupRun, version: VersionRow): Promise<FinishedDoc | undefined> {
+  const { base, onlyBlocks } = run;
+  if (!base || !onlyBlocks || base.size > run.size) return undefined;
+  const baseText = await run.store.getVersionDoc(base.uid).catch(() => undefined);
+  const baseLines = baseText === undefined ? undefined : blockLinesOf(baseText);
+  if (!baseLines || !baseLines.every(lineIsValid)) return undefined;
+  const totals = await run.catalog.blockTotals(version.uid);
+  if (totals.invalid > 0) return undefined;
+  const read = [...onlyBlocks].sort((a, b) => a - b);
+  const rows = await run.catalog.blocksAt(version.uid, read);
+  const lines: string[] = [];
+  let next = 0;
+  for (const index of read) {
+    // The base's lines before this block, then the version's row here (if it has one) instead of the base's.
+    while (next < baseLines.length && lineIndex(baseLines[next]!) < index) lines.push(baseLines[next++]!);
+    if (next < baseLines.length && lineIndex(baseLines[next]!) === index) next++;
+    const row = rows.get(index);
+    if (row) lines.push(blockLine(row));
+  }
+  while (next < baseLines.length) lines.push(baseLines[next++]!);
+  if (lines.length !== totals.rows) return undefined;
+  return { dataBytes: totals.dataBytes, text: (finished) => versionDocOfLines(finished, lines) };
 }
 
 /** A backup that failed (not killed): its version is removed, its new chunks left to cleanup. */

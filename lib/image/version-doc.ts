@@ -27,6 +27,16 @@ export interface VersionDoc {
 }
 
 export function versionDocText(version: VersionRow, blocks: readonly BlockRow[]): string {
+  return versionDocOfLines(version, blocks.map(blockLine));
+}
+
+/** One block's line of the document (its trailing comma aside). */
+export function blockLine(block: BlockRow): string {
+  return JSON.stringify([block.idx, block.hash, block.size, block.valid ? 1 : 0]);
+}
+
+/** The document of `version` whose blocks are these lines, in index order. */
+export function versionDocOfLines(version: VersionRow, lines: readonly string[]): string {
   const head = JSON.stringify(
     {
       format: VERSION_DOC_FORMAT,
@@ -37,8 +47,33 @@ export function versionDocText(version: VersionRow, blocks: readonly BlockRow[])
     1,
   );
   // One block per line: a 1 TiB version is 262 144 short lines, greppable and diffable.
-  const lines = blocks.map((block) => JSON.stringify([block.idx, block.hash, block.size, block.valid ? 1 : 0]));
-  return `${head.slice(0, -2)},\n "blocks": [\n${lines.join(",\n")}\n ]\n}\n`;
+  return `${head.slice(0, -2)},\n${BLOCKS_OPEN}${lines.join(",\n")}${BLOCKS_CLOSE}`;
+}
+
+const BLOCKS_OPEN = ' "blocks": [\n';
+const BLOCKS_CLOSE = "\n ]\n}\n";
+
+/**
+ * The block lines of a document laid out as versionDocText lays it out (a
+ * base's copy in the store, which a new version's document is made over),
+ * or undefined for any other layout. Lines are not checked one by one: a
+ * caller checks what it made against the catalog.
+ */
+export function blockLinesOf(text: string): string[] | undefined {
+  const open = text.indexOf(`\n${BLOCKS_OPEN}`);
+  if (open < 0 || !text.endsWith(BLOCKS_CLOSE)) return undefined;
+  const body = text.slice(open + 1 + BLOCKS_OPEN.length, text.length - BLOCKS_CLOSE.length);
+  return body === "" ? [] : body.split(",\n");
+}
+
+/** The block index a line of blockLinesOf starts with. */
+export function lineIndex(line: string): number {
+  return Number.parseInt(line.slice(1), 10);
+}
+
+/** Whether a line of blockLinesOf says its block is valid (no scrub found its chunk bad). */
+export function lineIsValid(line: string): boolean {
+  return line.endsWith(",1]");
 }
 
 const STATUSES: readonly VersionStatus[] = ["incomplete", "valid", "invalid"];

@@ -72,6 +72,10 @@ function versionOf(raw: RawVersion): VersionRow {
   };
 }
 
+function blockOf(row: Record<string, unknown>): BlockRow {
+  return { idx: Number(row.idx), hash: row.hash === null ? null : String(row.hash), size: Number(row.size), valid: Number(row.valid) === 1 };
+}
+
 function placeholders(count: number, width = 1): string {
   const row = width === 1 ? "?" : `(${Array(width).fill("?").join(", ")})`;
   return Array(count).fill(row).join(", ");
@@ -292,7 +296,7 @@ export class ImageCatalog {
       "SELECT idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx >= ? ORDER BY idx LIMIT ?",
       [uid, from, limit],
     );
-    return rows.map((row) => ({ idx: Number(row.idx), hash: row.hash === null ? null : String(row.hash), size: Number(row.size), valid: Number(row.valid) === 1 }));
+    return rows.map(blockOf);
   }
 
   /** Every block row of a version, in index order (windows of 50 000 rows). */
@@ -309,11 +313,27 @@ export class ImageCatalog {
   /** The base's block hashes at some indexes only (a backup told which blocks changed reads, and compares, no others). */
   async hashesAt(uid: string, indexes: Iterable<number>): Promise<Map<number, string | null>> {
     const map = new Map<number, string | null>();
+    for (const [idx, row] of await this.blocksAt(uid, indexes)) map.set(idx, row.hash);
+    return map;
+  }
+
+  /** A version's rows at some indexes only, by index (an index without a row is absent). */
+  async blocksAt(uid: string, indexes: Iterable<number>): Promise<Map<number, BlockRow>> {
+    const map = new Map<number, BlockRow>();
     for (const part of slices([...indexes].sort((a, b) => a - b), HASHES_PER_STATEMENT)) {
-      const rows = await this.sql.all<{ idx: unknown; hash: string | null }>(`SELECT idx, hash FROM image_blocks WHERE version_uid = ? AND idx IN (${placeholders(part.length)})`, [uid, ...part]);
-      for (const row of rows) map.set(Number(row.idx), row.hash === null ? null : String(row.hash));
+      const rows = await this.sql.all<Record<string, unknown>>(`SELECT idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx IN (${placeholders(part.length)})`, [uid, ...part]);
+      for (const row of rows) map.set(Number(row.idx), blockOf(row));
     }
     return map;
+  }
+
+  /** How many rows a version has, how many of them are invalid, and the bytes of those holding data (set-based: no row read). */
+  async blockTotals(uid: string): Promise<{ rows: number; invalid: number; dataBytes: number }> {
+    const [row] = await this.sql.all<Record<string, unknown>>(
+      'SELECT COUNT(*) AS "rows", COALESCE(SUM(CASE WHEN valid = 0 THEN 1 ELSE 0 END), 0) AS invalid, COALESCE(SUM(CASE WHEN hash IS NULL THEN 0 ELSE size END), 0) AS "dataBytes" FROM image_blocks WHERE version_uid = ?',
+      [uid],
+    );
+    return { rows: Number(row?.rows ?? 0), invalid: Number(row?.invalid ?? 0), dataBytes: Number(row?.dataBytes ?? 0) };
   }
 
   /** The base's block hashes by index (--from without hints compares every block read with them). */
