@@ -327,13 +327,10 @@ export class ImageCatalog {
     return map;
   }
 
-  /** How many rows a version has, how many of them are invalid, and the bytes of those holding data (set-based: no row read). */
-  async blockTotals(uid: string): Promise<{ rows: number; invalid: number; dataBytes: number }> {
-    const [row] = await this.sql.all<Record<string, unknown>>(
-      'SELECT COUNT(*) AS "rows", COALESCE(SUM(CASE WHEN valid = 0 THEN 1 ELSE 0 END), 0) AS invalid, COALESCE(SUM(CASE WHEN hash IS NULL THEN 0 ELSE size END), 0) AS "dataBytes" FROM image_blocks WHERE version_uid = ?',
-      [uid],
-    );
-    return { rows: Number(row?.rows ?? 0), invalid: Number(row?.invalid ?? 0), dataBytes: Number(row?.dataBytes ?? 0) };
+  /** How many block rows a version has (from the primary key's index alone). */
+  async blockRowCount(uid: string): Promise<number> {
+    const [row] = await this.sql.all<{ count: unknown }>("SELECT COUNT(*) AS count FROM image_blocks WHERE version_uid = ?", [uid]);
+    return Number(row?.count ?? 0);
   }
 
   /** The base's block hashes by index (--from without hints compares every block read with them). */
