@@ -6,7 +6,8 @@
  *     incremental of a change of the same size (the snapshot removed, so the
  *     send reads everything and compares hashes): time, and bytes read
  *     against the whole volume a wyng-style full scan reads;
- *   - a prune of a middle range of 50 sessions (of 60).
+ *   - a prune of a middle range of 50 sessions (of 60); left out with
+ *     --only=volume-send.
  * The loop's backing file is on the root file system (the machine's memory
  * is shared, and a 4 GiB volume in a tmpfs would take too much of it), so
  * a full read reads the volume's disk as a real one would; the catalog and
@@ -66,7 +67,7 @@ function rewriteChunks(path: string, size: number, count: number, seed: number):
   }
 }
 
-export async function benchVolume(options: { workDir: string; quick?: boolean }): Promise<BenchRow[]> {
+export async function benchVolume(options: { workDir: string; quick?: boolean; sendOnly?: boolean }): Promise<BenchRow[]> {
   const size = options.quick ? 512 * MiB : 4096 * MiB;
   const label = options.quick ? "512 MiB" : "4 GiB";
   const root = mkdtempSync("/var/tmp/blaine-bench-volume-");
@@ -107,6 +108,7 @@ export async function benchVolume(options: { workDir: string; quick?: boolean })
     if (extents.method !== "extents" || full.method !== "full read") throw new Error(`unexpected send methods: ${extents.method}, ${full.method}`);
     rows.push(row(`volume send, 1 % rewritten (${label}): from extents vs full-read incremental`, extents.seconds, full.seconds, "full read", "s", full.seconds / extents.seconds, "< 5 % (≥ 20×)", extents.seconds < full.seconds * 0.05));
     rows.push(row(`volume send, 1 % rewritten (${label}): bytes read vs a full scan`, extents.bytesRead / MiB, size / MiB, "full scan", "MiB", size / extents.bytesRead, "≥ 10× less", size / extents.bytesRead >= 10));
+    if (options.sendOnly) return rows;
 
     // 60 sessions, each with one chunk rewritten, then the 50 in the middle pruned.
     const sessions: string[] = [];
