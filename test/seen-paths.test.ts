@@ -3,21 +3,9 @@ import { join } from "node:path";
 import { ArchiveCatalog } from "../lib/archive/catalog/archive-catalog.ts";
 import { comparePaths } from "../lib/catalog/path-order.ts";
 import { SeenPaths } from "../lib/archive/catalog/seen-paths.ts";
-import { tempDir } from "./helpers/fixture.ts";
+import { seededRandom, tempDir } from "./helpers/fixture.ts";
 
 setDefaultTimeout(120_000);
-
-/** A small deterministic generator, so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Names whose order is easy to get wrong: a file beside a directory of the same stem, code points above U+FFFF and in U+E000–U+FFFF. */
 const NAMES = ["a", "b.txt", "b", "c d", "\u{1F600}.jpg", "\uF8FF.jpg", "-x", "é", "z"];
@@ -69,7 +57,7 @@ interface Scenario {
 }
 
 function runScenario({ seed, sources, order, windowRows }: Scenario): void {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const paths = makePaths(next, 4000);
   const archived = paths.filter(() => next() < 0.8).map((path) => ({ path, diskId: next() < 0.9 ? "disk-a" : "disk-b" }));
   const catalog = catalogWith(archived);

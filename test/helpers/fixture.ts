@@ -19,6 +19,18 @@ function isTagged(node: TreeNode): node is { symlink: string } | { hardlinkTo: s
   return typeof node === "object" && !(node instanceof Uint8Array) && ("symlink" in node || "hardlinkTo" in node || "bytes" in node);
 }
 
+/** A small deterministic generator (mulberry32) of numbers in [0, 1), so a failure can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Deterministic pseudo-random bytes: the same seed gives the same content. */
 export function seededBytes(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { EXTENT_ENCODED, movedRanges, type ByteRange, type FileExtent } from "../../lib/fs/fiemap.ts";
+import { seededRandom } from "../helpers/fixture.ts";
 
 /**
  * movedRanges (the single walk over two extent maps a send compares) against
@@ -11,20 +12,8 @@ import { EXTENT_ENCODED, movedRanges, type ByteRange, type FileExtent } from "..
 const UNIT = 4096;
 const NO_PLACE = 0x4; // FIEMAP_EXTENT_UNKNOWN
 
-/** A small deterministic generator (mulberry32), so a failure can be run again. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 function randomMaps(seed: number, units: number): { before: FileExtent[]; after: FileExtent[] } {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const pick = (n: number) => Math.floor(next() * n);
   const before: FileExtent[] = [];
   for (let at = pick(3); at < units; ) {
