@@ -95,8 +95,12 @@ function row(name: string, blaine: number, peer: number, peerName: string, unit:
   return { name, blaine, peer, peerName, unit, ratio, target, pass };
 }
 
-export async function benchImage(options: { workDir: string; quick?: boolean }): Promise<BenchRow[]> {
-  const { workDir, quick } = options;
+/**
+ * The image suite. `restoreOnly`: the first backup and the restore against
+ * restic, nothing else (no borg, incrementals, memory, 1 TiB or catalog rows).
+ */
+export async function benchImage(options: { workDir: string; quick?: boolean; restoreOnly?: boolean }): Promise<BenchRow[]> {
+  const { workDir, quick, restoreOnly } = options;
   mkdirSync(workDir, { recursive: true });
   const size = quick ? 512 * MiB : 4096 * MiB;
   const label = quick ? "512 MiB" : "4 GiB";
@@ -137,6 +141,7 @@ export async function benchImage(options: { workDir: string; quick?: boolean }):
   } else {
     console.warn("restic is not installed: its rows are skipped (Debian package restic)");
   }
+  if (restoreOnly) return rows;
   if (Bun.which("borg")) {
     const repo = join(workDir, "borg");
     const borgEnv = { BORG_REPO: repo, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: "yes", BORG_RELOCATED_REPO_ACCESS_IS_OK: "yes" };

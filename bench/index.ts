@@ -1,7 +1,7 @@
 /**
- * `bun run bench [--quick] [--only=archive|par2|par2-memory|deferred|image|volume|volume-send]`: every benchmark, side by side
- * with its peer tool in one run, printed as one table of ratios (volume-send: the volume rows but the prune's). Exit 1 if a
- * target is missed.
+ * `bun run bench [--quick] [--only=archive|par2|par2-memory|deferred|image|image-restore|volume|volume-send]`: every benchmark,
+ * side by side with its peer tool in one run, printed as one table of ratios (image-restore: the image backup and restore
+ * rows against restic alone; volume-send: the volume rows but the prune's). Exit 1 if a target is missed.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -38,7 +38,7 @@ try {
   if (!only || only === "par2") rows.push(...(await benchPar2({ workDir: workDir("par2"), quick })));
   if (!only || only === "par2" || only === "par2-memory") rows.push(...(await benchRunMemory({ quick })));
   if (!only || only === "deferred") rows.push(...(await benchDeferred({ workDir: workDir("deferred"), quick })));
-  if (!only || only === "image") rows.push(...(await benchImage({ workDir: workDir("image"), quick })));
+  if (!only || only === "image" || only === "image-restore") rows.push(...(await benchImage({ workDir: workDir("image"), quick, restoreOnly: only === "image-restore" })));
   if (!only || only === "volume" || only === "volume-send") rows.push(...(await benchVolume({ workDir: workDir("volume"), quick, sendOnly: only === "volume-send" })));
 } finally {
   area.cleanup();

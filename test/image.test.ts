@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
 import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { blaineKilledAt, crashAt, expectDiedAt } from "./helpers/crash.ts";
+import { canMount, mountTmpfs } from "./helpers/mounts.ts";
 import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type ImageEnv } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
@@ -518,6 +519,28 @@ describe("block images: devices", () => {
       expect(sameBytes(file, target)).toBe(true);
     } finally {
       for (const device of [loop, target]) if (device) Bun.spawnSync(["losetup", "-d", device]);
+    }
+  });
+});
+
+describe("block images: a full target disk", () => {
+  test.skipIf(!canMount())("a restore onto a disk that fills up stops with the write's error and leaves nothing there", async () => {
+    const dir = mkdtempSync("/tmp/blaine-image-full-");
+    roots.push(dir);
+    const env = imageEnv(dir, join(dir, "images.db"));
+    const source = join(dir, "vm.img");
+    writeFileSync(source, randomBytes(8 * MiB, 60));
+    const uid = await env.backup(source, "vm", BS);
+    const small = join(dir, "small");
+    const unmount = mountTmpfs(small, "2m");
+    try {
+      // The blocks are written by the worker threads: the first write that finds no room stops the restore.
+      const restore = await env.image(["restore", uid, join(small, "out.img")]);
+      expect(restore.exitCode).not.toBe(0);
+      expect(restore.stderr).toContain("ENOSPC: no space left on device");
+      expect(readdirSync(small)).toEqual([]);
+    } finally {
+      unmount();
     }
   });
 });

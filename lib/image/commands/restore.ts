@@ -59,14 +59,15 @@ export function deadTempsLine(target: string, dead: DeadTemps): string {
 }
 
 /**
- * Has a stored block back in the slot of `data`, checked against its hash:
- * a store with local chunk files has the chunk read by a worker thread
- * along with its decoding and check (reads overlap on every core); any
- * other store's chunk is read here into the slot's object space first. The
- * block (where it lies in the slot), or why it cannot be had.
+ * Restores a stored block through the slot of `data`: checked against its
+ * hash, then written at `target.position` by a worker thread. A store with
+ * local chunk files has the chunk read by the worker too, along with its
+ * decoding and check (reads overlap on every core); any other store's
+ * chunk is read here into the slot's object space first. Undefined once
+ * the block is written, else why it cannot be had.
  */
-async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array): Promise<{ readonly block: Buffer } | { readonly problem: string }> {
-  if (store.chunkFile) return workers.decode(data, { hash, chunkFile: store.chunkFile(hash) });
+async function restoreBlock(store: ChunkStore, workers: BlockWorkers, hash: string, data: Uint8Array, target: { fd: number; position: number }): Promise<string | undefined> {
+  if (store.chunkFile) return workers.restore(data, { hash, chunkFile: store.chunkFile(hash) }, target);
   const space = workers.objectSpace(data);
   let length: number | undefined;
   try {
@@ -78,12 +79,12 @@ async function fetchBlock(store: ChunkStore, workers: BlockWorkers, hash: string
     }
   } catch (error) {
     // An encrypted store's object that does not decrypt; a store that cannot be read stops the restore.
-    if (error instanceof DamagedChunk) return { problem: `chunk damaged: ${error.message}` };
+    if (error instanceof DamagedChunk) return `chunk damaged: ${error.message}`;
     throw error;
   }
-  if (length === undefined) return { problem: "chunk missing from the store" };
-  if (length > space.length) return { problem: `chunk damaged: ${length} bytes, more than a block's object can be` };
-  return workers.decode(data, { hash, objectLength: length });
+  if (length === undefined) return "chunk missing from the store";
+  if (length > space.length) return `chunk damaged: ${length} bytes, more than a block's object can be`;
+  return workers.restore(data, { hash, objectLength: length }, target);
 }
 
 /**
@@ -155,7 +156,7 @@ export async function restoreVersion(
   const handle = await open(temp, device ? "r+" : "w", 0o600);
   const damaged: DamagedRange[] = [];
   let bytesWritten = 0;
-  // Blocks are fetched, decoded and checked in the workers' slots: a few in memory, whatever the image.
+  // Blocks are fetched, decoded, checked and written from the workers' slots: a few in memory, whatever the image.
   let workers = request.workers;
   if (workers?.blockSize !== version.blockSize) {
     workers?.close();
@@ -192,13 +193,11 @@ export async function restoreVersion(
         }
         const data = await workers.take(length);
         try {
-          const fetched = await fetchBlock(store, workers, row.hash, data);
-          if ("problem" in fetched) {
-            damaged.push({ index, offset, length, hash: row.hash, problem: fetched.problem });
+          const problem = await restoreBlock(store, workers, row.hash, data, { fd: handle.fd, position: offset });
+          if (problem !== undefined) {
+            damaged.push({ index, offset, length, hash: row.hash, problem });
             return 0;
           }
-          // Written here, off the workers: a worker waiting for the file's write lock would stop checking blocks.
-          await writeAll(handle, fetched.block, offset);
           crashPoint("image-block-restored");
           return length;
         } finally {
@@ -211,6 +210,8 @@ export async function restoreVersion(
     await handle.sync();
   } catch (error) {
     progress.stop();
+    // The threads end first: one given a job whose answer was abandoned (another thread failed) may still be writing.
+    await workers.close();
     await handle.close();
     if (!device) rmSync(temp, { force: true });
     throw error;

@@ -33,13 +33,15 @@ export interface EncodeJob {
 }
 
 /**
- * A stored block had back: its chunk object read from the file `chunkFile`
+ * A stored block restored: its chunk object read from the file `chunkFile`
  * into `objectAt` (at most `capacity` bytes; without `chunkFile`, the caller
  * put `objectLength` bytes there), decoded into `at` (a raw object's body
- * stays where it is) and checked against `hash` and `length`.
+ * stays where it is), checked against `hash` and `length`, and only then
+ * written at `position` of the restore's target, descriptor `fd` (threads
+ * share the process's descriptors).
  */
-export interface DecodeJob {
-  readonly kind: "decode";
+export interface RestoreJob {
+  readonly kind: "restore";
   readonly id: number;
   readonly chunkFile?: string;
   readonly objectAt: number;
@@ -48,9 +50,11 @@ export interface DecodeJob {
   readonly at: number;
   readonly hash: string;
   readonly length: number;
+  readonly fd: number;
+  readonly position: number;
 }
 
-export type BlockJob = HashJob | EncodeJob | DecodeJob;
+export type BlockJob = HashJob | EncodeJob | RestoreJob;
 /** The last message: free the thread's zstd contexts and end. */
 export interface WorkerStop {
   readonly kind: "stop";
@@ -60,17 +64,16 @@ export type ToBlockWorker = WorkerStart | WorkerStop | BlockJob;
 
 /**
  * A job's answer: `hash` (hash jobs: hex or null for zeros), `objectAt` and
- * `objectLength` (encode), `blockAt` (decode: where the checked block
- * lies) or `problem` (decode: why the chunk is missing or damaged), or
- * `error` and its errno `code` (the job failed: a bug, or a chunk file that
- * could not be read).
+ * `objectLength` (encode), `problem` (restore: why the chunk is missing or
+ * damaged; none once the block is written), or `error` and its errno `code`
+ * (the job failed: a bug, a chunk file that could not be read, the target
+ * that could not be written).
  */
 export interface BlockReply {
   readonly id: number;
   readonly hash?: string | null;
   readonly objectAt?: number;
   readonly objectLength?: number;
-  readonly blockAt?: number;
   readonly problem?: string;
   readonly error?: string;
   readonly code?: string;

@@ -1,16 +1,16 @@
 /**
  * A block worker thread: hashes, compresses and decompresses blocks in the
- * pool's shared memory (see block-workers.ts), and has stored blocks back
- * (a chunk file read, decoded, checked). Synchronous work in
- * a thread of its own, so the main thread keeps reading, writing and
- * talking to the catalog; nothing is allocated per block but the hash's text.
+ * pool's shared memory (see block-workers.ts), and restores stored blocks
+ * (a chunk file read, decoded, checked, written to the target). Synchronous
+ * work in a thread of its own, so the main thread keeps reading and talking
+ * to the catalog; nothing is allocated per block but the hash's text.
  */
 import { ptr } from "bun:ffi";
-import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { errnoCode } from "../../errors.ts";
 import { CHUNK_HEADER_BYTES, DamagedChunk, blockHash, blockHashOrZero, readChunkHeader, writeChunkHeader } from "../store/chunk-format.ts";
 import { ZstdInto } from "../store/zstd-into.ts";
-import type { BlockJob, BlockReply, DecodeJob, EncodeJob, ToBlockWorker } from "./block-messages.ts";
+import type { BlockJob, BlockReply, EncodeJob, RestoreJob, ToBlockWorker } from "./block-messages.ts";
 
 declare const self: Worker;
 
@@ -45,7 +45,12 @@ function run(job: BlockJob): BlockReply {
   }
   if (job.kind === "encode") return { id: job.id, ...encode(job) };
   const block = fetchAndDecode(job);
-  return typeof block === "string" ? { id: job.id, problem: block } : { id: job.id, blockAt: block.byteOffset };
+  if (typeof block === "string") return { id: job.id, problem: block };
+  // Written by this thread the moment it is checked. Handed back for the main thread to write, each block cost a
+  // message and a copy on a third thread (Bun's pool) from cold caches: 2.3 s instead of 1.8 s for the bench's
+  // 4 GiB image, although two threads writing now sometimes wait for the file's lock.
+  for (let done = 0; done < block.length; ) done += writeSync(job.fd, block, done, block.length - done, job.position + done);
+  return { id: job.id };
 }
 
 /**
@@ -89,7 +94,7 @@ function encode(job: EncodeJob): { objectAt: number; objectLength: number } {
 }
 
 /** Reads (when given a chunk file), decodes and checks one stored block: the block, else why it cannot be had. */
-function fetchAndDecode(job: DecodeJob): Buffer | string {
+function fetchAndDecode(job: RestoreJob): Buffer | string {
   let objectLength = job.objectLength ?? 0;
   if (job.chunkFile !== undefined) {
     const length = readChunkFile(job.chunkFile, memory.subarray(job.objectAt, job.objectAt + job.capacity));
@@ -128,7 +133,7 @@ function readChunkFile(path: string, into: Buffer): number | undefined {
  * `job.objectAt`: the block (decompressed into `job.at`, or a raw object's
  * body where it lies: no copy), else what is wrong with the chunk.
  */
-function decode(job: DecodeJob, objectLength: number): Buffer | string {
+function decode(job: RestoreJob, objectLength: number): Buffer | string {
   const object = memory.subarray(job.objectAt, job.objectAt + objectLength);
   let header: { kind: number; length: number };
   try {

@@ -1,6 +1,6 @@
 import { availableParallelism } from "node:os";
 import { CHUNK_HEADER_BYTES, type Compression } from "../store/chunk-format.ts";
-import type { BlockReply, DecodeJob, EncodeJob, HashJob, ToBlockWorker } from "./block-messages.ts";
+import type { BlockReply, EncodeJob, HashJob, RestoreJob, ToBlockWorker } from "./block-messages.ts";
 
 /** Where a slot's block starts: a page in, the page's last bytes the header of the block stored raw. */
 const BLOCK_AT = 4096;
@@ -12,7 +12,7 @@ export const BACKUP_SLOT_BYTES = 96 * 1024 * 1024;
 export const RESTORE_POOL: BlockWorkersOptions = { slots: 8 };
 
 /** A job as the pool is asked it (the pool numbers it). */
-type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<DecodeJob, "id">;
+type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<RestoreJob, "id">;
 
 export interface BlockWorkersOptions {
   /** Block slots: the most blocks held at once, whatever the image's size. @default 12 */
@@ -45,6 +45,8 @@ export class BlockWorkers {
   readonly #waiting: (() => void)[] = [];
   readonly #threads: { worker: Worker; busy: number }[] = [];
   readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: { worker: Worker; busy: number } }>();
+  /** Every thread ended (its `close` event): a thread ends after the jobs it was given and the stop. */
+  readonly #ended: Promise<void>;
   #nextId = 1;
   #closed = false;
 
@@ -65,6 +67,7 @@ export class BlockWorkers {
     this.#memory = new SharedArrayBuffer(this.#slotBytes * this.slotCount);
     for (let slot = this.slotCount - 1; slot >= 0; slot--) this.#free.push(slot);
     const threads = options.threads ?? Math.min(4, Math.max(1, availableParallelism()));
+    const ended: Promise<void>[] = [];
     for (let index = 0; index < threads; index++) {
       const worker = new Worker(new URL("./block-worker.ts", import.meta.url));
       // Referenced only while it has jobs (see #run): an idle pool never keeps the process alive, and a
@@ -73,9 +76,11 @@ export class BlockWorkers {
       const thread = { worker, busy: 0 };
       worker.onmessage = (event: MessageEvent<BlockReply>) => this.#settle(event.data);
       worker.onerror = (event) => this.#fail(new Error(`block worker: ${event.message}`));
+      ended.push(new Promise<void>((resolve) => worker.addEventListener("close", () => resolve(), { once: true })));
       worker.postMessage({ kind: "start", memory: this.#memory } satisfies ToBlockWorker);
       this.#threads.push(thread);
     }
+    this.#ended = Promise.all(ended).then(() => undefined);
   }
 
   /** A slot's block memory, `length` bytes (≤ blockSize); waits while every slot is taken. */
@@ -92,7 +97,7 @@ export class BlockWorkers {
     this.#waiting.shift()?.();
   }
 
-  /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `decode`). */
+  /** Where the chunk object of the block in `data`'s slot goes (read a stored chunk into it, then `restore`). */
   objectSpace(data: Uint8Array): Buffer {
     return Buffer.from(this.#memory, this.#slotOf(data) * this.#slotBytes + BLOCK_AT + this.blockSize, this.blockSize + CHUNK_HEADER_BYTES);
   }
@@ -113,26 +118,40 @@ export class BlockWorkers {
   }
 
   /**
-   * Has the stored block of `data`'s slot back: its chunk object read from
+   * Restores the stored block of `data`'s slot: its chunk object read from
    * `chunkFile` (a local file any thread may read) into `objectSpace(data)`,
    * or already put there by the caller (`objectLength` bytes); decoded and
-   * checked against `hash` and the slot's length on a worker thread. The
-   * block (in the slot: a raw object's body is not copied), or why the
-   * chunk cannot give it (missing, damaged). A chunk file that cannot be
-   * read rejects.
+   * checked against `hash` and the slot's length on a worker thread, which
+   * then writes it at `target.position` of the file open as `target.fd`
+   * (a block that fails its check is never written). Undefined once it is
+   * written, else why the chunk cannot give it (missing, damaged). A chunk
+   * file that cannot be read, or a target that cannot be written, rejects.
    */
-  async decode(data: Uint8Array, chunk: { readonly hash: string; readonly chunkFile?: string; readonly objectLength?: number }): Promise<{ readonly block: Buffer } | { readonly problem: string }> {
+  async restore(
+    data: Uint8Array,
+    chunk: { readonly hash: string; readonly chunkFile?: string; readonly objectLength?: number },
+    target: { readonly fd: number; readonly position: number },
+  ): Promise<string | undefined> {
     const blockAt = this.#slotOf(data) * this.#slotBytes + BLOCK_AT;
-    const reply = await this.#run({ kind: "decode", ...chunk, objectAt: blockAt + this.blockSize, capacity: this.blockSize + CHUNK_HEADER_BYTES, at: blockAt, length: data.length });
-    return reply.problem !== undefined ? { problem: reply.problem } : { block: Buffer.from(this.#memory, reply.blockAt!, data.length) };
+    const reply = await this.#run({ kind: "restore", ...chunk, ...target, objectAt: blockAt + this.blockSize, capacity: this.blockSize + CHUNK_HEADER_BYTES, at: blockAt, length: data.length });
+    return reply.problem;
   }
 
-  /** Ends the threads (jobs still running fail). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const { worker } of this.#threads) worker.postMessage({ kind: "stop" } satisfies ToBlockWorker);
-    this.#fail(new Error("block workers closed"));
+  /**
+   * Ends the threads: jobs not answered yet fail at once, though a thread
+   * still runs those it was given before it stops. Resolves once every
+   * thread has ended: awaited before a file that restore jobs write to is
+   * closed (its descriptor number could be another file's by then).
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      for (const { worker } of this.#threads) worker.postMessage({ kind: "stop" } satisfies ToBlockWorker);
+      this.#fail(new Error("block workers closed"));
+      // Referenced until they end, so that awaiting it keeps the process alive.
+      for (const { worker } of this.#threads) worker.ref();
+    }
+    return this.#ended;
   }
 
   #slotOf(view: Uint8Array): number {
