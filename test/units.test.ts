@@ -102,6 +102,29 @@ describe("mapBounded", () => {
     expect(closed).toBe(true);
   });
 
+  test("a consumer that stops early waits for the work still running (what it holds is not reused meanwhile), then closes the source", async () => {
+    let running = 0;
+    let closedWhileRunning: number | undefined;
+    async function* source() {
+      try {
+        for (let i = 0; ; i++) yield i;
+      } finally {
+        closedWhileRunning = running;
+      }
+    }
+    const iterator = mapBounded(source(), async (i) => {
+      running++;
+      await Bun.sleep(i === 0 ? 0 : 20);
+      running--;
+      return i;
+    }, { concurrency: 4 })[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toBe(0);
+    expect(running).toBe(3);
+    await iterator.return?.(undefined);
+    expect(running).toBe(0);
+    expect(closedWhileRunning).toBe(0);
+  });
+
   test("an aborted signal stops the stage", async () => {
     const controller = new AbortController();
     async function* source() {
