@@ -87,6 +87,15 @@ export interface ImageBackupResult {
   readonly bytesSparse: number;
 }
 
+/**
+ * Changed blocks (trusted metadata) up to this many bytes are hashed and
+ * compressed by one thread: at most about a tenth of a second of its work,
+ * overlapping the main thread's reads, claims and writes of the same blocks,
+ * which take longer. A second thread would cost its start-up and a core the
+ * main thread wants (a volume send of 41 MiB: 20 ms less CPU, 15 ms sooner).
+ */
+const SMALL_CHANGE_BYTES = 64 * 1024 * 1024;
+
 /** The blocks an image that grew or shrank since its base must read besides the hinted ones: its last, and any new. */
 function resizedBlocks(baseSize: number, size: number, blockSize: number): number[] {
   if (baseSize === size) return [];
@@ -145,7 +154,8 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
     }
     if (workers?.blockSize !== blockSize) {
       workers?.close();
-      workers = new BlockWorkers(blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize) });
+      const small = base && request.changed && request.changed.read.size * blockSize <= SMALL_CHANGE_BYTES;
+      workers = new BlockWorkers(blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize), ...(small ? { threads: 1 } : {}) });
     }
     const hinted = request.hints
       ? hintedBlocks(readHints(request.hints, size), size, blockSize)
