@@ -168,11 +168,13 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       base && request.hints && hinted ? hintSample(blockCount(size, blockSize), (index) => hinted.read.has(index) || hinted.zero.has(index)) : new Set<number>();
     // Every block read is compared with the base's (with hints too: a hinted block may not have changed), so the
     // base's hashes are those of the blocks read: all of them for a full read, else only the hinted or changed ones
-    // and the sample (20 rows of a 1 % incremental of 4 GiB, not its 1 024; not 262 144 of a 1 TiB image).
+    // and the sample (20 rows of a 1 % incremental of 4 GiB, not its 1 024; not 262 144 of a 1 TiB image). Known
+    // zeros too, hinted or trusted (thin_delta's freed ranges): a block missing from this map counts as zeros in
+    // the base, so a freed block over the base's data would be dropped as unchanged and keep that data.
     const baseHashes = !base
       ? undefined
       : hinted
-        ? await catalog.hashesAt(base.uid, new Set([...hinted.read, ...(request.hints ? hinted.zero : []), ...sample]))
+        ? await catalog.hashesAt(base.uid, new Set([...hinted.read, ...hinted.zero, ...sample]))
         : await catalog.hashesByIndex(base.uid);
     const extents = !base && !hinted ? (size > 0 ? dataExtents(source.fd, size) : []) : undefined;
     const uid = crypto.randomUUID();
