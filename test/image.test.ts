@@ -190,6 +190,26 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(third.json.bytesWritten).toBe(0);
   });
 
+  catalogTest("TestGrownFromShortLastBlock: an image whose last block was short, grown by truncate (no hint names it), backs up with hints and restores whole", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    makeImage(source);
+    writeAt(source, 8 * MiB - BLOCK, randomBytes(BLOCK, 50));
+    truncateSync(source, 8 * MiB - BLOCK / 2); // the last block holds 32 KiB of data
+    const first = await env.backup(source, "vm", BS);
+    // Grown as a VM disk is resized: the rest of that block and a new one are zeros, written by nobody.
+    truncateSync(source, 8 * MiB + BLOCK);
+    const hints = join(env.dir, "diff.json");
+    writeFileSync(hints, "[]");
+    const second = await env.image(["backup", source, "vm", "--from", first, "--hints", hints, "--json", ...BS]);
+    expect(second.exitCode).toBe(0);
+    const out = join(env.dir, "out.img");
+    const restored = await env.image(["restore", second.json.uid, out]);
+    expect(restored.stdout).not.toContain("damaged");
+    expect(restored.exitCode).toBe(0);
+    expect(sameBytes(source, out)).toBe(true);
+  });
+
   catalogTest("issue 15: wrong hints are caught by the sanity check (the block named, no valid version, non-zero exit); hints past the end are refused", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");

@@ -148,6 +148,27 @@ describe.each(["btrfs", "xfs"] as LoopFs[])("reflink sessions on a real %s loop 
       loop.unmount();
     }
   });
+
+  test.skipIf(Boolean(missing))(`TestGrownByTruncate: an image file on ${fs} whose last chunk was short, grown by truncate (no extent moves), receives whole`, async () => {
+    const dir = tempDir(`blaine-volume-grow-${fs}-`, roots);
+    const loop = mountLoopFs(dir, fs);
+    try {
+      const source = join(loop.mountpoint, "vms");
+      mkdirSync(source);
+      const vm = join(source, "vm1");
+      // Data to the end, which is half a chunk in (a whole number of the file system's blocks: nothing is zeroed there).
+      writeFileSync(vm, randomBytes(MiB + CHUNK / 2, 60));
+      const env = await newArchive(source);
+      await env.ok(["add", "vm1"]);
+      const expected = new Map<string, Uint8Array>();
+      await env.sendRecorded(expected, vm);
+      truncateSync(vm, 2 * MiB); // resized as a VM disk is: a hole after the old end
+      expect((await env.sendRecorded(expected, vm)).method).toBe("extents");
+      await expectSessionsEqual(env, "vm1", expected);
+    } finally {
+      loop.unmount();
+    }
+  });
 });
 
 /** A plain directory source (ext4 or tmpfs here: no reflinks, so sends read whole volumes and compare). */

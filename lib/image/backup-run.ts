@@ -96,10 +96,15 @@ export interface ImageBackupResult {
  */
 const SMALL_CHANGE_BYTES = 64 * 1024 * 1024;
 
-/** The blocks an image that grew or shrank since its base must read besides the hinted ones: its last, and any new. */
+/**
+ * The blocks an image that grew or shrank since its base must read besides the hinted ones: its last, the base's
+ * last (short in the base, whole or longer now: the base's row has the old length, and a truncate that grew the
+ * image wrote nothing a hint or an extent would name), and any new.
+ */
 function resizedBlocks(baseSize: number, size: number, blockSize: number): number[] {
   if (baseSize === size) return [];
   const blocks = [blockCount(size, blockSize) - 1];
+  if (baseSize > 0 && baseSize < size) blocks.push(blockCount(baseSize, blockSize) - 1);
   for (let index = blockCount(baseSize, blockSize); index < blockCount(size, blockSize); index++) blocks.push(index);
   return blocks;
 }
