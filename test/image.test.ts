@@ -210,6 +210,22 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(sameBytes(source, out)).toBe(true);
   });
 
+  catalogTest("TestShrunkToNothing: an image emptied since its base backs up with hints (nothing to read) and restores empty", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    makeImage(source);
+    const first = await env.backup(source, "vm", BS);
+    truncateSync(source, 0);
+    const hints = join(env.dir, "diff.json");
+    writeFileSync(hints, "[]");
+    const second = await env.image(["backup", source, "vm", "--from", first, "--hints", hints, "--json", ...BS]);
+    expect(second.stderr).not.toContain("out of range");
+    expect(second.exitCode).toBe(0);
+    const out = join(env.dir, "out.img");
+    expect((await env.image(["restore", second.json.uid, out])).exitCode).toBe(0);
+    expect(statSync(out).size).toBe(0);
+  });
+
   catalogTest("issue 15: wrong hints are caught by the sanity check (the block named, no valid version, non-zero exit); hints past the end are refused", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");

@@ -103,7 +103,8 @@ const SMALL_CHANGE_BYTES = 64 * 1024 * 1024;
  */
 function resizedBlocks(baseSize: number, size: number, blockSize: number): number[] {
   if (baseSize === size) return [];
-  const blocks = [blockCount(size, blockSize) - 1];
+  // An image emptied has no last block.
+  const blocks = size > 0 ? [blockCount(size, blockSize) - 1] : [];
   if (baseSize > 0 && baseSize < size) blocks.push(blockCount(baseSize, blockSize) - 1);
   for (let index = blockCount(baseSize, blockSize); index < blockCount(size, blockSize); index++) blocks.push(index);
   return blocks;
