@@ -41,6 +41,18 @@ const command = {
 const cli = cac("blaine");
 type Flags = Record<string, unknown>;
 
+/**
+ * Each command's definition, in the order `blaine --help` lists them. cac
+ * parses argv once for every command defined, so a command named first on
+ * the line is the only one defined: an image or volume command's start
+ * defined and parsed fifteen it did not run (about 10 ms). Anything else
+ * (help, an option first, an unknown name) defines them all.
+ */
+const definitions = new Map<string, () => unknown>();
+function define(name: string, definition: () => unknown): void {
+  definitions.set(name, definition);
+}
+
 /** Options every command accepts. */
 function common<T extends ReturnType<typeof cli.command>>(command: T): T {
   return command
@@ -52,7 +64,7 @@ function common<T extends ReturnType<typeof cli.command>>(command: T): T {
     .option("--json", "Machine-readable output on stdout") as T;
 }
 
-common(cli.command("run [...args]", "Archive the sources (or run a pipeline script: blaine run ./my-pipeline.ts)"))
+define("run", () => common(cli.command("run [...args]", "Archive the sources (or run a pipeline script: blaine run ./my-pipeline.ts)"))
   .option("--dry-run", "Change nothing; print what would be done")
   .option("--exclude <glob>", "Exclude a name or path glob; a trailing / means a directory (repeatable)")
   .option("--snapraid-conf <file>", "Also exclude what a SnapRAID config excludes")
@@ -78,9 +90,9 @@ common(cli.command("run [...args]", "Archive the sources (or run a pipeline scri
       return (await (await command.init()).runInit({}, createOutput(false))).exitCode;
     }
     return runPipeline(pipeline, settings, createOutput(settings.json));
-  });
+  }));
 
-common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]; clone LABEL DIR; list; forget LABEL --copy N|ID|DIR; retire LABEL; rebuild DIR (a lost disk.json or disk catalog)"))
+define("disk", () => common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --label NAME [--capacity SIZE] [--encrypt gocryptfs|securefs]; clone LABEL DIR; list; forget LABEL --copy N|ID|DIR; retire LABEL; rebuild DIR (a lost disk.json or disk catalog)"))
   .option("--label <name>", "Disk label (disk init; disk rebuild: which disk a DIR that lost its disk.json is)")
   .option("--copy <copy>", "disk rebuild: which copy of the disk a DIR that lost its disk.json is (its id, or the start of it as disk list shows); disk forget: the copy to forget (its number in disk list, its id, or its directory)")
   .option("--capacity <size>", "Most data the disk may hold (disk init)")
@@ -117,56 +129,56 @@ common(cli.command("disk <action> [...args]", "Archive disks: disk init DIR --la
       return (await (await command.diskRebuild()).rebuildDisk(settings, { dir: args[0], force: Boolean(flags.force), ...choice }, output)).exitCode;
     }
     throw new BlaineError(`unknown disk action "${action}" (known: init, clone, list, forget, retire, rebuild)`, ExitCode.usage);
-  });
+  }));
 
-common(cli.command("pending", "Deferred actions waiting for disks and copies that are not mounted"))
+define("pending", () => common(cli.command("pending", "Deferred actions waiting for disks and copies that are not mounted"))
   .option("--disk <label>", "Only this disk's copies")
   .action(async (flags: Flags) => {
     const settings = (await command.archiveSettings()).loadSettings(flags);
     return (await command.pending()).listPending(settings, { disk: singleFlag(flags, "disk") }, createOutput(settings.json)).exitCode;
-  });
+  }));
 
-common(cli.command("whereis [...paths]", "Which disk (and which copies) hold archived paths, directories or globs")).action(async (paths: string[], flags: Flags) => {
+define("whereis", () => common(cli.command("whereis [...paths]", "Which disk (and which copies) hold archived paths, directories or globs")).action(async (paths: string[], flags: Flags) => {
   const settings = (await command.archiveSettings()).loadSettings(flags);
   return (await command.whereis()).whereIs(settings, paths, createOutput(settings.json)).exitCode;
-});
+}));
 
-common(cli.command("catalog <action> [...dirs]", "catalog rebuild --db NEW DIR…: rebuild a lost host catalog from archive disks")).action(
+define("catalog", () => common(cli.command("catalog <action> [...dirs]", "catalog rebuild --db NEW DIR…: rebuild a lost host catalog from archive disks")).action(
   async (action: string, dirs: string[], flags: Flags) => {
     const settings = (await command.archiveSettings()).loadSettings(flags);
     if (action !== "rebuild") throw new BlaineError(`unknown catalog action "${action}" (known: rebuild)`, ExitCode.usage);
     return (await (await command.catalogRebuild()).rebuildCatalog(settings, dirs, createOutput(settings.json))).exitCode;
   },
-);
+));
 
-common(cli.command("status", "Show the archive, its disks and the last run")).action(async (flags: Flags) => {
+define("status", () => common(cli.command("status", "Show the archive, its disks and the last run")).action(async (flags: Flags) => {
   const settings = (await command.archiveSettings()).loadSettings(flags);
   return (await command.status()).archiveStatus(settings, createOutput(settings.json)).exitCode;
-});
+}));
 
-common(cli.command("ls [...globs]", "List archived files (all, or matching paths/globs)")).action(async (globs: string[], flags: Flags) => {
+define("ls", () => common(cli.command("ls [...globs]", "List archived files (all, or matching paths/globs)")).action(async (globs: string[], flags: Flags) => {
   const settings = (await command.archiveSettings()).loadSettings(flags);
   return (await command.ls()).listFiles(settings, globs, createOutput(settings.json));
-});
+}));
 
-common(cli.command("verify", "Re-read every file on the mounted disks and check it against the catalog"))
+define("verify", () => common(cli.command("verify", "Re-read every file on the mounted disks and check it against the catalog"))
   .option("--repair", "Repair damaged files from their PAR2 parity")
   .action(async (flags: Flags) => {
     const settings = (await command.archiveSettings()).loadSettings(flags);
     return (await (await command.verify()).verifyDisks(settings, createOutput(settings.json), undefined, { repair: Boolean(flags.repair) })).exitCode;
-  });
+  }));
 
-common(cli.command("restore [...paths]", "Restore archived paths, directories or globs under --to DIR"))
+define("restore", () => common(cli.command("restore [...paths]", "Restore archived paths, directories or globs under --to DIR"))
   .option("--to <dir>", "Where to restore (files come back at DIR/<absolute path>)")
   .option("--overwrite", "Replace existing files")
   .action(async (paths: string[], flags: Flags) => {
     const settings = (await command.archiveSettings()).loadSettings(flags);
     const result = await (await command.restore()).restoreFiles(settings, { paths, to: singleFlag(flags, "to") as string, overwrite: Boolean(flags.overwrite) }, createOutput(settings.json));
     return result.exitCode;
-  });
+  }));
 
 // The block-image product: its options are its own (--db and --store from [image] of blaine.toml), none of the archive's disks.
-cli
+define("image", () => cli
   .command("image <action> [...args]", "Block images: image backup|ls|restore|scrub|rm|protect|unprotect|cleanup|export|import")
   .option("--config <file>", "Settings file (default: ./blaine.toml; its [image] table)")
   .option("--db <catalog>", "The image catalog: an SQLite file (backup and import create it) or postgres://…; without it ls and restore read the store alone")
@@ -186,38 +198,38 @@ cli
   .option("--keep-days <days>", "rm: versions younger than this need --force (default 6)")
   .option("--grace <duration>", "cleanup: how long removed versions' chunks are kept (default 1h)")
   .option("--full", "cleanup: also delete chunks no version references (from killed backups)")
-  .action(async (action: string, args: string[], flags: Flags) => (await command.image()).runImageCommand(action, args, flags));
+  .action(async (action: string, args: string[], flags: Flags) => (await command.image()).runImageCommand(action, args, flags)));
 
 // par2cmdline's short options (-r10, -s 4096) are parsed by the command itself, from the raw arguments.
-cli
+define("par2", () => cli
   .command("par2 [action] [...args]", "PAR2 recovery sets: par2 create|verify|repair SET.par2 [FILE…] (par2cmdline's options)")
   .allowUnknownOptions()
   .action(async (action: string | undefined) => {
     const raw = process.argv.slice(2);
     return (await command.par2()).par2Command(action, raw.slice(raw.indexOf("par2") + 2), createOutput);
-  });
+  }));
 
-common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {
+define("doctor", () => common(cli.command("doctor", "Check this machine: external tools, FUSE, device-mapper, the catalog and disks")).action(async (flags: Flags) => {
   const settings = (await command.archiveSettings()).loadSettings(flags);
   return (await (await command.doctor()).runDoctor(settings, createOutput(settings.json))).exitCode;
-});
+}));
 
-common(cli.command("mount <label> <mountpoint>", "Mount an encrypted disk read-only to browse it (LABEL or the disk's DIR)")).action(
+define("mount", () => common(cli.command("mount <label> <mountpoint>", "Mount an encrypted disk read-only to browse it (LABEL or the disk's DIR)")).action(
   async (label: string, mountpoint: string, flags: Flags) => {
     const settings = (await command.archiveSettings()).loadSettings(flags);
     await (await command.mount()).mountDiskForBrowsing(settings, label, mountpoint, createOutput(settings.json));
     return ExitCode.ok;
   },
-);
+));
 
-common(cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount")).action(
+define("unmount", () => common(cli.command("unmount <mountpoint>", "Unmount a disk mounted with blaine mount")).action(
   async (mountpoint: string, flags: Flags) => {
     await (await command.mount()).unmountBrowsing(mountpoint, createOutput(Boolean(flags.json)));
     return ExitCode.ok;
   },
-);
+));
 
-common(cli.command("init", "Set up an archive: questions on a terminal, or --yes with flags; writes blaine.toml"))
+define("init", () => common(cli.command("init", "Set up an archive: questions on a terminal, or --yes with flags; writes blaine.toml"))
   .option("--yes", "Ask nothing: every answer from flags")
   .option("--source <dir>", "A directory to archive (repeatable)")
   .option("--exclude <glob>", "Exclude pattern (repeatable)")
@@ -230,10 +242,10 @@ common(cli.command("init", "Set up an archive: questions on a terminal, or --yes
   .option("--parity-engine <name>", "builtin (default), parpar or par2")
   .option("--copier <name>", "builtin (default) or dc3dd")
   .option("--force", "Replace an existing blaine.toml (--yes)")
-  .action(async (flags: Flags) => (await (await command.init()).runInit(flags, createOutput(Boolean(flags.json)))).exitCode);
+  .action(async (flags: Flags) => (await (await command.init()).runInit(flags, createOutput(Boolean(flags.json)))).exitCode));
 
 // The volume product: its archive's settings live in its catalog (--db) and on its destination.
-cli
+define("volume", () => cli
   .command("volume [...args]", "Volume archives with sessions (sparsebak's verbs): volume arch-init|add|delete|list|send|receive|verify|prune|monitor|diff|arch-deduplicate|arch-delete")
   .option("--config <file>", "Settings file (default: ./blaine.toml; its [volume] table)")
   .option("--db <catalog>", "The archive's catalog: an SQLite file or postgres://… (the same catalog blaine image reads)")
@@ -250,10 +262,10 @@ cli
   .option("--save-to <path>", "receive: the file or device the volume is written to")
   .option("--remap", "diff: add the differing chunks to the change map")
   .option("-u, --unattended", "delete, arch-delete: ask nothing")
-  .action(async (args: string[], flags: Flags) => (await command.volume()).runVolume(args, flags, createOutput(Boolean(flags.json))));
+  .action(async (args: string[], flags: Flags) => (await command.volume()).runVolume(args, flags, createOutput(Boolean(flags.json)))));
 
 // The mirror product has its own configuration (mnemosyne's JSON), so none of the archive's common flags.
-cli
+define("mirror", () => cli
   .command("mirror [...args]", "Encrypted mirrors with rotated snapshots: mirror init-key|init-store|backup|mount DIR|unmount|list|restore PATH --to DIR|verify-environment -c FILE.json")
   .option("-c, --config <file>", "The mirror's configuration (mnemosyne's JSON)")
   .option("--from <snapshot>", "restore: the snapshot KEY-YYYYMMDD-HHMMSS (default: the newest holding PATH)")
@@ -264,8 +276,10 @@ cli
   .option("--backup", "mnemosyne's spelling of backup")
   .option("--mount", "mnemosyne's spelling of mount")
   .option("--verify-environment", "mnemosyne's spelling of verify-environment")
-  .action(async (args: string[], flags: Flags) => (await command.mirror()).runMirror(args, flags, createOutput(Boolean(flags.json))));
+  .action(async (args: string[], flags: Flags) => (await command.mirror()).runMirror(args, flags, createOutput(Boolean(flags.json)))));
 
+const asked = definitions.get(process.argv[2] ?? "");
+for (const definition of asked ? [asked] : definitions.values()) definition();
 cli.help();
 cli.version("0.1.0");
 
