@@ -11,7 +11,7 @@ import { BackupCounts, type BlockRef } from "./stages/types.ts";
 import type { Compression } from "./store/chunk-format.ts";
 import { BACKUP_SLOT_BYTES, BlockWorkers } from "./workers/block-workers.ts";
 import type { ChunkStore } from "./store/chunk-store.ts";
-import { blockLine, blockLinesOf, lineIndex, lineIsValid, versionDocOfLines, versionDocText } from "./version-doc.ts";
+import { allLinesValid, blockLine, docLinesOf, lineCount, spliceLines, versionDocOfParts, versionDocText } from "./version-doc.ts";
 
 /** What a backup is asked to do (`blaine image backup SOURCE NAME …`). */
 export interface ImageBackupRequest {
@@ -74,6 +74,12 @@ export interface ImageBackupRun {
    * base's. Undefined when every block is read.
    */
   readonly onlyBlocks: ReadonlySet<number> | undefined;
+  /**
+   * The base's document in the store, read while the blocks are (with
+   * onlyBlocks: the version's is made over it); undefined when it cannot
+   * be read or is not wanted.
+   */
+  readonly baseDoc: Promise<Uint8Array | undefined> | undefined;
   /** The blocks to read, in order. */
   refs(): AsyncGenerator<BlockRef>;
 }
@@ -214,6 +220,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       seen: new Set(),
       baseCopy: base ? new BaseCopy(catalog, uid, base.uid, blockCount(size, blockSize)) : undefined,
       onlyBlocks: base && hinted ? new Set([...hinted.read, ...hinted.zero, ...sample]) : undefined,
+      baseDoc: base && hinted && base.size <= size ? store.getVersionDocBytes(base.uid).catch(() => undefined) : undefined,
       refs: () => {
         if (hinted) return hintedBlockRefs(hinted, size, blockSize, sample);
         return base ? everyBlock(size, blockSize) : allocatedBlocks(extents, size, blockSize);
@@ -240,7 +247,7 @@ export async function finishImageBackup(run: ImageBackupRun): Promise<ImageBacku
   // Sparse: the image's zeros, stored nowhere (holes never read, zero blocks found, zeros inherited).
   const totals = { bytesRead: counts.bytesRead, bytesWritten: counts.bytesWritten, bytesDeduplicated: counts.bytesDeduplicated, bytesSparse: run.size - doc.dataBytes };
   // The store's copy first: a version the catalog calls valid can always be restored from the store alone.
-  await run.store.putVersionDoc(run.uid, doc.text({ ...version, ...totals, status: "valid" }));
+  await run.store.putVersionDoc(run.uid, doc.doc({ ...version, ...totals, status: "valid" }));
   await catalog.finishVersion(run.uid, "valid", totals);
   return { uid: run.uid, status: "valid", ...totals };
 }
@@ -248,7 +255,7 @@ export async function finishImageBackup(run: ImageBackupRun): Promise<ImageBacku
 /** A finished version's document (given its row with the final counts) and the bytes its blocks hold. */
 interface FinishedDoc {
   readonly dataBytes: number;
-  text(version: VersionRow): string;
+  doc(version: VersionRow): string | Uint8Array;
 }
 
 /** The version's document from its rows in the catalog, all of them read back. */
@@ -259,7 +266,7 @@ async function docFromCatalog(run: ImageBackupRun, version: VersionRow): Promise
     blocks.push(block);
     if (block.hash) dataBytes += block.size;
   }
-  return { dataBytes, text: (finished) => versionDocText(finished, blocks) };
+  return { dataBytes, doc: (finished) => versionDocText(finished, blocks) };
 }
 
 /**
@@ -269,7 +276,9 @@ async function docFromCatalog(run: ImageBackupRun, version: VersionRow): Promise
  * the version's rows at the blocks read in their place (from the catalog:
  * the backup's own, or the base's it left). Reading every row back was most
  * of a small incremental's finish (32 768 rows for a 1 % change of a 4 GiB
- * volume).
+ * volume). The base's document is read while the blocks are, and spliced
+ * as bytes (see spliceLines): its lines are never split, joined or
+ * re-encoded.
  *
  * The base's copy holds its rows as they were when it was finished; since
  * then only valid flags can have changed, and a scrub that finds a chunk
@@ -282,42 +291,26 @@ async function docFromCatalog(run: ImageBackupRun, version: VersionRow): Promise
  */
 async function docOverBase(run: ImageBackupRun, version: VersionRow): Promise<FinishedDoc | undefined> {
   const { base, onlyBlocks, catalog } = run;
-  if (!base || !onlyBlocks || base.size > run.size || (await catalog.version(base.uid))?.status !== "valid") return undefined;
-  const baseText = await run.store.getVersionDoc(base.uid).catch(() => undefined);
-  const baseLines = baseText === undefined ? undefined : blockLinesOf(baseText);
-  if (!baseLines || !baseLines.every(lineIsValid)) return undefined;
+  if (!base || !onlyBlocks || !run.baseDoc || base.size > run.size || (await catalog.version(base.uid))?.status !== "valid") return undefined;
+  const baseBytes = await run.baseDoc;
+  const baseDoc = baseBytes === undefined ? undefined : docLinesOf(baseBytes);
+  if (!baseDoc || !allLinesValid(baseDoc)) return undefined;
   const read = [...onlyBlocks].sort((a, b) => a - b);
   const rows = await catalog.blocksAt(version.uid, read);
   if ([...rows.values()].some((row) => !row.valid)) return undefined;
-  const lines: string[] = [];
-  let next = 0;
-  for (const index of read) {
-    // The base's lines before this block, then the version's row here (if it has one) instead of the base's.
-    const at = firstLineFrom(baseLines, next, index);
-    while (next < at) lines.push(baseLines[next++]!);
-    if (next < baseLines.length && lineIndex(baseLines[next]!) === index) next++;
+  const { parts, dropped, added } = spliceLines(baseDoc, read, (index) => {
     const row = rows.get(index);
-    if (row) lines.push(blockLine(row));
-  }
-  while (next < baseLines.length) lines.push(baseLines[next++]!);
-  if (lines.length !== (await catalog.blockRowCount(version.uid))) return undefined;
-  // The bytes of data: the base's (its size less its sparse bytes), less its rows at the blocks read, plus the version's.
+    return row && blockLine(row);
+  });
+  if (lineCount(baseDoc) - dropped.length + added !== (await catalog.blockRowCount(version.uid))) return undefined;
+  // The bytes of data: the base's (its size less its sparse bytes), less its lines at the blocks read, plus the version's rows there.
   let dataBytes = base.size - base.bytesSparse;
-  for (const row of (await catalog.blocksAt(base.uid, read)).values()) if (row.hash) dataBytes -= row.size;
-  for (const row of rows.values()) if (row.hash) dataBytes += row.size;
-  return { dataBytes, text: (finished) => versionDocOfLines(finished, lines) };
-}
-
-/** The first of `lines` (in index order) from `from` on whose block index is `index` or more (binary search). */
-function firstLineFrom(lines: readonly string[], from: number, index: number): number {
-  let low = from;
-  let high = lines.length;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    if (lineIndex(lines[middle]!) < index) low = middle + 1;
-    else high = middle;
+  for (const line of dropped) {
+    const [, hash, size] = JSON.parse(line) as [number, string | null, number];
+    if (hash) dataBytes -= size;
   }
-  return low;
+  for (const found of rows.values()) if (found.hash) dataBytes += found.size;
+  return { dataBytes, doc: (finished) => versionDocOfParts(finished, parts) };
 }
 
 /** A backup that failed (not killed): its version is removed, its new chunks left to cleanup. */

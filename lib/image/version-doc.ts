@@ -37,6 +37,12 @@ export function blockLine(block: BlockRow): string {
 
 /** The document of `version` whose blocks are these lines, in index order. */
 export function versionDocOfLines(version: VersionRow, lines: readonly string[]): string {
+  // One block per line: a 1 TiB version is 262 144 short lines, greppable and diffable.
+  return `${docHead(version)}${BLOCKS_OPEN}${lines.join(",\n")}${BLOCKS_CLOSE}`;
+}
+
+/** The document's text before its block lines' opening. */
+function docHead(version: VersionRow): string {
   const head = JSON.stringify(
     {
       format: VERSION_DOC_FORMAT,
@@ -46,34 +52,127 @@ export function versionDocOfLines(version: VersionRow, lines: readonly string[])
     null,
     1,
   );
-  // One block per line: a 1 TiB version is 262 144 short lines, greppable and diffable.
-  return `${head.slice(0, -2)},\n${BLOCKS_OPEN}${lines.join(",\n")}${BLOCKS_CLOSE}`;
+  return `${head.slice(0, -2)},\n`;
 }
 
 const BLOCKS_OPEN = ' "blocks": [\n';
 const BLOCKS_CLOSE = "\n ]\n}\n";
+const CLOSE_BYTES = Buffer.from(BLOCKS_CLOSE);
+const NEWLINE = 0x0a;
+const LINE_SEPARATOR = Buffer.from(",\n");
 
 /**
- * The block lines of a document laid out as versionDocText lays it out (a
- * base's copy in the store, which a new version's document is made over),
- * or undefined for any other layout. Lines are not checked one by one: a
- * caller checks what it made against the catalog.
+ * A document's bytes laid out as versionDocText lays them out (a base's
+ * copy in the store, which a new version's document is made over), and
+ * where its block lines are: `bytes[start, end)`, lines joined by ",\n",
+ * each `[index,hash,size,valid]` in ASCII. Worked on as bytes, never as a
+ * string: splitting a 4 GiB volume's 32 768 lines, joining them and
+ * encoding the result again was most of a small session's document.
  */
-export function blockLinesOf(text: string): string[] | undefined {
-  const open = text.indexOf(`\n${BLOCKS_OPEN}`);
-  if (open < 0 || !text.endsWith(BLOCKS_CLOSE)) return undefined;
-  const body = text.slice(open + 1 + BLOCKS_OPEN.length, text.length - BLOCKS_CLOSE.length);
-  return body === "" ? [] : body.split(",\n");
+export interface DocLines {
+  readonly bytes: Buffer;
+  readonly start: number;
+  readonly end: number;
 }
 
-/** The block index a line of blockLinesOf starts with. */
-export function lineIndex(line: string): number {
-  return Number.parseInt(line.slice(1), 10);
+/** The block lines of a document (see DocLines), or undefined for any other layout. Lines are not checked one by one: a caller checks what it made against the catalog. */
+export function docLinesOf(bytes: Uint8Array): DocLines | undefined {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const open = buffer.indexOf(`\n${BLOCKS_OPEN}`);
+  const end = buffer.length - CLOSE_BYTES.length;
+  const start = open + 1 + BLOCKS_OPEN.length;
+  if (open < 0 || end < start || !buffer.subarray(end).equals(CLOSE_BYTES)) return undefined;
+  return { bytes: buffer, start, end };
 }
 
-/** Whether a line of blockLinesOf says its block is valid (no scrub found its chunk bad). */
-export function lineIsValid(line: string): boolean {
-  return line.endsWith(",1]");
+/**
+ * Whether every line says its block is valid (no scrub found its chunk
+ * bad): no line ends `,0]`, which only a valid flag of 0 can spell (a hash
+ * is quoted hex, a size is followed by the flag).
+ */
+export function allLinesValid(doc: DocLines): boolean {
+  const at = doc.bytes.indexOf(",0]", doc.start);
+  return at < 0 || at >= doc.end;
+}
+
+/** How many block lines the document has. */
+export function lineCount(doc: DocLines): number {
+  if (doc.start === doc.end) return 0;
+  let count = 1;
+  for (let at = doc.bytes.indexOf(NEWLINE, doc.start); at >= 0 && at < doc.end; at = doc.bytes.indexOf(NEWLINE, at + 1)) count++;
+  return count;
+}
+
+/**
+ * The block lines of a version made over a base's document: the base's
+ * lines, with those of the blocks at `indexes` (ascending) replaced by
+ * `lineAt(index)`, or dropped where that gives none (and a line added where
+ * the base had none). `parts` are byte ranges of the base's document and
+ * the new lines, to be joined by ",\n"; `dropped` the base's lines taken out.
+ */
+export function spliceLines(doc: DocLines, indexes: readonly number[], lineAt: (index: number) => string | undefined): { parts: Uint8Array[]; dropped: string[]; added: number } {
+  const { bytes, end } = doc;
+  const parts: Uint8Array[] = [];
+  const dropped: string[] = [];
+  let added = 0;
+  let cursor = doc.start;
+  for (const index of indexes) {
+    const at = firstLineFrom(doc, cursor, index);
+    // The base's whole lines before this block's, without the separator after the last of them.
+    if (at > cursor) parts.push(bytes.subarray(cursor, at === end ? end : at - LINE_SEPARATOR.length));
+    cursor = at;
+    if (at < end && indexAt(bytes, at) === index) {
+      const next = nextLine(doc, at);
+      dropped.push(bytes.toString("latin1", at, next === end ? end : next - LINE_SEPARATOR.length));
+      cursor = next;
+    }
+    const line = lineAt(index);
+    if (line !== undefined) {
+      parts.push(Buffer.from(line, "latin1"));
+      added++;
+    }
+  }
+  if (cursor < end) parts.push(bytes.subarray(cursor, end));
+  return { parts, dropped, added };
+}
+
+/** The document of `version` whose block lines are `parts` (see spliceLines), as the store keeps it. */
+export function versionDocOfParts(version: VersionRow, parts: readonly Uint8Array[]): Buffer {
+  const pieces: Uint8Array[] = [Buffer.from(`${docHead(version)}${BLOCKS_OPEN}`)];
+  parts.forEach((part, at) => {
+    if (at > 0) pieces.push(LINE_SEPARATOR);
+    pieces.push(part);
+  });
+  pieces.push(CLOSE_BYTES);
+  return Buffer.concat(pieces);
+}
+
+/** The block index of the line starting at `at`: the digits after its "[". */
+function indexAt(bytes: Buffer, at: number): number {
+  let index = 0;
+  for (let digit = at + 1; bytes[digit]! >= 0x30 && bytes[digit]! <= 0x39; digit++) index = index * 10 + bytes[digit]! - 0x30;
+  return index;
+}
+
+/** Where the line after the one starting at `at` starts (`end` after the last). */
+function nextLine(doc: DocLines, at: number): number {
+  const newline = doc.bytes.indexOf(NEWLINE, at);
+  return newline < 0 || newline >= doc.end ? doc.end : newline + 1;
+}
+
+/** The start of the first line from the line start `from` on whose block index is `index` or more (`end`: none), by bisection over the bytes. */
+function firstLineFrom(doc: DocLines, from: number, index: number): number {
+  let low = from;
+  let high = doc.end;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    // The start of the line holding `middle`: never before `low`, itself a line's start.
+    const newline = doc.bytes.lastIndexOf(NEWLINE, middle - 1);
+    const line = newline < low ? low : newline + 1;
+    if (indexAt(doc.bytes, line) < index) low = nextLine(doc, line);
+    else high = line;
+  }
+  return low;
 }
 
 const STATUSES: readonly VersionStatus[] = ["incomplete", "valid", "invalid"];

@@ -39,8 +39,11 @@ export interface ChunkStore {
   deleteChunk(hash: string): Promise<void>;
   /** Every chunk's hash, a page at a time. */
   listChunks(): AsyncGenerator<string[]>;
-  putVersionDoc(uid: string, text: string): Promise<void>;
+  /** A version's document, given as text or (made over a base's, see spliceLines) as its UTF-8 bytes. */
+  putVersionDoc(uid: string, doc: string | Uint8Array): Promise<void>;
   getVersionDoc(uid: string): Promise<string | undefined>;
+  /** The document's bytes, undecoded (a new version's is made over them). */
+  getVersionDocBytes(uid: string): Promise<Uint8Array | undefined>;
   deleteVersionDoc(uid: string): Promise<void>;
   listVersionDocs(): Promise<string[]>;
   /** A named document the store keeps for a product built on it (a volume archive's settings): written whole, atomically. */

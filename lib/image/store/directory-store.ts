@@ -158,14 +158,18 @@ export class DirectoryStore implements ChunkStore {
     }
   }
 
-  async putVersionDoc(uid: string, text: string): Promise<void> {
-    await writeFileAtomicAsync(join(this.#versions, `${uid}.json`), Buffer.from(text));
+  async putVersionDoc(uid: string, doc: string | Uint8Array): Promise<void> {
+    await writeFileAtomicAsync(join(this.#versions, `${uid}.json`), typeof doc === "string" ? Buffer.from(doc) : doc);
     fsyncDirectory(this.#versions);
   }
 
   async getVersionDoc(uid: string): Promise<string | undefined> {
+    return (await this.getVersionDocBytes(uid))?.toString("utf8");
+  }
+
+  async getVersionDocBytes(uid: string): Promise<Buffer | undefined> {
     try {
-      return await readFile(join(this.#versions, `${uid}.json`), "utf8");
+      return await readFile(join(this.#versions, `${uid}.json`));
     } catch (error) {
       if (errnoCode(error) === "ENOENT") return undefined;
       throw error;

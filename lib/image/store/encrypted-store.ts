@@ -185,16 +185,20 @@ class EncryptedStore implements ChunkStore {
     for await (const page of this.#inner.listChunks()) yield page.map((name) => this.#keys.chunkHash(name));
   }
 
-  putVersionDoc(uid: string, text: string): Promise<void> {
-    return this.#inner.putVersionDoc(this.#keys.versionName(uid), this.#keys.seal(SealedKind.versionDoc, uid, Buffer.from(text)).toString("base64"));
+  putVersionDoc(uid: string, doc: string | Uint8Array): Promise<void> {
+    return this.#inner.putVersionDoc(this.#keys.versionName(uid), this.#keys.seal(SealedKind.versionDoc, uid, typeof doc === "string" ? Buffer.from(doc) : doc).toString("base64"));
   }
 
   async getVersionDoc(uid: string): Promise<string | undefined> {
+    return (await this.getVersionDocBytes(uid))?.toString("utf8");
+  }
+
+  async getVersionDocBytes(uid: string): Promise<Buffer | undefined> {
     const sealed = await this.#inner.getVersionDoc(this.#keys.versionName(uid));
     if (sealed === undefined) return undefined;
-    const text = this.#keys.open(SealedKind.versionDoc, uid, Buffer.from(sealed.trim(), "base64"));
-    if (!text) throw new BlaineError(`store ${this.name}: the metadata of version ${uid} does not decrypt (damaged on the destination)`, ExitCode.damage);
-    return text.toString("utf8");
+    const bytes = this.#keys.open(SealedKind.versionDoc, uid, Buffer.from(sealed.trim(), "base64"));
+    if (!bytes) throw new BlaineError(`store ${this.name}: the metadata of version ${uid} does not decrypt (damaged on the destination)`, ExitCode.damage);
+    return bytes;
   }
 
   deleteVersionDoc(uid: string): Promise<void> {

@@ -144,13 +144,17 @@ export class S3Store implements ChunkStore {
     }
   }
 
-  async putVersionDoc(uid: string, text: string): Promise<void> {
-    await retrying(() => this.#client.write(this.#key(`versions/${uid}.json`), text));
+  async putVersionDoc(uid: string, doc: string | Uint8Array): Promise<void> {
+    await retrying(() => this.#client.write(this.#key(`versions/${uid}.json`), doc));
   }
 
   async getVersionDoc(uid: string): Promise<string | undefined> {
+    return (await this.getVersionDocBytes(uid))?.toString("utf8");
+  }
+
+  async getVersionDocBytes(uid: string): Promise<Buffer | undefined> {
     try {
-      return await retrying(() => this.#client.file(this.#key(`versions/${uid}.json`)).text());
+      return Buffer.from(await retrying(() => this.#client.file(this.#key(`versions/${uid}.json`)).bytes()));
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw error;

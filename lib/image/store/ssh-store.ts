@@ -99,13 +99,17 @@ export class SshStore implements ChunkStore {
     for (const page of pages) yield (await page).filter((name) => HASH_PATTERN.test(name)).sort();
   }
 
-  putVersionDoc(uid: string, text: string): Promise<void> {
-    return this.#write(`versions/${uid}.json`, Buffer.from(text), true);
+  putVersionDoc(uid: string, doc: string | Uint8Array): Promise<void> {
+    return this.#write(`versions/${uid}.json`, typeof doc === "string" ? Buffer.from(doc) : doc, true);
   }
 
   async getVersionDoc(uid: string): Promise<string | undefined> {
+    return (await this.getVersionDocBytes(uid))?.toString("utf8");
+  }
+
+  async getVersionDocBytes(uid: string): Promise<Buffer | undefined> {
     const bytes = await this.#shell.get(`versions/${uid}.json`);
-    return bytes && Buffer.from(bytes).toString("utf8");
+    return bytes && Buffer.from(bytes);
   }
 
   deleteVersionDoc(uid: string): Promise<void> {
