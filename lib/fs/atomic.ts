@@ -94,8 +94,11 @@ export async function fsyncFileAsync(path: string): Promise<void> {
   await fsyncAsync(path, { refusedOnDirectories: false });
 }
 
+/** node:fs/promises, loaded on first use and kept: an import() per call (a chunk written, a directory synced) was a trip through the module loader each time. */
+let fsPromises: typeof import("node:fs/promises") | undefined;
+
 async function fsyncAsync(path: string, options: { readonly refusedOnDirectories: boolean }): Promise<void> {
-  const { open } = await import("node:fs/promises");
+  const { open } = (fsPromises ??= await import("node:fs/promises"));
   const handle = await open(fsPath(path), "r");
   try {
     await handle.sync();
@@ -141,7 +144,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
  * syncfs of the whole file system (the rename still makes it all or nothing).
  */
 export async function writeFileAtomicAsync(path: string, data: Uint8Array, options: { readonly sync?: boolean } = {}): Promise<void> {
-  const { rename, rm, writeFile } = await import("node:fs/promises");
+  const { rename, rm, writeFile } = (fsPromises ??= await import("node:fs/promises"));
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`);
   try {
     // One trip to the I/O threads for the temp (made new, written, fsynced by `flush`, closed), not four:

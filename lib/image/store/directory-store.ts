@@ -101,7 +101,9 @@ export class DirectoryStore implements ChunkStore {
   async flush(): Promise<void> {
     const dirs = [...this.#unsynced];
     this.#unsynced.clear();
-    for (const dir of dirs) await fsyncDirectoryAsync(dir);
+    // All at once: one after another, each fsync's three trips to the I/O threads (open, sync, close) waited for
+    // the last (a 1 % send of a 4 GiB volume touches some 200 of the 256 directories, at the end of its pipeline).
+    await Promise.all(dirs.map((dir) => fsyncDirectoryAsync(dir)));
   }
 
   async getChunk(hash: string): Promise<Uint8Array | undefined> {
