@@ -50,6 +50,24 @@ describe("BaseCopy on SQLite", () => {
     }
   });
 
+  test("TestWritersTakeTurns: the copy's range, the backup's claims and its block rows begun in the same turn on one connection each run whole", async () => {
+    const { catalog, baseRows } = await catalogWithBase(join(dir, "images.db"), 2500);
+    try {
+      // On the backup's thread the copy's transactions share the connection with the pipeline's: begun while another
+      // is open, SQLite refused the second BEGIN ("cannot start a transaction within a transaction").
+      const written = { idx: 7, hash: "f".repeat(64), size: 4096, valid: true };
+      const outcomes = await Promise.allSettled([
+        catalog.writeBlocks("new", [written], [{ hash: written.hash, size: 4096 }]),
+        catalog.copyBaseBlocks("new", "base", 0, 2500),
+        catalog.claimHashes("new", ["e".repeat(64)], { host: "test", pid: process.pid }),
+      ]);
+      expect(outcomes.map((outcome) => (outcome.status === "rejected" ? String(outcome.reason) : "done"))).toEqual(["done", "done", "done"]);
+      expect(await rowsOf(catalog, "new")).toEqual(baseRows.map((row) => (row.idx === 7 ? written : row)));
+    } finally {
+      await catalog.close();
+    }
+  });
+
   test("TestBaseRemovedDuringCopy: a base removed before the copy fails it, naming the base", async () => {
     const { catalog } = await catalogWithBase(join(dir, "images.db"), 100);
     try {

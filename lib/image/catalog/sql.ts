@@ -94,28 +94,36 @@ function openSqlite(path: string, create: boolean): ImageSql {
     return statement;
   };
   let gate: WriterGate | undefined;
+  // This connection's transactions one after another: a backup's claims, its block rows and its base's copy (on
+  // this thread when short) are begun by different stages, and one begun while another is open on the connection
+  // failed its BEGIN (SQLite has no nesting); its ROLLBACK would have ended the other's.
+  let turn: Promise<unknown> = Promise.resolve();
   const runner: ImageSql = {
     dialect: "sqlite",
     name,
     file: path,
     all: async <T>(text: string, params: readonly unknown[] = []) => prepared(text).all(...(params as never[])) as T[],
     run: async (text, params = []) => void prepared(text).run(...(params as never[])),
-    transaction: async (fn) => {
-      const passed = gate;
-      await passed?.enter();
-      try {
-        db.exec("BEGIN IMMEDIATE");
+    transaction: <T>(fn: (tx: ImageSql) => Promise<T>): Promise<T> => {
+      const mine = turn.then(async () => {
+        const passed = gate;
+        await passed?.enter();
         try {
-          const result = await fn(runner);
-          db.exec("COMMIT");
-          return result;
-        } catch (error) {
-          db.exec("ROLLBACK");
-          throw error;
+          db.exec("BEGIN IMMEDIATE");
+          try {
+            const result = await fn(runner);
+            db.exec("COMMIT");
+            return result;
+          } catch (error) {
+            db.exec("ROLLBACK");
+            throw error;
+          }
+        } finally {
+          passed?.leave();
         }
-      } finally {
-        passed?.leave();
-      }
+      });
+      turn = mine.catch(() => {});
+      return mine;
     },
     passWritesThrough: (next) => {
       gate = next;
