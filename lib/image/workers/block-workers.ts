@@ -14,6 +14,13 @@ export const RESTORE_POOL: BlockWorkersOptions = { slots: 8 };
 /** A job as the pool is asked it (the pool numbers it). */
 type Job = Omit<HashJob, "id"> | Omit<EncodeJob, "id"> | Omit<RestoreJob, "id">;
 
+/** A thread of the pool: its jobs not answered yet, and its end. */
+interface Thread {
+  readonly worker: Worker;
+  busy: number;
+  readonly ended: Promise<void>;
+}
+
 export interface BlockWorkersOptions {
   /** Block slots: the most blocks held at once, whatever the image's size. @default 12 */
   readonly slots?: number;
@@ -43,10 +50,9 @@ export class BlockWorkers {
   readonly #slotBytes: number;
   readonly #free: number[] = [];
   readonly #waiting: (() => void)[] = [];
-  readonly #threads: { worker: Worker; busy: number }[] = [];
-  readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: { worker: Worker; busy: number } }>();
-  /** Every thread ended (its `close` event): a thread ends after the jobs it was given and the stop. */
-  readonly #ended: Promise<void>;
+  /** Each thread, the jobs it has not answered, and its end (its `close` event: after the jobs it was given and the stop). */
+  readonly #threads: Thread[] = [];
+  readonly #pending = new Map<number, { resolve: (reply: BlockReply) => void; reject: (error: Error) => void; thread: Thread }>();
   #nextId = 1;
   #closed = false;
 
@@ -66,21 +72,28 @@ export class BlockWorkers {
     this.#slotBytes = BLOCK_AT + Math.ceil((2 * blockSize + CHUNK_HEADER_BYTES) / 4096) * 4096;
     this.#memory = new SharedArrayBuffer(this.#slotBytes * this.slotCount);
     for (let slot = this.slotCount - 1; slot >= 0; slot--) this.#free.push(slot);
-    const threads = options.threads ?? Math.min(4, Math.max(1, availableParallelism()));
-    const ended: Promise<void>[] = [];
-    for (let index = 0; index < threads; index++) {
+    this.grow(options.threads);
+  }
+
+  /**
+   * Starts threads until the pool has `threads` (the cores, at most 4, by
+   * default): a pool started with one, to boot while a backup loads and
+   * opens the rest, gets the others once the backup knows its work is not
+   * small. Nothing once the pool is closed.
+   */
+  grow(threads = Math.min(4, Math.max(1, availableParallelism()))): void {
+    while (!this.#closed && this.#threads.length < threads) {
       const worker = new Worker(new URL("./block-worker.ts", import.meta.url));
       // Referenced only while it has jobs (see #run): an idle pool never keeps the process alive, and a
       // pool waiting on an unreferenced worker made Bun's event loop spin (a core busy doing nothing).
       worker.unref();
-      const thread = { worker, busy: 0 };
+      const ended = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve(), { once: true }));
+      const thread: Thread = { worker, busy: 0, ended };
       worker.onmessage = (event: MessageEvent<BlockReply>) => this.#settle(event.data);
       worker.onerror = (event) => this.#fail(new Error(`block worker: ${event.message}`));
-      ended.push(new Promise<void>((resolve) => worker.addEventListener("close", () => resolve(), { once: true })));
       worker.postMessage({ kind: "start", memory: this.#memory } satisfies ToBlockWorker);
       this.#threads.push(thread);
     }
-    this.#ended = Promise.all(ended).then(() => undefined);
   }
 
   /** A slot's block memory, `length` bytes (≤ blockSize); waits while every slot is taken. */
@@ -151,7 +164,7 @@ export class BlockWorkers {
       // Referenced until they end, so that awaiting it keeps the process alive.
       for (const { worker } of this.#threads) worker.ref();
     }
-    return this.#ended;
+    return Promise.all(this.#threads.map((thread) => thread.ended)).then(() => undefined);
   }
 
   #slotOf(view: Uint8Array): number {
