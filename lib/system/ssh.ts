@@ -1,6 +1,5 @@
 import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { childEnvironment, hasProgram } from "./exec.ts";
-import { notInstalled } from "./tool-versions.ts";
 
 /**
  * The system's `ssh`, as one long-lived connection whose stdin and stdout
@@ -91,7 +90,11 @@ export class SshChannel {
   /** Starts ssh running `remoteCommand` on the destination. */
   static open(destination: SshDestination, remoteCommand: string): SshChannel {
     const argv = sshArgv(destination, remoteCommand);
-    if (!hasProgram(argv[0])) throw new BlaineError(`ssh destination ${destination.url}: ${notInstalled(argv[0])}`, ExitCode.failure);
+    if (!hasProgram(argv[0])) {
+      // The table of tools (and the FUSE and cipher modules it names) loaded only to say this, not by every ssh:// URL parsed.
+      const { notInstalled } = require("./tool-versions.ts") as typeof import("./tool-versions.ts");
+      throw new BlaineError(`ssh destination ${destination.url}: ${notInstalled(argv[0])}`, ExitCode.failure);
+    }
     return new SshChannel(destination, spawnSsh(argv));
   }
 

@@ -2,8 +2,6 @@ import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join, normalize } from "node:path";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
 import { openStore, type ChunkStore, type S3Settings } from "../image/store/chunk-store.ts";
-import { fstabFile, unmountedFstabMountpoint } from "../system/fstab.ts";
-import { parseSshUrl } from "../system/ssh.ts";
 import { ARCHIVE_DOC, parseArchiveDoc, type ArchiveSettings } from "./archive-settings.ts";
 
 /**
@@ -51,6 +49,8 @@ export function parseDestination(dest: string, subdir = ""): Destination {
   }
   if (dest.startsWith("ssh://")) {
     // The ssh store's own parser: the same URLs (IPv6 hosts too), and a password in one is refused without being shown.
+    // Loaded here: a send to a local or S3 destination loads none of ssh's modules.
+    const { parseSshUrl } = require("../system/ssh.ts") as typeof import("../system/ssh.ts");
     parseSshUrl(dest, "--dest");
     return { kind: "ssh", given: dest, spec: append(dest) };
   }
@@ -72,6 +72,8 @@ export async function createDestination(destination: Destination, s3: S3Settings
   if (destination.kind === "internal") {
     const base = destination.base as string;
     if (!existsSync(base) || !statSync(base).isDirectory()) throw unreachable(destination, `is not there: ${base} is not a directory (is its disk mounted?)`);
+    // Only a new archive is checked against /etc/fstab: every other verb opens the destination it names.
+    const { fstabFile, unmountedFstabMountpoint } = await import("../system/fstab.ts");
     const unmounted = unmountedFstabMountpoint(destination.spec);
     if (unmounted) throw unreachable(destination, `is not there: ${unmounted} is a mountpoint in ${fstabFile()} that is not mounted (mount its disk first)`);
   }
