@@ -43,11 +43,13 @@ async function runAction(action: string, args: string[], flags: Flags): Promise<
         if (at < 1) throw new UsageError(`--label: "${label}" is not KEY=VALUE`);
         labels[label.slice(0, at)] = label.slice(at + 1);
       }
-      // One block worker first: its thread boots while the backup's modules load and its catalog opens. The
-      // backup starts the others once it knows its work is not a small change (openImageBackup).
+      // The block workers first: their threads boot while the backup's modules load and its catalog opens. Only
+      // one for a backup from a base, which may be a small change that one thread hashes: openImageBackup starts
+      // the others once it knows it is not.
+      const from = singleFlag(flags, "from");
       const { BACKUP_SLOT_BYTES, BlockWorkers } = await import("../workers/block-workers.ts");
-      const workers = new BlockWorkers(settings.blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, settings.blockSize), threads: 1 });
-      const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from: singleFlag(flags, "from"), labels, workers };
+      const workers = new BlockWorkers(settings.blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, settings.blockSize), ...(from ? { threads: 1 } : {}) });
+      const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints: singleFlag(flags, "hints"), from, labels, workers };
       try {
         const { backupImage } = await import("./backup.ts");
         return (await backupImage(settings, request, output)).exitCode;
