@@ -145,10 +145,12 @@ export function findSlices(files: readonly (string | SearchedFile)[], wanted: re
       closeSync(fd);
     }
   }
+  // Held for the search only: a repair's products come next, and a slice's bytes would sit through them.
+  candidate = new Uint8Array(0);
   return [...found.values()];
 }
 
-/** The bytes a candidate slice is read into to check its MD5 (zero-padded past `length`), reused: candidates are many. */
+/** The bytes a candidate slice is read into to check its MD5 (zero-padded past `length`), reused within a search: candidates are many. */
 let candidate = new Uint8Array(0);
 
 function confirm(fd: number, offset: number, length: number, sliceSize: number, expected: Uint8Array): boolean {

@@ -169,11 +169,12 @@ function mulAddBatchFunction(mulAddIndex: number): FunctionDefinition {
   };
 }
 
-function assembleKernel(swizzle: readonly number[]): Uint8Array {
-  return assembleModule([prepareFunction(), joinFunction(), tablesFunction(), mulAddFunction(swizzle), mulAddBatchFunction(3)]);
+function assembleKernel(swizzle: readonly number[], shared = false): Uint8Array {
+  return assembleModule([prepareFunction(), joinFunction(), tablesFunction(), mulAddFunction(swizzle), mulAddBatchFunction(3)], { shared });
 }
 
 let moduleBytes: Uint8Array | null | undefined;
+let moduleSwizzle: readonly number[] | undefined;
 /**
  * The kernel with relaxed SIMD's swizzle where the runtime has it (JSC
  * does; it skips a saturating add per lookup), else plain SIMD's; null when
@@ -186,7 +187,10 @@ function kernelModuleBytes(): Uint8Array | null {
   if (typeof WebAssembly !== "object") return moduleBytes;
   for (const swizzle of [op.i8x16RelaxedSwizzle, op.i8x16Swizzle]) {
     const bytes = assembleKernel(swizzle);
-    if (WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) return (moduleBytes = bytes);
+    if (WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
+      moduleSwizzle = swizzle;
+      return (moduleBytes = bytes);
+    }
   }
   return moduleBytes;
 }
@@ -207,7 +211,17 @@ export function simdModule(): WebAssembly.Module {
   return (compiled ??= new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>));
 }
 
-interface KernelExports {
+let compiledShared: WebAssembly.Module | undefined;
+/**
+ * The same kernel importing a shared memory (see shared-multiply.ts), with
+ * the swizzle simdModule chose; compiled once per process.
+ */
+export function simdSharedModule(): WebAssembly.Module {
+  if (!kernelModuleBytes()) throw new Error("WebAssembly SIMD is not available in this runtime");
+  return (compiledShared ??= new WebAssembly.Module(assembleKernel(moduleSwizzle!, true) as Uint8Array<ArrayBuffer>));
+}
+
+export interface KernelExports {
   prepare(source: number, destination: number, length: number): void;
   join(source: number, destination: number, length: number): void;
   tables(coefficients: number, count: number, destination: number): void;

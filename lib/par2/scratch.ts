@@ -14,3 +14,12 @@ export function scratchBuffer(size: number): Uint8Array {
   if (buffer.length < size) buffer = new Uint8Array(size);
   return buffer.subarray(0, size);
 }
+
+/**
+ * Lets the buffer go (the next reader makes it again): for a process whose
+ * reading is over before its peak (blaine par2 repair, whose products come
+ * after the check), so the megabyte is not held through it.
+ */
+export function releaseScratch(): void {
+  buffer = new Uint8Array(0);
+}

@@ -12,6 +12,7 @@
 import { availableParallelism } from "node:os";
 import { chooseKernel, createKernel, kernelShape, type Kernel, type KernelName } from "./kernel.ts";
 import { simdModule } from "./kernel-simd.ts";
+import { multiplyShared } from "./shared-multiply.ts";
 import { SliceAccumulator, type SliceSource } from "./slice-accumulator.ts";
 import type { WorkerReply, WorkerRequest } from "./slice-worker.ts";
 import { withWorkers } from "./worker-pool.ts";
@@ -28,9 +29,11 @@ export interface MultiplyOptions {
   /** Work in the calling thread whatever the size (inside another multiplication's `onRange`, which holds the workers). */
   readonly inThread?: boolean;
   /**
-   * The calling thread computes one part itself, so one worker fewer runs
-   * (each costs ~9 MB of runtime): for `blaine par2`, whose main thread has
-   * nothing else to do meanwhile. An archive run's main thread drives the
+   * The calling thread computes beside the workers, so one worker fewer runs
+   * (each costs megabytes of runtime): for `blaine par2`, whose main thread
+   * has nothing else to do meanwhile. With the SIMD kernel all threads then
+   * work in one shared memory (shared-multiply.ts), the calling thread
+   * blocked between ranges. An archive run's main thread drives the
    * pipeline, and leaves the products to workers.
    */
   readonly shareCallingThread?: boolean;
@@ -109,6 +112,10 @@ export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Arr
   const shape = plan(options);
   const whole = options.onRange ? undefined : Array.from({ length: outputCount }, () => new Uint8Array(sliceSize));
   const onRange = options.onRange ?? ((start: number, outputs: readonly Uint8Array[]) => outputs.forEach((bytes, o) => whole![o].set(bytes, start)));
+  if (!shape.inThread && options.shareCallingThread && shape.kernel === "simd") {
+    await multiplyShared(options, shape.threads, options.memory ?? DEFAULT_MEMORY, onRange);
+    return whole ?? [];
+  }
   const groups: { start: number; sources: SliceSource[] }[] = [];
   for (let start = 0; start < inputs.length; start += shape.batchSize) groups.push({ start, sources: inputs.slice(start, start + shape.batchSize) });
   const coefficientsOf = (group: { start: number; sources: SliceSource[] }) => {

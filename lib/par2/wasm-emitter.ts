@@ -87,14 +87,20 @@ function name(text: string): number[] {
   return [...unsignedLeb(bytes.length), ...bytes];
 }
 
+/** Most pages a shared memory may be declared with (4 GiB): a shared memory needs a maximum. */
+const MAX_PAGES = 65536;
+
 /**
  * A module importing its memory as env.memory (so the host can size and
  * grow it) and exporting every function; all parameters are i32, no results.
+ * `shared`: the memory imported is a shared one (threads work in the same
+ * bytes), which WebAssembly types apart from an unshared one.
  */
-export function assembleModule(functions: readonly FunctionDefinition[]): Uint8Array {
+export function assembleModule(functions: readonly FunctionDefinition[], options: { shared?: boolean } = {}): Uint8Array {
   const arities = [...new Set(functions.map((f) => f.params))];
   const types = arities.map((params) => [0x60, ...unsignedLeb(params), ...Array(params).fill(I32), 0x00]);
-  const imports = [[...name("env"), ...name("memory"), 0x02, 0x00, 0x01]];
+  const limits = options.shared ? [0x03, 0x01, ...unsignedLeb(MAX_PAGES)] : [0x00, 0x01];
+  const imports = [[...name("env"), ...name("memory"), 0x02, ...limits]];
   const functionTypes = functions.map((f) => unsignedLeb(arities.indexOf(f.params)));
   const exports = functions.map((f, index) => [...name(f.name), 0x00, ...unsignedLeb(index)]);
   const bodies = functions.map((f) => {

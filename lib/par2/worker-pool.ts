@@ -5,19 +5,25 @@
  * mid-sized file's work. One multiply pass at a time borrows them; the
  * others wait their turn (the pass already uses every core).
  */
-const idle: Worker[] = [];
 let turn: Promise<void> = Promise.resolve();
 
-const WORKER_URL = new URL("./slice-worker.ts", import.meta.url).href;
+/** Each kind of worker: slice-worker.ts (its own accumulator, fed by messages) or shared-worker.ts (shared memory). */
+const WORKER_URLS = {
+  slice: new URL("./slice-worker.ts", import.meta.url).href,
+  shared: new URL("./shared-worker.ts", import.meta.url).href,
+} as const;
+export type WorkerKind = keyof typeof WORKER_URLS;
+const idleOf: Record<WorkerKind, Worker[]> = { slice: [], shared: [] };
 
-export async function withWorkers<T>(count: number, use: (workers: readonly Worker[]) => Promise<T>): Promise<T> {
+export async function withWorkers<T>(count: number, use: (workers: readonly Worker[]) => Promise<T>, kind: WorkerKind = "slice"): Promise<T> {
   const previous = turn;
   let release!: () => void;
   turn = new Promise<void>((resolve) => (release = resolve));
   await previous;
+  const idle = idleOf[kind];
   const workers = idle.splice(0, count);
   while (workers.length < count) {
-    const worker = new Worker(WORKER_URL);
+    const worker = new Worker(WORKER_URLS[kind]);
     worker.unref();
     workers.push(worker);
   }
