@@ -19,8 +19,6 @@ import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { BlaineError, errorMessage, UsageError } from "../errors.ts";
 import { removeDeadTemps } from "../fs/dead-temps.ts";
-import { createRecoverySet } from "./create.ts";
-import { repairChecked } from "./repair.ts";
 import { releaseScratch } from "./scratch.ts";
 import { isPar1Name } from "./par1-format.ts";
 import { deadTempsLine, pendingTempPrefix, setBase } from "./write-set.ts";
@@ -366,6 +364,8 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
   const scheme: RecoveryFileScheme = flags.has("u") ? "uniform" : flags.has("l") ? "limited" : "variable";
   // A create killed with SIGKILL left its temps beside the set: nothing else removes them.
   sayDeadTemps(removeDeadTemps(dirname(resolve(setPath)), pendingTempPrefix(setBase(setPath))).removed, say);
+  // Loaded by the action that needs it: each is code a verify or the other action would hold through its run.
+  const { createRecoverySet } = await import("./create.ts");
   const built = await createRecoverySet(setPath, {
     files: setFiles,
     recoveryBytes: redundancyTarget(options),
@@ -455,6 +455,7 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   // Its read buffer too: reading is over.
   releaseScratch();
   Bun.gc(true);
+  const { repairChecked } = await import("./repair.ts");
   const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), shareCallingThread: true, memory: memoryOption(parsed) ?? REPAIR_MEMORY });
   sayDeadTemps(result.deadTempsRemoved ?? 0, say);
   if (result.failure) {

@@ -22,6 +22,8 @@ import type { MultiplyOptions } from "./slice-multiply.ts";
 import { withWorkers } from "./worker-pool.ts";
 
 if (SIMD_SHAPE.tableBytes !== TABLE_BYTES || SIMD_SHAPE.inputScale !== INPUT_SCALE) throw new Error("shared-units.ts disagrees with the SIMD kernel's shape");
+// Coefficients are written into the memory through a Uint16Array: the host's words must be WebAssembly's (little-endian).
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** Most inputs per batch, as slice-multiply's MAX_BATCH. */
 const MAX_BATCH = 48;
@@ -70,17 +72,8 @@ export async function multiplyShared(
   const control = new Int32Array(memory.buffer, 0, CONTROL_WORDS);
   const groups = Math.ceil(outputs / UNIT_OUTPUTS);
 
-  const batches: { first: number; sources: readonly SliceSource[]; coefficients?: Uint16Array }[] = [];
+  const batches: { first: number; sources: readonly SliceSource[] }[] = [];
   for (let first = 0; first < inputs.length; first += batchSize) batches.push({ first, sources: inputs.slice(first, first + batchSize) });
-  const coefficientsOf = (batch: (typeof batches)[number]) => {
-    if (batch.coefficients) return batch.coefficients;
-    const count = batch.sources.length;
-    const coefficients = new Uint16Array(outputs * count);
-    for (let o = 0; o < outputs; o++) for (let k = 0; k < count; k++) coefficients[o * count + k] = options.coefficient(o, batch.first + k);
-    return coefficients;
-  };
-  // Kept for all ranges when small (as slice-multiply's COEFFICIENT_CACHE_BYTES), else made again for each range.
-  if (inputs.length * outputs * 2 <= 16 * 1024 * 1024) for (const batch of batches) batch.coefficients = coefficientsOf(batch);
 
   const files = new Map<string, number>();
   /** Reads batch `b`'s bytes of the range into its slot, prepares them and writes its tables. */
@@ -97,14 +90,13 @@ export async function multiplyShared(
       bytes.fill(0, at + got, at + length);
     }
     kernel.prepare(wordsAt, inputsAt[slot], count * length);
-    // The coefficients go at the end of the tables' room, as little-endian words (see kernel-simd's tables).
-    const coefficients = coefficientsOf(batch);
-    const listAt = tablesAt[slot] + coefficients.length * (TABLE_BYTES - 2);
-    for (let k = 0; k < coefficients.length; k++) {
-      bytes[listAt + 2 * k] = coefficients[k] & 0xff;
-      bytes[listAt + 2 * k + 1] = coefficients[k] >>> 8;
-    }
-    kernel.tables(listAt, coefficients.length, tablesAt[slot]);
+    // The coefficients go at the end of the tables' room, as little-endian words (see kernel-simd's tables),
+    // asked again for each range: kept for all, they would be as large as the inputs' and tables' room.
+    const total = outputs * count;
+    const listAt = tablesAt[slot] + total * (TABLE_BYTES - 2);
+    const list = new Uint16Array(memory.buffer, listAt, total);
+    for (let o = 0; o < outputs; o++) for (let k = 0; k < count; k++) list[o * count + k] = options.coefficient(o, batch.first + k);
+    kernel.tables(listAt, total, tablesAt[slot]);
   };
   const read = (source: SliceSource, start: number, at: number, wanted: number): number => {
     const from = source.offset + start;
@@ -189,4 +181,9 @@ async function startWorkers(workers: readonly Worker[], module: WebAssembly.Modu
         }),
     ),
   );
+}
+
+/** Whether this host can take the shared way (else slice-multiply's workers with their own memories). */
+export function sharedSupported(): boolean {
+  return LITTLE_ENDIAN && typeof SharedArrayBuffer === "function";
 }

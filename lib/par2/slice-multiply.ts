@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { chooseKernel, createKernel, kernelShape, type Kernel, type KernelName } from "./kernel.ts";
 import { simdModule } from "./kernel-simd.ts";
-import { multiplyShared } from "./shared-multiply.ts";
+import { multiplyShared, sharedSupported } from "./shared-multiply.ts";
 import { SliceAccumulator, type SliceSource } from "./slice-accumulator.ts";
 import type { WorkerReply, WorkerRequest } from "./slice-worker.ts";
 import { withWorkers } from "./worker-pool.ts";
@@ -112,7 +112,7 @@ export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Arr
   const shape = plan(options);
   const whole = options.onRange ? undefined : Array.from({ length: outputCount }, () => new Uint8Array(sliceSize));
   const onRange = options.onRange ?? ((start: number, outputs: readonly Uint8Array[]) => outputs.forEach((bytes, o) => whole![o].set(bytes, start)));
-  if (!shape.inThread && options.shareCallingThread && shape.kernel === "simd") {
+  if (!shape.inThread && options.shareCallingThread && shape.kernel === "simd" && sharedSupported()) {
     await multiplyShared(options, shape.threads, options.memory ?? DEFAULT_MEMORY, onRange);
     return whole ?? [];
   }

@@ -23,7 +23,8 @@ export async function withWorkers<T>(count: number, use: (workers: readonly Work
   const idle = idleOf[kind];
   const workers = idle.splice(0, count);
   while (workers.length < count) {
-    const worker = new Worker(WORKER_URLS[kind]);
+    // A shared worker allocates next to nothing (its work is in WebAssembly): JSC's small heap costs it no speed.
+    const worker = new Worker(WORKER_URLS[kind], { smol: kind === "shared" });
     worker.unref();
     workers.push(worker);
   }
