@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { tmpdir } from "node:os";
 import { gfDivide, gfInvertMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient, writeNibbleTables } from "../lib/par2/gf16.ts";
 import { createKernel, type KernelName } from "../lib/par2/kernel.ts";
 import { createSimdKernel, simdSupported } from "../lib/par2/kernel-simd.ts";
@@ -121,19 +122,32 @@ describe("kernels", () => {
     const data = seededBytes(sliceSize * 37 + 123, 99);
     const inputs = Array.from({ length: 38 }, (_, i) => ({ bytes: data, offset: i * sliceSize, length: Math.min(sliceSize, data.length - i * sliceSize) }));
     const logs = inputConstantLogs(38);
-    const run = (kernel: KernelName, threads?: number, shareCallingThread?: boolean) =>
-      multiplySlices({ sliceSize, outputCount: 5, inputs, coefficient: (o, k) => recoveryCoefficient(logs[k], o + 1), kernel, threads, shareCallingThread });
+    const run = (kernel: KernelName, threads?: number, shareCallingThread?: boolean, memory?: number) =>
+      multiplySlices({ sliceSize, outputCount: 5, inputs, coefficient: (o, k) => recoveryCoefficient(logs[k], o + 1), kernel, threads, shareCallingThread, memory });
     const simd = await run("simd");
     const plain = await run("plain");
     const simdThreads = await run("simd", 2);
     const plainThreads = await run("plain", 2);
     const simdShared = await run("simd", 2, true);
+    // Shared memory: several batches (each made ready while the threads compute the one before) and ranges; ranges of
+    // several units' chunks; two workers beside this thread.
+    const sharedBatches = await run("simd", 2, true, 64_000);
+    const sharedChunks = await run("simd", 3, true, 600_000);
     for (let o = 0; o < 5; o++) {
       expect(equalBytes(simd[o], plain[o])).toBe(true);
       expect(equalBytes(simd[o], simdThreads[o])).toBe(true);
       expect(equalBytes(simd[o], plainThreads[o])).toBe(true);
       expect(equalBytes(simd[o], simdShared[o])).toBe(true);
+      expect(equalBytes(simd[o], sharedBatches[o])).toBe(true);
+      expect(equalBytes(simd[o], sharedChunks[o])).toBe(true);
     }
+    // A source that cannot be read fails the shared pass (its workers stopped, not left waiting), and the next pass works.
+    const unreadable = [...inputs.slice(0, 20), { path: join(tmpdir(), "blaine-no-such-slice-source"), offset: 0, length: sliceSize }, ...inputs.slice(20)];
+    await expect(
+      multiplySlices({ sliceSize, outputCount: 5, inputs: unreadable, coefficient: () => 1, kernel: "simd", threads: 2, shareCallingThread: true, memory: 64_000 }),
+    ).rejects.toThrow(/ENOENT|no such file/i);
+    const again = await run("simd", 2, true, 64_000);
+    for (let o = 0; o < 5; o++) expect(equalBytes(simd[o], again[o])).toBe(true);
     const reference = referenceProducts(inputs.map((i) => data.subarray(i.offset, i.offset + i.length)), sliceSize, 5, (o, k) => recoveryCoefficient(logs[k], o + 1));
     for (let o = 0; o < 5; o++) expect(equalBytes(simd[o], reference[o])).toBe(true);
   }, 30_000);
