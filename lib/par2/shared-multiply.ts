@@ -8,8 +8,9 @@
  * prepares the next batch beside them. Against a worker per part with its
  * own accumulator (slice-multiply's other way), nothing is read, prepared
  * or tabled twice, no batch or result travels in a message, and a worker
- * loads one small module: measured on a 500 MiB repair, the peak memory of
- * the process is that of the worker's runtime and little more.
+ * loads one small module: measured on a 500 MiB repair (100 of 2000 slices
+ * lost), the process's peak went from 65–68 MB to 61–63 MB at the same
+ * speed, and its CPU time from ~8 s to ~6.5 s.
  */
 import { closeSync, openSync } from "node:fs";
 import { fsPath } from "../fs/byte-names.ts";
