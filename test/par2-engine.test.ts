@@ -130,9 +130,9 @@ describe("kernels", () => {
     const plainThreads = await run("plain", 2);
     const simdShared = await run("simd", 2, true);
     // Shared memory: several batches (each made ready while the threads compute the one before) and ranges; ranges of
-    // several units' chunks; two workers beside this thread.
+    // several units' chunks.
     const sharedBatches = await run("simd", 2, true, 64_000);
-    const sharedChunks = await run("simd", 3, true, 600_000);
+    const sharedChunks = await run("simd", 2, true, 600_000);
     for (let o = 0; o < 5; o++) {
       expect(equalBytes(simd[o], plain[o])).toBe(true);
       expect(equalBytes(simd[o], simdThreads[o])).toBe(true);

@@ -22,7 +22,8 @@ self.onmessage = (event: MessageEvent<SharedWorkerRequest>) => {
     self.postMessage({ type: "ready" } satisfies SharedWorkerReply);
     ready = true;
     for (let seen = 0; ; ) {
-      Atomics.wait(control, Control.job, seen);
+      // Until the job changes: a wait may return without a notify, and a job done twice would count its worker done twice.
+      for (let job = Atomics.load(control, Control.job); job === seen; job = Atomics.load(control, Control.job)) Atomics.wait(control, Control.job, seen);
       seen = Atomics.load(control, Control.job);
       if (seen < 0) break;
       claimUnits(control, mulAddBatch);
