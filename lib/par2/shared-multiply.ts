@@ -18,7 +18,7 @@ import { SIMD_SHAPE, simdSharedModule, type KernelExports } from "./kernel-simd.
 import { readAt } from "./read-at.ts";
 import { claimUnits, Control, CONTROL_BYTES, CONTROL_WORDS, INPUT_SCALE, TABLE_BYTES, UNIT_BYTES, UNIT_OUTPUTS } from "./shared-units.ts";
 import type { SharedWorkerReply, SharedWorkerRequest } from "./shared-worker.ts";
-import type { SliceSource } from "./slice-accumulator.ts";
+import { MAX_BATCH, type SliceSource } from "./slice-accumulator.ts";
 import type { MultiplyOptions } from "./slice-multiply.ts";
 import { withWorkers } from "./worker-pool.ts";
 
@@ -26,12 +26,12 @@ if (SIMD_SHAPE.tableBytes !== TABLE_BYTES || SIMD_SHAPE.inputScale !== INPUT_SCA
 // Coefficients are written into the memory through a Uint16Array: the host's words must be WebAssembly's (little-endian).
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
-/** Most inputs per batch, as slice-multiply's MAX_BATCH. */
-const MAX_BATCH = 48;
 const PAGE = 65536;
 
 export interface SharedPlan {
   readonly batchSize: number;
+  /** The slice size rounded up to the kernel's 32 bytes: what the ranges cover. */
+  readonly padded: number;
   /** Bytes of every slice per range, a multiple of 32. */
   readonly rangeLength: number;
 }
@@ -47,7 +47,7 @@ export function planShared(options: Pick<MultiplyOptions, "sliceSize" | "outputC
   const batchSize = Math.max(1, Math.min(MAX_BATCH, inputs.length, Math.floor(memory / 3 / (2 * outputCount * TABLE_BYTES))));
   const rest = memory - 2 * outputCount * batchSize * TABLE_BYTES;
   const rangeLength = Math.min(padded, Math.max(32, Math.floor(rest / (outputCount + 2 * batchSize * INPUT_SCALE) / 32) * 32));
-  return { batchSize, rangeLength };
+  return { batchSize, padded, rangeLength };
 }
 
 export async function multiplyShared(
@@ -57,8 +57,7 @@ export async function multiplyShared(
   onRange: (start: number, outputs: readonly Uint8Array[]) => void | Promise<void>,
 ): Promise<void> {
   const { sliceSize, outputCount: outputs, inputs, signal } = options;
-  const { batchSize, rangeLength } = planShared(options, memoryBudget);
-  const padded = Math.ceil(sliceSize / 32) * 32;
+  const { batchSize, padded, rangeLength } = planShared(options, memoryBudget);
   const align = (n: number) => Math.ceil(n / 64) * 64;
   const tableSlot = align(outputs * batchSize * TABLE_BYTES);
   const inputSlot = align(batchSize * rangeLength * INPUT_SCALE);

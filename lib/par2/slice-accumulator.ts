@@ -33,6 +33,9 @@ export interface AccumulatorShape {
  */
 const CHUNK = 2048;
 
+/** Most inputs per batch, for both ways of multiplying (slice-multiply, shared-multiply): enough to amortise a round trip and keep an output chunk in L1 across many inputs. */
+export const MAX_BATCH = 48;
+
 export class SliceAccumulator {
   readonly #kernel: Kernel;
   readonly #shape: AccumulatorShape;

@@ -13,7 +13,7 @@ import { availableParallelism } from "node:os";
 import { chooseKernel, createKernel, kernelShape, type Kernel, type KernelName } from "./kernel.ts";
 import { simdModule } from "./kernel-simd.ts";
 import { multiplyShared, sharedSupported } from "./shared-multiply.ts";
-import { SliceAccumulator, type SliceSource } from "./slice-accumulator.ts";
+import { MAX_BATCH, SliceAccumulator, type SliceSource } from "./slice-accumulator.ts";
 import type { WorkerReply, WorkerRequest } from "./slice-worker.ts";
 import { withWorkers } from "./worker-pool.ts";
 
@@ -64,8 +64,6 @@ export const DEFAULT_MEMORY = 8 * 1024 * 1024;
  * preempted thread): each holds its parts' outputs once more.
  */
 const RANGES_AHEAD = 2;
-/** Most inputs per batch: enough to amortise a round trip and keep an output chunk in L1 across many inputs. */
-const MAX_BATCH = 48;
 /** Below this many multiply-accumulated bytes, the calling thread does it (a few milliseconds of work). */
 const WORKER_THRESHOLD = 64 * 1024 * 1024;
 /** Coefficients are computed once for all ranges when they take at most this much; else again for each range. */
