@@ -11,7 +11,7 @@ import { BackupCounts, type BlockRef } from "./stages/types.ts";
 import type { Compression } from "./store/chunk-format.ts";
 import { BACKUP_SLOT_BYTES, BlockWorkers } from "./workers/block-workers.ts";
 import type { ChunkStore } from "./store/chunk-store.ts";
-import { allLinesValid, blockLine, docLinesOf, lineCount, spliceLines, versionDocOfParts, versionDocText } from "./version-doc.ts";
+import { allLinesValid, blockLine, docLinesOf, lineCount, lineDataBytes, spliceLines, versionDocOfParts, versionDocText } from "./version-doc.ts";
 
 /** What a backup is asked to do (`blaine image backup SOURCE NAME …`). */
 export interface ImageBackupRequest {
@@ -225,7 +225,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       seen: new Set(),
       baseCopy: base ? new BaseCopy(catalog, uid, base.uid, blockCount(size, blockSize)) : undefined,
       onlyBlocks: base && hinted ? new Set([...hinted.read, ...hinted.zero, ...sample]) : undefined,
-      baseDoc: base && hinted && base.size <= size ? store.getVersionDocBytes(base.uid).catch(() => undefined) : undefined,
+      baseDoc: base && hinted ? store.getVersionDocBytes(base.uid).catch(() => undefined) : undefined,
       refs: () => {
         if (hinted) return hintedBlockRefs(hinted, size, blockSize, sample);
         return base ? everyBlock(size, blockSize) : allocatedBlocks(extents, size, blockSize);
@@ -296,6 +296,7 @@ async function docFromCatalog(run: ImageBackupRun, version: VersionRow): Promise
  */
 async function docOverBase(run: ImageBackupRun, version: VersionRow): Promise<FinishedDoc | undefined> {
   const { base, onlyBlocks, catalog } = run;
+  // An image that shrank since its base has lines past its end in the base's document: made from the catalog.
   if (!base || !onlyBlocks || !run.baseDoc || base.size > run.size || (await catalog.version(base.uid))?.status !== "valid") return undefined;
   const baseBytes = await run.baseDoc;
   const baseDoc = baseBytes === undefined ? undefined : docLinesOf(baseBytes);
@@ -310,10 +311,7 @@ async function docOverBase(run: ImageBackupRun, version: VersionRow): Promise<Fi
   if (lineCount(baseDoc) - dropped.length + added !== (await catalog.blockRowCount(version.uid))) return undefined;
   // The bytes of data: the base's (its size less its sparse bytes), less its lines at the blocks read, plus the version's rows there.
   let dataBytes = base.size - base.bytesSparse;
-  for (const line of dropped) {
-    const [, hash, size] = JSON.parse(line) as [number, string | null, number];
-    if (hash) dataBytes -= size;
-  }
+  for (const line of dropped) dataBytes -= lineDataBytes(line);
   for (const found of rows.values()) if (found.hash) dataBytes += found.size;
   return { dataBytes, doc: (finished) => versionDocOfParts(finished, parts) };
 }

@@ -136,6 +136,12 @@ export function spliceLines(doc: DocLines, indexes: readonly number[], lineAt: (
   return { parts, dropped, added };
 }
 
+/** The bytes of data a block line stands for: its size, or 0 for a sparse block (no hash). */
+export function lineDataBytes(line: string): number {
+  const [, hash, size] = JSON.parse(line) as [number, string | null, number];
+  return hash ? size : 0;
+}
+
 /** The document of `version` whose block lines are `parts` (see spliceLines), as the store keeps it. */
 export function versionDocOfParts(version: VersionRow, parts: readonly Uint8Array[]): Buffer {
   const pieces: Uint8Array[] = [Buffer.from(`${docHead(version)}${BLOCKS_OPEN}`)];
