@@ -182,6 +182,26 @@ describe("issue 13.2: sets as other tools make them", () => {
     expect(Buffer.compare(readFileSync(join(dir, "sub", "a.bin")), Buffer.from(data))).toBe(0);
   });
 
+  test.skipIf(!hasPar2)("only vol files left (the index lost): repair given a vol file loads every file of the set, as par2cmdline does, with sets made by either tool", async () => {
+    for (const maker of ["blaine", "par2cmdline"]) {
+      const data = seededBytes(80_000, 11);
+      writeFileSync(join(dir, "a.bin"), data);
+      writeFileSync(join(dir, "b.bin"), seededBytes(30_000, 12));
+      const args = ["c", "-s4096", "-c20", "-n4", "set.par2", "a.bin", "b.bin"];
+      expect(maker === "blaine" ? (await blaine(["par2", ...args], { cwd: dir })).exitCode : par2(args, dir).exitCode).toBe(0);
+      rmSync(join(dir, "set.par2"));
+      rmSync(join(dir, "b.bin"));
+      damage(join(dir, "a.bin"), 10_000, new Uint8Array(6000));
+      const vols = readdirSync(dir).filter((name) => /^set\.vol.*\.par2$/.test(name)).sort();
+      expect(vols.length).toBeGreaterThan(1);
+      const repaired = await blaine(["par2", "r", vols[0]], { cwd: dir });
+      expect({ maker, exitCode: repaired.exitCode }).toEqual({ maker, exitCode: 0 });
+      expect(Buffer.compare(readFileSync(join(dir, "a.bin")), Buffer.from(data))).toBe(0);
+      expect(readFileSync(join(dir, "b.bin"))).toEqual(Buffer.from(seededBytes(30_000, 12)));
+      for (const name of readdirSync(dir)) rmSync(join(dir, name), { recursive: true });
+    }
+  });
+
   test("a set naming a file outside its directory is refused, and nothing is written there", async () => {
     writeFileSync(join(dir, "a.bin"), seededBytes(5000, 8));
     mkdirSync(join(dir, "sets"));

@@ -51,10 +51,14 @@ export class RecoverySetError extends Error {
   override readonly name = "RecoverySetError";
 }
 
-/** The index file and every `BASE.*.par2` next to it. */
+/**
+ * The file named and every `BASE.*.par2` next to it. Named by a vol file
+ * (`BASE.vol03+04.par2`: the index lost, as par2cmdline allows), the base
+ * is the set's, so the other vol files are found too.
+ */
 export function setFiles(setPath: string): string[] {
   const directory = dirname(setPath);
-  const base = basename(setBase(setPath));
+  const base = basename(setBase(setPath)).replace(/\.vol\d+[+-]\d+$/i, "");
   const others = readdirSync(directory)
     .filter((name) => name !== basename(setPath) && name.startsWith(`${base}.`) && /\.par2$/i.test(name) && !name.startsWith("."))
     .sort()
