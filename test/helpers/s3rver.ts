@@ -28,21 +28,7 @@ export function s3Missing(): string | undefined {
 
 export async function startS3(bucket = "images"): Promise<TestS3> {
   const directory = mkdtempSync("/tmp/blaine-s3-");
-  // s3rver 3.7 answers a PUT when the body has passed its MD5 transform, not
-  // when the object file is written, so a GET right after a PUT (a test's own
-  // rewrite of a chunk, or a restore right after a backup on a loaded machine)
-  // could read a short object. Real S3 reads what was written; so the server
-  // answers here only once the file holds the whole body.
   const script = `const S3rver = require(${JSON.stringify(S3RVER)});
-const FilesystemStore = require(${JSON.stringify(join(S3RVER, "lib", "stores", "filesystem.js"))});
-const { stat } = require("node:fs/promises");
-const answerPut = FilesystemStore.prototype.putObject;
-FilesystemStore.prototype.putObject = async function (object) {
-  const result = await answerPut.call(this, object);
-  const file = this.getResourcePath(object.bucket, object.key, "object");
-  while ((await stat(file)).size !== result.size) await Bun.sleep(2);
-  return result;
-};
 new S3rver({ port: 0, address: "127.0.0.1", directory: ${JSON.stringify(directory)}, silent: true, configureBuckets: [{ name: ${JSON.stringify(bucket)} }] })
   .run().then((address) => console.log(JSON.stringify(address)));`;
   const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "inherit", stdin: "ignore" });

@@ -61,13 +61,13 @@ export class S3Store implements ChunkStore {
     const marker = client.file(store.#key("store.json"));
     let text: string | undefined;
     try {
-      text = await marker.text();
+      text = await retrying(() => marker.text());
     } catch (error) {
       if (!isMissing(error)) throw new BlaineError(`--store ${spec}: ${errorMessage(error)}`, ExitCode.failure);
     }
     if (text === undefined) {
       if (!create) throw new UsageError(`--store ${spec}: not an image store (no store.json)`);
-      await marker.write(`${JSON.stringify(MARKER)}\n`);
+      await retrying(() => marker.write(`${JSON.stringify(MARKER)}\n`));
     } else if (!text.includes(`"${MARKER.format}"`)) {
       throw new UsageError(`--store ${spec}: not an image store`);
     }
