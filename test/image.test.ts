@@ -1,6 +1,8 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import { drizzle } from "drizzle-orm/bun-sqlite";
+import { migrate } from "drizzle-orm/bun-sqlite/migrator";
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
 import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
@@ -673,6 +675,55 @@ test("kill -9: a store killed while it was first created (its folders made, stor
   const uid = await env.backup(source, "vm", BS);
   const target = join(env.dir, "restored.img");
   expect((await env.image(["restore", uid, target])).exitCode).toBe(0);
+  expect(sameBytes(target, source)).toBe(true);
+});
+
+test("an image catalog written before image_blocks was WITHOUT ROWID (migrations 0000-0002) is migrated in place: every version restores, rows kept", async () => {
+  const env = await newEnv("sqlite");
+  const source = join(env.dir, "vm.img");
+  makeImage(source);
+  const first = await env.backup(source, "vm", BS);
+  const firstImage = join(env.dir, "first-source.img");
+  cpSync(source, firstImage);
+  writeAt(source, 2 * MiB, randomBytes(BLOCK, 30));
+  const second = await env.backup(source, "vm", ["--from", first, ...BS]);
+  // The same rows in a catalog laid out as the release before migration 0003 made it.
+  const folder = join(env.dir, "old-migrations");
+  mkdirSync(join(folder, "meta"), { recursive: true });
+  const migrations = join(import.meta.dir, "..", "lib", "image", "migrations", "sqlite");
+  const journal = JSON.parse(readFileSync(join(migrations, "meta", "_journal.json"), "utf8"));
+  journal.entries = journal.entries.filter((entry: { tag: string }) => entry.tag < "0003");
+  writeFileSync(join(folder, "meta", "_journal.json"), JSON.stringify(journal));
+  for (const entry of journal.entries) cpSync(join(migrations, `${entry.tag}.sql`), join(folder, `${entry.tag}.sql`));
+  const oldDb = join(env.dir, "old.db");
+  const sqlite = new Database(oldDb);
+  migrate(drizzle(sqlite), { migrationsFolder: folder });
+  expect(sqlite.query("SELECT sql FROM sqlite_master WHERE name = 'image_blocks'").get()).not.toMatchObject({ sql: expect.stringContaining("WITHOUT ROWID") });
+  sqlite.exec(`ATTACH '${env.db}' AS cur`);
+  for (const table of ["image_versions", "image_blocks", "image_chunks"]) sqlite.exec(`INSERT INTO ${table} SELECT * FROM cur.${table}`);
+  const rows = sqlite.query("SELECT count(*) AS n FROM image_blocks").get() as { n: number };
+  sqlite.exec("DETACH cur");
+  sqlite.close();
+  rmSync(`${env.db}-wal`, { force: true });
+  rmSync(`${env.db}-shm`, { force: true });
+  cpSync(oldDb, env.db);
+
+  for (const [uid, image] of [[second, source], [first, firstImage]]) {
+    const target = join(env.dir, `${uid}.img`);
+    expect((await env.image(["restore", uid, target])).exitCode).toBe(0);
+    expect(sameBytes(target, image)).toBe(true);
+  }
+  const upgraded = new Database(env.db, { readonly: true });
+  expect((upgraded.query("SELECT sql FROM sqlite_master WHERE name = 'image_blocks'").get() as { sql: string }).sql).toContain("WITHOUT ROWID");
+  expect(upgraded.query("SELECT count(*) AS n FROM image_blocks").get()).toEqual(rows);
+  expect(upgraded.query("SELECT count(*) AS n FROM sqlite_master WHERE name = 'image_blocks_keyed'").get()).toEqual({ n: 0 });
+  expect(upgraded.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
+  upgraded.close();
+  // And it takes new versions on the new layout.
+  writeAt(source, 4 * MiB, randomBytes(BLOCK, 31));
+  const third = await env.backup(source, "vm", ["--from", second, ...BS]);
+  const target = join(env.dir, "third.img");
+  expect((await env.image(["restore", third, target])).exitCode).toBe(0);
   expect(sameBytes(target, source)).toBe(true);
 });
 

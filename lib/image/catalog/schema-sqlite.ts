@@ -32,7 +32,12 @@ export const versions = sqliteTable(
   (table) => [index("image_versions_name_idx").on(table.name, table.date)],
 );
 
-/** A version's blocks that hold data, or that are sparse where its base held data; a missing index is sparse. */
+/**
+ * A version's blocks that hold data, or that are sparse where its base held data; a missing index is sparse.
+ * A WITHOUT ROWID table (migration 0003, written by hand: drizzle cannot say so): each row lives once, in its
+ * primary key's b-tree, not in a rowid table and again in the key's index. A change to this table that
+ * drizzle-kit generates as a rebuild must keep WITHOUT ROWID in its CREATE TABLE.
+ */
 export const blocks = sqliteTable(
   "image_blocks",
   {
