@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createRecoverySet } from "../lib/par2/create.ts";
+import { chooseSliceSize, recoveryCountForBytes, sliceCountFor } from "../lib/par2/sizing.ts";
 import {
   equalBytes, fileDescriptionBody, fileIdOf, mainBody, md5, packet, PacketType, readMain, scanPacketFile,
 } from "../lib/par2/packets.ts";
@@ -647,5 +648,38 @@ describe("issue 13: interop both ways", () => {
     expect(par2(["r", "x.par2"], dir).exitCode).toBe(0);
     expect(Buffer.compare(readFileSync(join(dir, "a")), data)).toBe(0);
     expect((await blaine(["par2", "v", "x.par2"], { cwd: dir })).exitCode).toBe(0);
+  });
+});
+
+describe("issue 13.2: -rg, and targets par2cmdline refuses", () => {
+  test.skipIf(!hasPar2)("-rg1 gives par2cmdline's count; a size target needing more than 65535 recovery blocks, or -r above 100, is refused with exit 3 by both, and nothing written", async () => {
+    const sizes = [3_000_000, 1_500_001];
+    sizes.forEach((size, i) => writeFileSync(join(dir, `f${i}.bin`), seededBytes(size, 71 + i)));
+    // A GiB of vol files is too much for a test. par2cmdline prints its plan before it computes them: read it, then
+    // stopped there. Blaine prints its plan once the set is written, so its count is the one create works out (sizing.ts).
+    const child = Bun.spawn(["par2", "c", "-b100", "-rg1", "g.par2", "f0.bin", "f1.bin"], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+    let header = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      header += decoder.decode(chunk);
+      if (/Recovery file count: \d+\n/.test(header)) break;
+    }
+    child.kill("SIGKILL");
+    await child.exited;
+    const planned = (what: string) => Number(new RegExp(`^${what}: (\\d+)$`, "m").exec(header)?.[1]);
+    const sliceSize = chooseSliceSize(sizes, { blockCount: 100 });
+    expect(planned("Block size")).toBe(sliceSize);
+    const count = recoveryCountForBytes(1024 ** 3, sliceCountFor(sizes, sliceSize), sliceSize, { largestFileSlices: Math.ceil(sizes[0] / sliceSize) });
+    expect(planned("Recovery block count")).toBe(count);
+    expect(count).toBeGreaterThan(20_000);
+
+    // -rg1 with 100 blocks of 15 KB, -rk300000 with blocks of 4 KiB: over 70 000 recovery blocks each. -r101: par2cmdline's percentages stop at 100.
+    for (const args of [["-b100", "-rg1"], ["-s4096", "-rk300000"], ["-s4096", "-r101"]]) {
+      for (const name of readdirSync(dir).filter((n) => n.endsWith(".par2"))) rmSync(join(dir, name));
+      const stock = par2(["c", "-q", "-q", ...args, "s.par2", "f1.bin"], dir);
+      const ours = await blaine(["par2", "c", ...args, "t.par2", "f1.bin"], { cwd: dir });
+      expect({ args, stock: stock.exitCode, ours: ours.exitCode }).toEqual({ args, stock: 3, ours: 3 });
+      expect({ args, written: readdirSync(dir).filter((n) => n.endsWith(".par2")) }).toEqual({ args, written: [] });
+    }
   });
 });

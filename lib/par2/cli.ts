@@ -130,6 +130,13 @@ function redundancyTarget(options: Map<string, string>): number | undefined {
   return Number(match[2]) * 1024 ** ("kmg".indexOf(match[1]) + 1);
 }
 
+/** -r PERCENT: 0 to 100, par2cmdline's range (it refuses more, exit 3). */
+function redundancyPercent(options: Map<string, string>): number | undefined {
+  const percent = integerOption(options, "r", "the redundancy");
+  if (percent !== undefined && percent > 100) throw new UsageError(`par2: -r ${options.get("r")}: the redundancy must be at most 100 (percent, as in par2cmdline)`);
+  return percent;
+}
+
 /** -m MB: the memory the recovery computation may hold (par2cmdline's meaning); undefined: the engine's default. */
 function memoryOption(parsed: ParsedArguments): number | undefined {
   const megabytes = integerOption(parsed.options, "m", "the memory in MB", 1);
@@ -369,7 +376,7 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
   const built = await createRecoverySet(setPath, {
     files: setFiles,
     recoveryBytes: redundancyTarget(options),
-    redundancy: redundancyTarget(options) === undefined ? integerOption(options, "r", "the redundancy") : undefined,
+    redundancy: redundancyTarget(options) === undefined ? redundancyPercent(options) : undefined,
     blockCount: integerOption(options, "b", "the block count", 1),
     sliceSize: integerOption(options, "s", "the block size", 4),
     recoveryCount: integerOption(options, "c", "the recovery block count"),

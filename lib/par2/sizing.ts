@@ -77,7 +77,9 @@ export function recoveryCountFor(inputSlices: number, percent: number): number {
  * bytes of vol files, counting per vol file 21 bytes of checksums per input
  * slice and per recovery slice its packet (the slice and 70 bytes). The
  * number of vol files depends on the count, so par2cmdline estimates it
- * from 15 files first; at least one slice.
+ * from 15 files first; at least one slice. Not capped: a target needing
+ * more than PAR2's 65535 recovery slices is refused by create, as
+ * par2cmdline refuses it ("Too many recovery blocks requested.").
  */
 export function recoveryCountForBytes(targetBytes: number, inputSlices: number, sliceSize: number, files: RecoveryFileOptions = {}): number {
   if (!Number.isInteger(targetBytes) || targetBytes <= 0) throw new RangeError(`recovery data size ${targetBytes} must be a positive number of bytes`);
@@ -85,7 +87,7 @@ export function recoveryCountForBytes(targetBytes: number, inputSlices: number, 
   const packetBytes = sliceSize + 70;
   const fitting = (fileCount: number) => (fileCount * perFile > targetBytes ? 1 : Math.floor((targetBytes - fileCount * perFile) / packetBytes));
   const fileCount = files.fileCount ?? recoveryFileSizes(fitting(15), files).length;
-  return Math.min(MAX_RECOVERY_SLICES, fitting(fileCount));
+  return fitting(fileCount);
 }
 
 /**
