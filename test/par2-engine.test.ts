@@ -14,7 +14,7 @@ import { SliceAccumulator } from "../lib/par2/slice-accumulator.ts";
 import { multiplySlices } from "../lib/par2/slice-multiply.ts";
 import { createRecoverySet } from "../lib/par2/create.ts";
 import { verifyRecoverySet } from "../lib/par2/verify.ts";
-import { repairRecoverySet } from "../lib/par2/repair.ts";
+import { repairChecked, repairRecoverySet } from "../lib/par2/repair.ts";
 import { chooseSliceSize, MAX_INPUT_SLICES, recoveryCountFor, recoveryFileSizes, sliceCountFor, volumeNames } from "../lib/par2/sizing.ts";
 import { scanPacketFile, PacketType, equalBytes } from "../lib/par2/packets.ts";
 import { ProgressLine } from "../lib/archive/run/progress.ts";
@@ -313,6 +313,38 @@ describe("create, verify, repair in-process", () => {
     writeSync(damaged, new Uint8Array(300_000).fill(7), 0, 300_000, length - 200_000);
     closeSync(damaged);
     const result = await repairRecoverySet(join(dir, "set.par2"));
+    expect(result.failure).toBeUndefined();
+    expect(equalBytes(readFileSync(path), original)).toBe(true);
+  }, 60_000);
+
+  test("slices longer than a read (1 MiB, as 2000 slices of a file over 2 GB): verified, searched for and copied piece by piece", async () => {
+    const original = seededBytes(7 * 1024 * 1024 + 1000, 21);
+    const sliceSize = 1.5 * 1024 * 1024 + 4;
+    await makeSet({ "film.mkv": original }, { sliceSize, recoveryCount: 4 });
+    const path = join(dir, "film.mkv");
+    const setPath = join(dir, "set.par2");
+    // The short last slice counts zero-padded to the slice size.
+    expect((await verifyRecoverySet(setPath)).files[0].status).toBe("intact");
+
+    // The file found under another name behind 1.3 MB of other bytes: the window rolls past a read's end before the first slice.
+    const junk = 1_300_001;
+    writeFileSync(join(dir, "moved.bin"), Buffer.concat([seededBytes(junk, 22), original]));
+    rmSync(path);
+    const found = await verifyRecoverySet(setPath, { extraFiles: [join(dir, "moved.bin")] });
+    expect(found.files[0].status).toBe("missing");
+    expect(found.found.map((slice) => [slice.index, slice.offset]).sort((a, b) => a[0] - b[0])).toEqual([0, 1, 2, 3, 4].map((k) => [k, junk + k * sliceSize]));
+    expect(found.badSlices).toBe(0);
+    expect((await repairChecked(found)).failure).toBeUndefined();
+    expect(equalBytes(readFileSync(path), original)).toBe(true);
+
+    // A flipped byte in the second slice and the file cut within its last: those two slices, each hashed in pieces.
+    const fd = openSync(path, "r+");
+    writeSync(fd, new Uint8Array([original[sliceSize + 1_100_000] ^ 1]), 0, 1, sliceSize + 1_100_000);
+    closeSync(fd);
+    truncateSync(path, original.length - 500);
+    const check = await verifyRecoverySet(setPath);
+    expect(check.files[0].badSlices).toEqual([1, 4]);
+    const result = await repairRecoverySet(setPath);
     expect(result.failure).toBeUndefined();
     expect(equalBytes(readFileSync(path), original)).toBe(true);
   }, 60_000);

@@ -145,41 +145,80 @@ export function findSlices(files: readonly (string | SearchedFile)[], wanted: re
       closeSync(fd);
     }
   }
-  // Held for the search only: a repair's products come next, and a slice's bytes would sit through them.
-  candidate = new Uint8Array(0);
+  // Held for the search only: a repair's products come next, and the piece would sit through them.
+  piece = new Uint8Array(0);
   return [...found.values()];
 }
 
-/** The bytes a candidate slice is read into to check its MD5 (zero-padded past `length`), reused within a search: candidates are many. */
-let candidate = new Uint8Array(0);
+/**
+ * A piece of a candidate slice, read to check its MD5 (or to start the
+ * rolling CRC after a jump), reused within a search: candidates are many.
+ * At most SCRATCH_READ: a slice of a large file's set is tens of megabytes,
+ * and is hashed piece by piece.
+ */
+let piece = new Uint8Array(0);
 
+function pieceBuffer(sliceSize: number): Uint8Array {
+  const length = Math.min(sliceSize, SCRATCH_READ);
+  if (piece.length !== length) piece = new Uint8Array(length);
+  return piece;
+}
+
+/** Whether the `length` bytes at `offset`, zero-padded to the slice size, have the MD5 `expected`. */
 function confirm(fd: number, offset: number, length: number, sliceSize: number, expected: Uint8Array): boolean {
-  if (candidate.length !== sliceSize) candidate = new Uint8Array(sliceSize);
-  candidate.fill(0, length);
-  if (readAt(fd, candidate, length, offset) < length) return false;
-  return equalBytes(md5(candidate), expected);
+  const bytes = pieceBuffer(sliceSize);
+  const hasher = new Bun.CryptoHasher("md5");
+  for (let done = 0; done < length; ) {
+    const step = Math.min(bytes.length, length - done);
+    if (readAt(fd, bytes, step, offset + done) < step) return false;
+    hasher.update(bytes.subarray(0, step));
+    done += step;
+  }
+  if (length < sliceSize) {
+    bytes.fill(0);
+    for (let left = sliceSize - length; left > 0; left -= bytes.length) hasher.update(bytes.subarray(0, Math.min(left, bytes.length)));
+  }
+  return equalBytes(new Uint8Array(hasher.digest().buffer), expected);
 }
 
 function scanFile(
   fd: number, path: string, size: number, sliceSize: number, rolling: RollingCrc, byCrc: Map<number, WantedSlice[]>, sieve: Uint8Array,
   found: Map<number, FoundSlice>, ends: number[], intact: readonly { start: number; end: number }[], options: FindOptions,
 ): void {
-  // A buffer holding the window and what follows it; refilled as the window moves.
-  const capacity = Math.max(2 * sliceSize, SCRATCH_READ);
-  const buffer = scratchBuffer(capacity);
-  let bufferStart = 0;
-  let bufferLength = 0;
-  const load = (from: number) => {
-    bufferStart = from;
-    bufferLength = readAt(fd, buffer, Math.min(capacity, size - from), from);
+  // Two views of the file, each a read of SCRATCH_READ refilled as the window moves: one where bytes leave
+  // the window, one where they enter it. Holding the window itself would cost two slices (100 MB for a
+  // 100 GB file's set of 2000 slices).
+  const scratch = scratchBuffer(2 * SCRATCH_READ);
+  const leaving = scratch.subarray(0, SCRATCH_READ);
+  const entering = scratch.subarray(SCRATCH_READ);
+  let leavingStart = 0;
+  let leavingLength = 0;
+  let enteringStart = 0;
+  let enteringLength = 0;
+  const load = (view: Uint8Array, from: number) => readAt(fd, view, Math.min(view.length, size - from), from);
+  /** The register of the window at `from` (which ends within the file). */
+  const registerAt = (from: number): number => {
+    if (sliceSize <= entering.length) {
+      if (from < enteringStart || from + sliceSize > enteringStart + enteringLength) {
+        enteringStart = from;
+        enteringLength = load(entering, from);
+      }
+      return RollingCrc.register(entering.subarray(from - enteringStart, from - enteringStart + sliceSize));
+    }
+    const bytes = pieceBuffer(sliceSize);
+    let crc = 0;
+    for (let done = 0; done < sliceSize; done += bytes.length) {
+      const got = readAt(fd, bytes, Math.min(bytes.length, sliceSize - done), from + done);
+      crc = Bun.hash.crc32(bytes.subarray(0, got), crc);
+    }
+    return (crc ^ 0xffffffff) >>> 0;
   };
   const leeway = options.skip?.leeway;
   let offset = 0;
   /** With -N: the offset where the next slice is expected; offsets beyond expected + leeway jump ahead. */
   let expected = 0;
   let nextIntact = 0;
-  load(0);
-  let register = RollingCrc.register(buffer.subarray(0, sliceSize));
+  let register = registerAt(0);
   while (offset + sliceSize <= size) {
     options.signal?.throwIfAborted();
     const crc = (register ^ 0xffffffff) >>> 0;
@@ -208,16 +247,19 @@ function scanFile(
     }
     if (next + sliceSize > size) break;
     if (next === offset + 1) {
-      // Roll by one byte (reloading the buffer when the window would leave it).
-      if (offset + 1 + sliceSize > bufferStart + bufferLength) {
-        load(offset + 1);
-        register = RollingCrc.register(buffer.subarray(0, sliceSize));
-      } else {
-        register = rolling.roll(register, buffer[offset - bufferStart], buffer[offset + sliceSize - bufferStart]);
+      // Roll by one byte: the byte at `offset` leaves the window, the one at `offset + sliceSize` enters it.
+      const enters = offset + sliceSize;
+      if (offset < leavingStart || offset >= leavingStart + leavingLength) {
+        leavingStart = offset;
+        leavingLength = load(leaving, offset);
       }
+      if (enters < enteringStart || enters >= enteringStart + enteringLength) {
+        enteringStart = enters;
+        enteringLength = load(entering, enters);
+      }
+      register = rolling.roll(register, leaving[offset - leavingStart], entering[enters - enteringStart]);
     } else {
-      if (next + sliceSize > bufferStart + bufferLength || next < bufferStart) load(next);
-      register = RollingCrc.register(buffer.subarray(next - bufferStart, next - bufferStart + sliceSize));
+      register = registerAt(next);
     }
     offset = next;
   }

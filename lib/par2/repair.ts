@@ -52,6 +52,9 @@ export interface RepairResult {
  */
 const FOLDED_INVERSE_LIMIT = 300_000_000;
 
+/** Bytes per read of a slice found elsewhere and copied into place. */
+const COPY_PIECE = 1024 * 1024;
+
 /**
  * The matrix work (choosing the recovery slices, inverting, folding the
  * inverse in: millions of GF products in JavaScript) runs just before the
@@ -168,15 +171,20 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
         });
       }
     }
+    // Copied a piece at a time: a slice of a large file's set is tens of megabytes.
+    const bytes = new Uint8Array(Math.min(sliceSize, COPY_PIECE));
     for (const copy of copies) {
-      const bytes = new Uint8Array(copy.source.length);
       const fd = openSync(fsPath(copy.source.path!), "r");
       try {
-        if (readAt(fd, bytes, bytes.length, copy.source.offset) < bytes.length) throw new Error(`${copy.source.path} changed while repairing: shorter than before`);
+        for (let done = 0; done < copy.source.length; ) {
+          const step = Math.min(bytes.length, copy.source.length - done);
+          if (readAt(fd, bytes, step, copy.source.offset + done) < step) throw new Error(`${copy.source.path} changed while repairing: shorter than before`);
+          targets.get(copy.fileIndex)!.writeAt(bytes.subarray(0, step), copy.position + done);
+          done += step;
+        }
       } finally {
         closeSync(fd);
       }
-      targets.get(copy.fileIndex)!.writeAt(bytes, copy.position);
     }
     for (const place of rebuiltAt) {
       if (!equalBytes(new Uint8Array(place.hash.digest().buffer), place.expected)) {
