@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { benchArchive } from "./archive.ts";
 import { benchDeferred } from "./deferred.ts";
 import { benchImage } from "./image.ts";
-import { benchPar2, benchRunMemory } from "./par2.ts";
+import { benchPar2, benchPar2Large, benchRunMemory } from "./par2.ts";
 import { benchVolume } from "./volume.ts";
 import { printRows, type BenchRow } from "./measure.ts";
 
@@ -36,6 +36,7 @@ const workDir = (name: string) => {
 try {
   if (!only || only === "archive") rows.push(...(await benchArchive({ workDir: join(area.dir, "archive"), quick })));
   if (!only || only === "par2") rows.push(...(await benchPar2({ workDir: workDir("par2"), quick })));
+  if (!only || only === "par2" || only === "par2-memory") rows.push(...(await benchPar2Large({ workDir: workDir("par2"), quick })));
   if (!only || only === "par2" || only === "par2-memory") rows.push(...(await benchRunMemory({ quick })));
   if (!only || only === "deferred") rows.push(...(await benchDeferred({ workDir: workDir("deferred"), quick })));
   if (!only || only === "image" || only === "image-restore") rows.push(...(await benchImage({ workDir: workDir("image"), quick, restoreOnly: only === "image-restore" })));

@@ -5,6 +5,8 @@
  * - repair of that file with 5 % of its blocks destroyed, time and memory;
  * - 1000 files of 10 KB, one recovery set each, in one process (as the parity
  *   stage does) vs one `par2 create` per file.
+ * benchPar2Large and benchRunMemory: memory of `blaine par2` and `blaine run`
+ * on one large file, Blaine alone.
  */
 import { copyFileSync, mkdirSync, openSync, closeSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
@@ -29,6 +31,24 @@ function makeLargeFile(path: string, bytes: number): void {
 
 function removeSets(dir: string): void {
   for (const name of readdirSync(dir)) if (name.endsWith(".par2")) rmSync(join(dir, name));
+}
+
+/** A command's wall and CPU seconds and its peak resident memory (MB), from GNU time. */
+interface Measured {
+  readonly seconds: number;
+  readonly cpu: number;
+  readonly megabytes: number;
+}
+
+/** Runs `argv` in `dir` under GNU time; throws (with stderr) unless it exits with one of `exits`. */
+function measured(dir: string, argv: readonly string[], exits: readonly number[] = [0]): Measured {
+  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%e %U %S %M", ...argv], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+  const stderr = result.stderr.toString();
+  const last = stderr.trim().split("\n").pop()!;
+  const [seconds, user, system, kilobytes] = last.split(" ").map(Number);
+  // GNU time exits with the command's code, and says so on a line of its own.
+  if (!exits.includes(result.exitCode) || !(kilobytes > 0)) throw new Error(`${argv.join(" ")} failed (${result.exitCode}): ${stderr.slice(-300)}`);
+  return { seconds, cpu: user + system, megabytes: kilobytes / 1024 };
 }
 
 export async function benchPar2(options: { workDir: string; quick?: boolean }): Promise<BenchRow[]> {
@@ -62,14 +82,9 @@ export async function benchPar2(options: { workDir: string; quick?: boolean }): 
     name: `create, ${mib} MiB file, -r10 -b2000 (best of ${runs})`, blaine: blaineCreate, peer: peerCreate, peerName: "par2 create", unit: "s",
     ratio: peerCreate / blaineCreate, target: "≥ 4×", pass: peerCreate / blaineCreate >= 4,
   });
-  const memoryOf = (argv: string[]) => {
-    for (const name of readdirSync(largeDir)) if (name.startsWith("mem.")) rmSync(join(largeDir, name));
-    return Bun.spawnSync(["/usr/bin/time", "-f", "%M", ...argv], { cwd: largeDir, stdout: "pipe", stderr: "pipe" });
-  };
   const peakOf = (argv: string[]) => {
-    const result = memoryOf(argv);
-    if (result.exitCode !== 0) throw new Error(`${argv.join(" ")} failed: ${result.stderr.toString().slice(-300)}`);
-    return Number(result.stderr.toString().trim().split("\n").pop()) / 1024;
+    for (const name of readdirSync(largeDir)) if (name.startsWith("mem.")) rmSync(join(largeDir, name));
+    return measured(largeDir, argv).megabytes;
   };
   const blaineCreateMemory = peakOf(["bun", BIN, "par2", "create", "-qq", ...createArgs, "mem.par2", "film.mkv"]);
   const peerCreateMemory = peakOf(["par2", "create", "-q", "-q", ...createArgs, "mem.par2", "film.mkv"]);
@@ -160,6 +175,85 @@ export async function benchPar2(options: { workDir: string; quick?: boolean }): 
   });
   rmSync(runDir, { recursive: true, force: true });
   return rows;
+}
+
+/** The most `blaine par2` may hold, whatever the file size (issue 13), with -m at its default. */
+const PAR2_MEMORY_TARGET = 256;
+/**
+ * What a `blaine par2` process holds besides the -m budget, at most: the
+ * runtime and the set's checksums (verify's peak, which holds no products,
+ * is measured beside it) and the products' worker threads' own runtimes.
+ */
+const WORKER_ALLOWANCE = 16;
+
+/**
+ * Peak memory of `blaine par2 create -r10`, `verify` and `repair` (5 % of
+ * the blocks destroyed) on one large file with par2cmdline's defaults
+ * (2000 blocks): 2 GiB (256 MiB with --quick), Blaine alone (par2cmdline
+ * would take minutes). 2 GiB, not 4: 4 GiB took 4 min 40 s for the three
+ * (create 114 s, verify 26 s, repair 100 s at load 2–4), and memory does not
+ * grow with the file (4 GiB: 92, 65 and 64 MB). Then create and repair with
+ * -m 16 and -m 64: the peak follows -m (it stays within verify's peak, -m
+ * and the workers' allowance). Last, the three with -b20: the slices of a
+ * file a hundred times as large with the default 2000 blocks (a 200 GB
+ * file's: 107 MB), which no buffer may hold whole.
+ */
+export async function benchPar2Large(options: { workDir: string; quick?: boolean }): Promise<BenchRow[]> {
+  const bytes = (options.quick ? 256 : 2048) * 1024 * 1024;
+  const dir = join(options.workDir, "large-memory");
+  mkdirSync(dir, { recursive: true });
+  const film = join(dir, "film.mkv");
+  makeLargeFile(film, bytes);
+  const size = options.quick ? "256 MiB" : "2 GiB";
+  const blocks = 2000;
+  const sliceSize = Math.ceil(bytes / blocks / 4) * 4;
+  const destroyed = blocks / 20;
+  // The damage is written over the file in place (a repair puts it back whole, so no pristine copy is kept).
+  const spoil = () => {
+    const fd = openSync(film, "r+");
+    const zeros = new Uint8Array(sliceSize);
+    for (let k = 0; k < destroyed; k++) writeSync(fd, zeros, 0, sliceSize, Math.floor(((k + 0.5) * blocks) / destroyed) * sliceSize);
+    closeSync(fd);
+  };
+  const rows: BenchRow[] = [];
+  const run = (what: string, argv: string[], exits?: number[]) => {
+    const result = measured(dir, ["bun", BIN, "par2", ...argv], exits);
+    console.log(`blaine par2 ${what}, ${size}: ${result.megabytes.toFixed(1)} MB peak, ${result.seconds.toFixed(1)} s (${result.cpu.toFixed(1)} s CPU)`);
+    return result;
+  };
+  const row = (what: string, megabytes: number, limit: number, target: string) =>
+    rows.push({ name: `peak memory of blaine par2 ${what}, ${size} file`, blaine: megabytes, peer: limit, peerName: "target", unit: "MB", ratio: limit / megabytes, target, pass: megabytes < limit });
+  try {
+    const create = run("create -r10", ["create", "-qq", "-r10", "set.par2", "film.mkv"]);
+    spoil();
+    // Exit 1: repair is possible (the damage was found).
+    const verify = run(`verify (${destroyed} of ${blocks} blocks destroyed)`, ["verify", "-qq", "set.par2"], [1]);
+    const repair = run(`repair (${destroyed} of ${blocks} blocks destroyed)`, ["repair", "-qq", "set.par2"]);
+    row("create -r10", create.megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
+    row(`verify, ${destroyed} of ${blocks} blocks destroyed`, verify.megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
+    row(`repair, ${destroyed} of ${blocks} blocks destroyed`, repair.megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
+    for (const memory of [16, 64]) {
+      const limit = verify.megabytes + memory + WORKER_ALLOWANCE;
+      const target = `< verify's + ${memory} + ${WORKER_ALLOWANCE} MB`;
+      for (const name of readdirSync(dir)) if (name.startsWith("set.")) rmSync(join(dir, name));
+      row(`create -r10 -m ${memory}`, run(`create -r10 -m ${memory}`, ["create", "-qq", "-r10", `-m${memory}`, "set.par2", "film.mkv"]).megabytes, limit, target);
+      spoil();
+      row(`repair -m ${memory}`, run(`repair -m ${memory}`, ["repair", "-qq", `-m${memory}`, "set.par2"]).megabytes, limit, target);
+    }
+    // A much larger file's slices: 2000 blocks of a file 100 times this one's size are -b20 here (107 MB for
+    // 2 GiB, as a 200 GB file's), and no buffer may be a slice long. One block zeroed in the middle.
+    for (const name of readdirSync(dir)) if (name.startsWith("set.")) rmSync(join(dir, name));
+    const large = `-b20, ${(Math.ceil(bytes / 20 / 4) * 4 / 1e6).toFixed(0)} MB slices`;
+    row(`create -r10 ${large}`, run(`create -r10 ${large}`, ["create", "-qq", "-r10", "-b20", "set.par2", "film.mkv"]).megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
+    const fd = openSync(film, "r+");
+    writeSync(fd, new Uint8Array(1024 * 1024), 0, 1024 * 1024, Math.floor(bytes / 2));
+    closeSync(fd);
+    row(`verify ${large}, one destroyed`, run(`verify ${large}, one destroyed`, ["verify", "-qq", "set.par2"], [1]).megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
+    row(`repair ${large}, one destroyed`, run(`repair ${large}, one destroyed`, ["repair", "-qq", "set.par2"]).megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
+    return rows;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** The most a `blaine run` may hold, whatever the file size (issue 13). */
