@@ -192,9 +192,9 @@ const WORKER_ALLOWANCE = 16;
  * (2000 blocks): 2 GiB (256 MiB with --quick), Blaine alone (par2cmdline
  * would take minutes). 2 GiB, not 4: 4 GiB took 4 min 40 s for the three
  * (create 114 s, verify 26 s, repair 100 s at load 2–4), and memory does not
- * grow with the file (4 GiB: 92, 65 and 64 MB). Then create and repair with
- * -m 16 and -m 64: the peak follows -m (it stays within verify's peak, -m
- * and the workers' allowance). Last, the three with -b20: the slices of a
+ * grow with the file (4 GiB: 92, 65 and 64 MB). Then create with -m 16 and
+ * -m 64 and repair with -m 64: the peak follows -m (it stays within
+ * verify's peak, -m and the workers' allowance). Last, the three with -b20: the slices of a
  * file a hundred times as large with the default 2000 blocks (a 200 GB
  * file's: 107 MB), which no buffer may hold whole.
  */
@@ -232,11 +232,13 @@ export async function benchPar2Large(options: { workDir: string; quick?: boolean
     row("create -r10", create.megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
     row(`verify, ${destroyed} of ${blocks} blocks destroyed`, verify.megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
     row(`repair, ${destroyed} of ${blocks} blocks destroyed`, repair.megabytes, PAR2_MEMORY_TARGET, "< 256 MB");
+    // Create's default is 32 MB, repair's 2 MB: create below and above it, repair above (-m 16 lies between, 73 MB on 2 GiB).
     for (const memory of [16, 64]) {
       const limit = verify.megabytes + memory + WORKER_ALLOWANCE;
       const target = `< verify's + ${memory} + ${WORKER_ALLOWANCE} MB`;
       for (const name of readdirSync(dir)) if (name.startsWith("set.")) rmSync(join(dir, name));
       row(`create -r10 -m ${memory}`, run(`create -r10 -m ${memory}`, ["create", "-qq", "-r10", `-m${memory}`, "set.par2", "film.mkv"]).megabytes, limit, target);
+      if (memory === 16) continue;
       spoil();
       row(`repair -m ${memory}`, run(`repair -m ${memory}`, ["repair", "-qq", `-m${memory}`, "set.par2"]).megabytes, limit, target);
     }
