@@ -316,3 +316,40 @@ describe("the same options as par2cmdline give the same set", () => {
     expect(setLayout(dir)).toEqual(["s.txt.par2", "s.txt.vol0+1.par2", "t.txt.par2", "t.txt.vol0+1.par2"]);
   });
 });
+
+describe("issue 13.4: progress on a terminal", () => {
+  const BIN = join(import.meta.dir, "..", "bin", "blaine.ts");
+  /** `blaine par2 ARGS` with stderr on a terminal (script's pty) and stdout to a file: what the terminal showed, and stdout. */
+  async function onTerminal(args: string): Promise<{ exitCode: number; terminal: string; stdout: string }> {
+    const child = Bun.spawn(["script", "-qfec", `bun ${BIN} par2 ${args} > out.txt`, "/dev/null"], { cwd: dir, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const [terminal, exitCode] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    return { exitCode, terminal, stdout: readFileSync(join(dir, "out.txt"), "utf8") };
+  }
+  const percents = (terminal: string) => [...terminal.matchAll(/Processing: (\d+\.\d)%/g)].map((match) => Number(match[1]));
+
+  test.skipIf(!Bun.which("script"))("create and repair draw par2cmdline's Processing: N.N% as bytes go through the products, on stderr only, none with -q", async () => {
+    writeFileSync(join(dir, "big.bin"), seededBytes(48 * 1024 * 1024, 61));
+    const created = await onTerminal("create -c300 set.par2 big.bin");
+    expect(created.exitCode).toBe(0);
+    // Redrawn as the work goes (not one frozen figure): rising, with values between the ends.
+    const made = percents(created.terminal);
+    expect(made.some((percent) => percent > 0 && percent < 100)).toBe(true);
+    expect(made).toEqual([...made].sort((a, b) => a - b));
+    // Whole, though script's terminal has no width (0 columns).
+    expect(created.terminal).toMatch(/Processing: \d+\.\d% \([\d.]+ [KMG]?i?B of 48\.0 MiB\)/);
+    expect(created.stdout).toContain("Recovery block count: 300");
+    expect(created.stdout).not.toContain("Processing");
+
+    damage(join(dir, "big.bin"), 1_000_000, new Uint8Array(5_000_000));
+    const repaired = await onTerminal("repair set.par2");
+    expect(repaired.exitCode).toBe(0);
+    const rebuilt = percents(repaired.terminal);
+    expect(rebuilt.some((percent) => percent > 0 && percent < 100)).toBe(true);
+    expect(rebuilt).toEqual([...rebuilt].sort((a, b) => a - b));
+    expect(repaired.stdout).toContain("Repair complete.");
+
+    const quiet = await onTerminal("create -q -c10 quiet.par2 big.bin");
+    expect(quiet.exitCode).toBe(0);
+    expect(quiet.terminal).not.toContain("Processing");
+  });
+});

@@ -322,7 +322,7 @@ describe("issue 13.3: data found by content", () => {
 });
 
 describe("issue 13.2: par2cmdline's lines around the conclusions", () => {
-  /** par2cmdline's lines without its progress and loading lines (Blaine prints none), Target lines sorted (par2cmdline prints them as its hashing threads finish). */
+  /** par2cmdline's lines without its progress and loading lines (Blaine prints none on stdout), Target lines sorted (par2cmdline prints them as its hashing threads finish). */
   const stockLines = (output: string) => {
     const all = output.split(/[\r\n]+/).map((line) => line.trim()).filter((line) => line !== "" && !/^(Loading|Loaded|No new|Opening|Scanning|Verifying|Computing|Constructing|Solving|Repairing|Writing|Wrote|Processing|Done)/.test(line));
     return [...all.filter((line) => line.startsWith("Target:")).sort(), ...all.filter((line) => !line.startsWith("Target:"))];

@@ -35,7 +35,8 @@ export class TerminalLine {
 
   #draw(): void {
     const line = this.#render();
-    this.#stream?.write(`\r\x1b[K${line.slice(0, (this.#stream.columns ?? 120) - 1)}`);
+    // A terminal of no known width (a pty never sized, as `script` makes) says 0 columns: the line was cut to nothing but its last character.
+    this.#stream?.write(`\r\x1b[K${line.slice(0, (this.#stream.columns || 120) - 1)}`);
   }
 }
 

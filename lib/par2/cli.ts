@@ -26,6 +26,7 @@ import { loadRecoverySet, RecoverySetError, setFiles } from "./recovery-set.ts";
 import type { RecoveryFileScheme } from "./sizing.ts";
 import { checkFiles, isWholeCopy, type SetCheck } from "./verify.ts";
 import { formatBytes } from "../size.ts";
+import { TerminalLine } from "../cli/progress-line.ts";
 import { version as packageVersion } from "../../package.json";
 import type { Output } from "../cli/output.ts";
 
@@ -373,6 +374,7 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
   sayDeadTemps(removeDeadTemps(dirname(resolve(setPath)), pendingTempPrefix(setBase(setPath))).removed, say);
   // Loaded by the action that needs it: each is code a verify or the other action would hold through its run.
   const { createRecoverySet } = await import("./create.ts");
+  const processing = processingLine(setFiles.reduce((sum, file) => sum + statSync(file.path).size, 0), parsed);
   const built = await createRecoverySet(setPath, {
     files: setFiles,
     recoveryBytes: redundancyTarget(options),
@@ -385,7 +387,8 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
     firstExponent: integerOption(options, "f", "the first recovery block"),
     threads: integerOption(options, "t", "the thread count", 1),
     memory: memoryOption(parsed) ?? CREATE_MEMORY,
-  });
+    onProgress: processing.onProgress,
+  }).finally(() => processing.stop());
   const written = built.paths;
   // par2cmdline's lines (scripts read the block size from them), then the files written.
   for (const name of built.skippedEmpty) say(`Skipping 0 byte file: ${name}`);
@@ -463,7 +466,12 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   releaseScratch();
   Bun.gc(true);
   const { repairChecked } = await import("./repair.ts");
-  const result = await repairChecked(check, { threads: integerOption(parsed.options, "t", "the thread count", 1), shareCallingThread: true, memory: memoryOption(parsed) ?? REPAIR_MEMORY });
+  // Through the products go the set's data bytes, a recovery slice in place of each one lost (as many bytes, but for a short last slice).
+  const processing = processingLine(check.set.entries.reduce((sum, entry) => sum + entry.description.length, 0), parsed);
+  const result = await repairChecked(check, {
+    threads: integerOption(parsed.options, "t", "the thread count", 1), shareCallingThread: true, memory: memoryOption(parsed) ?? REPAIR_MEMORY,
+    onProgress: processing.onProgress,
+  }).finally(() => processing.stop());
   sayDeadTemps(result.deadTempsRemoved ?? 0, say);
   if (result.failure) {
     say(`Repair Failed: ${result.failure}`, Noise.quiet);
@@ -589,6 +597,20 @@ function summary(check: SetCheck) {
     recoveryBlocksDamaged: check.set.recoveryDamaged,
     repairable: check.repairable,
   };
+}
+
+/**
+ * par2cmdline's `Processing: N.N%` while the recovery data is computed
+ * (bytes through the products of `total`), as a line redrawn on a
+ * terminal's stderr only: stdout keeps par2cmdline's lines for scripts,
+ * and a large file's create or repair no longer sits silent for minutes.
+ * None with -q or -qq, as par2cmdline's, nor with --json.
+ */
+function processingLine(total: number, parsed: ParsedArguments): { onProgress?: (bytes: number) => void; stop: () => void } {
+  if (noiseOf(parsed) < Noise.normal || parsed.json || total === 0) return { stop: () => {} };
+  let done = 0;
+  const line = new TerminalLine(() => `Processing: ${Math.min(100, (done / total) * 100).toFixed(1)}% (${formatBytes(Math.min(done, total))} of ${formatBytes(total)})`).start();
+  return { onProgress: (bytes) => (done += bytes), stop: () => line.stop() };
 }
 
 /** Temps of a create or repair killed with SIGKILL, removed by this one: said once, as a line of its own. */
