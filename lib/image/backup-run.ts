@@ -3,7 +3,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { sizeOf } from "../fs/device-size.ts";
 import { dataExtents } from "../fs/sparse.ts";
 import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
-import { BaseCopy } from "./base-copy.ts";
+import { BASE_COPY_HERE_ROWS_SMALL_CHANGE, BaseCopy } from "./base-copy.ts";
 import type { BlockRow, ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
 import { hintedBlocks, readHints } from "./hints.ts";
 import { allocatedBlocks, allocatedBytes, blockCount, everyBlock, hintedBlockRefs } from "./stages/block-ranges.ts";
@@ -223,7 +223,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       workers,
       plannedBytes: hinted ? Math.min(size, (hinted.read.size + sample.size) * blockSize) : allocatedBytes(extents, size, blockSize),
       seen: new Set(),
-      baseCopy: base ? new BaseCopy(catalog, uid, base.uid, blockCount(size, blockSize)) : undefined,
+      baseCopy: base ? new BaseCopy(catalog, uid, base.uid, blockCount(size, blockSize), small ? { hereRows: BASE_COPY_HERE_ROWS_SMALL_CHANGE } : {}) : undefined,
       onlyBlocks: base && hinted ? new Set([...hinted.read, ...hinted.zero, ...sample]) : undefined,
       baseDoc: base && hinted ? store.getVersionDocBytes(base.uid).catch(() => undefined) : undefined,
       refs: () => {
