@@ -651,6 +651,35 @@ describe("issue 13: interop both ways", () => {
   });
 });
 
+describe("many recovery blocks from little input", () => {
+  test.skipIf(!hasPar2)("-b1 -c300 -m1: every recovery packet the same bytes as par2cmdline's, and par2cmdline repairs with Blaine's set", async () => {
+    // 300 blocks of 20 KB in 1 MB of memory: Blaine computes them in groups of outputs (slice-multiply's groupOutputs).
+    const data = seededBytes(20_000, 80);
+    writeFileSync(join(dir, "a.bin"), data);
+    expect(par2(["c", "-q", "-q", "-b1", "-c300", "-m1", "p.par2", "a.bin"], dir).exitCode).toBe(0);
+    expect((await blaine(["par2", "c", "-qq", "-b1", "-c300", "-m1", "b.par2", "a.bin"], { cwd: dir })).exitCode).toBe(0);
+    const recoveryPackets = (base: string) => {
+      const packets = new Map<number, Buffer>();
+      const names = readdirSync(dir).filter((name) => name.startsWith(`${base}.vol`)).sort();
+      for (const name of names) {
+        const bytes = readFileSync(join(dir, name));
+        for (const p of scanPacketFile(join(dir, name)).filter((p) => equalBytes(p.type, PacketType.recoverySlice))) {
+          packets.set(new DataView(p.body.buffer, p.body.byteOffset).getUint32(0, true), bytes.subarray(p.bodyOffset - 64, p.bodyOffset + p.bodyLength));
+        }
+      }
+      return { files: names.map((name) => name.slice(base.length)), packets };
+    };
+    const stock = recoveryPackets("p");
+    const ours = recoveryPackets("b");
+    expect(ours.files).toEqual(stock.files);
+    expect(ours.packets.size).toBe(300);
+    for (const [exponent, bytes] of stock.packets) expect({ exponent, same: Buffer.compare(ours.packets.get(exponent)!, bytes) }).toEqual({ exponent, same: 0 });
+    damage(join(dir, "a.bin"), 100, new Uint8Array(5000));
+    expect(par2(["r", "b.par2"], dir).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "a.bin")), data)).toBe(0);
+  });
+});
+
 describe("issue 13.2: -rg, and targets par2cmdline refuses", () => {
   test.skipIf(!hasPar2)("-rg1 gives par2cmdline's count; a size target needing more than 65535 recovery blocks, or -r above 100, is refused with exit 3 by both, and nothing written", async () => {
     const sizes = [3_000_000, 1_500_001];

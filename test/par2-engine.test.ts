@@ -183,6 +183,54 @@ describe("ranges", () => {
   });
 });
 
+describe("many outputs from little input", () => {
+  test("grouped outputs come whole, a group at a time, with the same bytes; progress counts each input byte once", async () => {
+    // One 4 KiB input, 600 outputs, 1 MiB of memory: ungrouped, ranges of a few hundred bytes (a piece of every
+    // output per range: create's -b1 -rg1 made 16 366 × 2048 writes); grouped, each output in one piece per thread.
+    const sliceSize = 4096;
+    const data = seededBytes(sliceSize - 100, 78);
+    const inputs = [{ bytes: data, offset: 0, length: data.length }];
+    const coefficient = (o: number, k: number) => recoveryCoefficient(inputConstantLogs(1)[k], o);
+    const whole = await multiplySlices({ sliceSize, outputCount: 600, inputs, coefficient });
+    for (const { threads, shareCallingThread } of [{ threads: undefined, shareCallingThread: false }, { threads: 2, shareCallingThread: false }, { threads: 2, shareCallingThread: true }]) {
+      const streamed = Array.from({ length: 600 }, () => new Uint8Array(sliceSize));
+      const pieces = new Array<number>(600).fill(0);
+      const firsts: number[] = [];
+      let progress = 0;
+      await multiplySlices({
+        sliceSize, outputCount: 600, inputs, coefficient, threads, shareCallingThread, memory: 1024 * 1024, groupOutputs: true,
+        onProgress: (bytes) => (progress += bytes),
+        onRange: (start, outputs, first) => {
+          if (firsts.at(-1) !== first) firsts.push(first);
+          outputs.forEach((bytes, i) => {
+            streamed[first + i].set(bytes, start);
+            pieces[first + i]++;
+          });
+        },
+      });
+      const parts = threads === 2 && !shareCallingThread ? 2 : 1;
+      expect({ threads, shareCallingThread, most: Math.max(...pieces), least: Math.min(...pieces) }).toEqual({ threads, shareCallingThread, most: parts, least: parts });
+      expect(firsts.length).toBeGreaterThan(1);
+      expect(firsts).toEqual([...firsts].sort((a, b) => a - b));
+      expect(progress).toBe(data.length);
+      for (let o = 0; o < 600; o++) expect(equalBytes(streamed[o], whole[o])).toBe(true);
+    }
+  });
+
+  test("a usual create's outputs are not grouped: its inputs would be read again for each group", async () => {
+    const sliceSize = 4096;
+    const data = seededBytes(sliceSize * 40, 79);
+    const inputs = Array.from({ length: 40 }, (_, i) => ({ bytes: data, offset: i * sliceSize, length: sliceSize }));
+    const logs = inputConstantLogs(40);
+    const firsts = new Set<number>();
+    await multiplySlices({
+      sliceSize, outputCount: 8, inputs, coefficient: (o, k) => recoveryCoefficient(logs[k], o), memory: 64 * 1024, groupOutputs: true,
+      onRange: (_, __, first) => void firsts.add(first),
+    });
+    expect([...firsts]).toEqual([0]);
+  });
+});
+
 describe("issue 13.4: parity progress", () => {
   test("bytes through the encoder are reported as they go, each once, and the progress line shows them", async () => {
     const { path: dir, cleanup } = tempDir("blaine-par2-progress-");

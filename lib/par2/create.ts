@@ -218,8 +218,10 @@ export async function createRecoverySet(setPath: string, options: CreateOptions)
       signal: options.signal,
       memory: options.memory,
       onProgress: options.onProgress,
-      onRange: (start, outputs) => {
-        outputs.forEach((bytes, output) => {
+      groupOutputs: true,
+      onRange: (start, outputs, first) => {
+        outputs.forEach((bytes, i) => {
+          const output = first + i;
           pending[volumeOf[output]].writeAt(bytes, packetAt[output] + HEADER_BYTES + 4 + start);
           packetHashes[output].update(bytes);
         });

@@ -12,7 +12,7 @@
 import { availableParallelism } from "node:os";
 import { chooseKernel, createKernel, kernelShape, type Kernel, type KernelName } from "./kernel.ts";
 import { simdModule } from "./kernel-simd.ts";
-import { multiplyShared, sharedSupported } from "./shared-multiply.ts";
+import { multiplyShared, planShared, sharedSupported } from "./shared-multiply.ts";
 import { MAX_BATCH, SliceAccumulator, type SliceSource } from "./slice-accumulator.ts";
 import type { WorkerReply, WorkerRequest } from "./slice-worker.ts";
 import { withWorkers } from "./worker-pool.ts";
@@ -39,12 +39,22 @@ export interface MultiplyOptions {
   readonly shareCallingThread?: boolean;
   readonly signal?: AbortSignal;
   /**
-   * Receives the outputs range by range, in increasing `start`: outputs[o]
-   * holds output o's bytes from `start` on (never past the slice). The views
-   * are valid during the call only. Without it, whole outputs are returned
-   * (for jobs known to be small).
+   * Receives the outputs range by range, in increasing `start`: outputs[i]
+   * holds output firstOutput + i's bytes from `start` on (never past the
+   * slice). firstOutput is 0 (every output at once) unless `groupOutputs`.
+   * The views are valid during the call only. Without it, whole outputs
+   * are returned (for jobs known to be small).
    */
-  readonly onRange?: (start: number, outputs: readonly Uint8Array[]) => void | Promise<void>;
+  readonly onRange?: (start: number, outputs: readonly Uint8Array[], firstOutput: number) => void | Promise<void>;
+  /**
+   * The caller takes the outputs a group at a time (each group's ranges in
+   * increasing `start`, then the next group's): many outputs from little
+   * input (create -b1 -c16000) are then computed a group at a time over
+   * long ranges, the inputs read once per group, instead of in ranges of a
+   * few dozen bytes (a write and a hash per output and range, tables of
+   * every output per range: quadratic in the output count).
+   */
+  readonly groupOutputs?: boolean;
   /** Bytes this multiplication may hold (outputs, inputs, tables); default DEFAULT_MEMORY. */
   readonly memory?: number;
   /** Input bytes multiplied so far, as they are done (for a progress display). */
@@ -68,6 +78,19 @@ const RANGES_AHEAD = 2;
 const WORKER_THRESHOLD = 64 * 1024 * 1024;
 /** Coefficients are computed once for all ranges when they take at most this much; else again for each range. */
 const COEFFICIENT_CACHE_BYTES = 16 * 1024 * 1024;
+/**
+ * Ranges shorter than this (and than the slice) are worth splitting the
+ * outputs into groups for (MultiplyOptions.groupOutputs): each output's
+ * range then costs its caller a write and a hash call of at least this much.
+ */
+const GROUP_RANGE_BYTES = 64 * 1024;
+/**
+ * The inputs are read and prepared once per group, so groups are made only
+ * while that rereading stays within this share of the output bytes (which
+ * the caller writes anyway): never for a usual create, whose inputs are ten
+ * times its outputs or more.
+ */
+const GROUP_REREAD_SHARE = 0.25;
 
 interface Plan {
   readonly padded: number;
@@ -85,11 +108,11 @@ interface Plan {
  * them), half on each kernel's inputs (prepared: inputScale bytes per
  * byte) and coefficient tables.
  */
-function plan(options: MultiplyOptions): Plan {
-  const { sliceSize, outputCount, inputs } = options;
+function plan(options: MultiplyOptions, outputCount = options.outputCount): Plan {
+  const { sliceSize, inputs } = options;
   const kernel = chooseKernel(options.kernel);
   const padded = Math.ceil(sliceSize / 32) * 32;
-  const work = inputs.length * sliceSize * outputCount;
+  const work = inputs.length * sliceSize * options.outputCount;
   const inThread =
     options.inThread === true || (options.threads === undefined && work < WORKER_THRESHOLD) || (options.shareCallingThread === true && options.threads === 1);
   const threads = inThread ? 1 : Math.max(1, Math.min(options.threads ?? availableParallelism(), padded / 32));
@@ -105,16 +128,78 @@ function plan(options: MultiplyOptions): Plan {
 
 /** The outputs, in order, when no `onRange` takes them; otherwise none. */
 export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Array[]> {
-  const { sliceSize, outputCount, inputs } = options;
+  const { sliceSize, outputCount } = options;
   if (outputCount === 0) return [];
   const shape = plan(options);
   const whole = options.onRange ? undefined : Array.from({ length: outputCount }, () => new Uint8Array(sliceSize));
   const onRange = options.onRange ?? ((start: number, outputs: readonly Uint8Array[]) => outputs.forEach((bytes, o) => whole![o].set(bytes, start)));
+  const size = options.onRange && options.groupOutputs ? groupSize(options, shape) : outputCount;
+  if (size >= outputCount) {
+    await multiplyGroup(options, shape, (start, outputs) => onRange(start, outputs, 0));
+    return whole ?? [];
+  }
+  // Each group multiplies every input once more: progress counts each input byte once over all of them.
+  const groups = Math.ceil(outputCount / size);
+  // The result buffers go from group to group (each group's are the size of the first's, or smaller): 26 MB less peak with 4000 outputs.
+  const spares: Spares = [];
+  let multiplied = 0;
+  let reported = 0;
+  const onProgress = options.onProgress && ((bytes: number) => {
+    multiplied += bytes;
+    const now = Math.floor(multiplied / groups);
+    if (now > reported) options.onProgress!(now - reported);
+    reported = now;
+  });
+  for (let first = 0; first < outputCount; first += size) {
+    const count = Math.min(size, outputCount - first);
+    // The way chosen for all the outputs holds for each group (the threads, or none for a small job).
+    const group: MultiplyOptions = {
+      ...options, outputCount: count, threads: shape.threads, inThread: shape.inThread, onProgress,
+      coefficient: (output, input) => options.coefficient(first + output, input),
+    };
+    await multiplyGroup(group, plan(group), (start, outputs) => onRange(start, outputs, first), spares);
+  }
+  return whole ?? [];
+}
+
+/**
+ * Outputs per group (MultiplyOptions.groupOutputs): the most whose ranges
+ * are GROUP_RANGE_BYTES long (or the whole slice), yet not so few that the
+ * inputs are reread more than GROUP_REREAD_SHARE of the output bytes.
+ */
+function groupSize(options: MultiplyOptions, shape: Plan): number {
+  const { outputCount, sliceSize, inputs } = options;
+  const shared = usesShared(options, shape);
+  const rangeOf = (outputs: number) =>
+    shared ? planShared({ ...options, outputCount: outputs }, options.memory ?? DEFAULT_MEMORY).rangeLength : plan(options, outputs).rangeLength;
+  const wanted = Math.min(shape.padded, GROUP_RANGE_BYTES);
+  if (rangeOf(outputCount) >= wanted) return outputCount;
+  // The largest count whose ranges are long enough (ranges shorten as outputs grow).
+  let low = 1;
+  let high = outputCount;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (rangeOf(middle) >= wanted) low = middle;
+    else high = middle - 1;
+  }
+  const inputBytes = inputs.reduce((sum, source) => sum + source.length, 0);
+  const mostGroups = Math.max(1, Math.floor((GROUP_REREAD_SHARE * outputCount * sliceSize) / Math.max(1, inputBytes)));
+  const groups = Math.min(Math.ceil(outputCount / low), mostGroups);
+  return Math.ceil(outputCount / groups);
+}
+
+function usesShared(options: MultiplyOptions, shape: Plan): boolean {
+  return !shape.inThread && options.shareCallingThread === true && shape.kernel === "simd" && shape.threads === 2 && sharedSupported();
+}
+
+/** Every output of `options` (one group, or all), range by range. */
+async function multiplyGroup(options: MultiplyOptions, shape: Plan, onRange: OnRange, spares: Spares = []): Promise<void> {
+  const { outputCount, inputs } = options;
   // One worker beside this thread only (-t2, the default on two cores): with two workers (-t3 on two cores) a 500 MiB
   // repair failed 2 of ~40 runs under load (a rebuilt slice off its MD5, so nothing was replaced), cause not found yet.
-  if (!shape.inThread && options.shareCallingThread && shape.kernel === "simd" && shape.threads === 2 && sharedSupported()) {
+  if (usesShared(options, shape)) {
     await multiplyShared(options, shape.threads, options.memory ?? DEFAULT_MEMORY, onRange);
-    return whole ?? [];
+    return;
   }
   const groups: { start: number; sources: SliceSource[] }[] = [];
   for (let start = 0; start < inputs.length; start += shape.batchSize) groups.push({ start, sources: inputs.slice(start, start + shape.batchSize) });
@@ -128,10 +213,12 @@ export async function multiplySlices(options: MultiplyOptions): Promise<Uint8Arr
 
   const ranges: Range[] = [];
   for (let start = 0; start < shape.padded; start += shape.rangeLength) ranges.push({ start, length: Math.min(shape.rangeLength, shape.padded - start) });
-  if (shape.inThread) await multiplyInThread(options, shape, ranges, batches, onRange);
-  else await multiplyInWorkers(options, shape, ranges, batches, onRange);
-  return whole ?? [];
+  if (shape.inThread) await multiplyInThread(options, shape, ranges, batches, onRange, spares);
+  else await multiplyInWorkers(options, shape, ranges, batches, onRange, spares);
 }
+
+/** Result buffers by thread, reused range after range (and group after group): results go into them when large enough. */
+type Spares = Uint8Array[][];
 
 interface Batch {
   readonly sources: readonly SliceSource[];
@@ -158,11 +245,13 @@ async function handOver(options: MultiplyOptions, part: Range, results: Uint8Arr
 }
 
 /** Small jobs: every range in this thread, its result buffer reused. */
-async function multiplyInThread(options: MultiplyOptions, shape: Plan, ranges: readonly Range[], batches: () => Batch[], onRange: OnRange): Promise<void> {
-  let spare: Uint8Array | undefined;
+async function multiplyInThread(
+  options: MultiplyOptions, shape: Plan, ranges: readonly Range[], batches: () => Batch[], onRange: OnRange, spares: Spares,
+): Promise<void> {
+  const spare = (spares[0] ??= []);
   for (const range of ranges) {
-    const result = await computeHere(shape, range, options.outputCount, batches(), options.signal, spare, (batch) => options.onProgress?.(inputBytes(batch, range)), false);
-    spare = new Uint8Array(result.buffer);
+    const result = await computeHere(shape, range, options.outputCount, batches(), options.signal, spare.pop(), (batch) => options.onProgress?.(inputBytes(batch, range)), false);
+    spare.push(new Uint8Array(result.buffer));
     await handOver(options, range, result, onRange);
   }
 }
@@ -174,7 +263,9 @@ async function multiplyInThread(options: MultiplyOptions, shape: Plan, ranges: r
  * soon as all its parts are in. On a loaded machine a preempted thread then
  * delays its own parts only, not every thread at every range.
  */
-async function multiplyInWorkers(options: MultiplyOptions, shape: Plan, ranges: readonly Range[], batches: () => Batch[], onRange: OnRange): Promise<void> {
+async function multiplyInWorkers(
+  options: MultiplyOptions, shape: Plan, ranges: readonly Range[], batches: () => Batch[], onRange: OnRange, spares: Spares,
+): Promise<void> {
   const { outputCount } = options;
   const threads = shape.threads;
   const local = options.shareCallingThread ? 1 : 0;
@@ -188,7 +279,6 @@ async function multiplyInWorkers(options: MultiplyOptions, shape: Plan, ranges: 
   const done = ranges.map(() => Promise.withResolvers<void>());
   const results = ranges.map(() => new Array<Uint8Array | undefined>(threads));
   const arrived = ranges.map(() => 0);
-  const spares: Uint8Array[][] = Array.from({ length: threads }, () => []);
   let handed = 0;
   let wake = Promise.withResolvers<void>();
 
@@ -200,7 +290,7 @@ async function multiplyInWorkers(options: MultiplyOptions, shape: Plan, ranges: 
       if (part.length > 0) {
         // Each thread does its part of a batch; the batch's bytes count once, from the first part.
         const onBatch = (batch: Batch) => thread === 0 && options.onProgress?.(inputBytes(batch, range));
-        results[r][thread] = await compute(part, batches(), spares[thread].pop(), onBatch);
+        results[r][thread] = await compute(part, batches(), (spares[thread] ??= []).pop(), onBatch);
       }
       if (++arrived[r] === threads) done[r].resolve();
     }
@@ -213,7 +303,7 @@ async function multiplyInWorkers(options: MultiplyOptions, shape: Plan, ranges: 
         const result = results[r][thread];
         if (!result) continue;
         await handOver(options, partOf(range, thread), result, onRange);
-        spares[thread].push(new Uint8Array(result.buffer));
+        (spares[thread] ??= []).push(new Uint8Array(result.buffer));
         results[r][thread] = undefined;
       }
       handed = r + 1;
