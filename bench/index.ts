@@ -1,5 +1,5 @@
 /**
- * `bun run bench [--quick] [--only=archive|par2|par2-memory|deferred|image|image-restore|volume|volume-send]`: every benchmark,
+ * `bun run bench [--quick] [--only=archive|par2|par2-memory|par2-many|deferred|image|image-restore|volume|volume-send]`: every benchmark,
  * side by side with its peer tool in one run, printed as one table of ratios (image-restore: the image backup and restore
  * rows against restic alone; volume-send: the volume rows but the prune's). Exit 1 if a target is missed.
  */
@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { benchArchive } from "./archive.ts";
 import { benchDeferred } from "./deferred.ts";
 import { benchImage } from "./image.ts";
-import { benchPar2, benchPar2Large, benchRunMemory } from "./par2.ts";
+import { benchPar2, benchPar2Large, benchPar2ManyRecovery, benchRunMemory } from "./par2.ts";
 import { benchVolume } from "./volume.ts";
 import { printRows, type BenchRow } from "./measure.ts";
 
@@ -36,6 +36,7 @@ const workDir = (name: string) => {
 try {
   if (!only || only === "archive") rows.push(...(await benchArchive({ workDir: join(area.dir, "archive"), quick })));
   if (!only || only === "par2") rows.push(...(await benchPar2({ workDir: workDir("par2"), quick })));
+  if (!only || only === "par2" || only === "par2-many") rows.push(...benchPar2ManyRecovery({ workDir: workDir("par2"), quick }));
   if (!only || only === "par2" || only === "par2-memory") rows.push(...(await benchPar2Large({ workDir: workDir("par2"), quick })));
   if (!only || only === "par2" || only === "par2-memory") rows.push(...(await benchRunMemory({ quick })));
   if (!only || only === "deferred") rows.push(...(await benchDeferred({ workDir: workDir("deferred"), quick })));
