@@ -3,8 +3,9 @@ import { join } from "node:path";
 
 /**
  * A real S3 server for tests: the s3rver package (a devDependency) run by
- * Bun in a child process on 127.0.0.1, its objects in a temp directory, one
- * bucket. Credentials S3RVER/S3RVER, handed to children in the environment.
+ * Bun in a child process (s3rver-child.ts: its PUTs answered once written,
+ * as S3's are) on 127.0.0.1, its objects in a temp directory, one bucket.
+ * Credentials S3RVER/S3RVER, handed to children in the environment.
  */
 export interface TestS3 {
   readonly endpoint: string;
@@ -28,10 +29,7 @@ export function s3Missing(): string | undefined {
 
 export async function startS3(bucket = "images"): Promise<TestS3> {
   const directory = mkdtempSync("/tmp/blaine-s3-");
-  const script = `const S3rver = require(${JSON.stringify(S3RVER)});
-new S3rver({ port: 0, address: "127.0.0.1", directory: ${JSON.stringify(directory)}, silent: true, configureBuckets: [{ name: ${JSON.stringify(bucket)} }] })
-  .run().then((address) => console.log(JSON.stringify(address)));`;
-  const child = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "inherit", stdin: "ignore" });
+  const child = Bun.spawn(["bun", join(import.meta.dir, "s3rver-child.ts"), directory, bucket], { stdout: "pipe", stderr: "inherit", stdin: "ignore" });
   const reader = child.stdout.getReader();
   let text = "";
   while (!text.includes("\n")) {
