@@ -96,12 +96,15 @@ export interface ImageBackupResult {
 
 /**
  * Changed blocks (trusted metadata, or hinted and the hint sample's) up to
- * this many bytes are hashed and compressed by one thread: at most about a
- * tenth of a second of its work, overlapping the main thread's reads, claims
- * and writes of the same blocks, which take longer. A second thread would
- * cost its start-up and a core the main thread wants (a volume send of
- * 41 MiB: 20 ms less CPU, 15 ms sooner; the bench's hinted incremental of
- * 4 GiB, 10 blocks hinted and 10 sampled: 40 ms less CPU).
+ * this many bytes are hashed and compressed on the backup's own thread, as
+ * their reads complete: at most about a tenth of a second of work, while the
+ * reads themselves run on Bun's I/O threads. A block worker's start (a
+ * JavaScript context and its modules) costs more than that work saves, and a
+ * core the backup wants: with one thread instead of two, a volume send of
+ * 41 MiB took 20 ms less CPU and the bench's hinted incremental of 4 GiB
+ * (10 blocks hinted, 10 sampled) 40 ms less; with none instead of one, the
+ * hinted incremental took 355 ms of CPU instead of 423 and 0.68 s instead of
+ * 0.77 (medians of 12, cold caches, load 6.5).
  */
 const SMALL_CHANGE_BYTES = 64 * 1024 * 1024;
 
@@ -181,7 +184,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
     const small = base !== undefined && hinted !== undefined && (hinted.read.size + sample.size / 4) * blockSize <= SMALL_CHANGE_BYTES;
     if (workers?.blockSize !== blockSize) {
       workers?.close();
-      workers = new BlockWorkers(blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize), ...(small ? { threads: 1 } : {}) });
+      workers = new BlockWorkers(blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize), ...(small ? { threads: 0 } : {}) });
     } else if (!small) workers.grow();
     // Every block read is compared with the base's (with hints too: a hinted block may not have changed), so the
     // base's hashes are those of the blocks read: all of them for a full read, else only the hinted or changed ones

@@ -90,12 +90,16 @@ export async function decodeChunk(object: Uint8Array): Promise<Uint8Array> {
   return data;
 }
 
-let zeros = new Uint8Array(0);
-
-/** Whether a block is all zeros (compared against a shared zero buffer: memcmp speed). */
+/**
+ * Whether a block is all zeros: its first byte zero and every byte equal to
+ * the next (memcmp of the block against itself one byte on, so memcmp speed
+ * without a buffer of zeros as long as the block: a fresh one cost a
+ * thread 1 024 page faults, some 15 ms of CPU in this VM, on its first block).
+ */
 export function isZero(data: Uint8Array): boolean {
-  if (zeros.length < data.length) zeros = new Uint8Array(data.length);
-  return Buffer.compare(data, zeros.subarray(0, data.length)) === 0;
+  if (data.length === 0) return true;
+  if (data[0] !== 0) return false;
+  return Buffer.compare(data.subarray(1), data.subarray(0, data.length - 1)) === 0;
 }
 
 /** sha256 hex of a block: the name of its chunk. */
