@@ -1,7 +1,6 @@
 import { fstatSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { sizeOf } from "../fs/device-size.ts";
-import { dataExtents } from "../fs/sparse.ts";
 import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
 import { BASE_COPY_HERE_ROWS_SMALL_CHANGE, BaseCopy } from "./base-copy.ts";
 import type { BlockRow, ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
@@ -196,7 +195,8 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       : hinted
         ? await catalog.hashesAt(base.uid, new Set([...hinted.read, ...hinted.zero, ...sample]))
         : await catalog.hashesByIndex(base.uid);
-    const extents = !base && !hinted ? (size > 0 ? dataExtents(source.fd, size) : []) : undefined;
+    // Loaded only for a backup that reads the allocated extents: an incremental reads none (two modules fewer to load).
+    const extents = !base && !hinted ? (size > 0 ? (await import("../fs/sparse.ts")).dataExtents(source.fd, size) : []) : undefined;
     const uid = crypto.randomUUID();
     await catalog.createVersion({
       uid,

@@ -1,5 +1,4 @@
 import { UsageError } from "../../errors.ts";
-import { readKeyFile } from "../../secrets/key-source.ts";
 
 /**
  * Where chunks and version metadata live: a directory, an S3 bucket or a
@@ -91,7 +90,8 @@ export interface OpenStoreOptions {
  */
 export async function openStore(spec: string, options: OpenStoreOptions): Promise<ChunkStore> {
   // A key file that cannot be read is said before a new store is made.
-  if (options.keyfile) readKeyFile(options.keyfile);
+  // Its module loaded only then: a plain store's command never reads a key.
+  if (options.keyfile) (await import("../../secrets/key-source.ts")).readKeyFile(options.keyfile);
   const store = await openPlainStore(spec, options);
   try {
     // The encrypted store (and node:crypto under it) is loaded only for a key: 6 ms of every plain store's command.
