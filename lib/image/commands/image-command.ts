@@ -44,18 +44,17 @@ async function runAction(action: string, args: string[], flags: Flags): Promise<
         labels[label.slice(0, at)] = label.slice(at + 1);
       }
       // The block workers first: their threads boot while the backup's modules load and its catalog opens. None
-      // for hints over a base, which may be a small change the backup's own thread hashes as it reads:
-      // openImageBackup starts them once it knows it is not. Without hints a base is no help: every block is read.
+      // for hints over a base: that may be a small change, whose pool openImageBackup makes to fit once it knows.
       const from = singleFlag(flags, "from");
       const hints = singleFlag(flags, "hints");
       const { BACKUP_SLOT_BYTES, BlockWorkers } = await import("../workers/block-workers.ts");
-      const workers = new BlockWorkers(settings.blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, settings.blockSize), ...(from && hints ? { threads: 0 } : {}) });
+      const workers = from && hints ? undefined : new BlockWorkers(settings.blockSize, { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, settings.blockSize) });
       const request = { source: args[0], name: args[1], snapshot: singleFlag(flags, "snapshot"), hints, from, labels, workers };
       try {
         const { backupImage } = await import("./backup.ts");
         return (await backupImage(settings, request, output)).exitCode;
       } finally {
-        workers.close();
+        workers?.close();
       }
     }
     case "ls":
