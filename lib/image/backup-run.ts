@@ -1,6 +1,7 @@
 import { fstatSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { sizeOf } from "../fs/device-size.ts";
+import { adviseWillNeed } from "../fs/readahead.ts";
 import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
 import { BASE_COPY_HERE_ROWS_SMALL_CHANGE, BaseCopy } from "./base-copy.ts";
 import type { BlockRow, ImageCatalog, VersionRow } from "./catalog/image-catalog.ts";
@@ -192,6 +193,12 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
     // The blocks read from a base: hinted or changed ones hashed and compressed, the sample's only hashed (sha256
     // runs about five times as fast as zstd:3 compresses), so counted at a quarter.
     const small = base !== undefined && hinted !== undefined && (hinted.read.size + sample.size / 4) * blockSize <= SMALL_CHANGE_BYTES;
+    // A small change's blocks (the sample's too) asked of the source at once, read ahead while the catalog is
+    // read and the first few are hashed: only a small change's, so the page cache holds no more than its bytes.
+    if (small) {
+      const ranges: [number, number][] = [...hinted.read, ...sample].map((index) => [index * blockSize, Math.min(blockSize, size - index * blockSize)]);
+      adviseWillNeed(source.fd, ranges);
+    }
     if (workers?.blockSize !== blockSize) {
       workers?.close();
       workers = new BlockWorkers(blockSize, small ? SMALL_CHANGE_POOL : { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize) });
