@@ -5,6 +5,9 @@ import { CatalogLock } from "../../catalog/lock.ts";
 import { appliedSqliteMigrations, applySqliteMigrations, missingMigrations } from "../../catalog/schema-version.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../../errors.ts";
 
+/** The page size of a new SQLite image catalog. */
+export const SQLITE_PAGE_BYTES = 16384;
+
 /**
  * The image catalog's connection, on SQLite (a file, nothing to start) or
  * PostgreSQL (`postgres://…`): the same SQL text on both, written with `?`
@@ -73,6 +76,11 @@ function openSqlite(path: string, create: boolean): ImageSql {
   try {
     db = new Database(path, { create: true });
     db.exec("PRAGMA busy_timeout = 30000");
+    // Before anything is written, so a new catalog takes it (an existing one keeps its own): block lists are
+    // read, copied and deleted by the ten thousand rows, and this VM's syscalls are dear. A prune of 50
+    // sessions of 60 (4 GiB, 32 768 rows each) read and wrote 4 KiB pages ~290 000 times; with 16 KiB
+    // pages it took 1.2-1.7 s instead of 1.7-2.3 s.
+    db.exec(`PRAGMA page_size = ${SQLITE_PAGE_BYTES}`);
     // WAL: a backup's reads and a cleanup beside it do not wait on each other; writers still take turns.
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
