@@ -30,6 +30,20 @@ export function md5(...parts: Uint8Array[]): Uint8Array {
   return new Uint8Array(hasher.digest().buffer);
 }
 
+/**
+ * Feeds `count` zero bytes to an MD5 and a CRC32 (`crc` so far), `zeros`
+ * (all zero) at a time, and returns the CRC32: a slice's zero padding, which
+ * may be tens of megabytes. The CRC is not finalised (`>>> 0`).
+ */
+export function hashZeros(hasher: Bun.CryptoHasher, crc: number, count: number, zeros: Uint8Array): number {
+  for (let left = count; left > 0; left -= zeros.length) {
+    const step = zeros.subarray(0, Math.min(left, zeros.length));
+    hasher.update(step);
+    crc = Bun.hash.crc32(step, crc);
+  }
+  return crc;
+}
+
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;

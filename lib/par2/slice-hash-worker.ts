@@ -7,6 +7,7 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { fsPath } from "../fs/byte-names.ts";
+import { hashZeros } from "./packets.ts";
 import { readAt } from "./read-at.ts";
 
 declare const self: Worker;
@@ -32,15 +33,6 @@ function hashSlices({ path, length, sliceSize, holes }: SliceHashRequest): { md5
   const piece = new Uint8Array(Math.min(PIECE, sliceSize));
   const zeros = new Uint8Array(piece.length);
   let zero: { md5: Uint8Array; crc: number } | undefined;
-  /** MD5 and CRC32 of `count` more zero bytes. */
-  const addZeros = (hasher: Bun.CryptoHasher, crc: number, count: number) => {
-    for (let left = count; left > 0; left -= zeros.length) {
-      const step = zeros.subarray(0, Math.min(left, zeros.length));
-      hasher.update(step);
-      crc = Bun.hash.crc32(step, crc);
-    }
-    return crc;
-  };
   const fd = openSync(fsPath(path), "r");
   try {
     for (let k = 0; k < slices; k++) {
@@ -48,7 +40,7 @@ function hashSlices({ path, length, sliceSize, holes }: SliceHashRequest): { md5
       const wanted = Math.min(sliceSize, length - start);
       if (inHole.has(k) && !zero) {
         const hasher = new Bun.CryptoHasher("md5");
-        const crc = addZeros(hasher, 0, sliceSize);
+        const crc = hashZeros(hasher, 0, sliceSize, zeros);
         zero = { md5: new Uint8Array(hasher.digest().buffer), crc };
       }
       if (inHole.has(k)) {
@@ -66,7 +58,7 @@ function hashSlices({ path, length, sliceSize, holes }: SliceHashRequest): { md5
         done += step;
       }
       // The last slice counts as zero-padded to the slice size.
-      crc = addZeros(hasher, crc, sliceSize - wanted);
+      crc = hashZeros(hasher, crc, sliceSize - wanted, zeros);
       md5s.set(new Uint8Array(hasher.digest().buffer), k * 16);
       crcs[k] = crc >>> 0;
     }

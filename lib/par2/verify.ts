@@ -11,7 +11,7 @@ import { closeSync, openSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fsPath } from "../fs/byte-names.ts";
 import { readSalvaging, type ByteRange } from "../fs/salvage-read.ts";
-import { equalBytes, md5 } from "./packets.ts";
+import { equalBytes, hashZeros, md5 } from "./packets.ts";
 import { findSlices, type FoundSlice, type WantedSlice } from "./find-slices.ts";
 import { loadRecoverySet, type RecoverySet, type SetEntry } from "./recovery-set.ts";
 import { SCRATCH_READ, scratchBuffer } from "./scratch.ts";
@@ -217,12 +217,7 @@ function checkLargeSlices(fd: number, entry: SetEntry, sliceSize: number, bad: n
       continue;
     }
     // As in the set: the slice zero-padded to the slice size (the file's last one, or what is left of a truncated one).
-    buffer.fill(0);
-    for (let left = sliceSize - got; left > 0; left -= buffer.length) {
-      const zeros = buffer.subarray(0, Math.min(left, buffer.length));
-      hasher.update(zeros);
-      crc = Bun.hash.crc32(zeros, crc);
-    }
+    if (got < sliceSize) crc = hashZeros(hasher, crc, sliceSize - got, buffer.fill(0));
     const expected = checksums[index];
     if (crc >>> 0 !== expected.crc32 || !equalBytes(new Uint8Array(hasher.digest().buffer), expected.md5)) bad.push(index);
   }
