@@ -18,6 +18,7 @@ import { noFTL } from "bun:jsc";
 import { gfInvertMatrix, gfMultiply, gfTimesRecoveryMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
 import { equalBytes } from "./packets.ts";
+import { SCRATCH_READ } from "./scratch.ts";
 import { readAt } from "./read-at.ts";
 import type { SliceSource } from "./slice-accumulator.ts";
 import { multiplySlices } from "./slice-multiply.ts";
@@ -51,9 +52,6 @@ export interface RepairResult {
  * slices) the syndromes are computed first and the inverse applied after.
  */
 const FOLDED_INVERSE_LIMIT = 300_000_000;
-
-/** Bytes per read of a slice found elsewhere and copied into place. */
-const COPY_PIECE = 1024 * 1024;
 
 /**
  * The matrix work (choosing the recovery slices, inverting, folding the
@@ -172,7 +170,7 @@ export async function repairChecked(before: SetCheck, options: RepairOptions = {
       }
     }
     // Copied a piece at a time: a slice of a large file's set is tens of megabytes.
-    const bytes = new Uint8Array(Math.min(sliceSize, COPY_PIECE));
+    const bytes = new Uint8Array(Math.min(sliceSize, SCRATCH_READ));
     for (const copy of copies) {
       const fd = openSync(fsPath(copy.source.path!), "r");
       try {
