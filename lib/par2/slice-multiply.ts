@@ -279,6 +279,7 @@ async function multiplyInWorkers(
   const done = ranges.map(() => Promise.withResolvers<void>());
   const results = ranges.map(() => new Array<Uint8Array | undefined>(threads));
   const arrived = ranges.map(() => 0);
+  for (let thread = 0; thread < threads; thread++) spares[thread] ??= [];
   let handed = 0;
   let wake = Promise.withResolvers<void>();
 
@@ -290,7 +291,7 @@ async function multiplyInWorkers(
       if (part.length > 0) {
         // Each thread does its part of a batch; the batch's bytes count once, from the first part.
         const onBatch = (batch: Batch) => thread === 0 && options.onProgress?.(inputBytes(batch, range));
-        results[r][thread] = await compute(part, batches(), (spares[thread] ??= []).pop(), onBatch);
+        results[r][thread] = await compute(part, batches(), spares[thread].pop(), onBatch);
       }
       if (++arrived[r] === threads) done[r].resolve();
     }
@@ -303,7 +304,7 @@ async function multiplyInWorkers(
         const result = results[r][thread];
         if (!result) continue;
         await handOver(options, partOf(range, thread), result, onRange);
-        (spares[thread] ??= []).push(new Uint8Array(result.buffer));
+        spares[thread].push(new Uint8Array(result.buffer));
         results[r][thread] = undefined;
       }
       handed = r + 1;
