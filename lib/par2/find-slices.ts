@@ -10,7 +10,7 @@
  */
 import { closeSync, openSync, statSync } from "node:fs";
 import { fsPath } from "../fs/byte-names.ts";
-import { equalBytes, md5 } from "./packets.ts";
+import { equalBytes, hashZeros, md5 } from "./packets.ts";
 import { readAt } from "./read-at.ts";
 import { SCRATCH_READ, scratchBuffer } from "./scratch.ts";
 import type { SliceChecksum } from "./packets.ts";
@@ -174,10 +174,8 @@ function confirm(fd: number, offset: number, length: number, sliceSize: number, 
     hasher.update(bytes.subarray(0, step));
     done += step;
   }
-  if (length < sliceSize) {
-    bytes.fill(0);
-    for (let left = sliceSize - length; left > 0; left -= bytes.length) hasher.update(bytes.subarray(0, Math.min(left, bytes.length)));
-  }
+  // The padding's CRC comes along unused (the rolling CRC matched already): only a short slice, a file's last, has padding.
+  if (length < sliceSize) hashZeros(hasher, 0, sliceSize - length, bytes.fill(0));
   return equalBytes(new Uint8Array(hasher.digest().buffer), expected);
 }
 
