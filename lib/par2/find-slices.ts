@@ -10,7 +10,7 @@
  */
 import { closeSync, openSync, statSync } from "node:fs";
 import { fsPath } from "../fs/byte-names.ts";
-import { equalBytes, hashZeros, md5 } from "./packets.ts";
+import { equalBytes, hashZeros } from "./packets.ts";
 import { readAt } from "./read-at.ts";
 import { SCRATCH_READ, scratchBuffer } from "./scratch.ts";
 import type { SliceChecksum } from "./packets.ts";
