@@ -27,13 +27,20 @@ export function peakMemory(argv: readonly string[]): number {
   return timeAndPeak(argv).peak;
 }
 
-/** Runs a command under GNU time: its wall time in seconds and peak resident memory in bytes. */
-export function timeAndPeak(argv: readonly string[]): { seconds: number; peak: number } {
-  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%e %M", ...argv], { stdout: "pipe", stderr: "pipe" });
-  if (result.exitCode !== 0) throw new Error(`${argv.join(" ")} failed: ${result.stderr.toString().slice(-500)}`);
-  const lines = result.stderr.toString().trim().split("\n");
-  const [seconds, kilobytes] = lines[lines.length - 1].split(" ").map(Number);
-  return { seconds, peak: kilobytes * 1024 };
+/**
+ * Runs a command under GNU time (in `cwd`): its wall and CPU seconds and peak
+ * resident memory in bytes; throws (with stderr) unless it exits with one of
+ * `exits` (0 alone by default).
+ */
+export function timeAndPeak(
+  argv: readonly string[], options: { cwd?: string; exits?: readonly number[] } = {},
+): { seconds: number; cpu: number; peak: number } {
+  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%e %U %S %M", ...argv], { cwd: options.cwd, stdout: "pipe", stderr: "pipe" });
+  const stderr = result.stderr.toString();
+  const [seconds, user, system, kilobytes] = stderr.trim().split("\n").pop()!.split(" ").map(Number);
+  // GNU time exits with the command's code, and says so on a line of its own.
+  if (!(options.exits ?? [0]).includes(result.exitCode) || !(kilobytes > 0)) throw new Error(`${argv.join(" ")} failed (${result.exitCode}): ${stderr.slice(-500)}`);
+  return { seconds, cpu: user + system, peak: kilobytes * 1024 };
 }
 
 /** Drops the page cache where we may (root), so peers and Blaine start equal. */

@@ -33,22 +33,10 @@ function removeSets(dir: string): void {
   for (const name of readdirSync(dir)) if (name.endsWith(".par2")) rmSync(join(dir, name));
 }
 
-/** A command's wall and CPU seconds and its peak resident memory (MB), from GNU time. */
-interface Measured {
-  readonly seconds: number;
-  readonly cpu: number;
-  readonly megabytes: number;
-}
-
-/** Runs `argv` in `dir` under GNU time; throws (with stderr) unless it exits with one of `exits`. */
-function measured(dir: string, argv: readonly string[], exits: readonly number[] = [0]): Measured {
-  const result = Bun.spawnSync(["/usr/bin/time", "-f", "%e %U %S %M", ...argv], { cwd: dir, stdout: "pipe", stderr: "pipe" });
-  const stderr = result.stderr.toString();
-  const last = stderr.trim().split("\n").pop()!;
-  const [seconds, user, system, kilobytes] = last.split(" ").map(Number);
-  // GNU time exits with the command's code, and says so on a line of its own.
-  if (!exits.includes(result.exitCode) || !(kilobytes > 0)) throw new Error(`${argv.join(" ")} failed (${result.exitCode}): ${stderr.slice(-300)}`);
-  return { seconds, cpu: user + system, megabytes: kilobytes / 1024 };
+/** Runs `argv` in `dir` under GNU time (measure.ts): wall and CPU seconds, peak resident memory in MB. */
+function measured(dir: string, argv: readonly string[], exits?: readonly number[]): { seconds: number; cpu: number; megabytes: number } {
+  const { seconds, cpu, peak } = timeAndPeak(argv, { cwd: dir, exits });
+  return { seconds, cpu, megabytes: peak / 1024 / 1024 };
 }
 
 export async function benchPar2(options: { workDir: string; quick?: boolean }): Promise<BenchRow[]> {
