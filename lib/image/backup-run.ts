@@ -203,6 +203,9 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       workers?.close();
       workers = new BlockWorkers(blockSize, small ? SMALL_CHANGE_POOL : { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize) });
     } else if (!small) workers.grow();
+    // The blocks a backup over a base reads or knows are zeros, when hinted or trusted: the base's hashes looked up
+    // and the version's document made over the base's for these alone (see ImageBackupRun.onlyBlocks).
+    const onlyBlocks = base && hinted ? new Set([...hinted.read, ...hinted.zero, ...sample]) : undefined;
     // Every block read is compared with the base's (with hints too: a hinted block may not have changed), so the
     // base's hashes are those of the blocks read: all of them for a full read, else only the hinted or changed ones
     // and the sample (20 rows of a 1 % incremental of 4 GiB, not its 1 024; not 262 144 of a 1 TiB image). Known
@@ -210,8 +213,8 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
     // the base, so a freed block over the base's data would be dropped as unchanged and keep that data.
     const baseHashes = !base
       ? undefined
-      : hinted
-        ? await catalog.hashesAt(base.uid, new Set([...hinted.read, ...hinted.zero, ...sample]))
+      : onlyBlocks
+        ? await catalog.hashesAt(base.uid, onlyBlocks)
         : await catalog.hashesByIndex(base.uid);
     // Loaded only for a backup that reads the allocated extents: an incremental reads none (two modules fewer to load).
     const extents = !base && !hinted ? (size > 0 ? (await import("../fs/sparse.ts")).dataExtents(source.fd, size) : []) : undefined;
@@ -245,7 +248,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
       plannedBytes: hinted ? Math.min(size, (hinted.read.size + sample.size) * blockSize) : allocatedBytes(extents, size, blockSize),
       seen: new Set(),
       baseCopy: base ? new BaseCopy(catalog, uid, base.uid, blockCount(size, blockSize), small ? { hereRows: BASE_COPY_HERE_ROWS_SMALL_CHANGE } : {}) : undefined,
-      onlyBlocks: base && hinted ? new Set([...hinted.read, ...hinted.zero, ...sample]) : undefined,
+      onlyBlocks,
       baseDoc: base && hinted ? store.getVersionDocBytes(base.uid).catch(() => undefined) : undefined,
       refs: () => {
         if (hinted) return hintedBlockRefs(hinted, size, blockSize, sample);
