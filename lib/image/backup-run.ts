@@ -33,9 +33,9 @@ export interface ImageBackupRequest {
   readonly date?: number;
   /**
    * Block workers already started (for this block size), so their threads
-   * boot while the caller loads and opens the rest; the run takes them over,
-   * grows them to every core's thread unless its work is a small change, and
-   * closes them. By default the run starts its own.
+   * boot while the caller loads and opens the rest; the run takes them over
+   * as they are and closes them. By default the run starts its own, sized
+   * for its work (a small change's: no thread, see SMALL_CHANGE_POOL).
    */
   readonly workers?: BlockWorkers;
 }
@@ -202,7 +202,7 @@ export async function openImageBackup(catalog: ImageCatalog, store: ChunkStore, 
     if (workers?.blockSize !== blockSize) {
       workers?.close();
       workers = new BlockWorkers(blockSize, small ? SMALL_CHANGE_POOL : { slots: BlockWorkers.slotsWithin(BACKUP_SLOT_BYTES, blockSize) });
-    } else if (!small) workers.grow();
+    }
     // The blocks a backup over a base reads or knows are zeros, when hinted or trusted: the base's hashes looked up
     // and the version's document made over the base's for these alone (see ImageBackupRun.onlyBlocks).
     const onlyBlocks = base && hinted ? new Set([...hinted.read, ...hinted.zero, ...sample]) : undefined;

@@ -81,16 +81,12 @@ export class BlockWorkers {
     // Before any slot is touched: each 4 MiB block otherwise costs 1 024 page faults on first use.
     adviseHugePages(this.#memory);
     for (let slot = this.slotCount - 1; slot >= 0; slot--) this.#free.push(slot);
-    this.grow(options.threads);
+    this.#start(options.threads);
   }
 
-  /**
-   * Starts threads until the pool has `threads` (the cores, at most 4, by
-   * default): a pool started with none or one gets the others once the
-   * backup knows its work is not small. Nothing once the pool is closed.
-   */
-  grow(threads = Math.min(4, Math.max(1, availableParallelism()))): void {
-    while (!this.#closed && this.#threads.length < threads) {
+  /** Starts the pool's `threads` (the cores, at most 4, by default). */
+  #start(threads = Math.min(4, Math.max(1, availableParallelism()))): void {
+    for (let started = 0; started < threads; started++) {
       const worker = new Worker(new URL("./block-worker.ts", import.meta.url));
       // Referenced only while it has jobs (see #run): an idle pool never keeps the process alive, and a
       // pool waiting on an unreferenced worker made Bun's event loop spin (a core busy doing nothing).
