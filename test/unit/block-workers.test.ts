@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { blockHash, decodeChunk, isZero } from "../../lib/image/store/chunk-format.ts";
 import { BlockWorkers } from "../../lib/image/workers/block-workers.ts";
+import { randomBytes, textBytes } from "../helpers/image-env.ts";
 
 const BLOCK = 1024 * 1024;
 const dir = mkdtempSync(join(tmpdir(), "blaine-block-workers-"));
@@ -11,10 +12,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A block of `kind`: random, text-like (compressible), or zeros with one byte set at `at`. */
 function block(kind: "random" | "text" | { oneAt: number }): Buffer {
+  if (kind === "random") return Buffer.from(randomBytes(BLOCK, 1));
+  if (kind === "text") return Buffer.from(textBytes(BLOCK, 1));
   const data = Buffer.alloc(BLOCK);
-  if (kind === "random") for (let at = 0; at < BLOCK; at += 65536) crypto.getRandomValues(data.subarray(at, at + 65536));
-  else if (kind === "text") for (let at = 0; at < BLOCK; at += 40) data.write("a line of a log file, text-like ", at);
-  else data[kind.oneAt] = 7;
+  data[kind.oneAt] = 7;
   return data;
 }
 
