@@ -1,12 +1,10 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { drizzle } from "drizzle-orm/bun-sqlite";
-import { migrate } from "drizzle-orm/bun-sqlite/migrator";
-import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine } from "./helpers/cli.ts";
-import { tempDir } from "./helpers/fixture.ts";
+import { sqliteCatalogAsOf, tempDir } from "./helpers/fixture.ts";
 
 // These tests run the real CLI on real trees (and kill it, and re-run it): Bun's 5 s default is too short.
 setDefaultTimeout(120_000);
@@ -26,15 +24,8 @@ describe("catalog versions", () => {
     // Rebuild the same catalog as the first release wrote it: only migration 0000 applied.
     const old = tempDir();
     try {
-      const folder = join(old.path, "host");
-      mkdirSync(join(folder, "meta"), { recursive: true });
-      const journal = JSON.parse(readFileSync(join(MIGRATIONS, "meta", "_journal.json"), "utf8"));
-      journal.entries = journal.entries.slice(0, 1);
-      writeFileSync(join(folder, "meta", "_journal.json"), JSON.stringify(journal));
-      cpSync(join(MIGRATIONS, `${journal.entries[0].tag}.sql`), join(folder, `${journal.entries[0].tag}.sql`));
       const oldDb = join(old.path, "old.db");
-      const sqlite = new Database(oldDb);
-      migrate(drizzle(sqlite), { migrationsFolder: folder });
+      const sqlite = sqliteCatalogAsOf(MIGRATIONS, 1, oldDb);
       sqlite.exec(`ATTACH '${env.db}' AS cur`);
       // The columns the first release had (later migrations added some).
       const columnsOf = (table: string) => (sqlite.query(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).map((row) => row.name).join(", ");

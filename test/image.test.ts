@@ -1,13 +1,12 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { drizzle } from "drizzle-orm/bun-sqlite";
-import { migrate } from "drizzle-orm/bun-sqlite/migrator";
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import { closeSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
 import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { blaineKilledAt, crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
+import { sqliteCatalogAsOf } from "./helpers/fixture.ts";
 import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type ImageEnv } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
@@ -688,16 +687,8 @@ test("an image catalog written before image_blocks was WITHOUT ROWID (migrations
   writeAt(source, 2 * MiB, randomBytes(BLOCK, 30));
   const second = await env.backup(source, "vm", ["--from", first, ...BS]);
   // The same rows in a catalog laid out as the release before migration 0003 made it.
-  const folder = join(env.dir, "old-migrations");
-  mkdirSync(join(folder, "meta"), { recursive: true });
-  const migrations = join(import.meta.dir, "..", "lib", "image", "migrations", "sqlite");
-  const journal = JSON.parse(readFileSync(join(migrations, "meta", "_journal.json"), "utf8"));
-  journal.entries = journal.entries.filter((entry: { tag: string }) => entry.tag < "0003");
-  writeFileSync(join(folder, "meta", "_journal.json"), JSON.stringify(journal));
-  for (const entry of journal.entries) cpSync(join(migrations, `${entry.tag}.sql`), join(folder, `${entry.tag}.sql`));
   const oldDb = join(env.dir, "old.db");
-  const sqlite = new Database(oldDb);
-  migrate(drizzle(sqlite), { migrationsFolder: folder });
+  const sqlite = sqliteCatalogAsOf(join(import.meta.dir, "..", "lib", "image", "migrations", "sqlite"), 3, oldDb);
   expect(sqlite.query("SELECT sql FROM sqlite_master WHERE name = 'image_blocks'").get()).not.toMatchObject({ sql: expect.stringContaining("WITHOUT ROWID") });
   sqlite.exec(`ATTACH '${env.db}' AS cur`);
   for (const table of ["image_versions", "image_blocks", "image_chunks"]) sqlite.exec(`INSERT INTO ${table} SELECT * FROM cur.${table}`);

@@ -1,6 +1,8 @@
-import { closeSync, lstatSync, openSync, writeSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, linkSync, utimesSync } from "node:fs";
+import { Database } from "bun:sqlite";
+import { closeSync, cpSync, lstatSync, openSync, writeSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, linkSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { applySqliteMigrations } from "../../lib/catalog/schema-version.ts";
 
 /**
  * A fixture tree as plain data: a string is a file's content, an object a
@@ -134,4 +136,22 @@ export function damage(path: string, at: number, bytes: Uint8Array): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * An SQLite catalog made at `path` as an older release made it: only the
+ * first `count` of the drizzle-kit migrations in `migrations` applied (a
+ * copy of the folder, its journal cut short, beside `path`), by the
+ * migrator Blaine runs. Open: fill it, then close it.
+ */
+export function sqliteCatalogAsOf(migrations: string, count: number, path: string): Database {
+  const folder = mkdtempSync(join(dirname(path), "migrations-"));
+  mkdirSync(join(folder, "meta"));
+  const journal = JSON.parse(readFileSync(join(migrations, "meta", "_journal.json"), "utf8")) as { entries: { tag: string }[] };
+  journal.entries = journal.entries.slice(0, count);
+  writeFileSync(join(folder, "meta", "_journal.json"), JSON.stringify(journal));
+  for (const { tag } of journal.entries) cpSync(join(migrations, `${tag}.sql`), join(folder, `${tag}.sql`));
+  const sqlite = new Database(path);
+  applySqliteMigrations(sqlite, folder);
+  return sqlite;
 }
