@@ -80,6 +80,7 @@ export { openStore, type ChunkStore, type OpenStoreOptions, type S3Settings } fr
 export { openEncryptedStore, type StoreKey } from "./image/store/encrypted-store.ts";
 export { encodeChunk, decodeChunk, parseCompression, type Compression } from "./image/store/chunk-format.ts";
 export { versionDocText, parseVersionDoc } from "./image/version-doc.ts";
+export { removeVersionAndDoc, settleVersionDocs } from "./image/version-removal.ts";
 export { loadImageSettings, type ImageSettings } from "./image/settings.ts";
 export { restoreImage, type RestoreImageResult } from "./image/commands/restore.ts";
 export { scrubImages, type ScrubResult } from "./image/commands/scrub.ts";

@@ -6,6 +6,8 @@ import { dataExtents } from "../lib/fs/sparse.ts";
 import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { blaineKilledAt, crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
+import { ImageCatalog } from "../lib/image/catalog/image-catalog.ts";
+import { openImageSql } from "../lib/image/catalog/sql.ts";
 import { sqliteCatalogAsOf } from "./helpers/fixture.ts";
 import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type ImageEnv } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
@@ -690,8 +692,15 @@ test("an image catalog written before image_blocks was WITHOUT ROWID (migrations
   const oldDb = join(env.dir, "old.db");
   const sqlite = sqliteCatalogAsOf(join(import.meta.dir, "..", "lib", "image", "migrations", "sqlite"), 3, oldDb);
   expect(sqlite.query("SELECT sql FROM sqlite_master WHERE name = 'image_blocks'").get()).not.toMatchObject({ sql: expect.stringContaining("WITHOUT ROWID") });
+  // Its versions held whole block lists (no inheritance yet): each version's rows are its resolved blocks.
+  const current = new ImageCatalog(await openImageSql(env.db, { create: false }));
+  const insertBlock = sqlite.query("INSERT INTO image_blocks (version_uid, idx, hash, size, valid) VALUES (?, ?, ?, ?, ?)");
+  for (const uid of [first, second]) for await (const row of current.allBlocks(uid)) insertBlock.run(uid, row.idx, row.hash, row.size, row.valid ? 1 : 0);
+  await current.close();
   sqlite.exec(`ATTACH '${env.db}' AS cur`);
-  for (const table of ["image_versions", "image_blocks", "image_chunks"]) sqlite.exec(`INSERT INTO ${table} SELECT * FROM cur.${table}`);
+  const oldVersionColumns = (sqlite.query("PRAGMA table_info(image_versions)").all() as { name: string }[]).map((column) => column.name).join(", ");
+  sqlite.exec(`INSERT INTO image_versions SELECT ${oldVersionColumns} FROM cur.image_versions`);
+  sqlite.exec("INSERT INTO image_chunks SELECT * FROM cur.image_chunks");
   const rows = sqlite.query("SELECT count(*) AS n FROM image_blocks").get() as { n: number };
   sqlite.exec("DETACH cur");
   sqlite.close();

@@ -135,11 +135,24 @@ describe.each(["btrfs", "xfs"] as LoopFs[])("reflink sessions on a real %s loop 
       truncateSync(vm, 4 * MiB - 3 * CHUNK - 100);
       expect((await send()).method).toBe("extents");
       await expectSessionsEqual(env, "vm1", expected);
-      // Each session's document in the store (an extents send makes it over its base's) is the one its rows in the catalog make.
+      // Each session's document in the store lists only its own blocks and names the session it inherits the rest
+      // from; followed through those documents, it lists what the catalog's export (whole) does.
+      const storeDoc = (uid: string) => JSON.parse(readFileSync(join(env.storeDir, "versions", `${uid}.json`), "utf8"));
       for (const uid of uids) {
         const file = join(env.dir, `exported-${uid}.json`);
         expect((await blaine(["image", "export", uid, file, "--db", env.db])).exitCode).toBe(0);
-        expect(readFileSync(join(env.storeDir, "versions", `${uid}.json`), "utf8")).toBe(readFileSync(file, "utf8"));
+        const exported = JSON.parse(readFileSync(file, "utf8"));
+        const doc = storeDoc(uid);
+        const count = Math.ceil(doc.version.size / doc.version.blockSize);
+        const blocks = new Map<number, unknown[]>();
+        for (let at = doc; at; at = at.version.inheritsUid ? storeDoc(at.version.inheritsUid) : undefined) {
+          for (const block of at.blocks as [number, string | null, number, number][]) if (block[0] < count && !blocks.has(block[0])) blocks.set(block[0], block);
+        }
+        expect([...blocks.values()].sort((a, b) => (a[0] as number) - (b[0] as number))).toEqual(exported.blocks);
+        const { inheritsUid: _, ...versionFields } = doc.version;
+        expect(versionFields).toEqual(exported.version);
+        expect(exported.formatVersion).toBe(1);
+        if (uid !== uids[0]) expect(doc.blocks.length).toBeLessThan(exported.blocks.length);
       }
       // The new snapshot replaced the old: one reflink copy is kept per volume.
       expect(readdirSync(join(source, ".blaine-volume"))).toEqual(["vm1.snap"]);

@@ -7,19 +7,25 @@ import type { BlockRow, VersionRow, VersionStatus } from "./catalog/image-catalo
  * (versions/UID.json) so a version restores with no catalog at all.
  *
  *   {
- *     "format": "blaine-image-version", "formatVersion": 1,
+ *     "format": "blaine-image-version", "formatVersion": 2,
  *     "version": { "uid", "name", "snapshot", "date" (ISO 8601), "size", "blockSize",
- *                  "status", "protected", "labels", "baseUid",
+ *                  "status", "protected", "labels", "baseUid", "inheritsUid",
  *                  "bytesRead", "bytesWritten", "bytesDeduplicated", "bytesSparse" },
  *     "blocks": [[index, "sha256 hex" | null, size, valid 1|0], …]
  *   }
  *
- * `blocks` lists, in index order, the blocks that hold data (null: zeros
- * over data of the base, kept as written); an index not listed is all zeros.
- * The chunk of a block is chunks/HASH[0:2]/HASH in a directory store.
+ * `blocks` lists, in index order, the version's own blocks: those that hold
+ * data, and (null) those that are zeros where what it inherits holds data.
+ * An index not listed is the block of the version `inheritsUid` names (its
+ * document beside this one, resolved the same way), or all zeros when
+ * `inheritsUid` is null; indexes at or past ceil(size / blockSize) are not
+ * the version's. A whole document (an export, a version that inherits
+ * nothing) is written as format 1: format 2 without `inheritsUid`, as
+ * Blaine wrote every document before inheritance. The chunk of a block is
+ * chunks/HASH[0:2]/HASH in a directory store.
  */
 export const VERSION_DOC_FORMAT = "blaine-image-version";
-export const VERSION_DOC_FORMAT_VERSION = 1;
+export const VERSION_DOC_FORMAT_VERSION = 2;
 
 export interface VersionDoc {
   readonly version: VersionRow;
@@ -36,18 +42,21 @@ export function blockLine(block: BlockRow): string {
 }
 
 /** The document of `version` whose blocks are these lines, in index order. */
-export function versionDocOfLines(version: VersionRow, lines: readonly string[]): string {
+function versionDocOfLines(version: VersionRow, lines: readonly string[]): string {
   // One block per line: a 1 TiB version is 262 144 short lines, greppable and diffable.
   return `${docHead(version)}${BLOCKS_OPEN}${lines.join(",\n")}${BLOCKS_CLOSE}`;
 }
 
 /** The document's text before its block lines' opening. */
 function docHead(version: VersionRow): string {
+  // A whole document (an export, a version that inherits nothing) is written as format 1, which Blaine before
+  // inheritance reads too; only one that inherits needs format 2.
+  const { inheritsUid, ...rest } = version;
   const head = JSON.stringify(
     {
       format: VERSION_DOC_FORMAT,
-      formatVersion: VERSION_DOC_FORMAT_VERSION,
-      version: { ...version, date: new Date(version.date).toISOString() },
+      formatVersion: inheritsUid ? VERSION_DOC_FORMAT_VERSION : 1,
+      version: { ...rest, ...(inheritsUid ? { inheritsUid } : {}), date: new Date(version.date).toISOString() },
     },
     null,
     1,
@@ -57,129 +66,6 @@ function docHead(version: VersionRow): string {
 
 const BLOCKS_OPEN = ' "blocks": [\n';
 const BLOCKS_CLOSE = "\n ]\n}\n";
-const CLOSE_BYTES = Buffer.from(BLOCKS_CLOSE);
-const NEWLINE = 0x0a;
-const LINE_SEPARATOR = Buffer.from(",\n");
-
-/**
- * A document's bytes laid out as versionDocText lays them out (a base's
- * copy in the store, which a new version's document is made over), and
- * where its block lines are: `bytes[start, end)`, lines joined by ",\n",
- * each `[index,hash,size,valid]` in ASCII. Worked on as bytes, never as a
- * string: splitting a 4 GiB volume's 32 768 lines, joining them and
- * encoding the result again was most of a small session's document.
- */
-export interface DocLines {
-  readonly bytes: Buffer;
-  readonly start: number;
-  readonly end: number;
-}
-
-/** The block lines of a document (see DocLines), or undefined for any other layout. Lines are not checked one by one: a caller checks what it made against the catalog. */
-export function docLinesOf(bytes: Uint8Array): DocLines | undefined {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const open = buffer.indexOf(`\n${BLOCKS_OPEN}`);
-  const end = buffer.length - CLOSE_BYTES.length;
-  const start = open + 1 + BLOCKS_OPEN.length;
-  if (open < 0 || end < start || !buffer.subarray(end).equals(CLOSE_BYTES)) return undefined;
-  return { bytes: buffer, start, end };
-}
-
-/**
- * Whether every line says its block is valid (no scrub found its chunk
- * bad): no line ends `,0]`, which only a valid flag of 0 can spell (a hash
- * is quoted hex, a size is followed by the flag).
- */
-export function allLinesValid(doc: DocLines): boolean {
-  const at = doc.bytes.indexOf(",0]", doc.start);
-  return at < 0 || at >= doc.end;
-}
-
-/** How many block lines the document has. */
-export function lineCount(doc: DocLines): number {
-  if (doc.start === doc.end) return 0;
-  let count = 1;
-  for (let at = doc.bytes.indexOf(NEWLINE, doc.start); at >= 0 && at < doc.end; at = doc.bytes.indexOf(NEWLINE, at + 1)) count++;
-  return count;
-}
-
-/**
- * The block lines of a version made over a base's document: the base's
- * lines, with those of the blocks at `indexes` (ascending) replaced by
- * `lineAt(index)`, or dropped where that gives none (and a line added where
- * the base had none). `parts` are byte ranges of the base's document and
- * the new lines, to be joined by ",\n"; `dropped` the base's lines taken out.
- */
-export function spliceLines(doc: DocLines, indexes: readonly number[], lineAt: (index: number) => string | undefined): { parts: Uint8Array[]; dropped: string[]; added: number } {
-  const { bytes, end } = doc;
-  const parts: Uint8Array[] = [];
-  const dropped: string[] = [];
-  let added = 0;
-  let cursor = doc.start;
-  for (const index of indexes) {
-    const at = firstLineFrom(doc, cursor, index);
-    // The base's whole lines before this block's, without the separator after the last of them.
-    if (at > cursor) parts.push(bytes.subarray(cursor, at === end ? end : at - LINE_SEPARATOR.length));
-    cursor = at;
-    if (at < end && indexAt(bytes, at) === index) {
-      const next = nextLine(doc, at);
-      dropped.push(bytes.toString("latin1", at, next === end ? end : next - LINE_SEPARATOR.length));
-      cursor = next;
-    }
-    const line = lineAt(index);
-    if (line !== undefined) {
-      parts.push(Buffer.from(line, "latin1"));
-      added++;
-    }
-  }
-  if (cursor < end) parts.push(bytes.subarray(cursor, end));
-  return { parts, dropped, added };
-}
-
-/** The bytes of data a block line stands for: its size, or 0 for a sparse block (no hash). */
-export function lineDataBytes(line: string): number {
-  const [, hash, size] = JSON.parse(line) as [number, string | null, number];
-  return hash ? size : 0;
-}
-
-/** The document of `version` whose block lines are `parts` (see spliceLines), as the store keeps it. */
-export function versionDocOfParts(version: VersionRow, parts: readonly Uint8Array[]): Buffer {
-  const pieces: Uint8Array[] = [Buffer.from(`${docHead(version)}${BLOCKS_OPEN}`)];
-  parts.forEach((part, at) => {
-    if (at > 0) pieces.push(LINE_SEPARATOR);
-    pieces.push(part);
-  });
-  pieces.push(CLOSE_BYTES);
-  return Buffer.concat(pieces);
-}
-
-/** The block index of the line starting at `at`: the digits after its "[". */
-function indexAt(bytes: Buffer, at: number): number {
-  let index = 0;
-  for (let digit = at + 1; bytes[digit]! >= 0x30 && bytes[digit]! <= 0x39; digit++) index = index * 10 + bytes[digit]! - 0x30;
-  return index;
-}
-
-/** Where the line after the one starting at `at` starts (`end` after the last). */
-function nextLine(doc: DocLines, at: number): number {
-  const newline = doc.bytes.indexOf(NEWLINE, at);
-  return newline < 0 || newline >= doc.end ? doc.end : newline + 1;
-}
-
-/** The start of the first line from the line start `from` on whose block index is `index` or more (`end`: none), by bisection over the bytes. */
-function firstLineFrom(doc: DocLines, from: number, index: number): number {
-  let low = from;
-  let high = doc.end;
-  while (low < high) {
-    const middle = (low + high) >>> 1;
-    // The start of the line holding `middle`: never before `low`, itself a line's start.
-    const newline = doc.bytes.lastIndexOf(NEWLINE, middle - 1);
-    const line = newline < low ? low : newline + 1;
-    if (indexAt(doc.bytes, line) < index) low = nextLine(doc, line);
-    else high = line;
-  }
-  return low;
-}
 
 const STATUSES: readonly VersionStatus[] = ["incomplete", "valid", "invalid"];
 
@@ -212,6 +98,7 @@ export function parseVersionDoc(text: string, from: string): VersionDoc {
     protected: Boolean(v.protected),
     labels: (v.labels ?? {}) as Record<string, string>,
     baseUid: typeof v.baseUid === "string" ? v.baseUid : null,
+    inheritsUid: typeof v.inheritsUid === "string" ? v.inheritsUid : null,
     bytesRead: Number(v.bytesRead ?? 0),
     bytesWritten: Number(v.bytesWritten ?? 0),
     bytesDeduplicated: Number(v.bytesDeduplicated ?? 0),

@@ -1,6 +1,7 @@
 import { crashPoint } from "../crash-point.ts";
 import type { ImageCatalog } from "../image/catalog/image-catalog.ts";
 import type { ChunkStore } from "../image/store/chunk-store.ts";
+import { settleVersionDocs } from "../image/version-removal.ts";
 import { PRUNE_PENDING, type VolumeCatalog } from "./catalog/volume-catalog.ts";
 
 /**
@@ -9,11 +10,13 @@ import { PRUNE_PENDING, type VolumeCatalog } from "./catalog/volume-catalog.ts";
  * finishes the job:
  *
  *   1. the uids are noted in the catalog (volume_settings "prune-pending");
- *   2. their metadata documents leave the destination;
- *   3. one transaction removes their versions and block rows; chunks no
- *      remaining version references become candidates (set-based, no chunk
- *      read or rewritten: every session holds its full block list, so no
- *      other session needs anything of theirs);
+ *   2. one transaction removes their versions and block rows, each merged
+ *      first into the session that inherits from it (its rows at the
+ *      indexes that session has none of: no chunk read or rewritten);
+ *      chunks no remaining version references become candidates;
+ *   3. the destination's documents follow (version-removal.ts): those of
+ *      the sessions merged into rewritten, then those of the removed
+ *      deleted, so each document always names a parent that is there;
  *   4. those chunks are deleted (image cleanup's passes, no grace period:
  *      the archive's lock keeps sends out, and claims protect any backup;
  *      they are dated PRUNED, before any real time, so the pass takes them
@@ -48,12 +51,15 @@ export async function removeSessions(catalog: ImageCatalog, volumes: VolumeCatal
   if (all.length === 0) return { sessionsRemoved: 0, chunksFreed: 0, bytesFreed: 0, freeingDeferred: false };
   await volumes.setSettings({ [PRUNE_PENDING]: JSON.stringify(all) });
   crashPoint("volume-prune-noted");
-  for (const uid of all) await store.deleteVersionDoc(uid);
-  crashPoint("volume-prune-docs-removed");
   const present = await catalog.versionUids();
   const removing = all.filter((uid) => present.has(uid));
+  await settleVersionDocs(catalog, store);
   await catalog.removeVersions(removing, PRUNED);
   crashPoint("volume-prune-versions-removed");
+  await settleVersionDocs(catalog, store);
+  // Documents of sessions a killed send left without a catalog row (none inherit from them).
+  for (const uid of all) if (!present.has(uid)) await store.deleteVersionDoc(uid);
+  crashPoint("volume-prune-docs-removed");
   const release = await catalog.sql.tryLock("cleanup");
   let freed = { chunksFreed: 0, bytesFreed: 0 };
   try {

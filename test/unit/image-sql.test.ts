@@ -34,7 +34,7 @@ test("TestNewCatalogPageSize: a new SQLite image catalog has large pages; one ma
   expect(pageSizeOf(older)).toBe(4096);
   const catalog = new ImageCatalog(await openImageSql(older, { create: false }));
   try {
-    await catalog.createVersion({ uid: "v1", name: "vm", snapshot: "", size: 8192, blockSize: 4096, labels: {}, date: Date.now(), baseUid: null });
+    await catalog.createVersion({ uid: "v1", name: "vm", snapshot: "", size: 8192, blockSize: 4096, labels: {}, date: Date.now(), baseUid: null, inheritsUid: null });
     await catalog.writeBlocks("v1", [{ idx: 0, hash: "a".repeat(64), size: 4096, valid: true }]);
     const rows = [];
     for await (const row of catalog.allBlocks("v1")) rows.push(row);

@@ -3,10 +3,17 @@ import type { ImageSql } from "./sql.ts";
 
 /**
  * All of the image catalog's SQL: versions, their block lists, and the
- * chunks on their way out. The hot paths are set-based: a new version's
- * block list is copied from its base by INSERT … SELECT (a range of indexes
- * at a time), changed blocks are written in multi-row statements, and
+ * chunks on their way out. The hot paths are set-based: a new version
+ * records only the blocks that differ from its base and inherits the rest
+ * (see inheritsUid), changed blocks are written in multi-row statements, and
  * cleanup chooses its chunks in passes of thousands.
+ *
+ * A version's block at an index is its own row there, else the row its
+ * chain of inherited versions holds nearest to it, else zeros; only indexes
+ * below its own block count count (an image that shrank). Every read of a
+ * version's blocks goes through RESOLVED below, and a removal merges the
+ * removed version's rows into those inheriting from it first, so no
+ * version's blocks ever change by another's removal.
  */
 
 export type VersionStatus = "incomplete" | "valid" | "invalid";
@@ -23,6 +30,8 @@ export interface VersionRow {
   readonly protected: boolean;
   readonly labels: Record<string, string>;
   readonly baseUid: string | null;
+  /** The version whose rows stand for the indexes this one has none of (null: those are zeros). */
+  readonly inheritsUid: string | null;
   readonly bytesRead: number;
   readonly bytesWritten: number;
   readonly bytesDeduplicated: number;
@@ -37,6 +46,12 @@ export interface BlockRow {
   readonly valid: boolean;
 }
 
+/** A store document noted to rewrite or delete, and the note's sequence number (see docUpdates). */
+export interface DocNote {
+  readonly uid: string;
+  readonly seq: number;
+}
+
 export interface VersionCounts {
   readonly bytesRead: number;
   readonly bytesWritten: number;
@@ -49,7 +64,7 @@ const ROWS_PER_STATEMENT = 1000;
 const HASHES_PER_STATEMENT = 5000;
 
 const VERSION_COLUMNS =
-  "uid, name, snapshot, date, size, block_size AS \"blockSize\", status, protected, labels, base_uid AS \"baseUid\", bytes_read AS \"bytesRead\", bytes_written AS \"bytesWritten\", bytes_deduplicated AS \"bytesDeduplicated\", bytes_sparse AS \"bytesSparse\"";
+  "uid, name, snapshot, date, size, block_size AS \"blockSize\", status, protected, labels, base_uid AS \"baseUid\", inherits_uid AS \"inheritsUid\", bytes_read AS \"bytesRead\", bytes_written AS \"bytesWritten\", bytes_deduplicated AS \"bytesDeduplicated\", bytes_sparse AS \"bytesSparse\"";
 
 type RawVersion = Record<keyof VersionRow, unknown>;
 
@@ -65,6 +80,7 @@ function versionOf(raw: RawVersion): VersionRow {
     protected: Number(raw.protected) === 1,
     labels: JSON.parse(String(raw.labels)) as Record<string, string>,
     baseUid: raw.baseUid === null ? null : String(raw.baseUid),
+    inheritsUid: raw.inheritsUid === null || raw.inheritsUid === undefined ? null : String(raw.inheritsUid),
     bytesRead: Number(raw.bytesRead),
     bytesWritten: Number(raw.bytesWritten),
     bytesDeduplicated: Number(raw.bytesDeduplicated),
@@ -83,6 +99,37 @@ function placeholders(count: number, width = 1): string {
 
 function* slices<T>(items: readonly T[], size: number): Generator<T[]> {
   for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
+}
+
+/**
+ * Versions whose inheritance chains are longer than this get none: a backup
+ * over such a base copies the base's resolved block list instead (a full
+ * list every this many versions), so a lookup in a chain probes at most
+ * this many versions' rows. Removals (prune) shorten chains.
+ */
+export const MAX_INHERITANCE_DEPTH = 64;
+
+/**
+ * The resolved block rows of the versions `roots` selects (a condition on
+ * image_versions): columns root, idx, hash, size, valid; `where` narrows
+ * the rows (b.idx), `params` fill roots' then where's placeholders. Each
+ * version's chain is walked by a recursive CTE and the nearest row per
+ * index wins: SQLite takes the other columns of a MIN() row from that row,
+ * PostgreSQL's DISTINCT ON keeps the first row of each index by depth.
+ * A version passes on only the indexes below its own block count: the
+ * rows a chain member may give are those below the smallest count from the
+ * root to it (an image that shrank and grew again is zeros where it grew).
+ */
+function resolvedRows(dialect: "sqlite" | "postgres", roots: string, where = "true"): string {
+  const chain =
+    "WITH RECURSIVE chain(root, uid, depth, blocks) AS (" +
+    `SELECT uid, uid, 0, (size + block_size - 1) / block_size FROM image_versions WHERE ${roots} ` +
+    "UNION ALL SELECT c.root, p.uid, c.depth + 1, CASE WHEN (p.size + p.block_size - 1) / p.block_size < c.blocks THEN (p.size + p.block_size - 1) / p.block_size ELSE c.blocks END " +
+    "FROM chain c JOIN image_versions v ON v.uid = c.uid JOIN image_versions p ON p.uid = v.inherits_uid) ";
+  const from = `FROM chain c JOIN image_blocks b ON b.version_uid = c.uid AND b.idx < c.blocks WHERE ${where}`;
+  return dialect === "sqlite"
+    ? `${chain}SELECT c.root AS root, b.idx AS idx, b.hash AS hash, b.size AS size, b.valid AS valid, MIN(c.depth) AS depth ${from} GROUP BY c.root, b.idx`
+    : `${chain}SELECT DISTINCT ON (c.root, b.idx) c.root AS root, b.idx AS idx, b.hash AS hash, b.size AS size, b.valid AS valid ${from} ORDER BY c.root, b.idx, c.depth`;
 }
 
 export class ImageCatalog {
@@ -104,48 +151,74 @@ export class ImageCatalog {
 
   /**
    * Records a new, incomplete version with no block rows yet: a backup from
-   * a base copies the base's rows in with `copyBaseBlocks` (all of them
-   * before the version is finished).
+   * a base inherits the base's rows (inheritsUid) and writes only those that
+   * differ; over a base whose chain is MAX_INHERITANCE_DEPTH long it then
+   * takes them as its own when it is finished (flattenBlocks).
    */
   async createVersion(version: Omit<VersionRow, "status" | "protected" | keyof VersionCounts>): Promise<void> {
     await this.sql.transaction(async (tx) => {
+      // In the same transaction as the insert: a removal of the base is either done (refused here) or sees this heir.
+      if (version.inheritsUid && (await tx.all("SELECT uid FROM image_versions WHERE uid = ?", [version.inheritsUid])).length === 0) {
+        throw new BlaineError(`version ${version.inheritsUid}, the base of the backup, was removed before it began; no version was made`, ExitCode.failure);
+      }
       await tx.run(
-        "INSERT INTO image_versions (uid, name, snapshot, date, size, block_size, status, protected, labels, base_uid) VALUES (?, ?, ?, ?, ?, ?, 'incomplete', 0, ?, ?)",
-        [version.uid, version.name, version.snapshot, version.date, version.size, version.blockSize, JSON.stringify(version.labels), version.baseUid],
+        "INSERT INTO image_versions (uid, name, snapshot, date, size, block_size, status, protected, labels, base_uid, inherits_uid) VALUES (?, ?, ?, ?, ?, ?, 'incomplete', 0, ?, ?, ?)",
+        [version.uid, version.name, version.snapshot, version.date, version.size, version.blockSize, JSON.stringify(version.labels), version.baseUid, version.inheritsUid],
       );
+    });
+  }
+
+  /** How many versions a version inherits through (0: none). */
+  async inheritanceDepth(uid: string): Promise<number> {
+    const [row] = await this.sql.all<{ depth: unknown }>(
+      "WITH RECURSIVE chain(uid, depth) AS (SELECT inherits_uid, 1 FROM image_versions WHERE uid = ? AND inherits_uid IS NOT NULL " +
+        "UNION ALL SELECT v.inherits_uid, c.depth + 1 FROM chain c JOIN image_versions v ON v.uid = c.uid WHERE v.inherits_uid IS NOT NULL) SELECT MAX(depth) AS depth FROM chain",
+      [uid],
+    );
+    return Number(row?.depth ?? 0);
+  }
+
+  /**
+   * Makes a version inherit nothing: its resolved blocks (through whatever
+   * it inherits from now: a removal may have merged its base into it) all
+   * become rows of its own, in one transaction with one INSERT … SELECT.
+   * A backup over a base whose chain is MAX_INHERITANCE_DEPTH long does
+   * this as it finishes, so the chain starts again.
+   */
+  async flattenBlocks(uid: string): Promise<void> {
+    await this.sql.transaction(async (tx) => {
+      await tx.run(
+        `INSERT INTO image_blocks (version_uid, idx, hash, size, valid) SELECT ?, idx, hash, size, valid FROM (${resolvedRows(tx.dialect, "uid = ?")}) r ` +
+          "WHERE true ON CONFLICT (version_uid, idx) DO NOTHING",
+        [uid, uid],
+      );
+      await tx.run("UPDATE image_versions SET inherits_uid = NULL WHERE uid = ?", [uid]);
     });
   }
 
   /**
-   * Copies the base's block rows with indexes in [from, to) into a version
-   * being written (one INSERT … SELECT in one transaction); rows the version
-   * already has (blocks its backup wrote) stay. Throws when the base or the
-   * version is gone: a copy made of ranges taken while both existed is
-   * whole, since a version and its rows are removed in one transaction.
+   * Marks a version finished; its rows now protect its chunks, so its
+   * pending claims go. `docInherits`: what the store document just written
+   * says it inherits; a removal that merged its parent into it since (and
+   * re-pointed it) leaves the document a rewrite (see docUpdates), and
+   * then true is returned: the caller settles the documents.
    */
-  async copyBaseBlocks(uid: string, baseUid: string, from: number, to: number): Promise<void> {
-    await this.sql.transaction(async (tx) => {
-      const present = await tx.all<{ uid: string }>("SELECT uid FROM image_versions WHERE uid IN (?, ?)", [uid, baseUid]);
-      if (!present.some((row) => row.uid === baseUid)) {
-        throw new BlaineError(`version ${baseUid}, the base of version ${uid}, was removed while the backup copied its block list; no version was made`, ExitCode.failure);
+  async finishVersion(uid: string, status: VersionStatus, counts: VersionCounts, docInherits?: string | null): Promise<boolean> {
+    return this.sql.transaction(async (tx) => {
+      let stale = false;
+      if (docInherits !== undefined) {
+        const [row] = await tx.all<{ inherits: string | null }>("SELECT inherits_uid AS inherits FROM image_versions WHERE uid = ?", [uid]);
+        if (row && (row.inherits ?? null) !== docInherits) {
+          await this.#noteDocs(tx, [uid], "rewrite");
+          stale = true;
+        }
       }
-      if (!present.some((row) => row.uid === uid)) throw new BlaineError(`version ${uid} was removed while its backup ran`, ExitCode.failure);
-      await tx.run(
-        "INSERT INTO image_blocks (version_uid, idx, hash, size, valid) SELECT ?, idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx >= ? AND idx < ? " +
-          "ON CONFLICT (version_uid, idx) DO NOTHING",
-        [uid, baseUid, from, to],
-      );
-    });
-  }
-
-  /** Marks a version finished; its rows now protect its chunks, so its pending claims go. */
-  async finishVersion(uid: string, status: VersionStatus, counts: VersionCounts): Promise<void> {
-    await this.sql.transaction(async (tx) => {
       await tx.run(
         "UPDATE image_versions SET status = ?, bytes_read = ?, bytes_written = ?, bytes_deduplicated = ?, bytes_sparse = ? WHERE uid = ?",
         [status, counts.bytesRead, counts.bytesWritten, counts.bytesDeduplicated, counts.bytesSparse, uid],
       );
       await tx.run("DELETE FROM image_pending_chunks WHERE version_uid = ?", [uid]);
+      return stale;
     });
   }
 
@@ -180,6 +253,8 @@ export class ImageCatalog {
   /**
    * Removes a version: its chunks become deletion candidates (cleanup deletes
    * those no other version references once their grace period is over).
+   * Its store document is left to delete (see docUpdates), after those of
+   * the versions that inherited from it are rewritten.
    */
   async removeVersion(uid: string, now = Date.now()): Promise<void> {
     await this.sql.transaction(async (tx) => {
@@ -192,6 +267,7 @@ export class ImageCatalog {
         [now, uid],
       );
       await tx.run("DELETE FROM image_pending_chunks WHERE version_uid = ?", [uid]);
+      await this.#mergeIntoHeirs(tx, [uid]);
       await tx.run("DELETE FROM image_blocks WHERE version_uid = ?", [uid]);
       await tx.run("DELETE FROM image_versions WHERE uid = ?", [uid]);
     });
@@ -199,14 +275,13 @@ export class ImageCatalog {
 
   /**
    * Removes several versions at once (a volume's prune): one transaction,
-   * set-based, no chunk read and no other version's rows touched. Then
-   * every chunk the store holds that no block row references any more and
-   * no running backup claimed becomes a deletion candidate, dated `since`
-   * (a cleanup pass with that cutoff frees it). A chunk that already was a
-   * candidate (a `blaine image rm`'s) keeps its own date: its grace period
-   * still holds. That one pass over the rows that remain replaces a search
-   * through the removed rows, which for sessions holding full block lists
-   * are most of the table.
+   * set-based, no chunk read. Each removed version's rows are merged into
+   * the versions inheriting from it first (sparsebak's merge of pruned
+   * sessions into the next). Then every chunk the store holds that no block
+   * row references any more and no running backup claimed becomes a
+   * deletion candidate, dated `since` (a cleanup pass with that cutoff
+   * frees it). A chunk that already was a candidate (a `blaine image rm`'s)
+   * keeps its own date: its grace period still holds.
    */
   async removeVersions(uids: readonly string[], since = Date.now()): Promise<void> {
     if (uids.length === 0) return;
@@ -220,9 +295,8 @@ export class ImageCatalog {
         );
         await tx.run(`DELETE FROM image_pending_chunks WHERE version_uid IN (${list})`, part);
       }
-      if (!(await this.#keepOnlyOtherBlocks(tx, uids))) {
-        for (const part of slices(uids, HASHES_PER_STATEMENT)) await tx.run(`DELETE FROM image_blocks WHERE version_uid IN (${placeholders(part.length)})`, part);
-      }
+      await this.#mergeIntoHeirs(tx, uids);
+      for (const part of slices(uids, HASHES_PER_STATEMENT)) await tx.run(`DELETE FROM image_blocks WHERE version_uid IN (${placeholders(part.length)})`, part);
       for (const part of slices(uids, HASHES_PER_STATEMENT)) await tx.run(`DELETE FROM image_versions WHERE uid IN (${placeholders(part.length)})`, part);
       // EXCEPT, not NOT IN: PostgreSQL runs NOT IN over a list larger than work_mem row by row.
       await tx.run(
@@ -234,47 +308,108 @@ export class ImageCatalog {
   }
 
   /**
-   * On SQLite, when the versions going hold more block rows than the ones
-   * staying (a prune of most sessions, each a full block list), empties
-   * image_blocks with one unconditioned DELETE (SQLite frees the table's
-   * pages whole, with no per-row b-tree work) after copying the rows that
-   * stay to a temporary table, and puts them back: for 50 sessions of 60
-   * (1.6 M rows going, 330 K staying) the rows took about 3 s deleted one
-   * by one and take about 0.8 s this way. Inside the caller's
-   * transaction, so a kill leaves the table as it was. Returns false (the
-   * caller deletes the rows) otherwise, and on PostgreSQL, whose DELETE
-   * only marks rows.
+   * Inside a removal's transaction, before the rows of `removing` go: every
+   * version that inherits from one of them and stays gets that one's rows
+   * at the indexes it has none of (and below its block count), and inherits
+   * what that one inherited; what it resolves to is unchanged. Heirs are
+   * served before their parents (a removed heir's heirs are re-pointed to
+   * its parent, which then serves them), so each removed version's rows
+   * are copied once per staying heir, not along the chain. The documents of
+   * staying finished heirs are noted for rewriting, those of the removed
+   * for deleting, in that order (see docUpdates).
    */
-  async #keepOnlyOtherBlocks(tx: ImageSql, removing: readonly string[]): Promise<boolean> {
-    if (this.sql.dialect !== "sqlite") return false;
+  async #mergeIntoHeirs(tx: ImageSql, removing: readonly string[]): Promise<void> {
     const going = new Set(removing);
-    // Every block row is a listed version's (a version and its rows are written, and removed, in one transaction).
-    const versions = await tx.all<{ uid: string; blocks: unknown }>("SELECT uid, (size + block_size - 1) / block_size AS blocks FROM image_versions");
-    const staying = versions.filter((row) => !going.has(row.uid));
-    const rows = (list: typeof versions) => list.reduce((sum, row) => sum + Number(row.blocks), 0);
-    if (rows(staying) * 2 >= rows(versions)) return false;
-    await tx.run("DROP TABLE IF EXISTS temp.image_blocks_staying");
-    await tx.run("CREATE TEMP TABLE image_blocks_staying (version_uid TEXT NOT NULL, idx INTEGER NOT NULL, hash TEXT, size INTEGER NOT NULL, valid INTEGER NOT NULL)");
-    for (const part of slices(staying.map((row) => row.uid), HASHES_PER_STATEMENT)) {
-      await tx.run(
-        `INSERT INTO temp.image_blocks_staying SELECT version_uid, idx, hash, size, valid FROM image_blocks WHERE version_uid IN (${placeholders(part.length)})`,
-        part,
-      );
+    const parentOf = new Map<string, string | null>();
+    for (const part of slices([...going], HASHES_PER_STATEMENT)) {
+      for (const row of await tx.all<{ uid: string; inherits: string | null }>(`SELECT uid, inherits_uid AS inherits FROM image_versions WHERE uid IN (${placeholders(part.length)})`, part)) {
+        parentOf.set(row.uid, row.inherits ?? null);
+      }
     }
-    await tx.run("DELETE FROM image_blocks");
-    await tx.run("INSERT INTO image_blocks (version_uid, idx, hash, size, valid) SELECT version_uid, idx, hash, size, valid FROM temp.image_blocks_staying");
-    await tx.run("DROP TABLE temp.image_blocks_staying");
-    return true;
+    // Removed versions ordered heirs first: one is served once no removed version still inherits from it.
+    const waiting = new Map<string, number>();
+    for (const parent of parentOf.values()) if (parent && parentOf.has(parent)) waiting.set(parent, (waiting.get(parent) ?? 0) + 1);
+    const ready = [...parentOf.keys()].filter((uid) => !waiting.has(uid));
+    const rewrite = new Set<string>();
+    while (ready.length > 0) {
+      const uid = ready.pop() as string;
+      const parent = parentOf.get(uid) ?? null;
+      const [removed] = await tx.all<{ blocks: unknown }>("SELECT (size + block_size - 1) / block_size AS blocks FROM image_versions WHERE uid = ?", [uid]);
+      const heirs = await tx.all<{ uid: string; blocks: unknown; size: unknown; blockSize: unknown; status: string }>(
+        "SELECT uid, (size + block_size - 1) / block_size AS blocks, size, block_size AS \"blockSize\", status FROM image_versions WHERE inherits_uid = ?",
+        [uid],
+      );
+      for (const heir of heirs) {
+        if (going.has(heir.uid)) continue;
+        await tx.run(
+          "INSERT INTO image_blocks (version_uid, idx, hash, size, valid) SELECT ?, idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx < ? ON CONFLICT (version_uid, idx) DO NOTHING",
+          [heir.uid, uid, Number(heir.blocks)],
+        );
+        // The removed version passed on nothing at or past its own count; what it inherited holds data there the heir
+        // must not take: zeros of its own at those indexes.
+        if (parent && Number(removed.blocks) < Number(heir.blocks)) {
+          await tx.run(
+            "INSERT INTO image_blocks (version_uid, idx, hash, size, valid) SELECT ?, idx, NULL, CASE WHEN (idx + 1) * CAST(? AS BIGINT) > CAST(? AS BIGINT) THEN CAST(? AS BIGINT) - idx * CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END, 1 " +
+              `FROM (${resolvedRows(tx.dialect, "uid = ?", "b.idx >= ? AND b.idx < ?")}) r WHERE hash IS NOT NULL ON CONFLICT (version_uid, idx) DO NOTHING`,
+            [heir.uid, Number(heir.blockSize), Number(heir.size), Number(heir.size), Number(heir.blockSize), Number(heir.blockSize), parent, Number(removed.blocks), Number(heir.blocks)],
+          );
+        }
+        await tx.run("UPDATE image_versions SET inherits_uid = ? WHERE uid = ?", [parent, heir.uid]);
+        // An incomplete heir too: a backup killed after it wrote its document has one naming the removed version.
+        rewrite.add(heir.uid);
+      }
+      if (parent && parentOf.has(parent)) {
+        const left = (waiting.get(parent) ?? 1) - 1;
+        waiting.set(parent, left);
+        if (left === 0) ready.push(parent);
+      }
+    }
+    await this.#noteDocs(tx, [...rewrite], "rewrite");
+    await this.#noteDocs(tx, removing, "delete");
   }
 
-  /** Records a whole version with its blocks (import), and the chunks the store holds of it; they stop being deletion candidates. */
-  async insertVersion(version: VersionRow, blocks: readonly BlockRow[], present: readonly { hash: string; size: number }[]): Promise<void> {
-    await this.sql.transaction(async (tx) => {
+  /** Notes store documents to rewrite or delete (see docUpdates); a note made again gets a new sequence number. */
+  async #noteDocs(tx: ImageSql, uids: readonly string[], action: "rewrite" | "delete"): Promise<void> {
+    for (const part of slices(uids, ROWS_PER_STATEMENT)) {
       await tx.run(
-        "INSERT INTO image_versions (uid, name, snapshot, date, size, block_size, status, protected, labels, base_uid, bytes_read, bytes_written, bytes_deduplicated, bytes_sparse) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        `INSERT INTO image_doc_updates (uid, action, seq) VALUES ${placeholders(part.length, 3)} ON CONFLICT (uid) DO UPDATE SET action = excluded.action, seq = image_doc_updates.seq + 1`,
+        part.flatMap((uid) => [uid, action, 1]),
+      );
+    }
+  }
+
+  /** Store documents still to rewrite (from the catalog) and to delete, in that order, with their notes' sequence numbers (see docUpdates). */
+  async docUpdates(): Promise<{ rewrite: DocNote[]; delete: DocNote[] }> {
+    const rows = await this.sql.all<{ uid: string; action: string; seq: unknown }>("SELECT uid, action, seq FROM image_doc_updates ORDER BY uid");
+    const notes = (action: string) => rows.filter((row) => row.action === action).map((row) => ({ uid: row.uid, seq: Number(row.seq) }));
+    return { rewrite: notes("rewrite"), delete: notes("delete") };
+  }
+
+  /** Store documents settled: their notes go, each only as it was read (a removal since made it again, for its own settling). */
+  async docUpdatesDone(notes: readonly DocNote[]): Promise<void> {
+    if (notes.length === 0) return;
+    await this.sql.transaction(async (tx) => {
+      for (const note of notes) await tx.run("DELETE FROM image_doc_updates WHERE uid = ? AND seq = ?", [note.uid, note.seq]);
+    });
+  }
+
+  /**
+   * Records a whole version with its blocks (import), and the chunks the
+   * store holds of it; they stop being deletion candidates. A version that
+   * inherits (its inheritsUid set) must name one the catalog holds.
+   */
+  async insertVersion(version: VersionRow, blocks: readonly BlockRow[], present: readonly { hash: string; size: number }[]): Promise<VersionStatus> {
+    return this.sql.transaction(async (tx) => {
+      if (version.inheritsUid && (await tx.all("SELECT uid FROM image_versions WHERE uid = ?", [version.inheritsUid])).length === 0) {
+        throw new BlaineError(`version ${version.uid} inherits from version ${version.inheritsUid}, which ${this.name} does not hold`, ExitCode.usage);
+      }
+      // A removal of the same uid killed before its document was deleted: that note is void now the version is back.
+      await tx.run("DELETE FROM image_doc_updates WHERE uid = ?", [version.uid]);
+      await tx.run(
+        "INSERT INTO image_versions (uid, name, snapshot, date, size, block_size, status, protected, labels, base_uid, inherits_uid, bytes_read, bytes_written, bytes_deduplicated, bytes_sparse) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
           version.uid, version.name, version.snapshot, version.date, version.size, version.blockSize, version.status, version.protected ? 1 : 0,
-          JSON.stringify(version.labels), version.baseUid, version.bytesRead, version.bytesWritten, version.bytesDeduplicated, version.bytesSparse,
+          JSON.stringify(version.labels), version.baseUid, version.inheritsUid, version.bytesRead, version.bytesWritten, version.bytesDeduplicated, version.bytesSparse,
         ],
       );
       await this.#upsertBlocks(tx, version.uid, blocks);
@@ -285,29 +420,45 @@ export class ImageCatalog {
       for (const part of slices(hashes, HASHES_PER_STATEMENT)) {
         await tx.run(`DELETE FROM image_deleted_chunks WHERE hash IN (${placeholders(part.length)})`, part);
       }
+      // A valid version whose inherited blocks a scrub found bad is not valid here either.
+      if (version.status === "valid" && version.inheritsUid) {
+        const bad = await tx.all(`SELECT 1 FROM (${resolvedRows(tx.dialect, "uid = ?")}) r WHERE valid = 0 LIMIT 1`, [version.uid]);
+        if (bad.length > 0) {
+          await tx.run("UPDATE image_versions SET status = 'invalid' WHERE uid = ?", [version.uid]);
+          return "invalid";
+        }
+      }
+      return version.status;
     });
   }
 
   // --- blocks ---------------------------------------------------------------------------------
 
-  /** A version's block rows from index `from` on, `limit` at a time, in index order. */
-  async blocks(uid: string, from: number, limit: number): Promise<BlockRow[]> {
+  /** A version's blocks (resolved: its own rows and those it inherits) with indexes in [from, to), in index order. */
+  async blocks(uid: string, from: number, to: number): Promise<BlockRow[]> {
     const rows = await this.sql.all<Record<string, unknown>>(
-      "SELECT idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx >= ? ORDER BY idx LIMIT ?",
-      [uid, from, limit],
+      `SELECT idx, hash, size, valid FROM (${resolvedRows(this.sql.dialect, "uid = ?", "b.idx >= ? AND b.idx < ?")}) r ORDER BY idx`,
+      [uid, from, to],
     );
     return rows.map(blockOf);
   }
 
-  /** Every block row of a version, in index order (windows of 50 000 rows). */
+  /**
+   * Every block of a version (resolved), in index order, in windows of
+   * 50 000 indexes: each window's query resolves only the rows in it (a
+   * range of each chain member's primary key), never the rest of the list.
+   */
   async *allBlocks(uid: string): AsyncGenerator<BlockRow> {
-    let from = 0;
-    for (;;) {
-      const rows = await this.blocks(uid, from, 50_000);
-      yield* rows;
-      if (rows.length < 50_000) return;
-      from = rows[rows.length - 1].idx + 1;
-    }
+    const version = await this.version(uid);
+    if (!version) return;
+    const count = Math.ceil(version.size / version.blockSize);
+    for (let from = 0; from < count; from += 50_000) yield* await this.blocks(uid, from, Math.min(count, from + 50_000));
+  }
+
+  /** A version's own rows only, in index order: what its store document lists beside the version it inherits. */
+  async ownBlocks(uid: string): Promise<BlockRow[]> {
+    const rows = await this.sql.all<Record<string, unknown>>("SELECT idx, hash, size, valid FROM image_blocks WHERE version_uid = ? ORDER BY idx", [uid]);
+    return rows.map(blockOf);
   }
 
   /** The base's block hashes at some indexes only (a backup told which blocks changed reads, and compares, no others). */
@@ -317,20 +468,20 @@ export class ImageCatalog {
     return map;
   }
 
-  /** A version's rows at some indexes only, by index (an index without a row is absent). */
+  /** A version's blocks (resolved) at some indexes only, by index (an index that is zeros is absent). */
   async blocksAt(uid: string, indexes: Iterable<number>): Promise<Map<number, BlockRow>> {
     const map = new Map<number, BlockRow>();
     for (const part of slices([...indexes].sort((a, b) => a - b), HASHES_PER_STATEMENT)) {
-      const rows = await this.sql.all<Record<string, unknown>>(`SELECT idx, hash, size, valid FROM image_blocks WHERE version_uid = ? AND idx IN (${placeholders(part.length)})`, [uid, ...part]);
+      const rows = await this.sql.all<Record<string, unknown>>(resolvedRows(this.sql.dialect, "uid = ?", `b.idx IN (${placeholders(part.length)})`), [uid, ...part]);
       for (const row of rows) map.set(Number(row.idx), blockOf(row));
     }
     return map;
   }
 
-  /** How many block rows a version has (from the primary key's index alone). */
-  async blockRowCount(uid: string): Promise<number> {
-    const [row] = await this.sql.all<{ count: unknown }>("SELECT COUNT(*) AS count FROM image_blocks WHERE version_uid = ?", [uid]);
-    return Number(row?.count ?? 0);
+  /** The bytes of data a version's blocks hold (resolved; zeros count none). */
+  async dataBytes(uid: string): Promise<number> {
+    const [row] = await this.sql.all<{ bytes: unknown }>(`SELECT SUM(size) AS bytes FROM (${resolvedRows(this.sql.dialect, "uid = ?")}) r WHERE hash IS NOT NULL`, [uid]);
+    return Number(row?.bytes ?? 0);
   }
 
   /** The base's block hashes by index (--from without hints compares every block read with them). */
@@ -415,11 +566,6 @@ export class ImageCatalog {
     await this.sql.run("DELETE FROM image_pending_chunks WHERE host = ? AND pid = ?", [owner.host, owner.pid]);
   }
 
-  /** Drops a version's rows at and beyond `blockCount` (an image that shrank since its base). */
-  async truncateBlocks(uid: string, blockCount: number): Promise<void> {
-    await this.sql.run("DELETE FROM image_blocks WHERE version_uid = ? AND idx >= ?", [uid, blockCount]);
-  }
-
   async #upsertBlocks(tx: ImageSql, uid: string, rows: readonly BlockRow[]): Promise<void> {
     if (tx.dialect === "postgres") {
       // One array per column: a statement of any length with five parameters, parsed once (about twice as fast as rows of VALUES).
@@ -452,16 +598,19 @@ export class ImageCatalog {
 
   // --- scrub ------------------------------------------------------------------------------------
 
-  /** The distinct chunks of some versions (each read once however many versions share it). */
+  /** The distinct chunks of some versions' blocks (resolved; each read once however many versions share it). */
   async distinctHashes(uids: readonly string[]): Promise<string[]> {
     const rows = await this.sql.all<{ hash: string }>(
-      `SELECT DISTINCT hash FROM image_blocks WHERE version_uid IN (${placeholders(uids.length)}) AND hash IS NOT NULL ORDER BY hash`,
+      `SELECT DISTINCT hash FROM (${resolvedRows(this.sql.dialect, `uid IN (${placeholders(uids.length)})`)}) r WHERE hash IS NOT NULL ORDER BY hash`,
       uids,
     );
     return rows.map((row) => row.hash);
   }
 
-  /** Marks bad chunks' blocks invalid, and every version holding one; returns those versions' uids. */
+  /**
+   * Marks bad chunks' blocks invalid, and every version whose blocks
+   * (resolved: inherited ones too) hold one; returns those versions' uids.
+   */
   async markBad(hashes: readonly string[]): Promise<string[]> {
     if (hashes.length === 0) return [];
     return this.sql.transaction(async (tx) => {
@@ -470,8 +619,15 @@ export class ImageCatalog {
         const list = placeholders(part.length);
         await tx.run(`UPDATE image_blocks SET valid = 0 WHERE hash IN (${list})`, part);
         await tx.run(`UPDATE image_chunks SET valid = 0 WHERE hash IN (${list})`, part);
-        await tx.run(`UPDATE image_versions SET status = 'invalid' WHERE status = 'valid' AND uid IN (SELECT version_uid FROM image_blocks WHERE hash IN (${list}))`, part);
-        for (const row of await tx.all<{ uid: string }>(`SELECT DISTINCT version_uid AS uid FROM image_blocks WHERE hash IN (${list})`, part)) versions.add(row.uid);
+        // Only the indexes where some row holds a bad chunk are resolved, for every version.
+        const holding = await tx.all<{ uid: string }>(
+          `SELECT DISTINCT root AS uid FROM (${resolvedRows(tx.dialect, "true", `b.idx IN (SELECT idx FROM image_blocks WHERE hash IN (${list}))`)}) r WHERE hash IN (${list})`,
+          [...part, ...part],
+        );
+        for (const row of holding) versions.add(row.uid);
+      }
+      for (const part of slices([...versions], HASHES_PER_STATEMENT)) {
+        await tx.run(`UPDATE image_versions SET status = 'invalid' WHERE status = 'valid' AND uid IN (${placeholders(part.length)})`, part);
       }
       return [...versions].sort();
     });
@@ -480,23 +636,24 @@ export class ImageCatalog {
   /**
    * After a full scrub found every chunk of these versions good: their
    * blocks (and the same chunks' blocks elsewhere) are valid again, and so
-   * is each of these versions that holds no invalid block.
+   * is each of these versions whose blocks (resolved) hold no invalid one.
    */
   async revalidate(uids: readonly string[]): Promise<string[]> {
     if (uids.length === 0) return [];
     return this.sql.transaction(async (tx) => {
       const list = placeholders(uids.length);
-      const scrubbed = `SELECT hash FROM image_blocks WHERE version_uid IN (${list}) AND hash IS NOT NULL`;
+      const scrubbed = `SELECT hash FROM (${resolvedRows(tx.dialect, `uid IN (${list})`)}) r WHERE hash IS NOT NULL`;
       await tx.run(`UPDATE image_blocks SET valid = 1 WHERE valid = 0 AND hash IN (${scrubbed})`, uids);
       await tx.run(`UPDATE image_chunks SET valid = 1 WHERE valid = 0 AND hash IN (${scrubbed})`, uids);
-      const revived = await tx.all<{ uid: string }>(
-        `SELECT uid FROM image_versions v WHERE uid IN (${list}) AND status = 'invalid' AND NOT EXISTS (SELECT 1 FROM image_blocks b WHERE b.version_uid = v.uid AND b.valid = 0)`,
-        uids,
+      const stillBad = new Set(
+        (await tx.all<{ uid: string }>(`SELECT DISTINCT root AS uid FROM (${resolvedRows(tx.dialect, `uid IN (${list})`)}) r WHERE valid = 0`, uids)).map((row) => row.uid),
       );
-      for (const part of slices(revived.map((row) => row.uid), HASHES_PER_STATEMENT)) {
+      const candidates = await tx.all<{ uid: string }>(`SELECT uid FROM image_versions WHERE uid IN (${list}) AND status = 'invalid'`, uids);
+      const revived = candidates.map((row) => row.uid).filter((uid) => !stillBad.has(uid));
+      for (const part of slices(revived, HASHES_PER_STATEMENT)) {
         await tx.run(`UPDATE image_versions SET status = 'valid' WHERE uid IN (${placeholders(part.length)})`, part);
       }
-      return revived.map((row) => row.uid);
+      return revived;
     });
   }
 

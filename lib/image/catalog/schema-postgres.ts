@@ -24,6 +24,14 @@ export const versions = pgTable(
     labels: text("labels").notNull().default("{}"),
     /** The version this one was made from (--from), if any. */
     baseUid: text("base_uid"),
+    /**
+     * The version whose block rows stand for every index this one has no row
+     * of: a backup from a base records only the blocks that differ from it
+     * (a volume session only its changes). Null: a missing index is zeros.
+     * Removing a version first merges its rows into the versions inheriting
+     * from it (image-catalog.ts removeVersions).
+     */
+    inheritsUid: text("inherits_uid"),
     bytesRead: bigint("bytes_read", { mode: "number" }).notNull().default(0),
     bytesWritten: bigint("bytes_written", { mode: "number" }).notNull().default(0),
     bytesDeduplicated: bigint("bytes_deduplicated", { mode: "number" }).notNull().default(0),
@@ -32,7 +40,7 @@ export const versions = pgTable(
   (table) => [index("image_versions_name_idx").on(table.name, table.date)],
 );
 
-/** A version's blocks that hold data, or that are sparse where its base held data; a missing index is sparse. */
+/** A version's own blocks: those that hold data, or that are zeros where what it inherits holds data; a missing index is inherited (see inheritsUid), or zeros. */
 export const blocks = pgTable(
   "image_blocks",
   {
@@ -66,6 +74,22 @@ export const chunks = pgTable("image_chunks", {
 export const deletedChunks = pgTable("image_deleted_chunks", {
   hash: text("hash").primaryKey(),
   since: bigint("since", { mode: "number" }).notNull(),
+});
+
+/**
+ * Store documents (versions/UID.json) that no longer say what the catalog
+ * does, in the order they must be settled: `rewrite` (a version that
+ * inherited from a removed one: its rows and parent changed) before
+ * `delete` (a removed version's), so a document never names a parent whose
+ * document is gone. Written in the removal's transaction; settled by
+ * version-removal.ts (under the catalog's "docs" lock) before anything else
+ * removes or judges documents.
+ */
+export const docUpdates = pgTable("image_doc_updates", {
+  uid: text("uid").primaryKey(),
+  action: text("action", { enum: ["rewrite", "delete"] }).notNull(),
+  /** Bumped whenever the note is made again: a settler clears only the notes it saw, never one made since. */
+  seq: integer("seq").notNull().default(1),
 });
 
 /** Chunks a cleanup is deleting right now: a backup that needs one writes it again once the cleanup is done. */

@@ -20,19 +20,10 @@ export interface ImageSql {
   readonly dialect: "sqlite" | "postgres";
   /** How messages name the catalog (a PostgreSQL URL without its password). */
   readonly name: string;
-  /** The SQLite file (undefined on PostgreSQL): another thread may open a connection of its own to it. */
-  readonly file?: string;
   all<T>(text: string, params?: readonly unknown[]): Promise<T[]>;
   run(text: string, params?: readonly unknown[]): Promise<void>;
   /** Runs `fn` in one transaction, exclusive among image-catalog writers. */
   transaction<T>(fn: (tx: ImageSql) => Promise<T>): Promise<T>;
-  /**
-   * SQLite: this connection's transactions pass `gate` first (undefined:
-   * none), so a writer on another thread of this process steps aside
-   * rather than make them wait for the write lock, which blocks this
-   * thread (see lib/image/base-copy.ts). PostgreSQL waits without blocking.
-   */
-  passWritesThrough?(gate: WriterGate | undefined): void;
   /**
    * Takes a named lock held until released or until this process dies
    * (a lock file beside an SQLite catalog, a session advisory lock on
@@ -40,12 +31,6 @@ export interface ImageSql {
    */
   tryLock(name: string): Promise<(() => Promise<void>) | undefined>;
   close(): Promise<void>;
-}
-
-/** Taken before a transaction and left after it (see ImageSql.passWritesThrough). */
-export interface WriterGate {
-  enter(): Promise<void>;
-  leave(): void;
 }
 
 const MIGRATIONS = join(import.meta.dir, "..", "migrations");
@@ -101,40 +86,28 @@ function openSqlite(path: string, create: boolean): ImageSql {
     if (!statement) statements.set(text, (statement = db.query(text)));
     return statement;
   };
-  let gate: WriterGate | undefined;
-  // This connection's transactions one after another: a backup's claims, its block rows and its base's copy (on
-  // this thread when short) are begun by different stages, and one begun while another is open on the connection
+  // This connection's transactions one after another: a backup's claims and its block rows are begun by different stages, and one begun while another is open on the connection
   // failed its BEGIN (SQLite has no nesting); its ROLLBACK would have ended the other's.
   let turn: Promise<unknown> = Promise.resolve();
   const runner: ImageSql = {
     dialect: "sqlite",
     name,
-    file: path,
     all: async <T>(text: string, params: readonly unknown[] = []) => prepared(text).all(...(params as never[])) as T[],
     run: async (text, params = []) => void prepared(text).run(...(params as never[])),
     transaction: <T>(fn: (tx: ImageSql) => Promise<T>): Promise<T> => {
       const mine = turn.then(async () => {
-        const passed = gate;
-        await passed?.enter();
+        db.exec("BEGIN IMMEDIATE");
         try {
-          db.exec("BEGIN IMMEDIATE");
-          try {
-            const result = await fn(runner);
-            db.exec("COMMIT");
-            return result;
-          } catch (error) {
-            db.exec("ROLLBACK");
-            throw error;
-          }
-        } finally {
-          passed?.leave();
+          const result = await fn(runner);
+          db.exec("COMMIT");
+          return result;
+        } catch (error) {
+          db.exec("ROLLBACK");
+          throw error;
         }
       });
       turn = mine.catch(() => {});
       return mine;
-    },
-    passWritesThrough: (next) => {
-      gate = next;
     },
     tryLock: async (lockName) => {
       try {

@@ -43,7 +43,6 @@ export async function backupImage(
     }
     progress.stop();
     if (outcome.interrupted) {
-      await run.baseCopy?.stop();
       run.workers.close();
       await run.source.close().catch(() => {});
       console.error(

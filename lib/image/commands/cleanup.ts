@@ -8,6 +8,7 @@ import { formatBytes, formatDuration } from "../../size.ts";
 import type { ImageCatalog } from "../catalog/image-catalog.ts";
 import type { ImageSettings } from "../settings.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
+import { settleVersionDocs } from "../version-removal.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";
 
 export interface CleanupResult {
@@ -114,6 +115,8 @@ export async function cleanupWith(catalog: ImageCatalog, store: ChunkStore, opti
   const release = await catalog.sql.tryLock("cleanup");
   if (!release) throw new BlaineError(`another blaine image cleanup is running on ${catalog.name}`, ExitCode.failure);
   try {
+    // A killed removal's documents first: --full judges the store's documents by the catalog's versions.
+    await settleVersionDocs(catalog, store);
     ({ chunksFreed, bytesFreed } = await freeGarbage(catalog, store, cutoff));
     if (full) {
       const known = await catalog.versionUids();

@@ -5,14 +5,15 @@ import type { Output } from "../../cli/output.ts";
 import type { ImageSettings } from "../settings.ts";
 import { parseVersionDoc, versionDocText } from "../version-doc.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";
+import { wholeVersionDoc } from "./version-source.ts";
 
-/** `blaine image export VERSION FILE`: the version's metadata as the documented JSON document (version-doc.ts). */
+/** `blaine image export VERSION FILE`: the version's metadata as the documented JSON document (version-doc.ts), whole: every block listed, nothing inherited. */
 export async function exportImageVersion(settings: ImageSettings, given: string, file: string, output: Output): Promise<ExitCode> {
   return withCatalog(settings, false, async (catalog) => {
     const version = await catalog.requireVersion(given);
     const blocks = [];
     for await (const block of catalog.allBlocks(version.uid)) blocks.push(block);
-    writeFileAtomic(file, versionDocText(version, blocks));
+    writeFileAtomic(file, versionDocText({ ...version, inheritsUid: null }, blocks));
     output.say(`exported version ${version.uid} to ${file}`);
     output.result({ uid: version.uid, file });
     return ExitCode.ok;
@@ -23,7 +24,12 @@ export async function exportImageVersion(settings: ImageSettings, given: string,
  * `blaine image import FILE|UID`: a version's metadata back into the
  * catalog — from an exported FILE, or by UID from the store's own copy
  * (rebuilding a lost catalog). Chunks the store lacks are counted, and the
- * version is then invalid; the store gets the metadata if it lacked it.
+ * version is then invalid; the store gets the metadata if it lacked it. A
+ * document that inherits from a version the catalog holds is imported as
+ * it is; one whose parent the catalog lacks is made whole from the store's
+ * documents, and the store's copy is replaced by the whole one (the store's
+ * documents say what the catalog says: no document may name a parent the
+ * catalog could remove without rewriting it).
  */
 export async function importImageVersion(settings: ImageSettings, given: string, output: Output): Promise<ExitCode> {
   const store = await openImageStore(settings, { create: false });
@@ -40,9 +46,11 @@ export async function importImageVersion(settings: ImageSettings, given: string,
     from = `store ${store.name}, version ${given}`;
     if (text === undefined) throw new UsageError(`${given}: no such file, and no such version in store ${store.name}`);
   }
-  const doc = parseVersionDoc(text, from);
+  const parsed = parseVersionDoc(text, from);
   return withCatalog(settings, true, async (catalog) => {
-    if (await catalog.version(doc.version.uid)) throw new BlaineError(`version ${doc.version.uid} is already in ${catalog.name}`, ExitCode.usage);
+    if (await catalog.version(parsed.version.uid)) throw new BlaineError(`version ${parsed.version.uid} is already in ${catalog.name}`, ExitCode.usage);
+    const parentHeld = parsed.version.inheritsUid !== null && (await catalog.version(parsed.version.inheritsUid)) !== undefined;
+    const doc = parsed.version.inheritsUid === null || parentHeld ? parsed : await wholeVersionDoc(store, parsed);
     const hashes = [...new Set(doc.blocks.flatMap((block) => (block.hash ? [block.hash] : [])))];
     const missing = new Set<string>();
     const present: { hash: string; size: number }[] = [];
@@ -53,11 +61,12 @@ export async function importImageVersion(settings: ImageSettings, given: string,
     }
     const blocks = doc.blocks.map((block) => (block.hash && missing.has(block.hash) ? { ...block, valid: false } : block));
     const version = missing.size > 0 && doc.version.status === "valid" ? { ...doc.version, status: "invalid" as const } : doc.version;
-    await catalog.insertVersion(version, blocks, present);
-    if ((await store.getVersionDoc(version.uid)) === undefined) await store.putVersionDoc(version.uid, versionDocText(version, blocks));
+    const status = await catalog.insertVersion(version, blocks, present);
+    if (doc !== parsed || (await store.getVersionDoc(version.uid)) === undefined) await store.putVersionDoc(version.uid, versionDocText(version, blocks));
     if (missing.size > 0) output.say(`warning: ${missing.size} chunk(s) of version ${version.uid} are missing from store ${store.name}; it is imported as invalid`);
-    output.say(`imported version ${version.uid} (${version.name}, ${version.status})`);
-    output.result({ uid: version.uid, status: version.status, missingChunks: missing.size });
-    return missing.size > 0 ? ExitCode.damage : ExitCode.ok;
+    if (status !== version.status) output.say(`warning: version ${version.uid} inherits blocks a scrub found bad; it is imported as invalid`);
+    output.say(`imported version ${version.uid} (${version.name}, ${status})`);
+    output.result({ uid: version.uid, status, missingChunks: missing.size });
+    return missing.size > 0 || status !== version.status ? ExitCode.damage : ExitCode.ok;
   });
 }

@@ -1,7 +1,7 @@
 import { BlaineError, ExitCode } from "../../errors.ts";
 import type { BlockRow, ImageCatalog, VersionRow } from "../catalog/image-catalog.ts";
 import type { ChunkStore } from "../store/chunk-store.ts";
-import { parseVersionDoc } from "../version-doc.ts";
+import { parseVersionDoc, type VersionDoc } from "../version-doc.ts";
 
 /** A version and its blocks, from the catalog or (db-less) from the store's copy of its metadata. */
 export interface VersionSource {
@@ -27,8 +27,37 @@ export async function versionFromStore(store: ChunkStore, given: string): Promis
   }
   const text = await store.getVersionDoc(uid);
   if (text === undefined) throw new BlaineError(`no version "${given}" in store ${store.name}`, ExitCode.usage);
-  const doc = parseVersionDoc(text, `store ${store.name}, version ${uid}`);
+  const doc = await wholeVersionDoc(store, parseVersionDoc(text, `store ${store.name}, version ${uid}`));
   return { version: doc.version, blocks: async function* () { yield* doc.blocks; } };
+}
+
+/**
+ * A version's document made whole from the store: its own blocks, and at
+ * every other index below its block count those of the documents of the
+ * versions it inherits from, nearest first (see version-doc.ts); the
+ * result inherits nothing. A document it needs that the store lacks is an
+ * error naming both versions.
+ */
+export async function wholeVersionDoc(store: ChunkStore, doc: VersionDoc): Promise<VersionDoc> {
+  if (!doc.version.inheritsUid) return doc;
+  const blocks = new Map<number, BlockRow>();
+  const seen = new Set<string>([doc.version.uid]);
+  // A version passes on only the indexes below its own block count (see image-catalog.ts resolvedRows).
+  let count = Infinity;
+  for (let current: VersionDoc | undefined = doc; current; ) {
+    count = Math.min(count, Math.ceil(current.version.size / current.version.blockSize));
+    for (const block of current.blocks) if (block.idx < count && !blocks.has(block.idx)) blocks.set(block.idx, block);
+    const parent: string | null = current.version.inheritsUid;
+    if (!parent) break;
+    if (seen.has(parent)) throw new BlaineError(`store ${store.name}: the versions version ${doc.version.uid} inherits from name each other (${parent})`);
+    seen.add(parent);
+    const text = await store.getVersionDoc(parent);
+    if (text === undefined) {
+      throw new BlaineError(`store ${store.name}: version ${doc.version.uid} inherits blocks from version ${parent}, whose document the store does not hold`, ExitCode.damage);
+    }
+    current = parseVersionDoc(text, `store ${store.name}, version ${parent}`);
+  }
+  return { version: { ...doc.version, inheritsUid: null }, blocks: [...blocks.values()].sort((a, b) => a.idx - b.idx) };
 }
 
 /** Every version the store keeps metadata of (db-less ls). */

@@ -1,6 +1,7 @@
 import { BlaineError, ExitCode } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import type { ImageSettings } from "../settings.ts";
+import { removeVersionAndDoc } from "../version-removal.ts";
 import { openImageStore, withCatalog } from "./open-image.ts";
 
 const DAY_MS = 86_400_000;
@@ -23,9 +24,7 @@ export async function removeImageVersion(settings: ImageSettings, given: string,
         ExitCode.usage,
       );
     }
-    // The store's metadata goes first: a version the catalog still lists may lack it, but no removed version comes back from the store.
-    await store.deleteVersionDoc(version.uid);
-    await catalog.removeVersion(version.uid);
+    await removeVersionAndDoc(catalog, store, version.uid);
     output.say(`removed version ${version.uid} (${version.name}); its chunks are freed by blaine image cleanup after the grace period`);
     output.result({ removed: version.uid });
     return ExitCode.ok;
