@@ -336,8 +336,8 @@ describe("public surface", () => {
       "everyBlock", "finishImageBackup", "formatBytes", "fsPath", "globToRegExp", "hashEach", "hashFile", "hashWhereDuplicatePossible",
       "hintedBlockRefs", "hintedBlocks", "initDisk", "listDisks", "listPending", "loadImageSettings", "loadSettings", "mapBounded", "openArchiveRun",
       "openEncryptedStore", "openImageBackup", "openImageSql", "openStore", "parity", "parseCompression", "parseSize", "parseVersionDoc", "plan", "quotedPath",
-      "readBlocks", "readDiskLabel", "readHints", "rebuildCatalog", "releaseDiskMounts", "repairRecoverySet", "restoreFiles", "restoreImage",
-      "retireDisk", "scrubImages", "storeChunks", "textFromBytes", "verifyDisks", "verifyRecoverySet", "versionDocText", "walk", "whereIs",
+      "readBlocks", "readDiskLabel", "readHints", "rebuildCatalog", "releaseDiskMounts", "removeVersionAndDoc", "repairRecoverySet", "restoreFiles", "restoreImage",
+      "retireDisk", "scrubImages", "settleVersionDocs", "storeChunks", "textFromBytes", "verifyDisks", "verifyRecoverySet", "versionDocText", "walk", "whereIs",
       "writeFileAtomic", "writeManifest", "writeVersionBlocks",
     ]);
   });
