@@ -1,6 +1,6 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { closeSync, existsSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { filesOf, snapshotTree, type TreeSpec } from "./helpers/fixture.ts";
@@ -275,6 +275,15 @@ describe("sparse files", () => {
       env?.cleanup();
       env = undefined;
       while (unmounts.length) unmounts.pop()!();
+      // The two mountpoints and their folder, empty once unmounted (rmdir removes nothing that holds a file).
+      const base = join(require("node:os").tmpdir(), `blaine-sparse-${process.pid}`);
+      for (const dir of [join(base, "disk"), join(base, "restore"), base]) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // Still mounted or not empty: left for a person to look at.
+        }
+      }
     }
     // Hashing and PAR2 still read the whole logical GiB (holes as zeros) a few times: slow on a loaded machine.
   }, 300_000);

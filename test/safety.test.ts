@@ -1,5 +1,5 @@
 import { setDefaultTimeout, afterEach, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archiveEnv, type ArchiveEnv } from "./helpers/archive-env.ts";
 import { blaine, isStopped, spawnBlaine, waitFor, whyNotAsNobody } from "./helpers/cli.ts";
@@ -107,7 +107,16 @@ describe("one writer at a time", () => {
 describe("a disk that fills up", () => {
   test.skipIf(!canMount())("a size-limited tmpfs: what fits is stored, the rest is not started, exit 3 says how much is left", async () => {
     const dir = join("/tmp", `blaine-full-${process.pid}`);
-    cleanups.push(mountTmpfs(dir, "3m"));
+    const unmount = mountTmpfs(dir, "3m");
+    cleanups.push(() => {
+      unmount();
+      // The mountpoint, empty once unmounted (rmdir removes nothing that holds a file).
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Still mounted or not empty: left for a person to look at.
+      }
+    });
     env = await archiveEnv({ ...manyFiles(12, 400_000) }, { disk: dir });
     const run = await env.run("--reserve", "0");
     expect(run.exitCode).toBe(3);
