@@ -352,4 +352,22 @@ describe("issue 13.4: progress on a terminal", () => {
     expect(quiet.exitCode).toBe(0);
     expect(quiet.terminal).not.toContain("Processing");
   });
+
+  test.skipIf(!Bun.which("script"))("verify draws par2cmdline's Scanning: N.N% as it reads the files at their places, on stderr only, none with -q", async () => {
+    // 400 MiB (a sparse file: MD5 and CRC take as long on zeros), so the scan outlasts a few redraws.
+    const big = join(dir, "big.bin");
+    writeFileSync(big, "");
+    truncateSync(big, 400 * 1024 * 1024);
+    expect((await blaine(["par2", "create", "-q", "-c1", "set.par2", "big.bin"], { cwd: dir })).exitCode).toBe(0);
+    const verified = await onTerminal("verify set.par2");
+    expect(verified.exitCode).toBe(0);
+    const scanned = [...verified.terminal.matchAll(/Scanning: (\d+\.\d)% \([\d.]+ [KMG]?i?B of 400\.0 MiB\)/g)].map((match) => Number(match[1]));
+    expect(scanned.some((percent) => percent > 0 && percent < 100)).toBe(true);
+    expect(scanned).toEqual([...scanned].sort((a, b) => a - b));
+    expect(verified.stdout).toContain("All files are correct, repair is not required.");
+    expect(verified.stdout).not.toContain("Scanning");
+    const quiet = await onTerminal("verify -q set.par2");
+    expect(quiet.exitCode).toBe(0);
+    expect(quiet.terminal).not.toContain("Scanning");
+  });
 });

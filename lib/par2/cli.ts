@@ -374,7 +374,7 @@ async function create(parsed: ParsedArguments, out: Output, say: Say): Promise<P
   sayDeadTemps(removeDeadTemps(dirname(resolve(setPath)), pendingTempPrefix(setBase(setPath))).removed, say);
   // Loaded by the action that needs it: each is code a verify or the other action would hold through its run.
   const { createRecoverySet } = await import("./create.ts");
-  const processing = processingLine(parsed, () => setFiles.reduce((sum, file) => sum + statSync(file.path).size, 0));
+  const processing = progressLine(parsed, "Processing", () => setFiles.reduce((sum, file) => sum + statSync(file.path).size, 0));
   const built = await createRecoverySet(setPath, {
     files: setFiles,
     recoveryBytes: redundancyTarget(options),
@@ -442,7 +442,11 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   const extraFiles = extra.filter((file) => !located.has(file));
   const searched = renameOnly ? extraFiles.filter((file) => isWholeCopy(file, set)) : extraFiles;
   const leeway = integerOption(parsed.options, "S", "the skip leaway", 1) ?? 64;
-  const check = await checkFiles(set, { locate, extraFiles: searched, searchDamaged: !renameOnly, skip: parsed.flags.has("N") ? { leeway } : undefined });
+  // The set's files are read whole at their places first: as long as creating the set took to read them.
+  const scanning = progressLine(parsed, "Scanning", () => set.entries.reduce((sum, entry) => sum + entry.description.length, 0));
+  const check = await checkFiles(set, {
+    locate, extraFiles: searched, searchDamaged: !renameOnly, skip: parsed.flags.has("N") ? { leeway } : undefined, onProgress: scanning.onProgress,
+  }).finally(() => scanning.stop());
   reportSet(check, say);
   reportTargets(check, say);
   // par2cmdline looks at the other files only when a file is not whole, and names them only then.
@@ -467,7 +471,7 @@ async function verifyOrRepair(action: "verify" | "repair", parsed: ParsedArgumen
   Bun.gc(true);
   const { repairChecked } = await import("./repair.ts");
   // Through the products go the set's data bytes, a recovery slice in place of each one lost (as many bytes, but for a short last slice).
-  const processing = processingLine(parsed, () => check.set.entries.reduce((sum, entry) => sum + entry.description.length, 0));
+  const processing = progressLine(parsed, "Processing", () => check.set.entries.reduce((sum, entry) => sum + entry.description.length, 0));
   const result = await repairChecked(check, {
     threads: integerOption(parsed.options, "t", "the thread count", 1), shareCallingThread: true, memory: memoryOption(parsed) ?? REPAIR_MEMORY,
     onProgress: processing.onProgress,
@@ -600,19 +604,20 @@ function summary(check: SetCheck) {
 }
 
 /**
- * par2cmdline's `Processing: N.N%` while the recovery data is computed
- * (bytes through the products of `total`), as a line redrawn on a
- * terminal's stderr only: stdout keeps par2cmdline's lines for scripts,
- * and a large file's create or repair no longer sits silent for minutes.
- * None with -q or -qq, as par2cmdline's, nor with --json, and then `totalOf`
- * is not called (a create's is a stat of every file).
+ * par2cmdline's `Scanning: N.N%` while a verify or repair reads the files,
+ * and `Processing: N.N%` while the recovery data is computed (bytes of
+ * `total` done), as a line redrawn on a terminal's stderr only: stdout
+ * keeps par2cmdline's lines for scripts, and a large file's verify, create
+ * or repair no longer sits silent for minutes. None with -q or -qq, as
+ * par2cmdline's, nor with --json, and then `totalOf` is not called (a
+ * create's is a stat of every file).
  */
-function processingLine(parsed: ParsedArguments, totalOf: () => number): { onProgress?: (bytes: number) => void; stop: () => void } {
+function progressLine(parsed: ParsedArguments, what: "Scanning" | "Processing", totalOf: () => number): { onProgress?: (bytes: number) => void; stop: () => void } {
   if (noiseOf(parsed) < Noise.normal || parsed.json) return { stop: () => {} };
   const total = totalOf();
   if (total === 0) return { stop: () => {} };
   let done = 0;
-  const line = new TerminalLine(() => `Processing: ${Math.min(100, (done / total) * 100).toFixed(1)}% (${formatBytes(Math.min(done, total))} of ${formatBytes(total)})`).start();
+  const line = new TerminalLine(() => `${what}: ${Math.min(100, (done / total) * 100).toFixed(1)}% (${formatBytes(Math.min(done, total))} of ${formatBytes(total)})`).start();
   return { onProgress: (bytes) => (done += bytes), stop: () => line.stop() };
 }
 

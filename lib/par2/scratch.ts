@@ -3,7 +3,8 @@
  * scans, slice checks), reused from file to file: a new 4 MiB buffer for
  * each file of a set left the collector tens of megabytes to find, and the
  * peak memory of a verify grew with the number of files. Only for code that
- * holds it without awaiting (another reader would take the same bytes).
+ * uses its bytes up before it awaits (another reader would take the same
+ * bytes meanwhile).
  */
 let buffer = new Uint8Array(0);
 

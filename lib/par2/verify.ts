@@ -49,6 +49,32 @@ export interface VerifyOptions {
   /** -N/-S: search only near where slices would follow each other (see find-slices.ts). */
   readonly skip?: { readonly leeway: number };
   readonly signal?: AbortSignal;
+  /** Bytes of the set's files read at their places so far, as they are read (for a progress display). */
+  readonly onProgress?: (bytes: number) => void;
+}
+
+/** What a file's check reports to as it reads: the caller's abort and progress. */
+interface Reading {
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (bytes: number) => void;
+  /** Bytes read since this thread last let other work run. */
+  sinceYield: number;
+}
+
+/**
+ * Bytes a check reads between turns given to other work: a file is checked
+ * in one go, and a progress line redraws on a timer that must get its turn
+ * (a 100 GB file takes minutes); at 64 MiB a turn costs nothing measurable.
+ */
+const YIELD_BYTES = 64 * 1024 * 1024;
+
+/** Counts `bytes` read, and lets timers and I/O run every YIELD_BYTES. */
+async function readDone(reading: Reading, bytes: number): Promise<void> {
+  reading.onProgress?.(bytes);
+  reading.sinceYield += bytes;
+  if (reading.sinceYield < YIELD_BYTES) return;
+  reading.sinceYield = 0;
+  await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 export async function verifyRecoverySet(setPath: string, options: VerifyOptions = {}): Promise<SetCheck> {
@@ -59,11 +85,8 @@ export async function verifyRecoverySet(setPath: string, options: VerifyOptions 
 export async function checkFiles(set: RecoverySet, options: VerifyOptions = {}): Promise<SetCheck> {
   const locate = options.locate ?? ((name: string) => join(dirname(set.setPath), name));
   const files: FileCheck[] = [];
-  for (const entry of set.entries) {
-    files.push(checkFile(entry, locate(entry.description.name), set.sliceSize, options.signal));
-    // Let other work (a progress display, an abort) run between files.
-    await Promise.resolve();
-  }
+  const reading: Reading = { signal: options.signal, onProgress: options.onProgress, sinceYield: 0 };
+  for (const entry of set.entries) files.push(await checkFile(entry, locate(entry.description.name), set.sliceSize, reading));
   const wanted: WantedSlice[] = [];
   set.entries.forEach((entry, i) => {
     for (const k of files[i].badSlices) {
@@ -132,7 +155,7 @@ export function isWholeCopy(path: string, set: RecoverySet): boolean {
 /** PAR2's "first 16 KiB" hash covers this many bytes. */
 const FIRST_BYTES = 16 * 1024;
 
-export function checkFile(entry: SetEntry, path: string, sliceSize: number, signal?: AbortSignal): FileCheck {
+async function checkFile(entry: SetEntry, path: string, sliceSize: number, reading: Reading): Promise<FileCheck> {
   const { description, checksums } = entry;
   const all = checksums.map((_, i) => i);
   const base = { name: description.name, path, length: description.length, slices: checksums.length };
@@ -147,8 +170,8 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
   }
   const bad: number[] = [];
   try {
-    if (sliceSize > SCRATCH_READ) checkLargeSlices(fd, entry, sliceSize, bad, unreadable, signal);
-    else checkSmallSlices(fd, entry, sliceSize, bad, unreadable, signal);
+    if (sliceSize > SCRATCH_READ) await checkLargeSlices(fd, entry, sliceSize, bad, unreadable, reading);
+    else await checkSmallSlices(fd, entry, sliceSize, bad, unreadable, reading);
   } finally {
     closeSync(fd);
   }
@@ -157,12 +180,12 @@ export function checkFile(entry: SetEntry, path: string, sliceSize: number, sign
 }
 
 /** Slices of at most SCRATCH_READ: as many as fit in a read at once. */
-function checkSmallSlices(fd: number, entry: SetEntry, sliceSize: number, bad: number[], unreadable: ByteRange[], signal?: AbortSignal): void {
+async function checkSmallSlices(fd: number, entry: SetEntry, sliceSize: number, bad: number[], unreadable: ByteRange[], reading: Reading): Promise<void> {
   const { description, checksums } = entry;
   const slicesPerRead = Math.max(1, Math.min(checksums.length, Math.floor(SCRATCH_READ / sliceSize)));
   const buffer = scratchBuffer(slicesPerRead * sliceSize);
   for (let first = 0; first < checksums.length; first += slicesPerRead) {
-    signal?.throwIfAborted();
+    reading.signal?.throwIfAborted();
     const start = first * sliceSize;
     const wanted = Math.min(buffer.length, description.length - start);
     const got = readSalvaging(fd, buffer, wanted, start, unreadable);
@@ -184,6 +207,8 @@ function checkSmallSlices(fd: number, entry: SetEntry, sliceSize: number, bad: n
       const expected = checksums[index];
       if ((Bun.hash.crc32(slice) >>> 0) !== expected.crc32 || !equalBytes(md5(slice), expected.md5)) bad.push(index);
     }
+    // Its bytes are used up before this waits its turn: another reader may fill the scratch buffer meanwhile.
+    await readDone(reading, wanted);
   }
 }
 
@@ -193,7 +218,7 @@ function checkSmallSlices(fd: number, entry: SetEntry, sliceSize: number, bad: n
  * and MD5 together, so a verify holds a megabyte whatever the slice size
  * (a whole slice of a 100 GB file's set is 50 MB).
  */
-function checkLargeSlices(fd: number, entry: SetEntry, sliceSize: number, bad: number[], unreadable: ByteRange[], signal?: AbortSignal): void {
+async function checkLargeSlices(fd: number, entry: SetEntry, sliceSize: number, bad: number[], unreadable: ByteRange[], reading: Reading): Promise<void> {
   const { description, checksums } = entry;
   const buffer = scratchBuffer(SCRATCH_READ);
   for (let index = 0; index < checksums.length; index++) {
@@ -203,12 +228,13 @@ function checkLargeSlices(fd: number, entry: SetEntry, sliceSize: number, bad: n
     let crc = 0;
     let got = 0;
     while (got < wanted) {
-      signal?.throwIfAborted();
+      reading.signal?.throwIfAborted();
       const step = Math.min(buffer.length, wanted - got);
       const read = readSalvaging(fd, buffer, step, start + got, unreadable);
       hasher.update(buffer.subarray(0, read));
       crc = Bun.hash.crc32(buffer.subarray(0, read), crc);
       got += read;
+      await readDone(reading, step);
       if (read < step) break;
     }
     // Zeros stand for refused bytes; a slice past the end of a truncated file is missing, even if it would be all zeros.
