@@ -4,7 +4,7 @@
  * are verified and repaired by Blaine; edge sizes and limits; exit codes.
  */
 import { afterEach, beforeEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hasProgram } from "../lib/system/exec.ts";
 import { blaine } from "./helpers/cli.ts";
@@ -90,6 +90,23 @@ describe("sets made by blaine par2 create", () => {
     expect(stock.exitCode).toBe(0);
     expect(Buffer.compare(readFileSync(join(dir, "film.mkv")), original)).toBe(0);
   }, 30_000);
+
+  test("a lost file of 2000 slices is rebuilt from 2000 recovery slices; with one recovery file lost too, from the next ones", async () => {
+    const original = seededBytes(1_000_000, 23);
+    writeFileSync(join(dir, "film.mkv"), original);
+    expect((await blaine(["par2", "create", "-q", "-b2000", "-c2010", "set.par2", "film.mkv"], { cwd: dir })).exitCode).toBe(0);
+    // All recovery slices there: the first 2000 exponents (the closed-form inverse).
+    rmSync(join(dir, "film.mkv"));
+    expect((await blaine(["par2", "repair", "-q", "set.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "film.mkv")), original)).toBe(0);
+    // Exponents 3–6 lost with their file: a window with a gap, inverted by elimination (300 slices keep it short).
+    writeFileSync(join(dir, "short.bin"), original.subarray(0, 300_000));
+    expect((await blaine(["par2", "create", "-q", "-b300", "-c310", "short.par2", "short.bin"], { cwd: dir })).exitCode).toBe(0);
+    rmSync(join(dir, readdirSync(dir).find((name) => /^short\.vol0*3\+0*4\.par2$/.test(name))!));
+    rmSync(join(dir, "short.bin"));
+    expect((await blaine(["par2", "repair", "-q", "short.par2"], { cwd: dir })).exitCode).toBe(0);
+    expect(Buffer.compare(readFileSync(join(dir, "short.bin")), original.subarray(0, 300_000))).toBe(0);
+  }, 60_000);
 
   test.skipIf(!hasPar2)("one-character file names", async () => {
     writeFileSync(join(dir, "a"), seededBytes(5000, 31));

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { gfDivide, gfInvertMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient, writeNibbleTables } from "../lib/par2/gf16.ts";
+import { gfDivide, gfInvertMatrix, gfInvertPowerMatrix, gfMultiply, inputConstantLogs, recoveryCoefficient, writeNibbleTables } from "../lib/par2/gf16.ts";
 import { createKernel, type KernelName } from "../lib/par2/kernel.ts";
 import { createSimdKernel, simdSupported } from "../lib/par2/kernel-simd.ts";
 import { SliceAccumulator } from "../lib/par2/slice-accumulator.ts";
@@ -73,6 +73,16 @@ describe("GF(2^16)", () => {
       }
     }
     expect(gfInvertMatrix(new Uint16Array([1, 2, 1, 2]), 2)).toBeUndefined();
+  });
+
+  test("the closed-form inverse of consecutive exponents' matrix equals elimination's, for any lost slices", () => {
+    const logs = inputConstantLogs(3000);
+    for (const [n, firstExponent] of [[1, 0], [2, 5], [17, 0], [64, 1], [200, 65000]]) {
+      const lost = Array.from({ length: n }, (_, j) => (j * 131 + n) % 3000);
+      const matrix = new Uint16Array(n * n);
+      for (let r = 0; r < n; r++) for (let j = 0; j < n; j++) matrix[r * n + j] = recoveryCoefficient(logs[lost[j]], firstExponent + r);
+      expect(gfInvertPowerMatrix(lost.map((index) => logs[index]), firstExponent)).toEqual(gfInvertMatrix(matrix, n)!);
+    }
   });
 });
 

@@ -95,34 +95,97 @@ export function gfTimesRecoveryMatrix(left: Uint16Array, exponents: readonly num
  * Inverts a square matrix over GF(2^16) (row-major, n × n) by Gauss-Jordan
  * elimination; returns undefined when it is singular (PAR2's constants make
  * that rare but not impossible, so callers try another recovery slice).
+ *
+ * n³ products whatever is done, so each costs one table lookup: the pivot
+ * row is scaled once and kept as the logs of its non-zero entries (the
+ * columns left of the pivot are the identity's by then, and the inverse's
+ * columns of rows not yet pivoted are zeros), and every other row takes
+ * one antilog per entry of that list. The plain element-by-element
+ * elimination took 115 s for the 2000 × 2000 of a repair of 2000 lost
+ * slices (par2cmdline: 17 s).
  */
 export function gfInvertMatrix(matrix: Uint16Array, n: number): Uint16Array | undefined {
-  const work = Uint16Array.from(matrix);
-  const inverse = new Uint16Array(n * n);
-  for (let i = 0; i < n; i++) inverse[i * n + i] = 1;
+  if (!built) buildTables();
+  const width = 2 * n;
+  // [matrix | identity], row by row.
+  const work = new Uint16Array(n * width);
+  for (let row = 0; row < n; row++) {
+    work.set(matrix.subarray(row * n, row * n + n), row * width);
+    work[row * width + n + row] = 1;
+  }
+  const spare = new Uint16Array(width);
+  const columns = new Int32Array(width);
+  const logs = new Int32Array(width);
   for (let column = 0; column < n; column++) {
     let pivot = column;
-    while (pivot < n && work[pivot * n + column] === 0) pivot++;
+    while (pivot < n && work[pivot * width + column] === 0) pivot++;
     if (pivot === n) return undefined;
+    const at = column * width;
     if (pivot !== column) {
-      for (let k = 0; k < n; k++) {
-        [work[pivot * n + k], work[column * n + k]] = [work[column * n + k], work[pivot * n + k]];
-        [inverse[pivot * n + k], inverse[column * n + k]] = [inverse[column * n + k], inverse[pivot * n + k]];
-      }
+      spare.set(work.subarray(pivot * width, pivot * width + width));
+      work.copyWithin(pivot * width, at, at + width);
+      work.set(spare, at);
     }
-    const scale = gfDivide(1, work[column * n + column]);
-    for (let k = 0; k < n; k++) {
-      work[column * n + k] = gfMultiply(work[column * n + k], scale);
-      inverse[column * n + k] = gfMultiply(inverse[column * n + k], scale);
+    // The pivot row divided by its pivot, and the logs of its non-zero entries.
+    const scale = GF_ORDER - log[work[at + column]];
+    let count = 0;
+    for (let k = column; k < width; k++) {
+      const value = work[at + k];
+      if (value === 0) continue;
+      let product = log[value] + scale;
+      if (product >= GF_ORDER) product -= GF_ORDER;
+      work[at + k] = antilog[product];
+      columns[count] = k;
+      logs[count++] = product;
     }
     for (let row = 0; row < n; row++) {
-      const factor = row === column ? 0 : work[row * n + column];
-      if (factor === 0) continue;
-      for (let k = 0; k < n; k++) {
-        work[row * n + k] ^= gfMultiply(factor, work[column * n + k]);
-        inverse[row * n + k] ^= gfMultiply(factor, inverse[column * n + k]);
-      }
+      const rowAt = row * width;
+      const factor = work[rowAt + column];
+      if (row === column || factor === 0) continue;
+      const factorLog = log[factor];
+      for (let entry = 0; entry < count; entry++) work[rowAt + columns[entry]] ^= antilog[factorLog + logs[entry]];
     }
+  }
+  const inverse = new Uint16Array(n * n);
+  for (let row = 0; row < n; row++) inverse.set(work.subarray(row * width + n, row * width + width), row * n);
+  return inverse;
+}
+
+/**
+ * The inverse of the recovery matrix of `xLogs.length` lost input slices
+ * and as many recovery slices of consecutive exponents from `firstExponent`
+ * (rows r, columns j: x_j^(firstExponent + r), x_j = 2^xLogs[j], the lost
+ * slices' constants), in n² products instead of elimination's n³: it is a
+ * Vandermonde matrix V with its columns scaled by x_j^firstExponent, and
+ * row j of V⁻¹ is the coefficients of the Lagrange polynomial that is 1 at
+ * x_j and 0 at the other x: P(t) / ((t - x_j) · P'(x_j)), P(t) = Π (t - x_k).
+ * Never singular (the constants are distinct and non-zero). Every repair
+ * whose recovery slices are all there takes this; 2000 lost slices: 10 ms.
+ */
+export function gfInvertPowerMatrix(xLogs: ArrayLike<number>, firstExponent: number): Uint16Array {
+  if (!built) buildTables();
+  const n = xLogs.length;
+  const times = (value: number, valueLog: number) => (value === 0 ? 0 : antilog[log[value] + valueLog]);
+  // P's coefficients, lowest first: multiplied by (t + x_k) one k at a time (minus is plus here).
+  const master = new Uint16Array(n + 1);
+  master[0] = 1;
+  for (let k = 0; k < n; k++) {
+    for (let i = k + 1; i >= 1; i--) master[i] = master[i - 1] ^ times(master[i], xLogs[k]);
+    master[0] = times(master[0], xLogs[k]);
+  }
+  const inverse = new Uint16Array(n * n);
+  const quotient = new Uint16Array(n);
+  for (let j = 0; j < n; j++) {
+    const xLog = xLogs[j];
+    // P(t) / (t + x_j), by synthetic division (the remainder is 0: x_j is a root).
+    quotient[n - 1] = master[n];
+    for (let i = n - 1; i >= 1; i--) quotient[i - 1] = master[i] ^ times(quotient[i], xLog);
+    // Its value at x_j (P'(x_j)), by Horner's rule.
+    let denominator = 0;
+    for (let i = n - 1; i >= 0; i--) denominator = times(denominator, xLog) ^ quotient[i];
+    // Row j: the quotient divided by the denominator and by x_j^firstExponent.
+    const scale = (2 * GF_ORDER - log[denominator] - ((xLog * firstExponent) % GF_ORDER)) % GF_ORDER;
+    for (let r = 0; r < n; r++) inverse[j * n + r] = times(quotient[r], scale);
   }
   return inverse;
 }

@@ -15,7 +15,7 @@ import { fsPath } from "../fs/byte-names.ts";
 import { tempBeside } from "../fs/dead-temps.ts";
 import { copyReadable, isUnreadableData } from "../fs/salvage-read.ts";
 import { noFTL } from "bun:jsc";
-import { gfInvertMatrix, gfMultiply, gfTimesRecoveryMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
+import { gfInvertMatrix, gfInvertPowerMatrix, gfMultiply, gfTimesRecoveryMatrix, inputConstantLogs, recoveryCoefficient } from "./gf16.ts";
 import type { KernelName } from "./kernel.ts";
 import { equalBytes } from "./packets.ts";
 import { SCRATCH_READ } from "./scratch.ts";
@@ -62,7 +62,7 @@ const FOLDED_INVERSE_LIMIT = 300_000_000;
  * of `blaine par2 repair`'s ~61 MB). The tier below (DFG) runs it in tens of
  * milliseconds all the same.
  */
-for (const matrixWork of [gfInvertMatrix, gfTimesRecoveryMatrix, recoveryCoefficient, gfMultiply]) noFTL(matrixWork);
+for (const matrixWork of [gfInvertMatrix, gfInvertPowerMatrix, gfTimesRecoveryMatrix, recoveryCoefficient, gfMultiply]) noFTL(matrixWork);
 
 export async function repairRecoverySet(setPath: string, options: RepairOptions = {}): Promise<RepairResult> {
   return repairChecked(await verifyRecoverySet(setPath, options), options);
@@ -211,6 +211,12 @@ function deadTempsOf(targets: ReadonlyMap<number, RepairTarget>): number {
 /** m recovery exponents whose matrix is invertible, trying the lowest first. */
 function chooseRecovery(available: readonly number[], missing: readonly number[], constantLogs: Uint32Array): { exponents: number[]; inverse: Uint16Array } | undefined {
   const m = missing.length;
+  // Consecutive exponents (no recovery slice lost among the first m): the matrix is never singular, and its
+  // inverse has a closed form; otherwise windows of them are eliminated until one inverts.
+  const first = [...available].sort((a, b) => a - b).slice(0, m);
+  if (first.length === m && first.every((exponent, r) => exponent === first[0] + r)) {
+    return { exponents: first, inverse: gfInvertPowerMatrix(Array.from(missing, (index) => constantLogs[index]), first[0]) };
+  }
   for (let start = 0; start + m <= available.length; start++) {
     const exponents = available.slice(start, start + m);
     const matrix = new Uint16Array(m * m);
