@@ -55,13 +55,12 @@ export function hintedBlocks(hints: readonly Hint[], size: number, blockSize: nu
       else touchedByDiscard.add(index);
     }
   }
-  // A block is sparse only when discards cover all of it; a part still holds data and is read.
+  // A block is sparse only when discards cover all of it; a part still holds data and is read. The discards are
+  // merged first: two over the same half of a block cover half of it, not all (their lengths summed said all).
   const covered = new Map<number, number>();
-  for (const hint of hints) {
-    if (hint.exists || hint.length === 0) continue;
-    const end = hint.offset + hint.length;
-    for (let index = Math.floor(hint.offset / blockSize); index * blockSize < end; index++) {
-      const start = Math.max(hint.offset, index * blockSize);
+  for (const { offset, end } of mergedRanges(hints.filter((hint) => !hint.exists && hint.length > 0))) {
+    for (let index = Math.floor(offset / blockSize); index * blockSize < end; index++) {
+      const start = Math.max(offset, index * blockSize);
       const stop = Math.min(end, (index + 1) * blockSize, size);
       covered.set(index, (covered.get(index) ?? 0) + Math.max(0, stop - start));
     }
@@ -73,6 +72,17 @@ export function hintedBlocks(hints: readonly Hint[], size: number, blockSize: nu
     else read.add(index);
   }
   return { read, zero };
+}
+
+/** The union of the hints' ranges, as [offset, end) ranges that neither overlap nor touch, in order. */
+function mergedRanges(hints: readonly Hint[]): { offset: number; end: number }[] {
+  const merged: { offset: number; end: number }[] = [];
+  for (const hint of [...hints].sort((a, b) => a.offset - b.offset)) {
+    const last = merged.at(-1);
+    if (last && hint.offset <= last.end) last.end = Math.max(last.end, hint.offset + hint.length);
+    else merged.push({ offset: hint.offset, end: hint.offset + hint.length });
+  }
+  return merged;
 }
 
 /**
