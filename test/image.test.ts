@@ -154,6 +154,8 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     const second = await env.image(["backup", source, "vm", "--from", first, "--json", ...BS]);
     expect(second.exitCode).toBe(0);
     expect(second.json.bytesRead).toBe(8 * MiB);
+    // The ten data blocks equal to the base's are deduplicated against it; the new one is written.
+    expect(second.json.bytesDeduplicated).toBe(10 * BLOCK);
     expect((await env.chunks()).length).toBe(before + 1);
     const out = join(env.dir, "out.img");
     expect((await env.image(["restore", second.json.uid, out])).exitCode).toBe(0);
@@ -273,6 +275,15 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(scrub.json.invalidVersions.sort()).toEqual([a, b, c].sort());
     const ls = await env.image(["ls", "--json"]);
     expect(ls.json.versions.map((v: { status: string }) => v.status)).toEqual(["invalid", "invalid", "invalid"]);
+    // A -p scrub whose sample misses the bad chunk leaves the version invalid, and says so: exit 4, never 0.
+    for (let round = 0; round < 3; round++) {
+      const sampled = await env.image(["scrub", a, "-p", "1", "--json"]);
+      expect({ exitCode: sampled.exitCode, notValid: sampled.json.notValidVersions }).toEqual({ exitCode: 4, notValid: [{ uid: a, status: "invalid" }] });
+    }
+    // An invalid version still restores all but its bad blocks: --keep-days guards it as a valid one.
+    const youngInvalid = await env.image(["rm", a]);
+    expect(youngInvalid.exitCode).toBe(2);
+    expect(youngInvalid.stderr).toContain("--keep-days");
     // An invalid version is no base.
     const refused = await env.image(["backup", source, "vm", "--from", b, ...BS]);
     expect(refused.exitCode).toBe(2);
@@ -288,6 +299,17 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(compared.exitCode).toBe(1);
     expect(compared.json.sourceMismatches).toEqual([{ index: 0, offset: 0 }]);
     expect(compared.json.invalidVersions).toEqual([]);
+    const said = await env.image(["scrub", b, "--source", source]);
+    expect(said.stdout + said.stderr).toContain("(the store's chunk is good)");
+    // With -p, the same share of the blocks is compared: an image differing everywhere shows no more mismatches than that.
+    const elsewhere = join(env.dir, "elsewhere.img");
+    const size = statSync(source).size;
+    writeFileSync(elsewhere, Buffer.from(randomBytes(size, 42)));
+    const sampled = await env.image(["scrub", b, "-p", "25", "--source", elsewhere, "--json"]);
+    expect(sampled.exitCode).toBe(1);
+    const blocks = Math.ceil(size / BLOCK);
+    expect(sampled.json.sourceMismatches.length).toBeGreaterThan(0);
+    expect(sampled.json.sourceMismatches.length).toBeLessThanOrEqual(Math.ceil(blocks / 4));
   });
 
   test("issue 15: a restore with a missing chunk restores every other block, lists the range, exits 4", async () => {
@@ -393,6 +415,10 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(full.exitCode).toBe(0);
     expect(full.json.orphansFreed).toBe(left);
     expect(await env.chunks()).toEqual([]);
+    // A scrub says it is not valid (exit 4); rm takes it without --force (--keep-days guards restorable versions).
+    const scrub = await env.image(["scrub", uid, "--json"]);
+    expect({ exitCode: scrub.exitCode, notValid: scrub.json.notValidVersions }).toEqual({ exitCode: 4, notValid: [{ uid, status: "incomplete" }] });
+    expect((await env.image(["rm", uid])).exitCode).toBe(0);
     // A full backup after it is whole.
     const next = await env.backup(source, "vm", BS);
     const out = join(env.dir, "out.img");

@@ -123,7 +123,7 @@ export async function cleanupWith(catalog: ImageCatalog, store: ChunkStore, opti
       const foreign = (await store.listVersionDocs()).filter((uid) => !known.has(uid));
       if (foreign.length > 0) {
         throw new BlaineError(
-          `store ${store.name} holds versions the catalog ${catalog.name} does not know (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}); ` +
+          `store ${store.name} holds versions the ${catalog.name} does not know (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}); ` +
             "cleanup --full would delete their chunks: blaine image import UID each of them first, or use the catalog they belong to",
           ExitCode.usage,
         );

@@ -27,6 +27,8 @@ export interface ScrubResult {
   readonly badChunks: { hash: string; problem: string }[];
   readonly invalidVersions: string[];
   readonly revalidatedVersions: string[];
+  /** The versions scrubbed that are not valid when it ends (invalid, or incomplete), with their status. */
+  readonly notValidVersions: { uid: string; status: string }[];
   /** Blocks where the --source image differs from the version (not the store's fault). */
   readonly sourceMismatches: { index: number; offset: number }[];
 }
@@ -84,24 +86,45 @@ export async function scrubImages(settings: ImageSettings, request: ScrubRequest
     const invalidVersions = await catalog.markBad(badChunks.map((bad) => bad.hash));
     const full = request.percent === undefined || request.percent >= 100;
     const revalidatedVersions = full && badChunks.length === 0 ? await catalog.revalidate(uids) : [];
-    const sourceMismatches = request.source ? await compareWithSource(catalog, versions[0], request.source) : [];
+    // With -p, the same share of the version's blocks is compared with the source as of its chunks is read.
+    const sourceMismatches = request.source ? await compareWithSource(catalog, versions[0], request.source, full ? undefined : request.percent) : [];
+    // Versions this scrub leaves not valid: found bad now, or before by a scrub whose bad chunk this -p pass did not
+    // read (only a full scrub makes a version valid again), or incomplete (a backup that did not finish).
+    const notValid: { uid: string; status: string }[] = [];
+    for (const uid of uids) {
+      const status = (await catalog.requireVersion(uid)).status;
+      if (status !== "valid") notValid.push({ uid, status });
+    }
+    const checkedGood = new Set(hashes);
+    for (const bad of badChunks) checkedGood.delete(bad.hash);
 
     for (const bad of badChunks) output.say(`bad chunk ${bad.hash}: ${bad.problem}`);
     for (const uid of invalidVersions) output.say(`version ${uid} is invalid: it holds a bad chunk`);
+    for (const { uid, status } of notValid) {
+      if (invalidVersions.includes(uid)) continue;
+      if (status === "incomplete") output.say(`version ${uid} is incomplete: its backup did not finish, so it holds only the blocks recorded before it stopped`);
+      else output.say(`version ${uid} is still invalid: a bad chunk found before${full ? "" : " (a scrub without -p that finds every chunk good makes it valid again)"}`);
+    }
     for (const uid of revalidatedVersions) output.say(`version ${uid} is valid again: every chunk checked good`);
     for (const mismatch of sourceMismatches) {
-      output.say(`block ${mismatch.index} (offset ${mismatch.offset}) differs from ${request.source}: the source changed or is another image (the store's chunk is good)`);
+      const store = mismatch.hash === null ? "the version holds zeros there" : checkedGood.has(mismatch.hash) ? "the store's chunk is good" : "its chunk was not read by this scrub";
+      output.say(`block ${mismatch.index} (offset ${mismatch.offset}) differs from ${request.source}: the source changed or is another image (${store})`);
     }
     output.say(`scrubbed ${hashes.length} chunk(s), ${formatBytes(bytesChecked)}: ${badChunks.length} bad`);
-    const exitCode = invalidVersions.length > 0 || badChunks.length > 0 ? ExitCode.damage : sourceMismatches.length > 0 ? ExitCode.failure : ExitCode.ok;
-    const result = { exitCode, chunksChecked: hashes.length, bytesChecked, badChunks, invalidVersions, revalidatedVersions, sourceMismatches };
+    const exitCode = notValid.length > 0 || badChunks.length > 0 ? ExitCode.damage : sourceMismatches.length > 0 ? ExitCode.failure : ExitCode.ok;
+    const result = {
+      exitCode, chunksChecked: hashes.length, bytesChecked, badChunks, invalidVersions, revalidatedVersions,
+      notValidVersions: notValid, sourceMismatches: sourceMismatches.map(({ index, offset }) => ({ index, offset })),
+    };
     output.result({ ...result, exitCode: undefined });
     return result;
   });
 }
 
-/** Blocks of the version that differ from the image at `path` (each read and hashed). */
-async function compareWithSource(catalog: ImageCatalog, version: VersionRow, path: string): Promise<{ index: number; offset: number }[]> {
+/** Blocks of the version that differ from the image at `path` (each read and hashed; `percent`: a random share of them), with the version's hash there. */
+async function compareWithSource(
+  catalog: ImageCatalog, version: VersionRow, path: string, percent?: number,
+): Promise<{ index: number; offset: number; hash: string | null }[]> {
   let handle;
   try {
     handle = await open(path, "r");
@@ -114,15 +137,18 @@ async function compareWithSource(catalog: ImageCatalog, version: VersionRow, pat
     const rows = new Map<number, string | null>();
     for await (const row of catalog.allBlocks(version.uid)) rows.set(row.idx, row.hash);
     const count = Math.ceil(size / version.blockSize);
-    const mismatches: { index: number; offset: number }[] = [];
+    const indexes = Array.from({ length: count }, (_, index) => index);
+    const compared = percent === undefined ? indexes : shuffled(indexes).slice(0, Math.max(1, Math.ceil((count * percent) / 100))).sort((a, b) => a - b);
+    const mismatches: { index: number; offset: number; hash: string | null }[] = [];
     // One buffer for every block: they are read one after another.
     const buffer = Buffer.allocUnsafe(Math.min(version.blockSize, size));
-    for (let index = 0; index < count; index++) {
+    for (const index of compared) {
       const offset = index * version.blockSize;
       const length = Math.min(version.blockSize, size - offset);
       const data = await readBlock(handle, { index, offset, length }, path, buffer.subarray(0, length));
       const hash = blockHashOrZero(data);
-      if (hash !== (rows.get(index) ?? null)) mismatches.push({ index, offset });
+      const stored = rows.get(index) ?? null;
+      if (hash !== stored) mismatches.push({ index, offset, hash: stored });
     }
     return mismatches;
   } finally {

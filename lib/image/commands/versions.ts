@@ -8,7 +8,10 @@ const DAY_MS = 86_400_000;
 
 /**
  * `blaine image rm VERSION [--force]`: a protected version is refused, and
- * so is a valid one younger than --keep-days (default 6) without --force.
+ * so is one younger than --keep-days (default 6) without --force, invalid
+ * ones too (a scrub found a bad chunk, the rest of it still restores) but
+ * for an incomplete one: a backup that did not finish, never a base, whose
+ * removal is the way to tidy after it.
  * Its chunks become deletion candidates; cleanup frees those no other
  * version references once their grace period is over.
  */
@@ -18,7 +21,7 @@ export async function removeImageVersion(settings: ImageSettings, given: string,
     const version = await catalog.requireVersion(given);
     if (version.protected) throw new BlaineError(`version ${version.uid} is protected; blaine image unprotect ${version.uid} first`, ExitCode.usage);
     const ageDays = (Date.now() - version.date) / DAY_MS;
-    if (version.status === "valid" && ageDays < settings.keepDays && !force) {
+    if (version.status !== "incomplete" && ageDays < settings.keepDays && !force) {
       throw new BlaineError(
         `version ${version.uid} is ${ageDays.toFixed(1)} days old, younger than --keep-days ${settings.keepDays}; give --force to remove it anyway`,
         ExitCode.usage,

@@ -63,6 +63,9 @@ export async function* dedupBlocks(blocks: AsyncIterable<ReadBlock>, options: De
       if (baseHashes && (base ?? null) === block.hash) {
         options.workers.give(block.data);
         counts.bytesUnchanged += block.length;
+        // Its chunk is the base's: deduplicated against it, as the same block without --from would be against the
+        // store (zeros are sparse, counted there).
+        if (block.hash !== null) counts.bytesDeduplicated += block.length;
         continue;
       }
       if (block.hash === null) {
