@@ -260,6 +260,7 @@ define("volume", () => cli
   .option("--session <session>", "receive, verify: YYYYMMDD-HHMMSS; prune: one session or a range DT,DT")
   .option("--all-before", "prune: every session before --session")
   .option("--save-to <path>", "receive: the file or device the volume is written to")
+  .option("--force", "receive: write over an existing file or a block device")
   .option("--remap", "diff: add the differing chunks to the change map")
   .option("-u, --unattended", "delete, arch-delete: ask nothing")
   .action(async (args: string[], flags: Flags) => (await command.volume()).runVolume(args, flags, createOutput(Boolean(flags.json)))));
@@ -327,6 +328,19 @@ async function runAsPar2(): Promise<number | undefined> {
   return match[1] ? par2Command(match[1], args, createOutput) : par2Command(args[0], args.slice(1), createOutput);
 }
 
+/**
+ * cac's message with an option named as it was typed: cac camelCases names
+ * before it checks them, so `--save-too` was reported as `--saveToo`.
+ */
+function asTyped(message: string): string {
+  return message.replace(/`(--[^`=]+)`/, (quoted, name: string) => {
+    // cac's own rule: a dash between two lower-case letters goes, the second letter up.
+    const camel = (flag: string) => flag.replace(/([a-z])-([a-z])/g, (_, before: string, after: string) => before + after.toUpperCase());
+    const typed = process.argv.map((arg) => arg.split("=")[0]).find((arg) => arg.startsWith("--") && camel(arg) === name);
+    return typed ? `\`${typed}\`` : quoted;
+  });
+}
+
 async function main(): Promise<number> {
   try {
     const asPar2 = await runAsPar2();
@@ -356,7 +370,7 @@ async function main(): Promise<number> {
       return error.exitCode;
     }
     if (error instanceof Error && error.name === "CACError") {
-      process.stderr.write(`blaine: ${error.message}\n`);
+      process.stderr.write(`blaine: ${asTyped(error.message)}\n`);
       return ExitCode.usage;
     }
     process.stderr.write(`blaine: ${errorMessage(error)}\n${error instanceof Error && process.env.BLAINE_DEBUG ? error.stack : ""}`);

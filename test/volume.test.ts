@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Database } from "bun:sqlite";
 import { MiB, hashOf, randomBytes, writeAt } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
@@ -239,6 +240,21 @@ test("issue 16: on a file system without reflinks every send reads the volume an
   await expectSessionsEqual(env, "vm1", expected);
   const verified = await env.ok(["verify", "vm1"]);
   expect(verified).toMatchObject({ chunksChecked: 48, badChunks: [] });
+  // A chunk rotten on the destination: verify marks every session holding it invalid (exit 4); put back, the next
+  // verify finds all good and makes the session valid again.
+  const chunk = env.chunkFiles()[0]!;
+  const file = join(env.storeDir, "chunks", chunk.slice(0, 2), chunk);
+  const good = readFileSync(file);
+  const rotten = Buffer.from(good);
+  rotten[rotten.length - 3] ^= 0x10;
+  writeFileSync(file, rotten);
+  const bad = await env.volume(["verify", "vm1", "--json"]);
+  expect(bad.exitCode).toBe(4);
+  expect(bad.json.invalidSessions.length).toBeGreaterThan(0);
+  writeFileSync(file, good);
+  const again = await env.ok(["verify", "vm1"]);
+  expect(again.badChunks).toEqual([]);
+  expect(again.revalidatedSessions).toEqual([verified.session]);
 });
 
 describe.each([{ backend: "sqlite" as const }, ...(pgMissing ? [] : [{ backend: "postgres" as const }])])("prune on a $backend catalog", ({ backend }) => {
@@ -474,7 +490,8 @@ describe("destinations", () => {
       expect(refused.exitCode).toBe(3);
       expect(refused.stderr).toContain(`${mountpoint} is a mountpoint in ${fstab} that is not mounted`);
       expect(readdirSync(mountpoint)).toEqual([]);
-      expect((await env.volume(["list"])).stderr).toContain("holds no volume archive");
+      // Nothing written: not even the catalog file.
+      expect((await env.volume(["list"])).stderr).toContain("no volume archive at --db");
     }
     const unmount = mountTmpfs(mountpoint, "64m");
     try {
@@ -547,7 +564,20 @@ test("issue 16: LVM thin sources without device-mapper say so and exit 2", async
   const dir = tempDir("blaine-volume-lvm-", roots);
   mkdirSync(join(dir, "dest"));
   const env = volumeEnv({ dir, source: "vg0/pool0", db: join(dir, "volumes.db"), dest: `internal:${join(dir, "dest")}` });
-  await env.ok(["arch-init", "--source", "vg0/pool0", "--dest", env.dest]);
+  const init = await env.volume(["arch-init", "--source", "vg0/pool0", "--dest", env.dest]);
+  expect(init.exitCode).toBe(2);
+  expect(init.stderr).toMatch(/device-mapper|lvm2/);
+  // Nothing written: no catalog file, nothing at the destination.
+  expect(existsSync(join(dir, "volumes.db"))).toBe(false);
+  expect(readdirSync(join(dir, "dest"))).toEqual([]);
+  // An archive of a thin pool made on a machine that has device-mapper (its catalog's source set so here): the verbs
+  // that need LVM say so.
+  const images = join(dir, "images");
+  mkdirSync(images);
+  await env.ok(["arch-init", "--source", images, "--dest", env.dest]);
+  const catalog = new Database(join(dir, "volumes.db"));
+  catalog.run("UPDATE volume_settings SET value = 'vg0/pool0' WHERE key = 'source'");
+  catalog.close();
   const added = await env.volume(["add", "vm1"]);
   expect(added.exitCode).toBe(2);
   expect(added.stderr).toMatch(/device-mapper|lvm2/);
@@ -561,6 +591,15 @@ test("issue 16: delete asks unless -u; list, bad options and a second arch-init 
   await env.ok(["add", "vm1"]);
   await env.ok(["add", "vm2"]);
   await env.ok(["send"]);
+  // An option the verb does not take is refused, never passed over: this deleted the whole volume.
+  const notTaken = await env.volume(["delete", "vm1", "--session", "20260101-000000", "-u"]);
+  expect(notTaken.exitCode).toBe(2);
+  expect(notTaken.stderr).toContain("blaine volume delete does not take --session");
+  for (const args of [["send", "vm1", "--session", "20260101-000000"], ["list", "--remap"], ["verify", "vm1", "--save-to", "x"]]) {
+    expect((await env.volume(args)).exitCode).toBe(2);
+  }
+  // Named as typed, not as the parser camel-cases it.
+  expect((await env.volume(["list", "--save-too", "x"])).stderr).toContain("`--save-too`");
   const asked = await env.volume(["delete", "vm1"]);
   expect(asked.exitCode).toBe(2);
   expect(asked.stderr).toContain("--unattended");
@@ -571,6 +610,13 @@ test("issue 16: delete asks unless -u; list, bad options and a second arch-init 
   expect(env.chunkFiles()).toEqual(chunksOf([readFileSync(join(source, "vm2"))]));
   expect((await env.volume(["send", "nope"])).stderr).toContain('no volume "nope"');
   expect((await env.volume(["receive", "vm2", "--session", "2026-01-01", "--save-to", "/tmp/x"])).stderr).toContain("--session");
+  // An existing target is written over with --force (the message's advice), not without.
+  const target = join(env.dir, "vm2.out");
+  writeFileSync(target, "old");
+  const refused = await env.volume(["receive", "vm2", "--save-to", target]);
+  expect({ exitCode: refused.exitCode, said: refused.stderr.includes("--force") }).toEqual({ exitCode: 2, said: true });
+  await env.ok(["receive", "vm2", "--save-to", target, "--force"]);
+  expect(Buffer.compare(readFileSync(target), readFileSync(join(source, "vm2")))).toBe(0);
   const again = await env.volume(["arch-init", "--source", source, "--dest", env.dest]);
   expect(again.exitCode).toBe(2);
   expect(again.stderr).toContain("already holds a volume archive");

@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { BlaineError, ExitCode, UsageError, errorMessage } from "../errors.ts";
+import { BlaineError, ExitCode, UsageError, errnoCode, errorMessage } from "../errors.ts";
 
 /** A password Blaine may try on an encrypted disk, and where it came from (for messages; never the password). */
 export interface KeyCandidate {
@@ -102,7 +102,7 @@ export function readKeyFile(file: string): string {
       process.stderr.write(`warning: key file ${file} can be read by other users (chmod 600 ${file})\n`);
     }
   } catch (error) {
-    throw new UsageError(`--keyfile ${file}: ${errorMessage(error)}`);
+    throw new UsageError(`--keyfile ${file}: ${errnoCode(error) === "ENOENT" ? "no such file (give --keyfile where the key file is now)" : errorMessage(error)}`);
   }
   const password = text.split("\n")[0].replace(/\r$/, "");
   if (!password) throw new UsageError(`--keyfile ${file}: the first line (the password) is empty`);

@@ -14,7 +14,7 @@ export const VOLUME_USAGE: Record<string, string> = {
   delete: "delete NAME [-u]",
   list: "list [NAME]",
   send: "send [NAME…]",
-  receive: "receive NAME --save-to PATH [--session YYYYMMDD-HHMMSS]",
+  receive: "receive NAME --save-to PATH [--session YYYYMMDD-HHMMSS] [--force]",
   verify: "verify NAME [--session YYYYMMDD-HHMMSS]",
   prune: "prune [NAME…] --session DT[,DT] | --all-before --session DT",
   monitor: "monitor",
@@ -22,6 +22,43 @@ export const VOLUME_USAGE: Record<string, string> = {
   "arch-deduplicate": "arch-deduplicate",
   "arch-delete": "arch-delete [-u]",
 };
+
+/**
+ * The options each verb takes besides --config, --db, --json and --keyfile
+ * (where the key file is now, for any verb that reads the destination). An
+ * option the verb does not take is refused, never ignored: `delete vm1
+ * --session DT` deleted the whole volume when --session was passed over.
+ */
+const VERB_OPTIONS: Record<string, readonly string[]> = {
+  "arch-init": ["source", "dest", "subdir", "compression", "chunk-factor", "encrypt"],
+  add: [],
+  delete: ["unattended"],
+  list: [],
+  send: [],
+  receive: ["save-to", "session", "force"],
+  verify: ["session"],
+  prune: ["session", "all-before"],
+  monitor: [],
+  diff: ["remap"],
+  "arch-deduplicate": [],
+  "arch-delete": ["unattended"],
+};
+const COMMON_OPTIONS = ["config", "db", "json", "keyfile"];
+/** Short forms cac also reports under their own key. */
+const SHORT_OPTIONS: Record<string, string> = { u: "unattended" };
+
+function checkOptions(verb: string, flags: Flags): void {
+  const allowed = new Set([...COMMON_OPTIONS, ...VERB_OPTIONS[verb]!].map(camel));
+  for (const key of Object.keys(flags)) {
+    if (key === "--" || flags[key] === undefined || allowed.has(camel(SHORT_OPTIONS[key] ?? key))) continue;
+    const name = key.length === 1 ? `-${key}` : `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+    throw new UsageError(`blaine volume ${verb} does not take ${name}: usage: blaine volume ${VOLUME_USAGE[verb]}`);
+  }
+}
+
+function camel(name: string): string {
+  return name.replace(/-(\w)/g, (_, letter: string) => letter.toUpperCase());
+}
 
 function expect(verb: string, args: readonly string[], min: number, max = min): void {
   if (args.length < min || args.length > max) throw new UsageError(`usage: blaine volume ${VOLUME_USAGE[verb]}`);
@@ -32,6 +69,7 @@ export async function runVolume(args: readonly string[], flags: Flags, output: O
   if (!verb || VOLUME_USAGE[verb] === undefined) {
     throw new UsageError(`blaine volume needs one of: ${Object.keys(VOLUME_USAGE).join(", ")}${verb ? ` ("${verb}" is none)` : ""}`);
   }
+  checkOptions(verb, flags);
   const settings = loadVolumeSettings(flags);
   const session = singleFlag(flags, "session");
   switch (verb) {
@@ -59,7 +97,7 @@ export async function runVolume(args: readonly string[], flags: Flags, output: O
       return (await import("./commands/send.ts")).sendVolumes(settings, rest, output);
     case "receive":
       expect(verb, rest, 1);
-      return (await import("./commands/receive.ts")).receiveVolume(settings, { name: rest[0]!, saveTo: singleFlag(flags, "save-to"), session }, output);
+      return (await import("./commands/receive.ts")).receiveVolume(settings, { name: rest[0]!, saveTo: singleFlag(flags, "save-to"), session, force: Boolean(flags.force) }, output);
     case "verify":
       expect(verb, rest, 1);
       return (await import("./commands/verify.ts")).verifyVolume(settings, { name: rest[0]!, session }, output);

@@ -37,7 +37,8 @@ const KEYS = new Set(["db", "s3-endpoint", "s3-region", "s3-access-key-id", "s3-
 export function loadVolumeSettings(flags: Flags, cwd = process.cwd()): VolumeSettings {
   const { file: configFile, table } = readConfigTable(flags, cwd, "volume", KEYS);
   const flagDb = singleFlag(flags, "db");
-  const configured = table.db === undefined ? undefined : String(table.db);
+  if (table.db !== undefined && typeof table.db !== "string") throw new UsageError(`${configFile}: db in [volume] must be a string (a file or postgres://…), not ${JSON.stringify(table.db)}`);
+  const configured = table.db;
   // Paths from flags are relative to the working directory, from the file to the file.
   const db =
     flagDb !== undefined

@@ -1,13 +1,14 @@
 import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
 import { ImageCatalog } from "../../image/catalog/image-catalog.ts";
-import { openImageSql } from "../../image/catalog/sql.ts";
+import { existsSync, rmSync } from "node:fs";
+import { isPostgresUrl, openImageSql } from "../../image/catalog/sql.ts";
 import { formatCompression } from "../../image/store/chunk-format.ts";
 import { formatBytes } from "../../size.ts";
 import { ARCHIVE_DOC, archiveDocText, chunkSizeOf, parseArchiveCompression, parseChunkFactor, settingsRows, type ArchiveSettings } from "../archive-settings.ts";
 import { VolumeCatalog } from "../catalog/volume-catalog.ts";
 import { createDestination, parseDestination } from "../destination.ts";
-import { checkSource } from "../sources/change-source.ts";
+import { checkSource, sourceKind } from "../sources/change-source.ts";
 import type { VolumeSettings } from "../settings.ts";
 
 export interface ArchInitRequest {
@@ -28,6 +29,8 @@ export interface ArchInitRequest {
  */
 export async function archInit(settings: VolumeSettings, request: ArchInitRequest, output: Output): Promise<ExitCode> {
   checkSource(request.source);
+  // A thin pool is checked now, not at the first add: an archive of a source this machine cannot read is no archive.
+  if (sourceKind(request.source) === "lvm") await (await import("../sources/lvm-thin.ts")).checkThinPool(request.source);
   if (request.encrypt && !settings.keyfile) throw new UsageError("--encrypt needs --keyfile FILE (its first line is the key; it is never stored)");
   if (!request.encrypt && settings.keyfile) throw new UsageError("--keyfile without --encrypt: give --encrypt to encrypt the destination");
   const destination = parseDestination(request.dest, request.subdir ?? "");
@@ -42,8 +45,11 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
     encrypted: Boolean(request.encrypt),
     ...(request.encrypt ? { keyfile: settings.keyfile } : {}),
   };
+  // A catalog file this command makes goes again if it fails: "nothing was written" holds for the catalog too.
+  const newCatalogFile = isPostgresUrl(settings.db) || existsSync(settings.db) ? undefined : settings.db;
   const sql = await openImageSql(settings.db, { create: true });
   const catalog = new ImageCatalog(sql);
+  let done = false;
   try {
     const volumes = new VolumeCatalog(sql);
     const existing = await volumes.settings();
@@ -58,8 +64,10 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
       await store.close();
     }
     await volumes.setSettings(settingsRows(archive));
+    done = true;
   } finally {
     await catalog.close();
+    if (!done && newCatalogFile) for (const suffix of ["", "-wal", "-shm"]) rmSync(`${newCatalogFile}${suffix}`, { force: true });
   }
   const chunkSize = chunkSizeOf(archive);
   output.say(

@@ -26,14 +26,17 @@ export async function chooseSession(open: OpenArchive, name: string, sessionOpti
  * `blaine volume receive NAME --save-to PATH [--session DT]`: the volume
  * as it was at the session (the newest by default), each chunk's hash
  * checked; damaged or missing chunks are listed and the rest restored
- * (exit 4).
+ * (exit 4). An existing file or a block device (an LV, a disk) is written
+ * over only with --force, as `blaine image restore`.
  */
-export async function receiveVolume(settings: VolumeSettings, request: { name: string; saveTo: string | undefined; session: string | undefined }, output: Output): Promise<ExitCode> {
-  if (!request.saveTo) throw new UsageError("usage: blaine volume receive NAME --save-to PATH [--session YYYYMMDD-HHMMSS]");
+export async function receiveVolume(
+  settings: VolumeSettings, request: { name: string; saveTo: string | undefined; session: string | undefined; force?: boolean }, output: Output,
+): Promise<ExitCode> {
+  if (!request.saveTo) throw new UsageError("usage: blaine volume receive NAME --save-to PATH [--session YYYYMMDD-HHMMSS] [--force]");
   const saveTo = request.saveTo;
   return withArchive(settings, { store: true, write: false }, async (open) => {
     const session = await chooseSession(open, request.name, request.session);
-    const result = await restoreVersion(open.store, await versionFromCatalog(open.catalog, session.uid), { version: session.uid, target: saveTo, sparse: false, force: false }, quiet);
+    const result = await restoreVersion(open.store, await versionFromCatalog(open.catalog, session.uid), { version: session.uid, target: saveTo, sparse: false, force: request.force ?? false }, quiet);
     // The restore speaks through `quiet` (receive says its own lines): its note of removed temps said here.
     if (result.deadTemps && result.deadTemps.removed > 0) output.say(deadTempsLine(saveTo, result.deadTemps));
     for (const range of result.damaged) {

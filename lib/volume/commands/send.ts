@@ -37,7 +37,8 @@ export interface SentSession {
  */
 export async function sendVolumes(settings: VolumeSettings, names: readonly string[], output: Output): Promise<ExitCode> {
   return withArchive(settings, { store: true, write: true }, async (open) => {
-    const selected = names.length > 0 ? names : (await open.volumes.volumes()).map((volume) => volume.name);
+    // A volume named twice is sent once.
+    const selected = names.length > 0 ? [...new Set(names)] : (await open.volumes.volumes()).map((volume) => volume.name);
     for (const name of selected) await open.requireVolume(name);
     const source = await openChangeSource(open.archive.source);
     const sent: SentSession[] = [];
@@ -99,7 +100,8 @@ async function sendVolume(open: OpenArchive, source: ChangeSource, name: string)
       volume: name,
       session,
       uid: result.uid,
-      method: base ? (changed ? snapshot.method : "full read") : "first send",
+      // No valid session to start from: the first send, or a full read when every earlier one is invalid or incomplete.
+      method: base ? (changed ? snapshot.method : "full read") : sessions.length > 0 ? "full read" : "first send",
       bytesRead: result.bytesRead,
       bytesSent: result.bytesWritten,
       bytesDeduplicated: result.bytesDeduplicated,

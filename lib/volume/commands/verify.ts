@@ -33,7 +33,8 @@ async function checkChunk(store: ChunkStore, hash: string, size: number): Promis
  * `blaine volume verify NAME [--session DT]`: reads every chunk of the
  * session (each distinct chunk once) from the destination and checks its
  * hash. Bad chunks are marked in the catalog, with every session holding
- * them (as `blaine image scrub` does); exit 4.
+ * them (as `blaine image scrub` does); exit 4. A session whose chunks
+ * all check good is valid again.
  */
 export async function verifyVolume(settings: VolumeSettings, request: { name: string; session: string | undefined }, output: Output): Promise<ExitCode> {
   return withArchive(settings, { store: true, write: false }, async (open) => {
@@ -50,11 +51,14 @@ export async function verifyVolume(settings: VolumeSettings, request: { name: st
       else bytesChecked += outcome.size;
     }
     const invalid = await open.catalog.markBad(bad.map((chunk) => chunk.hash));
+    // Every chunk of the session read and good (a damaged one put back since): valid again, as after a full image scrub.
+    const revalidated = bad.length === 0 ? await open.catalog.revalidate([session.uid]) : [];
     for (const chunk of bad) output.say(`bad chunk ${chunk.hash}: ${chunk.problem}`);
     const names = new Map((await open.catalog.versions(request.name)).map((version) => [version.uid, version.snapshot]));
     for (const uid of invalid) output.say(`session ${names.get(uid) ?? uid} is invalid: it holds a bad chunk`);
+    for (const uid of revalidated) output.say(`session ${names.get(uid) ?? uid} is valid again: every chunk checked good`);
     output.say(`${request.name} session ${session.snapshot}: ${sizes.size} chunk(s), ${formatBytes(bytesChecked)} checked, ${bad.length} bad`);
-    output.result({ volume: request.name, session: session.snapshot, chunksChecked: sizes.size, bytesChecked, badChunks: bad, invalidSessions: invalid.map((uid) => names.get(uid) ?? uid) });
+    output.result({ volume: request.name, session: session.snapshot, chunksChecked: sizes.size, bytesChecked, badChunks: bad, invalidSessions: invalid.map((uid) => names.get(uid) ?? uid), revalidatedSessions: revalidated.map((uid) => names.get(uid) ?? uid) });
     return bad.length > 0 ? ExitCode.damage : ExitCode.ok;
   });
 }
