@@ -598,6 +598,9 @@ test("issue 16: delete asks unless -u; list, bad options and a second arch-init 
   for (const args of [["send", "vm1", "--session", "20260101-000000"], ["list", "--remap"], ["verify", "vm1", "--save-to", "x"]]) {
     expect((await env.volume(args)).exitCode).toBe(2);
   }
+  // A key for an archive that is not encrypted is refused, not passed over.
+  const keyed = await env.volume(["list", "--keyfile", join(env.dir, "some.key")]);
+  expect({ exitCode: keyed.exitCode, said: keyed.stderr.includes("not encrypted") }).toEqual({ exitCode: 2, said: true });
   // Named as typed, not as the parser camel-cases it.
   expect((await env.volume(["list", "--save-too", "x"])).stderr).toContain("`--save-too`");
   const asked = await env.volume(["delete", "vm1"]);

@@ -1,4 +1,4 @@
-import { BlaineError, ExitCode } from "../errors.ts";
+import { BlaineError, ExitCode, UsageError } from "../errors.ts";
 import { ImageCatalog } from "../image/catalog/image-catalog.ts";
 import { openImageSql } from "../image/catalog/sql.ts";
 import type { ImageSettings } from "../image/settings.ts";
@@ -68,6 +68,8 @@ export async function withArchive<T>(settings: VolumeSettings, options: OpenOpti
       release = await sql.tryLock("volume");
       if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
     }
+    // A key for an archive that has none is a mistake about which archive this is, not a key to pass over.
+    if (settings.keyfile && !archive.encrypted) throw new UsageError(`the archive at ${archive.dest} is not encrypted: leave out --keyfile`);
     const keyfile = settings.keyfile ?? archive.keyfile;
     store = options.store ? await openDestination(archive, settings.s3, keyfile, deleting) : undefined;
     const open: OpenArchive = {
