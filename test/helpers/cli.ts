@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { dlopen, FFIType } from "bun:ffi";
+import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 
 const BIN = join(import.meta.dir, "..", "..", "bin", "blaine.ts");
@@ -24,10 +25,51 @@ export function whyNotAsNobody(): string | undefined {
   return undefined;
 }
 
-/** Runs the real `blaine` command line in a child process (as `nobody` with `asNobody`: see `whyNotAsNobody`). */
-export async function blaine(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; asNobody?: boolean } = {}): Promise<CliResult> {
+/** The file libzstd.so.1 is loaded from here (as this process's loader finds it), or why it is not. */
+function libzstdFile(): { file: string } | { why: string } {
+  try {
+    dlopen("libzstd.so.1", { ZSTD_versionNumber: { args: [], returns: FFIType.u32 } });
+  } catch (error) {
+    return { why: `libzstd.so.1 is not installed (${error instanceof Error ? error.message : String(error)})` };
+  }
+  const mapped = readFileSync("/proc/self/maps", "utf8").match(/\s(\/\S*libzstd\.so[^\s]*)$/m)?.[1];
+  return mapped ? { file: realpathSync(mapped) } : { why: "libzstd.so.1 loaded, but /proc/self/maps does not say from where" };
+}
+
+/**
+ * A child as on a system without libzstd.so.1 (Debian's libzstd1 not
+ * installed): run in a mount namespace of its own with /dev/null bound over
+ * the library's file, so its dlopen fails; nothing changes outside it.
+ */
+function withoutLibzstdPrefix(): string[] {
+  const found = libzstdFile();
+  if ("why" in found) throw new Error(found.why);
+  return ["unshare", "--mount", "sh", "-c", 'mount --bind /dev/null "$0" && exec "$@"', found.file];
+}
+
+/** Why a command cannot be run here as without libzstd (`withoutLibzstd`), or undefined when it can: the child's dlopen is tried. */
+export function whyNotWithoutLibzstd(): string | undefined {
+  const found = libzstdFile();
+  if ("why" in found) return found.why;
+  if (!Bun.which("unshare")) return "needs unshare (util-linux)";
+  const probe = `import { dlopen } from "bun:ffi"; try { dlopen("libzstd.so.1", { ZSTD_versionNumber: { args: [], returns: "u32" } }); console.log("loaded"); } catch { console.log("refused"); }`;
+  const result = Bun.spawnSync([...withoutLibzstdPrefix(), "bun", "-e", probe], { stderr: "pipe" });
+  if (result.exitCode !== 0) return `unshare --mount with a bind mount failed (${result.stderr.toString().trim() || `exit ${result.exitCode}`}): needs root or user namespaces`;
+  if (result.stdout.toString().trim() !== "refused") return `libzstd.so.1 still loads with ${found.file} hidden (another copy on the library path)`;
+  return undefined;
+}
+
+/**
+ * Runs the real `blaine` command line in a child process (as `nobody` with `asNobody`: see `whyNotAsNobody`; as
+ * on a system without libzstd.so.1 with `withoutLibzstd`: see `whyNotWithoutLibzstd`).
+ */
+export async function blaine(
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string>; asNobody?: boolean; withoutLibzstd?: boolean } = {},
+): Promise<CliResult> {
   const user = options.asNobody ? ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] : [];
-  const child = Bun.spawn([...user, "bun", BIN, ...args], {
+  const library = options.withoutLibzstd ? withoutLibzstdPrefix() : [];
+  const child = Bun.spawn([...library, ...user, "bun", BIN, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
     stdout: "pipe",

@@ -25,7 +25,7 @@ const PROBE_BYTES = 32 * 1024;
 export class BlockJobs {
   readonly #memory: Buffer;
   readonly #base: number;
-  /** Made on the first job that needs zstd: hashing alone never loads libzstd. */
+  /** Made on the first job that needs zstd: hashing alone never loads libzstd (or, without it, chooses Bun's zstd). */
   #zstd: ZstdInto | undefined;
 
   constructor(memory: SharedArrayBuffer) {
@@ -65,8 +65,8 @@ export class BlockJobs {
 
   get #zstdInto(): ZstdInto {
     if (!this.#zstd) {
-      const { ZstdInto } = require("../store/zstd-into.ts") as typeof import("../store/zstd-into.ts");
-      this.#zstd = new ZstdInto();
+      const { openZstdInto } = require("../store/zstd-into.ts") as typeof import("../store/zstd-into.ts");
+      this.#zstd = openZstdInto();
     }
     return this.#zstd;
   }
