@@ -426,6 +426,58 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(sameBytes(source, out)).toBe(true);
   });
 
+  catalogTest("TestIncompleteVersionRestore: a version a killed backup left restores what it holds, says on stderr it is incomplete and exits 4 (--json incomplete: true); where it recorded nothing, zeros, or over a --from base the base's blocks", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    const first = Buffer.from(randomBytes(4 * MiB, 90));
+    writeFileSync(source, first);
+    /** The version the killed backup left, and the bytes it should restore: each block as its recorded row names it, zeros where none does. */
+    const killedBackup = async (args: string[], images: Uint8Array[]) => {
+      // Before the first backup an SQLite catalog does not exist yet: ls lists nothing.
+      const uids = async () => (((await env.image(["ls", "--json"])).json?.versions ?? []) as { uid: string }[]).map((v) => v.uid);
+      const before = await uids();
+      const crash = crashAt("image-chunk-stored:10");
+      expectDiedAt(await env.image(["backup", source, "vm", ...args, ...BS], crash.env), crash, "image-chunk-stored:10");
+      const [uid] = (await uids()).filter((v) => !before.includes(v));
+      const byHash = new Map<string, Uint8Array>();
+      for (const image of images) for (let at = 0; at < image.length; at += BLOCK) byHash.set(hashOf(image.subarray(at, at + BLOCK)), image.subarray(at, at + BLOCK));
+      const catalog = new ImageCatalog(await openImageSql(env.db, { create: false }));
+      const expected = Buffer.alloc(4 * MiB);
+      try {
+        for (const [index, hash] of await catalog.hashesByIndex(uid)) if (hash) expected.set(byHash.get(hash)!, index * BLOCK);
+      } finally {
+        await catalog.close();
+      }
+      return { uid, expected };
+    };
+    const full = await killedBackup([], [first]);
+    const out = join(env.dir, "full.img");
+    const restore = await env.image(["restore", full.uid, out, "--json"]);
+    expect({ exitCode: restore.exitCode, incomplete: restore.json.incomplete, damaged: restore.json.damaged }).toEqual({ exitCode: 4, incomplete: true, damaged: [] });
+    expect(restore.stderr).toContain(`version ${full.uid} (vm) is incomplete, a backup that did not finish`);
+    expect(restore.stderr).toContain("the blocks it never recorded are restored as zeros");
+    expect(Buffer.compare(readFileSync(out), full.expected)).toBe(0);
+    // Its last block comes after the tenth chunk stored: never recorded.
+    expect(full.expected.subarray(-BLOCK)).toEqual(Buffer.alloc(BLOCK));
+    // Without --json: the same exit, and the summary does not pass for a whole restore.
+    const said = await env.image(["restore", full.uid, join(env.dir, "said.img")]);
+    expect(said.exitCode).toBe(4);
+    expect(said.stderr).toContain("is incomplete, a backup that did not finish");
+    expect(said.stdout).toContain(`restored incomplete version ${full.uid}`);
+
+    // Over a base: an incremental's version inherits its base's blocks from its start, so those stand where it recorded nothing.
+    const base = await env.backup(source, "vm", BS);
+    const second = Buffer.from(randomBytes(4 * MiB, 91));
+    writeFileSync(source, second);
+    const over = await killedBackup(["--from", base], [first, second]);
+    const overOut = join(env.dir, "over.img");
+    const overRestore = await env.image(["restore", over.uid, overOut, "--json"]);
+    expect({ exitCode: overRestore.exitCode, incomplete: overRestore.json.incomplete }).toEqual({ exitCode: 4, incomplete: true });
+    expect(overRestore.stderr).toContain(`the blocks it never recorded are restored as its base, version ${base}, holds them (older data)`);
+    expect(Buffer.compare(readFileSync(overOut), over.expected)).toBe(0);
+    expect(over.expected.subarray(-BLOCK)).toEqual(first.subarray(-BLOCK));
+  });
+
   catalogTest("kill -9: an export's temp beside its file is removed by the next export to it", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");

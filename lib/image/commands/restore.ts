@@ -48,6 +48,8 @@ export interface RestoreImageResult {
   readonly target: string;
   readonly bytesWritten: number;
   readonly damaged: DamagedRange[];
+  /** The version is incomplete (a backup that did not finish): what it holds was restored, the rest is not its data (exit 4). */
+  readonly incomplete: boolean;
   /** Temps beside the target that restores killed with SIGKILL left, removed before this one began. */
   readonly deadTemps?: DeadTemps;
 }
@@ -90,8 +92,9 @@ async function restoreBlock(store: ChunkStore, workers: BlockWorkers, hash: stri
 /**
  * `blaine image restore VERSION TARGET [--sparse] [--force]`: every block's
  * hash checked as it is read; a block missing or damaged in the store is
- * listed and the rest restored (exit 4). A file target is written beside
- * itself and renamed into place; a block device is written in place. A
+ * listed and the rest restored (exit 4); an incomplete version restores what
+ * it holds, says so and exits 4 too. A file target is written beside itself
+ * and renamed into place; a block device is written in place. A
  * progress line at a terminal; Ctrl-C (SIGTERM) leaves a file target as it
  * was, says so and exits 130 (143).
  */
@@ -110,7 +113,7 @@ export async function restoreImage(settings: ImageSettings, request: RestoreImag
         : `interrupted: nothing was written to ${request.target} (the partial restore beside it is removed)`,
     );
     output.result({ uid, target: request.target, interrupted: outcome.interrupted });
-    return { exitCode: interruptedExit(outcome.interrupted), uid, target: request.target, bytesWritten: 0, damaged: [] };
+    return { exitCode: interruptedExit(outcome.interrupted), uid, target: request.target, bytesWritten: 0, damaged: [], incomplete: source.version.status === "incomplete" };
   } finally {
     await catalog?.close();
   }
@@ -145,7 +148,17 @@ export async function restoreVersion(
       closeSync(fd);
     }
   }
-  if (version.status !== "valid") output.say(`warning: version ${version.uid} is ${version.status}; restoring what it holds`);
+  const incomplete = version.status === "incomplete";
+  if (incomplete) {
+    // Exit 0 would pass for a good restore: the blocks its backup never reached are not the image's data. A
+    // --from backup's version inherits its base's blocks from its start, so those are the base's (older) data.
+    const unrecorded = version.baseUid
+      ? `restored as its base, version ${version.baseUid}, holds them (older data)`
+      : request.sparse && device
+        ? `left as ${target} had them`
+        : "restored as zeros";
+    console.error(`warning: version ${version.uid} (${version.name}) is incomplete, a backup that did not finish: restoring what it holds; the blocks it never recorded are ${unrecorded}`);
+  } else if (version.status !== "valid") output.say(`warning: version ${version.uid} is ${version.status}; restoring what it holds`);
   let temp = target;
   let deadTemps: DeadTemps = { removed: 0, bytes: 0 };
   if (!device) {
@@ -228,16 +241,17 @@ export async function restoreVersion(
   for (const range of damaged) {
     output.say(`damaged: bytes ${range.offset}–${range.offset + range.length} (block ${range.index}, chunk ${range.hash}): ${range.problem}`);
   }
-  const exitCode = damaged.length > 0 ? ExitCode.damage : ExitCode.ok;
+  const exitCode = damaged.length > 0 || incomplete ? ExitCode.damage : ExitCode.ok;
   if (!output.json) {
+    const restored = `restored ${incomplete ? "incomplete " : ""}version ${version.uid} to ${target}`;
     output.say(
       damaged.length > 0
-        ? `restored version ${version.uid} to ${target} except ${damaged.length} block(s) listed above (${formatBytes(damaged.reduce((sum, range) => sum + range.length, 0))} left as zeros)`
-        : `restored version ${version.uid} to ${target} (${formatBytes(version.size)} in ${formatDuration(performance.now() - started)})`,
+        ? `${restored} except ${damaged.length} block(s) listed above (${formatBytes(damaged.reduce((sum, range) => sum + range.length, 0))} left as zeros)`
+        : `${restored} (${formatBytes(version.size)} in ${formatDuration(performance.now() - started)})`,
     );
   }
-  const result = { exitCode, uid: version.uid, target, bytesWritten, damaged, deadTemps };
-  output.result({ uid: version.uid, target, bytesWritten, damaged });
+  const result = { exitCode, uid: version.uid, target, bytesWritten, damaged, incomplete, deadTemps };
+  output.result({ uid: version.uid, target, bytesWritten, incomplete, damaged });
   return result;
 }
 
