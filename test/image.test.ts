@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
 import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
@@ -478,6 +478,41 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(over.expected.subarray(-BLOCK)).toEqual(first.subarray(-BLOCK));
   });
 
+  catalogTest("TestRestoreKeepsOwnerAndMode: restore --force over a VM's disk keeps its owner (uid 64055) and mode (0660); a new file gets 0666 less the umask once whole, its temp 0600 while written", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    writeFileSync(source, Buffer.from(randomBytes(4 * MiB, 95)));
+    const uid = await env.backup(source, "vm", BS);
+    // libvirt-qemu's ids on Debian; root may give any, and only root may give another user's.
+    const root = process.getuid?.() === 0;
+    const owner = root ? { uid: 64055, gid: 64055 } : { uid: process.getuid!(), gid: process.getgid!() };
+    const disk = join(env.dir, "disk.img");
+    writeFileSync(disk, "the VM's old disk");
+    chmodSync(disk, 0o660);
+    chownSync(disk, owner.uid, owner.gid);
+    const restore = await env.image(["restore", uid, disk, "--force"]);
+    expect(restore.exitCode).toBe(0);
+    expect(sameBytes(source, disk)).toBe(true);
+    const restored = statSync(disk);
+    expect({ mode: restored.mode & 0o7777, uid: restored.uid, gid: restored.gid }).toEqual({ mode: 0o660, ...owner });
+
+    // A new file: 0600 while it is written (nothing else reads a partial image), the umask's mode once renamed into place.
+    const fresh = join(env.dir, "fresh.img");
+    const imageArgs = ["image", "restore", uid, fresh, "--db", env.db, "--store", env.store];
+    const writing = spawnBlaine(imageArgs, { env: { BLAINE_STOP_AT: "image-block-restored:5" } });
+    await waitFor(() => isStopped(writing.pid), 60_000, "the restore to stop at its fifth block");
+    try {
+      const temps = readdirSync(env.dir).filter((name) => name.startsWith(".fresh.img.blaine-restore-"));
+      expect(temps.map((name) => statSync(join(env.dir, name)).mode & 0o7777)).toEqual([0o600]);
+    } finally {
+      writing.kill("SIGCONT");
+    }
+    expect(await writing.exited).toBe(0);
+    expect(sameBytes(source, fresh)).toBe(true);
+    const umask = process.umask();
+    expect(statSync(fresh).mode & 0o7777).toBe(0o666 & ~umask);
+  });
+
   catalogTest("kill -9: an export's temp beside its file is removed by the next export to it", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");
@@ -613,7 +648,7 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
 describe("block images: devices", () => {
   const reason = process.getuid?.() !== 0 ? "needs root (losetup)" : !Bun.which("losetup") ? "losetup is missing" : undefined;
   if (reason) console.warn(`loop-device image test skipped: ${reason}`);
-  test.skipIf(Boolean(reason))("issue 15: a loop device is backed up and restored onto another loop device", async () => {
+  test.skipIf(Boolean(reason))("issue 15: a loop device is backed up and restored onto another loop device, written in place (its node's owner and mode untouched)", async () => {
     const dir = mkdtempSync("/tmp/blaine-image-loop-");
     roots.push(dir);
     const env = imageEnv(dir, join(dir, "images.db"));
@@ -631,7 +666,18 @@ describe("block images: devices", () => {
       expect((await env.image(["ls", "--json"])).json.versions[0].size).toBe(8 * MiB);
       const refused = await env.image(["restore", uid, target]);
       expect(refused.exitCode).toBe(2);
-      expect((await env.image(["restore", uid, target, "--force"])).exitCode).toBe(0);
+      // As a VM's disk would be: its node given to the hypervisor, which a file target's owner and mode must not reach.
+      const node = statSync(target);
+      chmodSync(target, 0o660);
+      chownSync(target, 64055, 64055);
+      try {
+        expect((await env.image(["restore", uid, target, "--force"])).exitCode).toBe(0);
+        const after = statSync(target);
+        expect({ device: after.isBlockDevice(), rdev: after.rdev, mode: after.mode & 0o7777, uid: after.uid, gid: after.gid }).toEqual({ device: true, rdev: node.rdev, mode: 0o660, uid: 64055, gid: 64055 });
+      } finally {
+        chownSync(target, node.uid, node.gid);
+        chmodSync(target, node.mode & 0o7777);
+      }
       Bun.spawnSync(["sync"]);
       expect(sameBytes(file, target)).toBe(true);
     } finally {

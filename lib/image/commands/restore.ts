@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { crashPoint } from "../../crash-point.ts";
 import { fsyncDirectory } from "../../fs/atomic.ts";
 import { sizeOf } from "../../fs/device-size.ts";
-import { ExitCode, UsageError } from "../../errors.ts";
+import { BlaineError, ExitCode, UsageError, errnoCode } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import { mapBounded } from "../../pipeline/bounded.ts";
 import { formatBytes, formatDuration } from "../../size.ts";
@@ -94,7 +94,8 @@ async function restoreBlock(store: ChunkStore, workers: BlockWorkers, hash: stri
  * hash checked as it is read; a block missing or damaged in the store is
  * listed and the rest restored (exit 4); an incomplete version restores what
  * it holds, says so and exits 4 too. A file target is written beside itself
- * and renamed into place; a block device is written in place. A
+ * and renamed into place, with the owner and mode of the file it replaces;
+ * a block device is written in place. A
  * progress line at a terminal; Ctrl-C (SIGTERM) leaves a file target as it
  * was, says so and exits 130 (143).
  */
@@ -133,12 +134,13 @@ export async function restoreVersion(
 ): Promise<RestoreImageResult> {
   const { version } = source;
   const { target } = request;
-  const exists = existsSync(target);
-  const device = exists && statSync(target).isBlockDevice();
+  const existing = statSync(target, { throwIfNoEntry: false });
+  const exists = existing !== undefined;
+  const device = existing?.isBlockDevice() ?? false;
   if (exists && !request.force) {
     throw new UsageError(`${target} exists${device ? " (a block device)" : ""}; give --force to overwrite it`);
   }
-  if (exists && !device && !statSync(target).isFile()) throw new UsageError(`${target}: not a file or a block device`);
+  if (exists && !device && !existing.isFile()) throw new UsageError(`${target}: not a file or a block device`);
   if (device) {
     const fd = openSync(target, "r");
     try {
@@ -179,6 +181,16 @@ export async function restoreVersion(
   const progress = imageProgress(version.uid.slice(0, 8), { done: () => bytesWritten, planned: version.size, verb: "restored" });
   if (options.progress) progress.start();
   try {
+    // The owner before any data (a user who may not give it is told before the image is written): a VM's disk
+    // restored in place must stay its hypervisor's (libvirt-qemu, 0660), not become the restoring user's.
+    if (existing && !device) {
+      try {
+        await handle.chown(existing.uid, existing.gid);
+      } catch (error) {
+        if (errnoCode(error) !== "EPERM") throw error;
+        throw new BlaineError(`${target} is owned by uid ${existing.uid}, gid ${existing.gid}, which this user cannot give the restored file (restore as root, or remove ${target} first)`, ExitCode.usage);
+      }
+    }
     if (!device) await handle.truncate(version.size);
     const blockCount = Math.ceil(version.size / version.blockSize);
     // Rows for the blocks holding data; the indexes between them are zeros.
@@ -220,6 +232,9 @@ export async function restoreVersion(
       { concurrency: 6, signal: options.signal },
     );
     for await (const written of work) bytesWritten += written;
+    // The mode once the file is whole: the temp stays private while written (the file it replaces may be
+    // stricter than the umask); a new file gets the mode any created file gets.
+    if (!device) await handle.chmod(existing ? existing.mode & 0o7777 : 0o666 & ~process.umask());
     await handle.sync();
   } catch (error) {
     progress.stop();
