@@ -513,6 +513,23 @@ describe.each(backends)("block images: $backend catalog, $store store", ({ backe
     expect(statSync(fresh).mode & 0o7777).toBe(0o666 & ~umask);
   });
 
+  catalogTest("TestMissingTargetFolder: restore and export into a folder that does not exist are usage errors naming the target's folder (exit 2), not the hidden temp", async () => {
+    const env = await newEnv(backend, store);
+    const source = join(env.dir, "vm.img");
+    writeFileSync(source, Buffer.from(randomBytes(BLOCK, 96)));
+    const uid = await env.backup(source, "vm", BS);
+    const folder = join(env.dir, "nodir");
+    const outcomes = [];
+    const expected = [];
+    for (const [action, target] of [["restore", join(folder, "x.img")], ["export", join(folder, "x.json")]]) {
+      const result = await env.image([action, uid, target]);
+      outcomes.push({ action, exitCode: result.exitCode, stderr: result.stderr });
+      expected.push({ action, exitCode: 2, stderr: `blaine: ${target}: its folder ${folder} does not exist\n` });
+    }
+    expect(outcomes).toEqual(expected);
+    expect(existsSync(folder)).toBe(false);
+  });
+
   catalogTest("kill -9: an export's temp beside its file is removed by the next export to it", async () => {
     const env = await newEnv(backend, store);
     const source = join(env.dir, "vm.img");

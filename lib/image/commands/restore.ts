@@ -141,6 +141,8 @@ export async function restoreVersion(
     throw new UsageError(`${target} exists${device ? " (a block device)" : ""}; give --force to overwrite it`);
   }
   if (exists && !device && !existing.isFile()) throw new UsageError(`${target}: not a file or a block device`);
+  // Said of the target: the first to find the folder missing would be the open of the hidden temp beside it.
+  if (!exists && !existsSync(dirname(target))) throw new UsageError(`${target}: its folder ${dirname(target)} does not exist`);
   if (device) {
     const fd = openSync(target, "r");
     try {
