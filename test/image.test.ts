@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, chownSync, closeSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { dataExtents } from "../lib/fs/sparse.ts";
@@ -13,6 +13,9 @@ import { MiB, hashOf, imageEnv, randomBytes, sameBytes, textBytes, writeAt, type
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
 import { Terminal } from "./helpers/terminal.ts";
+
+// Real servers and the CLI in child processes: run alone (bun test test/image.test.ts) as under bun run test.
+setDefaultTimeout(120_000);
 
 /**
  * Block images (issue 15): every catalog test on SQLite and on a real
