@@ -149,6 +149,24 @@ describe("an encrypted destination", () => {
   });
 });
 
+test("TestS3CredentialsInUrl: an s3:// --dest with credentials is refused (exit 2) without showing them, and nothing is made", async () => {
+  const dir = mkdtempSync("/tmp/blaine-volume-s3-url-");
+  try {
+    const source = join(dir, "images");
+    mkdirSync(source);
+    for (const url of ["s3://KEY:TOPSECRETX@images/pre", "s3://KEY:TOP/SECRETX+9@images/pre"]) {
+      const result = await blaine(["volume", "arch-init", "--source", source, "--dest", url, "--db", join(dir, "v.db"), "--json"]);
+      expect(result.exitCode).toBe(2);
+      expect(result.stdout + result.stderr).not.toContain("SECRETX");
+      expect(result.stderr).toContain("--dest s3://…@images/pre: no credentials in the URL; put them in [volume] of blaine.toml (s3-access-key-id, s3-secret-access-key)");
+    }
+    expect(readdirSync(dir)).toEqual(["images"]);
+    expect(readdirSync(source)).toEqual([]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("issue 16: an ssh:// --dest with a password is refused without showing it; an IPv6 host is an ssh:// URL like any other", async () => {
   const dir = mkdtempSync("/tmp/blaine-volume-url-");
   try {

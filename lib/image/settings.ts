@@ -97,10 +97,14 @@ export function loadImageSettings(flags: Flags, cwd = process.cwd()): ImageSetti
   } catch {
     throw new UsageError(`${given("compress")}: "${compressText}" is not zstd:LEVEL (1–22) or none`);
   }
+  const store = location("store");
+  // Credentials typed into an s3:// URL are refused before anything opens the store or names it in a message.
+  // Loaded only for one: a directory's or ssh's command loads none of S3's modules.
+  if (store?.startsWith("s3://")) (require("./store/s3-store.ts") as typeof import("./store/s3-store.ts")).parseS3Url(store, given("store"), "image");
   return {
     configFile,
     db: location("db"),
-    store: location("store"),
+    store,
     blockSize,
     compression,
     keepDays,

@@ -44,7 +44,9 @@ export function parseDestination(dest: string, subdir = ""): Destination {
     return { kind: "internal", given: dest, spec: below ? join(path, below) : normalize(path), base: normalize(path) };
   }
   if (dest.startsWith("s3://")) {
-    if (!/^s3:\/\/[^/]+/.test(dest)) throw new UsageError(`--dest ${dest}: not s3://bucket/prefix`);
+    // The S3 store's own parser: credentials in the URL are refused without being shown (they go in [volume]).
+    const { parseS3Url } = require("../image/store/s3-store.ts") as typeof import("../image/store/s3-store.ts");
+    parseS3Url(dest, "--dest", "volume");
     return { kind: "s3", given: dest, spec: append(dest) };
   }
   if (dest.startsWith("ssh://")) {

@@ -1,3 +1,4 @@
+import { CONFIG_FILE } from "../../config.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../../errors.ts";
 import { HASH_PATTERN, type ChunkStore, type S3Settings } from "./chunk-store.ts";
 
@@ -34,6 +35,33 @@ async function retrying<T>(request: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * `s3://bucket/prefix` taken apart, for `option` (`--store`, `--dest`, a
+ * key of blaine.toml). Credentials in it (`s3://KEY:SECRET@bucket/…`) are
+ * refused, the URL shown with everything before its last @ masked (a
+ * secret may hold a / of its own, and may be typed unencoded): they would
+ * sit in argv, shell histories and every message naming the store, and
+ * Bun's client would take them for the bucket's name. `table` is the
+ * blaine.toml table they go in instead.
+ */
+export function parseS3Url(url: string, option: string, table: "image" | "volume"): { bucket: string; prefix: string } {
+  const authority = url.slice("s3://".length).split("/", 1)[0];
+  if (url.includes("@") && /[:@]/.test(authority)) {
+    throw new UsageError(
+      `${option} s3://…@${url.slice(url.lastIndexOf("@") + 1)}: no credentials in the URL; put them in [${table}] of ${CONFIG_FILE} ` +
+        "(s3-access-key-id, s3-secret-access-key) or the environment (S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+    );
+  }
+  // A bucket's name is letters, digits, dots, dashes (and underscores in old ones): an endpoint's host:port is no bucket.
+  const match = /^s3:\/\/([A-Za-z0-9._-]+)(?:\/(.*))?$/.exec(url);
+  if (!match) {
+    // Not shown when it might be KEY:SECRET without the @.
+    const shown = authority.includes(":") ? `s3://…${url.slice("s3://".length + authority.length)}` : url;
+    throw new UsageError(`${option} ${shown}: not s3://bucket/prefix (an endpoint goes in s3-endpoint of [${table}] in ${CONFIG_FILE}, or S3_ENDPOINT)`);
+  }
+  return { bucket: match[1], prefix: (match[2] ?? "").replace(/\/+$/, "") };
+}
+
 export class S3Store implements ChunkStore {
   readonly name: string;
   readonly #client: Bun.S3Client;
@@ -46,10 +74,7 @@ export class S3Store implements ChunkStore {
   }
 
   static async open(spec: string, settings: S3Settings, create = true): Promise<S3Store> {
-    const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(spec);
-    if (!match) throw new UsageError(`--store ${spec}: not s3://bucket/prefix`);
-    const [, bucket, rawPrefix] = match;
-    const prefix = rawPrefix.replace(/\/+$/, "");
+    const { bucket, prefix } = parseS3Url(spec, "--store", "image");
     const client = new Bun.S3Client({
       bucket,
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
