@@ -399,11 +399,7 @@ describe.skipIf(Boolean(missing))("blaine mirror: the gocryptfs chain on a block
     }
   });
 
-  test("backup at a terminal shows rsync's progress line, then a summary of the files copied and bytes sent", async () => {
-    if (!Bun.which("script")) {
-      console.log("skipping the terminal test: script (util-linux) is not installed");
-      return;
-    }
+  test.skipIf(!Bun.which("script"))("backup at a terminal shows rsync's progress line, then a summary of the files copied and bytes sent (skipped without script, util-linux)", async () => {
     const config = remote.config("tty");
     const src = join(remote.dir, "src-tty", "docs");
     expect((await blaine(["mirror", "init-key", "-c", config], { env: remote.env() })).exitCode).toBe(0);

@@ -257,7 +257,8 @@ test("issue 16: on a file system without reflinks every send reads the volume an
   expect(again.revalidatedSessions).toEqual([verified.session]);
 });
 
-describe.each([{ backend: "sqlite" as const }, ...(pgMissing ? [] : [{ backend: "postgres" as const }])])("prune on a $backend catalog", ({ backend }) => {
+// PostgreSQL's run is skipped (its reason printed above) when the server is missing, not left out.
+for (const backend of ["sqlite", "postgres"] as const) (backend === "postgres" && pgMissing ? describe.skip : describe)(`prune on a ${backend} catalog`, () => {
   test(`issue 16: prune of a range and --all-before (${backend}): no remaining session changes, every one still receives as it was sent, and the destination holds exactly the chunks they need`, async () => {
     const source = plainSource();
     const vm = join(source, "vm1");
