@@ -532,6 +532,10 @@ for (const { backend, store, missing } of backends) (missing ? describe.skip : d
     }
     expect(outcomes).toEqual(expected);
     expect(existsSync(folder)).toBe(false);
+    // A "folder" that is a file is named too (ENOTDIR on the temp, exit 1, before).
+    writeFileSync(folder, "a file");
+    const onFile = await env.image(["restore", uid, join(folder, "x.img")]);
+    expect({ exitCode: onFile.exitCode, stderr: onFile.stderr }).toEqual({ exitCode: 2, stderr: `blaine: ${join(folder, "x.img")}: ${folder} is not a folder\n` });
   });
 
   catalogTest("kill -9: an export's temp beside its file is removed by the next export to it", async () => {

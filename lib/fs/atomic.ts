@@ -1,7 +1,7 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname, basename, join } from "node:path";
 import { crashPoint } from "../crash-point.ts";
-import { errnoCode } from "../errors.ts";
+import { UsageError, errnoCode } from "../errors.ts";
 import { fsPath } from "./byte-names.ts";
 import { tempBeside } from "./dead-temps.ts";
 
@@ -156,4 +156,20 @@ export async function writeFileAtomicAsync(path: string, data: Uint8Array, optio
     if (errnoCode(error) !== "EEXIST") await rm(temp, { force: true });
     throw error;
   }
+}
+
+/**
+ * Refuses a target whose folder is missing or is not a folder, as a usage
+ * error naming it, before a temp is made beside the target: the temp's
+ * ENOENT or ENOTDIR named a hidden file the user never asked for.
+ */
+export function requireFolderOf(target: string): void {
+  const folder = dirname(target);
+  let isFolder: boolean;
+  try {
+    isFolder = statSync(folder).isDirectory();
+  } catch {
+    throw new UsageError(`${target}: its folder ${folder} does not exist`);
+  }
+  if (!isFolder) throw new UsageError(`${target}: ${folder} is not a folder`);
 }

@@ -1,6 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
-import { writeFileAtomic } from "../../fs/atomic.ts";
+import { requireFolderOf, writeFileAtomic } from "../../fs/atomic.ts";
 import { BlaineError, ExitCode, UsageError, errorMessage } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
 import type { ImageSettings } from "../settings.ts";
@@ -11,7 +10,7 @@ import { wholeVersionDoc } from "./version-source.ts";
 /** `blaine image export VERSION FILE`: the version's metadata as the documented JSON document (version-doc.ts), whole: every block listed, nothing inherited. */
 export async function exportImageVersion(settings: ImageSettings, given: string, file: string, output: Output): Promise<ExitCode> {
   // Said of FILE: the first to find the folder missing would be the open of the hidden temp beside it.
-  if (!existsSync(dirname(file))) throw new UsageError(`${file}: its folder ${dirname(file)} does not exist`);
+  requireFolderOf(file);
   return withCatalog(settings, false, async (catalog) => {
     const version = await catalog.requireVersion(given);
     const blocks = [];

@@ -2,7 +2,7 @@ import { closeSync, existsSync, fstatSync, openSync, renameSync, rmSync, statSyn
 import { open, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
 import { crashPoint } from "../../crash-point.ts";
-import { fsyncDirectory } from "../../fs/atomic.ts";
+import { fsyncDirectory, requireFolderOf } from "../../fs/atomic.ts";
 import { sizeOf } from "../../fs/device-size.ts";
 import { BlaineError, ExitCode, UsageError, errnoCode } from "../../errors.ts";
 import type { Output } from "../../cli/output.ts";
@@ -134,6 +134,8 @@ export async function restoreVersion(
 ): Promise<RestoreImageResult> {
   const { version } = source;
   const { target } = request;
+  // Said of the target: the first to find the folder missing (or a file) would be the open of the hidden temp beside it.
+  requireFolderOf(target);
   const existing = statSync(target, { throwIfNoEntry: false });
   const exists = existing !== undefined;
   const device = existing?.isBlockDevice() ?? false;
@@ -141,8 +143,6 @@ export async function restoreVersion(
     throw new UsageError(`${target} exists${device ? " (a block device)" : ""}; give --force to overwrite it`);
   }
   if (exists && !device && !existing.isFile()) throw new UsageError(`${target}: not a file or a block device`);
-  // Said of the target: the first to find the folder missing would be the open of the hidden temp beside it.
-  if (!exists && !existsSync(dirname(target))) throw new UsageError(`${target}: its folder ${dirname(target)} does not exist`);
   if (device) {
     const fd = openSync(target, "r");
     try {
