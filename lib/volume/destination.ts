@@ -114,8 +114,11 @@ export async function openDestination(archive: ArchiveSettings, s3: S3Settings, 
   try {
     store = await openStore(destination.spec, { create: false, s3, keyfile: archive.encrypted ? keyfile : undefined });
   } catch (error) {
-    // A wrong or missing key, ssh refusing, … are said as they are; a store that is not there is the archive not there.
-    if (error instanceof BlaineError && !/not an image store|no store\.json|: no directory /.test(error.message)) throw error;
+    // A wrong or missing key, ssh refusing, … are said as they are (of the destination, as the user named it: the
+    // store's words name --store, an option of blaine image); a store that is not there is the archive not there.
+    if (error instanceof BlaineError && !/not an image store|no store\.json|: no directory /.test(error.message)) {
+      throw new BlaineError(error.message.replaceAll(`--store ${destination.spec}`, `destination ${destination.given}`), error.exitCode);
+    }
     throw unreachable(destination, `holds no volume archive or cannot be reached (${errorMessage(error)})`);
   }
   try {
