@@ -234,9 +234,10 @@ export async function restoreVersion(
       { concurrency: 6, signal: options.signal },
     );
     for await (const written of work) bytesWritten += written;
-    // The mode once the file is whole: the temp stays private while written (the file it replaces may be
-    // stricter than the umask); a new file gets the mode any created file gets.
-    if (!device) await handle.chmod(existing ? existing.mode & 0o7777 : 0o666 & ~process.umask());
+    // The mode once the file is whole: a file replaced keeps its own (a VM's disk stays readable by its hypervisor);
+    // a new one stays private (0600, as written): an image holds whatever its disk held, keys and passwords too, and
+    // from an encrypted store it is the only plaintext copy. The user widens it who wants it shared.
+    if (!device && existing) await handle.chmod(existing.mode & 0o7777);
     await handle.sync();
   } catch (error) {
     progress.stop();
