@@ -5,7 +5,7 @@ import { Database } from "bun:sqlite";
 import { MiB, hashOf, randomBytes, writeAt } from "./helpers/image-env.ts";
 import { postgresMissing, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { s3Missing, startS3, type TestS3 } from "./helpers/s3rver.ts";
-import { blaine } from "./helpers/cli.ts";
+import { blaine, isStopped, spawnBlaine, waitFor } from "./helpers/cli.ts";
 import { crashAt, expectDiedAt } from "./helpers/crash.ts";
 import { canMount, mountTmpfs } from "./helpers/mounts.ts";
 import { loopFsMissing, mountLoopFs, removeRoots, tempDir, volumeEnv, type LoopFs, type VolumeEnv } from "./helpers/volume-env.ts";
@@ -582,6 +582,28 @@ test("issue 16: LVM thin sources without device-mapper say so and exit 2", async
   const added = await env.volume(["add", "vm1"]);
   expect(added.exitCode).toBe(2);
   expect(added.stderr).toMatch(/device-mapper|lvm2/);
+});
+
+test("two arch-inits of one new catalog at once: the one to finish second is refused, the first's archive stays, and the second's destination can take an archive again", async () => {
+  const dir = tempDir("blaine-volume-twoinits-", roots);
+  const source = join(dir, "vms");
+  mkdirSync(source);
+  for (const name of ["a", "b"]) mkdirSync(join(dir, name));
+  const db = join(dir, "volumes.db");
+  const init = (dest: string) => ["volume", "arch-init", "--source", source, "--dest", `internal:${join(dir, dest)}`, "--db", db, "--json"];
+  // A stops once its destination's folders are made; B runs whole meanwhile.
+  const first = spawnBlaine(init("a"), { env: { BLAINE_STOP_AT: "image-store-folders-made" } });
+  await waitFor(() => isStopped(first.pid), 60_000, "the first arch-init to stop");
+  const second = await blaine(init("b"));
+  first.kill("SIGCONT");
+  const [firstExit, firstErr] = await Promise.all([first.exited, new Response(first.stderr).text()]);
+  expect(second.exitCode).toBe(0);
+  expect({ exitCode: firstExit, refused: firstErr.includes("already holds a volume archive") }).toEqual({ exitCode: 2, refused: true });
+  // B's archive is the catalog's, whole.
+  const listed = await blaine(["volume", "list", "--db", db, "--json"]);
+  expect(listed.exitCode).toBe(0);
+  // A's destination holds no archive: another catalog can make one there.
+  expect((await blaine(["volume", "arch-init", "--source", source, "--dest", `internal:${join(dir, "a")}`, "--db", join(dir, "other.db")])).exitCode).toBe(0);
 });
 
 test("issue 16: delete asks unless -u; list, bad options and a second arch-init name what is wrong", async () => {

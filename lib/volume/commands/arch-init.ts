@@ -1,7 +1,7 @@
 import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
 import { ImageCatalog } from "../../image/catalog/image-catalog.ts";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { isPostgresUrl, openImageSql } from "../../image/catalog/sql.ts";
 import { formatCompression } from "../../image/store/chunk-format.ts";
 import { formatBytes } from "../../size.ts";
@@ -25,7 +25,10 @@ export interface ArchInitRequest {
  * `blaine volume arch-init --source SOURCE --dest DEST [--subdir DIR]
  * [--compression zstd:N] [--chunk-factor N]`: a new archive's settings, on
  * the destination first (its store made at DEST/SUBDIR, DEST itself must
- * exist) and then in the catalog, which must hold no archive or images.
+ * exist) and then in the catalog, which must hold no archive or images
+ * (looked at again under the archive's lock as the settings are written:
+ * of two arch-inits of one new catalog, the second to get there is refused
+ * and takes its document off its destination).
  */
 export async function archInit(settings: VolumeSettings, request: ArchInitRequest, output: Output): Promise<ExitCode> {
   checkSource(request.source);
@@ -45,29 +48,31 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
     encrypted: Boolean(request.encrypt),
     ...(request.encrypt ? { keyfile: settings.keyfile } : {}),
   };
-  // A catalog file this command makes goes again if it fails: "nothing was written" holds for the catalog too.
-  const newCatalogFile = isPostgresUrl(settings.db) || existsSync(settings.db) ? undefined : settings.db;
-  const sql = await openImageSql(settings.db, { create: true });
-  const catalog = new ImageCatalog(sql);
-  let done = false;
+  // The catalog is looked at first where it exists, and written last: made (if new) only once the destination holds
+  // the archive, so a destination that is not there leaves nothing behind, not even a catalog file.
+  if (isPostgresUrl(settings.db) || existsSync(settings.db)) await withCatalog(settings.db, refuseUsed);
+  const store = await createDestination(destination, settings.s3, request.encrypt ? settings.keyfile : undefined);
   try {
-    const volumes = new VolumeCatalog(sql);
-    const existing = await volumes.settings();
-    if (existing.uid !== undefined) throw new BlaineError(`${catalog.name} already holds a volume archive (of ${existing.source} to ${existing.dest}); give another --db`, ExitCode.usage);
-    if ((await catalog.versions()).length > 0) {
-      throw new BlaineError(`${catalog.name} holds image versions; a volume archive needs a catalog of its own (its chunks are counted per catalog): give another --db`, ExitCode.usage);
-    }
-    const store = await createDestination(destination, settings.s3, request.encrypt ? settings.keyfile : undefined);
+    await store.putMetaDoc(ARCHIVE_DOC, archiveDocText(archive));
     try {
-      await store.putMetaDoc(ARCHIVE_DOC, archiveDocText(archive));
-    } finally {
-      await store.close();
+      // Looked at again under the archive's lock: another arch-init of the same new catalog may have finished
+      // meanwhile. Its archive stays; this one's document goes, so the destination can take an archive again.
+      await withCatalog(settings.db, async (catalog, volumes) => {
+        const release = await catalog.sql.tryLock("volume");
+        if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
+        try {
+          await refuseUsed(catalog, volumes);
+          await volumes.setSettings(settingsRows(archive));
+        } finally {
+          await release();
+        }
+      });
+    } catch (error) {
+      await store.deleteMetaDoc(ARCHIVE_DOC).catch(() => {});
+      throw error;
     }
-    await volumes.setSettings(settingsRows(archive));
-    done = true;
   } finally {
-    await catalog.close();
-    if (!done && newCatalogFile) for (const suffix of ["", "-wal", "-shm"]) rmSync(`${newCatalogFile}${suffix}`, { force: true });
+    await store.close();
   }
   const chunkSize = chunkSizeOf(archive);
   output.say(
@@ -75,4 +80,24 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
   );
   output.result({ uid: archive.uid, source: archive.source, dest: archive.dest, subdir: archive.subdir, store: destination.spec, chunkSize, compression: formatCompression(archive.compression), encrypted: archive.encrypted });
   return ExitCode.ok;
+}
+
+/** Runs `fn` on the image catalog at `db` (made if new) and its volume tables, then closes it. */
+async function withCatalog(db: string, fn: (catalog: ImageCatalog, volumes: VolumeCatalog) => Promise<void>): Promise<void> {
+  const sql = await openImageSql(db, { create: true });
+  const catalog = new ImageCatalog(sql);
+  try {
+    await fn(catalog, new VolumeCatalog(sql));
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** Refuses a catalog that holds an archive already, or image versions (a volume archive's chunks are counted per catalog). */
+async function refuseUsed(catalog: ImageCatalog, volumes: VolumeCatalog): Promise<void> {
+  const existing = await volumes.settings();
+  if (existing.uid !== undefined) throw new BlaineError(`${catalog.name} already holds a volume archive (of ${existing.source} to ${existing.dest}); give another --db`, ExitCode.usage);
+  if ((await catalog.versions()).length > 0) {
+    throw new BlaineError(`${catalog.name} holds image versions; a volume archive needs a catalog of its own (its chunks are counted per catalog): give another --db`, ExitCode.usage);
+  }
 }
