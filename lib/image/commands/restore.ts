@@ -185,7 +185,9 @@ export async function restoreVersion(
   try {
     // The owner before any data (a user who may not give it is told before the image is written): a VM's disk
     // restored in place must stay its hypervisor's (libvirt-qemu, 0660), not become the restoring user's.
-    if (existing && !device) {
+    // A file that already has the temp's owner needs no chown (some file systems refuse even that: NFS, FUSE).
+    const made = existing && !device ? await handle.stat() : undefined;
+    if (existing && made && (made.uid !== existing.uid || made.gid !== existing.gid)) {
       try {
         await handle.chown(existing.uid, existing.gid);
       } catch (error) {
