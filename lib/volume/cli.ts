@@ -1,4 +1,4 @@
-import { singleFlag, type Flags } from "../config.ts";
+import { camel, singleFlag, type Flags } from "../config.ts";
 import type { Output } from "../cli/output.ts";
 import { ExitCode, UsageError } from "../errors.ts";
 import { loadVolumeSettings } from "./settings.ts";
@@ -54,10 +54,6 @@ function checkOptions(verb: string, flags: Flags): void {
     const name = key.length === 1 ? `-${key}` : `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
     throw new UsageError(`blaine volume ${verb} does not take ${name}: usage: blaine volume ${VOLUME_USAGE[verb]}`);
   }
-}
-
-function camel(name: string): string {
-  return name.replace(/-(\w)/g, (_, letter: string) => letter.toUpperCase());
 }
 
 function expect(verb: string, args: readonly string[], min: number, max = min): void {

@@ -39,6 +39,13 @@ export interface OpenOptions {
   readonly deleting?: boolean;
 }
 
+/** The archive's lock: one writing volume command (or arch-init) at a time per catalog; refused while another holds it. */
+export async function lockArchive(catalog: ImageCatalog): Promise<() => Promise<void>> {
+  const release = await catalog.sql.tryLock("volume");
+  if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
+  return release;
+}
+
 /**
  * Opens the archive of --db for one command and runs `fn`. A writing
  * command holds the archive's lock (a lock file beside an SQLite catalog,
@@ -65,8 +72,7 @@ export async function withArchive<T>(settings: VolumeSettings, options: OpenOpti
       throw new BlaineError(`the volume archive of ${catalog.name} (${archive.source} to ${archive.dest}) is being deleted: an arch-delete was interrupted; blaine volume arch-delete finishes it`, ExitCode.usage);
     }
     if (options.write) {
-      release = await sql.tryLock("volume");
-      if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
+      release = await lockArchive(catalog);
     }
     // A key for an archive that has none is a mistake about which archive this is, not a key to pass over.
     if (settings.keyfile && !archive.encrypted) throw new UsageError(`the archive at ${archive.dest} is not encrypted: leave out --keyfile`);

@@ -69,10 +69,7 @@ export async function scrubImages(settings: ImageSettings, request: ScrubRequest
     for (const given of request.versions) versions.push(await catalog.requireVersion(given));
     const uids = [...new Set(versions.map((version) => version.uid))];
     let hashes = await catalog.distinctHashes(uids);
-    if (request.percent !== undefined && request.percent < 100) {
-      const want = Math.max(1, Math.ceil((hashes.length * request.percent) / 100));
-      hashes = shuffled(hashes).slice(0, want);
-    }
+    if (request.percent !== undefined && request.percent < 100) hashes = sampleOf(hashes, request.percent);
     const badChunks: { hash: string; problem: string }[] = [];
     let bytesChecked = 0;
     async function* each() {
@@ -86,7 +83,7 @@ export async function scrubImages(settings: ImageSettings, request: ScrubRequest
     const invalidVersions = await catalog.markBad(badChunks.map((bad) => bad.hash));
     const full = request.percent === undefined || request.percent >= 100;
     const revalidatedVersions = full && badChunks.length === 0 ? await catalog.revalidate(uids) : [];
-    // With -p, the same share of the version's blocks is compared with the source as of its chunks is read.
+    // With -p, the same share of the version's blocks is compared with the source as of its chunks was read.
     const sourceMismatches = request.source ? await compareWithSource(catalog, versions[0], request.source, full ? undefined : request.percent) : [];
     // Versions this scrub leaves not valid: found bad now, or before by a scrub whose bad chunk this -p pass did not
     // read (only a full scrub makes a version valid again), or incomplete (a backup that did not finish).
@@ -138,7 +135,8 @@ async function compareWithSource(
     for await (const row of catalog.allBlocks(version.uid)) rows.set(row.idx, row.hash);
     const count = Math.ceil(size / version.blockSize);
     const indexes = Array.from({ length: count }, (_, index) => index);
-    const compared = percent === undefined ? indexes : shuffled(indexes).slice(0, Math.max(1, Math.ceil((count * percent) / 100))).sort((a, b) => a - b);
+    // In order: the source is read forward.
+    const compared = percent === undefined ? indexes : sampleOf(indexes, percent).sort((a, b) => a - b);
     const mismatches: { index: number; offset: number; hash: string | null }[] = [];
     // One buffer for every block: they are read one after another.
     const buffer = Buffer.allocUnsafe(Math.min(version.blockSize, size));
@@ -156,11 +154,12 @@ async function compareWithSource(
   }
 }
 
-function shuffled<T>(items: readonly T[]): T[] {
+/** A random `percent` of `items` (at least one), as -p asks. */
+function sampleOf<T>(items: readonly T[], percent: number): T[] {
   const copy = [...items];
   for (let i = copy.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [copy[i], copy[j]] = [copy[j], copy[i]];
   }
-  return copy;
+  return copy.slice(0, Math.max(1, Math.ceil((items.length * percent) / 100)));
 }

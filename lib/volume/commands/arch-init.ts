@@ -1,13 +1,14 @@
+import { existsSync } from "node:fs";
 import type { Output } from "../../cli/output.ts";
 import { BlaineError, ExitCode, UsageError } from "../../errors.ts";
 import { ImageCatalog } from "../../image/catalog/image-catalog.ts";
-import { existsSync } from "node:fs";
 import { isPostgresUrl, openImageSql } from "../../image/catalog/sql.ts";
 import { formatCompression } from "../../image/store/chunk-format.ts";
 import { formatBytes } from "../../size.ts";
 import { ARCHIVE_DOC, archiveDocText, chunkSizeOf, parseArchiveCompression, parseChunkFactor, settingsRows, type ArchiveSettings } from "../archive-settings.ts";
 import { VolumeCatalog } from "../catalog/volume-catalog.ts";
 import { createDestination, parseDestination } from "../destination.ts";
+import { lockArchive } from "../open-archive.ts";
 import { checkSource, sourceKind } from "../sources/change-source.ts";
 import type { VolumeSettings } from "../settings.ts";
 
@@ -50,16 +51,15 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
   };
   // The catalog is looked at first where it exists, and written last: made (if new) only once the destination holds
   // the archive, so a destination that is not there leaves nothing behind, not even a catalog file.
-  if (isPostgresUrl(settings.db) || existsSync(settings.db)) await withCatalog(settings.db, refuseUsed);
+  if (isPostgresUrl(settings.db) || existsSync(settings.db)) await withArchiveTables(settings.db, refuseUsed);
   const store = await createDestination(destination, settings.s3, request.encrypt ? settings.keyfile : undefined);
   try {
     await store.putMetaDoc(ARCHIVE_DOC, archiveDocText(archive));
     try {
       // Looked at again under the archive's lock: another arch-init of the same new catalog may have finished
       // meanwhile. Its archive stays; this one's document goes, so the destination can take an archive again.
-      await withCatalog(settings.db, async (catalog, volumes) => {
-        const release = await catalog.sql.tryLock("volume");
-        if (!release) throw new BlaineError(`another blaine volume command is working on ${catalog.name}; try again when it has finished`, ExitCode.failure);
+      await withArchiveTables(settings.db, async (catalog, volumes) => {
+        const release = await lockArchive(catalog);
         try {
           await refuseUsed(catalog, volumes);
           await volumes.setSettings(settingsRows(archive));
@@ -82,8 +82,8 @@ export async function archInit(settings: VolumeSettings, request: ArchInitReques
   return ExitCode.ok;
 }
 
-/** Runs `fn` on the image catalog at `db` (made if new) and its volume tables, then closes it. */
-async function withCatalog(db: string, fn: (catalog: ImageCatalog, volumes: VolumeCatalog) => Promise<void>): Promise<void> {
+/** Runs `fn` on the catalog at `db` (made if new) and its volume tables, then closes it (arch-init's: no archive to open yet). */
+async function withArchiveTables(db: string, fn: (catalog: ImageCatalog, volumes: VolumeCatalog) => Promise<void>): Promise<void> {
   const sql = await openImageSql(db, { create: true });
   const catalog = new ImageCatalog(sql);
   try {

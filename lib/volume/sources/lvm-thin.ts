@@ -18,13 +18,6 @@ import type { ChangeSource, VolumeSnapshot } from "./change-source.ts";
  * them come from thin_delta on a reserved metadata snapshot of the pool.
  * Every step needs device-mapper: without it, a clear error and exit 2.
  */
-/** Refuses a thin pool `vg/pool` this machine cannot use: no device-mapper or LVM tools (exit 2), or no such pool (arch-init). */
-export async function checkThinPool(source: string): Promise<void> {
-  const [vg, pool] = source.split("/") as [string, string];
-  requireLvm();
-  if (!(await logicalVolumeExists(vg, pool))) throw new UsageError(`--source ${source}: no thin pool ${vg}/${pool} (lvs lists the pools)`);
-}
-
 export class LvmThinSource implements ChangeSource {
   readonly kind = "LVM thin";
   readonly #vg: string;
@@ -74,4 +67,11 @@ export class LvmThinSource implements ChangeSource {
       if (await logicalVolumeExists(this.#vg, snapshot)) await removeLogicalVolume(this.#vg, snapshot);
     }
   }
+}
+
+/** Refuses a thin pool `vg/pool` this machine cannot use: no device-mapper or LVM tools (exit 2), or no such pool (arch-init). */
+export async function checkThinPool(source: string): Promise<void> {
+  const [vg, pool] = source.split("/") as [string, string];
+  requireLvm();
+  if (!(await logicalVolumeExists(vg, pool))) throw new UsageError(`--source ${source}: no thin pool ${vg}/${pool} (lvs lists the pools)`);
 }
