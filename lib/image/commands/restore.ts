@@ -137,12 +137,11 @@ export async function restoreVersion(
   // Said of the target: the first to find the folder missing (or a file) would be the open of the hidden temp beside it.
   requireFolderOf(target);
   const existing = statSync(target, { throwIfNoEntry: false });
-  const exists = existing !== undefined;
   const device = existing?.isBlockDevice() ?? false;
-  if (exists && !request.force) {
+  if (existing && !request.force) {
     throw new UsageError(`${target} exists${device ? " (a block device)" : ""}; give --force to overwrite it`);
   }
-  if (exists && !device && !existing.isFile()) throw new UsageError(`${target}: not a file or a block device`);
+  if (existing && !device && !existing.isFile()) throw new UsageError(`${target}: not a file or a block device`);
   if (device) {
     const fd = openSync(target, "r");
     try {
@@ -187,7 +186,7 @@ export async function restoreVersion(
     // restored in place must stay its hypervisor's (libvirt-qemu, 0660), not become the restoring user's.
     // A file that already has the temp's owner needs no chown (some file systems refuse even that: NFS, FUSE).
     const made = existing && !device ? await handle.stat() : undefined;
-    if (existing && made && (made.uid !== existing.uid || made.gid !== existing.gid)) {
+    if (made && existing && (made.uid !== existing.uid || made.gid !== existing.gid)) {
       try {
         await handle.chown(existing.uid, existing.gid);
       } catch (error) {
